@@ -1,0 +1,4 @@
+//! asudf: an interactive console for Aerospike Lua UDFs, with an embedded
+//! Aerospike-compatible sandbox server.
+
+pub mod sandbox;

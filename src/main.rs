@@ -1,0 +1,3 @@
+fn main() {
+    println!("asudf {}", env!("CARGO_PKG_VERSION"));
+}
