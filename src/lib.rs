@@ -4,4 +4,5 @@
 pub mod client;
 pub mod commands;
 pub mod sandbox;
+pub mod tui;
 pub mod value;
