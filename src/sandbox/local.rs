@@ -1,0 +1,1 @@
+//! Local sandbox directories (placeholder, filled in below).
