@@ -7,8 +7,23 @@
 //! - When `modify` returns, the change is written to the OS (the data
 //!   directory), so an acknowledged write survives a SIGKILL.
 //! - An expired record (void time passed) reads as missing.
+//!
+//! Persistence: one append-only log per namespace,
+//! `<dir>/records/<ns>.log`, one JSON object per line (`put` with the whole
+//! record, or `del`). Each change is appended with a single `write(2)` while
+//! the key's lock is held. At open the log is replayed (a torn last line is
+//! ignored) and rewritten compacted: one `put` per live record.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use ripemd::{Digest as _, Ripemd160};
+use serde_json::{Value as Json, json};
 
 use crate::sandbox::value::Value;
 
@@ -17,6 +32,49 @@ pub type Digest = [u8; 20];
 
 /// Seconds between the Unix epoch and the server's epoch (2010-01-01 UTC).
 pub const CITRUSLEAF_EPOCH_SECS: u64 = 1_262_304_000;
+
+/// The digest of a user key: RIPEMD-160(set ‖ key particle type ‖ key bytes).
+///
+/// Keys are integers (type 1, 8 bytes big-endian), strings (type 3) or blobs
+/// (their particle type). Any other value cannot be a key: `None`.
+pub fn digest(set: Option<&str>, key: &Value) -> Option<Digest> {
+    let mut hasher = Ripemd160::new();
+    hasher.update(set.unwrap_or("").as_bytes());
+    match key {
+        Value::Int(i) => {
+            hasher.update([1u8]);
+            hasher.update(i.to_be_bytes());
+        }
+        Value::Str(s) => {
+            hasher.update([3u8]);
+            hasher.update(s.as_bytes());
+        }
+        Value::Bytes { ty, data } => {
+            hasher.update([*ty]);
+            hasher.update(data);
+        }
+        _ => return None,
+    }
+    Some(hasher.finalize().into())
+}
+
+/// Now, in seconds since the server's epoch.
+pub fn now_cf_secs() -> u32 {
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    unix.saturating_sub(CITRUSLEAF_EPOCH_SECS) as u32
+}
+
+/// Now, in milliseconds since the server's epoch.
+pub fn now_cf_ms() -> u64 {
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    unix_ms.saturating_sub(CITRUSLEAF_EPOCH_SECS * 1000)
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -33,6 +91,26 @@ pub struct Record {
     pub key: Option<Value>,
 }
 
+impl Record {
+    /// True when the void time has passed.
+    pub fn is_expired(&self, now_secs: u32) -> bool {
+        self.void_time != 0 && self.void_time <= now_secs
+    }
+
+    /// The bin named `name`.
+    pub fn bin(&self, name: &str) -> Option<&Value> {
+        self.bins.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// The generation after `generation`: +1, wrapping to 1 (never 0).
+pub fn next_generation(generation: u16) -> u16 {
+    match generation.wrapping_add(1) {
+        0 => 1,
+        g => g,
+    }
+}
+
 /// What a `modify` closure decided.
 pub enum Change {
     Keep,
@@ -40,46 +118,602 @@ pub enum Change {
     Delete,
 }
 
+/// Shards of the key table: a shard lock is held only to find a key's slot.
+const SHARDS: usize = 64;
+
+/// One key's slot: its lock serializes every call on that key.
+type Slot = Arc<Mutex<Option<Record>>>;
+
+struct Namespace {
+    shards: Vec<Mutex<HashMap<Digest, Slot>>>,
+    log: Option<Mutex<File>>,
+}
+
+impl Namespace {
+    fn shard(&self, digest: &Digest) -> &Mutex<HashMap<Digest, Slot>> {
+        &self.shards[digest[0] as usize % SHARDS]
+    }
+
+    fn slot(&self, digest: &Digest) -> Slot {
+        self.shard(digest)
+            .lock()
+            .entry(*digest)
+            .or_insert_with(|| Arc::new(Mutex::new(None)))
+            .clone()
+    }
+
+    /// Drops an empty slot nobody else holds (called with the slot's lock held).
+    fn forget_if_unused(&self, digest: &Digest, slot: &Slot) {
+        let mut shard = self.shard(digest).lock();
+        // The map and the caller: nobody else can be waiting on it, since a
+        // slot is only cloned under this shard lock.
+        if Arc::strong_count(slot) == 2 {
+            shard.remove(digest);
+        }
+    }
+
+    fn append(&self, line: &str) -> std::io::Result<()> {
+        if let Some(log) = &self.log {
+            let mut bytes = Vec::with_capacity(line.len() + 1);
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+            log.lock().write_all(&bytes)?;
+        }
+        Ok(())
+    }
+}
+
 /// A cheap, cloneable handle to the record store.
 #[derive(Clone)]
 pub struct Store {
-    _todo: (),
+    namespaces: Arc<HashMap<String, Namespace>>,
+    names: Arc<Vec<String>>,
 }
 
 impl Store {
     /// Opens (or creates) the store; `dir: None` keeps nothing.
-    pub fn open(_dir: Option<&Path>, _namespaces: &[String]) -> std::io::Result<Store> {
-        todo!()
+    pub fn open(dir: Option<&Path>, namespaces: &[String]) -> std::io::Result<Store> {
+        let mut map = HashMap::new();
+        let mut names = Vec::new();
+        for ns in namespaces {
+            if map.contains_key(ns) {
+                continue;
+            }
+            let (records, log) = match dir {
+                Some(dir) => {
+                    let (records, file) = open_log(&log_path(dir, ns)?)?;
+                    (records, Some(Mutex::new(file)))
+                }
+                None => (HashMap::new(), None),
+            };
+            let mut shards: Vec<HashMap<Digest, Slot>> =
+                (0..SHARDS).map(|_| HashMap::new()).collect();
+            for (digest, record) in records {
+                shards[digest[0] as usize % SHARDS]
+                    .insert(digest, Arc::new(Mutex::new(Some(record))));
+            }
+            map.insert(
+                ns.clone(),
+                Namespace {
+                    shards: shards.into_iter().map(Mutex::new).collect(),
+                    log,
+                },
+            );
+            names.push(ns.clone());
+        }
+        Ok(Store {
+            namespaces: Arc::new(map),
+            names: Arc::new(names),
+        })
     }
+
     pub fn namespaces(&self) -> Vec<String> {
-        todo!()
+        self.names.as_ref().clone()
     }
-    pub fn has_namespace(&self, _ns: &str) -> bool {
-        todo!()
+
+    pub fn has_namespace(&self, ns: &str) -> bool {
+        self.namespaces.contains_key(ns)
     }
-    pub fn get(&self, _ns: &str, _digest: &Digest) -> Option<Record> {
-        todo!()
+
+    pub fn get(&self, ns: &str, digest: &Digest) -> Option<Record> {
+        let namespace = self.namespaces.get(ns)?;
+        let slot = namespace.shard(digest).lock().get(digest)?.clone();
+        let record = slot.lock();
+        record
+            .as_ref()
+            .filter(|r| !r.is_expired(now_cf_secs()))
+            .cloned()
     }
+
     /// Runs `f` on the current record under the key's lock and applies its change.
+    ///
+    /// An unknown namespace is an `InvalidInput` error and `f` is not run.
     pub fn modify<R>(
         &self,
-        _ns: &str,
-        _digest: &Digest,
-        _f: impl FnOnce(Option<&Record>) -> (Change, R),
+        ns: &str,
+        digest: &Digest,
+        f: impl FnOnce(Option<&Record>) -> (Change, R),
     ) -> std::io::Result<R> {
-        todo!()
+        let namespace = self.namespaces.get(ns).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("unknown namespace {ns}"),
+            )
+        })?;
+        let slot = namespace.slot(digest);
+        let mut current = slot.lock();
+        if current
+            .as_ref()
+            .is_some_and(|r| r.is_expired(now_cf_secs()))
+        {
+            *current = None;
+        }
+        let (change, out) = f(current.as_ref());
+        match change {
+            Change::Keep => {}
+            Change::Put(record) => {
+                namespace.append(&put_line(digest, &record))?;
+                *current = Some(record);
+            }
+            Change::Delete => {
+                if current.is_some() {
+                    namespace.append(&del_line(digest))?;
+                }
+                *current = None;
+            }
+        }
+        if current.is_none() {
+            namespace.forget_if_unused(digest, &slot);
+        }
+        Ok(out)
     }
+
     /// Removes every record of `ns` (of one set when given) last updated before `before_ms` (cf epoch ms; None = now).
     pub fn truncate(
         &self,
-        _ns: &str,
-        _set: Option<&str>,
-        _before_ms: Option<u64>,
+        ns: &str,
+        set: Option<&str>,
+        before_ms: Option<u64>,
     ) -> std::io::Result<()> {
-        todo!()
+        let Some(namespace) = self.namespaces.get(ns) else {
+            return Ok(());
+        };
+        let before = before_ms.unwrap_or_else(|| now_cf_ms() + 1);
+        for shard in &namespace.shards {
+            let slots: Vec<(Digest, Slot)> =
+                shard.lock().iter().map(|(d, s)| (*d, s.clone())).collect();
+            for (digest, slot) in slots {
+                let mut current = slot.lock();
+                let doomed = current.as_ref().is_some_and(|r| {
+                    r.last_update_ms < before && set.is_none_or(|s| r.set.as_deref() == Some(s))
+                });
+                if doomed {
+                    namespace.append(&del_line(&digest))?;
+                    *current = None;
+                    namespace.forget_if_unused(&digest, &slot);
+                }
+            }
+        }
+        Ok(())
     }
+
     /// Live records in `ns`.
-    pub fn count(&self, _ns: &str) -> usize {
-        todo!()
+    pub fn count(&self, ns: &str) -> usize {
+        self.records(ns).len()
+    }
+
+    /// A snapshot of the live records in `ns` (for scans and listings).
+    pub fn records(&self, ns: &str) -> Vec<(Digest, Record)> {
+        let Some(namespace) = self.namespaces.get(ns) else {
+            return Vec::new();
+        };
+        let now = now_cf_secs();
+        let mut out = Vec::new();
+        for shard in &namespace.shards {
+            let slots: Vec<(Digest, Slot)> =
+                shard.lock().iter().map(|(d, s)| (*d, s.clone())).collect();
+            for (digest, slot) in slots {
+                if let Some(record) = slot.lock().as_ref().filter(|r| !r.is_expired(now)) {
+                    out.push((digest, record.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn log_path(dir: &Path, ns: &str) -> std::io::Result<PathBuf> {
+    let valid = !ns.is_empty()
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("namespace name {ns:?} is not usable as a file name"),
+        ));
+    }
+    let records = dir.join("records");
+    fs::create_dir_all(&records)?;
+    Ok(records.join(format!("{ns}.log")))
+}
+
+/// Replays a namespace log, rewrites it compacted and opens it for appending.
+fn open_log(path: &Path) -> std::io::Result<(HashMap<Digest, Record>, File)> {
+    let mut records = HashMap::new();
+    if path.exists() {
+        let reader = BufReader::new(File::open(path)?);
+        for line in reader.split(b'\n') {
+            let line = line?;
+            // A line cut short by a crash fails to parse: skip it.
+            let Ok(entry) = serde_json::from_slice::<Json>(&line) else {
+                continue;
+            };
+            if let Some((digest, record)) = parse_entry(&entry) {
+                match record {
+                    Some(record) => records.insert(digest, record),
+                    None => records.remove(&digest),
+                };
+            }
+        }
+    }
+    let now = now_cf_secs();
+    records.retain(|_, r| !r.is_expired(now));
+    let tmp = path.with_extension("log.tmp");
+    {
+        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+        for (digest, record) in &records {
+            out.write_all(put_line(digest, record).as_bytes())?;
+            out.write_all(b"\n")?;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    let file = OpenOptions::new().append(true).open(path)?;
+    Ok((records, file))
+}
+
+fn put_line(digest: &Digest, record: &Record) -> String {
+    let bins: Vec<Json> = record
+        .bins
+        .iter()
+        .map(|(name, v)| json!([name, value_to_json(v)]))
+        .collect();
+    json!({
+        "op": "put",
+        "d": hex::encode(digest),
+        "bins": bins,
+        "gen": record.generation,
+        "void": record.void_time,
+        "lut": record.last_update_ms,
+        "set": record.set,
+        "key": record.key.as_ref().map(value_to_json),
+    })
+    .to_string()
+}
+
+fn del_line(digest: &Digest) -> String {
+    json!({"op": "del", "d": hex::encode(digest)}).to_string()
+}
+
+/// One log line → (digest, Some(record) for a put, None for a delete).
+fn parse_entry(entry: &Json) -> Option<(Digest, Option<Record>)> {
+    let digest: Digest = hex::decode(entry.get("d")?.as_str()?)
+        .ok()?
+        .try_into()
+        .ok()?;
+    match entry.get("op")?.as_str()? {
+        "del" => Some((digest, None)),
+        "put" => {
+            let mut bins = Vec::new();
+            for bin in entry.get("bins")?.as_array()? {
+                let name = bin.get(0)?.as_str()?.to_string();
+                bins.push((name, value_from_json(bin.get(1)?)?));
+            }
+            let key = match entry.get("key") {
+                None | Some(Json::Null) => None,
+                Some(k) => Some(value_from_json(k)?),
+            };
+            let record = Record {
+                bins,
+                generation: u16::try_from(entry.get("gen")?.as_u64()?).ok()?,
+                void_time: u32::try_from(entry.get("void")?.as_u64()?).ok()?,
+                last_update_ms: entry.get("lut")?.as_u64()?,
+                set: entry.get("set")?.as_str().map(str::to_string),
+                key,
+            };
+            Some((digest, Some(record)))
+        }
+        _ => None,
+    }
+}
+
+/// A value in the log's JSON form; floats keep their exact bits.
+fn value_to_json(value: &Value) -> Json {
+    match value {
+        Value::Nil => Json::Null,
+        Value::Bool(b) => json!(b),
+        Value::Int(i) => json!({ "i": i }),
+        Value::Float(f) => json!({ "f": f.to_bits() }),
+        Value::Str(s) => json!(s),
+        Value::Bytes { ty, data } => json!({ "b": hex::encode(data), "t": ty }),
+        Value::List(items) => Json::Array(items.iter().map(value_to_json).collect()),
+        Value::Map(pairs) => {
+            let pairs: Vec<Json> = pairs
+                .iter()
+                .map(|(k, v)| json!([value_to_json(k), value_to_json(v)]))
+                .collect();
+            json!({ "m": pairs })
+        }
+        Value::GeoJson(text) => json!({ "g": text }),
+    }
+}
+
+fn value_from_json(json: &Json) -> Option<Value> {
+    Some(match json {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::String(s) => Value::Str(s.clone()),
+        Json::Array(items) => Value::List(
+            items
+                .iter()
+                .map(value_from_json)
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        Json::Object(obj) => {
+            if let Some(i) = obj.get("i") {
+                Value::Int(i.as_i64()?)
+            } else if let Some(f) = obj.get("f") {
+                Value::Float(f64::from_bits(f.as_u64()?))
+            } else if let Some(b) = obj.get("b") {
+                Value::Bytes {
+                    ty: u8::try_from(obj.get("t")?.as_u64()?).ok()?,
+                    data: hex::decode(b.as_str()?).ok()?,
+                }
+            } else if let Some(m) = obj.get("m") {
+                let mut pairs = Vec::new();
+                for pair in m.as_array()? {
+                    pairs.push((
+                        value_from_json(pair.get(0)?)?,
+                        value_from_json(pair.get(1)?)?,
+                    ));
+                }
+                Value::Map(pairs)
+            } else if let Some(g) = obj.get("g") {
+                Value::GeoJson(g.as_str()?.to_string())
+            } else {
+                return None;
+            }
+        }
+        Json::Number(_) => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns() -> Vec<String> {
+        vec!["test".to_string(), "bar".to_string()]
+    }
+
+    fn record(bins: Vec<(&str, Value)>) -> Record {
+        Record {
+            bins: bins.into_iter().map(|(n, v)| (n.to_string(), v)).collect(),
+            generation: 1,
+            void_time: 0,
+            last_update_ms: now_cf_ms(),
+            set: Some("demo".to_string()),
+            key: Some(Value::Str("k".to_string())),
+        }
+    }
+
+    fn put(store: &Store, ns: &str, d: &Digest, r: Record) {
+        store.modify(ns, d, |_| (Change::Put(r), ())).unwrap();
+    }
+
+    #[test]
+    fn digest_matches_the_protocol_vectors() {
+        let cases = [
+            (
+                Some("set"),
+                Value::Str("haha".into()),
+                "36eb02a807dbade8cd784e7800d76308b4e89212",
+            ),
+            (
+                Some("set"),
+                Value::Int(1),
+                "82d7213b469812947c109a6d341e3b5b1dedec1f",
+            ),
+            (
+                Some("demo"),
+                Value::Str("key1".into()),
+                "ec91192d4b7f8ce35d5d78d34bca65cbaaaac960",
+            ),
+            (
+                None,
+                Value::Str("key1".into()),
+                "579f05ecf9e6a9e796f4da2ab0b1323364df5c10",
+            ),
+            (
+                None,
+                Value::Int(1),
+                "a443f05d05d962202b59abb402afae1737dbf66a",
+            ),
+        ];
+        for (set, key, want) in cases {
+            assert_eq!(
+                hex::encode(digest(set, &key).unwrap()),
+                want,
+                "{set:?} {key:?}"
+            );
+        }
+        assert!(digest(None, &Value::Float(1.0)).is_none());
+    }
+
+    #[test]
+    fn namespaces_from_the_config_only() {
+        let store = Store::open(None, &ns()).unwrap();
+        assert!(store.has_namespace("test"));
+        assert!(!store.has_namespace("nope"));
+        assert_eq!(store.namespaces(), ns());
+        assert!(
+            store
+                .modify("nope", &[0; 20], |_| (Change::Keep, ()))
+                .is_err()
+        );
+        assert!(store.get("nope", &[0; 20]).is_none());
+    }
+
+    #[test]
+    fn put_get_delete_and_count() {
+        let store = Store::open(None, &ns()).unwrap();
+        let d = [7u8; 20];
+        assert!(store.get("test", &d).is_none());
+        put(&store, "test", &d, record(vec![("a", Value::Int(1))]));
+        assert_eq!(
+            store.get("test", &d).unwrap().bin("a"),
+            Some(&Value::Int(1))
+        );
+        assert_eq!(store.count("test"), 1);
+        assert_eq!(store.count("bar"), 0);
+        let seen = store
+            .modify("test", &d, |r| (Change::Delete, r.map(|r| r.generation)))
+            .unwrap();
+        assert_eq!(seen, Some(1));
+        assert!(store.get("test", &d).is_none());
+        assert_eq!(store.count("test"), 0);
+    }
+
+    #[test]
+    fn expired_records_read_as_missing() {
+        let store = Store::open(None, &ns()).unwrap();
+        let d = [1u8; 20];
+        let mut r = record(vec![("a", Value::Int(1))]);
+        r.void_time = now_cf_secs() - 1;
+        put(&store, "test", &d, r);
+        assert!(store.get("test", &d).is_none());
+        let seen = store
+            .modify("test", &d, |r| (Change::Keep, r.is_some()))
+            .unwrap();
+        assert!(!seen);
+        assert_eq!(store.count("test"), 0);
+    }
+
+    #[test]
+    fn truncate_by_set_and_time() {
+        let store = Store::open(None, &ns()).unwrap();
+        let mut other = record(vec![("a", Value::Int(1))]);
+        other.set = Some("other".into());
+        put(&store, "test", &[1; 20], record(vec![("a", Value::Int(1))]));
+        put(&store, "test", &[2; 20], other);
+        store.truncate("test", Some("demo"), None).unwrap();
+        assert!(store.get("test", &[1; 20]).is_none());
+        assert!(store.get("test", &[2; 20]).is_some());
+        store.truncate("test", None, Some(0)).unwrap();
+        assert_eq!(store.count("test"), 1);
+        store.truncate("test", None, None).unwrap();
+        assert_eq!(store.count("test"), 0);
+    }
+
+    #[test]
+    fn generation_wraps_to_one() {
+        assert_eq!(next_generation(1), 2);
+        assert_eq!(next_generation(u16::MAX), 1);
+    }
+
+    #[test]
+    fn persists_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let every_type = vec![
+            ("nil", Value::Nil),
+            ("b", Value::Bool(true)),
+            ("i", Value::Int(i64::MIN)),
+            ("f", Value::Float(-0.0)),
+            ("nan", Value::Float(f64::NAN)),
+            ("s", Value::Str("héllo\n".into())),
+            (
+                "y",
+                Value::Bytes {
+                    ty: 4,
+                    data: vec![0, 255],
+                },
+            ),
+            ("l", Value::List(vec![Value::Int(1), Value::List(vec![])])),
+            (
+                "m",
+                Value::Map(vec![(Value::Str("k".into()), Value::Float(f64::INFINITY))]),
+            ),
+            ("g", Value::GeoJson("{\"type\":\"Point\"}".into())),
+        ];
+        let kept = record(every_type);
+        {
+            let store = Store::open(Some(dir.path()), &ns()).unwrap();
+            put(&store, "test", &[1; 20], kept.clone());
+            put(&store, "test", &[2; 20], record(vec![("a", Value::Int(2))]));
+            store
+                .modify("test", &[2; 20], |_| (Change::Delete, ()))
+                .unwrap();
+            put(&store, "bar", &[3; 20], record(vec![("a", Value::Int(3))]));
+            // No close, no flush: dropped as a killed process would leave it.
+        }
+        for _ in 0..2 {
+            let store = Store::open(Some(dir.path()), &ns()).unwrap();
+            let got = store.get("test", &[1; 20]).unwrap();
+            assert_eq!(got.bins.len(), kept.bins.len());
+            for ((n1, v1), (n2, v2)) in got.bins.iter().zip(&kept.bins) {
+                assert_eq!(n1, n2);
+                match (v1, v2) {
+                    (Value::Float(a), Value::Float(b)) => assert_eq!(a.to_bits(), b.to_bits()),
+                    _ => assert_eq!(v1, v2),
+                }
+            }
+            assert_eq!(got.key, kept.key);
+            assert_eq!(got.set, kept.set);
+            assert!(store.get("test", &[2; 20]).is_none());
+            assert_eq!(store.count("bar"), 1);
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(Some(dir.path()), &ns()).unwrap();
+            put(&store, "test", &[1; 20], record(vec![("a", Value::Int(1))]));
+        }
+        let path = dir.path().join("records/test.log");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"op\":\"put\",\"d\":\"01").unwrap();
+        drop(f);
+        let store = Store::open(Some(dir.path()), &ns()).unwrap();
+        assert_eq!(store.count("test"), 1);
+    }
+
+    #[test]
+    fn one_key_is_serialized() {
+        let store = Store::open(None, &ns()).unwrap();
+        let d = [9u8; 20];
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..500 {
+                        store
+                            .modify("test", &d, |r| {
+                                let n = match r.and_then(|r| r.bin("n")) {
+                                    Some(Value::Int(n)) => *n,
+                                    _ => 0,
+                                };
+                                (Change::Put(record(vec![("n", Value::Int(n + 1))])), ())
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            store.get("test", &d).unwrap().bin("n"),
+            Some(&Value::Int(4000))
+        );
     }
 }

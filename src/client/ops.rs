@@ -1,0 +1,419 @@
+//! Each request, performed with the `aerospike` client.
+
+use std::time::{Duration, Instant};
+
+use aerospike::{
+    AdminPolicy, Bin, Bins, Client, ErrorKind, ReadPolicy, ResultCode, Value, WritePolicy,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::{
+    ApplyCall, Failure, FailureKind, ModuleInfo, Outcome, RecordKey, RecordView, Request, UdfLog,
+};
+
+/// How long registration may take to show on every node.
+const PROPAGATION_LIMIT: Duration = Duration::from_secs(10);
+/// How often `udf-list` is polled while waiting for it.
+const PROPAGATION_POLL: Duration = Duration::from_millis(5);
+/// Extra time the client waits beyond the limit it sends, so the server's
+/// own timeout answer can arrive first.
+const CLIENT_GRACE_MS: u32 = 1000;
+/// Client-side wait when the request carries no limit (the server applies its own).
+const NO_LIMIT_SOCKET_MS: u32 = 30_000;
+
+pub(super) async fn perform(
+    client: &Client,
+    sandbox: bool,
+    request: Request,
+) -> Result<Outcome, Failure> {
+    match request {
+        Request::ListModules => list_modules(client).await.map(Outcome::Modules),
+        Request::GetModule { name } => get_module(client, &name).await,
+        Request::PutModule { name, source } => put_module(client, &name, &source).await,
+        Request::RemoveModule { name } => remove_module(client, &name).await,
+        Request::Apply(call) => apply(client, sandbox, call).await,
+        Request::GetRecord { key } => get_record(client, &key).await.map(Outcome::Record),
+        Request::PutRecord { key, bins } => {
+            let bins: Vec<Bin> = bins.into_iter().map(|(n, v)| Bin::new(n, v)).collect();
+            client
+                .put(&WritePolicy::default(), &key.to_key()?, &bins)
+                .await
+                .map_err(failure)?;
+            Ok(Outcome::Written)
+        }
+        Request::DeleteRecord { key } => {
+            let existed = client
+                .delete(&WritePolicy::default(), &key.to_key()?)
+                .await
+                .map_err(failure)?;
+            Ok(Outcome::Deleted { existed })
+        }
+        Request::Info { command } => {
+            let answer = info(client, &command).await?;
+            Ok(Outcome::Info(answer))
+        }
+    }
+}
+
+/// The registered file name for a module name given with or without `.lua`.
+pub fn module_file(name: &str) -> String {
+    if name.contains('.') {
+        name.to_string()
+    } else {
+        format!("{name}.lua")
+    }
+}
+
+async fn info(client: &Client, command: &str) -> Result<String, Failure> {
+    let answers = client
+        .info(&AdminPolicy::default(), &[command])
+        .await
+        .map_err(failure)?;
+    Ok(answers.get(command).cloned().unwrap_or_default())
+}
+
+/// Parses `filename=a.lua,hash=…,type=LUA;…` (fields split by ',' or ';').
+pub fn parse_udf_list(text: &str) -> Vec<ModuleInfo> {
+    let mut modules = Vec::new();
+    let mut current: Option<ModuleInfo> = None;
+    for field in text.split([',', ';']) {
+        if let Some(name) = field.strip_prefix("filename=") {
+            modules.extend(current.take());
+            current = Some(ModuleInfo {
+                name: name.to_string(),
+                hash: String::new(),
+            });
+        } else if let (Some(hash), Some(m)) = (field.strip_prefix("hash="), current.as_mut()) {
+            m.hash = hash.to_string();
+        }
+    }
+    modules.extend(current);
+    modules.sort_by(|a, b| a.name.cmp(&b.name));
+    modules
+}
+
+async fn list_modules(client: &Client) -> Result<Vec<ModuleInfo>, Failure> {
+    Ok(parse_udf_list(&info(client, "udf-list").await?))
+}
+
+async fn get_module(client: &Client, name: &str) -> Result<Outcome, Failure> {
+    let file = module_file(name);
+    let reply = info(client, &format!("udf-get:filename={file};")).await?;
+    if let Some(err) = reply.strip_prefix("error=") {
+        let message = match err {
+            "not_found" => format!("no module {file} is registered"),
+            other => format!("cannot read {file}: {other}"),
+        };
+        return Err(Failure {
+            kind: FailureKind::Server,
+            code: 100,
+            message,
+            location: None,
+        });
+    }
+    let content = reply
+        .split(';')
+        .find_map(|f| f.strip_prefix("content="))
+        .unwrap_or_default();
+    let bytes = BASE64
+        .decode(content)
+        .map_err(|_| Failure::connection(format!("the server sent bad base64 for {file}")))?;
+    Ok(Outcome::Module {
+        name: file,
+        source: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// The hash a server lists for a module: SHA-1 of its metadata record.
+fn expected_hash(file: &str, content_b64: &str) -> String {
+    use sha1::Digest as _;
+    let record =
+        format!("{{\"content64\": \"{content_b64}\", \"type\": \"LUA\", \"name\": \"{file}\"}}");
+    hex::encode(sha1::Sha1::digest(record.as_bytes()))
+}
+
+/// Turns a `udf-put` error reply into a failure; compile errors carry their line.
+pub fn put_error(reply: &str) -> Failure {
+    let fields: Vec<(&str, &str)> = reply.split(';').filter_map(|f| f.split_once('=')).collect();
+    let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    let kind = get("error").unwrap_or(reply);
+    if kind == "compile_error" {
+        let message = get("message")
+            .and_then(|m| BASE64.decode(m).ok())
+            .map(|m| String::from_utf8_lossy(&m).into_owned())
+            .unwrap_or_default();
+        let file = get("file").unwrap_or_default().to_string();
+        let line = get("line").and_then(|l| l.parse().ok()).unwrap_or(0);
+        return Failure {
+            kind: FailureKind::Compile,
+            code: 100,
+            message,
+            location: (line > 0).then_some((file, line)),
+        };
+    }
+    let message = match kind {
+        "invalid_filename" => "invalid module file name (it needs an extension such as .lua)",
+        "invalid_udf_content_len,>1M" => "the module is larger than 1 MiB",
+        "invalid_base64_content" => "the module is empty",
+        _ => kind,
+    };
+    Failure {
+        kind: FailureKind::Server,
+        code: 100,
+        message: format!("registration refused: {message}"),
+        location: None,
+    }
+}
+
+async fn put_module(client: &Client, name: &str, source: &str) -> Result<Outcome, Failure> {
+    let file = module_file(name);
+    let content = BASE64.encode(source.as_bytes());
+    let command = format!(
+        "udf-put:filename={file};content={content};content-len={};udf-type=LUA;",
+        content.len()
+    );
+    let reply = info(client, &command).await?;
+    if reply != "ok" && !reply.is_empty() {
+        return Err(put_error(&reply));
+    }
+    let started = Instant::now();
+    let hash = expected_hash(&file, &content);
+    wait_for_nodes(client, |modules| {
+        modules.iter().any(|m| m.name == file && m.hash == hash)
+            // A server that hashes differently: its listing is all there is.
+            || (started.elapsed() > Duration::from_secs(2) && modules.iter().any(|m| m.name == file))
+    })
+    .await?;
+    Ok(Outcome::Registered {
+        name: file,
+        propagation: started.elapsed(),
+    })
+}
+
+async fn remove_module(client: &Client, name: &str) -> Result<Outcome, Failure> {
+    let file = module_file(name);
+    let reply = info(client, &format!("udf-remove:filename={file};")).await?;
+    if reply != "ok" && !reply.is_empty() {
+        return Err(put_error(&reply));
+    }
+    wait_for_nodes(client, |modules| modules.iter().all(|m| m.name != file)).await?;
+    Ok(Outcome::Removed { name: file })
+}
+
+/// Polls `udf-list` on every node until `done` holds for each.
+async fn wait_for_nodes(
+    client: &Client,
+    done: impl Fn(&[ModuleInfo]) -> bool,
+) -> Result<(), Failure> {
+    let deadline = Instant::now() + PROPAGATION_LIMIT;
+    loop {
+        let mut all = true;
+        for node in client.nodes() {
+            let answers = node
+                .info(&AdminPolicy::default(), &["udf-list"])
+                .await
+                .map_err(failure)?;
+            let listed = parse_udf_list(answers.get("udf-list").map_or("", |s| s));
+            if !done(&listed) {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Failure {
+                kind: FailureKind::Timeout,
+                code: 9,
+                message: "the change did not reach every node within 10 s".into(),
+                location: None,
+            });
+        }
+        tokio::time::sleep(PROPAGATION_POLL).await;
+    }
+}
+
+fn write_policy(call: &ApplyCall) -> WritePolicy {
+    let mut policy = WritePolicy::default();
+    policy.send_key = call.send_key;
+    policy.base_policy.max_retries = 0;
+    match call.timeout_ms {
+        // The crate sends its socket timeout as the server's limit when a
+        // total timeout is set; the total leaves room for the server's answer.
+        Some(ms) => {
+            policy.base_policy.socket_timeout = ms;
+            policy.base_policy.total_timeout = ms.saturating_add(CLIENT_GRACE_MS);
+        }
+        None => {
+            policy.base_policy.socket_timeout = NO_LIMIT_SOCKET_MS;
+            policy.base_policy.total_timeout = 0;
+        }
+    }
+    policy
+}
+
+async fn apply(client: &Client, sandbox: bool, call: ApplyCall) -> Result<Outcome, Failure> {
+    let key = call.key.to_key()?;
+    let before = if call.with_record {
+        get_record(client, &call.key).await?
+    } else {
+        None
+    };
+    let log_mark = if sandbox {
+        last_log_seq(client).await
+    } else {
+        0
+    };
+    let result = client
+        .execute_udf(
+            &write_policy(&call),
+            &key,
+            &call.module,
+            &call.function,
+            &call.args,
+        )
+        .await;
+    let logs = if sandbox {
+        read_logs(client, log_mark, &call).await
+    } else {
+        Vec::new()
+    };
+    let result = result.map_err(|e| failure(e).with_logs(logs.clone()))?;
+    let after = if call.with_record {
+        get_record(client, &call.key).await?
+    } else {
+        None
+    };
+    Ok(Outcome::Applied {
+        result: result.unwrap_or(Value::Nil),
+        logs,
+        before,
+        after,
+    })
+}
+
+async fn get_record(client: &Client, key: &RecordKey) -> Result<Option<RecordView>, Failure> {
+    match client
+        .get(&ReadPolicy::default(), &key.to_key()?, Bins::All)
+        .await
+    {
+        Ok(record) => Ok(Some(RecordView {
+            ttl: record.time_to_live().map(|d| d.as_secs() as u32),
+            generation: record.generation,
+            bins: record.bins.into_iter().collect(),
+        })),
+        Err(e) if e.matches(&[ResultCode::KeyNotFoundError]) => Ok(None),
+        Err(e) => Err(failure(e)),
+    }
+}
+
+/// The newest log sequence number the sandbox has, so an apply's logs can be
+/// picked out afterwards.
+async fn last_log_seq(_client: &Client) -> u64 {
+    0
+}
+
+async fn read_logs(_client: &Client, _since: u64, _call: &ApplyCall) -> Vec<UdfLog> {
+    Vec::new()
+}
+
+impl Failure {
+    fn with_logs(self, _logs: Vec<UdfLog>) -> Failure {
+        self
+    }
+}
+
+/// Where in a module a UDF error points: `…/name.lua:LINE: …` → (`name.lua`, LINE).
+pub fn error_location(message: &str) -> Option<(String, u32)> {
+    let end = message.find(".lua:")? + 4;
+    let start = message[..end].rfind(['/', ' ', '"']).map_or(0, |i| i + 1);
+    let rest = &message[end + 1..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let line = digits.parse().ok()?;
+    rest[digits.len()..]
+        .starts_with(':')
+        .then(|| (message[start..end].to_string(), line))
+}
+
+/// Maps a client error to a failure the user can read.
+pub(super) fn failure(e: aerospike::Error) -> Failure {
+    let message = e.base_message();
+    let kind = match e.kind() {
+        ErrorKind::Timeout => FailureKind::Timeout,
+        ErrorKind::Connection
+        | ErrorKind::ConnectionPoolEmpty
+        | ErrorKind::NoMoreConnections
+        | ErrorKind::MaxErrorRate
+        | ErrorKind::InvalidNode
+        | ErrorKind::Io(_) => FailureKind::Connection,
+        ErrorKind::InvalidArgument => FailureKind::Usage,
+        _ => FailureKind::Server,
+    };
+    let location = matches!(e.kind(), ErrorKind::UdfBadResponse)
+        .then(|| error_location(&message))
+        .flatten();
+    Failure {
+        kind,
+        code: e.result_code(),
+        message,
+        location,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udf_list_parses_entries_with_commas_or_semicolons() {
+        let text = "filename=b.lua,hash=22,type=LUA;filename=a.lua;hash=11;type=LUA;";
+        let modules = parse_udf_list(text);
+        assert_eq!(
+            modules,
+            vec![
+                ModuleInfo {
+                    name: "a.lua".into(),
+                    hash: "11".into()
+                },
+                ModuleInfo {
+                    name: "b.lua".into(),
+                    hash: "22".into()
+                },
+            ]
+        );
+        assert!(parse_udf_list("").is_empty());
+    }
+
+    #[test]
+    fn error_location_finds_module_and_line() {
+        assert_eq!(
+            error_location("/opt/aerospike/usr/udf/lua/counter.lua:12: boom"),
+            Some(("counter.lua".into(), 12))
+        );
+        assert_eq!(
+            error_location("[string \"probe.lua\"]:3: unexpected symbol"),
+            Some(("probe.lua".into(), 3))
+        );
+        assert_eq!(error_location("function not found"), None);
+        assert_eq!(error_location("x.lua: no line"), None);
+    }
+
+    #[test]
+    fn compile_error_reply_carries_file_line_and_message() {
+        let f = put_error(
+            "error=compile_error;file=syntax.lua;line=3;message=dW5leHBlY3RlZCBzeW1ib2wgbmVhciAnZW5kJw==",
+        );
+        assert_eq!(f.kind, FailureKind::Compile);
+        assert_eq!(f.message, "unexpected symbol near 'end'");
+        assert_eq!(f.location, Some(("syntax.lua".into(), 3)));
+    }
+
+    #[test]
+    fn module_file_adds_lua_only_without_extension() {
+        assert_eq!(module_file("counter"), "counter.lua");
+        assert_eq!(module_file("counter.lua"), "counter.lua");
+        assert_eq!(module_file("mod.txt"), "mod.txt");
+    }
+}

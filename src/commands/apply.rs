@@ -1,0 +1,62 @@
+//! `asudf apply NS[.SET] KEY MODULE.FUNCTION [ARGS…]`.
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::{Headless, exit_for, millis, report_failure, udf::unexpected};
+use crate::client::{ApplyCall, Outcome, Request};
+use crate::value;
+
+pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
+    let (outcome, timing) = session.call(Request::Apply(call)).await;
+    let rtt = timing.map(|t| t.round_trip()).unwrap_or_default();
+    match outcome {
+        Ok(Outcome::Applied { result, logs, .. }) => {
+            if session.json {
+                let logs: Vec<_> = logs
+                    .iter()
+                    .map(|l| json!({"level": l.level, "text": l.text}))
+                    .collect();
+                println!(
+                    "{}",
+                    json!({
+                        "ok": true,
+                        "result": value::to_plain_json(&result),
+                        "value": value::to_typed_json(&result),
+                        "rtt_us": rtt.as_micros() as u64,
+                        "logs": logs,
+                    })
+                );
+            } else {
+                println!("{}", value::print(&result));
+                for line in &logs {
+                    eprintln!("[{}] {}", line.level, line.text);
+                }
+                eprintln!("({})", millis(rtt));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(other) => unexpected(other),
+        Err(failure) => {
+            // Show the line the error points at, from the registered source.
+            let source = match (&failure.location, session.json) {
+                (Some((module, _)), false) => {
+                    match session
+                        .call(Request::GetModule {
+                            name: module.clone(),
+                        })
+                        .await
+                        .0
+                    {
+                        Ok(Outcome::Module { source, .. }) => Some(source),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            report_failure(session.json, &failure, source.as_deref());
+            exit_for(&failure)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Headless subcommands: every capability of the console, for scripts.
+//!
+//! Exit codes: 0 success, 2 usage error, 3 connection error, 4 the server
+//! or the UDF answered with an error.
+
+pub mod apply;
+pub mod bench;
+pub mod record;
+pub mod sandbox;
+pub mod udf;
+
+use std::process::ExitCode;
+
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::client::{
+    self, ClientHandle, ClusterInfo, ConnectionState, Event, Failure, FailureKind, Outcome,
+    Request, Target, Timing,
+};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_CONNECTION: u8 = 3;
+pub const EXIT_SERVER: u8 = 4;
+
+/// A connected client task for one headless command.
+pub struct Headless {
+    pub handle: ClientHandle,
+    pub events: mpsc::UnboundedReceiver<Event>,
+    pub cluster: ClusterInfo,
+    pub json: bool,
+}
+
+impl Headless {
+    /// Starts the client task and waits until it is connected.
+    pub async fn connect(target: Target, json: bool) -> Result<Headless, ExitCode> {
+        let (handle, mut events) = client::spawn(target);
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::Connection(ConnectionState::Connected(cluster)) => {
+                    return Ok(Headless {
+                        handle,
+                        events,
+                        cluster,
+                        json,
+                    });
+                }
+                Event::Connection(ConnectionState::Lost { reason }) => {
+                    report_failure(json, &Failure::connection(reason), None);
+                    return Err(ExitCode::from(EXIT_CONNECTION));
+                }
+                _ => {}
+            }
+        }
+        report_failure(json, &Failure::connection("the client task ended"), None);
+        Err(ExitCode::from(EXIT_CONNECTION))
+    }
+
+    /// Runs one request and waits for its answer.
+    pub async fn call(&mut self, request: Request) -> (Result<Outcome, Failure>, Option<Timing>) {
+        client::call(&self.handle, &mut self.events, request).await
+    }
+}
+
+/// The exit code for a failure.
+pub fn exit_for(failure: &Failure) -> ExitCode {
+    ExitCode::from(match failure.kind {
+        FailureKind::Connection | FailureKind::Timeout => EXIT_CONNECTION,
+        FailureKind::Usage => EXIT_USAGE,
+        _ => EXIT_SERVER,
+    })
+}
+
+/// The JSON shape of every failure: `{"ok": false, "error": {...}}`.
+pub fn failure_json(failure: &Failure) -> serde_json::Value {
+    let mut error = json!({"code": failure.code, "message": failure.message});
+    if let Some((module, line)) = &failure.location {
+        error["module"] = json!(module);
+        error["line"] = json!(line);
+    }
+    json!({"ok": false, "error": error})
+}
+
+/// Prints a failure: JSON on stdout, or a sentence (and the source line it
+/// points at, when known) on stderr.
+pub fn report_failure(json: bool, failure: &Failure, source: Option<&str>) {
+    if json {
+        println!("{}", failure_json(failure));
+        return;
+    }
+    match (&failure.location, failure.kind) {
+        (Some((module, line)), FailureKind::Compile) => {
+            eprintln!("{module}:{line}: {}", failure.message)
+        }
+        _ => eprintln!("{failure}"),
+    }
+    if let (Some((module, line)), Some(source)) = (&failure.location, source) {
+        if let Some(text) = source.lines().nth(*line as usize - 1) {
+            if failure.kind != FailureKind::Compile {
+                eprintln!("  at {module}:{line}");
+            }
+            eprintln!("{line:>5} | {text}");
+        }
+    }
+}
+
+/// Milliseconds with two decimals, for timings.
+pub fn millis(d: std::time::Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}

@@ -1,0 +1,91 @@
+//! `asudf sandbox reset`: empties the local sandbox, through the client like
+//! everything else.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use super::{EXIT_USAGE, Headless, exit_for, report_failure};
+use crate::client::{Failure, Outcome, Request};
+
+pub async fn reset(session: &mut Headless, yes: bool) -> ExitCode {
+    if session.cluster.sandbox.is_none() {
+        let f = Failure::usage(format!(
+            "{} is a real cluster, not a sandbox: refusing to reset it",
+            session.cluster.target
+        ));
+        report_failure(session.json, &f, None);
+        return exit_for(&f);
+    }
+    if !yes && !confirm(&session.cluster.target) {
+        eprintln!("not reset (pass --yes to skip the question)");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match empty(session).await {
+        Ok((records, modules)) => {
+            if session.json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "namespaces_truncated": records, "modules_removed": modules})
+                );
+            } else {
+                println!(
+                    "sandbox reset: {} namespace(s) emptied, {} module(s) removed",
+                    records.len(),
+                    modules.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            report_failure(session.json, &f, None);
+            exit_for(&f)
+        }
+    }
+}
+
+fn confirm(target: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("Empty {target}: remove every record and module? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+async fn info(session: &mut Headless, command: String) -> Result<String, Failure> {
+    match session.call(Request::Info { command }).await.0? {
+        Outcome::Info(text) => Ok(text),
+        other => Err(Failure::connection(format!("unexpected answer {other:?}"))),
+    }
+}
+
+/// Truncates every namespace and removes every module.
+async fn empty(session: &mut Headless) -> Result<(Vec<String>, Vec<String>), Failure> {
+    let namespaces: Vec<String> = info(session, "namespaces".into())
+        .await?
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for ns in &namespaces {
+        info(session, format!("truncate-namespace:namespace={ns}")).await?;
+    }
+    let Outcome::Modules(modules) = session.call(Request::ListModules).await.0? else {
+        return Err(Failure::connection("unexpected answer to udf-list"));
+    };
+    let mut removed = Vec::new();
+    for m in modules {
+        session
+            .call(Request::RemoveModule {
+                name: m.name.clone(),
+            })
+            .await
+            .0?;
+        removed.push(m.name);
+    }
+    Ok((namespaces, removed))
+}
