@@ -1,12 +1,10 @@
 //! Single-record commands (type 3): reads, writes, deletes, operate, UDF apply,
 //! and clean refusals for batch, scan and query.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::sandbox::engine::{ApplyRequest, Sandbox, UdfFailure};
 use crate::sandbox::server::message::*;
 use crate::sandbox::server::particle::{self, from_particle, to_particle};
-use crate::sandbox::store::{CITRUSLEAF_EPOCH_SECS, Change, Digest, Record};
+use crate::sandbox::store::{self, Change, Digest, Record};
 use crate::sandbox::value::Value;
 
 pub const OK: u8 = 0;
@@ -16,6 +14,7 @@ pub const PARAMETER: u8 = 4;
 pub const RECORD_EXISTS: u8 = 5;
 pub const INCOMPATIBLE_TYPE: u8 = 12;
 pub const UNSUPPORTED: u8 = 16;
+pub const KEY_MISMATCH: u8 = 19;
 pub const NAMESPACE: u8 = 20;
 pub const BIN_NAME: u8 = 21;
 pub const UDF_EXECUTION: u8 = 100;
@@ -25,14 +24,6 @@ const TTL_DONT_UPDATE: u32 = u32::MAX - 1;
 /// The server refuses TTLs above 10 years.
 const MAX_TTL: u32 = 10 * 365 * 24 * 3600;
 const MAX_BIN_NAME: usize = 15;
-
-fn now_ms() -> u64 {
-    let unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    unix_ms.saturating_sub(CITRUSLEAF_EPOCH_SECS * 1000)
-}
 
 fn error(code: u8) -> Message {
     Message::reply(code, 0, 0, Vec::new())
@@ -155,16 +146,13 @@ fn void_time_after_write(ttl: u32, current: Option<&Record>, now_ms: u64) -> Res
 }
 
 fn next_generation(current: Option<&Record>) -> u16 {
-    match current.map(|r| r.generation) {
-        None | Some(u16::MAX) => 1,
-        Some(g) => g + 1,
-    }
+    current.map_or(1, |r| store::next_generation(r.generation))
 }
 
 /// A write, delete, touch or operate, all under the key's lock.
 fn write(sandbox: &Sandbox, msg: &Message, target: Target) -> Message {
     let h = msg.header.clone();
-    let now = now_ms();
+    let now = store::now_cf_ms();
     let outcome = sandbox
         .store()
         .modify(target.ns, &target.digest, |current| {
