@@ -1,4 +1,7 @@
 //! asudf: an interactive console for Aerospike Lua UDFs, with an embedded
 //! Aerospike-compatible sandbox server.
 
+pub mod cli;
+pub mod config;
 pub mod sandbox;
+pub mod value;

@@ -70,7 +70,12 @@ impl Store {
         todo!()
     }
     /// Removes every record of `ns` (of one set when given) last updated before `before_ms` (cf epoch ms; None = now).
-    pub fn truncate(&self, _ns: &str, _set: Option<&str>, _before_ms: Option<u64>) -> std::io::Result<()> {
+    pub fn truncate(
+        &self,
+        _ns: &str,
+        _set: Option<&str>,
+        _before_ms: Option<u64>,
+    ) -> std::io::Result<()> {
         todo!()
     }
     /// Live records in `ns`.

@@ -11,7 +11,10 @@ pub enum Value {
     Float(f64),
     Str(String),
     /// A blob with its particle type: 4 for a plain blob, 7–12 language blobs, 18 HLL.
-    Bytes { ty: u8, data: Vec<u8> },
+    Bytes {
+        ty: u8,
+        data: Vec<u8>,
+    },
     List(Vec<Value>),
     /// Key/value pairs in the order they are encoded.
     Map(Vec<(Value, Value)>),
