@@ -309,6 +309,18 @@ impl ServeArgs {
     pub fn listen_port(connection: &ConnectionArgs) -> u16 {
         connection.port.unwrap_or(3000)
     }
+
+    /// Refuses combinations that would be unsafe: every Lua library (`io`,
+    /// `os`) open to UDFs on an address other machines can reach.
+    pub fn check(&self) -> Result<(), String> {
+        if self.lua_libs == LuaLibsArg::All && !self.bind.is_loopback() {
+            return Err(format!(
+                "--lua-libs all lets UDFs use io and os; it is refused with --bind {} (use a loopback address)",
+                self.bind
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `--lua-libs`: which standard Lua libraries UDFs see.
@@ -847,6 +859,19 @@ mod tests {
         assert_eq!(
             parse_err(&["serve", "--tls-cert", "c.pem"]).kind(),
             ErrorKind::MissingRequiredArgument
+        );
+        let Some(Command::Serve(s)) = parse(&["serve", "--lua-libs", "all"]).command else {
+            panic!()
+        };
+        assert_eq!(s.check(), Ok(()));
+        let Some(Command::Serve(s)) =
+            parse(&["serve", "--lua-libs", "all", "--bind", "0.0.0.0"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            s.check().unwrap_err(),
+            "--lua-libs all lets UDFs use io and os; it is refused with --bind 0.0.0.0 (use a loopback address)"
         );
         assert_eq!(
             parse_err(&["serve", "--lua-libs", "some"]).kind(),

@@ -1383,6 +1383,11 @@ mod tests {
     }
 
     #[test]
+    fn columns_count_characters_not_bytes() {
+        assert_eq!(err("['é😀', 2 3]"), "column 10: expected ',' or ']' after list element");
+    }
+
+    #[test]
     fn parse_error_fields() {
         let e = parse("[1 2]").unwrap_err();
         assert_eq!((e.line, e.column), (1, 4));
