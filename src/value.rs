@@ -1384,7 +1384,10 @@ mod tests {
 
     #[test]
     fn columns_count_characters_not_bytes() {
-        assert_eq!(err("['é😀', 2 3]"), "column 10: expected ',' or ']' after list element");
+        assert_eq!(
+            err("['é😀', 2 3]"),
+            "column 10: expected ',' or ']' after list element"
+        );
     }
 
     #[test]
