@@ -7,6 +7,8 @@
 //! - `server`: the wire protocol listener (added by the server work).
 
 pub mod engine;
+pub mod local;
+pub mod server;
 pub mod store;
 pub mod value;
 

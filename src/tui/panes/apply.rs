@@ -258,6 +258,8 @@ impl ApplyForm {
             timeout_ms: timeout.parse().ok(),
             send_key: true,
             with_record: self.with_record,
+            // Only the sandbox has the log lines; the client skips this elsewhere.
+            with_logs: true,
         };
         let times = self.value(Field::Times).trim().parse().unwrap_or(1);
         Ok((call, times))

@@ -1,0 +1,398 @@
+//! The sandbox's wire server: a tokio TCP (optionally TLS) listener speaking
+//! the Aerospike protocol, so real clients see a one-node cluster.
+//!
+//! One task per connection, strict request → response. Codecs live in
+//! [`frame`], [`message`], [`particle`], [`info`] and [`admin`]; record
+//! commands in [`record`].
+
+pub mod admin;
+pub mod frame;
+pub mod info;
+pub mod message;
+pub mod particle;
+pub mod record;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use crate::sandbox::engine::Sandbox;
+use admin::{AdminRequest, Auth};
+use frame::{TYPE_ADMIN, TYPE_COMPRESSED, TYPE_INFO, TYPE_MSG};
+use message::Message;
+
+/// PEM files for TLS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The one user clients must log in as.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub bind: IpAddr,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub cluster_name: String,
+    pub tls: Option<TlsFiles>,
+    pub auth: Option<Credentials>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            cluster_name: "sandbox".to_string(),
+            tls: None,
+            auth: None,
+        }
+    }
+}
+
+/// What every connection shares.
+struct Shared {
+    sandbox: Sandbox,
+    node_id: String,
+    cluster_name: String,
+    tls: Option<TlsAcceptor>,
+    auth: Option<Auth>,
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// A running (or stopped) server; dropping it stops the listener.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    running: Option<Running>,
+}
+
+/// Starts serving `sandbox` as configured.
+pub async fn start(sandbox: Sandbox, opts: ServerOptions) -> io::Result<ServerHandle> {
+    let tls = opts.tls.as_ref().map(tls_acceptor).transpose()?;
+    let auth = match &opts.auth {
+        Some(c) => Some(Auth::new(&c.user, &c.password)?),
+        None => None,
+    };
+    let node_id = node_id(sandbox.config().data_dir.as_deref())?;
+    let shared = Arc::new(Shared {
+        sandbox,
+        node_id,
+        cluster_name: opts.cluster_name,
+        tls,
+        auth,
+    });
+    let listener = TcpListener::bind((opts.bind, opts.port)).await?;
+    let addr = listener.local_addr()?;
+    let running = spawn_listener(listener, shared.clone());
+    Ok(ServerHandle {
+        shared,
+        addr,
+        running: Some(running),
+    })
+}
+
+impl ServerHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.shared.sandbox
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.shared.node_id
+    }
+
+    /// Stops accepting and closes every connection. Idempotent.
+    pub async fn shutdown(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.stop.send(true);
+            let _ = running.task.await;
+        }
+    }
+
+    /// Closes everything, then listens again on the same address.
+    pub async fn restart(&mut self) -> io::Result<()> {
+        self.shutdown().await;
+        let listener = TcpListener::bind(self.addr).await?;
+        self.running = Some(spawn_listener(listener, self.shared.clone()));
+        Ok(())
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            let _ = running.stop.send(true);
+        }
+    }
+}
+
+fn spawn_listener(listener: TcpListener, shared: Arc<Shared>) -> Running {
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+    Running { stop, task }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let _ = socket.set_nodelay(true);
+                    connections.spawn(serve_connection(socket, peer, shared.clone()));
+                }
+                Err(e) => {
+                    // e.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+async fn serve_connection(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let local = match socket.local_addr() {
+        Ok(a) => a,
+        Err(e) => return tracing::debug!("connection from {peer}: {e}"),
+    };
+    let result = match shared.tls.clone() {
+        Some(acceptor) => match acceptor.accept(socket).await {
+            Ok(stream) => Connection::new(shared, local).run(stream).await,
+            Err(e) => Err(io::Error::other(format!("TLS handshake: {e}"))),
+        },
+        None => Connection::new(shared, local).run(socket).await,
+    };
+    match result {
+        Ok(()) => tracing::trace!("connection from {peer} closed"),
+        Err(e) => tracing::info!("closing connection from {peer}: {e}"),
+    }
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    local: SocketAddr,
+    authenticated: bool,
+}
+
+impl Connection {
+    fn new(shared: Arc<Shared>, local: SocketAddr) -> Connection {
+        let authenticated = shared.auth.is_none();
+        Connection {
+            shared,
+            local,
+            authenticated,
+        }
+    }
+
+    /// Request → response until the peer closes or sends something unparsable.
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut stream: S) -> io::Result<()> {
+        loop {
+            let mut header = [0u8; 8];
+            match stream.read_exact(&mut header).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            let header = frame::parse_header(header).map_err(invalid)?;
+            let mut body = Vec::new();
+            (&mut stream)
+                .take(header.body_len)
+                .read_to_end(&mut body)
+                .await?;
+            if body.len() as u64 != header.body_len {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let reply = self.respond(header.ty, body).await?;
+            stream.write_all(&reply).await?;
+            stream.flush().await?;
+        }
+    }
+
+    async fn respond(&mut self, ty: u8, body: Vec<u8>) -> io::Result<Vec<u8>> {
+        match ty {
+            TYPE_INFO => self.info(body).await,
+            TYPE_ADMIN => self.admin(&body),
+            TYPE_MSG => self.message(body).await,
+            TYPE_COMPRESSED => self.message(frame::inflate(&body).map_err(invalid)?).await,
+            other => Err(invalid(frame::FrameError::Type(other))),
+        }
+    }
+
+    async fn info(&self, body: Vec<u8>) -> io::Result<Vec<u8>> {
+        let lines: Vec<String> = info::parse_request(&body)
+            .map_err(invalid)?
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let answers: Vec<String> = if self.authenticated {
+            let shared = self.shared.clone();
+            let local = self.local;
+            let requested = lines.clone();
+            // UDF registration compiles Lua: keep it off the reactor.
+            blocking(move || {
+                let ctx = info::InfoContext {
+                    sandbox: &shared.sandbox,
+                    node_id: &shared.node_id,
+                    cluster_name: &shared.cluster_name,
+                    local_addr: local,
+                    tls: shared.tls.is_some(),
+                };
+                requested.iter().map(|l| info::answer(&ctx, l)).collect()
+            })
+            .await?
+        } else {
+            vec![info::NOT_AUTHENTICATED.to_string(); lines.len()]
+        };
+        let pairs = lines.iter().map(String::as_str).zip(answers);
+        Ok(frame::encode_frame(
+            TYPE_INFO,
+            &info::encode_response(pairs),
+        ))
+    }
+
+    fn admin(&mut self, body: &[u8]) -> io::Result<Vec<u8>> {
+        let request = AdminRequest::parse(body).map_err(invalid)?;
+        match &self.shared.auth {
+            None => Ok(admin::reply(admin::SECURITY_NOT_ENABLED, &[])),
+            Some(auth) => {
+                let (reply, ok) = auth.handle(&request);
+                if ok {
+                    self.authenticated = true;
+                }
+                Ok(reply)
+            }
+        }
+    }
+
+    async fn message(&self, body: Vec<u8>) -> io::Result<Vec<u8>> {
+        let msg = Message::parse(&body).map_err(invalid)?;
+        let reply = if self.authenticated {
+            let shared = self.shared.clone();
+            // UDFs and store writes block: run them on the blocking pool.
+            blocking(move || record::handle(&shared.sandbox, &msg)).await?
+        } else {
+            Message::reply(admin::NOT_AUTHENTICATED, 0, 0, Vec::new())
+        };
+        Ok(frame::encode_frame(TYPE_MSG, &reply.encode()))
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(io::Error::other)
+}
+
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+fn tls_acceptor(files: &TlsFiles) -> io::Result<TlsAcceptor> {
+    use tokio_rustls::rustls;
+    let open = |p: &Path| {
+        std::fs::File::open(p)
+            .map(io::BufReader::new)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", p.display())))
+    };
+    let certs = rustls_pemfile::certs(&mut open(&files.cert)?).collect::<Result<Vec<_>, _>>()?;
+    if certs.is_empty() {
+        return Err(invalid(format!("{}: no certificate", files.cert.display())));
+    }
+    let key = rustls_pemfile::private_key(&mut open(&files.key)?)?
+        .ok_or_else(|| invalid(format!("{}: no private key", files.key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(invalid)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(invalid)?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A 15-hex-digit node id: kept in `node-id` in the data directory, random in memory.
+fn node_id(data_dir: Option<&Path>) -> io::Result<String> {
+    let Some(dir) = data_dir else {
+        return Ok(random_node_id());
+    };
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if is_node_id(text.trim()) => Ok(text.trim().to_string()),
+        _ => {
+            std::fs::create_dir_all(dir)?;
+            let id = random_node_id();
+            std::fs::write(&path, format!("{id}\n"))?;
+            Ok(id)
+        }
+    }
+}
+
+fn is_node_id(s: &str) -> bool {
+    s.len() == 15
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+        && !s.starts_with('0')
+}
+
+fn random_node_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    // 60 bits with the top nibble non-zero: always 15 digits.
+    let low = h.finish() & 0x0FFF_FFFF_FFFF_FFFF;
+    format!("{:015X}", low | 0x0100_0000_0000_0000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ids_have_15_uppercase_digits() {
+        for _ in 0..50 {
+            let id = random_node_id();
+            assert!(is_node_id(&id), "{id}");
+        }
+    }
+
+    #[test]
+    fn node_id_is_stable_per_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = node_id(Some(dir.path())).unwrap();
+        assert_eq!(node_id(Some(dir.path())).unwrap(), first);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(node_id(Some(other.path())).unwrap(), first);
+    }
+}
