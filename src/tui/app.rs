@@ -785,10 +785,8 @@ impl App {
         match (&mut self.overlay, self.focus) {
             (Some(Overlay::Prompt { input, .. }), _) => input.insert_str(text),
             (Some(_), _) => {}
-            (None, Pane::Editor) => {
-                if self.editor.paste(text) {
-                    self.recovery_due = Some(self.now + RECOVERY_DELAY);
-                }
+            (None, Pane::Editor) if self.editor.paste(text) => {
+                self.recovery_due = Some(self.now + RECOVERY_DELAY);
             }
             (None, Pane::Apply) => self.apply.inputs[self.apply.focus].insert_str(text),
             _ => {}

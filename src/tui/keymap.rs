@@ -52,6 +52,10 @@ macro_rules! commands {
             pub fn describe(self) -> &'static str {
                 match self { $(Command::$name => $text),* }
             }
+            /// The first word of the description, for the hint bar.
+            pub fn short(self) -> &'static str {
+                self.describe().split(' ').next().unwrap_or("")
+            }
             pub fn from_id(id: &str) -> Option<Command> {
                 match id { $($id => Some(Command::$name),)* _ => None }
             }
@@ -86,7 +90,7 @@ commands! {
     PrevField = "prev-field", "previous field";
     Pick = "pick", "pick module/function";
     ToggleRecord = "toggle-record", "record view on/off";
-    HistoryPrev = "history-prev", "previous form";
+    HistoryPrev = "history-prev", "recall the previous form";
     HistoryNext = "history-next", "next form";
     Expand = "expand", "fold/expand result";
     CopyResult = "copy-result", "copy result (JSON)";
@@ -388,7 +392,7 @@ impl Keymap {
         let mut out = Vec::new();
         for scope in [pane, Scope::Global] {
             for b in self.bindings.iter().filter(|b| b.scope == scope && b.hint) {
-                out.push((b.chord.to_string(), b.command.describe()));
+                out.push((b.chord.to_string(), b.command.short()));
             }
         }
         out
@@ -465,7 +469,7 @@ mod tests {
         assert_eq!(map.lookup(&f5, Scope::Editor, true), None);
         assert!(
             map.hints(Scope::Editor)
-                .contains(&("F8".to_string(), "run the apply"))
+                .contains(&("F8".to_string(), "run"))
         );
         assert!(map.help_rows().iter().any(|(_, keys, _)| keys == "Ctrl-E"));
         assert!(

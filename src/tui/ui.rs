@@ -33,9 +33,9 @@ pub fn layout(area: Rect) -> Areas {
     .areas(area);
     if area.width >= NARROW {
         let [modules, editor, right] = Layout::horizontal([
-            Constraint::Length(28),
+            Constraint::Length(24),
             Constraint::Min(30),
-            Constraint::Length((area.width * 2 / 5).clamp(40, 70)),
+            Constraint::Length((area.width * 3 / 8).clamp(40, 70)),
         ])
         .areas(body);
         let [apply, results] =
@@ -190,7 +190,13 @@ fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
 
 fn draw_help(app: &App, frame: &mut Frame, scroll: u16) {
     let theme = app.theme;
-    let mut lines = Vec::new();
+    let mut lines = vec![
+        Line::raw("Record UDFs: write the module, register it (F9), fill the form, run (F5)."),
+        Line::raw("Not in this version yet: background (scan/query) UDFs and stream aggregations."),
+        Line::raw("Printable keys type into the editor and the form; Tab indents in the editor."),
+        Line::styled("Esc closes this help; Up/Down scroll.", theme.dim()),
+        Line::raw(""),
+    ];
     let mut last: Option<Scope> = None;
     for (scope, keys, text) in app.keymap.help_rows() {
         if last != Some(scope) {
@@ -201,18 +207,10 @@ fn draw_help(app: &App, frame: &mut Frame, scroll: u16) {
             last = Some(scope);
         }
         lines.push(Line::from(vec![
-            Span::styled(format!("  {keys:<28}"), theme.key()),
+            Span::styled(format!("  {keys:<34} "), theme.key()),
             Span::raw(text),
         ]));
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::raw(
-        "Printable keys type into the editor and the form; Tab indents in the editor.",
-    ));
-    lines.push(Line::raw(
-        "Not in this version yet: background (scan/query) UDFs and stream aggregations.",
-    ));
-    lines.push(Line::styled("Esc closes this help.", theme.dim()));
     let area = frame.area();
     let rect = centered(
         area,

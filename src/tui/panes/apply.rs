@@ -374,7 +374,7 @@ impl ApplyForm {
         }
         if let Some(picker) = &self.picker {
             let row = FIELDS.iter().position(|f| *f == picker.field).unwrap_or(0) as u16;
-            let height = (picker.items.len() as u16 + 2).min(10).max(3);
+            let height = (picker.items.len() as u16 + 2).clamp(3, 10);
             let popup = Rect {
                 x: inner.x + label_width as u16,
                 y: (inner.y + row + 1).min(frame.area().bottom().saturating_sub(height)),

@@ -241,10 +241,8 @@ impl Modules {
             if !lines.is_empty() {
                 lines.push(Line::from(""));
             }
-            lines.push(Line::from(vec![
-                Span::styled(buffer_module.to_string(), theme.dim()),
-                Span::styled(" not registered", theme.warn()),
-            ]));
+            lines.push(Line::styled(buffer_module.to_string(), theme.dim()));
+            lines.push(Line::styled("  not registered", theme.warn()));
         }
         if self.entries.is_empty() && self.loaded_once {
             lines.insert(0, Line::styled("(none registered)", theme.dim()));
