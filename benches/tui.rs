@@ -1,1 +1,97 @@
-fn main() {}
+//! Console budgets (DESIGN §6): time to the first frame, and the frame after
+//! a keystroke with a 10,000-line module open, highlighting on vs off (the
+//! baseline in the same run). Also prints the resident memory with that buffer.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use asudf::tui::app::{App, StartOptions};
+use asudf::tui::{Action, highlight, ui};
+use criterion::{Criterion, criterion_group, criterion_main};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+const WIDTH: u16 = 120;
+const HEIGHT: u16 = 40;
+
+fn udf10k() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench/udf10k.lua");
+    std::fs::read_to_string(path).expect("shared/bench/udf10k.lua")
+}
+
+fn key(code: KeyCode) -> Action {
+    Action::Key(KeyEvent::new(code, KeyModifiers::NONE))
+}
+
+fn first_frame(c: &mut Criterion) {
+    c.bench_function("first frame (sample buffer)", |b| {
+        b.iter(|| {
+            let mut app = App::new(StartOptions::sample("sandbox"));
+            app.update(Action::Resize(WIDTH, HEIGHT));
+            let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
+            terminal.draw(|f| ui::draw(&app, f)).unwrap();
+            black_box(terminal);
+        })
+    });
+}
+
+/// An app with the 10k-line buffer, cursor in the middle, highlighted.
+fn big_app(highlighting: bool) -> App {
+    let mut options = StartOptions::sample("sandbox");
+    options.text = udf10k();
+    let mut app = App::new(options);
+    app.editor.highlight_on = highlighting;
+    app.update(Action::Resize(WIDTH, HEIGHT));
+    app.editor.goto_line(5_000);
+    app.update(Action::Tick(Instant::now()));
+    app
+}
+
+fn keystroke_frame(c: &mut Criterion) {
+    highlight::preload();
+    let mut group = c.benchmark_group("keystroke to frame, udf10k.lua");
+    for (name, on) in [("highlighting off (baseline)", false), ("highlighting on", true)] {
+        let mut app = big_app(on);
+        let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
+        terminal.draw(|f| ui::draw(&app, f)).unwrap();
+        let mut typed = false;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                // Type a character, then delete it: the buffer stays the same size.
+                app.update(key(if typed { KeyCode::Backspace } else { KeyCode::Char('x') }));
+                typed = !typed;
+                terminal.draw(|f| ui::draw(&app, f)).unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn memory(_: &mut Criterion) {
+    highlight::preload();
+    let before = rss_kib().unwrap_or(0);
+    let mut app = big_app(true);
+    // The last screen needs every line's parse state: the worst case.
+    app.editor.goto_line(10_000);
+    app.update(Action::Tick(Instant::now()));
+    let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
+    terminal.draw(|f| ui::draw(&app, f)).unwrap();
+    let after = rss_kib().unwrap_or(0);
+    println!(
+        "memory: RSS {:.1} MiB with udf10k.lua open and highlighted to the end ({:.1} MiB for the buffer and its highlight cache; {} lines cached)",
+        after as f64 / 1024.0,
+        after.saturating_sub(before) as f64 / 1024.0,
+        app.editor.highlighter.highlighted_lines()
+    );
+    black_box(app);
+}
+
+criterion_group!(benches, first_frame, keystroke_frame, memory);
+criterion_main!(benches);
