@@ -51,7 +51,10 @@ fn big_app(highlighting: bool) -> App {
 fn keystroke_frame(c: &mut Criterion) {
     highlight::preload();
     let mut group = c.benchmark_group("keystroke to frame, udf10k.lua");
-    for (name, on) in [("highlighting off (baseline)", false), ("highlighting on", true)] {
+    for (name, on) in [
+        ("highlighting off (baseline)", false),
+        ("highlighting on", true),
+    ] {
         let mut app = big_app(on);
         let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
         terminal.draw(|f| ui::draw(&app, f)).unwrap();
@@ -59,7 +62,11 @@ fn keystroke_frame(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 // Type a character, then delete it: the buffer stays the same size.
-                app.update(key(if typed { KeyCode::Backspace } else { KeyCode::Char('x') }));
+                app.update(key(if typed {
+                    KeyCode::Backspace
+                } else {
+                    KeyCode::Char('x')
+                }));
                 typed = !typed;
                 terminal.draw(|f| ui::draw(&app, f)).unwrap();
             })

@@ -216,10 +216,18 @@ struct TerminalGuard;
 
 impl TerminalGuard {
     fn enter() -> anyhow::Result<TerminalGuard> {
+        // A panic on the console's thread ends it: put the terminal back
+        // before the message prints. Elsewhere (a request task) the console
+        // goes on, so the message goes to the log, not over the screen.
+        let console_thread = std::thread::current().id();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            previous(info);
+            if std::thread::current().id() == console_thread {
+                restore_terminal();
+                previous(info);
+            } else {
+                tracing::error!("panic: {info}");
+            }
         }));
         enable_raw_mode().context("the console needs a terminal")?;
         let guard = TerminalGuard;

@@ -1,0 +1,181 @@
+//! The console binary in a real pseudo-terminal (tmux): start, look at the
+//! screen, type, open help, quit, and check the terminal was restored; then
+//! start again and get the unsaved buffer back.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The console program: the `console` example, built if needed.
+fn console_program() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--example", "console"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the console example builds");
+    let deps = std::env::current_exe().unwrap();
+    let profile_dir = deps.parent().unwrap().parent().unwrap();
+    profile_dir.join("examples").join("console")
+}
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16, dir: &Path) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("asudf-test-{}", std::process::id()),
+        };
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            "-s",
+            "t",
+            "env",
+            "-i",
+            &format!("PATH={}", std::env::var("PATH").unwrap_or_default()),
+            "TERM=xterm-256color",
+            &format!("HOME={}", dir.display()),
+            &format!("XDG_DATA_HOME={}", dir.join("data").display()),
+            &format!("XDG_CONFIG_HOME={}", dir.join("config").display()),
+            "PS1=READY$ ",
+            "bash",
+            "--norc",
+            "--noprofile",
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    fn literal(&self, text: &str) {
+        self.run(&["send-keys", "-t", "t", "-l", "--", text]);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    fn alternate_screen(&self) -> bool {
+        self.run(&["display-message", "-p", "-t", "t", "#{alternate_on}"])
+            .trim()
+            == "1"
+    }
+
+    /// Waits until the screen shows `text`; the screen when it does.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "waited for {text:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+#[test]
+fn console_runs_in_a_terminal_and_restores_it() {
+    let program = console_program();
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(120, 40, dir.path());
+    tmux.wait_for("READY$");
+    let command = format!("{}; echo EXIT=$?", program.display());
+
+    tmux.literal(&command);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("2 Editor");
+    assert!(tmux.alternate_screen());
+    assert!(
+        screen.contains("function increment(rec, bin_name, amount)"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("3 Apply") && screen.contains("4 Results"),
+        "{screen}"
+    );
+    assert!(screen.contains("F5 run"), "the hint bar: {screen}");
+
+    // Help from the keymap, closed with Esc.
+    tmux.keys(&["F1"]);
+    tmux.wait_for("background (scan/query) UDFs");
+    tmux.keys(&["Escape"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmux.screen().contains("Esc closes this help") {
+        assert!(Instant::now() < deadline, "help closes");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Printable keys, `q` included, type into the editor.
+    tmux.literal("-- quick ");
+    let screen = tmux.wait_for("-- quick function increment");
+    assert!(screen.contains("[+]"), "{screen}");
+
+    // Quitting with unsaved changes asks first.
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("Quit anyway?");
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("EXIT=0");
+    assert!(!tmux.alternate_screen(), "the alternate screen is left");
+    assert!(!screen.contains("2 Editor"), "{screen}");
+    assert!(screen.contains("READY$"), "{screen}");
+    // The terminal is back in cooked mode: a shell command echoes and runs.
+    tmux.literal("echo cooked-$((1+1))");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("cooked-2");
+
+    // The unsaved buffer was kept and is offered on the next start.
+    assert!(dir.path().join("data/asudf/recovery.json").exists());
+    tmux.literal(&command);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Recover them?");
+    tmux.keys(&["y"]);
+    tmux.wait_for("-- quick function increment");
+    // Narrow terminal: the panes stack and keep working.
+    tmux.run(&["resize-window", "-t", "t", "-x", "80", "-y", "40"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let screen = tmux.wait_for("1 Modules");
+    let editor_row = screen.lines().position(|l| l.contains("2 Editor")).unwrap();
+    let modules_row = screen
+        .lines()
+        .position(|l| l.contains("1 Modules"))
+        .unwrap();
+    assert!(editor_row > modules_row, "stacked: {screen}");
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("Quit anyway?");
+    tmux.keys(&["y"]);
+    tmux.wait_for("EXIT=0");
+    assert!(!tmux.alternate_screen());
+}
