@@ -1,7 +1,9 @@
 //! asudf: an interactive console for Aerospike Lua UDFs, with an embedded
 //! Aerospike-compatible sandbox server.
 
+pub mod cli;
 pub mod client;
 pub mod commands;
+pub mod config;
 pub mod sandbox;
 pub mod value;

@@ -7,6 +7,10 @@ use aerospike::{AdminPolicy, Client, ClientPolicy, Host};
 use tokio::sync::mpsc;
 
 use super::{ConnectionState, Event};
+use crate::sandbox::local::{self, Local, LocalServer};
+use crate::sandbox::server::{self, ServerHandle, ServerOptions};
+use crate::sandbox::{Sandbox, SandboxConfig};
+use std::net::SocketAddr;
 
 /// What the client task connects to.
 #[derive(Debug, Clone)]
@@ -21,7 +25,7 @@ pub enum Target {
     /// empty in-memory sandbox that keeps nothing.
     Sandbox {
         dir: Option<PathBuf>,
-        config: crate::sandbox::SandboxConfig,
+        config: SandboxConfig,
     },
 }
 
@@ -58,6 +62,13 @@ pub(super) struct Session {
     client: Option<Arc<Client>>,
     info: Option<ClusterInfo>,
     lost: bool,
+    /// The sandbox server this process runs, when it serves the target itself.
+    served: Option<Served>,
+}
+
+enum Served {
+    Directory(LocalServer),
+    Memory(ServerHandle),
 }
 
 impl Session {
@@ -67,6 +78,7 @@ impl Session {
             client: None,
             info: None,
             lost: false,
+            served: None,
         }
     }
 
@@ -148,7 +160,17 @@ impl Session {
         let (hosts, policy) = match &self.target {
             Target::Cluster { hosts, policy } => (hosts.clone(), policy.clone()),
             Target::Sandbox { dir, config } => {
-                let addr = start_sandbox(dir.as_deref(), config).await?;
+                let addr = match &self.served {
+                    Some(Served::Directory(server)) => server.addr(),
+                    Some(Served::Memory(server)) => server.addr(),
+                    None => {
+                        let (addr, served) = start_sandbox(dir.clone(), config.clone())
+                            .await
+                            .map_err(|e| format!("cannot open the sandbox: {e}"))?;
+                        self.served = served;
+                        addr
+                    }
+                };
                 let host = Host::new(&addr.ip().to_string(), addr.port());
                 (vec![host], ClientPolicy::default())
             }
@@ -165,6 +187,11 @@ impl Session {
     pub async fn close(&mut self) {
         if let Some(client) = self.client.take() {
             let _ = client.close().await;
+        }
+        match self.served.take() {
+            Some(Served::Directory(server)) => server.shutdown().await,
+            Some(Served::Memory(mut server)) => server.shutdown().await,
+            None => {}
         }
     }
 }
@@ -205,10 +232,32 @@ async fn describe(client: &Client, target: &Target) -> aerospike::Result<Cluster
     })
 }
 
-/// Finds or starts the sandbox server. (Wired to the sandbox server once it lands.)
+/// Connects to the process serving the sandbox directory, or serves it here.
 async fn start_sandbox(
-    _dir: Option<&std::path::Path>,
-    _config: &crate::sandbox::SandboxConfig,
-) -> Result<std::net::SocketAddr, String> {
-    Err("the sandbox server is not available in this build yet".into())
+    dir: Option<PathBuf>,
+    config: SandboxConfig,
+) -> std::io::Result<(SocketAddr, Option<Served>)> {
+    match dir {
+        Some(dir) => {
+            let config = SandboxConfig {
+                data_dir: Some(dir),
+                ..config
+            };
+            match local::open_or_connect_with(config, ServerOptions::default()).await? {
+                Local::AlreadyServed(addr) => Ok((addr, None)),
+                Local::Serving(server) => Ok((server.addr(), Some(Served::Directory(server)))),
+            }
+        }
+        None => {
+            let config = SandboxConfig {
+                data_dir: None,
+                ..config
+            };
+            let sandbox = tokio::task::spawn_blocking(move || Sandbox::open(config))
+                .await
+                .map_err(std::io::Error::other)??;
+            let server = server::start(sandbox, ServerOptions::default()).await?;
+            Ok((server.addr(), Some(Served::Memory(server))))
+        }
+    }
 }

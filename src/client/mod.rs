@@ -49,6 +49,8 @@ pub struct ApplyCall {
     pub send_key: bool,
     /// Also read the record before and after the call.
     pub with_record: bool,
+    /// Also read the log lines the UDF wrote (sandbox only; costs a round trip).
+    pub with_logs: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +156,8 @@ pub struct Failure {
     pub message: String,
     /// `module.lua` and line, parsed from `…/module.lua:LINE: …` or a compile error.
     pub location: Option<(String, u32)>,
+    /// What the UDF logged before it failed (sandbox only).
+    pub logs: Vec<UdfLog>,
 }
 
 impl Failure {
@@ -163,6 +167,7 @@ impl Failure {
             code: 4,
             message: message.into(),
             location: None,
+            logs: Vec::new(),
         }
     }
     pub fn connection(message: impl Into<String>) -> Failure {
@@ -171,6 +176,7 @@ impl Failure {
             code: -10,
             message: message.into(),
             location: None,
+            logs: Vec::new(),
         }
     }
 }
@@ -289,6 +295,7 @@ async fn run(
     events: mpsc::UnboundedSender<Event>,
 ) {
     let mut session = connect::Session::new(target);
+    let log_mark = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (finished_tx, mut finished_rx) = mpsc::unbounded_channel::<RequestId>();
     let mut in_flight: HashMap<RequestId, (AbortHandle, Instant)> = HashMap::new();
     let mut health = tokio::time::interval(HEALTH_INTERVAL);
@@ -310,6 +317,7 @@ async fn run(
                                 code: -1,
                                 message: "cancelled".into(),
                                 location: None,
+                                logs: Vec::new(),
                             }),
                             timing: Timing { queued, sent: now, answered: now },
                         });
@@ -317,14 +325,14 @@ async fn run(
                 }
                 Some(Command::Run { id, request, queued }) => {
                     let client = session.client();
-                    let sandbox = session.is_sandbox();
+                    let log_mark = session.is_sandbox().then(|| log_mark.clone());
                     let events = events.clone();
                     let finished = finished_tx.clone();
                     let task = tokio::spawn(async move {
                         let sent = Instant::now();
                         let _ = events.send(Event::Started { id });
                         let outcome = match client {
-                            Some(client) => ops::perform(&client, sandbox, request).await,
+                            Some(client) => ops::perform(&client, log_mark.as_deref(), request).await,
                             None => Err(Failure::connection("not connected to the cluster")),
                         };
                         let answered = Instant::now();

@@ -8,6 +8,10 @@ use aerospike::{
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::sandbox::server::info::decode_logs;
+
 use super::{
     ApplyCall, Failure, FailureKind, ModuleInfo, Outcome, RecordKey, RecordView, Request, UdfLog,
 };
@@ -24,7 +28,7 @@ const NO_LIMIT_SOCKET_MS: u32 = 30_000;
 
 pub(super) async fn perform(
     client: &Client,
-    sandbox: bool,
+    sandbox: Option<&AtomicU64>,
     request: Request,
 ) -> Result<Outcome, Failure> {
     match request {
@@ -110,6 +114,7 @@ async fn get_module(client: &Client, name: &str) -> Result<Outcome, Failure> {
             code: 100,
             message,
             location: None,
+            logs: Vec::new(),
         });
     }
     let content = reply
@@ -150,6 +155,7 @@ pub fn put_error(reply: &str) -> Failure {
             code: 100,
             message,
             location: (line > 0).then_some((file, line)),
+            logs: Vec::new(),
         };
     }
     let message = match kind {
@@ -163,6 +169,7 @@ pub fn put_error(reply: &str) -> Failure {
         code: 100,
         message: format!("registration refused: {message}"),
         location: None,
+        logs: Vec::new(),
     }
 }
 
@@ -229,6 +236,7 @@ async fn wait_for_nodes(
                 code: 9,
                 message: "the change did not reach every node within 10 s".into(),
                 location: None,
+                logs: Vec::new(),
             });
         }
         tokio::time::sleep(PROPAGATION_POLL).await;
@@ -254,17 +262,18 @@ fn write_policy(call: &ApplyCall) -> WritePolicy {
     policy
 }
 
-async fn apply(client: &Client, sandbox: bool, call: ApplyCall) -> Result<Outcome, Failure> {
+/// `log_mark` is the newest sandbox log sequence number this task has seen;
+/// `None` on a real cluster, which keeps UDF logs in its own log file.
+async fn apply(
+    client: &Client,
+    log_mark: Option<&AtomicU64>,
+    call: ApplyCall,
+) -> Result<Outcome, Failure> {
     let key = call.key.to_key()?;
     let before = if call.with_record {
         get_record(client, &call.key).await?
     } else {
         None
-    };
-    let log_mark = if sandbox {
-        last_log_seq(client).await
-    } else {
-        0
     };
     let result = client
         .execute_udf(
@@ -275,12 +284,14 @@ async fn apply(client: &Client, sandbox: bool, call: ApplyCall) -> Result<Outcom
             &call.args,
         )
         .await;
-    let logs = if sandbox {
-        read_logs(client, log_mark, &call).await
-    } else {
-        Vec::new()
+    let logs = match log_mark {
+        Some(mark) if call.with_logs => read_logs(client, mark, &call, &key).await,
+        _ => Vec::new(),
     };
-    let result = result.map_err(|e| failure(e).with_logs(logs.clone()))?;
+    let result = result.map_err(|e| Failure {
+        logs: logs.clone(),
+        ..failure(e)
+    })?;
     let after = if call.with_record {
         get_record(client, &call.key).await?
     } else {
@@ -309,20 +320,39 @@ async fn get_record(client: &Client, key: &RecordKey) -> Result<Option<RecordVie
     }
 }
 
-/// The newest log sequence number the sandbox has, so an apply's logs can be
-/// picked out afterwards.
-async fn last_log_seq(_client: &Client) -> u64 {
-    0
-}
-
-async fn read_logs(_client: &Client, _since: u64, _call: &ApplyCall) -> Vec<UdfLog> {
-    Vec::new()
-}
-
-impl Failure {
-    fn with_logs(self, _logs: Vec<UdfLog>) -> Failure {
-        self
+/// The log lines the sandbox kept for this call: the newest call on this
+/// record and function since `mark` (then `mark` moves past what was read).
+async fn read_logs(
+    client: &Client,
+    mark: &AtomicU64,
+    call: &ApplyCall,
+    key: &aerospike::Key,
+) -> Vec<UdfLog> {
+    let since = mark.load(Ordering::Relaxed);
+    let Ok(text) = info(client, &format!("sandbox-logs:since={since}")).await else {
+        return Vec::new();
+    };
+    let Ok(calls) = decode_logs(&text) else {
+        return Vec::new();
+    };
+    if let Some(newest) = calls.iter().map(|c| c.seq).max() {
+        mark.fetch_max(newest, Ordering::Relaxed);
     }
+    let name = format!("{}.{}", call.module, call.function);
+    calls
+        .into_iter()
+        .rev()
+        .find(|c| c.ns == call.key.ns && c.digest == key.digest() && c.call == name)
+        .map(|c| {
+            c.lines
+                .into_iter()
+                .map(|l| UdfLog {
+                    level: format!("{:?}", l.level).to_lowercase(),
+                    text: l.text,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Where in a module a UDF error points: `…/name.lua:LINE: …` → (`name.lua`, LINE).
@@ -359,6 +389,7 @@ pub(super) fn failure(e: aerospike::Error) -> Failure {
         code: e.result_code(),
         message,
         location,
+        logs: Vec::new(),
     }
 }
 

@@ -1,0 +1,301 @@
+//! The headless commands, run as real processes against a sandbox.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value as Json;
+
+fn counter_lua() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/counter.lua")
+}
+
+/// `asudf ARGS… --sandbox-dir DIR`, returning (exit code, stdout, stderr).
+fn asudf(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("asudf")
+        .unwrap()
+        .args(args)
+        .arg("--sandbox-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_of(stdout: &str) -> Json {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn guide_walkthrough_as_separate_processes_with_no_server_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let counter = counter_lua();
+    let (code, out, err) = asudf(d, &["udf", "put", counter.to_str().unwrap()]);
+    assert_eq!(code, 0, "udf put failed: {out}{err}");
+    assert!(out.contains("counter.lua"), "{out}");
+
+    let (code, out, err) = asudf(d, &["udf", "ls"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("counter.lua"), "{out}");
+
+    let (code, out, err) = asudf(
+        d,
+        &[
+            "apply",
+            "test.demo",
+            "counter1",
+            "counter.increment",
+            "count",
+            "5",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "5"), "{err}");
+    assert!(err.contains("ms"), "the round trip is printed: {err}");
+    let (code, out, _) = asudf(
+        d,
+        &[
+            "apply",
+            "test.demo",
+            "counter1",
+            "counter.increment",
+            "count",
+            "3",
+        ],
+    );
+    assert_eq!((code, out.trim()), (0, "8"));
+
+    let (code, out, _) = asudf(d, &["record", "get", "test.demo", "counter1"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("count: 8"), "{out}");
+    assert!(out.contains("gen 2"), "{out}");
+
+    let (code, out, _) = asudf(d, &["udf", "cat", "counter"]);
+    assert_eq!(code, 0);
+    assert_eq!(out, std::fs::read_to_string(&counter).unwrap());
+
+    let (code, out, _) = asudf(d, &["udf", "rm", "counter"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("removed counter.lua"), "{out}");
+    let (_, out, _) = asudf(d, &["udf", "ls"]);
+    assert_eq!(out.trim(), "");
+}
+
+/// A served sandbox: commands started later connect to it and share its data.
+struct Served(Child);
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn commands_connect_to_a_running_serve_of_the_same_directory() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::cargo_bin("asudf")
+        .unwrap()
+        .args(["serve", "--port", "0", "--sandbox-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let served = Served(child);
+    let mut banner = String::new();
+    BufReader::new(stdout).read_line(&mut banner).unwrap();
+    assert!(banner.contains("127.0.0.1:"), "banner: {banner}");
+
+    let (code, _, err) = asudf(dir.path(), &["udf", "put", counter_lua().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = asudf(
+        dir.path(),
+        &[
+            "--json",
+            "apply",
+            "test",
+            "k",
+            "counter.increment",
+            "n",
+            "2",
+        ],
+    );
+    assert_eq!(code, 0);
+    let j = json_of(&out);
+    assert_eq!(j["ok"], true);
+    assert_eq!(j["result"], 2);
+    assert_eq!(j["value"], serde_json::json!({"int": 2}));
+    assert!(j["rtt_us"].as_u64().is_some());
+    drop(served);
+}
+
+#[test]
+fn udf_error_exits_4_and_shows_the_source_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let module = d.join("boom.lua");
+    std::fs::write(
+        &module,
+        "function ok(rec)\n  return 1\nend\nfunction boom(rec)\n  error('kaboom')\nend\n",
+    )
+    .unwrap();
+    assert_eq!(asudf(d, &["udf", "put", module.to_str().unwrap()]).0, 0);
+
+    let (code, _, err) = asudf(d, &["apply", "test", "k", "boom.boom"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("boom.lua:5: kaboom"), "{err}");
+    assert!(
+        err.contains("error('kaboom')"),
+        "the source line is shown: {err}"
+    );
+
+    let (code, out, _) = asudf(d, &["--json", "apply", "test", "k", "boom.boom"]);
+    assert_eq!(code, 4);
+    let j = json_of(&out);
+    assert_eq!(j["ok"], false);
+    assert_eq!(j["error"]["code"], 100);
+    assert_eq!(j["error"]["module"], "boom.lua");
+    assert_eq!(j["error"]["line"], 5);
+
+    let (code, _, err) = asudf(d, &["apply", "test", "k", "boom.nosuch"]);
+    assert_eq!(code, 4);
+    assert!(err.contains("function not found"), "{err}");
+}
+
+#[test]
+fn compile_error_prints_file_line_message_and_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("syntax.lua");
+    std::fs::write(&module, "function f(rec)\n  return 1 +\nend\n").unwrap();
+    let (code, _, err) = asudf(dir.path(), &["udf", "put", module.to_str().unwrap()]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("syntax.lua:3: unexpected symbol near 'end'"),
+        "{err}"
+    );
+    assert!(err.contains("    3 | end"), "{err}");
+    let (_, out, _) = asudf(dir.path(), &["udf", "ls"]);
+    assert_eq!(
+        out.trim(),
+        "",
+        "nothing is registered after a compile error"
+    );
+}
+
+#[test]
+fn record_put_get_rm_with_typed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, err) = asudf(
+        d,
+        &[
+            "record",
+            "put",
+            "test.demo",
+            "r1",
+            "a=5",
+            "b=2.5",
+            "c='x'",
+            "d=[1,'two']",
+            "e=x'0a1b'",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = asudf(d, &["--json", "record", "get", "test.demo", "r1"]);
+    assert_eq!(code, 0);
+    let j = json_of(&out);
+    assert_eq!(j["found"], true);
+    assert_eq!(j["values"]["a"], serde_json::json!({"int": 5}));
+    assert_eq!(j["values"]["b"], serde_json::json!({"float": 2.5}));
+    assert_eq!(j["values"]["e"], serde_json::json!({"bytes": "0a1b"}));
+    assert_eq!(j["gen"], 1);
+    assert_eq!(
+        asudf(d, &["record", "rm", "test.demo", "r1"]).1.trim(),
+        "deleted"
+    );
+    let (_, out, _) = asudf(d, &["--json", "record", "get", "test.demo", "r1"]);
+    assert_eq!(json_of(&out)["found"], false);
+}
+
+#[test]
+fn bench_reports_throughput_and_percentiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(
+        asudf(d, &["udf", "put", counter_lua().to_str().unwrap()]).0,
+        0
+    );
+    let (code, out, err) = asudf(
+        d,
+        &[
+            "--json",
+            "bench",
+            "apply",
+            "test",
+            "b",
+            "counter.increment",
+            "n",
+            "1",
+            "-n",
+            "300",
+            "-c",
+            "4",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let j = json_of(&out);
+    assert_eq!(j["ops"], 300);
+    assert_eq!(j["errors"], 0);
+    assert!(j["ops_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(j["p50_us"].as_u64().unwrap() <= j["p99_us"].as_u64().unwrap());
+    // Every apply landed: the counter is exactly 300.
+    let (_, out, _) = asudf(d, &["--json", "record", "get", "test", "b"]);
+    assert_eq!(
+        json_of(&out)["values"]["n"],
+        serde_json::json!({"int": 300})
+    );
+}
+
+#[test]
+fn exit_codes_for_usage_and_connection_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = asudf(dir.path(), &["apply", "test"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = asudf(dir.path(), &["apply", "test", "k", "nodot"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("MODULE.FUNCTION"), "{err}");
+    // Nothing listens on port 1.
+    let (code, _, err) = asudf(
+        dir.path(),
+        &["-h", "127.0.0.1:1", "--timeout", "500", "udf", "ls"],
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cannot connect to 127.0.0.1:1"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+}
+
+#[test]
+fn sandbox_reset_empties_records_and_modules() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(
+        asudf(d, &["udf", "put", counter_lua().to_str().unwrap()]).0,
+        0
+    );
+    assert_eq!(asudf(d, &["record", "put", "test", "r", "a=1"]).0, 0);
+    // Without --yes and without a terminal to ask on, nothing is reset.
+    assert_ne!(asudf(d, &["sandbox", "reset"]).0, 0);
+    assert_eq!(asudf(d, &["udf", "ls"]).1.trim().is_empty(), false);
+    let (code, _, err) = asudf(d, &["sandbox", "reset", "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(asudf(d, &["udf", "ls"]).1.trim(), "");
+    let (_, out, _) = asudf(d, &["--json", "record", "get", "test", "r"]);
+    assert_eq!(json_of(&out)["found"], false);
+}
