@@ -1,0 +1,3 @@
+function noop(rec)
+    return 1
+end
