@@ -36,8 +36,10 @@ def rate(label, call):
 
 
 def main():
-    client = aerospike.client({"hosts": [(HOST, int(PORT))]}).connect()
     work = tempfile.mkdtemp(prefix="asudf-bench-")
+    # The client keeps copies of registered modules in the working directory.
+    os.chdir(work)
+    client = aerospike.client({"hosts": [(HOST, int(PORT))]}).connect()
     path = os.path.join(work, "bench_noop.lua")
     with open(path, "w") as f:
         f.write(TRIVIAL)

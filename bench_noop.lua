@@ -1,3 +1,0 @@
-function noop(rec)
-    return 1
-end
