@@ -261,7 +261,7 @@ async fn udf_errors_reach_the_client() {
         AsValue::from(2.5),
     ]);
     assert_eq!(
-        apply(&client, &k, "helpers", "echo", &[list.clone()])
+        apply(&client, &k, "helpers", "echo", std::slice::from_ref(&list))
             .await
             .unwrap(),
         Some(list)
@@ -353,15 +353,19 @@ async fn record_commands() {
     assert_eq!(client.get(&rp, &k, Bins::None).await.unwrap().generation, 5);
 
     // policies
-    let mut create_only = WritePolicy::default();
-    create_only.record_exists_action = RecordExistsAction::CreateOnly;
+    let create_only = WritePolicy {
+        record_exists_action: RecordExistsAction::CreateOnly,
+        ..WritePolicy::default()
+    };
     let err = client
         .put(&create_only, &k, &[Bin::new("a", AsValue::from(1))])
         .await
         .unwrap_err();
     assert_eq!(err.result_code(), 5);
-    let mut update_only = WritePolicy::default();
-    update_only.record_exists_action = RecordExistsAction::UpdateOnly;
+    let update_only = WritePolicy {
+        record_exists_action: RecordExistsAction::UpdateOnly,
+        ..WritePolicy::default()
+    };
     let err = client
         .put(
             &update_only,
@@ -371,16 +375,20 @@ async fn record_commands() {
         .await
         .unwrap_err();
     assert_eq!(err.result_code(), 2);
-    let mut replace = WritePolicy::default();
-    replace.record_exists_action = RecordExistsAction::Replace;
+    let replace = WritePolicy {
+        record_exists_action: RecordExistsAction::Replace,
+        ..WritePolicy::default()
+    };
     client
         .put(&replace, &k, &[Bin::new("z", AsValue::from(0))])
         .await
         .unwrap();
     let rec = client.get(&rp, &k, Bins::All).await.unwrap();
     assert_eq!(rec.bins.len(), 1);
-    let mut gen_eq = WritePolicy::default();
-    gen_eq.generation_policy = GenerationPolicy::ExpectGenEqual;
+    let mut gen_eq = WritePolicy {
+        generation_policy: GenerationPolicy::ExpectGenEqual,
+        ..WritePolicy::default()
+    };
     gen_eq.generation = rec.generation - 1;
     let err = client
         .put(&gen_eq, &k, &[Bin::new("z", AsValue::from(1))])
@@ -394,8 +402,10 @@ async fn record_commands() {
         .unwrap();
 
     // ttl comes back as the record's expiry
-    let mut ttl = WritePolicy::default();
-    ttl.expiration = Expiration::Seconds(1000);
+    let ttl = WritePolicy {
+        expiration: Expiration::Seconds(1000),
+        ..WritePolicy::default()
+    };
     client
         .put(&ttl, &k, &[Bin::new("z", AsValue::from(2))])
         .await
@@ -405,8 +415,10 @@ async fn record_commands() {
     assert!((990..=1000).contains(&left), "{left}");
 
     // send-key stores the user key
-    let mut send_key = WritePolicy::default();
-    send_key.send_key = true;
+    let send_key = WritePolicy {
+        send_key: true,
+        ..WritePolicy::default()
+    };
     client
         .put(&send_key, &key("keyed"), &[Bin::new("a", AsValue::from(1))])
         .await
@@ -604,8 +616,10 @@ async fn tls_with_a_self_signed_certificate() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut policy = ClientPolicy::default();
-    policy.tls_policy = Some(TlsPolicy::new(config));
+    let policy = ClientPolicy {
+        tls_policy: Some(TlsPolicy::new(config)),
+        ..ClientPolicy::default()
+    };
     let host = aerospike::Host {
         name: "127.0.0.1".into(),
         tls_name: Some("localhost".into()),

@@ -134,10 +134,9 @@ fn write_address(dir: &Path, addr: SocketAddr) -> io::Result<()> {
 async fn wait_for_address(dir: &Path) -> io::Result<SocketAddr> {
     let deadline = Instant::now() + ADDRESS_WAIT;
     loop {
-        if let Ok(text) = std::fs::read_to_string(dir.join(ADDRESS_FILE)) {
-            if let Ok(addr) = text.trim().parse() {
-                return Ok(addr);
-            }
+        let published = std::fs::read_to_string(dir.join(ADDRESS_FILE));
+        if let Some(addr) = published.ok().and_then(|t| t.trim().parse().ok()) {
+            return Ok(addr);
         }
         if Instant::now() > deadline {
             return Err(io::Error::new(
