@@ -1,1 +1,999 @@
+//! The command line: every command and the connection flags they share.
+//!
+//! Connection flags follow Aerospike's own tools (aql, asadm): `-h/--host`,
+//! `-p/--port`, `-U/--user`, `-P/--password`, TLS options. So help is
+//! `--help` only (`-h` is the host). Every flag is global: it is accepted
+//! before or after the subcommand and among positional arguments; `--` ends
+//! the flags. Negative numbers are values (`apply test k m.f -5 -1.5`); any
+//! other word starting with `-` (`-inf`) goes after `--`.
+//!
+//! Keys, arguments and bin values are in the literal syntax of
+//! [`crate::value`], read with [`value::parse_arg`]: a bare word that is not
+//! a number, `nil`, `true` or `false` is a string.
 
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use aerospike::Value;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Secret;
+use crate::value;
+
+/// Interactive console for Aerospike Lua UDFs, with an embedded sandbox.
+///
+/// Without a subcommand, opens the console (on FILE if given). Without a
+/// configured host, every command works on your local sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "asudf", version, disable_help_flag = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Print help.
+    #[arg(long, global = true, action = ArgAction::Help)]
+    help: Option<bool>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Lua file to open in the console.
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+/// Where to connect, shared by every command (all flags are global).
+#[derive(Clone, Default, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectionArgs {
+    /// Seed host: HOST, HOST:PORT, HOST:TLSNAME:PORT or [IPv6]:PORT; repeat
+    /// the flag or separate hosts with commas.
+    #[arg(short = 'h', long = "host", global = true, value_name = "HOST[:PORT]")]
+    pub hosts: Vec<String>,
+
+    /// Port of hosts given without one (default 3000). For `serve`, the port
+    /// to listen on.
+    #[arg(short = 'p', long, global = true, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// User name. For `serve`, the user the sandbox requires.
+    #[arg(short = 'U', long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Password; with no value, asks for it without echo (also read from
+    /// ASUDF_PASSWORD).
+    #[arg(
+        short = 'P',
+        long,
+        global = true,
+        num_args = 0..=1,
+        value_name = "PASSWORD"
+    )]
+    pub password: Option<Option<Secret>>,
+
+    /// Use TLS (implied by --tls-cafile, --tls-certfile or --tls-keyfile).
+    #[arg(long, global = true)]
+    pub tls_enable: bool,
+
+    /// TLS name to verify, for hosts given without one.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub tls_name: Option<String>,
+
+    /// CA certificates to trust (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_cafile: Option<PathBuf>,
+
+    /// Client certificate chain for mutual TLS (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_certfile: Option<PathBuf>,
+
+    /// Client private key for mutual TLS (PEM).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tls_keyfile: Option<PathBuf>,
+
+    /// Time limit of each request in milliseconds; for `apply`, the UDF's
+    /// deadline on the server.
+    #[arg(long, global = true, value_name = "MS")]
+    pub timeout: Option<u64>,
+
+    /// Use the sandbox kept in DIR instead of the default one.
+    #[arg(long, global = true, value_name = "DIR", conflicts_with_all = ["memory", "hosts"])]
+    pub sandbox_dir: Option<PathBuf>,
+
+    /// Use a sandbox in memory that keeps nothing.
+    #[arg(long, global = true, conflicts_with = "hosts")]
+    pub memory: bool,
+
+    /// Read settings from this file instead of /etc/aerospike/astools.conf
+    /// and ~/.aerospike/astools.conf.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+}
+
+// Written by hand so the password never reaches a log (Secret redacts too;
+// this keeps the `Some(None)` "ask for it" case readable).
+impl fmt::Debug for ConnectionArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let password = match &self.password {
+            None => "none",
+            Some(None) => "prompt",
+            Some(Some(_)) => "<redacted>",
+        };
+        f.debug_struct("ConnectionArgs")
+            .field("hosts", &self.hosts)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &format_args!("{password}"))
+            .field("tls_enable", &self.tls_enable)
+            .field("tls_name", &self.tls_name)
+            .field("tls_cafile", &self.tls_cafile)
+            .field("tls_certfile", &self.tls_certfile)
+            .field("tls_keyfile", &self.tls_keyfile)
+            .field("timeout", &self.timeout)
+            .field("sandbox_dir", &self.sandbox_dir)
+            .field("memory", &self.memory)
+            .field("config_file", &self.config_file)
+            .finish()
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register, list, show and remove UDF modules.
+    #[command(subcommand)]
+    Udf(UdfCommand),
+    /// Call a record UDF: apply NS[.SET] KEY MODULE.FUNCTION [ARGS…].
+    Apply(ApplyArgs),
+    /// Read, write and delete records.
+    #[command(subcommand)]
+    Record(RecordCommand),
+    /// Manage the local sandbox.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
+    /// Measure throughput and latency.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Serve a sandbox on the network (listens on --port, default 3000).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UdfCommand {
+    /// Register a Lua file as a module.
+    Put {
+        /// The Lua source file.
+        file: PathBuf,
+        /// Module name to register it under (default: the file's name).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// List registered modules.
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Print a module's source.
+    #[command(visible_alias = "get")]
+    Cat {
+        /// Module name (`counter` or `counter.lua`).
+        name: String,
+    },
+    /// Remove a module.
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Module name (`counter` or `counter.lua`).
+        name: String,
+    },
+}
+
+/// Which record, and which UDF with which arguments.
+#[derive(Debug, Clone, Args)]
+pub struct ApplyArgs {
+    /// Namespace and optional set: `test` or `test.demo`.
+    #[arg(value_name = "NS[.SET]")]
+    pub target: NsSet,
+    /// Record key: an integer, a string or bytes (`5`, `user1`, `'5'`, `x'0a'`).
+    #[arg(value_name = "KEY", value_parser = parse_key, allow_negative_numbers = true)]
+    pub key: Value,
+    /// The UDF to call: MODULE.FUNCTION.
+    #[arg(value_name = "MODULE.FUNCTION")]
+    pub call: Call,
+    /// Arguments in the literal syntax (`5`, `-1.5`, `name`, `'5'`, `[1,2]`, `{'a': 1}`).
+    #[arg(value_name = "ARGS", value_parser = parse_value, allow_negative_numbers = true)]
+    pub args: Vec<Value>,
+    /// Send the key with the request, so the server can store it.
+    #[arg(long)]
+    pub send_key: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordCommand {
+    /// Print a record's bins, generation and time to live.
+    Get(RecordArgs),
+    /// Write bins: record put NS[.SET] KEY BIN=VALUE…
+    Put {
+        #[command(flatten)]
+        record: RecordArgs,
+        /// Bins to write, as NAME=VALUE (value in the literal syntax).
+        #[arg(value_name = "BIN=VALUE", required = true)]
+        bins: Vec<BinAssign>,
+        /// Send the key with the request, so the server stores it.
+        #[arg(long)]
+        send_key: bool,
+    },
+    /// Delete a record.
+    #[command(visible_alias = "delete")]
+    Rm(RecordArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RecordArgs {
+    /// Namespace and optional set: `test` or `test.demo`.
+    #[arg(value_name = "NS[.SET]")]
+    pub target: NsSet,
+    /// Record key: an integer, a string or bytes.
+    #[arg(value_name = "KEY", value_parser = parse_key, allow_negative_numbers = true)]
+    pub key: Value,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Remove every module and record of the local sandbox.
+    Reset {
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Call a UDF N times: bench apply NS[.SET] KEY MODULE.FUNCTION [ARGS…] -n N -c C
+    Apply(BenchApplyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchApplyArgs {
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+    /// Number of calls.
+    #[arg(
+        short = 'n',
+        long = "count",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub count: u64,
+    /// Calls in flight at once.
+    #[arg(short = 'c', long, value_name = "CONCURRENCY", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: u32,
+}
+
+/// `serve`'s own flags; the port and the user are the global `--port` and
+/// `--user` (see [`ServeArgs::listen_port`]).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback exposes the sandbox.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Namespace to serve (repeatable).
+    #[arg(long = "namespace", value_name = "NAME", default_values_t = [String::from("test")])]
+    pub namespaces: Vec<String>,
+    /// Cluster name reported to clients.
+    #[arg(long, value_name = "NAME", default_value = "sandbox")]
+    pub cluster_name: String,
+    /// Lua libraries UDFs may use.
+    #[arg(long, value_enum, default_value_t = LuaLibsArg::Default)]
+    pub lua_libs: LuaLibsArg,
+    /// Cap on any UDF's run time in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub max_udf_ms: Option<u64>,
+    /// File holding the password of --user (first line).
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
+    /// Server certificate chain (PEM) to serve TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM) to serve TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The port to listen on: the global `--port`, default 3000.
+    pub fn listen_port(connection: &ConnectionArgs) -> u16 {
+        connection.port.unwrap_or(3000)
+    }
+
+    /// Refuses combinations that would be unsafe: every Lua library (`io`,
+    /// `os`) open to UDFs on an address other machines can reach.
+    pub fn check(&self) -> Result<(), String> {
+        if self.lua_libs == LuaLibsArg::All && !self.bind.is_loopback() {
+            return Err(format!(
+                "--lua-libs all lets UDFs use io and os; it is refused with --bind {} (use a loopback address)",
+                self.bind
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `--lua-libs`: which standard Lua libraries UDFs see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LuaLibsArg {
+    /// No `io`, `os` limited to time functions, no `debug` (current releases' default).
+    Default,
+    /// Every standard library, as 8.1 servers up to 8.1.2.0 (loopback only).
+    All,
+    /// The documented hardened mode.
+    Hardened,
+}
+
+impl From<LuaLibsArg> for crate::sandbox::LuaLibs {
+    fn from(arg: LuaLibsArg) -> Self {
+        match arg {
+            LuaLibsArg::Default => crate::sandbox::LuaLibs::Default,
+            LuaLibsArg::All => crate::sandbox::LuaLibs::All,
+            LuaLibsArg::Hardened => crate::sandbox::LuaLibs::Hardened,
+        }
+    }
+}
+
+/// A namespace and an optional set, written `test` or `test.demo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NsSet {
+    pub namespace: String,
+    pub set: Option<String>,
+}
+
+/// The server's limits on names, in bytes.
+const MAX_NAMESPACE_LEN: usize = 31;
+const MAX_SET_LEN: usize = 63;
+const MAX_BIN_LEN: usize = 15;
+
+impl NsSet {
+    pub fn parse(text: &str) -> Result<NsSet, String> {
+        let (namespace, set) = match text.split_once('.') {
+            Some((ns, set)) => (ns, Some(set)),
+            None => (text, None),
+        };
+        if namespace.is_empty() {
+            return Err(format!(
+                "'{text}': the namespace is empty (write NS or NS.SET, e.g. test.demo)"
+            ));
+        }
+        if namespace.len() > MAX_NAMESPACE_LEN {
+            return Err(format!(
+                "namespace '{namespace}' is longer than {MAX_NAMESPACE_LEN} bytes"
+            ));
+        }
+        if let Some(set) = set {
+            if set.is_empty() {
+                return Err(format!(
+                    "'{text}': the set after '.' is empty (write {namespace} for no set)"
+                ));
+            }
+            if set.len() > MAX_SET_LEN {
+                return Err(format!("set '{set}' is longer than {MAX_SET_LEN} bytes"));
+            }
+        }
+        Ok(NsSet {
+            namespace: namespace.to_owned(),
+            set: set.map(str::to_owned),
+        })
+    }
+}
+
+impl FromStr for NsSet {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        NsSet::parse(text)
+    }
+}
+
+impl fmt::Display for NsSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.set {
+            Some(set) => write!(f, "{}.{set}", self.namespace),
+            None => f.write_str(&self.namespace),
+        }
+    }
+}
+
+/// A UDF to call, written `MODULE.FUNCTION` (`counter.increment`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The module name, without `.lua`.
+    pub module: String,
+    pub function: String,
+}
+
+impl Call {
+    /// Splits at the last `.`; a module written `counter.lua` loses its `.lua`.
+    pub fn parse(text: &str) -> Result<Call, String> {
+        let Some((module, function)) = text.rsplit_once('.') else {
+            return Err(format!(
+                "'{text}': expected MODULE.FUNCTION, e.g. counter.increment"
+            ));
+        };
+        let module = module.strip_suffix(".lua").unwrap_or(module);
+        if module.is_empty() {
+            return Err(format!("'{text}': the module name before '.' is empty"));
+        }
+        if function.is_empty() {
+            return Err(format!("'{text}': the function name after '.' is empty"));
+        }
+        if !is_lua_identifier(function) {
+            return Err(format!(
+                "'{function}' is not a Lua function name (letters, digits and _, not starting with a digit)"
+            ));
+        }
+        Ok(Call {
+            module: module.to_owned(),
+            function: function.to_owned(),
+        })
+    }
+}
+
+fn is_lua_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl FromStr for Call {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Call::parse(text)
+    }
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.module, self.function)
+    }
+}
+
+/// One bin to write, written `NAME=VALUE` with the value in the literal syntax.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinAssign {
+    pub bin: String,
+    pub value: Value,
+}
+
+impl BinAssign {
+    pub fn parse(text: &str) -> Result<BinAssign, String> {
+        let Some((bin, literal)) = text.split_once('=') else {
+            return Err(format!("'{text}': expected BIN=VALUE, e.g. count=5"));
+        };
+        if bin.is_empty() {
+            return Err(format!("'{text}': the bin name before '=' is empty"));
+        }
+        if bin.len() > MAX_BIN_LEN {
+            return Err(format!(
+                "bin name '{bin}' is longer than {MAX_BIN_LEN} bytes"
+            ));
+        }
+        let value = value::parse_arg(literal).map_err(|e| format!("value of bin '{bin}': {e}"))?;
+        Ok(BinAssign {
+            bin: bin.to_owned(),
+            value,
+        })
+    }
+}
+
+impl FromStr for BinAssign {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        BinAssign::parse(text)
+    }
+}
+
+/// A command-line word in the literal syntax (see [`value::parse_arg`]).
+pub fn parse_value(word: &str) -> Result<Value, String> {
+    value::parse_arg(word).map_err(|e| e.to_string())
+}
+
+/// A record key: an integer, a string or bytes.
+pub fn parse_key(word: &str) -> Result<Value, String> {
+    let key = parse_value(word)?;
+    match key {
+        Value::Int(_) | Value::String(_) | Value::Blob(_) => Ok(key),
+        other => Err(format!(
+            "a key must be an integer, a string or bytes, not {}",
+            value::type_name(&other)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["asudf"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn parse_err(args: &[&str]) -> clap::Error {
+        let mut argv = vec!["asudf"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect_err("should not parse")
+    }
+
+    fn apply(cli: &Cli) -> &ApplyArgs {
+        match &cli.command {
+            Some(Command::Apply(a)) => a,
+            other => panic!("not apply: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_opens_the_console() {
+        let cli = parse(&[]);
+        assert!(cli.command.is_none() && cli.file.is_none());
+        let cli = parse(&["counter.lua", "-h", "db1"]);
+        assert_eq!(cli.file, Some(PathBuf::from("counter.lua")));
+        assert_eq!(cli.connection.hosts, ["db1"]);
+    }
+
+    #[test]
+    fn dash_h_is_the_host_and_help_is_long_only() {
+        let cli = parse(&["-h", "10.0.0.1:3100", "udf", "ls"]);
+        assert_eq!(cli.connection.hosts, ["10.0.0.1:3100"]);
+        assert_eq!(parse_err(&["--help"]).kind(), ErrorKind::DisplayHelp);
+        assert_eq!(
+            parse_err(&["udf", "ls", "--help"]).kind(),
+            ErrorKind::DisplayHelp
+        );
+        assert_eq!(parse_err(&["udf", "--help"]).kind(), ErrorKind::DisplayHelp);
+        assert_eq!(parse_err(&["--version"]).kind(), ErrorKind::DisplayVersion);
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("-h, --host"), "{help}");
+        assert!(!help.contains("-h, --help"), "{help}");
+    }
+
+    #[test]
+    fn flags_are_accepted_anywhere() {
+        let cli = parse(&[
+            "udf", "ls", "-h", "a", "--json", "-p", "4000", "-U", "admin",
+        ]);
+        assert!(cli.json);
+        assert_eq!(cli.connection.hosts, ["a"]);
+        assert_eq!(cli.connection.port, Some(4000));
+        assert_eq!(cli.connection.user.as_deref(), Some("admin"));
+        let cli = parse(&[
+            "--json",
+            "-h",
+            "a",
+            "-h",
+            "b,c",
+            "apply",
+            "test",
+            "k",
+            "m.f",
+            "1",
+            "--timeout",
+            "50",
+        ]);
+        assert!(cli.json);
+        assert_eq!(cli.connection.hosts, ["a", "b,c"]);
+        assert_eq!(cli.connection.timeout, Some(50));
+        assert_eq!(apply(&cli).args, [Value::Int(1)]);
+    }
+
+    #[test]
+    fn apply_arguments() {
+        let cli = parse(&[
+            "apply",
+            "test.demo",
+            "user1",
+            "counter.increment",
+            "count",
+            "5",
+            "5.0",
+            "'5'",
+            "[1,2]",
+        ]);
+        let a = apply(&cli);
+        assert_eq!(
+            a.target,
+            NsSet {
+                namespace: "test".into(),
+                set: Some("demo".into())
+            }
+        );
+        assert_eq!(a.key, Value::String("user1".into()));
+        assert_eq!(
+            a.call,
+            Call {
+                module: "counter".into(),
+                function: "increment".into()
+            }
+        );
+        assert_eq!(
+            a.args,
+            [
+                Value::String("count".into()),
+                Value::Int(5),
+                Value::from(5.0),
+                Value::String("5".into()),
+                Value::List(vec![Value::Int(1), Value::Int(2)])
+            ]
+        );
+        assert!(!a.send_key);
+        let cli = parse(&["apply", "test", "7", "m.f", "--send-key"]);
+        assert_eq!(apply(&cli).key, Value::Int(7));
+        assert!(apply(&cli).send_key && apply(&cli).target.set.is_none());
+    }
+
+    #[test]
+    fn negative_numbers_are_values() {
+        let cli = parse(&[
+            "apply", "test", "k", "m.f", "-5", "-1.5", "-2e3", "--json", "7",
+        ]);
+        assert_eq!(
+            apply(&cli).args,
+            [
+                Value::Int(-5),
+                Value::from(-1.5),
+                Value::from(-2000.0),
+                Value::Int(7)
+            ]
+        );
+        assert!(cli.json);
+        // A word that only starts like a flag needs `--` before it.
+        let cli = parse(&["apply", "test", "k", "m.f", "--", "-inf"]);
+        assert_eq!(apply(&cli).args, [Value::from(f64::NEG_INFINITY)]);
+        assert_eq!(
+            parse_err(&["apply", "test", "k", "m.f", "-inf"]).kind(),
+            ErrorKind::UnknownArgument
+        );
+        let cli = parse(&["apply", "test", "-3", "m.f"]);
+        assert_eq!(apply(&cli).key, Value::Int(-3));
+    }
+
+    #[test]
+    fn double_dash_ends_the_flags() {
+        let cli = parse(&["apply", "test", "k", "m.f", "--", "--json", "-h"]);
+        assert!(!cli.json);
+        assert_eq!(
+            apply(&cli).args,
+            [Value::String("--json".into()), Value::String("-h".into())]
+        );
+    }
+
+    #[test]
+    fn bad_literals_are_clear_errors() {
+        let e = parse_err(&["apply", "test", "k", "m.f", "[1,"]).to_string();
+        assert!(
+            e.contains("column 4: expected a value, found the end of the input"),
+            "{e}"
+        );
+        let e = parse_err(&["apply", "test", "[1]", "m.f"]).to_string();
+        assert!(
+            e.contains("a key must be an integer, a string or bytes, not a list"),
+            "{e}"
+        );
+        let e = parse_err(&["apply", "test", "k", "nodot"]).to_string();
+        assert!(e.contains("expected MODULE.FUNCTION"), "{e}");
+    }
+
+    #[test]
+    fn password_flag() {
+        assert!(parse(&["udf", "ls"]).connection.password.is_none());
+        let prompt = parse(&["udf", "ls", "-P"]).connection.password;
+        assert!(matches!(prompt, Some(None)));
+        let prompt = parse(&["-P", "--json", "udf", "ls"]);
+        assert!(matches!(prompt.connection.password, Some(None)) && prompt.json);
+        let given = parse(&["-Psecret", "udf", "ls"]).connection.password;
+        assert_eq!(given.flatten().unwrap().expose(), "secret");
+        let given = parse(&["--password", "s3cret", "udf", "ls"])
+            .connection
+            .password;
+        assert_eq!(given.flatten().unwrap().expose(), "s3cret");
+        let debug = format!("{:?}", parse(&["-P", "hunter2", "udf", "ls"]));
+        assert!(
+            !debug.contains("hunter2") && debug.contains("<redacted>"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn udf_commands() {
+        match parse(&["udf", "put", "counter.lua", "--name", "ctr"]).command {
+            Some(Command::Udf(UdfCommand::Put { file, name })) => {
+                assert_eq!(file, PathBuf::from("counter.lua"));
+                assert_eq!(name.as_deref(), Some("ctr"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["udf", "ls"]).command,
+            Some(Command::Udf(UdfCommand::Ls))
+        ));
+        assert!(matches!(
+            parse(&["udf", "cat", "counter"]).command,
+            Some(Command::Udf(UdfCommand::Cat { .. }))
+        ));
+        assert!(matches!(
+            parse(&["udf", "rm", "counter"]).command,
+            Some(Command::Udf(UdfCommand::Rm { .. }))
+        ));
+    }
+
+    #[test]
+    fn record_commands() {
+        match parse(&[
+            "record",
+            "put",
+            "test.demo",
+            "k1",
+            "count=5",
+            "name=bob",
+            "neg=-2",
+            "--send-key",
+        ])
+        .command
+        {
+            Some(Command::Record(RecordCommand::Put {
+                record,
+                bins,
+                send_key,
+            })) => {
+                assert_eq!(record.target.to_string(), "test.demo");
+                assert_eq!(record.key, Value::String("k1".into()));
+                assert_eq!(
+                    bins[0],
+                    BinAssign {
+                        bin: "count".into(),
+                        value: Value::Int(5)
+                    }
+                );
+                assert_eq!(bins[1].value, Value::String("bob".into()));
+                assert_eq!(bins[2].value, Value::Int(-2));
+                assert!(send_key);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["record", "get", "test", "5"]).command,
+            Some(Command::Record(RecordCommand::Get(_)))
+        ));
+        assert!(matches!(
+            parse(&["record", "rm", "test", "5"]).command,
+            Some(Command::Record(RecordCommand::Rm(_)))
+        ));
+        assert_eq!(
+            parse_err(&["record", "put", "test", "k"]).kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn sandbox_and_bench() {
+        assert!(matches!(
+            parse(&["sandbox", "reset", "--yes"]).command,
+            Some(Command::Sandbox(SandboxCommand::Reset { yes: true }))
+        ));
+        match parse(&[
+            "bench", "apply", "test", "k", "m.f", "1", "-n", "500", "-c", "8",
+        ])
+        .command
+        {
+            Some(Command::Bench(BenchCommand::Apply(b))) => {
+                assert_eq!((b.count, b.concurrency), (500, 8));
+                assert_eq!(b.apply.args, [Value::Int(1)]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parse_err(&["bench", "apply", "test", "k", "m.f", "-c", "0"])
+                .to_string()
+                .contains("-c")
+        );
+    }
+
+    #[test]
+    fn serve_defaults_and_flags() {
+        let cli = parse(&["serve"]);
+        let Some(Command::Serve(s)) = &cli.command else {
+            panic!()
+        };
+        assert_eq!(ServeArgs::listen_port(&cli.connection), 3000);
+        assert_eq!(s.bind, "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(s.namespaces, ["test"]);
+        assert_eq!(s.cluster_name, "sandbox");
+        assert_eq!(s.lua_libs, LuaLibsArg::Default);
+        let cli = parse(&[
+            "serve",
+            "--port",
+            "4000",
+            "--bind",
+            "0.0.0.0",
+            "--namespace",
+            "a",
+            "--namespace",
+            "b",
+            "--lua-libs",
+            "hardened",
+            "--max-udf-ms",
+            "200",
+            "--user",
+            "admin",
+            "--password-file",
+            "pw",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]);
+        let Some(Command::Serve(s)) = &cli.command else {
+            panic!()
+        };
+        assert_eq!(ServeArgs::listen_port(&cli.connection), 4000);
+        assert_eq!(s.namespaces, ["a", "b"]);
+        assert_eq!(s.lua_libs, LuaLibsArg::Hardened);
+        assert_eq!(s.max_udf_ms, Some(200));
+        assert_eq!(cli.connection.user.as_deref(), Some("admin"));
+        assert_eq!(s.password_file, Some(PathBuf::from("pw")));
+        assert_eq!(
+            parse_err(&["serve", "--password-file", "pw"]).kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse_err(&["serve", "--tls-cert", "c.pem"]).kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        let Some(Command::Serve(s)) = parse(&["serve", "--lua-libs", "all"]).command else {
+            panic!()
+        };
+        assert_eq!(s.check(), Ok(()));
+        let Some(Command::Serve(s)) =
+            parse(&["serve", "--lua-libs", "all", "--bind", "0.0.0.0"]).command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            s.check().unwrap_err(),
+            "--lua-libs all lets UDFs use io and os; it is refused with --bind 0.0.0.0 (use a loopback address)"
+        );
+        assert_eq!(
+            parse_err(&["serve", "--lua-libs", "some"]).kind(),
+            ErrorKind::InvalidValue
+        );
+    }
+
+    #[test]
+    fn sandbox_flags_exclude_hosts() {
+        assert!(parse(&["--memory", "udf", "ls"]).connection.memory);
+        assert_eq!(
+            parse_err(&["--memory", "-h", "a", "udf", "ls"]).kind(),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            parse_err(&["--memory", "--sandbox-dir", "d"]).kind(),
+            ErrorKind::ArgumentConflict
+        );
+    }
+
+    #[test]
+    fn ns_set_parsing() {
+        assert_eq!(
+            NsSet::parse("test").unwrap(),
+            NsSet {
+                namespace: "test".into(),
+                set: None
+            }
+        );
+        assert_eq!(
+            NsSet::parse("test.demo").unwrap().set.as_deref(),
+            Some("demo")
+        );
+        assert_eq!(
+            NsSet::parse(".demo").unwrap_err(),
+            "'.demo': the namespace is empty (write NS or NS.SET, e.g. test.demo)"
+        );
+        assert_eq!(
+            NsSet::parse("test.").unwrap_err(),
+            "'test.': the set after '.' is empty (write test for no set)"
+        );
+        assert!(
+            NsSet::parse(&"n".repeat(32))
+                .unwrap_err()
+                .contains("longer than 31 bytes")
+        );
+        assert!(
+            NsSet::parse(&format!("test.{}", "s".repeat(64)))
+                .unwrap_err()
+                .contains("longer than 63 bytes")
+        );
+    }
+
+    #[test]
+    fn call_parsing() {
+        assert_eq!(
+            Call::parse("counter.increment").unwrap(),
+            Call {
+                module: "counter".into(),
+                function: "increment".into()
+            }
+        );
+        assert_eq!(Call::parse("counter.lua.get").unwrap().module, "counter");
+        assert_eq!(
+            Call::parse("my.mod.f").unwrap(),
+            Call {
+                module: "my.mod".into(),
+                function: "f".into()
+            }
+        );
+        assert_eq!(
+            Call::parse("counter").unwrap_err(),
+            "'counter': expected MODULE.FUNCTION, e.g. counter.increment"
+        );
+        assert_eq!(
+            Call::parse(".f").unwrap_err(),
+            "'.f': the module name before '.' is empty"
+        );
+        assert_eq!(
+            Call::parse("m.").unwrap_err(),
+            "'m.': the function name after '.' is empty"
+        );
+        assert!(
+            Call::parse("m.1f")
+                .unwrap_err()
+                .contains("not a Lua function name")
+        );
+    }
+
+    #[test]
+    fn bin_assign_parsing() {
+        assert_eq!(
+            BinAssign::parse("count=5").unwrap(),
+            BinAssign {
+                bin: "count".into(),
+                value: Value::Int(5)
+            }
+        );
+        assert_eq!(
+            BinAssign::parse("s='a=b'").unwrap().value,
+            Value::String("a=b".into())
+        );
+        assert_eq!(
+            BinAssign::parse("s=").unwrap().value,
+            Value::String(String::new())
+        );
+        assert_eq!(
+            BinAssign::parse("count").unwrap_err(),
+            "'count': expected BIN=VALUE, e.g. count=5"
+        );
+        assert_eq!(
+            BinAssign::parse("=5").unwrap_err(),
+            "'=5': the bin name before '=' is empty"
+        );
+        assert!(
+            BinAssign::parse("a_very_long_bin_name=1")
+                .unwrap_err()
+                .contains("longer than 15 bytes")
+        );
+        assert_eq!(
+            BinAssign::parse("l=[1,").unwrap_err(),
+            "value of bin 'l': column 4: expected a value, found the end of the input"
+        );
+    }
+}

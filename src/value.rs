@@ -676,6 +676,30 @@ fn write_pretty(out: &mut String, value: &Value, column: usize, indent: usize, w
     }
     let inner = indent + 2;
     match value {
+        Value::List(items) | Value::MultiResult(items) if items.iter().all(is_scalar) => {
+            // Scalars fill lines, like words in a paragraph.
+            out.push('[');
+            newline(out, inner);
+            let mut line_len = inner;
+            for (i, item) in items.iter().enumerate() {
+                let mut text = print(item);
+                if i + 1 < items.len() {
+                    text.push(',');
+                }
+                let len = text.chars().count();
+                if line_len > inner && line_len + 1 + len > width {
+                    newline(out, inner);
+                    line_len = inner;
+                } else if line_len > inner {
+                    out.push(' ');
+                    line_len += 1;
+                }
+                out.push_str(&text);
+                line_len += len;
+            }
+            newline(out, indent);
+            out.push(']');
+        }
         Value::List(items) | Value::MultiResult(items) if !items.is_empty() => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -711,6 +735,18 @@ fn write_pretty(out: &mut String, value: &Value, column: usize, indent: usize, w
         }
         _ => out.push_str(&flat),
     }
+}
+
+fn is_scalar(value: &Value) -> bool {
+    !matches!(
+        value,
+        Value::List(_)
+            | Value::MultiResult(_)
+            | Value::HashMap(_)
+            | Value::OrderedMap(_)
+            | Value::SortedMap(_)
+            | Value::KeyValueList(_)
+    )
 }
 
 fn newline(out: &mut String, indent: usize) {
@@ -800,8 +836,11 @@ impl Folder {
         let marker = format!("…' ({total} more chars)").chars().count();
         let keep = budget
             .saturating_sub(prefix.len() + 1 + marker)
-            .max(MIN_KEPT)
-            .min(total);
+            .max(MIN_KEPT);
+        if keep >= total {
+            self.push(&format!("{prefix}{}", print_str(s)));
+            return;
+        }
         let kept: String = s.chars().take(keep).collect();
         let quoted = print_str(&kept);
         let open = &quoted[..quoted.len() - 1];
@@ -811,9 +850,13 @@ impl Folder {
 
     fn bytes(&mut self, prefix: &str, bytes: &[u8], budget: usize) {
         let marker = format!("…' ({} more bytes)", bytes.len()).chars().count();
-        let keep = (budget.saturating_sub(prefix.len() + 1 + marker) / 2)
-            .max(MIN_KEPT / 2)
-            .min(bytes.len());
+        let keep = (budget.saturating_sub(prefix.len() + 1 + marker) / 2).max(MIN_KEPT / 2);
+        if keep >= bytes.len() {
+            let mut full = String::new();
+            write_hex(&mut full, prefix, bytes);
+            self.push(&full);
+            return;
+        }
         let shown = hex::encode(&bytes[..keep]);
         self.push(&format!(
             "{prefix}'{shown}…' ({} more bytes)",
@@ -847,11 +890,11 @@ impl Folder {
             }
             let room = budget - used - MORE_RESERVE;
             if let Some(key) = key {
-                let before = self.len;
-                self.value(key, room);
+                // Keys stay whole: a cut key would not say which entry this is.
+                let key = print(key);
+                self.push(&key);
                 self.push(": ");
-                let key_len = self.len - before;
-                self.value(value, room.saturating_sub(key_len));
+                self.value(value, room.saturating_sub(key.chars().count() + 2));
             } else {
                 self.value(value, room);
             }
@@ -1340,6 +1383,14 @@ mod tests {
     }
 
     #[test]
+    fn columns_count_characters_not_bytes() {
+        assert_eq!(
+            err("['é😀', 2 3]"),
+            "column 10: expected ',' or ']' after list element"
+        );
+    }
+
+    #[test]
     fn parse_error_fields() {
         let e = parse("[1 2]").unwrap_err();
         assert_eq!((e.line, e.column), (1, 4));
@@ -1385,8 +1436,17 @@ mod tests {
             "{\n  'list': [1, 2, 3],\n  'name': 'counter',\n  'nested': {\n    'a': [10, 20, 30, 40]\n  }\n}"
         );
         assert_eq!(parse(&text).unwrap(), value);
-        let list = Value::List((0..5).map(Value::Int).collect());
-        assert_eq!(pretty(&list, 5), "[\n  0,\n  1,\n  2,\n  3,\n  4\n]");
+        // Scalars fill lines up to the width.
+        let list = Value::List((0..12).map(Value::Int).collect());
+        assert_eq!(
+            pretty(&list, 16),
+            "[\n  0, 1, 2, 3, 4,\n  5, 6, 7, 8, 9,\n  10, 11\n]"
+        );
+        let nested = Value::List(vec![list.clone(), Value::Int(1)]);
+        assert_eq!(
+            pretty(&nested, 16),
+            "[\n  [\n    0, 1, 2, 3,\n    4, 5, 6, 7,\n    8, 9, 10, 11\n  ],\n  1\n]"
+        );
     }
 
     #[test]
