@@ -211,7 +211,14 @@ fn connect_error(target: &Target, e: &aerospike::Error) -> String {
     } else {
         "no node answered"
     };
-    format!("cannot connect to {}: {hint} ({message})", target.label())
+    // The crate's message spans lines (one per seed); its last clause is the cause.
+    let last = message
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("");
+    let cause = last.rsplit(": ").next().unwrap_or(last);
+    format!("cannot connect to {}: {hint} ({cause})", target.label())
 }
 
 async fn describe(client: &Client, target: &Target) -> aerospike::Result<ClusterInfo> {
