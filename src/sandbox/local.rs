@@ -292,11 +292,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     };
     let tls = if opts.tls_cert.is_some() { ", tls" } else { "" };
     println!(
-        "asudf sandbox listening on {} (cluster-name {}, namespaces {}, lua-libs {:?}, {storage}{tls})",
+        "asudf sandbox listening on {} (cluster-name {}, namespaces {}, lua-libs {}, {storage}{tls})",
         addr.map(|a| a.to_string()).unwrap_or_default(),
         opts.cluster_name,
         config.namespaces.join(","),
-        config.lua_libs,
+        server::info::lua_libs_name(config.lua_libs),
     );
     wait_for_signal().await?;
     if let Some(server) = local {
