@@ -807,3 +807,132 @@ async fn sandbox_logs_carry_udf_output() {
         ""
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udf_requests_with_forbidden_policies_or_missing_fields_get_4() {
+    use asudf::sandbox::server::message::*;
+    let server = start().await;
+    let client = connect(&server).await;
+    register(&client, "counter.lua", COUNTER).await;
+    let apply_msg = |info2: u8, info3: u8, with_args: bool| {
+        let mut fields = vec![
+            Field {
+                ty: FIELD_NAMESPACE,
+                data: b"test".to_vec(),
+            },
+            Field {
+                ty: FIELD_DIGEST,
+                data: key("p").digest().to_vec(),
+            },
+            Field {
+                ty: FIELD_UDF_PACKAGE,
+                data: b"counter".to_vec(),
+            },
+            Field {
+                ty: FIELD_UDF_FUNCTION,
+                data: b"increment".to_vec(),
+            },
+        ];
+        if with_args {
+            // ["n", 1]
+            fields.push(Field {
+                ty: FIELD_UDF_ARGLIST,
+                data: vec![0x92, 0xa2, 0x03, b'n', 0x01],
+            });
+        }
+        Message {
+            header: MsgHeader {
+                info2,
+                info3,
+                ..MsgHeader::default()
+            },
+            fields,
+            ops: vec![],
+        }
+    };
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    let mut result = async |msg: Message| {
+        let (_, body) = roundtrip(&mut s, 3, &msg.encode()).await.unwrap();
+        let reply = Message::parse(&body).unwrap();
+        (reply.header.result_code, reply.ops)
+    };
+    for (info2, info3) in [
+        (INFO2_WRITE | INFO2_CREATE_ONLY, 0),
+        (INFO2_WRITE | INFO2_GENERATION, 0),
+        (INFO2_WRITE | INFO2_GENERATION_GT, 0),
+        (INFO2_WRITE, INFO3_UPDATE_ONLY),
+        (INFO2_WRITE, INFO3_CREATE_OR_REPLACE),
+        (INFO2_WRITE, INFO3_REPLACE_ONLY),
+    ] {
+        assert_eq!(
+            result(apply_msg(info2, info3, true)).await,
+            (4, vec![]),
+            "{info2:#x}/{info3:#x}"
+        );
+    }
+    assert_eq!(result(apply_msg(INFO2_WRITE, 0, false)).await, (4, vec![]));
+    // the same request without the forbidden bits succeeds with one SUCCESS op
+    let (code, ops) = result(apply_msg(INFO2_WRITE, 0, true)).await;
+    assert_eq!(code, 0);
+    assert_eq!(ops.len(), 1);
+    assert_eq!((ops[0].name.as_str(), ops[0].particle), ("SUCCESS", 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_directory_is_served_once_and_keeps_its_data() {
+    use asudf::sandbox::local::{Local, open_or_connect};
+    let dir = tempfile::tempdir().unwrap();
+    let Local::Serving(first) = open_or_connect(dir.path()).await.unwrap() else {
+        panic!("the first opener serves");
+    };
+    let addr = first.addr();
+    match open_or_connect(dir.path()).await.unwrap() {
+        Local::AlreadyServed(found) => assert_eq!(found, addr),
+        Local::Serving(_) => panic!("a second opener must find the first"),
+    }
+    let client = Client::new(
+        &ClientPolicy::default(),
+        &format!("127.0.0.1:{}", addr.port()),
+    )
+    .await
+    .unwrap();
+    client
+        .put(
+            &WritePolicy::default(),
+            &key("kept"),
+            &[Bin::new("a", AsValue::from(1))],
+        )
+        .await
+        .unwrap();
+    register(&client, "counter.lua", COUNTER).await;
+    let node = first.node_id().to_string();
+    client.close().await.unwrap();
+    first.shutdown().await;
+
+    let Local::Serving(second) = open_or_connect(dir.path()).await.unwrap() else {
+        panic!("after shutdown the directory is free");
+    };
+    assert_eq!(second.node_id(), node, "node id is kept per directory");
+    let client = Client::new(
+        &ClientPolicy::default(),
+        &format!("127.0.0.1:{}", second.addr().port()),
+    )
+    .await
+    .unwrap();
+    let rec = client
+        .get(&ReadPolicy::default(), &key("kept"), Bins::All)
+        .await
+        .unwrap();
+    assert_eq!(rec.bins.get("a"), Some(&AsValue::from(1)));
+    let r = apply(
+        &client,
+        &key("c"),
+        "counter",
+        "increment",
+        &[AsValue::from("n"), AsValue::from(2)],
+    )
+    .await;
+    assert_eq!(r.unwrap(), Some(AsValue::from(2)));
+    client.close().await.unwrap();
+    second.shutdown().await;
+}

@@ -35,6 +35,10 @@ impl LocalServer {
         &mut self.handle
     }
 
+    pub fn node_id(&self) -> &str {
+        self.handle.node_id()
+    }
+
     pub fn sandbox(&self) -> &Sandbox {
         self.handle.sandbox()
     }
