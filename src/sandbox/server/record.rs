@@ -130,7 +130,8 @@ fn read(sandbox: &Sandbox, msg: &Message, target: &Target) -> Message {
         } else {
             for op in &msg.ops {
                 if op.op != OP_READ {
-                    return error(PARAMETER);
+                    // CDT, bit, HLL, expression and string reads.
+                    return error(UNSUPPORTED);
                 }
                 if op.name.is_empty() {
                     ops.extend(record.bins.iter().map(|(n, v)| bin_op(OP_READ, n, v)));
