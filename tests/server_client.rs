@@ -936,3 +936,57 @@ async fn a_local_directory_is_served_once_and_keeps_its_data() {
     client.close().await.unwrap();
     second.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operate_with_simple_ops_and_a_refused_cdt_op() {
+    use aerospike::operations::{lists, scalar};
+    let server = start().await;
+    let client = connect(&server).await;
+    let k = key("op");
+    let wp = WritePolicy::default();
+    let a = Bin::new("a", AsValue::from(10));
+    let s = Bin::new("s", AsValue::from("x"));
+    let rec = client
+        .operate(
+            &wp,
+            &k,
+            &[scalar::put(&a), scalar::put(&s), scalar::get_bin("a")],
+        )
+        .await
+        .unwrap();
+    // Writes answer a nil op each (respond-all-ops), reads the value.
+    let nil_then = |v: AsValue| Some(AsValue::MultiResult(vec![AsValue::Nil, v]));
+    assert_eq!(rec.bins.get("a").cloned(), nil_then(AsValue::from(10)));
+    assert_eq!(rec.bins.get("s"), Some(&AsValue::Nil));
+    assert_eq!(rec.generation, 1);
+    let five = Bin::new("a", AsValue::from(5));
+    let y = Bin::new("s", AsValue::from("y"));
+    let rec = client
+        .operate(
+            &wp,
+            &k,
+            &[
+                scalar::add(&five),
+                scalar::append(&y),
+                scalar::get_bin("a"),
+                scalar::get_bin("s"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rec.bins.get("a").cloned(), nil_then(AsValue::from(15)));
+    assert_eq!(rec.bins.get("s").cloned(), nil_then(AsValue::from("xy")));
+    assert_eq!(rec.generation, 2);
+
+    let err = client
+        .operate(&wp, &k, &[lists::size("a")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.result_code(), 16, "{err}");
+    // the refused operate changed nothing
+    let rec = client
+        .get(&ReadPolicy::default(), &k, Bins::All)
+        .await
+        .unwrap();
+    assert_eq!(rec.generation, 2);
+}
