@@ -1,3 +1,274 @@
-fn main() {
-    println!("asudf {}", env!("CARGO_PKG_VERSION"));
+//! `asudf`: parse the command line, then run the console or a subcommand.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use aerospike::{AuthMode, ClientPolicy, TlsPolicy};
+use asudf::cli::{
+    ApplyArgs, BenchCommand, Cli, Command, NsSet, RecordCommand, SandboxCommand, ServeArgs,
+    UdfCommand,
+};
+use asudf::client::{self, ApplyCall, RecordKey};
+use asudf::commands::{self, EXIT_USAGE, Headless};
+use asudf::config::{self, TlsSettings};
+use asudf::sandbox::SandboxConfig;
+use asudf::sandbox::local::{ServeOptions, Storage};
+use clap::Parser;
+use tokio_rustls::rustls;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // clap prints help/version (exit 0) or the usage error (exit 2).
+        Err(e) => e.exit(),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let _log_guard = match &cli.command {
+        Some(Command::Serve(_)) => init_logging(LogTo::Stderr),
+        _ => init_logging(LogTo::File),
+    };
+    if let Some(Command::Serve(args)) = &cli.command {
+        return serve(&cli, args).await;
+    }
+    let target = match resolve_target(&cli) {
+        Ok(t) => t,
+        Err(message) => return usage(message),
+    };
+    let Some(command) = cli.command else {
+        return match asudf::tui::run(target, cli.file).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("asudf: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    };
+    let timeout_ms = cli.connection.timeout.map(|ms| ms as u32);
+    let mut session = match Headless::connect(target, cli.json).await {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match command {
+        Command::Udf(UdfCommand::Put { file, name }) => {
+            commands::udf::put(&mut session, &file, name.as_deref()).await
+        }
+        Command::Udf(UdfCommand::Ls) => commands::udf::ls(&mut session).await,
+        Command::Udf(UdfCommand::Cat { name }) => commands::udf::cat(&mut session, &name).await,
+        Command::Udf(UdfCommand::Rm { name }) => commands::udf::rm(&mut session, &name).await,
+        Command::Apply(args) => {
+            let call = apply_call(&args, timeout_ms, true);
+            commands::apply::run(&mut session, call).await
+        }
+        Command::Record(RecordCommand::Get(args)) => {
+            commands::record::get(&mut session, record_key(&args.target, &args.key)).await
+        }
+        Command::Record(RecordCommand::Put { record, bins, .. }) => {
+            let bins = bins.into_iter().map(|b| (b.bin, b.value)).collect();
+            let key = record_key(&record.target, &record.key);
+            commands::record::put(&mut session, key, bins).await
+        }
+        Command::Record(RecordCommand::Rm(args)) => {
+            commands::record::rm(&mut session, record_key(&args.target, &args.key)).await
+        }
+        Command::Sandbox(SandboxCommand::Reset { yes }) => {
+            commands::sandbox::reset(&mut session, yes).await
+        }
+        Command::Bench(BenchCommand::Apply(args)) => {
+            // The bench measures the apply alone: no log read per call.
+            let call = apply_call(&args.apply, timeout_ms, false);
+            commands::bench::run(&mut session, call, args.count, args.concurrency.into()).await
+        }
+        Command::Serve(_) => unreachable!("handled above"),
+    }
+}
+
+fn record_key(target: &NsSet, key: &aerospike::Value) -> RecordKey {
+    RecordKey {
+        ns: target.namespace.clone(),
+        set: target.set.clone(),
+        key: key.clone(),
+    }
+}
+
+fn apply_call(args: &ApplyArgs, timeout_ms: Option<u32>, with_logs: bool) -> ApplyCall {
+    ApplyCall {
+        key: record_key(&args.target, &args.key),
+        module: args.call.module.clone(),
+        function: args.call.function.clone(),
+        args: args.args.clone(),
+        timeout_ms,
+        send_key: args.send_key,
+        with_record: false,
+        with_logs,
+    }
+}
+
+/// Settings (file, environment, flags) → what the client task connects to.
+fn resolve_target(cli: &Cli) -> Result<client::Target, String> {
+    match config::resolve(&cli.connection).map_err(|e| e.to_string())? {
+        config::Target::Sandbox { dir } => Ok(client::Target::Sandbox {
+            dir,
+            config: SandboxConfig::default(),
+        }),
+        config::Target::Cluster {
+            seeds,
+            user,
+            password,
+            tls,
+            timeout,
+        } => {
+            let mut policy = ClientPolicy::default();
+            if let Some(user) = user {
+                let password = password.map(|p| p.expose().to_string()).unwrap_or_default();
+                policy.auth_mode = AuthMode::Internal(user, password);
+            }
+            if let Some(tls) = tls {
+                policy.tls_policy = Some(tls_policy(&tls)?);
+            }
+            if let Some(t) = timeout {
+                let ms = t.as_millis().min(u32::MAX as u128) as u32;
+                policy.timeout = ms;
+                policy.login_timeout = ms;
+            }
+            Ok(client::Target::Cluster {
+                hosts: seeds.iter().map(config::Seed::to_host).collect(),
+                policy,
+            })
+        }
+    }
+}
+
+fn read_pem_certs(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut data.as_slice()).collect();
+    let certs =
+        certs.map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", path.display()));
+    }
+    Ok(certs)
+}
+
+/// A rustls client configuration from the TLS flags.
+fn tls_policy(tls: &TlsSettings) -> Result<TlsPolicy, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let Some(cafile) = &tls.cafile else {
+        return Err("TLS needs --tls-cafile: the CA certificate that signed the cluster's".into());
+    };
+    for cert in read_pem_certs(cafile)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: unusable CA certificate: {e}", cafile.display()))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots);
+    let config = match (&tls.certfile, &tls.keyfile) {
+        (Some(cert), Some(key)) => {
+            let certs = read_pem_certs(cert)?;
+            let data =
+                std::fs::read(key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+            let key_der = rustls_pemfile::private_key(&mut data.as_slice())
+                .map_err(|e| format!("{}: not a PEM key: {e}", key.display()))?
+                .ok_or_else(|| format!("{}: no private key in it", key.display()))?;
+            builder
+                .with_client_auth_cert(certs, key_der)
+                .map_err(|e| format!("client certificate refused: {e}"))?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        _ => return Err("--tls-certfile and --tls-keyfile go together".into()),
+    };
+    Ok(TlsPolicy::new(config))
+}
+
+async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
+    if let Err(message) = args.check() {
+        return usage(message);
+    }
+    let storage = if cli.connection.memory {
+        Storage::Memory
+    } else if let Some(dir) = &cli.connection.sandbox_dir {
+        Storage::Directory(dir.clone())
+    } else {
+        match config::default_sandbox_dir() {
+            Some(dir) => Storage::Directory(dir),
+            None => {
+                return usage("no data directory on this system: pass --sandbox-dir or --memory");
+            }
+        }
+    };
+    let opts = ServeOptions {
+        bind: args.bind,
+        port: ServeArgs::listen_port(&cli.connection),
+        namespaces: args.namespaces.clone(),
+        cluster_name: args.cluster_name.clone(),
+        lua_libs: args.lua_libs.into(),
+        max_udf_ms: args.max_udf_ms,
+        storage,
+        user: cli.connection.user.clone(),
+        password_file: args.password_file.clone(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+    };
+    match asudf::sandbox::local::serve(opts).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("asudf serve: {e:#}");
+            ExitCode::from(commands::EXIT_CONNECTION)
+        }
+    }
+}
+
+enum LogTo {
+    Stderr,
+    File,
+}
+
+/// `serve` logs to stderr like any server; everything else logs to a file,
+/// never to the terminal the console draws on.
+fn init_logging(to: LogTo) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ASUDF_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    match to {
+        LogTo::Stderr => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .try_init();
+            None
+        }
+        LogTo::File => {
+            let dir = dirs::state_dir()
+                .or_else(dirs::data_dir)
+                .map(|d| d.join("asudf"))?;
+            std::fs::create_dir_all(&dir).ok()?;
+            let appender = tracing_appender::rolling::never(dir, "asudf.log");
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(writer)
+                .with_ansi(false)
+                .try_init();
+            Some(guard)
+        }
+    }
 }

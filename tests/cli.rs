@@ -12,11 +12,15 @@ fn counter_lua() -> PathBuf {
 
 /// `asudf ARGS… --sandbox-dir DIR`, returning (exit code, stdout, stderr).
 fn asudf(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--sandbox-dir", dir.to_str().unwrap()]);
+    run(&all)
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::cargo_bin("asudf")
         .unwrap()
         .args(args)
-        .arg("--sandbox-dir")
-        .arg(dir)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -272,10 +276,7 @@ fn exit_codes_for_usage_and_connection_errors() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("MODULE.FUNCTION"), "{err}");
     // Nothing listens on port 1.
-    let (code, _, err) = asudf(
-        dir.path(),
-        &["-h", "127.0.0.1:1", "--timeout", "500", "udf", "ls"],
-    );
+    let (code, _, err) = run(&["-h", "127.0.0.1:1", "--timeout", "500", "udf", "ls"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("cannot connect to 127.0.0.1:1"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");

@@ -35,6 +35,10 @@ impl LocalServer {
         &mut self.handle
     }
 
+    pub fn node_id(&self) -> &str {
+        self.handle.node_id()
+    }
+
     pub fn sandbox(&self) -> &Sandbox {
         self.handle.sandbox()
     }
@@ -134,10 +138,9 @@ fn write_address(dir: &Path, addr: SocketAddr) -> io::Result<()> {
 async fn wait_for_address(dir: &Path) -> io::Result<SocketAddr> {
     let deadline = Instant::now() + ADDRESS_WAIT;
     loop {
-        if let Ok(text) = std::fs::read_to_string(dir.join(ADDRESS_FILE)) {
-            if let Ok(addr) = text.trim().parse() {
-                return Ok(addr);
-            }
+        let published = std::fs::read_to_string(dir.join(ADDRESS_FILE));
+        if let Some(addr) = published.ok().and_then(|t| t.trim().parse().ok()) {
+            return Ok(addr);
         }
         if Instant::now() > deadline {
             return Err(io::Error::new(
@@ -293,11 +296,11 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     };
     let tls = if opts.tls_cert.is_some() { ", tls" } else { "" };
     println!(
-        "asudf sandbox listening on {} (cluster-name {}, namespaces {}, lua-libs {:?}, {storage}{tls})",
+        "asudf sandbox listening on {} (cluster-name {}, namespaces {}, lua-libs {}, {storage}{tls})",
         addr.map(|a| a.to_string()).unwrap_or_default(),
         opts.cluster_name,
         config.namespaces.join(","),
-        config.lua_libs,
+        server::info::lua_libs_name(config.lua_libs),
     );
     wait_for_signal().await?;
     if let Some(server) = local {

@@ -1,12 +1,34 @@
 //! The Lua UDF runtime and the module registry, behind the [`Sandbox`] facade.
 //!
-//! The facade is the contract the wire server calls; its bodies are filled
-//! in by the engine work.
+//! The facade is the contract the wire server calls:
+//! - [`registry`]: registered modules and the `udf-*` info replies' checks;
+//! - [`runtime`]: Lua states (libraries, prelude, time limit), pooled per module;
+//! - [`record`]: the record a UDF sees and the write model;
+//! - [`containers`] / [`elem`]: `list`, `map`, `bytes`, `geojson`;
+//! - [`errors`]: the server's error texts.
 
+mod containers;
+mod elem;
+mod errors;
+mod prelude;
+mod record;
+mod registry;
+mod runtime;
+
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sandbox::store::{Digest, Store};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use parking_lot::Mutex;
+
+use crate::sandbox::store::{Change, Digest, Store};
 use crate::sandbox::value::Value;
+use record::RecState;
+use registry::{MAX_FILENAME, Registry, valid_filename};
+use runtime::{Failure, LuaState, ModulePool, StateConfig};
 
 /// Which standard Lua libraries a UDF sees (see the runtime fact sheet §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -110,46 +132,329 @@ pub struct CallLog {
     pub lines: Vec<LogLine>,
 }
 
+/// Log lines of the call running on a Lua state (its app data).
+pub(crate) struct LuaLogs(pub Vec<LogLine>);
+
+/// Calls whose logs are kept for [`Sandbox::logs_since`].
+const LOG_RING_CALLS: usize = 1000;
+/// Largest module, decoded.
+const MAX_MODULE_SIZE: usize = 1 << 20;
+/// Module and function names in a call are shorter than this.
+const MAX_CALL_NAME: usize = 128;
+
+// Result codes the facade answers itself.
+const PARAMETER: u8 = 4;
+const NAMESPACE_NOT_FOUND: u8 = 20;
+
 /// The sandbox: store + module registry + Lua runtime. Cheap to clone.
 #[derive(Clone)]
 pub struct Sandbox {
-    _todo: (),
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SandboxConfig,
+    store: Store,
+    registry: Arc<Registry>,
+    states: StateConfig,
+    pools: Mutex<HashMap<String, Arc<ModulePool>>>,
+    logs: Mutex<VecDeque<CallLog>>,
+    log_seq: AtomicU64,
 }
 
 impl Sandbox {
-    pub fn open(_config: SandboxConfig) -> std::io::Result<Sandbox> {
-        todo!()
+    pub fn open(config: SandboxConfig) -> std::io::Result<Sandbox> {
+        let store = Store::open(config.data_dir.as_deref(), &config.namespaces)?;
+        let registry = Arc::new(Registry::open(config.data_dir.as_deref())?);
+        let states = StateConfig {
+            libs: config.lua_libs,
+            user_path: config.user_path.trim_end_matches('/').to_string(),
+            memory_limit: config.lua_memory_limit,
+            max_udf_ms: config.max_udf_ms,
+            registry: registry.clone(),
+        };
+        Ok(Sandbox {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                registry,
+                states,
+                pools: Mutex::new(HashMap::new()),
+                logs: Mutex::new(VecDeque::new()),
+                log_seq: AtomicU64::new(0),
+            }),
+        })
     }
+
     pub fn config(&self) -> &SandboxConfig {
-        todo!()
+        &self.inner.config
     }
+
     pub fn store(&self) -> &Store {
-        todo!()
+        &self.inner.store
     }
+
+    /// The current pool of `module`, replaced when the registry changed.
+    fn pool(&self, module: &str) -> Arc<ModulePool> {
+        let generation = self.inner.registry.generation();
+        let mut pools = self.inner.pools.lock();
+        match pools.get(module) {
+            Some(pool) if pool.generation == generation => pool.clone(),
+            _ => {
+                if pools.values().any(|p| p.generation != generation) {
+                    pools.retain(|_, p| p.generation == generation);
+                }
+                let pool = Arc::new(ModulePool::new(generation));
+                pools.insert(module.to_string(), pool.clone());
+                pool
+            }
+        }
+    }
+
     /// Runs a record UDF: the whole write model, all-or-nothing.
-    pub fn apply(&self, _req: ApplyRequest) -> ApplyOutcome {
-        todo!()
+    pub fn apply(&self, req: ApplyRequest) -> ApplyOutcome {
+        let outcome = self.apply_inner(&req);
+        if !outcome.logs.is_empty() {
+            self.keep_logs(&req, &outcome.logs);
+        }
+        outcome
+    }
+
+    fn apply_inner(&self, req: &ApplyRequest) -> ApplyOutcome {
+        let fail = |failure: UdfFailure| ApplyOutcome {
+            result: Err(failure),
+            generation: 0,
+            void_time: 0,
+            logs: Vec::new(),
+        };
+        if req.module.len() >= MAX_CALL_NAME || req.function.len() >= MAX_CALL_NAME {
+            return fail(UdfFailure::Code(PARAMETER));
+        }
+        if !self.inner.store.has_namespace(&req.ns) {
+            return fail(UdfFailure::Code(NAMESPACE_NOT_FOUND));
+        }
+        let pool = self.pool(&req.module);
+        let state = match pool.take(&self.inner.states, &req.module) {
+            Ok(state) => state,
+            Err(_) => {
+                return fail(UdfFailure::Execution("UDF: Execution Error 1".to_string()));
+            }
+        };
+        let limit = self.inner.states.limit(req.timeout_ms);
+        let modified = self.inner.store.modify(&req.ns, &req.digest, |current| {
+            let rec = Arc::new(Mutex::new(RecState::new(
+                req.digest,
+                req.set.clone(),
+                req.key.clone(),
+                current,
+            )));
+            let (result, logs) = state.call(&req.function, rec.clone(), &req.args, limit);
+            let rec = rec.lock();
+            let (generation, void_time) = rec.start_meta();
+            let mut outcome = ApplyOutcome {
+                result: Ok(Value::Nil),
+                generation,
+                void_time,
+                logs,
+            };
+            let change = match result {
+                Err(text) => {
+                    outcome.result = Err(UdfFailure::Execution(text));
+                    Change::Keep
+                }
+                Ok(value) => match rec.commit(req.ttl) {
+                    Err(failure) => {
+                        outcome.result = Err(failure);
+                        Change::Keep
+                    }
+                    Ok(change) => {
+                        match &change {
+                            Change::Put(record) => {
+                                outcome.generation = record.generation;
+                                outcome.void_time = record.void_time;
+                            }
+                            Change::Delete => {
+                                outcome.generation = 0;
+                                outcome.void_time = 0;
+                            }
+                            Change::Keep => {}
+                        }
+                        outcome.result = Ok(value);
+                        change
+                    }
+                },
+            };
+            (change, outcome)
+        });
+        let outcome = match modified {
+            Ok(outcome) => outcome,
+            Err(e) => fail(UdfFailure::Execution(format!("sandbox store error: {e}"))),
+        };
+        // A state that ran out of memory may hold half-built globals: drop it.
+        let exhausted = matches!(&outcome.result,
+            Err(UdfFailure::Execution(text)) if text.contains("not enough memory"));
+        if !exhausted && pool.generation == self.inner.registry.generation() {
+            pool.give_back(state);
+        }
+        outcome
+    }
+
+    fn keep_logs(&self, req: &ApplyRequest, lines: &[LogLine]) {
+        let seq = self.inner.log_seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut ring = self.inner.logs.lock();
+        if ring.len() >= LOG_RING_CALLS {
+            ring.pop_front();
+        }
+        ring.push_back(CallLog {
+            seq,
+            ns: req.ns.clone(),
+            digest: req.digest,
+            call: format!("{}.{}", req.module, req.function),
+            lines: lines.to_vec(),
+        });
     }
 
     // Info commands, answered with the real server's exact reply values
     // (the text after the tab), given the parameters after `name:`.
-    pub fn info_udf_put(&self, _params: &str) -> String {
-        todo!()
+    pub fn info_udf_put(&self, params: &str) -> String {
+        let p = parse_params(params);
+        let Some(filename) = p.get("filename").filter(|f| valid_filename(f)) else {
+            return "error=invalid_filename".to_string();
+        };
+        let Some(content_len) = p.get("content-len") else {
+            return "error=invalid_content_len".to_string();
+        };
+        if p.get("udf-type").is_some_and(|t| *t != "LUA") {
+            return "error=invalid_udf_type".to_string();
+        }
+        let Some(content_len) = content_len.parse::<u32>().ok().filter(|n| n % 4 == 0) else {
+            return "error=invalid_content_len".to_string();
+        };
+        let Some(content) = p.get("content").filter(|c| c.len() == content_len as usize) else {
+            return "error=invalid_content".to_string();
+        };
+        let padding = content.bytes().rev().take_while(|&b| b == b'=').count();
+        if (content.len() / 4 * 3).saturating_sub(padding) > MAX_MODULE_SIZE {
+            return "error=invalid_udf_content_len,>1M".to_string();
+        }
+        let source = match STANDARD.decode(content) {
+            Ok(source) if !source.is_empty() => source,
+            _ => return "error=invalid_base64_content".to_string(),
+        };
+        if let Err(failure) = LuaState::validate(&self.inner.states, filename, &source) {
+            return compile_error_reply(failure);
+        }
+        match self.inner.registry.put(filename, content, source) {
+            Ok(()) => "ok".to_string(),
+            Err(e) => {
+                tracing::warn!("storing module {filename}: {e}");
+                "error=unknown_error".to_string()
+            }
+        }
     }
-    pub fn info_udf_get(&self, _params: &str) -> String {
-        todo!()
+
+    pub fn info_udf_get(&self, params: &str) -> String {
+        let p = parse_params(params);
+        let Some(filename) = p
+            .get("filename")
+            .filter(|f| !f.is_empty() && f.len() < MAX_FILENAME)
+        else {
+            return "error=invalid_filename".to_string();
+        };
+        match self.inner.registry.source(filename) {
+            None => "error=not_found".to_string(),
+            Some(source) if source.is_empty() => "error=empty".to_string(),
+            Some(source) => format!("type=LUA;content={};", STANDARD.encode(&source)),
+        }
     }
+
     pub fn info_udf_list(&self) -> String {
-        todo!()
+        self.inner
+            .registry
+            .list()
+            .iter()
+            .map(|(name, hash)| format!("filename={name},hash={hash},type=LUA;"))
+            .collect()
     }
-    pub fn info_udf_remove(&self, _params: &str) -> String {
-        todo!()
+
+    pub fn info_udf_remove(&self, params: &str) -> String {
+        let p = parse_params(params);
+        let Some(filename) = p.get("filename").filter(|f| !f.is_empty()) else {
+            return "error=invalid_filename".to_string();
+        };
+        // A name that could never be registered has nothing to remove.
+        if valid_filename(filename) {
+            if let Err(e) = self.inner.registry.remove(filename) {
+                tracing::warn!("removing module {filename}: {e}");
+                return "error=unknown_error".to_string();
+            }
+        }
+        "ok".to_string()
     }
+
     pub fn info_udf_clear_cache(&self) -> String {
-        todo!()
+        self.inner.registry.invalidate();
+        self.inner.pools.lock().clear();
+        "ok".to_string()
     }
-    /// Call logs with `seq > since`, oldest first.
-    pub fn logs_since(&self, _since: u64) -> Vec<CallLog> {
-        todo!()
+
+    /// Call logs with `seq > since`, oldest first. Only calls that wrote at
+    /// least one line are kept (the last [`LOG_RING_CALLS`] of them).
+    pub fn logs_since(&self, since: u64) -> Vec<CallLog> {
+        self.inner
+            .logs
+            .lock()
+            .iter()
+            .filter(|c| c.seq > since)
+            .cloned()
+            .collect()
     }
 }
+
+/// `k=v;k=v;` → map (a value may itself contain '=').
+fn parse_params(params: &str) -> HashMap<&str, &str> {
+    params
+        .split(';')
+        .filter_map(|field| field.split_once('='))
+        .collect()
+}
+
+/// `error=compile_error;file=<f>;line=<n>;message=<base64>`, with the file
+/// and line taken from a `[string "<f>"]:<n>: <message>` error text.
+fn compile_error_reply(failure: Failure) -> String {
+    let (file, line, message) = match failure {
+        Failure::NotText => (
+            String::new(),
+            0,
+            "(Null error message returned by lua)".to_string(),
+        ),
+        Failure::Text(text) => split_compile_error(&text),
+    };
+    format!(
+        "error=compile_error;file={file};line={line};message={}",
+        STANDARD.encode(message)
+    )
+}
+
+fn split_compile_error(text: &str) -> (String, u32, String) {
+    let positioned = || -> Option<(String, u32, String)> {
+        let rest = text.strip_prefix("[string \"")?;
+        let (file, rest) = rest.split_once("\"]:")?;
+        let (line, message) = rest.split_once(':')?;
+        let message = message.strip_prefix(' ').unwrap_or(message);
+        Some((file.to_string(), line.parse().ok()?, message.to_string()))
+    };
+    positioned().unwrap_or_else(|| {
+        let first: String = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(256)
+            .collect();
+        (String::new(), 0, first)
+    })
+}
+
+#[cfg(test)]
+mod tests;

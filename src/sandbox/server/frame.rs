@@ -67,7 +67,7 @@ pub fn inflate(body: &[u8]) -> Result<Vec<u8>, FrameError> {
         return Err(err("shorter than its length prefix"));
     }
     let declared = u64::from_be_bytes(body[..8].try_into().expect("8 bytes"));
-    if declared < 8 || declared > MAX_BODY + 8 {
+    if !(8..=MAX_BODY + 8).contains(&declared) {
         return Err(err("bad uncompressed length"));
     }
     let mut inner = Vec::new();

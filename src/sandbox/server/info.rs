@@ -166,13 +166,18 @@ fn namespace_stats(sandbox: &Sandbox, ns: &str) -> String {
     )
 }
 
-fn sandbox_summary(sandbox: &Sandbox) -> String {
-    let config = sandbox.config();
-    let libs = match config.lua_libs {
+/// The `--lua-libs` spelling of a mode.
+pub fn lua_libs_name(libs: LuaLibs) -> &'static str {
+    match libs {
         LuaLibs::Default => "default",
         LuaLibs::All => "all",
         LuaLibs::Hardened => "hardened",
-    };
+    }
+}
+
+fn sandbox_summary(sandbox: &Sandbox) -> String {
+    let config = sandbox.config();
+    let libs = lua_libs_name(config.lua_libs);
     let storage = if config.data_dir.is_some() {
         "directory"
     } else {

@@ -1,0 +1,338 @@
+//! What Lua-side containers hold: values with shared, mutable containers.
+//!
+//! A List, Map or Bytes seen from Lua is a reference: `rec.l` twice gives
+//! the same list, and `list.append` on it is visible through both. So
+//! containers are `Arc<Mutex<..>>`; [`Value`] is the plain, owned form used
+//! at the boundaries (bins, arguments, results).
+//!
+//! Locks are never held while another container is locked: readers take a
+//! snapshot of the items first, so a list that contains itself cannot
+//! deadlock (recursion is cut at [`MAX_DEPTH`] instead).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::sandbox::value::{BLOB, Value};
+
+pub(crate) type Shared<T> = Arc<Mutex<T>>;
+pub(crate) type ListRef = Shared<Vec<Elem>>;
+pub(crate) type MapRef = Shared<BTreeMap<MapKey, Elem>>;
+pub(crate) type BytesRef = Shared<BytesData>;
+
+/// Containers nested deeper than this convert as nil (only a cycle gets there).
+pub(crate) const MAX_DEPTH: usize = 200;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Elem {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(BytesRef),
+    List(ListRef),
+    Map(MapRef),
+    Geo(Arc<str>),
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BytesData {
+    pub ty: u8,
+    pub data: Vec<u8>,
+}
+
+/// A map key: integers sort before strings, strings before blobs; strings
+/// and blobs compare bytewise, then by length (as the server orders them).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum MapKey {
+    Int(i64),
+    Str(String),
+    Bytes(Vec<u8>),
+}
+
+pub(crate) fn shared<T>(value: T) -> Shared<T> {
+    Arc::new(Mutex::new(value))
+}
+
+impl Elem {
+    pub fn new_list(items: Vec<Elem>) -> Elem {
+        Elem::List(shared(items))
+    }
+
+    pub fn new_map(entries: BTreeMap<MapKey, Elem>) -> Elem {
+        Elem::Map(shared(entries))
+    }
+
+    pub fn new_bytes(ty: u8, data: Vec<u8>) -> Elem {
+        Elem::Bytes(shared(BytesData { ty, data }))
+    }
+
+    /// A deep copy of a plain value.
+    pub fn from_value(value: &Value) -> Elem {
+        match value {
+            Value::Nil => Elem::Nil,
+            Value::Bool(b) => Elem::Bool(*b),
+            Value::Int(i) => Elem::Int(*i),
+            Value::Float(f) => Elem::Float(*f),
+            Value::Str(s) => Elem::Str(s.clone()),
+            Value::Bytes { ty, data } => Elem::new_bytes(*ty, data.clone()),
+            Value::List(items) => Elem::new_list(items.iter().map(Elem::from_value).collect()),
+            Value::Map(pairs) => Elem::new_map(
+                pairs
+                    .iter()
+                    .filter_map(|(k, v)| Some((MapKey::from_value(k)?, Elem::from_value(v))))
+                    .collect(),
+            ),
+            Value::GeoJson(text) => Elem::Geo(Arc::from(text.as_str())),
+        }
+    }
+
+    /// A deep snapshot as a plain value.
+    pub fn to_value(&self) -> Value {
+        self.to_value_at(0)
+    }
+
+    fn to_value_at(&self, depth: usize) -> Value {
+        if depth > MAX_DEPTH {
+            return Value::Nil;
+        }
+        match self {
+            Elem::Nil => Value::Nil,
+            Elem::Bool(b) => Value::Bool(*b),
+            Elem::Int(i) => Value::Int(*i),
+            Elem::Float(f) => Value::Float(*f),
+            Elem::Str(s) => Value::Str(s.clone()),
+            Elem::Bytes(b) => {
+                let b = b.lock();
+                Value::Bytes {
+                    ty: b.ty,
+                    data: b.data.clone(),
+                }
+            }
+            Elem::List(l) => {
+                let items = l.lock().clone();
+                Value::List(items.iter().map(|e| e.to_value_at(depth + 1)).collect())
+            }
+            Elem::Map(m) => {
+                let entries: Vec<(MapKey, Elem)> = m
+                    .lock()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                Value::Map(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (k.to_value(), v.to_value_at(depth + 1)))
+                        .collect(),
+                )
+            }
+            Elem::Geo(text) => Value::GeoJson(text.to_string()),
+        }
+    }
+
+    /// The text containers print for an element (`NIL`, `"s"`, `[1, 2]`),
+    /// or `None` where the server's printer gives up (empty bytes).
+    pub fn render(&self, depth: usize) -> Option<String> {
+        if depth > MAX_DEPTH {
+            return Some("...".to_string());
+        }
+        Some(match self {
+            Elem::Nil => "NIL".to_string(),
+            Elem::Bool(b) => b.to_string(),
+            Elem::Int(i) => i.to_string(),
+            Elem::Float(f) => format_g16(*f),
+            Elem::Str(s) => format!("\"{s}\""),
+            Elem::Bytes(b) => {
+                let b = b.lock();
+                if b.data.is_empty() {
+                    return None;
+                }
+                hex::encode_upper(&b.data)
+            }
+            Elem::List(l) => render_list(&l.lock().clone(), depth),
+            Elem::Map(m) => {
+                let entries: Vec<(MapKey, Elem)> = m
+                    .lock()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                render_map(&entries, depth)
+            }
+            Elem::Geo(text) => format!("\"{text}\""),
+        })
+    }
+}
+
+pub(crate) fn render_list(items: &[Elem], depth: usize) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        let Some(text) = item.render(depth + 1) else {
+            break;
+        };
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&text);
+    }
+    out.push(']');
+    out
+}
+
+pub(crate) fn render_map(entries: &[(MapKey, Elem)], depth: usize) -> String {
+    let mut out = String::from("{");
+    for (i, (key, value)) in entries.iter().enumerate() {
+        let Some(text) = value.render(depth + 1) else {
+            break;
+        };
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&key.render());
+        out.push(':');
+        out.push_str(&text);
+    }
+    out.push('}');
+    out
+}
+
+impl MapKey {
+    pub fn from_value(value: &Value) -> Option<MapKey> {
+        match value {
+            Value::Int(i) => Some(MapKey::Int(*i)),
+            Value::Str(s) => Some(MapKey::Str(s.clone())),
+            Value::Bytes { data, .. } => Some(MapKey::Bytes(data.clone())),
+            _ => None,
+        }
+    }
+
+    /// Integers, strings and plain blobs are keys; anything else is not.
+    pub fn from_elem(elem: &Elem) -> Option<MapKey> {
+        match elem {
+            Elem::Int(i) => Some(MapKey::Int(*i)),
+            Elem::Str(s) => Some(MapKey::Str(s.clone())),
+            Elem::Bytes(b) => {
+                let b = b.lock();
+                (b.ty == BLOB).then(|| MapKey::Bytes(b.data.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            MapKey::Int(i) => Value::Int(*i),
+            MapKey::Str(s) => Value::Str(s.clone()),
+            MapKey::Bytes(b) => Value::Bytes {
+                ty: BLOB,
+                data: b.clone(),
+            },
+        }
+    }
+
+    pub fn to_elem(&self) -> Elem {
+        match self {
+            MapKey::Int(i) => Elem::Int(*i),
+            MapKey::Str(s) => Elem::Str(s.clone()),
+            MapKey::Bytes(b) => Elem::new_bytes(BLOB, b.clone()),
+        }
+    }
+
+    fn render(&self) -> String {
+        match self {
+            MapKey::Int(i) => i.to_string(),
+            MapKey::Str(s) => format!("\"{s}\""),
+            MapKey::Bytes(b) => hex::encode_upper(b),
+        }
+    }
+}
+
+/// C's `%.16g`: 16 significant digits, trailing zeros dropped.
+pub(crate) fn format_g16(f: f64) -> String {
+    if f.is_nan() {
+        return if f.is_sign_negative() { "-nan" } else { "nan" }.to_string();
+    }
+    if f.is_infinite() {
+        return if f < 0.0 { "-inf" } else { "inf" }.to_string();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    const PRECISION: i32 = 16;
+    let sci = format!("{:.*e}", (PRECISION - 1) as usize, f);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= PRECISION {
+        let mantissa = strip_zeros(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (PRECISION - 1 - exp).max(0) as usize;
+        strip_zeros(&format!("{f:.decimals$}")).to_string()
+    }
+}
+
+fn strip_zeros(text: &str) -> &str {
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        text
+    }
+}
+
+/// A Lua string as the server keeps it: cut at the first NUL.
+pub(crate) fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g16_matches_c() {
+        assert_eq!(format_g16(5.0), "5");
+        assert_eq!(format_g16(2.5), "2.5");
+        assert_eq!(format_g16(1.0 / 3.0), "0.3333333333333333");
+        assert_eq!(format_g16(1e300), "1e+300");
+        assert_eq!(format_g16(1.5e-7), "1.5e-07");
+        assert_eq!(format_g16(123456789.0), "123456789");
+        assert_eq!(format_g16(-0.0), "-0");
+    }
+
+    #[test]
+    fn map_keys_sort_by_type_then_value() {
+        let mut keys = vec![
+            MapKey::Bytes(vec![0x41]),
+            MapKey::Str("b".into()),
+            MapKey::Int(10),
+            MapKey::Str("B".into()),
+            MapKey::Int(-1),
+            MapKey::Str("a".into()),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            vec![
+                MapKey::Int(-1),
+                MapKey::Int(10),
+                MapKey::Str("B".into()),
+                MapKey::Str("a".into()),
+                MapKey::Str("b".into()),
+                MapKey::Bytes(vec![0x41]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_list_that_holds_itself_does_not_hang() {
+        let list = shared(vec![Elem::Int(1)]);
+        list.lock().push(Elem::List(list.clone()));
+        let value = Elem::List(list.clone()).to_value();
+        assert!(matches!(value, Value::List(_)));
+        assert!(Elem::List(list.clone()).render(0).is_some());
+        list.lock().clear(); // break the cycle so it is freed
+    }
+}

@@ -1,0 +1,3 @@
+//! Engine tests beyond the recorded conformance cases.
+
+use super::*;

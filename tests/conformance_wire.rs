@@ -1,0 +1,272 @@
+//! Every recorded conformance case, replayed through the `aerospike` client
+//! against the sandbox's wire server (all Lua libraries, as recorded).
+
+mod common;
+
+use aerospike::{
+    AdminPolicy, Bin, Bins, Client, ClientPolicy, ErrorKind, Key as AsKey, ReadPolicy,
+    Value as AsValue, WritePolicy,
+};
+use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
+use asudf::sandbox::value::BLOB;
+use asudf::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value};
+use common::cases::{Key, StepError, Target, cases_dir, load_cases, run_case, udf_put_params};
+
+const HLL: u8 = 18;
+
+/// The sandbox behind a real client; every call blocks on the runtime.
+struct WireTarget {
+    runtime: tokio::runtime::Runtime,
+    _server: ServerHandle,
+    client: Client,
+}
+
+impl WireTarget {
+    fn new() -> WireTarget {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (server, client) = runtime.block_on(async {
+            let config = SandboxConfig {
+                lua_libs: LuaLibs::All,
+                ..SandboxConfig::default()
+            };
+            let sandbox = Sandbox::open(config).unwrap();
+            let server = server::start(sandbox, ServerOptions::default())
+                .await
+                .unwrap();
+            let hosts = format!("127.0.0.1:{}", server.addr().port());
+            let client = Client::new(&ClientPolicy::default(), &hosts).await.unwrap();
+            (server, client)
+        });
+        WireTarget {
+            runtime,
+            _server: server,
+            client,
+        }
+    }
+
+    fn info(&self, command: &str) -> String {
+        let reply = self
+            .runtime
+            .block_on(self.client.info(&AdminPolicy::default(), &[command]))
+            .unwrap_or_else(|e| panic!("info {command}: {e}"));
+        reply.get(command).cloned().unwrap_or_default()
+    }
+
+    fn key(&self, key: &Key) -> AsKey {
+        AsKey::new(
+            key.ns.as_str(),
+            key.set.as_deref().unwrap_or(""),
+            to_client(&key.key),
+        )
+        .unwrap()
+    }
+}
+
+fn to_client(v: &Value) -> AsValue {
+    match v {
+        Value::Nil => AsValue::Nil,
+        Value::Bool(b) => AsValue::Bool(*b),
+        Value::Int(i) => AsValue::Int(*i),
+        Value::Float(f) => AsValue::from(*f),
+        Value::Str(s) => AsValue::String(s.clone()),
+        Value::Bytes { ty, data } if *ty == HLL => AsValue::Hll(data.clone()),
+        Value::Bytes { data, .. } => AsValue::Blob(data.clone()),
+        Value::List(items) => AsValue::List(items.iter().map(to_client).collect()),
+        Value::Map(pairs) => AsValue::OrderedMap(
+            pairs
+                .iter()
+                .map(|(k, v)| (to_client(k), to_client(v)))
+                .collect(),
+        ),
+        Value::GeoJson(s) => AsValue::GeoJson(s.clone()),
+    }
+}
+
+fn from_client(v: &AsValue) -> Value {
+    let pairs = |it: &mut dyn Iterator<Item = (&AsValue, &AsValue)>| {
+        Value::Map(it.map(|(k, v)| (from_client(k), from_client(v))).collect())
+    };
+    match v {
+        AsValue::Nil => Value::Nil,
+        AsValue::Bool(b) => Value::Bool(*b),
+        AsValue::Int(i) => Value::Int(*i),
+        AsValue::Float(f) => Value::Float(f64::from(f)),
+        AsValue::String(s) => Value::Str(s.clone()),
+        AsValue::Blob(b) => Value::Bytes {
+            ty: BLOB,
+            data: b.clone(),
+        },
+        AsValue::Hll(b) => Value::Bytes {
+            ty: HLL,
+            data: b.clone(),
+        },
+        AsValue::List(items) => Value::List(items.iter().map(from_client).collect()),
+        AsValue::HashMap(m) => pairs(&mut m.iter()),
+        AsValue::OrderedMap(m) => pairs(&mut m.iter()),
+        AsValue::SortedMap(m) => pairs(&mut m.iter()),
+        AsValue::KeyValueList(kv) => pairs(&mut kv.iter().map(|(k, v)| (k, v))),
+        AsValue::GeoJson(s) => Value::GeoJson(s.clone()),
+        other => panic!("unexpected client value {other:?}"),
+    }
+}
+
+fn step_error(e: aerospike::Error) -> StepError {
+    match e.kind() {
+        ErrorKind::UdfBadResponse => StepError {
+            code: 100,
+            message: e.base_message(),
+        },
+        ErrorKind::Server { .. } => StepError {
+            code: e.result_code() as i64,
+            message: String::new(),
+        },
+        _ => panic!("client-side error (not a server answer): {e}"),
+    }
+}
+
+impl Target for WireTarget {
+    fn reset(&mut self) {
+        // What check.py does: truncate, wait for objects=0, remove every module.
+        assert_eq!(self.info("truncate-namespace:namespace=test"), "ok");
+        while !self.info("namespace/test").starts_with("objects=0;") {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for file in self.udf_list() {
+            assert_eq!(self.udf_remove(&file), "ok");
+        }
+    }
+
+    fn udf_put(&mut self, file: &str, content: &str) -> String {
+        self.info(&format!("udf-put:{}", udf_put_params(file, content)))
+    }
+
+    fn udf_remove(&mut self, file: &str) -> String {
+        self.info(&format!("udf-remove:filename={file};"))
+    }
+
+    fn udf_get(&mut self, file: &str) -> String {
+        self.info(&format!("udf-get:filename={file};"))
+    }
+
+    fn udf_list(&mut self) -> Vec<String> {
+        self.info("udf-list")
+            .split(';')
+            .filter_map(|entry| entry.split(',').find_map(|f| f.strip_prefix("filename=")))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn put(
+        &mut self,
+        key: &Key,
+        bins: &[(String, Value)],
+        send_key: bool,
+    ) -> Result<(), StepError> {
+        let policy = WritePolicy {
+            send_key,
+            ..WritePolicy::default()
+        };
+        let bins: Vec<Bin> = bins
+            .iter()
+            .map(|(n, v)| Bin::new(n.as_str(), to_client(v)))
+            .collect();
+        let key = self.key(key);
+        self.runtime
+            .block_on(self.client.put(&policy, &key, &bins))
+            .map_err(step_error)
+    }
+
+    fn get(&mut self, key: &Key) -> Result<(Vec<(String, Value)>, u32), StepError> {
+        let key = self.key(key);
+        let record = self
+            .runtime
+            .block_on(self.client.get(&ReadPolicy::default(), &key, Bins::All))
+            .map_err(step_error)?;
+        let bins = record
+            .bins
+            .iter()
+            .map(|(n, v)| (n.clone(), from_client(v)))
+            .collect();
+        Ok((bins, record.generation))
+    }
+
+    fn apply(
+        &mut self,
+        key: &Key,
+        module: &str,
+        function: &str,
+        args: &[Value],
+        timeout_ms: Option<u32>,
+        send_key: bool,
+    ) -> Result<Value, StepError> {
+        // As the recorder did: the step's limit travels as the server
+        // timeout, with room for the server's answer to arrive.
+        let mut policy = WritePolicy {
+            send_key,
+            ..WritePolicy::default()
+        };
+        policy.base_policy.max_retries = 0;
+        match timeout_ms {
+            Some(ms) => {
+                policy.base_policy.socket_timeout = ms;
+                policy.base_policy.total_timeout = ms + 10_000;
+            }
+            None => {
+                policy.base_policy.socket_timeout = 30_000;
+                policy.base_policy.total_timeout = 0;
+            }
+        }
+        let key = self.key(key);
+        let args: Vec<AsValue> = args.iter().map(to_client).collect();
+        let mut tries = 0;
+        loop {
+            let result = self.runtime.block_on(
+                self.client
+                    .execute_udf(&policy, &key, module, function, &args),
+            );
+            match result {
+                // The client gave up a moment before the server's own
+                // timeout answer: send again once the server is done.
+                Err(e) if matches!(e.kind(), ErrorKind::Timeout) && tries < 10 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                other => {
+                    if tries > 0 {
+                        eprintln!("{module}.{function}: answered after {tries} client timeouts");
+                    }
+                    return other
+                        .map(|v| v.as_ref().map(from_client).unwrap_or(Value::Nil))
+                        .map_err(step_error);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_recorded_case_passes_through_the_client() {
+    let cases = load_cases(&cases_dir());
+    assert!(!cases.is_empty(), "no cases in {}", cases_dir().display());
+    let mut target = WireTarget::new();
+    let mut failed = Vec::new();
+    for case in &cases {
+        let failures = run_case(&mut target, case);
+        for line in &failures {
+            eprintln!("{line}");
+        }
+        if !failures.is_empty() {
+            failed.push(case.file.clone());
+        }
+    }
+    eprintln!(
+        "{} passed, {} failed",
+        cases.len() - failed.len(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "failing cases: {failed:?}");
+}
