@@ -251,6 +251,10 @@ impl Drop for TerminalGuard {
 }
 
 fn init_logging(path: Option<&Path>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    // The program may have set up its own log file already.
+    if tracing::dispatcher::has_been_set() {
+        return None;
+    }
     let path = path?;
     std::fs::create_dir_all(path.parent()?).ok()?;
     let file = std::fs::OpenOptions::new()

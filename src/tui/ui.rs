@@ -137,16 +137,16 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
         ConnectionState::Connecting { target } => ("○", format!("connecting to {target}…")),
         ConnectionState::Connected(info) => {
             let name = match (&info.sandbox, &info.cluster_name) {
-                (Some(_), _) => "sandbox".to_string(),
-                (None, Some(name)) if !name.is_empty() => format!("cluster {name}"),
-                _ => "cluster".to_string(),
+                (Some(_), _) if info.target.starts_with("sandbox") => info.target.clone(),
+                (Some(_), _) => format!("sandbox {}", info.target),
+                (None, Some(name)) if !name.is_empty() => format!("cluster {name} {}", info.target),
+                _ => format!("cluster {}", info.target),
             };
             let nodes = info.nodes.len();
             (
                 "●",
                 format!(
-                    "{name} {} · {nodes} node{} · build {}",
-                    info.target,
+                    "{name} · {nodes} node{} · build {}",
                     if nodes == 1 { "" } else { "s" },
                     info.build
                 ),

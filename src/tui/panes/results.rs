@@ -7,7 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use crate::client::{Failure, Outcome, RecordView};
 use crate::tui::action::Tag;
@@ -402,15 +402,23 @@ impl Results {
             }
             outcome_lines(entry, width, theme, &mut lines);
         }
+        // Long lines wrap: count screen rows, not lines.
+        let row_count = |line: &Line| line.width().div_ceil(width.max(1)).max(1);
+        let selected_row: usize = lines[..selected_at].iter().map(row_count).sum();
+        let total: usize = lines.iter().map(row_count).sum();
         let rows = inner.height as usize;
-        let total = lines.len();
         // Show the selected entry's start, and as much after it as fits.
         let scroll = if total <= rows {
             0
         } else {
-            selected_at.min(total - rows)
+            selected_row.min(total - rows)
         };
-        frame.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)), inner);
+        frame.render_widget(
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .scroll((scroll as u16, 0)),
+            inner,
+        );
     }
 }
 

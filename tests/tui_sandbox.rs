@@ -1,0 +1,281 @@
+//! Whole console flows against an in-process sandbox, through the real
+//! client task and wire protocol: keys in, screens out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use asudf::client::{self, ConnectionState, Event, Target};
+use asudf::sandbox::server::{self, ServerOptions};
+use asudf::sandbox::{Sandbox, SandboxConfig};
+use asudf::tui::app::{App, Pane, StartOptions};
+use asudf::tui::panes::results::CallState;
+use asudf::tui::{Action, Driver, ui};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+fn fixed_time(_: Duration) -> String {
+    "T".to_string()
+}
+
+struct Live {
+    app: App,
+    driver: Driver,
+    events: UnboundedReceiver<Event>,
+    terminal: Terminal<TestBackend>,
+}
+
+impl Live {
+    async fn start(target: Target) -> Live {
+        let mut app = App::new(StartOptions::sample(&target.label()));
+        app.time_format = fixed_time;
+        let (handle, events) = client::spawn(target);
+        let mut live = Live {
+            app,
+            driver: Driver::new(handle, None),
+            events,
+            terminal: Terminal::new(TestBackend::new(120, 40)).unwrap(),
+        };
+        live.act(Action::Resize(120, 40)).await;
+        live.wait("connected", |app| app.connected()).await;
+        live.wait("modules listed", |app| app.modules.loaded_once)
+            .await;
+        live
+    }
+
+    async fn sandbox(config: SandboxConfig) -> Live {
+        Live::start(Target::Sandbox { dir: None, config }).await
+    }
+
+    async fn act(&mut self, action: Action) {
+        let mut queue = vec![action];
+        while let Some(action) = queue.pop() {
+            let effects = self.app.update(action);
+            queue.extend(self.driver.perform(effects).await.actions);
+        }
+    }
+
+    /// Feeds client events until `done` holds.
+    async fn wait(&mut self, what: &str, done: impl Fn(&App) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done(&self.app) {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("waited for {what}:\n{}", self.screen()))
+                .expect("the client task runs");
+            if let Some(action) = self.driver.translate(event) {
+                self.act(action).await;
+            }
+        }
+    }
+
+    async fn key(&mut self, code: KeyCode) {
+        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+            .await;
+    }
+
+    async fn with(&mut self, modifiers: KeyModifiers, c: char) {
+        self.act(Action::Key(KeyEvent::new(KeyCode::Char(c), modifiers)))
+            .await;
+    }
+
+    async fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.key(KeyCode::Char(c)).await;
+        }
+    }
+
+    async fn set_field(&mut self, index: usize, text: &str) {
+        self.with(KeyModifiers::ALT, '3').await;
+        self.app.apply.focus = index;
+        self.with(KeyModifiers::CONTROL, 'u').await;
+        self.type_text(text).await;
+    }
+
+    /// Opens `source` in the editor as the file `name`.
+    async fn open(&mut self, name: &str, source: &str) {
+        self.act(Action::FileLoaded {
+            path: PathBuf::from("/nonexistent").join(name),
+            result: Ok(source.to_string()),
+        })
+        .await;
+    }
+
+    async fn register(&mut self) {
+        self.key(KeyCode::F(9)).await;
+        self.wait("registered or refused", |app| {
+            app.status.as_ref().is_some_and(|s| !s.text.ends_with('…'))
+        })
+        .await;
+    }
+
+    async fn run_apply(&mut self) {
+        let before = self.app.results.entries.len();
+        self.key(KeyCode::F(5)).await;
+        self.wait("the call's outcome", |app| {
+            app.results.entries.len() > before
+                && app.results.entries.last().is_some_and(|e| !e.in_flight())
+        })
+        .await;
+    }
+
+    fn screen(&mut self) -> String {
+        let app = &self.app;
+        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
+        let buffer = self.terminal.backend().buffer();
+        let mut out = String::new();
+        for y in 0..buffer.area.height {
+            let line: String = (0..buffer.area.width)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect();
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_then_apply_twice_with_the_record_view() {
+    let mut live = Live::sandbox(SandboxConfig::default()).await;
+    assert_eq!(live.app.focus, Pane::Editor);
+    live.register().await;
+    live.wait("counter.lua listed with its source", |app| {
+        app.modules
+            .get("counter")
+            .is_some_and(|m| !m.functions.is_empty())
+    })
+    .await;
+    let screen = live.screen();
+    assert!(screen.contains("counter.lua =buffer"), "{screen}");
+    assert!(screen.contains("increment(rec, bin_nam"), "{screen}");
+
+    live.run_apply().await;
+    let screen = live.screen();
+    assert!(
+        screen.contains("#1 counter.increment('count', 5) @ 'k1' ✓ T"),
+        "{screen}"
+    );
+    assert!(screen.contains("= 5"), "{screen}");
+    assert!(screen.contains("+ count: 5"), "{screen}");
+
+    live.set_field(5, "'count', 3").await;
+    live.run_apply().await;
+    let screen = live.screen();
+    assert!(screen.contains("= 8"), "{screen}");
+    assert!(screen.contains("record gen 1 → 2"), "{screen}");
+    assert!(screen.contains("~ count: 5 → 8"), "{screen}");
+    insta::assert_snapshot!("sandbox_apply_twice", screen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compile_error_marks_its_line() {
+    let mut live = Live::sandbox(SandboxConfig::default()).await;
+    live.open(
+        "broken.lua",
+        "function f(rec)\n  return 1\nend\nfunction g(rec\n  return 2\nend\n",
+    )
+    .await;
+    live.register().await;
+    let status = live.app.status.clone().unwrap();
+    assert!(status.error, "{}", status.text);
+    let marks = live.app.editor.marks.clone();
+    assert_eq!(marks.len(), 1, "{}", live.screen());
+    assert!((4..=5).contains(&marks[0].line), "{marks:?}");
+    let screen = live.screen();
+    assert!(
+        screen.contains(&format!("line {}: ", marks[0].line)),
+        "{screen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runtime_error_marks_its_line() {
+    let mut live = Live::sandbox(SandboxConfig::default()).await;
+    live.open(
+        "boom.lua",
+        "function boom(rec)\n  local x = nil\n  return x + 1\nend\n",
+    )
+    .await;
+    live.register().await;
+    live.set_field(3, "boom").await;
+    live.set_field(4, "boom").await;
+    live.set_field(5, "").await;
+    live.run_apply().await;
+    let entry = live.app.results.entries.last().unwrap();
+    let CallState::Done {
+        outcome: Err(failure),
+        ..
+    } = &entry.state
+    else {
+        panic!("the call fails: {:?}", entry.state)
+    };
+    assert_eq!(failure.code, 100);
+    assert_eq!(live.app.editor.marks[0].line, 3);
+    let screen = live.screen();
+    assert!(screen.contains("at boom.lua line 3"), "{screen}");
+    insta::assert_snapshot!("sandbox_runtime_error", screen);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udf_over_the_time_limit_fails_with_a_timeout() {
+    let config = SandboxConfig {
+        max_udf_ms: Some(100),
+        ..SandboxConfig::default()
+    };
+    let mut live = Live::sandbox(config).await;
+    live.open("spin.lua", "function spin(rec)\n  while true do end\nend\n")
+        .await;
+    live.register().await;
+    live.set_field(3, "spin").await;
+    live.set_field(4, "spin").await;
+    live.set_field(5, "").await;
+    live.set_field(6, "2000").await;
+    live.run_apply().await;
+    let entry = live.app.results.entries.last().unwrap();
+    let CallState::Done {
+        outcome: Err(failure),
+        ..
+    } = &entry.state
+    else {
+        panic!("the call fails: {:?}", entry.state)
+    };
+    assert!(
+        failure.message.to_lowercase().contains("timeout") || failure.code == 9,
+        "{failure:?}"
+    );
+    // The console stayed usable: typing still edits.
+    live.with(KeyModifiers::ALT, '2').await;
+    live.type_text("--").await;
+    assert!(live.app.editor.contents().starts_with("--function spin"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_connection_shows_and_comes_back() {
+    let sandbox = Sandbox::open(SandboxConfig::default()).unwrap();
+    let mut server = server::start(sandbox, ServerOptions::default())
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let target = Target::Cluster {
+        hosts: vec![aerospike::Host::new(&addr.ip().to_string(), addr.port())],
+        policy: aerospike::ClientPolicy::default(),
+    };
+    let mut live = Live::start(target).await;
+    server.shutdown().await;
+    live.wait("the loss", |app| {
+        matches!(app.connection, ConnectionState::Lost { .. })
+    })
+    .await;
+    assert!(live.screen().contains("disconnected"));
+    // Calls fail at once while it is down.
+    live.key(KeyCode::F(5)).await;
+    let screen = live.screen();
+    assert!(screen.contains("not connected"), "{screen}");
+
+    server.restart().await.unwrap();
+    live.wait("the way back", |app| app.connected()).await;
+    let screen = live.screen();
+    assert!(screen.contains(" ● sandbox 127.0.0.1:"), "{screen}");
+}
