@@ -6,18 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The console program: the `console` example, built if needed.
+/// The real binary: `asudf` with no subcommand opens the console.
 fn console_program() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--example", "console"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "the console example builds");
-    let deps = std::env::current_exe().unwrap();
-    let profile_dir = deps.parent().unwrap().parent().unwrap();
-    profile_dir.join("examples").join("console")
+    PathBuf::from(env!("CARGO_BIN_EXE_asudf"))
 }
 
 struct Tmux {
@@ -138,10 +129,27 @@ fn console_runs_in_a_terminal_and_restores_it() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // Register the sample (F9) and run the form's default call twice.
+    tmux.wait_for("● sandbox");
+    tmux.keys(&["F9"]);
+    tmux.wait_for("registered counter.lua");
+    tmux.wait_for("counter.lua =buffer");
+    tmux.keys(&["F5"]);
+    tmux.wait_for("= 5");
+    // Alt-3 to the form (on the args field), retype them, run with Ctrl-J.
+    tmux.keys(&["M-3", "C-u"]);
+    tmux.literal("'count', 3");
+    tmux.keys(&["C-j"]);
+    let screen = tmux.wait_for("= 8");
+    assert!(screen.contains("~ count: 5 → 8"), "{screen}");
+    assert!(screen.contains("record gen 1 → 2"), "{screen}");
+
     // Printable keys, `q` included, type into the editor.
+    tmux.keys(&["M-2"]);
     tmux.literal("-- quick ");
     let screen = tmux.wait_for("-- quick function increment");
     assert!(screen.contains("[+]"), "{screen}");
+    assert!(screen.contains("counter.lua ≠buffer"), "{screen}");
 
     // Quitting with unsaved changes asks first.
     tmux.keys(&["C-c"]);
