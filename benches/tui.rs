@@ -44,8 +44,16 @@ fn big_app(highlighting: bool) -> App {
     app.editor.highlight_on = highlighting;
     app.update(Action::Resize(WIDTH, HEIGHT));
     app.editor.goto_line(5_000);
-    app.update(Action::Tick(Instant::now()));
+    settle(&mut app);
     app
+}
+
+/// Ticks until the visible lines are highlighted.
+fn settle(app: &mut App) {
+    app.update(Action::Tick(Instant::now()));
+    while !app.editor.highlight_done() {
+        app.update(Action::Tick(Instant::now()));
+    }
 }
 
 fn keystroke_frame(c: &mut Criterion) {
@@ -87,7 +95,7 @@ fn memory(_: &mut Criterion) {
     let mut app = big_app(true);
     // The last screen needs every line's parse state: the worst case.
     app.editor.goto_line(10_000);
-    app.update(Action::Tick(Instant::now()));
+    settle(&mut app);
     let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
     terminal.draw(|f| ui::draw(&app, f)).unwrap();
     let after = rss_kib().unwrap_or(0);

@@ -550,3 +550,98 @@ fn save_writes_the_buffer_and_clears_dirty() {
     assert!(!console.app.editor.dirty);
     assert!(console.effects.contains(&Effect::ClearRecovery));
 }
+
+#[test]
+fn results_save_as_json_and_expand() {
+    let mut console = Console::connected();
+    console.key(KeyCode::F(5));
+    let big = Value::List((0..200).map(Value::Int).collect());
+    console.answer(is_apply, Ok(applied(big, None, (1, 1))));
+    let folded = console.screen();
+    assert!(folded.contains("more"), "a big value is folded: {folded}");
+    console.alt('4');
+    console.key(KeyCode::Enter);
+    assert!(console.app.results.entries[0].expanded);
+    let expanded = console.screen();
+    assert!(expanded.contains("  = ["), "{expanded}");
+
+    console.type_text("s");
+    console.key(KeyCode::Enter);
+    let (path, text) = console
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::SaveFile { path, text } => Some((path.clone(), text.clone())),
+            _ => None,
+        })
+        .expect("results saved");
+    assert_eq!(path.to_str(), Some("results.json"));
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json[0]["result"].as_array().map(Vec::len), Some(200));
+    assert_eq!(json[0]["after"]["generation"], 1);
+    assert_eq!(json[0]["round_trip_ms"], 0.7);
+
+    console.type_text("c");
+    assert!(
+        console
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Copy(t) if t.contains("\"result\"")))
+    );
+}
+
+#[test]
+fn open_search_and_scroll_in_the_editor() {
+    let mut console = Console::connected();
+    console.ctrl('o');
+    console.type_text("/tmp/other.lua");
+    console.key(KeyCode::Enter);
+    assert!(
+        console
+            .effects
+            .contains(&Effect::LoadFile("/tmp/other.lua".into()))
+    );
+    let text: String = (1..=300).map(|i| format!("local v{i} = {i}\n")).collect();
+    console.act(Action::FileLoaded {
+        path: "/tmp/other.lua".into(),
+        result: Ok(text),
+    });
+    assert_eq!(console.app.editor.module, "other.lua");
+    assert!(!console.app.editor.dirty);
+
+    console.ctrl('f');
+    console.type_text("v250 ");
+    console.key(KeyCode::Enter);
+    assert_eq!(console.app.editor.text.cursor().0, 249);
+    let screen = console.screen();
+    assert!(
+        screen.contains("250 local v250 = 250"),
+        "the match is on screen: {screen}"
+    );
+
+    let areas = ui::layout(ratatui::layout::Rect::new(0, 0, 120, 40));
+    let top = console.app.editor.scroll_row;
+    console.act(Action::Mouse(crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::ScrollUp,
+        column: areas.editor.x + 5,
+        row: areas.editor.y + 5,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(console.app.editor.scroll_row, top - 3);
+
+    // A file that cannot be read says so and keeps the buffer.
+    console.act(Action::FileLoaded {
+        path: "/nope.lua".into(),
+        result: Err("No such file or directory".into()),
+    });
+    assert_eq!(console.app.editor.module, "other.lua");
+    assert!(
+        console
+            .app
+            .status
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("cannot open /nope.lua")
+    );
+}

@@ -863,6 +863,9 @@ impl App {
                 self.connection = state;
                 match &self.connection {
                     ConnectionState::Connected(_) if !was_connected => {
+                        if self.status.as_ref().is_some_and(|s| s.error) {
+                            self.say("connected");
+                        }
                         self.modules.loading = false;
                         self.refresh_modules(effects);
                     }

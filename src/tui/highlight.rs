@@ -86,9 +86,11 @@ impl LineHighlighter {
         self.spans.len()
     }
 
-    /// Highlights lines up to (not including) `upto` that are not cached.
-    /// Does nothing until the syntax definitions are loaded.
-    pub fn ensure(&mut self, lines: &[String], upto: usize) {
+    /// Highlights lines up to (not including) `upto` that are not cached,
+    /// at most `budget` of them, so a jump deep into a big file does not
+    /// stall a frame (the rest follows on the next updates). Does nothing
+    /// until the syntax definitions are loaded.
+    pub fn ensure(&mut self, lines: &[String], upto: usize, budget: usize) {
         let Some(assets) = assets() else { return };
         let Some(syntax) = assets.syntaxes.find_syntax_by_extension("lua") else {
             return;
@@ -105,7 +107,7 @@ impl LineHighlighter {
                 HighlightState::new(&highlighter, ScopeStack::new()),
             ));
         }
-        let upto = upto.min(lines.len());
+        let upto = upto.min(lines.len()).min(self.spans.len().saturating_add(budget));
         while self.spans.len() < upto {
             let index = self.spans.len();
             let (mut parse, mut highlight) = self.states[index].clone();
@@ -150,7 +152,7 @@ mod tests {
         preload();
         let mut buffer = lines("-- a comment\nlocal x = 'str'\nfunction f(a)\n  return a\nend");
         let mut h = LineHighlighter::new(true);
-        h.ensure(&buffer, 2);
+        h.ensure(&buffer, 2, usize::MAX);
         assert_eq!(h.highlighted_lines(), 2);
         let comment = h.line(0).unwrap()[0].0;
         let spans = h.line(1).unwrap();
@@ -161,12 +163,18 @@ mod tests {
         assert_ne!(spans[0].0, comment);
 
         // Opening a block comment on line 1 changes how line 2 looks.
-        h.ensure(&buffer, 5);
+        h.ensure(&buffer, 5, usize::MAX);
         let before = h.line(2).unwrap().clone();
         buffer[1] = "--[[ open".into();
         h.invalidate_from(1);
         assert_eq!(h.highlighted_lines(), 1);
-        h.ensure(&buffer, 3);
+        h.ensure(&buffer, 3, 1);
+        assert_eq!(
+            h.highlighted_lines(),
+            2,
+            "one line per call with a budget of one"
+        );
+        h.ensure(&buffer, 3, 1);
         assert_eq!(h.highlighted_lines(), 3);
         assert_ne!(h.line(2).unwrap(), &before);
     }

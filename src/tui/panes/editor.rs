@@ -16,6 +16,9 @@ use crate::tui::highlight::LineHighlighter;
 use crate::tui::theme::Theme;
 
 const TAB_WIDTH: usize = 4;
+/// Lines highlighted per update at most (about 50 µs each): a jump to the
+/// end of a big file fills in over a few ticks instead of one long frame.
+const HIGHLIGHT_BUDGET: usize = 1500;
 
 /// A marked line (1-based) with the message that marked it.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,13 +218,20 @@ impl Editor {
     /// Highlights what the next frame shows (and the lines before it that
     /// the parse state depends on).
     pub fn refresh_highlight(&mut self) {
-        if self.highlight_on {
+        if self.highlight_on && !self.highlight_done() {
             let upto = self.scroll_row + self.view_rows;
             let Editor {
                 text, highlighter, ..
             } = self;
-            highlighter.ensure(text.lines(), upto);
+            highlighter.ensure(text.lines(), upto, HIGHLIGHT_BUDGET);
         }
+    }
+
+    /// Every visible line is highlighted (or highlighting is off).
+    pub fn highlight_done(&self) -> bool {
+        !self.highlight_on
+            || self.highlighter.highlighted_lines()
+                >= (self.scroll_row + self.view_rows).min(self.lines().len())
     }
 
     pub fn gutter_width(&self) -> usize {
