@@ -170,7 +170,9 @@ fn console_runs_in_a_terminal_and_restores_it() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("Recover them?");
     tmux.keys(&["y"]);
-    tmux.wait_for("-- quick function increment");
+    let screen = tmux.wait_for("-- quick function increment");
+    // The last apply form came back too.
+    assert!(screen.contains("args 'count', 3"), "{screen}");
     // Narrow terminal: the panes stack and keep working.
     tmux.run(&["resize-window", "-t", "t", "-x", "80", "-y", "40"]);
     std::thread::sleep(Duration::from_millis(300));

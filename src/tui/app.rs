@@ -125,6 +125,8 @@ pub enum Effect {
         path: Option<PathBuf>,
     },
     ClearRecovery,
+    /// Keep the recent apply forms (JSON) for the next session.
+    SaveForms(String),
     /// Put text on the terminal's clipboard.
     Copy(String),
     Quit,
@@ -171,6 +173,8 @@ pub struct StartOptions {
     pub theme: Theme,
     /// An unsaved buffer from the last session, offered on start.
     pub recovered: Option<(String, Option<PathBuf>)>,
+    /// Recent apply forms from earlier sessions, oldest first.
+    pub forms: Vec<crate::tui::panes::apply::FormSnapshot>,
     pub now: Instant,
 }
 
@@ -184,6 +188,7 @@ impl StartOptions {
             keymap: Keymap::default(),
             theme: Theme::new(ThemeKind::Dark),
             recovered: None,
+            forms: Vec::new(),
             now: Instant::now(),
         }
     }
@@ -206,6 +211,8 @@ impl App {
             ),
             then: Pending::Recover { text, path },
         });
+        let mut apply = ApplyForm::default();
+        apply.restore(options.forms);
         let mut app = App {
             keymap: options.keymap,
             theme: options.theme,
@@ -213,7 +220,7 @@ impl App {
             overlay,
             editor,
             modules: Modules::default(),
-            apply: ApplyForm::default(),
+            apply,
             results: Results::default(),
             target: options.target.clone(),
             connection: ConnectionState::Connecting {
@@ -717,6 +724,9 @@ impl App {
             }
         };
         self.apply.remember();
+        if let Ok(json) = serde_json::to_string(&self.apply.history) {
+            effects.push(Effect::SaveForms(json));
+        }
         let label = format!(
             "{}.{}({}) @ {}",
             call.module,

@@ -107,7 +107,9 @@ impl LineHighlighter {
                 HighlightState::new(&highlighter, ScopeStack::new()),
             ));
         }
-        let upto = upto.min(lines.len()).min(self.spans.len().saturating_add(budget));
+        let upto = upto
+            .min(lines.len())
+            .min(self.spans.len().saturating_add(budget));
         while self.spans.len() < upto {
             let index = self.spans.len();
             let (mut parse, mut highlight) = self.states[index].clone();

@@ -48,6 +48,8 @@ pub struct Paths {
     pub log: Option<PathBuf>,
     /// The user keymap (TOML).
     pub keymap: Option<PathBuf>,
+    /// Recent apply forms.
+    pub forms: Option<PathBuf>,
 }
 
 impl Paths {
@@ -57,6 +59,7 @@ impl Paths {
         Paths {
             recovery: data.as_ref().map(|d| d.join("recovery.json")),
             log: data.as_ref().map(|d| d.join("console.log")),
+            forms: data.as_ref().map(|d| d.join("forms.json")),
             keymap: dirs::config_dir().map(|d| d.join("asudf").join("keymap.toml")),
         }
     }
@@ -88,6 +91,8 @@ pub struct Driver {
     ids: HashMap<Tag, RequestId>,
     tags: HashMap<RequestId, Tag>,
     recovery: Option<PathBuf>,
+    /// Where the recent forms go (`None`: not kept).
+    pub forms: Option<PathBuf>,
 }
 
 impl Driver {
@@ -97,6 +102,7 @@ impl Driver {
             ids: HashMap::new(),
             tags: HashMap::new(),
             recovery,
+            forms: None,
         }
     }
 
@@ -160,6 +166,13 @@ impl Driver {
                 Effect::ClearRecovery => {
                     if let Some(file) = &self.recovery {
                         let _ = tokio::fs::remove_file(file).await;
+                    }
+                }
+                Effect::SaveForms(json) => {
+                    if let Some(file) = &self.forms
+                        && let Err(e) = write_file(file, &json).await
+                    {
+                        tracing::warn!("recent forms not kept: {e}");
                     }
                 }
                 Effect::Copy(text) => out.clipboard.push(text),
@@ -302,6 +315,12 @@ pub async fn run(target: Target, file: Option<PathBuf>) -> anyhow::Result<()> {
         _ => (keymap::Keymap::default(), None),
     };
     let recovered = paths.recovery.as_deref().and_then(read_recovery);
+    let forms = paths
+        .forms
+        .as_deref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
     let mut app = App::new(StartOptions {
         target: target.label(),
         text,
@@ -309,6 +328,7 @@ pub async fn run(target: Target, file: Option<PathBuf>) -> anyhow::Result<()> {
         keymap,
         theme: theme::Theme::from_env(),
         recovered,
+        forms,
         now: Instant::now(),
     });
     if let Some(error) = keymap_error {
@@ -327,6 +347,7 @@ pub async fn run(target: Target, file: Option<PathBuf>) -> anyhow::Result<()> {
 
     let (handle, mut events) = client::spawn(target);
     let mut driver = Driver::new(handle, paths.recovery.clone());
+    driver.forms = paths.forms.clone();
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let mut queue: VecDeque<Action> = VecDeque::new();

@@ -125,8 +125,8 @@ pub struct Picker {
     pub selected: usize,
 }
 
-/// The saved content of a form, for the history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The saved content of a form, for the history (kept between sessions).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FormSnapshot {
     pub values: Vec<String>,
     pub with_record: bool,
@@ -284,6 +284,19 @@ impl ApplyForm {
     }
 
     /// Steps through recent forms: -1 older, +1 newer.
+    /// Loads a saved history; the most recent form fills the form.
+    pub fn restore(&mut self, history: Vec<FormSnapshot>) {
+        let usable: Vec<FormSnapshot> = history
+            .into_iter()
+            .filter(|s| s.values.len() == FIELDS.len())
+            .collect();
+        self.history = usable;
+        if !self.history.is_empty() {
+            self.recall(-1);
+            self.history_pos = None;
+        }
+    }
+
     pub fn recall(&mut self, delta: isize) {
         if self.history.is_empty() {
             return;
@@ -435,5 +448,12 @@ mod tests {
         assert_eq!(form.value(Field::Args), "'count', 5");
         form.recall(1);
         assert_eq!(form.value(Field::Args), "'count', 3");
+
+        // A saved history comes back with the latest form filled in.
+        let json = serde_json::to_string(&form.history).unwrap();
+        let mut next = ApplyForm::default();
+        next.restore(serde_json::from_str(&json).unwrap());
+        assert_eq!(next.history.len(), 2);
+        assert_eq!(next.value(Field::Args), "'count', 3");
     }
 }
