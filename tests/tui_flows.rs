@@ -645,3 +645,19 @@ fn open_search_and_scroll_in_the_editor() {
             .contains("cannot open /nope.lua")
     );
 }
+
+#[test]
+fn any_terminal_size_draws_without_panicking() {
+    for (width, height) in [(1, 1), (10, 5), (40, 12), (99, 20), (100, 20), (300, 100)] {
+        let mut console = Console::new(width, height);
+        console.key(KeyCode::F(5));
+        console.key(KeyCode::F(1));
+        let screen = console.screen();
+        assert_eq!(screen.lines().count(), height as usize);
+        console.key(KeyCode::Esc);
+        console.alt('3');
+        console.app.apply.focus = 4;
+        console.key(KeyCode::Enter);
+        console.screen();
+    }
+}

@@ -194,6 +194,9 @@ fn draw_help(app: &App, frame: &mut Frame, scroll: u16) {
         Line::raw("Record UDFs: write the module, register it (F9), fill the form, run (F5)."),
         Line::raw("Not in this version yet: background (scan/query) UDFs and stream aggregations."),
         Line::raw("Printable keys type into the editor and the form; Tab indents in the editor."),
+        Line::raw(
+            "Change keys in keymap.toml in the asudf config directory (command = \"Ctrl-X\").",
+        ),
         Line::styled("Esc closes this help; Up/Down scroll.", theme.dim()),
         Line::raw(""),
     ];
