@@ -223,6 +223,7 @@ fn draw_help(app: &App, frame: &mut Frame, scroll: u16) {
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
             .scroll((scroll, 0))
             .style(theme.base())
             .block(Block::default().borders(Borders::ALL).title(" Help ")),
