@@ -143,6 +143,10 @@ fn console_runs_in_a_terminal_and_restores_it() {
     let screen = tmux.wait_for("= 8");
     assert!(screen.contains("~ count: 5 → 8"), "{screen}");
     assert!(screen.contains("record gen 1 → 2"), "{screen}");
+    // Alt-Enter runs it too.
+    tmux.keys(&["M-Enter"]);
+    let screen = tmux.wait_for("= 11");
+    assert!(screen.contains("~ count: 8 → 11"), "{screen}");
 
     // Printable keys, `q` included, type into the editor.
     tmux.keys(&["M-2"]);
