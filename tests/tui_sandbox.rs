@@ -199,6 +199,12 @@ async fn runtime_error_marks_its_line() {
     )
     .await;
     live.register().await;
+    live.wait("boom.lua listed with its source", |app| {
+        app.modules
+            .get("boom")
+            .is_some_and(|m| !m.functions.is_empty())
+    })
+    .await;
     live.set_field(3, "boom").await;
     live.set_field(4, "boom").await;
     live.set_field(5, "").await;
