@@ -168,15 +168,30 @@ fn console_runs_in_a_terminal_and_restores_it() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("cooked-2");
 
-    // The unsaved buffer was kept and is offered on the next start.
+    // The unsaved buffer was kept and is offered on the next start, which
+    // also reads a user keymap and respects NO_COLOR.
     assert!(dir.path().join("data/asudf/recovery.json").exists());
-    tmux.literal(&command);
+    std::fs::create_dir_all(dir.path().join("config/asudf")).unwrap();
+    std::fs::write(
+        dir.path().join("config/asudf/keymap.toml"),
+        "run = ['F8', 'F5']\n",
+    )
+    .unwrap();
+    tmux.literal(&format!("NO_COLOR=1 {command}"));
     tmux.keys(&["Enter"]);
     tmux.wait_for("Recover them?");
     tmux.keys(&["y"]);
     let screen = tmux.wait_for("-- quick function increment");
     // The last apply form came back too.
     assert!(screen.contains("args 'count', 3"), "{screen}");
+    assert!(screen.contains("F8 run"), "the user keymap: {screen}");
+    let styled = tmux.run(&["capture-pane", "-p", "-e", "-t", "t"]);
+    assert!(
+        !styled.contains("38;2;") && !styled.contains("38;5;"),
+        "no colours: {styled}"
+    );
+    tmux.keys(&["F8"]);
+    tmux.wait_for("= 14");
     // Narrow terminal: the panes stack and keep working.
     tmux.run(&["resize-window", "-t", "t", "-x", "80", "-y", "40"]);
     std::thread::sleep(Duration::from_millis(300));
