@@ -45,7 +45,6 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct Paths {
     /// The recovery copy of an unsaved buffer.
     pub recovery: Option<PathBuf>,
-    pub log: Option<PathBuf>,
     /// The user keymap (TOML).
     pub keymap: Option<PathBuf>,
     /// Recent apply forms.
@@ -58,7 +57,6 @@ impl Paths {
         let data = dirs::data_dir().map(|d| d.join("asudf"));
         Paths {
             recovery: data.as_ref().map(|d| d.join("recovery.json")),
-            log: data.as_ref().map(|d| d.join("console.log")),
             forms: data.as_ref().map(|d| d.join("forms.json")),
             keymap: dirs::config_dir().map(|d| d.join("asudf").join("keymap.toml")),
         }
@@ -263,30 +261,6 @@ impl Drop for TerminalGuard {
     }
 }
 
-fn init_logging(path: Option<&Path>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    // The program may have set up its own log file already.
-    if tracing::dispatcher::has_been_set() {
-        return None;
-    }
-    let path = path?;
-    std::fs::create_dir_all(path.parent()?).ok()?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .ok()?;
-    let (writer, guard) = tracing_appender::non_blocking(file);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ASUDF_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .try_init()
-        .ok()?;
-    Some(guard)
-}
-
 /// The buffer to start with: the file (empty if it does not exist yet) or
 /// the bundled sample.
 fn initial_buffer(file: Option<PathBuf>) -> anyhow::Result<(String, Option<PathBuf>)> {
@@ -304,7 +278,6 @@ fn initial_buffer(file: Option<PathBuf>) -> anyhow::Result<(String, Option<PathB
 /// every way out.
 pub async fn run(target: Target, file: Option<PathBuf>) -> anyhow::Result<()> {
     let paths = Paths::from_env();
-    let _log = init_logging(paths.log.as_deref());
     highlight::preload_in_background();
     let (text, path) = initial_buffer(file)?;
     let (keymap, keymap_error) = match paths.keymap.as_deref().map(std::fs::read_to_string) {
