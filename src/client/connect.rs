@@ -74,7 +74,12 @@ pub(super) struct Session {
     /// The connection went away (or never came); requests fail fast meanwhile.
     lost: bool,
     served: Option<Served>,
+    /// Where requests find the current client (see `client::Shared`).
+    published: Published,
 }
+
+/// The client requests should use, and whether it talks to a sandbox.
+pub(super) type Published = Arc<parking_lot::RwLock<Option<(Arc<Client>, bool)>>>;
 
 enum Served {
     Directory(LocalServer),
@@ -91,14 +96,22 @@ impl Served {
 }
 
 impl Session {
-    pub fn new(target: Target) -> Session {
+    pub fn new(target: Target, published: Published) -> Session {
         Session {
             target,
             client: None,
             info: None,
             lost: false,
             served: None,
+            published,
         }
+    }
+
+    /// Publishes the client requests should use, then tells the UI: a
+    /// request sent on hearing "connected" finds the client there.
+    fn announce(&self, events: &mpsc::UnboundedSender<Event>, state: ConnectionState) {
+        *self.published.write() = self.client().map(|c| (c, self.is_sandbox()));
+        let _ = events.send(Event::Connection(state));
     }
 
     /// The client to use now; `None` while not connected.
@@ -113,9 +126,8 @@ impl Session {
     /// Starts connecting in the background.
     pub fn attempt(&self, events: &mpsc::UnboundedSender<Event>) -> Attempt {
         if !self.lost {
-            let _ = events.send(Event::Connection(ConnectionState::Connecting {
-                target: self.target.label(),
-            }));
+            let target = self.target.label();
+            self.announce(events, ConnectionState::Connecting { target });
         }
         let target = self.target.clone();
         let serving = self.served.as_ref().map(Served::addr);
@@ -136,15 +148,14 @@ impl Session {
                     self.served = connected.served;
                 }
                 self.lost = false;
-                let _ = events.send(Event::Connection(ConnectionState::Connected(
-                    connected.info,
-                )));
+                self.announce(events, ConnectionState::Connected(connected.info));
             }
             Err(reason) => {
-                if !self.lost {
-                    let _ = events.send(Event::Connection(ConnectionState::Lost { reason }));
-                }
+                let first = !self.lost;
                 self.lost = true;
+                if first {
+                    self.announce(events, ConnectionState::Lost { reason });
+                }
             }
         }
     }
@@ -160,13 +171,12 @@ impl Session {
             if let Ok(info) = describe(&client, &self.target).await {
                 self.info = Some(info.clone());
                 self.lost = false;
-                let _ = events.send(Event::Connection(ConnectionState::Connected(info)));
+                self.announce(events, ConnectionState::Connected(info));
             }
         } else if !healthy && !self.lost {
-            let _ = events.send(Event::Connection(ConnectionState::Lost {
-                reason: format!("{} stopped answering", self.target.label()),
-            }));
             self.lost = true;
+            let reason = format!("{} stopped answering", self.target.label());
+            self.announce(events, ConnectionState::Lost { reason });
         }
         // A sandbox served by another process may be gone for good: a new
         // client finds (or becomes) its server. A cluster's client re-seeds

@@ -886,7 +886,6 @@ impl App {
                     _ => {}
                 }
             }
-            Event::Started { .. } => {}
             Event::Done {
                 id,
                 outcome,

@@ -108,9 +108,6 @@ impl Driver {
     pub fn translate(&mut self, event: Event) -> Option<Action> {
         let event = match event {
             Event::Connection(state) => Event::Connection(state),
-            Event::Started { id } => Event::Started {
-                id: *self.tags.get(&id)?,
-            },
             Event::Done {
                 id,
                 outcome,
