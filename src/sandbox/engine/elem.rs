@@ -151,7 +151,10 @@ impl Elem {
                 }
                 hex::encode_upper(&b.data)
             }
-            Elem::List(l) => render_list(&l.lock().clone(), depth),
+            Elem::List(l) => {
+                let items = l.lock().clone();
+                render_list(&items, depth)
+            }
             Elem::Map(m) => {
                 let entries: Vec<(MapKey, Elem)> = m
                     .lock()
