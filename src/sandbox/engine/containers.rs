@@ -453,7 +453,8 @@ pub(crate) fn register_map(lua: &Lua) -> Result<Table> {
     let f = |name: &str, func: mlua::Function| module.raw_set(name, func);
 
     let create = lua.create_function(|lua, args: Variadic<Lv>| {
-        if args.len() != 1 || !as_int(arg(&args, 0)).is_some_and(|c| c >= 1) {
+        let capacity_ok = as_int(arg(&args, 0)).is_some_and(|c| c >= 1);
+        if args.len() != 1 || !capacity_ok {
             return Ok(MultiValue::new());
         }
         Ok(MultiValue::from_iter([Lv::UserData(new_map(

@@ -234,7 +234,7 @@ impl Sandbox {
             return fail(UdfFailure::Code(NAMESPACE_NOT_FOUND));
         }
         let pool = self.pool(&req.module);
-        let state = match pool.take(&self.inner.states, &req.module) {
+        let mut state = match pool.take(&self.inner.states, &req.module) {
             Ok(state) => state,
             Err(_) => {
                 return fail(UdfFailure::Execution("UDF: Execution Error 1".to_string()));
@@ -242,14 +242,8 @@ impl Sandbox {
         };
         let limit = self.inner.states.limit(req.timeout_ms);
         let modified = self.inner.store.modify(&req.ns, &req.digest, |current| {
-            let rec = Arc::new(Mutex::new(RecState::new(
-                req.digest,
-                req.set.clone(),
-                req.key.clone(),
-                current,
-            )));
-            let (result, logs) = state.call(&req.function, rec.clone(), &req.args, limit);
-            let rec = rec.lock();
+            let rec = RecState::new(req.digest, req.set.clone(), req.key.clone(), current);
+            let (result, logs, rec) = state.call(&req.function, rec, &req.args, limit);
             let (generation, void_time) = rec.start_meta();
             let mut outcome = ApplyOutcome {
                 result: Ok(Value::Nil),

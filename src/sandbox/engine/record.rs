@@ -107,6 +107,11 @@ impl RecState {
         }
     }
 
+    /// A state bound to no call: no record, nothing staged.
+    pub fn detached() -> RecState {
+        RecState::new([0; 20], None, None, None)
+    }
+
     /// The generation and void time the record has before this call's write.
     pub fn start_meta(&self) -> (u16, u32) {
         self.start

@@ -2,7 +2,7 @@
 //! the time limit, pooling per module, and one UDF call.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,10 +91,22 @@ impl StateConfig {
 /// A Lua state with the runtime loaded.
 pub(crate) struct LuaState {
     lua: Lua,
+    globals: Table,
     dispatch: Function,
     pcall: Function,
     aerospike: AnyUserData,
+    aerospike_name: mlua::String,
+    /// The record userdata every call on this state gets; its contents are
+    /// swapped in for a call and taken out after it (a reference a UDF kept
+    /// from an earlier call sees a detached, empty record).
+    rec: Arc<Mutex<RecState>>,
+    rec_userdata: AnyUserData,
+    /// Lua strings of the function names called on this state.
+    function_names: HashMap<String, mlua::String>,
 }
+
+/// Function names remembered per state (a bound on a UDF called with many names).
+const FUNCTION_NAMES_KEPT: usize = 64;
 
 fn new_lua(libs: LuaLibs) -> mlua::Result<Lua> {
     let safe_libs = StdLib::COROUTINE
@@ -204,12 +216,20 @@ impl LuaState {
                 ffi::lua_sethook(state, Some(timeout_hook), ffi::LUA_MASKCOUNT, HOOK_PERIOD)
             })?;
         }
+        let rec = Arc::new(Mutex::new(RecState::detached()));
+        let rec_userdata = lua.create_userdata(LRecord(rec.clone()))?;
+        let aerospike_name = lua.create_string("aerospike")?;
         lua.set_memory_limit(config.memory_limit)?;
         Ok(LuaState {
-            lua,
+            globals,
             dispatch,
             pcall,
             aerospike,
+            aerospike_name,
+            rec,
+            rec_userdata,
+            function_names: HashMap::new(),
+            lua,
         })
     }
 
@@ -259,47 +279,57 @@ impl LuaState {
     }
 
     /// Calls `function(rec, args...)`. `Ok` with the first result, or the
-    /// `FAILURE` text.
+    /// `FAILURE` text; the call's log lines; the record state after the call.
     pub fn call(
-        &self,
+        &mut self,
         function: &str,
-        rec: Arc<Mutex<RecState>>,
+        rec: RecState,
         args: &[Value],
         limit: Duration,
-    ) -> (Result<Value, String>, Vec<LogLine>) {
-        let result = self.call_inner(function, rec, args, limit);
+    ) -> (Result<Value, String>, Vec<LogLine>, RecState) {
+        *self.rec.lock() = rec;
+        let result = self.call_inner(function, args, limit);
+        let rec = std::mem::replace(&mut *self.rec.lock(), RecState::detached());
         let logs = self
             .lua
             .app_data_mut::<LuaLogs>()
             .map(|mut l| std::mem::take(&mut l.0))
             .unwrap_or_default();
-        (result, logs)
+        (result, logs, rec)
+    }
+
+    fn function_name(&mut self, function: &str) -> mlua::Result<mlua::String> {
+        if let Some(name) = self.function_names.get(function) {
+            return Ok(name.clone());
+        }
+        if self.function_names.len() >= FUNCTION_NAMES_KEPT {
+            self.function_names.clear();
+        }
+        let name = self.lua.create_string(function)?;
+        self.function_names
+            .insert(function.to_string(), name.clone());
+        Ok(name)
     }
 
     fn call_inner(
-        &self,
+        &mut self,
         function: &str,
-        rec: Arc<Mutex<RecState>>,
         args: &[Value],
         limit: Duration,
     ) -> Result<Value, String> {
-        let lua = &self.lua;
-        let globals = lua.globals();
-        let f: Lv = globals.get(function).map_err(|e| error_text(&e))?;
+        let name = self.function_name(function).map_err(|e| error_text(&e))?;
+        let f: Lv = self.globals.get(name).map_err(|e| error_text(&e))?;
         if f.is_nil() {
             return Err("function not found".to_string());
         }
-        globals
-            .raw_set("aerospike", self.aerospike.clone())
+        self.globals
+            .raw_set(&self.aerospike_name, &self.aerospike)
             .map_err(|e| error_text(&e))?;
         let mut call_args = MultiValue::with_capacity(args.len() + 2);
         call_args.push_back(f);
-        call_args.push_back(Lv::UserData(
-            lua.create_userdata(LRecord(rec))
-                .map_err(|e| error_text(&e))?,
-        ));
+        call_args.push_back(Lv::UserData(self.rec_userdata.clone()));
         for arg in args {
-            call_args.push_back(arg_value(lua, arg).map_err(|e| error_text(&e))?);
+            call_args.push_back(arg_value(&self.lua, arg).map_err(|e| error_text(&e))?);
         }
         let _deadline = DeadlineGuard::new(limit);
         match self.dispatch.call::<(bool, Lv)>(call_args) {
