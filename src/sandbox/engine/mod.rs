@@ -7,6 +7,7 @@
 //! - [`containers`] / [`elem`]: `list`, `map`, `bytes`, `geojson`;
 //! - [`errors`]: the server's error texts.
 
+mod budget;
 mod containers;
 mod elem;
 mod errors;

@@ -9,6 +9,7 @@ use mlua::{
 };
 use parking_lot::Mutex;
 
+use super::budget::{charge, cost};
 use super::containers::{push_elem, to_elem, userdata_elem};
 use super::elem::Elem;
 use super::errors::{int_arg, raise};
@@ -374,6 +375,9 @@ impl UserData for LRecord {
                     }
                 },
             };
+            if let Staged::Value(elem) = &staged {
+                charge(name.len() + cost(elem))?;
+            }
             this.0.lock().set_bin(&name, staged);
             Ok(())
         });

@@ -12,6 +12,7 @@ use mlua::{
 };
 use parking_lot::Mutex;
 
+use super::budget::BudgetGuard;
 use super::containers::{
     LBytes, LList, LMap, push_elem, register_bytes, register_geojson, register_list, register_map,
 };
@@ -37,17 +38,22 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Sets this thread's deadline for as long as the guard lives.
-struct DeadlineGuard;
+/// Sets this thread's deadline and container budget for as long as the
+/// guard lives (while Lua code of a call or a module's top level runs).
+struct CallGuard {
+    _budget: BudgetGuard,
+}
 
-impl DeadlineGuard {
-    fn new(limit: Duration) -> DeadlineGuard {
+impl CallGuard {
+    fn new(limit: Duration, budget: usize) -> CallGuard {
         DEADLINE.with(|d| d.set(Some(Instant::now() + limit)));
-        DeadlineGuard
+        CallGuard {
+            _budget: BudgetGuard::new(budget),
+        }
     }
 }
 
-impl Drop for DeadlineGuard {
+impl Drop for CallGuard {
     fn drop(&mut self) {
         DEADLINE.with(|d| d.set(None));
     }
@@ -101,6 +107,8 @@ pub(crate) struct LuaState {
     /// from an earlier call sees a detached, empty record).
     rec: Arc<Mutex<RecState>>,
     rec_userdata: AnyUserData,
+    /// Bytes a call may add to Rust-side containers.
+    budget: usize,
     /// Lua strings of the function names called on this state.
     function_names: HashMap<String, mlua::String>,
 }
@@ -229,6 +237,7 @@ impl LuaState {
             rec,
             rec_userdata,
             function_names: HashMap::new(),
+            budget: config.memory_limit,
             lua,
         })
     }
@@ -242,7 +251,7 @@ impl LuaState {
             .globals()
             .get("require")
             .map_err(|e| error_text(&e))?;
-        let _deadline = DeadlineGuard::new(config.limit(0));
+        let _guard = CallGuard::new(config.limit(0), config.memory_limit);
         let (ok, err): (bool, Lv) = state
             .pcall
             .call((require, module))
@@ -264,7 +273,7 @@ impl LuaState {
             .set_mode(chunk_mode(config.libs))
             .into_function()
             .map_err(|e| Failure::Text(error_text(&e)))?;
-        let _deadline = DeadlineGuard::new(config.limit(0));
+        let _guard = CallGuard::new(config.limit(0), config.memory_limit);
         let (ok, err): (bool, Lv) = state
             .pcall
             .call(chunk)
@@ -331,7 +340,7 @@ impl LuaState {
         for arg in args {
             call_args.push_back(arg_value(&self.lua, arg).map_err(|e| error_text(&e))?);
         }
-        let _deadline = DeadlineGuard::new(limit);
+        let _guard = CallGuard::new(limit, self.budget);
         match self.dispatch.call::<(bool, Lv)>(call_args) {
             Ok((true, value)) => Ok(result_value(&value)),
             Ok((false, err)) => Err(failure_text(&err)),

@@ -306,9 +306,21 @@ fn memory_bomb_fails_the_call_not_the_process() {
         "mem",
         "function bomb(r) local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 100) .. i end end
          function rep(r) return #string.rep('x', 1 << 30) end
+         function grow_list(r) local l = list() while true do list.append(l, 'x' .. #l) end end
+         function far_index(r) local l = list() l[1e9] = 1 end
+         function grow_map(r) local m = map() local i = 0 while true do i = i + 1 m[i] = i end end
+         function grow_bins(r) local i = 0 while true do i = i + 1 r['b' .. (i % 1000)] = string.rep('y', 1000) .. i end end
+         function grow_bytes(r) local b = bytes() local z = string.rep('z', 100000) while true do bytes.append_string(b, z) end end
          function fine(r) return 7 end",
     );
-    for function in ["bomb", "rep"] {
+    for function in [
+        "bomb",
+        "rep",
+        "grow_list",
+        "far_index",
+        "grow_map",
+        "grow_bins",
+    ] {
         let text = failure_text(call(&sb, "mem", function, vec![]));
         assert!(text.contains("not enough memory"), "{function}: {text}");
     }
