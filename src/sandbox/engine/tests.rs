@@ -320,6 +320,7 @@ fn memory_bomb_fails_the_call_not_the_process() {
         "far_index",
         "grow_map",
         "grow_bins",
+        "grow_bytes",
     ] {
         let text = failure_text(call(&sb, "mem", function, vec![]));
         assert!(text.contains("not enough memory"), "{function}: {text}");
