@@ -145,6 +145,7 @@ const MAX_CALL_NAME: usize = 128;
 
 // Result codes the facade answers itself.
 const PARAMETER: u8 = 4;
+const KEY_MISMATCH: u8 = 19;
 const NAMESPACE_NOT_FOUND: u8 = 20;
 
 /// The sandbox: store + module registry + Lua runtime. Cheap to clone.
@@ -243,6 +244,12 @@ impl Sandbox {
         };
         let limit = self.inner.states.limit(req.timeout_ms);
         let modified = self.inner.store.modify(&req.ns, &req.digest, |current| {
+            let stored_key = current.and_then(|r| r.key.as_ref());
+            if let (Some(sent), Some(stored)) = (&req.key, stored_key) {
+                if sent != stored {
+                    return (Change::Keep, fail(UdfFailure::Code(KEY_MISMATCH)));
+                }
+            }
             let rec = RecState::new(req.digest, req.set.clone(), req.key.clone(), current);
             let (result, logs, rec) = state.call(&req.function, rec, &req.args, limit);
             let (generation, void_time) = rec.start_meta();
@@ -313,7 +320,12 @@ impl Sandbox {
     // (the text after the tab), given the parameters after `name:`.
     pub fn info_udf_put(&self, params: &str) -> String {
         let p = parse_params(params);
-        let Some(filename) = p.get("filename").filter(|f| valid_filename(f)) else {
+        // Hardened mode also wants the `.lua` extension, case-sensitively.
+        let hardened = self.inner.config.lua_libs == LuaLibs::Hardened;
+        let Some(filename) = p
+            .get("filename")
+            .filter(|f| valid_filename(f) && (!hardened || f.ends_with(".lua")))
+        else {
             return "error=invalid_filename".to_string();
         };
         let Some(content_len) = p.get("content-len") else {

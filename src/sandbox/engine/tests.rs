@@ -712,3 +712,33 @@ fn modules_and_records_survive_a_restart() {
     assert_eq!(record.generation, 4);
     assert!(sb.info_udf_list().starts_with("filename=c.lua,"));
 }
+
+#[test]
+fn a_sent_key_that_differs_from_the_stored_one_is_refused() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "k",
+        "function w(r) r.a = 1 return aerospike:create(r) end",
+    );
+    let mut req = request("k", "w", "k1", vec![]);
+    req.key = Some(s("k1"));
+    assert_eq!(sb.apply(req.clone()).result, Ok(Value::Int(0)));
+    req.key = Some(s("other"));
+    assert_eq!(sb.apply(req).result, Err(UdfFailure::Code(19)));
+}
+
+#[test]
+fn hardened_mode_wants_the_lua_extension() {
+    let sb = sandbox_with(LuaLibs::Hardened);
+    let source = "function f(r) return 1 end";
+    assert_eq!(
+        sb.info_udf_put(&put_params("m.txt", source)),
+        "error=invalid_filename"
+    );
+    assert_eq!(
+        sb.info_udf_put(&put_params("m.LUA", source)),
+        "error=invalid_filename"
+    );
+    assert_eq!(sb.info_udf_put(&put_params("m.lua", source)), "ok");
+}
