@@ -245,6 +245,9 @@ impl LuaState {
     /// A state with `module` loaded by `require`; `Err` with the reason when
     /// the module is missing or its top level fails.
     pub fn for_module(config: &StateConfig, module: &str) -> Result<LuaState, String> {
+        if config.registry.source(&format!("{module}.lua")).is_none() {
+            return Err(format!("module {module} is not registered"));
+        }
         let state = LuaState::base(config).map_err(|e| error_text(&e))?;
         let require: Function = state
             .lua
@@ -270,7 +273,7 @@ impl LuaState {
             .lua
             .load(source)
             .set_name(filename)
-            .set_mode(chunk_mode(config.libs))
+            .set_mode(MODULE_CHUNK_MODE)
             .into_function()
             .map_err(|e| Failure::Text(error_text(&e)))?;
         let _guard = CallGuard::new(config.limit(0), config.memory_limit);
@@ -350,9 +353,7 @@ impl LuaState {
 }
 
 /// Modules load as source text only, in every mode (no bytecode).
-fn chunk_mode(_libs: LuaLibs) -> ChunkMode {
-    ChunkMode::Text
-}
+const MODULE_CHUNK_MODE: ChunkMode = ChunkMode::Text;
 
 /// How a registration-time run failed.
 pub(crate) enum Failure {
@@ -389,7 +390,6 @@ fn arg_value(lua: &Lua, value: &Value) -> mlua::Result<Lv> {
 fn install_searcher(lua: &Lua, package: &Table, config: &StateConfig) -> mlua::Result<()> {
     let registry = config.registry.clone();
     let user_path = config.user_path.clone();
-    let mode = chunk_mode(config.libs);
     let searcher = lua.create_function(move |lua, name: String| {
         let file = format!("{name}.lua");
         let path = format!("{user_path}/{file}");
@@ -398,7 +398,7 @@ fn install_searcher(lua: &Lua, package: &Table, config: &StateConfig) -> mlua::R
                 let chunk = lua
                     .load(&source[..])
                     .set_name(format!("@{path}"))
-                    .set_mode(mode)
+                    .set_mode(MODULE_CHUNK_MODE)
                     .into_function()?;
                 Ok((Lv::Function(chunk), Lv::String(lua.create_string(&path)?)))
             }
