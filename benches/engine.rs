@@ -22,8 +22,8 @@ function incr(rec)
 end
 ";
 
-fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::open(SandboxConfig::default()).unwrap();
+fn open_sandbox(config: SandboxConfig) -> Sandbox {
+    let sandbox = Sandbox::open(config).unwrap();
     let encoded = base64::engine::general_purpose::STANDARD.encode(MODULE);
     let reply = sandbox.info_udf_put(&format!(
         "filename=bench.lua;content={encoded};content-len={};udf-type=LUA;",
@@ -49,7 +49,7 @@ fn request(function: &str, key: &str) -> ApplyRequest {
 }
 
 fn engine(c: &mut Criterion) {
-    let sandbox = sandbox();
+    let sandbox = open_sandbox(SandboxConfig::default());
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(1));
 
@@ -61,6 +61,16 @@ fn engine(c: &mut Criterion) {
     let counter = request("incr", "counter");
     group.bench_function("counter_udf", |b| {
         b.iter(|| black_box(sandbox.apply(black_box(counter.clone()))))
+    });
+
+    // The same with a data directory: every write appended to the log.
+    let dir = tempfile::tempdir().unwrap();
+    let persisted = open_sandbox(SandboxConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..SandboxConfig::default()
+    });
+    group.bench_function("counter_udf_persisted", |b| {
+        b.iter(|| black_box(persisted.apply(black_box(counter.clone()))))
     });
     group.finish();
 }
