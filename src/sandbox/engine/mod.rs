@@ -134,7 +134,47 @@ pub struct CallLog {
 }
 
 /// Log lines of the call running on a Lua state (its app data).
-pub(crate) struct LuaLogs(pub Vec<LogLine>);
+#[derive(Default)]
+pub(crate) struct LuaLogs {
+    lines: Vec<LogLine>,
+    /// Lines past [`MAX_LOG_LINES`] that were not kept.
+    dropped: usize,
+}
+
+/// Log lines kept per call.
+const MAX_LOG_LINES: usize = 1000;
+/// Longest kept log line in bytes (the server cuts its log lines about there).
+const MAX_LOG_LINE: usize = 1023;
+
+impl LuaLogs {
+    pub(crate) fn push(&mut self, level: LogLevel, mut text: String) {
+        if self.lines.len() >= MAX_LOG_LINES {
+            self.dropped += 1;
+            return;
+        }
+        if text.len() > MAX_LOG_LINE {
+            let mut end = MAX_LOG_LINE;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        self.lines.push(LogLine { level, text });
+    }
+
+    /// The call's lines (with a note of any dropped), leaving it empty.
+    pub(crate) fn take(&mut self) -> Vec<LogLine> {
+        let mut lines = std::mem::take(&mut self.lines);
+        if self.dropped > 0 {
+            lines.push(LogLine {
+                level: LogLevel::Warn,
+                text: format!("({} more log lines not kept)", self.dropped),
+            });
+            self.dropped = 0;
+        }
+        lines
+    }
+}
 
 /// Calls whose logs are kept for [`Sandbox::logs_since`].
 const LOG_RING_CALLS: usize = 1000;

@@ -13,7 +13,7 @@ use super::budget::{charge, cost};
 use super::containers::{push_elem, to_elem, userdata_elem};
 use super::elem::Elem;
 use super::errors::{int_arg, raise};
-use super::{LogLevel, LogLine, LuaLogs, UdfFailure};
+use super::{LogLevel, LuaLogs, UdfFailure};
 use crate::sandbox::store::{
     CITRUSLEAF_EPOCH_SECS, Change, Digest, Record, next_generation, now_cf_ms, now_cf_secs,
 };
@@ -567,7 +567,7 @@ impl UserData for LAerospike {
 
 pub(crate) fn push_log(lua: &Lua, level: LogLevel, text: String) {
     if let Some(mut logs) = lua.app_data_mut::<LuaLogs>() {
-        logs.0.push(LogLine { level, text });
+        logs.push(level, text);
     }
 }
 

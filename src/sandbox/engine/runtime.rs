@@ -201,7 +201,7 @@ impl LuaState {
                 Ok(())
             })?,
         )?;
-        lua.set_app_data(LuaLogs(Vec::new()));
+        lua.set_app_data(LuaLogs::default());
 
         for sample in [
             lua.create_userdata(LList(shared(Vec::new())))?,
@@ -305,7 +305,7 @@ impl LuaState {
         let logs = self
             .lua
             .app_data_mut::<LuaLogs>()
-            .map(|mut l| std::mem::take(&mut l.0))
+            .map(|mut l| l.take())
             .unwrap_or_default();
         (result, logs, rec)
     }

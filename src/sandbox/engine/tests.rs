@@ -742,3 +742,20 @@ fn hardened_mode_wants_the_lua_extension() {
     );
     assert_eq!(sb.info_udf_put(&put_params("m.lua", source)), "ok");
 }
+
+#[test]
+fn log_lines_per_call_are_bounded() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "log",
+        "function chatty(r) for i = 1, 5000 do info('line %d', i) end print(string.rep('x', 5000)) end",
+    );
+    let out = sb.apply(request("log", "chatty", "k1", vec![]));
+    assert_eq!(out.logs.len(), 1001);
+    assert_eq!(out.logs[999].text, "line 1000");
+    assert_eq!(out.logs[1000].text, "(4001 more log lines not kept)");
+    register(&sb, "p", "function f(r) print(string.rep('x', 5000)) end");
+    let out = sb.apply(request("p", "f", "k1", vec![]));
+    assert_eq!(out.logs[0].text.len(), 1023);
+}
