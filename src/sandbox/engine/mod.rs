@@ -1,11 +1,13 @@
 //! The Lua UDF runtime and the module registry, behind the [`Sandbox`] facade.
 //!
 //! The facade is the contract the wire server calls:
-//! - [`registry`]: registered modules and the `udf-*` info replies' checks;
-//! - [`runtime`]: Lua states (libraries, prelude, time limit), pooled per module;
-//! - [`record`]: the record a UDF sees and the write model;
-//! - [`containers`] / [`elem`]: `list`, `map`, `bytes`, `geojson`;
-//! - [`errors`]: the server's error texts.
+//! - `registry`: registered modules and the `udf-*` info replies' checks;
+//! - `runtime`: Lua states (libraries, prelude, time and memory limits),
+//!   pooled per module;
+//! - `record`: the record a UDF sees and the write model;
+//! - `containers` / `elem`: `list`, `map`, `bytes`, `geojson`;
+//! - `budget`: Rust-side container memory counted against the state's limit;
+//! - `errors`: the server's error texts.
 
 mod budget;
 mod containers;
@@ -446,7 +448,7 @@ impl Sandbox {
     }
 
     /// Call logs with `seq > since`, oldest first. Only calls that wrote at
-    /// least one line are kept (the last [`LOG_RING_CALLS`] of them).
+    /// least one line are kept (the last 1000 of them).
     pub fn logs_since(&self, since: u64) -> Vec<CallLog> {
         self.inner
             .logs
