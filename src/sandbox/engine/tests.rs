@@ -759,3 +759,46 @@ fn log_lines_per_call_are_bounded() {
     let out = sb.apply(request("p", "f", "k1", vec![]));
     assert_eq!(out.logs[0].text.len(), 1023);
 }
+
+#[test]
+fn facts_from_the_runtime_sheet() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "facts",
+        "function f(r)
+           local co = coroutine.wrap(function(a) coroutine.yield(a + 1) end)
+           r[1] = 'one'
+           return list{math.sum(2, 3), math.product(2, 3), aerospike:set_context(r, 1),
+                       aerospike:get_config(r, 'x'), select('#', aerospike:log(2, 'hi')),
+                       string.sub(tostring(aerospike), 1, 12), string.sub(tostring(r), 1, 8),
+                       co(1), r['1'], type(list.set), type(list.sort), type(map.get),
+                       tostring(-0.0), 10 // 3, 7 / 2}
+         end
+         function custom(r) error('1000: custom message') end",
+    );
+    assert_eq!(
+        call(&sb, "facts", "f", vec![]),
+        Ok(list(vec![
+            Value::Int(5),
+            Value::Int(6),
+            Value::Int(2),
+            Value::Int(0),
+            Value::Int(0),
+            s("Aerospike: 0"),
+            s("Record: "),
+            Value::Int(2),
+            s("one"),
+            s("nil"),
+            s("nil"),
+            s("nil"),
+            s("-0.0"),
+            Value::Int(3),
+            Value::Float(3.5),
+        ]))
+    );
+    assert_eq!(
+        failure_text(call(&sb, "facts", "custom", vec![])),
+        "/opt/aerospike/usr/udf/lua/facts.lua:10: 1000: custom message"
+    );
+}
