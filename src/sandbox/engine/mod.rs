@@ -45,6 +45,38 @@ pub enum LuaLibs {
     Hardened,
 }
 
+impl LuaLibs {
+    /// The mode's name as the command line spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LuaLibs::Default => "default",
+            LuaLibs::All => "all",
+            LuaLibs::Hardened => "hardened",
+        }
+    }
+}
+
+impl std::fmt::Display for LuaLibs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LuaLibs {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<LuaLibs, String> {
+        match text {
+            "default" => Ok(LuaLibs::Default),
+            "all" => Ok(LuaLibs::All),
+            "hardened" => Ok(LuaLibs::Hardened),
+            other => Err(format!(
+                "unknown Lua library mode {other:?} (expected default, all or hardened)"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Modules and records persist here; `None` keeps nothing.

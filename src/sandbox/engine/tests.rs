@@ -802,3 +802,16 @@ fn facts_from_the_runtime_sheet() {
         "/opt/aerospike/usr/udf/lua/facts.lua:10: 1000: custom message"
     );
 }
+
+#[test]
+fn lua_libs_names_round_trip() {
+    for libs in [LuaLibs::Default, LuaLibs::All, LuaLibs::Hardened] {
+        assert_eq!(libs.to_string().parse::<LuaLibs>(), Ok(libs));
+    }
+    assert!(
+        "unsafe"
+            .parse::<LuaLibs>()
+            .unwrap_err()
+            .contains("expected default")
+    );
+}
