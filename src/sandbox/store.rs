@@ -8,17 +8,23 @@
 //!   directory), so an acknowledged write survives a SIGKILL.
 //! - An expired record (void time passed) reads as missing.
 //!
-//! Persistence: one append-only log per namespace,
-//! `<dir>/records/<ns>.log`, one JSON object per line (`put` with the whole
-//! record, or `del`). Each change is appended with a single `write(2)` while
-//! the key's lock is held. At open the log is replayed (a torn last line is
-//! ignored) and rewritten compacted: one `put` per live record.
+//! Persistence, per namespace in `<dir>/records/`: a snapshot `<ns>.snap`
+//! and an append-only log `<ns>.log`, both one JSON object per line (`put`
+//! with the whole record, or `del`). Each change is appended with a single
+//! `write(2)` while the key's lock is held. Replaying the snapshot, then
+//! `<ns>.log.old` (present only mid-compaction), then the log gives the
+//! store back: for each key the last line about it wins, and a torn last
+//! line is skipped. At open, and while running once the log has grown past
+//! [`COMPACT_AFTER`] and twice the snapshot, the snapshot is rewritten from
+//! memory: the log is first renamed to `.log.old` and a new one started, so
+//! writers never wait for the snapshot.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -124,9 +130,35 @@ const SHARDS: usize = 64;
 /// One key's slot: its lock serializes every call on that key.
 type Slot = Arc<Mutex<Option<Record>>>;
 
+/// Log bytes after which a running store rewrites its snapshot.
+pub const COMPACT_AFTER: u64 = 64 << 20;
+
 struct Namespace {
     shards: Vec<Mutex<HashMap<Digest, Slot>>>,
-    log: Option<Mutex<File>>,
+    log: Option<Log>,
+}
+
+/// A namespace's files and the log being appended to.
+struct Log {
+    paths: LogPaths,
+    file: Mutex<LogFile>,
+    compacting: AtomicBool,
+    /// Log size that triggers a compaction (at least twice the snapshot).
+    compact_after: u64,
+}
+
+struct LogFile {
+    file: File,
+    /// Bytes appended since the log was started.
+    appended: u64,
+    /// Size of the current snapshot.
+    snapshot_len: u64,
+}
+
+struct LogPaths {
+    snapshot: PathBuf,
+    log: PathBuf,
+    old: PathBuf,
 }
 
 impl Namespace {
@@ -152,13 +184,76 @@ impl Namespace {
         }
     }
 
-    fn append(&self, line: &str) -> std::io::Result<()> {
+    /// Appends the line `line()` builds (only built when there is a log).
+    fn append(&self, line: impl FnOnce() -> String) -> std::io::Result<()> {
         if let Some(log) = &self.log {
+            let line = line();
             let mut bytes = Vec::with_capacity(line.len() + 1);
             bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
-            log.lock().write_all(&bytes)?;
+            let mut file = log.file.lock();
+            file.file.write_all(&bytes)?;
+            file.appended += bytes.len() as u64;
         }
+        Ok(())
+    }
+
+    /// Live records, each read under its own lock.
+    fn snapshot(&self) -> Vec<(Digest, Record)> {
+        let now = now_cf_secs();
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            let slots: Vec<(Digest, Slot)> =
+                shard.lock().iter().map(|(d, s)| (*d, s.clone())).collect();
+            for (digest, slot) in slots {
+                if let Some(record) = slot.lock().as_ref().filter(|r| !r.is_expired(now)) {
+                    out.push((digest, record.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Rewrites the snapshot once the log has grown enough. Called with no
+    /// key lock held.
+    fn compact_if_due(&self) {
+        let Some(log) = &self.log else {
+            return;
+        };
+        {
+            let file = log.file.lock();
+            if file.appended < log.compact_after.max(2 * file.snapshot_len) {
+                return;
+            }
+        }
+        if log.compacting.swap(true, Ordering::AcqRel) {
+            return; // another thread is at it
+        }
+        if let Err(e) = self.compact(log) {
+            tracing::warn!("compacting {}: {e}", log.paths.log.display());
+        }
+        log.compacting.store(false, Ordering::Release);
+    }
+
+    fn compact(&self, log: &Log) -> std::io::Result<()> {
+        if log.paths.old.exists() {
+            // An earlier compaction failed half way: keep appending, lose nothing.
+            return Ok(());
+        }
+        {
+            // From here on, changes go to a new log; the snapshot taken
+            // below is at least as new as everything in the old one.
+            let mut file = log.file.lock();
+            fs::rename(&log.paths.log, &log.paths.old)?;
+            file.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log.paths.log)?;
+            file.appended = 0;
+        }
+        let len = write_snapshot(&log.paths.snapshot, self.snapshot().iter())?;
+        fs::remove_file(&log.paths.old)?;
+        log.file.lock().snapshot_len = len;
         Ok(())
     }
 }
@@ -173,6 +268,15 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store; `dir: None` keeps nothing.
     pub fn open(dir: Option<&Path>, namespaces: &[String]) -> std::io::Result<Store> {
+        Store::open_compacting_after(dir, namespaces, COMPACT_AFTER)
+    }
+
+    /// [`Store::open`] with another log size that triggers a compaction.
+    pub fn open_compacting_after(
+        dir: Option<&Path>,
+        namespaces: &[String],
+        compact_after: u64,
+    ) -> std::io::Result<Store> {
         let mut map = HashMap::new();
         let mut names = Vec::new();
         for ns in namespaces {
@@ -181,8 +285,8 @@ impl Store {
             }
             let (records, log) = match dir {
                 Some(dir) => {
-                    let (records, file) = open_log(&log_path(dir, ns)?)?;
-                    (records, Some(Mutex::new(file)))
+                    let (records, log) = open_log(log_paths(dir, ns)?, compact_after)?;
+                    (records, Some(log))
                 }
                 None => (HashMap::new(), None),
             };
@@ -240,30 +344,37 @@ impl Store {
                 format!("unknown namespace {ns}"),
             )
         })?;
-        let slot = namespace.slot(digest);
-        let mut current = slot.lock();
-        if current
-            .as_ref()
-            .is_some_and(|r| r.is_expired(now_cf_secs()))
-        {
-            *current = None;
-        }
-        let (change, out) = f(current.as_ref());
-        match change {
-            Change::Keep => {}
-            Change::Put(record) => {
-                namespace.append(&put_line(digest, &record))?;
-                *current = Some(record);
-            }
-            Change::Delete => {
-                if current.is_some() {
-                    namespace.append(&del_line(digest))?;
-                }
+        let (out, wrote) = {
+            let slot = namespace.slot(digest);
+            let mut current = slot.lock();
+            if current
+                .as_ref()
+                .is_some_and(|r| r.is_expired(now_cf_secs()))
+            {
                 *current = None;
             }
-        }
-        if current.is_none() {
-            namespace.forget_if_unused(digest, &slot);
+            let (change, out) = f(current.as_ref());
+            let wrote = !matches!(change, Change::Keep);
+            match change {
+                Change::Keep => {}
+                Change::Put(record) => {
+                    namespace.append(|| put_line(digest, &record))?;
+                    *current = Some(record);
+                }
+                Change::Delete => {
+                    if current.is_some() {
+                        namespace.append(|| del_line(digest))?;
+                    }
+                    *current = None;
+                }
+            }
+            if current.is_none() {
+                namespace.forget_if_unused(digest, &slot);
+            }
+            (out, wrote)
+        };
+        if wrote {
+            namespace.compact_if_due();
         }
         Ok(out)
     }
@@ -288,12 +399,13 @@ impl Store {
                     r.last_update_ms < before && set.is_none_or(|s| r.set.as_deref() == Some(s))
                 });
                 if doomed {
-                    namespace.append(&del_line(&digest))?;
+                    namespace.append(|| del_line(&digest))?;
                     *current = None;
                     namespace.forget_if_unused(&digest, &slot);
                 }
             }
         }
+        namespace.compact_if_due();
         Ok(())
     }
 
@@ -304,25 +416,14 @@ impl Store {
 
     /// A snapshot of the live records in `ns` (for scans and listings).
     pub fn records(&self, ns: &str) -> Vec<(Digest, Record)> {
-        let Some(namespace) = self.namespaces.get(ns) else {
-            return Vec::new();
-        };
-        let now = now_cf_secs();
-        let mut out = Vec::new();
-        for shard in &namespace.shards {
-            let slots: Vec<(Digest, Slot)> =
-                shard.lock().iter().map(|(d, s)| (*d, s.clone())).collect();
-            for (digest, slot) in slots {
-                if let Some(record) = slot.lock().as_ref().filter(|r| !r.is_expired(now)) {
-                    out.push((digest, record.clone()));
-                }
-            }
+        match self.namespaces.get(ns) {
+            Some(namespace) => namespace.snapshot(),
+            None => Vec::new(),
         }
-        out
     }
 }
 
-fn log_path(dir: &Path, ns: &str) -> std::io::Result<PathBuf> {
+fn log_paths(dir: &Path, ns: &str) -> std::io::Result<LogPaths> {
     let valid = !ns.is_empty()
         && ns
             .chars()
@@ -335,42 +436,84 @@ fn log_path(dir: &Path, ns: &str) -> std::io::Result<PathBuf> {
     }
     let records = dir.join("records");
     fs::create_dir_all(&records)?;
-    Ok(records.join(format!("{ns}.log")))
+    Ok(LogPaths {
+        snapshot: records.join(format!("{ns}.snap")),
+        log: records.join(format!("{ns}.log")),
+        old: records.join(format!("{ns}.log.old")),
+    })
 }
 
-/// Replays a namespace log, rewrites it compacted and opens it for appending.
-fn open_log(path: &Path) -> std::io::Result<(HashMap<Digest, Record>, File)> {
-    let mut records = HashMap::new();
-    if path.exists() {
-        let reader = BufReader::new(File::open(path)?);
-        for line in reader.split(b'\n') {
-            let line = line?;
-            // A line cut short by a crash fails to parse: skip it.
-            let Ok(entry) = serde_json::from_slice::<Json>(&line) else {
-                continue;
+/// Applies every line of `path` (if it exists) to `records`.
+fn replay(path: &Path, records: &mut HashMap<Digest, Record>) -> std::io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let reader = BufReader::new(File::open(path)?);
+    for line in reader.split(b'\n') {
+        let line = line?;
+        // A line cut short by a crash fails to parse: skip it.
+        let Ok(entry) = serde_json::from_slice::<Json>(&line) else {
+            continue;
+        };
+        if let Some((digest, record)) = parse_entry(&entry) {
+            match record {
+                Some(record) => records.insert(digest, record),
+                None => records.remove(&digest),
             };
-            if let Some((digest, record)) = parse_entry(&entry) {
-                match record {
-                    Some(record) => records.insert(digest, record),
-                    None => records.remove(&digest),
-                };
-            }
         }
     }
-    let now = now_cf_secs();
-    records.retain(|_, r| !r.is_expired(now));
-    let tmp = path.with_extension("log.tmp");
+    Ok(())
+}
+
+/// Writes a snapshot beside `path` and renames it into place; its length.
+fn write_snapshot<'a>(
+    path: &Path,
+    records: impl Iterator<Item = &'a (Digest, Record)>,
+) -> std::io::Result<u64> {
+    let tmp = path.with_extension("snap.tmp");
+    let mut len = 0u64;
     {
         let mut out = std::io::BufWriter::new(File::create(&tmp)?);
-        for (digest, record) in &records {
-            out.write_all(put_line(digest, record).as_bytes())?;
+        for (digest, record) in records {
+            let line = put_line(digest, record);
+            out.write_all(line.as_bytes())?;
             out.write_all(b"\n")?;
+            len += line.len() as u64 + 1;
         }
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     }
     fs::rename(&tmp, path)?;
-    let file = OpenOptions::new().append(true).open(path)?;
-    Ok((records, file))
+    Ok(len)
+}
+
+/// Replays a namespace's files, writes a fresh snapshot, starts an empty log.
+fn open_log(
+    paths: LogPaths,
+    compact_after: u64,
+) -> std::io::Result<(HashMap<Digest, Record>, Log)> {
+    let mut records = HashMap::new();
+    for path in [&paths.snapshot, &paths.old, &paths.log] {
+        replay(path, &mut records)?;
+    }
+    let now = now_cf_secs();
+    records.retain(|_, r| !r.is_expired(now));
+    let live: Vec<(Digest, Record)> = records.iter().map(|(d, r)| (*d, r.clone())).collect();
+    let snapshot_len = write_snapshot(&paths.snapshot, live.iter())?;
+    let file = File::create(&paths.log)?;
+    if paths.old.exists() {
+        fs::remove_file(&paths.old)?;
+    }
+    let log = Log {
+        paths,
+        file: Mutex::new(LogFile {
+            file,
+            appended: 0,
+            snapshot_len,
+        }),
+        compacting: AtomicBool::new(false),
+        compact_after,
+    };
+    Ok((records, log))
 }
 
 fn put_line(digest: &Digest, record: &Record) -> String {
@@ -715,5 +858,51 @@ mod tests {
             store.get("test", &d).unwrap().bin("n"),
             Some(&Value::Int(4000))
         );
+    }
+
+    #[test]
+    fn compaction_while_writing_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<Digest> = (0..4u8).map(|i| [i; 20]).collect();
+        {
+            let store = Store::open_compacting_after(Some(dir.path()), &ns(), 4000).unwrap();
+            std::thread::scope(|s| {
+                for key in &keys {
+                    let store = &store;
+                    s.spawn(move || {
+                        for _ in 0..300 {
+                            store
+                                .modify("test", key, |r| {
+                                    let n = match r.and_then(|r| r.bin("n")) {
+                                        Some(Value::Int(n)) => *n,
+                                        _ => 0,
+                                    };
+                                    (Change::Put(record(vec![("n", Value::Int(n + 1))])), ())
+                                })
+                                .unwrap();
+                        }
+                    });
+                }
+            });
+            store
+                .modify("test", &keys[3], |_| (Change::Delete, ()))
+                .unwrap();
+            let log_len = fs::metadata(dir.path().join("records/test.log"))
+                .unwrap()
+                .len();
+            assert!(
+                log_len < 8000,
+                "the log was never compacted: {log_len} bytes"
+            );
+            assert!(dir.path().join("records/test.snap").exists());
+        }
+        let store = Store::open(Some(dir.path()), &ns()).unwrap();
+        for key in &keys[..3] {
+            assert_eq!(
+                store.get("test", key).unwrap().bin("n"),
+                Some(&Value::Int(300))
+            );
+        }
+        assert!(store.get("test", &keys[3]).is_none());
     }
 }

@@ -8,6 +8,7 @@ use mlua::{
     Value as Lv, Variadic,
 };
 
+use super::budget::{SLOT, charge, charge_elem, cost};
 use super::elem::{
     BytesData, BytesRef, Elem, ListRef, MapKey, MapRef, c_string, render_list, render_map,
 };
@@ -134,6 +135,8 @@ impl UserData for LList {
                 ));
             }
             if let Some(elem) = to_elem(&value) {
+                let len = this.0.lock().len();
+                charge_elem(&elem, (i as usize).saturating_sub(len + 1))?;
                 set_padded(&mut this.0.lock(), i as usize, elem);
             }
             Ok(())
@@ -173,7 +176,9 @@ fn list_from_table(table: &Table) -> Result<Vec<Elem>> {
             continue;
         }
         // A nested Lua table (or another unsupported value) becomes NIL.
-        items.push(to_elem(&value).unwrap_or(Elem::Nil));
+        let elem = to_elem(&value).unwrap_or(Elem::Nil);
+        charge(cost(&elem))?;
+        items.push(elem);
     }
     Ok(items)
 }
@@ -218,6 +223,7 @@ pub(crate) fn register_list(lua: &Lua) -> Result<Table> {
         lua.create_function(|lua, (l, v): (Lv, Lv)| {
             let l = list_arg(lua, &l, 1, "append")?;
             if let Some(elem) = to_elem(&v) {
+                charge(cost(&elem))?;
                 l.lock().push(elem);
             }
             Ok(())
@@ -228,6 +234,7 @@ pub(crate) fn register_list(lua: &Lua) -> Result<Table> {
         lua.create_function(|lua, (l, v): (Lv, Lv)| {
             let l = list_arg(lua, &l, 1, "prepend")?;
             if let Some(elem) = to_elem(&v) {
+                charge(cost(&elem))?;
                 l.lock().insert(0, elem);
             }
             Ok(())
@@ -239,8 +246,10 @@ pub(crate) fn register_list(lua: &Lua) -> Result<Table> {
             let l = list_arg(lua, &l, 1, "insert")?;
             let i = int_arg(lua, &i, 2, "insert")?;
             if let (Some(elem), true) = (to_elem(&v), i >= 1) {
-                let mut items = l.lock();
                 let i = i as usize;
+                let len = l.lock().len();
+                charge_elem(&elem, i.saturating_sub(len + 1))?;
+                let mut items = l.lock();
                 if i > items.len() {
                     set_padded(&mut items, i, elem);
                 } else {
@@ -282,6 +291,7 @@ pub(crate) fn register_list(lua: &Lua) -> Result<Table> {
                 return Ok(Lv::Nil);
             }
             let items: Vec<Elem> = l.lock().iter().take(n as usize).cloned().collect();
+            charge(items.len() * SLOT)?;
             Ok(Lv::UserData(new_list(lua, items)?))
         })?,
     )?;
@@ -294,6 +304,7 @@ pub(crate) fn register_list(lua: &Lua) -> Result<Table> {
                 return Ok(Lv::Nil);
             }
             let items: Vec<Elem> = l.lock().iter().skip(n as usize).cloned().collect();
+            charge(items.len() * SLOT)?;
             Ok(Lv::UserData(new_list(lua, items)?))
         })?,
     )?;
@@ -303,6 +314,7 @@ pub(crate) fn register_list(lua: &Lua) -> Result<Table> {
             let a = list_arg(lua, &a, 1, "concat")?;
             let b = list_arg(lua, &b, 2, "concat")?;
             let tail = b.lock().clone();
+            charge(tail.len() * SLOT)?;
             a.lock().extend(tail);
             Ok(())
         })?,
@@ -379,6 +391,7 @@ impl UserData for LMap {
         methods.add_meta_method(MetaMethod::NewIndex, |_, this, (key, value): (Lv, Lv)| {
             let key = to_elem(&key).as_ref().and_then(MapKey::from_elem);
             if let (Some(key), Some(value)) = (key, to_elem(&value)) {
+                charge(key_cost(&key) + cost(&value))?;
                 this.0.lock().insert(key, value);
             }
             Ok(())
@@ -403,10 +416,19 @@ fn map_from_table(table: &Table) -> Result<BTreeMap<MapKey, Elem>> {
         let (key, value) = pair?;
         let key = to_elem(&key).as_ref().and_then(MapKey::from_elem);
         if let (Some(key), Some(value)) = (key, to_elem(&value)) {
+            charge(key_cost(&key) + cost(&value))?;
             entries.insert(key, value);
         }
     }
     Ok(entries)
+}
+
+fn key_cost(key: &MapKey) -> usize {
+    SLOT + match key {
+        MapKey::Int(_) => 0,
+        MapKey::Str(s) => s.len(),
+        MapKey::Bytes(b) => b.len(),
+    }
 }
 
 fn new_map(lua: &Lua, entries: BTreeMap<MapKey, Elem>) -> Result<AnyUserData> {
@@ -453,7 +475,8 @@ pub(crate) fn register_map(lua: &Lua) -> Result<Table> {
     let f = |name: &str, func: mlua::Function| module.raw_set(name, func);
 
     let create = lua.create_function(|lua, args: Variadic<Lv>| {
-        if args.len() != 1 || !as_int(arg(&args, 0)).is_some_and(|c| c >= 1) {
+        let capacity_ok = as_int(arg(&args, 0)).is_some_and(|c| c >= 1);
+        if args.len() != 1 || !capacity_ok {
             return Ok(MultiValue::new());
         }
         Ok(MultiValue::from_iter([Lv::UserData(new_map(
@@ -562,7 +585,7 @@ fn write_at(b: &mut BytesData, i: i64, src: &[u8]) -> bool {
         return false;
     };
     let end = offset + src.len();
-    if end > MAX_BYTES_LEN {
+    if end > MAX_BYTES_LEN || charge(end.saturating_sub(b.data.len())).is_err() {
         return false;
     }
     if end > b.data.len() {
@@ -681,6 +704,7 @@ pub(crate) fn register_bytes(lua: &Lua) -> Result<Table> {
             if !(0..=255).contains(&v) {
                 return Ok(false);
             }
+            charge(1)?;
             b.lock().data.push(v as u8);
             Ok(true)
         })?,
@@ -716,6 +740,7 @@ pub(crate) fn register_bytes(lua: &Lua) -> Result<Table> {
                 lua.create_function(move |lua, (b, v): (Lv, Lv)| {
                     let b = bytes_arg(lua, &b, 1, &name)?;
                     let v = int_arg(lua, &v, 2, &name)?;
+                    charge(width)?;
                     b.lock()
                         .data
                         .extend_from_slice(&int_bytes(v, width, big_endian));
@@ -827,6 +852,7 @@ pub(crate) fn register_bytes(lua: &Lua) -> Result<Table> {
         lua.create_function(|lua, (b, s): (Lv, Lv)| {
             let b = bytes_arg(lua, &b, 1, "append_string")?;
             let s = string_arg(lua, &s, 2, "append_string")?;
+            charge(s.len())?;
             b.lock().data.extend_from_slice(&s);
             Ok(true)
         })?,
@@ -840,6 +866,7 @@ pub(crate) fn register_bytes(lua: &Lua) -> Result<Table> {
             let data = src.lock().data.clone();
             match usize::try_from(n).ok().and_then(|n| data.get(..n)) {
                 Some(part) => {
+                    charge(part.len())?;
                     b.lock().data.extend_from_slice(part);
                     Ok(true)
                 }

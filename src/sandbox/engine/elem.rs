@@ -151,7 +151,10 @@ impl Elem {
                 }
                 hex::encode_upper(&b.data)
             }
-            Elem::List(l) => render_list(&l.lock().clone(), depth),
+            Elem::List(l) => {
+                let items = l.lock().clone();
+                render_list(&items, depth)
+            }
             Elem::Map(m) => {
                 let entries: Vec<(MapKey, Elem)> = m
                     .lock()
@@ -263,7 +266,7 @@ pub(crate) fn format_g16(f: f64) -> String {
     let sci = format!("{:.*e}", (PRECISION - 1) as usize, f);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if exp < -4 || exp >= PRECISION {
+    if !(-4..PRECISION).contains(&exp) {
         let mantissa = strip_zeros(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())

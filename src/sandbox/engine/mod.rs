@@ -1,12 +1,15 @@
 //! The Lua UDF runtime and the module registry, behind the [`Sandbox`] facade.
 //!
 //! The facade is the contract the wire server calls:
-//! - [`registry`]: registered modules and the `udf-*` info replies' checks;
-//! - [`runtime`]: Lua states (libraries, prelude, time limit), pooled per module;
-//! - [`record`]: the record a UDF sees and the write model;
-//! - [`containers`] / [`elem`]: `list`, `map`, `bytes`, `geojson`;
-//! - [`errors`]: the server's error texts.
+//! - `registry`: registered modules and the `udf-*` info replies' checks;
+//! - `runtime`: Lua states (libraries, prelude, time and memory limits),
+//!   pooled per module;
+//! - `record`: the record a UDF sees and the write model;
+//! - `containers` / `elem`: `list`, `map`, `bytes`, `geojson`;
+//! - `budget`: Rust-side container memory counted against the state's limit;
+//! - `errors`: the server's error texts.
 
+mod budget;
 mod containers;
 mod elem;
 mod errors;
@@ -40,6 +43,38 @@ pub enum LuaLibs {
     All,
     /// The documented hardened mode.
     Hardened,
+}
+
+impl LuaLibs {
+    /// The mode's name as the command line spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LuaLibs::Default => "default",
+            LuaLibs::All => "all",
+            LuaLibs::Hardened => "hardened",
+        }
+    }
+}
+
+impl std::fmt::Display for LuaLibs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for LuaLibs {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<LuaLibs, String> {
+        match text {
+            "default" => Ok(LuaLibs::Default),
+            "all" => Ok(LuaLibs::All),
+            "hardened" => Ok(LuaLibs::Hardened),
+            other => Err(format!(
+                "unknown Lua library mode {other:?} (expected default, all or hardened)"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -133,7 +168,47 @@ pub struct CallLog {
 }
 
 /// Log lines of the call running on a Lua state (its app data).
-pub(crate) struct LuaLogs(pub Vec<LogLine>);
+#[derive(Default)]
+pub(crate) struct LuaLogs {
+    lines: Vec<LogLine>,
+    /// Lines past [`MAX_LOG_LINES`] that were not kept.
+    dropped: usize,
+}
+
+/// Log lines kept per call.
+const MAX_LOG_LINES: usize = 1000;
+/// Longest kept log line in bytes (the server cuts its log lines about there).
+const MAX_LOG_LINE: usize = 1023;
+
+impl LuaLogs {
+    pub(crate) fn push(&mut self, level: LogLevel, mut text: String) {
+        if self.lines.len() >= MAX_LOG_LINES {
+            self.dropped += 1;
+            return;
+        }
+        if text.len() > MAX_LOG_LINE {
+            let mut end = MAX_LOG_LINE;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        self.lines.push(LogLine { level, text });
+    }
+
+    /// The call's lines (with a note of any dropped), leaving it empty.
+    pub(crate) fn take(&mut self) -> Vec<LogLine> {
+        let mut lines = std::mem::take(&mut self.lines);
+        if self.dropped > 0 {
+            lines.push(LogLine {
+                level: LogLevel::Warn,
+                text: format!("({} more log lines not kept)", self.dropped),
+            });
+            self.dropped = 0;
+        }
+        lines
+    }
+}
 
 /// Calls whose logs are kept for [`Sandbox::logs_since`].
 const LOG_RING_CALLS: usize = 1000;
@@ -144,6 +219,7 @@ const MAX_CALL_NAME: usize = 128;
 
 // Result codes the facade answers itself.
 const PARAMETER: u8 = 4;
+const KEY_MISMATCH: u8 = 19;
 const NAMESPACE_NOT_FOUND: u8 = 20;
 
 /// The sandbox: store + module registry + Lua runtime. Cheap to clone.
@@ -234,7 +310,7 @@ impl Sandbox {
             return fail(UdfFailure::Code(NAMESPACE_NOT_FOUND));
         }
         let pool = self.pool(&req.module);
-        let state = match pool.take(&self.inner.states, &req.module) {
+        let mut state = match pool.take(&self.inner.states, &req.module) {
             Ok(state) => state,
             Err(_) => {
                 return fail(UdfFailure::Execution("UDF: Execution Error 1".to_string()));
@@ -242,14 +318,14 @@ impl Sandbox {
         };
         let limit = self.inner.states.limit(req.timeout_ms);
         let modified = self.inner.store.modify(&req.ns, &req.digest, |current| {
-            let rec = Arc::new(Mutex::new(RecState::new(
-                req.digest,
-                req.set.clone(),
-                req.key.clone(),
-                current,
-            )));
-            let (result, logs) = state.call(&req.function, rec.clone(), &req.args, limit);
-            let rec = rec.lock();
+            let stored_key = current.and_then(|r| r.key.as_ref());
+            if let (Some(sent), Some(stored)) = (&req.key, stored_key) {
+                if sent != stored {
+                    return (Change::Keep, fail(UdfFailure::Code(KEY_MISMATCH)));
+                }
+            }
+            let rec = RecState::new(req.digest, req.set.clone(), req.key.clone(), current);
+            let (result, logs, rec) = state.call(&req.function, rec, &req.args, limit);
             let (generation, void_time) = rec.start_meta();
             let mut outcome = ApplyOutcome {
                 result: Ok(Value::Nil),
@@ -318,7 +394,12 @@ impl Sandbox {
     // (the text after the tab), given the parameters after `name:`.
     pub fn info_udf_put(&self, params: &str) -> String {
         let p = parse_params(params);
-        let Some(filename) = p.get("filename").filter(|f| valid_filename(f)) else {
+        // Hardened mode also wants the `.lua` extension, case-sensitively.
+        let hardened = self.inner.config.lua_libs == LuaLibs::Hardened;
+        let Some(filename) = p
+            .get("filename")
+            .filter(|f| valid_filename(f) && (!hardened || f.ends_with(".lua")))
+        else {
             return "error=invalid_filename".to_string();
         };
         let Some(content_len) = p.get("content-len") else {
@@ -399,7 +480,7 @@ impl Sandbox {
     }
 
     /// Call logs with `seq > since`, oldest first. Only calls that wrote at
-    /// least one line are kept (the last [`LOG_RING_CALLS`] of them).
+    /// least one line are kept (the last 1000 of them).
     pub fn logs_since(&self, since: u64) -> Vec<CallLog> {
         self.inner
             .logs

@@ -9,10 +9,11 @@ use mlua::{
 };
 use parking_lot::Mutex;
 
+use super::budget::{charge, cost};
 use super::containers::{push_elem, to_elem, userdata_elem};
 use super::elem::Elem;
 use super::errors::{int_arg, raise};
-use super::{LogLevel, LogLine, LuaLogs, UdfFailure};
+use super::{LogLevel, LuaLogs, UdfFailure};
 use crate::sandbox::store::{
     CITRUSLEAF_EPOCH_SECS, Change, Digest, Record, next_generation, now_cf_ms, now_cf_secs,
 };
@@ -105,6 +106,11 @@ impl RecState {
             ttl: None,
             drop_key: false,
         }
+    }
+
+    /// A state bound to no call: no record, nothing staged.
+    pub fn detached() -> RecState {
+        RecState::new([0; 20], None, None, None)
     }
 
     /// The generation and void time the record has before this call's write.
@@ -369,6 +375,9 @@ impl UserData for LRecord {
                     }
                 },
             };
+            if let Staged::Value(elem) = &staged {
+                charge(name.len() + cost(elem))?;
+            }
             this.0.lock().set_bin(&name, staged);
             Ok(())
         });
@@ -558,7 +567,7 @@ impl UserData for LAerospike {
 
 pub(crate) fn push_log(lua: &Lua, level: LogLevel, text: String) {
     if let Some(mut logs) = lua.app_data_mut::<LuaLogs>() {
-        logs.0.push(LogLine { level, text });
+        logs.push(level, text);
     }
 }
 

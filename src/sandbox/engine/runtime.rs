@@ -2,7 +2,7 @@
 //! the time limit, pooling per module, and one UDF call.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use mlua::{
 };
 use parking_lot::Mutex;
 
+use super::budget::BudgetGuard;
 use super::containers::{
     LBytes, LList, LMap, push_elem, register_bytes, register_geojson, register_list, register_map,
 };
@@ -37,17 +38,22 @@ thread_local! {
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// Sets this thread's deadline for as long as the guard lives.
-struct DeadlineGuard;
+/// Sets this thread's deadline and container budget for as long as the
+/// guard lives (while Lua code of a call or a module's top level runs).
+struct CallGuard {
+    _budget: BudgetGuard,
+}
 
-impl DeadlineGuard {
-    fn new(limit: Duration) -> DeadlineGuard {
+impl CallGuard {
+    fn new(limit: Duration, budget: usize) -> CallGuard {
         DEADLINE.with(|d| d.set(Some(Instant::now() + limit)));
-        DeadlineGuard
+        CallGuard {
+            _budget: BudgetGuard::new(budget),
+        }
     }
 }
 
-impl Drop for DeadlineGuard {
+impl Drop for CallGuard {
     fn drop(&mut self) {
         DEADLINE.with(|d| d.set(None));
     }
@@ -91,10 +97,24 @@ impl StateConfig {
 /// A Lua state with the runtime loaded.
 pub(crate) struct LuaState {
     lua: Lua,
+    globals: Table,
     dispatch: Function,
     pcall: Function,
     aerospike: AnyUserData,
+    aerospike_name: mlua::String,
+    /// The record userdata every call on this state gets; its contents are
+    /// swapped in for a call and taken out after it (a reference a UDF kept
+    /// from an earlier call sees a detached, empty record).
+    rec: Arc<Mutex<RecState>>,
+    rec_userdata: AnyUserData,
+    /// Bytes a call may add to Rust-side containers.
+    budget: usize,
+    /// Lua strings of the function names called on this state.
+    function_names: HashMap<String, mlua::String>,
 }
+
+/// Function names remembered per state (a bound on a UDF called with many names).
+const FUNCTION_NAMES_KEPT: usize = 64;
 
 fn new_lua(libs: LuaLibs) -> mlua::Result<Lua> {
     let safe_libs = StdLib::COROUTINE
@@ -181,7 +201,7 @@ impl LuaState {
                 Ok(())
             })?,
         )?;
-        lua.set_app_data(LuaLogs(Vec::new()));
+        lua.set_app_data(LuaLogs::default());
 
         for sample in [
             lua.create_userdata(LList(shared(Vec::new())))?,
@@ -204,25 +224,37 @@ impl LuaState {
                 ffi::lua_sethook(state, Some(timeout_hook), ffi::LUA_MASKCOUNT, HOOK_PERIOD)
             })?;
         }
+        let rec = Arc::new(Mutex::new(RecState::detached()));
+        let rec_userdata = lua.create_userdata(LRecord(rec.clone()))?;
+        let aerospike_name = lua.create_string("aerospike")?;
         lua.set_memory_limit(config.memory_limit)?;
         Ok(LuaState {
-            lua,
+            globals,
             dispatch,
             pcall,
             aerospike,
+            aerospike_name,
+            rec,
+            rec_userdata,
+            function_names: HashMap::new(),
+            budget: config.memory_limit,
+            lua,
         })
     }
 
     /// A state with `module` loaded by `require`; `Err` with the reason when
     /// the module is missing or its top level fails.
     pub fn for_module(config: &StateConfig, module: &str) -> Result<LuaState, String> {
+        if config.registry.source(&format!("{module}.lua")).is_none() {
+            return Err(format!("module {module} is not registered"));
+        }
         let state = LuaState::base(config).map_err(|e| error_text(&e))?;
         let require: Function = state
             .lua
             .globals()
             .get("require")
             .map_err(|e| error_text(&e))?;
-        let _deadline = DeadlineGuard::new(config.limit(0));
+        let _guard = CallGuard::new(config.limit(0), config.memory_limit);
         let (ok, err): (bool, Lv) = state
             .pcall
             .call((require, module))
@@ -241,10 +273,10 @@ impl LuaState {
             .lua
             .load(source)
             .set_name(filename)
-            .set_mode(chunk_mode(config.libs))
+            .set_mode(MODULE_CHUNK_MODE)
             .into_function()
             .map_err(|e| Failure::Text(error_text(&e)))?;
-        let _deadline = DeadlineGuard::new(config.limit(0));
+        let _guard = CallGuard::new(config.limit(0), config.memory_limit);
         let (ok, err): (bool, Lv) = state
             .pcall
             .call(chunk)
@@ -259,49 +291,59 @@ impl LuaState {
     }
 
     /// Calls `function(rec, args...)`. `Ok` with the first result, or the
-    /// `FAILURE` text.
+    /// `FAILURE` text; the call's log lines; the record state after the call.
     pub fn call(
-        &self,
+        &mut self,
         function: &str,
-        rec: Arc<Mutex<RecState>>,
+        rec: RecState,
         args: &[Value],
         limit: Duration,
-    ) -> (Result<Value, String>, Vec<LogLine>) {
-        let result = self.call_inner(function, rec, args, limit);
+    ) -> (Result<Value, String>, Vec<LogLine>, RecState) {
+        *self.rec.lock() = rec;
+        let result = self.call_inner(function, args, limit);
+        let rec = std::mem::replace(&mut *self.rec.lock(), RecState::detached());
         let logs = self
             .lua
             .app_data_mut::<LuaLogs>()
-            .map(|mut l| std::mem::take(&mut l.0))
+            .map(|mut l| l.take())
             .unwrap_or_default();
-        (result, logs)
+        (result, logs, rec)
+    }
+
+    fn function_name(&mut self, function: &str) -> mlua::Result<mlua::String> {
+        if let Some(name) = self.function_names.get(function) {
+            return Ok(name.clone());
+        }
+        if self.function_names.len() >= FUNCTION_NAMES_KEPT {
+            self.function_names.clear();
+        }
+        let name = self.lua.create_string(function)?;
+        self.function_names
+            .insert(function.to_string(), name.clone());
+        Ok(name)
     }
 
     fn call_inner(
-        &self,
+        &mut self,
         function: &str,
-        rec: Arc<Mutex<RecState>>,
         args: &[Value],
         limit: Duration,
     ) -> Result<Value, String> {
-        let lua = &self.lua;
-        let globals = lua.globals();
-        let f: Lv = globals.get(function).map_err(|e| error_text(&e))?;
+        let name = self.function_name(function).map_err(|e| error_text(&e))?;
+        let f: Lv = self.globals.get(name).map_err(|e| error_text(&e))?;
         if f.is_nil() {
             return Err("function not found".to_string());
         }
-        globals
-            .raw_set("aerospike", self.aerospike.clone())
+        self.globals
+            .raw_set(&self.aerospike_name, &self.aerospike)
             .map_err(|e| error_text(&e))?;
         let mut call_args = MultiValue::with_capacity(args.len() + 2);
         call_args.push_back(f);
-        call_args.push_back(Lv::UserData(
-            lua.create_userdata(LRecord(rec))
-                .map_err(|e| error_text(&e))?,
-        ));
+        call_args.push_back(Lv::UserData(self.rec_userdata.clone()));
         for arg in args {
-            call_args.push_back(arg_value(lua, arg).map_err(|e| error_text(&e))?);
+            call_args.push_back(arg_value(&self.lua, arg).map_err(|e| error_text(&e))?);
         }
-        let _deadline = DeadlineGuard::new(limit);
+        let _guard = CallGuard::new(limit, self.budget);
         match self.dispatch.call::<(bool, Lv)>(call_args) {
             Ok((true, value)) => Ok(result_value(&value)),
             Ok((false, err)) => Err(failure_text(&err)),
@@ -311,9 +353,7 @@ impl LuaState {
 }
 
 /// Modules load as source text only, in every mode (no bytecode).
-fn chunk_mode(_libs: LuaLibs) -> ChunkMode {
-    ChunkMode::Text
-}
+const MODULE_CHUNK_MODE: ChunkMode = ChunkMode::Text;
 
 /// How a registration-time run failed.
 pub(crate) enum Failure {
@@ -350,7 +390,6 @@ fn arg_value(lua: &Lua, value: &Value) -> mlua::Result<Lv> {
 fn install_searcher(lua: &Lua, package: &Table, config: &StateConfig) -> mlua::Result<()> {
     let registry = config.registry.clone();
     let user_path = config.user_path.clone();
-    let mode = chunk_mode(config.libs);
     let searcher = lua.create_function(move |lua, name: String| {
         let file = format!("{name}.lua");
         let path = format!("{user_path}/{file}");
@@ -359,7 +398,7 @@ fn install_searcher(lua: &Lua, package: &Table, config: &StateConfig) -> mlua::R
                 let chunk = lua
                     .load(&source[..])
                     .set_name(format!("@{path}"))
-                    .set_mode(mode)
+                    .set_mode(MODULE_CHUNK_MODE)
                     .into_function()?;
                 Ok((Lv::Function(chunk), Lv::String(lua.create_string(&path)?)))
             }

@@ -1,0 +1,79 @@
+//! In-process UDF calls on the sandbox engine (no network): a trivial UDF
+//! and the counter UDF.
+
+use std::hint::black_box;
+
+use asudf::sandbox::store::digest;
+use asudf::sandbox::{ApplyRequest, Sandbox, SandboxConfig, Value};
+use base64::Engine as _;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const MODULE: &str = "function one(rec)
+  return 1
+end
+
+function incr(rec)
+  if aerospike:exists(rec) then
+    rec.n = rec.n + 1
+    return aerospike:update(rec)
+  end
+  rec.n = 1
+  return aerospike:create(rec)
+end
+";
+
+fn open_sandbox(config: SandboxConfig) -> Sandbox {
+    let sandbox = Sandbox::open(config).unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(MODULE);
+    let reply = sandbox.info_udf_put(&format!(
+        "filename=bench.lua;content={encoded};content-len={};udf-type=LUA;",
+        encoded.len()
+    ));
+    assert_eq!(reply, "ok");
+    sandbox
+}
+
+fn request(function: &str, key: &str) -> ApplyRequest {
+    let key = Value::Str(key.to_string());
+    ApplyRequest {
+        ns: "test".into(),
+        set: Some("demo".into()),
+        digest: digest(Some("demo"), &key).unwrap(),
+        key: None,
+        module: "bench".into(),
+        function: function.into(),
+        args: Vec::new(),
+        timeout_ms: 0,
+        ttl: 0,
+    }
+}
+
+fn engine(c: &mut Criterion) {
+    let sandbox = open_sandbox(SandboxConfig::default());
+    let mut group = c.benchmark_group("engine");
+    group.throughput(Throughput::Elements(1));
+
+    let trivial = request("one", "k1");
+    group.bench_function("trivial_udf", |b| {
+        b.iter(|| black_box(sandbox.apply(black_box(trivial.clone()))))
+    });
+
+    let counter = request("incr", "counter");
+    group.bench_function("counter_udf", |b| {
+        b.iter(|| black_box(sandbox.apply(black_box(counter.clone()))))
+    });
+
+    // The same with a data directory: every write appended to the log.
+    let dir = tempfile::tempdir().unwrap();
+    let persisted = open_sandbox(SandboxConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..SandboxConfig::default()
+    });
+    group.bench_function("counter_udf_persisted", |b| {
+        b.iter(|| black_box(persisted.apply(black_box(counter.clone()))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);
