@@ -284,6 +284,15 @@ impl ClientHandle {
         id
     }
 
+    /// Performs a request and waits for its answer, in the caller's task:
+    /// for callers that wait anyway (the headless commands). No event is
+    /// sent for it.
+    pub async fn call(&self, request: Request) -> (Result<Outcome, Failure>, Timing) {
+        let queued = Instant::now();
+        let connection = self.shared.connection.read().clone();
+        execute(&self.shared, connection, request, queued).await
+    }
+
     /// Cancels a request in flight; it ends with a `Cancelled` failure.
     pub fn cancel(&self, id: RequestId) {
         let entry = self.shared.in_flight.lock().remove(&id);
@@ -319,6 +328,23 @@ async fn run_request(
     connection: Option<(Arc<Client>, bool)>,
     answered: Arc<AtomicBool>,
 ) {
+    let (outcome, timing) = execute(&shared, connection, request, queued).await;
+    if !answered.swap(true, Ordering::AcqRel) {
+        let _ = shared.events.send(Event::Done {
+            id,
+            outcome,
+            timing,
+        });
+    }
+}
+
+/// Performs one request with the published client.
+async fn execute(
+    shared: &Shared,
+    connection: Option<(Arc<Client>, bool)>,
+    request: Request,
+    queued: Instant,
+) -> (Result<Outcome, Failure>, Timing) {
     let sent = Instant::now();
     let outcome = match &connection {
         Some((client, sandbox)) => {
@@ -334,13 +360,7 @@ async fn run_request(
         sent,
         answered: Instant::now(),
     };
-    if !answered.swap(true, Ordering::AcqRel) {
-        let _ = shared.events.send(Event::Done {
-            id,
-            outcome,
-            timing,
-        });
-    }
+    (outcome, timing)
 }
 
 /// Starts the client task for `target`. Events (connection changes and
@@ -390,26 +410,4 @@ async fn run(target: Target, shared: Arc<Shared>, mut alive: mpsc::UnboundedRece
     }
     *shared.connection.write() = None;
     session.close().await;
-}
-
-/// Runs one request through a fresh task and waits for its answer: the
-/// headless commands' way of using the client task.
-pub async fn call(
-    handle: &ClientHandle,
-    events: &mut mpsc::UnboundedReceiver<Event>,
-    request: Request,
-) -> (Result<Outcome, Failure>, Option<Timing>) {
-    let id = handle.send(request);
-    while let Some(event) = events.recv().await {
-        if let Event::Done {
-            id: done,
-            outcome,
-            timing,
-        } = event
-            && done == id
-        {
-            return (outcome, Some(timing));
-        }
-    }
-    (Err(Failure::connection("the client task ended")), None)
 }

@@ -59,7 +59,8 @@ impl Headless {
 
     /// Runs one request and waits for its answer.
     pub async fn call(&mut self, request: Request) -> (Result<Outcome, Failure>, Option<Timing>) {
-        client::call(&self.handle, &mut self.events, request).await
+        let (outcome, timing) = self.handle.call(request).await;
+        (outcome, Some(timing))
     }
 }
 
