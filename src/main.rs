@@ -29,7 +29,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli))
+    // The console stays on this thread (its panic hook restores the
+    // terminal for panics here); a headless command runs as a task on a
+    // worker, where answers reach it without a wake of another thread.
+    if cli.command.is_none() {
+        return runtime.block_on(run(cli));
+    }
+    runtime.block_on(async {
+        tokio::spawn(run(cli)).await.unwrap_or_else(|e| {
+            eprintln!("asudf: {e}");
+            ExitCode::FAILURE
+        })
+    })
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {

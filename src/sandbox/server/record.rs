@@ -29,15 +29,6 @@ fn error(code: u8) -> Message {
     Message::reply(code, 0, 0, Vec::new())
 }
 
-/// A single-record read: no write, delete or UDF, so nothing blocks.
-pub fn is_plain_read(msg: &Message) -> bool {
-    let h = &msg.header;
-    h.info2 & (INFO2_WRITE | INFO2_DELETE) == 0
-        && msg.field(FIELD_UDF_PACKAGE).is_none()
-        && msg.field(FIELD_UDF_FUNCTION).is_none()
-        && msg.field(FIELD_UDF_ARGLIST).is_none()
-}
-
 /// Handles one type-3 message and returns the reply.
 pub fn handle(sandbox: &Sandbox, msg: &Message) -> Message {
     let h = &msg.header;
