@@ -171,6 +171,11 @@ fn udf_error_exits_4_and_shows_the_source_line() {
     let (code, _, err) = asudf(d, &["apply", "test", "k", "boom.nosuch"]);
     assert_eq!(code, 4);
     assert!(err.contains("function not found"), "{err}");
+    assert!(err.contains("hint: 'boom' has no global function"), "{err}");
+    let (code, _, err) = asudf(d, &["apply", "test", "k", "nomodule.f"]);
+    assert_eq!(code, 4);
+    assert!(err.contains("UDF: Execution Error 1"), "{err}");
+    assert!(err.contains("'nomodule' is not registered"), "{err}");
 }
 
 #[test]

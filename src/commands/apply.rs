@@ -8,7 +8,21 @@ use super::{Headless, exit_for, millis, report_failure, udf::unexpected};
 use crate::client::{ApplyCall, Outcome, Request};
 use crate::value;
 
+/// The server's terse texts for a missing module or function, explained.
+fn hint(message: &str, module: &str) -> Option<String> {
+    match message {
+        "UDF: Execution Error 1" => Some(format!(
+            "the module '{module}' is not registered or failed to load (see `asudf udf ls`)"
+        )),
+        "function not found" => Some(format!(
+            "'{module}' has no global function by that name (local functions cannot be called)"
+        )),
+        _ => None,
+    }
+}
+
 pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
+    let module = call.module.clone();
     let (outcome, timing) = session.call(Request::Apply(call)).await;
     let rtt = timing.map(|t| t.round_trip()).unwrap_or_default();
     match outcome {
@@ -56,6 +70,11 @@ pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
                 _ => None,
             };
             report_failure(session.json, &failure, source.as_deref());
+            if !session.json {
+                if let Some(hint) = hint(&failure.message, &module) {
+                    eprintln!("hint: {hint}");
+                }
+            }
             exit_for(&failure)
         }
     }
