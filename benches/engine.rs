@@ -44,6 +44,7 @@ fn request(function: &str, key: &str) -> ApplyRequest {
         function: function.into(),
         args: Vec::new(),
         timeout_ms: 0,
+        received: std::time::Instant::now(),
         ttl: 0,
     }
 }

@@ -131,6 +131,7 @@ impl Target for EngineTarget {
             function: function.to_string(),
             args: args.to_vec(),
             timeout_ms: timeout_ms.unwrap_or(0),
+            received: std::time::Instant::now(),
             ttl: 0,
         });
         outcome.result.map_err(|failure| match failure {

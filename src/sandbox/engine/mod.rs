@@ -117,6 +117,9 @@ pub struct ApplyRequest {
     pub args: Vec<Value>,
     /// The request's time limit in ms; 0 = none (the server's 1000 ms applies).
     pub timeout_ms: u32,
+    /// When the server received the request: the time limit runs from here,
+    /// as a server's transaction deadline does (waiting for the record's lock counts).
+    pub received: std::time::Instant,
     /// The message header's record TTL (0 = namespace default, u32::MAX = never, u32::MAX-1 = unchanged).
     pub ttl: u32,
 }
@@ -325,6 +328,7 @@ impl Sandbox {
                 }
             }
             let rec = RecState::new(req.digest, req.set.clone(), req.key.clone(), current);
+            let limit = limit.saturating_sub(req.received.elapsed());
             let (result, logs, rec) = state.call(&req.function, rec, &req.args, limit);
             let (generation, void_time) = rec.start_meta();
             let mut outcome = ApplyOutcome {

@@ -41,6 +41,7 @@ fn request(module: &str, function: &str, key: &str, args: Vec<Value>) -> ApplyRe
         function: function.into(),
         args,
         timeout_ms: 0,
+        received: std::time::Instant::now(),
         ttl: 0,
     }
 }

@@ -292,6 +292,8 @@ impl Connection {
     }
 
     async fn message(&self, body: Vec<u8>) -> io::Result<Vec<u8>> {
+        // A UDF's time limit runs from here, as on a server.
+        let received = std::time::Instant::now();
         let msg = Message::parse(&body).map_err(invalid)?;
         let reply = if !self.authenticated {
             Message::reply(admin::NOT_AUTHENTICATED, 0, 0, Vec::new())
@@ -301,7 +303,7 @@ impl Connection {
             // inline (Python client, sequential gets: ~13k/s inline vs
             // ~20k/s here), and it is one path.
             let shared = self.shared.clone();
-            blocking(move || record::handle(&shared.sandbox, &msg)).await?
+            blocking(move || record::handle(&shared.sandbox, &msg, received)).await?
         };
         Ok(frame::encode_frame(TYPE_MSG, &reply.encode()))
     }

@@ -30,7 +30,8 @@ fn error(code: u8) -> Message {
 }
 
 /// Handles one type-3 message and returns the reply.
-pub fn handle(sandbox: &Sandbox, msg: &Message) -> Message {
+/// `received`: when the request arrived (a UDF's time limit runs from then).
+pub fn handle(sandbox: &Sandbox, msg: &Message, received: std::time::Instant) -> Message {
     let h = &msg.header;
     if h.info1 & INFO1_BATCH != 0
         || msg.field(FIELD_BATCH_INDEX).is_some()
@@ -80,7 +81,7 @@ pub fn handle(sandbox: &Sandbox, msg: &Message) -> Message {
 
     let udf_fields = [FIELD_UDF_PACKAGE, FIELD_UDF_FUNCTION, FIELD_UDF_ARGLIST];
     if udf_fields.iter().any(|f| msg.field(*f).is_some()) {
-        return apply(sandbox, msg, target);
+        return apply(sandbox, msg, target, received);
     }
     if h.info2 & (INFO2_WRITE | INFO2_DELETE) != 0 {
         return write(sandbox, msg, target);
@@ -317,7 +318,12 @@ fn check_generation(h: &MsgHeader, current: Option<&Record>) -> Result<(), u8> {
 }
 
 /// Record UDF execute (fields 30/31/32), replies per §5.2.
-fn apply(sandbox: &Sandbox, msg: &Message, target: Target) -> Message {
+fn apply(
+    sandbox: &Sandbox,
+    msg: &Message,
+    target: Target,
+    received: std::time::Instant,
+) -> Message {
     let h = &msg.header;
     let forbidden = h.info2 & (INFO2_GENERATION | INFO2_GENERATION_GT | INFO2_CREATE_ONLY) != 0
         || h.info3 & (INFO3_UPDATE_ONLY | INFO3_CREATE_OR_REPLACE | INFO3_REPLACE_ONLY) != 0;
@@ -344,6 +350,7 @@ fn apply(sandbox: &Sandbox, msg: &Message, target: Target) -> Message {
         function: function.to_string(),
         args,
         timeout_ms: h.transaction_ttl,
+        received,
         ttl: h.record_ttl,
     });
     let (generation, void_time) = (u32::from(outcome.generation), outcome.void_time);
