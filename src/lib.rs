@@ -6,4 +6,5 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod sandbox;
+pub mod tui;
 pub mod value;

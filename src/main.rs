@@ -50,8 +50,13 @@ async fn run(cli: Cli) -> ExitCode {
         Err(message) => return usage(message),
     };
     let Some(command) = cli.command else {
-        let _ = (target, cli.file);
-        return usage("the console is not in this build yet; see `asudf --help` for the commands");
+        return match asudf::tui::run(target, cli.file).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("asudf: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
     };
     let timeout_ms = cli.connection.timeout.map(|ms| ms as u32);
     let mut session = match Headless::connect(target, cli.json).await {

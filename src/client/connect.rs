@@ -55,20 +55,39 @@ pub struct ClusterInfo {
     pub sandbox: Option<String>,
 }
 
+/// A connection attempt running in the background, so the task never waits on it.
+pub(super) type Attempt = tokio::task::JoinHandle<Result<Connected, String>>;
+
+pub(super) struct Connected {
+    client: Client,
+    info: ClusterInfo,
+    /// A sandbox server this attempt started in this process.
+    served: Option<Served>,
+}
+
 /// The task's connection: the client, and the in-process server when this
 /// process serves the sandbox.
 pub(super) struct Session {
     target: Target,
     client: Option<Arc<Client>>,
     info: Option<ClusterInfo>,
+    /// The connection went away (or never came); requests fail fast meanwhile.
     lost: bool,
-    /// The sandbox server this process runs, when it serves the target itself.
     served: Option<Served>,
 }
 
 enum Served {
     Directory(LocalServer),
     Memory(ServerHandle),
+}
+
+impl Served {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Served::Directory(server) => server.addr(),
+            Served::Memory(server) => server.addr(),
+        }
+    }
 }
 
 impl Session {
@@ -82,30 +101,44 @@ impl Session {
         }
     }
 
+    /// The client to use now; `None` while not connected.
     pub fn client(&self) -> Option<Arc<Client>> {
-        self.client.clone()
+        self.client.clone().filter(|_| !self.lost)
     }
 
     pub fn is_sandbox(&self) -> bool {
         self.info.as_ref().is_some_and(|i| i.sandbox.is_some())
     }
 
-    /// Connects if not connected, telling `events` what happened.
-    pub async fn ensure_connected(&mut self, events: &mpsc::UnboundedSender<Event>) {
-        if self.client.is_some() {
-            return;
-        }
+    /// Starts connecting in the background.
+    pub fn attempt(&self, events: &mpsc::UnboundedSender<Event>) -> Attempt {
         if !self.lost {
             let _ = events.send(Event::Connection(ConnectionState::Connecting {
                 target: self.target.label(),
             }));
         }
-        match self.connect().await {
-            Ok((client, info)) => {
-                self.client = Some(Arc::new(client));
-                self.info = Some(info.clone());
+        let target = self.target.clone();
+        let serving = self.served.as_ref().map(Served::addr);
+        tokio::spawn(connect(target, serving))
+    }
+
+    /// Takes in what an attempt gave.
+    pub fn attempted(
+        &mut self,
+        result: Result<Connected, String>,
+        events: &mpsc::UnboundedSender<Event>,
+    ) {
+        match result {
+            Ok(connected) => {
+                self.client = Some(Arc::new(connected.client));
+                self.info = Some(connected.info.clone());
+                if connected.served.is_some() {
+                    self.served = connected.served;
+                }
                 self.lost = false;
-                let _ = events.send(Event::Connection(ConnectionState::Connected(info)));
+                let _ = events.send(Event::Connection(ConnectionState::Connected(
+                    connected.info,
+                )));
             }
             Err(reason) => {
                 if !self.lost {
@@ -116,72 +149,36 @@ impl Session {
         }
     }
 
-    /// Periodic health check: notices a lost cluster and reconnects.
-    pub async fn check(&mut self, events: &mpsc::UnboundedSender<Event>) {
-        if let Some(client) = &self.client {
-            if client.is_connected() && !client.nodes().is_empty() {
-                return;
+    /// The periodic health check: notices a lost cluster and its return.
+    /// Returns an attempt to start when a new client is needed.
+    pub async fn check(&mut self, events: &mpsc::UnboundedSender<Event>) -> Option<Attempt> {
+        let Some(client) = self.client.clone() else {
+            return Some(self.attempt(events));
+        };
+        let healthy = client.is_connected() && !client.nodes().is_empty();
+        if healthy && self.lost {
+            if let Ok(info) = describe(&client, &self.target).await {
+                self.info = Some(info.clone());
+                self.lost = false;
+                let _ = events.send(Event::Connection(ConnectionState::Connected(info)));
             }
+        } else if !healthy && !self.lost {
             let _ = events.send(Event::Connection(ConnectionState::Lost {
-                reason: "the cluster stopped answering".into(),
+                reason: format!("{} stopped answering", self.target.label()),
             }));
             self.lost = true;
-            // A sandbox served by another process may have gone away: a new
-            // client finds (or becomes) its server. A cluster keeps its client,
-            // which re-seeds by itself.
-            if matches!(self.target, Target::Sandbox { .. }) {
-                if let Some(client) = self.client.take() {
-                    let _ = client.close().await;
-                }
-            } else {
-                self.await_recovery(events).await;
-                return;
-            }
         }
-        self.ensure_connected(events).await;
-    }
-
-    async fn await_recovery(&mut self, events: &mpsc::UnboundedSender<Event>) {
-        let Some(client) = &self.client else { return };
-        for _ in 0..20 {
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            if client.is_connected() && !client.nodes().is_empty() {
-                if let Ok(info) = describe(client, &self.target).await {
-                    self.info = Some(info.clone());
-                    self.lost = false;
-                    let _ = events.send(Event::Connection(ConnectionState::Connected(info)));
-                }
-                return;
-            }
+        // A sandbox served by another process may be gone for good: a new
+        // client finds (or becomes) its server. A cluster's client re-seeds
+        // by itself.
+        let replace =
+            !healthy && matches!(self.target, Target::Sandbox { .. }) && self.served.is_none();
+        if replace {
+            self.client = None;
+            tokio::spawn(async move { client.close().await });
+            return Some(self.attempt(events));
         }
-    }
-
-    async fn connect(&mut self) -> Result<(Client, ClusterInfo), String> {
-        let (hosts, policy) = match &self.target {
-            Target::Cluster { hosts, policy } => (hosts.clone(), policy.clone()),
-            Target::Sandbox { dir, config } => {
-                let addr = match &self.served {
-                    Some(Served::Directory(server)) => server.addr(),
-                    Some(Served::Memory(server)) => server.addr(),
-                    None => {
-                        let (addr, served) = start_sandbox(dir.clone(), config.clone())
-                            .await
-                            .map_err(|e| format!("cannot open the sandbox: {e}"))?;
-                        self.served = served;
-                        addr
-                    }
-                };
-                let host = Host::new(&addr.ip().to_string(), addr.port());
-                (vec![host], ClientPolicy::default())
-            }
-        };
-        let client = Client::new(&policy, &hosts)
-            .await
-            .map_err(|e| connect_error(&self.target, &e))?;
-        let info = describe(&client, &self.target)
-            .await
-            .map_err(|e| format!("{}: {}", self.target.label(), e.base_message()))?;
-        Ok((client, info))
+        None
     }
 
     pub async fn close(&mut self) {
@@ -194,6 +191,34 @@ impl Session {
             None => {}
         }
     }
+}
+
+/// Connects to the target: a sandbox is found or served first.
+async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connected, String> {
+    let (hosts, policy, served) = match &target {
+        Target::Cluster { hosts, policy } => (hosts.clone(), policy.clone(), None),
+        Target::Sandbox { dir, config } => {
+            let (addr, served) = match serving {
+                Some(addr) => (addr, None),
+                None => start_sandbox(dir.clone(), config.clone())
+                    .await
+                    .map_err(|e| format!("cannot open the sandbox: {e}"))?,
+            };
+            let host = Host::new(&addr.ip().to_string(), addr.port());
+            (vec![host], ClientPolicy::default(), served)
+        }
+    };
+    let client = Client::new(&policy, &hosts)
+        .await
+        .map_err(|e| connect_error(&target, &e))?;
+    let info = describe(&client, &target)
+        .await
+        .map_err(|e| format!("{}: {}", target.label(), e.base_message()))?;
+    Ok(Connected {
+        client,
+        info,
+        served,
+    })
 }
 
 /// One sentence saying why the connection failed.

@@ -301,9 +301,14 @@ async fn run(
     let mut health = tokio::time::interval(HEALTH_INTERVAL);
     health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
-    session.ensure_connected(&events).await;
+    let mut attempt = Some(session.attempt(&events));
     loop {
         tokio::select! {
+            result = async { attempt.as_mut().expect("guarded").await }, if attempt.is_some() => {
+                attempt = None;
+                let result = result.unwrap_or_else(|e| Err(format!("connecting failed: {e}")));
+                session.attempted(result, &events);
+            }
             command = commands.recv() => match command {
                 None => break,
                 Some(Command::Cancel(id)) => {
@@ -333,7 +338,7 @@ async fn run(
                         let _ = events.send(Event::Started { id });
                         let outcome = match client {
                             Some(client) => ops::perform(&client, log_mark.as_deref(), request).await,
-                            None => Err(Failure::connection("not connected to the cluster")),
+                            None => Err(Failure::connection("not connected: the cluster is not answering")),
                         };
                         let answered = Instant::now();
                         let _ = finished.send(id);
@@ -349,8 +354,8 @@ async fn run(
             Some(id) = finished_rx.recv() => {
                 in_flight.remove(&id);
             }
-            _ = health.tick() => {
-                session.check(&events).await;
+            _ = health.tick(), if attempt.is_none() => {
+                attempt = session.check(&events).await;
             }
         }
     }

@@ -105,6 +105,12 @@ pub fn report_failure(json: bool, failure: &Failure, source: Option<&str>) {
     }
 }
 
+/// Prints a failure (no source line) and gives its exit code.
+pub fn fail(json: bool, failure: &Failure) -> ExitCode {
+    report_failure(json, failure, None);
+    exit_for(failure)
+}
+
 /// Milliseconds with two decimals, for timings.
 pub fn millis(d: std::time::Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)

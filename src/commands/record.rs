@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use aerospike::Value;
 use serde_json::json;
 
-use super::{Headless, exit_for, report_failure, udf::unexpected};
+use super::{Headless, fail, udf::unexpected};
 use crate::client::{Outcome, RecordKey, RecordView, Request};
 use crate::value;
 
@@ -54,10 +54,7 @@ pub async fn get(session: &mut Headless, key: RecordKey) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(other) => unexpected(other),
-        Err(f) => {
-            report_failure(session.json, &f, None);
-            exit_for(&f)
-        }
+        Err(f) => fail(session.json, &f),
     }
 }
 
@@ -72,10 +69,7 @@ pub async fn put(session: &mut Headless, key: RecordKey, bins: Vec<(String, Valu
             ExitCode::SUCCESS
         }
         Ok(other) => unexpected(other),
-        Err(f) => {
-            report_failure(session.json, &f, None);
-            exit_for(&f)
-        }
+        Err(f) => fail(session.json, &f),
     }
 }
 
@@ -92,9 +86,6 @@ pub async fn rm(session: &mut Headless, key: RecordKey) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(other) => unexpected(other),
-        Err(f) => {
-            report_failure(session.json, &f, None);
-            exit_for(&f)
-        }
+        Err(f) => fail(session.json, &f),
     }
 }

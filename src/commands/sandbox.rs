@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{EXIT_USAGE, Headless, exit_for, report_failure};
+use super::{EXIT_USAGE, Headless, fail};
 use crate::client::{Failure, Outcome, Request};
 
 pub async fn reset(session: &mut Headless, yes: bool) -> ExitCode {
@@ -15,8 +15,7 @@ pub async fn reset(session: &mut Headless, yes: bool) -> ExitCode {
             "{} is a real cluster, not a sandbox: refusing to reset it",
             session.cluster.target
         ));
-        report_failure(session.json, &f, None);
-        return exit_for(&f);
+        return fail(session.json, &f);
     }
     if !yes && !confirm(&session.cluster.target) {
         eprintln!("not reset (pass --yes to skip the question)");
@@ -38,10 +37,7 @@ pub async fn reset(session: &mut Headless, yes: bool) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(f) => {
-            report_failure(session.json, &f, None);
-            exit_for(&f)
-        }
+        Err(f) => fail(session.json, &f),
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Headless, exit_for, report_failure};
+use super::{Headless, exit_for, fail, report_failure};
 use crate::client::{Failure, Outcome, Request};
 
 /// The module name a file registers as: its file name.
@@ -19,28 +19,17 @@ fn name_for(file: &Path, name: Option<&str>) -> Result<String, Failure> {
     }
 }
 
+fn read_source(file: &Path) -> Result<String, Failure> {
+    let bytes = std::fs::read(file)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+    String::from_utf8(bytes)
+        .map_err(|_| Failure::usage(format!("{}: not UTF-8 text", file.display())))
+}
+
 pub async fn put(session: &mut Headless, file: &Path, name: Option<&str>) -> ExitCode {
-    let source = match std::fs::read(file) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(_) => {
-                let f = Failure::usage(format!("{}: not UTF-8 text", file.display()));
-                report_failure(session.json, &f, None);
-                return exit_for(&f);
-            }
-        },
-        Err(e) => {
-            let f = Failure::usage(format!("cannot read {}: {e}", file.display()));
-            report_failure(session.json, &f, None);
-            return exit_for(&f);
-        }
-    };
-    let name = match name_for(file, name) {
-        Ok(n) => n,
-        Err(f) => {
-            report_failure(session.json, &f, None);
-            return exit_for(&f);
-        }
+    let (source, name) = match read_source(file).and_then(|s| Ok((s, name_for(file, name)?))) {
+        Ok(read) => read,
+        Err(f) => return fail(session.json, &f),
     };
     let (outcome, _) = session
         .call(Request::PutModule {
@@ -88,10 +77,7 @@ pub async fn ls(session: &mut Headless) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(other) => unexpected(other),
-        Err(f) => {
-            report_failure(session.json, &f, None);
-            exit_for(&f)
-        }
+        Err(f) => fail(session.json, &f),
     }
 }
 
@@ -112,10 +98,7 @@ pub async fn cat(session: &mut Headless, name: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(other) => unexpected(other),
-        Err(f) => {
-            report_failure(session.json, &f, None);
-            exit_for(&f)
-        }
+        Err(f) => fail(session.json, &f),
     }
 }
 
@@ -136,10 +119,7 @@ pub async fn rm(session: &mut Headless, name: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(other) => unexpected(other),
-        Err(f) => {
-            report_failure(session.json, &f, None);
-            exit_for(&f)
-        }
+        Err(f) => fail(session.json, &f),
     }
 }
 

@@ -1,0 +1,31 @@
+//! Everything that can happen to the console: the reducer's input.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crossterm::event::{KeyEvent, MouseEvent};
+
+use crate::client::Event;
+
+/// A request's tag: the console's own id for a request it asked to send.
+pub type Tag = u64;
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Paste(String),
+    Resize(u16, u16),
+    /// Drives spinners, elapsed times, debounced recovery writes and periodic refresh.
+    Tick(Instant),
+    /// A client event, its request id already mapped to the console's tag.
+    Client(Event),
+    FileLoaded {
+        path: PathBuf,
+        result: Result<String, String>,
+    },
+    FileSaved {
+        path: PathBuf,
+        result: Result<(), String>,
+    },
+}

@@ -1,0 +1,1033 @@
+//! The console's state and its reducer: `App::update(Action) -> Vec<Effect>`
+//! is the only place state changes. Effects are what the run loop does for
+//! it (send a request, read or write a file, quit).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
+use ratatui::layout::{Position, Rect};
+
+use crate::client::{ConnectionState, Event, Failure, FailureKind, Outcome, Request, Timing};
+use crate::tui::action::{Action, Tag};
+use crate::tui::keymap::{Command, Keymap, Scope};
+use crate::tui::panes::apply::{ApplyForm, Field, LineInput, Picker};
+use crate::tui::panes::editor::{Editor, Mark, module_name_for};
+use crate::tui::panes::modules::{Modules, module_file_name};
+use crate::tui::panes::results::{Batch, CallState, Results, TimeFormat, real_time};
+use crate::tui::theme::{Theme, ThemeKind};
+use crate::tui::ui;
+
+/// The module the console opens with when no file is given.
+pub const SAMPLE: &str = include_str!("../../assets/counter.lua");
+
+/// How long after the last edit the recovery copy is written.
+pub const RECOVERY_DELAY: Duration = Duration::from_secs(2);
+/// How often the modules list refreshes by itself.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Modules,
+    Editor,
+    Apply,
+    Results,
+}
+
+pub const PANES: [Pane; 4] = [Pane::Modules, Pane::Editor, Pane::Apply, Pane::Results];
+
+impl Pane {
+    pub fn scope(self) -> Scope {
+        match self {
+            Pane::Modules => Scope::Modules,
+            Pane::Editor => Scope::Editor,
+            Pane::Apply => Scope::Apply,
+            Pane::Results => Scope::Results,
+        }
+    }
+    /// Panes where printable keys type text.
+    pub fn is_text(self) -> bool {
+        matches!(self, Pane::Editor | Pane::Apply)
+    }
+}
+
+/// What waits for a yes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    Quit,
+    DeleteModule(String),
+    OpenModule { name: String, source: String },
+    OpenFile(PathBuf),
+    Recover { text: String, path: Option<PathBuf> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    OpenFile,
+    SaveAs,
+    Search,
+    SaveResults,
+}
+
+impl PromptKind {
+    fn label(self) -> &'static str {
+        match self {
+            PromptKind::OpenFile => "Open file",
+            PromptKind::SaveAs => "Save as",
+            PromptKind::Search => "Search (regex)",
+            PromptKind::SaveResults => "Save results to",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    Help { scroll: u16 },
+    Confirm { question: String, then: Pending },
+    Prompt { kind: PromptKind, input: LineInput },
+}
+
+impl Overlay {
+    pub fn prompt_label(kind: PromptKind) -> &'static str {
+        kind.label()
+    }
+}
+
+/// Why a request was sent, so its answer lands in the right place.
+#[derive(Debug, Clone, PartialEq)]
+enum Purpose {
+    ListModules,
+    FetchSource(String),
+    OpenModule(String),
+    Register(String),
+    Remove(String),
+    Apply { entry: usize },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Send {
+        tag: Tag,
+        request: Request,
+    },
+    Cancel(Tag),
+    LoadFile(PathBuf),
+    SaveFile {
+        path: PathBuf,
+        text: String,
+    },
+    /// Write the recovery copy of an unsaved buffer.
+    WriteRecovery {
+        text: String,
+        path: Option<PathBuf>,
+    },
+    ClearRecovery,
+    /// Put text on the terminal's clipboard.
+    Copy(String),
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusMessage {
+    pub text: String,
+    pub error: bool,
+}
+
+pub struct App {
+    pub keymap: Keymap,
+    pub theme: Theme,
+    pub focus: Pane,
+    pub overlay: Option<Overlay>,
+    pub editor: Editor,
+    pub modules: Modules,
+    pub apply: ApplyForm,
+    pub results: Results,
+    pub target: String,
+    pub connection: ConnectionState,
+    pub status: Option<StatusMessage>,
+    pub size: Rect,
+    pub now: Instant,
+    pub spin: usize,
+    /// How durations appear on screen (fixed in tests).
+    pub time_format: TimeFormat,
+    pub quit: bool,
+    next_tag: Tag,
+    pending: HashMap<Tag, Purpose>,
+    /// The call a "run N times" series repeats, by entry number.
+    batch_calls: HashMap<usize, crate::client::ApplyCall>,
+    recovery_due: Option<Instant>,
+    last_refresh: Option<Instant>,
+}
+
+/// What the console starts with.
+pub struct StartOptions {
+    pub target: String,
+    pub text: String,
+    pub path: Option<PathBuf>,
+    pub keymap: Keymap,
+    pub theme: Theme,
+    /// An unsaved buffer from the last session, offered on start.
+    pub recovered: Option<(String, Option<PathBuf>)>,
+    pub now: Instant,
+}
+
+impl StartOptions {
+    /// The bundled sample, default keys, dark theme.
+    pub fn sample(target: &str) -> StartOptions {
+        StartOptions {
+            target: target.to_string(),
+            text: SAMPLE.to_string(),
+            path: None,
+            keymap: Keymap::default(),
+            theme: Theme::new(ThemeKind::Dark),
+            recovered: None,
+            now: Instant::now(),
+        }
+    }
+}
+
+impl App {
+    pub fn new(options: StartOptions) -> App {
+        let module = options
+            .path
+            .as_deref()
+            .map(module_name_for)
+            .unwrap_or_else(|| "counter.lua".to_string());
+        let dark = options.theme.kind != ThemeKind::Light;
+        let editor = Editor::new(&options.text, options.path, module, dark);
+        let overlay = options.recovered.map(|(text, path)| Overlay::Confirm {
+            question: format!(
+                "Unsaved changes to {} were kept from the last session. Recover them?",
+                path.as_deref()
+                    .map_or("the buffer".into(), |p| p.display().to_string())
+            ),
+            then: Pending::Recover { text, path },
+        });
+        let mut app = App {
+            keymap: options.keymap,
+            theme: options.theme,
+            focus: Pane::Editor,
+            overlay,
+            editor,
+            modules: Modules::default(),
+            apply: ApplyForm::default(),
+            results: Results::default(),
+            target: options.target.clone(),
+            connection: ConnectionState::Connecting {
+                target: options.target,
+            },
+            status: None,
+            size: Rect::new(0, 0, 120, 40),
+            now: options.now,
+            spin: 0,
+            time_format: real_time,
+            quit: false,
+            next_tag: 1,
+            pending: HashMap::new(),
+            batch_calls: HashMap::new(),
+            recovery_due: None,
+            last_refresh: None,
+        };
+        app.fit_editor();
+        app
+    }
+
+    pub fn connected(&self) -> bool {
+        matches!(self.connection, ConnectionState::Connected(_))
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.status = Some(StatusMessage {
+            text: text.into(),
+            error: false,
+        });
+    }
+
+    fn complain(&mut self, text: impl Into<String>) {
+        self.status = Some(StatusMessage {
+            text: text.into(),
+            error: true,
+        });
+    }
+
+    fn send(&mut self, purpose: Purpose, request: Request, effects: &mut Vec<Effect>) -> Tag {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        self.pending.insert(tag, purpose);
+        effects.push(Effect::Send { tag, request });
+        tag
+    }
+
+    /// The reducer.
+    pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        match action {
+            Action::Key(key) => self.on_key(key, &mut effects),
+            Action::Mouse(mouse) => self.on_mouse(mouse),
+            Action::Paste(text) => self.on_paste(&text),
+            Action::Resize(width, height) => {
+                self.size = Rect::new(0, 0, width, height);
+                self.fit_editor();
+            }
+            Action::Tick(now) => self.on_tick(now, &mut effects),
+            Action::Client(event) => self.on_client(event, &mut effects),
+            Action::FileLoaded { path, result } => match result {
+                Ok(text) => {
+                    let module = module_name_for(&path);
+                    self.editor.load(&text, Some(path.clone()), module);
+                    self.focus = Pane::Editor;
+                    self.say(format!("opened {}", path.display()));
+                }
+                Err(e) => self.complain(format!("cannot open {}: {e}", path.display())),
+            },
+            Action::FileSaved { path, result } => match result {
+                Ok(()) => {
+                    if self.editor.path.as_ref() == Some(&path) {
+                        self.editor.dirty = false;
+                        self.recovery_due = None;
+                        effects.push(Effect::ClearRecovery);
+                    }
+                    self.say(format!("saved {}", path.display()));
+                }
+                Err(e) => self.complain(format!("cannot save {}: {e}", path.display())),
+            },
+        }
+        if self.quit {
+            effects.push(Effect::Quit);
+        }
+        self.editor.refresh_highlight();
+        effects
+    }
+
+    /// Gives the editor the size the layout gives it.
+    fn fit_editor(&mut self) {
+        let areas = ui::layout(self.size);
+        let inner_height = areas.editor.height.saturating_sub(2);
+        self.editor.view_rows = self.editor.text_rows(inner_height).max(1);
+        self.editor.view_cols = (areas.editor.width.saturating_sub(2) as usize)
+            .saturating_sub(self.editor.gutter_width())
+            .max(1);
+        self.editor.follow_cursor();
+    }
+
+    fn on_key(&mut self, key: KeyEvent, effects: &mut Vec<Effect>) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        if let Some(overlay) = self.overlay.take() {
+            self.on_overlay_key(overlay, key, effects);
+            return;
+        }
+        if self.apply.picker.is_some() && self.focus == Pane::Apply {
+            self.on_picker_key(key);
+            return;
+        }
+        if let Some(command) = self
+            .keymap
+            .lookup(&key, self.focus.scope(), self.focus.is_text())
+        {
+            self.command(command, effects);
+            return;
+        }
+        if key.code == KeyCode::Esc {
+            if self.results.in_flight().is_some() {
+                self.command(Command::Cancel, effects);
+            }
+            return;
+        }
+        match self.focus {
+            Pane::Editor => {
+                if self.editor.input(key) {
+                    self.recovery_due = Some(self.now + RECOVERY_DELAY);
+                }
+            }
+            Pane::Apply => {
+                self.apply.input(&key);
+            }
+            Pane::Modules | Pane::Results => {}
+        }
+    }
+
+    fn on_overlay_key(&mut self, overlay: Overlay, key: KeyEvent, effects: &mut Vec<Effect>) {
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        match overlay {
+            Overlay::Help { scroll } => match key.code {
+                KeyCode::Down | KeyCode::Char('j') => {
+                    self.overlay = Some(Overlay::Help { scroll: scroll + 1 })
+                }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    self.overlay = Some(Overlay::Help {
+                        scroll: scroll.saturating_sub(1),
+                    })
+                }
+                _ if ctrl_c => self.command(Command::Quit, effects),
+                _ => {}
+            },
+            Overlay::Confirm { question, then } => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.confirmed(then, effects)
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
+                    if let Pending::Recover { .. } = then {
+                        effects.push(Effect::ClearRecovery);
+                    }
+                }
+                _ if ctrl_c => {}
+                _ => self.overlay = Some(Overlay::Confirm { question, then }),
+            },
+            Overlay::Prompt { kind, mut input } => match key.code {
+                KeyCode::Esc => {}
+                KeyCode::Enter => self.prompted(kind, input.text.trim().to_string(), effects),
+                _ => {
+                    input.input(&key);
+                    self.overlay = Some(Overlay::Prompt { kind, input });
+                }
+            },
+        }
+    }
+
+    fn on_picker_key(&mut self, key: KeyEvent) {
+        let Some(mut picker) = self.apply.picker.take() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Up => picker.selected = picker.selected.saturating_sub(1),
+            KeyCode::Down => {
+                picker.selected = (picker.selected + 1).min(picker.items.len().saturating_sub(1))
+            }
+            KeyCode::Enter => {
+                if let Some((value, _)) = picker.items.get(picker.selected) {
+                    let value = value.clone();
+                    self.apply.set(picker.field, &value);
+                    if picker.field == Field::Module {
+                        self.apply.move_focus(1);
+                    }
+                }
+                return;
+            }
+            KeyCode::Esc => return,
+            _ => {}
+        }
+        self.apply.picker = Some(picker);
+    }
+
+    fn confirmed(&mut self, pending: Pending, effects: &mut Vec<Effect>) {
+        match pending {
+            Pending::Quit => {
+                if self.editor.dirty {
+                    effects.push(Effect::WriteRecovery {
+                        text: self.editor.contents(),
+                        path: self.editor.path.clone(),
+                    });
+                }
+                self.quit = true;
+            }
+            Pending::DeleteModule(name) => {
+                self.send(
+                    Purpose::Remove(name.clone()),
+                    Request::RemoveModule { name: name.clone() },
+                    effects,
+                );
+                self.say(format!("removing {name}…"));
+            }
+            Pending::OpenModule { name, source } => self.open_source(name, source),
+            Pending::OpenFile(path) => effects.push(Effect::LoadFile(path)),
+            Pending::Recover { text, path } => {
+                let module = path
+                    .as_deref()
+                    .map(module_name_for)
+                    .unwrap_or_else(|| self.editor.module.clone());
+                self.editor.load(&text, path, module);
+                self.editor.dirty = true;
+                self.say("recovered the unsaved buffer");
+            }
+        }
+    }
+
+    fn prompted(&mut self, kind: PromptKind, text: String, effects: &mut Vec<Effect>) {
+        if text.is_empty() {
+            return;
+        }
+        match kind {
+            PromptKind::OpenFile => {
+                let path = PathBuf::from(text);
+                if self.editor.dirty {
+                    self.ask(
+                        format!("Discard unsaved changes to {}?", self.editor.module),
+                        Pending::OpenFile(path),
+                    );
+                } else {
+                    effects.push(Effect::LoadFile(path));
+                }
+            }
+            PromptKind::SaveAs => {
+                let path = PathBuf::from(text);
+                self.editor.module = module_name_for(&path);
+                self.editor.path = Some(path.clone());
+                effects.push(Effect::SaveFile {
+                    path,
+                    text: self.editor.contents(),
+                });
+            }
+            PromptKind::Search => match self.editor.search(&text) {
+                Ok(true) => self.say(format!("found /{text}/")),
+                Ok(false) => self.complain(format!("/{text}/ not found")),
+                Err(e) => self.complain(e),
+            },
+            PromptKind::SaveResults => {
+                let json =
+                    serde_json::to_string_pretty(&self.results.to_json(false)).unwrap_or_default();
+                effects.push(Effect::SaveFile {
+                    path: PathBuf::from(text),
+                    text: json + "\n",
+                });
+            }
+        }
+    }
+
+    fn ask(&mut self, question: String, then: Pending) {
+        self.overlay = Some(Overlay::Confirm { question, then });
+    }
+
+    fn prompt(&mut self, kind: PromptKind, initial: &str) {
+        self.overlay = Some(Overlay::Prompt {
+            kind,
+            input: LineInput::new(initial),
+        });
+    }
+
+    fn open_source(&mut self, name: String, source: String) {
+        let path = std::env::current_dir().ok().map(|d| d.join(&name));
+        self.editor.load(&source, None, name.clone());
+        if let Some(path) = path.filter(|p| !p.exists()) {
+            self.editor.path = Some(path);
+        }
+        self.focus = Pane::Editor;
+        self.say(format!("opened module {name}"));
+    }
+
+    fn command(&mut self, command: Command, effects: &mut Vec<Effect>) {
+        match command {
+            Command::Quit => {
+                if self.editor.dirty {
+                    self.ask(
+                        format!(
+                            "{} has unsaved changes. Quit anyway? (y/n)",
+                            self.editor.module
+                        ),
+                        Pending::Quit,
+                    );
+                } else {
+                    self.quit = true;
+                }
+            }
+            Command::Help => self.overlay = Some(Overlay::Help { scroll: 0 }),
+            Command::NextPane | Command::PrevPane => {
+                let at = PANES.iter().position(|p| *p == self.focus).unwrap_or(0);
+                let step = if command == Command::NextPane { 1 } else { 3 };
+                self.focus = PANES[(at + step) % 4];
+            }
+            Command::FocusModules => self.focus = Pane::Modules,
+            Command::FocusEditor => self.focus = Pane::Editor,
+            Command::FocusApply => self.focus = Pane::Apply,
+            Command::FocusResults => self.focus = Pane::Results,
+            Command::Run => self.run(effects),
+            Command::Cancel => self.cancel(effects),
+            Command::Save => match self.editor.path.clone() {
+                Some(path) => effects.push(Effect::SaveFile {
+                    path,
+                    text: self.editor.contents(),
+                }),
+                None => {
+                    let module = self.editor.module.clone();
+                    self.prompt(PromptKind::SaveAs, &module);
+                }
+            },
+            Command::Register => self.register(effects),
+            Command::Open => self.prompt(PromptKind::OpenFile, ""),
+            Command::Search => self.prompt(PromptKind::Search, ""),
+            Command::SearchNext => {
+                if !self.editor.search_next() {
+                    self.complain("no more matches");
+                }
+            }
+            Command::Undo => {
+                self.editor.undo();
+            }
+            Command::Redo => {
+                self.editor.redo();
+            }
+            Command::Refresh => self.refresh_modules(effects),
+            Command::OpenModule => {
+                let Some(entry) = self.modules.selected_entry().cloned() else {
+                    return;
+                };
+                match entry.source {
+                    Some(source) if self.editor.dirty => self.ask(
+                        format!(
+                            "Discard unsaved changes to {} and open {}?",
+                            self.editor.module, entry.name
+                        ),
+                        Pending::OpenModule {
+                            name: entry.name,
+                            source,
+                        },
+                    ),
+                    Some(source) => self.open_source(entry.name, source),
+                    None => {
+                        self.send(
+                            Purpose::OpenModule(entry.name.clone()),
+                            Request::GetModule { name: entry.name },
+                            effects,
+                        );
+                    }
+                }
+            }
+            Command::DeleteModule => {
+                if let Some(entry) = self.modules.selected_entry() {
+                    let name = entry.name.clone();
+                    self.ask(
+                        format!("Remove module {name} from the server? (y/n)"),
+                        Pending::DeleteModule(name),
+                    );
+                }
+            }
+            Command::Up | Command::Down => {
+                let delta = if command == Command::Up { -1 } else { 1 };
+                match self.focus {
+                    Pane::Modules => self.modules.move_selection(delta),
+                    Pane::Results => self.results.move_selection(delta),
+                    _ => {}
+                }
+            }
+            Command::NextField => self.apply.move_focus(1),
+            Command::PrevField => self.apply.move_focus(-1),
+            Command::Pick => match self.apply.focused_field() {
+                field @ (Field::Module | Field::Function) => self.open_picker(field),
+                _ => self.run(effects),
+            },
+            Command::ToggleRecord => {
+                self.apply.with_record = !self.apply.with_record;
+                self.say(if self.apply.with_record {
+                    "record view on"
+                } else {
+                    "record view off"
+                });
+            }
+            Command::HistoryPrev => self.apply.recall(-1),
+            Command::HistoryNext => self.apply.recall(1),
+            Command::Expand => {
+                let selected = self.results.selected;
+                if let Some(entry) = self.results.entries.get_mut(selected) {
+                    entry.expanded = !entry.expanded;
+                }
+            }
+            Command::CopyResult => {
+                if self.results.entries.is_empty() {
+                    self.complain("no result to copy");
+                } else {
+                    let json = serde_json::to_string_pretty(&self.results.to_json(true))
+                        .unwrap_or_default();
+                    effects.push(Effect::Copy(json));
+                    self.say("copied the result as JSON");
+                }
+            }
+            Command::SaveResults => self.prompt(PromptKind::SaveResults, "results.json"),
+            Command::ClearResults => {
+                self.results.entries.retain(|e| e.in_flight());
+                self.results.selected = self.results.entries.len().saturating_sub(1);
+            }
+            Command::Theme => {
+                self.theme = self.theme.toggled();
+                self.editor
+                    .highlighter
+                    .set_dark(self.theme.kind != ThemeKind::Light);
+            }
+        }
+    }
+
+    fn open_picker(&mut self, field: Field) {
+        let items: Vec<(String, String)> = if field == Field::Module {
+            self.modules
+                .entries
+                .iter()
+                .map(|e| {
+                    let name = e.name.strip_suffix(".lua").unwrap_or(&e.name).to_string();
+                    (name, e.name.clone())
+                })
+                .collect()
+        } else {
+            self.modules
+                .get(self.apply.value(Field::Module).trim())
+                .map(|e| {
+                    e.functions
+                        .iter()
+                        .map(|f| (f.name.clone(), f.signature()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let current = self.apply.value(field).trim();
+        let selected = items.iter().position(|(v, _)| v == current).unwrap_or(0);
+        self.apply.picker = Some(Picker {
+            field,
+            items,
+            selected,
+        });
+    }
+
+    fn refresh_modules(&mut self, effects: &mut Vec<Effect>) {
+        if self.modules.loading {
+            return;
+        }
+        self.modules.loading = true;
+        self.last_refresh = Some(self.now);
+        self.send(Purpose::ListModules, Request::ListModules, effects);
+    }
+
+    fn register(&mut self, effects: &mut Vec<Effect>) {
+        let name = self.editor.module.clone();
+        self.editor.marks.clear();
+        self.send(
+            Purpose::Register(name.clone()),
+            Request::PutModule {
+                name: name.clone(),
+                source: self.editor.contents(),
+            },
+            effects,
+        );
+        self.say(format!("registering {name}…"));
+    }
+
+    fn run(&mut self, effects: &mut Vec<Effect>) {
+        let (call, times) = match self.apply.call() {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.focus = Pane::Apply;
+                self.apply.focus = crate::tui::panes::apply::FIELDS
+                    .iter()
+                    .position(|f| *f == e.field)
+                    .unwrap_or(0);
+                self.complain(format!("cannot run: {}", e.message));
+                return;
+            }
+        };
+        self.apply.remember();
+        let label = format!(
+            "{}.{}({}) @ {}",
+            call.module,
+            call.function,
+            call.args
+                .iter()
+                .map(crate::tui::literal::print)
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::tui::literal::print(&call.key.key),
+        );
+        let label = if times > 1 {
+            format!("{label} ×{times}")
+        } else {
+            label
+        };
+        let batch = (times > 1).then(|| Batch {
+            total: times,
+            ..Batch::default()
+        });
+        let number = self.results.next_number + 1;
+        if !self.connected() {
+            // Fail fast: nothing to wait for while the connection is down.
+            self.results.push(0, label, self.now, batch);
+            if let Some(entry) = self.results.entries.last_mut() {
+                entry.batch = None;
+                entry.state = CallState::Done {
+                    outcome: Err(Failure::connection("not connected: the call was not sent")),
+                    round_trip: Duration::ZERO,
+                };
+            }
+            return;
+        }
+        let tag = self.send(
+            Purpose::Apply { entry: number },
+            Request::Apply(call.clone()),
+            effects,
+        );
+        if let Some(mut b) = batch {
+            b.sent = 1;
+            self.results.push(tag, label, self.now, Some(b));
+            self.batch_calls.insert(number, call);
+        } else {
+            self.results.push(tag, label, self.now, None);
+        }
+    }
+
+    fn cancel(&mut self, effects: &mut Vec<Effect>) {
+        let Some(entry) = self
+            .results
+            .entries
+            .iter_mut()
+            .rev()
+            .find(|e| e.in_flight())
+        else {
+            self.say("nothing in flight");
+            return;
+        };
+        if let Some(batch) = &mut entry.batch {
+            batch.total = batch.sent;
+        }
+        effects.push(Effect::Cancel(entry.tag));
+    }
+
+    fn on_paste(&mut self, text: &str) {
+        match (&mut self.overlay, self.focus) {
+            (Some(Overlay::Prompt { input, .. }), _) => input.insert_str(text),
+            (Some(_), _) => {}
+            (None, Pane::Editor) if self.editor.paste(text) => {
+                self.recovery_due = Some(self.now + RECOVERY_DELAY);
+            }
+            (None, Pane::Apply) => self.apply.inputs[self.apply.focus].insert_str(text),
+            _ => {}
+        }
+    }
+
+    fn on_mouse(&mut self, mouse: MouseEvent) {
+        let areas = ui::layout(self.size);
+        let at = Position::new(mouse.column, mouse.row);
+        let hit = [
+            (areas.modules, Pane::Modules),
+            (areas.editor, Pane::Editor),
+            (areas.apply, Pane::Apply),
+            (areas.results, Pane::Results),
+        ]
+        .into_iter()
+        .find(|(r, _)| r.contains(at));
+        let Some((area, pane)) = hit else { return };
+        match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) if self.overlay.is_none() => {
+                self.focus = pane;
+                if pane == Pane::Editor {
+                    let gutter = self.editor.gutter_width() as u16;
+                    let (x, y) = (area.x + 1 + gutter, area.y + 1);
+                    if mouse.column >= x && mouse.row >= y {
+                        self.editor
+                            .click((mouse.row - y) as usize, (mouse.column - x) as usize);
+                    }
+                }
+            }
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
+                let delta = if mouse.kind == MouseEventKind::ScrollUp {
+                    -1
+                } else {
+                    1
+                };
+                match pane {
+                    Pane::Editor => self.editor.scroll_by(3 * delta),
+                    Pane::Modules => self.modules.move_selection(delta),
+                    Pane::Results => self.results.move_selection(delta),
+                    Pane::Apply => self.apply.move_focus(delta),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant, effects: &mut Vec<Effect>) {
+        self.now = now;
+        self.spin = self.spin.wrapping_add(1);
+        if let Some(due) = self.recovery_due
+            && now >= due
+        {
+            self.recovery_due = None;
+            if self.editor.dirty {
+                effects.push(Effect::WriteRecovery {
+                    text: self.editor.contents(),
+                    path: self.editor.path.clone(),
+                });
+            }
+        }
+        let stale = self
+            .last_refresh
+            .is_none_or(|at| now.saturating_duration_since(at) >= REFRESH_EVERY);
+        if self.connected() && stale {
+            self.refresh_modules(effects);
+        }
+    }
+
+    fn on_client(&mut self, event: Event, effects: &mut Vec<Effect>) {
+        match event {
+            Event::Connection(state) => {
+                let was_connected = self.connected();
+                self.connection = state;
+                match &self.connection {
+                    ConnectionState::Connected(_) if !was_connected => {
+                        self.modules.loading = false;
+                        self.refresh_modules(effects);
+                    }
+                    ConnectionState::Lost { reason } => {
+                        let reason = reason.clone();
+                        self.complain(format!("connection lost: {reason}"));
+                    }
+                    _ => {}
+                }
+            }
+            Event::Started { .. } => {}
+            Event::Done {
+                id,
+                outcome,
+                timing,
+            } => {
+                if let Some(purpose) = self.pending.remove(&id) {
+                    self.on_done(purpose, outcome, timing, effects);
+                }
+            }
+        }
+    }
+
+    fn mark_failure(&mut self, failure: &Failure) {
+        if let Some((module, line)) = &failure.location
+            && module_file_name(module) == self.editor.module
+        {
+            self.editor.marks = vec![Mark {
+                line: *line,
+                message: failure.message.clone(),
+            }];
+        }
+    }
+
+    fn on_done(
+        &mut self,
+        purpose: Purpose,
+        outcome: Result<Outcome, Failure>,
+        timing: Timing,
+        effects: &mut Vec<Effect>,
+    ) {
+        match purpose {
+            Purpose::ListModules => {
+                self.modules.loading = false;
+                match outcome {
+                    Ok(Outcome::Modules(list)) => {
+                        self.modules
+                            .set_list(list.into_iter().map(|m| (m.name, m.hash)).collect());
+                        let missing: Vec<String> = self
+                            .modules
+                            .entries
+                            .iter()
+                            .filter(|e| e.source.is_none())
+                            .map(|e| e.name.clone())
+                            .collect();
+                        for name in missing {
+                            self.send(
+                                Purpose::FetchSource(name.clone()),
+                                Request::GetModule { name },
+                                effects,
+                            );
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(f) => self.complain(format!("cannot list modules: {f}")),
+                }
+            }
+            Purpose::FetchSource(name) | Purpose::OpenModule(name) if outcome.is_err() => {
+                if let Err(f) = outcome {
+                    self.complain(format!("cannot read {name}: {f}"));
+                }
+            }
+            Purpose::FetchSource(name) => {
+                if let Ok(Outcome::Module { source, .. }) = outcome {
+                    self.modules.set_source(&name, source);
+                }
+            }
+            Purpose::OpenModule(name) => {
+                if let Ok(Outcome::Module { source, .. }) = outcome {
+                    self.modules.set_source(&name, source.clone());
+                    if self.editor.dirty {
+                        self.ask(
+                            format!(
+                                "Discard unsaved changes to {} and open {name}?",
+                                self.editor.module
+                            ),
+                            Pending::OpenModule { name, source },
+                        );
+                    } else {
+                        self.open_source(name, source);
+                    }
+                }
+            }
+            Purpose::Register(name) => match outcome {
+                Ok(_) => {
+                    self.say(format!(
+                        "registered {name} ({})",
+                        (self.time_format)(timing.round_trip())
+                    ));
+                    self.modules.loading = false;
+                    self.refresh_modules(effects);
+                }
+                Err(failure) => {
+                    self.mark_failure(&failure);
+                    if let Some((_, line)) = failure.location {
+                        self.editor.goto_line(line);
+                    }
+                    self.complain(format!("{name} not registered: {failure}"));
+                }
+            },
+            Purpose::Remove(name) => match outcome {
+                Ok(_) => {
+                    self.say(format!("removed {name}"));
+                    self.modules.loading = false;
+                    self.refresh_modules(effects);
+                }
+                Err(f) => self.complain(format!("cannot remove {name}: {f}")),
+            },
+            Purpose::Apply { entry } => self.on_applied(entry, outcome, timing, effects),
+        }
+    }
+
+    fn on_applied(
+        &mut self,
+        number: usize,
+        outcome: Result<Outcome, Failure>,
+        timing: Timing,
+        effects: &mut Vec<Effect>,
+    ) {
+        if let Err(failure) = &outcome {
+            self.mark_failure(failure);
+        }
+        let cancelled = matches!(&outcome, Err(f) if f.kind == FailureKind::Cancelled);
+        let Some(index) = self.results.entries.iter().position(|e| e.number == number) else {
+            return;
+        };
+        let entry = &mut self.results.entries[index];
+        let mut again = false;
+        if let Some(batch) = &mut entry.batch {
+            match &outcome {
+                Ok(_) => batch.latencies.push(timing.round_trip()),
+                Err(_) => batch.failed += 1,
+            }
+            if cancelled {
+                batch.total = batch.done();
+            }
+            again = batch.sent < batch.total;
+        }
+        entry.state = CallState::Done {
+            outcome,
+            round_trip: timing.round_trip(),
+        };
+        if again && let Some(call) = self.batch_calls.get(&number).cloned() {
+            let tag = self.send(
+                Purpose::Apply { entry: number },
+                Request::Apply(call),
+                effects,
+            );
+            let entry = &mut self.results.entries[index];
+            entry.tag = tag;
+            if let Some(batch) = &mut entry.batch {
+                batch.sent += 1;
+            }
+        } else if !again {
+            self.batch_calls.remove(&number);
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The console: `asudf` with no subcommand.
+//!
+//! Data flow (DESIGN §1): terminal events, client events and a tick become
+//! [`Action`]s; [`App::update`] reduces them to state and returns
+//! [`Effect`]s, which the run loop performs through the [`Driver`] (the
+//! client task is the only way to the network); [`ui::draw`] draws the state.
+
+pub mod action;
+pub mod app;
+pub mod highlight;
+pub mod keymap;
+pub mod literal;
+pub mod panes;
+pub mod theme;
+pub mod ui;
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    Event as TermEvent, EventStream, KeyboardEnhancementFlags, PopKeyboardEnhancementFlags,
+    PushKeyboardEnhancementFlags,
+};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+
+use crate::client::{self, ClientHandle, Event, RequestId, Target};
+pub use action::{Action, Tag};
+pub use app::{App, Effect, StartOptions};
+
+/// How often spinners and elapsed times move.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Where the console keeps its files.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The recovery copy of an unsaved buffer.
+    pub recovery: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    /// The user keymap (TOML).
+    pub keymap: Option<PathBuf>,
+}
+
+impl Paths {
+    /// The user's data and config directories (`XDG_DATA_HOME`, `XDG_CONFIG_HOME`).
+    pub fn from_env() -> Paths {
+        let data = dirs::data_dir().map(|d| d.join("asudf"));
+        Paths {
+            recovery: data.as_ref().map(|d| d.join("recovery.json")),
+            log: data.as_ref().map(|d| d.join("console.log")),
+            keymap: dirs::config_dir().map(|d| d.join("asudf").join("keymap.toml")),
+        }
+    }
+}
+
+/// Reads the recovery copy left by an earlier session.
+pub fn read_recovery(path: &Path) -> Option<(String, Option<PathBuf>)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let buffer = json.get("text")?.as_str()?.to_string();
+    let file = json.get("path").and_then(|p| p.as_str()).map(PathBuf::from);
+    Some((buffer, file))
+}
+
+/// What performing effects produced.
+#[derive(Debug, Default)]
+pub struct Performed {
+    /// Actions to feed back to the reducer (file reads and writes done).
+    pub actions: Vec<Action>,
+    /// Text for the terminal clipboard.
+    pub clipboard: Vec<String>,
+    pub quit: bool,
+}
+
+/// Performs effects: requests go to the client task (with the console's tag
+/// mapped to the task's request id), files are read and written.
+pub struct Driver {
+    handle: ClientHandle,
+    ids: HashMap<Tag, RequestId>,
+    tags: HashMap<RequestId, Tag>,
+    recovery: Option<PathBuf>,
+}
+
+impl Driver {
+    pub fn new(handle: ClientHandle, recovery: Option<PathBuf>) -> Driver {
+        Driver {
+            handle,
+            ids: HashMap::new(),
+            tags: HashMap::new(),
+            recovery,
+        }
+    }
+
+    /// A client event as an action, its id replaced by the console's tag.
+    pub fn translate(&mut self, event: Event) -> Option<Action> {
+        let event = match event {
+            Event::Connection(state) => Event::Connection(state),
+            Event::Started { id } => Event::Started {
+                id: *self.tags.get(&id)?,
+            },
+            Event::Done {
+                id,
+                outcome,
+                timing,
+            } => {
+                let tag = self.tags.remove(&id)?;
+                self.ids.remove(&tag);
+                Event::Done {
+                    id: tag,
+                    outcome,
+                    timing,
+                }
+            }
+        };
+        Some(Action::Client(event))
+    }
+
+    pub async fn perform(&mut self, effects: Vec<Effect>) -> Performed {
+        let mut out = Performed::default();
+        for effect in effects {
+            match effect {
+                Effect::Send { tag, request } => {
+                    tracing::debug!(tag, ?request, "send");
+                    let id = self.handle.send(request);
+                    self.ids.insert(tag, id);
+                    self.tags.insert(id, tag);
+                }
+                Effect::Cancel(tag) => {
+                    if let Some(id) = self.ids.get(&tag) {
+                        self.handle.cancel(*id);
+                    }
+                }
+                Effect::LoadFile(path) => {
+                    let result = tokio::fs::read_to_string(&path)
+                        .await
+                        .map_err(|e| e.to_string());
+                    out.actions.push(Action::FileLoaded { path, result });
+                }
+                Effect::SaveFile { path, text } => {
+                    let result = write_file(&path, &text).await;
+                    out.actions.push(Action::FileSaved { path, result });
+                }
+                Effect::WriteRecovery { text, path } => {
+                    if let Some(file) = &self.recovery {
+                        let json = serde_json::json!({ "path": path, "text": text });
+                        if let Err(e) = write_file(file, &json.to_string()).await {
+                            tracing::warn!("recovery copy not written: {e}");
+                        }
+                    }
+                }
+                Effect::ClearRecovery => {
+                    if let Some(file) = &self.recovery {
+                        let _ = tokio::fs::remove_file(file).await;
+                    }
+                }
+                Effect::Copy(text) => out.clipboard.push(text),
+                Effect::Quit => out.quit = true,
+            }
+        }
+        out
+    }
+}
+
+async fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    // Write then rename, so a crash never leaves half a file.
+    let tmp = path.with_extension("asudf-tmp");
+    tokio::fs::write(&tmp, text)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A terminal event as an action (`None` for focus changes).
+pub fn terminal_action(event: TermEvent) -> Option<Action> {
+    match event {
+        TermEvent::Key(key) => Some(Action::Key(key)),
+        TermEvent::Mouse(mouse) => Some(Action::Mouse(mouse)),
+        TermEvent::Paste(text) => Some(Action::Paste(text)),
+        TermEvent::Resize(w, h) => Some(Action::Resize(w, h)),
+        _ => None,
+    }
+}
+
+/// Puts the terminal back as it was; safe to call more than once.
+fn restore_terminal() {
+    let mut out = std::io::stdout();
+    let _ = crossterm::execute!(
+        out,
+        PopKeyboardEnhancementFlags,
+        DisableBracketedPaste,
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+    let _ = disable_raw_mode();
+}
+
+/// Owns the terminal mode: restored when dropped, and by the panic hook.
+struct TerminalGuard;
+
+impl TerminalGuard {
+    fn enter() -> anyhow::Result<TerminalGuard> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
+        enable_raw_mode().context("the console needs a terminal")?;
+        let guard = TerminalGuard;
+        crossterm::execute!(
+            std::io::stdout(),
+            EnterAlternateScreen,
+            EnableMouseCapture,
+            EnableBracketedPaste,
+            // Terminals without the keyboard protocol ignore this; those with
+            // it report Ctrl-Enter and the like.
+            PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
+        )?;
+        Ok(guard)
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn init_logging(path: Option<&Path>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let path = path?;
+    std::fs::create_dir_all(path.parent()?).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ok()?;
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ASUDF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
+    Some(guard)
+}
+
+/// The buffer to start with: the file (empty if it does not exist yet) or
+/// the bundled sample.
+fn initial_buffer(file: Option<PathBuf>) -> anyhow::Result<(String, Option<PathBuf>)> {
+    match file {
+        None => Ok((app::SAMPLE.to_string(), None)),
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((text, Some(path))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((String::new(), Some(path))),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        },
+    }
+}
+
+/// Runs the console until the user quits; the terminal is restored on
+/// every way out.
+pub async fn run(target: Target, file: Option<PathBuf>) -> anyhow::Result<()> {
+    let paths = Paths::from_env();
+    let _log = init_logging(paths.log.as_deref());
+    highlight::preload_in_background();
+    let (text, path) = initial_buffer(file)?;
+    let (keymap, keymap_error) = match paths.keymap.as_deref().map(std::fs::read_to_string) {
+        Some(Ok(text)) => match keymap::Keymap::with_overrides(&text) {
+            Ok(map) => (map, None),
+            Err(e) => (keymap::Keymap::default(), Some(e)),
+        },
+        _ => (keymap::Keymap::default(), None),
+    };
+    let recovered = paths.recovery.as_deref().and_then(read_recovery);
+    let mut app = App::new(StartOptions {
+        target: target.label(),
+        text,
+        path,
+        keymap,
+        theme: theme::Theme::from_env(),
+        recovered,
+        now: Instant::now(),
+    });
+    if let Some(error) = keymap_error {
+        app.status = Some(app::StatusMessage {
+            text: error,
+            error: true,
+        });
+    }
+
+    let guard = TerminalGuard::enter()?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    let size = terminal.size()?;
+    app.update(Action::Resize(size.width, size.height));
+    terminal.draw(|frame| ui::draw(&app, frame))?;
+    tracing::info!(target = %app.target, "console started");
+
+    let (handle, mut events) = client::spawn(target);
+    let mut driver = Driver::new(handle, paths.recovery.clone());
+    let mut input = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    let mut queue: VecDeque<Action> = VecDeque::new();
+    loop {
+        let next = tokio::select! {
+            event = input.next() => match event {
+                Some(Ok(event)) => terminal_action(event),
+                Some(Err(e)) => return Err(e).context("reading the terminal"),
+                None => break,
+            },
+            Some(event) = events.recv() => driver.translate(event),
+            _ = tick.tick() => Some(Action::Tick(Instant::now())),
+        };
+        queue.extend(next);
+        let mut quit = false;
+        while let Some(action) = queue.pop_front() {
+            let effects = app.update(action);
+            let performed = driver.perform(effects).await;
+            queue.extend(performed.actions);
+            for text in performed.clipboard {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                let mut out = std::io::stdout();
+                let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+                let _ = out.flush();
+            }
+            quit |= performed.quit;
+        }
+        if quit {
+            break;
+        }
+        terminal.draw(|frame| ui::draw(&app, frame))?;
+    }
+    drop(terminal);
+    drop(guard);
+    tracing::info!("console closed");
+    Ok(())
+}

@@ -1,0 +1,420 @@
+//! The Lua editor: a `ratatui-textarea` buffer (editing, undo/redo, search)
+//! drawn by the console itself, so highlighting covers only visible lines
+//! from the per-line cache, with line numbers and error marks.
+
+use std::path::{Path, PathBuf};
+
+use crossterm::event::KeyEvent;
+use ratatui::Frame;
+use ratatui::layout::{Position, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui_textarea::{CursorMove, TextArea};
+
+use crate::tui::highlight::LineHighlighter;
+use crate::tui::theme::Theme;
+
+const TAB_WIDTH: usize = 4;
+
+/// A marked line (1-based) with the message that marked it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub line: u32,
+    pub message: String,
+}
+
+pub struct Editor {
+    pub text: TextArea<'static>,
+    /// Where Ctrl-S writes; `None` until the buffer has a file.
+    pub path: Option<PathBuf>,
+    /// The module name the buffer registers as (`counter.lua`).
+    pub module: String,
+    pub dirty: bool,
+    pub scroll_row: usize,
+    pub scroll_col: usize,
+    /// Rows and columns of text the last layout gave the editor.
+    pub view_rows: usize,
+    pub view_cols: usize,
+    pub highlighter: LineHighlighter,
+    pub highlight_on: bool,
+    pub marks: Vec<Mark>,
+}
+
+/// The module name a file registers as: its file name.
+pub fn module_name_for(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "module.lua".into());
+    if name.ends_with(".lua") {
+        name
+    } else {
+        format!("{name}.lua")
+    }
+}
+
+fn new_textarea(text: &str) -> TextArea<'static> {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if lines.is_empty() {
+        lines.push(String::new());
+    }
+    let mut area = TextArea::new(lines);
+    area.set_tab_length(TAB_WIDTH as u8);
+    area.set_max_histories(500);
+    area
+}
+
+impl Editor {
+    pub fn new(text: &str, path: Option<PathBuf>, module: String, dark: bool) -> Editor {
+        Editor {
+            text: new_textarea(text),
+            path,
+            module,
+            dirty: false,
+            scroll_row: 0,
+            scroll_col: 0,
+            view_rows: 20,
+            view_cols: 60,
+            highlighter: LineHighlighter::new(dark),
+            highlight_on: true,
+            marks: Vec::new(),
+        }
+    }
+
+    /// Replaces the buffer (open a file or a module's source).
+    pub fn load(&mut self, text: &str, path: Option<PathBuf>, module: String) {
+        self.text = new_textarea(text);
+        self.path = path;
+        self.module = module;
+        self.dirty = false;
+        self.scroll_row = 0;
+        self.scroll_col = 0;
+        self.marks.clear();
+        self.highlighter.invalidate_from(0);
+    }
+
+    pub fn lines(&self) -> &[String] {
+        self.text.lines()
+    }
+
+    /// The buffer as a file: lines joined, ending with a newline.
+    pub fn contents(&self) -> String {
+        let mut out = self.text.lines().join("\n");
+        out.push('\n');
+        out
+    }
+
+    /// Feeds a key to the buffer; true when the text changed.
+    pub fn input(&mut self, key: KeyEvent) -> bool {
+        let before = self.text.cursor().0;
+        let changed = self.text.input(key);
+        self.after_change(before, changed);
+        changed
+    }
+
+    pub fn paste(&mut self, text: &str) -> bool {
+        let before = self.text.cursor().0;
+        let changed = self.text.insert_str(text);
+        self.after_change(before, changed);
+        changed
+    }
+
+    pub fn undo(&mut self) -> bool {
+        let before = self.text.cursor().0;
+        let changed = self.text.undo();
+        self.after_change(before, changed);
+        changed
+    }
+
+    pub fn redo(&mut self) -> bool {
+        let before = self.text.cursor().0;
+        let changed = self.text.redo();
+        self.after_change(before, changed);
+        changed
+    }
+
+    fn after_change(&mut self, row_before: usize, changed: bool) {
+        if changed {
+            let first = row_before.min(self.text.cursor().0);
+            self.highlighter.invalidate_from(first);
+            self.dirty = true;
+            self.marks.clear();
+        }
+        self.follow_cursor();
+    }
+
+    /// Searches forward for `pattern`; false when it is not a valid regex or not found.
+    pub fn search(&mut self, pattern: &str) -> Result<bool, String> {
+        self.text
+            .set_search_pattern(pattern)
+            .map_err(|e| format!("bad pattern: {e}"))?;
+        let found = self.text.search_forward(true);
+        self.follow_cursor();
+        Ok(found)
+    }
+
+    pub fn search_next(&mut self) -> bool {
+        let found = self.text.search_forward(false);
+        self.follow_cursor();
+        found
+    }
+
+    /// Moves the cursor to a 1-based line and shows it.
+    pub fn goto_line(&mut self, line: u32) {
+        let row = (line.max(1) - 1).min(u16::MAX as u32) as u16;
+        self.text.move_cursor(CursorMove::Jump(row, 0));
+        self.follow_cursor();
+    }
+
+    /// Moves the cursor to a screen cell inside the text area (mouse click).
+    pub fn click(&mut self, row: usize, col: usize) {
+        let line = (self.scroll_row + row).min(self.lines().len().saturating_sub(1));
+        let target = self.scroll_col + col;
+        let text = &self.lines()[line];
+        let mut width = 0;
+        let mut index = 0;
+        for c in text.chars() {
+            let w = char_width(c, width);
+            if width + w > target {
+                break;
+            }
+            width += w;
+            index += 1;
+        }
+        self.text.move_cursor(CursorMove::Jump(
+            line.min(u16::MAX as usize) as u16,
+            index.min(u16::MAX as usize) as u16,
+        ));
+        self.follow_cursor();
+    }
+
+    pub fn scroll_by(&mut self, rows: isize) {
+        let max = self.lines().len().saturating_sub(1);
+        self.scroll_row = (self.scroll_row as isize + rows).clamp(0, max as isize) as usize;
+    }
+
+    /// Scrolls so the cursor is on screen.
+    pub fn follow_cursor(&mut self) {
+        let ratatui_textarea::DataCursor(row, col) = self.text.cursor();
+        let rows = self.view_rows.max(1);
+        if row < self.scroll_row {
+            self.scroll_row = row;
+        } else if row >= self.scroll_row + rows {
+            self.scroll_row = row + 1 - rows;
+        }
+        let x = display_width(&self.lines()[row], col);
+        let cols = self.view_cols.max(1);
+        if x < self.scroll_col {
+            self.scroll_col = x;
+        } else if x >= self.scroll_col + cols {
+            self.scroll_col = x + 1 - cols;
+        }
+    }
+
+    /// Highlights what the next frame shows (and the lines before it that
+    /// the parse state depends on).
+    pub fn refresh_highlight(&mut self) {
+        if self.highlight_on {
+            let upto = self.scroll_row + self.view_rows;
+            let Editor {
+                text, highlighter, ..
+            } = self;
+            highlighter.ensure(text.lines(), upto);
+        }
+    }
+
+    pub fn gutter_width(&self) -> usize {
+        digits(self.lines().len()) + 2
+    }
+
+    /// Text rows in the pane's inner area (one row less when a mark's message shows).
+    pub fn text_rows(&self, inner_height: u16) -> usize {
+        let message = usize::from(!self.marks.is_empty());
+        (inner_height as usize).saturating_sub(message)
+    }
+
+    pub fn draw(&self, frame: &mut Frame, area: Rect, theme: Theme, focused: bool) {
+        let name = match &self.path {
+            Some(path) => path.display().to_string(),
+            None => format!("{} (not saved)", self.module),
+        };
+        let title = format!(" 2 Editor: {name}{} ", if self.dirty { " [+]" } else { "" });
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(focused))
+            .title(title);
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        if inner.height == 0 || inner.width == 0 {
+            return;
+        }
+        let text_rows = self.text_rows(inner.height);
+        let gutter = self.gutter_width();
+        let text_cols = (inner.width as usize).saturating_sub(gutter);
+        let ratatui_textarea::DataCursor(cursor_row, cursor_col) = self.text.cursor();
+        let lines = self.lines();
+        let search = self.text.search_pattern();
+        let mut out: Vec<Line> = Vec::with_capacity(text_rows + 1);
+        for screen_row in 0..text_rows {
+            let row = self.scroll_row + screen_row;
+            if row >= lines.len() {
+                out.push(Line::from(Span::styled("~", theme.dim())));
+                continue;
+            }
+            let marked = self.marks.iter().any(|m| m.line as usize == row + 1);
+            let number_style = if marked {
+                theme.error()
+            } else if row == cursor_row {
+                theme.accent()
+            } else {
+                theme.dim()
+            };
+            let sign = if marked { "●" } else { " " };
+            let mut spans = vec![Span::styled(
+                format!("{sign}{:>width$} ", row + 1, width = gutter - 2),
+                number_style,
+            )];
+            let line = &lines[row];
+            let mut styles: Vec<(Style, std::ops::Range<usize>)> =
+                match (self.highlight_on, self.highlighter.line(row)) {
+                    (true, Some(cached)) if theme.colored() => cached.clone(),
+                    _ => vec![(Style::default(), 0..line.len())],
+                };
+            if let Some(re) = search {
+                for m in re.find_iter(line) {
+                    styles.push((theme.selected(), m.range()));
+                }
+            }
+            spans.extend(visible_spans(line, &styles, self.scroll_col, text_cols));
+            let mut rendered = Line::from(spans);
+            if marked {
+                rendered = rendered.style(theme.error_line());
+            }
+            out.push(rendered);
+        }
+        if let Some(mark) = self.marks.first() {
+            out.push(Line::from(Span::styled(
+                format!("line {}: {}", mark.line, mark.message),
+                theme.error(),
+            )));
+        }
+        frame.render_widget(Paragraph::new(out), inner);
+        if focused && cursor_row >= self.scroll_row && cursor_row < self.scroll_row + text_rows {
+            let x = display_width(&lines[cursor_row], cursor_col).saturating_sub(self.scroll_col);
+            if x < text_cols {
+                frame.set_cursor_position(Position::new(
+                    inner.x + (gutter + x) as u16,
+                    inner.y + (cursor_row - self.scroll_row) as u16,
+                ));
+            }
+        }
+    }
+}
+
+fn digits(n: usize) -> usize {
+    n.max(1).to_string().len()
+}
+
+fn char_width(c: char, at: usize) -> usize {
+    if c == '\t' {
+        TAB_WIDTH - at % TAB_WIDTH
+    } else {
+        1
+    }
+}
+
+/// Screen columns of the first `chars` characters of `line`.
+fn display_width(line: &str, chars: usize) -> usize {
+    let mut width = 0;
+    for c in line.chars().take(chars) {
+        width += char_width(c, width);
+    }
+    width
+}
+
+/// The part of `line` between columns `skip` and `skip + cols`, styled by
+/// byte ranges (later ranges win), tabs expanded.
+fn visible_spans(
+    line: &str,
+    styles: &[(Style, std::ops::Range<usize>)],
+    skip: usize,
+    cols: usize,
+) -> Vec<Span<'static>> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut current = String::new();
+    let mut current_style = Style::default();
+    let mut width = 0;
+    for (byte, c) in line.char_indices() {
+        if width >= skip + cols {
+            break;
+        }
+        let w = char_width(c, width);
+        let start = width;
+        width += w;
+        if width <= skip {
+            continue;
+        }
+        let style = styles
+            .iter()
+            .rev()
+            .find(|(_, r)| r.contains(&byte))
+            .map(|(s, _)| *s)
+            .unwrap_or_default();
+        if style != current_style && !current.is_empty() {
+            spans.push(Span::styled(std::mem::take(&mut current), current_style));
+        }
+        current_style = style;
+        if c == '\t' {
+            let visible = width - start.max(skip);
+            current.extend(std::iter::repeat_n(' ', visible));
+        } else {
+            current.push(c);
+        }
+    }
+    if !current.is_empty() {
+        spans.push(Span::styled(current, current_style));
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyCode, KeyModifiers};
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn typing_marks_dirty_and_undo_restores() {
+        let mut editor = Editor::new("a\nb\n", None, "m.lua".into(), true);
+        assert_eq!(editor.contents(), "a\nb\n");
+        editor.input(key(KeyCode::Char('x')));
+        assert!(editor.dirty);
+        assert_eq!(editor.contents(), "xa\nb\n");
+        editor.undo();
+        assert_eq!(editor.contents(), "a\nb\n");
+        editor.redo();
+        assert_eq!(editor.contents(), "xa\nb\n");
+    }
+
+    #[test]
+    fn cursor_stays_visible_and_tabs_expand() {
+        let text: String = (1..=100).map(|i| format!("line {i}\n")).collect();
+        let mut editor = Editor::new(&text, None, "m.lua".into(), true);
+        editor.view_rows = 10;
+        editor.goto_line(50);
+        assert!(editor.scroll_row <= 49 && 49 < editor.scroll_row + 10);
+        assert_eq!(display_width("\tab", 1), 4);
+        let spans = visible_spans("\tab", &[], 2, 10);
+        assert_eq!(spans[0].content, "  ab");
+    }
+
+    #[test]
+    fn module_name_comes_from_the_file_name() {
+        assert_eq!(module_name_for(Path::new("/x/counter.lua")), "counter.lua");
+        assert_eq!(module_name_for(Path::new("tools")), "tools.lua");
+    }
+}

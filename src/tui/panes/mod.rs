@@ -1,0 +1,6 @@
+//! The four panes: each holds its state and draws itself.
+
+pub mod apply;
+pub mod editor;
+pub mod modules;
+pub mod results;

@@ -1,0 +1,437 @@
+//! The results pane: every call at once as in flight, then its outcome.
+
+use std::time::{Duration, Instant};
+
+use aerospike::Value;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use crate::client::{Failure, Outcome, RecordView};
+use crate::tui::action::Tag;
+use crate::tui::literal;
+use crate::tui::theme::Theme;
+
+/// Formats durations on screen; tests fix it so snapshots do not vary.
+pub type TimeFormat = fn(Duration) -> String;
+
+pub fn real_time(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros < 1_000 {
+        format!("{micros}µs")
+    } else if micros < 10_000_000 {
+        format!("{:.1}ms", micros as f64 / 1000.0)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallState {
+    InFlight,
+    Done {
+        outcome: Result<Outcome, Failure>,
+        round_trip: Duration,
+    },
+}
+
+/// A "run N times" series of the same call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub total: u32,
+    pub sent: u32,
+    pub failed: u32,
+    pub latencies: Vec<Duration>,
+}
+
+impl Batch {
+    pub fn done(&self) -> u32 {
+        self.latencies.len() as u32 + self.failed
+    }
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        if self.latencies.is_empty() {
+            return None;
+        }
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+        Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEntry {
+    pub number: usize,
+    /// The request in flight (the latest one of a batch).
+    pub tag: Tag,
+    pub label: String,
+    pub started: Instant,
+    pub state: CallState,
+    pub expanded: bool,
+    pub batch: Option<Batch>,
+}
+
+impl CallEntry {
+    pub fn in_flight(&self) -> bool {
+        matches!(self.state, CallState::InFlight)
+            || self.batch.as_ref().is_some_and(|b| b.done() < b.total)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Results {
+    pub entries: Vec<CallEntry>,
+    pub selected: usize,
+    pub next_number: usize,
+}
+
+const SPINNER: [&str; 8] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧"];
+const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+pub fn sparkline(values: &[Duration], width: usize) -> String {
+    let tail = &values[values.len().saturating_sub(width)..];
+    let max = tail
+        .iter()
+        .max()
+        .copied()
+        .unwrap_or_default()
+        .as_nanos()
+        .max(1);
+    tail.iter()
+        .map(|d| BARS[((d.as_nanos() * 7) / max) as usize])
+        .collect()
+}
+
+fn record_lines(
+    before: Option<&RecordView>,
+    after: Option<&RecordView>,
+    theme: Theme,
+    out: &mut Vec<Line<'static>>,
+) {
+    let generation =
+        |r: Option<&RecordView>| r.map_or("-".to_string(), |r| r.generation.to_string());
+    let ttl = |r: Option<&RecordView>| match r {
+        None => "-".to_string(),
+        Some(RecordView { ttl: None, .. }) => "never".to_string(),
+        Some(RecordView { ttl: Some(t), .. }) => format!("{t}s"),
+    };
+    let existence = match (before.is_some(), after.is_some()) {
+        (false, true) => " (created)",
+        (true, false) => " (removed)",
+        (false, false) => " (no record)",
+        _ => "",
+    };
+    out.push(Line::styled(
+        format!(
+            "  record gen {} → {}, ttl {} → {}{existence}",
+            generation(before),
+            generation(after),
+            ttl(before),
+            ttl(after)
+        ),
+        theme.accent(),
+    ));
+    let empty = Vec::new();
+    let old = before.map_or(&empty, |r| &r.bins);
+    let new = after.map_or(&empty, |r| &r.bins);
+    let find = |bins: &Vec<(String, Value)>, name: &str| {
+        bins.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    };
+    for (name, value) in new {
+        match find(old, name) {
+            None => out.push(Line::styled(
+                format!("    + {name}: {}", literal::print(value)),
+                theme.ok(),
+            )),
+            Some(previous) if previous != *value => out.push(Line::styled(
+                format!(
+                    "    ~ {name}: {} → {}",
+                    literal::print(&previous),
+                    literal::print(value)
+                ),
+                theme.warn(),
+            )),
+            Some(_) => out.push(Line::raw(format!(
+                "      {name}: {}",
+                literal::print(value)
+            ))),
+        }
+    }
+    for (name, value) in old {
+        if find(new, name).is_none() {
+            out.push(Line::styled(
+                format!("    - {name}: {}", literal::print(value)),
+                theme.error(),
+            ));
+        }
+    }
+}
+
+fn outcome_lines(entry: &CallEntry, width: usize, theme: Theme, out: &mut Vec<Line<'static>>) {
+    let CallState::Done { outcome, .. } = &entry.state else {
+        return;
+    };
+    match outcome {
+        Ok(Outcome::Applied {
+            result,
+            logs,
+            before,
+            after,
+        }) => {
+            if entry.expanded {
+                for (i, line) in literal::pretty(result, width.saturating_sub(4))
+                    .into_iter()
+                    .enumerate()
+                {
+                    let lead = if i == 0 { "  = " } else { "    " };
+                    out.push(Line::raw(format!("{lead}{line}")));
+                }
+            } else {
+                let (text, folded) = literal::fold(result, width.saturating_sub(6).max(8));
+                let mut spans = vec![Span::raw(format!("  = {text}"))];
+                if folded {
+                    spans.push(Span::styled(" ⏎", theme.dim()));
+                }
+                out.push(Line::from(spans));
+            }
+            for log in logs {
+                out.push(Line::styled(
+                    format!("  log {}: {}", log.level, log.text),
+                    theme.dim(),
+                ));
+            }
+            if before.is_some() || after.is_some() {
+                record_lines(before.as_ref(), after.as_ref(), theme, out);
+            }
+        }
+        Ok(other) => out.push(Line::raw(format!("  {other:?}"))),
+        Err(failure) => {
+            out.push(Line::styled(format!("  {failure}"), theme.error()));
+            if let Some((module, line)) = &failure.location {
+                out.push(Line::styled(
+                    format!("  at {module} line {line}"),
+                    theme.error(),
+                ));
+            }
+        }
+    }
+}
+
+impl Results {
+    pub fn push(&mut self, tag: Tag, label: String, started: Instant, batch: Option<Batch>) {
+        self.next_number += 1;
+        self.entries.push(CallEntry {
+            number: self.next_number,
+            tag,
+            label,
+            started,
+            state: CallState::InFlight,
+            expanded: false,
+            batch,
+        });
+        self.selected = self.entries.len() - 1;
+    }
+
+    pub fn find_mut(&mut self, tag: Tag) -> Option<&mut CallEntry> {
+        self.entries.iter_mut().rev().find(|e| e.tag == tag)
+    }
+
+    pub fn in_flight(&self) -> Option<&CallEntry> {
+        self.entries.iter().rev().find(|e| e.in_flight())
+    }
+
+    pub fn move_selection(&mut self, delta: isize) {
+        if !self.entries.is_empty() {
+            let max = self.entries.len() as isize - 1;
+            self.selected = (self.selected as isize + delta).clamp(0, max) as usize;
+        }
+    }
+
+    /// The results as JSON (all, or the selected one).
+    pub fn to_json(&self, only_selected: bool) -> serde_json::Value {
+        let entries: Vec<&CallEntry> = if only_selected {
+            self.entries.get(self.selected).into_iter().collect()
+        } else {
+            self.entries.iter().collect()
+        };
+        let record = |r: &Option<RecordView>| match r {
+            None => serde_json::Value::Null,
+            Some(r) => serde_json::json!({
+                "generation": r.generation,
+                "ttl": r.ttl,
+                "bins": serde_json::Value::Object(
+                    r.bins.iter().map(|(n, v)| (n.clone(), literal::to_json(v))).collect()
+                ),
+            }),
+        };
+        let json: Vec<serde_json::Value> = entries
+            .into_iter()
+            .map(|e| {
+                let mut item = serde_json::json!({ "call": e.label });
+                if let CallState::Done {
+                    outcome,
+                    round_trip,
+                } = &e.state
+                {
+                    item["round_trip_ms"] = serde_json::json!(round_trip.as_secs_f64() * 1000.0);
+                    match outcome {
+                        Ok(Outcome::Applied {
+                            result,
+                            logs,
+                            before,
+                            after,
+                        }) => {
+                            item["result"] = literal::to_json(result);
+                            item["logs"] = logs
+                                .iter()
+                                .map(|l| serde_json::json!({"level": l.level, "text": l.text}))
+                                .collect();
+                            item["before"] = record(before);
+                            item["after"] = record(after);
+                        }
+                        Ok(other) => item["outcome"] = serde_json::json!(format!("{other:?}")),
+                        Err(f) => {
+                            item["error"] = serde_json::json!({
+                                "code": f.code,
+                                "message": f.message,
+                                "line": f.location.as_ref().map(|(_, l)| *l),
+                            })
+                        }
+                    }
+                }
+                if let Some(b) = &e.batch {
+                    item["runs"] = serde_json::json!({
+                        "total": b.total,
+                        "failed": b.failed,
+                        "p50_ms": b.percentile(50.0).map(|d| d.as_secs_f64() * 1000.0),
+                        "p99_ms": b.percentile(99.0).map(|d| d.as_secs_f64() * 1000.0),
+                    });
+                }
+                item
+            })
+            .collect();
+        if only_selected {
+            json.into_iter().next().unwrap_or(serde_json::Value::Null)
+        } else {
+            serde_json::Value::Array(json)
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        theme: Theme,
+        focused: bool,
+        now: Instant,
+        time: TimeFormat,
+        spin: usize,
+    ) {
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(focused))
+            .title(" 4 Results ");
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let width = inner.width as usize;
+        let mut lines: Vec<Line> = Vec::new();
+        let mut selected_at = 0;
+        if self.entries.is_empty() {
+            lines.push(Line::styled(
+                "No calls yet: fill the apply form and run it.",
+                theme.dim(),
+            ));
+        }
+        for (i, entry) in self.entries.iter().enumerate() {
+            if i == self.selected {
+                selected_at = lines.len();
+            }
+            let status: Span = match &entry.state {
+                _ if entry.in_flight() => Span::styled(
+                    format!(
+                        "{} {}",
+                        SPINNER[spin % SPINNER.len()],
+                        time(now.saturating_duration_since(entry.started))
+                    ),
+                    theme.warn(),
+                ),
+                CallState::Done {
+                    outcome: Ok(_),
+                    round_trip,
+                } => Span::styled(format!("✓ {}", time(*round_trip)), theme.ok()),
+                CallState::Done {
+                    outcome: Err(_),
+                    round_trip,
+                } => Span::styled(format!("✗ {}", time(*round_trip)), theme.error()),
+                CallState::InFlight => Span::raw(""),
+            };
+            let label_style = if focused && i == self.selected {
+                theme.selected()
+            } else {
+                Style::default()
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!("#{} {} ", entry.number, entry.label), label_style),
+                status,
+            ]));
+            if let Some(batch) = &entry.batch {
+                let done = batch.done();
+                let filled = (done as usize * 20) / batch.total.max(1) as usize;
+                lines.push(Line::raw(format!(
+                    "  [{}{}] {done}/{} runs, {} failed",
+                    "█".repeat(filled),
+                    "░".repeat(20 - filled),
+                    batch.total,
+                    batch.failed
+                )));
+                if let (Some(p50), Some(p99)) = (batch.percentile(50.0), batch.percentile(99.0)) {
+                    lines.push(Line::from(vec![
+                        Span::styled(
+                            format!(
+                                "  {} ",
+                                sparkline(&batch.latencies, width.saturating_sub(30).max(10))
+                            ),
+                            theme.accent(),
+                        ),
+                        Span::raw(format!("p50 {} p99 {}", time(p50), time(p99))),
+                    ]));
+                }
+            }
+            outcome_lines(entry, width, theme, &mut lines);
+        }
+        let rows = inner.height as usize;
+        let total = lines.len();
+        // Show the selected entry's start, and as much after it as fits.
+        let scroll = if total <= rows {
+            0
+        } else {
+            selected_at.min(total - rows)
+        };
+        frame.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)), inner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_sparkline() {
+        let batch = Batch {
+            total: 4,
+            sent: 4,
+            failed: 0,
+            latencies: [1, 2, 3, 100]
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+        };
+        assert_eq!(batch.percentile(50.0), Some(Duration::from_millis(2)));
+        assert_eq!(batch.percentile(99.0), Some(Duration::from_millis(100)));
+        assert_eq!(sparkline(&batch.latencies, 10), "▁▁▁█");
+        assert_eq!(real_time(Duration::from_micros(1500)), "1.5ms");
+    }
+}

@@ -1,0 +1,267 @@
+//! Layout and drawing: `draw(&App, &mut Frame)` reads state and never does I/O.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use crate::client::ConnectionState;
+use crate::tui::app::{App, Overlay, Pane};
+use crate::tui::keymap::Scope;
+
+/// Where each part of the screen goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Areas {
+    pub status: Rect,
+    pub modules: Rect,
+    pub editor: Rect,
+    pub apply: Rect,
+    pub results: Rect,
+    pub hints: Rect,
+}
+
+/// Below this width the panes stack.
+pub const NARROW: u16 = 100;
+const APPLY_ROWS: u16 = 13;
+
+pub fn layout(area: Rect) -> Areas {
+    let [status, body, hints] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    if area.width >= NARROW {
+        let [modules, editor, right] = Layout::horizontal([
+            Constraint::Length(24),
+            Constraint::Min(30),
+            Constraint::Length((area.width * 3 / 8).clamp(40, 70)),
+        ])
+        .areas(body);
+        let [apply, results] =
+            Layout::vertical([Constraint::Length(APPLY_ROWS), Constraint::Min(0)]).areas(right);
+        Areas {
+            status,
+            modules,
+            editor,
+            apply,
+            results,
+            hints,
+        }
+    } else {
+        let [modules, editor, apply, results] = Layout::vertical([
+            Constraint::Length(5),
+            Constraint::Min(6),
+            Constraint::Length(APPLY_ROWS),
+            Constraint::Length(8),
+        ])
+        .areas(body);
+        Areas {
+            status,
+            modules,
+            editor,
+            apply,
+            results,
+            hints,
+        }
+    }
+}
+
+pub fn draw(app: &App, frame: &mut Frame) {
+    let theme = app.theme;
+    let area = frame.area();
+    frame.render_widget(Block::default().style(theme.base()), area);
+    let areas = layout(area);
+    draw_status(app, frame, areas.status);
+    app.modules.draw(
+        frame,
+        areas.modules,
+        theme,
+        app.focus == Pane::Modules,
+        &app.editor.module,
+        app.editor.lines(),
+    );
+    app.editor.draw(
+        frame,
+        areas.editor,
+        theme,
+        app.focus == Pane::Editor && app.overlay.is_none(),
+    );
+    app.apply.draw(
+        frame,
+        areas.apply,
+        theme,
+        app.focus == Pane::Apply && app.overlay.is_none(),
+    );
+    app.results.draw(
+        frame,
+        areas.results,
+        theme,
+        app.focus == Pane::Results,
+        app.now,
+        app.time_format,
+        app.spin,
+    );
+    draw_hints(app, frame, areas.hints);
+    match &app.overlay {
+        Some(Overlay::Help { scroll }) => draw_help(app, frame, *scroll),
+        Some(Overlay::Confirm { question, .. }) => {
+            let text = vec![
+                Line::raw(question.clone()),
+                Line::raw(""),
+                Line::styled("y / Enter: yes    n / Esc: no", theme.key()),
+            ];
+            popup(frame, " Confirm ", text, 60, theme);
+        }
+        Some(Overlay::Prompt { kind, input }) => {
+            let text = vec![
+                Line::raw(input.text.clone()),
+                Line::styled("Enter: ok    Esc: cancel", theme.dim()),
+            ];
+            let rect = popup(
+                frame,
+                &format!(" {} ", Overlay::prompt_label(*kind)),
+                text,
+                60,
+                theme,
+            );
+            frame.set_cursor_position((rect.x + 1 + input.cursor as u16, rect.y + 1));
+        }
+        None => {}
+    }
+}
+
+fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = app.theme;
+    let (dot, state) = match &app.connection {
+        ConnectionState::Connecting { target } => ("○", format!("connecting to {target}…")),
+        ConnectionState::Connected(info) => {
+            let name = match (&info.sandbox, &info.cluster_name) {
+                (Some(_), _) => "sandbox".to_string(),
+                (None, Some(name)) if !name.is_empty() => format!("cluster {name}"),
+                _ => "cluster".to_string(),
+            };
+            let nodes = info.nodes.len();
+            (
+                "●",
+                format!(
+                    "{name} {} · {nodes} node{} · build {}",
+                    info.target,
+                    if nodes == 1 { "" } else { "s" },
+                    info.build
+                ),
+            )
+        }
+        ConnectionState::Lost { reason } => ("✗", format!("disconnected: {reason}")),
+    };
+    let dot_style = match app.connection {
+        ConnectionState::Connected(_) => theme.ok(),
+        ConnectionState::Lost { .. } => theme.error(),
+        ConnectionState::Connecting { .. } => theme.warn(),
+    };
+    let mut spans = vec![
+        Span::styled(" asudf ", theme.key()),
+        Span::styled(dot, dot_style),
+        Span::raw(format!(" {state}")),
+    ];
+    if let Some(message) = &app.status {
+        spans.push(Span::raw("  │ "));
+        spans.push(Span::styled(
+            message.text.clone(),
+            if message.error {
+                theme.error()
+            } else {
+                theme.accent()
+            },
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar()), area);
+}
+
+fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = app.theme;
+    let mut spans = Vec::new();
+    for (key, text) in app.keymap.hints(app.focus.scope()) {
+        spans.push(Span::styled(key, theme.key()));
+        spans.push(Span::raw(format!(" {text}  ")));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_help(app: &App, frame: &mut Frame, scroll: u16) {
+    let theme = app.theme;
+    let mut lines = vec![
+        Line::raw("Record UDFs: write the module, register it (F9), fill the form, run (F5)."),
+        Line::raw("Not in this version yet: background (scan/query) UDFs and stream aggregations."),
+        Line::raw("Printable keys type into the editor and the form; Tab indents in the editor."),
+        Line::styled("Esc closes this help; Up/Down scroll.", theme.dim()),
+        Line::raw(""),
+    ];
+    let mut last: Option<Scope> = None;
+    for (scope, keys, text) in app.keymap.help_rows() {
+        if last != Some(scope) {
+            if last.is_some() {
+                lines.push(Line::raw(""));
+            }
+            lines.push(Line::styled(scope.title(), theme.accent()));
+            last = Some(scope);
+        }
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {keys:<34} "), theme.key()),
+            Span::raw(text),
+        ]));
+    }
+    let area = frame.area();
+    let rect = centered(
+        area,
+        76.min(area.width),
+        (lines.len() as u16 + 2).min(area.height),
+    );
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .scroll((scroll, 0))
+            .style(theme.base())
+            .block(Block::default().borders(Borders::ALL).title(" Help ")),
+        rect,
+    );
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    Rect {
+        x: area.x + area.width.saturating_sub(width) / 2,
+        y: area.y + area.height.saturating_sub(height) / 2,
+        width: width.min(area.width),
+        height: height.min(area.height),
+    }
+}
+
+fn popup(
+    frame: &mut Frame,
+    title: &str,
+    text: Vec<Line<'static>>,
+    width: u16,
+    theme: crate::tui::theme::Theme,
+) -> Rect {
+    let area = frame.area();
+    let inner_width = width.min(area.width).saturating_sub(2).max(1) as usize;
+    let rows: usize = text
+        .iter()
+        .map(|l| l.width().div_ceil(inner_width).max(1))
+        .sum();
+    let rect = centered(area, width.min(area.width), rows as u16 + 2);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(text)
+            .wrap(Wrap { trim: false })
+            .style(theme.base())
+            .block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(theme.border(true))
+                    .title(title.to_string()),
+            ),
+        rect,
+    );
+    rect
+}

@@ -1,0 +1,346 @@
+//! The one client task: requests in, events out, against real sandbox servers.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aerospike::Value;
+use asudf::client::{
+    self, ApplyCall, ClientHandle, ConnectionState, Event, FailureKind, Outcome, RecordKey,
+    Request, Target,
+};
+use asudf::sandbox::SandboxConfig;
+use asudf::sandbox::server::{self, ServerOptions};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const COUNTER: &str = include_str!("../assets/counter.lua");
+
+fn call(module: &str, function: &str, args: Vec<Value>) -> ApplyCall {
+    ApplyCall {
+        key: RecordKey {
+            ns: "test".into(),
+            set: Some("demo".into()),
+            key: Value::from("k1"),
+        },
+        module: module.into(),
+        function: function.into(),
+        args,
+        timeout_ms: None,
+        send_key: false,
+        with_record: true,
+        with_logs: true,
+    }
+}
+
+async fn connected(events: &mut UnboundedReceiver<Event>) -> client::ClusterInfo {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+            Ok(Some(Event::Connection(ConnectionState::Connected(info)))) => return info,
+            Ok(Some(_)) => {}
+            other => panic!("no connection: {other:?}"),
+        }
+    }
+}
+
+async fn lost(events: &mut UnboundedReceiver<Event>) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+            Ok(Some(Event::Connection(ConnectionState::Lost { .. }))) => return,
+            Ok(Some(_)) => {}
+            other => panic!("the loss was not noticed: {other:?}"),
+        }
+    }
+}
+
+async fn run(
+    handle: &ClientHandle,
+    events: &mut UnboundedReceiver<Event>,
+    request: Request,
+) -> Result<Outcome, client::Failure> {
+    let (outcome, timing) = client::call(handle, events, request).await;
+    let timing = timing.expect("an answer carries its timing");
+    assert!(timing.queued <= timing.sent && timing.sent <= timing.answered);
+    outcome
+}
+
+fn memory_sandbox() -> Target {
+    Target::Sandbox {
+        dir: None,
+        config: SandboxConfig::default(),
+    }
+}
+
+#[tokio::test]
+async fn counter_walkthrough_with_record_view_and_logs() {
+    let (handle, mut events) = client::spawn(memory_sandbox());
+    let info = connected(&mut events).await;
+    assert!(info.sandbox.is_some(), "the sandbox says what it is");
+    assert_eq!(info.build, "8.1.1.2");
+    assert_eq!(info.nodes.len(), 1);
+
+    let source = format!(
+        "{COUNTER}function noisy(rec)\n  info('hello %d', 7)\n  print('printed')\n  return 1\nend\n"
+    );
+    let registered = run(
+        &handle,
+        &mut events,
+        Request::PutModule {
+            name: "counter".into(),
+            source: source.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(registered, Outcome::Registered { ref name, .. } if name == "counter.lua"));
+
+    let first = run(
+        &handle,
+        &mut events,
+        Request::Apply(call("counter", "increment", vec!["count".into(), 5.into()])),
+    )
+    .await
+    .unwrap();
+    let Outcome::Applied {
+        result,
+        before,
+        after,
+        ..
+    } = first
+    else {
+        panic!("{first:?}")
+    };
+    assert_eq!(result, Value::Int(5));
+    assert_eq!(before, None, "the record did not exist before");
+    assert_eq!(after.as_ref().unwrap().generation, 1);
+
+    let second = run(
+        &handle,
+        &mut events,
+        Request::Apply(call("counter", "increment", vec!["count".into(), 3.into()])),
+    )
+    .await
+    .unwrap();
+    let Outcome::Applied {
+        result,
+        before,
+        after,
+        ..
+    } = second
+    else {
+        panic!()
+    };
+    assert_eq!(result, Value::Int(8));
+    let (before, after) = (before.unwrap(), after.unwrap());
+    assert_eq!(before.bins, vec![("count".to_string(), Value::Int(5))]);
+    assert_eq!(after.bins, vec![("count".to_string(), Value::Int(8))]);
+    assert_eq!((before.generation, after.generation), (1, 2));
+
+    let noisy = run(
+        &handle,
+        &mut events,
+        Request::Apply(call("counter", "noisy", vec![])),
+    )
+    .await
+    .unwrap();
+    let Outcome::Applied { logs, .. } = noisy else {
+        panic!()
+    };
+    let lines: Vec<(String, String)> = logs.into_iter().map(|l| (l.level, l.text)).collect();
+    assert_eq!(
+        lines,
+        vec![
+            ("info".to_string(), "hello 7".to_string()),
+            ("print".to_string(), "printed".to_string())
+        ]
+    );
+
+    let got = run(
+        &handle,
+        &mut events,
+        Request::GetModule {
+            name: "counter".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got,
+        Outcome::Module {
+            name: "counter.lua".into(),
+            source
+        }
+    );
+}
+
+#[tokio::test]
+async fn errors_carry_code_message_and_line() {
+    let (handle, mut events) = client::spawn(memory_sandbox());
+    connected(&mut events).await;
+    let bad = run(
+        &handle,
+        &mut events,
+        Request::PutModule {
+            name: "bad.lua".into(),
+            source: "function f(rec)\n  return 1 +\nend\n".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.kind, FailureKind::Compile);
+    assert_eq!(bad.location, Some(("bad.lua".into(), 3)));
+    assert_eq!(bad.message, "unexpected symbol near 'end'");
+
+    run(
+        &handle,
+        &mut events,
+        Request::PutModule {
+            name: "boom".into(),
+            source: "function boom(rec)\n  warn('about to fail')\n  error('boom')\nend\n".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let failure = run(
+        &handle,
+        &mut events,
+        Request::Apply(call("boom", "boom", vec![])),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Server);
+    assert_eq!(failure.code, 100);
+    assert_eq!(
+        failure.message,
+        "/opt/aerospike/usr/udf/lua/boom.lua:3: boom"
+    );
+    assert_eq!(failure.location, Some(("boom.lua".into(), 3)));
+    assert_eq!(
+        failure.logs.len(),
+        1,
+        "logs written before the error are kept"
+    );
+}
+
+#[tokio::test]
+async fn requests_run_concurrently_and_can_be_cancelled() {
+    let (handle, mut events) = client::spawn(memory_sandbox());
+    connected(&mut events).await;
+    run(
+        &handle,
+        &mut events,
+        Request::PutModule {
+            name: "slow".into(),
+            source: "function spin(rec)\n  local t = os.clock()\n  while os.clock() - t < 0.5 do end\n  return 1\nend\nfunction quick(rec)\n  return 2\nend\n".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let slow = handle.send(Request::Apply(call("slow", "spin", vec![])));
+    let mut quick_call = call("slow", "quick", vec![]);
+    quick_call.key.key = Value::from("another");
+    let quick = handle.send(Request::Apply(quick_call));
+    // The quick call answers while the slow one still runs.
+    let mut first_done = None;
+    while first_done.is_none() {
+        if let Some(Event::Done { id, outcome, .. }) = events.recv().await {
+            assert!(outcome.is_ok(), "{outcome:?}");
+            first_done = Some(id);
+        }
+    }
+    assert_eq!(first_done, Some(quick));
+    handle.cancel(slow);
+    loop {
+        if let Some(Event::Done { id, outcome, .. }) = events.recv().await {
+            assert_eq!(id, slow);
+            assert_eq!(outcome.unwrap_err().kind, FailureKind::Cancelled);
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_lost_server_is_noticed_calls_fail_fast_and_it_reconnects() {
+    let sandbox = asudf::sandbox::Sandbox::open(SandboxConfig::default()).unwrap();
+    let mut server = server::start(sandbox, ServerOptions::default())
+        .await
+        .unwrap();
+    let target = Target::Cluster {
+        hosts: vec![aerospike::Host::new("127.0.0.1", server.addr().port())],
+        policy: aerospike::ClientPolicy::default(),
+    };
+    let (handle, mut events) = client::spawn(target);
+    connected(&mut events).await;
+    server.shutdown().await;
+    lost(&mut events).await;
+    let started = std::time::Instant::now();
+    let failure = run(&handle, &mut events, Request::ListModules)
+        .await
+        .unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Connection, "{failure:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "fails fast");
+    server.restart().await.unwrap();
+    connected(&mut events).await;
+    assert!(
+        run(&handle, &mut events, Request::ListModules)
+            .await
+            .is_ok()
+    );
+}
+
+/// A served directory: another process holds it.
+struct Served(Child);
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Served {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_asudf"))
+        .args(["serve", "--port", "0", "--sandbox-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    assert!(banner.contains("127.0.0.1:"), "{banner}");
+    Served(child)
+}
+
+#[tokio::test]
+async fn takes_over_serving_when_the_serving_process_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = serve(dir.path());
+    let target = Target::Sandbox {
+        dir: Some(dir.path().to_path_buf()),
+        config: SandboxConfig::default(),
+    };
+    let (handle, mut events) = client::spawn(target);
+    connected(&mut events).await;
+    run(
+        &handle,
+        &mut events,
+        Request::PutModule {
+            name: "counter".into(),
+            source: COUNTER.into(),
+        },
+    )
+    .await
+    .unwrap();
+    let apply = Request::Apply(call("counter", "increment", vec!["count".into(), 5.into()]));
+    run(&handle, &mut events, apply.clone()).await.unwrap();
+
+    drop(served); // SIGKILL: the other process is gone without a goodbye.
+    lost(&mut events).await;
+    connected(&mut events).await;
+    // The same session goes on, on the same data, now served by this process.
+    let Outcome::Applied { result, .. } = run(&handle, &mut events, apply).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(result, Value::Int(10));
+}

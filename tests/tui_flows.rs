@@ -1,0 +1,552 @@
+//! The console's reducer and screens, driven by key events, with the client
+//! task's answers given by the test: Action in, state and screen out.
+
+use std::time::{Duration, Instant};
+
+use aerospike::Value;
+use asudf::client::{
+    ClusterInfo, ConnectionState, Event, Failure, FailureKind, ModuleInfo, Outcome, RecordView,
+    Request, Timing, UdfLog,
+};
+use asudf::tui::app::{App, Effect, Overlay, Pane, StartOptions};
+use asudf::tui::{Action, Tag, ui};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+struct Console {
+    app: App,
+    terminal: Terminal<TestBackend>,
+    /// Requests sent and not answered yet.
+    sent: Vec<(Tag, Request)>,
+    effects: Vec<Effect>,
+    start: Instant,
+}
+
+fn fixed_time(_: Duration) -> String {
+    "T".to_string()
+}
+
+impl Console {
+    fn new(width: u16, height: u16) -> Console {
+        let start = Instant::now();
+        let mut options = StartOptions::sample("sandbox (in memory)");
+        options.now = start;
+        let mut app = App::new(options);
+        app.time_format = fixed_time;
+        let mut console = Console {
+            app,
+            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
+            sent: Vec::new(),
+            effects: Vec::new(),
+            start,
+        };
+        console.act(Action::Resize(width, height));
+        console
+    }
+
+    fn connected() -> Console {
+        let mut console = Console::new(120, 40);
+        console.act(Action::Client(Event::Connection(
+            ConnectionState::Connected(ClusterInfo {
+                target: "127.0.0.1:3000".into(),
+                cluster_name: None,
+                nodes: vec!["BB9000000000001".into()],
+                build: "8.1.0.0".into(),
+                sandbox: Some("asudf".into()),
+            }),
+        )));
+        console
+    }
+
+    fn act(&mut self, action: Action) {
+        for effect in self.app.update(action) {
+            if let Effect::Send { tag, request } = &effect {
+                self.sent.push((*tag, request.clone()));
+            }
+            self.effects.push(effect);
+        }
+    }
+
+    fn key(&mut self, code: KeyCode) {
+        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    fn ctrl(&mut self, c: char) {
+        self.act(Action::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::CONTROL,
+        )));
+    }
+
+    fn alt(&mut self, c: char) {
+        self.act(Action::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::ALT,
+        )));
+    }
+
+    fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.key(KeyCode::Char(c));
+        }
+    }
+
+    /// Sets an apply form field by focusing it and retyping it.
+    fn set_field(&mut self, index: usize, text: &str) {
+        self.alt('3');
+        self.app.apply.focus = index;
+        self.ctrl('u');
+        self.type_text(text);
+    }
+
+    /// Answers the oldest request matching `pick` with `outcome`.
+    fn answer(&mut self, pick: impl Fn(&Request) -> bool, outcome: Result<Outcome, Failure>) {
+        let at = self
+            .sent
+            .iter()
+            .position(|(_, r)| pick(r))
+            .expect("a matching request was sent");
+        let (tag, _) = self.sent.remove(at);
+        let sent = self.start + Duration::from_millis(1);
+        let timing = Timing {
+            queued: self.start,
+            sent,
+            answered: sent + Duration::from_micros(700),
+        };
+        self.act(Action::Client(Event::Done {
+            id: tag,
+            outcome,
+            timing,
+        }));
+    }
+
+    fn screen(&mut self) -> String {
+        let app = &self.app;
+        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
+        let buffer = self.terminal.backend().buffer();
+        let mut out = String::new();
+        for y in 0..buffer.area.height {
+            let line: String = (0..buffer.area.width)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect();
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    fn quit_requested(&self) -> bool {
+        self.effects.contains(&Effect::Quit)
+    }
+}
+
+fn applied(result: Value, before: Option<(i64, u32)>, after: (i64, u32)) -> Outcome {
+    let view = |(count, generation): (i64, u32)| RecordView {
+        bins: vec![("count".into(), Value::Int(count))],
+        generation,
+        ttl: None,
+    };
+    Outcome::Applied {
+        result,
+        logs: vec![UdfLog {
+            level: "info".into(),
+            text: "counted".into(),
+        }],
+        before: before.map(view),
+        after: Some(view(after)),
+    }
+}
+
+fn is_apply(r: &Request) -> bool {
+    matches!(r, Request::Apply(_))
+}
+
+#[test]
+fn first_start_opens_the_sample_and_lists_modules_once_connected() {
+    let mut console = Console::new(120, 40);
+    assert_eq!(console.app.focus, Pane::Editor);
+    assert!(console.app.editor.contents().contains("function increment"));
+    assert!(
+        console.sent.is_empty(),
+        "nothing is sent before the connection"
+    );
+    insta::assert_snapshot!("start_connecting", console.screen());
+
+    let mut console = Console::connected();
+    assert!(matches!(console.sent[..], [(_, Request::ListModules)]));
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(vec![ModuleInfo {
+            name: "counter.lua".into(),
+            hash: "abc".into(),
+        }])),
+    );
+    // The source of each listed module is fetched to find its functions.
+    assert!(
+        matches!(&console.sent[..], [(_, Request::GetModule { name })] if name == "counter.lua")
+    );
+    let source = console.app.editor.contents();
+    console.answer(
+        |r| matches!(r, Request::GetModule { .. }),
+        Ok(Outcome::Module {
+            name: "counter.lua".into(),
+            source,
+        }),
+    );
+    let screen = console.screen();
+    assert!(screen.contains("increment(rec, bin_nam"), "{screen}");
+    assert!(screen.contains("=buffer"), "{screen}");
+    insta::assert_snapshot!("start_connected", screen);
+
+    // An edit makes the badge say the buffer differs.
+    console.type_text("-- x");
+    assert!(console.screen().contains("≠buffer"));
+}
+
+#[test]
+fn printable_keys_type_in_text_and_command_outside() {
+    let mut console = Console::connected();
+    console.type_text("q?");
+    assert!(!console.quit_requested());
+    assert!(console.app.overlay.is_none());
+    assert!(console.app.editor.contents().starts_with("q?function"));
+
+    // Tab indents in the editor.
+    console.key(KeyCode::Tab);
+    assert!(console.app.editor.contents().starts_with("q?  function"));
+
+    // Outside text `?` is help and Esc closes it.
+    console.alt('4');
+    console.type_text("?");
+    assert!(matches!(console.app.overlay, Some(Overlay::Help { .. })));
+    let help = console.screen();
+    assert!(help.contains("background (scan/query) UDFs"), "{help}");
+    assert!(help.contains("F5 Ctrl-J Alt-Enter Ctrl-Enter"), "{help}");
+    console.key(KeyCode::Esc);
+    assert!(console.app.overlay.is_none());
+
+    // Ctrl-C with unsaved changes asks, and a no keeps the console open.
+    console.ctrl('c');
+    assert!(matches!(console.app.overlay, Some(Overlay::Confirm { .. })));
+    insta::assert_snapshot!("quit_confirm", console.screen());
+    console.key(KeyCode::Char('n'));
+    assert!(!console.quit_requested());
+    // Yes quits and keeps a recovery copy of the unsaved buffer.
+    console.ctrl('c');
+    console.key(KeyCode::Char('y'));
+    assert!(console.quit_requested());
+    assert!(console.effects.iter().any(
+        |e| matches!(e, Effect::WriteRecovery { text, .. } if text.starts_with("q?  function"))
+    ));
+}
+
+#[test]
+fn clean_buffer_quits_with_q_outside_text() {
+    let mut console = Console::connected();
+    console.alt('1');
+    console.type_text("q");
+    assert!(console.quit_requested());
+}
+
+#[test]
+fn apply_twice_shows_results_and_record_changes() {
+    let mut console = Console::connected();
+    console.key(KeyCode::F(5));
+    let Some((_, Request::Apply(call))) = console.sent.iter().find(|(_, r)| is_apply(r)) else {
+        panic!("F5 sends the apply")
+    };
+    assert_eq!(call.module, "counter");
+    assert_eq!(call.function, "increment");
+    assert_eq!(
+        call.args,
+        vec![Value::String("count".into()), Value::Int(5)]
+    );
+    assert!(call.with_record);
+    // In flight at once, with a spinner and the elapsed time.
+    console.act(Action::Tick(console.start + Duration::from_millis(300)));
+    let screen = console.screen();
+    assert!(
+        screen.contains("#1 counter.increment('count', 5) @ 'k1'"),
+        "{screen}"
+    );
+    assert!(screen.contains(" T"), "{screen}");
+    insta::assert_snapshot!("apply_in_flight", screen);
+
+    console.answer(is_apply, Ok(applied(Value::Int(5), None, (5, 1))));
+    let screen = console.screen();
+    assert!(screen.contains("✓ T"), "{screen}");
+    assert!(screen.contains("= 5"), "{screen}");
+    assert!(screen.contains("(created)"), "{screen}");
+
+    console.set_field(5, "'count', 3");
+    console.ctrl('j');
+    let Some((_, Request::Apply(call))) = console.sent.iter().find(|(_, r)| is_apply(r)) else {
+        panic!("Ctrl-J sends the apply")
+    };
+    assert_eq!(call.args[1], Value::Int(3));
+    console.answer(is_apply, Ok(applied(Value::Int(8), Some((5, 1)), (8, 2))));
+    let screen = console.screen();
+    assert!(screen.contains("= 8"), "{screen}");
+    assert!(screen.contains("record gen 1 → 2"), "{screen}");
+    assert!(screen.contains("~ count: 5 → 8"), "{screen}");
+    assert!(screen.contains("log info: counted"), "{screen}");
+    insta::assert_snapshot!("apply_twice", screen);
+
+    // The form history brings back the first form.
+    console.ctrl('p');
+    console.ctrl('p');
+    assert_eq!(console.app.apply.inputs[5].text, "'count', 5");
+}
+
+#[test]
+fn bad_arguments_show_the_column_and_are_not_sent() {
+    let mut console = Console::connected();
+    console.set_field(5, "'count', 5 6");
+    let screen = console.screen();
+    assert!(screen.contains("args: column 12"), "{screen}");
+    insta::assert_snapshot!("args_error", screen);
+    console.key(KeyCode::F(5));
+    assert!(!console.sent.iter().any(|(_, r)| is_apply(r)));
+    assert!(console.app.status.as_ref().is_some_and(|s| s.error));
+}
+
+#[test]
+fn compile_error_marks_its_line() {
+    let mut console = Console::connected();
+    console.key(KeyCode::F(9));
+    let Some((_, Request::PutModule { name, source })) = console
+        .sent
+        .iter()
+        .find(|(_, r)| matches!(r, Request::PutModule { .. }))
+    else {
+        panic!("F9 registers the buffer")
+    };
+    assert_eq!(name, "counter.lua");
+    assert!(source.contains("function increment"));
+    console.answer(
+        |r| matches!(r, Request::PutModule { .. }),
+        Err(Failure {
+            kind: FailureKind::Compile,
+            code: 4,
+            message: "counter.lua:3: unexpected symbol near '+'".into(),
+            location: Some(("counter.lua".into(), 3)),
+            logs: vec![],
+        }),
+    );
+    assert_eq!(console.app.editor.marks.len(), 1);
+    assert_eq!(console.app.editor.marks[0].line, 3);
+    let screen = console.screen();
+    assert!(screen.contains("● 3 "), "{screen}");
+    assert!(
+        screen.contains("line 3: counter.lua:3: unexpected"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("compile_error", screen);
+    // Editing clears the mark.
+    console.type_text("x");
+    assert!(console.app.editor.marks.is_empty());
+}
+
+#[test]
+fn runtime_error_marks_its_line_and_shows_the_error() {
+    let mut console = Console::connected();
+    console.key(KeyCode::F(5));
+    console.answer(
+        is_apply,
+        Err(Failure {
+            kind: FailureKind::Server,
+            code: 100,
+            message: "/opt/aerospike/usr/udf/lua/counter.lua:3: attempt to perform arithmetic on a nil value".into(),
+            location: Some(("counter.lua".into(), 3)),
+            logs: vec![],
+        }),
+    );
+    assert_eq!(console.app.editor.marks[0].line, 3);
+    let screen = console.screen();
+    assert!(screen.contains("error 100"), "{screen}");
+    assert!(screen.contains("at counter.lua line 3"), "{screen}");
+}
+
+#[test]
+fn cancel_and_timeout() {
+    let mut console = Console::connected();
+    console.key(KeyCode::F(5));
+    let tag = console.sent.iter().find(|(_, r)| is_apply(r)).unwrap().0;
+    console.ctrl('k');
+    assert!(console.effects.contains(&Effect::Cancel(tag)));
+    console.answer(
+        is_apply,
+        Err(Failure {
+            kind: FailureKind::Timeout,
+            code: 9,
+            message: "timeout".into(),
+            location: None,
+            logs: vec![],
+        }),
+    );
+    let screen = console.screen();
+    assert!(screen.contains("✗ T"), "{screen}");
+    assert!(screen.contains("timeout"), "{screen}");
+}
+
+#[test]
+fn lost_connection_shows_and_calls_fail_fast() {
+    let mut console = Console::connected();
+    console.act(Action::Client(Event::Connection(ConnectionState::Lost {
+        reason: "the cluster stopped answering".into(),
+    })));
+    console.key(KeyCode::F(5));
+    assert!(!console.sent.iter().any(|(_, r)| is_apply(r)));
+    let screen = console.screen();
+    assert!(
+        screen.contains("disconnected: the cluster stopped answering"),
+        "{screen}"
+    );
+    assert!(screen.contains("not connected"), "{screen}");
+    insta::assert_snapshot!("disconnected", screen);
+}
+
+#[test]
+fn run_many_times_sends_one_after_another_and_shows_percentiles() {
+    let mut console = Console::connected();
+    console.set_field(7, "3");
+    console.key(KeyCode::F(5));
+    for i in 0..3 {
+        let applies = console.sent.iter().filter(|(_, r)| is_apply(r)).count();
+        assert_eq!(applies, 1, "one call at a time (run {i})");
+        console.answer(is_apply, Ok(applied(Value::Int(i), None, (i, 1))));
+    }
+    assert!(!console.sent.iter().any(|(_, r)| is_apply(r)));
+    let screen = console.screen();
+    assert!(screen.contains("3/3 runs, 0 failed"), "{screen}");
+    assert!(screen.contains("p50 T p99 T"), "{screen}");
+    insta::assert_snapshot!("run_many", screen);
+}
+
+#[test]
+fn modules_pane_opens_and_removes_with_confirmation() {
+    let mut console = Console::connected();
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(vec![ModuleInfo {
+            name: "other.lua".into(),
+            hash: "h".into(),
+        }])),
+    );
+    console.answer(
+        |r| matches!(r, Request::GetModule { .. }),
+        Ok(Outcome::Module {
+            name: "other.lua".into(),
+            source: "function hello(rec, who)\n  return 'hi ' .. who\nend\n".into(),
+        }),
+    );
+    assert!(console.screen().contains("  not registered"));
+
+    // The function picker offers the module's functions with parameters.
+    console.set_field(3, "other");
+    console.app.apply.focus = 4;
+    console.key(KeyCode::Enter);
+    let screen = console.screen();
+    assert!(screen.contains("hello(rec, who)"), "{screen}");
+    console.key(KeyCode::Enter);
+    assert_eq!(console.app.apply.inputs[4].text, "hello");
+
+    console.alt('1');
+    console.key(KeyCode::Delete);
+    assert!(matches!(console.app.overlay, Some(Overlay::Confirm { .. })));
+    console.key(KeyCode::Char('y'));
+    assert!(
+        console
+            .sent
+            .iter()
+            .any(|(_, r)| matches!(r, Request::RemoveModule { name } if name == "other.lua"))
+    );
+
+    // Enter opens it in the editor (the sample is unchanged: no question).
+    console.key(KeyCode::Enter);
+    assert_eq!(console.app.editor.module, "other.lua");
+    assert!(console.app.editor.contents().starts_with("function hello"));
+    assert_eq!(console.app.focus, Pane::Editor);
+}
+
+#[test]
+fn recovery_copy_is_written_after_a_pause_in_typing() {
+    let mut console = Console::connected();
+    console.type_text("x");
+    let writes = |c: &Console| {
+        c.effects
+            .iter()
+            .filter(|e| matches!(e, Effect::WriteRecovery { .. }))
+            .count()
+    };
+    console.act(Action::Tick(console.start + Duration::from_millis(500)));
+    assert_eq!(writes(&console), 0);
+    console.act(Action::Tick(console.start + Duration::from_secs(3)));
+    assert_eq!(writes(&console), 1);
+    console.act(Action::Tick(console.start + Duration::from_secs(6)));
+    assert_eq!(writes(&console), 1, "written once per pause");
+}
+
+#[test]
+fn recovered_buffer_is_offered_on_start() {
+    let mut options = StartOptions::sample("sandbox");
+    options.recovered = Some(("function kept(rec) end\n".into(), None));
+    let mut app = App::new(options);
+    assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+    app.update(Action::Key(KeyEvent::new(
+        KeyCode::Char('y'),
+        KeyModifiers::NONE,
+    )));
+    assert!(app.editor.contents().starts_with("function kept"));
+    assert!(app.editor.dirty);
+}
+
+#[test]
+fn narrow_terminal_stacks_panes_and_focus_moves() {
+    let mut console = Console::new(80, 40);
+    let screen = console.screen();
+    insta::assert_snapshot!("narrow", screen);
+    console.key(KeyCode::F(6));
+    assert_eq!(console.app.focus, Pane::Apply);
+    console.act(Action::Key(KeyEvent::new(
+        KeyCode::F(6),
+        KeyModifiers::SHIFT,
+    )));
+    assert_eq!(console.app.focus, Pane::Editor);
+    // A click focuses the pane under the mouse.
+    let areas = ui::layout(ratatui::layout::Rect::new(0, 0, 80, 40));
+    console.act(Action::Mouse(crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: areas.results.x + 2,
+        row: areas.results.y + 2,
+        modifiers: KeyModifiers::NONE,
+    }));
+    assert_eq!(console.app.focus, Pane::Results);
+}
+
+#[test]
+fn save_writes_the_buffer_and_clears_dirty() {
+    let mut console = Console::connected();
+    console.type_text("-- edited\n");
+    console.ctrl('s');
+    // No file yet: it asks where, then saves there.
+    assert!(matches!(console.app.overlay, Some(Overlay::Prompt { .. })));
+    console.ctrl('u');
+    console.type_text("/tmp/x/mine.lua");
+    console.key(KeyCode::Enter);
+    let saved = console.effects.iter().find_map(|e| match e {
+        Effect::SaveFile { path, text } => Some((path.clone(), text.clone())),
+        _ => None,
+    });
+    let (path, text) = saved.expect("a save");
+    assert_eq!(path.to_str(), Some("/tmp/x/mine.lua"));
+    assert!(text.starts_with("-- edited\nfunction increment"));
+    assert_eq!(console.app.editor.module, "mine.lua");
+    console.act(Action::FileSaved {
+        path,
+        result: Ok(()),
+    });
+    assert!(!console.app.editor.dirty);
+    assert!(console.effects.contains(&Effect::ClearRecovery));
+}
