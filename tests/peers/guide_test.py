@@ -120,7 +120,7 @@ def main():
     for test in TESTS:
         status = subprocess.call([sys.executable, os.path.abspath(__file__), str(PORT), "--only", test.__name__])
         failed += status != 0
-    print("%d of %d clients failed" % (failed, len(TESTS)))
+    print("%d passed, %d failed" % (len(TESTS) - failed, failed))
     sys.exit(1 if failed else 0)
 
 

@@ -20,14 +20,8 @@ fi
 "$VENV/bin/pip" install --quiet aerospike==19.3.0 aerospike-py==0.14.4
 
 cd "$ROOT"
-# `asudf serve` when the binary has it, else the example runner.
-if cargo run --quiet --bin asudf -- serve --help >/dev/null 2>&1; then
-    cargo build --quiet --bin asudf
-    SERVER=("$TARGET/debug/asudf" serve)
-else
-    cargo build --quiet --example sandbox_serve
-    SERVER=("$TARGET/debug/examples/sandbox_serve")
-fi
+cargo build --quiet --locked --bin asudf
+SERVER=("$TARGET/debug/asudf" serve)
 
 start_server() {
     "${SERVER[@]}" --memory --lua-libs all --port "$PORT" "$@" &
