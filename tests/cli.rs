@@ -298,7 +298,7 @@ fn sandbox_reset_empties_records_and_modules() {
     assert_eq!(asudf(d, &["record", "put", "test", "r", "a=1"]).0, 0);
     // Without --yes and without a terminal to ask on, nothing is reset.
     assert_ne!(asudf(d, &["sandbox", "reset"]).0, 0);
-    assert_eq!(asudf(d, &["udf", "ls"]).1.trim().is_empty(), false);
+    assert!(!asudf(d, &["udf", "ls"]).1.trim().is_empty());
     let (code, _, err) = asudf(d, &["sandbox", "reset", "--yes"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(asudf(d, &["udf", "ls"]).1.trim(), "");

@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 
 /// What the client task connects to.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // built once per process
 pub enum Target {
     /// A real cluster, by its seeds.
     Cluster {

@@ -236,14 +236,16 @@ pub enum Event {
     },
 }
 
+/// A request's abort handle, queue time and "answered" flag: whoever sets
+/// the flag first (the request or a cancel) sends the one answer.
+type InFlight = (AbortHandle, Instant, Arc<AtomicBool>);
+
 /// What the handle and the connection task share: the client while
 /// connected, and the requests in flight.
 struct Shared {
     /// The client and whether it talks to a sandbox; `None` while not connected.
     connection: connect::Published,
-    /// Each request's abort handle, queue time and "answered" flag: whoever
-    /// sets the flag first (the request or a cancel) sends the one answer.
-    in_flight: Mutex<HashMap<RequestId, (AbortHandle, Instant, Arc<AtomicBool>)>>,
+    in_flight: Mutex<HashMap<RequestId, InFlight>>,
     /// The newest sandbox log sequence number read, to pick out a call's logs.
     log_mark: AtomicU64,
     next_id: AtomicU64,

@@ -244,8 +244,11 @@ async fn wait_for_nodes(
 }
 
 fn write_policy(call: &ApplyCall) -> WritePolicy {
-    let mut policy = WritePolicy::default();
-    policy.send_key = call.send_key;
+    let mut policy = WritePolicy {
+        send_key: call.send_key,
+        ..WritePolicy::default()
+    };
+    // A UDF is not idempotent: never send it twice.
     policy.base_policy.max_retries = 0;
     match call.timeout_ms {
         // The crate sends its socket timeout as the server's limit when a

@@ -70,10 +70,10 @@ pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
                 _ => None,
             };
             report_failure(session.json, &failure, source.as_deref());
-            if !session.json {
-                if let Some(hint) = hint(&failure.message, &module) {
-                    eprintln!("hint: {hint}");
-                }
+            if !session.json
+                && let Some(hint) = hint(&failure.message, &module)
+            {
+                eprintln!("hint: {hint}");
             }
             exit_for(&failure)
         }

@@ -96,13 +96,13 @@ pub fn report_failure(json: bool, failure: &Failure, source: Option<&str>) {
         }
         _ => eprintln!("{failure}"),
     }
-    if let (Some((module, line)), Some(source)) = (&failure.location, source) {
-        if let Some(text) = source.lines().nth(*line as usize - 1) {
-            if failure.kind != FailureKind::Compile {
-                eprintln!("  at {module}:{line}");
-            }
-            eprintln!("{line:>5} | {text}");
+    if let (Some((module, line)), Some(source)) = (&failure.location, source)
+        && let Some(text) = source.lines().nth(*line as usize - 1)
+    {
+        if failure.kind != FailureKind::Compile {
+            eprintln!("  at {module}:{line}");
         }
+        eprintln!("{line:>5} | {text}");
     }
 }
 

@@ -77,28 +77,28 @@ pub(crate) fn push_elem(lua: &Lua, elem: &Elem) -> Result<Lv> {
 }
 
 fn list_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<ListRef> {
-    if let Lv::UserData(ud) = value {
-        if let Ok(l) = ud.borrow::<LList>() {
-            return Ok(l.0.clone());
-        }
+    if let Lv::UserData(ud) = value
+        && let Ok(l) = ud.borrow::<LList>()
+    {
+        return Ok(l.0.clone());
     }
     Err(bad_arg(lua, n, fname, "List", value))
 }
 
 fn map_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<MapRef> {
-    if let Lv::UserData(ud) = value {
-        if let Ok(m) = ud.borrow::<LMap>() {
-            return Ok(m.0.clone());
-        }
+    if let Lv::UserData(ud) = value
+        && let Ok(m) = ud.borrow::<LMap>()
+    {
+        return Ok(m.0.clone());
     }
     Err(bad_arg(lua, n, fname, "Map", value))
 }
 
 fn bytes_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<BytesRef> {
-    if let Lv::UserData(ud) = value {
-        if let Ok(b) = ud.borrow::<LBytes>() {
-            return Ok(b.0.clone());
-        }
+    if let Lv::UserData(ud) = value
+        && let Ok(b) = ud.borrow::<LBytes>()
+    {
+        return Ok(b.0.clone());
     }
     Err(bad_arg(lua, n, fname, "Bytes", value))
 }

@@ -322,10 +322,10 @@ impl Sandbox {
         let limit = self.inner.states.limit(req.timeout_ms);
         let modified = self.inner.store.modify(&req.ns, &req.digest, |current| {
             let stored_key = current.and_then(|r| r.key.as_ref());
-            if let (Some(sent), Some(stored)) = (&req.key, stored_key) {
-                if sent != stored {
-                    return (Change::Keep, fail(UdfFailure::Code(KEY_MISMATCH)));
-                }
+            if let (Some(sent), Some(stored)) = (&req.key, stored_key)
+                && sent != stored
+            {
+                return (Change::Keep, fail(UdfFailure::Code(KEY_MISMATCH)));
             }
             let rec = RecState::new(req.digest, req.set.clone(), req.key.clone(), current);
             let limit = limit.saturating_sub(req.received.elapsed());
@@ -468,11 +468,11 @@ impl Sandbox {
             return "error=invalid_filename".to_string();
         };
         // A name that could never be registered has nothing to remove.
-        if valid_filename(filename) {
-            if let Err(e) = self.inner.registry.remove(filename) {
-                tracing::warn!("removing module {filename}: {e}");
-                return "error=unknown_error".to_string();
-            }
+        if valid_filename(filename)
+            && let Err(e) = self.inner.registry.remove(filename)
+        {
+            tracing::warn!("removing module {filename}: {e}");
+            return "error=unknown_error".to_string();
         }
         "ok".to_string()
     }

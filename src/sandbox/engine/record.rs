@@ -388,10 +388,10 @@ impl UserData for LRecord {
 }
 
 fn rec_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<Arc<Mutex<RecState>>> {
-    if let Lv::UserData(ud) = value {
-        if let Ok(r) = ud.borrow::<LRecord>() {
-            return Ok(r.0.clone());
-        }
+    if let Lv::UserData(ud) = value
+        && let Ok(r) = ud.borrow::<LRecord>()
+    {
+        return Ok(r.0.clone());
     }
     Err(super::errors::bad_arg(lua, n, fname, "Record", value))
 }

@@ -442,10 +442,10 @@ impl ModulePool {
     pub fn take(&self, config: &StateConfig, module: &str) -> Result<LuaState, String> {
         {
             let mut states = self.states.lock();
-            if states.created >= POOL_MIN {
-                if let Some(state) = states.idle.pop_front() {
-                    return Ok(state);
-                }
+            if states.created >= POOL_MIN
+                && let Some(state) = states.idle.pop_front()
+            {
+                return Ok(state);
             }
             states.created += 1;
         }
