@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use asudf::client::{self, ConnectionState, Event, Target};
+use aerospike::Value;
+use asudf::client::{self, ConnectionState, Event, Outcome, Target};
 use asudf::sandbox::server::{self, ServerOptions};
 use asudf::sandbox::{Sandbox, SandboxConfig};
 use asudf::tui::app::{App, Pane, StartOptions};
+use asudf::tui::panes::apply::Field;
 use asudf::tui::panes::results::CallState;
 use asudf::tui::{Action, Driver, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -284,4 +286,29 @@ async fn lost_connection_shows_and_comes_back() {
     live.wait("the way back", |app| app.connected()).await;
     let screen = live.screen();
     assert!(screen.contains(" ● sandbox 127.0.0.1:"), "{screen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_a_new_module_points_the_form_at_it() {
+    let mut live = Live::sandbox(SandboxConfig::default()).await;
+    live.open(
+        "greet.lua",
+        "local function helper() end\nfunction hello(rec)\n  return 'hi'\nend\n",
+    )
+    .await;
+    live.register().await;
+    // The form called counter.increment, which is not registered here.
+    assert_eq!(live.app.apply.value(Field::Module), "greet");
+    assert_eq!(live.app.apply.value(Field::Function), "hello");
+    assert_eq!(live.app.apply.value(Field::Args), "");
+    live.run_apply().await;
+    let entry = live.app.results.entries.last().unwrap();
+    let CallState::Done {
+        outcome: Ok(Outcome::Applied { result, .. }),
+        ..
+    } = &entry.state
+    else {
+        panic!("the call succeeds: {:?}", entry.state)
+    };
+    assert_eq!(result, &Value::from("hi"));
 }

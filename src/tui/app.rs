@@ -898,6 +898,24 @@ impl App {
         }
     }
 
+    /// After registering a module while the form calls one that is not
+    /// registered, point the form at the new module and its first function:
+    /// the next run calls what was just written.
+    fn follow_registered(&mut self, file: &str) {
+        let called = module_file_name(self.apply.value(Field::Module));
+        let stem = file.strip_suffix(".lua").unwrap_or(file);
+        if called == file || self.modules.get(called.trim_end_matches(".lua")).is_some() {
+            return;
+        }
+        self.apply.set(Field::Module, stem);
+        if let Some(first) =
+            crate::tui::panes::modules::global_functions(&self.editor.contents()).first()
+        {
+            self.apply.set(Field::Function, &first.name);
+            self.apply.set(Field::Args, "");
+        }
+    }
+
     fn mark_failure(&mut self, failure: &Failure) {
         if let Some((module, line)) = &failure.location
             && module_file_name(module) == self.editor.module
@@ -974,6 +992,7 @@ impl App {
                         "registered {name} ({})",
                         (self.time_format)(timing.round_trip())
                     ));
+                    self.follow_registered(&name);
                     self.modules.loading = false;
                     self.refresh_modules(effects);
                 }
