@@ -26,6 +26,8 @@ use crate::sandbox::value::Value;
 
 /// VM instructions between two looks at the clock.
 const HOOK_PERIOD: i32 = 1000;
+/// How much earlier than a request's own time limit a UDF is stopped.
+const REQUEST_LIMIT_MARGIN_MS: u64 = 10;
 /// The server's `transaction-max-ms`: the limit when a request carries none.
 pub(crate) const DEFAULT_LIMIT_MS: u64 = 1000;
 /// A module's first calls each get a new state, as the server starts this many.
@@ -88,7 +90,12 @@ impl StateConfig {
         let ms = if request_ms == 0 {
             DEFAULT_LIMIT_MS
         } else {
-            request_ms as u64
+            // The client's timer for this request started before it reached
+            // us and runs out at the same limit: finishing a little early lets
+            // the server's timeout answer arrive before the client gives up.
+            (request_ms as u64)
+                .saturating_sub(REQUEST_LIMIT_MARGIN_MS)
+                .max(1)
         };
         Duration::from_millis(self.max_udf_ms.map_or(ms, |cap| ms.min(cap)))
     }

@@ -235,8 +235,9 @@ fn infinite_loop_times_out_and_pcall_can_catch_it() {
         "UDF Execution Timeout"
     );
     let took = started.elapsed();
+    // A request's own limit stops the UDF 10 ms early (see `limit`).
     assert!(
-        took >= Duration::from_millis(50) && took < Duration::from_millis(900),
+        took >= Duration::from_millis(40) && took < Duration::from_millis(900),
         "{took:?}"
     );
 
