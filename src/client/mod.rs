@@ -1,6 +1,8 @@
-//! The one client task: it owns the `aerospike::Client`, takes [`Request`]s
-//! over a channel and answers each with an [`Event`] carrying the outcome and
-//! its [`Timing`]. The console and every headless command go through it.
+//! The one client task: it owns the `aerospike::Client` (connecting,
+//! noticing a loss, reconnecting) and publishes it to the [`ClientHandle`]s.
+//! A handle sends [`Request`]s, each run in its own tokio task and answered
+//! by an [`Event`] with the outcome and its [`Timing`], or awaits one in the
+//! caller's task. The console and every headless command go through it.
 
 mod connect;
 mod ops;
