@@ -6,7 +6,7 @@ use std::path::Path;
 
 use asudf::sandbox::store::{Change, Record, digest, next_generation, now_cf_ms};
 use asudf::sandbox::{ApplyRequest, LuaLibs, Sandbox, SandboxConfig, UdfFailure, Value};
-use common::cases::{Key, StepError, Target, cases_dir, load_cases, run_case, udf_put_params};
+use common::cases::{Key, StepError, Target, assert_all_cases_pass, cases_dir, udf_put_params};
 
 /// The engine driven directly, as the wire server would drive it.
 struct EngineTarget {
@@ -146,25 +146,7 @@ impl Target for EngineTarget {
 
 #[test]
 fn every_recorded_case_passes_on_the_engine() {
-    let cases = load_cases(&cases_dir());
-    assert!(!cases.is_empty(), "no cases in {}", cases_dir().display());
-    let mut target = EngineTarget::new();
-    let mut failed = Vec::new();
-    for case in &cases {
-        let failures = run_case(&mut target, case);
-        for line in &failures {
-            eprintln!("{line}");
-        }
-        if !failures.is_empty() {
-            failed.push(case.file.clone());
-        }
-    }
-    eprintln!(
-        "{} passed, {} failed",
-        cases.len() - failed.len(),
-        failed.len()
-    );
-    assert!(failed.is_empty(), "failing cases: {failed:?}");
+    assert_all_cases_pass(&mut EngineTarget::new());
 }
 
 #[test]

@@ -10,7 +10,7 @@ use aerospike::{
 use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
 use asudf::sandbox::value::BLOB;
 use asudf::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value};
-use common::cases::{Key, StepError, Target, cases_dir, load_cases, run_case, udf_put_params};
+use common::cases::{Key, StepError, Target, assert_all_cases_pass, udf_put_params};
 
 const HLL: u8 = 18;
 /// Sends of one timed apply before a client-side timeout counts as a
@@ -256,23 +256,5 @@ impl Target for WireTarget {
 
 #[test]
 fn every_recorded_case_passes_through_the_client() {
-    let cases = load_cases(&cases_dir());
-    assert!(!cases.is_empty(), "no cases in {}", cases_dir().display());
-    let mut target = WireTarget::new();
-    let mut failed = Vec::new();
-    for case in &cases {
-        let failures = run_case(&mut target, case);
-        for line in &failures {
-            eprintln!("{line}");
-        }
-        if !failures.is_empty() {
-            failed.push(case.file.clone());
-        }
-    }
-    eprintln!(
-        "{} passed, {} failed",
-        cases.len() - failed.len(),
-        failed.len()
-    );
-    assert!(failed.is_empty(), "failing cases: {failed:?}");
+    assert_all_cases_pass(&mut WireTarget::new());
 }

@@ -97,6 +97,29 @@ pub fn udf_put_params(file: &str, content: &str) -> String {
 }
 
 /// Replays a case from a reset target; one line per failing step.
+/// Replays every recorded case against `target`, prints each failing step
+/// and the count, and fails unless all pass.
+pub fn assert_all_cases_pass(target: &mut dyn Target) {
+    let cases = load_cases(&cases_dir());
+    assert!(!cases.is_empty(), "no cases in {}", cases_dir().display());
+    let mut failed = Vec::new();
+    for case in &cases {
+        let failures = run_case(target, case);
+        for line in &failures {
+            eprintln!("{line}");
+        }
+        if !failures.is_empty() {
+            failed.push(case.file.clone());
+        }
+    }
+    eprintln!(
+        "{} passed, {} failed",
+        cases.len() - failed.len(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "failing cases: {failed:?}");
+}
+
 pub fn run_case(target: &mut dyn Target, case: &Case) -> Vec<String> {
     target.reset();
     let mut failures = Vec::new();
