@@ -2,6 +2,8 @@
 
 mod common;
 
+use asudf::client::parse_udf_list;
+
 use std::path::Path;
 
 use asudf::sandbox::store::{Change, Record, digest, next_generation, now_cf_ms};
@@ -55,15 +57,10 @@ impl Target for EngineTarget {
     }
 
     fn udf_list(&mut self) -> Vec<String> {
-        self.sandbox
-            .info_udf_list()
-            .split(';')
-            .filter_map(|entry| {
-                entry
-                    .split(',')
-                    .find_map(|field| field.strip_prefix("filename="))
-                    .map(str::to_string)
-            })
+        let listing = self.sandbox.info_udf_list();
+        parse_udf_list(&listing)
+            .into_iter()
+            .map(|m| m.name)
             .collect()
     }
 

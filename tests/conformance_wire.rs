@@ -3,6 +3,8 @@
 
 mod common;
 
+use asudf::client::parse_udf_list;
+
 use aerospike::{
     AdminPolicy, Bin, Bins, Client, ClientPolicy, ErrorKind, Key as AsKey, ReadPolicy,
     Value as AsValue, WritePolicy,
@@ -156,10 +158,10 @@ impl Target for WireTarget {
     }
 
     fn udf_list(&mut self) -> Vec<String> {
-        self.info("udf-list")
-            .split(';')
-            .filter_map(|entry| entry.split(',').find_map(|f| f.strip_prefix("filename=")))
-            .map(str::to_string)
+        let listing = self.info("udf-list");
+        parse_udf_list(&listing)
+            .into_iter()
+            .map(|m| m.name)
             .collect()
     }
 
