@@ -124,16 +124,7 @@ impl Console {
     fn screen(&mut self) -> String {
         let app = &self.app;
         self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
-        let buffer = self.terminal.backend().buffer();
-        let mut out = String::new();
-        for y in 0..buffer.area.height {
-            let line: String = (0..buffer.area.width)
-                .map(|x| buffer[(x, y)].symbol())
-                .collect();
-            out.push_str(line.trim_end());
-            out.push('\n');
-        }
-        out
+        ui::screen_text(self.terminal.backend().buffer())
     }
 
     fn quit_requested(&self) -> bool {

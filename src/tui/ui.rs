@@ -269,3 +269,17 @@ fn popup(
     );
     rect
 }
+
+/// A drawn screen as plain text, one line per row, trailing blanks cut: for
+/// snapshots and assertions on what a person would read.
+pub fn screen_text(buffer: &ratatui::buffer::Buffer) -> String {
+    let mut out = String::new();
+    for y in 0..buffer.area.height {
+        let line: String = (0..buffer.area.width)
+            .map(|x| buffer[(x, y)].symbol())
+            .collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
