@@ -4,9 +4,11 @@
 //! - [`store`]: namespaces → records by digest, persisted to a directory when given.
 //! - [`engine`]: the Lua 5.4 UDF runtime, the module registry and the
 //!   [`Sandbox`] facade that the wire server and tests call.
-//! - `server`: the wire protocol listener (added by the server work).
+//! - `server`: the wire protocol listener.
+//! - [`expr`]: filter expressions (field 43), evaluated per record.
 
 pub mod engine;
+pub mod expr;
 pub mod local;
 pub mod server;
 pub mod store;

@@ -17,6 +17,7 @@ mod prelude;
 mod record;
 mod registry;
 mod runtime;
+mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use crate::sandbox::value::Value;
 use record::RecState;
 use registry::{MAX_FILENAME, Registry, valid_filename};
 use runtime::{Failure, LuaState, ModulePool, StateConfig};
+pub use stream::{StageCount, StreamCall, StreamRecord, StreamRun};
 
 /// Which standard Lua libraries a UDF sees (see the runtime fact sheet §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
