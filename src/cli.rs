@@ -268,10 +268,18 @@ pub struct BenchApplyArgs {
         default_value_t = 10_000
     )]
     pub count: u64,
-    /// Calls in flight at once.
+    /// Calls in flight at once (at most the client's 256 connections per node,
+    /// so no call waits for a connection).
     #[arg(short = 'c', long, value_name = "CONCURRENCY", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
+    /// First make the same calls through the bare `aerospike` client and
+    /// report asudf's throughput as a ratio of it.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Exit 0 even when some calls failed (they are reported either way).
+    #[arg(long)]
+    pub allow_errors: bool,
 }
 
 /// `serve`'s own flags; the port and the user are the global `--port` and

@@ -102,7 +102,13 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Bench(BenchCommand::Apply(args)) => {
             // The bench measures the apply alone: no log read per call.
             let call = apply_call(&args.apply, timeout_ms, false);
-            commands::bench::run(&mut session, call, args.count, args.concurrency.into()).await
+            let opts = commands::bench::BenchOptions {
+                count: args.count,
+                concurrency: args.concurrency.into(),
+                baseline: args.baseline,
+                allow_errors: args.allow_errors,
+            };
+            commands::bench::run(&mut session, call, opts).await
         }
         Command::Serve(_) => unreachable!("handled above"),
     }

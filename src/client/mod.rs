@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 pub use connect::{ClusterInfo, Target};
-pub use ops::parse_udf_list;
+pub use ops::{apply_policy, failure, parse_udf_list};
 
 pub type RequestId = u64;
 
@@ -296,6 +296,16 @@ impl ClientHandle {
         let queued = Instant::now();
         let connection = self.shared.connection.read().clone();
         execute(&self.shared, connection, request, queued).await
+    }
+
+    /// The bare client while connected: for measuring the client task
+    /// against the crate's own calls (`asudf bench --baseline`).
+    pub fn bare_client(&self) -> Option<Arc<Client>> {
+        self.shared
+            .connection
+            .read()
+            .as_ref()
+            .map(|(client, _)| client.clone())
     }
 
     /// Cancels a request in flight; it ends with a `Cancelled` failure.

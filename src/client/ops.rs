@@ -243,7 +243,8 @@ async fn wait_for_nodes(
     }
 }
 
-fn write_policy(call: &ApplyCall) -> WritePolicy {
+/// The policy an apply is sent with.
+pub fn apply_policy(call: &ApplyCall) -> WritePolicy {
     let mut policy = WritePolicy {
         send_key: call.send_key,
         ..WritePolicy::default()
@@ -280,7 +281,7 @@ async fn apply(
     };
     let result = client
         .execute_udf(
-            &write_policy(&call),
+            &apply_policy(&call),
             &key,
             &call.module,
             &call.function,
@@ -371,7 +372,7 @@ pub fn error_location(message: &str) -> Option<(String, u32)> {
 }
 
 /// Maps a client error to a failure the user can read.
-pub(super) fn failure(e: aerospike::Error) -> Failure {
+pub fn failure(e: aerospike::Error) -> Failure {
     let message = e.base_message();
     let kind = match e.kind() {
         ErrorKind::Timeout => FailureKind::Timeout,
