@@ -8,3 +8,4 @@ pub mod config;
 pub mod sandbox;
 pub mod tui;
 pub mod value;
+pub mod where_clause;
