@@ -868,6 +868,8 @@ impl App {
 
     fn on_client(&mut self, event: Event, effects: &mut Vec<Effect>) {
         match event {
+            // The console sends no query-path requests yet.
+            Event::Item { .. } => {}
             Event::Connection(state) => {
                 let was_connected = self.connected();
                 self.connection = state;
