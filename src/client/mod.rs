@@ -91,11 +91,11 @@ pub enum Request {
         command: String,
     },
     /// Records, as [`Event::Item`]s, then [`Outcome::Streamed`].
-    Query(QueryCall),
+    Query(Box<QueryCall>),
     /// A stream UDF's values, as [`Event::Item`]s, then [`Outcome::Streamed`].
-    Aggregate(AggregateCall),
+    Aggregate(Box<AggregateCall>),
     /// Starts a background UDF job: [`Outcome::JobStarted`].
-    Execute(ExecuteCall),
+    Execute(Box<ExecuteCall>),
     /// One job's `query-show` entry, or every job's with `None`.
     Jobs {
         id: Option<u64>,

@@ -59,9 +59,9 @@ pub(super) async fn perform(
             let answer = info(client, &command).await?;
             Ok(Outcome::Info(answer))
         }
-        Request::Query(call) => query::query(client, call, items).await,
-        Request::Aggregate(call) => query::aggregate(client, call, items).await,
-        Request::Execute(call) => query::execute(client, call).await,
+        Request::Query(call) => query::query(client, *call, items).await,
+        Request::Aggregate(call) => query::aggregate(client, *call, items).await,
+        Request::Execute(call) => query::execute(client, *call).await,
         Request::Jobs { id: Some(id) } => query::job(client, id).await,
         Request::Jobs { id: None } => query::jobs(client).await,
         Request::AbortJob { id } => query::abort_job(client, id).await,
