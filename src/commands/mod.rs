@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod query;
 pub mod record;
 pub mod sandbox;
 pub mod udf;
