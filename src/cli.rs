@@ -177,6 +177,17 @@ pub enum Command {
     /// Secondary indexes: index create | ls | rm.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// Sample modules with their data: sample ls | load NAME.
+    #[command(subcommand)]
+    Sample(SampleCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SampleCommand {
+    /// The samples, with what each shows.
+    Ls,
+    /// Register a sample's module and write its data and index.
+    Load { name: String },
 }
 
 /// Which records a query, aggregation or job reads.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aerospike::{AuthMode, ClientPolicy, TlsPolicy};
 use asudf::cli::{
     ApplyArgs, BenchCommand, Cli, Command, IndexCommand, JobsCommand, NsSet, RecordCommand,
-    SandboxCommand, ScopeArgs, ServeArgs, UdfCommand,
+    SampleCommand, SandboxCommand, ScopeArgs, ServeArgs, UdfCommand,
 };
 use asudf::client::{self, ApplyCall, RecordKey};
 use asudf::commands::{self, EXIT_USAGE, Headless};
@@ -70,6 +70,9 @@ async fn run(cli: Cli) -> ExitCode {
             }
         };
     };
+    if let Command::Sample(SampleCommand::Ls) = command {
+        return commands::sample::ls(cli.json);
+    }
     let timeout_ms = cli.connection.timeout.map(|ms| ms as u32);
     let mut session = match Headless::connect(target, cli.json).await {
         Ok(s) => s,
@@ -179,6 +182,10 @@ async fn run(cli: Cli) -> ExitCode {
             });
             commands::query::index(&mut session, client::Request::CreateIndex(spec)).await
         }
+        Command::Sample(SampleCommand::Load { name }) => {
+            commands::sample::load(&mut session, &name).await
+        }
+        Command::Sample(SampleCommand::Ls) => unreachable!("handled before connecting"),
         Command::Index(IndexCommand::Ls { ns }) => {
             commands::query::index(&mut session, client::Request::ListIndexes { ns }).await
         }

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod bench;
 pub mod query;
 pub mod record;
+pub mod sample;
 pub mod sandbox;
 pub mod udf;
 
