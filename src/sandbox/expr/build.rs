@@ -355,8 +355,14 @@ impl Compiler<'_> {
             1..=6 => {
                 arity(2)?;
                 Kind::Cmp(
-                    [CmpOp::Eq, CmpOp::Ne, CmpOp::Gt, CmpOp::Ge, CmpOp::Lt, CmpOp::Le]
-                        [op as usize - 1],
+                    [
+                        CmpOp::Eq,
+                        CmpOp::Ne,
+                        CmpOp::Gt,
+                        CmpOp::Ge,
+                        CmpOp::Lt,
+                        CmpOp::Le,
+                    ][op as usize - 1],
                 )
             }
             7 => {
@@ -511,17 +517,18 @@ impl Compiler<'_> {
                 });
             }
         };
+        let left = match &kind {
+            // Their leading arguments were read above.
+            Kind::Regex(_) | Kind::Call(..) => 1,
+            // The names are not operands.
+            Kind::Let { defs, .. } => defs + 1,
+            _ => args,
+        };
         self.frames.push(Frame {
             kind,
-            left: args,
+            left,
             tys: Vec::new(),
         });
-        // Ops whose leading arguments were read above take one operand.
-        if let Some(f) = self.frames.last_mut()
-            && matches!(f.kind, Kind::Regex(_) | Kind::Call(..))
-        {
-            f.left = 1;
-        }
         Ok(None)
     }
 
@@ -562,7 +569,11 @@ impl Compiler<'_> {
                 if ty != Ty::Int {
                     return Err(build("a size is an integer"));
                 }
-                if op == 16 { Cdt::ListSize } else { Cdt::MapSize }
+                if op == 16 {
+                    Cdt::ListSize
+                } else {
+                    Cdt::MapSize
+                }
             }
             19 | 97 => {
                 want(3)?;
@@ -592,7 +603,11 @@ impl Compiler<'_> {
         let n = tys.len();
         let all = |want: Ty| tys.iter().all(|t| t.fits(want));
         let numeric = || -> Result<Ty, FilterError> {
-            let first = tys.iter().copied().find(|t| *t != Ty::Any).unwrap_or(Ty::Any);
+            let first = tys
+                .iter()
+                .copied()
+                .find(|t| *t != Ty::Any)
+                .unwrap_or(Ty::Any);
             if !matches!(first, Ty::Int | Ty::Float | Ty::Any) || !all(first) {
                 return Err(build("arithmetic needs operands of one numeric type"));
             }

@@ -333,7 +333,13 @@ fn arith(op: Arith, args: &[Val]) -> Option<Value> {
     let values = values?;
     if let Some(ints) = values
         .iter()
-        .map(|v| if let Value::Int(i) = v { Some(*i) } else { None })
+        .map(|v| {
+            if let Value::Int(i) = v {
+                Some(*i)
+            } else {
+                None
+            }
+        })
         .collect::<Option<Vec<i64>>>()
     {
         // One operand: sub negates, div takes the reciprocal.
@@ -357,7 +363,13 @@ fn arith(op: Arith, args: &[Val]) -> Option<Value> {
     }
     let floats = values
         .iter()
-        .map(|v| if let Value::Float(f) = v { Some(*f) } else { None })
+        .map(|v| {
+            if let Value::Float(f) = v {
+                Some(*f)
+            } else {
+                None
+            }
+        })
         .collect::<Option<Vec<f64>>>()?;
     let (first, rest) = match (op, floats.as_slice()) {
         (Arith::Sub, [only]) => (0.0, std::slice::from_ref(only)),

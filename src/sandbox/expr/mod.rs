@@ -71,7 +71,9 @@ impl std::fmt::Display for FilterError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FilterError::Build(why) => write!(f, "filter cannot be built: {why}"),
-            FilterError::Unsupported(what) => write!(f, "filter not evaluated by the sandbox: {what}"),
+            FilterError::Unsupported(what) => {
+                write!(f, "filter not evaluated by the sandbox: {what}")
+            }
         }
     }
 }

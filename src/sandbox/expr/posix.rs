@@ -32,7 +32,11 @@ pub fn compile(pattern: &str, flags: i64) -> Result<Result<Regex, String>, Strin
 
 /// The pattern in `regex` syntax. Outer `Err`: invalid POSIX; inner `Err`:
 /// valid but not translated (back-references, collating elements).
-fn translate(pattern: &str, extended: bool, newline: bool) -> Result<Result<String, String>, String> {
+fn translate(
+    pattern: &str,
+    extended: bool,
+    newline: bool,
+) -> Result<Result<String, String>, String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len() + 8);
     let mut i = 0;
@@ -161,7 +165,9 @@ fn bracket(
             let name: String = chars[i + 2..close].iter().collect();
             match kind {
                 ':' => out.push_str(&format!("[:{name}:]")),
-                _ if name.chars().count() == 1 => push_class_char(&mut out, name.chars().next().unwrap_or(' ')),
+                _ if name.chars().count() == 1 => {
+                    push_class_char(&mut out, name.chars().next().unwrap_or(' '))
+                }
                 _ => return Ok(Err("collating elements".into())),
             }
             i = close + 2;

@@ -128,7 +128,9 @@ impl<'a> Reader<'a> {
     /// A plain msgpack str (bin, variable and regex names carry no particle byte).
     pub fn name(&mut self) -> Result<String, FilterError> {
         match self.head()? {
-            Head::Bytes(b) => String::from_utf8(b.to_vec()).map_err(|_| malformed("name not UTF-8")),
+            Head::Bytes(b) => {
+                String::from_utf8(b.to_vec()).map_err(|_| malformed("name not UTF-8"))
+            }
             _ => Err(malformed("expected a name")),
         }
     }
