@@ -102,7 +102,7 @@ impl Env {
 fn code<T: std::fmt::Debug>(r: aerospike::Result<T>) -> i32 {
     match r {
         Ok(_) => 0,
-        Err(e) => e.result_code() as i32,
+        Err(e) => e.result_code(),
     }
 }
 
