@@ -23,7 +23,7 @@ pub fn compile(pattern: &str, flags: i64) -> Result<Result<Regex, String>, Strin
         .case_insensitive(flags & ICASE != 0)
         .dot_matches_new_line(!newline)
         .multi_line(newline)
-        .size_limit(1 << 20);
+        .size_limit(8 << 20);
     builder
         .build()
         .map(Ok)
