@@ -6,7 +6,7 @@ use crate::sandbox::value::Value;
 use proptest::prelude::*;
 
 /// A tiny msgpack writer for expression trees.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 enum E {
     I(i64),
     F(f64),
@@ -693,5 +693,63 @@ proptest! {
         }
         let c = code_on(&bytes, &fixture());
         prop_assert!([0, 4, 16, 27].contains(&c));
+    }
+}
+
+/// Random trees over the evaluated ops: most fail to build, the rest run.
+fn tree() -> impl Strategy<Value = E> {
+    let leaf = prop_oneof![
+        (-3i64..12).prop_map(I),
+        prop_oneof![Just(F(2.5)), Just(F(0.0)), Just(F(-1.5))],
+        prop_oneof![Just(S("hello world")), Just(S("x"))],
+        Just(Bool(true)),
+        Just(Bool(false)),
+        (
+            1i64..8,
+            prop_oneof![Just("i"), Just("f"), Just("s"), Just("l"), Just("zz")]
+        )
+            .prop_map(|(t, n)| bin(t, n)),
+        (64i64..75).prop_map(|m| if m == 64 {
+            op(64, vec![I(3)])
+        } else {
+            op(m, vec![])
+        }),
+        Just(op(0, vec![])),
+        Just(quote(vec![I(1), I(2)])),
+    ];
+    leaf.prop_recursive(6, 64, 4, |inner| {
+        let codes = prop_oneof![
+            1i64..7,
+            Just(9),
+            16i64..20,
+            20i64..25,
+            Just(26),
+            Just(27),
+            Just(30),
+            Just(31),
+            Just(50),
+            Just(51),
+            Just(123),
+        ];
+        (codes, proptest::collection::vec(inner, 1..4)).prop_map(|(c, args)| op(c, args))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn random_trees_obey_three_valued_logic(x in tree()) {
+        let c = code(&x);
+        prop_assert!([0, 4, 16, 27].contains(&c));
+        if Filter::parse(&wire(&x)).is_ok() {
+            // x and not x is never true; x or not x is true unless x is unknown.
+            let both = op(16, vec![x.clone(), op(18, vec![x.clone()])]);
+            prop_assert_eq!(code(&both), 27);
+            let either = op(17, vec![x.clone(), op(18, vec![x.clone()])]);
+            let negated = code(&op(18, vec![x.clone()]));
+            let known = c == 0 || negated == 0;
+            prop_assert_eq!(code(&either), if known { 0 } else { 27 });
+        }
     }
 }
