@@ -152,6 +152,12 @@ pub struct Program {
     pub slots: usize,
 }
 
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Program({} steps)", self.code.len())
+    }
+}
+
 fn build(why: impl Into<String>) -> FilterError {
     FilterError::Build(why.into())
 }

@@ -42,12 +42,6 @@ pub struct Filter {
     program: Arc<build::Program>,
 }
 
-impl std::fmt::Debug for build::Program {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Program({} steps)", self.code.len())
-    }
-}
-
 /// Why a filter cannot be used.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FilterError {
