@@ -27,11 +27,21 @@ mod read;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::Mutex;
 
 use crate::sandbox::store::{Digest, Record};
 
 pub use read::MAX_LITERAL_DEPTH;
+
+/// Filters built lately, by wire bytes: clients send the same few filters
+/// over and over, and building one can compile a regex. Only filters that
+/// built are kept, so each refusal is still logged.
+static CACHE: LazyLock<Mutex<HashMap<Box<[u8]>, Filter>>> = LazyLock::new(Default::default);
+const CACHED_FILTERS: usize = 256;
+const CACHED_WIRE_MAX: usize = 4096;
 
 /// The result code of a record the filter leaves out.
 pub const FILTERED_OUT: u8 = 27;
@@ -83,9 +93,21 @@ impl Filter {
     /// Decodes field 43: a filter the server cannot build is `Build`, one
     /// using what the sandbox does not evaluate is `Unsupported` (logged).
     pub fn parse(wire: &[u8]) -> Result<Filter, FilterError> {
-        Ok(Filter {
+        let cacheable = wire.len() <= CACHED_WIRE_MAX;
+        if cacheable && let Some(filter) = CACHE.lock().get(wire) {
+            return Ok(filter.clone());
+        }
+        let filter = Filter {
             program: Arc::new(build::compile(wire)?),
-        })
+        };
+        if cacheable {
+            let mut cache = CACHE.lock();
+            if cache.len() >= CACHED_FILTERS {
+                cache.clear();
+            }
+            cache.insert(wire.into(), filter.clone());
+        }
+        Ok(filter)
     }
 
     /// Whether `subject` passes (unknown counts as false). Every check
