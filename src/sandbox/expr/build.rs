@@ -163,9 +163,7 @@ fn build(why: impl Into<String>) -> FilterError {
 }
 
 fn unsupported(what: impl Into<String>) -> FilterError {
-    let what = what.into();
-    tracing::warn!("filter expression refused (16): {what}");
-    FilterError::Unsupported(what)
+    FilterError::unsupported(what)
 }
 
 /// What an op does once its expression operands are compiled.

@@ -62,6 +62,13 @@ pub enum FilterError {
 }
 
 impl FilterError {
+    /// Refuses what the sandbox does not evaluate, with a warning naming it.
+    pub(crate) fn unsupported(what: impl Into<String>) -> FilterError {
+        let what = what.into();
+        tracing::warn!("filter expression refused (16): {what}");
+        FilterError::Unsupported(what)
+    }
+
     /// The result code a request answers with.
     pub fn result_code(&self) -> u8 {
         match self {

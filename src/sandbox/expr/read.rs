@@ -190,7 +190,7 @@ impl<'a> Reader<'a> {
 }
 
 fn ext_refused() -> FilterError {
-    FilterError::Unsupported("msgpack ext values (wildcard, infinity) in a literal".into())
+    FilterError::unsupported("msgpack ext values (wildcard, infinity) in a literal")
 }
 
 /// A str payload: its first byte is the particle type.

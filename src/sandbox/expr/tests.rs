@@ -753,3 +753,35 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn refusals_are_logged_naming_what_was_refused() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink(Arc::default());
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let _ = Filter::parse(&wire(&op(25, vec![F(8.0), F(2.0)])));
+        let _ = Filter::parse(&hex::decode("d4ff00").unwrap());
+        let _ = Filter::parse(&wire(&eq(int_bin("i"), S("x"))));
+    });
+    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("WARN") && log.contains("op 25 (log)"), "{log}");
+    assert!(log.contains("an ext value"), "{log}");
+    // A filter the server cannot build is not the sandbox's limit: no warning.
+    assert_eq!(log.lines().count(), 2, "{log}");
+}
