@@ -329,65 +329,66 @@ fn in_list(v: Option<&Value>, list: Option<&Value>) -> Option<bool> {
 }
 
 fn arith(op: Arith, args: &[Val]) -> Option<Value> {
-    let values: Option<Vec<&Value>> = args.iter().map(|a| a.as_deref()).collect();
-    let values = values?;
-    if let Some(ints) = values
+    let values: Vec<&Value> = args.iter().map(|a| a.as_deref()).collect::<Option<_>>()?;
+    let ints: Option<Vec<i64>> = values
         .iter()
-        .map(|v| {
-            if let Value::Int(i) = v {
-                Some(*i)
-            } else {
-                None
-            }
+        .map(|v| match v {
+            Value::Int(i) => Some(*i),
+            _ => None,
         })
-        .collect::<Option<Vec<i64>>>()
-    {
-        // One operand: sub negates, div takes the reciprocal.
-        let (first, rest) = match (op, ints.as_slice()) {
-            (Arith::Sub, [only]) => (0, std::slice::from_ref(only)),
-            (Arith::Div, [only]) => (1, std::slice::from_ref(only)),
-            (_, [first, rest @ ..]) => (*first, rest),
-            _ => return None,
-        };
-        let mut acc = first;
-        for &x in rest {
-            acc = match op {
-                Arith::Add => acc.wrapping_add(x),
-                Arith::Sub => acc.wrapping_sub(x),
-                Arith::Mul => acc.wrapping_mul(x),
-                Arith::Div if x == 0 => return None,
-                Arith::Div => acc.wrapping_div(x),
-            };
-        }
-        return Some(Value::Int(acc));
+        .collect();
+    if let Some(ints) = ints {
+        return int_arith(op, &ints).map(Value::Int);
     }
-    let floats = values
+    let floats: Vec<f64> = values
         .iter()
-        .map(|v| {
-            if let Value::Float(f) = v {
-                Some(*f)
-            } else {
-                None
-            }
+        .map(|v| match v {
+            Value::Float(f) => Some(*f),
+            _ => None,
         })
-        .collect::<Option<Vec<f64>>>()?;
-    let (first, rest) = match (op, floats.as_slice()) {
-        (Arith::Sub, [only]) => (0.0, std::slice::from_ref(only)),
-        (Arith::Div, [only]) => (1.0, std::slice::from_ref(only)),
-        (_, [first, rest @ ..]) => (*first, rest),
-        _ => return None,
+        .collect::<Option<_>>()?;
+    float_arith(op, &floats).map(Value::Float)
+}
+
+/// As the server documents them: `sub` takes the sum of the rest from the
+/// first (one operand: its negation), `div` divides the first by the
+/// product of the rest (one operand: its reciprocal). Integers wrap.
+fn int_arith(op: Arith, xs: &[i64]) -> Option<i64> {
+    let (&first, rest) = xs.split_first()?;
+    let sum = rest.iter().fold(0i64, |a, x| a.wrapping_add(*x));
+    let product = rest.iter().fold(1i64, |a, x| a.wrapping_mul(*x));
+    let (dividend, divisor) = if rest.is_empty() {
+        (1, first)
+    } else {
+        (first, product)
     };
-    let mut acc = first;
-    for &x in rest {
-        acc = match op {
-            Arith::Add => acc + x,
-            Arith::Sub => acc - x,
-            Arith::Mul => acc * x,
-            Arith::Div if x == 0.0 => return None,
-            Arith::Div => acc / x,
-        };
-    }
-    Some(Value::Float(acc))
+    Some(match op {
+        Arith::Add => first.wrapping_add(sum),
+        Arith::Mul => first.wrapping_mul(product),
+        Arith::Sub if rest.is_empty() => first.wrapping_neg(),
+        Arith::Sub => first.wrapping_sub(sum),
+        Arith::Div if divisor == 0 => return None,
+        Arith::Div => dividend.wrapping_div(divisor),
+    })
+}
+
+fn float_arith(op: Arith, xs: &[f64]) -> Option<f64> {
+    let (&first, rest) = xs.split_first()?;
+    let sum: f64 = rest.iter().sum();
+    let product: f64 = rest.iter().product();
+    let (dividend, divisor) = if rest.is_empty() {
+        (1.0, first)
+    } else {
+        (first, product)
+    };
+    Some(match op {
+        Arith::Add => first + sum,
+        Arith::Mul => first * product,
+        Arith::Sub if rest.is_empty() => -first,
+        Arith::Sub => first - sum,
+        Arith::Div if divisor == 0.0 => return None,
+        Arith::Div => dividend / divisor,
+    })
 }
 
 fn extreme(args: Vec<Val>, want: Ordering) -> Val {

@@ -302,6 +302,15 @@ fn arithmetic() {
     assert_eq!(is(op(23, vec![i(), I(3)]), 3), 0);
     assert_eq!(is(op(23, vec![int_bin("neg"), I(2)]), -1), 0);
     assert_eq!(is(op(23, vec![i(), I(0)]), 1), 27);
+    // div: the first by the product of the rest; one operand: the reciprocal.
+    assert_eq!(is(op(23, vec![I(100), I(3), I(4)]), 8), 0);
+    assert_eq!(is(op(23, vec![I(1), I(1)]), 1), 0);
+    assert_eq!(is(op(23, vec![I(2)]), 0), 0);
+    assert_eq!(is(op(23, vec![I(0)]), 0), 27);
+    let fl1 = |e: E, v: f64| code(&eq(e, F(v)));
+    assert_eq!(fl1(op(23, vec![F(4.0)]), 0.25), 0);
+    assert_eq!(fl1(op(21, vec![F(4.0)]), -4.0), 0);
+    assert_eq!(fl1(op(21, vec![F(1.0), F(0.25), F(0.5)]), 0.25), 0);
     assert_eq!(is(op(26, vec![i(), I(3)]), 1), 0);
     assert_eq!(is(op(26, vec![int_bin("neg"), I(2)]), -1), 0);
     assert_eq!(is(op(26, vec![i(), I(0)]), 0), 27);
