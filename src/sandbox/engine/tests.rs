@@ -43,6 +43,7 @@ fn request(module: &str, function: &str, key: &str, args: Vec<Value>) -> ApplyRe
         timeout_ms: 0,
         received: std::time::Instant::now(),
         ttl: 0,
+        filter: Default::default(),
     }
 }
 
