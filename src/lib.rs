@@ -6,5 +6,6 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod sandbox;
+pub mod testing;
 pub mod tui;
 pub mod value;

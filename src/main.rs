@@ -60,6 +60,9 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(t) => t,
         Err(message) => return usage(message),
     };
+    if let Some(Command::Test(args)) = &cli.command {
+        return commands::test::run(target, args, cli.json).await;
+    }
     let Some(command) = cli.command else {
         return match asudf::tui::run(target, cli.file).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -104,7 +107,7 @@ async fn run(cli: Cli) -> ExitCode {
             let call = apply_call(&args.apply, timeout_ms, false);
             commands::bench::run(&mut session, call, args.count, args.concurrency.into()).await
         }
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Test(_) => unreachable!("handled above"),
     }
 }
 

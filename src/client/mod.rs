@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 pub use connect::{ClusterInfo, Target};
-pub use ops::parse_udf_list;
+pub use ops::{module_file, parse_udf_list};
 
 pub type RequestId = u64;
 

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod bench;
 pub mod record;
 pub mod sandbox;
+pub mod test;
 pub mod udf;
 
 use std::process::ExitCode;
