@@ -91,6 +91,13 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
             })),
         }
     }
+    let run_id = cluster.as_ref().and_then(|(_, mode)| match mode {
+        Mode::Cluster { run_id, .. } => Some(run_id.clone()),
+        Mode::Sandbox => None,
+    });
+    if let (Some(id), false) = (&run_id, json) {
+        eprintln!("on the cluster, this run's sets end in -{id}");
+    }
     let kept = scenarios.clone();
     let mut ran = testing::run_files(scenarios, cluster).await.into_iter();
     let reports: Vec<FileReport> = slots
@@ -99,7 +106,10 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
         .collect();
 
     if args.update {
-        for (scenario, report) in kept.iter().zip(reports.iter().filter(|r| r.bad_file.is_none())) {
+        for (scenario, report) in kept
+            .iter()
+            .zip(reports.iter().filter(|r| r.bad_file.is_none()))
+        {
             if let Err(e) = rewrite(scenario, report) {
                 eprintln!("{}: not updated: {e}", report.path.display());
             } else if report.failed() > 0 && !json {
@@ -109,7 +119,11 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
     }
 
     if json {
-        println!("{}", report::json(&reports));
+        let mut out = report::json(&reports);
+        if let Some(id) = run_id {
+            out["run_id"] = serde_json::json!(id);
+        }
+        println!("{out}");
     } else {
         for r in &reports {
             print!("{}", report::file_text(r));

@@ -397,7 +397,10 @@ impl Reader<'_> {
 
     fn modules(&self, item: &Item) -> Result<Vec<Module>, FileError> {
         let table = item.as_table_like().ok_or_else(|| {
-            self.error(item.span(), "modules is a table: [modules] name = \"path.lua\"")
+            self.error(
+                item.span(),
+                "modules is a table: [modules] name = \"path.lua\"",
+            )
         })?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let mut modules = Vec::new();
@@ -450,10 +453,7 @@ impl Reader<'_> {
         let kind = match kinds.as_slice() {
             [one] => *one,
             [] => {
-                return Err(self.error(
-                    span,
-                    "a step needs one of apply, get, put, remove",
-                ));
+                return Err(self.error(span, "a step needs one of apply, get, put, remove"));
             }
             [_, second, ..] => {
                 let span = table.key(second).and_then(|k| k.span());
@@ -568,9 +568,7 @@ impl Reader<'_> {
             (Some(_), Some(p)) => {
                 return Err(self.error(p.span(), "give message or pattern, not both"));
             }
-            (Some(m), None) => Some(MessageMatch::Exact(
-                self.string(m, "message")?.to_string(),
-            )),
+            (Some(m), None) => Some(MessageMatch::Exact(self.string(m, "message")?.to_string())),
             (None, Some(p)) => {
                 let text = self.string(p, "pattern")?;
                 let re = regex::Regex::new(text)
@@ -667,7 +665,10 @@ expect = false
         };
         assert_eq!(key.key, Value::Int(7));
         assert_eq!(call.function, "f");
-        assert_eq!(value::print(&Value::List(args.clone())), "['count', 5, {1: x'0a'}]");
+        assert_eq!(
+            value::print(&Value::List(args.clone())),
+            "['count', 5, {1: x'0a'}]"
+        );
         assert_eq!(s.steps[0].pos.line, 10);
         assert_eq!(
             s.steps[0].expect.record,
@@ -709,10 +710,14 @@ expect = false
         assert_eq!(line, 3);
         assert!(message.contains("not a list"), "{message}");
         let (_, _, message) = at("[[step]]\napply = \"nodot\"\nkey = 1\n");
-        assert!(message.contains("MODULE.FUNCTION") || message.contains("."), "{message}");
+        assert!(
+            message.contains("MODULE.FUNCTION") || message.contains("."),
+            "{message}"
+        );
         let (_, _, message) = at("ns = \"test\"\n");
         assert!(message.contains("no [[step]]"));
-        let (line, _, message) = at("[modules]\nm = \"missing.lua\"\n[[step]]\nget = 1\nrecord = \"none\"\n");
+        let (line, _, message) =
+            at("[modules]\nm = \"missing.lua\"\n[[step]]\nget = 1\nrecord = \"none\"\n");
         assert_eq!(line, 2);
         assert!(message.contains("cannot read"), "{message}");
         let (line, _, message) =

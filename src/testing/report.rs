@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use quick_xml::escape::escape;
+use quick_xml::escape::{escape, partial_escape};
 use serde_json::{Value as Json, json};
 
 use super::runner::{FileReport, Problem, StepReport};
@@ -169,7 +169,8 @@ pub fn json(files: &[FileReport]) -> Json {
                 "ms": f.elapsed.as_secs_f64() * 1000.0,
             });
             if let Some(e) = &f.bad_file {
-                j["error"] = json!({"line": e.pos.line, "column": e.pos.column, "message": e.message});
+                j["error"] =
+                    json!({"line": e.pos.line, "column": e.pos.column, "message": e.message});
             }
             if let Some(reason) = &f.connection {
                 j["connection_error"] = json!(reason);
@@ -205,7 +206,7 @@ fn testcase(out: &mut String, class: &str, name: &str, secs: f64, failure: Optio
                 out,
                 ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
                 escape(message),
-                escape(&body)
+                partial_escape(&body)
             );
         }
     }
@@ -232,11 +233,7 @@ pub fn junit(files: &[FileReport]) -> String {
             f.elapsed.as_secs_f64()
         );
         if let Some(e) = &f.bad_file {
-            let _ = writeln!(
-                out,
-                "    <error message=\"{}\"/>",
-                escape(&e.to_string())
-            );
+            let _ = writeln!(out, "    <error message=\"{}\"/>", escape(&e.to_string()));
         }
         if let Some(reason) = &f.connection {
             let _ = writeln!(out, "    <error message=\"{}\"/>", escape(reason));

@@ -344,7 +344,9 @@ impl Run<'_> {
                         logs = l;
                         observed.value = Some(result);
                     }
-                    Ok(other) => problems.push(Problem::said(format!("unexpected answer {other:?}"))),
+                    Ok(other) => {
+                        problems.push(Problem::said(format!("unexpected answer {other:?}")))
+                    }
                     Err(f) => {
                         logs = f.logs.clone();
                         observed.error = Some(f);
@@ -376,7 +378,9 @@ impl Run<'_> {
                             ));
                         }
                     }
-                    Ok(other) => problems.push(Problem::said(format!("unexpected answer {other:?}"))),
+                    Ok(other) => {
+                        problems.push(Problem::said(format!("unexpected answer {other:?}")))
+                    }
                     Err(f) => problems.push(Problem::said(format!("the remove failed: {f}"))),
                 }
             }
@@ -421,7 +425,11 @@ impl Run<'_> {
                 problems.extend(found);
             }
             (None, Some(expected)) => {
-                let actual = observed.value.as_ref().map(value::print).unwrap_or_default();
+                let actual = observed
+                    .value
+                    .as_ref()
+                    .map(value::print)
+                    .unwrap_or_default();
                 problems.push(Problem::differs(
                     "expected an error, the call succeeded",
                     describe_error(expected),
@@ -602,7 +610,13 @@ mod tests {
             compare_record(e, r, &mut out);
             out
         };
-        assert!(problems(&expect(vec![("a", 1), ("b", 2)], Some(3), Some(Some(100))), Some(&record)).is_empty());
+        assert!(
+            problems(
+                &expect(vec![("a", 1), ("b", 2)], Some(3), Some(Some(100))),
+                Some(&record)
+            )
+            .is_empty()
+        );
         let found = problems(&expect(vec![("a", 1)], Some(2), Some(None)), Some(&record));
         let whats: Vec<&str> = found.iter().map(|p| p.what.as_str()).collect();
         assert_eq!(whats, ["record bins", "record generation", "record ttl"]);

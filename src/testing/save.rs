@@ -122,7 +122,10 @@ pub fn scenario_text(calls: &[SavedCall], modules: &[ModuleRef], file: &Path) ->
                 t.insert("ns", Item::Value(ns_of(&c.call).into()));
             }
             t.insert("key", Item::Value(key_text(&c.call.key.key)));
-            t.insert("bins", Item::Value(Toml::InlineTable(bins_table(&before.bins))));
+            t.insert(
+                "bins",
+                Item::Value(Toml::InlineTable(bins_table(&before.bins))),
+            );
             records.push(t);
         }
     }
@@ -157,7 +160,10 @@ pub fn scenario_text(calls: &[SavedCall], modules: &[ModuleRef], file: &Path) ->
             }
         }
         if let Some(after) = &c.after {
-            t.insert("record", Item::Value(record_value(after.as_ref(), false, false)));
+            t.insert(
+                "record",
+                Item::Value(record_value(after.as_ref(), false, false)),
+            );
         }
         steps.push(t);
     }

@@ -11,8 +11,14 @@ use crate::value;
 
 /// The file's text with every failing step's expectations set to what it
 /// got. `None` when nothing changes.
-pub fn rewrite(text: &str, scenario: &Scenario, report: &FileReport) -> Result<Option<String>, String> {
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
+pub fn rewrite(
+    text: &str,
+    scenario: &Scenario,
+    report: &FileReport,
+) -> Result<Option<String>, String> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| e.to_string())?;
     let mut changed = false;
     let Some(steps) = doc.get_mut("step").and_then(Item::as_array_of_tables_mut) else {
         return Ok(None);
@@ -31,10 +37,18 @@ pub fn rewrite(text: &str, scenario: &Scenario, report: &FileReport) -> Result<O
 
 /// Replaces a key's value, keeping the old value's comments and spacing.
 fn set(table: &mut Table, key: &str, mut new: Toml) {
-    if let Some(old) = table.get(key).and_then(Item::as_value) {
-        *new.decor_mut() = old.decor().clone();
+    match table.get_mut(key) {
+        // In place: `insert` would drop the key's own comments.
+        Some(item) => {
+            if let Some(old) = item.as_value() {
+                *new.decor_mut() = old.decor().clone();
+            }
+            *item = Item::Value(new);
+        }
+        None => {
+            table.insert(key, Item::Value(new));
+        }
     }
-    table.insert(key, Item::Value(new));
 }
 
 fn update_step(table: &mut Table, observed: &Observed, step: &super::format::Step) -> bool {
