@@ -386,3 +386,17 @@ fn connection_refused_exits_3() {
     let (code, _, err) = test_file(&file, &["-h", &host, "--timeout", "500"]);
     assert_eq!(code, 3, "{err}");
 }
+
+#[test]
+fn the_readme_example_passes() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("```toml\n# a file next to counter.lua")
+        .expect("README shows the format")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let (_dir, file) = scenario(&readme[start..end]);
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("4 passed, 0 failed"), "{out}");
+}

@@ -71,7 +71,7 @@ pub fn scenario_text(calls: &[SavedCall], modules: &[ModuleRef], file: &Path) ->
     doc.as_table_mut().decor_mut().set_prefix(format!(
         "# Saved from the asudf console: {} call(s), their results as expectations.\n# Run it with `asudf test {}`.\n",
         calls.len(),
-        file.display()
+        file.file_name().map_or(file.display(), |n| Path::new(n).display())
     ));
 
     let dir = file.parent().unwrap_or(Path::new("."));
