@@ -258,7 +258,7 @@ fn calls_saved_from_the_console_pass_as_a_test_file() {
         program.display()
     ));
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("TEST=");
+    let screen = tmux.wait_for("\nTEST=");
     assert!(screen.contains("2 passed, 0 failed"), "{screen}");
     assert!(screen.contains("TEST=0"), "{screen}");
 }
