@@ -23,35 +23,33 @@ fn scenario_text() -> String {
     text
 }
 
-fn by_hand(source: &str) -> impl std::future::Future<Output = ()> + '_ {
-    async move {
-        let target = Target::Sandbox {
-            dir: None,
-            config: SandboxConfig::default(),
+async fn by_hand(source: &str) {
+    let target = Target::Sandbox {
+        dir: None,
+        config: SandboxConfig::default(),
+    };
+    let handle = runner::connect(target).await.unwrap();
+    let put = Request::PutModule {
+        name: "counter.lua".into(),
+        source: source.to_string(),
+    };
+    handle.call(put).await.0.unwrap();
+    for _ in 0..STEPS {
+        let call = ApplyCall {
+            key: RecordKey {
+                ns: "test".into(),
+                set: Some("demo".into()),
+                key: Value::from("c1"),
+            },
+            module: "counter".into(),
+            function: "increment".into(),
+            args: vec![Value::from("count"), Value::Int(1)],
+            timeout_ms: None,
+            send_key: true,
+            with_record: false,
+            with_logs: true,
         };
-        let handle = runner::connect(target).await.unwrap();
-        let put = Request::PutModule {
-            name: "counter.lua".into(),
-            source: source.to_string(),
-        };
-        handle.call(put).await.0.unwrap();
-        for _ in 0..STEPS {
-            let call = ApplyCall {
-                key: RecordKey {
-                    ns: "test".into(),
-                    set: Some("demo".into()),
-                    key: Value::from("c1"),
-                },
-                module: "counter".into(),
-                function: "increment".into(),
-                args: vec![Value::from("count"), Value::Int(1)],
-                timeout_ms: None,
-                send_key: true,
-                with_record: false,
-                with_logs: true,
-            };
-            handle.call(Request::Apply(call)).await.0.unwrap();
-        }
+        handle.call(Request::Apply(call)).await.0.unwrap();
     }
 }
 

@@ -204,6 +204,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, FileError> {
     Reader { path, text }.scenario()
 }
 
+/// A table and where it starts.
+type Spanned<'t> = (&'t dyn TableLike, Option<Range<usize>>);
+
 struct Reader<'a> {
     path: &'a Path,
     text: &'a str,
@@ -279,11 +282,7 @@ impl Reader<'_> {
     }
 
     /// The tables of an array of tables (`[[step]]`), with their spans.
-    fn tables<'t>(
-        &self,
-        root: &'t Table,
-        name: &str,
-    ) -> Result<Vec<(&'t dyn TableLike, Option<Range<usize>>)>, FileError> {
+    fn tables<'t>(&self, root: &'t Table, name: &str) -> Result<Vec<Spanned<'t>>, FileError> {
         match root.get(name) {
             None => Ok(Vec::new()),
             Some(Item::ArrayOfTables(array)) => Ok(array

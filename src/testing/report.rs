@@ -233,7 +233,7 @@ pub fn junit(files: &[FileReport]) -> String {
             f.elapsed.as_secs_f64()
         );
         if let Some(e) = &f.bad_file {
-            let _ = writeln!(out, "    <error message=\"{}\"/>", escape(&e.to_string()));
+            let _ = writeln!(out, "    <error message=\"{}\"/>", escape(e.to_string()));
         }
         if let Some(reason) = &f.connection {
             let _ = writeln!(out, "    <error message=\"{}\"/>", escape(reason));
