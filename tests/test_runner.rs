@@ -72,6 +72,10 @@ fn a_passing_file_and_the_folder_search() {
     );
     let (dir, _) = scenario(&text);
     std::fs::write(dir.path().join("ignored.toml"), "not a scenario").unwrap();
+    for skipped in [".hidden", "target"] {
+        std::fs::create_dir(dir.path().join(skipped)).unwrap();
+        std::fs::write(dir.path().join(skipped).join("x.udftest.toml"), "bad").unwrap();
+    }
     let (code, out, err) = run(&["test", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok    "), "{out}");

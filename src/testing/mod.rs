@@ -15,7 +15,8 @@ pub use format::{FileError, SUFFIX, Scenario};
 pub use runner::{FileReport, Mode};
 
 /// The scenario files under `paths` (files as given, folders searched
-/// recursively), in a stable order. A path that does not exist is an error.
+/// recursively but for hidden ones and `target/`), in a stable order. A
+/// path that does not exist is an error.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for path in paths {
@@ -24,6 +25,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         } else if path.is_dir() {
             let mut found: Vec<PathBuf> = walkdir::WalkDir::new(path)
                 .into_iter()
+                .filter_entry(|e| e.depth() == 0 || !is_skipped(e))
                 .filter_map(Result::ok)
                 .filter(|e| e.file_type().is_file() && is_scenario(e.path()))
                 .map(|e| e.into_path())
@@ -36,6 +38,12 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     }
     files.dedup();
     Ok(files)
+}
+
+/// Hidden folders and build output are not searched (`target/` can be huge).
+fn is_skipped(entry: &walkdir::DirEntry) -> bool {
+    let name = entry.file_name().to_string_lossy();
+    entry.file_type().is_dir() && (name.starts_with('.') || name == "target")
 }
 
 fn is_scenario(path: &Path) -> bool {
