@@ -240,13 +240,16 @@ fn junit_output_parses_with_a_case_per_step() {
         step("'count', 5", "expect = \"5\""),
         step("'count', 1", "expect = \"'<&>'\"")
     );
-    let (dir, file) = scenario(&text);
+    let (dir, _) = scenario(&text);
+    // A bad file beside it is a case in error (and the run exits 2).
+    std::fs::write(dir.path().join("b.udftest.toml"), "[[step]]\nget = \n").unwrap();
     let xml_path = dir.path().join("junit.xml");
-    let (code, _, _) = test_file(&file, &["--junit", xml_path.to_str().unwrap()]);
-    assert_eq!(code, 4);
+    let d = dir.path().to_str().unwrap();
+    let (code, _, _) = run(&["test", d, "--junit", xml_path.to_str().unwrap()]);
+    assert_eq!(code, 2);
     let xml = std::fs::read_to_string(&xml_path).unwrap();
     let mut reader = Reader::from_str(&xml);
-    let (mut cases, mut failures, mut suites) = (0, Vec::new(), 0);
+    let (mut cases, mut failures, mut suites, mut errors) = (0, Vec::new(), Vec::new(), 0);
     loop {
         match reader
             .read_event()
@@ -261,13 +264,14 @@ fn junit_output_parses_with_a_case_per_step() {
                 let qname = e.name();
                 let name: &str = qname.as_ref();
                 match name {
-                    "testsuite" => {
-                        suites += 1;
-                        assert_eq!(attr("tests"), "2");
-                        assert_eq!(attr("failures"), "1");
-                    }
+                    "testsuites" => assert_eq!(attr("tests"), "3"),
+                    "testsuite" => suites.push((attr("tests"), attr("failures"), attr("errors"))),
                     "testcase" => cases += 1,
                     "failure" => failures.push(attr("message")),
+                    "error" => {
+                        errors += 1;
+                        assert!(attr("message").contains("b.udftest.toml:2:"), "{xml}");
+                    }
                     _ => {}
                 }
             }
@@ -276,7 +280,9 @@ fn junit_output_parses_with_a_case_per_step() {
     }
     // The failure's text keeps the value syntax, escaped.
     assert!(xml.contains("expected: '&lt;&amp;&gt;'"), "{xml}");
-    assert_eq!((suites, cases), (1, 2));
+    let suite = |t: &str, f: &str, e: &str| (t.to_string(), f.to_string(), e.to_string());
+    assert_eq!(suites, [suite("1", "0", "1"), suite("2", "1", "0")]);
+    assert_eq!((cases, errors), (3, 1));
     assert_eq!(failures, ["value"]);
 }
 

@@ -215,11 +215,15 @@ fn testcase(out: &mut String, class: &str, name: &str, secs: f64, failure: Optio
 /// JUnit XML: a suite per file, a case per step (and one for a failed setup).
 pub fn junit(files: &[FileReport]) -> String {
     let (passed, failed) = totals(files);
+    let broken = files
+        .iter()
+        .filter(|f| f.bad_file.is_some() || f.connection.is_some())
+        .count();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"asudf test\" tests=\"{}\" failures=\"{failed}\">",
-        passed + failed
+        "<testsuites name=\"asudf test\" tests=\"{}\" failures=\"{failed}\" errors=\"{broken}\">",
+        passed + failed + broken
     );
     for f in files {
         let class = f.path.display().to_string();
@@ -228,15 +232,19 @@ pub fn junit(files: &[FileReport]) -> String {
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\" time=\"{:.6}\">",
             escape(&class),
-            f.passed() + f.failed(),
+            f.passed() + f.failed() + errors,
             f.failed(),
             f.elapsed.as_secs_f64()
         );
-        if let Some(e) = &f.bad_file {
-            let _ = writeln!(out, "    <error message=\"{}\"/>", escape(e.to_string()));
-        }
-        if let Some(reason) = &f.connection {
-            let _ = writeln!(out, "    <error message=\"{}\"/>", escape(reason));
+        // A file that did not run is one case, in error.
+        let error = f.bad_file.as_ref().map(|e| e.to_string());
+        if let Some(message) = error.or_else(|| f.connection.clone()) {
+            let _ = writeln!(
+                out,
+                "    <testcase classname=\"{}\" name=\"file\" time=\"0\">\n      <error message=\"{}\"/>\n    </testcase>",
+                escape(&class),
+                escape(message)
+            );
         }
         if !f.setup.is_empty() {
             let body = problems_body(&f.setup, &[]);

@@ -53,7 +53,10 @@ fn set(table: &mut Table, key: &str, mut new: Toml) {
 
 fn update_step(table: &mut Table, observed: &Observed, step: &super::format::Step) -> bool {
     let mut changed = false;
-    if let Some(v) = &observed.value {
+    // A value is written where the step expected one (or an error instead);
+    // a step that only checks the record keeps checking only that.
+    let expected_answer = step.expect.value.is_some() || step.expect.error.is_some();
+    if let (Some(v), true) = (&observed.value, expected_answer) {
         set(table, "expect", Toml::from(value::print(v)));
         table.remove("error");
         changed = true;
@@ -118,4 +121,68 @@ pub fn bins_table(bins: &[(String, Value)]) -> InlineTable {
         table.insert(name, value::print(v).into());
     }
     table
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::testing::format;
+    use crate::testing::runner::{Problem, StepReport};
+
+    fn failed(index: usize, observed: Observed) -> StepReport {
+        StepReport {
+            index,
+            line: 1,
+            title: String::new(),
+            problems: vec![Problem {
+                what: "x".into(),
+                expected: None,
+                actual: None,
+                at: None,
+                mark: false,
+            }],
+            logs: Vec::new(),
+            observed,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn only_the_expectations_a_step_has_are_rewritten() {
+        let text = "[[step]]\napply = \"m.f\"\nkey = 1\nrecord = \"none\"  # gone\n\n[[step]]\nremove = 2\nexpect = true\n";
+        let scenario = format::parse(Path::new("t.udftest.toml"), text).unwrap();
+        let record = RecordView {
+            bins: vec![("n".into(), Value::Int(1))],
+            generation: 1,
+            ttl: None,
+        };
+        let report = FileReport {
+            steps: vec![
+                failed(
+                    0,
+                    Observed {
+                        value: Some(Value::Int(1)),
+                        record: Some(Some(record)),
+                        ..Observed::default()
+                    },
+                ),
+                failed(
+                    1,
+                    Observed {
+                        existed: Some(false),
+                        ..Observed::default()
+                    },
+                ),
+            ],
+            ..FileReport::default()
+        };
+        let new = rewrite(text, &scenario, &report).unwrap().unwrap();
+        assert_eq!(
+            new,
+            "[[step]]\napply = \"m.f\"\nkey = 1\nrecord = { bins = { n = \"1\" } }  # gone\n\n[[step]]\nremove = 2\nexpect = false\n"
+        );
+    }
 }

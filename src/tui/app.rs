@@ -842,7 +842,9 @@ impl App {
     fn test_file(&self, path: &std::path::Path) -> String {
         let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
         let mut modules: Vec<ModuleRef> = Vec::new();
-        if let Some(file) = &self.editor.path {
+        // By its file only when the file holds what the buffer shows.
+        let file = self.editor.path.as_ref().filter(|_| !self.editor.dirty);
+        if let Some(file) = file {
             modules.push(ModuleRef {
                 name: self.editor.module.clone(),
                 path: Some(absolute(file)),
@@ -858,7 +860,7 @@ impl App {
                 });
             }
         }
-        if self.editor.path.is_none() {
+        if file.is_none() {
             // The buffer as registered, when it is the registered one.
             let registered = self
                 .modules
