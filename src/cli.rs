@@ -180,6 +180,9 @@ pub enum Command {
     /// Sample modules with their data: sample ls | load NAME.
     #[command(subcommand)]
     Sample(SampleCommand),
+    /// Run UDF test files (*.udftest.toml), each on its own in-memory sandbox
+    /// unless a host is given.
+    Test(TestArgs),
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -269,6 +272,26 @@ pub enum IndexCommand {
     Ls { ns: Option<String> },
     /// Drop an index.
     Rm { ns: String, name: String },
+}
+
+/// `test`'s own flags.
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Scenario files, or folders searched for *.udftest.toml (default: the
+    /// current folder).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Rewrite the expectations of failing steps from what came back.
+    #[arg(long)]
+    pub update: bool,
+    /// Also write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// With a host: register the files' modules (this replaces them for
+    /// every user of the cluster). Without it the registered source must
+    /// match the file's.
+    #[arg(long)]
+    pub register: bool,
 }
 
 #[derive(Debug, Subcommand)]

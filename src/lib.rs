@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod samples;
 pub mod sandbox;
+pub mod testing;
 pub mod tui;
 pub mod value;
 pub mod where_clause;

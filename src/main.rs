@@ -61,6 +61,9 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(t) => t,
         Err(message) => return usage(message),
     };
+    if let Some(Command::Test(args)) = &cli.command {
+        return commands::test::run(target, args, cli.json).await;
+    }
     let Some(command) = cli.command else {
         return match asudf::tui::run(target, cli.file).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -114,7 +117,7 @@ async fn run(cli: Cli) -> ExitCode {
             };
             commands::bench::run(&mut session, call, opts).await
         }
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Test(_) => unreachable!("handled above"),
         Command::Query(args) => {
             let call = client::QueryCall {
                 scope: scope(&args.scope),

@@ -9,6 +9,7 @@ pub mod query;
 pub mod record;
 pub mod sample;
 pub mod sandbox;
+pub mod test;
 pub mod udf;
 
 use std::process::ExitCode;
