@@ -203,7 +203,13 @@ fn replay(served: &Served, dir: &Path, case: &Json) {
                 assert_eq!(code, 0, "{at}: {err}{out}");
                 let got: Json = serde_json::from_str(out.trim()).unwrap();
                 let got = multiset(got["values"].as_array().unwrap().iter().map(canon_value));
-                let want = multiset(expect["results"].as_array().unwrap().iter().map(canon_value));
+                let want = multiset(
+                    expect["results"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(canon_value),
+                );
                 assert_eq!(got, want, "{at}");
             }
             "background_udf" => {
@@ -281,9 +287,11 @@ fn cases_with_aggregations_and_jobs_replay_through_the_commands() {
     files.sort();
     for path in files {
         let case: Json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        let runs_udfs = case["steps"].as_array().unwrap().iter().any(|s| {
-            matches!(s["do"].as_str(), Some("aggregate" | "background_udf"))
-        });
+        let runs_udfs = case["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| matches!(s["do"].as_str(), Some("aggregate" | "background_udf")));
         if !runs_udfs {
             continue;
         }
@@ -314,7 +322,10 @@ fn samples_load_and_run_through_the_commands() {
         "amount BETWEEN 10 AND 50",
     ]);
     let total: Json = serde_json::from_str(out.trim()).unwrap();
-    assert_eq!(total["values"], json!([{"int": (10..=50).sum::<i64>() * 10}]));
+    assert_eq!(
+        total["values"],
+        json!([{"int": (10..=50).sum::<i64>() * 10}])
+    );
 
     served.ok(&["sample", "load", "stamp"]);
     let out = served.ok(&["--json", "execute", "test.sales", "stamp.mark", "checked"]);
@@ -332,7 +343,10 @@ fn samples_load_and_run_through_the_commands() {
         "--bins",
         "stamp",
     ]);
-    let lines: Vec<Json> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Json> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 11, "ten records and the summary");
     for record in &lines[..10] {
         assert_eq!(record["bins"], json!({"stamp": "checked"}));
@@ -351,7 +365,10 @@ fn samples_load_and_run_through_the_commands() {
     assert_eq!(indexes["indexes"][0]["bin"], "amount");
     served.ok(&["index", "rm", "test", "test_sales_amount"]);
     let out = served.ok(&["--json", "index", "ls", "test"]);
-    assert_eq!(serde_json::from_str::<Json>(out.trim()).unwrap()["indexes"], json!([]));
+    assert_eq!(
+        serde_json::from_str::<Json>(out.trim()).unwrap()["indexes"],
+        json!([])
+    );
 }
 
 #[test]

@@ -535,7 +535,8 @@ fn compare_record(expected: &RecordExpect, actual: Option<&RecordView>, out: &mu
             return;
         }
         (RecordExpect::Present { bins, .. }, None) => {
-            out.push(Problem::differs("record", bins_text(bins), "none".into()));
+            let want = bins.as_deref().map_or("a record".into(), bins_text);
+            out.push(Problem::differs("record", want, "none".into()));
             return;
         }
         (
@@ -548,9 +549,11 @@ fn compare_record(expected: &RecordExpect, actual: Option<&RecordView>, out: &mu
         ) => (bins, generation, ttl),
     };
     let record = actual.expect("matched Some above");
-    let (want, got) = (bins_text(bins), bins_text(&record.bins));
-    if want != got {
-        out.push(Problem::differs("record bins", want, got));
+    if let Some(bins) = bins {
+        let (want, got) = (bins_text(bins), bins_text(&record.bins));
+        if want != got {
+            out.push(Problem::differs("record bins", want, got));
+        }
     }
     if let Some(generation) = generation
         && *generation != record.generation
@@ -598,10 +601,11 @@ mod tests {
             ttl: Some(99),
         };
         let expect = |bins: Vec<(&str, i64)>, generation, ttl| RecordExpect::Present {
-            bins: bins
-                .into_iter()
-                .map(|(n, v)| (n.to_string(), Value::Int(v)))
-                .collect(),
+            bins: Some(
+                bins.into_iter()
+                    .map(|(n, v)| (n.to_string(), Value::Int(v)))
+                    .collect(),
+            ),
             generation,
             ttl,
         };
@@ -621,6 +625,14 @@ mod tests {
         let whats: Vec<&str> = found.iter().map(|p| p.what.as_str()).collect();
         assert_eq!(whats, ["record bins", "record generation", "record ttl"]);
         assert_eq!(found[0].actual.as_deref(), Some("{'a': 1, 'b': 2}"));
+        // A record expectation without bins compares only what it names.
+        let generation_only = RecordExpect::Present {
+            bins: None,
+            generation: Some(3),
+            ttl: None,
+        };
+        assert!(problems(&generation_only, Some(&record)).is_empty());
+        assert_eq!(problems(&generation_only, None).len(), 1);
         assert_eq!(problems(&RecordExpect::Absent, Some(&record)).len(), 1);
         assert!(problems(&RecordExpect::Absent, None).is_empty());
     }
