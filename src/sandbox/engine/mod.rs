@@ -17,7 +17,7 @@ mod prelude;
 mod record;
 mod registry;
 mod runtime;
-mod stream;
+pub(crate) mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -543,5 +543,7 @@ fn split_compile_error(text: &str) -> (String, u32, String) {
     })
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

@@ -609,8 +609,16 @@ impl LuaState {
 }
 
 /// The name a source line defines a function under, if it does:
-/// `[local] function name(`, `[local] name = function`.
+/// `[local] function name(`, `[local] name = function`. A line with more
+/// than one function on it is ambiguous (Lua tells only the line): none.
 pub(crate) fn defined_name(line: &str) -> Option<String> {
+    let functions = line
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|word| *word == "function")
+        .count();
+    if functions != 1 {
+        return None;
+    }
     let is_name = |s: &str| {
         !s.is_empty()
             && s.chars().all(|c| c.is_alphanumeric() || "_.:".contains(c))
