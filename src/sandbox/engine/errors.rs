@@ -53,6 +53,7 @@ pub(crate) fn lua_type_name(value: &Lv) -> String {
             .and_then(|mt| mt.get::<String>("__name"))
             .unwrap_or_else(|_| "userdata".to_string()),
         Lv::LightUserData(_) => "light userdata".to_string(),
+        Lv::Integer(_) | Lv::Number(_) => "number".to_string(),
         other => other.type_name().to_string(),
     }
 }

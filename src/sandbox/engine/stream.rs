@@ -96,8 +96,8 @@ impl Sandbox {
     }
 
     /// Runs `call`'s client-side ops (its first `reduce` and what follows)
-    /// over the values the server side sent, as a client does; nothing
-    /// comes out when the pipeline has no `reduce`. For tests and tools
+    /// over the values the server side sent, as a client does; with no
+    /// `reduce` the values pass through as they are. For tests and tools
     /// that reduce without a client.
     pub fn run_stream_client(
         &self,
