@@ -547,15 +547,23 @@ impl LuaState {
             return f.type_name().to_string();
         };
         let info = f.info();
-        if info.what == "C" {
-            return self.global_name(f).unwrap_or_else(|| "?".to_string());
-        }
-        let source = info.source.unwrap_or_default();
-        let line = info.line_defined.unwrap_or(0);
-        let key = (source, line);
+        // C functions are keyed by address, Lua ones by definition place.
+        let key = match info.what {
+            "C" => (String::new(), f.to_pointer() as usize),
+            _ => (
+                info.source.unwrap_or_default(),
+                info.line_defined.unwrap_or(0),
+            ),
+        };
         if let Some(name) = self.stage_names.get(&key) {
             return name.clone();
         }
+        if key.0.is_empty() {
+            let name = self.global_name(f).unwrap_or_else(|| "?".to_string());
+            self.stage_names.insert(key, name.clone());
+            return name;
+        }
+        let line = key.1;
         let file = key.0.strip_prefix('@').unwrap_or(&key.0);
         let file = file
             .strip_prefix(&self.user_path)
