@@ -5,6 +5,7 @@
 //! - `runtime`: Lua states (libraries, prelude, time and memory limits),
 //!   pooled per module;
 //! - `record`: the record a UDF sees and the write model;
+//! - `stream`: stream UDFs (aggregations), run once per partition;
 //! - `containers` / `elem`: `list`, `map`, `bytes`, `geojson`;
 //! - `budget`: Rust-side container memory counted against the state's limit;
 //! - `errors`: the server's error texts.

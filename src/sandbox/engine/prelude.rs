@@ -1,5 +1,8 @@
 //! Lua code every state runs before a user module: the container helpers
-//! written in Lua, the log helpers and the call dispatcher.
+//! written in Lua, the log helpers, the record and stream dispatchers
+//! (`apply_record`, `apply_stream`) and the stream ops. Written from the
+//! fact sheets (`udf-runtime.md`, `query-udfs.md` §4): the names and line
+//! numbers that show in error texts are the server's, the code is ours.
 
 /// Helpers built on the Rust-side modules. Run once per state.
 pub(crate) const SYSTEM: &str = r#"

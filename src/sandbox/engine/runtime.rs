@@ -93,6 +93,7 @@ unsafe extern "C-unwind" fn timeout_hook(state: *mut ffi::lua_State, _ar: *mut f
         // SAFETY: as below; resetting the hook of the running thread is allowed in a hook.
         unsafe {
             ffi::lua_sethook(state, Some(timeout_hook), ffi::LUA_MASKCOUNT, 1);
+            // The run then reports CANCELLED whatever this text.
             ffi::luaL_error(state, c"query cancelled".as_ptr());
         }
     }
