@@ -167,9 +167,13 @@ impl RecState {
             return None;
         }
         let value = self.bins.iter().find(|(n, _)| n == name)?;
-        // A fresh object per bin, cached so later reads see the same one;
-        // changing it in place does not mark it dirty.
         let elem = Elem::from_value(&value.1);
+        // A container is a fresh object per bin, cached so later reads see
+        // the same one (changing it in place does not mark it dirty);
+        // a plain value needs no cache.
+        if !matches!(elem, Elem::List(_) | Elem::Map(_) | Elem::Bytes(_)) {
+            return Some(Staged::Value(elem));
+        }
         self.cache.push(CacheEntry {
             name: name.to_string(),
             value: Staged::Value(elem.clone()),

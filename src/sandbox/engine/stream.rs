@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use mlua::{Lua, Value as Lv};
+use mlua::{AnyUserData, Lua, Value as Lv};
 use parking_lot::Mutex;
 
 use super::containers::push_elem;
@@ -85,12 +85,24 @@ impl Sandbox {
             return Ok(StreamRun::default());
         };
         let mut records = std::iter::once(first).chain(records);
-        let mut next = |lua: &Lua| match records.next() {
-            None => Ok(Lv::Nil),
-            Some(StreamRecord { digest, record }) => {
-                let rec = LRecord(Arc::new(Mutex::new(RecState::stream(digest, record))));
-                Ok(Lv::UserData(lua.create_userdata(rec)?))
+        // One record object per run, refilled for each record as the stream
+        // moves on (inferred: the server reads a partition's records into one
+        // record handle in turn); a reference kept past its turn sees the
+        // record being read now.
+        let mut current: Option<(AnyUserData, Arc<Mutex<RecState>>)> = None;
+        let mut next = |lua: &Lua| {
+            let Some(StreamRecord { digest, record }) = records.next() else {
+                return Ok(Lv::Nil);
+            };
+            let state = RecState::stream(digest, record);
+            if let Some((userdata, rec)) = &current {
+                *rec.lock() = state;
+                return Ok(Lv::UserData(userdata.clone()));
             }
+            let rec = Arc::new(Mutex::new(state));
+            let userdata = lua.create_userdata(LRecord(rec.clone()))?;
+            current = Some((userdata.clone(), rec));
+            Ok(Lv::UserData(userdata))
         };
         self.run_stream(call, SCOPE_SERVER, &mut next, emit, cancel)
     }
