@@ -324,7 +324,12 @@ fn memory_bomb_fails_the_call_not_the_process() {
         "grow_bins",
         "grow_bytes",
     ] {
-        let text = failure_text(call(&sb, "mem", function, vec![]));
+        // A long time limit: on a loaded machine the memory must run out first.
+        let req = ApplyRequest {
+            timeout_ms: 60_000,
+            ..request("mem", function, "k1", vec![])
+        };
+        let text = failure_text(sb.apply(req).result);
         assert!(text.contains("not enough memory"), "{function}: {text}");
     }
     assert_eq!(call(&sb, "mem", "fine", vec![]), Ok(Value::Int(7)));
