@@ -5,6 +5,7 @@
 //! - `runtime`: Lua states (libraries, prelude, time and memory limits),
 //!   pooled per module;
 //! - `record`: the record a UDF sees and the write model;
+//! - `stream`: stream UDFs (aggregations), run once per partition;
 //! - `containers` / `elem`: `list`, `map`, `bytes`, `geojson`;
 //! - `budget`: Rust-side container memory counted against the state's limit;
 //! - `errors`: the server's error texts.
@@ -17,7 +18,7 @@ mod prelude;
 mod record;
 mod registry;
 mod runtime;
-mod stream;
+pub(crate) mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -565,5 +566,7 @@ fn split_compile_error(text: &str) -> (String, u32, String) {
     })
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;
