@@ -382,3 +382,87 @@ async fn zero_rows_and_an_unknown_namespace_refuse_the_whole_batch() {
     assert_eq!(codes, [(0, 0), (1, 2), (0, 0)]);
     assert_eq!(fine[0].header.generation, 1);
 }
+
+/// A kB figure from `/proc/PID/status`.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The rows share the request's one copy of the arglist and their replies
+/// are streamed: a 5,000-key batch apply with a 150,000-byte argument keeps
+/// the server's peak RSS within 32 MiB of its RSS before the call.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_large_batch_apply_keeps_the_servers_memory_flat() {
+    use std::io::BufRead;
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_asudf"))
+            .args(["serve", "--memory", "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split_whitespace()
+        .find(|w| w.starts_with("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let client = Client::new(&ClientPolicy::default(), &addr).await.unwrap();
+    let task = client
+        .register_udf(
+            &AdminPolicy::default(),
+            b"function len(rec, s) return #s end",
+            "big.lua",
+            UdfLang::Lua,
+        )
+        .await
+        .unwrap();
+    use aerospike::task::Task;
+    task.wait_till_complete(Some(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    let run = |keys: i64| {
+        let args = vec![AsValue::from("x".repeat(150_000))];
+        let udf = BatchUdfPolicy::default();
+        let mut ops: Vec<_> = (0..keys)
+            .map(|k| BatchOperation::udf(&udf, key("m", k), "big", "len", args.clone()))
+            .collect();
+        let client = &client;
+        async move {
+            client.batch(&policy(), &mut ops).await.unwrap();
+            ops
+        }
+    };
+    // Warm the connection and the module's Lua state first.
+    run(10).await;
+    let before = status_kb(pid, "VmRSS:");
+    // Resets the peak (VmHWM) to the current RSS.
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let ops = run(5000).await;
+    let peak = status_kb(pid, "VmHWM:");
+    assert!(
+        ops.iter()
+            .all(|op| op.record().unwrap().bins["SUCCESS"] == AsValue::Int(150_000))
+    );
+    let grew_mib = peak.saturating_sub(before) as f64 / 1024.0;
+    eprintln!("RSS before {before} kB, peak {peak} kB: +{grew_mib:.1} MiB");
+    assert!(grew_mib <= 32.0, "peak RSS grew by {grew_mib:.1} MiB");
+}
