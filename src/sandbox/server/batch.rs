@@ -576,6 +576,23 @@ mod tests {
     }
 
     #[test]
+    fn each_row_is_handed_out_before_the_next_runs() {
+        let sb = sandbox();
+        let write = (0, INFO2_WRITE);
+        let rows = [
+            own_row(0, "k1", write, &[], &[write_op("a", 1)]),
+            repeat_row(1, "k2"),
+        ];
+        let mut seen = Vec::new();
+        serve(&sb, &batch(None, &rows), Instant::now(), &mut |_| {
+            let has = |k| sb.store().get("test", &key_digest(k)).is_some();
+            seen.push((has("k1"), has("k2")));
+            true
+        });
+        assert_eq!(seen, [(true, false), (true, true), (true, true)]);
+    }
+
+    #[test]
     fn a_reader_that_goes_away_stops_the_batch() {
         let sb = sandbox();
         let write = (0, INFO2_WRITE);

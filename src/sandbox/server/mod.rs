@@ -354,6 +354,8 @@ async fn write_frames<S: AsyncWrite + Unpin>(
             }
         }
         stream.write_all(&chunk).await?;
+        // A TLS stream may hold the bytes back until flushed.
+        stream.flush().await?;
     }
     Ok(())
 }
