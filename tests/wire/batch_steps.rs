@@ -158,16 +158,18 @@ impl WireTarget {
             return error(step_error(e));
         }
         let unanswered = |op: &BatchOperation| op.result_code().is_none();
-        if ops.len() > 1 && ops[1..].iter().all(unanswered) {
-            if let Some(code) = ops[0]
-                .result_code()
-                .filter(|c| *c != aerospike::ResultCode::Ok)
-            {
-                return error(StepError {
-                    code: i64::from(u8::from(code)),
-                    message: String::new(),
-                });
-            }
+        let refused = ops
+            .first()
+            .and_then(BatchOperation::result_code)
+            .filter(|c| *c != aerospike::ResultCode::Ok);
+        if let Some(code) = refused
+            && ops.len() > 1
+            && ops[1..].iter().all(unanswered)
+        {
+            return error(StepError {
+                code: i64::from(u8::from(code)),
+                message: String::new(),
+            });
         }
         let rows: Vec<Json> = ops
             .iter()
