@@ -68,6 +68,8 @@ async fn measure() {
     policy.base_policy.total_timeout = 60_000;
     policy.base_policy.socket_timeout = 60_000;
     let (mut batch, mut single) = (Vec::new(), Vec::new());
+    // Single applies that succeeded / failed: total time and count.
+    let (mut ok, mut failed) = ((Duration::ZERO, 0u32), (Duration::ZERO, 0u32));
     for _ in 0..ROUNDS {
         let udf = BatchUdfPolicy::default();
         let mut ops: Vec<_> = (0..KEYS)
@@ -80,7 +82,8 @@ async fn measure() {
 
         let start = Instant::now();
         for k in 0..KEYS {
-            let _ = client
+            let call = Instant::now();
+            let answer = client
                 .execute_udf(
                     &WritePolicy::default(),
                     &key("two", k),
@@ -89,6 +92,9 @@ async fn measure() {
                     &args,
                 )
                 .await;
+            let slot = if answer.is_ok() { &mut ok } else { &mut failed };
+            slot.0 += call.elapsed();
+            slot.1 += 1;
         }
         single.push(start.elapsed());
     }
@@ -98,6 +104,12 @@ async fn measure() {
         b.as_secs_f64() * 1e3,
         s.as_secs_f64() * 1e3,
         s.as_secs_f64() / b.as_secs_f64()
+    );
+    let mean_us = |(total, n): (Duration, u32)| total.as_secs_f64() * 1e6 / f64::from(n.max(1));
+    println!(
+        "single applies: {:.0} us per call that succeeded, {:.0} us per call that failed",
+        mean_us(ok),
+        mean_us(failed)
     );
 }
 
