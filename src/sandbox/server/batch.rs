@@ -222,7 +222,11 @@ fn run(
             // unrun was never seen (§3); each gets a timeout, no ops.
             Message::reply(TIMEOUT, 0, 0, Vec::new())
         };
-        reply.header.transaction_ttl = row.index;
+        // A row message has no info bits (never LAST, whatever the row
+        // asked for), no fields, and the row's index.
+        let h = &mut reply.header;
+        (h.info1, h.info2, h.info3, h.info4) = (0, 0, 0, 0);
+        h.transaction_ttl = row.index;
         reply.fields.clear();
         // One frame per row, sent as soon as the row is done; the writer
         // joins frames that are ready together into one socket write.
@@ -573,6 +577,19 @@ mod tests {
         let replies = serve_all(&sb, &msg, long_ago);
         assert_eq!(codes(&replies), [(0, TIMEOUT), (1, TIMEOUT), (0, 0)]);
         assert!(sb.store().get("test", &key_digest("k1")).is_none());
+    }
+
+    #[test]
+    fn a_row_reply_is_never_last() {
+        let sb = sandbox();
+        // A row whose info1 says BATCH: refused by the one-record path,
+        // and still an ordinary row message.
+        let rows = [own_row(0, "k1", (INFO1_BATCH, 0), &[], &[])];
+        let replies = serve_all(&sb, &batch(None, &rows), Instant::now());
+        assert_eq!(replies.len(), 2);
+        assert_ne!(replies[0].header.result_code, 0);
+        assert_eq!(replies[0].header.info3, 0);
+        assert_eq!(replies[1].header.info3, INFO3_LAST);
     }
 
     #[test]
