@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use aerospike::{
-    AdminPolicy, BatchOperation, BatchPolicy, BatchUdfPolicy, Bin, Client, ClientPolicy, Key, Task,
-    UdfLang, Value, WritePolicy,
+    AdminPolicy, BatchOperation, BatchPolicy, BatchUdfPolicy, Bin, Bins, Client, ClientPolicy, Key,
+    ReadPolicy, Task, UdfLang, Value, WritePolicy,
 };
 use asudf::sandbox::server::{self, ServerOptions};
 use asudf::sandbox::{Sandbox, SandboxConfig};
@@ -67,7 +67,7 @@ async fn measure() {
     let mut policy = BatchPolicy::default();
     policy.base_policy.total_timeout = 60_000;
     policy.base_policy.socket_timeout = 60_000;
-    let (mut batch, mut single) = (Vec::new(), Vec::new());
+    let (mut batch, mut single, mut gets) = (Vec::new(), Vec::new(), Vec::new());
     // Single applies that succeeded / failed: total time and count.
     let (mut ok, mut failed) = ((Duration::ZERO, 0u32), (Duration::ZERO, 0u32));
     for _ in 0..ROUNDS {
@@ -97,6 +97,15 @@ async fn measure() {
             slot.1 += 1;
         }
         single.push(start.elapsed());
+
+        // The round trip alone: a get of each key.
+        let start = Instant::now();
+        for k in 0..KEYS {
+            let _ = client
+                .get(&ReadPolicy::default(), &key("two", k), Bins::All)
+                .await;
+        }
+        gets.push(start.elapsed());
     }
     let (b, s) = (median(&mut batch), median(&mut single));
     println!(
@@ -104,6 +113,10 @@ async fn measure() {
         b.as_secs_f64() * 1e3,
         s.as_secs_f64() * 1e3,
         s.as_secs_f64() / b.as_secs_f64()
+    );
+    println!(
+        "{KEYS} single gets (the round trip alone): {:.1} ms",
+        median(&mut gets).as_secs_f64() * 1e3
     );
     let mean_us = |(total, n): (Duration, u32)| total.as_secs_f64() * 1e6 / f64::from(n.max(1));
     println!(
