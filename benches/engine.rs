@@ -46,6 +46,7 @@ fn request(function: &str, key: &str) -> ApplyRequest {
         timeout_ms: 0,
         received: std::time::Instant::now(),
         ttl: 0,
+        filter: Default::default(),
     }
 }
 

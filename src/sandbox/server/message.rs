@@ -30,6 +30,7 @@ pub const FIELD_UDF_FUNCTION: u8 = 31;
 pub const FIELD_UDF_ARGLIST: u8 = 32;
 pub const FIELD_BATCH_INDEX: u8 = 41;
 pub const FIELD_BATCH_WITH_SET: u8 = 42;
+pub const FIELD_FILTER_EXP: u8 = 43;
 
 // op types
 pub const OP_READ: u8 = 1;
