@@ -95,10 +95,14 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Record(RecordCommand::Get(args)) => {
             commands::record::get(&mut session, record_key(&args.target, &args.key)).await
         }
-        Command::Record(RecordCommand::Put { record, bins, .. }) => {
+        Command::Record(RecordCommand::Put {
+            record,
+            bins,
+            send_key,
+        }) => {
             let bins = bins.into_iter().map(|b| (b.bin, b.value)).collect();
             let key = record_key(&record.target, &record.key);
-            commands::record::put(&mut session, key, bins).await
+            commands::record::put(&mut session, key, bins, send_key).await
         }
         Command::Record(RecordCommand::Rm(args)) => {
             commands::record::rm(&mut session, record_key(&args.target, &args.key)).await

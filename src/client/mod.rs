@@ -83,6 +83,8 @@ pub enum Request {
     PutRecord {
         key: RecordKey,
         bins: Vec<(String, Value)>,
+        /// Send the user key, so the server stores it with the record.
+        send_key: bool,
     },
     DeleteRecord {
         key: RecordKey,

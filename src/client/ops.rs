@@ -40,10 +40,18 @@ pub(super) async fn perform(
         Request::RemoveModule { name } => remove_module(client, &name).await,
         Request::Apply(call) => apply(client, sandbox, call).await,
         Request::GetRecord { key } => get_record(client, &key).await.map(Outcome::Record),
-        Request::PutRecord { key, bins } => {
+        Request::PutRecord {
+            key,
+            bins,
+            send_key,
+        } => {
             let bins: Vec<Bin> = bins.into_iter().map(|(n, v)| Bin::new(n, v)).collect();
+            let policy = WritePolicy {
+                send_key,
+                ..WritePolicy::default()
+            };
             client
-                .put(&WritePolicy::default(), &key.to_key()?, &bins)
+                .put(&policy, &key.to_key()?, &bins)
                 .await
                 .map_err(failure)?;
             Ok(Outcome::Written)

@@ -58,8 +58,18 @@ pub async fn get(session: &mut Headless, key: RecordKey) -> ExitCode {
     }
 }
 
-pub async fn put(session: &mut Headless, key: RecordKey, bins: Vec<(String, Value)>) -> ExitCode {
-    match session.call(Request::PutRecord { key, bins }).await.0 {
+pub async fn put(
+    session: &mut Headless,
+    key: RecordKey,
+    bins: Vec<(String, Value)>,
+    send_key: bool,
+) -> ExitCode {
+    let request = Request::PutRecord {
+        key,
+        bins,
+        send_key,
+    };
+    match session.call(request).await.0 {
         Ok(Outcome::Written) => {
             if session.json {
                 println!("{}", json!({"ok": true}));

@@ -55,7 +55,11 @@ pub async fn load_sample(session: &Headless, sample: &Sample) -> Result<Option<S
                 set: set.clone(),
                 key,
             };
-            session.handle.call(Request::PutRecord { key, bins })
+            session.handle.call(Request::PutRecord {
+                key,
+                bins,
+                send_key: false,
+            })
         })
         .buffer_unordered(WRITES_IN_FLIGHT);
     let results: Vec<_> = writes.collect().await;

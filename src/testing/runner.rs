@@ -308,6 +308,7 @@ impl Run<'_> {
             let request = Request::PutRecord {
                 key,
                 bins: seed.bins.clone(),
+                send_key: false,
             };
             if let Err(f) = self.call(request).await {
                 problems.push(Problem::said(format!(
@@ -359,6 +360,7 @@ impl Run<'_> {
                 let request = Request::PutRecord {
                     key: key.clone(),
                     bins: bins.clone(),
+                    send_key: false,
                 };
                 if let Err(f) = self.call(request).await {
                     problems.push(Problem::said(format!("the write failed: {f}")));
