@@ -145,7 +145,7 @@ impl QueryService {
                 let indexes = store.indexes();
                 let found = match &w.index_name {
                     Some(name) => indexes.find(&req.ns, name).filter(|i| {
-                        i.def.bin == w.bin
+                        (w.bin.is_empty() || i.def.bin == w.bin)
                             && i.def.key_type == w.key_type
                             && i.def.collection == w.collection
                     }),
