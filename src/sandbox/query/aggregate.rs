@@ -2,22 +2,20 @@
 //! matching records (§4.1); its values as `SUCCESS` messages, a failure as
 //! one `FAILURE` message and a LAST with result 1 (§4.2, §4.3).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::sandbox::engine::{StreamCall, StreamRecord};
 use crate::sandbox::jobs::{Ending, Job};
-use crate::sandbox::sindex::{Index, Lookup};
 use crate::sandbox::value::Value;
 
 use super::reply::{ReplyWriter, failure_message, value_message};
 use super::select::Selection;
-use super::{QueryRequest, QueryService};
+use super::{IndexUse, QueryRequest, QueryService};
 
 pub fn run(
     svc: &QueryService,
     req: &QueryRequest,
-    index: Option<(Arc<Index>, Lookup)>,
+    index: Option<IndexUse>,
     job: &Job,
     out: &mut ReplyWriter,
 ) {

@@ -9,17 +9,11 @@ use std::sync::atomic::Ordering;
 use crate::sandbox::engine::ApplyRequest;
 use crate::sandbox::expr::Filter;
 use crate::sandbox::jobs::Job;
-use crate::sandbox::sindex::{Index, Lookup};
 
 use super::select::Selection;
-use super::{QueryRequest, QueryService, Throttle};
+use super::{IndexUse, QueryRequest, QueryService, Throttle};
 
-pub fn spawn(
-    svc: QueryService,
-    req: QueryRequest,
-    index: Option<(Arc<Index>, Lookup)>,
-    job: Arc<Job>,
-) {
+pub fn spawn(svc: QueryService, req: QueryRequest, index: Option<IndexUse>, job: Arc<Job>) {
     let name = format!("asudf-job-{}", req.trid);
     let spawned = std::thread::Builder::new().name(name).spawn({
         let job = job.clone();
@@ -35,7 +29,7 @@ pub fn spawn(
     }
 }
 
-fn run(svc: &QueryService, req: &QueryRequest, index: Option<(Arc<Index>, Lookup)>, job: &Job) {
+fn run(svc: &QueryService, req: &QueryRequest, index: Option<IndexUse>, job: &Job) {
     let Some(udf) = &req.udf else { return };
     let selection = Selection {
         store: svc.sandbox.store(),

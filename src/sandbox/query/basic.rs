@@ -1,20 +1,18 @@
 //! Basic queries: the selected records as reply messages, then LAST (§3).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::sandbox::expr::Filter;
 use crate::sandbox::jobs::{Ending, Job};
-use crate::sandbox::sindex::{Index, Lookup};
 
 use super::reply::{ReplyWriter, record_message};
 use super::select::Selection;
-use super::{QueryRequest, QueryService, Throttle};
+use super::{IndexUse, QueryRequest, QueryService, Throttle};
 
 pub fn run(
     svc: &QueryService,
     req: &QueryRequest,
-    index: Option<(Arc<Index>, Lookup)>,
+    index: Option<IndexUse>,
     job: &Job,
     out: &mut ReplyWriter,
 ) {

@@ -34,6 +34,9 @@ pub const SET_NOT_FOUND: u8 = 2;
 /// The server's `background-query-max-rps` default.
 pub const DEFAULT_BACKGROUND_MAX_RPS: u32 = 10_000;
 
+/// The index a query reads and what it looks up in it.
+pub type IndexUse = (Arc<Index>, Lookup);
+
 /// Serves query messages; shared by every connection. Cheap to clone.
 #[derive(Clone)]
 pub struct QueryService {
@@ -115,10 +118,7 @@ impl QueryService {
     }
 
     /// Decodes the request and checks what a job checks at start.
-    fn parse_and_check(
-        &self,
-        msg: &Message,
-    ) -> Result<(QueryRequest, Option<(Arc<Index>, Lookup)>), Refusal> {
+    fn parse_and_check(&self, msg: &Message) -> Result<(QueryRequest, Option<IndexUse>), Refusal> {
         let req = QueryRequest::parse(msg)?;
         let store = self.sandbox.store();
         if !store.has_namespace(&req.ns) {
@@ -203,5 +203,152 @@ impl Throttle {
         }
         // Behind schedule: start again from now rather than burst.
         self.next = self.next.max(now) + self.step;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::SandboxConfig;
+    use crate::sandbox::server::message::{Field, MsgHeader, Op};
+    use proptest::prelude::*;
+
+    fn service() -> QueryService {
+        let sandbox = Sandbox::open(SandboxConfig::default()).unwrap();
+        let store = sandbox.store().clone();
+        for i in 0..20 {
+            let key = crate::sandbox::Value::Int(i);
+            let digest = crate::sandbox::store::digest(Some("s"), &key).unwrap();
+            let record = crate::sandbox::Record {
+                bins: vec![("n".into(), key)],
+                generation: 1,
+                void_time: 0,
+                last_update_ms: 0,
+                set: Some("s".into()),
+                key: None,
+            };
+            store
+                .modify("test", &digest, |_| {
+                    (crate::sandbox::store::Change::Put(record), ())
+                })
+                .unwrap();
+        }
+        QueryService::new(sandbox, 1_000_000)
+    }
+
+    /// Runs `msg`, returning every message body sent.
+    fn replies(svc: &QueryService, msg: &Message) -> Vec<Message> {
+        let mut frames = Vec::new();
+        svc.run(msg, None, Arc::default(), &mut |f| {
+            frames.push(f);
+            true
+        });
+        let mut out = Vec::new();
+        for frame in frames {
+            let mut rest = &frame[8..];
+            while !rest.is_empty() {
+                let len = message_len(rest);
+                out.push(Message::parse(&rest[..len]).expect("a whole message"));
+                rest = &rest[len..];
+            }
+        }
+        out
+    }
+
+    /// The length of the first message in `bytes` (several share a frame).
+    fn message_len(bytes: &[u8]) -> usize {
+        let u32_at = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap()) as usize;
+        let n_fields = u16::from_be_bytes([bytes[18], bytes[19]]);
+        let n_ops = u16::from_be_bytes([bytes[20], bytes[21]]);
+        let mut at = 22;
+        for _ in 0..n_fields + n_ops {
+            at += 4 + u32_at(at);
+        }
+        at
+    }
+
+    fn scan(set: &str) -> Message {
+        Message {
+            header: MsgHeader {
+                info1: 1,
+                info3: request::INFO3_PARTITION_DONE,
+                ..MsgHeader::default()
+            },
+            fields: vec![
+                Field {
+                    ty: 0,
+                    data: b"test".to_vec(),
+                },
+                Field {
+                    ty: 1,
+                    data: set.as_bytes().to_vec(),
+                },
+            ],
+            ops: vec![],
+        }
+    }
+
+    #[test]
+    fn a_scan_sends_its_records_then_last() {
+        let svc = service();
+        let got = replies(&svc, &scan("s"));
+        assert_eq!(got.len(), 21);
+        assert!(
+            got[..20]
+                .iter()
+                .all(|m| m.header.info3 == 0 && m.ops.len() == 1)
+        );
+        assert_eq!(got[20].header.info3, 1);
+        // An unknown set is an empty stream for a basic query ...
+        assert_eq!(replies(&svc, &scan("nope")).len(), 1);
+        // ... and result 2 (no LAST) for a background job.
+        let mut bg = scan("nope");
+        bg.header.info2 = 1;
+        bg.fields.push(Field {
+            ty: 33,
+            data: vec![2],
+        });
+        bg.fields.push(Field {
+            ty: 30,
+            data: b"m".to_vec(),
+        });
+        bg.fields.push(Field {
+            ty: 31,
+            data: b"f".to_vec(),
+        });
+        let got = replies(&svc, &bg);
+        assert_eq!(
+            (got.len(), got[0].header.result_code, got[0].header.info3),
+            (1, 2, 0)
+        );
+        // Selecting a bin no record has sends no record, yet counts them.
+        let mut select = scan("s");
+        select.ops.push(Op {
+            op: 1,
+            particle: 0,
+            name: "zz".into(),
+            value: vec![],
+        });
+        assert_eq!(replies(&svc, &select).len(), 1);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn arbitrary_query_messages_never_panic(
+            info in any::<[u8; 3]>(),
+            fields in proptest::collection::vec(
+                (prop_oneof![Just(0u8), Just(1), 7..16u8, 21..27u8, 30..34u8, Just(43)],
+                 proptest::collection::vec(any::<u8>(), 0..32)),
+                0..8),
+        ) {
+            let svc = service();
+            let mut msg = scan("s");
+            msg.header.info1 = info[0];
+            msg.header.info2 = info[1] & !1;
+            msg.header.info3 = info[2];
+            msg.fields.extend(fields.into_iter().map(|(ty, data)| Field { ty, data }));
+            let _ = replies(&svc, &msg);
+        }
     }
 }

@@ -91,7 +91,7 @@ impl Partitions {
         }
         let pids = pids.unwrap_or_default();
         let digests = digests.unwrap_or_default();
-        if pids.len() % 2 != 0 || digests.len() % 20 != 0 {
+        if !pids.len().is_multiple_of(2) || !digests.len().is_multiple_of(20) {
             return Err(PARAMETER);
         }
         let n_digests = digests.len() / 20;

@@ -7,11 +7,10 @@
 //! exactly where a client left off.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use crate::sandbox::expr::{Filter, Subject};
 use crate::sandbox::jobs::Job;
-use crate::sandbox::sindex::{Index, Key, KeyType, Lookup};
+use crate::sandbox::sindex::{Index, Key, KeyType};
 use crate::sandbox::store::{self, Digest, Record, Store};
 
 use super::request::{Partitions, partition_of};
@@ -29,7 +28,7 @@ pub struct Selection<'a> {
     pub ns: &'a str,
     pub set: Option<&'a str>,
     pub partitions: &'a Partitions,
-    pub index: Option<(Arc<Index>, Lookup)>,
+    pub index: Option<super::IndexUse>,
     pub filter: Option<Filter>,
     /// Counters, progress and the stop flag.
     pub job: &'a Job,
