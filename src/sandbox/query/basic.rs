@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use crate::sandbox::expr::Filter;
 use crate::sandbox::jobs::{Ending, Job};
 
-use super::reply::{ReplyWriter, record_message};
+use super::reply::{ReplyWriter, write_record};
 use super::select::Selection;
 use super::{IndexUse, QueryRequest, QueryService, Throttle};
 
@@ -37,9 +37,10 @@ pub fn run(
             throttle.wait();
             job.succeeded.fetch_add(1, Ordering::Relaxed);
             // A record with none of the selected bins is counted, not sent.
-            if let Some(body) = record_message(&req.ns, &s.digest, &s.record, &req.bins, s.bval)
-                && !out.push(&body)
-            {
+            let written = out.push_with(|buf| {
+                write_record(buf, &req.ns, &s.digest, &s.record, &req.bins, s.bval)
+            });
+            if !written {
                 reader_gone = true;
                 return false;
             }

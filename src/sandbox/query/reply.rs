@@ -51,6 +51,22 @@ impl<'a> ReplyWriter<'a> {
         true
     }
 
+    /// Appends a message written by `write` (which answers false to add
+    /// nothing); false once the reader is gone.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) -> bool {
+        if self.gone {
+            return false;
+        }
+        if self.buf.is_empty() {
+            self.buf.reserve(CHUNK + 8);
+            self.buf.extend_from_slice(&[0; 8]);
+        }
+        if write(&mut self.buf) && self.buf.len() >= CHUNK {
+            return self.flush();
+        }
+        true
+    }
+
     /// Sends what is buffered as one frame.
     pub fn flush(&mut self) -> bool {
         if self.gone {
@@ -109,63 +125,83 @@ pub fn record_message(
     bins: &Bins,
     bval: Option<u64>,
 ) -> Option<Vec<u8>> {
-    let ops: Vec<Op> = match bins {
-        Bins::None => Vec::new(),
-        Bins::All => record.bins.iter().map(|(n, v)| bin_op(n, v)).collect(),
-        Bins::Some(names) => {
-            let ops: Vec<Op> = record
-                .bins
-                .iter()
-                .filter(|(n, _)| names.contains(n))
-                .map(|(n, v)| bin_op(n, v))
-                .collect();
-            if ops.is_empty() {
-                return None;
-            }
-            ops
+    let mut out = Vec::new();
+    write_record(&mut out, ns, digest, record, bins, bval).then_some(out)
+}
+
+/// Appends a record message to `out` (false, appending nothing, when a
+/// selection leaves it no bin). Written in place: a scan's cost per record.
+pub fn write_record(
+    out: &mut Vec<u8>,
+    ns: &str,
+    digest: &Digest,
+    record: &Record,
+    bins: &Bins,
+    bval: Option<u64>,
+) -> bool {
+    let wanted = |name: &str| match bins {
+        Bins::All => true,
+        Bins::None => false,
+        Bins::Some(names) => names.iter().any(|n| n == name),
+    };
+    let n_ops = record.bins.iter().filter(|(n, _)| wanted(n)).count();
+    if n_ops == 0 && matches!(bins, Bins::Some(_)) {
+        return false;
+    }
+    let key = record.key.as_ref().map(to_particle);
+    let n_fields = 2
+        + usize::from(record.set.is_some())
+        + usize::from(key.is_some())
+        + usize::from(bval.is_some());
+    out.extend_from_slice(&[HEADER_SIZE as u8, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&u32::from(record.generation).to_be_bytes());
+    out.extend_from_slice(&record.void_time.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&(n_fields as u16).to_be_bytes());
+    out.extend_from_slice(&(n_ops as u16).to_be_bytes());
+    let field = |out: &mut Vec<u8>, ty: u8, parts: &[&[u8]]| {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        out.extend_from_slice(&(len as u32 + 1).to_be_bytes());
+        out.push(ty);
+        for p in parts {
+            out.extend_from_slice(p);
         }
     };
-    let mut fields = vec![
-        Field {
-            ty: FIELD_NAMESPACE,
-            data: ns.as_bytes().to_vec(),
-        },
-        Field {
-            ty: FIELD_DIGEST,
-            data: digest.to_vec(),
-        },
-    ];
+    field(out, FIELD_NAMESPACE, &[ns.as_bytes()]);
+    field(out, FIELD_DIGEST, &[digest]);
     if let Some(set) = &record.set {
-        fields.push(Field {
-            ty: FIELD_SET,
-            data: set.as_bytes().to_vec(),
-        });
+        field(out, FIELD_SET, &[set.as_bytes()]);
     }
-    if let Some(key) = &record.key {
-        let (particle, bytes) = to_particle(key);
-        let mut data = vec![particle];
-        data.extend_from_slice(&bytes);
-        fields.push(Field {
-            ty: FIELD_KEY,
-            data,
-        });
+    if let Some((particle, bytes)) = &key {
+        field(out, FIELD_KEY, &[&[*particle], bytes]);
     }
     if let Some(bval) = bval {
-        fields.push(Field {
-            ty: FIELD_BVAL_ARRAY,
-            data: bval.to_le_bytes().to_vec(),
-        });
+        field(out, FIELD_BVAL_ARRAY, &[&bval.to_le_bytes()]);
     }
-    let msg = Message {
-        header: MsgHeader {
-            generation: u32::from(record.generation),
-            record_ttl: record.void_time,
-            ..MsgHeader::default()
-        },
-        fields,
-        ops,
-    };
-    Some(msg.encode())
+    for (name, value) in record.bins.iter().filter(|(n, _)| wanted(n)) {
+        let head = |out: &mut Vec<u8>, particle: u8, len: usize| {
+            out.extend_from_slice(&((4 + name.len() + len) as u32).to_be_bytes());
+            out.extend_from_slice(&[OP_READ, particle, 0, name.len() as u8]);
+            out.extend_from_slice(name.as_bytes());
+        };
+        match value {
+            // The common small values without a temporary buffer.
+            Value::Int(i) => {
+                head(out, 1, 8);
+                out.extend_from_slice(&i.to_be_bytes());
+            }
+            Value::Str(text) => {
+                head(out, 3, text.len());
+                out.extend_from_slice(text.as_bytes());
+            }
+            other => {
+                let (particle, bytes) = to_particle(other);
+                head(out, particle, bytes.len());
+                out.extend_from_slice(&bytes);
+            }
+        }
+    }
+    true
 }
 
 /// One value of an aggregation: bin `SUCCESS`.

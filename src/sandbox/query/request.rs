@@ -320,8 +320,9 @@ impl QueryRequest {
             _ => {
                 let module = text(msg, FIELD_UDF_PACKAGE)?.ok_or(PARAMETER)?;
                 let function = text(msg, FIELD_UDF_FUNCTION)?.ok_or(PARAMETER)?;
+                // The Python client sends an empty field for no arguments.
                 let args = match msg.field(FIELD_UDF_ARGLIST) {
-                    None => Vec::new(),
+                    None | Some([]) => Vec::new(),
                     Some(b) => particle::unpack_arglist(b).map_err(|_| PARAMETER)?,
                 };
                 Some(Udf {
@@ -434,6 +435,10 @@ mod tests {
         assert_eq!(QueryRequest::parse(&agg).unwrap_err().code, PARAMETER);
         agg.fields.push(field(FIELD_UDF_OP, &[1]));
         assert_eq!(QueryRequest::parse(&agg).unwrap().kind, Kind::Aggregation);
+        // No arguments: an empty arglist field, as the Python client sends.
+        agg.fields.retain(|f| f.ty != FIELD_UDF_ARGLIST);
+        agg.fields.push(field(FIELD_UDF_ARGLIST, &[]));
+        assert_eq!(QueryRequest::parse(&agg).unwrap().udf.unwrap().args, vec![]);
         let mut no_bit = base();
         no_bit.header.info3 = 0;
         assert_eq!(QueryRequest::parse(&no_bit).unwrap_err().code, UNSUPPORTED);
