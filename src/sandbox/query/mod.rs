@@ -201,8 +201,9 @@ impl Throttle {
         if self.next > now + Duration::from_millis(1) {
             std::thread::sleep(self.next - now);
         }
-        // Behind schedule: start again from now rather than burst.
-        self.next = self.next.max(now) + self.step;
+        // Behind schedule: catch up at most 10 ms' worth, never burst more.
+        let floor = now.checked_sub(Duration::from_millis(10)).unwrap_or(now);
+        self.next = self.next.max(floor) + self.step;
     }
 }
 
