@@ -5,8 +5,11 @@
 
 pub mod apply;
 pub mod bench;
+pub mod query;
 pub mod record;
+pub mod sample;
 pub mod sandbox;
+pub mod test;
 pub mod udf;
 
 use std::process::ExitCode;

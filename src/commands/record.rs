@@ -9,7 +9,7 @@ use super::{Headless, fail, udf::unexpected};
 use crate::client::{Outcome, RecordKey, RecordView, Request};
 use crate::value;
 
-fn record_json(record: &RecordView) -> serde_json::Value {
+pub fn record_json(record: &RecordView) -> serde_json::Value {
     let mut bins = serde_json::Map::new();
     let mut values = serde_json::Map::new();
     for (name, v) in &record.bins {

@@ -42,7 +42,7 @@ trap stop_server EXIT
 
 status=0
 start_server
-for cases in cases cases-query; do "$VENV/bin/python" "$ROOT/../shared/conformance/check.py" "127.0.0.1:$PORT" "$ROOT/../shared/conformance/$cases" || status=1; done
+for cases in cases cases-batch-exp cases-query; do "$VENV/bin/python" "$ROOT/../shared/conformance/check.py" "127.0.0.1:$PORT" "$ROOT/../shared/conformance/$cases" || status=1; done
 stop_server
 
 # The guide's async example names the cluster `docker`.

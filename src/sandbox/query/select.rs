@@ -150,9 +150,12 @@ impl Selection<'_> {
                 record: &record,
             };
             if !filter.matches(&subject).unwrap_or(false) {
-                self.job
-                    .filtered_bins
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let counter = if filter.fails_on_metadata(&subject) {
+                    &self.job.filtered_meta
+                } else {
+                    &self.job.filtered_bins
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return None;
             }
         }

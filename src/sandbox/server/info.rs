@@ -14,9 +14,9 @@ pub const BUILD: &str = "8.1.1.2";
 pub const EDITION: &str = "Aerospike Community Edition";
 pub const UNRECOGNIZED: &str = "ERROR:4:unrecognized command";
 pub const NOT_AUTHENTICATED: &str = "ERROR:80:not authenticated";
-/// Only what the sandbox serves (a real server also lists batch, CDT and
-/// bit operations, strong consistency and the deprecated replica names).
-const FEATURES: &str = "cdt-index;float;geo;sindex-exists;peers;pipelining;pquery;pscans;query-show;replicas;truncate-namespace;udf";
+/// Only what the sandbox serves (a real server also lists CDT and bit
+/// operations, strong consistency and the deprecated replica names).
+const FEATURES: &str = "batch-any;batch-index;cdt-index;float;geo;sindex-exists;peers;pipelining;pquery;pscans;query-show;replicas;truncate-namespace;udf";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("info request is not UTF-8")]
