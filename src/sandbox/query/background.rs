@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::sandbox::engine::ApplyRequest;
-use crate::sandbox::expr::Filter;
+use crate::sandbox::expr::{Filter, RecordFilter};
 use crate::sandbox::jobs::Job;
 
 use super::select::Selection;
@@ -60,6 +60,8 @@ fn run(svc: &QueryService, req: &QueryRequest, index: Option<IndexUse>, job: &Jo
                 timeout_ms: 0,
                 received: std::time::Instant::now(),
                 ttl: req.record_ttl,
+                // The selection has applied the job's filter already.
+                filter: RecordFilter::none(),
             });
             job.udf_active.store(0, Ordering::Relaxed);
             let counter = match outcome.result {
