@@ -432,6 +432,10 @@ pub struct ServeArgs {
     /// Cap on any UDF's run time in milliseconds.
     #[arg(long, value_name = "MS")]
     pub max_udf_ms: Option<u64>,
+    /// Records per second of a background UDF job that asks for no rate,
+    /// and the most one may ask for (the server's background-query-max-rps).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub background_max_rps: u32,
     /// File holding the password of --user (first line).
     #[arg(long, value_name = "FILE", requires = "user")]
     pub password_file: Option<PathBuf>,

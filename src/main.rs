@@ -336,6 +336,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         cluster_name: args.cluster_name.clone(),
         lua_libs: args.lua_libs.into(),
         max_udf_ms: args.max_udf_ms,
+        background_max_rps: args.background_max_rps,
         storage,
         user: cli.connection.user.clone(),
         password_file: args.password_file.clone(),

@@ -487,7 +487,7 @@ async fn clean_refusals_and_bad_frames() {
         (INFO3_LAST, 4)
     );
 
-    // scan: an empty stream
+    // a scan without the partition-done bit: 16 at start, no LAST (as a server)
     let scan = Message {
         header: MsgHeader {
             info1: INFO1_READ | INFO1_GET_ALL,
@@ -503,7 +503,7 @@ async fn clean_refusals_and_bad_frames() {
     let reply = Message::parse(&body).unwrap();
     assert_eq!(
         (reply.header.info3 & INFO3_LAST, reply.header.result_code),
-        (INFO3_LAST, 0)
+        (0, 16)
     );
 
     // admin without security: 52

@@ -4,7 +4,8 @@
 //! One task per connection, strict request → response. Codecs live in
 //! [`frame`], [`message`], [`particle`], [`info`] and [`admin`]; record
 //! commands in [`record`], batch requests in [`batch`] (whose replies are
-//! streamed as rows are produced).
+//! streamed as rows are produced); scans and queries stream their replies
+//! from [`crate::sandbox::query`] through a bounded queue (backpressure).
 
 pub mod admin;
 pub mod batch;
@@ -18,6 +19,8 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,6 +29,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::sandbox::engine::Sandbox;
+use crate::sandbox::query::{self, QueryService};
 use admin::{AdminRequest, Auth};
 use frame::{TYPE_ADMIN, TYPE_COMPRESSED, TYPE_INFO, TYPE_MSG};
 use message::Message;
@@ -52,6 +56,8 @@ pub struct ServerOptions {
     pub cluster_name: String,
     pub tls: Option<TlsFiles>,
     pub auth: Option<Credentials>,
+    /// `background-query-max-rps`: a background job's default and highest rate.
+    pub background_max_rps: u32,
 }
 
 impl Default for ServerOptions {
@@ -62,6 +68,7 @@ impl Default for ServerOptions {
             cluster_name: "sandbox".to_string(),
             tls: None,
             auth: None,
+            background_max_rps: query::DEFAULT_BACKGROUND_MAX_RPS,
         }
     }
 }
@@ -69,6 +76,7 @@ impl Default for ServerOptions {
 /// What every connection shares.
 struct Shared {
     sandbox: Sandbox,
+    queries: QueryService,
     node_id: String,
     cluster_name: String,
     tls: Option<TlsAcceptor>,
@@ -96,6 +104,7 @@ pub async fn start(sandbox: Sandbox, opts: ServerOptions) -> io::Result<ServerHa
     };
     let node_id = node_id(sandbox.config().data_dir.as_deref())?;
     let shared = Arc::new(Shared {
+        queries: QueryService::new(sandbox.clone(), opts.background_max_rps),
         sandbox,
         node_id,
         cluster_name: opts.cluster_name,
@@ -119,6 +128,11 @@ impl ServerHandle {
 
     pub fn sandbox(&self) -> &Sandbox {
         &self.shared.sandbox
+    }
+
+    /// The query path, with its job registry.
+    pub fn queries(&self) -> &query::QueryService {
+        &self.shared.queries
     }
 
     pub fn node_id(&self) -> &str {
@@ -186,10 +200,10 @@ async fn serve_connection(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     };
     let result = match shared.tls.clone() {
         Some(acceptor) => match acceptor.accept(socket).await {
-            Ok(stream) => Connection::new(shared, local).run(stream).await,
+            Ok(stream) => Connection::new(shared, local, peer).run(stream).await,
             Err(e) => Err(io::Error::other(format!("TLS handshake: {e}"))),
         },
-        None => Connection::new(shared, local).run(socket).await,
+        None => Connection::new(shared, local, peer).run(socket).await,
     };
     match result {
         Ok(()) => tracing::trace!("connection from {peer} closed"),
@@ -200,51 +214,150 @@ async fn serve_connection(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
 struct Connection {
     shared: Arc<Shared>,
     local: SocketAddr,
+    peer: SocketAddr,
     authenticated: bool,
+    /// A byte read while watching for the client to go during a query.
+    pending: Option<u8>,
 }
 
+/// Reply frames queued between a query and its socket: with frames of up
+/// to 128 KiB, a slow reader holds back the query at about 512 KiB.
+const QUERY_QUEUE: usize = 4;
+
 impl Connection {
-    fn new(shared: Arc<Shared>, local: SocketAddr) -> Connection {
+    fn new(shared: Arc<Shared>, local: SocketAddr, peer: SocketAddr) -> Connection {
         let authenticated = shared.auth.is_none();
         Connection {
             shared,
             local,
+            peer,
             authenticated,
+            pending: None,
         }
     }
 
     /// Request → response until the peer closes or sends something unparsable.
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut stream: S) -> io::Result<()> {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, stream: S) -> io::Result<()> {
+        let (mut reader, mut writer) = tokio::io::split(stream);
         loop {
             let mut header = [0u8; 8];
-            match stream.read_exact(&mut header).await {
+            let start = match self.pending.take() {
+                Some(byte) => {
+                    header[0] = byte;
+                    1
+                }
+                None => 0,
+            };
+            match reader.read_exact(&mut header[start..]).await {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(e),
             }
             let header = frame::parse_header(header).map_err(invalid)?;
             let mut body = Vec::new();
-            (&mut stream)
+            (&mut reader)
                 .take(header.body_len)
                 .read_to_end(&mut body)
                 .await?;
             if body.len() as u64 != header.body_len {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            match self.respond(header.ty, body).await? {
-                Reply::Bytes(reply) => stream.write_all(&reply).await?,
-                Reply::Frames(frames) => write_frames(&mut stream, frames).await?,
+            if self.authenticated && matches!(header.ty, TYPE_MSG | TYPE_COMPRESSED) {
+                let body = match header.ty {
+                    TYPE_COMPRESSED => frame::inflate(&body).map_err(invalid)?,
+                    _ => body,
+                };
+                let msg = Message::parse(&body).map_err(invalid)?;
+                if query::is_query(&msg) {
+                    self.query(msg, &mut reader, &mut writer).await?;
+                    continue;
+                }
+                let reply = self.message(msg).await?;
+                write_reply(&mut writer, reply).await?;
+                continue;
             }
-            stream.flush().await?;
+            let reply = self.respond(header.ty, body).await?;
+            write_reply(&mut writer, reply).await?;
         }
+    }
+
+    /// Streams a scan or query: the query runs on a blocking thread and
+    /// queues frames; this task writes them. A write that fails or stalls
+    /// past the request's socket timeout, or the client closing, stops it.
+    async fn query<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+        &mut self,
+        msg: Message,
+        reader: &mut R,
+        writer: &mut W,
+    ) -> io::Result<()> {
+        let stall_limit = query::request::QueryRequest::parse(&msg)
+            .map(|q| q.socket_timeout_ms)
+            .unwrap_or(0);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUERY_QUEUE);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let queries = self.shared.queries.clone();
+        let (from, stop) = (self.peer, cancel.clone());
+        let producer = tokio::task::spawn_blocking(move || {
+            queries.run(&msg, Some(from), stop, &mut |frame| {
+                tx.blocking_send(frame).is_ok()
+            })
+        });
+        let mut result = Ok(());
+        let mut watching = self.pending.is_none();
+        loop {
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                frame = rx.recv() => {
+                    let Some(frame) = frame else { break };
+                    let write = writer.write_all(&frame);
+                    let written = if stall_limit > 0 {
+                        let limit = Duration::from_millis(u64::from(stall_limit));
+                        tokio::time::timeout(limit, write)
+                            .await
+                            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+                    } else {
+                        write.await
+                    };
+                    if let Err(e) = written {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                read = reader.read(&mut byte), if watching => match read {
+                    Ok(1) => {
+                        // The next request already: keep it, stop watching.
+                        self.pending = Some(byte[0]);
+                        watching = false;
+                    }
+                    Ok(_) => {
+                        result = Err(io::ErrorKind::UnexpectedEof.into());
+                        break;
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
+            }
+        }
+        if result.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        drop(rx);
+        producer.await.map_err(io::Error::other)?;
+        result?;
+        writer.flush().await
     }
 
     async fn respond(&mut self, ty: u8, body: Vec<u8>) -> io::Result<Reply> {
         match ty {
             TYPE_INFO => self.info(body).await.map(Reply::Bytes),
             TYPE_ADMIN => self.admin(&body).map(Reply::Bytes),
-            TYPE_MSG => self.message(body).await,
-            TYPE_COMPRESSED => self.message(frame::inflate(&body).map_err(invalid)?).await,
+            TYPE_MSG => self.message(Message::parse(&body).map_err(invalid)?).await,
+            TYPE_COMPRESSED => {
+                let body = frame::inflate(&body).map_err(invalid)?;
+                self.message(Message::parse(&body).map_err(invalid)?).await
+            }
             other => Err(invalid(frame::FrameError::Type(other))),
         }
     }
@@ -263,6 +376,7 @@ impl Connection {
             blocking(move || {
                 let ctx = info::InfoContext {
                     sandbox: &shared.sandbox,
+                    jobs: &shared.queries.jobs,
                     node_id: &shared.node_id,
                     cluster_name: &shared.cluster_name,
                     local_addr: local,
@@ -295,10 +409,10 @@ impl Connection {
         }
     }
 
-    async fn message(&self, body: Vec<u8>) -> io::Result<Reply> {
-        // A UDF's time limit runs from here, as on a server.
+    async fn message(&self, msg: Message) -> io::Result<Reply> {
+        // A UDF's time limit runs from here, as on a server (the parse of
+        // the body is not counted: a few microseconds).
         let received = std::time::Instant::now();
-        let msg = Message::parse(&body).map_err(invalid)?;
         if self.authenticated && batch::is_batch(&msg) {
             return Ok(Reply::Frames(self.batch(msg, received)));
         }
@@ -340,6 +454,14 @@ enum Reply {
     Bytes(Vec<u8>),
     /// Frames as they are produced, until the producer is done.
     Frames(mpsc::Receiver<Vec<u8>>),
+}
+
+async fn write_reply<S: AsyncWrite + Unpin>(stream: &mut S, reply: Reply) -> io::Result<()> {
+    match reply {
+        Reply::Bytes(reply) => stream.write_all(&reply).await?,
+        Reply::Frames(frames) => write_frames(stream, frames).await?,
+    }
+    stream.flush().await
 }
 
 async fn write_frames<S: AsyncWrite + Unpin>(

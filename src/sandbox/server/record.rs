@@ -1,5 +1,5 @@
 //! Single-record commands (type 3): reads, writes, deletes, operate, UDF apply,
-//! and clean refusals for batch, scan and query.
+//! and clean refusals for batch. Scans and queries go to `sandbox::query`.
 
 use crate::sandbox::engine::{ApplyRequest, Sandbox, UdfFailure};
 use crate::sandbox::expr::{FILTERED_OUT, RecordFilter, Subject};
@@ -44,10 +44,12 @@ pub fn handle(sandbox: &Sandbox, msg: &Message, received: std::time::Instant) ->
         return reply;
     }
     let Some(digest) = msg.field(FIELD_DIGEST) else {
-        // Scan or query: an empty stream.
-        let mut reply = error(OK);
-        reply.header.info3 = INFO3_LAST;
-        return reply;
+        // Scans and queries stream through the query path; one that ends
+        // up here is not served.
+        tracing::warn!(
+            "refused with result 16 (not served by the sandbox): a query outside the query path"
+        );
+        return error(UNSUPPORTED);
     };
     let Ok(digest) = Digest::try_from(digest) else {
         return error(PARAMETER);
