@@ -23,7 +23,8 @@ use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
 use asudf::sandbox::value::BLOB;
 use asudf::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value};
 use common::cases::{
-    canon_result, canon_value, key_of, load_cases, udf_put_params, value_from_json, value_to_json,
+    Case, canon_result, canon_value, key_of, load_cases, udf_put_params, value_from_json,
+    value_to_json,
 };
 
 fn cases_dir() -> std::path::PathBuf {
@@ -220,6 +221,7 @@ impl Target {
     fn query(&self, step: &Json) -> Json {
         let mut policy = QueryPolicy::default();
         policy.base_policy.max_retries = 0;
+        policy.base_policy.filter_expression = expression(step);
         let mut filter = PartitionFilter::all();
         if let Some(n) = step["max_records"].as_u64() {
             policy.max_records = n;
@@ -271,15 +273,11 @@ impl Target {
             step["function"].as_str().unwrap(),
         );
         let outcome = self.runtime.block_on(async {
+            let mut policy = QueryPolicy::default();
+            policy.base_policy.filter_expression = expression(step);
             let set = self
                 .client
-                .query_aggregate(
-                    &QueryPolicy::default(),
-                    stmt,
-                    module,
-                    function,
-                    &args_of(step),
-                )
+                .query_aggregate(&policy, stmt, module, function, &args_of(step))
                 .await?;
             let mut stream = set.into_stream();
             let mut out = Vec::new();
@@ -308,8 +306,10 @@ impl Target {
             step["module"].as_str().unwrap(),
             step["function"].as_str().unwrap(),
         );
+        let mut policy = WritePolicy::default();
+        policy.base_policy.filter_expression = expression(step);
         let started = self.runtime.block_on(self.client.query_execute_udf(
-            &WritePolicy::default(),
+            &policy,
             stmt,
             module,
             function,
@@ -453,6 +453,15 @@ impl Target {
     }
 }
 
+/// A step's filter expression, sent as its recorded wire bytes.
+fn expression(step: &Json) -> Option<aerospike::expressions::Expression> {
+    let wire = step["expression"]["wire"].as_str()?;
+    Some(
+        aerospike::expressions::from_base64(wire)
+            .unwrap_or_else(|e| panic!("expression {wire}: {e}")),
+    )
+}
+
 /// Whether `got` answers `expect` under the cases' rules, plus this
 /// crate's ways of reporting errors (see the module doc).
 fn same(expect: &Json, got: &Json) -> bool {
@@ -513,15 +522,39 @@ fn same(expect: &Json, got: &Json) -> bool {
 
 #[test]
 fn every_query_case_passes_through_the_crate() {
-    let target = Target::new();
     let cases = load_cases(&cases_dir());
     assert!(
         cases.len() >= 30,
         "cases missing in {}",
         cases_dir().display()
     );
+    replay_all(&cases);
+}
+
+/// The batch-and-expression cases whose filters apply to queries,
+/// aggregations and background jobs.
+#[test]
+fn query_path_filter_cases_pass_through_the_crate() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases-batch-exp");
+    let cases: Vec<_> = load_cases(&dir)
+        .into_iter()
+        .filter(|c| {
+            c.file == "exp_query_filters_records.json"
+                || c.file == "exp_aggregate_and_background_filters.json"
+        })
+        .collect();
+    assert_eq!(cases.len(), 2, "cases missing in {}", dir.display());
+    replay_all(&cases);
+}
+
+/// The crate's client-side Lua packages are process-wide: one replay at a time.
+static PACKAGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn replay_all(cases: &[Case]) {
+    let _one_at_a_time = PACKAGES.lock().unwrap_or_else(|e| e.into_inner());
+    let target = Target::new();
     let mut failed = Vec::new();
-    for case in &cases {
+    for case in cases {
         target.reset();
         let mut ok = true;
         for (i, step) in case.steps.iter().enumerate() {

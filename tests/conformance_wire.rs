@@ -275,6 +275,7 @@ fn batch_exp_dir() -> PathBuf {
 }
 
 /// The two cases that also need queries, indexes and background jobs.
+/// (Replayed with the query path in tests/conformance_query.rs.)
 const NEEDS_QUERY_PATH: [&str; 2] = [
     "exp_query_filters_records.json",
     "exp_aggregate_and_background_filters.json",
