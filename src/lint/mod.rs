@@ -1,0 +1,301 @@
+//! The linter: what a UDF author gets wrong, found before registering.
+//!
+//! Parsing and the usual Lua rules (undefined and unused variables,
+//! shadowing, …) come from `selene-lib` (Lua 5.4 through `full_moon`),
+//! checked against the UDF environment ([`std`]); the UDF rules of our own
+//! are in [`udf`]. Both the `check` command and the console call [`lint`];
+//! the console calls it off its UI thread.
+//!
+//! Errors are kept for what certainly fails on the server; everything else,
+//! selene's rules included, is a warning.
+
+mod config;
+mod std;
+mod udf;
+
+use ::std::cell::RefCell;
+
+use selene_lib::{Checker, CheckerConfig, lints::Severity as SeleneSeverity};
+use serde::Serialize;
+
+pub use crate::sandbox::LuaLibs;
+pub use config::{CONFIG_FILE, Config, Level, find_config};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One finding. Lines and columns are 1-based; columns count characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub line: u32,
+    pub col: u32,
+    pub end_line: u32,
+    pub end_col: u32,
+    pub severity: Severity,
+    pub rule: String,
+    pub message: String,
+    /// How to fix it, when the rule knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// A rule of our own: its name, what it costs on the server, and the fix.
+pub struct Rule {
+    pub name: &'static str,
+    pub severity: Severity,
+    pub why: &'static str,
+    pub fix: &'static str,
+}
+
+/// Our UDF rules, in the order the README lists them.
+pub const RULES: &[Rule] = &[
+    Rule {
+        name: "syntax_error",
+        severity: Severity::Error,
+        why: "the module does not compile: registering it fails",
+        fix: "correct the syntax at the position shown",
+    },
+    Rule {
+        name: "local_udf",
+        severity: Severity::Error,
+        why: "the server only calls global functions: a `local function` gives \"function not found\"",
+        fix: "drop `local` from the function the apply calls",
+    },
+    Rule {
+        name: "table_in_bin",
+        severity: Severity::Error,
+        why: "a Lua table cannot be stored in a bin: \"can't set bin to unsupported type\"",
+        fix: "use list{...} or map{...} instead of a table",
+    },
+    Rule {
+        name: "stream_not_returned",
+        severity: Severity::Error,
+        why: "a stream UDF must return the stream it was given, or the query fails",
+        fix: "return the stream: `return s : map(f)`",
+    },
+    Rule {
+        name: "unavailable_library",
+        severity: Severity::Error,
+        why: "the server's Lua library mode removes this library: the call fails at run time",
+        fix: "use what the mode keeps (os.time/clock/date/difftime under default)",
+    },
+    Rule {
+        name: "no_record_param",
+        severity: Severity::Warning,
+        why: "a record UDF receives the record as its first parameter",
+        fix: "add it: `function f(rec, ...)`",
+    },
+    Rule {
+        name: "global_in_function",
+        severity: Severity::Warning,
+        why: "a global set in a function persists between calls on pooled Lua states",
+        fix: "declare it `local`",
+    },
+    Rule {
+        name: "record_write_in_stream",
+        severity: Severity::Warning,
+        why: "records in a stream are read-only: the server ignores writes",
+        fix: "write records in a record or background UDF",
+    },
+    Rule {
+        name: "long_bin_name",
+        severity: Severity::Warning,
+        why: "bin names longer than 15 bytes are silently ignored (reads give nil)",
+        fix: "use a bin name of 15 bytes or less",
+    },
+    Rule {
+        name: "module_name",
+        severity: Severity::Warning,
+        why: "newer servers refuse names outside [A-Za-z0-9._$-]; a name without .lua is never callable",
+        fix: "name the module like `my_module.lua`",
+    },
+];
+
+pub fn rule(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.name == name)
+}
+
+/// What to lint for.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub libs: LuaLibs,
+    /// The module's registered name (`counter.lua`), for `module_name`.
+    pub module: Option<String>,
+    /// The function an apply will call, for `local_udf`.
+    pub function: Option<String>,
+    /// Rules switched off or re-levelled by a config file.
+    pub config: Config,
+}
+
+thread_local! {
+    // Building the checker parses selene's standard library (milliseconds):
+    // once per thread.
+    static CHECKER: RefCell<Option<Checker<serde_json::Value>>> = const { RefCell::new(None) };
+}
+
+/// Lints one module's source. Never fails: bad input is a diagnostic.
+pub fn lint(source: &str, options: &Options) -> Vec<Diagnostic> {
+    let parsed = full_moon::parse_fallible(source, full_moon::LuaVersion::lua54());
+    let lines = LineIndex::new(source);
+    let mut out = Vec::new();
+    if let Some(error) = parsed.errors().first() {
+        // A partial tree gives rules nothing sound to say: report the syntax alone.
+        let (start, end) = error.range();
+        let (line, col) = lines.at(start.bytes());
+        let (end_line, end_col) = lines.at(end.bytes().max(start.bytes()));
+        out.push(Diagnostic {
+            line,
+            col,
+            end_line,
+            end_col,
+            severity: Severity::Error,
+            rule: "syntax_error".into(),
+            message: format!("syntax error: {}", error.error_message()),
+            fix: None,
+        });
+    } else {
+        let ast = parsed.ast();
+        let found = udf::check(ast, source, options);
+        // Our `local_udf` says more about an unused top-level local function
+        // than selene's unused_variable does.
+        let covered: Vec<usize> = found
+            .iter()
+            .filter(|f| f.rule == "local_udf")
+            .map(|f| f.start)
+            .collect();
+        CHECKER.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let checker = cell.get_or_insert_with(new_checker);
+            for d in checker.test_on(ast) {
+                if d.severity == SeleneSeverity::Allow {
+                    continue;
+                }
+                let (start, end) = d.diagnostic.primary_label.range;
+                if d.diagnostic.code == "unused_variable" && covered.contains(&(start as usize)) {
+                    continue;
+                }
+                let (line, col) = lines.at(start as usize);
+                let (end_line, end_col) = lines.at(end as usize);
+                let mut message = d.diagnostic.message.clone();
+                if let Some(label) = &d.diagnostic.primary_label.message {
+                    message = format!("{message} ({label})");
+                }
+                out.push(Diagnostic {
+                    line,
+                    col,
+                    end_line,
+                    end_col,
+                    // Selene's rules flag what may fail, never what must.
+                    severity: Severity::Warning,
+                    rule: d.diagnostic.code.to_string(),
+                    message,
+                    fix: d.diagnostic.notes.first().cloned(),
+                });
+            }
+        });
+        for f in found {
+            let (line, col) = lines.at(f.start);
+            let (end_line, end_col) = lines.at(f.end.max(f.start));
+            let rule = rule(f.rule).expect("udf rules are in RULES");
+            out.push(Diagnostic {
+                line,
+                col,
+                end_line,
+                end_col,
+                severity: rule.severity,
+                rule: f.rule.into(),
+                message: f.message,
+                fix: Some(rule.fix.into()),
+            });
+        }
+    }
+    if let Some(module) = &options.module
+        && let Some(message) = udf::module_name_problem(module)
+    {
+        out.push(Diagnostic {
+            line: 1,
+            col: 1,
+            end_line: 1,
+            end_col: 1,
+            severity: Severity::Warning,
+            rule: "module_name".into(),
+            message,
+            fix: Some(rule("module_name").map(|r| r.fix).unwrap_or("").into()),
+        });
+    }
+    let allowed = config::allowed_in_source(source);
+    out.retain_mut(|d| {
+        if allowed.iter().any(|r| r == &d.rule) {
+            return false;
+        }
+        match options.config.level(&d.rule) {
+            Some(Level::Allow) => false,
+            Some(Level::Warn) => {
+                d.severity = Severity::Warning;
+                true
+            }
+            Some(Level::Error) => {
+                d.severity = Severity::Error;
+                true
+            }
+            None => true,
+        }
+    });
+    out.sort_by(|a, b| (a.line, a.col, &a.rule).cmp(&(b.line, b.col, &b.rule)));
+    out
+}
+
+fn new_checker() -> Checker<serde_json::Value> {
+    Checker::new(CheckerConfig::default(), std::udf_standard_library())
+        .expect("the default checker config is valid")
+}
+
+/// Byte offsets to 1-based lines and character columns.
+struct LineIndex<'a> {
+    source: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(source: &'a str) -> LineIndex<'a> {
+        let mut starts = vec![0];
+        starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { source, starts }
+    }
+
+    fn at(&self, byte: usize) -> (u32, u32) {
+        let byte = byte.min(self.source.len());
+        let line = self.starts.partition_point(|s| *s <= byte).saturating_sub(1);
+        let start = self.starts[line];
+        let col = self
+            .source
+            .get(start..byte)
+            .map_or(byte - start, |s| s.chars().count());
+        (line as u32 + 1, col as u32 + 1)
+    }
+}
+
+/// `file:line:col: severity: message [rule]`, as `asudf check` prints.
+pub fn format_line(file: &str, d: &Diagnostic) -> String {
+    format!(
+        "{file}:{}:{}: {}: {} [{}]",
+        d.line,
+        d.col,
+        d.severity.as_str(),
+        d.message,
+        d.rule
+    )
+}
