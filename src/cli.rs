@@ -161,6 +161,28 @@ pub enum Command {
     Bench(BenchCommand),
     /// Serve a sandbox on the network (listens on --port, default 3000).
     Serve(ServeArgs),
+    /// Lint Lua modules for UDF mistakes (no server needed).
+    Check(CheckArgs),
+}
+
+/// `asudf check FILE.lua…`: exit 0 clean (warnings allowed), 4 errors, 2 usage.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Lua files to lint.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The server's Lua library mode to lint for.
+    #[arg(long, value_enum, default_value_t = LuaLibsArg::Default)]
+    pub lua_libs: LuaLibsArg,
+    /// The function an apply will call (flags it if it is `local`).
+    #[arg(long, value_name = "NAME")]
+    pub function: Option<String>,
+    /// Rule levels from this file instead of the nearest asudf-lint.toml.
+    #[arg(long, value_name = "FILE")]
+    pub lint_config: Option<PathBuf>,
+    /// Switch a rule off (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

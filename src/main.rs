@@ -56,6 +56,9 @@ async fn run(cli: Cli) -> ExitCode {
     if let Some(Command::Serve(args)) = &cli.command {
         return serve(&cli, args).await;
     }
+    if let Some(Command::Check(args)) = &cli.command {
+        return commands::check::run(args, cli.json);
+    }
     let target = match resolve_target(&cli) {
         Ok(t) => t,
         Err(message) => return usage(message),
@@ -104,7 +107,7 @@ async fn run(cli: Cli) -> ExitCode {
             let call = apply_call(&args.apply, timeout_ms, false);
             commands::bench::run(&mut session, call, args.count, args.concurrency.into()).await
         }
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Check(_) => unreachable!("handled above"),
     }
 }
 

@@ -15,7 +15,7 @@ mod udf;
 
 use ::std::cell::RefCell;
 
-use selene_lib::{Checker, CheckerConfig, lints::Severity as SeleneSeverity};
+use selene_lib::{Checker, CheckerConfig, LintVariation, lints::Severity as SeleneSeverity};
 use serde::Serialize;
 
 pub use crate::sandbox::LuaLibs;
@@ -168,13 +168,18 @@ pub fn lint(source: &str, options: &Options) -> Vec<Diagnostic> {
         });
     } else {
         let ast = parsed.ast();
-        let found = udf::check(ast, source, options);
-        // Our `local_udf` says more about an unused top-level local function
-        // than selene's unused_variable does.
+        let udf::Checked {
+            findings: found,
+            global_functions,
+        } = udf::check(ast, options);
+        // Global functions are what the server calls, and our `local_udf`
+        // says more about an unused top-level local function: selene's
+        // unused_variable is dropped for both.
         let covered: Vec<usize> = found
             .iter()
             .filter(|f| f.rule == "local_udf")
             .map(|f| f.start)
+            .chain(global_functions)
             .collect();
         CHECKER.with(|cell| {
             let mut cell = cell.borrow_mut();
@@ -259,7 +264,13 @@ pub fn lint(source: &str, options: &Options) -> Vec<Diagnostic> {
 }
 
 fn new_checker() -> Checker<serde_json::Value> {
-    Checker::new(CheckerConfig::default(), std::udf_standard_library())
+    let mut config = CheckerConfig::default();
+    // Style, not mistakes; and our global_in_function covers what matters
+    // of unscoped_variables (a top-level global is how a module defines UDFs).
+    for quiet in ["multiple_statements", "unscoped_variables"] {
+        config.lints.insert(quiet.into(), LintVariation::Allow);
+    }
+    Checker::new(config, std::udf_standard_library())
         .expect("the default checker config is valid")
 }
 

@@ -29,7 +29,15 @@ const BIN_NAME_MAX: usize = 15;
 const STREAM_OPS: &[&str] = &["filter", "map", "aggregate", "reduce", "groupby"];
 const OS_DEFAULT: &[&str] = &["clock", "date", "difftime", "time"];
 
-pub fn check(ast: &Ast, _source: &str, options: &Options) -> Vec<Finding> {
+/// What the walk found, and where global functions and their first
+/// parameters are named: the server's entry points and the record slot,
+/// which selene's unused_variable would call unused.
+pub struct Checked {
+    pub findings: Vec<Finding>,
+    pub global_functions: Vec<usize>,
+}
+
+pub fn check(ast: &Ast, options: &Options) -> Checked {
     let mut idents = IdentCounter::default();
     idents.visit_ast(ast);
     let mut walk = Walk {
@@ -39,11 +47,15 @@ pub fn check(ast: &Ast, _source: &str, options: &Options) -> Vec<Finding> {
         scopes: vec![Scope::default()],
         fns: Vec::new(),
         out: Vec::new(),
+        global_functions: Vec::new(),
     };
     walk.find_roles(ast.nodes());
     walk.top_level(ast.nodes());
     walk.block(ast.nodes());
-    walk.out
+    Checked {
+        findings: walk.out,
+        global_functions: walk.global_functions,
+    }
 }
 
 /// Why a module name is a problem, if it is (udf-runtime §6.1).
@@ -112,6 +124,7 @@ struct Walk<'a> {
     scopes: Vec<Scope>,
     fns: Vec<Fn>,
     out: Vec<Finding>,
+    global_functions: Vec<usize>,
 }
 
 fn key(body: &FunctionBody) -> usize {
@@ -489,6 +502,13 @@ impl Walk<'_> {
                     );
                 }
                 let top_global = simple && self.fns.is_empty() && !self.is_local(&names[0]);
+                if simple && !self.is_local(&names[0]) {
+                    self.global_functions.push(span(d.name()).0);
+                    // The record slot is positional: unused, it is still needed.
+                    if let Some(Parameter::Name(first)) = d.body().parameters().iter().next() {
+                        self.global_functions.push(span(first).0);
+                    }
+                }
                 self.function(d.body(), top_global);
                 if top_global {
                     self.check_record_param(&names[0], d.body(), d.name());
