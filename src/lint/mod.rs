@@ -270,8 +270,7 @@ fn new_checker() -> Checker<serde_json::Value> {
     for quiet in ["multiple_statements", "unscoped_variables"] {
         config.lints.insert(quiet.into(), LintVariation::Allow);
     }
-    Checker::new(config, std::udf_standard_library())
-        .expect("the default checker config is valid")
+    Checker::new(config, std::udf_standard_library()).expect("the default checker config is valid")
 }
 
 /// Byte offsets to 1-based lines and character columns.
@@ -289,7 +288,10 @@ impl<'a> LineIndex<'a> {
 
     fn at(&self, byte: usize) -> (u32, u32) {
         let byte = byte.min(self.source.len());
-        let line = self.starts.partition_point(|s| *s <= byte).saturating_sub(1);
+        let line = self
+            .starts
+            .partition_point(|s| *s <= byte)
+            .saturating_sub(1);
         let start = self.starts[line];
         let col = self
             .source
@@ -310,3 +312,6 @@ pub fn format_line(file: &str, d: &Diagnostic) -> String {
         d.rule
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,8 +7,8 @@
 use std::collections::{HashMap, HashSet};
 
 use full_moon::ast::{
-    Ast, Block, Call, Expression, Field, FunctionArgs, FunctionBody, FunctionCall, Index,
-    LastStmt, Parameter, Prefix, Stmt, Suffix, Var,
+    Ast, Block, Call, Expression, Field, FunctionArgs, FunctionBody, FunctionCall, Index, LastStmt,
+    Parameter, Prefix, Stmt, Suffix, Var,
 };
 use full_moon::node::Node;
 use full_moon::tokenizer::{TokenReference, TokenType};
@@ -696,9 +696,11 @@ impl Walk<'_> {
         let first = names.first().cloned().flatten();
         let (record, stream, in_callback) = match role {
             Some(Role::Stream) => (None, first.clone(), false),
-            Some(Role::Callback { record }) => {
-                (record.and_then(|i| names.get(i).cloned().flatten()), None, true)
-            }
+            Some(Role::Callback { record }) => (
+                record.and_then(|i| names.get(i).cloned().flatten()),
+                None,
+                true,
+            ),
             None if top_global => (first, None, false),
             None => (None, None, false),
         };
