@@ -46,6 +46,11 @@ pub struct Cli {
     /// Lua file to open in the console.
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
+
+    /// The console lints for this Lua library mode on a cluster (a sandbox
+    /// reports its own).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub lua_libs: Option<LuaLibsArg>,
 }
 
 /// Where to connect, shared by every command (all flags are global).

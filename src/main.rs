@@ -64,7 +64,7 @@ async fn run(cli: Cli) -> ExitCode {
         Err(message) => return usage(message),
     };
     let Some(command) = cli.command else {
-        return match asudf::tui::run(target, cli.file).await {
+        return match asudf::tui::run(target, cli.file, cli.lua_libs.map(Into::into)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("asudf: {e:#}");

@@ -129,7 +129,7 @@ pub fn rule(name: &str) -> Option<&'static Rule> {
 }
 
 /// What to lint for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
     pub libs: LuaLibs,
     /// The module's registered name (`counter.lua`), for `module_name`.

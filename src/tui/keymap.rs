@@ -97,6 +97,8 @@ commands! {
     SaveResults = "save-results", "save results (JSON)";
     ClearResults = "clear-results", "clear results";
     Theme = "theme", "dark/light theme";
+    NextProblem = "next-problem", "next lint problem";
+    PrevProblem = "prev-problem", "previous lint problem";
 }
 
 /// A key with its modifiers, as written in the keymap ("Ctrl-S", "F5", "Alt-Enter").
@@ -289,6 +291,8 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["s"], Command::SaveResults, Scope::Results, true),
     (&["x"], Command::ClearResults, Scope::Results, false),
     (&["t"], Command::Theme, Scope::OutsideText, false),
+    (&["F7"], Command::NextProblem, Scope::Global, false),
+    (&["Shift-F7"], Command::PrevProblem, Scope::Global, false),
 ];
 
 impl Default for Keymap {
