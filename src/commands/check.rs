@@ -74,6 +74,7 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
             json!({"ok": errors == 0, "errors": errors, "warnings": warnings, "files": files});
         let _ = writeln!(out, "{summary}");
     } else if errors + warnings > 0 {
+        let _ = out.flush();
         eprintln!("{errors} error(s), {warnings} warning(s)");
     }
     Ok(errors > 0)

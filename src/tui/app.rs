@@ -61,9 +61,15 @@ impl Pane {
 pub enum Pending {
     Quit,
     DeleteModule(String),
-    OpenModule { name: String, source: String },
+    OpenModule {
+        name: String,
+        source: String,
+    },
     OpenFile(PathBuf),
-    Recover { text: String, path: Option<PathBuf> },
+    Recover {
+        text: String,
+        path: Option<PathBuf>,
+    },
     /// Register although the linter found errors.
     Register,
 }

@@ -118,10 +118,7 @@ pub fn step(found: &[Diagnostic], line: u32, col: u32, forward: bool) -> Option<
     }
     let at = (line, col);
     let index = if forward {
-        found
-            .iter()
-            .position(|d| (d.line, d.col) > at)
-            .unwrap_or(0)
+        found.iter().position(|d| (d.line, d.col) > at).unwrap_or(0)
     } else {
         found
             .iter()
