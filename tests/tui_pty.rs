@@ -17,8 +17,13 @@ struct Tmux {
 
 impl Tmux {
     fn start(width: u16, height: u16, dir: &Path) -> Tmux {
+        Tmux::start_named(width, height, dir, "main")
+    }
+
+    /// A server of its own per test: tests in one binary run in parallel.
+    fn start_named(width: u16, height: u16, dir: &Path, tag: &str) -> Tmux {
         let tmux = Tmux {
-            socket: format!("asudf-test-{}", std::process::id()),
+            socket: format!("asudf-test-{}-{tag}", std::process::id()),
         };
         tmux.run(&[
             "new-session",
@@ -207,4 +212,31 @@ fn console_runs_in_a_terminal_and_restores_it() {
     tmux.keys(&["y"]);
     tmux.wait_for("EXIT=0");
     assert!(!tmux.alternate_screen());
+}
+
+#[test]
+fn a_local_function_the_form_calls_is_flagged_before_registering() {
+    let program = console_program();
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start_named(120, 40, dir.path(), "lint");
+    tmux.wait_for("READY$");
+    tmux.literal(&format!("{} --memory; echo EXIT=$?", program.display()));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("function increment(rec, bin_name, amount)");
+    tmux.wait_for("● sandbox");
+    // The form calls counter.increment; make it local.
+    tmux.literal("local ");
+    let screen = tmux.wait_for("'increment' is local");
+    assert!(screen.contains("E 1 local function increment"), "{screen}");
+    assert!(screen.contains("error 1:16:"), "{screen}");
+    // F9 asks before registering a module with errors.
+    tmux.keys(&["F9"]);
+    tmux.wait_for("Register anyway?");
+    tmux.keys(&["n"]);
+    let screen = tmux.screen();
+    assert!(!screen.contains("registered counter.lua"), "{screen}");
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("Quit anyway?");
+    tmux.keys(&["y"]);
+    tmux.wait_for("EXIT=0");
 }
