@@ -85,6 +85,9 @@ fn table_in_bin() {
     assert!(has(via_local, "table_in_bin"));
     let fine = "function f(rec)\n  local t = {}\n  rec.tags = list(t)\n  rec.m = map{a = 1}\n  aerospike:update(rec)\nend\n";
     assert!(!has(fine, "table_in_bin"));
+    // A helper the module calls: its first parameter need not be a record.
+    let helper = "function fill(t)\n  t.items = {}\nend\nfunction f(rec)\n  local t = {}\n  fill(t)\n  return #t.items\nend\n";
+    assert!(!has(helper, "table_in_bin"));
     // Reassigned before the write: not followed, not flagged.
     let reassigned = "function f(rec)\n  local t = {}\n  t = list()\n  rec.tags = t\nend\n";
     assert!(!has(reassigned, "table_in_bin"));
@@ -158,6 +161,13 @@ fn unavailable_library_by_mode() {
         let log = "function f(rec)\n  debug('x %s', 1)\n  return 1\nend\n";
         assert!(rules_in(log, &libs(mode)).is_empty(), "{mode:?}");
     }
+    // Only indexing or calling fails: `type(io)` is nil, not an error.
+    let probe = "function f(rec)\n  return type(io), type(load)\nend\n";
+    assert!(!has_with(
+        probe,
+        "unavailable_library",
+        &libs(LuaLibs::Hardened)
+    ));
     // A local of the same name is not the library.
     let local = "function f(rec)\n  local io = {write = print}\n  io.write('x')\nend\n";
     assert!(!has_with(

@@ -509,7 +509,10 @@ impl Walk<'_> {
                         self.global_functions.push(span(first).0);
                     }
                 }
-                self.function(d.body(), top_global);
+                // An entry point: a top-level global the module never calls
+                // itself (a helper's first parameter need not be a record).
+                let entry = top_global && self.idents.get(&names[0]).copied().unwrap_or(0) <= 1;
+                self.function(d.body(), entry);
                 if top_global {
                     self.check_record_param(&names[0], d.body(), d.name());
                 }
@@ -690,7 +693,7 @@ impl Walk<'_> {
         }
     }
 
-    fn function(&mut self, body: &FunctionBody, top_global: bool) {
+    fn function(&mut self, body: &FunctionBody, entry: bool) {
         let role = self.roles.get(&key(body)).copied();
         let names = params(body);
         let first = names.first().cloned().flatten();
@@ -701,7 +704,7 @@ impl Walk<'_> {
                 None,
                 true,
             ),
-            None if top_global => (first, None, false),
+            None if entry => (first, None, false),
             None => (None, None, false),
         };
         self.fns.push(Fn {
@@ -858,7 +861,9 @@ impl Walk<'_> {
     fn library_use(&mut self, prefix: &Prefix, suffixes: &[&Suffix]) {
         let Prefix::Name(base) = prefix else { return };
         let name = name_of(base);
-        if self.is_local(&name) {
+        // A bare name (`type(io)`) reads nil and fails nothing; indexing or
+        // calling it does.
+        if suffixes.is_empty() || self.is_local(&name) {
             return;
         }
         let field = |i: usize| match suffixes.get(i) {
