@@ -117,6 +117,12 @@ pub const RULES: &[Rule] = &[
         fix: "use a bin name of 15 bytes or less",
     },
     Rule {
+        name: "unreachable_code",
+        severity: Severity::Warning,
+        why: "code after an error() call in the same block never runs",
+        fix: "remove it, or make the error conditional",
+    },
+    Rule {
         name: "module_name",
         severity: Severity::Warning,
         why: "newer servers refuse names outside [A-Za-z0-9._$-]; a name without .lua is never callable",

@@ -242,6 +242,19 @@ fn long_bin_name() {
 }
 
 #[test]
+fn unreachable_code() {
+    let bad = "function f(rec)\n  error('no')\n  return 1\nend\n";
+    let found = lint(bad, &Options::default());
+    let d = found
+        .iter()
+        .find(|d| d.rule == "unreachable_code")
+        .expect("flagged");
+    assert_eq!((d.severity, d.line), (Severity::Warning, 3));
+    let fine = "function f(rec)\n  if not rec.a then\n    error('no')\n  end\n  return 1\nend\n";
+    assert!(!has(fine, "unreachable_code"));
+}
+
+#[test]
 fn module_name() {
     let with = |m: &str| Options {
         module: Some(m.into()),

@@ -446,8 +446,29 @@ impl Walk<'_> {
 
     fn block(&mut self, block: &Block) {
         self.scopes.push(Scope::default());
+        // Report the first unreachable statement only.
+        let (mut raised, mut reported) = (false, false);
         for stmt in block.stmts() {
+            if raised && !reported {
+                self.find(
+                    "unreachable_code",
+                    stmt,
+                    "unreachable: error() above always raises".into(),
+                );
+                reported = true;
+            }
             self.stmt(stmt);
+            raised |= self.raises(stmt);
+        }
+        if raised
+            && !reported
+            && let Some(last) = block.last_stmt()
+        {
+            self.find(
+                "unreachable_code",
+                last,
+                "unreachable: error() above always raises".into(),
+            );
         }
         if let Some(LastStmt::Return(r)) = block.last_stmt() {
             for e in r.returns() {
@@ -572,6 +593,18 @@ impl Walk<'_> {
             }
             _ => {}
         }
+    }
+
+    /// A plain `error(...)` call: nothing after it in the block runs.
+    fn raises(&self, stmt: &Stmt) -> bool {
+        let Stmt::FunctionCall(call) = stmt else {
+            return false;
+        };
+        let mut suffixes = call.suffixes();
+        matches!(call.prefix(), Prefix::Name(t) if name_of(t) == "error")
+            && !self.is_local("error")
+            && matches!(suffixes.next(), Some(Suffix::Call(Call::AnonymousCall(_))))
+            && suffixes.next().is_none()
     }
 
     /// `local x = s : map(f)` keeps the stream in `x`.
