@@ -322,9 +322,10 @@ impl App {
             },
             Action::Linted { seq, diagnostics } => {
                 if self.diagnostics.accept(seq) {
-                    let rows_before = self.editor.text_rows(100);
+                    // The message row comes and goes with the findings.
+                    let row_changes = self.editor.problems.is_empty() != diagnostics.is_empty();
                     self.editor.problems = diagnostics;
-                    if self.editor.text_rows(100) != rows_before {
+                    if row_changes {
                         self.fit_editor();
                     }
                 }
