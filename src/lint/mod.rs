@@ -1,9 +1,9 @@
 //! The linter: what a UDF author gets wrong, found before registering.
 //!
-//! Parsing and the usual Lua rules (undefined and unused variables,
-//! shadowing, …) come from `selene-lib` (Lua 5.4 through `full_moon`),
-//! checked against the UDF environment ([`std`]); the UDF rules of our own
-//! are in [`udf`]. Both the `check` command and the console call [`lint`];
+//! Parsing is `full_moon`'s (Lua 5.4); the usual Lua rules come from
+//! `selene-lib` (those that need no scope analysis, see `selene_lints!`)
+//! and from our walk in [`udf`], which knows the UDF environment ([`std`])
+//! and also holds the UDF rules of our own. Both the `check` command and the console call [`lint`];
 //! the console calls it off its UI thread.
 //!
 //! Errors are kept for what certainly fails on the server; everything else,
@@ -13,9 +13,6 @@ mod config;
 mod std;
 mod udf;
 
-use ::std::cell::RefCell;
-
-use selene_lib::{Checker, CheckerConfig, LintVariation, lints::Severity as SeleneSeverity};
 use serde::Serialize;
 
 pub use crate::sandbox::LuaLibs;
@@ -117,6 +114,24 @@ pub const RULES: &[Rule] = &[
         fix: "use a bin name of 15 bytes or less",
     },
     Rule {
+        name: "undefined_variable",
+        severity: Severity::Warning,
+        why: "a global nothing defines is nil at run time: indexing or calling it fails",
+        fix: "check the spelling, or define it (`local`)",
+    },
+    Rule {
+        name: "unused_variable",
+        severity: Severity::Warning,
+        why: "a local nothing reads is dead code, or a typo elsewhere",
+        fix: "remove it, or name it `_`",
+    },
+    Rule {
+        name: "shadowing",
+        severity: Severity::Warning,
+        why: "a local hides another of the same name: later reads get the new one",
+        fix: "rename one of them",
+    },
+    Rule {
         name: "unreachable_code",
         severity: Severity::Warning,
         why: "code after an error() call in the same block never runs",
@@ -146,11 +161,56 @@ pub struct Options {
     pub config: Config,
 }
 
-thread_local! {
-    // Building the checker parses selene's standard library (milliseconds):
-    // once per thread.
-    static CHECKER: RefCell<Option<Checker<serde_json::Value>>> = const { RefCell::new(None) };
+// Selene's scope analysis is quadratic in a file's references (about
+// 270 ms for the 10,000-line bench module, over the 200 ms budget), so the
+// scope rules (undefined and unused variables, shadowing) are ours, in
+// `udf`'s walk, and only selene's rules that do not need it run: they get
+// the scope analysis of an empty chunk.
+macro_rules! selene_lints {
+    ($($lint:ty),* $(,)?) => {
+        fn selene_pass(ast: &full_moon::ast::Ast) -> Vec<selene_lib::lints::Diagnostic> {
+            use selene_lib::lints::{AstContext, Context, Lint};
+            thread_local! {
+                static SHARED: (Context, AstContext) = (
+                    Context {
+                        standard_library: std::udf_standard_library(),
+                        user_set_standard_library: None,
+                    },
+                    AstContext::from_ast(
+                        full_moon::parse_fallible("", full_moon::LuaVersion::lua54()).ast(),
+                    ),
+                );
+            }
+            SHARED.with(|(context, empty)| {
+                let mut out = Vec::new();
+                $(
+                    let lint = <$lint>::new(Default::default())
+                        .expect("selene's default lint configs are valid");
+                    out.extend(lint.pass(ast, context, empty));
+                )*
+                out
+            })
+        }
+    };
 }
+
+selene_lints!(
+    selene_lib::lints::almost_swapped::AlmostSwappedLint,
+    selene_lib::lints::bad_string_escape::BadStringEscapeLint,
+    selene_lib::lints::compare_nan::CompareNanLint,
+    selene_lib::lints::constant_table_comparison::ConstantTableComparisonLint,
+    selene_lib::lints::divide_by_zero::DivideByZeroLint,
+    selene_lib::lints::duplicate_keys::DuplicateKeysLint,
+    selene_lib::lints::empty_if::EmptyIfLint,
+    selene_lib::lints::empty_loop::EmptyLoopLint,
+    selene_lib::lints::if_same_then_else::IfSameThenElseLint,
+    selene_lib::lints::ifs_same_cond::IfsSameCondLint,
+    selene_lib::lints::mixed_table::MixedTableLint,
+    selene_lib::lints::parenthese_conditions::ParentheseConditionsLint,
+    selene_lib::lints::suspicious_reverse_loop::SuspiciousReverseLoopLint,
+    selene_lib::lints::type_check_inside_call::TypeCheckInsideCallLint,
+    selene_lib::lints::unbalanced_assignments::UnbalancedAssignmentsLint,
+);
 
 /// Lints one module's source. Never fails: bad input is a diagnostic.
 pub fn lint(source: &str, options: &Options) -> Vec<Diagnostic> {
@@ -174,49 +234,27 @@ pub fn lint(source: &str, options: &Options) -> Vec<Diagnostic> {
         });
     } else {
         let ast = parsed.ast();
-        let udf::Checked {
-            findings: found,
-            global_functions,
-        } = udf::check(ast, options);
-        // Global functions are what the server calls, and our `local_udf`
-        // says more about an unused top-level local function: selene's
-        // unused_variable is dropped for both.
-        let covered: Vec<usize> = found
-            .iter()
-            .filter(|f| f.rule == "local_udf")
-            .map(|f| f.start)
-            .chain(global_functions)
-            .collect();
-        CHECKER.with(|cell| {
-            let mut cell = cell.borrow_mut();
-            let checker = cell.get_or_insert_with(new_checker);
-            for d in checker.test_on(ast) {
-                if d.severity == SeleneSeverity::Allow {
-                    continue;
-                }
-                let (start, end) = d.diagnostic.primary_label.range;
-                if d.diagnostic.code == "unused_variable" && covered.contains(&(start as usize)) {
-                    continue;
-                }
-                let (line, col) = lines.at(start as usize);
-                let (end_line, end_col) = lines.at(end as usize);
-                let mut message = d.diagnostic.message.clone();
-                if let Some(label) = &d.diagnostic.primary_label.message {
-                    message = format!("{message} ({label})");
-                }
-                out.push(Diagnostic {
-                    line,
-                    col,
-                    end_line,
-                    end_col,
-                    // Selene's rules flag what may fail, never what must.
-                    severity: Severity::Warning,
-                    rule: d.diagnostic.code.to_string(),
-                    message,
-                    fix: d.diagnostic.notes.first().cloned(),
-                });
+        let found = udf::check(ast, options);
+        for d in selene_pass(ast) {
+            let (start, end) = d.primary_label.range;
+            let (line, col) = lines.at(start as usize);
+            let (end_line, end_col) = lines.at(end as usize);
+            let mut message = d.message.clone();
+            if let Some(label) = &d.primary_label.message {
+                message = format!("{message} ({label})");
             }
-        });
+            out.push(Diagnostic {
+                line,
+                col,
+                end_line,
+                end_col,
+                // Selene's rules flag what may fail, never what must.
+                severity: Severity::Warning,
+                rule: d.code.to_string(),
+                message,
+                fix: d.notes.first().cloned(),
+            });
+        }
         for f in found {
             let (line, col) = lines.at(f.start);
             let (end_line, end_col) = lines.at(f.end.max(f.start));
@@ -267,16 +305,6 @@ pub fn lint(source: &str, options: &Options) -> Vec<Diagnostic> {
     });
     out.sort_by(|a, b| (a.line, a.col, &a.rule).cmp(&(b.line, b.col, &b.rule)));
     out
-}
-
-fn new_checker() -> Checker<serde_json::Value> {
-    let mut config = CheckerConfig::default();
-    // Style, not mistakes; and our global_in_function covers what matters
-    // of unscoped_variables (a top-level global is how a module defines UDFs).
-    for quiet in ["multiple_statements", "unscoped_variables"] {
-        config.lints.insert(quiet.into(), LintVariation::Allow);
-    }
-    Checker::new(config, std::udf_standard_library()).expect("the default checker config is valid")
 }
 
 /// Byte offsets to 1-based lines and character columns.

@@ -69,6 +69,20 @@ const UDF_GLOBALS: &[&str] = &[
     "package.searchers",
 ];
 
+/// The global names a UDF can read without defining them (`string` for
+/// `string.format`, `aerospike`, …).
+pub fn global_roots() -> &'static std::collections::HashSet<String> {
+    static ROOTS: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        udf_standard_library()
+            .globals
+            .keys()
+            .map(|k| k.split('.').next().unwrap_or(k).to_string())
+            .collect()
+    })
+}
+
 /// Lua 5.4 with the UDF globals.
 pub fn udf_standard_library() -> StandardLibrary {
     let mut std = StandardLibrary::from_name("lua53").expect("selene ships lua53");

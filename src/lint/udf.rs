@@ -29,33 +29,24 @@ const BIN_NAME_MAX: usize = 15;
 const STREAM_OPS: &[&str] = &["filter", "map", "aggregate", "reduce", "groupby"];
 const OS_DEFAULT: &[&str] = &["clock", "date", "difftime", "time"];
 
-/// What the walk found, and where global functions and their first
-/// parameters are named: the server's entry points and the record slot,
-/// which selene's unused_variable would call unused.
-pub struct Checked {
-    pub findings: Vec<Finding>,
-    pub global_functions: Vec<usize>,
-}
-
-pub fn check(ast: &Ast, options: &Options) -> Checked {
+pub fn check(ast: &Ast, options: &Options) -> Vec<Finding> {
     let mut idents = IdentCounter::default();
     idents.visit_ast(ast);
+    let mut globals = GlobalsSet::default();
+    globals.visit_ast(ast);
     let mut walk = Walk {
         options,
         idents: idents.0,
+        globals: globals.0,
         roles: HashMap::new(),
         scopes: vec![Scope::default()],
         fns: Vec::new(),
         out: Vec::new(),
-        global_functions: Vec::new(),
     };
     walk.find_roles(ast.nodes());
     walk.top_level(ast.nodes());
     walk.block(ast.nodes());
-    Checked {
-        findings: walk.out,
-        global_functions: walk.global_functions,
-    }
+    walk.out
 }
 
 /// Why a module name is a problem, if it is (udf-runtime §6.1).
@@ -87,6 +78,26 @@ impl Visitor for IdentCounter {
     }
 }
 
+/// Names assigned anywhere as a plain name, and global function names:
+/// a read of one is not undefined (the module sets it).
+#[derive(Default)]
+struct GlobalsSet(HashSet<String>);
+
+impl Visitor for GlobalsSet {
+    fn visit_assignment(&mut self, node: &full_moon::ast::Assignment) {
+        for var in node.variables() {
+            if let Var::Name(t) = var {
+                self.0.insert(name_of(t));
+            }
+        }
+    }
+    fn visit_function_declaration(&mut self, node: &full_moon::ast::FunctionDeclaration) {
+        if let Some(first) = node.name().names().iter().next() {
+            self.0.insert(name_of(first));
+        }
+    }
+}
+
 /// What a function is to the server.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Role {
@@ -97,9 +108,18 @@ enum Role {
     Callback { record: Option<usize> },
 }
 
+/// A local variable: where it is named, and whether anything reads it.
+struct Local {
+    start: usize,
+    end: usize,
+    read: bool,
+    /// Reported when never read (not parameters or top-level functions).
+    report: bool,
+}
+
 #[derive(Default)]
 struct Scope {
-    locals: HashSet<String>,
+    locals: HashMap<String, Local>,
     /// Locals last set from a table constructor: storing one in a bin fails.
     tables: HashSet<String>,
 }
@@ -119,12 +139,13 @@ struct Fn {
 struct Walk<'a> {
     options: &'a Options,
     idents: HashMap<String, usize>,
+    /// Names the module assigns as globals somewhere (defined for reads).
+    globals: HashSet<String>,
     /// Roles by function body address.
     roles: HashMap<usize, Role>,
     scopes: Vec<Scope>,
     fns: Vec<Fn>,
     out: Vec<Finding>,
-    global_functions: Vec<usize>,
 }
 
 fn key(body: &FunctionBody) -> usize {
@@ -368,13 +389,78 @@ impl Walk<'_> {
     }
 
     fn is_local(&self, name: &str) -> bool {
-        self.scopes.iter().any(|s| s.locals.contains(name))
+        self.scopes.iter().any(|s| s.locals.contains_key(name))
     }
 
-    fn declare(&mut self, name: String) {
+    /// A new local; `report`: say so if nothing reads it.
+    fn declare(&mut self, token: &TokenReference, report: bool) {
+        let name = name_of(token);
+        let (start, end) = span(token);
+        if !name.starts_with('_') && self.is_local(&name) {
+            self.out.push(Finding {
+                rule: "shadowing",
+                start,
+                end,
+                message: format!("'{name}' shadows a local of the same name declared before"),
+            });
+        }
         let scope = self.scopes.last_mut().expect("a scope is open");
         scope.tables.remove(&name);
-        scope.locals.insert(name);
+        let old = scope.locals.insert(
+            name.clone(),
+            Local {
+                start,
+                end,
+                read: false,
+                report,
+            },
+        );
+        if let Some(old) = old {
+            self.unused(&name, &old);
+        }
+    }
+
+    fn unused(&mut self, name: &str, local: &Local) {
+        if local.report && !local.read && !name.starts_with('_') {
+            self.out.push(Finding {
+                rule: "unused_variable",
+                start: local.start,
+                end: local.end,
+                message: format!("'{name}' is defined, but never used"),
+            });
+        }
+    }
+
+    /// Closes the innermost scope, reporting its unread locals.
+    fn pop_scope(&mut self) {
+        if let Some(scope) = self.scopes.pop() {
+            let mut unread: Vec<(String, Local)> = scope.locals.into_iter().collect();
+            unread.sort_by_key(|(_, l)| l.start);
+            for (name, local) in unread {
+                self.unused(&name, &local);
+            }
+        }
+    }
+
+    /// A name read: the innermost local of that name, else a global that
+    /// must exist (the UDF environment or one the module sets).
+    fn read(&mut self, token: &TokenReference) {
+        let name = name_of(token);
+        for scope in self.scopes.iter_mut().rev() {
+            if let Some(local) = scope.locals.get_mut(&name) {
+                local.read = true;
+                return;
+            }
+        }
+        if !self.globals.contains(&name) && !super::std::global_roots().contains(&name) {
+            let (start, end) = span(token);
+            self.out.push(Finding {
+                rule: "undefined_variable",
+                start,
+                end,
+                message: format!("'{name}' is not defined (nil at run time)"),
+            });
+        }
     }
 
     /// Marks stream functions and the callbacks their operations receive.
@@ -446,6 +532,12 @@ impl Walk<'_> {
 
     fn block(&mut self, block: &Block) {
         self.scopes.push(Scope::default());
+        self.block_body(block);
+        self.pop_scope();
+    }
+
+    /// A block's statements in the current scope.
+    fn block_body(&mut self, block: &Block) {
         // Report the first unreachable statement only.
         let (mut raised, mut reported) = (false, false);
         for stmt in block.stmts() {
@@ -481,7 +573,6 @@ impl Walk<'_> {
                 f.returns_stream = true;
             }
         }
-        self.scopes.pop();
     }
 
     fn stmt(&mut self, stmt: &Stmt) {
@@ -493,7 +584,7 @@ impl Walk<'_> {
                 let exprs: Vec<&Expression> = a.expressions().iter().collect();
                 for (i, n) in a.names().iter().enumerate() {
                     let name = name_of(n);
-                    self.declare(name.clone());
+                    self.declare(n, true);
                     match exprs.get(i) {
                         Some(Expression::TableConstructor(_)) => {
                             if let Some(s) = self.scopes.last_mut() {
@@ -506,12 +597,19 @@ impl Walk<'_> {
                 }
             }
             Stmt::LocalFunction(f) => {
-                self.declare(name_of(f.name()));
+                // An unused top-level one is `local_udf`'s.
+                let top = self.fns.is_empty();
+                self.declare(f.name(), !top);
                 self.function(f.body(), false);
             }
             Stmt::FunctionDeclaration(d) => {
                 let names: Vec<String> = d.name().names().iter().map(name_of).collect();
                 let simple = names.len() == 1 && d.name().method_name().is_none();
+                if let Some(first) = d.name().names().iter().next()
+                    && !simple
+                {
+                    self.read(first);
+                }
                 if simple && !self.fns.is_empty() && !self.is_local(&names[0]) {
                     self.find(
                         "global_in_function",
@@ -523,13 +621,6 @@ impl Walk<'_> {
                     );
                 }
                 let top_global = simple && self.fns.is_empty() && !self.is_local(&names[0]);
-                if simple && !self.is_local(&names[0]) {
-                    self.global_functions.push(span(d.name()).0);
-                    // The record slot is positional: unused, it is still needed.
-                    if let Some(Parameter::Name(first)) = d.body().parameters().iter().next() {
-                        self.global_functions.push(span(first).0);
-                    }
-                }
                 // An entry point: a top-level global the module never calls
                 // itself (a helper's first parameter need not be a record).
                 let entry = top_global && self.idents.get(&names[0]).copied().unwrap_or(0) <= 1;
@@ -554,9 +645,11 @@ impl Walk<'_> {
                 self.block(w.block());
             }
             Stmt::Repeat(r) => {
-                // `until` sees the block's locals; close enough to walk it after.
-                self.block(r.block());
+                // `until` sees the block's locals.
+                self.scopes.push(Scope::default());
+                self.block_body(r.block());
                 self.expr(r.until());
+                self.pop_scope();
             }
             Stmt::If(i) => {
                 self.expr(i.condition());
@@ -576,9 +669,9 @@ impl Walk<'_> {
                     self.expr(s);
                 }
                 self.scopes.push(Scope::default());
-                self.declare(name_of(n.index_variable()));
+                self.declare(n.index_variable(), true);
                 self.block(n.block());
-                self.scopes.pop();
+                self.pop_scope();
             }
             Stmt::GenericFor(g) => {
                 for e in g.expressions() {
@@ -586,10 +679,10 @@ impl Walk<'_> {
                 }
                 self.scopes.push(Scope::default());
                 for n in g.names() {
-                    self.declare(name_of(n));
+                    self.declare(n, true);
                 }
                 self.block(g.block());
-                self.scopes.pop();
+                self.pop_scope();
             }
             _ => {}
         }
@@ -640,8 +733,10 @@ impl Walk<'_> {
                 }
             }
             Var::Expression(v) => {
-                if let Prefix::Expression(e) = v.prefix() {
-                    self.expr(e);
+                match v.prefix() {
+                    Prefix::Expression(e) => self.expr(e),
+                    Prefix::Name(t) => self.read(t),
+                    _ => {}
                 }
                 let suffixes: Vec<&Suffix> = v.suffixes().collect();
                 for s in &suffixes {
@@ -676,7 +771,7 @@ impl Walk<'_> {
                         self.scopes
                             .iter()
                             .rev()
-                            .find(|s| s.locals.contains(&n))
+                            .find(|s| s.locals.contains_key(&n))
                             .is_some_and(|s| s.tables.contains(&n))
                     }
                     _ => false,
@@ -699,7 +794,7 @@ impl Walk<'_> {
         let from = self.fns.last().map_or(0, |f| f.scope + 1);
         self.scopes
             .get(from..)
-            .is_some_and(|inner| inner.iter().any(|s| s.locals.contains(name)))
+            .is_some_and(|inner| inner.iter().any(|s| s.locals.contains_key(name)))
     }
 
     /// `rec.some_very_long_name` / `rec["…"]`: over 15 bytes is ignored.
@@ -748,11 +843,14 @@ impl Walk<'_> {
             stream_names: stream.iter().cloned().collect(),
             scope: self.scopes.len(),
         });
-        let mut scope = Scope::default();
-        scope.locals.extend(names.into_iter().flatten());
-        self.scopes.push(scope);
+        self.scopes.push(Scope::default());
+        for p in body.parameters() {
+            if let Parameter::Name(t) = p {
+                self.declare(t, false);
+            }
+        }
         self.block(body.block());
-        self.scopes.pop();
+        self.pop_scope();
         let f = self.fns.pop().expect("pushed above");
         if let Some(s) = f.stream
             && !f.returns_stream
@@ -783,8 +881,10 @@ impl Walk<'_> {
     }
 
     fn call(&mut self, call: &FunctionCall) {
-        if let Prefix::Expression(e) = call.prefix() {
-            self.expr(e);
+        match call.prefix() {
+            Prefix::Expression(e) => self.expr(e),
+            Prefix::Name(t) => self.read(t),
+            _ => {}
         }
         let suffixes: Vec<&Suffix> = call.suffixes().collect();
         for s in &suffixes {
@@ -872,10 +972,12 @@ impl Walk<'_> {
             Expression::Function(f) => self.function(f.body(), false),
             Expression::FunctionCall(c) => self.call(c),
             Expression::TableConstructor(t) => self.table(t),
-            Expression::Var(Var::Name(t)) => self.library_use(&Prefix::Name(t.clone()), &[]),
+            Expression::Var(Var::Name(t)) => self.read(t),
             Expression::Var(Var::Expression(v)) => {
-                if let Prefix::Expression(e) = v.prefix() {
-                    self.expr(e);
+                match v.prefix() {
+                    Prefix::Expression(e) => self.expr(e),
+                    Prefix::Name(t) => self.read(t),
+                    _ => {}
                 }
                 let suffixes: Vec<&Suffix> = v.suffixes().collect();
                 for s in &suffixes {
