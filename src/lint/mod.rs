@@ -194,6 +194,25 @@ macro_rules! selene_lints {
     };
 }
 
+/// The names of the selene rules that run (a config or `--allow` may name them).
+pub const SELENE_RULES: &[&str] = &[
+    "almost_swapped",
+    "bad_string_escape",
+    "compare_nan",
+    "constant_table_comparison",
+    "divide_by_zero",
+    "duplicate_keys",
+    "empty_if",
+    "empty_loop",
+    "if_same_then_else",
+    "ifs_same_cond",
+    "mixed_table",
+    "parenthese_conditions",
+    "suspicious_reverse_loop",
+    "type_check_inside_call",
+    "unbalanced_assignments",
+];
+
 selene_lints!(
     selene_lib::lints::almost_swapped::AlmostSwappedLint,
     selene_lib::lints::bad_string_escape::BadStringEscapeLint,

@@ -268,6 +268,43 @@ fn module_name() {
 }
 
 #[test]
+fn scope_rules() {
+    // undefined_variable: a typo'd global; locals, UDF globals and globals
+    // the module sets are defined.
+    let found = lint(
+        "function f(rec)\n  return ldte.now()\nend\n",
+        &Options::default(),
+    );
+    let d = found
+        .iter()
+        .find(|d| d.rule == "undefined_variable")
+        .expect("flagged");
+    assert_eq!((d.severity, d.line, d.col), (Severity::Warning, 2, 10));
+    let fine = "LIMIT = 3\nfunction f(rec)\n  local n = LIMIT\n  repeat local m = n until m\n  return record.ttl(rec) + n\nend\n";
+    assert!(
+        !has(fine, "undefined_variable"),
+        "{:?}",
+        lint(fine, &Options::default())
+    );
+    // unused_variable: a local nothing reads (not `_`, not parameters).
+    assert!(has(
+        "function f(rec)\n  local x = 1\n  return 2\nend\n",
+        "unused_variable"
+    ));
+    let fine = "function f(rec, unused_arg)\n  local _ = 1\n  local y = 2\n  return y\nend\n";
+    assert!(!has(fine, "unused_variable"));
+    // shadowing: a local redeclaring one in scope.
+    assert!(has(
+        "function f(rec)\n  local x = 1\n  do\n    local x = 2\n    return x\n  end\nend\n",
+        "shadowing"
+    ));
+    assert!(!has(
+        "function f(rec)\n  do\n    local x = 2\n    return x\n  end\nend\n",
+        "shadowing"
+    ));
+}
+
+#[test]
 fn selene_rules_are_warnings_in_the_udf_environment() {
     // Undefined globals warn; UDF globals and Lua 5.4 names are known.
     let src = "function f(rec)\n  local d = ldte.now()\n  info('%s', d)\n  return list{1} , map{}, bytes(2), math.type(1), utf8.char(65), table.unpack({1})\nend\n";
