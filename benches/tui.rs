@@ -138,6 +138,47 @@ fn keystroke_frame(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same two cases alternated keystroke by keystroke, so a busy machine
+/// slows both alike; prints the ratio of the medians.
+fn diagnostics_interleaved(_: &mut Criterion) {
+    highlight::preload();
+    let mut cases: Vec<(App, Terminal<TestBackend>, Vec<f64>)> = [false, true]
+        .into_iter()
+        .map(|on| {
+            let mut app = big_app_linted(true, on);
+            app.editor.goto_line(5);
+            settle(&mut app);
+            let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
+            terminal.draw(|f| ui::draw(&app, f)).unwrap();
+            (app, terminal, Vec::new())
+        })
+        .collect();
+    for i in 0..2_000 {
+        for (app, terminal, times) in cases.iter_mut() {
+            let start = Instant::now();
+            app.update(key(if i % 2 == 1 {
+                KeyCode::Backspace
+            } else {
+                KeyCode::Char('x')
+            }));
+            terminal.draw(|f| ui::draw(app, f)).unwrap();
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let median = |times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let off = median(&mut cases[0].2);
+    let on = median(&mut cases[1].2);
+    println!(
+        "keystroke to frame, udf10k.lua, interleaved: diagnostics off {:.3} ms, on {:.3} ms: ratio {:.3}",
+        off * 1e3,
+        on * 1e3,
+        on / off
+    );
+}
+
 fn rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -163,5 +204,11 @@ fn memory(_: &mut Criterion) {
     black_box(app);
 }
 
-criterion_group!(benches, first_frame, keystroke_frame, memory);
+criterion_group!(
+    benches,
+    first_frame,
+    keystroke_frame,
+    diagnostics_interleaved,
+    memory
+);
 criterion_main!(benches);
