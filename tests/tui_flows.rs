@@ -709,14 +709,14 @@ fn diagnostics_show_while_typing_and_registering_with_errors_asks() {
     assert!(screen.contains("W 3"), "{screen}");
     insta::assert_snapshot!("lint_diagnostics", screen);
 
-    // F7 steps to the next finding (wrapping to the first) and says it
-    // with its fix; Shift-F7 goes back.
-    console.key(KeyCode::F(7));
+    // F4 steps to the next finding (wrapping to the first) and says it
+    // with its fix; Shift-F4 goes back.
+    console.key(KeyCode::F(4));
     assert_eq!(console.app.editor.cursor(), (0, 15));
     let status = console.app.status.clone().expect("a message");
     assert!(status.text.starts_with("1/2 line 1:"), "{}", status.text);
     assert!(status.error);
-    console.key(KeyCode::F(7));
+    console.key(KeyCode::F(4));
     assert_eq!(console.app.editor.cursor(), (2, 0));
     let status = console.app.status.clone().expect("a message");
     assert!(status.text.starts_with("2/2 line 3:"), "{}", status.text);
@@ -726,7 +726,7 @@ fn diagnostics_show_while_typing_and_registering_with_errors_asks() {
         status.text
     );
     console.act(Action::Key(KeyEvent::new(
-        KeyCode::F(7),
+        KeyCode::F(4),
         KeyModifiers::SHIFT,
     )));
     assert_eq!(console.app.editor.cursor(), (0, 15));

@@ -291,8 +291,8 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["s"], Command::SaveResults, Scope::Results, true),
     (&["x"], Command::ClearResults, Scope::Results, false),
     (&["t"], Command::Theme, Scope::OutsideText, false),
-    (&["F7"], Command::NextProblem, Scope::Global, false),
-    (&["Shift-F7"], Command::PrevProblem, Scope::Global, false),
+    (&["F4"], Command::NextProblem, Scope::Global, false),
+    (&["Shift-F4"], Command::PrevProblem, Scope::Global, false),
 ];
 
 impl Default for Keymap {
