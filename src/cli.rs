@@ -21,6 +21,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::Secret;
 use crate::value;
+use crate::where_clause::{self, Where};
 
 /// Interactive console for Aerospike Lua UDFs, with an embedded sandbox.
 ///
@@ -168,6 +169,136 @@ pub enum Command {
     Serve(ServeArgs),
     /// Lint Lua modules for UDF mistakes (no server needed).
     Check(CheckArgs),
+    /// Read records: query NS[.SET] [--where CLAUSE] [--bins a,b] [--max-records N].
+    Query(QueryArgs),
+    /// Run a stream UDF over records: aggregate NS[.SET] MODULE.FUNCTION [ARGS…] [--where CLAUSE].
+    Aggregate(StreamUdfArgs),
+    /// Run a record UDF on every selected record as a background job:
+    /// execute NS[.SET] MODULE.FUNCTION [ARGS…] [--where CLAUSE] [--rps N] [--no-wait].
+    Execute(ExecuteArgs),
+    /// Background jobs: jobs [ls | show ID | abort ID].
+    Jobs {
+        #[command(subcommand)]
+        action: Option<JobsCommand>,
+    },
+    /// Secondary indexes: index create | ls | rm.
+    #[command(subcommand)]
+    Index(IndexCommand),
+    /// Sample modules with their data: sample ls | load NAME.
+    #[command(subcommand)]
+    Sample(SampleCommand),
+    /// Run UDF test files (*.udftest.toml), each on its own in-memory sandbox
+    /// unless a host is given.
+    Test(TestArgs),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SampleCommand {
+    /// The samples, with what each shows.
+    Ls,
+    /// Register a sample's module and write its data and index.
+    Load { name: String },
+}
+
+/// Which records a query, aggregation or job reads.
+#[derive(Debug, Clone, Args)]
+pub struct ScopeArgs {
+    /// Namespace and optional set: `test` or `test.demo` (no set: the whole namespace).
+    #[arg(value_name = "NS[.SET]")]
+    pub target: NsSet,
+    /// Select by a secondary index: `BIN = V`, `BIN BETWEEN A AND B`,
+    /// `LIST|MAPKEYS|MAPVALUES BIN = V`, `BIN WITHIN geo'{…}'`,
+    /// `BIN WITHIN RADIUS(lng, lat, meters)`, `BIN CONTAINS geo'{…}'`.
+    #[arg(long = "where", value_name = "CLAUSE", value_parser = parse_where)]
+    pub where_clause: Option<Where>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// Read only these bins (comma-separated; an empty value reads none).
+    #[arg(long, value_name = "A,B", value_delimiter = ',')]
+    pub bins: Option<Vec<String>>,
+    /// Stop after N records.
+    #[arg(long, value_name = "N")]
+    pub max_records: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StreamUdfArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// The UDF: MODULE.FUNCTION.
+    #[arg(value_name = "MODULE.FUNCTION")]
+    pub call: Call,
+    /// Arguments in the literal syntax.
+    #[arg(value_name = "ARGS", value_parser = parse_value, allow_negative_numbers = true)]
+    pub args: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExecuteArgs {
+    #[command(flatten)]
+    pub udf: StreamUdfArgs,
+    /// Records per second (default: the server's throttle).
+    #[arg(long, value_name = "N")]
+    pub rps: Option<u32>,
+    /// Print the job id and return at once.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum JobsCommand {
+    /// Every job the server remembers.
+    Ls,
+    /// One job's fields.
+    Show { id: u64 },
+    /// Stop a running job.
+    Abort { id: u64 },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum IndexCommand {
+    /// Create an index: index create NS[.SET] BIN TYPE [--collection list|mapkeys|mapvalues] [--name NAME].
+    Create {
+        #[arg(value_name = "NS[.SET]")]
+        target: NsSet,
+        bin: String,
+        #[arg(value_name = "TYPE", value_parser = ["numeric", "string", "blob", "geo2dsphere"], ignore_case = true)]
+        kind: String,
+        /// Index list elements, map keys or map values instead of the bin's own value.
+        #[arg(long, value_parser = ["list", "mapkeys", "mapvalues"], ignore_case = true)]
+        collection: Option<String>,
+        /// The index name (default: NS_SET_BIN, with the collection).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List indexes, of one namespace or all.
+    Ls { ns: Option<String> },
+    /// Drop an index.
+    Rm { ns: String, name: String },
+}
+
+/// `test`'s own flags.
+#[derive(Debug, Clone, Args)]
+pub struct TestArgs {
+    /// Scenario files, or folders searched for *.udftest.toml (default: the
+    /// current folder).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Rewrite the expectations of failing steps from what came back.
+    #[arg(long)]
+    pub update: bool,
+    /// Also write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// With a host: register the files' modules (this replaces them for
+    /// every user of the cluster). Without it the registered source must
+    /// match the file's.
+    #[arg(long)]
+    pub register: bool,
 }
 
 /// `asudf check FILE.lua…`: exit 0 clean (warnings allowed), 4 errors, 2 usage.
@@ -295,10 +426,18 @@ pub struct BenchApplyArgs {
         default_value_t = 10_000
     )]
     pub count: u64,
-    /// Calls in flight at once.
+    /// Calls in flight at once (at most the client's 256 connections per node,
+    /// so no call waits for a connection).
     #[arg(short = 'c', long, value_name = "CONCURRENCY", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
+    /// First make the same calls through the bare `aerospike` client and
+    /// report asudf's throughput as a ratio of it.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Exit 0 even when some calls failed (they are reported either way).
+    #[arg(long)]
+    pub allow_errors: bool,
 }
 
 /// `serve`'s own flags; the port and the user are the global `--port` and
@@ -320,6 +459,10 @@ pub struct ServeArgs {
     /// Cap on any UDF's run time in milliseconds.
     #[arg(long, value_name = "MS")]
     pub max_udf_ms: Option<u64>,
+    /// Records per second of a background UDF job that asks for no rate,
+    /// and the most one may ask for (the server's background-query-max-rps).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub background_max_rps: u32,
     /// File holding the password of --user (first line).
     #[arg(long, value_name = "FILE", requires = "user")]
     pub password_file: Option<PathBuf>,
@@ -526,6 +669,11 @@ impl FromStr for BinAssign {
 /// A command-line word in the literal syntax (see [`value::parse_arg`]).
 pub fn parse_value(word: &str) -> Result<Value, String> {
     value::parse_arg(word).map_err(|e| e.to_string())
+}
+
+/// A `where` clause (see [`crate::where_clause`]).
+pub fn parse_where(text: &str) -> Result<Where, String> {
+    where_clause::parse(text).map_err(|e| e.to_string())
 }
 
 /// A record key: an integer, a string or bytes.

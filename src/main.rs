@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use aerospike::{AuthMode, ClientPolicy, TlsPolicy};
 use asudf::cli::{
-    ApplyArgs, BenchCommand, Cli, Command, NsSet, RecordCommand, SandboxCommand, ServeArgs,
-    UdfCommand,
+    ApplyArgs, BenchCommand, Cli, Command, IndexCommand, JobsCommand, NsSet, RecordCommand,
+    SampleCommand, SandboxCommand, ScopeArgs, ServeArgs, UdfCommand,
 };
 use asudf::client::{self, ApplyCall, RecordKey};
 use asudf::commands::{self, EXIT_USAGE, Headless};
 use asudf::config::{self, TlsSettings};
 use asudf::sandbox::SandboxConfig;
 use asudf::sandbox::local::{ServeOptions, Storage};
+use asudf::where_clause::Collection;
 use clap::Parser;
 use tokio_rustls::rustls;
 
@@ -63,6 +64,9 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(t) => t,
         Err(message) => return usage(message),
     };
+    if let Some(Command::Test(args)) = &cli.command {
+        return commands::test::run(target, args, cli.json).await;
+    }
     let Some(command) = cli.command else {
         return match asudf::tui::run(target, cli.file, cli.lua_libs.map(Into::into)).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -72,6 +76,9 @@ async fn run(cli: Cli) -> ExitCode {
             }
         };
     };
+    if let Command::Sample(SampleCommand::Ls) = command {
+        return commands::sample::ls(cli.json);
+    }
     let timeout_ms = cli.connection.timeout.map(|ms| ms as u32);
     let mut session = match Headless::connect(target, cli.json).await {
         Ok(s) => s,
@@ -91,10 +98,14 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Record(RecordCommand::Get(args)) => {
             commands::record::get(&mut session, record_key(&args.target, &args.key)).await
         }
-        Command::Record(RecordCommand::Put { record, bins, .. }) => {
+        Command::Record(RecordCommand::Put {
+            record,
+            bins,
+            send_key,
+        }) => {
             let bins = bins.into_iter().map(|b| (b.bin, b.value)).collect();
             let key = record_key(&record.target, &record.key);
-            commands::record::put(&mut session, key, bins).await
+            commands::record::put(&mut session, key, bins, send_key).await
         }
         Command::Record(RecordCommand::Rm(args)) => {
             commands::record::rm(&mut session, record_key(&args.target, &args.key)).await
@@ -105,9 +116,100 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Bench(BenchCommand::Apply(args)) => {
             // The bench measures the apply alone: no log read per call.
             let call = apply_call(&args.apply, timeout_ms, false);
-            commands::bench::run(&mut session, call, args.count, args.concurrency.into()).await
+            let opts = commands::bench::BenchOptions {
+                count: args.count,
+                concurrency: args.concurrency.into(),
+                baseline: args.baseline,
+                allow_errors: args.allow_errors,
+            };
+            commands::bench::run(&mut session, call, opts).await
         }
-        Command::Serve(_) | Command::Check(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Test(_) | Command::Check(_) => unreachable!("handled above"),
+        Command::Query(args) => {
+            let call = client::QueryCall {
+                scope: scope(&args.scope),
+                bins: args.bins,
+                max_records: args.max_records,
+            };
+            commands::query::query(&mut session, client::Request::Query(Box::new(call))).await
+        }
+        Command::Aggregate(args) => {
+            let call = client::AggregateCall {
+                scope: scope(&args.scope),
+                module: args.call.module,
+                function: args.call.function,
+                args: args.args,
+                source: None,
+            };
+            let request = client::Request::Aggregate(Box::new(call));
+            commands::query::aggregate(&mut session, request).await
+        }
+        Command::Execute(args) => {
+            let call = client::ExecuteCall {
+                scope: scope(&args.udf.scope),
+                module: args.udf.call.module,
+                function: args.udf.call.function,
+                args: args.udf.args,
+                records_per_second: args.rps,
+            };
+            let request = client::Request::Execute(Box::new(call));
+            commands::query::execute(&mut session, request, args.no_wait).await
+        }
+        Command::Jobs { action } => {
+            let request = match action.unwrap_or(JobsCommand::Ls) {
+                JobsCommand::Ls => client::Request::Jobs { id: None },
+                JobsCommand::Show { id } => client::Request::Jobs { id: Some(id) },
+                JobsCommand::Abort { id } => client::Request::AbortJob { id },
+            };
+            commands::query::jobs(&mut session, request).await
+        }
+        Command::Index(IndexCommand::Create {
+            target,
+            bin,
+            kind,
+            collection,
+            name,
+        }) => {
+            let mut spec = client::IndexSpec {
+                ns: target.namespace,
+                set: target.set,
+                bin,
+                kind: kind.to_ascii_lowercase(),
+                collection: match collection
+                    .as_deref()
+                    .map(str::to_ascii_lowercase)
+                    .as_deref()
+                {
+                    Some("list") => Collection::List,
+                    Some("mapkeys") => Collection::MapKeys,
+                    Some("mapvalues") => Collection::MapValues,
+                    _ => Collection::Scalar,
+                },
+                name: String::new(),
+            };
+            spec.name = name.unwrap_or_else(|| {
+                commands::query::default_index_name(&spec, collection.as_deref())
+            });
+            commands::query::index(&mut session, client::Request::CreateIndex(spec)).await
+        }
+        Command::Sample(SampleCommand::Load { name }) => {
+            commands::sample::load(&mut session, &name).await
+        }
+        Command::Sample(SampleCommand::Ls) => unreachable!("handled before connecting"),
+        Command::Index(IndexCommand::Ls { ns }) => {
+            commands::query::index(&mut session, client::Request::ListIndexes { ns }).await
+        }
+        Command::Index(IndexCommand::Rm { ns, name }) => {
+            commands::query::index(&mut session, client::Request::DropIndex { ns, name }).await
+        }
+    }
+}
+
+fn scope(args: &ScopeArgs) -> client::Scope {
+    client::Scope {
+        ns: args.target.namespace.clone(),
+        set: args.target.set.clone(),
+        where_clause: args.where_clause.clone(),
     }
 }
 
@@ -237,6 +339,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         cluster_name: args.cluster_name.clone(),
         lua_libs: args.lua_libs.into(),
         max_udf_ms: args.max_udf_ms,
+        background_max_rps: args.background_max_rps,
         storage,
         user: cli.connection.user.clone(),
         password_file: args.password_file.clone(),

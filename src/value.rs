@@ -64,6 +64,15 @@ pub fn parse(text: &str) -> Result<Value, ParseError> {
     Ok(value)
 }
 
+/// Parses one value at the start of `text` (leading whitespace allowed) and
+/// says how many characters it took: for grammars that embed literals.
+pub fn parse_prefix(text: &str) -> Result<(Value, usize), ParseError> {
+    let mut parser = Parser::new(text);
+    parser.skip_ws();
+    let value = parser.value(0)?;
+    Ok((value, parser.pos))
+}
+
 /// Parses one command-line word: a literal when it looks like one (a number,
 /// `nil`, `null`, `true`, `false`, `inf`, `-inf`, `nan`, or text starting with
 /// a quote, `[`, `{`, `x'`, `geo'` or `hll'`), otherwise the word itself as a

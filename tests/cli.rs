@@ -273,6 +273,54 @@ fn bench_reports_throughput_and_percentiles() {
 }
 
 #[test]
+fn bench_counts_failed_calls_apart_from_throughput() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Succeeds 100 times on a record, then fails every call.
+    let module = d.join("capped.lua");
+    std::fs::write(
+        &module,
+        "function bump(rec)\n  local n = (rec['n'] or 0) + 1\n  if n > 100 then error('cap reached') end\n  rec['n'] = n\n  if aerospike:exists(rec) then aerospike:update(rec) else aerospike:create(rec) end\n  return n\nend\n",
+    )
+    .unwrap();
+    assert_eq!(asudf(d, &["udf", "put", module.to_str().unwrap()]).0, 0);
+    let bench = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "bench",
+            "apply",
+            "test",
+            "k",
+            "capped.bump",
+            "-n",
+            "300",
+            "-c",
+            "4",
+        ];
+        args.extend_from_slice(extra);
+        asudf(d, &args)
+    };
+    let (code, out, err) = bench(&[]);
+    assert_eq!(code, 4, "failed calls make the bench fail: {err}");
+    let j = json_of(&out);
+    assert_eq!(j["ops"], 100, "only successful calls count: {j}");
+    assert_eq!(j["errors"], 200);
+    let throughput = j["ops_per_sec"].as_f64().unwrap() * j["seconds"].as_f64().unwrap();
+    assert!((throughput - 100.0).abs() < 1.0, "{j}");
+    let message = j["first_error"]["message"].as_str().unwrap();
+    assert!(message.contains("cap reached"), "{j}");
+
+    // Allowed: the same report, exit 0; the bare client's run is reported beside it.
+    let (code, out, err) = bench(&["--allow-errors", "--baseline"]);
+    assert_eq!(code, 0, "{err}");
+    let j = json_of(&out);
+    assert_eq!(j["ops"], 0, "the record was capped before this run: {j}");
+    assert_eq!(j["errors"], 300);
+    assert_eq!(j["baseline"]["errors"], 300);
+    assert_eq!(j["ops_per_sec"], 0.0);
+}
+
+#[test]
 fn exit_codes_for_usage_and_connection_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = asudf(dir.path(), &["apply", "test"]);

@@ -130,6 +130,7 @@ impl Target for EngineTarget {
             timeout_ms: timeout_ms.unwrap_or(0),
             received: std::time::Instant::now(),
             ttl: 0,
+            filter: Default::default(),
         });
         outcome.result.map_err(|failure| match failure {
             UdfFailure::Execution(message) => StepError { code: 100, message },

@@ -772,3 +772,54 @@ fn diagnostics_show_while_typing_and_registering_with_errors_asks() {
         console.app.editor.contents()
     );
 }
+
+#[test]
+fn f7_saves_the_calls_as_a_test_file_marked_ones_when_any() {
+    use asudf::testing::format::{self, RecordExpect};
+    let mut console = Console::connected();
+    console.key(KeyCode::F(7));
+    assert!(console.app.overlay.is_none(), "nothing to save yet");
+    console.key(KeyCode::F(5));
+    console.answer(is_apply, Ok(applied(Value::Int(5), None, (5, 1))));
+    console.set_field(5, "'count', 3");
+    console.key(KeyCode::F(5));
+    console.answer(is_apply, Ok(applied(Value::Int(8), Some((5, 1)), (8, 2))));
+
+    let saved = |console: &mut Console| {
+        console.key(KeyCode::F(7));
+        assert!(matches!(console.app.overlay, Some(Overlay::Prompt { .. })));
+        console.key(KeyCode::Enter);
+        let Some(Effect::SaveFile { path, text }) = console.effects.pop() else {
+            panic!("Enter saves the file");
+        };
+        assert_eq!(path, std::path::PathBuf::from("session.udftest.toml"));
+        format::parse(&path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    };
+    let all = saved(&mut console);
+    assert_eq!(all.steps.len(), 2);
+    assert_eq!(
+        all.steps[1].action.describe(),
+        "counter.increment('count', 3) @ 'k1'"
+    );
+    assert_eq!(all.steps[1].expect.value, Some(Value::Int(8)));
+    assert!(matches!(
+        &all.steps[1].expect.record,
+        Some(RecordExpect::Present { bins, .. }) if bins.as_deref() == Some(&[("count".to_string(), Value::Int(8))][..])
+    ));
+    // The buffer has no file: the module goes in as its source.
+    assert!(all.modules[0].source.contains("function increment"));
+
+    // Space in the results pane marks one call: only it is saved.
+    console.alt('4');
+    console.key(KeyCode::Char(' '));
+    assert!(console.screen().contains("▸2 "), "the mark shows");
+    let marked = saved(&mut console);
+    assert_eq!(marked.steps.len(), 1);
+    assert_eq!(marked.steps[0].expect.value, Some(Value::Int(8)));
+    // The record it started from is written first.
+    assert_eq!(marked.records.len(), 1);
+    assert_eq!(
+        marked.records[0].bins,
+        vec![("count".to_string(), Value::Int(5))]
+    );
+}

@@ -17,13 +17,11 @@ struct Tmux {
 
 impl Tmux {
     fn start(width: u16, height: u16, dir: &Path) -> Tmux {
-        Tmux::start_named(width, height, dir, "main")
-    }
-
-    /// A server of its own per test: tests in one binary run in parallel.
-    fn start_named(width: u16, height: u16, dir: &Path, tag: &str) -> Tmux {
+        // One tmux server per test: tests run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmux = Tmux {
-            socket: format!("asudf-test-{}-{tag}", std::process::id()),
+            socket: format!("asudf-test-{}-{n}", std::process::id()),
         };
         tmux.run(&[
             "new-session",
@@ -215,10 +213,61 @@ fn console_runs_in_a_terminal_and_restores_it() {
 }
 
 #[test]
+fn calls_saved_from_the_console_pass_as_a_test_file() {
+    let program = console_program();
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/counter.lua"),
+        work.join("counter.lua"),
+    )
+    .unwrap();
+    let tmux = Tmux::start(120, 40, dir.path());
+    tmux.wait_for("READY$");
+    tmux.literal(&format!(
+        "cd {} && {} counter.lua; echo EXIT=$?",
+        work.display(),
+        program.display()
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("● sandbox");
+    tmux.keys(&["F9"]);
+    tmux.wait_for("registered counter.lua");
+    tmux.keys(&["F5"]);
+    tmux.wait_for("= 5");
+    tmux.keys(&["M-3", "C-u"]);
+    tmux.literal("'count', 3");
+    tmux.keys(&["C-j"]);
+    tmux.wait_for("= 8");
+    // F7 offers a file name; Enter saves the two calls there.
+    tmux.keys(&["F7"]);
+    tmux.wait_for("session.udftest.toml");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("saved session.udftest.toml");
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("EXIT=0");
+
+    let saved = std::fs::read_to_string(work.join("session.udftest.toml")).unwrap();
+    assert!(
+        saved.contains("counter = \"counter.lua\""),
+        "by its file: {saved}"
+    );
+    tmux.literal(&format!(
+        "{} test session.udftest.toml; echo TEST=$?",
+        program.display()
+    ));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("\nTEST=");
+    assert!(screen.contains("2 passed, 0 failed"), "{screen}");
+    assert!(screen.contains("TEST=0"), "{screen}");
+}
+
+#[test]
 fn a_local_function_the_form_calls_is_flagged_before_registering() {
     let program = console_program();
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::start_named(120, 40, dir.path(), "lint");
+    let tmux = Tmux::start(120, 40, dir.path());
     tmux.wait_for("READY$");
     tmux.literal(&format!("{} --memory; echo EXIT=$?", program.display()));
     tmux.keys(&["Enter"]);

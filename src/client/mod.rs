@@ -6,6 +6,7 @@
 
 mod connect;
 mod ops;
+pub mod query;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +20,10 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 pub use connect::{ClusterInfo, Target};
-pub use ops::parse_udf_list;
+pub use ops::{apply_policy, failure, module_file, parse_udf_list};
+pub use query::{
+    AggregateCall, ExecuteCall, IndexInfo, IndexSpec, JobInfo, QueryCall, Scope, StreamItem,
+};
 
 pub type RequestId = u64;
 
@@ -79,12 +83,35 @@ pub enum Request {
     PutRecord {
         key: RecordKey,
         bins: Vec<(String, Value)>,
+        /// Send the user key, so the server stores it with the record.
+        send_key: bool,
     },
     DeleteRecord {
         key: RecordKey,
     },
     Info {
         command: String,
+    },
+    /// Records, as [`Event::Item`]s, then [`Outcome::Streamed`].
+    Query(Box<QueryCall>),
+    /// A stream UDF's values, as [`Event::Item`]s, then [`Outcome::Streamed`].
+    Aggregate(Box<AggregateCall>),
+    /// Starts a background UDF job: [`Outcome::JobStarted`].
+    Execute(Box<ExecuteCall>),
+    /// One job's `query-show` entry, or every job's with `None`.
+    Jobs {
+        id: Option<u64>,
+    },
+    AbortJob {
+        id: u64,
+    },
+    CreateIndex(IndexSpec),
+    ListIndexes {
+        ns: Option<String>,
+    },
+    DropIndex {
+        ns: String,
+        name: String,
     },
 }
 
@@ -137,6 +164,22 @@ pub enum Outcome {
         existed: bool,
     },
     Info(String),
+    /// A query or aggregation ended after `count` items.
+    Streamed {
+        count: u64,
+        elapsed: Duration,
+    },
+    JobStarted {
+        id: u64,
+    },
+    Jobs(Vec<JobInfo>),
+    IndexCreated {
+        name: String,
+    },
+    Indexes(Vec<IndexInfo>),
+    IndexDropped {
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +275,11 @@ pub enum ConnectionState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Connection(ConnectionState),
+    /// A record or value of a query-path request, before its `Done`.
+    Item {
+        id: RequestId,
+        item: StreamItem,
+    },
     Done {
         id: RequestId,
         outcome: Result<Outcome, Failure>,
@@ -293,9 +341,30 @@ impl ClientHandle {
     /// for callers that wait anyway (the headless commands). No event is
     /// sent for it.
     pub async fn call(&self, request: Request) -> (Result<Outcome, Failure>, Timing) {
+        let (items, _) = mpsc::unbounded_channel();
+        self.call_streaming(request, items).await
+    }
+
+    /// [`call`](Self::call) for a query-path request: its records or values
+    /// go to `items` as they arrive.
+    pub async fn call_streaming(
+        &self,
+        request: Request,
+        items: query::ItemSink,
+    ) -> (Result<Outcome, Failure>, Timing) {
         let queued = Instant::now();
         let connection = self.shared.connection.read().clone();
-        execute(&self.shared, connection, request, queued).await
+        execute(&self.shared, connection, request, queued, &items).await
+    }
+
+    /// The bare client while connected: for measuring the client task
+    /// against the crate's own calls (`asudf bench --baseline`).
+    pub fn bare_client(&self) -> Option<Arc<Client>> {
+        self.shared
+            .connection
+            .read()
+            .as_ref()
+            .map(|(client, _)| client.clone())
     }
 
     /// Cancels a request in flight; it ends with a `Cancelled` failure.
@@ -333,7 +402,22 @@ async fn run_request(
     connection: Option<(Arc<Client>, bool)>,
     answered: Arc<AtomicBool>,
 ) {
-    let (outcome, timing) = execute(&shared, connection, request, queued).await;
+    // Items become events as they arrive, in order, before the `Done`.
+    let (items, mut item_rx) = mpsc::unbounded_channel();
+    let forward = {
+        let events = shared.events.clone();
+        async move {
+            while let Some(item) = item_rx.recv().await {
+                let _ = events.send(Event::Item { id, item });
+            }
+        }
+    };
+    let perform = async {
+        let answer = execute(&shared, connection, request, queued, &items).await;
+        drop(items);
+        answer
+    };
+    let ((outcome, timing), ()) = tokio::join!(perform, forward);
     if !answered.swap(true, Ordering::AcqRel) {
         let _ = shared.events.send(Event::Done {
             id,
@@ -349,12 +433,13 @@ async fn execute(
     connection: Option<(Arc<Client>, bool)>,
     request: Request,
     queued: Instant,
+    items: &query::ItemSink,
 ) -> (Result<Outcome, Failure>, Timing) {
     let sent = Instant::now();
     let outcome = match &connection {
         Some((client, sandbox)) => {
             let log_mark = sandbox.then_some(&shared.log_mark);
-            ops::perform(client, log_mark, request).await
+            ops::perform(client, log_mark, request, items).await
         }
         None => Err(Failure::connection(
             "not connected: the cluster is not answering",

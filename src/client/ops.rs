@@ -14,6 +14,7 @@ use crate::sandbox::server::info::decode_logs;
 
 use super::{
     ApplyCall, Failure, FailureKind, ModuleInfo, Outcome, RecordKey, RecordView, Request, UdfLog,
+    query,
 };
 
 /// How long registration may take to show on every node.
@@ -30,6 +31,7 @@ pub(super) async fn perform(
     client: &Client,
     sandbox: Option<&AtomicU64>,
     request: Request,
+    items: &query::ItemSink,
 ) -> Result<Outcome, Failure> {
     match request {
         Request::ListModules => list_modules(client).await.map(Outcome::Modules),
@@ -38,10 +40,18 @@ pub(super) async fn perform(
         Request::RemoveModule { name } => remove_module(client, &name).await,
         Request::Apply(call) => apply(client, sandbox, call).await,
         Request::GetRecord { key } => get_record(client, &key).await.map(Outcome::Record),
-        Request::PutRecord { key, bins } => {
+        Request::PutRecord {
+            key,
+            bins,
+            send_key,
+        } => {
             let bins: Vec<Bin> = bins.into_iter().map(|(n, v)| Bin::new(n, v)).collect();
+            let policy = WritePolicy {
+                send_key,
+                ..WritePolicy::default()
+            };
             client
-                .put(&WritePolicy::default(), &key.to_key()?, &bins)
+                .put(&policy, &key.to_key()?, &bins)
                 .await
                 .map_err(failure)?;
             Ok(Outcome::Written)
@@ -57,6 +67,15 @@ pub(super) async fn perform(
             let answer = info(client, &command).await?;
             Ok(Outcome::Info(answer))
         }
+        Request::Query(call) => query::query(client, *call, items).await,
+        Request::Aggregate(call) => query::aggregate(client, *call, items).await,
+        Request::Execute(call) => query::execute(client, *call).await,
+        Request::Jobs { id: Some(id) } => query::job(client, id).await,
+        Request::Jobs { id: None } => query::jobs(client).await,
+        Request::AbortJob { id } => query::abort_job(client, id).await,
+        Request::CreateIndex(spec) => query::create_index(client, spec).await,
+        Request::ListIndexes { ns } => query::list_indexes(client, ns.as_deref()).await,
+        Request::DropIndex { ns, name } => query::drop_index(client, &ns, &name).await,
     }
 }
 
@@ -69,7 +88,7 @@ pub fn module_file(name: &str) -> String {
     }
 }
 
-async fn info(client: &Client, command: &str) -> Result<String, Failure> {
+pub(super) async fn info(client: &Client, command: &str) -> Result<String, Failure> {
     let answers = client
         .info(&AdminPolicy::default(), &[command])
         .await
@@ -101,7 +120,7 @@ async fn list_modules(client: &Client) -> Result<Vec<ModuleInfo>, Failure> {
     Ok(parse_udf_list(&info(client, "udf-list").await?))
 }
 
-async fn get_module(client: &Client, name: &str) -> Result<Outcome, Failure> {
+pub(super) async fn get_module(client: &Client, name: &str) -> Result<Outcome, Failure> {
     let file = module_file(name);
     let reply = info(client, &format!("udf-get:filename={file};")).await?;
     if let Some(err) = reply.strip_prefix("error=") {
@@ -243,7 +262,8 @@ async fn wait_for_nodes(
     }
 }
 
-fn write_policy(call: &ApplyCall) -> WritePolicy {
+/// The policy an apply is sent with.
+pub fn apply_policy(call: &ApplyCall) -> WritePolicy {
     let mut policy = WritePolicy {
         send_key: call.send_key,
         ..WritePolicy::default()
@@ -280,7 +300,7 @@ async fn apply(
     };
     let result = client
         .execute_udf(
-            &write_policy(&call),
+            &apply_policy(&call),
             &key,
             &call.module,
             &call.function,
@@ -371,7 +391,7 @@ pub fn error_location(message: &str) -> Option<(String, u32)> {
 }
 
 /// Maps a client error to a failure the user can read.
-pub(super) fn failure(e: aerospike::Error) -> Failure {
+pub fn failure(e: aerospike::Error) -> Failure {
     let message = e.base_message();
     let kind = match e.kind() {
         ErrorKind::Timeout => FailureKind::Timeout,

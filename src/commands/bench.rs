@@ -1,21 +1,31 @@
 //! `asudf bench apply`: N applies at a given concurrency through the client
-//! task, then throughput and latency percentiles.
+//! task, then throughput and latency percentiles of the calls that
+//! succeeded. With `--baseline`, the same calls first go through the bare
+//! `aerospike` client (the floor), so the two figures come from one run.
 
+use std::future::Future;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use super::{Headless, report_failure};
-use crate::client::{ApplyCall, Event, Failure, Request};
+use super::{Headless, failure_json, report_failure};
+use crate::client::{ApplyCall, ClientHandle, Failure, Request, apply_policy, failure};
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct BenchReport {
-    pub ops: u64,
+/// What one series of calls gave. Throughput and percentiles count the
+/// calls that succeeded only; failed calls are counted apart.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Calls that succeeded.
+    pub ok: u64,
+    /// Calls that failed.
     pub errors: u64,
     pub seconds: f64,
+    /// Successful calls per second.
     pub ops_per_sec: f64,
     pub p50_us: u64,
     pub p90_us: u64,
@@ -25,94 +35,221 @@ pub struct BenchReport {
     pub first_error: Option<Failure>,
 }
 
-/// Runs `n` applies of `call` with `concurrency` in flight.
-pub async fn measure(
-    session: &mut Headless,
-    call: &ApplyCall,
-    n: u64,
-    concurrency: u64,
-) -> BenchReport {
+/// What each worker counts; merged at the end.
+struct Tally {
+    latencies: Histogram<u64>,
+    ok: u64,
+    errors: u64,
+    first_error: Option<Failure>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            latencies: Histogram::new(3).expect("3 significant digits is valid"),
+            ok: 0,
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        let _ = self.latencies.add(&other.latencies);
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+/// Makes `n` calls with `concurrency` workers, each awaiting its call before
+/// the next (a worker per task, so calls spread over the runtime's threads).
+async fn run_workers<F, Fut>(n: u64, concurrency: u64, label: &str, call: F) -> Measured
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), Failure>> + Send,
+{
     let progress = ProgressBar::new(n);
     progress.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} applies  {per_sec}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {label}  {{per_sec}}  eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut latencies = Histogram::<u64>::new(3).expect("3 significant digits is valid");
-    let (mut sent, mut done, mut errors) = (0u64, 0u64, 0u64);
-    let mut first_error = None;
+    let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    while sent < n.min(concurrency.max(1)) {
-        session.handle.send(Request::Apply(call.clone()));
-        sent += 1;
-    }
-    while done < n {
-        let Some(event) = session.events.recv().await else {
-            break;
-        };
-        let Event::Done {
-            outcome, timing, ..
-        } = event
-        else {
-            continue;
-        };
-        done += 1;
-        progress.inc(1);
-        match outcome {
-            Ok(_) => {
-                let _ = latencies.record(timing.round_trip().as_micros() as u64);
+    let workers: Vec<_> = (0..concurrency.clamp(1, n.max(1)))
+        .map(|_| {
+            let (next, call, progress) = (next.clone(), call.clone(), progress.clone());
+            tokio::spawn(async move {
+                let mut tally = Tally::new();
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let began = Instant::now();
+                    match call().await {
+                        Ok(()) => {
+                            tally.ok += 1;
+                            let _ = tally.latencies.record(began.elapsed().as_micros() as u64);
+                        }
+                        Err(f) => {
+                            tally.errors += 1;
+                            tally.first_error.get_or_insert(f);
+                        }
+                    }
+                    progress.inc(1);
+                }
+                tally
+            })
+        })
+        .collect();
+    let mut total = Tally::new();
+    for worker in workers {
+        match worker.await {
+            Ok(tally) => total.merge(tally),
+            Err(e) => {
+                total.errors += 1;
+                total
+                    .first_error
+                    .get_or_insert(Failure::connection(format!("bench worker failed: {e}")));
             }
-            Err(f) => {
-                errors += 1;
-                first_error.get_or_insert(f);
-            }
-        }
-        if sent < n {
-            session.handle.send(Request::Apply(call.clone()));
-            sent += 1;
         }
     }
     progress.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    BenchReport {
-        ops: done,
-        errors,
+    let l = &total.latencies;
+    Measured {
+        ok: total.ok,
+        errors: total.errors,
         seconds,
-        ops_per_sec: done as f64 / seconds.max(f64::EPSILON),
-        p50_us: latencies.value_at_quantile(0.50),
-        p90_us: latencies.value_at_quantile(0.90),
-        p99_us: latencies.value_at_quantile(0.99),
-        max_us: latencies.max(),
-        first_error,
+        ops_per_sec: total.ok as f64 / seconds.max(f64::EPSILON),
+        p50_us: l.value_at_quantile(0.50),
+        p90_us: l.value_at_quantile(0.90),
+        p99_us: l.value_at_quantile(0.99),
+        max_us: l.max(),
+        first_error: total.first_error,
     }
 }
 
-pub async fn run(session: &mut Headless, call: ApplyCall, n: u64, concurrency: u64) -> ExitCode {
-    let r = measure(session, &call, n, concurrency).await;
-    if session.json {
-        println!(
-            "{}",
-            json!({
-                "ops": r.ops, "concurrency": concurrency, "seconds": r.seconds,
-                "ops_per_sec": r.ops_per_sec, "p50_us": r.p50_us, "p90_us": r.p90_us,
-                "p99_us": r.p99_us, "max_us": r.max_us, "errors": r.errors,
-            })
-        );
-    } else {
-        println!(
-            "{} applies in {:.2} s at concurrency {concurrency}: {:.0} ops/s",
-            r.ops, r.seconds, r.ops_per_sec
-        );
-        println!(
-            "latency p50 {} µs  p90 {} µs  p99 {} µs  max {} µs  errors {}",
-            r.p50_us, r.p90_us, r.p99_us, r.max_us, r.errors
-        );
-    }
-    if let Some(f) = &r.first_error {
-        if !session.json {
-            eprint!("first error: ");
-            report_failure(false, f, None);
+/// `n` applies of `call` through the client task (the path every command
+/// and the console take).
+pub async fn measure(
+    handle: &ClientHandle,
+    call: &ApplyCall,
+    n: u64,
+    concurrency: u64,
+) -> Measured {
+    let (handle, request) = (handle.clone(), Request::Apply(call.clone()));
+    run_workers(n, concurrency, "applies", move || {
+        let (handle, request) = (handle.clone(), request.clone());
+        async move { handle.call(request).await.0.map(|_| ()) }
+    })
+    .await
+}
+
+/// The same applies through the bare `aerospike` client: the floor.
+pub async fn measure_baseline(
+    handle: &ClientHandle,
+    call: &ApplyCall,
+    n: u64,
+    concurrency: u64,
+) -> Result<Measured, Failure> {
+    let client = handle
+        .bare_client()
+        .ok_or_else(|| Failure::connection("not connected"))?;
+    let key = Arc::new(call.key.to_key()?);
+    let policy = Arc::new(apply_policy(call));
+    let call = Arc::new(call.clone());
+    Ok(run_workers(n, concurrency, "bare client", move || {
+        let (client, key, policy, call) =
+            (client.clone(), key.clone(), policy.clone(), call.clone());
+        async move {
+            client
+                .execute_udf(&policy, &key, &call.module, &call.function, &call.args)
+                .await
+                .map(|_| ())
+                .map_err(failure)
         }
-        return ExitCode::from(super::EXIT_SERVER);
+    })
+    .await)
+}
+
+fn measured_json(m: &Measured) -> serde_json::Value {
+    json!({
+        "ops": m.ok, "errors": m.errors, "seconds": m.seconds, "ops_per_sec": m.ops_per_sec,
+        "p50_us": m.p50_us, "p90_us": m.p90_us, "p99_us": m.p99_us, "max_us": m.max_us,
+        "first_error": m.first_error.as_ref().map(|f| failure_json(f)["error"].clone()),
+    })
+}
+
+fn print_measured(name: &str, m: &Measured, concurrency: u64) {
+    println!(
+        "{name}: {} applies in {:.2} s at concurrency {concurrency}: {:.0} ops/s",
+        m.ok, m.seconds, m.ops_per_sec
+    );
+    println!(
+        "  latency p50 {} µs  p90 {} µs  p99 {} µs  max {} µs",
+        m.p50_us, m.p90_us, m.p99_us, m.max_us
+    );
+    if m.errors > 0 {
+        println!("  {} calls failed (not counted above)", m.errors);
     }
-    ExitCode::SUCCESS
+}
+
+pub struct BenchOptions {
+    pub count: u64,
+    pub concurrency: u64,
+    /// Measure the bare client first, in the same run.
+    pub baseline: bool,
+    /// Exit 0 even when some calls failed.
+    pub allow_errors: bool,
+}
+
+pub async fn run(session: &mut Headless, call: ApplyCall, opts: BenchOptions) -> ExitCode {
+    let (n, c) = (opts.count, opts.concurrency);
+    let baseline = if opts.baseline {
+        match measure_baseline(&session.handle, &call, n, c).await {
+            Ok(m) => Some(m),
+            Err(f) => {
+                report_failure(session.json, &f, None);
+                return super::exit_for(&f);
+            }
+        }
+    } else {
+        None
+    };
+    let m = measure(&session.handle, &call, n, c).await;
+    let ratio = baseline
+        .as_ref()
+        .map(|b| m.ops_per_sec / b.ops_per_sec.max(f64::EPSILON));
+    if session.json {
+        let mut out = measured_json(&m);
+        out["concurrency"] = json!(c);
+        if let (Some(b), Some(r)) = (&baseline, ratio) {
+            out["baseline"] = measured_json(b);
+            out["ratio"] = json!(r);
+        }
+        println!("{out}");
+    } else {
+        if let Some(b) = &baseline {
+            print_measured("bare client", b, c);
+        }
+        print_measured("asudf", &m, c);
+        if let Some(r) = ratio {
+            println!("asudf / bare client throughput: {r:.3}");
+        }
+    }
+    let failed = m
+        .first_error
+        .as_ref()
+        .or(baseline.as_ref().and_then(|b| b.first_error.as_ref()));
+    match failed {
+        Some(f) if !opts.allow_errors => {
+            if !session.json {
+                eprint!("first error: ");
+                report_failure(false, f, None);
+            }
+            ExitCode::from(super::EXIT_SERVER)
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }

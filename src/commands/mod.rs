@@ -6,8 +6,11 @@
 pub mod apply;
 pub mod bench;
 pub mod check;
+pub mod query;
 pub mod record;
+pub mod sample;
 pub mod sandbox;
+pub mod test;
 pub mod udf;
 
 use std::process::ExitCode;

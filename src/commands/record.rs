@@ -9,7 +9,7 @@ use super::{Headless, fail, udf::unexpected};
 use crate::client::{Outcome, RecordKey, RecordView, Request};
 use crate::value;
 
-fn record_json(record: &RecordView) -> serde_json::Value {
+pub fn record_json(record: &RecordView) -> serde_json::Value {
     let mut bins = serde_json::Map::new();
     let mut values = serde_json::Map::new();
     for (name, v) in &record.bins {
@@ -58,8 +58,18 @@ pub async fn get(session: &mut Headless, key: RecordKey) -> ExitCode {
     }
 }
 
-pub async fn put(session: &mut Headless, key: RecordKey, bins: Vec<(String, Value)>) -> ExitCode {
-    match session.call(Request::PutRecord { key, bins }).await.0 {
+pub async fn put(
+    session: &mut Headless,
+    key: RecordKey,
+    bins: Vec<(String, Value)>,
+    send_key: bool,
+) -> ExitCode {
+    let request = Request::PutRecord {
+        key,
+        bins,
+        send_key,
+    };
+    match session.call(request).await.0 {
         Ok(Outcome::Written) => {
             if session.json {
                 println!("{}", json!({"ok": true}));

@@ -177,6 +177,8 @@ pub struct ServeOptions {
     pub cluster_name: String,
     pub lua_libs: LuaLibs,
     pub max_udf_ms: Option<u64>,
+    /// `background-query-max-rps`.
+    pub background_max_rps: u32,
     pub storage: Storage,
     pub user: Option<String>,
     /// File whose first line is the user's password.
@@ -194,6 +196,7 @@ impl Default for ServeOptions {
             cluster_name: "sandbox".to_string(),
             lua_libs: LuaLibs::Default,
             max_udf_ms: None,
+            background_max_rps: crate::sandbox::query::DEFAULT_BACKGROUND_MAX_RPS,
             storage: Storage::Memory,
             user: None,
             password_file: None,
@@ -255,6 +258,7 @@ impl ServeOptions {
             cluster_name: self.cluster_name.clone(),
             tls,
             auth,
+            background_max_rps: self.background_max_rps,
         };
         Ok((config, server))
     }

@@ -9,8 +9,11 @@
 
 pub mod engine;
 pub mod expr;
+pub mod jobs;
 pub mod local;
+pub mod query;
 pub mod server;
+pub mod sindex;
 pub mod store;
 pub mod value;
 

@@ -19,7 +19,7 @@
 //! memory: the log is first renamed to `.log.old` and a new one started, so
 //! writers never wait for the snapshot.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -27,10 +27,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use ripemd::{Digest as _, Ripemd160};
 use serde_json::{Value as Json, json};
 
+use crate::sandbox::sindex::{CreateError, IndexDef, Indexes};
 use crate::sandbox::value::Value;
 
 /// RIPEMD-160(set ‖ key particle type ‖ key bytes), as the client computes it.
@@ -125,7 +126,9 @@ pub enum Change {
 }
 
 /// Shards of the key table: a shard lock is held only to find a key's slot.
-const SHARDS: usize = 64;
+/// A record's shard is its digest's first byte modulo this, so every
+/// partition (low 12 bits of the first two bytes) lives in one shard.
+pub const SHARDS: usize = 64;
 
 /// One key's slot: its lock serializes every call on that key.
 type Slot = Arc<Mutex<Option<Record>>>;
@@ -136,6 +139,9 @@ pub const COMPACT_AFTER: u64 = 64 << 20;
 struct Namespace {
     shards: Vec<Mutex<HashMap<Digest, Slot>>>,
     log: Option<Log>,
+    /// Sets that have held a record since the store opened (they outlive
+    /// truncation, as on a server).
+    sets: RwLock<HashSet<String>>,
 }
 
 /// A namespace's files and the log being appended to.
@@ -181,6 +187,14 @@ impl Namespace {
         // slot is only cloned under this shard lock.
         if Arc::strong_count(slot) == 2 {
             shard.remove(digest);
+        }
+    }
+
+    fn note_set(&self, set: Option<&str>) {
+        if let Some(set) = set
+            && !self.sets.read().contains(set)
+        {
+            self.sets.write().insert(set.to_string());
         }
     }
 
@@ -263,6 +277,8 @@ impl Namespace {
 pub struct Store {
     namespaces: Arc<HashMap<String, Namespace>>,
     names: Arc<Vec<String>>,
+    /// Secondary indexes, changed by every write in the same place as the records.
+    indexes: Arc<Indexes>,
 }
 
 impl Store {
@@ -292,6 +308,7 @@ impl Store {
             };
             let mut shards: Vec<HashMap<Digest, Slot>> =
                 (0..SHARDS).map(|_| HashMap::new()).collect();
+            let sets = records.values().filter_map(|r| r.set.clone()).collect();
             for (digest, record) in records {
                 shards[digest[0] as usize % SHARDS]
                     .insert(digest, Arc::new(Mutex::new(Some(record))));
@@ -301,14 +318,71 @@ impl Store {
                 Namespace {
                     shards: shards.into_iter().map(Mutex::new).collect(),
                     log,
+                    sets: RwLock::new(sets),
                 },
             );
             names.push(ns.clone());
         }
-        Ok(Store {
+        let (indexes, defs) = Indexes::open(dir)?;
+        let store = Store {
             namespaces: Arc::new(map),
             names: Arc::new(names),
-        })
+            indexes: Arc::new(indexes),
+        };
+        for def in defs {
+            let name = def.name.clone();
+            if let Err(e) = store.create_index(def) {
+                tracing::warn!("index {name} not rebuilt: {e:?}");
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn indexes(&self) -> &Indexes {
+        &self.indexes
+    }
+
+    /// Adds a secondary index and fills it from the records already stored.
+    pub fn create_index(&self, def: IndexDef) -> Result<(), CreateError> {
+        let ns = def.ns.clone();
+        self.indexes.create(def, |add| self.visit(&ns, add))
+    }
+
+    /// Calls `f` on every live record of `ns`, each under its own lock.
+    pub fn visit(&self, ns: &str, f: &mut dyn FnMut(&Digest, &Record)) {
+        let Some(namespace) = self.namespaces.get(ns) else {
+            return;
+        };
+        let now = now_cf_secs();
+        for shard in &namespace.shards {
+            let slots: Vec<(Digest, Slot)> =
+                shard.lock().iter().map(|(d, s)| (*d, s.clone())).collect();
+            for (digest, slot) in slots {
+                if let Some(record) = slot.lock().as_ref().filter(|r| !r.is_expired(now)) {
+                    f(&digest, record);
+                }
+            }
+        }
+    }
+
+    /// The digests in shard `shard` (< [`SHARDS`]) of `ns` that `keep` accepts.
+    pub fn shard_digests(
+        &self,
+        ns: &str,
+        shard: usize,
+        keep: impl Fn(&Digest) -> bool,
+    ) -> Vec<Digest> {
+        match self.namespaces.get(ns).and_then(|n| n.shards.get(shard)) {
+            Some(shard) => shard.lock().keys().filter(|d| keep(d)).copied().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether `set` has held a record in `ns` since the store opened.
+    pub fn knows_set(&self, ns: &str, set: &str) -> bool {
+        self.namespaces
+            .get(ns)
+            .is_some_and(|n| n.sets.read().contains(set))
     }
 
     pub fn namespaces(&self) -> Vec<String> {
@@ -351,6 +425,7 @@ impl Store {
                 .as_ref()
                 .is_some_and(|r| r.is_expired(now_cf_secs()))
             {
+                self.indexes.update(ns, digest, current.as_ref(), None);
                 *current = None;
             }
             let (change, out) = f(current.as_ref());
@@ -359,11 +434,15 @@ impl Store {
                 Change::Keep => {}
                 Change::Put(record) => {
                     namespace.append(|| put_line(digest, &record))?;
+                    namespace.note_set(record.set.as_deref());
+                    self.indexes
+                        .update(ns, digest, current.as_ref(), Some(&record));
                     *current = Some(record);
                 }
                 Change::Delete => {
                     if current.is_some() {
                         namespace.append(|| del_line(digest))?;
+                        self.indexes.update(ns, digest, current.as_ref(), None);
                     }
                     *current = None;
                 }
@@ -400,6 +479,7 @@ impl Store {
                 });
                 if doomed {
                     namespace.append(|| del_line(&digest))?;
+                    self.indexes.update(ns, &digest, current.as_ref(), None);
                     *current = None;
                     namespace.forget_if_unused(&digest, &slot);
                 }

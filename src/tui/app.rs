@@ -13,6 +13,7 @@ use ratatui::layout::{Position, Rect};
 
 use crate::client::{ConnectionState, Event, Failure, FailureKind, Outcome, Request, Timing};
 use crate::lint::LuaLibs;
+use crate::testing::save::{ModuleRef, SavedCall, scenario_text};
 use crate::tui::action::{Action, Tag};
 use crate::tui::diagnostics::{self, Diagnostics, LintRequest};
 use crate::tui::keymap::{Command, Keymap, Scope};
@@ -80,6 +81,7 @@ pub enum PromptKind {
     SaveAs,
     Search,
     SaveResults,
+    SaveTest,
 }
 
 impl PromptKind {
@@ -89,6 +91,7 @@ impl PromptKind {
             PromptKind::SaveAs => "Save as",
             PromptKind::Search => "Search (regex)",
             PromptKind::SaveResults => "Save results to",
+            PromptKind::SaveTest => "Save the calls as a test file",
         }
     }
 }
@@ -521,6 +524,11 @@ impl App {
                 Ok(false) => self.complain(format!("/{text}/ not found")),
                 Err(e) => self.complain(e),
             },
+            PromptKind::SaveTest => {
+                let path = PathBuf::from(text);
+                let text = self.test_file(&path);
+                effects.push(Effect::SaveFile { path, text });
+            }
             PromptKind::SaveResults => {
                 let json =
                     serde_json::to_string_pretty(&self.results.to_json(false)).unwrap_or_default();
@@ -687,6 +695,19 @@ impl App {
                 }
             }
             Command::SaveResults => self.prompt(PromptKind::SaveResults, "results.json"),
+            Command::SaveTest => {
+                if self.saved_calls().is_empty() {
+                    self.complain("no finished calls to save as a test");
+                } else {
+                    self.prompt(PromptKind::SaveTest, "session.udftest.toml");
+                }
+            }
+            Command::MarkResult => {
+                let selected = self.results.selected;
+                if let Some(entry) = self.results.entries.get_mut(selected) {
+                    entry.marked = !entry.marked;
+                }
+            }
             Command::ClearResults => {
                 self.results.entries.retain(|e| e.in_flight());
                 self.results.selected = self.results.entries.len().saturating_sub(1);
@@ -891,7 +912,88 @@ impl App {
             self.batch_calls.insert(number, call);
         } else {
             self.results.push(tag, label, self.now, None);
+            if let Some(entry) = self.results.entries.last_mut() {
+                entry.call = Some(call);
+            }
         }
+    }
+
+    /// The finished single calls to save as a test: the marked ones, or all.
+    /// Calls that never reached the server (cancelled, not connected) are left out.
+    fn saved_calls(&self) -> Vec<SavedCall> {
+        let any_marked = self.results.entries.iter().any(|e| e.marked);
+        self.results
+            .entries
+            .iter()
+            .filter(|e| e.marked || !any_marked)
+            .filter_map(|e| {
+                let call = e.call.clone()?;
+                let CallState::Done { outcome, .. } = &e.state else {
+                    return None;
+                };
+                let (outcome, before, after) = match outcome {
+                    Ok(Outcome::Applied {
+                        result,
+                        before,
+                        after,
+                        ..
+                    }) => {
+                        let read = call.with_record;
+                        let (b, a) = (before.clone(), after.clone());
+                        (Ok(result.clone()), read.then_some(b), read.then_some(a))
+                    }
+                    Err(f) if matches!(f.kind, FailureKind::Server | FailureKind::Compile) => {
+                        (Err(f.clone()), None, None)
+                    }
+                    _ => return None,
+                };
+                Some(SavedCall {
+                    call,
+                    outcome,
+                    before,
+                    after,
+                })
+            })
+            .collect()
+    }
+
+    /// A test file of the saved calls, referencing each module by its file
+    /// when the editor has it open from one, else by its registered source.
+    fn test_file(&self, path: &std::path::Path) -> String {
+        let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
+        let mut modules: Vec<ModuleRef> = Vec::new();
+        // By its file only when the file holds what the buffer shows.
+        let file = self.editor.path.as_ref().filter(|_| !self.editor.dirty);
+        if let Some(file) = file {
+            modules.push(ModuleRef {
+                name: self.editor.module.clone(),
+                path: Some(absolute(file)),
+                source: None,
+            });
+        }
+        for entry in &self.modules.entries {
+            if entry.name != self.editor.module {
+                modules.push(ModuleRef {
+                    name: entry.name.clone(),
+                    path: None,
+                    source: entry.source.clone(),
+                });
+            }
+        }
+        if file.is_none() {
+            // The buffer as registered, when it is the registered one.
+            let registered = self
+                .modules
+                .get(self.editor.module.trim_end_matches(".lua"));
+            modules.push(ModuleRef {
+                name: self.editor.module.clone(),
+                path: None,
+                source: registered
+                    .and_then(|e| e.source.clone())
+                    .or_else(|| Some(self.editor.contents())),
+            });
+        }
+        scenario_text(&self.saved_calls(), &modules, &absolute(path))
     }
 
     fn cancel(&mut self, effects: &mut Vec<Effect>) {
@@ -992,6 +1094,8 @@ impl App {
 
     fn on_client(&mut self, event: Event, effects: &mut Vec<Effect>) {
         match event {
+            // The console sends no query-path requests yet.
+            Event::Item { .. } => {}
             Event::Connection(state) => {
                 let was_connected = self.connected();
                 self.connection = state;

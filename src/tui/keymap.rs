@@ -95,6 +95,8 @@ commands! {
     Expand = "expand", "fold/expand result";
     CopyResult = "copy-result", "copy result (JSON)";
     SaveResults = "save-results", "save results (JSON)";
+    SaveTest = "save-test", "test file from the calls (marked, else all)";
+    MarkResult = "mark-result", "mark a call for the test file";
     ClearResults = "clear-results", "clear results";
     Theme = "theme", "dark/light theme";
     NextProblem = "next-problem", "next lint problem";
@@ -248,6 +250,7 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["F9", "Ctrl-R"], Command::Register, Scope::Global, true),
     (&["Ctrl-O"], Command::Open, Scope::Global, false),
     (&["Ctrl-T"], Command::ToggleRecord, Scope::Global, false),
+    (&["F7"], Command::SaveTest, Scope::Global, true),
     (&["?"], Command::Help, Scope::OutsideText, false),
     (&["q"], Command::Quit, Scope::OutsideText, false),
     (&["Ctrl-F"], Command::Search, Scope::Editor, true),
@@ -290,6 +293,7 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["c"], Command::CopyResult, Scope::Results, true),
     (&["s"], Command::SaveResults, Scope::Results, true),
     (&["x"], Command::ClearResults, Scope::Results, false),
+    (&["Space", "m"], Command::MarkResult, Scope::Results, false),
     (&["t"], Command::Theme, Scope::OutsideText, false),
     (&["F4"], Command::NextProblem, Scope::Global, false),
     (&["Shift-F4"], Command::PrevProblem, Scope::Global, false),

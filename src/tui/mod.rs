@@ -112,6 +112,10 @@ impl Driver {
     pub fn translate(&mut self, event: Event) -> Option<Action> {
         let event = match event {
             Event::Connection(state) => Event::Connection(state),
+            Event::Item { id, item } => Event::Item {
+                id: *self.tags.get(&id)?,
+                item,
+            },
             Event::Done {
                 id,
                 outcome,

@@ -181,7 +181,14 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
 fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
     let theme = app.theme;
     let mut spans = Vec::new();
+    let mut used = 0;
     for (key, text) in app.keymap.hints(app.focus.scope()) {
+        // Whole hints only: one that does not fit is left out, not cut.
+        let width = key.chars().count() + text.chars().count() + 1;
+        if used + width > area.width as usize {
+            break;
+        }
+        used += width + 2;
         spans.push(Span::styled(key, theme.key()));
         spans.push(Span::raw(format!(" {text}  ")));
     }

@@ -6,7 +6,8 @@
 #
 # Creates a venv in target/peers-venv, starts the sandbox with every Lua
 # library (the conformance cases were recorded that way) on PORT (default
-# 3317), runs ../shared/conformance/check.py and tests/peers/guide_test.py.
+# 3317), runs ../shared/conformance/check.py on each cases folder and
+# tests/peers/guide_test.py.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -41,7 +42,7 @@ trap stop_server EXIT
 
 status=0
 start_server
-"$VENV/bin/python" "$ROOT/../shared/conformance/check.py" "127.0.0.1:$PORT" || status=1
+for cases in cases cases-batch-exp cases-query; do "$VENV/bin/python" "$ROOT/../shared/conformance/check.py" "127.0.0.1:$PORT" "$ROOT/../shared/conformance/$cases" || status=1; done
 stop_server
 
 # The guide's async example names the cluster `docker`.

@@ -4,15 +4,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use mlua::{
-    AnyUserData, Lua, MetaMethod, MultiValue, Result, Table, UserData, UserDataMethods,
-    Value as Lv, Variadic,
+    AnyUserData, Lua, MetaMethod, MultiValue, Result, Table, UserData, UserDataFields,
+    UserDataMethods, Value as Lv, Variadic,
 };
 
 use super::budget::{SLOT, charge, charge_elem, cost};
 use super::elem::{
     BytesData, BytesRef, Elem, ListRef, MapKey, MapRef, c_string, render_list, render_map,
 };
-use super::errors::{bad_arg, int_arg, raise};
+use super::errors::{bad_arg, bad_userdata_arg, int_arg, raise};
 use crate::sandbox::value::BLOB;
 
 /// A list seen from Lua.
@@ -82,7 +82,7 @@ fn list_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<ListRef> {
     {
         return Ok(l.0.clone());
     }
-    Err(bad_arg(lua, n, fname, "List", value))
+    Err(bad_userdata_arg(lua, n, fname, "List", value))
 }
 
 fn map_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<MapRef> {
@@ -91,7 +91,7 @@ fn map_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<MapRef> {
     {
         return Ok(m.0.clone());
     }
-    Err(bad_arg(lua, n, fname, "Map", value))
+    Err(bad_userdata_arg(lua, n, fname, "Map", value))
 }
 
 fn bytes_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<BytesRef> {
@@ -100,7 +100,7 @@ fn bytes_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<BytesRef> {
     {
         return Ok(b.0.clone());
     }
-    Err(bad_arg(lua, n, fname, "Bytes", value))
+    Err(bad_userdata_arg(lua, n, fname, "Bytes", value))
 }
 
 fn arg(args: &[Lv], i: usize) -> &Lv {
@@ -112,6 +112,10 @@ fn arg(args: &[Lv], i: usize) -> &Lv {
 // ---------------------------------------------------------------------------
 
 impl UserData for LList {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field(MetaMethod::Type, "List");
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_meta_method(MetaMethod::Index, |lua, this, key: Lv| {
             let i = index_key(lua, &key, "index")?;
@@ -377,6 +381,10 @@ fn as_int(value: &Lv) -> Option<i64> {
 // ---------------------------------------------------------------------------
 
 impl UserData for LMap {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field(MetaMethod::Type, "Map");
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_meta_method(MetaMethod::Index, |lua, this, key: Lv| {
             let Some(key) = to_elem(&key).as_ref().and_then(MapKey::from_elem) else {
@@ -545,6 +553,10 @@ pub(crate) fn register_map(lua: &Lua) -> Result<Table> {
 // ---------------------------------------------------------------------------
 
 impl UserData for LBytes {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field(MetaMethod::Type, "Bytes");
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_meta_method(MetaMethod::Index, |lua, this, key: Lv| {
             let i = index_key(lua, &key, "index")?;
@@ -901,6 +913,10 @@ pub(crate) fn register_bytes(lua: &Lua) -> Result<Table> {
 // ---------------------------------------------------------------------------
 
 impl UserData for LGeo {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field(MetaMethod::Type, "GeoJSON");
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_meta_method(MetaMethod::ToString, |_, this, ()| {
             Ok(format!("\"{}\"", this.0))
@@ -908,14 +924,9 @@ impl UserData for LGeo {
     }
 }
 
+/// The `geojson` table has no keys at all: only its constructor.
 pub(crate) fn register_geojson(lua: &Lua) -> Result<Table> {
     let module = lua.create_table()?;
-    module.raw_set(
-        "tostring",
-        lua.create_function(|_, g: AnyUserData| {
-            Ok(g.borrow::<LGeo>().map(|g| format!("\"{}\"", g.0)).ok())
-        })?,
-    )?;
     let meta = lua.create_table()?;
     meta.raw_set(
         "__call",

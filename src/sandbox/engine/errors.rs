@@ -19,14 +19,43 @@ pub(crate) fn raise(lua: &Lua, message: &str) -> Error {
 
 /// `bad argument #n to 'f' (T expected, got U)`, positioned.
 pub(crate) fn bad_arg(lua: &Lua, n: usize, fname: &str, expected: &str, got: &Lv) -> Error {
-    let got = match got {
-        Lv::UserData(_) | Lv::LightUserData(_) => "userdata",
-        other => other.type_name(),
-    };
+    let got = lua_type_name(got);
     raise(
         lua,
         &format!("bad argument #{n} to '{fname}' ({expected} expected, got {got})"),
     )
+}
+
+/// The error for a userdata argument of the wrong kind, as the server's
+/// checks word it: `userdata expected, got string` for a value that is no
+/// userdata at all, `List expected, got Map` for another userdata.
+pub(crate) fn bad_userdata_arg(
+    lua: &Lua,
+    n: usize,
+    fname: &str,
+    expected: &str,
+    got: &Lv,
+) -> Error {
+    let expected = if matches!(got, Lv::UserData(_)) {
+        expected
+    } else {
+        "userdata"
+    };
+    bad_arg(lua, n, fname, expected, got)
+}
+
+/// A value's type as Lua's messages name it: a userdata by its metatable's
+/// `__name` (`List`, `Map`, `Bytes`, `Record`, ...).
+pub(crate) fn lua_type_name(value: &Lv) -> String {
+    match value {
+        Lv::UserData(ud) => ud
+            .metatable()
+            .and_then(|mt| mt.get::<String>("__name"))
+            .unwrap_or_else(|_| "userdata".to_string()),
+        Lv::LightUserData(_) => "light userdata".to_string(),
+        Lv::Integer(_) | Lv::Number(_) => "number".to_string(),
+        other => other.type_name().to_string(),
+    }
 }
 
 /// An integer argument as `luaL_checkinteger` reads it.

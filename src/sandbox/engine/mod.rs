@@ -5,6 +5,7 @@
 //! - `runtime`: Lua states (libraries, prelude, time and memory limits),
 //!   pooled per module;
 //! - `record`: the record a UDF sees and the write model;
+//! - `stream`: stream UDFs (aggregations), run once per partition;
 //! - `containers` / `elem`: `list`, `map`, `bytes`, `geojson`;
 //! - `budget`: Rust-side container memory counted against the state's limit;
 //! - `errors`: the server's error texts.
@@ -17,7 +18,7 @@ mod prelude;
 mod record;
 mod registry;
 mod runtime;
-mod stream;
+pub(crate) mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use parking_lot::Mutex;
 
+use crate::sandbox::expr::{FILTERED_OUT, RecordFilter, Subject};
 use crate::sandbox::store::{Change, Digest, Store};
 use crate::sandbox::value::Value;
 use record::RecState;
@@ -124,6 +126,9 @@ pub struct ApplyRequest {
     pub received: std::time::Instant,
     /// The message header's record TTL (0 = namespace default, u32::MAX = never, u32::MAX-1 = unchanged).
     pub ttl: u32,
+    /// Field 43, checked under the key's lock when the record exists: a
+    /// record it leaves out answers 27 and the UDF does not run.
+    pub filter: RecordFilter,
 }
 
 /// How a UDF call failed.
@@ -315,14 +320,29 @@ impl Sandbox {
             return fail(UdfFailure::Code(NAMESPACE_NOT_FOUND));
         }
         let pool = self.pool(&req.module);
-        let mut state = match pool.take(&self.inner.states, &req.module) {
-            Ok(state) => state,
-            Err(_) => {
-                return fail(UdfFailure::Execution("UDF: Execution Error 1".to_string()));
-            }
-        };
+        // A module that cannot load only matters once the filter lets the call run.
+        let mut state = pool.take(&self.inner.states, &req.module);
         let limit = self.inner.states.limit(req.timeout_ms);
         let modified = self.inner.store.modify(&req.ns, &req.digest, |current| {
+            if let Some(record) = current {
+                let subject = Subject {
+                    ns: &req.ns,
+                    digest: &req.digest,
+                    record,
+                };
+                if let Err(code) = req.filter.check(&subject) {
+                    let mut outcome = fail(UdfFailure::Code(code));
+                    if code == FILTERED_OUT {
+                        outcome.generation = record.generation;
+                        outcome.void_time = record.void_time;
+                    }
+                    return (Change::Keep, outcome);
+                }
+            }
+            let Ok(state) = &mut state else {
+                let error = UdfFailure::Execution("UDF: Execution Error 1".to_string());
+                return (Change::Keep, fail(error));
+            };
             let stored_key = current.and_then(|r| r.key.as_ref());
             if let (Some(sent), Some(stored)) = (&req.key, stored_key)
                 && sent != stored
@@ -375,7 +395,10 @@ impl Sandbox {
         // A state that ran out of memory may hold half-built globals: drop it.
         let exhausted = matches!(&outcome.result,
             Err(UdfFailure::Execution(text)) if text.contains("not enough memory"));
-        if !exhausted && pool.generation == self.inner.registry.generation() {
+        if let Ok(state) = state
+            && !exhausted
+            && pool.generation == self.inner.registry.generation()
+        {
             pool.give_back(state);
         }
         outcome
@@ -543,5 +566,7 @@ fn split_compile_error(text: &str) -> (String, u32, String) {
     })
 }
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use mlua::{
-    AnyUserData, Lua, MetaMethod, MultiValue, Result, Table, UserData, UserDataMethods, Value as Lv,
+    AnyUserData, Lua, MetaMethod, MultiValue, Result, Table, UserData, UserDataFields,
+    UserDataMethods, Value as Lv,
 };
 use parking_lot::Mutex;
 
 use super::budget::{charge, cost};
 use super::containers::{push_elem, to_elem, userdata_elem};
 use super::elem::Elem;
-use super::errors::{int_arg, raise};
+use super::errors::{bad_userdata_arg, int_arg, raise};
 use super::{LogLevel, LuaLogs, UdfFailure};
 use crate::sandbox::store::{
     CITRUSLEAF_EPOCH_SECS, Change, Digest, Record, next_generation, now_cf_ms, now_cf_secs,
@@ -79,6 +80,8 @@ pub(crate) struct RecState {
     result_code: u8,
     ttl: Option<u32>,
     drop_key: bool,
+    /// A stream function's record: bin writes, TTL and key changes are ignored.
+    read_only: bool,
 }
 
 impl RecState {
@@ -105,6 +108,38 @@ impl RecState {
             result_code: 0,
             ttl: None,
             drop_key: false,
+            read_only: false,
+        }
+    }
+
+    /// A record as a stream function sees it (read-only).
+    pub fn stream(digest: Digest, record: Record) -> RecState {
+        let Record {
+            bins,
+            generation,
+            void_time,
+            last_update_ms,
+            set,
+            key,
+        } = record;
+        RecState {
+            digest,
+            set,
+            sent_key: None,
+            start: Some(Meta {
+                generation,
+                void_time,
+                last_update_ms,
+                key,
+            }),
+            open: true,
+            bins,
+            cache: Vec::new(),
+            has_updates: false,
+            result_code: 0,
+            ttl: None,
+            drop_key: false,
+            read_only: true,
         }
     }
 
@@ -132,9 +167,13 @@ impl RecState {
             return None;
         }
         let value = self.bins.iter().find(|(n, _)| n == name)?;
-        // A fresh object per bin, cached so later reads see the same one;
-        // changing it in place does not mark it dirty.
         let elem = Elem::from_value(&value.1);
+        // A container is a fresh object per bin, cached so later reads see
+        // the same one (changing it in place does not mark it dirty);
+        // a plain value needs no cache.
+        if !matches!(elem, Elem::List(_) | Elem::Map(_) | Elem::Bytes(_)) {
+            return Some(Staged::Value(elem));
+        }
         self.cache.push(CacheEntry {
             name: name.to_string(),
             value: Staged::Value(elem.clone()),
@@ -144,7 +183,7 @@ impl RecState {
     }
 
     fn set_bin(&mut self, name: &str, value: Staged) {
-        if name.len() > MAX_BIN_NAME {
+        if name.len() > MAX_BIN_NAME || self.read_only {
             return; // the server logs "bin name too big" and ignores it
         }
         match self.cache.iter_mut().find(|e| e.name == name) {
@@ -348,6 +387,10 @@ fn bin_name(key: &Lv) -> Option<String> {
 }
 
 impl UserData for LRecord {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field(MetaMethod::Type, "Record");
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_meta_method(MetaMethod::Index, |lua, this, key: Lv| {
             let Some(name) = bin_name(&key) else {
@@ -363,6 +406,9 @@ impl UserData for LRecord {
             let Some(name) = bin_name(&key) else {
                 return Ok(());
             };
+            if this.0.lock().read_only {
+                return Ok(());
+            }
             let staged = match &value {
                 Lv::UserData(ud) if ud.is::<LRecord>() => Staged::Unusable,
                 other => match to_elem(other) {
@@ -393,7 +439,7 @@ fn rec_arg(lua: &Lua, value: &Lv, n: usize, fname: &str) -> Result<Arc<Mutex<Rec
     {
         return Ok(r.0.clone());
     }
-    Err(super::errors::bad_arg(lua, n, fname, "Record", value))
+    Err(bad_userdata_arg(lua, n, fname, "Record", value))
 }
 
 /// The global `record` table.
@@ -412,7 +458,10 @@ pub(crate) fn register_record(lua: &Lua) -> Result<Table> {
                 Lv::Nil => 0,
                 other => int_arg(lua, &other, 2, "set_ttl")?,
             };
-            r.lock().ttl = Some(ttl as u32);
+            let mut r = r.lock();
+            if !r.read_only {
+                r.ttl = Some(ttl as u32);
+            }
             Ok(())
         })?,
     )?;
@@ -457,7 +506,7 @@ pub(crate) fn register_record(lua: &Lua) -> Result<Table> {
             let r = rec_arg(lua, &r, 1, "drop_key")?;
             let mut r = r.lock();
             // Only once the record is open; before that it does nothing.
-            if r.open {
+            if r.open && !r.read_only {
                 r.drop_key = true;
             }
             Ok(())
@@ -521,21 +570,41 @@ pub(crate) fn register_record(lua: &Lua) -> Result<Table> {
     Ok(module)
 }
 
-/// The `aerospike` object.
-pub(crate) struct LAerospike;
+/// The `aerospike` object. Stream functions get one without record hooks:
+/// its record methods give the defaults (`exists` true, the writes 1) and
+/// `get_current_time` 0, as a server's aggregation context does.
+pub(crate) struct LAerospike {
+    pub stream: bool,
+}
+
+/// What `create`/`update`/`remove` return where there is no record hook.
+const NO_HOOK: i64 = 1;
 
 impl UserData for LAerospike {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field(MetaMethod::Type, "Aerospike");
+    }
+
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method("exists", |lua, _, r: Lv| {
-            Ok(rec_arg(lua, &r, 1, "exists")?.lock().open)
+        methods.add_method("exists", |lua, this, r: Lv| {
+            Ok(this.stream || rec_arg(lua, &r, 1, "exists")?.lock().open)
         });
-        methods.add_method("create", |lua, _, r: Lv| {
+        methods.add_method("create", |lua, this, r: Lv| {
+            if this.stream {
+                return Ok(NO_HOOK);
+            }
             Ok(rec_arg(lua, &r, 1, "create")?.lock().create())
         });
-        methods.add_method("update", |lua, _, r: Lv| {
+        methods.add_method("update", |lua, this, r: Lv| {
+            if this.stream {
+                return Ok(NO_HOOK);
+            }
             Ok(rec_arg(lua, &r, 1, "update")?.lock().update())
         });
-        methods.add_method("remove", |lua, _, r: Lv| {
+        methods.add_method("remove", |lua, this, r: Lv| {
+            if this.stream {
+                return Ok(NO_HOOK);
+            }
             Ok(rec_arg(lua, &r, 1, "remove")?.lock().remove())
         });
         methods.add_method("log", |lua, _, (level, message): (Lv, Lv)| {
@@ -553,7 +622,10 @@ impl UserData for LAerospike {
             push_log(lua, level, text);
             Ok(())
         });
-        methods.add_method("get_current_time", |_, _, ()| {
+        methods.add_method("get_current_time", |_, this, ()| {
+            if this.stream {
+                return Ok(0);
+            }
             Ok((now_cf_ms() + CITRUSLEAF_EPOCH_SECS * 1000) as i64)
         });
         // No server hooks behind these two: constant answers.

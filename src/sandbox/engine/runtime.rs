@@ -3,7 +3,9 @@
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mlua::{
@@ -21,6 +23,7 @@ use super::errors::{error_text, failure_text};
 use super::prelude;
 use super::record::{LAerospike, LRecord, RecState, push_log, register_record, result_value};
 use super::registry::Registry;
+use super::stream::{CANCELLED, StageCount, stream_failure_text};
 use super::{LogLevel, LogLine, LuaLibs, LuaLogs};
 use crate::sandbox::value::Value;
 
@@ -38,32 +41,62 @@ const POOL_MAX: usize = 128;
 thread_local! {
     /// When the Lua code running on this thread must stop.
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Set by whoever reads a stream run's values, to stop it (null: none).
+    static CANCEL: Cell<*const AtomicBool> = const { Cell::new(std::ptr::null()) };
 }
 
-/// Sets this thread's deadline and container budget for as long as the
-/// guard lives (while Lua code of a call or a module's top level runs).
-struct CallGuard {
+/// Sets this thread's deadline, cancel flag and container budget for as
+/// long as the guard lives (while Lua code of a call or a module's top
+/// level runs). The flag outlives the guard.
+struct CallGuard<'a> {
     _budget: BudgetGuard,
+    _cancel: PhantomData<&'a AtomicBool>,
 }
 
-impl CallGuard {
-    fn new(limit: Duration, budget: usize) -> CallGuard {
-        DEADLINE.with(|d| d.set(Some(Instant::now() + limit)));
+impl<'a> CallGuard<'a> {
+    fn new(limit: Duration, budget: usize) -> CallGuard<'static> {
+        CallGuard::with(Some(limit), budget, None)
+    }
+
+    fn with(limit: Option<Duration>, budget: usize, cancel: Option<&'a AtomicBool>) -> Self {
+        DEADLINE.with(|d| d.set(limit.map(|limit| Instant::now() + limit)));
+        CANCEL.with(|c| c.set(cancel.map_or(std::ptr::null(), |c| c as *const AtomicBool)));
         CallGuard {
             _budget: BudgetGuard::new(budget),
+            _cancel: PhantomData,
         }
     }
 }
 
-impl Drop for CallGuard {
+impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
         DEADLINE.with(|d| d.set(None));
+        CANCEL.with(|c| c.set(std::ptr::null()));
     }
 }
 
+fn cancelled() -> bool {
+    // SAFETY: a non-null pointer was set by a live CallGuard from a
+    // reference that outlives it, and is cleared when the guard drops.
+    CANCEL.with(|c| {
+        let flag = c.get();
+        !flag.is_null() && unsafe { &*flag }.load(Ordering::Relaxed)
+    })
+}
+
 /// Count hook: raises "UDF Execution Timeout" as a plain Lua string error
-/// (so a `pcall` in the UDF can catch it, as on the server).
+/// (so a `pcall` in the UDF can catch it, as on the server). A cancelled
+/// run is stopped for good: from then on the hook fires at every
+/// instruction, so a `pcall` only catches it until the next one.
 unsafe extern "C-unwind" fn timeout_hook(state: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    if cancelled() {
+        // SAFETY: as below; resetting the hook of the running thread is allowed in a hook.
+        unsafe {
+            ffi::lua_sethook(state, Some(timeout_hook), ffi::LUA_MASKCOUNT, 1);
+            // The run then reports CANCELLED whatever this text.
+            ffi::luaL_error(state, c"query cancelled".as_ptr());
+        }
+    }
     let expired = DEADLINE.with(|d| d.get().is_some_and(|t| Instant::now() >= t));
     if expired {
         // SAFETY: called by Lua from a hook on a running state; nothing in
@@ -105,10 +138,13 @@ impl StateConfig {
 pub(crate) struct LuaState {
     lua: Lua,
     globals: Table,
-    dispatch: Function,
     pcall: Function,
     aerospike: AnyUserData,
+    /// The `aerospike` object stream functions see (no record hooks).
+    stream_aerospike: AnyUserData,
     aerospike_name: mlua::String,
+    apply_record_name: mlua::String,
+    apply_stream_name: mlua::String,
     /// The record userdata every call on this state gets; its contents are
     /// swapped in for a call and taken out after it (a reference a UDF kept
     /// from an earlier call sees a detached, empty record).
@@ -118,6 +154,10 @@ pub(crate) struct LuaState {
     budget: usize,
     /// Lua strings of the function names called on this state.
     function_names: HashMap<String, mlua::String>,
+    /// Names stream stages show for functions, by definition place.
+    stage_names: HashMap<(String, usize), String>,
+    registry: Arc<Registry>,
+    user_path: String,
 }
 
 /// Function names remembered per state (a bound on a UDF called with many names).
@@ -187,7 +227,7 @@ impl LuaState {
         }
         install_searcher(&lua, &package, config)?;
 
-        let aerospike = lua.create_userdata(LAerospike)?;
+        let aerospike = lua.create_userdata(LAerospike { stream: false })?;
         globals.raw_set("aerospike", aerospike.clone())?;
         globals.raw_set("record", register_record(&lua)?)?;
         globals.raw_set("list", register_list(&lua)?)?;
@@ -218,10 +258,12 @@ impl LuaState {
             expose_metatable(&lua, sample)?;
         }
         lua.load(prelude::SYSTEM).set_name("=as.lua").exec()?;
-        lua.load(prelude::LOG_HELPERS)
-            .set_name(prelude::LOG_HELPERS_NAME)
+        lua.load(prelude::AEROSPIKE)
+            .set_name(prelude::AEROSPIKE_NAME)
             .exec()?;
-        let dispatch: Function = lua.load(prelude::DISPATCH).set_name("=dispatch").call(())?;
+        lua.load(prelude::STREAM_OPS)
+            .set_name(prelude::STREAM_OPS_NAME)
+            .exec()?;
         let pcall: Function = globals.get("pcall")?;
 
         // SAFETY: sets a count hook on the main thread (coroutines inherit it);
@@ -234,16 +276,22 @@ impl LuaState {
         let rec = Arc::new(Mutex::new(RecState::detached()));
         let rec_userdata = lua.create_userdata(LRecord(rec.clone()))?;
         let aerospike_name = lua.create_string("aerospike")?;
+        let stream_aerospike = lua.create_userdata(LAerospike { stream: true })?;
         lua.set_memory_limit(config.memory_limit)?;
         Ok(LuaState {
             globals,
-            dispatch,
             pcall,
             aerospike,
+            stream_aerospike,
             aerospike_name,
+            apply_record_name: lua.create_string("apply_record")?,
+            apply_stream_name: lua.create_string("apply_stream")?,
             rec,
             rec_userdata,
             function_names: HashMap::new(),
+            stage_names: HashMap::new(),
+            registry: config.registry.clone(),
+            user_path: config.user_path.clone(),
             budget: config.memory_limit,
             lua,
         })
@@ -344,19 +392,258 @@ impl LuaState {
         self.globals
             .raw_set(&self.aerospike_name, &self.aerospike)
             .map_err(|e| error_text(&e))?;
-        let mut call_args = MultiValue::with_capacity(args.len() + 2);
+        // The host calls whatever the global dispatcher is, as a server does.
+        let dispatcher: Lv = self
+            .globals
+            .get(&self.apply_record_name)
+            .map_err(|e| error_text(&e))?;
+        let mut call_args = MultiValue::with_capacity(args.len() + 3);
+        call_args.push_back(dispatcher);
         call_args.push_back(f);
         call_args.push_back(Lv::UserData(self.rec_userdata.clone()));
         for arg in args {
             call_args.push_back(arg_value(&self.lua, arg).map_err(|e| error_text(&e))?);
         }
         let _guard = CallGuard::new(limit, self.budget);
-        match self.dispatch.call::<(bool, Lv)>(call_args) {
+        match self.pcall.call::<(bool, Lv)>(call_args) {
             Ok((true, value)) => Ok(result_value(&value)),
             Ok((false, err)) => Err(failure_text(&err)),
             Err(e) => Err(error_text(&e)),
         }
     }
+}
+
+/// Where a stream run's values come from: the next one, nil at the end.
+pub(crate) type StreamSource<'a> = dyn FnMut(&Lua) -> mlua::Result<Lv> + 'a;
+
+impl LuaState {
+    /// Runs stream function `function` on one side (`scope` 1 server, 2
+    /// client) over the values `next` yields, handing each output value to
+    /// `emit` (false: stop). `Ok` with each stage's counts, or the FAILURE
+    /// text; and the run's log lines.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stream(
+        &mut self,
+        function: &str,
+        scope: i64,
+        args: &[Value],
+        next: &mut StreamSource<'_>,
+        emit: &mut dyn FnMut(Value) -> bool,
+        cancel: &AtomicBool,
+        limit: Option<Duration>,
+    ) -> (Result<Vec<StageCount>, String>, Vec<LogLine>) {
+        let result = self.stream_inner(function, scope, args, next, emit, cancel, limit);
+        let logs = self
+            .lua
+            .app_data_mut::<LuaLogs>()
+            .map(|mut l| l.take())
+            .unwrap_or_default();
+        (result, logs)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stream_inner(
+        &mut self,
+        function: &str,
+        scope: i64,
+        args: &[Value],
+        next: &mut StreamSource<'_>,
+        emit: &mut dyn FnMut(Value) -> bool,
+        cancel: &AtomicBool,
+        limit: Option<Duration>,
+    ) -> Result<Vec<StageCount>, String> {
+        let failed = |e: mlua::Error| format!("UDF: Execution Error 2 : {}", error_text(&e));
+        let name = self.function_name(function).map_err(failed)?;
+        let f: Lv = self.globals.get(name).map_err(failed)?;
+        if f.is_nil() {
+            return Err("UDF: Execution Error 2 : function not found".to_string());
+        }
+        self.globals
+            .raw_set(&self.aerospike_name, &self.stream_aerospike)
+            .map_err(failed)?;
+        let dispatcher: Lv = self.globals.get(&self.apply_stream_name).map_err(failed)?;
+        let mut call_args = MultiValue::with_capacity(args.len() + 5);
+        call_args.push_back(dispatcher);
+        call_args.push_back(f);
+        call_args.push_back(Lv::Integer(scope));
+        for arg in args {
+            let arg = arg_value(&self.lua, arg).map_err(failed)?;
+            call_args.push_back(arg);
+        }
+        let _guard = CallGuard::with(limit, self.budget, Some(cancel));
+        let pcall = &self.pcall;
+        let mut ended = false;
+        let outcome = self.lua.scope(|scope| {
+            let istream = scope.create_function_mut(|lua, ()| {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(mlua::Error::RuntimeError(CANCELLED.to_string()));
+                }
+                if ended {
+                    return Ok(Lv::Nil);
+                }
+                let value = next(lua)?;
+                ended = value.is_nil();
+                Ok(value)
+            })?;
+            // Values no bin could hold (tables, functions, records) come
+            // out as nil, and nil is never sent.
+            let ostream = scope.create_function_mut(|_, value: Lv| {
+                Ok(match result_value(&value) {
+                    Value::Nil => true,
+                    value => emit(value),
+                })
+            })?;
+            // The streams go between the function and its arguments.
+            let mut call_args = call_args;
+            let rest = call_args.split_off(3);
+            call_args.push_back(Lv::Function(istream));
+            call_args.push_back(Lv::Function(ostream));
+            call_args.extend(rest);
+            pcall.call::<(bool, Lv)>(call_args)
+        });
+        if cancel.load(Ordering::Relaxed) {
+            return Err(CANCELLED.to_string());
+        }
+        match outcome {
+            Ok((true, ops)) => Ok(self.stage_counts(&ops)),
+            Ok((false, err)) => Err(stream_failure_text(&self.lua, &err)),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
+    /// Each op's name and counts, from the ops table `apply_stream` returned.
+    fn stage_counts(&mut self, ops: &Lv) -> Vec<StageCount> {
+        let Lv::Table(ops) = ops else {
+            return Vec::new();
+        };
+        let mut stages = Vec::new();
+        for op in ops.clone().sequence_values::<Table>().flatten() {
+            let count = |field: &str| op.get::<Option<i64>>(field).ok().flatten().unwrap_or(0);
+            let label: Option<String> = op.get("label").ok().flatten();
+            let user: Lv = op.get("user").unwrap_or(Lv::Nil);
+            let stage = match label {
+                Some(label) if !user.is_nil() => format!("{label}({})", self.stage_name(&user)),
+                Some(label) => label,
+                None => {
+                    let kind: String = op.get("kind").unwrap_or_default();
+                    let f: Lv = op.get("fn").unwrap_or(Lv::Nil);
+                    format!("{kind}({})", self.stage_name(&f))
+                }
+            };
+            stages.push(StageCount {
+                stage,
+                values_in: count("ins").max(0) as u64,
+                values_out: count("outs").max(0) as u64,
+            });
+        }
+        stages
+    }
+
+    /// What a stage calls the function it was given: the name the module
+    /// defines it under (`local function pair(r)`, `to_pair = function`),
+    /// a global or library name for a C function (`math.max`), or, for an
+    /// anonymous function, where it is defined (`fm.lua:7`).
+    fn stage_name(&mut self, f: &Lv) -> String {
+        let Lv::Function(f) = f else {
+            return f.type_name().to_string();
+        };
+        let info = f.info();
+        // C functions are keyed by address, Lua ones by definition place.
+        let key = match info.what {
+            "C" => (String::new(), f.to_pointer() as usize),
+            _ => (
+                info.source.unwrap_or_default(),
+                info.line_defined.unwrap_or(0),
+            ),
+        };
+        if let Some(name) = self.stage_names.get(&key) {
+            return name.clone();
+        }
+        if key.0.is_empty() {
+            let name = self.global_name(f).unwrap_or_else(|| "?".to_string());
+            self.stage_names.insert(key, name.clone());
+            return name;
+        }
+        let line = key.1;
+        let file = key.0.strip_prefix('@').unwrap_or(&key.0);
+        let file = file
+            .strip_prefix(&self.user_path)
+            .and_then(|f| f.strip_prefix('/'))
+            .unwrap_or_else(|| file.rsplit('/').next().unwrap_or(file))
+            .to_string();
+        let defined = self
+            .registry
+            .source(&file)
+            .and_then(|source| {
+                let text = String::from_utf8_lossy(&source).into_owned();
+                text.lines()
+                    .nth(line.checked_sub(1)?)
+                    .and_then(defined_name)
+            })
+            .unwrap_or_else(|| format!("{file}:{line}"));
+        if self.stage_names.len() >= FUNCTION_NAMES_KEPT {
+            self.stage_names.clear();
+        }
+        self.stage_names.insert(key, defined.clone());
+        defined
+    }
+
+    /// `name` or `table.name` of a global holding `f`.
+    fn global_name(&self, f: &Function) -> Option<String> {
+        let target = f.to_pointer();
+        let is_f = |v: &Lv| matches!(v, Lv::Function(g) if g.to_pointer() == target);
+        let mut tables = Vec::new();
+        for (key, value) in self.globals.pairs::<Lv, Lv>().flatten() {
+            let Lv::String(key) = key else { continue };
+            let key = key.to_string_lossy();
+            if is_f(&value) {
+                return Some(key);
+            }
+            if let Lv::Table(t) = value {
+                tables.push((key, t));
+            }
+        }
+        tables.into_iter().find_map(|(name, table)| {
+            table
+                .pairs::<Lv, Lv>()
+                .flatten()
+                .find_map(|(key, value)| match key {
+                    Lv::String(key) if is_f(&value) => {
+                        Some(format!("{name}.{}", key.to_string_lossy()))
+                    }
+                    _ => None,
+                })
+        })
+    }
+}
+
+/// The name a source line defines a function under, if it does:
+/// `[local] function name(`, `[local] name = function`. A line with more
+/// than one function on it is ambiguous (Lua tells only the line): none.
+pub(crate) fn defined_name(line: &str) -> Option<String> {
+    let functions = line
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|word| *word == "function")
+        .count();
+    if functions != 1 {
+        return None;
+    }
+    let is_name = |s: &str| {
+        !s.is_empty()
+            && s.chars().all(|c| c.is_alphanumeric() || "_.:".contains(c))
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+    };
+    let line = line.trim_start();
+    let line = line.strip_prefix("local ").unwrap_or(line).trim_start();
+    if let Some(rest) = line.strip_prefix("function ") {
+        let name = rest.trim_start().split('(').next()?.trim();
+        return is_name(name).then(|| name.to_string());
+    }
+    let (lhs, rhs) = line.split_once('=')?;
+    let rhs = rhs.trim_start();
+    let lhs = lhs.trim();
+    (rhs.starts_with("function") && rhs[8..].trim_start().starts_with('(') && is_name(lhs))
+        .then(|| lhs.to_string())
 }
 
 /// Modules load as source text only, in every mode (no bytecode).

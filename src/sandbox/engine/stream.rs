@@ -3,14 +3,31 @@
 //! (`../shared/reference/query-udfs.md` §4).
 //!
 //! The query path selects the records and sends the values; this module runs
-//! the Lua. Until it lands, every run fails as the server does for a module
-//! it cannot load.
+//! the Lua. The pipeline itself (`StreamOps`, `apply_stream`) is Lua in
+//! `prelude.rs`; the state is one of the module's pooled states.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use mlua::{AnyUserData, Lua, Value as Lv};
+use parking_lot::Mutex;
+
+use super::containers::push_elem;
+use super::elem::Elem;
+use super::errors::{error_text, lua_type_name};
+use super::record::{LRecord, RecState};
 use super::{LogLine, Sandbox};
 use crate::sandbox::store::{Digest, Record};
 use crate::sandbox::value::Value;
+
+/// The error of a run stopped by its `cancel` flag (nothing is sent for it:
+/// whoever set the flag reads no more).
+pub const CANCELLED: &str = "query cancelled";
+
+/// Scopes `apply_stream` takes: which side's ops run.
+const SCOPE_SERVER: i64 = 1;
+const SCOPE_CLIENT: i64 = 2;
 
 /// One aggregation's stream function, as the query message names it.
 #[derive(Debug, Clone)]
@@ -31,7 +48,10 @@ pub struct StreamRecord {
 /// Values into and out of one server-side stage over one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageCount {
-    /// The op and the Lua function it was given, e.g. `map(to_pair)`.
+    /// The op and the Lua function it was given, e.g. `map(to_pair)`: the
+    /// name the module defines the function under, `math.max` for a library
+    /// function, or for an anonymous one where it is defined (`map(fm.lua:7)`);
+    /// `groupby(f)` and `reduce(groupby)` for the two halves of a group-by.
     pub stage: String,
     pub values_in: u64,
     pub values_out: u64,
@@ -48,15 +68,113 @@ pub struct StreamRun {
 impl Sandbox {
     /// Runs `call`'s server-side ops over one partition's `records`, handing
     /// each output value to `emit` (which answers false when the reader is
-    /// gone: the run stops). `cancel` stops the Lua too. An error is the
-    /// `FAILURE` text the server sends (`UDF: Execution Error …`).
+    /// gone: the run stops). `cancel` stops the Lua too ([`CANCELLED`]). An
+    /// error is the `FAILURE` text the server sends (`UDF: Execution Error …`).
+    ///
+    /// A partition without records runs no Lua (not even the module's
+    /// loading), as on a server. No transaction time limit applies; the
+    /// sandbox's `max_udf_ms` cap and memory limit apply to each run.
     pub fn run_stream_partition(
         &self,
-        _call: &StreamCall<'_>,
-        _records: &mut dyn Iterator<Item = StreamRecord>,
-        _emit: &mut dyn FnMut(Value) -> bool,
-        _cancel: &AtomicBool,
+        call: &StreamCall<'_>,
+        records: &mut dyn Iterator<Item = StreamRecord>,
+        emit: &mut dyn FnMut(Value) -> bool,
+        cancel: &AtomicBool,
     ) -> Result<StreamRun, String> {
-        Err("UDF: Execution Error 1".to_string())
+        let Some(first) = records.next() else {
+            return Ok(StreamRun::default());
+        };
+        let mut records = std::iter::once(first).chain(records);
+        // One record object per run, refilled for each record as the stream
+        // moves on (inferred: the server reads a partition's records into one
+        // record handle in turn); a reference kept past its turn sees the
+        // record being read now.
+        let mut current: Option<(AnyUserData, Arc<Mutex<RecState>>)> = None;
+        let mut next = |lua: &Lua| {
+            let Some(StreamRecord { digest, record }) = records.next() else {
+                return Ok(Lv::Nil);
+            };
+            let state = RecState::stream(digest, record);
+            if let Some((userdata, rec)) = &current {
+                *rec.lock() = state;
+                return Ok(Lv::UserData(userdata.clone()));
+            }
+            let rec = Arc::new(Mutex::new(state));
+            let userdata = lua.create_userdata(LRecord(rec.clone()))?;
+            current = Some((userdata.clone(), rec));
+            Ok(Lv::UserData(userdata))
+        };
+        self.run_stream(call, SCOPE_SERVER, &mut next, emit, cancel)
     }
+
+    /// Runs `call`'s client-side ops (its first `reduce` and what follows)
+    /// over the values the server side sent, as a client does; with no
+    /// `reduce` the values pass through as they are. For tests and tools
+    /// that reduce without a client.
+    pub fn run_stream_client(
+        &self,
+        call: &StreamCall<'_>,
+        values: Vec<Value>,
+    ) -> Result<Vec<Value>, String> {
+        let mut values = values.into_iter();
+        let mut next = |lua: &Lua| match values.next() {
+            None => Ok(Lv::Nil),
+            Some(value) => push_elem(lua, &Elem::from_value(&value)),
+        };
+        let mut out = Vec::new();
+        let mut emit = |value| {
+            out.push(value);
+            true
+        };
+        let cancel = AtomicBool::new(false);
+        self.run_stream(call, SCOPE_CLIENT, &mut next, &mut emit, &cancel)?;
+        Ok(out)
+    }
+
+    fn run_stream(
+        &self,
+        call: &StreamCall<'_>,
+        scope: i64,
+        next: &mut super::runtime::StreamSource<'_>,
+        emit: &mut dyn FnMut(Value) -> bool,
+        cancel: &AtomicBool,
+    ) -> Result<StreamRun, String> {
+        let pool = self.pool(call.module);
+        let mut state = pool
+            .take(&self.inner.states, call.module)
+            .map_err(|_| "UDF: Execution Error 1".to_string())?;
+        let limit = self.inner.config.max_udf_ms.map(Duration::from_millis);
+        let (result, logs) =
+            state.stream(call.function, scope, call.args, next, emit, cancel, limit);
+        // A state stopped mid-run (cancelled, out of memory) may hold
+        // half-built globals or a hook firing at every instruction: drop it.
+        let broken = cancel.load(Ordering::Relaxed)
+            || matches!(&result, Err(text) if text.contains("not enough memory"));
+        if !broken && pool.generation == self.inner.registry.generation() {
+            pool.give_back(state);
+        }
+        result.map(|stages| StreamRun { stages, logs })
+    }
+}
+
+/// The FAILURE text of a stream run whose Lua raised `err`: strings and
+/// numbers as text; any other value fails the host's string check, whose
+/// message is what the server sends.
+pub(crate) fn stream_failure_text(lua: &Lua, err: &Lv) -> String {
+    let text = match err {
+        Lv::Error(e) => error_text(e),
+        Lv::String(_) | Lv::Integer(_) | Lv::Number(_) => lua
+            .coerce_string(err.clone())
+            .ok()
+            .flatten()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default(),
+        // An optional-string check lets nil through: no message (inferred).
+        Lv::Nil => return "UDF: Execution Error 2".to_string(),
+        other => format!(
+            "bad argument #1 to '?' (string expected, got {})",
+            lua_type_name(other)
+        ),
+    };
+    format!("UDF: Execution Error 2 : {text}")
 }

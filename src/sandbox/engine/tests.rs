@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::sandbox::store::{Record, digest, now_cf_secs};
+use crate::sandbox::store::{Change, Record, digest, now_cf_secs};
 
 fn sandbox_with(libs: LuaLibs) -> Sandbox {
     Sandbox::open(SandboxConfig {
@@ -43,6 +43,7 @@ fn request(module: &str, function: &str, key: &str, args: Vec<Value>) -> ApplyRe
         timeout_ms: 0,
         received: std::time::Instant::now(),
         ttl: 0,
+        filter: Default::default(),
     }
 }
 
@@ -324,7 +325,11 @@ fn memory_bomb_fails_the_call_not_the_process() {
         "grow_bins",
         "grow_bytes",
     ] {
-        let text = failure_text(call(&sb, "mem", function, vec![]));
+        // A generous time limit: memory, not time, must end each call, even
+        // on a loaded machine.
+        let mut req = request("mem", function, "k1", vec![]);
+        req.timeout_ms = 60_000;
+        let text = failure_text(sb.apply(req).result);
         assert!(text.contains("not enough memory"), "{function}: {text}");
     }
     assert_eq!(call(&sb, "mem", "fine", vec![]), Ok(Value::Int(7)));
@@ -816,4 +821,308 @@ fn lua_libs_names_round_trip() {
             .unwrap_err()
             .contains("expected default")
     );
+}
+
+// ---------------------------------------------------------------------------
+// type names in error texts (udf-runtime.md §5.2), one test per table row
+// ---------------------------------------------------------------------------
+
+/// The probe module of the table: one function per line, so row n fails on line n.
+const PROBE_TY: &str = r#"function f1(rec) local l = list(); return l + 1 end
+function f2(rec) local m = map(); return m .. "x" end
+function f3(rec) local b = bytes(2); return b() end
+function f4(rec) return list() < list() end
+function f5(rec) return map() == 1 end
+function f6(rec) return record.ttl("x") end
+function f7(rec) return list.append(map(), 1) end
+function f8(rec) return list.append("x", 1) end
+function f9(rec) return map.pairs("x") end
+function f10(rec) return bytes.size("x") end
+function f11(rec) for x in list{1} do end end
+function f12(rec) for k in map{a=1} do end end
+function f13(rec) return geojson.coordinates("x") end
+function f14(rec) return record.bin_names(5) end
+function f15(rec) return #rec end
+function f16(rec) return rec + 1 end
+function f17(rec) return rec .. "x" end
+function f18(rec) return list{type(apply_record), type(apply_stream)} end
+"#;
+
+/// Row `n` of the table, called on an existing record.
+fn probe_ty(n: usize) -> Result<Value, UdfFailure> {
+    let sb = sandbox();
+    register(&sb, "probe_ty", PROBE_TY);
+    sb.store()
+        .modify(
+            "test",
+            &request("probe_ty", "f1", "k1", vec![]).digest,
+            |_| {
+                let record = Record {
+                    bins: vec![("n".to_string(), Value::Int(1))],
+                    generation: 1,
+                    void_time: 0,
+                    last_update_ms: 0,
+                    set: Some("demo".to_string()),
+                    key: None,
+                };
+                (Change::Put(record), ())
+            },
+        )
+        .unwrap();
+    call(&sb, "probe_ty", &format!("f{n}"), vec![])
+}
+
+fn probe_ty_text(n: usize, message: &str) {
+    assert_eq!(
+        failure_text(probe_ty(n)),
+        format!("/opt/aerospike/usr/udf/lua/probe_ty.lua:{n}: {message}")
+    );
+}
+
+#[test]
+fn type_name_arithmetic_on_a_list() {
+    probe_ty_text(
+        1,
+        "attempt to perform arithmetic on a List value (local 'l')",
+    );
+}
+
+#[test]
+fn type_name_concatenating_a_map() {
+    probe_ty_text(2, "attempt to concatenate a Map value (local 'm')");
+}
+
+#[test]
+fn type_name_calling_bytes() {
+    probe_ty_text(3, "attempt to call a Bytes value (local 'b')");
+}
+
+#[test]
+fn type_name_comparing_two_lists() {
+    probe_ty_text(4, "attempt to compare two List values");
+}
+
+#[test]
+fn type_name_a_map_equal_to_a_number_is_false() {
+    assert_eq!(probe_ty(5), Ok(Value::Bool(false)));
+}
+
+#[test]
+fn type_name_record_function_on_a_string() {
+    probe_ty_text(
+        6,
+        "bad argument #1 to 'ttl' (userdata expected, got string)",
+    );
+}
+
+#[test]
+fn type_name_list_append_on_a_map() {
+    probe_ty_text(7, "bad argument #1 to 'append' (List expected, got Map)");
+}
+
+#[test]
+fn type_name_list_append_on_a_string() {
+    probe_ty_text(
+        8,
+        "bad argument #1 to 'append' (userdata expected, got string)",
+    );
+}
+
+#[test]
+fn type_name_map_pairs_on_a_string() {
+    probe_ty_text(
+        9,
+        "bad argument #1 to 'pairs' (userdata expected, got string)",
+    );
+}
+
+#[test]
+fn type_name_bytes_size_on_a_string() {
+    probe_ty_text(
+        10,
+        "bad argument #1 to 'size' (userdata expected, got string)",
+    );
+}
+
+#[test]
+fn type_name_a_list_as_a_for_iterator() {
+    probe_ty_text(
+        11,
+        "attempt to call a List value (for iterator 'for iterator')",
+    );
+}
+
+#[test]
+fn type_name_a_map_as_a_for_iterator() {
+    probe_ty_text(
+        12,
+        "attempt to call a Map value (for iterator 'for iterator')",
+    );
+}
+
+#[test]
+fn type_name_the_geojson_table_has_no_functions() {
+    probe_ty_text(13, "attempt to call a nil value (field 'coordinates')");
+}
+
+#[test]
+fn type_name_bin_names_on_a_number() {
+    probe_ty_text(
+        14,
+        "bad argument #1 to 'bin_names' (userdata expected, got number)",
+    );
+}
+
+#[test]
+fn type_name_length_of_a_record() {
+    probe_ty_text(15, "attempt to get length of a Record value (local 'rec')");
+}
+
+#[test]
+fn type_name_arithmetic_on_a_record() {
+    probe_ty_text(
+        16,
+        "attempt to perform arithmetic on a Record value (local 'rec')",
+    );
+}
+
+#[test]
+fn type_name_concatenating_a_record() {
+    probe_ty_text(17, "attempt to concatenate a Record value (local 'rec')");
+}
+
+#[test]
+fn type_name_the_dispatchers_are_functions_from_the_first_call() {
+    assert_eq!(probe_ty(18), Ok(list(vec![s("function"), s("function")])));
+}
+
+#[test]
+fn wrong_userdata_arguments_name_both_types() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "wrong",
+        "function f(r) return record.ttl(list()) end
+function g(r) return bytes.size(map()) end
+function h(r) local l = list{1} return l[map()] end
+function k(r) return map.size(bytes()) end",
+    );
+    let prefix = "/opt/aerospike/usr/udf/lua/wrong.lua";
+    for (function, text) in [
+        (
+            "f",
+            "1: bad argument #1 to 'ttl' (Record expected, got List)",
+        ),
+        (
+            "g",
+            "2: bad argument #1 to 'size' (Bytes expected, got Map)",
+        ),
+        (
+            "h",
+            "3: bad argument #2 to 'index' (number expected, got Map)",
+        ),
+        (
+            "k",
+            "4: bad argument #1 to 'size' (Map expected, got Bytes)",
+        ),
+    ] {
+        assert_eq!(
+            failure_text(call(&sb, "wrong", function, vec![])),
+            format!("{prefix}:{text}"),
+            "{function}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// apply_record, the record dispatcher (udf-runtime.md §1.3)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn apply_record_calls_a_function_on_the_record() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "disp",
+        "local function twice(r, a, b) return a * 2, b end
+function direct(r) return apply_record(twice, r, 21, 'dropped') end
+local function boom(r) error('inner') end
+function raised(r)
+  local v = apply_record(boom, r) return v
+end
+function level0(r) local v = apply_record(function(r) error('bare', 0) end, r) return v end
+function tail(r) return apply_record(boom, r) end
+function caught(r) local ok, e = pcall(apply_record, boom, r) return e end
+function leaked(r) apply_record(twice, r, 1, 2) return list{success, result} end",
+    );
+    assert_eq!(call(&sb, "disp", "direct", vec![]), Ok(Value::Int(42)));
+    // The error goes up again at level 2: the caller's position is added.
+    let prefix = "/opt/aerospike/usr/udf/lua/disp.lua";
+    assert_eq!(
+        failure_text(call(&sb, "disp", "raised", vec![])),
+        format!("{prefix}:5: {prefix}:3: inner")
+    );
+    assert_eq!(
+        failure_text(call(&sb, "disp", "level0", vec![])),
+        format!("{prefix}:7: bare")
+    );
+    // A tail call leaves no caller frame to name, and from C (pcall)
+    // nothing is added either, as when the host calls it.
+    assert_eq!(
+        failure_text(call(&sb, "disp", "tail", vec![])),
+        format!("{prefix}:3: inner")
+    );
+    assert_eq!(
+        call(&sb, "disp", "caught", vec![]),
+        Ok(s(&format!("{prefix}:3: inner")))
+    );
+    assert_eq!(
+        call(&sb, "disp", "leaked", vec![]),
+        Ok(list(vec![Value::Bool(true), Value::Int(2)]))
+    );
+}
+
+#[test]
+fn the_host_calls_the_global_dispatchers() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "hijack",
+        "function apply_record(f, r, ...) return 'hijacked' end
+function apply_stream(f, scope, istream, ostream, ...) ostream('stream hijacked') end
+function f(r) return 1 end",
+    );
+    assert_eq!(call(&sb, "hijack", "f", vec![]), Ok(s("hijacked")));
+    let call = StreamCall {
+        ns: "test",
+        module: "hijack",
+        function: "f",
+        args: &[],
+    };
+    let mut out = Vec::new();
+    let key = Value::Str("k".into());
+    let record = StreamRecord {
+        digest: digest(Some("demo"), &key).unwrap(),
+        record: Record {
+            bins: vec![],
+            generation: 1,
+            void_time: 0,
+            last_update_ms: 0,
+            set: None,
+            key: None,
+        },
+    };
+    let run = sb
+        .run_stream_partition(
+            &call,
+            &mut std::iter::once(record),
+            &mut |v| {
+                out.push(v);
+                true
+            },
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .unwrap();
+    assert_eq!(out, vec![s("stream hijacked")]);
+    assert!(run.stages.is_empty());
 }

@@ -6,13 +6,17 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::sandbox::engine::{CallLog, LogLevel, LogLine, LuaLibs, Sandbox};
+use crate::sandbox::jobs::Jobs;
+use crate::sandbox::sindex;
 use crate::sandbox::store::CITRUSLEAF_EPOCH_SECS;
 
 pub const BUILD: &str = "8.1.1.2";
 pub const EDITION: &str = "Aerospike Community Edition";
 pub const UNRECOGNIZED: &str = "ERROR:4:unrecognized command";
 pub const NOT_AUTHENTICATED: &str = "ERROR:80:not authenticated";
-const FEATURES: &str = "batch-any;batch-index;blob-bits;cdt-index;cdt-list;cdt-map;cluster-stable;float;geo;sindex-exists;peers;pipelining;pquery;pscans;query-show;relaxed-sc;replicas;replicas-all;replicas-master;replicas-max;truncate-namespace;udf";
+/// Only what the sandbox serves (a real server also lists CDT and bit
+/// operations, strong consistency and the deprecated replica names).
+const FEATURES: &str = "batch-any;batch-index;cdt-index;float;geo;sindex-exists;peers;pipelining;pquery;pscans;query-show;replicas;truncate-namespace;udf";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("info request is not UTF-8")]
@@ -46,6 +50,8 @@ pub fn encode_response<'a>(answers: impl IntoIterator<Item = (&'a str, String)>)
 /// What an info answer depends on besides the sandbox.
 pub struct InfoContext<'a> {
     pub sandbox: &'a Sandbox,
+    /// Query jobs (`query-show`, `query-abort`).
+    pub jobs: &'a Jobs,
     pub node_id: &'a str,
     pub cluster_name: &'a str,
     /// The local address of the connection the request came on.
@@ -118,16 +124,117 @@ pub fn answer(ctx: &InfoContext, line: &str) -> String {
             Some(set) => truncate(sandbox, param(params, "namespace"), Some(set), params),
             None => "ERROR:4:set required".to_string(),
         },
+        "sindex-create" => sindex_create(sandbox, params),
+        "sindex-delete" => match sindex::parse_ns_name(params) {
+            Ok((ns, name)) => {
+                sandbox.store().indexes().delete(ns, name);
+                "ok".to_string()
+            }
+            Err(e) => e,
+        },
+        "sindex-exists" => match sindex::parse_ns_name(params) {
+            Ok((ns, name)) => sandbox
+                .store()
+                .indexes()
+                .find(ns, name)
+                .is_some()
+                .to_string(),
+            Err(e) => e,
+        },
+        "sindex-stat" => match sindex::parse_ns_name(params) {
+            Ok((ns, name)) => sindex_stat(sandbox, ns, name),
+            Err(e) => e,
+        },
+        "sindex-list" => sindex_list(sandbox, params),
+        "query-show" => ctx.jobs.info_show(params),
+        "query-abort" => ctx.jobs.info_abort(params),
+        "sandbox-stream" => stream_stats(ctx.jobs, params),
         "sandbox" => sandbox_summary(sandbox),
         "sandbox-logs" => match param(params, "since").unwrap_or("0").parse::<u64>() {
             Ok(since) => encode_logs(&sandbox.logs_since(since)),
             Err(_) => "ERROR:4:since must be a sequence number".to_string(),
         },
-        _ => match line.strip_prefix("namespace/") {
-            Some(ns) => namespace_stats(sandbox, ns),
-            None => UNRECOGNIZED.to_string(),
-        },
+        _ => {
+            if let Some(ns) = line.strip_prefix("namespace/") {
+                namespace_stats(sandbox, ns)
+            } else if let Some((ns, name)) = line
+                .strip_prefix("sindex/")
+                .and_then(|rest| rest.split_once('/'))
+            {
+                sindex_stat(sandbox, ns, name)
+            } else {
+                UNRECOGNIZED.to_string()
+            }
+        }
     }
+}
+
+fn sindex_create(sandbox: &Sandbox, params: &str) -> String {
+    let def = match sindex::parse_create(params) {
+        Ok(def) => def,
+        Err(e) => return e,
+    };
+    match sandbox.store().create_index(def) {
+        Ok(()) => "ok".to_string(),
+        Err(sindex::CreateError::Exists) => {
+            "ERROR:200:'indexname' already exists with different definition".to_string()
+        }
+        Err(sindex::CreateError::Param(e)) => e,
+    }
+}
+
+fn sindex_stat(sandbox: &Sandbox, ns: &str, name: &str) -> String {
+    match sandbox.store().indexes().find(ns, name) {
+        Some(index) => sindex::stat(&index),
+        None => "ERROR:201:no index".to_string(),
+    }
+}
+
+/// `sindex-list` with `ns=`, `namespace=` or no namespace (all).
+fn sindex_list(sandbox: &Sandbox, params: &str) -> String {
+    let ns = param(params, "ns").or_else(|| param(params, "namespace"));
+    let entries: Vec<String> = sandbox
+        .store()
+        .indexes()
+        .all()
+        .iter()
+        .filter(|i| sandbox.store().has_namespace(&i.def.ns))
+        .filter(|i| ns.is_none_or(|n| i.def.ns == n))
+        .map(|i| sindex::list_entry(&i.def))
+        .collect();
+    entries.join(";")
+}
+
+/// `sandbox-stream:id=N`: an aggregation's server-side stages and logs
+/// (see docs/sandbox-info.md).
+fn stream_stats(jobs: &Jobs, params: &str) -> String {
+    let Some(id) = param(params, "id").or_else(|| param(params, "trid")) else {
+        return "ERROR:4:missing 'id'".to_string();
+    };
+    let Ok(id) = id.parse::<u64>() else {
+        return "ERROR:4:bad id".to_string();
+    };
+    let Some(job) = jobs.get(id) else {
+        return "ERROR:2:job not found".to_string();
+    };
+    let stats = job.stream.lock().clone();
+    let stages: Vec<String> = stats
+        .stages
+        .iter()
+        .map(|s| format!("{}:{}:{}", B64.encode(&s.stage), s.values_in, s.values_out))
+        .collect();
+    let logs: Vec<String> = stats
+        .logs
+        .iter()
+        .map(|l| format!("{}:{}", level_name(l.level), B64.encode(&l.text)))
+        .collect();
+    format!(
+        "done={};partitions={};stages={};logs={}",
+        job.is_done(),
+        stats.partitions,
+        stages.join(","),
+        logs.join(",")
+    )
 }
 
 fn namespaces(sandbox: &Sandbox) -> Vec<String> {

@@ -3,9 +3,12 @@
 //!
 //! One task per connection, strict request → response. Codecs live in
 //! [`frame`], [`message`], [`particle`], [`info`] and [`admin`]; record
-//! commands in [`record`].
+//! commands in [`record`], batch requests in [`batch`] (whose replies are
+//! streamed as rows are produced); scans and queries stream their replies
+//! from [`crate::sandbox::query`] through a bounded queue (backpressure).
 
 pub mod admin;
+pub mod batch;
 pub mod frame;
 pub mod info;
 pub mod message;
@@ -16,14 +19,17 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::sandbox::engine::Sandbox;
+use crate::sandbox::query::{self, QueryService};
 use admin::{AdminRequest, Auth};
 use frame::{TYPE_ADMIN, TYPE_COMPRESSED, TYPE_INFO, TYPE_MSG};
 use message::Message;
@@ -50,6 +56,8 @@ pub struct ServerOptions {
     pub cluster_name: String,
     pub tls: Option<TlsFiles>,
     pub auth: Option<Credentials>,
+    /// `background-query-max-rps`: a background job's default and highest rate.
+    pub background_max_rps: u32,
 }
 
 impl Default for ServerOptions {
@@ -60,6 +68,7 @@ impl Default for ServerOptions {
             cluster_name: "sandbox".to_string(),
             tls: None,
             auth: None,
+            background_max_rps: query::DEFAULT_BACKGROUND_MAX_RPS,
         }
     }
 }
@@ -67,6 +76,7 @@ impl Default for ServerOptions {
 /// What every connection shares.
 struct Shared {
     sandbox: Sandbox,
+    queries: QueryService,
     node_id: String,
     cluster_name: String,
     tls: Option<TlsAcceptor>,
@@ -94,6 +104,7 @@ pub async fn start(sandbox: Sandbox, opts: ServerOptions) -> io::Result<ServerHa
     };
     let node_id = node_id(sandbox.config().data_dir.as_deref())?;
     let shared = Arc::new(Shared {
+        queries: QueryService::new(sandbox.clone(), opts.background_max_rps),
         sandbox,
         node_id,
         cluster_name: opts.cluster_name,
@@ -117,6 +128,11 @@ impl ServerHandle {
 
     pub fn sandbox(&self) -> &Sandbox {
         &self.shared.sandbox
+    }
+
+    /// The query path, with its job registry.
+    pub fn queries(&self) -> &query::QueryService {
+        &self.shared.queries
     }
 
     pub fn node_id(&self) -> &str {
@@ -184,10 +200,10 @@ async fn serve_connection(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
     };
     let result = match shared.tls.clone() {
         Some(acceptor) => match acceptor.accept(socket).await {
-            Ok(stream) => Connection::new(shared, local).run(stream).await,
+            Ok(stream) => Connection::new(shared, local, peer).run(stream).await,
             Err(e) => Err(io::Error::other(format!("TLS handshake: {e}"))),
         },
-        None => Connection::new(shared, local).run(socket).await,
+        None => Connection::new(shared, local, peer).run(socket).await,
     };
     match result {
         Ok(()) => tracing::trace!("connection from {peer} closed"),
@@ -198,49 +214,150 @@ async fn serve_connection(socket: TcpStream, peer: SocketAddr, shared: Arc<Share
 struct Connection {
     shared: Arc<Shared>,
     local: SocketAddr,
+    peer: SocketAddr,
     authenticated: bool,
+    /// A byte read while watching for the client to go during a query.
+    pending: Option<u8>,
 }
 
+/// Reply frames queued between a query and its socket: with frames of up
+/// to 128 KiB, a slow reader holds back the query at about 512 KiB.
+const QUERY_QUEUE: usize = 4;
+
 impl Connection {
-    fn new(shared: Arc<Shared>, local: SocketAddr) -> Connection {
+    fn new(shared: Arc<Shared>, local: SocketAddr, peer: SocketAddr) -> Connection {
         let authenticated = shared.auth.is_none();
         Connection {
             shared,
             local,
+            peer,
             authenticated,
+            pending: None,
         }
     }
 
     /// Request → response until the peer closes or sends something unparsable.
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut stream: S) -> io::Result<()> {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, stream: S) -> io::Result<()> {
+        let (mut reader, mut writer) = tokio::io::split(stream);
         loop {
             let mut header = [0u8; 8];
-            match stream.read_exact(&mut header).await {
+            let start = match self.pending.take() {
+                Some(byte) => {
+                    header[0] = byte;
+                    1
+                }
+                None => 0,
+            };
+            match reader.read_exact(&mut header[start..]).await {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
                 Err(e) => return Err(e),
             }
             let header = frame::parse_header(header).map_err(invalid)?;
             let mut body = Vec::new();
-            (&mut stream)
+            (&mut reader)
                 .take(header.body_len)
                 .read_to_end(&mut body)
                 .await?;
             if body.len() as u64 != header.body_len {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
+            if self.authenticated && matches!(header.ty, TYPE_MSG | TYPE_COMPRESSED) {
+                let body = match header.ty {
+                    TYPE_COMPRESSED => frame::inflate(&body).map_err(invalid)?,
+                    _ => body,
+                };
+                let msg = Message::parse(&body).map_err(invalid)?;
+                if query::is_query(&msg) {
+                    self.query(msg, &mut reader, &mut writer).await?;
+                    continue;
+                }
+                let reply = self.message(msg).await?;
+                write_reply(&mut writer, reply).await?;
+                continue;
+            }
             let reply = self.respond(header.ty, body).await?;
-            stream.write_all(&reply).await?;
-            stream.flush().await?;
+            write_reply(&mut writer, reply).await?;
         }
     }
 
-    async fn respond(&mut self, ty: u8, body: Vec<u8>) -> io::Result<Vec<u8>> {
+    /// Streams a scan or query: the query runs on a blocking thread and
+    /// queues frames; this task writes them. A write that fails or stalls
+    /// past the request's socket timeout, or the client closing, stops it.
+    async fn query<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+        &mut self,
+        msg: Message,
+        reader: &mut R,
+        writer: &mut W,
+    ) -> io::Result<()> {
+        let stall_limit = query::request::QueryRequest::parse(&msg)
+            .map(|q| q.socket_timeout_ms)
+            .unwrap_or(0);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUERY_QUEUE);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let queries = self.shared.queries.clone();
+        let (from, stop) = (self.peer, cancel.clone());
+        let producer = tokio::task::spawn_blocking(move || {
+            queries.run(&msg, Some(from), stop, &mut |frame| {
+                tx.blocking_send(frame).is_ok()
+            })
+        });
+        let mut result = Ok(());
+        let mut watching = self.pending.is_none();
+        loop {
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                frame = rx.recv() => {
+                    let Some(frame) = frame else { break };
+                    let write = writer.write_all(&frame);
+                    let written = if stall_limit > 0 {
+                        let limit = Duration::from_millis(u64::from(stall_limit));
+                        tokio::time::timeout(limit, write)
+                            .await
+                            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+                    } else {
+                        write.await
+                    };
+                    if let Err(e) = written {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                read = reader.read(&mut byte), if watching => match read {
+                    Ok(1) => {
+                        // The next request already: keep it, stop watching.
+                        self.pending = Some(byte[0]);
+                        watching = false;
+                    }
+                    Ok(_) => {
+                        result = Err(io::ErrorKind::UnexpectedEof.into());
+                        break;
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                },
+            }
+        }
+        if result.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        drop(rx);
+        producer.await.map_err(io::Error::other)?;
+        result?;
+        writer.flush().await
+    }
+
+    async fn respond(&mut self, ty: u8, body: Vec<u8>) -> io::Result<Reply> {
         match ty {
-            TYPE_INFO => self.info(body).await,
-            TYPE_ADMIN => self.admin(&body),
-            TYPE_MSG => self.message(body).await,
-            TYPE_COMPRESSED => self.message(frame::inflate(&body).map_err(invalid)?).await,
+            TYPE_INFO => self.info(body).await.map(Reply::Bytes),
+            TYPE_ADMIN => self.admin(&body).map(Reply::Bytes),
+            TYPE_MSG => self.message(Message::parse(&body).map_err(invalid)?).await,
+            TYPE_COMPRESSED => {
+                let body = frame::inflate(&body).map_err(invalid)?;
+                self.message(Message::parse(&body).map_err(invalid)?).await
+            }
             other => Err(invalid(frame::FrameError::Type(other))),
         }
     }
@@ -259,6 +376,7 @@ impl Connection {
             blocking(move || {
                 let ctx = info::InfoContext {
                     sandbox: &shared.sandbox,
+                    jobs: &shared.queries.jobs,
                     node_id: &shared.node_id,
                     cluster_name: &shared.cluster_name,
                     local_addr: local,
@@ -291,10 +409,13 @@ impl Connection {
         }
     }
 
-    async fn message(&self, body: Vec<u8>) -> io::Result<Vec<u8>> {
-        // A UDF's time limit runs from here, as on a server.
+    async fn message(&self, msg: Message) -> io::Result<Reply> {
+        // A UDF's time limit runs from here, as on a server (the parse of
+        // the body is not counted: a few microseconds).
         let received = std::time::Instant::now();
-        let msg = Message::parse(&body).map_err(invalid)?;
+        if self.authenticated && batch::is_batch(&msg) {
+            return Ok(Reply::Frames(self.batch(msg, received)));
+        }
         let reply = if !self.authenticated {
             Message::reply(admin::NOT_AUTHENTICATED, 0, 0, Vec::new())
         } else {
@@ -305,8 +426,60 @@ impl Connection {
             let shared = self.shared.clone();
             blocking(move || record::handle(&shared.sandbox, &msg, received)).await?
         };
-        Ok(frame::encode_frame(TYPE_MSG, &reply.encode()))
+        Ok(Reply::Bytes(frame::encode_frame(TYPE_MSG, &reply.encode())))
     }
+
+    /// Runs a batch on a blocking thread; its frames come through a short
+    /// queue, so a slow reader holds the rows back instead of piling up
+    /// replies.
+    fn batch(&self, msg: Message, received: std::time::Instant) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel(BATCH_FRAMES_QUEUED);
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            batch::serve(&shared.sandbox, &msg, received, &mut |frame| {
+                tx.blocking_send(frame).is_ok()
+            })
+        });
+        rx
+    }
+}
+
+/// Frames a batch may have ready before its rows wait for the reader.
+const BATCH_FRAMES_QUEUED: usize = 16;
+/// Frames that are ready together go out in one write up to this size.
+const WRITE_CHUNK: usize = 64 << 10;
+
+/// What a request is answered with.
+enum Reply {
+    Bytes(Vec<u8>),
+    /// Frames as they are produced, until the producer is done.
+    Frames(mpsc::Receiver<Vec<u8>>),
+}
+
+async fn write_reply<S: AsyncWrite + Unpin>(stream: &mut S, reply: Reply) -> io::Result<()> {
+    match reply {
+        Reply::Bytes(reply) => stream.write_all(&reply).await?,
+        Reply::Frames(frames) => write_frames(stream, frames).await?,
+    }
+    stream.flush().await
+}
+
+async fn write_frames<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    mut frames: mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    while let Some(mut chunk) = frames.recv().await {
+        while chunk.len() < WRITE_CHUNK {
+            match frames.try_recv() {
+                Ok(more) => chunk.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        stream.write_all(&chunk).await?;
+        // A TLS stream may hold the bytes back until flushed.
+        stream.flush().await?;
+    }
+    Ok(())
 }
 
 /// Runs blocking work (a UDF, a store write) without stalling other

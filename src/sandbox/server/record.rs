@@ -1,7 +1,8 @@
 //! Single-record commands (type 3): reads, writes, deletes, operate, UDF apply,
-//! and clean refusals for batch, scan and query.
+//! and clean refusals for batch. Scans and queries go to `sandbox::query`.
 
 use crate::sandbox::engine::{ApplyRequest, Sandbox, UdfFailure};
+use crate::sandbox::expr::{FILTERED_OUT, RecordFilter, Subject};
 use crate::sandbox::server::message::*;
 use crate::sandbox::server::particle::{self, from_particle, to_particle};
 use crate::sandbox::store::{self, Change, Digest, Record};
@@ -43,10 +44,12 @@ pub fn handle(sandbox: &Sandbox, msg: &Message, received: std::time::Instant) ->
         return reply;
     }
     let Some(digest) = msg.field(FIELD_DIGEST) else {
-        // Scan or query: an empty stream.
-        let mut reply = error(OK);
-        reply.header.info3 = INFO3_LAST;
-        return reply;
+        // Scans and queries stream through the query path; one that ends
+        // up here is not served.
+        tracing::warn!(
+            "refused with result 16 (not served by the sandbox): a query outside the query path"
+        );
+        return error(UNSUPPORTED);
     };
     let Ok(digest) = Digest::try_from(digest) else {
         return error(PARAMETER);
@@ -77,6 +80,7 @@ pub fn handle(sandbox: &Sandbox, msg: &Message, received: std::time::Instant) ->
         digest,
         set,
         key,
+        filter: RecordFilter::from_field(msg.field(FIELD_FILTER_EXP)),
     };
 
     let udf_fields = [FIELD_UDF_PACKAGE, FIELD_UDF_FUNCTION, FIELD_UDF_ARGLIST];
@@ -94,6 +98,30 @@ struct Target<'a> {
     digest: Digest,
     set: Option<String>,
     key: Option<Value>,
+    /// Field 43: looked at only when the record exists.
+    filter: RecordFilter,
+}
+
+impl Target<'_> {
+    /// The reply instead of the command when the filter stops it: 27 with
+    /// the record's generation, or the code of a filter that cannot be used.
+    fn filtered(&self, record: &Record) -> Option<Message> {
+        let subject = Subject {
+            ns: self.ns,
+            digest: &self.digest,
+            record,
+        };
+        match self.filter.check(&subject) {
+            Ok(()) => None,
+            Err(FILTERED_OUT) => Some(Message::reply(
+                FILTERED_OUT,
+                u32::from(record.generation),
+                record.void_time,
+                Vec::new(),
+            )),
+            Err(code) => Some(error(code)),
+        }
+    }
 }
 
 fn bin_op(op: u8, name: &str, value: &Value) -> Op {
@@ -111,6 +139,9 @@ fn read(sandbox: &Sandbox, msg: &Message, target: &Target) -> Message {
     let Some(record) = sandbox.store().get(target.ns, &target.digest) else {
         return error(NOT_FOUND);
     };
+    if let Some(reply) = target.filtered(&record) {
+        return reply;
+    }
     let mut ops = Vec::new();
     if h.info1 & INFO1_NOBINDATA == 0 {
         if h.info1 & INFO1_GET_ALL != 0 {
@@ -158,6 +189,9 @@ fn write(sandbox: &Sandbox, msg: &Message, target: Target) -> Message {
     let outcome = sandbox
         .store()
         .modify(target.ns, &target.digest, |current| {
+            if let Some(reply) = current.and_then(|r| target.filtered(r)) {
+                return (Change::Keep, reply);
+            }
             match plan_write(&h, &msg.ops, current, &target, now) {
                 Ok((change, reply)) => (change, reply),
                 Err(code) => (Change::Keep, error(code)),
@@ -352,6 +386,7 @@ fn apply(
         timeout_ms: h.transaction_ttl,
         received,
         ttl: h.record_ttl,
+        filter: target.filter,
     });
     let (generation, void_time) = (u32::from(outcome.generation), outcome.void_time);
     match outcome.result {
@@ -389,6 +424,7 @@ mod tests {
             digest: [0; 20],
             set: Some("demo".into()),
             key: None,
+            filter: RecordFilter::none(),
         }
     }
 

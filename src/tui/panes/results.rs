@@ -9,7 +9,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use crate::client::{Failure, Outcome, RecordView};
+use crate::client::{ApplyCall, Failure, Outcome, RecordView};
 use crate::tui::action::Tag;
 use crate::tui::literal;
 use crate::tui::theme::Theme;
@@ -71,6 +71,10 @@ pub struct CallEntry {
     pub state: CallState,
     pub expanded: bool,
     pub batch: Option<Batch>,
+    /// The call itself, to save it as a test step.
+    pub call: Option<ApplyCall>,
+    /// Marked to go into the next test file.
+    pub marked: bool,
 }
 
 impl CallEntry {
@@ -230,6 +234,8 @@ impl Results {
             state: CallState::InFlight,
             expanded: false,
             batch,
+            call: None,
+            marked: false,
         });
         self.selected = self.entries.len() - 1;
     }
@@ -373,8 +379,12 @@ impl Results {
             } else {
                 Style::default()
             };
+            let mark = if entry.marked { "▸" } else { "#" };
             lines.push(Line::from(vec![
-                Span::styled(format!("#{} {} ", entry.number, entry.label), label_style),
+                Span::styled(
+                    format!("{mark}{} {} ", entry.number, entry.label),
+                    label_style,
+                ),
                 status,
             ]));
             if let Some(batch) = &entry.batch {

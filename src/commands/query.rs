@@ -1,0 +1,303 @@
+//! The query path from the command line: `query`, `aggregate`, `execute`,
+//! `jobs` and `index`. Records and values print as they arrive.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use aerospike::Value;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::{Headless, fail, millis, record::record_json, udf::unexpected};
+use crate::client::{Failure, IndexInfo, IndexSpec, JobInfo, Outcome, Request, StreamItem, Timing};
+use crate::value;
+
+/// How often a waiting `execute` asks for the job's progress.
+const PROGRESS_POLL: Duration = Duration::from_millis(100);
+
+/// Runs a streaming request, handing each item to `each` as it arrives.
+async fn stream(
+    session: &Headless,
+    request: Request,
+    mut each: impl FnMut(StreamItem),
+) -> (Result<Outcome, Failure>, Timing) {
+    let (items, mut rx) = mpsc::unbounded_channel();
+    let call = session.handle.call_streaming(request, items);
+    let print = async {
+        while let Some(item) = rx.recv().await {
+            each(item);
+        }
+    };
+    let (answer, ()) = tokio::join!(call, print);
+    answer
+}
+
+fn summary(session: &Headless, outcome: Result<Outcome, Failure>, noun: &str) -> ExitCode {
+    match outcome {
+        Ok(Outcome::Streamed { count, elapsed }) => {
+            if session.json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "count": count, "elapsed_ms": elapsed.as_secs_f64() * 1000.0})
+                );
+            } else {
+                eprintln!("({count} {noun} in {})", millis(elapsed));
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(other) => unexpected(other),
+        Err(f) => fail(session.json, &f),
+    }
+}
+
+fn key_text(key: &Option<Value>, digest: &[u8; 20]) -> String {
+    match key {
+        Some(key) => value::print(key),
+        None => format!("digest {}", hex::encode(digest)),
+    }
+}
+
+/// `asudf query`: one record per line (JSON lines with `--json`), then a summary.
+pub async fn query(session: &mut Headless, request: Request) -> ExitCode {
+    let json = session.json;
+    let (outcome, _) = stream(session, request, |item| {
+        let StreamItem::Record { key, digest, view } = item else {
+            return;
+        };
+        if json {
+            let mut line = record_json(&view);
+            line["key"] = key.as_ref().map_or(json!(null), value::to_typed_json);
+            line["digest"] = json!(hex::encode(digest));
+            println!("{line}");
+        } else {
+            let bins: Vec<String> = view
+                .bins
+                .iter()
+                .map(|(n, v)| format!("{n}: {}", value::print(v)))
+                .collect();
+            let ttl = view
+                .ttl
+                .map_or("never expires".into(), |s| format!("ttl {s} s"));
+            println!(
+                "{}  {{{}}}  (gen {}, {ttl})",
+                key_text(&key, &digest),
+                bins.join(", "),
+                view.generation
+            );
+        }
+    })
+    .await;
+    summary(session, outcome, "records")
+}
+
+/// `asudf aggregate`: the stream's values, one per line; with `--json` one
+/// object holding them all.
+pub async fn aggregate(session: &mut Headless, request: Request) -> ExitCode {
+    let json = session.json;
+    let mut values = Vec::new();
+    let (outcome, _) = stream(session, request, |item| {
+        if let StreamItem::Value(v) = item {
+            if !json {
+                println!("{}", value::print(&v));
+            }
+            values.push(v);
+        }
+    })
+    .await;
+    match outcome {
+        Ok(Outcome::Streamed { count, elapsed }) if json => {
+            println!(
+                "{}",
+                json!({
+                    "ok": true,
+                    "results": values.iter().map(value::to_plain_json).collect::<Vec<_>>(),
+                    "values": values.iter().map(value::to_typed_json).collect::<Vec<_>>(),
+                    "count": count,
+                    "elapsed_ms": elapsed.as_secs_f64() * 1000.0,
+                })
+            );
+            ExitCode::SUCCESS
+        }
+        other => summary(session, other, "values"),
+    }
+}
+
+fn job_json(job: &JobInfo) -> serde_json::Value {
+    let fields: serde_json::Map<_, _> = job
+        .fields
+        .iter()
+        .map(|(n, v)| (n.clone(), json!(v)))
+        .collect();
+    json!({
+        "id": job.id(), "status": job.status(), "percent": job.percent(),
+        "succeeded": job.succeeded(), "failed": job.failed(), "filtered": job.filtered(),
+        "fields": fields,
+    })
+}
+
+fn job_line(job: &JobInfo) -> String {
+    format!(
+        "{}  {}  {:.2}%  succeeded {}  failed {}  filtered {}",
+        job.id(),
+        job.status(),
+        job.percent(),
+        job.succeeded(),
+        job.failed(),
+        job.filtered()
+    )
+}
+
+async fn job_info(session: &Headless, id: u64) -> Result<JobInfo, Failure> {
+    match session
+        .handle
+        .call(Request::Jobs { id: Some(id) })
+        .await
+        .0?
+    {
+        Outcome::Jobs(mut jobs) if !jobs.is_empty() => Ok(jobs.remove(0)),
+        _ => Err(Failure::connection(format!("job {id} is not listed"))),
+    }
+}
+
+/// `asudf execute`: starts the job and, unless `no_wait`, shows its
+/// progress until it ends.
+pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) -> ExitCode {
+    let id = match session.handle.call(request).await.0 {
+        Ok(Outcome::JobStarted { id }) => id,
+        Ok(other) => return unexpected(other),
+        Err(f) => return fail(session.json, &f),
+    };
+    if no_wait {
+        if session.json {
+            println!("{}", json!({"ok": true, "job": id}));
+        } else {
+            println!("{id}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let started = Instant::now();
+    let bar = ProgressBar::new(10_000);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {percent:>3}%  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    if session.json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let job = loop {
+        let job = match job_info(session, id).await {
+            Ok(job) => job,
+            Err(f) => {
+                bar.abandon();
+                return fail(session.json, &f);
+            }
+        };
+        let done = job.succeeded() + job.failed();
+        let secs = started.elapsed().as_secs_f64();
+        let rate = done as f64 / secs.max(1e-3);
+        let percent = job.percent();
+        let eta = if percent > 0.0 && percent < 100.0 {
+            format!("  eta {:.0} s", secs * (100.0 - percent) / percent)
+        } else {
+            String::new()
+        };
+        bar.set_position((percent * 100.0) as u64);
+        bar.set_message(format!("{done} records  {rate:.0}/s{eta}"));
+        if job.is_done() {
+            break job;
+        }
+        tokio::time::sleep(PROGRESS_POLL).await;
+    };
+    bar.finish_and_clear();
+    if session.json {
+        let mut out = job_json(&job);
+        out["ok"] = json!(true);
+        out["job"] = json!(id);
+        println!("{out}");
+    } else {
+        println!("{}", job_line(&job));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `asudf jobs [ls | show ID | abort ID]`.
+pub async fn jobs(session: &mut Headless, request: Request) -> ExitCode {
+    match session.handle.call(request).await.0 {
+        Ok(Outcome::Jobs(jobs)) => {
+            if session.json {
+                let list: Vec<_> = jobs.iter().map(job_json).collect();
+                println!("{}", json!({"ok": true, "jobs": list}));
+            } else {
+                for job in &jobs {
+                    println!("{}", job_line(job));
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Info(_)) => {
+            if session.json {
+                println!("{}", json!({"ok": true}));
+            } else {
+                println!("aborted");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(other) => unexpected(other),
+        Err(f) => fail(session.json, &f),
+    }
+}
+
+fn index_json(ix: &IndexInfo) -> serde_json::Value {
+    json!({
+        "ns": ix.ns, "name": ix.name, "set": ix.set, "bin": ix.bin,
+        "type": ix.kind, "collection": ix.collection, "state": ix.state,
+    })
+}
+
+/// `asudf index create|ls|rm`.
+pub async fn index(session: &mut Headless, request: Request) -> ExitCode {
+    match session.handle.call(request).await.0 {
+        Ok(Outcome::IndexCreated { name }) | Ok(Outcome::IndexDropped { name }) => {
+            if session.json {
+                println!("{}", json!({"ok": true, "name": name}));
+            } else {
+                println!("{name}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::Indexes(list)) => {
+            if session.json {
+                let list: Vec<_> = list.iter().map(index_json).collect();
+                println!("{}", json!({"ok": true, "indexes": list}));
+            } else {
+                for ix in &list {
+                    let set = ix.set.as_deref().map_or(String::new(), |s| format!(".{s}"));
+                    println!(
+                        "{}  {}{set}  {} {} {}  {}",
+                        ix.name, ix.ns, ix.bin, ix.kind, ix.collection, ix.state
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(other) => unexpected(other),
+        Err(f) => fail(session.json, &f),
+    }
+}
+
+/// The default index name: `NS_SET_BIN`, with the collection when there is one.
+pub fn default_index_name(spec: &IndexSpec, collection: Option<&str>) -> String {
+    let mut name = spec.ns.clone();
+    if let Some(set) = &spec.set {
+        name.push('_');
+        name.push_str(set);
+    }
+    name.push('_');
+    name.push_str(&spec.bin);
+    if let Some(c) = collection {
+        name.push('_');
+        name.push_str(c);
+    }
+    name
+}

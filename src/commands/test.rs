@@ -1,0 +1,158 @@
+//! `asudf test [PATH…]`: runs scenario files and reports them.
+//!
+//! Exit codes: 0 every step passed, 4 a step failed, 3 the cluster did not
+//! answer, 2 a file could not be read (with its line and column).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{EXIT_CONNECTION, EXIT_OK, EXIT_SERVER, EXIT_USAGE};
+use crate::cli::TestArgs;
+use crate::client::Target;
+use crate::testing::{self, FileReport, Mode, format, report, runner, update};
+
+fn usage(json: bool, message: &str) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": false, "error": {"code": 4, "message": message}})
+        );
+    } else {
+        eprintln!("{message}");
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// A short id unique to this run, for the sets it uses on a cluster.
+fn run_id() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("t{:x}{secs:x}", std::process::id())
+}
+
+pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let files = match testing::discover(&paths) {
+        Ok(files) if files.is_empty() => {
+            return usage(json, &format!("no *{} files found", testing::SUFFIX));
+        }
+        Ok(files) => files,
+        Err(message) => return usage(json, &message),
+    };
+    let cluster = match target {
+        Target::Sandbox { .. } if args.register => {
+            return usage(
+                json,
+                "--register is for runs against a cluster (-h HOST); on the sandbox every file registers its modules",
+            );
+        }
+        Target::Sandbox { .. } => None,
+        target @ Target::Cluster { .. } => match runner::connect(target).await {
+            Ok(handle) => Some((
+                handle,
+                Mode::Cluster {
+                    run_id: run_id(),
+                    register: args.register,
+                },
+            )),
+            Err(reason) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": false, "error": {"code": -10, "message": reason}})
+                    );
+                } else {
+                    eprintln!("{reason}");
+                }
+                return ExitCode::from(EXIT_CONNECTION);
+            }
+        },
+    };
+
+    // Bad files are reported in place; the others run.
+    let mut slots: Vec<Option<FileReport>> = Vec::new();
+    let mut scenarios = Vec::new();
+    for file in &files {
+        match format::load(file) {
+            Ok(s) => {
+                scenarios.push(s);
+                slots.push(None);
+            }
+            Err(e) => slots.push(Some(FileReport {
+                path: file.clone(),
+                bad_file: Some(e),
+                ..FileReport::default()
+            })),
+        }
+    }
+    let run_id = cluster.as_ref().and_then(|(_, mode)| match mode {
+        Mode::Cluster { run_id, .. } => Some(run_id.clone()),
+        Mode::Sandbox => None,
+    });
+    if let (Some(id), false) = (&run_id, json) {
+        eprintln!("on the cluster, this run's sets end in -{id}");
+    }
+    let kept = scenarios.clone();
+    let mut ran = testing::run_files(scenarios, cluster).await.into_iter();
+    let reports: Vec<FileReport> = slots
+        .into_iter()
+        .map(|slot| slot.or_else(|| ran.next()).unwrap_or_default())
+        .collect();
+
+    if args.update {
+        for (scenario, report) in kept
+            .iter()
+            .zip(reports.iter().filter(|r| r.bad_file.is_none()))
+        {
+            if let Err(e) = rewrite(scenario, report) {
+                eprintln!("{}: not updated: {e}", report.path.display());
+            } else if report.failed() > 0 && !json {
+                eprintln!("updated {}", report.path.display());
+            }
+        }
+    }
+
+    if json {
+        let mut out = report::json(&reports);
+        if let Some(id) = run_id {
+            out["run_id"] = serde_json::json!(id);
+        }
+        println!("{out}");
+    } else {
+        for r in &reports {
+            print!("{}", report::file_text(r));
+        }
+        println!("{}", report::summary(&reports));
+    }
+    if let Some(path) = &args.junit
+        && let Err(e) = std::fs::write(path, report::junit(&reports))
+    {
+        eprintln!("cannot write {}: {e}", path.display());
+        return ExitCode::from(EXIT_USAGE);
+    }
+
+    let code = if reports.iter().any(|r| r.bad_file.is_some()) {
+        EXIT_USAGE
+    } else if reports.iter().any(|r| r.connection.is_some()) {
+        EXIT_CONNECTION
+    } else if report::totals(&reports).1 > 0 {
+        EXIT_SERVER
+    } else {
+        EXIT_OK
+    };
+    ExitCode::from(code)
+}
+
+fn rewrite(scenario: &testing::Scenario, report: &FileReport) -> Result<(), String> {
+    let text = std::fs::read_to_string(&scenario.path).map_err(|e| e.to_string())?;
+    if let Some(new) = update::rewrite(&text, scenario, report)? {
+        std::fs::write(&scenario.path, new).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

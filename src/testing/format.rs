@@ -1,0 +1,732 @@
+//! The scenario file (`*.udftest.toml`): read into a [`Scenario`], with the
+//! line and column of anything wrong.
+//!
+//! Keys are read like the command line's (a bare word is a string); every
+//! other value (arguments, expected results, bins) is a literal of
+//! [`crate::value`], kept in a TOML string.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use aerospike::Value;
+use toml_edit::{Document, Item, Table, TableLike};
+
+use crate::cli::{Call, NsSet};
+use crate::client::RecordKey;
+use crate::value;
+
+/// The suffix that marks a scenario file.
+pub const SUFFIX: &str = ".udftest.toml";
+
+/// A place in a file, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Pos {
+    /// The line and column of byte `offset` in `text`.
+    pub fn at(text: &str, offset: usize) -> Pos {
+        let offset = offset.min(text.len());
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Pos {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+        }
+    }
+}
+
+/// A file that cannot be run: where and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileError {
+    pub path: PathBuf,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.pos.line,
+            self.pos.column,
+            self.message
+        )
+    }
+}
+
+/// Where a module's source came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Origin {
+    File(PathBuf),
+    Inline,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Module {
+    /// The registered name, `counter.lua`.
+    pub name: String,
+    pub source: String,
+    pub origin: Origin,
+    pub pos: Pos,
+}
+
+/// A record written before the steps run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seed {
+    pub key: RecordKey,
+    pub bins: Vec<(String, Value)>,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Apply {
+        key: RecordKey,
+        call: Call,
+        args: Vec<Value>,
+    },
+    Get {
+        key: RecordKey,
+    },
+    Put {
+        key: RecordKey,
+        bins: Vec<(String, Value)>,
+    },
+    Remove {
+        key: RecordKey,
+    },
+}
+
+impl Action {
+    pub fn key(&self) -> &RecordKey {
+        match self {
+            Action::Apply { key, .. }
+            | Action::Get { key }
+            | Action::Put { key, .. }
+            | Action::Remove { key } => key,
+        }
+    }
+
+    /// One line saying what the step does, in the console's words.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Apply { key, call, args } => format!(
+                "{}.{}({}) @ {}",
+                call.module,
+                call.function,
+                args.iter().map(value::print).collect::<Vec<_>>().join(", "),
+                value::print(&key.key)
+            ),
+            Action::Get { key } => format!("get {}", value::print(&key.key)),
+            Action::Put { key, .. } => format!("put {}", value::print(&key.key)),
+            Action::Remove { key } => format!("remove {}", value::print(&key.key)),
+        }
+    }
+}
+
+/// How an error message is matched.
+#[derive(Debug, Clone)]
+pub enum MessageMatch {
+    Exact(String),
+    Pattern(regex::Regex),
+}
+
+impl PartialEq for MessageMatch {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (MessageMatch::Exact(a), MessageMatch::Exact(b)) => a == b,
+            (MessageMatch::Pattern(a), MessageMatch::Pattern(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorExpect {
+    pub code: Option<i32>,
+    pub message: Option<MessageMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordExpect {
+    Absent,
+    Present {
+        /// `None`: the bins are not compared.
+        bins: Option<Vec<(String, Value)>>,
+        generation: Option<u32>,
+        /// `Some(None)`: never expires.
+        ttl: Option<Option<u32>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Expect {
+    pub value: Option<Value>,
+    pub error: Option<ErrorExpect>,
+    pub record: Option<RecordExpect>,
+    pub existed: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Index in the file's `[[step]]` array.
+    pub index: usize,
+    pub name: Option<String>,
+    pub pos: Pos,
+    pub action: Action,
+    pub expect: Expect,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub path: PathBuf,
+    pub modules: Vec<Module>,
+    pub records: Vec<Seed>,
+    pub steps: Vec<Step>,
+}
+
+/// Reads and checks a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| FileError {
+        path: path.to_path_buf(),
+        pos: Pos { line: 1, column: 1 },
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses a scenario; module paths are relative to `path`'s folder.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, FileError> {
+    Reader { path, text }.scenario()
+}
+
+/// A table and where it starts.
+type Spanned<'t> = (&'t dyn TableLike, Option<Range<usize>>);
+
+struct Reader<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+const TOP_KEYS: [&str; 4] = ["ns", "modules", "record", "step"];
+const STEP_KEYS: [&str; 12] = [
+    "name", "ns", "apply", "get", "put", "remove", "key", "args", "bins", "expect", "error",
+    "record",
+];
+
+impl Reader<'_> {
+    fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> FileError {
+        FileError {
+            path: self.path.to_path_buf(),
+            pos: Pos::at(self.text, span.map_or(0, |s| s.start)),
+            message: message.into(),
+        }
+    }
+
+    fn scenario(&self) -> Result<Scenario, FileError> {
+        let doc = Document::parse(self.text).map_err(|e| self.error(e.span(), e.message()))?;
+        let root = doc.as_table();
+        self.known_keys(root, &TOP_KEYS, "at the top")?;
+        let ns = match root.get("ns") {
+            Some(item) => self.ns(item)?,
+            None => NsSet::parse("test").expect("a valid namespace"),
+        };
+        let modules = match root.get("modules") {
+            Some(item) => self.modules(item)?,
+            None => Vec::new(),
+        };
+        let mut records = Vec::new();
+        for (table, span) in self.tables(root, "record")? {
+            self.known_keys(table, &["ns", "key", "bins"], "in a [[record]]")?;
+            let ns = self.ns_or(table, &ns)?;
+            records.push(Seed {
+                key: self.key(table, "key", &ns)?,
+                bins: self.bins(table, true)?,
+                pos: self.pos(span),
+            });
+        }
+        let mut steps = Vec::new();
+        for (index, (table, span)) in self.tables(root, "step")?.into_iter().enumerate() {
+            steps.push(self.step(index, table, span, &ns)?);
+        }
+        if steps.is_empty() {
+            return Err(self.error(None, "no [[step]] in the file"));
+        }
+        Ok(Scenario {
+            path: self.path.to_path_buf(),
+            modules,
+            records,
+            steps,
+        })
+    }
+
+    fn pos(&self, span: Option<Range<usize>>) -> Pos {
+        Pos::at(self.text, span.map_or(0, |s| s.start))
+    }
+
+    fn known_keys(&self, table: &dyn TableLike, known: &[&str], at: &str) -> Result<(), FileError> {
+        for (name, _) in table.iter() {
+            if !known.contains(&name) {
+                let span = table.key(name).and_then(|k| k.span());
+                return Err(self.error(
+                    span,
+                    format!("unknown key '{name}' {at} (known: {})", known.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The tables of an array of tables (`[[step]]`), with their spans.
+    fn tables<'t>(&self, root: &'t Table, name: &str) -> Result<Vec<Spanned<'t>>, FileError> {
+        match root.get(name) {
+            None => Ok(Vec::new()),
+            Some(Item::ArrayOfTables(array)) => Ok(array
+                .iter()
+                .map(|t| (t as &dyn TableLike, t.span()))
+                .collect()),
+            Some(item) => Err(self.error(
+                item.span(),
+                format!("'{name}' is a list of tables: write [[{name}]]"),
+            )),
+        }
+    }
+
+    fn string<'i>(&self, item: &'i Item, what: &str) -> Result<&'i str, FileError> {
+        item.as_str()
+            .ok_or_else(|| self.error(item.span(), format!("{what} must be a string")))
+    }
+
+    fn ns(&self, item: &Item) -> Result<NsSet, FileError> {
+        let text = self.string(item, "ns")?;
+        NsSet::parse(text).map_err(|e| self.error(item.span(), e))
+    }
+
+    fn ns_or(&self, table: &dyn TableLike, default: &NsSet) -> Result<NsSet, FileError> {
+        match table.get("ns") {
+            Some(item) => self.ns(item),
+            None => Ok(default.clone()),
+        }
+    }
+
+    /// A literal in a TOML string; an error points at its column.
+    fn literal(&self, item: &Item, what: &str) -> Result<Value, FileError> {
+        let text = self.string(item, what)?;
+        value::parse(text).map_err(|e| self.literal_error(item, what, &e, 0))
+    }
+
+    fn literal_error(
+        &self,
+        item: &Item,
+        what: &str,
+        e: &value::ParseError,
+        shift: usize,
+    ) -> FileError {
+        let start = item.span().map_or(0, |s| s.start);
+        let mut pos = Pos::at(self.text, start);
+        if e.line == 1 {
+            // Past the opening quote; exact for strings without escapes.
+            pos.column += e.column.saturating_sub(shift);
+        }
+        FileError {
+            path: self.path.to_path_buf(),
+            pos,
+            message: format!("{what}: {}", e.message),
+        }
+    }
+
+    fn key(&self, table: &dyn TableLike, name: &str, ns: &NsSet) -> Result<RecordKey, FileError> {
+        let item = table.get(name).ok_or_else(|| {
+            self.error(
+                table_span(table),
+                format!("'{name}' is missing (the record's key)"),
+            )
+        })?;
+        let key = match item {
+            Item::Value(toml_edit::Value::Integer(i)) => Value::Int(*i.value()),
+            _ => {
+                let text = self.string(item, "a key")?;
+                value::parse_arg(text).map_err(|e| self.literal_error(item, "key", &e, 0))?
+            }
+        };
+        if !matches!(key, Value::Int(_) | Value::String(_) | Value::Blob(_)) {
+            return Err(self.error(
+                item.span(),
+                format!(
+                    "a key is an integer, a string or bytes, not {}",
+                    value::type_name(&key)
+                ),
+            ));
+        }
+        Ok(RecordKey {
+            ns: ns.namespace.clone(),
+            set: ns.set.clone(),
+            key,
+        })
+    }
+
+    fn bins(
+        &self,
+        table: &dyn TableLike,
+        required: bool,
+    ) -> Result<Vec<(String, Value)>, FileError> {
+        let Some(item) = table.get("bins") else {
+            if required {
+                return Err(self.error(table_span(table), "'bins' is missing"));
+            }
+            return Ok(Vec::new());
+        };
+        let bins = item.as_table_like().ok_or_else(|| {
+            self.error(item.span(), "bins is a table: bins = { name = \"value\" }")
+        })?;
+        let mut out = Vec::new();
+        for (name, v) in bins.iter() {
+            if name.is_empty() || name.len() > 15 {
+                let span = bins.key(name).and_then(|k| k.span());
+                return Err(self.error(span, format!("bin name '{name}' must be 1 to 15 bytes")));
+            }
+            out.push((name.to_string(), self.literal(v, &format!("bin {name}"))?));
+        }
+        Ok(out)
+    }
+
+    fn modules(&self, item: &Item) -> Result<Vec<Module>, FileError> {
+        let table = item.as_table_like().ok_or_else(|| {
+            self.error(
+                item.span(),
+                "modules is a table: [modules] name = \"path.lua\"",
+            )
+        })?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut modules = Vec::new();
+        for (name, entry) in table.iter() {
+            let pos = self.pos(table.key(name).and_then(|k| k.span()));
+            let file = crate::client::module_file(name);
+            let (source, origin) = if let Some(rel) = entry.as_str() {
+                let full = dir.join(rel);
+                let source = std::fs::read_to_string(&full).map_err(|e| {
+                    self.error(entry.span(), format!("cannot read {}: {e}", full.display()))
+                })?;
+                (source, Origin::File(full))
+            } else if let Some(inline) = entry.as_table_like() {
+                let source = inline
+                    .get("source")
+                    .and_then(|s| s.as_str())
+                    .ok_or_else(|| {
+                        self.error(entry.span(), "an inline module is { source = '''…''' }")
+                    })?;
+                (source.to_string(), Origin::Inline)
+            } else {
+                return Err(self.error(
+                    entry.span(),
+                    format!("module {name}: a path (\"{name}.lua\") or {{ source = '''…''' }}"),
+                ));
+            };
+            modules.push(Module {
+                name: file,
+                source,
+                origin,
+                pos,
+            });
+        }
+        Ok(modules)
+    }
+
+    fn step(
+        &self,
+        index: usize,
+        table: &dyn TableLike,
+        span: Option<Range<usize>>,
+        default_ns: &NsSet,
+    ) -> Result<Step, FileError> {
+        self.known_keys(table, &STEP_KEYS, "in a [[step]]")?;
+        let ns = self.ns_or(table, default_ns)?;
+        let kinds: Vec<&str> = ["apply", "get", "put", "remove"]
+            .into_iter()
+            .filter(|k| table.contains_key(k))
+            .collect();
+        let kind = match kinds.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(self.error(span, "a step needs one of apply, get, put, remove"));
+            }
+            [_, second, ..] => {
+                let span = table.key(second).and_then(|k| k.span());
+                return Err(self.error(span, "a step does one thing: apply, get, put or remove"));
+            }
+        };
+        let kind_item = table.get(kind).expect("present");
+        let action = match kind {
+            "apply" => {
+                let text = self.string(kind_item, "apply")?;
+                let call = Call::parse(text).map_err(|e| self.error(kind_item.span(), e))?;
+                let args = match table.get("args") {
+                    None => Vec::new(),
+                    Some(item) => {
+                        let text = self.string(item, "args")?;
+                        match value::parse(&format!("[{text}]")) {
+                            Ok(Value::List(list)) => list,
+                            Ok(_) => unreachable!("brackets make a list"),
+                            Err(e) => return Err(self.literal_error(item, "args", &e, 1)),
+                        }
+                    }
+                };
+                Action::Apply {
+                    key: self.key(table, "key", &ns)?,
+                    call,
+                    args,
+                }
+            }
+            "put" => Action::Put {
+                key: self.key(table, "put", &ns)?,
+                bins: self.bins(table, true)?,
+            },
+            "get" => Action::Get {
+                key: self.key(table, "get", &ns)?,
+            },
+            _ => Action::Remove {
+                key: self.key(table, "remove", &ns)?,
+            },
+        };
+        // Keys that belong to another kind of step are mistakes, not options.
+        let allowed: &[&str] = match kind {
+            "apply" => &["key", "args", "expect", "error", "record"],
+            "get" => &["record"],
+            "put" => &["bins", "record"],
+            _ => &["expect", "record"],
+        };
+        for (name, _) in table.iter() {
+            if !["name", "ns", kind].contains(&name) && !allowed.contains(&name) {
+                let span = table.key(name).and_then(|k| k.span());
+                return Err(self.error(span, format!("'{name}' does not go with {kind}")));
+            }
+        }
+        let mut expect = Expect::default();
+        if let Some(item) = table.get("expect") {
+            if kind == "remove" {
+                expect.existed = Some(item.as_bool().ok_or_else(|| {
+                    self.error(item.span(), "for remove, expect is true or false (existed)")
+                })?);
+            } else {
+                expect.value = Some(self.literal(item, "expect")?);
+            }
+        }
+        if let Some(item) = table.get("error") {
+            expect.error = Some(self.error_expect(item)?);
+        }
+        if expect.value.is_some() && expect.error.is_some() {
+            let span = table.key("error").and_then(|k| k.span());
+            return Err(self.error(span, "a step expects a value or an error, not both"));
+        }
+        if let Some(item) = table.get("record") {
+            expect.record = Some(self.record_expect(item)?);
+        }
+        if kind == "get" && expect.record.is_none() {
+            return Err(self.error(span, "a get step needs record = {…} or record = \"none\""));
+        }
+        let name = match table.get("name") {
+            Some(item) => Some(self.string(item, "name")?.to_string()),
+            None => None,
+        };
+        Ok(Step {
+            index,
+            name,
+            pos: self.pos(span),
+            action,
+            expect,
+        })
+    }
+
+    fn error_expect(&self, item: &Item) -> Result<ErrorExpect, FileError> {
+        if let Some(text) = item.as_str() {
+            return Ok(ErrorExpect {
+                code: None,
+                message: Some(MessageMatch::Exact(text.to_string())),
+            });
+        }
+        let table = item.as_table_like().ok_or_else(|| {
+            self.error(
+                item.span(),
+                "error is a message or { code = 100, message = \"…\" } (or pattern = \"regex\")",
+            )
+        })?;
+        self.known_keys(table, &["code", "message", "pattern"], "in error")?;
+        let code = match table.get("code") {
+            Some(c) => Some(
+                c.as_integer()
+                    .and_then(|c| i32::try_from(c).ok())
+                    .ok_or_else(|| self.error(c.span(), "code must be an integer"))?,
+            ),
+            None => None,
+        };
+        let message = match (table.get("message"), table.get("pattern")) {
+            (Some(_), Some(p)) => {
+                return Err(self.error(p.span(), "give message or pattern, not both"));
+            }
+            (Some(m), None) => Some(MessageMatch::Exact(self.string(m, "message")?.to_string())),
+            (None, Some(p)) => {
+                let text = self.string(p, "pattern")?;
+                let re = regex::Regex::new(text)
+                    .map_err(|e| self.error(p.span(), format!("bad pattern: {e}")))?;
+                Some(MessageMatch::Pattern(re))
+            }
+            (None, None) => None,
+        };
+        Ok(ErrorExpect { code, message })
+    }
+
+    fn record_expect(&self, item: &Item) -> Result<RecordExpect, FileError> {
+        if item.as_str() == Some("none") {
+            return Ok(RecordExpect::Absent);
+        }
+        let table = item.as_table_like().ok_or_else(|| {
+            self.error(
+                item.span(),
+                "record is \"none\" or { bins = {…}, gen = N, ttl = N or \"never\" }",
+            )
+        })?;
+        self.known_keys(table, &["bins", "gen", "ttl"], "in record")?;
+        let generation = match table.get("gen") {
+            Some(g) => Some(
+                g.as_integer()
+                    .and_then(|g| u32::try_from(g).ok())
+                    .ok_or_else(|| self.error(g.span(), "gen must be a whole number"))?,
+            ),
+            None => None,
+        };
+        let ttl = match table.get("ttl") {
+            None => None,
+            Some(t) if t.as_str() == Some("never") => Some(None),
+            Some(t) => Some(Some(
+                t.as_integer()
+                    .and_then(|t| u32::try_from(t).ok())
+                    .ok_or_else(|| self.error(t.span(), "ttl is seconds or \"never\""))?,
+            )),
+        };
+        let bins = match table.get("bins") {
+            Some(_) => Some(self.bins(table, false)?),
+            None => None,
+        };
+        Ok(RecordExpect::Present {
+            bins,
+            generation,
+            ttl,
+        })
+    }
+}
+
+/// A table's span, whether it is a `[table]` or an inline `{ … }`.
+fn table_span(table: &dyn TableLike) -> Option<Range<usize>> {
+    table
+        .iter()
+        .next()
+        .and_then(|(name, _)| table.key(name).and_then(|k| k.span()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_text(text: &str) -> Result<Scenario, FileError> {
+        parse(Path::new("t.udftest.toml"), text)
+    }
+
+    #[test]
+    fn reads_steps_with_values_in_the_literal_syntax() {
+        let s = parse_text(
+            r#"
+ns = "test.demo"
+[modules]
+m = { source = "function f(r) return 1 end" }
+
+[[record]]
+key = "k1"
+bins = { n = "5", l = "[1, 'a']" }
+
+[[step]]
+apply = "m.f"
+key = 7
+args = "'count', 5, {1: x'0a'}"
+expect = "{'a': 1.5}"
+record = { bins = { n = "6" }, gen = 2, ttl = "never" }
+
+[[step]]
+remove = "'7'"
+expect = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(s.modules[0].name, "m.lua");
+        assert_eq!(s.records[0].key.key, Value::String("k1".into()));
+        assert_eq!(s.records[0].key.set.as_deref(), Some("demo"));
+        let Action::Apply { key, call, args } = &s.steps[0].action else {
+            panic!("an apply");
+        };
+        assert_eq!(key.key, Value::Int(7));
+        assert_eq!(call.function, "f");
+        assert_eq!(
+            value::print(&Value::List(args.clone())),
+            "['count', 5, {1: x'0a'}]"
+        );
+        assert_eq!(s.steps[0].pos.line, 10);
+        assert_eq!(
+            s.steps[0].expect.record,
+            Some(RecordExpect::Present {
+                bins: Some(vec![("n".into(), Value::Int(6))]),
+                generation: Some(2),
+                ttl: Some(None)
+            })
+        );
+        assert_eq!(s.steps[1].expect.existed, Some(false));
+        assert_eq!(s.steps[1].action.key().key, Value::String("7".into()));
+    }
+
+    #[test]
+    fn errors_point_at_line_and_column() {
+        let at = |text: &str| {
+            let e = parse_text(text).unwrap_err();
+            (e.pos.line, e.pos.column, e.message)
+        };
+        // A bad literal: the column of the bad character inside the string.
+        let (line, column, message) =
+            at("[[step]]\napply = \"m.f\"\nkey = 1\nexpect = \"[1, @]\"\n");
+        assert_eq!((line, column), (4, 15), "{message}");
+        let (line, column, _) = at("[[step]]\napply = \"m.f\"\nkey = 1\nargs = \"1, @\"\n");
+        assert_eq!((line, column), (4, 12));
+        // TOML syntax.
+        let (line, _, _) = at("[[step]]\napply = \n");
+        assert_eq!(line, 2);
+        // Unknown keys, missing parts, wrong types.
+        let (line, column, message) = at("[[step]]\napply = \"m.f\"\nkey = 1\nexpct = \"1\"\n");
+        assert_eq!((line, column), (4, 1));
+        assert!(message.contains("unknown key 'expct'"), "{message}");
+        let (line, _, message) = at("x = 1\n[[step]]\nget = 1\n");
+        assert_eq!(line, 1);
+        assert!(message.contains("unknown key 'x'"));
+        let (_, _, message) = at("[[step]]\nget = 1\n");
+        assert!(message.contains("record"), "{message}");
+        let (line, _, message) = at("[[step]]\napply = \"m.f\"\nkey = \"[1]\"\n");
+        assert_eq!(line, 3);
+        assert!(message.contains("not a list"), "{message}");
+        let (_, _, message) = at("[[step]]\napply = \"nodot\"\nkey = 1\n");
+        assert!(
+            message.contains("MODULE.FUNCTION") || message.contains("."),
+            "{message}"
+        );
+        let (_, _, message) = at("ns = \"test\"\n");
+        assert!(message.contains("no [[step]]"));
+        let (line, _, message) =
+            at("[modules]\nm = \"missing.lua\"\n[[step]]\nget = 1\nrecord = \"none\"\n");
+        assert_eq!(line, 2);
+        assert!(message.contains("cannot read"), "{message}");
+        let (line, _, message) =
+            at("[[step]]\napply = \"m.f\"\nkey = 1\nerror = { pattern = \"(\" }\n");
+        assert_eq!(line, 4);
+        assert!(message.contains("bad pattern"));
+    }
+}

@@ -1,0 +1,278 @@
+//! A run's reports as text for people, JSON for scripts, JUnit XML for CI.
+
+use std::fmt::Write as _;
+
+use quick_xml::escape::{escape, partial_escape};
+use serde_json::{Value as Json, json};
+
+use super::runner::{FileReport, Problem, StepReport};
+
+/// Totals over every file: (passed, failed).
+pub fn totals(files: &[FileReport]) -> (usize, usize) {
+    files
+        .iter()
+        .fold((0, 0), |(p, f), r| (p + r.passed(), f + r.failed()))
+}
+
+/// The closing line.
+pub fn summary(files: &[FileReport]) -> String {
+    let (passed, failed) = totals(files);
+    let mut line = format!("{passed} passed, {failed} failed");
+    let bad = files
+        .iter()
+        .filter(|f| f.bad_file.is_some() || f.connection.is_some())
+        .count();
+    if bad > 0 {
+        let _ = write!(line, ", {bad} file(s) not run");
+    }
+    line
+}
+
+/// Where `actual` stops matching `expected`: carets under the differing part.
+pub fn mark_difference(expected: &str, actual: &str) -> String {
+    let e: Vec<char> = expected.chars().collect();
+    let a: Vec<char> = actual.chars().collect();
+    let prefix = e.iter().zip(&a).take_while(|(x, y)| x == y).count();
+    let max_suffix = e.len().min(a.len()) - prefix;
+    let suffix = e
+        .iter()
+        .rev()
+        .zip(a.iter().rev())
+        .take(max_suffix)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let width = (a.len() - prefix - suffix).max(1);
+    format!("{}{}", " ".repeat(prefix), "^".repeat(width))
+}
+
+fn problem_text(p: &Problem, out: &mut String) {
+    let _ = writeln!(out, "    {}", p.what);
+    match (&p.expected, &p.actual) {
+        (Some(e), Some(a)) => {
+            let _ = writeln!(out, "      expected: {e}");
+            let _ = writeln!(out, "      actual:   {a}");
+            if p.mark {
+                let _ = writeln!(out, "                {}", mark_difference(e, a));
+            }
+        }
+        (Some(e), None) => {
+            let _ = writeln!(out, "      expected: {e}");
+        }
+        _ => {}
+    }
+    if let Some((module, line, text)) = &p.at {
+        let _ = writeln!(out, "      at {module}:{line}");
+        if let Some(text) = text {
+            let _ = writeln!(out, "      {line:>5} | {text}");
+        }
+    }
+}
+
+fn step_text(step: &StepReport, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "  step {} (line {}): {}",
+        step.index + 1,
+        step.line,
+        step.title
+    );
+    for p in &step.problems {
+        problem_text(p, out);
+    }
+    for log in &step.logs {
+        let _ = writeln!(out, "    log [{}] {}", log.level, log.text);
+    }
+}
+
+/// The report of one file: a line when it passed, the details when not.
+pub fn file_text(file: &FileReport) -> String {
+    let mut out = String::new();
+    let name = file.path.display();
+    if let Some(e) = &file.bad_file {
+        let _ = writeln!(out, "ERROR {e}");
+        return out;
+    }
+    if let Some(reason) = &file.connection {
+        let _ = writeln!(out, "ERROR {name}: connection: {reason}");
+    }
+    if file.failed() == 0 && file.connection.is_none() {
+        let _ = writeln!(
+            out,
+            "ok    {name} ({} steps, {:.1} ms)",
+            file.steps.len(),
+            file.elapsed.as_secs_f64() * 1000.0
+        );
+        return out;
+    }
+    if file.failed() > 0 {
+        let _ = writeln!(out, "FAIL  {name}");
+    }
+    if !file.setup.is_empty() {
+        let _ = writeln!(out, "  setup (no step ran)");
+        for p in &file.setup {
+            problem_text(p, &mut out);
+        }
+    }
+    for step in file.steps.iter().filter(|s| !s.passed()) {
+        step_text(step, &mut out);
+    }
+    out
+}
+
+fn problem_json(p: &Problem) -> Json {
+    let mut j = json!({"what": p.what});
+    if let Some(e) = &p.expected {
+        j["expected"] = json!(e);
+    }
+    if let Some(a) = &p.actual {
+        j["actual"] = json!(a);
+    }
+    if let Some((module, line, _)) = &p.at {
+        j["module"] = json!(module);
+        j["line"] = json!(line);
+    }
+    j
+}
+
+/// The whole run as one JSON object.
+pub fn json(files: &[FileReport]) -> Json {
+    let (passed, failed) = totals(files);
+    let files: Vec<Json> = files
+        .iter()
+        .map(|f| {
+            let steps: Vec<Json> = f
+                .steps
+                .iter()
+                .map(|s| {
+                    let logs: Vec<Json> = s
+                        .logs
+                        .iter()
+                        .map(|l| json!({"level": l.level, "text": l.text}))
+                        .collect();
+                    json!({
+                        "step": s.index + 1,
+                        "line": s.line,
+                        "title": s.title,
+                        "ok": s.passed(),
+                        "problems": s.problems.iter().map(problem_json).collect::<Vec<_>>(),
+                        "logs": logs,
+                        "ms": s.elapsed.as_secs_f64() * 1000.0,
+                    })
+                })
+                .collect();
+            let mut j = json!({
+                "file": f.path.display().to_string(),
+                "passed": f.passed(),
+                "failed": f.failed(),
+                "setup": f.setup.iter().map(problem_json).collect::<Vec<_>>(),
+                "steps": steps,
+                "ms": f.elapsed.as_secs_f64() * 1000.0,
+            });
+            if let Some(e) = &f.bad_file {
+                j["error"] =
+                    json!({"line": e.pos.line, "column": e.pos.column, "message": e.message});
+            }
+            if let Some(reason) = &f.connection {
+                j["connection_error"] = json!(reason);
+            }
+            j
+        })
+        .collect();
+    json!({"ok": failed == 0, "passed": passed, "failed": failed, "files": files})
+}
+
+fn problems_body(problems: &[Problem], logs: &[crate::client::UdfLog]) -> String {
+    let mut out = String::new();
+    for p in problems {
+        problem_text(p, &mut out);
+    }
+    for log in logs {
+        let _ = writeln!(out, "    log [{}] {}", log.level, log.text);
+    }
+    out
+}
+
+fn testcase(out: &mut String, class: &str, name: &str, secs: f64, failure: Option<(&str, String)>) {
+    let _ = write!(
+        out,
+        "    <testcase classname=\"{}\" name=\"{}\" time=\"{secs:.6}\"",
+        escape(class),
+        escape(name)
+    );
+    match failure {
+        None => out.push_str("/>\n"),
+        Some((message, body)) => {
+            let _ = write!(
+                out,
+                ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                escape(message),
+                partial_escape(&body)
+            );
+        }
+    }
+}
+
+/// JUnit XML: a suite per file, a case per step (and one for a failed setup).
+pub fn junit(files: &[FileReport]) -> String {
+    let (passed, failed) = totals(files);
+    let broken = files
+        .iter()
+        .filter(|f| f.bad_file.is_some() || f.connection.is_some())
+        .count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"asudf test\" tests=\"{}\" failures=\"{failed}\" errors=\"{broken}\">",
+        passed + failed + broken
+    );
+    for f in files {
+        let class = f.path.display().to_string();
+        let errors = usize::from(f.bad_file.is_some() || f.connection.is_some());
+        let _ = writeln!(
+            out,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\" time=\"{:.6}\">",
+            escape(&class),
+            f.passed() + f.failed() + errors,
+            f.failed(),
+            f.elapsed.as_secs_f64()
+        );
+        // A file that did not run is one case, in error.
+        let error = f.bad_file.as_ref().map(|e| e.to_string());
+        if let Some(message) = error.or_else(|| f.connection.clone()) {
+            let _ = writeln!(
+                out,
+                "    <testcase classname=\"{}\" name=\"file\" time=\"0\">\n      <error message=\"{}\"/>\n    </testcase>",
+                escape(&class),
+                escape(message)
+            );
+        }
+        if !f.setup.is_empty() {
+            let body = problems_body(&f.setup, &[]);
+            testcase(&mut out, &class, "setup", 0.0, Some(("setup failed", body)));
+        }
+        for s in &f.steps {
+            let name = format!("step {} (line {}): {}", s.index + 1, s.line, s.title);
+            let failure = (!s.passed()).then(|| {
+                let message = s.problems.first().map_or("failed", |p| p.what.as_str());
+                (message, problems_body(&s.problems, &s.logs))
+            });
+            testcase(&mut out, &class, &name, s.elapsed.as_secs_f64(), failure);
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_the_differing_part() {
+        assert_eq!(mark_difference("[1, 2, 3]", "[1, 5, 3]"), "    ^");
+        assert_eq!(mark_difference("8", "13"), "^^");
+        assert_eq!(mark_difference("'ab'", "'abc'"), "   ^");
+        assert_eq!(mark_difference("{'a': 1}", "nil"), "^^^");
+    }
+}

@@ -1,0 +1,188 @@
+//! `--update`: rewrites the expectations of failing steps from what came
+//! back, editing the TOML in place so comments and layout stay.
+
+use aerospike::Value;
+use toml_edit::{DocumentMut, InlineTable, Item, Table, Value as Toml};
+
+use super::format::{MessageMatch, Scenario};
+use super::runner::{FileReport, Observed};
+use crate::client::RecordView;
+use crate::value;
+
+/// The file's text with every failing step's expectations set to what it
+/// got. `None` when nothing changes.
+pub fn rewrite(
+    text: &str,
+    scenario: &Scenario,
+    report: &FileReport,
+) -> Result<Option<String>, String> {
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| e.to_string())?;
+    let mut changed = false;
+    let Some(steps) = doc.get_mut("step").and_then(Item::as_array_of_tables_mut) else {
+        return Ok(None);
+    };
+    for step_report in report.steps.iter().filter(|s| !s.passed()) {
+        let (Some(table), Some(step)) = (
+            steps.get_mut(step_report.index),
+            scenario.steps.get(step_report.index),
+        ) else {
+            continue;
+        };
+        changed |= update_step(table, &step_report.observed, step);
+    }
+    Ok(changed.then(|| doc.to_string()))
+}
+
+/// Replaces a key's value, keeping the old value's comments and spacing.
+fn set(table: &mut Table, key: &str, mut new: Toml) {
+    match table.get_mut(key) {
+        // In place: `insert` would drop the key's own comments.
+        Some(item) => {
+            if let Some(old) = item.as_value() {
+                *new.decor_mut() = old.decor().clone();
+            }
+            *item = Item::Value(new);
+        }
+        None => {
+            table.insert(key, Item::Value(new));
+        }
+    }
+}
+
+fn update_step(table: &mut Table, observed: &Observed, step: &super::format::Step) -> bool {
+    let mut changed = false;
+    // A value is written where the step expected one (or an error instead);
+    // a step that only checks the record keeps checking only that.
+    let expected_answer = step.expect.value.is_some() || step.expect.error.is_some();
+    if let (Some(v), true) = (&observed.value, expected_answer) {
+        set(table, "expect", Toml::from(value::print(v)));
+        table.remove("error");
+        changed = true;
+    }
+    if let Some(f) = &observed.error {
+        let mut error = InlineTable::new();
+        error.insert("code", i64::from(f.code).into());
+        // A pattern that still matches stays a pattern.
+        match step.expect.error.as_ref().and_then(|e| e.message.as_ref()) {
+            Some(MessageMatch::Pattern(p)) if p.is_match(&f.message) => {
+                error.insert("pattern", p.as_str().into());
+            }
+            _ => {
+                error.insert("message", f.message.as_str().into());
+            }
+        }
+        set(table, "error", Toml::InlineTable(error));
+        table.remove("expect");
+        changed = true;
+    }
+    if let (Some(existed), true) = (observed.existed, step.expect.existed.is_some()) {
+        set(table, "expect", Toml::from(existed));
+        changed = true;
+    }
+    if let Some(record) = &observed.record {
+        let had = |field: &str| {
+            table
+                .get("record")
+                .and_then(|r| r.as_table_like())
+                .is_some_and(|r| r.contains_key(field))
+        };
+        let new = record_value(record.as_ref(), had("gen"), had("ttl"));
+        set(table, "record", new);
+        changed = true;
+    }
+    changed
+}
+
+/// `"none"` or `{ bins = {…}, gen = N, ttl = … }` (gen and ttl when asked for).
+pub fn record_value(record: Option<&RecordView>, generation: bool, ttl: bool) -> Toml {
+    let Some(record) = record else {
+        return Toml::from("none");
+    };
+    let mut table = InlineTable::new();
+    table.insert("bins", Toml::InlineTable(bins_table(&record.bins)));
+    if generation {
+        table.insert("gen", i64::from(record.generation).into());
+    }
+    if ttl {
+        let ttl = match record.ttl {
+            None => Toml::from("never"),
+            Some(t) => Toml::from(i64::from(t)),
+        };
+        table.insert("ttl", ttl);
+    }
+    Toml::InlineTable(table)
+}
+
+pub fn bins_table(bins: &[(String, Value)]) -> InlineTable {
+    let mut table = InlineTable::new();
+    for (name, v) in bins {
+        table.insert(name, value::print(v).into());
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::testing::format;
+    use crate::testing::runner::{Problem, StepReport};
+
+    fn failed(index: usize, observed: Observed) -> StepReport {
+        StepReport {
+            index,
+            line: 1,
+            title: String::new(),
+            problems: vec![Problem {
+                what: "x".into(),
+                expected: None,
+                actual: None,
+                at: None,
+                mark: false,
+            }],
+            logs: Vec::new(),
+            observed,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn only_the_expectations_a_step_has_are_rewritten() {
+        let text = "[[step]]\napply = \"m.f\"\nkey = 1\nrecord = \"none\"  # gone\n\n[[step]]\nremove = 2\nexpect = true\n";
+        let scenario = format::parse(Path::new("t.udftest.toml"), text).unwrap();
+        let record = RecordView {
+            bins: vec![("n".into(), Value::Int(1))],
+            generation: 1,
+            ttl: None,
+        };
+        let report = FileReport {
+            steps: vec![
+                failed(
+                    0,
+                    Observed {
+                        value: Some(Value::Int(1)),
+                        record: Some(Some(record)),
+                        ..Observed::default()
+                    },
+                ),
+                failed(
+                    1,
+                    Observed {
+                        existed: Some(false),
+                        ..Observed::default()
+                    },
+                ),
+            ],
+            ..FileReport::default()
+        };
+        let new = rewrite(text, &scenario, &report).unwrap().unwrap();
+        assert_eq!(
+            new,
+            "[[step]]\napply = \"m.f\"\nkey = 1\nrecord = { bins = { n = \"1\" } }  # gone\n\n[[step]]\nremove = 2\nexpect = false\n"
+        );
+    }
+}

@@ -1,0 +1,412 @@
+//! `asudf test`: scenario files run as a real process, on sandboxes of
+//! their own and against `asudf serve` in another process.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value as Json;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::cargo_bin("asudf")
+        .unwrap()
+        .args(args)
+        .env_remove("ASUDF_HOST")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A folder with the counter module and one scenario file.
+fn scenario(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("assets/counter.lua"),
+        dir.path().join("counter.lua"),
+    )
+    .unwrap();
+    let file = dir.path().join("t.udftest.toml");
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
+const HEAD: &str = "ns = \"test.demo\"\n[modules]\ncounter = \"counter.lua\"\n";
+
+fn step(args: &str, rest: &str) -> String {
+    format!("\n[[step]]\napply = \"counter.increment\"\nkey = \"c1\"\nargs = \"{args}\"\n{rest}\n")
+}
+
+fn test_file(file: &Path, extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec!["test", file.to_str().unwrap()];
+    args.extend(extra);
+    run(&args)
+}
+
+#[test]
+fn the_examples_pass() {
+    let (code, out, err) = run(&["test", root().join("examples").to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("counter.udftest.toml"), "{out}");
+    assert!(out.trim_end().ends_with(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn a_passing_file_and_the_folder_search() {
+    let text = format!(
+        "{HEAD}{}{}",
+        step("'count', 5", "expect = \"5\""),
+        step(
+            "'count', 3",
+            "expect = \"8\"\nrecord = { bins = { count = \"8\" }, gen = 2, ttl = \"never\" }"
+        )
+    );
+    let (dir, _) = scenario(&text);
+    std::fs::write(dir.path().join("ignored.toml"), "not a scenario").unwrap();
+    for skipped in [".hidden", "target"] {
+        std::fs::create_dir(dir.path().join(skipped)).unwrap();
+        std::fs::write(dir.path().join(skipped).join("x.udftest.toml"), "bad").unwrap();
+    }
+    let (code, out, err) = run(&["test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok    "), "{out}");
+    assert!(out.trim_end().ends_with("2 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn a_wrong_value_shows_expected_and_actual_marked() {
+    let text = format!("{HEAD}{}", step("'count', 5", "expect = \"[1, 6]\""));
+    let (_dir, file) = scenario(&text);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(
+        out.contains("step 1 (line 5): counter.increment('count', 5) @ 'c1'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("      expected: [1, 6]\n      actual:   5\n                ^\n"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn a_wrong_error_and_an_unexpected_error_point_at_the_module_line() {
+    let text = format!(
+        "{HEAD}{}{}{}",
+        step("'count', 1", "expect = \"1\""),
+        step("'count', 'x'", "error = { code = 100, message = \"boom\" }"),
+        step("'count', 'x'", "expect = \"2\"")
+    );
+    let (_dir, file) = scenario(&text);
+    let (code, out, _) = test_file(&file, &["--json"]);
+    assert_eq!(code, 4, "{out}");
+    let j: Json = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        (j["passed"].as_u64(), j["failed"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let steps = &j["files"][0]["steps"];
+    let wrong = &steps[1]["problems"][0];
+    assert_eq!(wrong["what"], "error message");
+    assert_eq!(wrong["expected"], "'boom'");
+    assert!(
+        wrong["actual"]
+            .as_str()
+            .unwrap()
+            .contains("counter.lua:3: attempt to"),
+        "{wrong}"
+    );
+    assert_eq!(
+        (wrong["module"].as_str(), wrong["line"].as_u64()),
+        (Some("counter.lua"), Some(3))
+    );
+    let unexpected = &steps[2]["problems"][0];
+    assert!(
+        unexpected["what"]
+            .as_str()
+            .unwrap()
+            .starts_with("the call failed"),
+        "{unexpected}"
+    );
+    assert_eq!(unexpected["expected"], "2");
+
+    // As text: the source line of the error.
+    let (_, out, _) = test_file(&file, &[]);
+    assert!(out.contains("at counter.lua:3\n"), "{out}");
+    assert!(
+        out.contains("    3 |         rec[bin_name] = rec[bin_name] + amount"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_wrong_record_state_and_the_udf_log_lines() {
+    let text = "ns = \"test.demo\"\n[modules]\nlogger = { source = '''\nfunction put(rec, v)\n  info(\"putting %s\", tostring(v))\n  rec['v'] = v\n  aerospike:create(rec)\n  return v\nend\n''' }\n\n[[step]]\napply = \"logger.put\"\nkey = 1\nargs = \"7\"\nexpect = \"7\"\nrecord = { bins = { v = \"8\" }, gen = 3 }\n";
+    let (_dir, file) = scenario(text);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("record bins\n      expected: {'v': 8}\n      actual:   {'v': 7}"),
+        "{out}"
+    );
+    assert!(
+        out.contains("record generation\n      expected: 3\n      actual:   1"),
+        "{out}"
+    );
+    assert!(out.contains("log [info] putting 7"), "{out}");
+}
+
+#[test]
+fn a_module_that_does_not_compile_fails_the_file_with_its_line() {
+    let text = "[modules]\nbroken = { source = \"function f(rec)\\n  return (\\nend\\n\" }\n[[step]]\napply = \"broken.f\"\nkey = 1\n";
+    let (_dir, file) = scenario(text);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("setup (no step ran)"), "{out}");
+    assert!(
+        out.contains("module broken.lua from its inline source (line 2) was not registered"),
+        "{out}"
+    );
+    assert!(out.contains("at broken.lua:3"), "{out}");
+    assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
+}
+
+#[test]
+fn a_bad_file_exits_2_with_line_and_column() {
+    let text = format!("{HEAD}{}", step("'count', 5", "expect = \"[1, @]\""));
+    let (_dir, file) = scenario(&text);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("t.udftest.toml:9:15: expect:"), "{out}");
+
+    let (_dir, file) = scenario("[[step]]\napply = \"m.f\"\nkey = 1\nexpect = 5\n");
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2);
+    assert!(out.contains(":4:10: expect must be a string"), "{out}");
+}
+
+#[test]
+fn update_rewrites_failing_expectations_and_keeps_comments() {
+    let text = format!(
+        "# counter checks\n{HEAD}{}{}{}",
+        step("'count', 5", "expect = \"99\"   # was wrong"),
+        step(
+            "'count', 'x'",
+            "expect = \"1\"\n# a comment between keys\nrecord = { bins = { count = \"0\" } }"
+        ),
+        step("'count', 1", "expect = \"6\"  # right")
+    );
+    let (_dir, file) = scenario(&text);
+    let (code, _, _) = test_file(&file, &["--update"]);
+    assert_eq!(code, 4);
+    let new = std::fs::read_to_string(&file).unwrap();
+    assert!(new.starts_with("# counter checks\n"), "{new}");
+    assert!(new.contains("expect = \"5\"   # was wrong"), "{new}");
+    assert!(new.contains("# a comment between keys"), "{new}");
+    assert!(
+        new.contains(
+            "error = { code = 100, message = \"/opt/aerospike/usr/udf/lua/counter.lua:3: attempt to"
+        ),
+        "{new}"
+    );
+    assert!(
+        new.contains("record = { bins = { count = \"5\" } }"),
+        "{new}"
+    );
+    assert!(new.contains("expect = \"6\"  # right"), "{new}");
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}\n{new}");
+    assert!(out.trim_end().ends_with("3 passed, 0 failed"));
+}
+
+#[test]
+fn junit_output_parses_with_a_case_per_step() {
+    use quick_xml::Reader;
+    use quick_xml::XmlVersion::Implicit1_0;
+    use quick_xml::events::Event;
+    let text = format!(
+        "{HEAD}{}{}",
+        step("'count', 5", "expect = \"5\""),
+        step("'count', 1", "expect = \"'<&>'\"")
+    );
+    let (dir, _) = scenario(&text);
+    // A bad file beside it is a case in error (and the run exits 2).
+    std::fs::write(dir.path().join("b.udftest.toml"), "[[step]]\nget = \n").unwrap();
+    let xml_path = dir.path().join("junit.xml");
+    let d = dir.path().to_str().unwrap();
+    let (code, _, _) = run(&["test", d, "--junit", xml_path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    let mut reader = Reader::from_str(&xml);
+    let (mut cases, mut failures, mut suites, mut errors) = (0, Vec::new(), Vec::new(), 0);
+    loop {
+        match reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("bad XML: {e}\n{xml}"))
+        {
+            Event::Eof => break,
+            Event::Start(e) | Event::Empty(e) => {
+                let attr = |name: &str| {
+                    let a = e.try_get_attribute(name).unwrap().unwrap();
+                    a.normalized_value(Implicit1_0).unwrap().into_owned()
+                };
+                let qname = e.name();
+                let name: &str = qname.as_ref();
+                match name {
+                    "testsuites" => assert_eq!(attr("tests"), "3"),
+                    "testsuite" => suites.push((attr("tests"), attr("failures"), attr("errors"))),
+                    "testcase" => cases += 1,
+                    "failure" => failures.push(attr("message")),
+                    "error" => {
+                        errors += 1;
+                        assert!(attr("message").contains("b.udftest.toml:2:"), "{xml}");
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    // The failure's text keeps the value syntax, escaped.
+    assert!(xml.contains("expected: '&lt;&amp;&gt;'"), "{xml}");
+    let suite = |t: &str, f: &str, e: &str| (t.to_string(), f.to_string(), e.to_string());
+    assert_eq!(suites, [suite("1", "0", "1"), suite("2", "1", "0")]);
+    assert_eq!((cases, errors), (3, 1));
+    assert_eq!(failures, ["value"]);
+}
+
+/// `asudf serve` in another process, on a free port.
+struct Served {
+    child: Child,
+    host: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve() -> Served {
+    let mut child = Command::cargo_bin("asudf")
+        .unwrap()
+        .args(["serve", "--memory", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let at = banner
+        .find("127.0.0.1:")
+        .expect("the banner names the address");
+    let host: String = banner[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+        .collect();
+    Served { child, host }
+}
+
+#[test]
+fn against_a_served_cluster_modules_are_checked_sets_are_the_runs_and_records_removed() {
+    let server = serve();
+    let h = server.host.as_str();
+    let text = format!(
+        "{HEAD}{}{}",
+        step("'count', 5", "expect = \"5\""),
+        step(
+            "'count', 3",
+            "expect = \"8\"\nrecord = { bins = { count = \"8\" }, gen = 2 }"
+        )
+    );
+    let (_dir, file) = scenario(&text);
+    let f = file.to_str().unwrap();
+
+    // Not registered, and no --register: the file fails, nothing registered.
+    let (code, out, _) = run(&["test", f, "-h", h]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("counter.lua is not on the cluster"), "{out}");
+    assert!(out.contains("--register"), "{out}");
+    let (_, listed, _) = run(&["udf", "ls", "-h", h]);
+    assert_eq!(listed.trim(), "");
+
+    // --register: the run passes in a set of its own, then removes its records.
+    let (code, out, err) = run(&["test", f, "-h", h, "--register", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let j: Json = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(j["passed"], 2);
+    let run_id = j["run_id"].as_str().unwrap();
+    let set = format!("test.demo-{run_id}");
+    let (code, out, _) = run(&["record", "get", &set, "c1", "-h", h]);
+    assert_eq!((code, out.trim()), (0, "no such record"));
+    let (_, out, _) = run(&["record", "get", "test.demo", "c1", "-h", h]);
+    assert_eq!(
+        out.trim(),
+        "no such record",
+        "the file's own set is untouched"
+    );
+
+    // Registered and equal: passes without --register.
+    let (code, out, _) = run(&["test", f, "-h", h]);
+    assert_eq!(code, 0, "{out}");
+
+    // A differing registered module fails the file.
+    let other = file.with_file_name("counter.lua");
+    std::fs::write(&other, "function increment(rec) return 0 end\n").unwrap();
+    let (code, _, err) = run(&["udf", "put", other.to_str().unwrap(), "-h", h]);
+    assert_eq!(code, 0, "{err}");
+    std::fs::copy(root().join("assets/counter.lua"), &other).unwrap();
+    let (code, out, _) = run(&["test", f, "-h", h]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("counter.lua on the cluster differs from"),
+        "{out}"
+    );
+
+    // A step with no set is refused before anything runs.
+    let (_dir2, no_set) = scenario("[[step]]\nget = 1\nrecord = \"none\"\n");
+    let (code, out, _) = run(&["test", no_set.to_str().unwrap(), "-h", h]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains(":1:1: no set"), "{out}");
+}
+
+#[test]
+fn connection_refused_exits_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (_dir, file) = scenario(&format!("{HEAD}{}", step("'count', 5", "")));
+    let host = format!("127.0.0.1:{port}");
+    let (code, _, err) = test_file(&file, &["-h", &host, "--timeout", "500"]);
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
+fn the_readme_example_passes() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("```toml\n# a file next to counter.lua")
+        .expect("README shows the format")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let (_dir, file) = scenario(&readme[start..end]);
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("4 passed, 0 failed"), "{out}");
+}
