@@ -47,6 +47,11 @@ pub struct Cli {
     /// Lua file to open in the console.
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
+
+    /// The console lints for this Lua library mode on a cluster (a sandbox
+    /// reports its own).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub lua_libs: Option<LuaLibsArg>,
 }
 
 /// Where to connect, shared by every command (all flags are global).
@@ -162,6 +167,8 @@ pub enum Command {
     Bench(BenchCommand),
     /// Serve a sandbox on the network (listens on --port, default 3000).
     Serve(ServeArgs),
+    /// Lint Lua modules for UDF mistakes (no server needed).
+    Check(CheckArgs),
     /// Read records: query NS[.SET] [--where CLAUSE] [--bins a,b] [--max-records N].
     Query(QueryArgs),
     /// Run a stream UDF over records: aggregate NS[.SET] MODULE.FUNCTION [ARGS…] [--where CLAUSE].
@@ -292,6 +299,26 @@ pub struct TestArgs {
     /// match the file's.
     #[arg(long)]
     pub register: bool,
+}
+
+/// `asudf check FILE.lua…`: exit 0 clean (warnings allowed), 4 errors, 2 usage.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Lua files to lint.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// The server's Lua library mode to lint for.
+    #[arg(long, value_enum, default_value_t = LuaLibsArg::Default)]
+    pub lua_libs: LuaLibsArg,
+    /// The function an apply will call (flags it if it is `local`).
+    #[arg(long, value_name = "NAME")]
+    pub function: Option<String>,
+    /// Rule levels from this file instead of the nearest asudf-lint.toml.
+    #[arg(long, value_name = "FILE")]
+    pub lint_config: Option<PathBuf>,
+    /// Switch a rule off (repeatable).
+    #[arg(long, value_name = "RULE")]
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

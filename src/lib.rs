@@ -5,6 +5,7 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod lint;
 pub mod samples;
 pub mod sandbox;
 pub mod testing;

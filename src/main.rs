@@ -57,6 +57,9 @@ async fn run(cli: Cli) -> ExitCode {
     if let Some(Command::Serve(args)) = &cli.command {
         return serve(&cli, args).await;
     }
+    if let Some(Command::Check(args)) = &cli.command {
+        return commands::check::run(args, cli.json);
+    }
     let target = match resolve_target(&cli) {
         Ok(t) => t,
         Err(message) => return usage(message),
@@ -65,7 +68,7 @@ async fn run(cli: Cli) -> ExitCode {
         return commands::test::run(target, args, cli.json).await;
     }
     let Some(command) = cli.command else {
-        return match asudf::tui::run(target, cli.file).await {
+        return match asudf::tui::run(target, cli.file, cli.lua_libs.map(Into::into)).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("asudf: {e:#}");
@@ -121,7 +124,7 @@ async fn run(cli: Cli) -> ExitCode {
             };
             commands::bench::run(&mut session, call, opts).await
         }
-        Command::Serve(_) | Command::Test(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Test(_) | Command::Check(_) => unreachable!("handled above"),
         Command::Query(args) => {
             let call = client::QueryCall {
                 scope: scope(&args.scope),

@@ -653,6 +653,126 @@ fn any_terminal_size_draws_without_panicking() {
     }
 }
 
+/// Ticks to `at` and performs the lints the reducer asks for, as the
+/// driver does off the UI thread.
+fn lint_at(console: &mut Console, at: Duration) -> usize {
+    console.act(Action::Tick(console.start + at));
+    let requests: Vec<_> = console
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Lint(request) => Some(request.clone()),
+            _ => None,
+        })
+        .collect();
+    console.effects.retain(|e| !matches!(e, Effect::Lint(_)));
+    let count = requests.len();
+    for request in requests {
+        console.act(asudf::tui::diagnostics::run(request));
+    }
+    count
+}
+
+#[test]
+fn diagnostics_show_while_typing_and_registering_with_errors_asks() {
+    let mut console = Console::connected();
+    assert_eq!(lint_at(&mut console, Duration::from_secs(1)), 1);
+    assert!(
+        console.app.editor.problems.is_empty(),
+        "the sample is clean"
+    );
+
+    // The form calls counter.increment; make it local and add a global write.
+    console.type_text("local ");
+    console.key(KeyCode::Down);
+    console.key(KeyCode::End);
+    console.key(KeyCode::Enter);
+    console.type_text("hits = (hits or 0) + 1");
+    // Typing does not lint; it runs once typing has stopped for a moment.
+    assert_eq!(lint_at(&mut console, Duration::from_millis(1100)), 0);
+    assert_eq!(lint_at(&mut console, Duration::from_secs(3)), 1);
+    let rules: Vec<&str> = console
+        .app
+        .editor
+        .problems
+        .iter()
+        .map(|d| d.rule.as_str())
+        .collect();
+    assert_eq!(rules, ["local_udf", "global_in_function"]);
+    let screen = console.screen();
+    assert!(screen.contains("E 1 local function increment"), "{screen}");
+    // The message row says the cursor line's finding in full.
+    assert!(
+        screen.contains("│warning 3:1: 'hits' is a global set"),
+        "{screen}"
+    );
+    assert!(screen.contains("W 3"), "{screen}");
+    insta::assert_snapshot!("lint_diagnostics", screen);
+
+    // F4 steps to the next finding (wrapping to the first) and says it
+    // with its fix; Shift-F4 goes back.
+    console.key(KeyCode::F(4));
+    assert_eq!(console.app.editor.cursor(), (0, 15));
+    let status = console.app.status.clone().expect("a message");
+    assert!(status.text.starts_with("1/2 line 1:"), "{}", status.text);
+    assert!(status.error);
+    console.key(KeyCode::F(4));
+    assert_eq!(console.app.editor.cursor(), (2, 0));
+    let status = console.app.status.clone().expect("a message");
+    assert!(status.text.starts_with("2/2 line 3:"), "{}", status.text);
+    assert!(
+        status.text.contains("Fix: declare it `local`"),
+        "{}",
+        status.text
+    );
+    console.act(Action::Key(KeyEvent::new(
+        KeyCode::F(4),
+        KeyModifiers::SHIFT,
+    )));
+    assert_eq!(console.app.editor.cursor(), (0, 15));
+
+    // Registering with an error asks first; no sends nothing.
+    console.key(KeyCode::F(9));
+    assert!(matches!(console.app.overlay, Some(Overlay::Confirm { .. })));
+    assert!(
+        !console
+            .sent
+            .iter()
+            .any(|(_, r)| matches!(r, Request::PutModule { .. }))
+    );
+    console.key(KeyCode::Char('n'));
+    assert!(
+        !console
+            .sent
+            .iter()
+            .any(|(_, r)| matches!(r, Request::PutModule { .. }))
+    );
+    console.key(KeyCode::F(9));
+    console.key(KeyCode::Char('y'));
+    assert!(
+        console
+            .sent
+            .iter()
+            .any(|(_, r)| matches!(r, Request::PutModule { .. }))
+    );
+
+    // Fixed: the error goes at the next lint, and F9 registers at once.
+    for _ in 0..100 {
+        if console.app.editor.contents() == asudf::tui::app::SAMPLE {
+            break;
+        }
+        console.ctrl('z');
+    }
+    lint_at(&mut console, Duration::from_secs(10));
+    assert_eq!(
+        asudf::tui::diagnostics::errors(&console.app.editor.problems),
+        0,
+        "{:?}\n{}",
+        console.app.editor.problems,
+        console.app.editor.contents()
+    );
+}
+
 #[test]
 fn f7_saves_the_calls_as_a_test_file_marked_ones_when_any() {
     use asudf::testing::format::{self, RecordExpect};

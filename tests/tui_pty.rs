@@ -262,3 +262,30 @@ fn calls_saved_from_the_console_pass_as_a_test_file() {
     assert!(screen.contains("2 passed, 0 failed"), "{screen}");
     assert!(screen.contains("TEST=0"), "{screen}");
 }
+
+#[test]
+fn a_local_function_the_form_calls_is_flagged_before_registering() {
+    let program = console_program();
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(120, 40, dir.path());
+    tmux.wait_for("READY$");
+    tmux.literal(&format!("{} --memory; echo EXIT=$?", program.display()));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("function increment(rec, bin_name, amount)");
+    tmux.wait_for("● sandbox");
+    // The form calls counter.increment; make it local.
+    tmux.literal("local ");
+    let screen = tmux.wait_for("'increment' is local");
+    assert!(screen.contains("E 1 local function increment"), "{screen}");
+    assert!(screen.contains("error 1:16:"), "{screen}");
+    // F9 asks before registering a module with errors.
+    tmux.keys(&["F9"]);
+    tmux.wait_for("Register anyway?");
+    tmux.keys(&["n"]);
+    let screen = tmux.screen();
+    assert!(!screen.contains("registered counter.lua"), "{screen}");
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("Quit anyway?");
+    tmux.keys(&["y"]);
+    tmux.wait_for("EXIT=0");
+}

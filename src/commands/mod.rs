@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod check;
 pub mod query;
 pub mod record;
 pub mod sample;

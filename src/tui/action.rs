@@ -28,4 +28,9 @@ pub enum Action {
         path: PathBuf,
         result: Result<(), String>,
     },
+    /// A lint asked for by `Effect::Lint` is done.
+    Linted {
+        seq: u64,
+        diagnostics: Vec<crate::lint::Diagnostic>,
+    },
 }

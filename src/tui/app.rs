@@ -12,8 +12,10 @@ use crossterm::event::{
 use ratatui::layout::{Position, Rect};
 
 use crate::client::{ConnectionState, Event, Failure, FailureKind, Outcome, Request, Timing};
+use crate::lint::LuaLibs;
 use crate::testing::save::{ModuleRef, SavedCall, scenario_text};
 use crate::tui::action::{Action, Tag};
+use crate::tui::diagnostics::{self, Diagnostics, LintRequest};
 use crate::tui::keymap::{Command, Keymap, Scope};
 use crate::tui::panes::apply::{ApplyForm, Field, LineInput, Picker};
 use crate::tui::panes::editor::{Editor, Mark, module_name_for};
@@ -60,9 +62,17 @@ impl Pane {
 pub enum Pending {
     Quit,
     DeleteModule(String),
-    OpenModule { name: String, source: String },
+    OpenModule {
+        name: String,
+        source: String,
+    },
     OpenFile(PathBuf),
-    Recover { text: String, path: Option<PathBuf> },
+    Recover {
+        text: String,
+        path: Option<PathBuf>,
+    },
+    /// Register although the linter found errors.
+    Register,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +140,8 @@ pub enum Effect {
     ClearRecovery,
     /// Keep the recent apply forms (JSON) for the next session.
     SaveForms(String),
+    /// Lint the buffer off the UI thread; answered by `Action::Linted`.
+    Lint(LintRequest),
     /// Put text on the terminal's clipboard.
     Copy(String),
     Quit,
@@ -150,6 +162,8 @@ pub struct App {
     pub modules: Modules,
     pub apply: ApplyForm,
     pub results: Results,
+    /// When to lint and for which mode (the findings are `editor.problems`).
+    pub diagnostics: Diagnostics,
     pub target: String,
     pub connection: ConnectionState,
     pub status: Option<StatusMessage>,
@@ -179,6 +193,8 @@ pub struct StartOptions {
     /// Recent apply forms from earlier sessions, oldest first.
     pub forms: Vec<crate::tui::panes::apply::FormSnapshot>,
     pub now: Instant,
+    /// The Lua library mode to lint for on a cluster.
+    pub lua_libs: LuaLibs,
 }
 
 impl StartOptions {
@@ -193,6 +209,7 @@ impl StartOptions {
             recovered: None,
             forms: Vec::new(),
             now: Instant::now(),
+            lua_libs: LuaLibs::Default,
         }
     }
 }
@@ -225,6 +242,7 @@ impl App {
             modules: Modules::default(),
             apply,
             results: Results::default(),
+            diagnostics: Diagnostics::new(options.lua_libs, options.now),
             target: options.target.clone(),
             connection: ConnectionState::Connecting {
                 target: options.target,
@@ -288,6 +306,7 @@ impl App {
                 Ok(text) => {
                     let module = module_name_for(&path);
                     self.editor.load(&text, Some(path.clone()), module);
+                    self.diagnostics.changed(self.now);
                     self.focus = Pane::Editor;
                     self.say(format!("opened {}", path.display()));
                 }
@@ -304,6 +323,16 @@ impl App {
                 }
                 Err(e) => self.complain(format!("cannot save {}: {e}", path.display())),
             },
+            Action::Linted { seq, diagnostics } => {
+                if self.diagnostics.accept(seq) {
+                    // The message row comes and goes with the findings.
+                    let row_changes = self.editor.problems.is_empty() != diagnostics.is_empty();
+                    self.editor.problems = diagnostics;
+                    if row_changes {
+                        self.fit_editor();
+                    }
+                }
+            }
         }
         if self.quit {
             effects.push(Effect::Quit);
@@ -352,10 +381,14 @@ impl App {
             Pane::Editor => {
                 if self.editor.input(key) {
                     self.recovery_due = Some(self.now + RECOVERY_DELAY);
+                    self.diagnostics.changed(self.now);
                 }
             }
             Pane::Apply => {
-                self.apply.input(&key);
+                // The form's function decides whether a `local` one is an error.
+                if self.apply.input(&key) {
+                    self.diagnostics.changed(self.now);
+                }
             }
             Pane::Modules | Pane::Results => {}
         }
@@ -453,8 +486,10 @@ impl App {
                     .unwrap_or_else(|| self.editor.module.clone());
                 self.editor.load(&text, path, module);
                 self.editor.dirty = true;
+                self.diagnostics.changed(self.now);
                 self.say("recovered the unsaved buffer");
             }
+            Pending::Register => self.send_register(effects),
         }
     }
 
@@ -478,6 +513,7 @@ impl App {
                 let path = PathBuf::from(text);
                 self.editor.module = module_name_for(&path);
                 self.editor.path = Some(path.clone());
+                self.diagnostics.changed(self.now);
                 effects.push(Effect::SaveFile {
                     path,
                     text: self.editor.contents(),
@@ -518,6 +554,7 @@ impl App {
     fn open_source(&mut self, name: String, source: String) {
         let path = std::env::current_dir().ok().map(|d| d.join(&name));
         self.editor.load(&source, None, name.clone());
+        self.diagnostics.changed(self.now);
         if let Some(path) = path.filter(|p| !p.exists()) {
             self.editor.path = Some(path);
         }
@@ -571,11 +608,17 @@ impl App {
                 }
             }
             Command::Undo => {
-                self.editor.undo();
+                if self.editor.undo() {
+                    self.diagnostics.changed(self.now);
+                }
             }
             Command::Redo => {
-                self.editor.redo();
+                if self.editor.redo() {
+                    self.diagnostics.changed(self.now);
+                }
             }
+            Command::NextProblem => self.step_problem(true),
+            Command::PrevProblem => self.step_problem(false),
             Command::Refresh => self.refresh_modules(effects),
             Command::OpenModule => {
                 let Some(entry) = self.modules.selected_entry().cloned() else {
@@ -717,7 +760,58 @@ impl App {
         self.send(Purpose::ListModules, Request::ListModules, effects);
     }
 
+    /// Moves the cursor to the next (or previous) lint finding and says it.
+    fn step_problem(&mut self, forward: bool) {
+        let (row, col) = self.editor.cursor();
+        let found = &self.editor.problems;
+        let Some(index) = diagnostics::step(found, row as u32 + 1, col as u32 + 1, forward) else {
+            self.say("no lint problems");
+            return;
+        };
+        let d = found[index].clone();
+        let total = found.len();
+        self.focus = Pane::Editor;
+        self.editor.goto(d.line, d.col);
+        let text = format!(
+            "{}/{total} line {}: {} [{}]{}",
+            index + 1,
+            d.line,
+            d.message,
+            d.rule,
+            d.fix.map(|f| format!(". Fix: {f}")).unwrap_or_default()
+        );
+        if d.severity == crate::lint::Severity::Error {
+            self.complain(text);
+        } else {
+            self.say(text);
+        }
+    }
+
+    /// Registers the buffer, asking first when the linter found errors.
     fn register(&mut self, effects: &mut Vec<Effect>) {
+        let errors = diagnostics::errors(&self.editor.problems);
+        if errors > 0 {
+            let first = self
+                .editor
+                .problems
+                .iter()
+                .find(|d| d.severity == crate::lint::Severity::Error)
+                .map(|d| format!("line {}: {}", d.line, d.message))
+                .unwrap_or_default();
+            self.ask(
+                format!(
+                    "{} has {errors} lint error{} ({first}). Register anyway? (y/n)",
+                    self.editor.module,
+                    if errors == 1 { "" } else { "s" }
+                ),
+                Pending::Register,
+            );
+            return;
+        }
+        self.send_register(effects);
+    }
+
+    fn send_register(&mut self, effects: &mut Vec<Effect>) {
         let name = self.editor.module.clone();
         self.editor.marks.clear();
         self.send(
@@ -729,6 +823,32 @@ impl App {
             effects,
         );
         self.say(format!("registering {name}…"));
+    }
+
+    /// What the linter needs, taken from the buffer and the form.
+    fn lint_request(&self, seq: u64) -> LintRequest {
+        let module = self.editor.module.clone();
+        // The form's function matters only when it calls this buffer's module.
+        let function = (module_file_name(self.apply.value(Field::Module)) == module)
+            .then(|| self.apply.value(Field::Function).trim().to_string())
+            .filter(|f| !f.is_empty());
+        LintRequest {
+            seq,
+            source: self.editor.contents(),
+            options: crate::lint::Options {
+                libs: self.diagnostics.libs,
+                module: Some(module),
+                function,
+                config: Default::default(),
+            },
+            dir: self
+                .editor
+                .path
+                .as_deref()
+                .and_then(|p| p.parent())
+                .map(|d| d.to_path_buf())
+                .or_else(|| std::env::current_dir().ok()),
+        }
     }
 
     fn run(&mut self, effects: &mut Vec<Effect>) {
@@ -899,6 +1019,7 @@ impl App {
             (Some(_), _) => {}
             (None, Pane::Editor) if self.editor.paste(text) => {
                 self.recovery_due = Some(self.now + RECOVERY_DELAY);
+                self.diagnostics.changed(self.now);
             }
             (None, Pane::Apply) => self.apply.inputs[self.apply.focus].insert_str(text),
             _ => {}
@@ -949,6 +1070,9 @@ impl App {
     fn on_tick(&mut self, now: Instant, effects: &mut Vec<Effect>) {
         self.now = now;
         self.spin = self.spin.wrapping_add(1);
+        if let Some(seq) = self.diagnostics.take_due(now) {
+            effects.push(Effect::Lint(self.lint_request(seq)));
+        }
         if let Some(due) = self.recovery_due
             && now >= due
         {
@@ -976,7 +1100,9 @@ impl App {
                 let was_connected = self.connected();
                 self.connection = state;
                 match &self.connection {
-                    ConnectionState::Connected(_) if !was_connected => {
+                    ConnectionState::Connected(info) if !was_connected => {
+                        self.diagnostics.connected(info.sandbox.as_deref());
+                        self.diagnostics.changed(self.now);
                         if self.status.as_ref().is_some_and(|s| s.error) {
                             self.say("connected");
                         }

@@ -99,6 +99,8 @@ commands! {
     MarkResult = "mark-result", "mark a call for the test file";
     ClearResults = "clear-results", "clear results";
     Theme = "theme", "dark/light theme";
+    NextProblem = "next-problem", "next lint problem";
+    PrevProblem = "prev-problem", "previous lint problem";
 }
 
 /// A key with its modifiers, as written in the keymap ("Ctrl-S", "F5", "Alt-Enter").
@@ -293,6 +295,8 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["x"], Command::ClearResults, Scope::Results, false),
     (&["Space", "m"], Command::MarkResult, Scope::Results, false),
     (&["t"], Command::Theme, Scope::OutsideText, false),
+    (&["F4"], Command::NextProblem, Scope::Global, false),
+    (&["Shift-F4"], Command::PrevProblem, Scope::Global, false),
 ];
 
 impl Default for Keymap {

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod app;
+pub mod diagnostics;
 pub mod highlight;
 pub mod keymap;
 pub mod literal;
@@ -91,6 +92,8 @@ pub struct Driver {
     recovery: Option<PathBuf>,
     /// Where the recent forms go (`None`: not kept).
     pub forms: Option<PathBuf>,
+    /// Where lint answers go; `None`: lint inline (tests).
+    pub lint: Option<tokio::sync::mpsc::UnboundedSender<Action>>,
 }
 
 impl Driver {
@@ -101,6 +104,7 @@ impl Driver {
             tags: HashMap::new(),
             recovery,
             forms: None,
+            lint: None,
         }
     }
 
@@ -174,6 +178,16 @@ impl Driver {
                         tracing::warn!("recent forms not kept: {e}");
                     }
                 }
+                Effect::Lint(request) => match &self.lint {
+                    // Off the UI thread: a keystroke never waits for a lint.
+                    Some(tx) => {
+                        let tx = tx.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let _ = tx.send(diagnostics::run(request));
+                        });
+                    }
+                    None => out.actions.push(diagnostics::run(request)),
+                },
                 Effect::Copy(text) => out.clipboard.push(text),
                 Effect::Quit => out.quit = true,
             }
@@ -277,7 +291,11 @@ fn initial_buffer(file: Option<PathBuf>) -> anyhow::Result<(String, Option<PathB
 
 /// Runs the console until the user quits; the terminal is restored on
 /// every way out.
-pub async fn run(target: Target, file: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(
+    target: Target,
+    file: Option<PathBuf>,
+    lua_libs: Option<crate::lint::LuaLibs>,
+) -> anyhow::Result<()> {
     let paths = Paths::from_env();
     highlight::preload_in_background();
     let (text, path) = initial_buffer(file)?;
@@ -304,6 +322,7 @@ pub async fn run(target: Target, file: Option<PathBuf>) -> anyhow::Result<()> {
         recovered,
         forms,
         now: Instant::now(),
+        lua_libs: lua_libs.unwrap_or_default(),
     });
     if let Some(error) = keymap_error {
         app.status = Some(app::StatusMessage {
@@ -322,6 +341,8 @@ pub async fn run(target: Target, file: Option<PathBuf>) -> anyhow::Result<()> {
     let (handle, mut events) = client::spawn(target);
     let mut driver = Driver::new(handle, paths.recovery.clone());
     driver.forms = paths.forms.clone();
+    let (lint_tx, mut lint_rx) = tokio::sync::mpsc::unbounded_channel();
+    driver.lint = Some(lint_tx);
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let mut queue: VecDeque<Action> = VecDeque::new();
@@ -333,6 +354,7 @@ pub async fn run(target: Target, file: Option<PathBuf>) -> anyhow::Result<()> {
                 None => break,
             },
             Some(event) = events.recv() => driver.translate(event),
+            Some(linted) = lint_rx.recv() => Some(linted),
             _ = tick.tick() => Some(Action::Tick(Instant::now())),
         };
         queue.extend(next);

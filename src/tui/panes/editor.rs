@@ -12,6 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui_textarea::{CursorMove, TextArea};
 
+use crate::lint::{Diagnostic, Severity};
 use crate::tui::highlight::LineHighlighter;
 use crate::tui::theme::Theme;
 
@@ -42,6 +43,8 @@ pub struct Editor {
     pub highlighter: LineHighlighter,
     pub highlight_on: bool,
     pub marks: Vec<Mark>,
+    /// The linter's findings for the buffer, sorted by position.
+    pub problems: Vec<Diagnostic>,
 }
 
 /// The module name a file registers as: its file name.
@@ -82,6 +85,7 @@ impl Editor {
             highlighter: LineHighlighter::new(dark),
             highlight_on: true,
             marks: Vec::new(),
+            problems: Vec::new(),
         }
     }
 
@@ -170,6 +174,20 @@ impl Editor {
         self.follow_cursor();
     }
 
+    /// The cursor: 0-based row and character column.
+    pub fn cursor(&self) -> (usize, usize) {
+        let ratatui_textarea::DataCursor(row, col) = self.text.cursor();
+        (row, col)
+    }
+
+    /// Moves the cursor to a 1-based line and character column and shows it.
+    pub fn goto(&mut self, line: u32, col: u32) {
+        let row = (line.max(1) - 1).min(u16::MAX as u32) as u16;
+        let col = (col.max(1) - 1).min(u16::MAX as u32) as u16;
+        self.text.move_cursor(CursorMove::Jump(row, col));
+        self.follow_cursor();
+    }
+
     /// Moves the cursor to a screen cell inside the text area (mouse click).
     pub fn click(&mut self, row: usize, col: usize) {
         let line = (self.scroll_row + row).min(self.lines().len().saturating_sub(1));
@@ -238,9 +256,10 @@ impl Editor {
         digits(self.lines().len()) + 2
     }
 
-    /// Text rows in the pane's inner area (one row less when a mark's message shows).
+    /// Text rows in the pane's inner area (one row less when a mark's or
+    /// the linter's message shows).
     pub fn text_rows(&self, inner_height: u16) -> usize {
-        let message = usize::from(!self.marks.is_empty());
+        let message = usize::from(!self.marks.is_empty() || !self.problems.is_empty());
         (inner_height as usize).saturating_sub(message)
     }
 
@@ -273,14 +292,27 @@ impl Editor {
                 continue;
             }
             let marked = self.marks.iter().any(|m| m.line as usize == row + 1);
+            let problem = self.problem_on(row + 1);
+            let severity_style = |d: &Diagnostic| match d.severity {
+                Severity::Error => theme.error(),
+                Severity::Warning => theme.warn(),
+            };
             let number_style = if marked {
                 theme.error()
+            } else if let Some(d) = problem {
+                severity_style(d)
             } else if row == cursor_row {
                 theme.accent()
             } else {
                 theme.dim()
             };
-            let sign = if marked { "●" } else { " " };
+            // Letters, not only colours, so NO_COLOR still tells them apart.
+            let sign = match (marked, problem.map(|d| d.severity)) {
+                (true, _) => "●",
+                (false, Some(Severity::Error)) => "E",
+                (false, Some(Severity::Warning)) => "W",
+                (false, None) => " ",
+            };
             let mut spans = vec![Span::styled(
                 format!("{sign}{:>width$} ", row + 1, width = gutter - 2),
                 number_style,
@@ -296,7 +328,19 @@ impl Editor {
                     styles.push((theme.selected(), m.range()));
                 }
             }
-            spans.extend(visible_spans(line, &styles, self.scroll_col, text_cols));
+            let text = visible_spans(line, &styles, self.scroll_col, text_cols);
+            let used: usize = text.iter().map(|s| s.content.chars().count()).sum();
+            spans.extend(text);
+            // The finding's message after the line's text, where it fits.
+            if let Some(d) = problem
+                && !marked
+                && used + 4 < text_cols
+            {
+                let room = text_cols - used - 2;
+                let message: String = d.message.chars().take(room).collect();
+                spans.push(Span::raw("  "));
+                spans.push(Span::styled(message, severity_style(d)));
+            }
             let mut rendered = Line::from(spans);
             if marked {
                 rendered = rendered.style(theme.error_line());
@@ -308,6 +352,8 @@ impl Editor {
                 format!("line {}: {}", mark.line, mark.message),
                 theme.error(),
             )));
+        } else if !self.problems.is_empty() {
+            out.push(self.problem_line(cursor_row + 1, theme));
         }
         frame.render_widget(Paragraph::new(out), inner);
         if focused && cursor_row >= self.scroll_row && cursor_row < self.scroll_row + text_rows {
@@ -319,6 +365,54 @@ impl Editor {
                 ));
             }
         }
+    }
+}
+
+impl Editor {
+    /// The most severe finding on a 1-based line.
+    fn problem_on(&self, line: usize) -> Option<&Diagnostic> {
+        let from = self.problems.partition_point(|d| (d.line as usize) < line);
+        self.problems[from..]
+            .iter()
+            .take_while(|d| d.line as usize == line)
+            .min_by_key(|d| d.severity)
+    }
+
+    /// The message row: the finding on the cursor's line, or the counts.
+    fn problem_line(&self, cursor_line: usize, theme: Theme) -> Line<'static> {
+        if let Some(d) = self.problem_on(cursor_line) {
+            let style = match d.severity {
+                Severity::Error => theme.error(),
+                Severity::Warning => theme.warn(),
+            };
+            return Line::from(Span::styled(
+                format!(
+                    "{} {}:{}: {} [{}]",
+                    d.severity.as_str(),
+                    d.line,
+                    d.col,
+                    d.message,
+                    d.rule
+                ),
+                style,
+            ));
+        }
+        let errors = crate::tui::diagnostics::errors(&self.problems);
+        let warnings = self.problems.len() - errors;
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        let style = if errors > 0 {
+            theme.error()
+        } else {
+            theme.warn()
+        };
+        Line::from(Span::styled(
+            format!(
+                "lint: {errors} error{}, {warnings} warning{}",
+                plural(errors),
+                plural(warnings)
+            ),
+            style,
+        ))
     }
 }
 

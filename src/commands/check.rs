@@ -1,0 +1,96 @@
+//! `asudf check FILE.lua…`: the console's diagnostics for scripts and CI.
+//! No server is needed. Exit 0 when no file has an error (warnings
+//! allowed), 4 when one has, 2 for a usage error (unreadable file, bad
+//! config, unknown rule).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::cli::CheckArgs;
+use crate::commands::{EXIT_OK, EXIT_SERVER, EXIT_USAGE};
+use crate::lint::{self, Config, Level, Options, Severity};
+
+pub fn run(args: &CheckArgs, json_out: bool) -> ExitCode {
+    match check(args, json_out) {
+        Ok(true) => ExitCode::from(EXIT_SERVER),
+        Ok(false) => ExitCode::from(EXIT_OK),
+        Err(message) => {
+            if json_out {
+                println!("{}", json!({"ok": false, "error": {"message": message}}));
+            } else {
+                eprintln!("asudf check: {message}");
+            }
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Lints every file; true when any has an error.
+fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
+    for rule in &args.allow {
+        if !is_rule(rule) {
+            return Err(format!("unknown rule '{rule}'"));
+        }
+    }
+    let explicit = args.lint_config.as_deref().map(Config::read).transpose()?;
+    let mut files = Vec::new();
+    let (mut errors, mut warnings) = (0, 0);
+    let mut out = std::io::stdout().lock();
+    for path in &args.files {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut config = match &explicit {
+            Some(c) => c.clone(),
+            None => nearest_config(path)?,
+        };
+        for rule in &args.allow {
+            config.set(rule, Level::Allow);
+        }
+        let options = Options {
+            libs: args.lua_libs.into(),
+            module: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            function: args.function.clone(),
+            config,
+        };
+        let found = lint::lint(&source, &options);
+        let shown = path.display().to_string();
+        for d in &found {
+            match d.severity {
+                Severity::Error => errors += 1,
+                Severity::Warning => warnings += 1,
+            }
+            if !json_out {
+                // A closed pipe (`| head`) ends the output, not the command.
+                let _ = writeln!(out, "{}", lint::format_line(&shown, d));
+            }
+        }
+        files.push(json!({"file": shown, "diagnostics": found}));
+    }
+    if json_out {
+        let summary =
+            json!({"ok": errors == 0, "errors": errors, "warnings": warnings, "files": files});
+        let _ = writeln!(out, "{summary}");
+    } else if errors + warnings > 0 {
+        let _ = out.flush();
+        eprintln!("{errors} error(s), {warnings} warning(s)");
+    }
+    Ok(errors > 0)
+}
+
+fn nearest_config(file: &Path) -> Result<Config, String> {
+    let dir = std::path::absolute(file)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    match dir.as_deref().and_then(lint::find_config) {
+        Some(path) => Config::read(&path),
+        None => Ok(Config::default()),
+    }
+}
+
+/// One of our rules or one of selene's that run.
+pub fn is_rule(name: &str) -> bool {
+    lint::rule(name).is_some() || lint::SELENE_RULES.contains(&name)
+}

@@ -1,0 +1,101 @@
+//! Switching rules off: `-- asudf: allow(rule, …)` in a module silences
+//! those rules in that file; a config file `asudf-lint.toml` (in the
+//! module's folder or any folder above it) sets a rule's level:
+//!
+//! ```toml
+//! [rules]
+//! unused_variable = "allow"
+//! long_bin_name = "error"
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const CONFIG_FILE: &str = "asudf-lint.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Allow,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    rules: HashMap<String, Level>,
+}
+
+impl Config {
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.message().to_string())
+    }
+
+    pub fn read(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn level(&self, rule: &str) -> Option<Level> {
+        self.rules.get(rule).copied()
+    }
+
+    pub fn set(&mut self, rule: &str, level: Level) {
+        self.rules.insert(rule.to_string(), level);
+    }
+}
+
+/// The config file for a module in `dir`: the nearest `asudf-lint.toml`
+/// in it or a folder above.
+pub fn find_config(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .map(|d| d.join(CONFIG_FILE))
+        .find(|p| p.is_file())
+}
+
+/// The rules `-- asudf: allow(a, b)` comments switch off in this source.
+pub fn allowed_in_source(source: &str) -> Vec<String> {
+    const MARK: &str = "asudf: allow(";
+    let mut out = Vec::new();
+    for line in source.lines() {
+        let Some(comment) = line.find("--").map(|i| &line[i + 2..]) else {
+            continue;
+        };
+        let Some(at) = comment.find(MARK) else {
+            continue;
+        };
+        let rest = &comment[at + MARK.len()..];
+        let Some(end) = rest.find(')') else { continue };
+        out.extend(
+            rest[..end]
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_and_files_name_rules() {
+        let src = "local x = 1 -- asudf: allow(unused_variable, long_bin_name)\n-- asudf: allow(shadowing)\n";
+        assert_eq!(
+            allowed_in_source(src),
+            ["unused_variable", "long_bin_name", "shadowing"]
+        );
+        let config = Config::parse("[rules]\nshadowing = \"allow\"\n").unwrap();
+        assert_eq!(config.level("shadowing"), Some(Level::Allow));
+        assert!(Config::parse("[rules]\nshadowing = \"maybe\"\n").is_err());
+        assert!(Config::parse("rulez = 1\n").is_err());
+    }
+}

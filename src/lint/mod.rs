@@ -1,0 +1,370 @@
+//! The linter: what a UDF author gets wrong, found before registering.
+//!
+//! Parsing is `full_moon`'s (Lua 5.4); the usual Lua rules come from
+//! `selene-lib` (those that need no scope analysis, see `selene_lints!`)
+//! and from our walk in [`udf`], which knows the UDF environment ([`std`])
+//! and also holds the UDF rules of our own. Both the `check` command and the console call [`lint`];
+//! the console calls it off its UI thread.
+//!
+//! Errors are kept for what certainly fails on the server; everything else,
+//! selene's rules included, is a warning.
+
+mod config;
+mod std;
+mod udf;
+
+use serde::Serialize;
+
+pub use crate::sandbox::LuaLibs;
+pub use config::{CONFIG_FILE, Config, Level, find_config};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+/// One finding. Lines and columns are 1-based; columns count characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub line: u32,
+    pub col: u32,
+    pub end_line: u32,
+    pub end_col: u32,
+    pub severity: Severity,
+    pub rule: String,
+    pub message: String,
+    /// How to fix it, when the rule knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// A rule of our own: its name, what it costs on the server, and the fix.
+pub struct Rule {
+    pub name: &'static str,
+    pub severity: Severity,
+    pub why: &'static str,
+    pub fix: &'static str,
+}
+
+/// Our UDF rules, in the order the README lists them.
+pub const RULES: &[Rule] = &[
+    Rule {
+        name: "syntax_error",
+        severity: Severity::Error,
+        why: "the module does not compile: registering it fails",
+        fix: "correct the syntax at the position shown",
+    },
+    Rule {
+        name: "local_udf",
+        severity: Severity::Error,
+        why: "the server only calls global functions: a `local function` gives \"function not found\"",
+        fix: "drop `local` from the function the apply calls",
+    },
+    Rule {
+        name: "table_in_bin",
+        severity: Severity::Error,
+        why: "a Lua table cannot be stored in a bin: \"can't set bin to unsupported type\"",
+        fix: "use list{...} or map{...} instead of a table",
+    },
+    Rule {
+        name: "stream_not_returned",
+        severity: Severity::Error,
+        why: "a stream UDF must return the stream it was given, or the query fails",
+        fix: "return the stream: `return s : map(f)`",
+    },
+    Rule {
+        name: "unavailable_library",
+        severity: Severity::Error,
+        why: "the server's Lua library mode removes this library: the call fails at run time",
+        fix: "use what the mode keeps (os.time/clock/date/difftime under default)",
+    },
+    Rule {
+        name: "no_record_param",
+        severity: Severity::Warning,
+        why: "a record UDF receives the record as its first parameter",
+        fix: "add it: `function f(rec, ...)`",
+    },
+    Rule {
+        name: "global_in_function",
+        severity: Severity::Warning,
+        why: "a global set in a function persists between calls on pooled Lua states",
+        fix: "declare it `local`",
+    },
+    Rule {
+        name: "record_write_in_stream",
+        severity: Severity::Warning,
+        why: "records in a stream are read-only: the server ignores writes",
+        fix: "write records in a record or background UDF",
+    },
+    Rule {
+        name: "long_bin_name",
+        severity: Severity::Warning,
+        why: "bin names longer than 15 bytes are silently ignored (reads give nil)",
+        fix: "use a bin name of 15 bytes or less",
+    },
+    Rule {
+        name: "undefined_variable",
+        severity: Severity::Warning,
+        why: "a global nothing defines is nil at run time: indexing or calling it fails",
+        fix: "check the spelling, or define it (`local`)",
+    },
+    Rule {
+        name: "unused_variable",
+        severity: Severity::Warning,
+        why: "a local nothing reads is dead code, or a typo elsewhere",
+        fix: "remove it, or name it `_`",
+    },
+    Rule {
+        name: "shadowing",
+        severity: Severity::Warning,
+        why: "a local hides another of the same name: later reads get the new one",
+        fix: "rename one of them",
+    },
+    Rule {
+        name: "unreachable_code",
+        severity: Severity::Warning,
+        why: "code after an error() call in the same block never runs",
+        fix: "remove it, or make the error conditional",
+    },
+    Rule {
+        name: "module_name",
+        severity: Severity::Warning,
+        why: "newer servers refuse names outside [A-Za-z0-9._$-]; a name without .lua is never callable",
+        fix: "name the module like `my_module.lua`",
+    },
+];
+
+pub fn rule(name: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.name == name)
+}
+
+/// What to lint for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Options {
+    pub libs: LuaLibs,
+    /// The module's registered name (`counter.lua`), for `module_name`.
+    pub module: Option<String>,
+    /// The function an apply will call, for `local_udf`.
+    pub function: Option<String>,
+    /// Rules switched off or re-levelled by a config file.
+    pub config: Config,
+}
+
+// Selene's scope analysis is quadratic in a file's references (about
+// 270 ms for the 10,000-line bench module, over the 200 ms budget), so the
+// scope rules (undefined and unused variables, shadowing) are ours, in
+// `udf`'s walk, and only selene's rules that do not need it run: they get
+// the scope analysis of an empty chunk.
+macro_rules! selene_lints {
+    ($($lint:ty),* $(,)?) => {
+        fn selene_pass(ast: &full_moon::ast::Ast) -> Vec<selene_lib::lints::Diagnostic> {
+            use selene_lib::lints::{AstContext, Context, Lint};
+            thread_local! {
+                static SHARED: (Context, AstContext) = (
+                    Context {
+                        standard_library: std::udf_standard_library(),
+                        user_set_standard_library: None,
+                    },
+                    AstContext::from_ast(
+                        full_moon::parse_fallible("", full_moon::LuaVersion::lua54()).ast(),
+                    ),
+                );
+            }
+            SHARED.with(|(context, empty)| {
+                let mut out = Vec::new();
+                $(
+                    let lint = <$lint>::new(Default::default())
+                        .expect("selene's default lint configs are valid");
+                    out.extend(lint.pass(ast, context, empty));
+                )*
+                out
+            })
+        }
+    };
+}
+
+/// The names of the selene rules that run (a config or `--allow` may name them).
+pub const SELENE_RULES: &[&str] = &[
+    "almost_swapped",
+    "bad_string_escape",
+    "compare_nan",
+    "constant_table_comparison",
+    "divide_by_zero",
+    "duplicate_keys",
+    "empty_if",
+    "empty_loop",
+    "if_same_then_else",
+    "ifs_same_cond",
+    "mixed_table",
+    "parenthese_conditions",
+    "suspicious_reverse_loop",
+    "type_check_inside_call",
+    "unbalanced_assignments",
+];
+
+selene_lints!(
+    selene_lib::lints::almost_swapped::AlmostSwappedLint,
+    selene_lib::lints::bad_string_escape::BadStringEscapeLint,
+    selene_lib::lints::compare_nan::CompareNanLint,
+    selene_lib::lints::constant_table_comparison::ConstantTableComparisonLint,
+    selene_lib::lints::divide_by_zero::DivideByZeroLint,
+    selene_lib::lints::duplicate_keys::DuplicateKeysLint,
+    selene_lib::lints::empty_if::EmptyIfLint,
+    selene_lib::lints::empty_loop::EmptyLoopLint,
+    selene_lib::lints::if_same_then_else::IfSameThenElseLint,
+    selene_lib::lints::ifs_same_cond::IfsSameCondLint,
+    selene_lib::lints::mixed_table::MixedTableLint,
+    selene_lib::lints::parenthese_conditions::ParentheseConditionsLint,
+    selene_lib::lints::suspicious_reverse_loop::SuspiciousReverseLoopLint,
+    selene_lib::lints::type_check_inside_call::TypeCheckInsideCallLint,
+    selene_lib::lints::unbalanced_assignments::UnbalancedAssignmentsLint,
+);
+
+/// Lints one module's source. Never fails: bad input is a diagnostic.
+pub fn lint(source: &str, options: &Options) -> Vec<Diagnostic> {
+    let parsed = full_moon::parse_fallible(source, full_moon::LuaVersion::lua54());
+    let lines = LineIndex::new(source);
+    let mut out = Vec::new();
+    if let Some(error) = parsed.errors().first() {
+        // A partial tree gives rules nothing sound to say: report the syntax alone.
+        let (start, end) = error.range();
+        let (line, col) = lines.at(start.bytes());
+        let (end_line, end_col) = lines.at(end.bytes().max(start.bytes()));
+        out.push(Diagnostic {
+            line,
+            col,
+            end_line,
+            end_col,
+            severity: Severity::Error,
+            rule: "syntax_error".into(),
+            message: format!("syntax error: {}", error.error_message()),
+            fix: None,
+        });
+    } else {
+        let ast = parsed.ast();
+        let found = udf::check(ast, options);
+        for d in selene_pass(ast) {
+            let (start, end) = d.primary_label.range;
+            let (line, col) = lines.at(start as usize);
+            let (end_line, end_col) = lines.at(end as usize);
+            let mut message = d.message.clone();
+            if let Some(label) = &d.primary_label.message {
+                message = format!("{message} ({label})");
+            }
+            out.push(Diagnostic {
+                line,
+                col,
+                end_line,
+                end_col,
+                // Selene's rules flag what may fail, never what must.
+                severity: Severity::Warning,
+                rule: d.code.to_string(),
+                message,
+                fix: d.notes.first().cloned(),
+            });
+        }
+        for f in found {
+            let (line, col) = lines.at(f.start);
+            let (end_line, end_col) = lines.at(f.end.max(f.start));
+            let rule = rule(f.rule).expect("udf rules are in RULES");
+            out.push(Diagnostic {
+                line,
+                col,
+                end_line,
+                end_col,
+                severity: rule.severity,
+                rule: f.rule.into(),
+                message: f.message,
+                fix: Some(rule.fix.into()),
+            });
+        }
+    }
+    if let Some(module) = &options.module
+        && let Some(message) = udf::module_name_problem(module)
+    {
+        out.push(Diagnostic {
+            line: 1,
+            col: 1,
+            end_line: 1,
+            end_col: 1,
+            severity: Severity::Warning,
+            rule: "module_name".into(),
+            message,
+            fix: Some(rule("module_name").map(|r| r.fix).unwrap_or("").into()),
+        });
+    }
+    let allowed = config::allowed_in_source(source);
+    out.retain_mut(|d| {
+        if allowed.iter().any(|r| r == &d.rule) {
+            return false;
+        }
+        match options.config.level(&d.rule) {
+            Some(Level::Allow) => false,
+            Some(Level::Warn) => {
+                d.severity = Severity::Warning;
+                true
+            }
+            Some(Level::Error) => {
+                d.severity = Severity::Error;
+                true
+            }
+            None => true,
+        }
+    });
+    out.sort_by(|a, b| (a.line, a.col, &a.rule).cmp(&(b.line, b.col, &b.rule)));
+    out
+}
+
+/// Byte offsets to 1-based lines and character columns.
+struct LineIndex<'a> {
+    source: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(source: &'a str) -> LineIndex<'a> {
+        let mut starts = vec![0];
+        starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { source, starts }
+    }
+
+    fn at(&self, byte: usize) -> (u32, u32) {
+        let byte = byte.min(self.source.len());
+        let line = self
+            .starts
+            .partition_point(|s| *s <= byte)
+            .saturating_sub(1);
+        let start = self.starts[line];
+        let col = self
+            .source
+            .get(start..byte)
+            .map_or(byte - start, |s| s.chars().count());
+        (line as u32 + 1, col as u32 + 1)
+    }
+}
+
+/// `file:line:col: severity: message [rule]`, as `asudf check` prints.
+pub fn format_line(file: &str, d: &Diagnostic) -> String {
+    format!(
+        "{file}:{}:{}: {}: {} [{}]",
+        d.line,
+        d.col,
+        d.severity.as_str(),
+        d.message,
+        d.rule
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,366 @@
+//! Each rule of our own with a module that trips it and one that does not.
+
+use super::*;
+
+fn rules_in(source: &str, options: &Options) -> Vec<(String, Severity, u32)> {
+    lint(source, options)
+        .into_iter()
+        .map(|d| (d.rule, d.severity, d.line))
+        .collect()
+}
+
+fn has(source: &str, rule: &str) -> bool {
+    has_with(source, rule, &Options::default())
+}
+
+fn has_with(source: &str, rule: &str, options: &Options) -> bool {
+    rules_in(source, options).iter().any(|(r, _, _)| r == rule)
+}
+
+fn libs(libs: LuaLibs) -> Options {
+    Options {
+        libs,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn syntax_error_is_an_error_with_its_position() {
+    let found = lint(
+        "function f(rec)\n  return rec.a +\nend\n",
+        &Options::default(),
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].rule, "syntax_error");
+    assert_eq!(found[0].severity, Severity::Error);
+    assert_eq!((found[0].line, found[0].col), (2, 16));
+    assert!(
+        found[0].message.contains("binary operator"),
+        "{}",
+        found[0].message
+    );
+    assert!(!has(
+        "function f(rec)\n  return rec.a + 1\nend\n",
+        "syntax_error"
+    ));
+}
+
+#[test]
+fn local_udf_the_form_calls_or_nothing_uses() {
+    let called = Options {
+        function: Some("bump".into()),
+        ..Options::default()
+    };
+    let src = "local function bump(rec)\n  return 1\nend\n";
+    let found = lint(src, &called);
+    let d = found
+        .iter()
+        .find(|d| d.rule == "local_udf")
+        .expect("flagged");
+    assert_eq!((d.severity, d.line, d.col), (Severity::Error, 1, 16));
+    assert!(d.message.contains("'bump' is local"), "{}", d.message);
+    // Unused and uncallable, even with no form.
+    assert!(has(src, "local_udf"));
+    // No duplicate from selene's unused_variable.
+    assert!(
+        !found
+            .iter()
+            .any(|d| d.rule == "unused_variable" && d.message.contains("bump"))
+    );
+    // A local helper a global function uses is fine; so is a global UDF.
+    let fine = "local function helper(x)\n  return x + 1\nend\nfunction bump(rec)\n  return helper(1)\nend\n";
+    assert!(!has_with(fine, "local_udf", &called));
+}
+
+#[test]
+fn table_in_bin() {
+    let bad = "function f(rec)\n  rec.tags = {1, 2}\n  aerospike:update(rec)\nend\n";
+    let found = lint(bad, &Options::default());
+    let d = found
+        .iter()
+        .find(|d| d.rule == "table_in_bin")
+        .expect("flagged");
+    assert_eq!((d.severity, d.line), (Severity::Error, 2));
+    let via_local = "function f(rec)\n  local t = {}\n  rec['tags'] = t\nend\n";
+    assert!(has(via_local, "table_in_bin"));
+    let fine = "function f(rec)\n  local t = {}\n  rec.tags = list(t)\n  rec.m = map{a = 1}\n  aerospike:update(rec)\nend\n";
+    assert!(!has(fine, "table_in_bin"));
+    // A helper the module calls: its first parameter need not be a record.
+    let helper = "function fill(t)\n  t.items = {}\nend\nfunction f(rec)\n  local t = {}\n  fill(t)\n  return #t.items\nend\n";
+    assert!(!has(helper, "table_in_bin"));
+    // Reassigned before the write: not followed, not flagged.
+    let reassigned = "function f(rec)\n  local t = {}\n  t = list()\n  rec.tags = t\nend\n";
+    assert!(!has(reassigned, "table_in_bin"));
+}
+
+#[test]
+fn stream_not_returned() {
+    let bad = "local function one(r)\n  return 1\nend\nfunction count(s)\n  s : map(one)\nend\n";
+    let found = lint(bad, &Options::default());
+    let d = found
+        .iter()
+        .find(|d| d.rule == "stream_not_returned")
+        .expect("flagged");
+    assert_eq!(d.severity, Severity::Error);
+    let fine =
+        "local function one(r)\n  return 1\nend\nfunction count(s)\n  return s : map(one)\nend\n";
+    assert!(!has(fine, "stream_not_returned"));
+    let via_local =
+        "function count(s)\n  local out = s : map(function(r) return 1 end)\n  return out\nend\n";
+    assert!(!has(via_local, "stream_not_returned"));
+}
+
+#[test]
+fn unavailable_library_by_mode() {
+    let io = "function f(rec)\n  io.write('x')\nend\n";
+    assert!(has_with(io, "unavailable_library", &libs(LuaLibs::Default)));
+    assert!(!has_with(io, "unavailable_library", &libs(LuaLibs::All)));
+    let os_time = "function f(rec)\n  return os.time()\nend\n";
+    assert!(!has_with(
+        os_time,
+        "unavailable_library",
+        &libs(LuaLibs::Default)
+    ));
+    assert!(has_with(
+        os_time,
+        "unavailable_library",
+        &libs(LuaLibs::Hardened)
+    ));
+    let exit = "function f(rec)\n  os.exit(1)\nend\n";
+    assert!(has_with(
+        exit,
+        "unavailable_library",
+        &libs(LuaLibs::Default)
+    ));
+    let dbg = "function f(rec)\n  local d = require 'debug'\n  return d.traceback()\nend\n";
+    assert!(has_with(
+        dbg,
+        "unavailable_library",
+        &libs(LuaLibs::Default)
+    ));
+    assert!(!has_with(dbg, "unavailable_library", &libs(LuaLibs::All)));
+    let loaded = "function f(rec)\n  return package.loaded.debug\nend\n";
+    assert!(has_with(
+        loaded,
+        "unavailable_library",
+        &libs(LuaLibs::Default)
+    ));
+    let load = "function f(rec)\n  return load('return 1')()\nend\n";
+    assert!(has_with(
+        load,
+        "unavailable_library",
+        &libs(LuaLibs::Hardened)
+    ));
+    assert!(!has_with(
+        load,
+        "unavailable_library",
+        &libs(LuaLibs::Default)
+    ));
+    // The log helper `debug(...)` is never flagged, in any mode.
+    for mode in [LuaLibs::Default, LuaLibs::All, LuaLibs::Hardened] {
+        let log = "function f(rec)\n  debug('x %s', 1)\n  return 1\nend\n";
+        assert!(rules_in(log, &libs(mode)).is_empty(), "{mode:?}");
+    }
+    // Only indexing or calling fails: `type(io)` is nil, not an error.
+    let probe = "function f(rec)\n  return type(io), type(load)\nend\n";
+    assert!(!has_with(
+        probe,
+        "unavailable_library",
+        &libs(LuaLibs::Hardened)
+    ));
+    // A local of the same name is not the library.
+    let local = "function f(rec)\n  local io = {write = print}\n  io.write('x')\nend\n";
+    assert!(!has_with(
+        local,
+        "unavailable_library",
+        &libs(LuaLibs::Hardened)
+    ));
+    let found = lint(io, &libs(LuaLibs::Hardened));
+    assert!(found.iter().any(|d| d.severity == Severity::Error));
+}
+
+#[test]
+fn no_record_param() {
+    assert!(has(
+        "function hello()\n  return 'hi'\nend\n",
+        "no_record_param"
+    ));
+    assert!(!has(
+        "function hello(rec)\n  return 'hi'\nend\n",
+        "no_record_param"
+    ));
+    // A global the module calls itself is a helper.
+    let helper = "function two()\n  return 2\nend\nfunction f(rec)\n  return two()\nend\n";
+    assert!(!has(helper, "no_record_param"));
+}
+
+#[test]
+fn global_in_function() {
+    let bad = "function f(rec)\n  total = (total or 0) + 1\n  return total\nend\n";
+    let found = lint(bad, &Options::default());
+    let d = found
+        .iter()
+        .find(|d| d.rule == "global_in_function")
+        .expect("flagged");
+    assert_eq!((d.severity, d.line), (Severity::Warning, 2));
+    let fine = "local total = 0\nfunction f(rec)\n  total = total + 1\n  local x = 1\n  x = x + total\n  return x\nend\n";
+    assert!(!has(fine, "global_in_function"));
+    // Top level runs once per Lua state: not flagged.
+    assert!(!has(
+        "LIMIT = 10\nfunction f(rec)\n  return LIMIT\nend\n",
+        "global_in_function"
+    ));
+}
+
+#[test]
+fn record_write_in_stream() {
+    let bad = "local function touch(r)\n  r.seen = 1\n  aerospike:update(r)\n  return r\nend\nfunction run(s)\n  return s : map(touch)\nend\n";
+    let found: Vec<_> = lint(bad, &Options::default())
+        .into_iter()
+        .filter(|d| d.rule == "record_write_in_stream")
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.iter().all(|d| d.severity == Severity::Warning));
+    let fine = "local function read(r)\n  return r.seen\nend\nfunction run(s)\n  return s : map(read)\nend\n";
+    assert!(!has(fine, "record_write_in_stream"));
+    // The aggregate function gets the record second.
+    let agg = "local function add(acc, r)\n  r.x = 1\n  return acc + 1\nend\nfunction run(s)\n  return s : aggregate(0, add)\nend\n";
+    assert!(has(agg, "record_write_in_stream"));
+}
+
+#[test]
+fn long_bin_name() {
+    let bad =
+        "function f(rec)\n  rec.abcdefghijklmnop = 1\n  return rec['abcdefghijklmnop']\nend\n";
+    let found: Vec<_> = lint(bad, &Options::default())
+        .into_iter()
+        .filter(|d| d.rule == "long_bin_name")
+        .collect();
+    assert_eq!(found.len(), 2, "{found:?}");
+    let fine = "function f(rec)\n  rec.abcdefghijklmno = 1\n  local t = {abcdefghijklmnopqrs = 1}\n  return t.abcdefghijklmnopqrs\nend\n";
+    assert!(!has(fine, "long_bin_name"));
+}
+
+#[test]
+fn unreachable_code() {
+    let bad = "function f(rec)\n  error('no')\n  return 1\nend\n";
+    let found = lint(bad, &Options::default());
+    let d = found
+        .iter()
+        .find(|d| d.rule == "unreachable_code")
+        .expect("flagged");
+    assert_eq!((d.severity, d.line), (Severity::Warning, 3));
+    let fine = "function f(rec)\n  if not rec.a then\n    error('no')\n  end\n  return 1\nend\n";
+    assert!(!has(fine, "unreachable_code"));
+}
+
+#[test]
+fn module_name() {
+    let with = |m: &str| Options {
+        module: Some(m.into()),
+        ..Options::default()
+    };
+    let src = "function f(rec)\n  return 1\nend\n";
+    assert!(has_with(src, "module_name", &with("my module.lua")));
+    assert!(has_with(src, "module_name", &with("tools.txt")));
+    assert!(has_with(src, "module_name", &with("a..b.lua")));
+    assert!(!has_with(src, "module_name", &with("my_mod-2.lua")));
+}
+
+#[test]
+fn scope_rules() {
+    // undefined_variable: a typo'd global; locals, UDF globals and globals
+    // the module sets are defined.
+    let found = lint(
+        "function f(rec)\n  return ldte.now()\nend\n",
+        &Options::default(),
+    );
+    let d = found
+        .iter()
+        .find(|d| d.rule == "undefined_variable")
+        .expect("flagged");
+    assert_eq!((d.severity, d.line, d.col), (Severity::Warning, 2, 10));
+    let fine = "LIMIT = 3\nfunction f(rec)\n  local n = LIMIT\n  repeat local m = n until m\n  return record.ttl(rec) + n\nend\n";
+    assert!(
+        !has(fine, "undefined_variable"),
+        "{:?}",
+        lint(fine, &Options::default())
+    );
+    // unused_variable: a local nothing reads (not `_`, not parameters).
+    assert!(has(
+        "function f(rec)\n  local x = 1\n  return 2\nend\n",
+        "unused_variable"
+    ));
+    let fine = "function f(rec, unused_arg)\n  local _ = 1\n  local y = 2\n  return y\nend\n";
+    assert!(!has(fine, "unused_variable"));
+    // shadowing: a local redeclaring one in scope.
+    assert!(has(
+        "function f(rec)\n  local x = 1\n  do\n    local x = 2\n    return x\n  end\nend\n",
+        "shadowing"
+    ));
+    assert!(!has(
+        "function f(rec)\n  do\n    local x = 2\n    return x\n  end\nend\n",
+        "shadowing"
+    ));
+}
+
+#[test]
+fn selene_rules_are_warnings_in_the_udf_environment() {
+    // Undefined globals warn; UDF globals and Lua 5.4 names are known.
+    let src = "function f(rec)\n  local d = ldte.now()\n  info('%s', d)\n  return list{1} , map{}, bytes(2), math.type(1), utf8.char(65), table.unpack({1})\nend\n";
+    let found = lint(src, &Options::default());
+    let rules: Vec<_> = found
+        .iter()
+        .map(|d| (d.rule.as_str(), d.severity))
+        .collect();
+    assert_eq!(
+        rules,
+        [("undefined_variable", Severity::Warning)],
+        "{found:?}"
+    );
+    // Lua 5.1 names are gone in 5.4.
+    assert!(has(
+        "function f(rec)\n  return unpack({1})\nend\n",
+        "undefined_variable"
+    ));
+}
+
+#[test]
+fn comments_and_config_switch_rules_off() {
+    let src = "function f(rec)\n  total = 1\nend\n";
+    assert!(has(src, "global_in_function"));
+    let silenced = format!("-- asudf: allow(global_in_function)\n{src}");
+    assert!(!has(&silenced, "global_in_function"));
+    let mut config = Config::default();
+    config.set("global_in_function", Level::Allow);
+    let options = Options {
+        config,
+        ..Options::default()
+    };
+    assert!(!has_with(src, "global_in_function", &options));
+    let mut config = Config::default();
+    config.set("global_in_function", Level::Error);
+    let options = Options {
+        config,
+        ..Options::default()
+    };
+    let found = lint(src, &options);
+    assert!(found.iter().any(|d| d.severity == Severity::Error));
+}
+
+#[test]
+fn positions_count_characters() {
+    let found = lint(
+        "-- é\nfunction f(rec)\n  x = 'é'; y = 1\nend\n",
+        &Options::default(),
+    );
+    let d = found
+        .iter()
+        .find(|d| d.rule == "global_in_function")
+        .expect("flagged");
+    assert_eq!((d.line, d.col), (3, 3));
+    assert_eq!(
+        format_line("m.lua", d),
+        format!("m.lua:3:3: warning: {} [global_in_function]", d.message)
+    );
+}

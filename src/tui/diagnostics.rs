@@ -1,0 +1,165 @@
+//! Diagnostics while typing: when to lint (shortly after typing stops),
+//! what to lint for (the buffer's module, the form's function, the
+//! server's library mode), and which answer is current. The lint itself
+//! runs off the UI thread: the reducer asks for it with an effect and the
+//! answer comes back as [`Action::Linted`].
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::lint::{self, Config, Diagnostic, LuaLibs, Options, Severity};
+use crate::tui::action::Action;
+
+/// Quiet time after the last edit before the buffer is linted.
+pub const LINT_DELAY: Duration = Duration::from_millis(300);
+
+/// One lint to run: everything it needs, owned, so it can leave the UI thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LintRequest {
+    pub seq: u64,
+    pub source: String,
+    pub options: Options,
+    /// The buffer's folder, where `asudf-lint.toml` is looked for.
+    pub dir: Option<PathBuf>,
+}
+
+/// Runs a lint (blocking: reads the config file, parses the buffer).
+pub fn run(request: LintRequest) -> Action {
+    let mut options = request.options;
+    if let Some(path) = request.dir.as_deref().and_then(lint::find_config) {
+        match Config::read(&path) {
+            Ok(config) => options.config = config,
+            Err(e) => tracing::warn!("lint config ignored: {e}"),
+        }
+    }
+    Action::Linted {
+        seq: request.seq,
+        diagnostics: lint::lint(&request.source, &options),
+    }
+}
+
+/// The console's lint state (the findings themselves live with the editor,
+/// which draws them).
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    /// Lint while typing (off: no lint runs, nothing is shown).
+    pub on: bool,
+    /// The mode linted for: the sandbox's, or `cluster_libs` on a cluster.
+    pub libs: LuaLibs,
+    /// The mode a cluster is assumed to run (`--lua-libs`, default `default`).
+    pub cluster_libs: LuaLibs,
+    /// When the next lint is due (set by an edit).
+    pub due: Option<Instant>,
+    /// The last lint asked for; older answers are dropped.
+    seq: u64,
+    /// The buffer changed since the findings shown were made.
+    pub stale: bool,
+}
+
+impl Diagnostics {
+    pub fn new(cluster_libs: LuaLibs, now: Instant) -> Diagnostics {
+        Diagnostics {
+            on: true,
+            libs: cluster_libs,
+            cluster_libs,
+            due: Some(now),
+            seq: 0,
+            stale: true,
+        }
+    }
+
+    /// Something linted depends on changed: lint again once typing stops.
+    pub fn changed(&mut self, now: Instant) {
+        self.stale = true;
+        if self.on {
+            self.due = Some(now + LINT_DELAY);
+        }
+    }
+
+    /// The number for a lint due at `now`, if one is.
+    pub fn take_due(&mut self, now: Instant) -> Option<u64> {
+        match self.due {
+            Some(at) if self.on && now >= at => {
+                self.due = None;
+                self.seq += 1;
+                Some(self.seq)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether an answer is the latest asked for.
+    pub fn accept(&mut self, seq: u64) -> bool {
+        let current = seq == self.seq && self.due.is_none();
+        if current {
+            self.stale = false;
+        }
+        current
+    }
+
+    /// The mode a connection reports: a sandbox says it in its `sandbox`
+    /// info (`lua-libs=…`); a cluster does not.
+    pub fn connected(&mut self, sandbox: Option<&str>) {
+        self.libs = sandbox
+            .and_then(|s| s.split(';').find_map(|kv| kv.strip_prefix("lua-libs=")))
+            .and_then(|mode| mode.parse().ok())
+            .unwrap_or(if sandbox.is_some() {
+                LuaLibs::Default
+            } else {
+                self.cluster_libs
+            });
+    }
+}
+
+/// The next finding after (or before) a position, wrapping around.
+pub fn step(found: &[Diagnostic], line: u32, col: u32, forward: bool) -> Option<usize> {
+    if found.is_empty() {
+        return None;
+    }
+    let at = (line, col);
+    let index = if forward {
+        found.iter().position(|d| (d.line, d.col) > at).unwrap_or(0)
+    } else {
+        found
+            .iter()
+            .rposition(|d| (d.line, d.col) < at)
+            .unwrap_or(found.len() - 1)
+    };
+    Some(index)
+}
+
+pub fn errors(found: &[Diagnostic]) -> usize {
+    found
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debounced_and_only_the_latest_answer_counts() {
+        let t0 = Instant::now();
+        let mut d = Diagnostics::new(LuaLibs::Default, t0);
+        assert_eq!(d.take_due(t0), Some(1));
+        d.changed(t0);
+        assert_eq!(d.take_due(t0 + Duration::from_millis(100)), None);
+        d.changed(t0 + Duration::from_millis(200));
+        assert_eq!(d.take_due(t0 + Duration::from_millis(400)), None);
+        assert_eq!(d.take_due(t0 + Duration::from_millis(500)), Some(2));
+        assert!(!d.accept(1));
+        assert!(d.accept(2));
+        assert!(!d.stale);
+    }
+
+    #[test]
+    fn mode_comes_from_the_sandbox_or_the_flag() {
+        let mut d = Diagnostics::new(LuaLibs::Hardened, Instant::now());
+        d.connected(Some("asudf=0.1.0;lua-libs=all;max-udf-ms=0"));
+        assert_eq!(d.libs, LuaLibs::All);
+        d.connected(None);
+        assert_eq!(d.libs, LuaLibs::Hardened);
+    }
+}
