@@ -5,7 +5,7 @@ use aerospike::Value;
 use toml_edit::{DocumentMut, InlineTable, Item, Table, Value as Toml};
 
 use super::format::{MessageMatch, Scenario};
-use super::runner::{FileReport, Observed};
+use super::runner::{FileReport, Observed, multiset_text};
 use crate::client::RecordView;
 use crate::value;
 
@@ -79,6 +79,34 @@ fn update_step(table: &mut Table, observed: &Observed, step: &super::format::Ste
     }
     if let (Some(existed), true) = (observed.existed, step.expect.existed.is_some()) {
         set(table, "expect", Toml::from(existed));
+        changed = true;
+    }
+    if let (Some(values), true) = (&observed.values, step.expect.values.is_some()) {
+        set(table, "expect", Toml::from(multiset_text(values)));
+        table.remove("error");
+        changed = true;
+    }
+    if let (Some(values), Some(_)) = (&observed.values, step.expect.count) {
+        set(table, "records", Toml::from(values.len() as i64));
+        changed = true;
+    }
+    if let (Some(job), Some(expected)) = (&observed.job, &step.expect.job) {
+        // The counts the step checked, with what the job did.
+        let mut new = InlineTable::new();
+        let counts = [
+            ("succeeded", expected.succeeded, job.succeeded()),
+            ("failed", expected.failed, job.failed()),
+            ("filtered", expected.filtered, job.filtered()),
+        ];
+        for (name, want, got) in counts {
+            if want.is_some() {
+                new.insert(name, (got as i64).into());
+            }
+        }
+        if expected.status.is_some() {
+            new.insert("status", job.status().into());
+        }
+        set(table, "job", Toml::InlineTable(new));
         changed = true;
     }
     if let Some(record) = &observed.record {
