@@ -1059,4 +1059,89 @@ expect = false
         assert_eq!(line, 4);
         assert!(message.contains("bad pattern"));
     }
+
+    #[test]
+    fn reads_query_path_steps_and_indexes() {
+        let s = parse_text(
+            r#"
+ns = "test.sales"
+[[index]]
+bin = "tags"
+type = "String"
+collection = "list"
+
+[[step]]
+aggregate = "sum.total"
+where = "amount BETWEEN 1 AND 5"
+args = "2"
+expect = "[1, 1]"
+
+[[step]]
+execute = "stamp.mark"
+ns = "test.other"
+job = { succeeded = 2, status = "done(ok)" }
+
+[[step]]
+query = true
+bins = ["a"]
+records = 3
+"#,
+        )
+        .unwrap();
+        let index = &s.indexes[0].spec;
+        assert_eq!(
+            (index.name.as_str(), index.kind.as_str(), index.collection),
+            ("test_sales_tags", "string", Collection::List)
+        );
+        assert!(s.aggregates());
+        let Action::Aggregate { scope, args, .. } = &s.steps[0].action else {
+            panic!("an aggregate");
+        };
+        assert_eq!(scope.set.as_deref(), Some("sales"));
+        assert!(scope.where_clause.is_some());
+        assert_eq!(args, &[Value::Int(2)]);
+        assert_eq!(
+            s.steps[0].expect.values,
+            Some(vec![Value::Int(1), Value::Int(1)])
+        );
+        assert_eq!(
+            s.steps[1].action.scope().unwrap().set.as_deref(),
+            Some("other")
+        );
+        assert_eq!(s.steps[1].expect.job.as_ref().unwrap().succeeded, Some(2));
+        assert_eq!(s.steps[1].expect.job.as_ref().unwrap().failed, None);
+        let Action::Query { bins, .. } = &s.steps[2].action else {
+            panic!("a query");
+        };
+        assert_eq!(bins.as_deref(), Some(&["a".to_string()][..]));
+        assert_eq!(s.steps[2].expect.count, Some(3));
+        assert!(s.steps[2].action.key().is_none());
+    }
+
+    #[test]
+    fn query_path_mistakes_point_at_their_place() {
+        let at = |text: &str| {
+            let e = parse_text(text).unwrap_err();
+            (e.pos.line, e.pos.column, e.message)
+        };
+        let (line, column, message) = at("[[step]]
+aggregate = \"m.f\"
+expect = \"5\"
+");
+        assert_eq!((line, column), (3, 10));
+        assert!(message.contains("a list in any order"), "{message}");
+        let (line, _, message) = at("[[step]]\nquery = true\nkey = 1\n");
+        assert_eq!(line, 3);
+        assert!(
+            message.contains("'key' does not go with query"),
+            "{message}"
+        );
+        let (line, _, message) = at("[[step]]\nexecute = \"m.f\"\njob = { done = 1 }\n");
+        assert_eq!(line, 3);
+        assert!(message.contains("unknown key 'done'"), "{message}");
+        let (_, _, message) = at("[[index]]\ntype = \"numeric\"\n[[step]]\nquery = true\n");
+        assert!(message.contains("needs bin"), "{message}");
+        let (line, column, _) = at("[[step]]\nquery = true\nwhere = \"LIST x = \"\n");
+        assert_eq!((line, column), (3, 19));
+    }
 }
