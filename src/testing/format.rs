@@ -1124,10 +1124,7 @@ records = 3
             let e = parse_text(text).unwrap_err();
             (e.pos.line, e.pos.column, e.message)
         };
-        let (line, column, message) = at("[[step]]
-aggregate = \"m.f\"
-expect = \"5\"
-");
+        let (line, column, message) = at("[[step]]\naggregate = \"m.f\"\nexpect = \"5\"\n");
         assert_eq!((line, column), (3, 10));
         assert!(message.contains("a list in any order"), "{message}");
         let (line, _, message) = at("[[step]]\nquery = true\nkey = 1\n");
