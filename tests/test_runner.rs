@@ -541,3 +541,26 @@ fn a_bad_index_table_is_a_file_error() {
         "{out}"
     );
 }
+
+#[test]
+fn the_readme_query_path_example_passes() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("```toml\nns = \"test.sales\"")
+        .expect("README shows the query-path steps")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for module in ["sum.lua", "stamp.lua"] {
+        std::fs::copy(
+            root().join("assets/samples").join(module),
+            dir.path().join(module),
+        )
+        .unwrap();
+    }
+    let file = dir.path().join("readme.udftest.toml");
+    std::fs::write(&file, &readme[start..end]).unwrap();
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("3 passed, 0 failed"), "{out}");
+}
