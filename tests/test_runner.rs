@@ -564,3 +564,22 @@ fn the_readme_query_path_example_passes() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.trim_end().ends_with("3 passed, 0 failed"), "{out}");
 }
+
+#[test]
+fn query_path_steps_against_a_served_cluster_keep_to_the_runs_set_and_index() {
+    let server = serve();
+    let h = server.host.as_str();
+    let (_dir, file) = sales(
+        "\n[[step]]\naggregate = \"sum.total\"\nwhere = \"amount BETWEEN 10 AND 50\"\nexpect = \"[96]\"\n\n[[step]]\nexecute = \"stamp.mark\"\nargs = \"'seen'\"\njob = { succeeded = 4 }\n\n[[step]]\nquery = true\nrecords = 4\n",
+    );
+    let f = file.to_str().unwrap();
+    // Twice: a run creates its index again after the last one dropped its own.
+    for _ in 0..2 {
+        let (code, out, err) = run(&["test", f, "-h", h, "--register"]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    // The run's indexes are dropped with its records.
+    let (code, out, err) = run(&["index", "ls", "-h", h]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "", "{out}");
+}
