@@ -583,3 +583,22 @@ fn query_path_steps_against_a_served_cluster_keep_to_the_runs_set_and_index() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "", "{out}");
 }
+
+#[test]
+fn update_swaps_query_path_answers_and_errors() {
+    // A query on a bin with no index fails; an execute expected to fail succeeds.
+    let (_dir, file) = sales(
+        "\n[[step]]\nquery = true\nwhere = \"region = 'x'\"\nrecords = 0\n\n[[step]]\nexecute = \"stamp.mark\"\nargs = \"'seen'\"\nerror = { code = 4 }\n",
+    );
+    let (code, out, _) = test_file(&file, &["--update"]);
+    assert_eq!(code, 4, "{out}");
+    let new = std::fs::read_to_string(&file).unwrap();
+    assert!(!new.contains("records = 0"), "{new}");
+    assert!(new.contains("error = { code = 201"), "{new}");
+    assert!(
+        new.contains("job = { succeeded = 4, failed = 0, filtered = 0, status = \"done(ok)\" }"),
+        "{new}"
+    );
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}\n{new}");
+}
