@@ -451,7 +451,10 @@ fn aggregate_steps_compare_values_as_a_multiset() {
     );
     let (code, out, _) = test_file(&file, &[]);
     assert_eq!(code, 4, "{out}");
-    assert!(out.contains("sum.total() on test.sales (where)"), "{out}");
+    assert!(
+        out.contains("sum.total() on test.sales where amount BETWEEN 10 AND 40"),
+        "{out}"
+    );
     assert!(
         out.contains("      expected: [96]\n      actual:   [48]\n                 ^^\n"),
         "{out}"

@@ -188,8 +188,8 @@ fn scope_text(scope: &Scope) -> String {
         text.push('.');
         text.push_str(set);
     }
-    if scope.where_clause.is_some() {
-        text.push_str(" (where)");
+    if let Some(clause) = &scope.where_clause {
+        text.push_str(&format!(" where {clause}"));
     }
     text
 }
