@@ -410,3 +410,198 @@ fn the_readme_example_passes() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.trim_end().ends_with("4 passed, 0 failed"), "{out}");
 }
+
+/// A folder with the sum and stamp samples, four sales and an index on
+/// `amount` (amounts 37, 74, 11, 48), then `steps`.
+fn sales(steps: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for module in ["sum.lua", "stamp.lua"] {
+        std::fs::copy(
+            root().join("assets/samples").join(module),
+            dir.path().join(module),
+        )
+        .unwrap();
+    }
+    let mut text = String::from(
+        "ns = \"test.sales\"\n[modules]\nsum = \"sum.lua\"\nstamp = \"stamp.lua\"\n\n[[index]]\nbin = \"amount\"\ntype = \"numeric\"\n",
+    );
+    for (key, amount) in [(1, 37), (2, 74), (3, 11), (4, 48)] {
+        text.push_str(&format!(
+            "\n[[record]]\nkey = {key}\nbins = {{ amount = \"{amount}\" }}\n"
+        ));
+    }
+    // 8 lines of head, 4 per record: a step's `[[step]]` is on line 26.
+    text.push_str(steps);
+    let file = dir.path().join("t.udftest.toml");
+    std::fs::write(&file, text).unwrap();
+    (dir, file)
+}
+
+#[test]
+fn aggregate_steps_compare_values_as_a_multiset() {
+    let (_dir, file) = sales(
+        "\n[[step]]\naggregate = \"sum.total\"\nexpect = \"[170]\"\n\n[[step]]\naggregate = \"sum.total\"\nwhere = \"amount BETWEEN 10 AND 50\"\nexpect = \"[96]\"\n",
+    );
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("2 passed, 0 failed"), "{out}");
+
+    let (_dir, file) = sales(
+        "\n[[step]]\naggregate = \"sum.total\"\nwhere = \"amount BETWEEN 10 AND 40\"\nexpect = \"[96]\"\n",
+    );
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("sum.total() on test.sales where amount BETWEEN 10 AND 40"),
+        "{out}"
+    );
+    assert!(
+        out.contains("      expected: [96]\n      actual:   [48]\n                 ^^\n"),
+        "{out}"
+    );
+    // --update writes what came back, and then the file passes.
+    let (code, _, _) = test_file(&file, &["--update"]);
+    assert_eq!(code, 4);
+    let new = std::fs::read_to_string(&file).unwrap();
+    assert!(new.contains("expect = \"[48]\""), "{new}");
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_bad_where_clause_is_a_file_error_with_line_and_column() {
+    let (_dir, file) =
+        sales("\n[[step]]\naggregate = \"sum.total\"\nwhere = \"amount BETWEN 10 AND 50\"\n");
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    // The clause's column 8 (the misspelt word) is the file's column 17.
+    assert!(out.contains("t.udftest.toml:28:17: where:"), "{out}");
+
+    let (_dir, file) = sales("\n[[step]]\nquery = true\nwhere = \"amount = \"\n");
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("t.udftest.toml:28:"), "{out}");
+}
+
+#[test]
+fn execute_steps_wait_for_the_job_and_compare_its_counts() {
+    let (_dir, file) = sales(
+        "\n[[step]]\nexecute = \"stamp.mark\"\nargs = \"'seen'\"\nwhere = \"amount BETWEEN 10 AND 50\"\njob = { succeeded = 3, failed = 0, status = \"done(ok)\" }\n\n[[step]]\nget = 2\nrecord = { bins = { amount = \"74\" } }\n\n[[step]]\nget = 3\nrecord = { bins = { amount = \"11\", stamp = \"'seen'\" } }\n",
+    );
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("3 passed, 0 failed"), "{out}");
+
+    let (_dir, file) = sales(
+        "\n[[step]]\nexecute = \"stamp.mark\"\nargs = \"'seen'\"\njob = { succeeded = 3, status = \"done(ok)\" }\n",
+    );
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("job succeeded"), "{out}");
+    assert!(
+        out.contains("      expected: 3\n      actual:   4\n"),
+        "{out}"
+    );
+    let (_, _, _) = test_file(&file, &["--update"]);
+    let new = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        new.contains("job = { succeeded = 4, status = \"done(ok)\" }"),
+        "{new}"
+    );
+}
+
+#[test]
+fn query_steps_count_and_compare_records_as_bin_maps() {
+    let (_dir, file) = sales(
+        "\n[[step]]\nquery = \"test.sales\"\nwhere = \"amount BETWEEN 40 AND 80\"\nrecords = 2\nexpect = \"[{'amount': 74}, {'amount': 48}]\"\n\n[[step]]\nquery = true\nbins = [\"amount\"]\nrecords = 4\n",
+    );
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("2 passed, 0 failed"), "{out}");
+
+    let (_dir, file) = sales(
+        "\n[[step]]\nquery = true\nwhere = \"amount = 11\"\nrecords = 2\nexpect = \"[{'amount': 12}]\"\n",
+    );
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("records (in any order)"), "{out}");
+    assert!(
+        out.contains("      expected: [{'amount': 12}]\n      actual:   [{'amount': 11}]\n                             ^\n"),
+        "{out}"
+    );
+    assert!(out.contains("number of records"), "{out}");
+}
+
+#[test]
+fn a_bad_index_table_is_a_file_error() {
+    let (_dir, file) = scenario(
+        "[[index]]\nbin = \"a\"\ntype = \"number\"\n\n[[step]]\nget = 1\nrecord = \"none\"\n",
+    );
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("t.udftest.toml:3:8: index type 'number'"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_readme_query_path_example_passes() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("```toml\nns = \"test.sales\"")
+        .expect("README shows the query-path steps")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for module in ["sum.lua", "stamp.lua"] {
+        std::fs::copy(
+            root().join("assets/samples").join(module),
+            dir.path().join(module),
+        )
+        .unwrap();
+    }
+    let file = dir.path().join("readme.udftest.toml");
+    std::fs::write(&file, &readme[start..end]).unwrap();
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("3 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn query_path_steps_against_a_served_cluster_keep_to_the_runs_set_and_index() {
+    let server = serve();
+    let h = server.host.as_str();
+    let (_dir, file) = sales(
+        "\n[[step]]\naggregate = \"sum.total\"\nwhere = \"amount BETWEEN 10 AND 50\"\nexpect = \"[96]\"\n\n[[step]]\nexecute = \"stamp.mark\"\nargs = \"'seen'\"\njob = { succeeded = 4 }\n\n[[step]]\nquery = true\nrecords = 4\n",
+    );
+    let f = file.to_str().unwrap();
+    // Twice: a run creates its index again after the last one dropped its own.
+    for _ in 0..2 {
+        let (code, out, err) = run(&["test", f, "-h", h, "--register"]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    // The run's indexes are dropped with its records.
+    let (code, out, err) = run(&["index", "ls", "-h", h]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "", "{out}");
+}
+
+#[test]
+fn update_swaps_query_path_answers_and_errors() {
+    // A query on a bin with no index fails; an execute expected to fail succeeds.
+    let (_dir, file) = sales(
+        "\n[[step]]\nquery = true\nwhere = \"region = 'x'\"\nrecords = 0\n\n[[step]]\nexecute = \"stamp.mark\"\nargs = \"'seen'\"\nerror = { code = 4 }\n",
+    );
+    let (code, out, _) = test_file(&file, &["--update"]);
+    assert_eq!(code, 4, "{out}");
+    let new = std::fs::read_to_string(&file).unwrap();
+    assert!(!new.contains("records = 0"), "{new}");
+    assert!(new.contains("error = { code = 201"), "{new}");
+    assert!(
+        new.contains("job = { succeeded = 4, failed = 0, filtered = 0, status = \"done(ok)\" }"),
+        "{new}"
+    );
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}\n{new}");
+}

@@ -12,8 +12,9 @@ use aerospike::Value;
 use toml_edit::{Document, Item, Table, TableLike};
 
 use crate::cli::{Call, NsSet};
-use crate::client::RecordKey;
+use crate::client::{IndexSpec, RecordKey, Scope};
 use crate::value;
+use crate::where_clause::{self, Collection};
 
 /// The suffix that marks a scenario file.
 pub const SUFFIX: &str = ".udftest.toml";
@@ -100,15 +101,44 @@ pub enum Action {
     Remove {
         key: RecordKey,
     },
+    /// A stream UDF over the scope's records.
+    Aggregate {
+        scope: Scope,
+        call: Call,
+        args: Vec<Value>,
+    },
+    /// A background UDF job over the scope, waited for until it is done.
+    Execute {
+        scope: Scope,
+        call: Call,
+        args: Vec<Value>,
+    },
+    /// The scope's records (`bins`: only these).
+    Query {
+        scope: Scope,
+        bins: Option<Vec<String>>,
+    },
 }
 
 impl Action {
-    pub fn key(&self) -> &RecordKey {
+    /// The one record a step is about (none for the query path).
+    pub fn key(&self) -> Option<&RecordKey> {
         match self {
             Action::Apply { key, .. }
             | Action::Get { key }
             | Action::Put { key, .. }
-            | Action::Remove { key } => key,
+            | Action::Remove { key } => Some(key),
+            Action::Aggregate { .. } | Action::Execute { .. } | Action::Query { .. } => None,
+        }
+    }
+
+    /// The records a query-path step reads.
+    pub fn scope(&self) -> Option<&Scope> {
+        match self {
+            Action::Aggregate { scope, .. }
+            | Action::Execute { scope, .. }
+            | Action::Query { scope, .. } => Some(scope),
+            _ => None,
         }
     }
 
@@ -125,8 +155,43 @@ impl Action {
             Action::Get { key } => format!("get {}", value::print(&key.key)),
             Action::Put { key, .. } => format!("put {}", value::print(&key.key)),
             Action::Remove { key } => format!("remove {}", value::print(&key.key)),
+            Action::Aggregate { scope, call, args } => format!(
+                "aggregate {}.{}({}) on {}",
+                call.module,
+                call.function,
+                print_list(args),
+                scope_text(scope)
+            ),
+            Action::Execute { scope, call, args } => format!(
+                "execute {}.{}({}) on {}",
+                call.module,
+                call.function,
+                print_list(args),
+                scope_text(scope)
+            ),
+            Action::Query { scope, .. } => format!("query {}", scope_text(scope)),
         }
     }
+}
+
+fn print_list(values: &[Value]) -> String {
+    values
+        .iter()
+        .map(value::print)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn scope_text(scope: &Scope) -> String {
+    let mut text = scope.ns.clone();
+    if let Some(set) = &scope.set {
+        text.push('.');
+        text.push_str(set);
+    }
+    if let Some(clause) = &scope.where_clause {
+        text.push_str(&format!(" where {clause}"));
+    }
+    text
 }
 
 /// How an error message is matched.
@@ -164,12 +229,34 @@ pub enum RecordExpect {
     },
 }
 
+/// A background job's counts and status when it is done (each optional).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobExpect {
+    pub succeeded: Option<u64>,
+    pub failed: Option<u64>,
+    pub filtered: Option<u64>,
+    pub status: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Expect {
     pub value: Option<Value>,
     pub error: Option<ErrorExpect>,
     pub record: Option<RecordExpect>,
     pub existed: Option<bool>,
+    /// An aggregation's values, or a query's records as bin maps: compared
+    /// as a multiset (neither comes in a defined order).
+    pub values: Option<Vec<Value>>,
+    /// How many records a query returns.
+    pub count: Option<u64>,
+    pub job: Option<JobExpect>,
+}
+
+/// A secondary index created before the records are written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexDef {
+    pub spec: IndexSpec,
+    pub pos: Pos,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -187,7 +274,17 @@ pub struct Scenario {
     pub path: PathBuf,
     pub modules: Vec<Module>,
     pub records: Vec<Seed>,
+    pub indexes: Vec<IndexDef>,
     pub steps: Vec<Step>,
+}
+
+impl Scenario {
+    /// Whether a step runs a stream UDF (such files run one at a time).
+    pub fn aggregates(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Aggregate { .. }))
+    }
 }
 
 /// Reads and checks a scenario file.
@@ -213,10 +310,35 @@ struct Reader<'a> {
     text: &'a str,
 }
 
-const TOP_KEYS: [&str; 4] = ["ns", "modules", "record", "step"];
-const STEP_KEYS: [&str; 12] = [
-    "name", "ns", "apply", "get", "put", "remove", "key", "args", "bins", "expect", "error",
+const TOP_KEYS: [&str; 5] = ["ns", "modules", "record", "index", "step"];
+const KINDS: [&str; 7] = [
+    "apply",
+    "get",
+    "put",
+    "remove",
+    "aggregate",
+    "execute",
+    "query",
+];
+const STEP_KEYS: [&str; 18] = [
+    "name",
+    "ns",
+    "apply",
+    "get",
+    "put",
+    "remove",
+    "aggregate",
+    "execute",
+    "query",
+    "key",
+    "args",
+    "bins",
+    "where",
+    "expect",
+    "error",
     "record",
+    "records",
+    "job",
 ];
 
 impl Reader<'_> {
@@ -250,6 +372,10 @@ impl Reader<'_> {
                 pos: self.pos(span),
             });
         }
+        let mut indexes = Vec::new();
+        for (table, span) in self.tables(root, "index")? {
+            indexes.push(self.index(table, span, &ns)?);
+        }
         let mut steps = Vec::new();
         for (index, (table, span)) in self.tables(root, "step")?.into_iter().enumerate() {
             steps.push(self.step(index, table, span, &ns)?);
@@ -261,7 +387,153 @@ impl Reader<'_> {
             path: self.path.to_path_buf(),
             modules,
             records,
+            indexes,
             steps,
+        })
+    }
+
+    fn index(
+        &self,
+        table: &dyn TableLike,
+        span: Option<Range<usize>>,
+        default_ns: &NsSet,
+    ) -> Result<IndexDef, FileError> {
+        self.known_keys(
+            table,
+            &["ns", "bin", "type", "collection", "name"],
+            "in an [[index]]",
+        )?;
+        let ns = self.ns_or(table, default_ns)?;
+        let field = |name: &str| -> Result<Option<(&Item, String)>, FileError> {
+            match table.get(name) {
+                None => Ok(None),
+                Some(item) => Ok(Some((item, self.string(item, name)?.to_string()))),
+            }
+        };
+        let (_, bin) = field("bin")?
+            .ok_or_else(|| self.error(span.clone(), "an [[index]] needs bin = \"NAME\""))?;
+        let (kind_item, kind) = field("type")?.ok_or_else(|| {
+            self.error(
+                span.clone(),
+                "an [[index]] needs type = \"numeric\", \"string\", \"blob\" or \"geo2dsphere\"",
+            )
+        })?;
+        let kind = kind.to_ascii_lowercase();
+        if !["numeric", "string", "blob", "geo2dsphere"].contains(&kind.as_str()) {
+            return Err(self.error(
+                kind_item.span(),
+                format!("index type '{kind}': numeric, string, blob or geo2dsphere"),
+            ));
+        }
+        let collection = match field("collection")? {
+            None => Collection::Scalar,
+            Some((item, c)) => match c.to_ascii_lowercase().as_str() {
+                "list" => Collection::List,
+                "mapkeys" => Collection::MapKeys,
+                "mapvalues" => Collection::MapValues,
+                _ => {
+                    return Err(self.error(
+                        item.span(),
+                        format!("collection '{c}': list, mapkeys or mapvalues"),
+                    ));
+                }
+            },
+        };
+        let name = match field("name")? {
+            Some((_, name)) => name,
+            None => format!(
+                "{}_{}_{bin}",
+                ns.namespace,
+                ns.set.as_deref().unwrap_or("all")
+            ),
+        };
+        Ok(IndexDef {
+            spec: IndexSpec {
+                ns: ns.namespace.clone(),
+                set: ns.set.clone(),
+                bin,
+                kind,
+                collection,
+                name,
+            },
+            pos: self.pos(span),
+        })
+    }
+
+    /// A query-path step's records: its namespace and set with an optional `where`.
+    fn scope(&self, table: &dyn TableLike, ns: &NsSet) -> Result<Scope, FileError> {
+        let where_clause = match table.get("where") {
+            None => None,
+            Some(item) => {
+                let text = self.string(item, "where")?;
+                Some(where_clause::parse(text).map_err(|e| {
+                    let mut pos = Pos::at(self.text, item.span().map_or(0, |s| s.start));
+                    // Past the opening quote; exact for clauses without escapes.
+                    pos.column += e.column;
+                    FileError {
+                        path: self.path.to_path_buf(),
+                        pos,
+                        message: format!("where: {}", e.message),
+                    }
+                })?)
+            }
+        };
+        Ok(Scope {
+            ns: ns.namespace.clone(),
+            set: ns.set.clone(),
+            where_clause,
+        })
+    }
+
+    fn args(&self, table: &dyn TableLike) -> Result<Vec<Value>, FileError> {
+        match table.get("args") {
+            None => Ok(Vec::new()),
+            Some(item) => {
+                let text = self.string(item, "args")?;
+                match value::parse(&format!("[{text}]")) {
+                    Ok(Value::List(list)) => Ok(list),
+                    Ok(_) => unreachable!("brackets make a list"),
+                    Err(e) => Err(self.literal_error(item, "args", &e, 1)),
+                }
+            }
+        }
+    }
+
+    fn call(&self, item: &Item, what: &str) -> Result<Call, FileError> {
+        let text = self.string(item, what)?;
+        Call::parse(text).map_err(|e| self.error(item.span(), e))
+    }
+
+    fn count(&self, item: &Item, what: &str) -> Result<u64, FileError> {
+        item.as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| self.error(item.span(), format!("{what} must be a whole number")))
+    }
+
+    fn job_expect(&self, item: &Item) -> Result<JobExpect, FileError> {
+        let table = item.as_table_like().ok_or_else(|| {
+            self.error(
+                item.span(),
+                "job is { succeeded = N, failed = N, filtered = N, status = \"done(ok)\" }",
+            )
+        })?;
+        self.known_keys(
+            table,
+            &["succeeded", "failed", "filtered", "status"],
+            "in job",
+        )?;
+        let number = |name: &str| match table.get(name) {
+            None => Ok(None),
+            Some(n) => self.count(n, name).map(Some),
+        };
+        Ok(JobExpect {
+            succeeded: number("succeeded")?,
+            failed: number("failed")?,
+            filtered: number("filtered")?,
+            status: match table.get("status") {
+                None => None,
+                Some(s) => Some(self.string(s, "status")?.to_string()),
+            },
         })
     }
 
@@ -446,40 +718,54 @@ impl Reader<'_> {
     ) -> Result<Step, FileError> {
         self.known_keys(table, &STEP_KEYS, "in a [[step]]")?;
         let ns = self.ns_or(table, default_ns)?;
-        let kinds: Vec<&str> = ["apply", "get", "put", "remove"]
+        let kinds: Vec<&str> = KINDS
             .into_iter()
             .filter(|k| table.contains_key(k))
             .collect();
         let kind = match kinds.as_slice() {
             [one] => *one,
             [] => {
-                return Err(self.error(span, "a step needs one of apply, get, put, remove"));
+                return Err(self.error(span, format!("a step needs one of {}", KINDS.join(", "))));
             }
             [_, second, ..] => {
                 let span = table.key(second).and_then(|k| k.span());
-                return Err(self.error(span, "a step does one thing: apply, get, put or remove"));
+                return Err(
+                    self.error(span, format!("a step does one thing: {}", KINDS.join(", ")))
+                );
             }
         };
         let kind_item = table.get(kind).expect("present");
         let action = match kind {
-            "apply" => {
-                let text = self.string(kind_item, "apply")?;
-                let call = Call::parse(text).map_err(|e| self.error(kind_item.span(), e))?;
-                let args = match table.get("args") {
-                    None => Vec::new(),
-                    Some(item) => {
-                        let text = self.string(item, "args")?;
-                        match value::parse(&format!("[{text}]")) {
-                            Ok(Value::List(list)) => list,
-                            Ok(_) => unreachable!("brackets make a list"),
-                            Err(e) => return Err(self.literal_error(item, "args", &e, 1)),
-                        }
+            "apply" => Action::Apply {
+                call: self.call(kind_item, "apply")?,
+                args: self.args(table)?,
+                key: self.key(table, "key", &ns)?,
+            },
+            "aggregate" => Action::Aggregate {
+                call: self.call(kind_item, "aggregate")?,
+                args: self.args(table)?,
+                scope: self.scope(table, &ns)?,
+            },
+            "execute" => Action::Execute {
+                call: self.call(kind_item, "execute")?,
+                args: self.args(table)?,
+                scope: self.scope(table, &ns)?,
+            },
+            "query" => {
+                let ns = match kind_item.as_bool() {
+                    Some(true) => ns.clone(),
+                    Some(false) => {
+                        return Err(self.error(kind_item.span(), "query is \"NS.SET\" or true"));
                     }
+                    None => self.ns(kind_item)?,
                 };
-                Action::Apply {
-                    key: self.key(table, "key", &ns)?,
-                    call,
-                    args,
+                let bins = match table.get("bins") {
+                    None => None,
+                    Some(item) => Some(self.bin_names(item)?),
+                };
+                Action::Query {
+                    scope: self.scope(table, &ns)?,
+                    bins,
                 }
             }
             "put" => Action::Put {
@@ -498,6 +784,9 @@ impl Reader<'_> {
             "apply" => &["key", "args", "expect", "error", "record"],
             "get" => &["record"],
             "put" => &["bins", "record"],
+            "aggregate" => &["args", "where", "expect", "error"],
+            "execute" => &["args", "where", "job", "error"],
+            "query" => &["where", "bins", "expect", "records", "error"],
             _ => &["expect", "record"],
         };
         for (name, _) in table.iter() {
@@ -512,14 +801,42 @@ impl Reader<'_> {
                 expect.existed = Some(item.as_bool().ok_or_else(|| {
                     self.error(item.span(), "for remove, expect is true or false (existed)")
                 })?);
+            } else if kind == "aggregate" || kind == "query" {
+                let what = if kind == "query" {
+                    "expect (a list of records as bin maps)"
+                } else {
+                    "expect (a list of values)"
+                };
+                match self.literal(item, what)? {
+                    Value::List(list) => expect.values = Some(list),
+                    other => {
+                        return Err(self.error(
+                            item.span(),
+                            format!(
+                                "{what}: a list in any order, \"[…]\", not {}",
+                                value::type_name(&other)
+                            ),
+                        ));
+                    }
+                }
             } else {
                 expect.value = Some(self.literal(item, "expect")?);
             }
         }
+        if let Some(item) = table.get("records") {
+            expect.count = Some(self.count(item, "records")?);
+        }
+        if let Some(item) = table.get("job") {
+            expect.job = Some(self.job_expect(item)?);
+        }
         if let Some(item) = table.get("error") {
             expect.error = Some(self.error_expect(item)?);
         }
-        if expect.value.is_some() && expect.error.is_some() {
+        let answer = expect.value.is_some()
+            || expect.values.is_some()
+            || expect.count.is_some()
+            || expect.job.is_some();
+        if answer && expect.error.is_some() {
             let span = table.key("error").and_then(|k| k.span());
             return Err(self.error(span, "a step expects a value or an error, not both"));
         }
@@ -540,6 +857,16 @@ impl Reader<'_> {
             action,
             expect,
         })
+    }
+
+    /// `bins = ["a", "b"]` of a query.
+    fn bin_names(&self, item: &Item) -> Result<Vec<String>, FileError> {
+        let wrong = || self.error(item.span(), "bins is a list of bin names: [\"a\", \"b\"]");
+        let array = item.as_array().ok_or_else(wrong)?;
+        array
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(wrong))
+            .collect()
     }
 
     fn error_expect(&self, item: &Item) -> Result<ErrorExpect, FileError> {
@@ -683,7 +1010,10 @@ expect = false
             })
         );
         assert_eq!(s.steps[1].expect.existed, Some(false));
-        assert_eq!(s.steps[1].action.key().key, Value::String("7".into()));
+        assert_eq!(
+            s.steps[1].action.key().unwrap().key,
+            Value::String("7".into())
+        );
     }
 
     #[test]
@@ -728,5 +1058,87 @@ expect = false
             at("[[step]]\napply = \"m.f\"\nkey = 1\nerror = { pattern = \"(\" }\n");
         assert_eq!(line, 4);
         assert!(message.contains("bad pattern"));
+    }
+
+    #[test]
+    fn reads_query_path_steps_and_indexes() {
+        let s = parse_text(
+            r#"
+ns = "test.sales"
+[[index]]
+bin = "tags"
+type = "String"
+collection = "list"
+
+[[step]]
+aggregate = "sum.total"
+where = "amount BETWEEN 1 AND 5"
+args = "2"
+expect = "[1, 1]"
+
+[[step]]
+execute = "stamp.mark"
+ns = "test.other"
+job = { succeeded = 2, status = "done(ok)" }
+
+[[step]]
+query = true
+bins = ["a"]
+records = 3
+"#,
+        )
+        .unwrap();
+        let index = &s.indexes[0].spec;
+        assert_eq!(
+            (index.name.as_str(), index.kind.as_str(), index.collection),
+            ("test_sales_tags", "string", Collection::List)
+        );
+        assert!(s.aggregates());
+        let Action::Aggregate { scope, args, .. } = &s.steps[0].action else {
+            panic!("an aggregate");
+        };
+        assert_eq!(scope.set.as_deref(), Some("sales"));
+        assert!(scope.where_clause.is_some());
+        assert_eq!(args, &[Value::Int(2)]);
+        assert_eq!(
+            s.steps[0].expect.values,
+            Some(vec![Value::Int(1), Value::Int(1)])
+        );
+        assert_eq!(
+            s.steps[1].action.scope().unwrap().set.as_deref(),
+            Some("other")
+        );
+        assert_eq!(s.steps[1].expect.job.as_ref().unwrap().succeeded, Some(2));
+        assert_eq!(s.steps[1].expect.job.as_ref().unwrap().failed, None);
+        let Action::Query { bins, .. } = &s.steps[2].action else {
+            panic!("a query");
+        };
+        assert_eq!(bins.as_deref(), Some(&["a".to_string()][..]));
+        assert_eq!(s.steps[2].expect.count, Some(3));
+        assert!(s.steps[2].action.key().is_none());
+    }
+
+    #[test]
+    fn query_path_mistakes_point_at_their_place() {
+        let at = |text: &str| {
+            let e = parse_text(text).unwrap_err();
+            (e.pos.line, e.pos.column, e.message)
+        };
+        let (line, column, message) = at("[[step]]\naggregate = \"m.f\"\nexpect = \"5\"\n");
+        assert_eq!((line, column), (3, 10));
+        assert!(message.contains("a list in any order"), "{message}");
+        let (line, _, message) = at("[[step]]\nquery = true\nkey = 1\n");
+        assert_eq!(line, 3);
+        assert!(
+            message.contains("'key' does not go with query"),
+            "{message}"
+        );
+        let (line, _, message) = at("[[step]]\nexecute = \"m.f\"\njob = { done = 1 }\n");
+        assert_eq!(line, 3);
+        assert!(message.contains("unknown key 'done'"), "{message}");
+        let (_, _, message) = at("[[index]]\ntype = \"numeric\"\n[[step]]\nquery = true\n");
+        assert!(message.contains("needs bin"), "{message}");
+        let (line, column, _) = at("[[step]]\nquery = true\nwhere = \"LIST x = \"\n");
+        assert_eq!((line, column), (3, 19));
     }
 }

@@ -6,12 +6,15 @@ use std::time::{Duration, Instant};
 
 use aerospike::Value;
 
+use tokio::sync::mpsc;
+
 use super::format::{
-    Action, ErrorExpect, FileError, MessageMatch, Origin, RecordExpect, Scenario, Step,
+    Action, ErrorExpect, FileError, JobExpect, MessageMatch, Origin, RecordExpect, Scenario, Step,
 };
 use crate::client::{
-    self, ApplyCall, ClientHandle, ConnectionState, Event, Failure, FailureKind, Outcome,
-    RecordKey, RecordView, Request, Target, UdfLog,
+    self, AggregateCall, ApplyCall, ClientHandle, ConnectionState, Event, ExecuteCall, Failure,
+    FailureKind, JobInfo, Outcome, QueryCall, RecordKey, RecordView, Request, Scope, StreamItem,
+    Target, UdfLog,
 };
 use crate::value;
 
@@ -72,7 +75,16 @@ pub struct Observed {
     /// `Some(None)`: the record was read and is not there.
     pub record: Option<Option<RecordView>>,
     pub existed: Option<bool>,
+    /// An aggregation's values, or a query's records as bin maps.
+    pub values: Option<Vec<Value>>,
+    /// A background job's `query-show` entry once it was done.
+    pub job: Option<JobInfo>,
 }
+
+/// How often a step waiting for its background job asks how it is going.
+const JOB_POLL: Duration = Duration::from_millis(20);
+/// A job still running after this long fails the step instead of hanging the run.
+const JOB_WAIT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepReport {
@@ -159,16 +171,29 @@ fn run_set(set: &str, run_id: &str) -> String {
 
 /// Against a cluster every step needs a set, so the run can keep to its own.
 pub fn check_for_cluster(scenario: &Scenario) -> Result<(), FileError> {
-    let seeds = scenario.records.iter().map(|r| (&r.key, r.pos));
-    let steps = scenario.steps.iter().map(|s| (s.action.key(), s.pos));
-    for (key, pos) in seeds.chain(steps) {
-        if key.set.is_none() {
+    let seeds = scenario
+        .records
+        .iter()
+        .map(|r| (&r.key.ns, &r.key.set, r.pos));
+    let indexes = scenario
+        .indexes
+        .iter()
+        .map(|i| (&i.spec.ns, &i.spec.set, i.pos));
+    let steps = scenario
+        .steps
+        .iter()
+        .map(|s| match (s.action.key(), s.action.scope()) {
+            (Some(key), _) => (&key.ns, &key.set, s.pos),
+            (None, Some(scope)) => (&scope.ns, &scope.set, s.pos),
+            (None, None) => unreachable!("a step reads a record or a scope"),
+        });
+    for (ns, set, pos) in seeds.chain(indexes).chain(steps) {
+        if set.is_none() {
             return Err(FileError {
                 path: scenario.path.clone(),
                 pos,
                 message: format!(
-                    "no set: against a cluster every record needs one (ns = \"{}.SET\"), so the run keeps to records of its own",
-                    key.ns
+                    "no set: against a cluster every record needs one (ns = \"{ns}.SET\"), so the run keeps to records of its own"
                 ),
             });
         }
@@ -182,6 +207,8 @@ struct Run<'a> {
     mode: &'a Mode,
     /// Every record the run may have written (removed after it on a cluster).
     touched: Vec<RecordKey>,
+    /// Indexes the run created (dropped after it on a cluster).
+    indexes: Vec<(String, String)>,
     connection: Option<String>,
 }
 
@@ -203,6 +230,7 @@ pub async fn run(handle: &ClientHandle, scenario: &Scenario, mode: &Mode) -> Fil
         scenario,
         mode,
         touched: Vec::new(),
+        indexes: Vec::new(),
         connection: None,
     };
     report.setup = run.setup().await;
@@ -235,8 +263,46 @@ impl Run<'_> {
         key
     }
 
+    /// The run's own set on a cluster (the file's set elsewhere).
+    fn set(&self, set: &Option<String>) -> Option<String> {
+        match self.mode {
+            Mode::Cluster { run_id, .. } => set.as_ref().map(|s| run_set(s, run_id)),
+            Mode::Sandbox => set.clone(),
+        }
+    }
+
+    fn scope(&self, scope: &Scope) -> Scope {
+        Scope {
+            set: self.set(&scope.set),
+            ..scope.clone()
+        }
+    }
+
     async fn call(&mut self, request: Request) -> Result<Outcome, Failure> {
-        let (outcome, _) = self.handle.call(request).await;
+        self.call_streaming(request, mpsc::unbounded_channel().0)
+            .await
+    }
+
+    /// A query-path request: its items are collected in `items`.
+    async fn collect(
+        &mut self,
+        request: Request,
+        items: &mut Vec<StreamItem>,
+    ) -> Result<Outcome, Failure> {
+        let (sink, mut rx) = mpsc::unbounded_channel();
+        let outcome = self.call_streaming(request, sink).await;
+        while let Ok(item) = rx.try_recv() {
+            items.push(item);
+        }
+        outcome
+    }
+
+    async fn call_streaming(
+        &mut self,
+        request: Request,
+        sink: client::query::ItemSink,
+    ) -> Result<Outcome, Failure> {
+        let (outcome, _) = self.handle.call_streaming(request, sink).await;
         if let Err(f) = &outcome
             && matches!(f.kind, FailureKind::Connection | FailureKind::Timeout)
             && self.connection.is_none()
@@ -303,6 +369,24 @@ impl Run<'_> {
         if !problems.is_empty() || self.connection.is_some() {
             return problems;
         }
+        for index in &self.scenario.indexes {
+            let mut spec = index.spec.clone();
+            spec.set = self.set(&spec.set);
+            if let Mode::Cluster { run_id, .. } = self.mode {
+                spec.name = run_set(&spec.name, run_id);
+            }
+            let (ns, name) = (spec.ns.clone(), spec.name.clone());
+            match self.call(Request::CreateIndex(spec)).await {
+                Ok(_) => self.indexes.push((ns, name)),
+                Err(f) => problems.push(Problem::said(format!(
+                    "the index at line {} was not created: {f}",
+                    index.pos.line
+                ))),
+            }
+        }
+        if !problems.is_empty() || self.connection.is_some() {
+            return problems;
+        }
         for seed in &self.scenario.records {
             let key = self.key(&seed.key);
             let request = Request::PutRecord {
@@ -325,7 +409,22 @@ impl Run<'_> {
         let mut observed = Observed::default();
         let mut problems = Vec::new();
         let mut logs = Vec::new();
-        let key = self.key(step.action.key());
+        let key = step.action.key().map(|k| self.key(k));
+        let key = match key {
+            Some(key) => key,
+            None => {
+                let problems = self.query_step(step, &mut observed).await;
+                return StepReport {
+                    index: step.index,
+                    line: step.pos.line,
+                    title: step.name.clone().unwrap_or_else(|| step.action.describe()),
+                    problems,
+                    logs,
+                    observed,
+                    elapsed: started.elapsed(),
+                };
+            }
+        };
         match &step.action {
             Action::Apply { call, args, .. } => {
                 let request = Request::Apply(ApplyCall {
@@ -355,7 +454,10 @@ impl Run<'_> {
                 }
                 self.check_answer(step, &observed, &mut problems);
             }
-            Action::Get { .. } => {}
+            Action::Get { .. }
+            | Action::Aggregate { .. }
+            | Action::Execute { .. }
+            | Action::Query { .. } => {}
             Action::Put { bins, .. } => {
                 let request = Request::PutRecord {
                     key: key.clone(),
@@ -408,6 +510,131 @@ impl Run<'_> {
         }
     }
 
+    /// Runs an aggregate, execute or query step and compares what came back.
+    async fn query_step(&mut self, step: &Step, observed: &mut Observed) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut items = Vec::new();
+        let outcome = match &step.action {
+            Action::Aggregate { scope, call, args } => {
+                let request = Request::Aggregate(Box::new(AggregateCall {
+                    scope: self.scope(scope),
+                    module: call.module.clone(),
+                    function: call.function.clone(),
+                    args: args.clone(),
+                    source: None,
+                }));
+                self.collect(request, &mut items).await
+            }
+            Action::Query { scope, bins } => {
+                let request = Request::Query(Box::new(QueryCall {
+                    scope: self.scope(scope),
+                    bins: bins.clone(),
+                    max_records: None,
+                }));
+                self.collect(request, &mut items).await
+            }
+            Action::Execute { scope, call, args } => {
+                let request = Request::Execute(Box::new(ExecuteCall {
+                    scope: self.scope(scope),
+                    module: call.module.clone(),
+                    function: call.function.clone(),
+                    args: args.clone(),
+                    records_per_second: None,
+                }));
+                match self.call(request).await {
+                    Ok(Outcome::JobStarted { id }) => self.wait_for_job(id).await,
+                    other => other,
+                }
+            }
+            _ => unreachable!("only query-path steps come here"),
+        };
+        match outcome {
+            Ok(Outcome::Streamed { .. }) => {
+                let values = items
+                    .into_iter()
+                    .map(|item| match item {
+                        StreamItem::Value(v) => v,
+                        StreamItem::Record { view, .. } => bins_map(&view.bins),
+                    })
+                    .collect();
+                observed.values = Some(values);
+            }
+            Ok(Outcome::Jobs(mut jobs)) if !jobs.is_empty() => {
+                observed.job = Some(jobs.remove(0));
+            }
+            Ok(other) => {
+                problems.push(Problem::said(format!("unexpected answer {other:?}")));
+                return problems;
+            }
+            Err(f) => observed.error = Some(f),
+        }
+        match (&observed.error, &step.expect.error) {
+            (Some(f), None) => {
+                let mut p = Problem::said(format!("the call failed: {f}"));
+                p.at = self.locate(f);
+                problems.push(p);
+            }
+            (Some(f), Some(expected)) => {
+                let mut found = compare_error(expected, f);
+                if !found.is_empty() {
+                    found[0].at = self.locate(f);
+                }
+                problems.extend(found);
+            }
+            (None, Some(expected)) => problems.push(Problem::differs(
+                "expected an error, the call succeeded",
+                describe_error(expected),
+                "success".into(),
+            )),
+            (None, None) => {}
+        }
+        if let (Some(expected), Some(actual)) = (&step.expect.values, &observed.values) {
+            let (want, got) = (multiset_text(expected), multiset_text(actual));
+            if want != got {
+                let what = match step.action {
+                    Action::Query { .. } => "records (in any order)",
+                    _ => "values (in any order)",
+                };
+                problems.push(Problem::differs(what, want, got));
+            }
+        }
+        if let (Some(expected), Some(actual)) = (step.expect.count, &observed.values)
+            && expected != actual.len() as u64
+        {
+            problems.push(Problem::differs(
+                "number of records",
+                expected.to_string(),
+                actual.len().to_string(),
+            ));
+        }
+        if let (Some(expected), Some(job)) = (&step.expect.job, &observed.job) {
+            compare_job(expected, job, &mut problems);
+        }
+        problems
+    }
+
+    /// Polls a background job until it is done: its last `query-show` entry.
+    async fn wait_for_job(&mut self, id: u64) -> Result<Outcome, Failure> {
+        let started = Instant::now();
+        loop {
+            match self.call(Request::Jobs { id: Some(id) }).await? {
+                Outcome::Jobs(jobs) if jobs.first().is_some_and(JobInfo::is_done) => {
+                    return Ok(Outcome::Jobs(jobs));
+                }
+                Outcome::Jobs(_) if started.elapsed() < JOB_WAIT => {
+                    tokio::time::sleep(JOB_POLL).await
+                }
+                Outcome::Jobs(_) => {
+                    return Err(Failure::connection(format!(
+                        "job {id} was not done after {} s",
+                        JOB_WAIT.as_secs()
+                    )));
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
     /// An apply's value or error against the step's expectation.
     fn check_answer(&self, step: &Step, observed: &Observed, problems: &mut Vec<Problem>) {
         match (&observed.error, &step.expect.error) {
@@ -453,6 +680,9 @@ impl Run<'_> {
     async fn clean_up(&mut self) {
         for key in std::mem::take(&mut self.touched) {
             let _ = self.call(Request::DeleteRecord { key }).await;
+        }
+        for (ns, name) in std::mem::take(&mut self.indexes) {
+            let _ = self.call(Request::DropIndex { ns, name }).await;
         }
     }
 }
@@ -506,6 +736,66 @@ fn compare_error(expected: &ErrorExpect, failure: &Failure) -> Vec<Problem> {
         _ => {}
     }
     problems
+}
+
+/// A query's record as the value it is compared as: its bins as a map.
+fn bins_map(bins: &[(String, Value)]) -> Value {
+    Value::HashMap(
+        bins.iter()
+            .map(|(n, v)| (Value::String(n.clone()), v.clone()))
+            .collect(),
+    )
+}
+
+/// Values as a list literal in a canonical order, so two multisets compare
+/// equal as text exactly when they hold the same values.
+pub fn multiset_text(values: &[Value]) -> String {
+    let mut printed: Vec<String> = values.iter().map(canonical).collect();
+    printed.sort();
+    format!("[{}]", printed.join(", "))
+}
+
+/// A value's literal with map entries sorted (a map's order is not its value).
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::HashMap(map) => {
+            let mut entries: Vec<String> = map
+                .iter()
+                .map(|(k, v)| format!("{}: {}", canonical(k), canonical(v)))
+                .collect();
+            entries.sort();
+            format!("{{{}}}", entries.join(", "))
+        }
+        Value::List(list) => format!(
+            "[{}]",
+            list.iter().map(canonical).collect::<Vec<_>>().join(", ")
+        ),
+        other => value::print(other),
+    }
+}
+
+fn compare_job(expected: &JobExpect, job: &JobInfo, out: &mut Vec<Problem>) {
+    let counts = [
+        ("job succeeded", expected.succeeded, job.succeeded()),
+        ("job failed", expected.failed, job.failed()),
+        ("job filtered", expected.filtered, job.filtered()),
+    ];
+    for (what, want, got) in counts {
+        if let Some(want) = want
+            && want != got
+        {
+            out.push(Problem::differs(what, want.to_string(), got.to_string()));
+        }
+    }
+    if let Some(status) = &expected.status
+        && status != job.status()
+    {
+        out.push(Problem::differs(
+            "job status",
+            status.clone(),
+            job.status().to_string(),
+        ));
+    }
 }
 
 /// Bins as a map literal sorted by name: `{'count': 8}`.

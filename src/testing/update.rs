@@ -4,8 +4,8 @@
 use aerospike::Value;
 use toml_edit::{DocumentMut, InlineTable, Item, Table, Value as Toml};
 
-use super::format::{MessageMatch, Scenario};
-use super::runner::{FileReport, Observed};
+use super::format::{JobExpect, MessageMatch, Scenario};
+use super::runner::{FileReport, Observed, multiset_text};
 use crate::client::RecordView;
 use crate::value;
 
@@ -74,12 +74,57 @@ fn update_step(table: &mut Table, observed: &Observed, step: &super::format::Ste
             }
         }
         set(table, "error", Toml::InlineTable(error));
-        table.remove("expect");
+        for answer in ["expect", "records", "job"] {
+            table.remove(answer);
+        }
         changed = true;
     }
     if let (Some(existed), true) = (observed.existed, step.expect.existed.is_some()) {
         set(table, "expect", Toml::from(existed));
         changed = true;
+    }
+    // A step that expected an error and got values: the values (or the
+    // count, when the step checks only that) take the error's place.
+    let was_error = step.expect.error.is_some();
+    if let Some(values) = &observed.values {
+        if step.expect.values.is_some() || (was_error && step.expect.count.is_none()) {
+            set(table, "expect", Toml::from(multiset_text(values)));
+            changed = true;
+        }
+        if step.expect.count.is_some() {
+            set(table, "records", Toml::from(values.len() as i64));
+            changed = true;
+        }
+        table.remove("error");
+    }
+    if let Some(job) = &observed.job {
+        // The parts the step checked (all of them in place of an error).
+        let all = JobExpect {
+            succeeded: Some(0),
+            failed: Some(0),
+            filtered: Some(0),
+            status: Some(String::new()),
+        };
+        let expected = step.expect.job.as_ref().unwrap_or(&all);
+        let mut new = InlineTable::new();
+        let counts = [
+            ("succeeded", expected.succeeded, job.succeeded()),
+            ("failed", expected.failed, job.failed()),
+            ("filtered", expected.filtered, job.filtered()),
+        ];
+        for (name, want, got) in counts {
+            if want.is_some() {
+                new.insert(name, (got as i64).into());
+            }
+        }
+        if expected.status.is_some() {
+            new.insert("status", job.status().into());
+        }
+        if step.expect.job.is_some() || was_error {
+            set(table, "job", Toml::InlineTable(new));
+            table.remove("error");
+            changed = true;
+        }
     }
     if let Some(record) = &observed.record {
         let had = |field: &str| {
