@@ -29,6 +29,8 @@ pub const SAMPLE: &str = include_str!("../../assets/counter.lua");
 pub const RECOVERY_DELAY: Duration = Duration::from_secs(2);
 /// How often the modules list refreshes by itself.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
+/// How often spinners and elapsed times move while something animates.
+pub const TICK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -944,6 +946,31 @@ impl App {
             }
             _ => {}
         }
+    }
+
+    /// Requests sent and not answered yet.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Something on screen moves by itself: a call's spinner and elapsed
+    /// time, or highlighting that fills in over several updates.
+    pub fn animating(&self) -> bool {
+        self.results.in_flight().is_some() || !self.editor.highlight_done()
+    }
+
+    /// When the run loop must next send a tick: the next animation frame
+    /// while something moves, else the first timer due (the recovery copy,
+    /// the modules refresh); `None` when nothing is due at all.
+    pub fn next_wake(&self) -> Option<Instant> {
+        let frame = self.animating().then(|| self.now + TICK);
+        let refresh = self
+            .connected()
+            .then(|| self.last_refresh.map_or(self.now, |at| at + REFRESH_EVERY));
+        [frame, self.recovery_due, refresh]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_tick(&mut self, now: Instant, effects: &mut Vec<Effect>) {
