@@ -19,11 +19,20 @@ struct Assets {
 
 static ASSETS: OnceLock<Assets> = OnceLock::new();
 
+/// Lua's syntax definition alone and the two themes the console uses, cut
+/// out of syntect's default sets (the whole default set costs megabytes of
+/// memory for one language). `assets_are_the_defaults_cut_down` checks them
+/// and writes them anew with `ASUDF_WRITE_ASSETS=1`.
+const LUA_SYNTAX: &[u8] = include_bytes!("../../assets/lua.packdump");
+const THEMES: &[u8] = include_bytes!("../../assets/themes.themedump");
+const DARK: &str = "base16-ocean.dark";
+const LIGHT: &str = "InspiredGitHub";
+
 fn load() -> Assets {
-    let syntaxes = SyntaxSet::load_defaults_nonewlines();
-    let mut themes = ThemeSet::load_defaults().themes;
-    let dark = themes.remove("base16-ocean.dark").unwrap_or_default();
-    let light = themes.remove("InspiredGitHub").unwrap_or_default();
+    let syntaxes: SyntaxSet = syntect::dumps::from_binary(LUA_SYNTAX);
+    let mut themes = syntect::dumps::from_binary::<ThemeSet>(THEMES).themes;
+    let dark = themes.remove(DARK).unwrap_or_default();
+    let light = themes.remove(LIGHT).unwrap_or_default();
     Assets {
         syntaxes,
         dark,
@@ -144,6 +153,83 @@ fn convert(style: syntect::highlighting::Style) -> Style {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syntect::parsing::SyntaxSetBuilder;
+
+    /// What the bundled assets are: syntect's defaults cut down to Lua and
+    /// the two themes, as dumps.
+    fn cut_down_defaults() -> (Vec<u8>, Vec<u8>) {
+        // The default set's definitions are linked: their references name
+        // other contexts by syntax index. Lua keeps its index, and the
+        // syntaxes before it become empty stand-ins (none is referenced).
+        let defaults = SyntaxSet::load_defaults_nonewlines().into_builder();
+        let index = defaults
+            .syntaxes()
+            .iter()
+            .position(|s| s.name == "Lua")
+            .expect("syntect's defaults have Lua");
+        let mut lua = SyntaxSetBuilder::new();
+        for syntax in &defaults.syntaxes()[..index] {
+            let mut stand_in = syntax.clone();
+            stand_in.file_extensions.clear();
+            stand_in.first_line_match = None;
+            stand_in.hidden = true;
+            stand_in.variables.clear();
+            stand_in.contexts = [(
+                "main".to_string(),
+                syntect::parsing::syntax_definition::Context::new(false),
+            )]
+            .into_iter()
+            .collect();
+            lua.add(stand_in);
+        }
+        lua.add(defaults.syntaxes()[index].clone());
+        let mut themes = ThemeSet::load_defaults();
+        themes
+            .themes
+            .retain(|name, _| name == DARK || name == LIGHT);
+        (
+            syntect::dumps::dump_binary(&lua.build()),
+            syntect::dumps::dump_binary(&themes),
+        )
+    }
+
+    #[test]
+    fn assets_are_the_defaults_cut_down() {
+        let (syntax, themes) = cut_down_defaults();
+        if std::env::var_os("ASUDF_WRITE_ASSETS").is_some() {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+            std::fs::write(format!("{dir}/lua.packdump"), &syntax).unwrap();
+            std::fs::write(format!("{dir}/themes.themedump"), &themes).unwrap();
+            return;
+        }
+        let bundled: ThemeSet = syntect::dumps::from_binary(THEMES);
+        let fresh: ThemeSet = syntect::dumps::from_binary(&themes);
+        assert_eq!(
+            bundled.themes.keys().collect::<Vec<_>>(),
+            [LIGHT, DARK],
+            "the console's two themes"
+        );
+        assert_eq!(bundled.themes[DARK], fresh.themes[DARK]);
+        assert_eq!(bundled.themes[LIGHT], fresh.themes[LIGHT]);
+
+        // The bundled Lua syntax highlights a real module exactly as the
+        // full default set does.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench/udf10k.lua");
+        let source =
+            std::fs::read_to_string(path).unwrap_or_else(|_| crate::tui::app::SAMPLE.into());
+        let full = SyntaxSet::load_defaults_nonewlines();
+        let small: SyntaxSet = syntect::dumps::from_binary(LUA_SYNTAX);
+        assert_eq!(small.syntaxes().iter().filter(|s| !s.hidden).count(), 1);
+        let ops = |set: &SyntaxSet| {
+            let mut state = ParseState::new(set.find_syntax_by_extension("lua").unwrap());
+            source
+                .lines()
+                .take(2000)
+                .map(|line| state.parse_line(line, set).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ops(&small), ops(&full));
+    }
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()
