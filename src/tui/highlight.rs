@@ -59,21 +59,34 @@ fn assets() -> Option<&'static Assets> {
 
 pub type Spans = Vec<(Style, Range<usize>)>;
 
-/// Per-line highlight cache of one buffer.
+/// The parser and highlighter state between two lines.
+type State = (ParseState, HighlightState);
+
+/// Lines between two kept parse states: at most this many lines are parsed
+/// again to show a line whose state is not kept.
+const CHECKPOINT: usize = 16;
+
+/// Highlighting of one buffer. The parse state is kept at every
+/// [`CHECKPOINT`]-th line and styled spans only for the lines last asked for
+/// (the screen), so memory stays small on a big file; an edit drops what
+/// follows the edited line and highlighting resumes from there.
 pub struct LineHighlighter {
     dark: bool,
-    /// `states[i]`: the parser and highlighter state at the start of line i.
-    states: Vec<(ParseState, HighlightState)>,
-    /// Styled byte ranges of the lines highlighted so far (`spans.len()` lines).
-    spans: Vec<Spans>,
+    /// `checkpoints[k]`: the state at the start of line `k * CHECKPOINT`.
+    checkpoints: Vec<State>,
+    /// The first line of `window`.
+    first: usize,
+    /// Spans of lines `first..`, each with the state at its end.
+    window: Vec<(Spans, State)>,
 }
 
 impl LineHighlighter {
     pub fn new(dark: bool) -> LineHighlighter {
         LineHighlighter {
             dark,
-            states: Vec::new(),
-            spans: Vec::new(),
+            checkpoints: Vec::new(),
+            first: 0,
+            window: Vec::new(),
         }
     }
 
@@ -84,22 +97,31 @@ impl LineHighlighter {
         }
     }
 
-    /// Forgets line `line` and everything after it.
+    /// Forgets what line `line` and the lines after it look like.
     pub fn invalidate_from(&mut self, line: usize) {
-        self.spans.truncate(line);
-        self.states.truncate(line + 1);
+        // The state at the start of a line depends only on the lines before.
+        self.checkpoints.truncate(line / CHECKPOINT + 1);
+        if line < self.first {
+            self.window.clear();
+        } else {
+            self.window.truncate(line - self.first);
+        }
     }
 
-    /// Lines already highlighted (for tests and benches).
-    pub fn highlighted_lines(&self) -> usize {
-        self.spans.len()
+    /// Lines `from..upto` (cut to the buffer) have their spans.
+    pub fn covers(&self, from: usize, upto: usize) -> bool {
+        from >= self.first && upto <= self.first + self.window.len()
     }
 
-    /// Highlights lines up to (not including) `upto` that are not cached,
-    /// at most `budget` of them, so a jump deep into a big file does not
-    /// stall a frame (the rest follows on the next updates). Does nothing
-    /// until the syntax definitions are loaded.
-    pub fn ensure(&mut self, lines: &[String], upto: usize, budget: usize) {
+    /// Parse states kept (for tests and benches).
+    pub fn kept_states(&self) -> usize {
+        self.checkpoints.len() + self.window.len()
+    }
+
+    /// Highlights lines `from..upto`, parsing at most `budget` lines, so a
+    /// jump deep into a big file does not stall a frame (the rest follows on
+    /// the next updates). Does nothing until the syntax definitions are loaded.
+    pub fn ensure(&mut self, lines: &[String], from: usize, upto: usize, budget: usize) {
         let Some(assets) = assets() else { return };
         let Some(syntax) = assets.syntaxes.find_syntax_by_extension("lua") else {
             return;
@@ -110,31 +132,71 @@ impl LineHighlighter {
             &assets.light
         };
         let highlighter = Highlighter::new(theme);
-        if self.states.is_empty() {
-            self.states.push((
+        if self.checkpoints.is_empty() {
+            self.checkpoints.push((
                 ParseState::new(syntax),
                 HighlightState::new(&highlighter, ScopeStack::new()),
             ));
         }
-        let upto = upto
-            .min(lines.len())
-            .min(self.spans.len().saturating_add(budget));
-        while self.spans.len() < upto {
-            let index = self.spans.len();
-            let (mut parse, mut highlight) = self.states[index].clone();
+        let upto = upto.min(lines.len());
+        let from = from.min(upto);
+        // Keep the window to the lines asked for; it must start at `from`.
+        if from < self.first || from > self.first + self.window.len() {
+            self.window.clear();
+        } else {
+            self.window.drain(..from - self.first);
+        }
+        self.first = from;
+        let mut budget = budget;
+        let step = |index: usize, state: &mut State, checkpoints: &mut Vec<State>| {
             let line = &lines[index];
-            let ops = parse.parse_line(line, &assets.syntaxes).unwrap_or_default();
-            let spans: Spans =
-                RangedHighlightIterator::new(&mut highlight, &ops, line, &highlighter)
-                    .map(|(style, _, range)| (convert(style), range))
-                    .collect();
-            self.spans.push(spans);
-            self.states.push((parse, highlight));
+            let ops = state
+                .0
+                .parse_line(line, &assets.syntaxes)
+                .unwrap_or_default();
+            let spans: Spans = RangedHighlightIterator::new(&mut state.1, &ops, line, &highlighter)
+                .map(|(style, _, range)| (convert(style), range))
+                .collect();
+            if (index + 1).is_multiple_of(CHECKPOINT)
+                && checkpoints.len() == (index + 1) / CHECKPOINT
+            {
+                checkpoints.push(state.clone());
+            }
+            spans
+        };
+        // The state at the start of `from + window.len()`.
+        let mut next = self.first + self.window.len();
+        let mut state = match self.window.last() {
+            Some((_, end)) => end.clone(),
+            None => {
+                // From the nearest kept state, through the lines before `from`.
+                let mut at = (self.checkpoints.len() - 1) * CHECKPOINT;
+                if at > from {
+                    at = from / CHECKPOINT * CHECKPOINT;
+                }
+                let mut state = self.checkpoints[at / CHECKPOINT].clone();
+                while at < from {
+                    if budget == 0 {
+                        return;
+                    }
+                    budget -= 1;
+                    step(at, &mut state, &mut self.checkpoints);
+                    at += 1;
+                }
+                state
+            }
+        };
+        while next < upto && budget > 0 {
+            budget -= 1;
+            let spans = step(next, &mut state, &mut self.checkpoints);
+            self.window.push((spans, state.clone()));
+            next += 1;
         }
     }
 
     pub fn line(&self, index: usize) -> Option<&Spans> {
-        self.spans.get(index)
+        let at = index.checked_sub(self.first)?;
+        self.window.get(at).map(|(spans, _)| spans)
     }
 }
 
@@ -236,12 +298,12 @@ mod tests {
     }
 
     #[test]
-    fn highlights_only_what_is_asked_and_resumes_after_an_edit() {
+    fn highlights_what_is_asked_and_resumes_after_an_edit() {
         preload();
         let mut buffer = lines("-- a comment\nlocal x = 'str'\nfunction f(a)\n  return a\nend");
         let mut h = LineHighlighter::new(true);
-        h.ensure(&buffer, 2, usize::MAX);
-        assert_eq!(h.highlighted_lines(), 2);
+        h.ensure(&buffer, 0, 2, usize::MAX);
+        assert!(h.covers(0, 2) && !h.covers(0, 3));
         let comment = h.line(0).unwrap()[0].0;
         let spans = h.line(1).unwrap();
         assert!(
@@ -251,19 +313,79 @@ mod tests {
         assert_ne!(spans[0].0, comment);
 
         // Opening a block comment on line 1 changes how line 2 looks.
-        h.ensure(&buffer, 5, usize::MAX);
+        h.ensure(&buffer, 0, 5, usize::MAX);
         let before = h.line(2).unwrap().clone();
         buffer[1] = "--[[ open".into();
         h.invalidate_from(1);
-        assert_eq!(h.highlighted_lines(), 1);
-        h.ensure(&buffer, 3, 1);
-        assert_eq!(
-            h.highlighted_lines(),
-            2,
+        assert!(h.covers(0, 1) && !h.covers(0, 2));
+        h.ensure(&buffer, 0, 3, 1);
+        assert!(
+            h.covers(0, 2) && !h.covers(0, 3),
             "one line per call with a budget of one"
         );
-        h.ensure(&buffer, 3, 1);
-        assert_eq!(h.highlighted_lines(), 3);
+        h.ensure(&buffer, 0, 3, 1);
+        assert!(h.covers(0, 3));
         assert_ne!(h.line(2).unwrap(), &before);
+    }
+
+    #[test]
+    fn a_big_buffer_keeps_spans_for_the_screen_and_a_state_every_few_lines() {
+        preload();
+        let text: String = (0..1000)
+            .map(|i| {
+                if i % 100 == 50 {
+                    "--[[\n".to_string()
+                } else if i % 100 == 60 {
+                    "]]\n".into()
+                } else {
+                    format!("local v{i} = 'x' -- {i}\n")
+                }
+            })
+            .collect();
+        let buffer = lines(&text);
+        let whole = |from: usize, upto: usize| {
+            let mut h = LineHighlighter::new(true);
+            h.ensure(&buffer, 0, upto, usize::MAX);
+            (from..upto)
+                .map(|i| h.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        };
+        let mut h = LineHighlighter::new(true);
+        // A jump to line 955 parses from the start, within the budget per call.
+        let mut calls = 0;
+        while !h.covers(955, 995) {
+            h.ensure(&buffer, 955, 995, 300);
+            calls += 1;
+        }
+        assert_eq!(calls, 4);
+        assert!(
+            h.kept_states() <= 1000 / CHECKPOINT + 1 + 40,
+            "{}",
+            h.kept_states()
+        );
+        let screen = |h: &LineHighlighter, from: usize| {
+            (from..from + 40)
+                .map(|i| h.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(screen(&h, 955), whole(955, 995));
+        // Scrolling back up resumes from a kept state, and an edit inside a
+        // comment's span shows the same as highlighting from scratch.
+        h.ensure(&buffer, 45, 85, usize::MAX);
+        assert_eq!(screen(&h, 45), whole(45, 85));
+        assert!(h.line(955).is_none(), "only the screen keeps spans");
+        let mut edited = buffer.clone();
+        edited[52] = "]] local z = 1".into();
+        h.invalidate_from(52);
+        h.ensure(&edited, 45, 85, usize::MAX);
+        let mut fresh = LineHighlighter::new(true);
+        fresh.ensure(&edited, 0, 85, usize::MAX);
+        assert_eq!(
+            screen(&h, 45),
+            (45..85)
+                .map(|i| fresh.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        );
+        assert_ne!(screen(&h, 45), whole(45, 85));
     }
 }

@@ -223,15 +223,14 @@ impl Editor {
             let Editor {
                 text, highlighter, ..
             } = self;
-            highlighter.ensure(text.lines(), upto, HIGHLIGHT_BUDGET);
+            highlighter.ensure(text.lines(), self.scroll_row, upto, HIGHLIGHT_BUDGET);
         }
     }
 
     /// Every visible line is highlighted (or highlighting is off).
     pub fn highlight_done(&self) -> bool {
-        !self.highlight_on
-            || self.highlighter.highlighted_lines()
-                >= (self.scroll_row + self.view_rows).min(self.lines().len())
+        let upto = (self.scroll_row + self.view_rows).min(self.lines().len());
+        !self.highlight_on || self.highlighter.covers(self.scroll_row.min(upto), upto)
     }
 
     pub fn gutter_width(&self) -> usize {
