@@ -295,7 +295,13 @@ impl Editor {
                     styles.push((theme.selected(), m.range()));
                 }
             }
-            spans.extend(visible_spans(line, &styles, self.scroll_col, text_cols));
+            spans.extend(visible_spans(
+                line,
+                &styles,
+                self.scroll_col,
+                text_cols,
+                theme.accent(),
+            ));
             let mut rendered = Line::from(spans);
             if marked {
                 rendered = rendered.style(theme.error_line());
@@ -342,20 +348,26 @@ fn display_width(line: &str, chars: usize) -> usize {
     width
 }
 
+/// Marks where a line goes on past the pane's left or right edge.
+const CUT_LEFT: char = '‹';
+const CUT_RIGHT: char = '›';
+
 /// The part of `line` between columns `skip` and `skip + cols`, styled by
-/// byte ranges (later ranges win), tabs expanded.
+/// byte ranges (later ranges win), tabs expanded; where the line goes on
+/// past an edge, the edge column shows a mark in `mark` style instead.
 fn visible_spans(
     line: &str,
     styles: &[(Style, std::ops::Range<usize>)],
     skip: usize,
     cols: usize,
+    mark: Style,
 ) -> Vec<Span<'static>> {
-    let mut spans: Vec<Span<'static>> = Vec::new();
-    let mut current = String::new();
-    let mut current_style = Style::default();
+    let mut cells: Vec<(char, Style)> = Vec::with_capacity(cols);
     let mut width = 0;
+    let mut cut_right = false;
     for (byte, c) in line.char_indices() {
         if width >= skip + cols {
+            cut_right = true;
             break;
         }
         let w = char_width(c, width);
@@ -370,16 +382,31 @@ fn visible_spans(
             .find(|(_, r)| r.contains(&byte))
             .map(|(s, _)| *s)
             .unwrap_or_default();
+        let shown = if c == '\t' { ' ' } else { c };
+        let visible = width.min(skip + cols) - start.max(skip);
+        cells.extend(std::iter::repeat_n((shown, style), visible));
+        cut_right |= width > skip + cols;
+    }
+    if cols > 0 {
+        if cut_right && let Some(last) = cells.last_mut() {
+            *last = (CUT_RIGHT, mark);
+        }
+        if skip > 0 && !line.is_empty() {
+            match cells.first_mut() {
+                Some(first) => *first = (CUT_LEFT, mark),
+                None => cells.push((CUT_LEFT, mark)),
+            }
+        }
+    }
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut current = String::new();
+    let mut current_style = Style::default();
+    for (c, style) in cells {
         if style != current_style && !current.is_empty() {
             spans.push(Span::styled(std::mem::take(&mut current), current_style));
         }
         current_style = style;
-        if c == '\t' {
-            let visible = width - start.max(skip);
-            current.extend(std::iter::repeat_n(' ', visible));
-        } else {
-            current.push(c);
-        }
+        current.push(c);
     }
     if !current.is_empty() {
         spans.push(Span::styled(current, current_style));
@@ -417,8 +444,31 @@ mod tests {
         editor.goto_line(50);
         assert!(editor.scroll_row <= 49 && 49 < editor.scroll_row + 10);
         assert_eq!(display_width("\tab", 1), 4);
-        let spans = visible_spans("\tab", &[], 2, 10);
-        assert_eq!(spans[0].content, "  ab");
+        let spans = visible_spans("\tab", &[], 0, 10, Style::default());
+        assert_eq!(spans[0].content, "    ab");
+    }
+
+    fn shown(line: &str, skip: usize, cols: usize) -> String {
+        let mark = Style::default().fg(ratatui::style::Color::Yellow);
+        let spans = visible_spans(line, &[], skip, cols, mark);
+        for span in &spans {
+            let marks = span.content.contains([CUT_LEFT, CUT_RIGHT]);
+            assert_eq!(marks, span.style == mark, "{span:?}");
+        }
+        spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn a_line_cut_at_an_edge_is_marked_there() {
+        assert_eq!(shown("abcdef", 0, 6), "abcdef", "fits: no mark");
+        assert_eq!(shown("abcdefgh", 0, 6), "abcde›");
+        assert_eq!(shown("abcdefgh", 2, 6), "‹defgh");
+        assert_eq!(shown("abcdefghijk", 2, 6), "‹defg›");
+        assert_eq!(shown("abc", 5, 6), "‹", "all of it left of the pane");
+        assert_eq!(shown("", 5, 6), "");
+        // A tab across the edge is cut, and marked.
+        assert_eq!(shown("ab\tx", 0, 3), "ab›");
+        assert_eq!(shown("\tab", 2, 10), "‹ ab");
     }
 
     #[test]
