@@ -1,6 +1,8 @@
 //! Every recorded conformance case, replayed through the `aerospike` client
 //! against the sandbox's wire server (all Lua libraries, as recorded).
 
+#[path = "wire/batch_steps.rs"]
+mod batch_steps;
 mod common;
 
 use asudf::client::parse_udf_list;
@@ -12,7 +14,10 @@ use aerospike::{
 use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
 use asudf::sandbox::value::BLOB;
 use asudf::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value};
-use common::cases::{Key, StepError, Target, assert_all_cases_pass, udf_put_params};
+use common::cases::{
+    Case, Key, StepError, Target, assert_all_cases_pass, assert_cases_pass, udf_put_params,
+};
+use std::path::{Path, PathBuf};
 
 const HLL: u8 = 18;
 /// Sends of one timed apply before a client-side timeout counts as a
@@ -254,9 +259,76 @@ impl Target for WireTarget {
             }
         }
     }
+
+    fn own_step(&mut self, step: &serde_json::Value) -> Option<Option<serde_json::Value>> {
+        batch_steps::run(self, step)
+    }
 }
 
 #[test]
 fn every_recorded_case_passes_through_the_client() {
     assert_all_cases_pass(&mut WireTarget::new());
+}
+
+fn batch_exp_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases-batch-exp")
+}
+
+/// The two cases that also need queries, indexes and background jobs.
+const NEEDS_QUERY_PATH: [&str; 2] = [
+    "exp_query_filters_records.json",
+    "exp_aggregate_and_background_filters.json",
+];
+
+fn has_expression(case: &Case) -> bool {
+    let with = |s: &serde_json::Value| s.get("expression").is_some();
+    case.steps.iter().any(|s| {
+        with(s)
+            || s["records"]
+                .as_array()
+                .is_some_and(|subs| subs.iter().any(with))
+    })
+}
+
+#[test]
+fn batch_cases_pass_through_the_client() {
+    assert_cases_pass(&mut WireTarget::new(), &batch_exp_dir(), |c| {
+        !has_expression(c)
+    });
+}
+
+/// Needs the expression evaluator.
+#[test]
+fn filter_expression_cases_pass_through_the_client() {
+    assert_cases_pass(&mut WireTarget::new(), &batch_exp_dir(), |c| {
+        has_expression(c) && !NEEDS_QUERY_PATH.contains(&c.file.as_str())
+    });
+}
+
+#[test]
+fn batch_exp_cases_are_the_shared_ones() {
+    let shared =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases-batch-exp");
+    if !shared.is_dir() {
+        eprintln!("{} is not here: nothing to compare", shared.display());
+        return;
+    }
+    let names = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    assert!(
+        names(&batch_exp_dir()) == names(&shared),
+        "tests/conformance/cases-batch-exp differs from {}",
+        shared.display()
+    );
 }

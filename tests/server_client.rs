@@ -468,7 +468,7 @@ async fn clean_refusals_and_bad_frames() {
     let server = start().await;
     let mut s = TcpStream::connect(server.addr()).await.unwrap();
 
-    // batch: one LAST message with an error code
+    // a batch of 0 rows: refused whole, one LAST message with 4
     let batch = Message {
         header: MsgHeader {
             info1: INFO1_READ | INFO1_BATCH,
@@ -484,7 +484,7 @@ async fn clean_refusals_and_bad_frames() {
     let reply = Message::parse(&body).unwrap();
     assert_eq!(
         (reply.header.info3 & INFO3_LAST, reply.header.result_code),
-        (INFO3_LAST, 16)
+        (INFO3_LAST, 4)
     );
 
     // scan: an empty stream

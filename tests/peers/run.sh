@@ -6,7 +6,8 @@
 #
 # Creates a venv in target/peers-venv, starts the sandbox with every Lua
 # library (the conformance cases were recorded that way) on PORT (default
-# 3317), runs ../shared/conformance/check.py and tests/peers/guide_test.py.
+# 3317), runs ../shared/conformance/check.py (cases, cases-batch-exp) and
+# tests/peers/guide_test.py.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -42,6 +43,7 @@ trap stop_server EXIT
 status=0
 start_server
 "$VENV/bin/python" "$ROOT/../shared/conformance/check.py" "127.0.0.1:$PORT" || status=1
+"$VENV/bin/python" "$ROOT/../shared/conformance/check.py" "127.0.0.1:$PORT" "$ROOT/../shared/conformance/cases-batch-exp" || status=1
 stop_server
 
 # The guide's async example names the cluster `docker`.

@@ -88,60 +88,49 @@ pub struct Message {
     pub ops: Vec<Op>,
 }
 
-struct Reader<'a> {
+/// A bounds-checked cursor over message bytes (also used for batch rows).
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], MessageError> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, pos: 0 }
+    }
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], MessageError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or(MessageError::Truncated(self.pos))?;
         let out = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(out)
     }
-    fn u8(&mut self) -> Result<u8, MessageError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, MessageError> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16, MessageError> {
+    pub(crate) fn u16(&mut self) -> Result<u16, MessageError> {
         Ok(u16::from_be_bytes(
             self.take(2)?.try_into().expect("2 bytes"),
         ))
     }
-    fn u32(&mut self) -> Result<u32, MessageError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, MessageError> {
         Ok(u32::from_be_bytes(
             self.take(4)?.try_into().expect("4 bytes"),
         ))
     }
-}
 
-impl Message {
-    /// Parses a message body (the bytes after the proto header).
-    pub fn parse(body: &[u8]) -> Result<Message, MessageError> {
-        let mut r = Reader {
-            bytes: body,
-            pos: 0,
-        };
-        let header_sz = r.u8()?;
-        if (header_sz as usize) < HEADER_SIZE {
-            return Err(MessageError::HeaderSize(header_sz));
-        }
-        let header = MsgHeader {
-            info1: r.u8()?,
-            info2: r.u8()?,
-            info3: r.u8()?,
-            info4: r.u8()?,
-            result_code: r.u8()?,
-            generation: r.u32()?,
-            record_ttl: r.u32()?,
-            transaction_ttl: r.u32()?,
-        };
-        let n_fields = r.u16()?;
-        let n_ops = r.u16()?;
-        // A longer header than ours: skip what we do not know.
-        r.take(header_sz as usize - HEADER_SIZE)?;
-
+    /// `n_fields` fields, then `n_ops` ops: the layout shared by a message
+    /// and a batch row. Every length is checked against the bytes left
+    /// before anything is copied.
+    pub(crate) fn sections(
+        &mut self,
+        n_fields: u16,
+        n_ops: u16,
+    ) -> Result<(Vec<Field>, Vec<Op>), MessageError> {
+        let r = self;
         let mut fields = Vec::new();
         for _ in 0..n_fields {
             let at = r.pos;
@@ -177,6 +166,34 @@ impl Message {
                 value,
             });
         }
+        Ok((fields, ops))
+    }
+}
+
+impl Message {
+    /// Parses a message body (the bytes after the proto header).
+    pub fn parse(body: &[u8]) -> Result<Message, MessageError> {
+        let mut r = Reader::new(body);
+        let header_sz = r.u8()?;
+        if (header_sz as usize) < HEADER_SIZE {
+            return Err(MessageError::HeaderSize(header_sz));
+        }
+        let header = MsgHeader {
+            info1: r.u8()?,
+            info2: r.u8()?,
+            info3: r.u8()?,
+            info4: r.u8()?,
+            result_code: r.u8()?,
+            generation: r.u32()?,
+            record_ttl: r.u32()?,
+            transaction_ttl: r.u32()?,
+        };
+        let n_fields = r.u16()?;
+        let n_ops = r.u16()?;
+        // A longer header than ours: skip what we do not know.
+        r.take(header_sz as usize - HEADER_SIZE)?;
+
+        let (fields, ops) = r.sections(n_fields, n_ops)?;
         if r.pos != body.len() {
             return Err(MessageError::Trailing(body.len() - r.pos));
         }

@@ -3,9 +3,11 @@
 //!
 //! One task per connection, strict request → response. Codecs live in
 //! [`frame`], [`message`], [`particle`], [`info`] and [`admin`]; record
-//! commands in [`record`].
+//! commands in [`record`], batch requests in [`batch`] (whose replies are
+//! streamed as rows are produced).
 
 pub mod admin;
+pub mod batch;
 pub mod frame;
 pub mod info;
 pub mod message;
@@ -19,7 +21,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
@@ -229,16 +231,18 @@ impl Connection {
             if body.len() as u64 != header.body_len {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
-            let reply = self.respond(header.ty, body).await?;
-            stream.write_all(&reply).await?;
+            match self.respond(header.ty, body).await? {
+                Reply::Bytes(reply) => stream.write_all(&reply).await?,
+                Reply::Frames(frames) => write_frames(&mut stream, frames).await?,
+            }
             stream.flush().await?;
         }
     }
 
-    async fn respond(&mut self, ty: u8, body: Vec<u8>) -> io::Result<Vec<u8>> {
+    async fn respond(&mut self, ty: u8, body: Vec<u8>) -> io::Result<Reply> {
         match ty {
-            TYPE_INFO => self.info(body).await,
-            TYPE_ADMIN => self.admin(&body),
+            TYPE_INFO => self.info(body).await.map(Reply::Bytes),
+            TYPE_ADMIN => self.admin(&body).map(Reply::Bytes),
             TYPE_MSG => self.message(body).await,
             TYPE_COMPRESSED => self.message(frame::inflate(&body).map_err(invalid)?).await,
             other => Err(invalid(frame::FrameError::Type(other))),
@@ -291,10 +295,13 @@ impl Connection {
         }
     }
 
-    async fn message(&self, body: Vec<u8>) -> io::Result<Vec<u8>> {
+    async fn message(&self, body: Vec<u8>) -> io::Result<Reply> {
         // A UDF's time limit runs from here, as on a server.
         let received = std::time::Instant::now();
         let msg = Message::parse(&body).map_err(invalid)?;
+        if self.authenticated && batch::is_batch(&msg) {
+            return Ok(Reply::Frames(self.batch(msg, received)));
+        }
         let reply = if !self.authenticated {
             Message::reply(admin::NOT_AUTHENTICATED, 0, 0, Vec::new())
         } else {
@@ -305,8 +312,52 @@ impl Connection {
             let shared = self.shared.clone();
             blocking(move || record::handle(&shared.sandbox, &msg, received)).await?
         };
-        Ok(frame::encode_frame(TYPE_MSG, &reply.encode()))
+        Ok(Reply::Bytes(frame::encode_frame(TYPE_MSG, &reply.encode())))
     }
+
+    /// Runs a batch on a blocking thread; its frames come through a short
+    /// queue, so a slow reader holds the rows back instead of piling up
+    /// replies.
+    fn batch(&self, msg: Message, received: std::time::Instant) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel(BATCH_FRAMES_QUEUED);
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            batch::serve(&shared.sandbox, &msg, received, &mut |frame| {
+                tx.blocking_send(frame).is_ok()
+            })
+        });
+        rx
+    }
+}
+
+/// Frames a batch may have ready before its rows wait for the reader.
+const BATCH_FRAMES_QUEUED: usize = 16;
+/// Frames that are ready together go out in one write up to this size.
+const WRITE_CHUNK: usize = 64 << 10;
+
+/// What a request is answered with.
+enum Reply {
+    Bytes(Vec<u8>),
+    /// Frames as they are produced, until the producer is done.
+    Frames(mpsc::Receiver<Vec<u8>>),
+}
+
+async fn write_frames<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    mut frames: mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
+    while let Some(mut chunk) = frames.recv().await {
+        while chunk.len() < WRITE_CHUNK {
+            match frames.try_recv() {
+                Ok(more) => chunk.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        stream.write_all(&chunk).await?;
+        // A TLS stream may hold the bytes back until flushed.
+        stream.flush().await?;
+    }
+    Ok(())
 }
 
 /// Runs blocking work (a UDF, a store write) without stalling other
