@@ -707,3 +707,41 @@ fn f7_saves_the_calls_as_a_test_file_marked_ones_when_any() {
         vec![("count".to_string(), Value::Int(5))]
     );
 }
+
+/// What the run loop waits for: the modules refresh when idle, the recovery
+/// copy after an edit, the next animation frame while a call is in flight,
+/// and nothing at all before the connection.
+#[test]
+fn the_next_wake_is_the_first_timer_due() {
+    use asudf::tui::app::{RECOVERY_DELAY, REFRESH_EVERY, TICK};
+    let mut console = Console::new(120, 40);
+    asudf::tui::highlight::preload();
+    console.act(Action::Tick(console.start));
+    assert!(!console.app.animating());
+    assert_eq!(
+        console.app.next_wake(),
+        None,
+        "not connected, nothing moves"
+    );
+
+    let mut console = Console::connected();
+    console.act(Action::Tick(console.start));
+    assert_eq!(
+        console.app.next_wake(),
+        None,
+        "the listing's answer wakes it"
+    );
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(Vec::new())),
+    );
+    let now = console.app.now;
+    assert_eq!(console.app.next_wake(), Some(now + REFRESH_EVERY));
+
+    console.key(KeyCode::Char('x'));
+    assert_eq!(console.app.next_wake(), Some(now + RECOVERY_DELAY));
+
+    console.key(KeyCode::F(5));
+    assert!(console.app.animating(), "a call in flight moves");
+    assert_eq!(console.app.next_wake(), Some(now + TICK));
+}

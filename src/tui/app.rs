@@ -964,8 +964,8 @@ impl App {
     /// the modules refresh); `None` when nothing is due at all.
     pub fn next_wake(&self) -> Option<Instant> {
         let frame = self.animating().then(|| self.now + TICK);
-        let refresh = self
-            .connected()
+        // While a listing is on its way, its answer wakes the loop.
+        let refresh = (self.connected() && !self.modules.loading)
             .then(|| self.last_refresh.map_or(self.now, |at| at + REFRESH_EVERY));
         [frame, self.recovery_due, refresh]
             .into_iter()
