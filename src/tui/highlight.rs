@@ -78,6 +78,16 @@ pub struct LineHighlighter {
     first: usize,
     /// Spans of lines `first..`, each with the state at its end.
     window: Vec<(Spans, State)>,
+    /// A line edited in the window, highlighted again on the next update.
+    pending: Option<Pending>,
+}
+
+/// What followed an edited line: still right if the line ends in the same
+/// state as before (the usual case: typing does not open a comment).
+struct Pending {
+    line: usize,
+    old_end: State,
+    tail: Vec<(Spans, State)>,
 }
 
 impl LineHighlighter {
@@ -87,6 +97,7 @@ impl LineHighlighter {
             checkpoints: Vec::new(),
             first: 0,
             window: Vec::new(),
+            pending: None,
         }
     }
 
@@ -97,8 +108,33 @@ impl LineHighlighter {
         }
     }
 
+    /// Line `line` changed and no line came or went: the next update
+    /// highlights it again, and the lines after it only if it now ends in
+    /// another state.
+    pub fn line_changed(&mut self, line: usize) {
+        self.drop_pending();
+        if line < self.first || line >= self.first + self.window.len() {
+            return self.invalidate_from(line);
+        }
+        let mut tail = self.window.split_off(line - self.first);
+        let (_, old_end) = tail.remove(0);
+        self.pending = Some(Pending {
+            line,
+            old_end,
+            tail,
+        });
+    }
+
+    /// Gives up on a pending edit's tail: everything after it is redone.
+    fn drop_pending(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.checkpoints.truncate(pending.line / CHECKPOINT + 1);
+        }
+    }
+
     /// Forgets what line `line` and the lines after it look like.
     pub fn invalidate_from(&mut self, line: usize) {
+        self.drop_pending();
         // The state at the start of a line depends only on the lines before.
         self.checkpoints.truncate(line / CHECKPOINT + 1);
         if line < self.first {
@@ -140,6 +176,9 @@ impl LineHighlighter {
         }
         let upto = upto.min(lines.len());
         let from = from.min(upto);
+        if from != self.first {
+            self.drop_pending();
+        }
         // Keep the window to the lines asked for; it must start at `from`.
         if from < self.first || from > self.first + self.window.len() {
             self.window.clear();
@@ -191,6 +230,20 @@ impl LineHighlighter {
             let spans = step(next, &mut state, &mut self.checkpoints);
             self.window.push((spans, state.clone()));
             next += 1;
+            let Some(pending) = self.pending.take_if(|p| p.line + 1 == next) else {
+                continue;
+            };
+            if pending.old_end == state {
+                // The lines after it look as they did.
+                self.window.extend(pending.tail);
+                next = self.first + self.window.len();
+                state = self.window.last().expect("just pushed").1.clone();
+            } else {
+                self.checkpoints.truncate(pending.line / CHECKPOINT + 1);
+                if next.is_multiple_of(CHECKPOINT) && self.checkpoints.len() == next / CHECKPOINT {
+                    self.checkpoints.push(state.clone());
+                }
+            }
         }
     }
 
@@ -216,6 +269,58 @@ fn convert(style: syntect::highlighting::Style) -> Style {
 mod tests {
     use super::*;
     use syntect::parsing::SyntaxSetBuilder;
+
+    #[test]
+    fn a_line_edit_redoes_the_lines_after_it_only_when_its_end_state_changes() {
+        preload();
+        let mut buffer: Vec<String> = (0..60)
+            .map(|i| format!("local v{i} = 'x' -- {i}"))
+            .collect();
+        let mut h = LineHighlighter::new(true);
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        let fresh = |buffer: &[String]| {
+            let mut f = LineHighlighter::new(true);
+            f.ensure(buffer, 0, 50, usize::MAX);
+            (10..50)
+                .map(|i| f.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        };
+        let screen = |h: &LineHighlighter| {
+            (10..50)
+                .map(|i| h.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        };
+        // Typing inside a line: one line parsed again.
+        buffer[20].insert_str(6, "abc");
+        h.line_changed(20);
+        h.ensure(&buffer, 10, 50, 1);
+        assert!(h.covers(10, 50), "one line was enough");
+        assert_eq!(screen(&h), fresh(&buffer));
+        // Opening a long comment changes every line after it.
+        buffer[30] = "--[[ open".into();
+        h.line_changed(30);
+        h.ensure(&buffer, 10, 50, 1);
+        assert!(!h.covers(10, 50));
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        assert_eq!(screen(&h), fresh(&buffer));
+        // Closing it again, and edits above the window and at its first line.
+        buffer[30] = "-- closed".into();
+        h.line_changed(30);
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        assert_eq!(screen(&h), fresh(&buffer));
+        buffer[10] = "--[[".into();
+        h.line_changed(10);
+        buffer[3] = "x = 1".into();
+        h.line_changed(3);
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        assert_eq!(screen(&h), fresh(&buffer));
+        // Scrolled away before the update: highlighted from scratch.
+        buffer[10] = "y = 2".into();
+        h.line_changed(10);
+        h.ensure(&buffer, 12, 50, usize::MAX);
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        assert_eq!(screen(&h), fresh(&buffer));
+    }
 
     /// What the bundled assets are: syntect's defaults cut down to Lua and
     /// the two themes, as dumps.

@@ -110,17 +110,30 @@ impl Editor {
 
     /// Feeds a key to the buffer; true when the text changed.
     pub fn input(&mut self, key: KeyEvent) -> bool {
-        let before = self.text.cursor().0;
+        let before = (self.text.cursor().0, self.lines().len());
         let changed = self.text.input(key);
-        self.after_change(before, changed);
+        self.after_typing(before, changed);
         changed
     }
 
     pub fn paste(&mut self, text: &str) -> bool {
-        let before = self.text.cursor().0;
+        let before = (self.text.cursor().0, self.lines().len());
         let changed = self.text.insert_str(text);
-        self.after_change(before, changed);
+        self.after_typing(before, changed);
         changed
+    }
+
+    /// After a key or a paste: when it stayed on one line (no line came or
+    /// went), only that line changed.
+    fn after_typing(&mut self, (row, count): (usize, usize), changed: bool) {
+        if changed && row == self.text.cursor().0 && count == self.lines().len() {
+            self.highlighter.line_changed(row);
+            self.dirty = true;
+            self.marks.clear();
+            self.follow_cursor();
+        } else {
+            self.after_change(row, changed);
+        }
     }
 
     pub fn undo(&mut self) -> bool {
