@@ -71,6 +71,15 @@ async fn run(
         }
     };
     assert!(timing.queued <= timing.sent && timing.sent <= timing.answered);
+    // An apply's own call is one part of the request (the reads around it
+    // are the rest), and the UDF's run in the server one part of the call.
+    if let Ok(Outcome::Applied {
+        call, server_run, ..
+    }) = &outcome
+    {
+        assert!(*call <= timing.round_trip(), "{call:?} {timing:?}");
+        assert!(server_run.is_none_or(|run| run <= *call), "{server_run:?}");
+    }
     outcome
 }
 
@@ -115,12 +124,17 @@ async fn counter_walkthrough_with_record_view_and_logs() {
         result,
         before,
         after,
+        server_run,
         ..
     } = first
     else {
         panic!("{first:?}")
     };
     assert_eq!(result, Value::Int(5));
+    assert!(
+        server_run.is_some(),
+        "the sandbox tells how long the UDF ran"
+    );
     assert_eq!(before, None, "the record did not exist before");
     assert_eq!(after.as_ref().unwrap().generation, 1);
 

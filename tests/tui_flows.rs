@@ -146,6 +146,8 @@ fn applied(result: Value, before: Option<(i64, u32)>, after: (i64, u32)) -> Outc
         }],
         before: before.map(view),
         after: Some(view(after)),
+        call: Duration::from_micros(75),
+        server_run: Some(Duration::from_micros(20)),
     }
 }
 
@@ -411,7 +413,7 @@ fn run_many_times_sends_one_after_another_and_shows_percentiles() {
     assert!(!console.sent.iter().any(|(_, r)| is_apply(r)));
     let screen = console.screen();
     assert!(screen.contains("3/3 runs, 0 failed"), "{screen}");
-    assert!(screen.contains("p50 T p99 T"), "{screen}");
+    assert!(screen.contains("min T p50 T p90 T p99 T max T"), "{screen}");
     insta::assert_snapshot!("run_many", screen);
 }
 
@@ -570,7 +572,9 @@ fn results_save_as_json_and_expand() {
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json[0]["result"].as_array().map(Vec::len), Some(200));
     assert_eq!(json[0]["after"]["generation"], 1);
-    assert_eq!(json[0]["round_trip_ms"], 0.7);
+    // The call's own round trip (75 µs), not the whole request's (700 µs).
+    assert_eq!(json[0]["round_trip_ms"], 0.075);
+    assert_eq!(json[0]["server_run_ms"], 0.02);
 
     console.type_text("c");
     assert!(
@@ -822,4 +826,42 @@ fn f7_saves_the_calls_as_a_test_file_marked_ones_when_any() {
         marked.records[0].bins,
         vec![("count".to_string(), Value::Int(5))]
     );
+}
+
+/// What the run loop waits for: the modules refresh when idle, the recovery
+/// copy after an edit, the next animation frame while a call is in flight,
+/// and nothing at all before the connection.
+#[test]
+fn the_next_wake_is_the_first_timer_due() {
+    use asudf::tui::app::{RECOVERY_DELAY, REFRESH_EVERY, TICK};
+    let mut console = Console::new(120, 40);
+    asudf::tui::highlight::preload();
+    console.act(Action::Tick(console.start));
+    assert!(!console.app.animating());
+    assert_eq!(
+        console.app.next_wake(),
+        None,
+        "not connected, nothing moves"
+    );
+
+    let mut console = Console::connected();
+    console.act(Action::Tick(console.start));
+    assert_eq!(
+        console.app.next_wake(),
+        None,
+        "the listing's answer wakes it"
+    );
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(Vec::new())),
+    );
+    let now = console.app.now;
+    assert_eq!(console.app.next_wake(), Some(now + REFRESH_EVERY));
+
+    console.key(KeyCode::Char('x'));
+    assert_eq!(console.app.next_wake(), Some(now + RECOVERY_DELAY));
+
+    console.key(KeyCode::F(5));
+    assert!(console.app.animating(), "a call in flight moves");
+    assert_eq!(console.app.next_wake(), Some(now + TICK));
 }

@@ -303,3 +303,57 @@ async fn registering_a_new_module_points_the_form_at_it() {
     };
     assert_eq!(result, &Value::from("hi"));
 }
+
+/// The real run loop, idle: after start-up settles (connected, modules
+/// listed, the buffer highlighted) two seconds pass with no wake-up and no
+/// draw; a key then wakes it once and draws once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_console_neither_wakes_nor_draws() {
+    use asudf::tui::RunLoop;
+    use crossterm::event::Event as TermEvent;
+
+    asudf::tui::highlight::preload();
+    let target = Target::Sandbox {
+        dir: None,
+        config: SandboxConfig::default(),
+    };
+    let app = App::new(StartOptions::sample(&target.label()));
+    let (handle, events) = client::spawn(target);
+    let (keys, input) = futures::channel::mpsc::unbounded::<std::io::Result<TermEvent>>();
+    let terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut console = RunLoop::new(app, terminal, input, events, Driver::new(handle, None));
+    let settled = |app: &App| {
+        app.connected()
+            && app.modules.loaded_once
+            && !app.animating()
+            && app.pending_requests() == 0
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !settled(&console.app) {
+            assert!(console.step().await.unwrap());
+        }
+    })
+    .await
+    .expect("start-up settles");
+    assert!(console.draws > 0, "start-up drew");
+
+    let (wakes, draws) = (console.wakes, console.draws);
+    let idle = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            console.step().await.unwrap();
+        }
+    })
+    .await;
+    assert!(idle.is_err(), "the loop kept waiting");
+    assert_eq!(console.wakes - wakes, 0, "wake-ups while idle");
+    assert_eq!(console.draws - draws, 0, "draws while idle");
+
+    keys.unbounded_send(Ok(TermEvent::Key(KeyEvent::new(
+        KeyCode::Char('x'),
+        KeyModifiers::NONE,
+    ))))
+    .unwrap();
+    assert!(console.step().await.unwrap());
+    assert_eq!((console.wakes - wakes, console.draws - draws), (1, 1));
+    assert!(console.app.editor.dirty, "the key reached the editor");
+}

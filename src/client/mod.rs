@@ -157,6 +157,11 @@ pub enum Outcome {
         logs: Vec<UdfLog>,
         before: Option<RecordView>,
         after: Option<RecordView>,
+        /// The UDF call's own round trip: not the record reads around it
+        /// nor the log read.
+        call: Duration,
+        /// How long the UDF ran in the server (sandbox only).
+        server_run: Option<Duration>,
     },
     Record(Option<RecordView>),
     Written,

@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sandbox::server::info::decode_logs;
+use crate::sandbox::server::info::decode_calls;
 
 use super::{
     ApplyCall, Failure, FailureKind, ModuleInfo, Outcome, RecordKey, RecordView, Request, UdfLog,
@@ -298,6 +298,7 @@ async fn apply(
     } else {
         None
     };
+    let started = Instant::now();
     let result = client
         .execute_udf(
             &apply_policy(&call),
@@ -307,9 +308,13 @@ async fn apply(
             &call.args,
         )
         .await;
-    let logs = match log_mark {
-        Some(mark) if call.with_logs => read_logs(client, mark, &call, &key).await,
-        _ => Vec::new(),
+    let call_time = started.elapsed();
+    let (logs, server_run) = match log_mark {
+        Some(mark) if call.with_logs => match read_call(client, mark, &call, &key).await {
+            Some(kept) => (kept.logs, Some(kept.run)),
+            None => (Vec::new(), None),
+        },
+        _ => (Vec::new(), None),
     };
     let result = result.map_err(|e| Failure {
         logs: logs.clone(),
@@ -325,6 +330,8 @@ async fn apply(
         logs,
         before,
         after,
+        call: call_time,
+        server_run,
     })
 }
 
@@ -343,21 +350,25 @@ async fn get_record(client: &Client, key: &RecordKey) -> Result<Option<RecordVie
     }
 }
 
-/// The log lines the sandbox kept for this call: the newest call on this
-/// record and function since `mark` (then `mark` moves past what was read).
-async fn read_logs(
+/// What the sandbox kept of one call: its log lines and run time.
+struct KeptCall {
+    logs: Vec<UdfLog>,
+    run: Duration,
+}
+
+/// What the sandbox kept of this call: the newest call on this record and
+/// function since `mark` (then `mark` moves past what was read).
+async fn read_call(
     client: &Client,
     mark: &AtomicU64,
     call: &ApplyCall,
     key: &aerospike::Key,
-) -> Vec<UdfLog> {
+) -> Option<KeptCall> {
     let since = mark.load(Ordering::Relaxed);
-    let Ok(text) = info(client, &format!("sandbox-logs:since={since}")).await else {
-        return Vec::new();
-    };
-    let Ok(calls) = decode_logs(&text) else {
-        return Vec::new();
-    };
+    let text = info(client, &format!("sandbox-calls:since={since}"))
+        .await
+        .ok()?;
+    let calls = decode_calls(&text).ok()?;
     if let Some(newest) = calls.iter().map(|c| c.seq).max() {
         mark.fetch_max(newest, Ordering::Relaxed);
     }
@@ -366,16 +377,17 @@ async fn read_logs(
         .into_iter()
         .rev()
         .find(|c| c.ns == call.key.ns && c.digest == key.digest() && c.call == name)
-        .map(|c| {
-            c.lines
+        .map(|c| KeptCall {
+            run: c.run,
+            logs: c
+                .lines
                 .into_iter()
                 .map(|l| UdfLog {
                     level: format!("{:?}", l.level).to_lowercase(),
                     text: l.text,
                 })
-                .collect()
+                .collect(),
         })
-        .unwrap_or_default()
 }
 
 /// Where in a module a UDF error points: `…/name.lua:LINE: …` → (`name.lua`, LINE).

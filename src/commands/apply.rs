@@ -23,31 +23,40 @@ fn hint(message: &str, module: &str) -> Option<String> {
 
 pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
     let module = call.module.clone();
-    let (outcome, timing) = session.call(Request::Apply(call)).await;
-    let rtt = timing.map(|t| t.round_trip()).unwrap_or_default();
+    let (outcome, _) = session.call(Request::Apply(call)).await;
     match outcome {
-        Ok(Outcome::Applied { result, logs, .. }) => {
+        Ok(Outcome::Applied {
+            result,
+            logs,
+            call: rtt,
+            server_run,
+            ..
+        }) => {
             if session.json {
                 let logs: Vec<_> = logs
                     .iter()
                     .map(|l| json!({"level": l.level, "text": l.text}))
                     .collect();
-                println!(
-                    "{}",
-                    json!({
-                        "ok": true,
-                        "result": value::to_plain_json(&result),
-                        "value": value::to_typed_json(&result),
-                        "rtt_us": rtt.as_micros() as u64,
-                        "logs": logs,
-                    })
-                );
+                let mut out = json!({
+                    "ok": true,
+                    "result": value::to_plain_json(&result),
+                    "value": value::to_typed_json(&result),
+                    "rtt_us": rtt.as_micros() as u64,
+                    "logs": logs,
+                });
+                if let Some(run) = server_run {
+                    out["server_us"] = json!(run.as_micros() as u64);
+                }
+                println!("{out}");
             } else {
                 println!("{}", value::print(&result));
                 for line in &logs {
                     eprintln!("[{}] {}", line.level, line.text);
                 }
-                eprintln!("({})", millis(rtt));
+                match server_run {
+                    Some(run) => eprintln!("({}, ran {} in the server)", millis(rtt), millis(run)),
+                    None => eprintln!("({})", millis(rtt)),
+                }
             }
             ExitCode::SUCCESS
         }

@@ -10,6 +10,9 @@ use crate::client::Event;
 /// A request's tag: the console's own id for a request it asked to send.
 pub type Tag = u64;
 
+// A client answer is the big variant; there is one per request, moved a
+// few times, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Action {
     Key(KeyEvent),

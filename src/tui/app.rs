@@ -20,7 +20,7 @@ use crate::tui::keymap::{Command, Keymap, Scope};
 use crate::tui::panes::apply::{ApplyForm, Field, LineInput, Picker};
 use crate::tui::panes::editor::{Editor, Mark, module_name_for};
 use crate::tui::panes::modules::{Modules, module_file_name};
-use crate::tui::panes::results::{Batch, CallState, Results, TimeFormat, real_time};
+use crate::tui::panes::results::{CallState, Results, RunSeries, TimeFormat, real_time};
 use crate::tui::theme::{Theme, ThemeKind};
 use crate::tui::ui;
 
@@ -31,6 +31,8 @@ pub const SAMPLE: &str = include_str!("../../assets/counter.lua");
 pub const RECOVERY_DELAY: Duration = Duration::from_secs(2);
 /// How often the modules list refreshes by itself.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
+/// How often spinners and elapsed times move while something animates.
+pub const TICK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -176,7 +178,7 @@ pub struct App {
     next_tag: Tag,
     pending: HashMap<Tag, Purpose>,
     /// The call a "run N times" series repeats, by entry number.
-    batch_calls: HashMap<usize, crate::client::ApplyCall>,
+    series_calls: HashMap<usize, crate::client::ApplyCall>,
     recovery_due: Option<Instant>,
     last_refresh: Option<Instant>,
 }
@@ -255,7 +257,7 @@ impl App {
             quit: false,
             next_tag: 1,
             pending: HashMap::new(),
-            batch_calls: HashMap::new(),
+            series_calls: HashMap::new(),
             recovery_due: None,
             last_refresh: None,
         };
@@ -884,16 +886,16 @@ impl App {
         } else {
             label
         };
-        let batch = (times > 1).then(|| Batch {
+        let series = (times > 1).then(|| RunSeries {
             total: times,
-            ..Batch::default()
+            ..RunSeries::default()
         });
         let number = self.results.next_number + 1;
         if !self.connected() {
             // Fail fast: nothing to wait for while the connection is down.
-            self.results.push(0, label, self.now, batch);
+            self.results.push(0, label, self.now, series);
             if let Some(entry) = self.results.entries.last_mut() {
-                entry.batch = None;
+                entry.series = None;
                 entry.state = CallState::Done {
                     outcome: Err(Failure::connection("not connected: the call was not sent")),
                     round_trip: Duration::ZERO,
@@ -906,10 +908,10 @@ impl App {
             Request::Apply(call.clone()),
             effects,
         );
-        if let Some(mut b) = batch {
+        if let Some(mut b) = series {
             b.sent = 1;
             self.results.push(tag, label, self.now, Some(b));
-            self.batch_calls.insert(number, call);
+            self.series_calls.insert(number, call);
         } else {
             self.results.push(tag, label, self.now, None);
             if let Some(entry) = self.results.entries.last_mut() {
@@ -1007,8 +1009,8 @@ impl App {
             self.say("nothing in flight");
             return;
         };
-        if let Some(batch) = &mut entry.batch {
-            batch.total = batch.sent;
+        if let Some(series) = &mut entry.series {
+            series.total = series.sent;
         }
         effects.push(Effect::Cancel(entry.tag));
     }
@@ -1065,6 +1067,31 @@ impl App {
             }
             _ => {}
         }
+    }
+
+    /// Requests sent and not answered yet.
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Something on screen moves by itself: a call's spinner and elapsed
+    /// time, or highlighting that fills in over several updates.
+    pub fn animating(&self) -> bool {
+        self.results.in_flight().is_some() || !self.editor.highlight_done()
+    }
+
+    /// When the run loop must next send a tick: the next animation frame
+    /// while something moves, else the first timer due (the recovery copy,
+    /// the modules refresh); `None` when nothing is due at all.
+    pub fn next_wake(&self) -> Option<Instant> {
+        let frame = self.animating().then(|| self.now + TICK);
+        // While a listing is on its way, its answer wakes the loop.
+        let refresh = (self.connected() && !self.modules.loading)
+            .then(|| self.last_refresh.map_or(self.now, |at| at + REFRESH_EVERY));
+        [frame, self.recovery_due, refresh]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_tick(&mut self, now: Instant, effects: &mut Vec<Effect>) {
@@ -1260,23 +1287,28 @@ impl App {
         let Some(index) = self.results.entries.iter().position(|e| e.number == number) else {
             return;
         };
+        // An apply's own round trip, without the reads around it.
+        let round_trip = match &outcome {
+            Ok(Outcome::Applied { call, .. }) => *call,
+            _ => timing.round_trip(),
+        };
         let entry = &mut self.results.entries[index];
         let mut again = false;
-        if let Some(batch) = &mut entry.batch {
+        if let Some(series) = &mut entry.series {
             match &outcome {
-                Ok(_) => batch.latencies.push(timing.round_trip()),
-                Err(_) => batch.failed += 1,
+                Ok(_) => series.latencies.push(round_trip),
+                Err(_) => series.failed += 1,
             }
             if cancelled {
-                batch.total = batch.done();
+                series.total = series.done();
             }
-            again = batch.sent < batch.total;
+            again = series.sent < series.total;
         }
         entry.state = CallState::Done {
             outcome,
-            round_trip: timing.round_trip(),
+            round_trip,
         };
-        if again && let Some(call) = self.batch_calls.get(&number).cloned() {
+        if again && let Some(call) = self.series_calls.get(&number).cloned() {
             let tag = self.send(
                 Purpose::Apply { entry: number },
                 Request::Apply(call),
@@ -1284,11 +1316,11 @@ impl App {
             );
             let entry = &mut self.results.entries[index];
             entry.tag = tag;
-            if let Some(batch) = &mut entry.batch {
-                batch.sent += 1;
+            if let Some(series) = &mut entry.series {
+                series.sent += 1;
             }
         } else if !again {
-            self.batch_calls.remove(&number);
+            self.series_calls.remove(&number);
         }
     }
 }

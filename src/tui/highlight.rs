@@ -19,11 +19,20 @@ struct Assets {
 
 static ASSETS: OnceLock<Assets> = OnceLock::new();
 
+/// Lua's syntax definition alone and the two themes the console uses, cut
+/// out of syntect's default sets (the whole default set costs megabytes of
+/// memory for one language). `assets_are_the_defaults_cut_down` checks them
+/// and writes them anew with `ASUDF_WRITE_ASSETS=1`.
+const LUA_SYNTAX: &[u8] = include_bytes!("../../assets/lua.packdump");
+const THEMES: &[u8] = include_bytes!("../../assets/themes.themedump");
+const DARK: &str = "base16-ocean.dark";
+const LIGHT: &str = "InspiredGitHub";
+
 fn load() -> Assets {
-    let syntaxes = SyntaxSet::load_defaults_nonewlines();
-    let mut themes = ThemeSet::load_defaults().themes;
-    let dark = themes.remove("base16-ocean.dark").unwrap_or_default();
-    let light = themes.remove("InspiredGitHub").unwrap_or_default();
+    let syntaxes: SyntaxSet = syntect::dumps::from_binary(LUA_SYNTAX);
+    let mut themes = syntect::dumps::from_binary::<ThemeSet>(THEMES).themes;
+    let dark = themes.remove(DARK).unwrap_or_default();
+    let light = themes.remove(LIGHT).unwrap_or_default();
     Assets {
         syntaxes,
         dark,
@@ -50,21 +59,45 @@ fn assets() -> Option<&'static Assets> {
 
 pub type Spans = Vec<(Style, Range<usize>)>;
 
-/// Per-line highlight cache of one buffer.
+/// The parser and highlighter state between two lines.
+type State = (ParseState, HighlightState);
+
+/// Lines between two kept parse states: at most this many lines are parsed
+/// again to show a line whose state is not kept.
+const CHECKPOINT: usize = 16;
+
+/// Highlighting of one buffer. The parse state is kept at every
+/// [`CHECKPOINT`]-th line and styled spans only for the lines last asked for
+/// (the screen), so memory stays small on a big file; an edit drops what
+/// follows the edited line and highlighting resumes from there.
 pub struct LineHighlighter {
     dark: bool,
-    /// `states[i]`: the parser and highlighter state at the start of line i.
-    states: Vec<(ParseState, HighlightState)>,
-    /// Styled byte ranges of the lines highlighted so far (`spans.len()` lines).
-    spans: Vec<Spans>,
+    /// `checkpoints[k]`: the state at the start of line `k * CHECKPOINT`.
+    checkpoints: Vec<State>,
+    /// The first line of `window`.
+    first: usize,
+    /// Spans of lines `first..`, each with the state at its end.
+    window: Vec<(Spans, State)>,
+    /// A line edited in the window, highlighted again on the next update.
+    pending: Option<Pending>,
+}
+
+/// What followed an edited line: still right if the line ends in the same
+/// state as before (the usual case: typing does not open a comment).
+struct Pending {
+    line: usize,
+    old_end: State,
+    tail: Vec<(Spans, State)>,
 }
 
 impl LineHighlighter {
     pub fn new(dark: bool) -> LineHighlighter {
         LineHighlighter {
             dark,
-            states: Vec::new(),
-            spans: Vec::new(),
+            checkpoints: Vec::new(),
+            first: 0,
+            window: Vec::new(),
+            pending: None,
         }
     }
 
@@ -75,22 +108,56 @@ impl LineHighlighter {
         }
     }
 
-    /// Forgets line `line` and everything after it.
+    /// Line `line` changed and no line came or went: the next update
+    /// highlights it again, and the lines after it only if it now ends in
+    /// another state.
+    pub fn line_changed(&mut self, line: usize) {
+        self.drop_pending();
+        if line < self.first || line >= self.first + self.window.len() {
+            return self.invalidate_from(line);
+        }
+        let mut tail = self.window.split_off(line - self.first);
+        let (_, old_end) = tail.remove(0);
+        self.pending = Some(Pending {
+            line,
+            old_end,
+            tail,
+        });
+    }
+
+    /// Gives up on a pending edit's tail: everything after it is redone.
+    fn drop_pending(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.checkpoints.truncate(pending.line / CHECKPOINT + 1);
+        }
+    }
+
+    /// Forgets what line `line` and the lines after it look like.
     pub fn invalidate_from(&mut self, line: usize) {
-        self.spans.truncate(line);
-        self.states.truncate(line + 1);
+        self.drop_pending();
+        // The state at the start of a line depends only on the lines before.
+        self.checkpoints.truncate(line / CHECKPOINT + 1);
+        if line < self.first {
+            self.window.clear();
+        } else {
+            self.window.truncate(line - self.first);
+        }
     }
 
-    /// Lines already highlighted (for tests and benches).
-    pub fn highlighted_lines(&self) -> usize {
-        self.spans.len()
+    /// Lines `from..upto` (cut to the buffer) have their spans.
+    pub fn covers(&self, from: usize, upto: usize) -> bool {
+        from >= self.first && upto <= self.first + self.window.len()
     }
 
-    /// Highlights lines up to (not including) `upto` that are not cached,
-    /// at most `budget` of them, so a jump deep into a big file does not
-    /// stall a frame (the rest follows on the next updates). Does nothing
-    /// until the syntax definitions are loaded.
-    pub fn ensure(&mut self, lines: &[String], upto: usize, budget: usize) {
+    /// Parse states kept (for tests and benches).
+    pub fn kept_states(&self) -> usize {
+        self.checkpoints.len() + self.window.len()
+    }
+
+    /// Highlights lines `from..upto`, parsing at most `budget` lines, so a
+    /// jump deep into a big file does not stall a frame (the rest follows on
+    /// the next updates). Does nothing until the syntax definitions are loaded.
+    pub fn ensure(&mut self, lines: &[String], from: usize, upto: usize, budget: usize) {
         let Some(assets) = assets() else { return };
         let Some(syntax) = assets.syntaxes.find_syntax_by_extension("lua") else {
             return;
@@ -101,31 +168,88 @@ impl LineHighlighter {
             &assets.light
         };
         let highlighter = Highlighter::new(theme);
-        if self.states.is_empty() {
-            self.states.push((
+        if self.checkpoints.is_empty() {
+            self.checkpoints.push((
                 ParseState::new(syntax),
                 HighlightState::new(&highlighter, ScopeStack::new()),
             ));
         }
-        let upto = upto
-            .min(lines.len())
-            .min(self.spans.len().saturating_add(budget));
-        while self.spans.len() < upto {
-            let index = self.spans.len();
-            let (mut parse, mut highlight) = self.states[index].clone();
+        let upto = upto.min(lines.len());
+        let from = from.min(upto);
+        if from != self.first {
+            self.drop_pending();
+        }
+        // Keep the window to the lines asked for; it must start at `from`.
+        if from < self.first || from > self.first + self.window.len() {
+            self.window.clear();
+        } else {
+            self.window.drain(..from - self.first);
+        }
+        self.first = from;
+        let mut budget = budget;
+        let step = |index: usize, state: &mut State, checkpoints: &mut Vec<State>| {
             let line = &lines[index];
-            let ops = parse.parse_line(line, &assets.syntaxes).unwrap_or_default();
-            let spans: Spans =
-                RangedHighlightIterator::new(&mut highlight, &ops, line, &highlighter)
-                    .map(|(style, _, range)| (convert(style), range))
-                    .collect();
-            self.spans.push(spans);
-            self.states.push((parse, highlight));
+            let ops = state
+                .0
+                .parse_line(line, &assets.syntaxes)
+                .unwrap_or_default();
+            let spans: Spans = RangedHighlightIterator::new(&mut state.1, &ops, line, &highlighter)
+                .map(|(style, _, range)| (convert(style), range))
+                .collect();
+            if (index + 1).is_multiple_of(CHECKPOINT)
+                && checkpoints.len() == (index + 1) / CHECKPOINT
+            {
+                checkpoints.push(state.clone());
+            }
+            spans
+        };
+        // The state at the start of `from + window.len()`.
+        let mut next = self.first + self.window.len();
+        let mut state = match self.window.last() {
+            Some((_, end)) => end.clone(),
+            None => {
+                // From the nearest kept state, through the lines before `from`.
+                let mut at = (self.checkpoints.len() - 1) * CHECKPOINT;
+                if at > from {
+                    at = from / CHECKPOINT * CHECKPOINT;
+                }
+                let mut state = self.checkpoints[at / CHECKPOINT].clone();
+                while at < from {
+                    if budget == 0 {
+                        return;
+                    }
+                    budget -= 1;
+                    step(at, &mut state, &mut self.checkpoints);
+                    at += 1;
+                }
+                state
+            }
+        };
+        while next < upto && budget > 0 {
+            budget -= 1;
+            let spans = step(next, &mut state, &mut self.checkpoints);
+            self.window.push((spans, state.clone()));
+            next += 1;
+            let Some(pending) = self.pending.take_if(|p| p.line + 1 == next) else {
+                continue;
+            };
+            if pending.old_end == state {
+                // The lines after it look as they did.
+                self.window.extend(pending.tail);
+                next = self.first + self.window.len();
+                state = self.window.last().expect("just pushed").1.clone();
+            } else {
+                self.checkpoints.truncate(pending.line / CHECKPOINT + 1);
+                if next.is_multiple_of(CHECKPOINT) && self.checkpoints.len() == next / CHECKPOINT {
+                    self.checkpoints.push(state.clone());
+                }
+            }
         }
     }
 
     pub fn line(&self, index: usize) -> Option<&Spans> {
-        self.spans.get(index)
+        let at = index.checked_sub(self.first)?;
+        self.window.get(at).map(|(spans, _)| spans)
     }
 }
 
@@ -144,18 +268,147 @@ fn convert(style: syntect::highlighting::Style) -> Style {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syntect::parsing::SyntaxSetBuilder;
+
+    #[test]
+    fn a_line_edit_redoes_the_lines_after_it_only_when_its_end_state_changes() {
+        preload();
+        let mut buffer: Vec<String> = (0..60)
+            .map(|i| format!("local v{i} = 'x' -- {i}"))
+            .collect();
+        let mut h = LineHighlighter::new(true);
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        let fresh = |buffer: &[String]| {
+            let mut f = LineHighlighter::new(true);
+            f.ensure(buffer, 0, 50, usize::MAX);
+            (10..50)
+                .map(|i| f.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        };
+        let screen = |h: &LineHighlighter| {
+            (10..50)
+                .map(|i| h.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        };
+        // Typing inside a line: one line parsed again.
+        buffer[20].insert_str(6, "abc");
+        h.line_changed(20);
+        h.ensure(&buffer, 10, 50, 1);
+        assert!(h.covers(10, 50), "one line was enough");
+        assert_eq!(screen(&h), fresh(&buffer));
+        // Opening a long comment changes every line after it.
+        buffer[30] = "--[[ open".into();
+        h.line_changed(30);
+        h.ensure(&buffer, 10, 50, 1);
+        assert!(!h.covers(10, 50));
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        assert_eq!(screen(&h), fresh(&buffer));
+        // Closing it again, and edits above the window and at its first line.
+        buffer[30] = "-- closed".into();
+        h.line_changed(30);
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        assert_eq!(screen(&h), fresh(&buffer));
+        buffer[10] = "--[[".into();
+        h.line_changed(10);
+        buffer[3] = "x = 1".into();
+        h.line_changed(3);
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        assert_eq!(screen(&h), fresh(&buffer));
+        // Scrolled away before the update: highlighted from scratch.
+        buffer[10] = "y = 2".into();
+        h.line_changed(10);
+        h.ensure(&buffer, 12, 50, usize::MAX);
+        h.ensure(&buffer, 10, 50, usize::MAX);
+        assert_eq!(screen(&h), fresh(&buffer));
+    }
+
+    /// What the bundled assets are: syntect's defaults cut down to Lua and
+    /// the two themes, as dumps.
+    fn cut_down_defaults() -> (Vec<u8>, Vec<u8>) {
+        // The default set's definitions are linked: their references name
+        // other contexts by syntax index. Lua keeps its index, and the
+        // syntaxes before it become empty stand-ins (none is referenced).
+        let defaults = SyntaxSet::load_defaults_nonewlines().into_builder();
+        let index = defaults
+            .syntaxes()
+            .iter()
+            .position(|s| s.name == "Lua")
+            .expect("syntect's defaults have Lua");
+        let mut lua = SyntaxSetBuilder::new();
+        for syntax in &defaults.syntaxes()[..index] {
+            let mut stand_in = syntax.clone();
+            stand_in.file_extensions.clear();
+            stand_in.first_line_match = None;
+            stand_in.hidden = true;
+            stand_in.variables.clear();
+            stand_in.contexts = [(
+                "main".to_string(),
+                syntect::parsing::syntax_definition::Context::new(false),
+            )]
+            .into_iter()
+            .collect();
+            lua.add(stand_in);
+        }
+        lua.add(defaults.syntaxes()[index].clone());
+        let mut themes = ThemeSet::load_defaults();
+        themes
+            .themes
+            .retain(|name, _| name == DARK || name == LIGHT);
+        (
+            syntect::dumps::dump_binary(&lua.build()),
+            syntect::dumps::dump_binary(&themes),
+        )
+    }
+
+    #[test]
+    fn assets_are_the_defaults_cut_down() {
+        let (syntax, themes) = cut_down_defaults();
+        if std::env::var_os("ASUDF_WRITE_ASSETS").is_some() {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+            std::fs::write(format!("{dir}/lua.packdump"), &syntax).unwrap();
+            std::fs::write(format!("{dir}/themes.themedump"), &themes).unwrap();
+            return;
+        }
+        let bundled: ThemeSet = syntect::dumps::from_binary(THEMES);
+        let fresh: ThemeSet = syntect::dumps::from_binary(&themes);
+        assert_eq!(
+            bundled.themes.keys().collect::<Vec<_>>(),
+            [LIGHT, DARK],
+            "the console's two themes"
+        );
+        assert_eq!(bundled.themes[DARK], fresh.themes[DARK]);
+        assert_eq!(bundled.themes[LIGHT], fresh.themes[LIGHT]);
+
+        // The bundled Lua syntax highlights a real module exactly as the
+        // full default set does.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench/udf10k.lua");
+        let source =
+            std::fs::read_to_string(path).unwrap_or_else(|_| crate::tui::app::SAMPLE.into());
+        let full = SyntaxSet::load_defaults_nonewlines();
+        let small: SyntaxSet = syntect::dumps::from_binary(LUA_SYNTAX);
+        assert_eq!(small.syntaxes().iter().filter(|s| !s.hidden).count(), 1);
+        let ops = |set: &SyntaxSet| {
+            let mut state = ParseState::new(set.find_syntax_by_extension("lua").unwrap());
+            source
+                .lines()
+                .take(2000)
+                .map(|line| state.parse_line(line, set).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ops(&small), ops(&full));
+    }
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()
     }
 
     #[test]
-    fn highlights_only_what_is_asked_and_resumes_after_an_edit() {
+    fn highlights_what_is_asked_and_resumes_after_an_edit() {
         preload();
         let mut buffer = lines("-- a comment\nlocal x = 'str'\nfunction f(a)\n  return a\nend");
         let mut h = LineHighlighter::new(true);
-        h.ensure(&buffer, 2, usize::MAX);
-        assert_eq!(h.highlighted_lines(), 2);
+        h.ensure(&buffer, 0, 2, usize::MAX);
+        assert!(h.covers(0, 2) && !h.covers(0, 3));
         let comment = h.line(0).unwrap()[0].0;
         let spans = h.line(1).unwrap();
         assert!(
@@ -165,19 +418,79 @@ mod tests {
         assert_ne!(spans[0].0, comment);
 
         // Opening a block comment on line 1 changes how line 2 looks.
-        h.ensure(&buffer, 5, usize::MAX);
+        h.ensure(&buffer, 0, 5, usize::MAX);
         let before = h.line(2).unwrap().clone();
         buffer[1] = "--[[ open".into();
         h.invalidate_from(1);
-        assert_eq!(h.highlighted_lines(), 1);
-        h.ensure(&buffer, 3, 1);
-        assert_eq!(
-            h.highlighted_lines(),
-            2,
+        assert!(h.covers(0, 1) && !h.covers(0, 2));
+        h.ensure(&buffer, 0, 3, 1);
+        assert!(
+            h.covers(0, 2) && !h.covers(0, 3),
             "one line per call with a budget of one"
         );
-        h.ensure(&buffer, 3, 1);
-        assert_eq!(h.highlighted_lines(), 3);
+        h.ensure(&buffer, 0, 3, 1);
+        assert!(h.covers(0, 3));
         assert_ne!(h.line(2).unwrap(), &before);
+    }
+
+    #[test]
+    fn a_big_buffer_keeps_spans_for_the_screen_and_a_state_every_few_lines() {
+        preload();
+        let text: String = (0..1000)
+            .map(|i| {
+                if i % 100 == 50 {
+                    "--[[\n".to_string()
+                } else if i % 100 == 60 {
+                    "]]\n".into()
+                } else {
+                    format!("local v{i} = 'x' -- {i}\n")
+                }
+            })
+            .collect();
+        let buffer = lines(&text);
+        let whole = |from: usize, upto: usize| {
+            let mut h = LineHighlighter::new(true);
+            h.ensure(&buffer, 0, upto, usize::MAX);
+            (from..upto)
+                .map(|i| h.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        };
+        let mut h = LineHighlighter::new(true);
+        // A jump to line 955 parses from the start, within the budget per call.
+        let mut calls = 0;
+        while !h.covers(955, 995) {
+            h.ensure(&buffer, 955, 995, 300);
+            calls += 1;
+        }
+        assert_eq!(calls, 4);
+        assert!(
+            h.kept_states() <= 1000 / CHECKPOINT + 1 + 40,
+            "{}",
+            h.kept_states()
+        );
+        let screen = |h: &LineHighlighter, from: usize| {
+            (from..from + 40)
+                .map(|i| h.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(screen(&h, 955), whole(955, 995));
+        // Scrolling back up resumes from a kept state, and an edit inside a
+        // comment's span shows the same as highlighting from scratch.
+        h.ensure(&buffer, 45, 85, usize::MAX);
+        assert_eq!(screen(&h, 45), whole(45, 85));
+        assert!(h.line(955).is_none(), "only the screen keeps spans");
+        let mut edited = buffer.clone();
+        edited[52] = "]] local z = 1".into();
+        h.invalidate_from(52);
+        h.ensure(&edited, 45, 85, usize::MAX);
+        let mut fresh = LineHighlighter::new(true);
+        fresh.ensure(&edited, 0, 85, usize::MAX);
+        assert_eq!(
+            screen(&h, 45),
+            (45..85)
+                .map(|i| fresh.line(i).unwrap().clone())
+                .collect::<Vec<_>>()
+        );
+        assert_ne!(screen(&h, 45), whole(45, 85));
     }
 }

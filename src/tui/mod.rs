@@ -18,7 +18,7 @@ pub mod ui;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use base64::Engine;
@@ -30,16 +30,15 @@ use crossterm::event::{
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
-use futures::StreamExt;
-use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
+use futures::{Stream, StreamExt};
+use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::client::{self, ClientHandle, Event, RequestId, Target};
 pub use action::{Action, Tag};
 pub use app::{App, Effect, StartOptions};
-
-/// How often spinners and elapsed times move.
-const TICK: Duration = Duration::from_millis(100);
 
 /// Where the console keeps its files.
 #[derive(Debug, Clone)]
@@ -332,36 +331,129 @@ pub async fn run(
     }
 
     let guard = TerminalGuard::enter()?;
-    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-    let size = terminal.size()?;
-    app.update(Action::Resize(size.width, size.height));
-    terminal.draw(|frame| ui::draw(&app, frame))?;
-    tracing::info!(target = %app.target, "console started");
-
-    let (handle, mut events) = client::spawn(target);
+    // The size comes from resize events, not from asking the terminal on
+    // every draw: a fixed viewport that the loop resizes.
+    let (width, height) = crossterm::terminal::size()?;
+    let area = Rect::new(0, 0, width, height);
+    let terminal = Terminal::with_options(
+        CrosstermBackend::new(std::io::stdout()),
+        TerminalOptions {
+            viewport: Viewport::Fixed(area),
+        },
+    )?;
+    app.update(Action::Resize(width, height));
+    let (handle, events) = client::spawn(target);
     let mut driver = Driver::new(handle, paths.recovery.clone());
     driver.forms = paths.forms.clone();
-    let (lint_tx, mut lint_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (lint_tx, lint_rx) = tokio::sync::mpsc::unbounded_channel();
     driver.lint = Some(lint_tx);
-    let mut input = EventStream::new();
-    let mut tick = tokio::time::interval(TICK);
-    let mut queue: VecDeque<Action> = VecDeque::new();
-    loop {
+    let mut console =
+        RunLoop::new(app, terminal, EventStream::new(), events, driver).with_lint(lint_rx);
+    console.draw()?;
+    tracing::info!(target = %console.app.target, "console started");
+    while console.step().await? {}
+    drop(console);
+    drop(guard);
+    tracing::info!("console closed");
+    Ok(())
+}
+
+/// The console's loop: waits for input, a client event or the next timer
+/// the app asks for ([`App::next_wake`]), reduces, performs, and draws only
+/// when something on screen may have changed. Idle, it neither wakes nor draws.
+pub struct RunLoop<B: Backend, I> {
+    pub app: App,
+    pub terminal: Terminal<B>,
+    input: I,
+    events: UnboundedReceiver<Event>,
+    driver: Driver,
+    /// Lint answers from the driver's background runs.
+    linted: Option<UnboundedReceiver<Action>>,
+    /// How often the loop woke up, and drew (for the idle test).
+    pub wakes: u64,
+    pub draws: u64,
+}
+
+impl<B, I> RunLoop<B, I>
+where
+    B: Backend,
+    B::Error: std::error::Error + Send + Sync + 'static,
+    I: Stream<Item = std::io::Result<TermEvent>> + Unpin,
+{
+    pub fn new(
+        app: App,
+        terminal: Terminal<B>,
+        input: I,
+        events: UnboundedReceiver<Event>,
+        driver: Driver,
+    ) -> Self {
+        RunLoop {
+            app,
+            terminal,
+            input,
+            events,
+            driver,
+            linted: None,
+            wakes: 0,
+            draws: 0,
+        }
+    }
+
+    /// Takes the lint answers the driver's background runs send.
+    pub fn with_lint(mut self, linted: UnboundedReceiver<Action>) -> Self {
+        self.linted = Some(linted);
+        self
+    }
+
+    pub fn draw(&mut self) -> anyhow::Result<()> {
+        let app = &self.app;
+        self.terminal.draw(|frame| ui::draw(app, frame))?;
+        self.draws += 1;
+        Ok(())
+    }
+
+    /// Waits for one thing to happen and handles it; false when the console
+    /// is done (quit, or the terminal closed).
+    pub async fn step(&mut self) -> anyhow::Result<bool> {
+        let wake = self.app.next_wake();
+        let timer = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let linted = async {
+            match &mut self.linted {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let next = tokio::select! {
-            event = input.next() => match event {
+            event = self.input.next() => match event {
                 Some(Ok(event)) => terminal_action(event),
                 Some(Err(e)) => return Err(e).context("reading the terminal"),
-                None => break,
+                None => return Ok(false),
             },
-            Some(event) = events.recv() => driver.translate(event),
-            Some(linted) = lint_rx.recv() => Some(linted),
-            _ = tick.tick() => Some(Action::Tick(Instant::now())),
+            Some(event) = self.events.recv() => self.driver.translate(event),
+            Some(linted) = linted => Some(linted),
+            _ = timer => Some(Action::Tick(Instant::now())),
         };
-        queue.extend(next);
+        self.wakes += 1;
+        let Some(first) = next else { return Ok(true) };
+        // A tick alone changes the screen only while something moves; any
+        // other action may change anything.
+        let mut changed = !matches!(first, Action::Tick(_)) || self.app.animating();
+        // Timers count from now, not from the last tick.
+        self.app.now = Instant::now();
+        let mut queue = VecDeque::from([first]);
         let mut quit = false;
         while let Some(action) = queue.pop_front() {
-            let effects = app.update(action);
-            let performed = driver.perform(effects).await;
+            if let Action::Resize(width, height) = action {
+                self.terminal.resize(Rect::new(0, 0, width, height))?;
+            }
+            changed |= !matches!(action, Action::Tick(_));
+            let effects = self.app.update(action);
+            let performed = self.driver.perform(effects).await;
             queue.extend(performed.actions);
             for text in performed.clipboard {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(text);
@@ -372,12 +464,11 @@ pub async fn run(
             quit |= performed.quit;
         }
         if quit {
-            break;
+            return Ok(false);
         }
-        terminal.draw(|frame| ui::draw(&app, frame))?;
+        if changed || self.app.animating() {
+            self.draw()?;
+        }
+        Ok(true)
     }
-    drop(terminal);
-    drop(guard);
-    tracing::info!("console closed");
-    Ok(())
 }

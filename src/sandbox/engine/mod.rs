@@ -175,6 +175,8 @@ pub struct CallLog {
     /// `module.function`
     pub call: String,
     pub lines: Vec<LogLine>,
+    /// How long the call ran in the sandbox (the whole write model).
+    pub run: std::time::Duration,
 }
 
 /// Log lines of the call running on a Lua state (its app data).
@@ -299,10 +301,10 @@ impl Sandbox {
 
     /// Runs a record UDF: the whole write model, all-or-nothing.
     pub fn apply(&self, req: ApplyRequest) -> ApplyOutcome {
+        let started = std::time::Instant::now();
         let outcome = self.apply_inner(&req);
-        if !outcome.logs.is_empty() {
-            self.keep_logs(&req, &outcome.logs);
-        }
+        // Every call is kept, with its run time, so a client can show both.
+        self.keep_logs(&req, &outcome.logs, started.elapsed());
         outcome
     }
 
@@ -404,7 +406,7 @@ impl Sandbox {
         outcome
     }
 
-    fn keep_logs(&self, req: &ApplyRequest, lines: &[LogLine]) {
+    fn keep_logs(&self, req: &ApplyRequest, lines: &[LogLine], run: std::time::Duration) {
         let seq = self.inner.log_seq.fetch_add(1, Ordering::Relaxed) + 1;
         let mut ring = self.inner.logs.lock();
         if ring.len() >= LOG_RING_CALLS {
@@ -416,6 +418,7 @@ impl Sandbox {
             digest: req.digest,
             call: format!("{}.{}", req.module, req.function),
             lines: lines.to_vec(),
+            run,
         });
     }
 

@@ -550,12 +550,17 @@ fn logs_and_print_are_captured() {
     );
     sb.apply(request("log", "quiet", "k1", vec![]));
     sb.apply(request("log", "f", "k2", vec![]));
+    // Every call is kept (with its run time), a quiet one without lines.
     let calls = sb.logs_since(0);
-    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.len(), 3);
     assert_eq!(calls[0].call, "log.f");
-    assert!(calls[1].seq > calls[0].seq);
-    assert_eq!(sb.logs_since(calls[0].seq).len(), 1);
-    assert!(sb.logs_since(calls[1].seq).is_empty());
+    assert_eq!(
+        (calls[1].call.as_str(), calls[1].lines.len()),
+        ("log.quiet", 0)
+    );
+    assert!(calls[2].seq > calls[1].seq && calls[1].seq > calls[0].seq);
+    assert_eq!(sb.logs_since(calls[1].seq).len(), 1);
+    assert!(sb.logs_since(calls[2].seq).is_empty());
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Info protocol (type 1): request/response text, and the names the sandbox answers.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -151,7 +152,15 @@ pub fn answer(ctx: &InfoContext, line: &str) -> String {
         "sandbox-stream" => stream_stats(ctx.jobs, params),
         "sandbox" => sandbox_summary(sandbox),
         "sandbox-logs" => match param(params, "since").unwrap_or("0").parse::<u64>() {
-            Ok(since) => encode_logs(&sandbox.logs_since(since)),
+            Ok(since) => {
+                let mut calls = sandbox.logs_since(since);
+                calls.retain(|c| !c.lines.is_empty());
+                encode_logs(&calls)
+            }
+            Err(_) => "ERROR:4:since must be a sequence number".to_string(),
+        },
+        "sandbox-calls" => match param(params, "since").unwrap_or("0").parse::<u64>() {
+            Ok(since) => encode_calls(&sandbox.logs_since(since)),
             Err(_) => "ERROR:4:since must be a sequence number".to_string(),
         },
         _ => {
@@ -311,6 +320,17 @@ fn level_name(level: LogLevel) -> &'static str {
 /// `seq,ns,digest-hex,base64(module.function),lines` where lines are
 /// `level:base64(text)` joined by `|` (see docs/sandbox-info.md).
 pub fn encode_logs(logs: &[CallLog]) -> String {
+    encode(logs, false)
+}
+
+/// `sandbox-calls` value: as `sandbox-logs` with the run time in µs before
+/// the lines, `seq,ns,digest-hex,base64(module.function),run-us,lines`, and
+/// every call, not only those that logged.
+pub fn encode_calls(calls: &[CallLog]) -> String {
+    encode(calls, true)
+}
+
+fn encode(logs: &[CallLog], timed: bool) -> String {
     let entries: Vec<String> = logs
         .iter()
         .map(|log| {
@@ -319,8 +339,13 @@ pub fn encode_logs(logs: &[CallLog]) -> String {
                 .iter()
                 .map(|l| format!("{}:{}", level_name(l.level), B64.encode(&l.text)))
                 .collect();
+            let run = if timed {
+                format!("{},", log.run.as_micros())
+            } else {
+                String::new()
+            };
             format!(
-                "{},{},{},{},{}",
+                "{},{},{},{},{run}{}",
                 log.seq,
                 log.ns,
                 hex::encode(log.digest),
@@ -334,13 +359,31 @@ pub fn encode_logs(logs: &[CallLog]) -> String {
 
 /// Parses a `sandbox-logs` value (the inverse of [`encode_logs`]).
 pub fn decode_logs(value: &str) -> Result<Vec<CallLog>, String> {
+    decode(value, false)
+}
+
+/// Parses a `sandbox-calls` value (the inverse of [`encode_calls`]).
+pub fn decode_calls(value: &str) -> Result<Vec<CallLog>, String> {
+    decode(value, true)
+}
+
+fn decode(value: &str, timed: bool) -> Result<Vec<CallLog>, String> {
     let text = |s: &str| -> Result<String, String> {
         let bytes = B64.decode(s).map_err(|e| format!("bad base64: {e}"))?;
         String::from_utf8(bytes).map_err(|_| "text is not UTF-8".to_string())
     };
     let mut out = Vec::new();
     for entry in value.split(';').filter(|e| !e.is_empty()) {
-        let parts: Vec<&str> = entry.split(',').collect();
+        let mut parts: Vec<&str> = entry.split(',').collect();
+        let run = if timed {
+            if parts.len() != 6 {
+                return Err(format!("entry has {} parts, want 6", parts.len()));
+            }
+            let us = parts.remove(4);
+            Duration::from_micros(us.parse().map_err(|_| "bad run time")?)
+        } else {
+            Duration::ZERO
+        };
         let [seq, ns, digest, call, lines] = parts[..] else {
             return Err(format!("entry has {} parts, want 5", parts.len()));
         };
@@ -370,6 +413,7 @@ pub fn decode_logs(value: &str) -> Result<Vec<CallLog>, String> {
             digest,
             call: text(call)?,
             lines: parsed,
+            run,
         });
     }
     Ok(out)
@@ -431,6 +475,7 @@ mod tests {
                         text: String::new(),
                     },
                 ],
+                run: Duration::from_micros(1234),
             },
             CallLog {
                 seq: 8,
@@ -438,6 +483,7 @@ mod tests {
                 digest: [1; 20],
                 call: "m.f".into(),
                 lines: vec![],
+                run: Duration::ZERO,
             },
         ];
         let text = encode_logs(&logs);
@@ -450,6 +496,17 @@ mod tests {
             (8, "m.f", [1; 20])
         );
         assert!(decode_logs("1,2").is_err());
+
+        // The timed form carries the run time, and only that form does.
+        let text = encode_calls(&logs);
+        assert!(text.starts_with("7,test,"), "{text}");
+        assert!(text.contains(",1234,info:"), "{text}");
+        let back = decode_calls(&text).unwrap();
+        assert_eq!(back[0].run, Duration::from_micros(1234));
+        assert_eq!(back[0].lines, logs[0].lines);
+        assert_eq!(back[1].run, Duration::ZERO);
+        assert!(decode_calls(&encode_logs(&logs)).is_err());
+        assert!(decode_logs(&text).is_err());
     }
 
     proptest! {

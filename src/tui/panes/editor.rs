@@ -114,17 +114,30 @@ impl Editor {
 
     /// Feeds a key to the buffer; true when the text changed.
     pub fn input(&mut self, key: KeyEvent) -> bool {
-        let before = self.text.cursor().0;
+        let before = (self.text.cursor().0, self.lines().len());
         let changed = self.text.input(key);
-        self.after_change(before, changed);
+        self.after_typing(before, changed);
         changed
     }
 
     pub fn paste(&mut self, text: &str) -> bool {
-        let before = self.text.cursor().0;
+        let before = (self.text.cursor().0, self.lines().len());
         let changed = self.text.insert_str(text);
-        self.after_change(before, changed);
+        self.after_typing(before, changed);
         changed
+    }
+
+    /// After a key or a paste: when it stayed on one line (no line came or
+    /// went), only that line changed.
+    fn after_typing(&mut self, (row, count): (usize, usize), changed: bool) {
+        if changed && row == self.text.cursor().0 && count == self.lines().len() {
+            self.highlighter.line_changed(row);
+            self.dirty = true;
+            self.marks.clear();
+            self.follow_cursor();
+        } else {
+            self.after_change(row, changed);
+        }
     }
 
     pub fn undo(&mut self) -> bool {
@@ -241,15 +254,14 @@ impl Editor {
             let Editor {
                 text, highlighter, ..
             } = self;
-            highlighter.ensure(text.lines(), upto, HIGHLIGHT_BUDGET);
+            highlighter.ensure(text.lines(), self.scroll_row, upto, HIGHLIGHT_BUDGET);
         }
     }
 
     /// Every visible line is highlighted (or highlighting is off).
     pub fn highlight_done(&self) -> bool {
-        !self.highlight_on
-            || self.highlighter.highlighted_lines()
-                >= (self.scroll_row + self.view_rows).min(self.lines().len())
+        let upto = (self.scroll_row + self.view_rows).min(self.lines().len());
+        !self.highlight_on || self.highlighter.covers(self.scroll_row.min(upto), upto)
     }
 
     pub fn gutter_width(&self) -> usize {
@@ -328,7 +340,7 @@ impl Editor {
                     styles.push((theme.selected(), m.range()));
                 }
             }
-            let text = visible_spans(line, &styles, self.scroll_col, text_cols);
+            let text = visible_spans(line, &styles, self.scroll_col, text_cols, theme.accent());
             let used: usize = text.iter().map(|s| s.content.chars().count()).sum();
             spans.extend(text);
             // The finding's message after the line's text, where it fits.
@@ -437,20 +449,26 @@ fn display_width(line: &str, chars: usize) -> usize {
     width
 }
 
+/// Marks where a line goes on past the pane's left or right edge.
+const CUT_LEFT: char = '‹';
+const CUT_RIGHT: char = '›';
+
 /// The part of `line` between columns `skip` and `skip + cols`, styled by
-/// byte ranges (later ranges win), tabs expanded.
+/// byte ranges (later ranges win), tabs expanded; where the line goes on
+/// past an edge, the edge column shows a mark in `mark` style instead.
 fn visible_spans(
     line: &str,
     styles: &[(Style, std::ops::Range<usize>)],
     skip: usize,
     cols: usize,
+    mark: Style,
 ) -> Vec<Span<'static>> {
-    let mut spans: Vec<Span<'static>> = Vec::new();
-    let mut current = String::new();
-    let mut current_style = Style::default();
+    let mut cells: Vec<(char, Style)> = Vec::with_capacity(cols);
     let mut width = 0;
+    let mut cut_right = false;
     for (byte, c) in line.char_indices() {
         if width >= skip + cols {
+            cut_right = true;
             break;
         }
         let w = char_width(c, width);
@@ -465,16 +483,31 @@ fn visible_spans(
             .find(|(_, r)| r.contains(&byte))
             .map(|(s, _)| *s)
             .unwrap_or_default();
+        let shown = if c == '\t' { ' ' } else { c };
+        let visible = width.min(skip + cols) - start.max(skip);
+        cells.extend(std::iter::repeat_n((shown, style), visible));
+        cut_right |= width > skip + cols;
+    }
+    if cols > 0 {
+        if cut_right && let Some(last) = cells.last_mut() {
+            *last = (CUT_RIGHT, mark);
+        }
+        if skip > 0 && !line.is_empty() {
+            match cells.first_mut() {
+                Some(first) => *first = (CUT_LEFT, mark),
+                None => cells.push((CUT_LEFT, mark)),
+            }
+        }
+    }
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut current = String::new();
+    let mut current_style = Style::default();
+    for (c, style) in cells {
         if style != current_style && !current.is_empty() {
             spans.push(Span::styled(std::mem::take(&mut current), current_style));
         }
         current_style = style;
-        if c == '\t' {
-            let visible = width - start.max(skip);
-            current.extend(std::iter::repeat_n(' ', visible));
-        } else {
-            current.push(c);
-        }
+        current.push(c);
     }
     if !current.is_empty() {
         spans.push(Span::styled(current, current_style));
@@ -512,8 +545,31 @@ mod tests {
         editor.goto_line(50);
         assert!(editor.scroll_row <= 49 && 49 < editor.scroll_row + 10);
         assert_eq!(display_width("\tab", 1), 4);
-        let spans = visible_spans("\tab", &[], 2, 10);
-        assert_eq!(spans[0].content, "  ab");
+        let spans = visible_spans("\tab", &[], 0, 10, Style::default());
+        assert_eq!(spans[0].content, "    ab");
+    }
+
+    fn shown(line: &str, skip: usize, cols: usize) -> String {
+        let mark = Style::default().fg(ratatui::style::Color::Yellow);
+        let spans = visible_spans(line, &[], skip, cols, mark);
+        for span in &spans {
+            let marks = span.content.contains([CUT_LEFT, CUT_RIGHT]);
+            assert_eq!(marks, span.style == mark, "{span:?}");
+        }
+        spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn a_line_cut_at_an_edge_is_marked_there() {
+        assert_eq!(shown("abcdef", 0, 6), "abcdef", "fits: no mark");
+        assert_eq!(shown("abcdefgh", 0, 6), "abcde›");
+        assert_eq!(shown("abcdefgh", 2, 6), "‹defgh");
+        assert_eq!(shown("abcdefghijk", 2, 6), "‹defg›");
+        assert_eq!(shown("abc", 5, 6), "‹", "all of it left of the pane");
+        assert_eq!(shown("", 5, 6), "");
+        // A tab across the edge is cut, and marked.
+        assert_eq!(shown("ab\tx", 0, 3), "ab›");
+        assert_eq!(shown("\tab", 2, 10), "‹ ab");
     }
 
     #[test]

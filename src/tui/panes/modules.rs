@@ -163,19 +163,20 @@ impl Modules {
         if entry.name != buffer_module {
             return None;
         }
-        let trimmed = |lines: &[String]| {
+        // Line by line, trailing blank lines aside, without copying either.
+        fn trimmed<S: AsRef<str>>(lines: &[S]) -> &[S] {
             let mut n = lines.len();
-            while n > 0 && lines[n - 1].trim().is_empty() {
+            while n > 0 && lines[n - 1].as_ref().trim().is_empty() {
                 n -= 1;
             }
-            n
-        };
+            &lines[..n]
+        }
         Some(match &entry.source {
             None => Badge::Unknown,
             Some(source) => {
-                let registered: Vec<String> = source.lines().map(str::to_string).collect();
+                let registered: Vec<&str> = source.lines().collect();
                 let (a, b) = (trimmed(&registered), trimmed(buffer));
-                if registered[..a] == buffer[..b] {
+                if a.len() == b.len() && a.iter().zip(b).all(|(r, l)| r == l) {
                     Badge::Same
                 } else {
                     Badge::Differs

@@ -28,6 +28,9 @@ pub fn real_time(d: Duration) -> String {
     }
 }
 
+// A client answer is the big variant; there is one per request, moved a
+// few times, so boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallState {
     InFlight,
@@ -39,14 +42,14 @@ pub enum CallState {
 
 /// A "run N times" series of the same call.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Batch {
+pub struct RunSeries {
     pub total: u32,
     pub sent: u32,
     pub failed: u32,
     pub latencies: Vec<Duration>,
 }
 
-impl Batch {
+impl RunSeries {
     pub fn done(&self) -> u32 {
         self.latencies.len() as u32 + self.failed
     }
@@ -64,13 +67,13 @@ impl Batch {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallEntry {
     pub number: usize,
-    /// The request in flight (the latest one of a batch).
+    /// The request in flight (the latest one of a run-N series).
     pub tag: Tag,
     pub label: String,
     pub started: Instant,
     pub state: CallState,
     pub expanded: bool,
-    pub batch: Option<Batch>,
+    pub series: Option<RunSeries>,
     /// The call itself, to save it as a test step.
     pub call: Option<ApplyCall>,
     /// Marked to go into the next test file.
@@ -80,7 +83,7 @@ pub struct CallEntry {
 impl CallEntry {
     pub fn in_flight(&self) -> bool {
         matches!(self.state, CallState::InFlight)
-            || self.batch.as_ref().is_some_and(|b| b.done() < b.total)
+            || self.series.as_ref().is_some_and(|b| b.done() < b.total)
     }
 }
 
@@ -183,6 +186,7 @@ fn outcome_lines(entry: &CallEntry, width: usize, theme: Theme, out: &mut Vec<Li
             logs,
             before,
             after,
+            ..
         }) => {
             if entry.expanded {
                 for (i, line) in literal::pretty(result, width.saturating_sub(4))
@@ -224,7 +228,7 @@ fn outcome_lines(entry: &CallEntry, width: usize, theme: Theme, out: &mut Vec<Li
 }
 
 impl Results {
-    pub fn push(&mut self, tag: Tag, label: String, started: Instant, batch: Option<Batch>) {
+    pub fn push(&mut self, tag: Tag, label: String, started: Instant, series: Option<RunSeries>) {
         self.next_number += 1;
         self.entries.push(CallEntry {
             number: self.next_number,
@@ -233,7 +237,7 @@ impl Results {
             started,
             state: CallState::InFlight,
             expanded: false,
-            batch,
+            series,
             call: None,
             marked: false,
         });
@@ -288,7 +292,13 @@ impl Results {
                             logs,
                             before,
                             after,
+                            server_run,
+                            ..
                         }) => {
+                            if let Some(run) = server_run {
+                                item["server_run_ms"] =
+                                    serde_json::json!(run.as_secs_f64() * 1000.0);
+                            }
                             item["result"] = literal::to_json(result);
                             item["logs"] = logs
                                 .iter()
@@ -307,7 +317,7 @@ impl Results {
                         }
                     }
                 }
-                if let Some(b) = &e.batch {
+                if let Some(b) = &e.series {
                     item["runs"] = serde_json::json!({
                         "total": b.total,
                         "failed": b.failed,
@@ -365,9 +375,18 @@ impl Results {
                     theme.warn(),
                 ),
                 CallState::Done {
-                    outcome: Ok(_),
+                    outcome: Ok(outcome),
                     round_trip,
-                } => Span::styled(format!("✓ {}", time(*round_trip)), theme.ok()),
+                } => {
+                    let server = match outcome {
+                        Outcome::Applied {
+                            server_run: Some(run),
+                            ..
+                        } => format!(" · server {}", time(*run)),
+                        _ => String::new(),
+                    };
+                    Span::styled(format!("✓ {}{server}", time(*round_trip)), theme.ok())
+                }
                 CallState::Done {
                     outcome: Err(_),
                     round_trip,
@@ -387,26 +406,35 @@ impl Results {
                 ),
                 status,
             ]));
-            if let Some(batch) = &entry.batch {
-                let done = batch.done();
-                let filled = (done as usize * 20) / batch.total.max(1) as usize;
+            if let Some(series) = &entry.series {
+                let done = series.done();
+                let filled = (done as usize * 20) / series.total.max(1) as usize;
                 lines.push(Line::raw(format!(
                     "  [{}{}] {done}/{} runs, {} failed",
                     "█".repeat(filled),
                     "░".repeat(20 - filled),
-                    batch.total,
-                    batch.failed
+                    series.total,
+                    series.failed
                 )));
-                if let (Some(p50), Some(p99)) = (batch.percentile(50.0), batch.percentile(99.0)) {
+                if let [Some(min), Some(p50), Some(p90), Some(p99), Some(max)] =
+                    [0.0, 50.0, 90.0, 99.0, 100.0].map(|p| series.percentile(p))
+                {
                     lines.push(Line::from(vec![
                         Span::styled(
                             format!(
                                 "  {} ",
-                                sparkline(&batch.latencies, width.saturating_sub(30).max(10))
+                                sparkline(&series.latencies, width.saturating_sub(30).max(10))
                             ),
                             theme.accent(),
                         ),
-                        Span::raw(format!("p50 {} p99 {}", time(p50), time(p99))),
+                        Span::raw(format!(
+                            "min {} p50 {} p90 {} p99 {} max {}",
+                            time(min),
+                            time(p50),
+                            time(p90),
+                            time(p99),
+                            time(max)
+                        )),
                     ]));
                 }
             }
@@ -438,7 +466,7 @@ mod tests {
 
     #[test]
     fn percentiles_and_sparkline() {
-        let batch = Batch {
+        let series = RunSeries {
             total: 4,
             sent: 4,
             failed: 0,
@@ -447,9 +475,9 @@ mod tests {
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
         };
-        assert_eq!(batch.percentile(50.0), Some(Duration::from_millis(2)));
-        assert_eq!(batch.percentile(99.0), Some(Duration::from_millis(100)));
-        assert_eq!(sparkline(&batch.latencies, 10), "▁▁▁█");
+        assert_eq!(series.percentile(50.0), Some(Duration::from_millis(2)));
+        assert_eq!(series.percentile(99.0), Some(Duration::from_millis(100)));
+        assert_eq!(sparkline(&series.latencies, 10), "▁▁▁█");
         assert_eq!(real_time(Duration::from_micros(1500)), "1.5ms");
     }
 }
