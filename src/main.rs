@@ -36,12 +36,32 @@ fn main() -> ExitCode {
     if cli.command.is_none() {
         return runtime.block_on(run(cli));
     }
+    end_quietly_on_closed_stdout();
     runtime.block_on(async {
         tokio::spawn(run(cli)).await.unwrap_or_else(|e| {
             eprintln!("asudf: {e}");
             ExitCode::FAILURE
         })
     })
+}
+
+/// A reader that stops early (`asudf query … | head`) closes stdout, and
+/// `println!` then panics: end quietly instead, as a tool in a pipeline does,
+/// with the shell's code for a broken pipe (128 + SIGPIPE).
+fn end_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {

@@ -378,3 +378,26 @@ fn bad_where_clauses_are_usage_errors_with_the_column() {
     assert_eq!(code, 2);
     assert!(err.contains("column 15: expected AND, found 'OR'"), "{err}");
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    let served = Served::start();
+    served.ok(&["sample", "load", "sum"]);
+    let mut child = Command::cargo_bin("asudf")
+        .unwrap()
+        .args(["-h", &served.host, "query", "test.sales"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("amount"), "{first}");
+    // The reader is gone (its end of the pipe dropped with the BufReader).
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
