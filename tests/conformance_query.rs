@@ -12,20 +12,20 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aerospike::{
-    AdminPolicy, Bin, Bins, Client, ClientPolicy, CollectionIndexType, ErrorKind, Key as AsKey,
-    PartitionFilter, QueryPolicy, ReadPolicy, Statement, Value as AsValue, WritePolicy,
-    query::Filter,
+    Bin, Bins, Client, CollectionIndexType, ErrorKind, Key as AsKey, PartitionFilter, QueryPolicy,
+    ReadPolicy, Statement, Value as AsValue, WritePolicy, query::Filter,
 };
 use futures::StreamExt;
 use serde_json::{Value as Json, json};
 
-use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
+use asudf::sandbox::Value;
+use asudf::sandbox::server::ServerHandle;
 use asudf::sandbox::value::BLOB;
-use asudf::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value};
 use common::cases::{
     Case, canon_result, canon_value, key_of, load_cases, udf_put_params, value_from_json,
     value_to_json,
 };
+use common::served::{Served, info};
 
 fn cases_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases-query")
@@ -98,37 +98,16 @@ fn args_of(step: &Json) -> Vec<AsValue> {
 
 impl Target {
     fn new() -> Target {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (server, client) = runtime.block_on(async {
-            let config = SandboxConfig {
-                lua_libs: LuaLibs::All,
-                ..SandboxConfig::default()
-            };
-            let sandbox = Sandbox::open(config).unwrap();
-            let server = server::start(sandbox, ServerOptions::default())
-                .await
-                .unwrap();
-            let hosts = format!("127.0.0.1:{}", server.addr().port());
-            let client = Client::new(&ClientPolicy::default(), &hosts).await.unwrap();
-            (server, client)
-        });
+        let served = Served::start();
         Target {
-            runtime,
-            _server: server,
-            client,
+            runtime: served.runtime,
+            _server: served.server,
+            client: served.client,
         }
     }
 
     fn info(&self, command: &str) -> String {
-        let reply = self
-            .runtime
-            .block_on(self.client.info(&AdminPolicy::default(), &[command]))
-            .unwrap_or_else(|e| panic!("info {command}: {e}"));
-        reply.get(command).cloned().unwrap_or_default()
+        info(&self.runtime, &self.client, command)
     }
 
     fn key(&self, json: &Json) -> AsKey {

@@ -8,15 +8,15 @@ mod common;
 use asudf::client::parse_udf_list;
 
 use aerospike::{
-    AdminPolicy, Bin, Bins, Client, ClientPolicy, ErrorKind, Key as AsKey, ReadPolicy,
-    Value as AsValue, WritePolicy,
+    Bin, Bins, Client, ErrorKind, Key as AsKey, ReadPolicy, Value as AsValue, WritePolicy,
 };
-use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
+use asudf::sandbox::Value;
+use asudf::sandbox::server::ServerHandle;
 use asudf::sandbox::value::BLOB;
-use asudf::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value};
 use common::cases::{
     Case, Key, StepError, Target, assert_all_cases_pass, assert_cases_pass, udf_put_params,
 };
+use common::served::{Served, info};
 use std::path::{Path, PathBuf};
 
 const HLL: u8 = 18;
@@ -33,37 +33,16 @@ struct WireTarget {
 
 impl WireTarget {
     fn new() -> WireTarget {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (server, client) = runtime.block_on(async {
-            let config = SandboxConfig {
-                lua_libs: LuaLibs::All,
-                ..SandboxConfig::default()
-            };
-            let sandbox = Sandbox::open(config).unwrap();
-            let server = server::start(sandbox, ServerOptions::default())
-                .await
-                .unwrap();
-            let hosts = format!("127.0.0.1:{}", server.addr().port());
-            let client = Client::new(&ClientPolicy::default(), &hosts).await.unwrap();
-            (server, client)
-        });
+        let served = Served::start();
         WireTarget {
-            runtime,
-            _server: server,
-            client,
+            runtime: served.runtime,
+            _server: served.server,
+            client: served.client,
         }
     }
 
     fn info(&self, command: &str) -> String {
-        let reply = self
-            .runtime
-            .block_on(self.client.info(&AdminPolicy::default(), &[command]))
-            .unwrap_or_else(|e| panic!("info {command}: {e}"));
-        reply.get(command).cloned().unwrap_or_default()
+        info(&self.runtime, &self.client, command)
     }
 
     fn key(&self, key: &Key) -> AsKey {
