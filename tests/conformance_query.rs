@@ -20,12 +20,11 @@ use serde_json::{Value as Json, json};
 
 use asudf::sandbox::Value;
 use asudf::sandbox::server::ServerHandle;
-use asudf::sandbox::value::BLOB;
 use common::cases::{
     Case, canon_result, canon_value, key_of, load_cases, udf_put_params, value_from_json,
     value_to_json,
 };
-use common::served::{Served, info};
+use common::served::{Served, from_client, info, to_client};
 
 fn cases_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases-query")
@@ -35,49 +34,6 @@ struct Target {
     runtime: tokio::runtime::Runtime,
     _server: ServerHandle,
     client: Client,
-}
-
-fn to_client(v: &Value) -> AsValue {
-    match v {
-        Value::Nil => AsValue::Nil,
-        Value::Bool(b) => AsValue::Bool(*b),
-        Value::Int(i) => AsValue::Int(*i),
-        Value::Float(f) => AsValue::from(*f),
-        Value::Str(s) => AsValue::String(s.clone()),
-        Value::Bytes { data, .. } => AsValue::Blob(data.clone()),
-        Value::List(items) => AsValue::List(items.iter().map(to_client).collect()),
-        Value::Map(pairs) => AsValue::OrderedMap(
-            pairs
-                .iter()
-                .map(|(k, v)| (to_client(k), to_client(v)))
-                .collect(),
-        ),
-        Value::GeoJson(s) => AsValue::GeoJson(s.clone()),
-    }
-}
-
-fn from_client(v: &AsValue) -> Value {
-    let pairs = |it: &mut dyn Iterator<Item = (&AsValue, &AsValue)>| {
-        Value::Map(it.map(|(k, v)| (from_client(k), from_client(v))).collect())
-    };
-    match v {
-        AsValue::Nil => Value::Nil,
-        AsValue::Bool(b) => Value::Bool(*b),
-        AsValue::Int(i) => Value::Int(*i),
-        AsValue::Float(f) => Value::Float(f64::from(f)),
-        AsValue::String(s) => Value::Str(s.clone()),
-        AsValue::Blob(b) => Value::Bytes {
-            ty: BLOB,
-            data: b.clone(),
-        },
-        AsValue::List(items) => Value::List(items.iter().map(from_client).collect()),
-        AsValue::HashMap(m) => pairs(&mut m.iter()),
-        AsValue::OrderedMap(m) => pairs(&mut m.iter()),
-        AsValue::SortedMap(m) => pairs(&mut m.iter()),
-        AsValue::KeyValueList(kv) => pairs(&mut kv.iter().map(|(k, v)| (k, v))),
-        AsValue::GeoJson(s) => Value::GeoJson(s.clone()),
-        other => panic!("unexpected client value {other:?}"),
-    }
 }
 
 /// A server answer as the cases' ERROR; None for anything the client made up.

@@ -12,14 +12,12 @@ use aerospike::{
 };
 use asudf::sandbox::Value;
 use asudf::sandbox::server::ServerHandle;
-use asudf::sandbox::value::BLOB;
 use common::cases::{
     Case, Key, StepError, Target, assert_all_cases_pass, assert_cases_pass, udf_put_params,
 };
-use common::served::{Served, info};
+use common::served::{Served, from_client, info, to_client};
 use std::path::{Path, PathBuf};
 
-const HLL: u8 = 18;
 /// Sends of one timed apply before a client-side timeout counts as a
 /// failure: as many as the conformance recorder and check.py allow.
 const MAX_TRIES: u32 = 10;
@@ -52,54 +50,6 @@ impl WireTarget {
             to_client(&key.key),
         )
         .unwrap()
-    }
-}
-
-fn to_client(v: &Value) -> AsValue {
-    match v {
-        Value::Nil => AsValue::Nil,
-        Value::Bool(b) => AsValue::Bool(*b),
-        Value::Int(i) => AsValue::Int(*i),
-        Value::Float(f) => AsValue::from(*f),
-        Value::Str(s) => AsValue::String(s.clone()),
-        Value::Bytes { ty, data } if *ty == HLL => AsValue::Hll(data.clone()),
-        Value::Bytes { data, .. } => AsValue::Blob(data.clone()),
-        Value::List(items) => AsValue::List(items.iter().map(to_client).collect()),
-        Value::Map(pairs) => AsValue::OrderedMap(
-            pairs
-                .iter()
-                .map(|(k, v)| (to_client(k), to_client(v)))
-                .collect(),
-        ),
-        Value::GeoJson(s) => AsValue::GeoJson(s.clone()),
-    }
-}
-
-fn from_client(v: &AsValue) -> Value {
-    let pairs = |it: &mut dyn Iterator<Item = (&AsValue, &AsValue)>| {
-        Value::Map(it.map(|(k, v)| (from_client(k), from_client(v))).collect())
-    };
-    match v {
-        AsValue::Nil => Value::Nil,
-        AsValue::Bool(b) => Value::Bool(*b),
-        AsValue::Int(i) => Value::Int(*i),
-        AsValue::Float(f) => Value::Float(f64::from(f)),
-        AsValue::String(s) => Value::Str(s.clone()),
-        AsValue::Blob(b) => Value::Bytes {
-            ty: BLOB,
-            data: b.clone(),
-        },
-        AsValue::Hll(b) => Value::Bytes {
-            ty: HLL,
-            data: b.clone(),
-        },
-        AsValue::List(items) => Value::List(items.iter().map(from_client).collect()),
-        AsValue::HashMap(m) => pairs(&mut m.iter()),
-        AsValue::OrderedMap(m) => pairs(&mut m.iter()),
-        AsValue::SortedMap(m) => pairs(&mut m.iter()),
-        AsValue::KeyValueList(kv) => pairs(&mut kv.iter().map(|(k, v)| (k, v))),
-        AsValue::GeoJson(s) => Value::GeoJson(s.clone()),
-        other => panic!("unexpected client value {other:?}"),
     }
 }
 

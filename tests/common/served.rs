@@ -2,9 +2,13 @@
 //! and an `aerospike` client connected to it, driven from a test's thread.
 #![allow(dead_code)] // each test target uses part of the shared support
 
-use aerospike::{AdminPolicy, Client, ClientPolicy};
+use aerospike::{AdminPolicy, Client, ClientPolicy, Value as AsValue};
 use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
-use asudf::sandbox::{LuaLibs, Sandbox, SandboxConfig};
+use asudf::sandbox::value::BLOB;
+use asudf::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value};
+
+/// The HyperLogLog particle type.
+const HLL: u8 = 18;
 
 pub struct Served {
     pub runtime: tokio::runtime::Runtime,
@@ -46,4 +50,54 @@ pub fn info(runtime: &tokio::runtime::Runtime, client: &Client, command: &str) -
         .block_on(client.info(&AdminPolicy::default(), &[command]))
         .unwrap_or_else(|e| panic!("info {command}: {e}"));
     reply.get(command).cloned().unwrap_or_default()
+}
+
+/// A sandbox value as the client's.
+pub fn to_client(v: &Value) -> AsValue {
+    match v {
+        Value::Nil => AsValue::Nil,
+        Value::Bool(b) => AsValue::Bool(*b),
+        Value::Int(i) => AsValue::Int(*i),
+        Value::Float(f) => AsValue::from(*f),
+        Value::Str(s) => AsValue::String(s.clone()),
+        Value::Bytes { ty, data } if *ty == HLL => AsValue::Hll(data.clone()),
+        Value::Bytes { data, .. } => AsValue::Blob(data.clone()),
+        Value::List(items) => AsValue::List(items.iter().map(to_client).collect()),
+        Value::Map(pairs) => AsValue::OrderedMap(
+            pairs
+                .iter()
+                .map(|(k, v)| (to_client(k), to_client(v)))
+                .collect(),
+        ),
+        Value::GeoJson(s) => AsValue::GeoJson(s.clone()),
+    }
+}
+
+/// A client value as the sandbox's.
+pub fn from_client(v: &AsValue) -> Value {
+    let pairs = |it: &mut dyn Iterator<Item = (&AsValue, &AsValue)>| {
+        Value::Map(it.map(|(k, v)| (from_client(k), from_client(v))).collect())
+    };
+    match v {
+        AsValue::Nil => Value::Nil,
+        AsValue::Bool(b) => Value::Bool(*b),
+        AsValue::Int(i) => Value::Int(*i),
+        AsValue::Float(f) => Value::Float(f64::from(f)),
+        AsValue::String(s) => Value::Str(s.clone()),
+        AsValue::Blob(b) => Value::Bytes {
+            ty: BLOB,
+            data: b.clone(),
+        },
+        AsValue::Hll(b) => Value::Bytes {
+            ty: HLL,
+            data: b.clone(),
+        },
+        AsValue::List(items) => Value::List(items.iter().map(from_client).collect()),
+        AsValue::HashMap(m) => pairs(&mut m.iter()),
+        AsValue::OrderedMap(m) => pairs(&mut m.iter()),
+        AsValue::SortedMap(m) => pairs(&mut m.iter()),
+        AsValue::KeyValueList(kv) => pairs(&mut kv.iter().map(|(k, v)| (k, v))),
+        AsValue::GeoJson(s) => Value::GeoJson(s.clone()),
+        other => panic!("unexpected client value {other:?}"),
+    }
 }
