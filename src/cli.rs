@@ -13,7 +13,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use aerospike::Value;
@@ -354,18 +354,87 @@ pub struct ApplyArgs {
     /// Namespace and optional set: `test` or `test.demo`.
     #[arg(value_name = "NS[.SET]")]
     pub target: NsSet,
-    /// Record key: an integer, a string or bytes (`5`, `user1`, `'5'`, `x'0a'`).
-    #[arg(value_name = "KEY", value_parser = parse_key, allow_negative_numbers = true)]
-    pub key: Value,
-    /// The UDF to call: MODULE.FUNCTION.
-    #[arg(value_name = "MODULE.FUNCTION")]
-    pub call: Call,
-    /// Arguments in the literal syntax (`5`, `-1.5`, `name`, `'5'`, `[1,2]`, `{'a': 1}`).
-    #[arg(value_name = "ARGS", value_parser = parse_value, allow_negative_numbers = true)]
-    pub args: Vec<Value>,
+    /// KEY MODULE.FUNCTION [ARGS…]; with --keys or --keys-from, MODULE.FUNCTION
+    /// [ARGS…]. A key is an integer, a string or bytes (`5`, `user1`, `'5'`,
+    /// `x'0a'`); arguments are literals (`5`, `-1.5`, `name`, `'5'`, `[1,2]`,
+    /// `{'a': 1}`).
+    #[arg(
+        value_name = "KEY MODULE.FUNCTION [ARGS]",
+        required = true,
+        num_args = 1..,
+        allow_negative_numbers = true
+    )]
+    pub words: Vec<String>,
+    /// Apply to these keys in one batch request (one comma-separated value).
+    #[arg(long, value_name = "K1,K2,…", conflicts_with = "keys_from")]
+    pub keys: Option<String>,
+    /// Apply to the keys in FILE (one per line; `-` reads standard input) in one batch request.
+    #[arg(long, value_name = "FILE")]
+    pub keys_from: Option<PathBuf>,
     /// Send the key with the request, so the server can store it.
     #[arg(long)]
     pub send_key: bool,
+}
+
+/// Which records an apply calls the UDF on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApplyKeys {
+    One(Value),
+    /// A batch apply.
+    Many(Vec<Value>),
+}
+
+/// An `apply` command line, its words read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyParts {
+    pub keys: ApplyKeys,
+    pub call: Call,
+    pub args: Vec<Value>,
+}
+
+impl ApplyArgs {
+    /// Reads the key(s), the call and the arguments; `read_keys` gives the
+    /// text of `--keys-from` (a file or standard input).
+    pub fn parts(
+        &self,
+        read_keys: impl FnOnce(&Path) -> std::io::Result<String>,
+    ) -> Result<ApplyParts, String> {
+        let batch = self.keys.is_some() || self.keys_from.is_some();
+        let mut words = self.words.iter();
+        let keys = if batch {
+            let (text, separator) = match (&self.keys, &self.keys_from) {
+                (Some(list), _) => (list.clone(), ','),
+                (None, Some(file)) => (
+                    read_keys(file).map_err(|e| format!("--keys-from {}: {e}", file.display()))?,
+                    '\n',
+                ),
+                (None, None) => unreachable!("batch means one of them"),
+            };
+            let keys = text
+                .split(separator)
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .enumerate()
+                .map(|(i, k)| parse_key(k).map_err(|e| format!("key {} ('{k}'): {e}", i + 1)))
+                .collect::<Result<Vec<_>, _>>()?;
+            if keys.is_empty() {
+                return Err("no keys given".into());
+            }
+            ApplyKeys::Many(keys)
+        } else {
+            let key = words.next().ok_or("expected KEY MODULE.FUNCTION")?;
+            ApplyKeys::One(parse_key(key).map_err(|e| format!("key '{key}': {e}"))?)
+        };
+        let call = words
+            .next()
+            .ok_or("expected MODULE.FUNCTION after the key, e.g. counter.increment")?;
+        let call = Call::parse(call)?;
+        let args = words
+            .enumerate()
+            .map(|(i, w)| parse_value(w).map_err(|e| format!("argument {} ('{w}'): {e}", i + 1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ApplyParts { keys, call, args })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -706,6 +775,20 @@ mod tests {
         Cli::try_parse_from(argv).expect_err("should not parse")
     }
 
+    /// An apply command line's words, read.
+    fn parts(cli: &Cli) -> ApplyParts {
+        apply(cli)
+            .parts(|_| unreachable!("no --keys-from here"))
+            .unwrap()
+    }
+
+    /// What reading an apply command line's words says is wrong.
+    fn parts_err(args: &[&str]) -> String {
+        apply(&parse(args))
+            .parts(|_| unreachable!("no --keys-from here"))
+            .expect_err("should not read")
+    }
+
     fn apply(cli: &Cli) -> &ApplyArgs {
         match &cli.command {
             Some(Command::Apply(a)) => a,
@@ -769,7 +852,7 @@ mod tests {
         assert!(cli.json);
         assert_eq!(cli.connection.hosts, ["a", "b,c"]);
         assert_eq!(cli.connection.timeout, Some(50));
-        assert_eq!(apply(&cli).args, [Value::Int(1)]);
+        assert_eq!(parts(&cli).args, [Value::Int(1)]);
     }
 
     #[test]
@@ -785,15 +868,15 @@ mod tests {
             "'5'",
             "[1,2]",
         ]);
-        let a = apply(&cli);
+        let a = parts(&cli);
         assert_eq!(
-            a.target,
+            apply(&cli).target,
             NsSet {
                 namespace: "test".into(),
                 set: Some("demo".into())
             }
         );
-        assert_eq!(a.key, Value::String("user1".into()));
+        assert_eq!(a.keys, ApplyKeys::One(Value::String("user1".into())));
         assert_eq!(
             a.call,
             Call {
@@ -811,9 +894,9 @@ mod tests {
                 Value::List(vec![Value::Int(1), Value::Int(2)])
             ]
         );
-        assert!(!a.send_key);
+        assert!(!apply(&cli).send_key);
         let cli = parse(&["apply", "test", "7", "m.f", "--send-key"]);
-        assert_eq!(apply(&cli).key, Value::Int(7));
+        assert_eq!(parts(&cli).keys, ApplyKeys::One(Value::Int(7)));
         assert!(apply(&cli).send_key && apply(&cli).target.set.is_none());
     }
 
@@ -823,7 +906,7 @@ mod tests {
             "apply", "test", "k", "m.f", "-5", "-1.5", "-2e3", "--json", "7",
         ]);
         assert_eq!(
-            apply(&cli).args,
+            parts(&cli).args,
             [
                 Value::Int(-5),
                 Value::from(-1.5),
@@ -834,13 +917,13 @@ mod tests {
         assert!(cli.json);
         // A word that only starts like a flag needs `--` before it.
         let cli = parse(&["apply", "test", "k", "m.f", "--", "-inf"]);
-        assert_eq!(apply(&cli).args, [Value::from(f64::NEG_INFINITY)]);
+        assert_eq!(parts(&cli).args, [Value::from(f64::NEG_INFINITY)]);
         assert_eq!(
             parse_err(&["apply", "test", "k", "m.f", "-inf"]).kind(),
             ErrorKind::UnknownArgument
         );
         let cli = parse(&["apply", "test", "-3", "m.f"]);
-        assert_eq!(apply(&cli).key, Value::Int(-3));
+        assert_eq!(parts(&cli).keys, ApplyKeys::One(Value::Int(-3)));
     }
 
     #[test]
@@ -848,25 +931,66 @@ mod tests {
         let cli = parse(&["apply", "test", "k", "m.f", "--", "--json", "-h"]);
         assert!(!cli.json);
         assert_eq!(
-            apply(&cli).args,
+            parts(&cli).args,
             [Value::String("--json".into()), Value::String("-h".into())]
         );
     }
 
     #[test]
     fn bad_literals_are_clear_errors() {
-        let e = parse_err(&["apply", "test", "k", "m.f", "[1,"]).to_string();
+        let e = parts_err(&["apply", "test", "k", "m.f", "[1,"]);
         assert!(
             e.contains("column 4: expected a value, found the end of the input"),
             "{e}"
         );
-        let e = parse_err(&["apply", "test", "[1]", "m.f"]).to_string();
+        let e = parts_err(&["apply", "test", "[1]", "m.f"]);
         assert!(
             e.contains("a key must be an integer, a string or bytes, not a list"),
             "{e}"
         );
-        let e = parse_err(&["apply", "test", "k", "nodot"]).to_string();
+        let e = parts_err(&["apply", "test", "k", "nodot"]);
         assert!(e.contains("expected MODULE.FUNCTION"), "{e}");
+        let e = parts_err(&["apply", "test", "k", "m.f", "1", "[x"]);
+        assert!(e.starts_with("argument 2 ('[x'): column 2"), "{e}");
+    }
+
+    #[test]
+    fn batch_apply_keys() {
+        let cli = parse(&["apply", "test.demo", "--keys", "a, 5,'6'", "m.f", "1"]);
+        let a = parts(&cli);
+        assert_eq!(
+            a.keys,
+            ApplyKeys::Many(vec![
+                Value::String("a".into()),
+                Value::Int(5),
+                Value::String("6".into())
+            ])
+        );
+        assert_eq!(
+            (a.call.function.as_str(), a.args),
+            ("f", vec![Value::Int(1)])
+        );
+        let from_file = apply(&parse(&["apply", "test", "--keys-from", "keys.txt", "m.f"]))
+            .parts(|path| {
+                assert_eq!(path, Path::new("keys.txt"));
+                Ok("k1\n\n2\n".into())
+            })
+            .unwrap();
+        assert_eq!(
+            from_file.keys,
+            ApplyKeys::Many(vec![Value::String("k1".into()), Value::Int(2)])
+        );
+        let e = parts_err(&["apply", "test", "--keys", "a,[1]", "m.f"]);
+        assert!(e.starts_with("key 2 ('[1]'): a key must be"), "{e}");
+        assert_eq!(
+            parts_err(&["apply", "test", "--keys", " , ", "m.f"]),
+            "no keys given"
+        );
+        assert!(
+            parse_err(&["apply", "test", "--keys", "a", "--keys-from", "f", "m.f"])
+                .to_string()
+                .contains("cannot be used with")
+        );
     }
 
     #[test]
@@ -973,7 +1097,10 @@ mod tests {
         {
             Some(Command::Bench(BenchCommand::Apply(b))) => {
                 assert_eq!((b.count, b.concurrency), (500, 8));
-                assert_eq!(b.apply.args, [Value::Int(1)]);
+                assert_eq!(
+                    b.apply.parts(|_| unreachable!()).unwrap().args,
+                    [Value::Int(1)]
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use aerospike::{AuthMode, ClientPolicy, TlsPolicy};
 use asudf::cli::{
-    ApplyArgs, BenchCommand, Cli, Command, IndexCommand, JobsCommand, NsSet, RecordCommand,
-    SampleCommand, SandboxCommand, ScopeArgs, ServeArgs, UdfCommand,
+    ApplyArgs, ApplyKeys, ApplyParts, BenchCommand, Cli, Command, IndexCommand, JobsCommand, NsSet,
+    RecordCommand, SampleCommand, SandboxCommand, ScopeArgs, ServeArgs, UdfCommand,
 };
 use asudf::client::{self, ApplyCall, RecordKey};
 use asudf::commands::{self, EXIT_USAGE, Headless};
@@ -100,6 +100,16 @@ async fn run(cli: Cli) -> ExitCode {
         return commands::sample::ls(cli.json);
     }
     let timeout_ms = cli.connection.timeout.map(|ms| ms as u32);
+    // An apply's words are read before connecting: a bad one is a usage error.
+    let apply_parts = match &command {
+        Command::Apply(args) => Some(args.parts(read_keys)),
+        Command::Bench(BenchCommand::Apply(args)) => Some(args.apply.parts(read_keys)),
+        _ => None,
+    };
+    let apply_parts = match apply_parts.transpose() {
+        Ok(parts) => parts,
+        Err(message) => return usage(format!("asudf apply: {message}")),
+    };
     let mut session = match Headless::connect(target, cli.json).await {
         Ok(s) => s,
         Err(code) => return code,
@@ -112,8 +122,23 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Udf(UdfCommand::Cat { name }) => commands::udf::cat(&mut session, &name).await,
         Command::Udf(UdfCommand::Rm { name }) => commands::udf::rm(&mut session, &name).await,
         Command::Apply(args) => {
-            let call = apply_call(&args, timeout_ms, true);
-            commands::apply::run(&mut session, call).await
+            let parts = apply_parts.expect("read above");
+            match &parts.keys {
+                ApplyKeys::One(key) => {
+                    let call = apply_call(&args, key, &parts, timeout_ms, true);
+                    commands::apply::run(&mut session, call).await
+                }
+                ApplyKeys::Many(keys) => {
+                    let call = client::BatchApplyCall {
+                        keys: keys.iter().map(|k| record_key(&args.target, k)).collect(),
+                        module: parts.call.module,
+                        function: parts.call.function,
+                        args: parts.args,
+                        send_key: args.send_key,
+                    };
+                    commands::apply::batch(&mut session, call).await
+                }
+            }
         }
         Command::Record(RecordCommand::Get(args)) => {
             commands::record::get(&mut session, record_key(&args.target, &args.key)).await
@@ -134,8 +159,12 @@ async fn run(cli: Cli) -> ExitCode {
             commands::sandbox::reset(&mut session, yes).await
         }
         Command::Bench(BenchCommand::Apply(args)) => {
+            let parts = apply_parts.expect("read above");
+            let ApplyKeys::One(key) = &parts.keys else {
+                return usage("asudf bench apply: give one KEY (--keys is for apply)");
+            };
             // The bench measures the apply alone: no log read per call.
-            let call = apply_call(&args.apply, timeout_ms, false);
+            let call = apply_call(&args.apply, key, &parts, timeout_ms, false);
             let opts = commands::bench::BenchOptions {
                 count: args.count,
                 concurrency: args.concurrency.into(),
@@ -241,12 +270,27 @@ fn record_key(target: &NsSet, key: &aerospike::Value) -> RecordKey {
     }
 }
 
-fn apply_call(args: &ApplyArgs, timeout_ms: Option<u32>, with_logs: bool) -> ApplyCall {
+/// `--keys-from`'s text: the file, or standard input for `-`.
+fn read_keys(path: &std::path::Path) -> std::io::Result<String> {
+    if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+}
+
+fn apply_call(
+    args: &ApplyArgs,
+    key: &aerospike::Value,
+    parts: &ApplyParts,
+    timeout_ms: Option<u32>,
+    with_logs: bool,
+) -> ApplyCall {
     ApplyCall {
-        key: record_key(&args.target, &args.key),
-        module: args.call.module.clone(),
-        function: args.call.function.clone(),
-        args: args.args.clone(),
+        key: record_key(&args.target, key),
+        module: parts.call.module.clone(),
+        function: parts.call.function.clone(),
+        args: parts.args.clone(),
         timeout_ms,
         send_key: args.send_key,
         with_record: false,

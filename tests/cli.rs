@@ -324,6 +324,66 @@ fn bench_counts_failed_calls_apart_from_throughput() {
 }
 
 #[test]
+fn batch_apply_answers_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(
+        asudf(d, &["udf", "put", counter_lua().to_str().unwrap()]).0,
+        0
+    );
+    assert_eq!(
+        asudf(d, &["record", "put", "test.demo", "a", "count=1"]).0,
+        0
+    );
+    assert_eq!(
+        asudf(d, &["record", "put", "test.demo", "c", "count='x'"]).0,
+        0
+    );
+    // a exists, b is missing (the UDF creates it), c holds a string.
+    let (code, out, err) = asudf(
+        d,
+        &[
+            "--json",
+            "apply",
+            "test.demo",
+            "--keys",
+            "a,b,c",
+            "counter.increment",
+            "count",
+            "2",
+        ],
+    );
+    assert_eq!(code, 4, "one key failed: {err}");
+    let j = json_of(&out);
+    assert_eq!(j["failed"], 1);
+    let rows = j["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        (&rows[0]["key"], &rows[0]["value"]),
+        (
+            &serde_json::json!({"str": "a"}),
+            &serde_json::json!({"int": 3})
+        )
+    );
+    assert_eq!(rows[1]["value"], serde_json::json!({"int": 2}));
+    assert_eq!(rows[2]["ok"], false);
+    assert_eq!(rows[2]["error"]["code"], 100);
+    assert_eq!(rows[2]["error"]["line"], 3);
+    // Each key's record as a single apply would have left it.
+    let (_, out, _) = asudf(d, &["--json", "record", "get", "test.demo", "b"]);
+    assert_eq!(
+        json_of(&out)["values"]["count"],
+        serde_json::json!({"int": 2})
+    );
+    let (code, _, err) = asudf(
+        d,
+        &["apply", "test.demo", "--keys", "a,[1]", "counter.increment"],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("key 2 ('[1]')"), "{err}");
+}
+
+#[test]
 fn exit_codes_for_usage_and_connection_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = asudf(dir.path(), &["apply", "test"]);

@@ -92,6 +92,8 @@ pub enum Request {
     Info {
         command: String,
     },
+    /// One UDF on many keys in one batch request: [`Outcome::BatchApplied`].
+    BatchApply(Box<BatchApplyCall>),
     /// Records, as [`Event::Item`]s, then [`Outcome::Streamed`].
     Query(Box<QueryCall>),
     /// A stream UDF's values, as [`Event::Item`]s, then [`Outcome::Streamed`].
@@ -119,6 +121,23 @@ pub enum Request {
 pub struct ModuleInfo {
     pub name: String,
     pub hash: String,
+}
+
+/// A record UDF applied to many keys in one batch request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchApplyCall {
+    pub keys: Vec<RecordKey>,
+    pub module: String,
+    pub function: String,
+    pub args: Vec<Value>,
+    pub send_key: bool,
+}
+
+/// One key's answer in a batch apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRow {
+    pub key: Value,
+    pub result: Result<Value, Failure>,
 }
 
 /// A record as the client read it.
@@ -169,6 +188,8 @@ pub enum Outcome {
         existed: bool,
     },
     Info(String),
+    /// A batch apply's answers, one per key in the order given.
+    BatchApplied(Vec<BatchRow>),
     /// A query or aggregation ended after `count` items.
     Streamed {
         count: u64,

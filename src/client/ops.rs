@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant};
 
 use aerospike::{
-    AdminPolicy, Bin, Bins, Client, ErrorKind, ReadPolicy, ResultCode, Value, WritePolicy,
+    AdminPolicy, BatchOperation, BatchPolicy, BatchUdfPolicy, Bin, Bins, Client, ErrorKind,
+    ReadPolicy, ResultCode, Value, WritePolicy,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -13,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::sandbox::server::info::decode_calls;
 
 use super::{
-    ApplyCall, Failure, FailureKind, ModuleInfo, Outcome, RecordKey, RecordView, Request, UdfLog,
-    query,
+    ApplyCall, BatchApplyCall, BatchRow, Failure, FailureKind, ModuleInfo, Outcome, RecordKey,
+    RecordView, Request, UdfLog, query,
 };
 
 /// How long registration may take to show on every node.
@@ -67,6 +68,7 @@ pub(super) async fn perform(
             let answer = info(client, &command).await?;
             Ok(Outcome::Info(answer))
         }
+        Request::BatchApply(call) => batch_apply(client, *call).await,
         Request::Query(call) => query::query(client, *call, items).await,
         Request::Aggregate(call) => query::aggregate(client, *call, items).await,
         Request::Execute(call) => query::execute(client, *call).await,
@@ -332,6 +334,69 @@ async fn apply(
         after,
         call: call_time,
         server_run,
+    })
+}
+
+async fn batch_apply(client: &Client, call: BatchApplyCall) -> Result<Outcome, Failure> {
+    let policy = BatchUdfPolicy {
+        send_key: call.send_key,
+        ..BatchUdfPolicy::default()
+    };
+    let mut ops = call
+        .keys
+        .iter()
+        .map(|key| {
+            Ok(BatchOperation::udf(
+                &policy,
+                key.to_key()?,
+                &call.module,
+                &call.function,
+                call.args.clone(),
+            ))
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    client
+        .batch(&BatchPolicy::default(), &mut ops)
+        .await
+        .map_err(failure)?;
+    let rows = call
+        .keys
+        .into_iter()
+        .zip(&ops)
+        .map(|(key, op)| BatchRow {
+            key: key.key,
+            result: batch_row(op),
+        })
+        .collect();
+    Ok(Outcome::BatchApplied(rows))
+}
+
+/// A batch row's answer: the `SUCCESS` value, or its code and `FAILURE` text.
+fn batch_row(op: &BatchOperation) -> Result<Value, Failure> {
+    let bin = |name: &str| op.record().and_then(|r| r.bins.get(name)).cloned();
+    let code = match op.result_code() {
+        Some(ResultCode::Ok) => return Ok(bin("SUCCESS").unwrap_or(Value::Nil)),
+        Some(code) => code,
+        None => {
+            return Err(Failure {
+                kind: FailureKind::Server,
+                code: -1,
+                message: "the server did not answer for this key".into(),
+                location: None,
+                logs: Vec::new(),
+            });
+        }
+    };
+    let message = match bin("FAILURE") {
+        Some(Value::String(text)) => text,
+        _ => code.into_string(),
+    };
+    Err(Failure {
+        kind: FailureKind::Server,
+        code: i32::from(u8::from(code)),
+        location: error_location(&message),
+        message,
+        logs: Vec::new(),
     })
 }
 

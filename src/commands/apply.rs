@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Headless, exit_for, millis, report_failure, udf::unexpected};
-use crate::client::{ApplyCall, Outcome, Request};
+use super::{Headless, exit_for, failure_json, millis, report_failure, udf::unexpected};
+use crate::client::{ApplyCall, BatchApplyCall, Outcome, Request};
 use crate::value;
 
 /// The server's terse texts for a missing module or function, explained.
@@ -86,5 +86,54 @@ pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
             }
             exit_for(&failure)
         }
+    }
+}
+
+/// A batch apply: one line (or JSON row) per key, in the order given;
+/// exit 4 when any key failed.
+pub async fn batch(session: &mut Headless, call: BatchApplyCall) -> ExitCode {
+    let (outcome, timing) = session.call(Request::BatchApply(Box::new(call))).await;
+    let rtt = timing.map(|t| t.round_trip()).unwrap_or_default();
+    let rows = match outcome {
+        Ok(Outcome::BatchApplied(rows)) => rows,
+        Ok(other) => return unexpected(other),
+        Err(failure) => {
+            report_failure(session.json, &failure, None);
+            return exit_for(&failure);
+        }
+    };
+    let failed = rows.iter().filter(|r| r.result.is_err()).count();
+    if session.json {
+        let results: Vec<_> = rows
+            .iter()
+            .map(|row| match &row.result {
+                Ok(v) => json!({
+                    "key": value::to_typed_json(&row.key), "ok": true,
+                    "result": value::to_plain_json(v), "value": value::to_typed_json(v),
+                }),
+                Err(f) => {
+                    let mut out = failure_json(f);
+                    out["key"] = value::to_typed_json(&row.key);
+                    out
+                }
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"ok": failed == 0, "results": results, "failed": failed, "rtt_us": rtt.as_micros() as u64})
+        );
+    } else {
+        for row in &rows {
+            match &row.result {
+                Ok(v) => println!("{}  ✓ {}", value::print(&row.key), value::print(v)),
+                Err(f) => println!("{}  ✗ {f}", value::print(&row.key)),
+            }
+        }
+        eprintln!("({} keys, {failed} failed, {})", rows.len(), millis(rtt));
+    }
+    if failed > 0 {
+        ExitCode::from(super::EXIT_SERVER)
+    } else {
+        ExitCode::SUCCESS
     }
 }
