@@ -3,51 +3,20 @@
 //! scan. Alone in its test binary, since RSS is per process; the tests
 //! take turns.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use aerospike::{Client, ClientPolicy};
 
-use asudf::sandbox::server::frame::{TYPE_MSG, encode_frame};
-use asudf::sandbox::server::message::{Field, Message, MsgHeader};
 use asudf::sandbox::server::{self, ServerOptions};
 use asudf::sandbox::store::{self, Change, Record};
 use asudf::sandbox::value::Value as SValue;
 use asudf::sandbox::{Sandbox, SandboxConfig};
+use common::frames::query_body;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A scan of a whole set as the Python client sends it.
-fn query_body(set: &str, trid: u64) -> Vec<u8> {
-    let fields = vec![
-        Field {
-            ty: 0,
-            data: b"test".to_vec(),
-        },
-        Field {
-            ty: 1,
-            data: set.as_bytes().to_vec(),
-        },
-        Field {
-            ty: 9,
-            data: 30_000u32.to_be_bytes().to_vec(),
-        },
-        Field {
-            ty: 7,
-            data: trid.to_be_bytes().to_vec(),
-        },
-    ];
-    let msg = Message {
-        header: MsgHeader {
-            info1: 1,
-            info3: 4,
-            ..MsgHeader::default()
-        },
-        fields,
-        ops: vec![],
-    };
-    encode_frame(TYPE_MSG, &msg.encode())
-}
 
 /// Peak RSS of this process in KiB, and a reset of it.
 fn peak_rss_kib() -> u64 {
@@ -102,7 +71,7 @@ async fn slow_reader_memory(n: u32) -> u64 {
         reset_peak_rss();
         let before = peak_rss_kib();
         let mut sock = std::net::TcpStream::connect(addr).unwrap();
-        sock.write_all(&query_body("m", 5)).unwrap();
+        sock.write_all(&query_body("m", 5, vec![], 0)).unwrap();
         // Read slowly: 4 KiB every 2 ms for a while, then the rest.
         let mut buf = [0u8; 4096];
         let mut total = 0usize;

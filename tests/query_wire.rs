@@ -2,6 +2,8 @@
 //! filters and resuming, index kinds, background jobs and `query-abort`,
 //! clients that go away, refusals (memory with a slow reader: query_memory.rs).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -12,10 +14,10 @@ use aerospike::{
 };
 use futures::StreamExt;
 
-use asudf::sandbox::server::frame::{TYPE_MSG, encode_frame};
-use asudf::sandbox::server::message::{Field, Message, MsgHeader};
+use asudf::sandbox::server::message::{Field, Message};
 use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
 use asudf::sandbox::{Sandbox, SandboxConfig};
+use common::frames::query_body;
 
 struct Setup {
     server: ServerHandle,
@@ -374,40 +376,6 @@ async fn index_definitions_survive_a_restart() {
         .len(),
         3
     );
-}
-
-/// A query message as the Python client sends it: the whole partition space.
-fn query_body(set: &str, trid: u64, extra: Vec<Field>, info2: u8) -> Vec<u8> {
-    let mut fields = vec![
-        Field {
-            ty: 0,
-            data: b"test".to_vec(),
-        },
-        Field {
-            ty: 1,
-            data: set.as_bytes().to_vec(),
-        },
-        Field {
-            ty: 9,
-            data: 30_000u32.to_be_bytes().to_vec(),
-        },
-        Field {
-            ty: 7,
-            data: trid.to_be_bytes().to_vec(),
-        },
-    ];
-    fields.extend(extra);
-    let msg = Message {
-        header: MsgHeader {
-            info1: 1,
-            info2,
-            info3: 4,
-            ..MsgHeader::default()
-        },
-        fields,
-        ops: vec![],
-    };
-    encode_frame(TYPE_MSG, &msg.encode())
 }
 
 /// Reads one proto frame.
