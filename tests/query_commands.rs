@@ -138,6 +138,21 @@ fn record_canon(bins: &Json, generation: &Json) -> String {
     format!("{} gen={generation}", bins.join(","))
 }
 
+/// Runs `asudf --json COMMAND` for an aggregate or background step: its
+/// JSON answer, or `None` when the step expects (and got) an error.
+fn run_udf_step(served: &Served, at: &str, command: &str, step: &Json) -> Option<Json> {
+    let mut args = vec!["--json".to_string(), command.to_string()];
+    args.extend(udf_args(step));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = served.run(&args);
+    if step["expect"]["error"].is_object() {
+        assert_ne!(code, 0, "{at}: expected an error, got {out}");
+        return None;
+    }
+    assert_eq!(code, 0, "{at}: {err}{out}");
+    Some(serde_json::from_str(out.trim()).unwrap())
+}
+
 fn replay(served: &Served, dir: &Path, case: &Json) {
     let name = case["name"].as_str().unwrap();
     for (i, step) in case["steps"].as_array().unwrap().iter().enumerate() {
@@ -192,16 +207,9 @@ fn replay(served: &Served, dir: &Path, case: &Json) {
                 served.ok(&args);
             }
             "aggregate" => {
-                let mut args = vec!["--json".to_string(), "aggregate".into()];
-                args.extend(udf_args(step));
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let (code, out, err) = served.run(&args);
-                if expect["error"].is_object() {
-                    assert_ne!(code, 0, "{at}: expected an error, got {out}");
+                let Some(got) = run_udf_step(served, &at, "aggregate", step) else {
                     continue;
-                }
-                assert_eq!(code, 0, "{at}: {err}{out}");
-                let got: Json = serde_json::from_str(out.trim()).unwrap();
+                };
                 let got = multiset(got["values"].as_array().unwrap().iter().map(canon_value));
                 let want = multiset(
                     expect["results"]
@@ -213,16 +221,9 @@ fn replay(served: &Served, dir: &Path, case: &Json) {
                 assert_eq!(got, want, "{at}");
             }
             "background_udf" => {
-                let mut args = vec!["--json".to_string(), "execute".into()];
-                args.extend(udf_args(step));
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let (code, out, err) = served.run(&args);
-                if expect["error"].is_object() {
-                    assert_ne!(code, 0, "{at}: expected an error, got {out}");
+                let Some(got) = run_udf_step(served, &at, "execute", step) else {
                     continue;
-                }
-                assert_eq!(code, 0, "{at}: {err}{out}");
-                let got: Json = serde_json::from_str(out.trim()).unwrap();
+                };
                 if let Some(fields) = expect["job"].as_object() {
                     for (field, want) in fields {
                         assert_eq!(&got["fields"][field], want, "{at}: job field {field}");
