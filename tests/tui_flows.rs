@@ -834,6 +834,7 @@ fn f7_saves_the_calls_as_a_test_file_marked_ones_when_any() {
 #[test]
 fn the_next_wake_is_the_first_timer_due() {
     use asudf::tui::app::{RECOVERY_DELAY, REFRESH_EVERY, TICK};
+    use asudf::tui::diagnostics::LINT_DELAY;
     let mut console = Console::new(120, 40);
     asudf::tui::highlight::preload();
     console.act(Action::Tick(console.start));
@@ -846,6 +847,10 @@ fn the_next_wake_is_the_first_timer_due() {
 
     let mut console = Console::connected();
     console.act(Action::Tick(console.start));
+    // Connecting tells the library mode: the buffer is linted again.
+    let lint_at = console.app.next_wake().expect("a lint after connecting");
+    assert!(lint_at <= console.start + LINT_DELAY);
+    console.act(Action::Tick(lint_at));
     assert_eq!(
         console.app.next_wake(),
         None,
@@ -856,12 +861,19 @@ fn the_next_wake_is_the_first_timer_due() {
         Ok(Outcome::Modules(Vec::new())),
     );
     let now = console.app.now;
-    assert_eq!(console.app.next_wake(), Some(now + REFRESH_EVERY));
+    // The refresh counts from when the listing was asked for, at start.
+    assert_eq!(console.app.next_wake(), Some(console.start + REFRESH_EVERY));
 
     console.key(KeyCode::Char('x'));
+    assert_eq!(
+        console.app.next_wake(),
+        Some(now + LINT_DELAY),
+        "the lint once typing stops"
+    );
+    console.act(Action::Tick(now + LINT_DELAY));
     assert_eq!(console.app.next_wake(), Some(now + RECOVERY_DELAY));
 
     console.key(KeyCode::F(5));
     assert!(console.app.animating(), "a call in flight moves");
-    assert_eq!(console.app.next_wake(), Some(now + TICK));
+    assert_eq!(console.app.next_wake(), Some(console.app.now + TICK));
 }

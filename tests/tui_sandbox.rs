@@ -327,6 +327,7 @@ async fn an_idle_console_neither_wakes_nor_draws() {
             && app.modules.loaded_once
             && !app.animating()
             && app.pending_requests() == 0
+            && !app.diagnostics.stale
     };
     tokio::time::timeout(Duration::from_secs(20), async {
         while !settled(&console.app) {

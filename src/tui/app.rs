@@ -1088,7 +1088,7 @@ impl App {
         // While a listing is on its way, its answer wakes the loop.
         let refresh = (self.connected() && !self.modules.loading)
             .then(|| self.last_refresh.map_or(self.now, |at| at + REFRESH_EVERY));
-        [frame, self.recovery_due, refresh]
+        [frame, self.diagnostics.due, self.recovery_due, refresh]
             .into_iter()
             .flatten()
             .min()

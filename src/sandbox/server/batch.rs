@@ -16,9 +16,6 @@ use crate::sandbox::server::frame::{TYPE_MSG, encode_frame};
 use crate::sandbox::server::message::*;
 use crate::sandbox::server::record;
 
-/// Field 43: a filter expression (batch-wide, or a row's own).
-const FIELD_FILTER: u8 = 43;
-
 // Row flags.
 const ROW_REPEAT: u8 = 0x01;
 const ROW_INFO23: u8 = 0x02;
@@ -98,7 +95,7 @@ fn prepare(sandbox: &Sandbox, msg: &Message) -> Result<Vec<Row>, u8> {
     if rows.is_empty() {
         return Err(record::PARAMETER);
     }
-    if let Some(wire) = msg.field(FIELD_FILTER) {
+    if let Some(wire) = msg.field(FIELD_FILTER_EXP) {
         Filter::parse(wire).map_err(|e| e.result_code())?;
     }
     for spec in rows.iter().filter_map(|r| r.own.as_ref()) {
@@ -204,7 +201,7 @@ fn run(
         ms => u64::from(ms),
     };
     let deadline = received + Duration::from_millis(limit_ms);
-    let batch_filter = batch.field(FIELD_FILTER);
+    let batch_filter = batch.field(FIELD_FILTER_EXP);
     // The single-record message of the current row; a REPEAT row reuses
     // it with its own digest (a large UDF arglist is never copied).
     let mut current = Message::default();
@@ -249,9 +246,9 @@ fn single_message(spec: RowSpec, batch: &Message, batch_filter: Option<&[u8]>) -
         fields: spec.fields,
         ops: spec.ops,
     };
-    if let Some(filter) = batch_filter.filter(|_| msg.field(FIELD_FILTER).is_none()) {
+    if let Some(filter) = batch_filter.filter(|_| msg.field(FIELD_FILTER_EXP).is_none()) {
         msg.fields.push(Field {
-            ty: FIELD_FILTER,
+            ty: FIELD_FILTER_EXP,
             data: filter.to_vec(),
         });
     }
@@ -260,7 +257,8 @@ fn single_message(spec: RowSpec, batch: &Message, batch_filter: Option<&[u8]>) -
 
 fn set_digest(msg: &mut Message, digest: [u8; 20]) {
     match msg.fields.iter_mut().find(|f| f.ty == FIELD_DIGEST) {
-        Some(field) => field.data.copy_from_slice(&digest),
+        // A row may carry a digest field of any length: replace it whole.
+        Some(field) => field.data = digest.to_vec(),
         None => msg.fields.push(Field {
             ty: FIELD_DIGEST,
             data: digest.to_vec(),
@@ -348,7 +346,7 @@ mod tests {
         let mut fields = Vec::new();
         if let Some(f) = filter {
             fields.push(Field {
-                ty: FIELD_FILTER,
+                ty: FIELD_FILTER_EXP,
                 data: f.to_vec(),
             });
         }
@@ -540,7 +538,7 @@ mod tests {
             fields: own
                 .map(|f| {
                     vec![Field {
-                        ty: FIELD_FILTER,
+                        ty: FIELD_FILTER_EXP,
                         data: f.to_vec(),
                     }]
                 })
@@ -550,14 +548,14 @@ mod tests {
         let filters = |m: &Message| -> Vec<Vec<u8>> {
             m.fields
                 .iter()
-                .filter(|f| f.ty == FIELD_FILTER)
+                .filter(|f| f.ty == FIELD_FILTER_EXP)
                 .map(|f| f.data.clone())
                 .collect()
         };
-        let inherited = single_message(spec(None), &parent, parent.field(FIELD_FILTER));
+        let inherited = single_message(spec(None), &parent, parent.field(FIELD_FILTER_EXP));
         assert_eq!(filters(&inherited), [b"batch".to_vec()]);
         assert_eq!(inherited.header.transaction_ttl, 1000);
-        let own = single_message(spec(Some(b"row")), &parent, parent.field(FIELD_FILTER));
+        let own = single_message(spec(Some(b"row")), &parent, parent.field(FIELD_FILTER_EXP));
         assert_eq!(filters(&own), [b"row".to_vec()]);
         let none = single_message(spec(None), &batch(None, &[]), None);
         assert!(filters(&none).is_empty());

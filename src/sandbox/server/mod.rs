@@ -368,8 +368,9 @@ impl Connection {
             let shared = self.shared.clone();
             let local = self.local;
             let requested = lines.clone();
-            // UDF registration compiles Lua: keep it off the reactor.
-            blocking(move || {
+            // Registering compiles Lua and creating an index scans the
+            // namespace: on the blocking pool, never inline on a worker.
+            tokio::task::spawn_blocking(move || {
                 let ctx = info::InfoContext {
                     sandbox: &shared.sandbox,
                     jobs: &shared.queries.jobs,
@@ -380,7 +381,8 @@ impl Connection {
                 };
                 requested.iter().map(|l| info::answer(&ctx, l)).collect()
             })
-            .await?
+            .await
+            .map_err(io::Error::other)?
         } else {
             vec![info::NOT_AUTHENTICATED.to_string(); lines.len()]
         };
