@@ -317,10 +317,12 @@ impl Indexes {
 
     /// Adds `def` (a no-op when the same definition exists) and fills it by
     /// calling `build` with a function to add each existing record under
-    /// its lock.
+    /// its lock. `persist` writes the definitions file; rebuilding from that
+    /// file at start does not, so a crash mid-rebuild loses no definition.
     pub fn create(
         &self,
         def: IndexDef,
+        persist: bool,
         build: impl FnOnce(&mut dyn FnMut(&Digest, &Record)),
     ) -> Result<(), CreateError> {
         let _admin = self.admin.lock();
@@ -344,7 +346,9 @@ impl Indexes {
         index
             .load_ms
             .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        self.save();
+        if persist {
+            self.save();
+        }
         Ok(())
     }
 
@@ -558,7 +562,7 @@ mod tests {
         let def =
             parse_create("namespace=test;set=s;indexname=l;indextype=list;bin=l;type=numeric")
                 .unwrap();
-        indexes.create(def, |_| {}).unwrap();
+        indexes.create(def, true, |_| {}).unwrap();
         let index = indexes.find("test", "l").unwrap();
         let r = record(
             Some("s"),
@@ -583,12 +587,15 @@ mod tests {
         let def = parse_create("namespace=test;indexname=n;bin=n;type=numeric").unwrap();
         let existing = record(None, vec![("n", Value::Int(5))]);
         indexes
-            .create(def.clone(), |add| add(&[1; 20], &existing))
+            .create(def.clone(), true, |add| add(&[1; 20], &existing))
             .unwrap();
-        assert_eq!(indexes.create(def.clone(), |_| {}), Ok(()));
+        assert_eq!(indexes.create(def.clone(), true, |_| {}), Ok(()));
         let mut other = def;
         other.bin = "m".into();
-        assert_eq!(indexes.create(other, |_| {}), Err(CreateError::Exists));
+        assert_eq!(
+            indexes.create(other, true, |_| {}),
+            Err(CreateError::Exists)
+        );
         let index = indexes.find("test", "n").unwrap();
         let range = Lookup::Range(Key::Int(0), Key::Int(10));
         assert_eq!(index.matching(&range, |_| true).unwrap().len(), 1);
@@ -610,7 +617,7 @@ mod tests {
         {
             let (indexes, defs) = Indexes::open(Some(dir.path())).unwrap();
             assert!(defs.is_empty());
-            indexes.create(def.clone(), |_| {}).unwrap();
+            indexes.create(def.clone(), true, |_| {}).unwrap();
         }
         let (_, defs) = Indexes::open(Some(dir.path())).unwrap();
         assert_eq!(defs, vec![def]);

@@ -330,8 +330,11 @@ impl Store {
             indexes: Arc::new(indexes),
         };
         for def in defs {
-            let name = def.name.clone();
-            if let Err(e) = store.create_index(def) {
+            let (ns, name) = (def.ns.clone(), def.name.clone());
+            if let Err(e) = store
+                .indexes
+                .create(def, false, |add| store.visit(&ns, add))
+            {
                 tracing::warn!("index {name} not rebuilt: {e:?}");
             }
         }
@@ -345,7 +348,7 @@ impl Store {
     /// Adds a secondary index and fills it from the records already stored.
     pub fn create_index(&self, def: IndexDef) -> Result<(), CreateError> {
         let ns = def.ns.clone();
-        self.indexes.create(def, |add| self.visit(&ns, add))
+        self.indexes.create(def, true, |add| self.visit(&ns, add))
     }
 
     /// Calls `f` on every live record of `ns`, each under its own lock.
