@@ -13,7 +13,7 @@ use asudf::commands::{self, EXIT_USAGE, Headless};
 use asudf::config::{self, TlsSettings};
 use asudf::sandbox::SandboxConfig;
 use asudf::sandbox::local::{ServeOptions, Storage};
-use asudf::where_clause::Collection;
+use asudf::where_clause::{self, Collection};
 use clap::Parser;
 use tokio_rustls::rustls;
 
@@ -224,18 +224,13 @@ async fn run(cli: Cli) -> ExitCode {
                 set: target.set,
                 bin,
                 kind: kind.to_ascii_lowercase(),
-                collection: match collection
+                collection: collection
                     .as_deref()
-                    .map(str::to_ascii_lowercase)
-                    .as_deref()
-                {
-                    Some("list") => Collection::List,
-                    Some("mapkeys") => Collection::MapKeys,
-                    Some("mapvalues") => Collection::MapValues,
-                    _ => Collection::Scalar,
-                },
+                    .and_then(where_clause::collection_of)
+                    .unwrap_or(Collection::Scalar),
                 name: String::new(),
             };
+            let collection = collection.map(|c| c.to_ascii_lowercase());
             spec.name = name.unwrap_or_else(|| {
                 commands::query::default_index_name(&spec, collection.as_deref())
             });

@@ -193,7 +193,8 @@ fn found(word: &str) -> String {
     }
 }
 
-fn collection_of(word: &str) -> Option<Collection> {
+/// `LIST`, `MAPKEYS` or `MAPVALUES` (any case) as a collection.
+pub fn collection_of(word: &str) -> Option<Collection> {
     match word.to_ascii_uppercase().as_str() {
         "LIST" => Some(Collection::List),
         "MAPKEYS" => Some(Collection::MapKeys),

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{Headless, exit_for, failure_json, millis, report_failure, udf::unexpected};
+use super::{Headless, exit_for, fail, failure_json, millis, report_failure, udf::unexpected};
 use crate::client::{ApplyCall, BatchApplyCall, Outcome, Request};
 use crate::value;
 
@@ -97,10 +97,7 @@ pub async fn batch(session: &mut Headless, call: BatchApplyCall) -> ExitCode {
     let rows = match outcome {
         Ok(Outcome::BatchApplied(rows)) => rows,
         Ok(other) => return unexpected(other),
-        Err(failure) => {
-            report_failure(session.json, &failure, None);
-            return exit_for(&failure);
-        }
+        Err(failure) => return fail(session.json, &failure),
     };
     let failed = rows.iter().filter(|r| r.result.is_err()).count();
     if session.json {

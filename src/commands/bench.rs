@@ -209,10 +209,7 @@ pub async fn run(session: &mut Headless, call: ApplyCall, opts: BenchOptions) ->
     let baseline = if opts.baseline {
         match measure_baseline(&session.handle, &call, n, c).await {
             Ok(m) => Some(m),
-            Err(f) => {
-                report_failure(session.json, &f, None);
-                return super::exit_for(&f);
-            }
+            Err(f) => return super::fail(session.json, &f),
         }
     } else {
         None

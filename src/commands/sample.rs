@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use futures::StreamExt;
 use serde_json::json;
 
+use super::query::default_index_name;
 use super::{Headless, fail};
+use crate::cli::NsSet;
 use crate::client::{Failure, IndexSpec, RecordKey, Request};
 use crate::samples::{self, SAMPLES, Sample};
 use crate::where_clause::Collection;
@@ -32,13 +34,6 @@ pub fn ls(json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn ns_set(target: &str) -> (String, Option<String>) {
-    match target.split_once('.') {
-        Some((ns, set)) => (ns.to_string(), Some(set.to_string())),
-        None => (target.to_string(), None),
-    }
-}
-
 /// Registers the sample's module, writes its records and creates its index.
 pub async fn load_sample(session: &Headless, sample: &Sample) -> Result<Option<String>, Failure> {
     let put = Request::PutModule {
@@ -46,7 +41,8 @@ pub async fn load_sample(session: &Headless, sample: &Sample) -> Result<Option<S
         source: sample.source.to_string(),
     };
     session.handle.call(put).await.0?;
-    let (ns, set) = ns_set(sample.target);
+    let target = NsSet::parse(sample.target).map_err(Failure::usage)?;
+    let (ns, set) = (target.namespace, target.set);
     let writes = futures::stream::iter(0..sample.records)
         .map(|i| {
             let (key, bins) = samples::sales_record(i);
@@ -69,15 +65,16 @@ pub async fn load_sample(session: &Headless, sample: &Sample) -> Result<Option<S
     let Some(index) = sample.index else {
         return Ok(None);
     };
-    let name = format!("{}_{}_{}", ns, set.as_deref().unwrap_or("all"), index.bin);
-    let spec = IndexSpec {
+    let mut spec = IndexSpec {
         ns,
         set,
         bin: index.bin.to_string(),
         kind: index.kind.to_string(),
         collection: Collection::Scalar,
-        name: name.clone(),
+        name: String::new(),
     };
+    spec.name = default_index_name(&spec, None);
+    let name = spec.name.clone();
     session.handle.call(Request::CreateIndex(spec)).await.0?;
     Ok(Some(name))
 }

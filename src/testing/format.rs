@@ -427,11 +427,9 @@ impl Reader<'_> {
         }
         let collection = match field("collection")? {
             None => Collection::Scalar,
-            Some((item, c)) => match c.to_ascii_lowercase().as_str() {
-                "list" => Collection::List,
-                "mapkeys" => Collection::MapKeys,
-                "mapvalues" => Collection::MapValues,
-                _ => {
+            Some((item, c)) => match crate::where_clause::collection_of(&c) {
+                Some(collection) => collection,
+                None => {
                     return Err(self.error(
                         item.span(),
                         format!("collection '{c}': list, mapkeys or mapvalues"),
