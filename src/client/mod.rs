@@ -479,6 +479,24 @@ async fn execute(
     (outcome, timing)
 }
 
+/// Starts the client task and waits until it first connects (or says why
+/// it could not). The events that follow arrive on the receiver.
+pub async fn spawn_connected(
+    target: Target,
+) -> Result<(ClientHandle, mpsc::UnboundedReceiver<Event>, ClusterInfo), String> {
+    let (handle, mut events) = spawn(target);
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Connection(ConnectionState::Connected(cluster)) => {
+                return Ok((handle, events, cluster));
+            }
+            Event::Connection(ConnectionState::Lost { reason }) => return Err(reason),
+            _ => {}
+        }
+    }
+    Err("the client task ended".into())
+}
+
 /// Starts the client task for `target`. Events (connection changes and
 /// answers) arrive on the returned receiver.
 pub fn spawn(target: Target) -> (ClientHandle, mpsc::UnboundedReceiver<Event>) {

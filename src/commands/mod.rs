@@ -19,8 +19,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::client::{
-    self, ClientHandle, ClusterInfo, ConnectionState, Event, Failure, FailureKind, Outcome,
-    Request, Target, Timing,
+    self, ClientHandle, ClusterInfo, Event, Failure, FailureKind, Outcome, Request, Target, Timing,
 };
 
 pub const EXIT_OK: u8 = 0;
@@ -39,26 +38,18 @@ pub struct Headless {
 impl Headless {
     /// Starts the client task and waits until it is connected.
     pub async fn connect(target: Target, json: bool) -> Result<Headless, ExitCode> {
-        let (handle, mut events) = client::spawn(target);
-        while let Some(event) = events.recv().await {
-            match event {
-                Event::Connection(ConnectionState::Connected(cluster)) => {
-                    return Ok(Headless {
-                        handle,
-                        events,
-                        cluster,
-                        json,
-                    });
-                }
-                Event::Connection(ConnectionState::Lost { reason }) => {
-                    report_failure(json, &Failure::connection(reason), None);
-                    return Err(ExitCode::from(EXIT_CONNECTION));
-                }
-                _ => {}
+        match client::spawn_connected(target).await {
+            Ok((handle, events, cluster)) => Ok(Headless {
+                handle,
+                events,
+                cluster,
+                json,
+            }),
+            Err(reason) => {
+                report_failure(json, &Failure::connection(reason), None);
+                Err(ExitCode::from(EXIT_CONNECTION))
             }
         }
-        report_failure(json, &Failure::connection("the client task ended"), None);
-        Err(ExitCode::from(EXIT_CONNECTION))
     }
 
     /// Runs one request and waits for its answer.

@@ -9,19 +9,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{EXIT_CONNECTION, EXIT_OK, EXIT_SERVER, EXIT_USAGE};
 use crate::cli::TestArgs;
-use crate::client::Target;
+use crate::client::{Failure, Target};
 use crate::testing::{self, FileReport, Mode, format, report, runner, update};
 
 fn usage(json: bool, message: &str) -> ExitCode {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"ok": false, "error": {"code": 4, "message": message}})
-        );
-    } else {
-        eprintln!("{message}");
-    }
-    ExitCode::from(EXIT_USAGE)
+    super::fail(json, &Failure::usage(message))
 }
 
 /// A short id unique to this run, for the sets it uses on a cluster.
@@ -61,17 +53,7 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
                     register: args.register,
                 },
             )),
-            Err(reason) => {
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"ok": false, "error": {"code": -10, "message": reason}})
-                    );
-                } else {
-                    eprintln!("{reason}");
-                }
-                return ExitCode::from(EXIT_CONNECTION);
-            }
+            Err(reason) => return super::fail(json, &Failure::connection(reason)),
         },
     };
 

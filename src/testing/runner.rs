@@ -12,9 +12,8 @@ use super::format::{
     Action, ErrorExpect, FileError, JobExpect, MessageMatch, Origin, RecordExpect, Scenario, Step,
 };
 use crate::client::{
-    self, AggregateCall, ApplyCall, ClientHandle, ConnectionState, Event, ExecuteCall, Failure,
-    FailureKind, JobInfo, Outcome, QueryCall, RecordKey, RecordView, Request, Scope, StreamItem,
-    Target, UdfLog,
+    self, AggregateCall, ApplyCall, ClientHandle, ExecuteCall, Failure, FailureKind, JobInfo,
+    Outcome, QueryCall, RecordKey, RecordView, Request, Scope, StreamItem, Target, UdfLog,
 };
 use crate::value;
 
@@ -128,19 +127,10 @@ impl FileReport {
 
 /// Starts a client task for `target` and waits until it is connected.
 pub async fn connect(target: Target) -> Result<ClientHandle, String> {
-    let (handle, mut events) = client::spawn(target);
-    while let Some(event) = events.recv().await {
-        match event {
-            Event::Connection(ConnectionState::Connected(_)) => {
-                // Nobody reads the task's events from here on: drop them.
-                tokio::spawn(async move { while events.recv().await.is_some() {} });
-                return Ok(handle);
-            }
-            Event::Connection(ConnectionState::Lost { reason }) => return Err(reason),
-            _ => {}
-        }
-    }
-    Err("the client task ended".into())
+    let (handle, mut events, _) = client::spawn_connected(target).await?;
+    // Nobody reads the task's events from here on: drop them.
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    Ok(handle)
 }
 
 /// Runs one file on its own in-memory sandbox.

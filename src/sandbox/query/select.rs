@@ -13,7 +13,7 @@ use crate::sandbox::jobs::Job;
 use crate::sandbox::sindex::{Index, Key, KeyType};
 use crate::sandbox::store::{self, Digest, Record, Store};
 
-use super::request::{Partitions, partition_of};
+use super::request::{N_PARTITIONS, Partitions, partition_of};
 
 /// A record the selection picked.
 pub struct Selected {
@@ -57,7 +57,8 @@ impl Selection<'_> {
                     let all: Candidates = digests.into_iter().map(|d| (None, d)).collect();
                     let go_on = self.visit_groups(all, visit);
                     // Every wanted partition of this shard is now handed out.
-                    self.job.partitions_done((4096 / store::SHARDS) as u32);
+                    self.job
+                        .partitions_done((N_PARTITIONS / store::SHARDS) as u32);
                     if !go_on {
                         return;
                     }
@@ -78,7 +79,7 @@ impl Selection<'_> {
                 all.sort_unstable();
                 let all: Candidates = all.into_iter().map(|(_, k, d)| (Some(k), d)).collect();
                 self.visit_groups(all, visit);
-                self.job.partitions_done(4096);
+                self.job.partitions_done(N_PARTITIONS as u32);
             }
         }
     }
