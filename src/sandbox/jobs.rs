@@ -11,6 +11,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::sandbox::engine::{LogLine, StageCount};
+use crate::sandbox::server::info::param;
 
 /// Finished jobs kept for `query-show` (the server's `query-max-done`).
 const MAX_DONE: usize = 100;
@@ -354,11 +355,7 @@ enum IdParam {
 
 /// The `id=` (or older `trid=`) parameter.
 fn id_param(params: &str) -> IdParam {
-    let value = params
-        .split(';')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "id" || *k == "trid")
-        .map(|(_, v)| v);
+    let value = param(params, "id").or_else(|| param(params, "trid"));
     match value {
         None => IdParam::Missing,
         Some("") => IdParam::Empty,

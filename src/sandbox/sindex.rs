@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
+use crate::sandbox::server::info::param;
 use crate::sandbox::store::{Digest, Record};
 use crate::sandbox::value::Value;
 
@@ -417,16 +418,6 @@ impl Indexes {
 
 // ---- info commands (`query-udfs.md` §6): params are the text after `name:` ----
 
-fn params(text: &str) -> Vec<(&str, &str)> {
-    text.split(';')
-        .filter_map(|kv| kv.split_once('='))
-        .collect()
-}
-
-fn get<'a>(p: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
-    p.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-}
-
 /// Namespace names are at most 31 bytes; set, bin and index names as the server limits them.
 const MAX_NS: usize = 31;
 const MAX_SET: usize = 63;
@@ -436,33 +427,32 @@ const MAX_INDEX_NAME: usize = 63;
 /// Parses `sindex-create` parameters (both the `bin=`/`type=` and the
 /// older `indexdata=bin,type` styles, `namespace=` or `ns=`).
 pub fn parse_create(text: &str) -> Result<IndexDef, String> {
-    let p = params(text);
-    let ns = get(&p, "namespace")
-        .or_else(|| get(&p, "ns"))
+    let ns = param(text, "namespace")
+        .or_else(|| param(text, "ns"))
         .filter(|n| !n.is_empty())
         .ok_or("ERROR:4:missing 'namespace'")?;
     if ns.len() > MAX_NS {
         return Err("ERROR:4:bad 'namespace'".into());
     }
-    let name = get(&p, "indexname")
+    let name = param(text, "indexname")
         .filter(|n| !n.is_empty())
         .ok_or("ERROR:4:missing 'indexname'")?;
     if name.len() > MAX_INDEX_NAME {
         return Err("ERROR:4:'indexname' too long".into());
     }
-    let set = match get(&p, "set") {
+    let set = match param(text, "set") {
         None | Some("") => None,
         Some(s) if s.len() > MAX_SET => return Err("ERROR:4:'set' too long".into()),
         Some(s) => Some(s.to_string()),
     };
-    let collection = match get(&p, "indextype") {
+    let collection = match param(text, "indextype") {
         None => Collection::Default,
         Some(t) => Collection::parse(t).ok_or(
             "ERROR:4:bad 'indextype' - must be one of 'default', 'list', 'mapkeys', 'mapvalues'",
         )?,
     };
-    let (bin, ty) = match (get(&p, "bin"), get(&p, "indexdata")) {
-        (Some(bin), _) => (bin, get(&p, "type").ok_or("ERROR:4:missing 'type'")?),
+    let (bin, ty) = match (param(text, "bin"), param(text, "indexdata")) {
+        (Some(bin), _) => (bin, param(text, "type").ok_or("ERROR:4:missing 'type'")?),
         (None, Some(data)) => data.split_once(',').ok_or("ERROR:4:bad 'indexdata'")?,
         (None, None) => return Err("ERROR:4:missing 'bin'".into()),
     };
@@ -483,12 +473,11 @@ pub fn parse_create(text: &str) -> Result<IndexDef, String> {
 
 /// `namespace=`/`ns=` and `indexname=` of `sindex-stat`, `-exists`, `-delete`.
 pub fn parse_ns_name(text: &str) -> Result<(&str, &str), String> {
-    let p = params(text);
-    let ns = get(&p, "namespace")
-        .or_else(|| get(&p, "ns"))
+    let ns = param(text, "namespace")
+        .or_else(|| param(text, "ns"))
         .filter(|n| !n.is_empty())
         .ok_or("ERROR:4:missing 'namespace'")?;
-    let name = get(&p, "indexname")
+    let name = param(text, "indexname")
         .filter(|n| !n.is_empty())
         .ok_or("ERROR:4:missing 'indexname'")?;
     Ok((ns, name))

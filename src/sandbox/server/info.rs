@@ -60,8 +60,8 @@ pub struct InfoContext<'a> {
     pub tls: bool,
 }
 
-/// `k=v` pairs of `name:k=v;k=v;`.
-fn param<'p>(params: &'p str, key: &str) -> Option<&'p str> {
+/// The value of `key` in an info command's `k=v;k=v` parameters.
+pub(crate) fn param<'p>(params: &'p str, key: &str) -> Option<&'p str> {
     params
         .split(';')
         .filter_map(|kv| kv.split_once('='))
