@@ -13,13 +13,19 @@ use crate::sandbox::jobs::Job;
 use super::select::Selection;
 use super::{IndexUse, QueryRequest, QueryService, Throttle};
 
-pub fn spawn(svc: QueryService, req: QueryRequest, index: Option<IndexUse>, job: Arc<Job>) {
+pub fn spawn(
+    svc: QueryService,
+    req: QueryRequest,
+    index: Option<IndexUse>,
+    filter: Option<Filter>,
+    job: Arc<Job>,
+) {
     let name = format!("asudf-job-{}", req.trid);
     let spawned = std::thread::Builder::new().name(name).spawn({
         let job = job.clone();
         let svc = svc.clone();
         move || {
-            run(&svc, &req, index, &job);
+            run(&svc, &req, index, filter, &job);
             svc.jobs.finish(&job);
         }
     });
@@ -29,7 +35,13 @@ pub fn spawn(svc: QueryService, req: QueryRequest, index: Option<IndexUse>, job:
     }
 }
 
-fn run(svc: &QueryService, req: &QueryRequest, index: Option<IndexUse>, job: &Job) {
+fn run(
+    svc: &QueryService,
+    req: &QueryRequest,
+    index: Option<IndexUse>,
+    filter: Option<Filter>,
+    job: &Job,
+) {
     let Some(udf) = &req.udf else { return };
     let selection = Selection {
         store: svc.sandbox.store(),
@@ -37,7 +49,7 @@ fn run(svc: &QueryService, req: &QueryRequest, index: Option<IndexUse>, job: &Jo
         set: req.set.as_deref(),
         partitions: &req.partitions,
         index,
-        filter: req.filter.as_deref().and_then(|f| Filter::parse(f).ok()),
+        filter,
         job,
     };
     let mut throttle = Throttle::new(job.info.rps);

@@ -13,6 +13,7 @@ pub fn run(
     svc: &QueryService,
     req: &QueryRequest,
     index: Option<IndexUse>,
+    filter: Option<Filter>,
     job: &Job,
     out: &mut ReplyWriter,
 ) {
@@ -22,7 +23,7 @@ pub fn run(
         set: req.set.as_deref(),
         partitions: &req.partitions,
         index,
-        filter: req.filter.as_deref().and_then(|f| Filter::parse(f).ok()),
+        filter,
         job,
     };
     let mut throttle = Throttle::new(req.rps);

@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use crate::sandbox::engine::Sandbox;
 use crate::sandbox::expr::Filter;
 use crate::sandbox::jobs::{JobInfo, JobKind, Jobs};
-use crate::sandbox::server::message::Message;
 use crate::sandbox::sindex::{Index, Lookup};
 use reply::ReplyWriter;
 pub use request::{Kind, QueryRequest, is_query};
@@ -36,6 +35,9 @@ pub const DEFAULT_BACKGROUND_MAX_RPS: u32 = 10_000;
 
 /// The index a query reads and what it looks up in it.
 pub type IndexUse = (Arc<Index>, Lookup);
+/// A request that passed the start checks, with the index it reads and its
+/// decoded filter expression.
+type Checked = (QueryRequest, Option<IndexUse>, Option<Filter>);
 
 /// Serves query messages; shared by every connection. Cheap to clone.
 #[derive(Clone)]
@@ -60,14 +62,14 @@ impl QueryService {
     /// to `send` (false = the reader is gone). Setting `cancel` stops it.
     pub fn run(
         &self,
-        msg: &Message,
+        request: Result<QueryRequest, Refusal>,
         from: Option<SocketAddr>,
         cancel: Arc<AtomicBool>,
         send: &mut dyn FnMut(Vec<u8>) -> bool,
     ) {
         let mut out = ReplyWriter::new(send);
-        let started = self.parse_and_check(msg);
-        let (req, index) = match started {
+        let started = request.and_then(|req| self.check(req));
+        let (req, index, filter) = match started {
             Ok(ok) => ok,
             Err(refusal) => {
                 if let Some(what) = refusal.unsupported {
@@ -105,40 +107,41 @@ impl QueryService {
         };
         let job = self.jobs.start(info, N_PARTITIONS as u32, cancel);
         match req.kind {
-            Kind::Basic => basic::run(self, &req, index, &job, &mut out),
+            Kind::Basic => basic::run(self, &req, index, filter, &job, &mut out),
             Kind::Aggregation => aggregate::run(self, &req, index, &job, &mut out),
             Kind::BackgroundUdf => {
                 // Registered: answer at once, then run on its own.
                 out.last(0);
-                background::spawn(self.clone(), req, index, job);
+                background::spawn(self.clone(), req, index, filter, job);
                 return;
             }
         }
         self.jobs.finish(&job);
     }
 
-    /// Decodes the request and checks what a job checks at start.
-    fn parse_and_check(&self, msg: &Message) -> Result<(QueryRequest, Option<IndexUse>), Refusal> {
-        let req = QueryRequest::parse(msg)?;
+    /// Checks what a job checks at start, giving the index it reads and its
+    /// decoded filter expression.
+    fn check(&self, req: QueryRequest) -> Result<Checked, Refusal> {
         let store = self.sandbox.store();
         if !store.has_namespace(&req.ns) {
             return Err(NAMESPACE.into());
         }
-        if let Some(wire) = &req.filter {
-            if req.kind == Kind::Aggregation {
+        let filter = match &req.filter {
+            None => None,
+            Some(_) if req.kind == Kind::Aggregation => {
                 return Err(Refusal {
                     code: UNSUPPORTED,
                     unsupported: Some("aggregation with a filter expression"),
                 });
             }
-            if let Err(e) = Filter::parse(wire) {
+            Some(wire) => Some(Filter::parse(wire).map_err(|e| {
                 let code = e.result_code();
-                return Err(Refusal {
+                Refusal {
                     code,
                     unsupported: (code == UNSUPPORTED).then_some("this filter expression"),
-                });
-            }
-        }
+                }
+            })?),
+        };
         let index = match &req.where_clause {
             None => None,
             Some(w) => {
@@ -169,7 +172,7 @@ impl QueryService {
         if req.kind == Kind::BackgroundUdf && req.rps > self.background_max_rps {
             return Err(PARAMETER.into());
         }
-        Ok((req, index))
+        Ok((req, index, filter))
     }
 }
 
@@ -211,6 +214,7 @@ impl Throttle {
 mod tests {
     use super::*;
     use crate::sandbox::SandboxConfig;
+    use crate::sandbox::server::message::Message;
     use crate::sandbox::server::message::{Field, MsgHeader, Op};
     use proptest::prelude::*;
 
@@ -240,7 +244,7 @@ mod tests {
     /// Runs `msg`, returning every message body sent.
     fn replies(svc: &QueryService, msg: &Message) -> Vec<Message> {
         let mut frames = Vec::new();
-        svc.run(msg, None, Arc::default(), &mut |f| {
+        svc.run(QueryRequest::parse(msg), None, Arc::default(), &mut |f| {
             frames.push(f);
             true
         });

@@ -286,15 +286,14 @@ impl Connection {
         reader: &mut R,
         writer: &mut W,
     ) -> io::Result<()> {
-        let stall_limit = query::request::QueryRequest::parse(&msg)
-            .map(|q| q.socket_timeout_ms)
-            .unwrap_or(0);
+        let request = query::request::QueryRequest::parse(&msg);
+        let stall_limit = request.as_ref().map_or(0, |q| q.socket_timeout_ms);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(QUERY_QUEUE);
         let cancel = Arc::new(AtomicBool::new(false));
         let queries = self.shared.queries.clone();
         let (from, stop) = (self.peer, cancel.clone());
         let producer = tokio::task::spawn_blocking(move || {
-            queries.run(&msg, Some(from), stop, &mut |frame| {
+            queries.run(request, Some(from), stop, &mut |frame| {
                 tx.blocking_send(frame).is_ok()
             })
         });
