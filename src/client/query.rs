@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aerospike::{
     AdminPolicy, Bins, Client, CollectionIndexType, IndexType, QueryPolicy, Statement, Value,
     WritePolicy,
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -308,7 +308,7 @@ pub(super) async fn aggregate(
     let _close = CloseResultsOnDrop(results.clone());
     let mut stream = results.into_stream();
     let mut count = 0u64;
-    while let Some(value) = stream.next().await {
+    while let Some(value) = next_value(&mut stream).await {
         let value = value.map_err(failure)?;
         count += 1;
         let _ = sink.send(StreamItem::Value(value));
@@ -317,6 +317,23 @@ pub(super) async fn aggregate(
         count,
         elapsed: started.elapsed(),
     })
+}
+
+/// The next aggregation value. The crate's `ResultStream` wakes itself
+/// while it is empty, which keeps a core busy for the whole aggregation
+/// (taking it from an in-process sandbox running the stream); so it is
+/// polled once at a time, with a pause of up to 2 ms while nothing came.
+async fn next_value(
+    stream: &mut aerospike::ResultStream,
+) -> Option<aerospike::errors::Result<Value>> {
+    let mut pause = Duration::from_micros(100);
+    loop {
+        if let Some(item) = stream.next().now_or_never() {
+            return item;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(2));
+    }
 }
 
 struct CloseResultsOnDrop(Arc<aerospike::ResultSet>);
