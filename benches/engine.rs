@@ -115,7 +115,6 @@ fn partition(n: usize) -> Vec<StreamRecord> {
 fn stream(c: &mut Criterion) {
     let sandbox = open_sandbox(SandboxConfig::default());
     let call = StreamCall {
-        ns: "test",
         module: "bench",
         function: "sum",
         args: &[],

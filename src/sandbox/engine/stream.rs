@@ -32,7 +32,6 @@ const SCOPE_CLIENT: i64 = 2;
 /// One aggregation's stream function, as the query message names it.
 #[derive(Debug, Clone)]
 pub struct StreamCall<'a> {
-    pub ns: &'a str,
     pub module: &'a str,
     pub function: &'a str,
     pub args: &'a [Value],

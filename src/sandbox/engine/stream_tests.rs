@@ -69,7 +69,6 @@ fn run_with(
     records: Vec<StreamRecord>,
 ) -> Result<(Vec<Value>, StreamRun), String> {
     let call = StreamCall {
-        ns: "test",
         module,
         function,
         args,
@@ -164,7 +163,6 @@ fn the_server_runs_ops_up_to_the_first_reduce_and_the_client_the_rest() {
     );
     // The client reduces the partitions' values again, then maps.
     let call = StreamCall {
-        ns: "test",
         module: "ops",
         function: "total",
         args: &[],
@@ -284,7 +282,6 @@ fn groupby_collects_values_per_key_and_merges_the_lists() {
         ["map(ops.lua:11)", "groupby(ops.lua:11)", "reduce(groupby)"]
     );
     let call = StreamCall {
-        ns: "test",
         module: "ops",
         function: "by_parity",
         args: &[],
@@ -625,7 +622,6 @@ fn a_reader_that_is_gone_stops_the_run() {
     let sb = sandbox();
     register(&sb, "ops", OPS);
     let call = StreamCall {
-        ns: "test",
         module: "ops",
         function: "doubled",
         args: &[],
@@ -666,7 +662,6 @@ fn cancel_stops_lua_even_inside_pcall() {
             cancel.store(true, Ordering::Relaxed);
         });
         let call = StreamCall {
-            ns: "test",
             module: "spin",
             function: "f",
             args: &[],
@@ -931,7 +926,6 @@ mod cases {
     fn aggregate(sb: &Sandbox, step: &Json) -> Result<Vec<Value>, (i64, String, bool)> {
         let args: Vec<Value> = step["args"].as_array().unwrap().iter().map(value).collect();
         let call = StreamCall {
-            ns: step["ns"].as_str().unwrap(),
             module: step["module"].as_str().unwrap(),
             function: step["function"].as_str().unwrap(),
             args: &args,

@@ -1099,7 +1099,6 @@ function f(r) return 1 end",
     );
     assert_eq!(call(&sb, "hijack", "f", vec![]), Ok(s("hijacked")));
     let call = StreamCall {
-        ns: "test",
         module: "hijack",
         function: "f",
         args: &[],

@@ -21,7 +21,6 @@ pub fn run(
 ) {
     let Some(udf) = &req.udf else { return };
     let call = StreamCall {
-        ns: &req.ns,
         module: &udf.module,
         function: &udf.function,
         args: &udf.args,
