@@ -353,7 +353,7 @@ mod tests {
             "amount BETWEEN 10 AND "
         );
         assert_eq!(
-            texts(&complete(Context::Where, "MAPKEYS m WITHIN r", 18, &k)),
+            texts(&complete(Context::Where, "MAPKEYS m WITHIN R", 18, &k)),
             ["RADIUS"]
         );
         assert!(
