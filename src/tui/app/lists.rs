@@ -296,7 +296,7 @@ impl App {
     }
 
     /// The next jobs poll, while the list is open and a job runs.
-    pub(super) fn jobs_due(&self) -> Option<Instant> {
+    pub fn jobs_due(&self) -> Option<Instant> {
         let open = matches!(self.overlay, Some(Overlay::Jobs));
         (open && !self.jobs.loading)
             .then_some(self.jobs.due)

@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use crate::cli::NsSet;
 use crate::client::{IndexInfo, IndexSpec};
 use crate::commands::query::default_index_name;
+use crate::tui::panes::samples::cut;
 use crate::tui::theme::Theme;
 use crate::where_clause::{Collection, collection_of};
 
@@ -166,7 +167,10 @@ impl Indexes {
                 Some(set) => format!("{}.{set}", ix.ns),
                 None => ix.ns.clone(),
             };
-            let what = format!("{} {} {}", ix.bin, ix.kind.to_lowercase(), ix.collection);
+            let mut what = format!("{} {}", ix.bin, ix.kind.to_lowercase());
+            if !ix.collection.is_empty() && ix.collection != "default" {
+                what = format!("{what} {}", ix.collection.to_lowercase());
+            }
             let state_style = if ix.state == "RW" {
                 theme.ok()
             } else {
@@ -184,8 +188,9 @@ impl Indexes {
                     Span::raw(" "),
                     Span::styled(ix.state.clone(), state_style),
                 ]));
-                lines.push(Line::from(format!("  {place}")));
-                lines.push(Line::from(format!("  {what}")));
+                let width = inner.width.saturating_sub(2) as usize;
+                lines.push(Line::from(format!("  {}", cut(&place, width))));
+                lines.push(Line::from(format!("  {}", cut(&what, width))));
             }
         }
         let rows = inner.height.max(1) as usize;

@@ -82,7 +82,7 @@ pub fn draw(frame: &mut Frame, jobs: &Jobs, keymap: &Keymap, theme: Theme) {
     let area = frame.area();
     let width = area.width.min(120);
     let rows = (jobs.list.len().max(1) * 2) as u16;
-    let height = (rows + 5).min(area.height);
+    let height = (rows + 4).min(area.height);
     let title = if jobs.loading && !jobs.loaded_once {
         " Jobs … ".to_string()
     } else {

@@ -1,0 +1,575 @@
+//! The console's indexes list, samples list, jobs list and name completion:
+//! keys in, requests and screens out, with the client task's answers given
+//! by the test.
+
+use std::time::{Duration, Instant};
+
+use asudf::client::query::parse_jobs;
+use asudf::client::{
+    ClusterInfo, ConnectionState, Event, Failure, IndexInfo, ModuleInfo, Outcome, Request, Timing,
+};
+use asudf::tui::app::{App, Overlay, Pane, StartOptions};
+use asudf::tui::panes::apply::Field;
+use asudf::tui::panes::jobs;
+use asudf::tui::{Action, Tag, ui};
+use asudf::where_clause::Collection;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+struct Console {
+    app: App,
+    terminal: Terminal<TestBackend>,
+    /// Requests sent and not answered yet.
+    sent: Vec<(Tag, Request)>,
+    start: Instant,
+}
+
+fn fixed_time(_: Duration) -> String {
+    "T".to_string()
+}
+
+impl Console {
+    /// Connected to a sandbox, with the first listings answered: no
+    /// modules, and `indexes`.
+    fn new(width: u16, height: u16, indexes: Vec<IndexInfo>) -> Console {
+        let start = Instant::now();
+        let mut options = StartOptions::sample("sandbox (in memory)");
+        options.now = start;
+        let mut app = App::new(options);
+        app.time_format = fixed_time;
+        let mut console = Console {
+            app,
+            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
+            sent: Vec::new(),
+            start,
+        };
+        console.act(Action::Resize(width, height));
+        console.act(Action::Client(Event::Connection(
+            ConnectionState::Connected(ClusterInfo {
+                target: "127.0.0.1:3000".into(),
+                cluster_name: None,
+                nodes: vec!["BB9000000000001".into()],
+                build: "8.1.0.0".into(),
+                sandbox: Some("asudf".into()),
+            }),
+        )));
+        console.answer(
+            |r| *r == Request::ListModules,
+            Ok(Outcome::Modules(Vec::new())),
+        );
+        console.answer(
+            |r| matches!(r, Request::ListIndexes { ns: None }),
+            Ok(Outcome::Indexes(indexes)),
+        );
+        console
+    }
+
+    fn act(&mut self, action: Action) {
+        for effect in self.app.update(action) {
+            if let asudf::tui::Effect::Send { tag, request } = effect {
+                self.sent.push((tag, request));
+            }
+        }
+    }
+
+    fn key(&mut self, code: KeyCode) {
+        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    fn with(&mut self, modifiers: KeyModifiers, c: char) {
+        self.act(Action::Key(KeyEvent::new(KeyCode::Char(c), modifiers)));
+    }
+
+    fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.key(KeyCode::Char(c));
+        }
+    }
+
+    fn timing(&self) -> Timing {
+        let sent = self.start + Duration::from_millis(1);
+        Timing {
+            queued: self.start,
+            sent,
+            answered: sent + Duration::from_micros(700),
+        }
+    }
+
+    /// Answers the oldest request matching `pick` with `outcome`.
+    fn answer(&mut self, pick: impl Fn(&Request) -> bool, outcome: Result<Outcome, Failure>) {
+        let at = self
+            .sent
+            .iter()
+            .position(|(_, r)| pick(r))
+            .expect("a matching request was sent");
+        let (tag, _) = self.sent.remove(at);
+        let timing = self.timing();
+        self.act(Action::Client(Event::Done {
+            id: tag,
+            outcome,
+            timing,
+        }));
+    }
+
+    fn count(&self, pick: impl Fn(&Request) -> bool) -> usize {
+        self.sent.iter().filter(|(_, r)| pick(r)).count()
+    }
+
+    fn screen(&mut self) -> String {
+        let app = &self.app;
+        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
+        ui::screen_text(self.terminal.backend().buffer())
+    }
+
+    fn status(&self) -> String {
+        self.app
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn index(name: &str, set: &str, bin: &str, kind: &str) -> IndexInfo {
+    IndexInfo {
+        ns: "test".into(),
+        name: name.into(),
+        set: Some(set.into()),
+        bin: bin.into(),
+        kind: kind.into(),
+        collection: "default".into(),
+        state: "RW".into(),
+    }
+}
+
+fn two_indexes() -> Vec<IndexInfo> {
+    vec![
+        index("test_sales_amount", "sales", "amount", "numeric"),
+        index("test_sales_region", "sales", "region", "string"),
+    ]
+}
+
+#[test]
+fn indexes_pane_lists_creates_and_drops() {
+    let mut console = Console::new(120, 40, two_indexes());
+    console.with(KeyModifiers::ALT, '1');
+    console.key(KeyCode::Char('i'));
+    assert!(console.app.indexes.shown);
+    let screen = console.screen();
+    assert!(screen.contains(" 1 Indexes (2) "), "{screen}");
+    assert!(screen.contains("test_sales_amount RW"), "{screen}");
+    assert!(screen.contains("│  amount numeric "), "{screen}");
+    assert!(screen.contains("n create"), "the hint bar: {screen}");
+
+    // Create from the prompt, in the words of `asudf index create`; the
+    // prompt starts with the form's namespace and set.
+    console.key(KeyCode::Char('n'));
+    let Some(Overlay::Prompt { input, .. }) = &console.app.overlay else {
+        panic!("a prompt opens")
+    };
+    assert_eq!(input.text, "test.demo ");
+    console.type_text("tags strng");
+    console.key(KeyCode::Enter);
+    // Refused with the column, not sent, the prompt kept with the cursor on it.
+    assert!(
+        console.status().contains("column 16"),
+        "{}",
+        console.status()
+    );
+    assert!(console.status().contains("'strng'"), "{}", console.status());
+    assert_eq!(console.count(|r| matches!(r, Request::CreateIndex(_))), 0);
+    let Some(Overlay::Prompt { input, .. }) = &console.app.overlay else {
+        panic!("the prompt stays open")
+    };
+    assert_eq!(input.cursor, 15);
+    console.with(KeyModifiers::CONTROL, 'u');
+    console.type_text("test.demo tags string list");
+    console.key(KeyCode::Enter);
+    assert!(console.app.overlay.is_none());
+    let spec = console
+        .sent
+        .iter()
+        .find_map(|(_, r)| match r {
+            Request::CreateIndex(spec) => Some(spec.clone()),
+            _ => None,
+        })
+        .expect("the create is sent");
+    assert_eq!(
+        (spec.ns.as_str(), spec.set.as_deref(), spec.bin.as_str()),
+        ("test", Some("demo"), "tags")
+    );
+    assert_eq!(
+        (spec.kind.as_str(), spec.collection),
+        ("string", Collection::List)
+    );
+    assert_eq!(spec.name, "test_demo_tags_list");
+    console.answer(
+        |r| matches!(r, Request::CreateIndex(_)),
+        Ok(Outcome::IndexCreated {
+            name: spec.name.clone(),
+        }),
+    );
+    assert_eq!(console.status(), "created index test_demo_tags_list");
+    let mut listed = two_indexes();
+    listed.push(index("test_demo_tags_list", "demo", "tags", "string"));
+    console.answer(
+        |r| matches!(r, Request::ListIndexes { .. }),
+        Ok(Outcome::Indexes(listed)),
+    );
+    assert_eq!(console.app.indexes.entries.len(), 3);
+    assert_eq!(console.app.known.indexes["test_demo_tags_list"], "tags");
+
+    // Drop the selected one, after a yes only.
+    console.key(KeyCode::Down);
+    console.key(KeyCode::Char('d'));
+    let Some(Overlay::Confirm { question, .. }) = &console.app.overlay else {
+        panic!("a drop asks first")
+    };
+    assert!(question.contains("test_sales_amount"), "{question}");
+    console.key(KeyCode::Char('n'));
+    assert_eq!(console.count(|r| matches!(r, Request::DropIndex { .. })), 0);
+    console.key(KeyCode::Delete);
+    console.key(KeyCode::Char('y'));
+    assert!(console.sent.iter().any(|(_, r)| *r
+        == Request::DropIndex {
+            ns: "test".into(),
+            name: "test_sales_amount".into()
+        }));
+    console.answer(
+        |r| matches!(r, Request::DropIndex { .. }),
+        Ok(Outcome::IndexDropped {
+            name: "test_sales_amount".into(),
+        }),
+    );
+    assert_eq!(
+        console.count(|r| matches!(r, Request::ListIndexes { .. })),
+        1
+    );
+
+    // `i` goes back to the modules.
+    console.key(KeyCode::Char('i'));
+    assert!(console.screen().contains(" 1 Modules (0) "));
+}
+
+#[test]
+fn indexes_pane_at_two_sizes() {
+    for (w, h) in [(80, 24), (160, 45)] {
+        let mut console = Console::new(w, h, two_indexes());
+        console.with(KeyModifiers::ALT, '1');
+        console.key(KeyCode::Char('i'));
+        insta::assert_snapshot!(format!("indexes_{w}x{h}"), console.screen());
+    }
+}
+
+fn sent_module(console: &Console) -> Option<String> {
+    console.sent.iter().find_map(|(_, r)| match r {
+        Request::PutModule { name, .. } => Some(name.clone()),
+        _ => None,
+    })
+}
+
+/// Answers the sample's writes as they come: how many there were.
+fn answer_writes(console: &mut Console) -> usize {
+    let mut writes = 0;
+    let mut most_in_flight = 0;
+    loop {
+        let in_flight = console.count(|r| matches!(r, Request::PutRecord { .. }));
+        if in_flight == 0 {
+            break;
+        }
+        most_in_flight = most_in_flight.max(in_flight);
+        console.answer(
+            |r| matches!(r, Request::PutRecord { .. }),
+            Ok(Outcome::Written),
+        );
+        writes += 1;
+    }
+    assert_eq!(most_in_flight, 16, "a window of writes, not all at once");
+    writes
+}
+
+#[test]
+fn loading_a_sample_registers_writes_indexes_and_fills_the_form() {
+    let mut console = Console::new(120, 40, Vec::new());
+    console.key(KeyCode::F(2));
+    assert!(matches!(
+        console.app.overlay,
+        Some(Overlay::Samples { selected: 0 })
+    ));
+    let screen = console.screen();
+    assert!(screen.contains("groupby"), "{screen}");
+    assert!(screen.contains("stream UDF: the total amount"), "{screen}");
+    console.key(KeyCode::Down);
+    assert!(
+        console
+            .screen()
+            .contains("as a command: asudf aggregate test.sales sum.total")
+    );
+    console.key(KeyCode::Enter);
+    assert!(console.app.overlay.is_none());
+    assert_eq!(sent_module(&console).as_deref(), Some("sum.lua"));
+    assert!(console.status().contains("registering sum.lua"));
+    console.answer(
+        |r| matches!(r, Request::PutModule { .. }),
+        Ok(Outcome::Registered {
+            name: "sum.lua".into(),
+            propagation: Duration::ZERO,
+        }),
+    );
+    let Some((_, Request::PutRecord { key, bins, .. })) = console.sent.first() else {
+        panic!("the records are written next")
+    };
+    assert_eq!(
+        (key.ns.as_str(), key.set.as_deref()),
+        ("test", Some("sales"))
+    );
+    assert_eq!(bins[0].0, "amount");
+    console.answer(
+        |r| matches!(r, Request::PutRecord { .. }),
+        Ok(Outcome::Written),
+    );
+    assert!(
+        console
+            .status()
+            .contains("writing records 1/1000 to test.sales"),
+        "{}",
+        console.status()
+    );
+    assert_eq!(answer_writes(&mut console) + 1, 1000);
+    let Some((_, Request::CreateIndex(spec))) = console.sent.first().cloned() else {
+        panic!("then the index: {:?}", console.sent)
+    };
+    assert_eq!(
+        (spec.bin.as_str(), spec.kind.as_str()),
+        ("amount", "numeric")
+    );
+    console.answer(
+        |r| matches!(r, Request::CreateIndex(_)),
+        Ok(Outcome::IndexCreated {
+            name: spec.name.clone(),
+        }),
+    );
+    // Loaded: the module in the editor, the form filled, the lists refreshed.
+    assert_eq!(
+        console.status(),
+        "sample sum loaded: sum.lua, 1000 records in test.sales, index test_sales_amount; \
+         try where amount BETWEEN 10 AND 50"
+    );
+    assert_eq!(console.app.editor.module, "sum.lua");
+    assert!(console.app.editor.contents().contains("function total("));
+    assert_eq!(console.app.focus, Pane::Editor);
+    let form = &console.app.apply;
+    assert_eq!(form.value(Field::Namespace), "test");
+    assert_eq!(form.value(Field::Set), "sales");
+    assert_eq!(form.value(Field::Module), "sum");
+    assert_eq!(form.value(Field::Function), "total");
+    assert_eq!(form.value(Field::Args), "");
+    assert_eq!(console.count(|r| *r == Request::ListModules), 1);
+    assert_eq!(
+        console.count(|r| matches!(r, Request::ListIndexes { .. })),
+        1
+    );
+}
+
+#[test]
+fn a_sample_asks_before_replacing_unsaved_edits() {
+    let mut console = Console::new(120, 40, Vec::new());
+    console.type_text("-- mine ");
+    console.key(KeyCode::F(2));
+    console.key(KeyCode::Enter); // counter: a record UDF, no records
+    console.answer(
+        |r| matches!(r, Request::PutModule { .. }),
+        Ok(Outcome::Registered {
+            name: "counter.lua".into(),
+            propagation: Duration::ZERO,
+        }),
+    );
+    let Some(Overlay::Confirm { question, .. }) = &console.app.overlay else {
+        panic!("asks before replacing the buffer")
+    };
+    assert!(question.contains("Discard unsaved changes"), "{question}");
+    assert!(console.app.editor.contents().starts_with("-- mine"));
+    assert_eq!(console.app.apply.value(Field::Key), "'counter1'");
+    assert_eq!(console.app.apply.value(Field::Args), "'count', 5");
+    console.key(KeyCode::Char('n'));
+    assert!(console.app.editor.contents().starts_with("-- mine"), "kept");
+
+    // A failed step says which, and the next load starts afresh.
+    console.key(KeyCode::F(2));
+    console.key(KeyCode::Enter);
+    console.answer(
+        |r| matches!(r, Request::PutModule { .. }),
+        Err(Failure::connection("gone")),
+    );
+    assert_eq!(
+        console.status(),
+        "sample counter not loaded: registering its module failed: gone"
+    );
+    assert!(console.app.sample_load.is_none());
+}
+
+#[test]
+fn samples_list_at_two_sizes() {
+    for (w, h) in [(80, 24), (160, 45)] {
+        let mut console = Console::new(w, h, Vec::new());
+        console.key(KeyCode::F(2));
+        console.key(KeyCode::Down);
+        insta::assert_snapshot!(format!("samples_{w}x{h}"), console.screen());
+    }
+}
+
+const RUNNING: &str = "trid=77:ns=test:set=sales:rps=0:active-threads=1:status=active(ok):\
+    job-progress=40.00:recs-filtered-meta=0:recs-filtered-bins=2:recs-succeeded=400:recs-failed=1:\
+    job-type=background-udf:udf-filename=stamp:udf-function=mark";
+const DONE: &str = "trid=12:ns=test:set=sales:status=done(ok):job-progress=100.00:\
+    recs-succeeded=1000:recs-failed=0:job-type=aggregation";
+
+#[test]
+fn jobs_list_polls_while_a_job_runs_and_aborts_it() {
+    let mut console = Console::new(120, 40, Vec::new());
+    console.key(KeyCode::F(8));
+    assert!(matches!(console.app.overlay, Some(Overlay::Jobs)));
+    assert_eq!(console.count(|r| *r == Request::Jobs { id: None }), 1);
+    console.answer(
+        |r| matches!(r, Request::Jobs { .. }),
+        Ok(Outcome::Jobs(parse_jobs(&format!("{DONE};{RUNNING}")))),
+    );
+    let screen = console.screen();
+    assert!(
+        screen.contains("77  background-udf  test.sales  stamp.mark"),
+        "{screen}"
+    );
+    assert!(screen.contains("active(ok)"), "{screen}");
+    let counters = format!("{}  40.0%  ✓ 400  ✗ 1  filtered 2", jobs::gauge(40.0, 30));
+    assert!(screen.contains(&counters), "{screen}");
+    assert!(
+        screen.contains("12  aggregation  test.sales  -"),
+        "{screen}"
+    );
+
+    // Polled about every 500 ms while open and a job runs: the loop wakes for it.
+    let due = console.timing().answered + Duration::from_millis(500);
+    assert_eq!(console.app.jobs_due(), Some(due));
+    assert!(console.app.next_wake().is_some_and(|at| at <= due));
+    console.act(Action::Tick(due - Duration::from_millis(100)));
+    assert_eq!(console.count(|r| matches!(r, Request::Jobs { .. })), 0);
+    console.act(Action::Tick(due));
+    assert_eq!(console.count(|r| matches!(r, Request::Jobs { .. })), 1);
+    console.answer(
+        |r| matches!(r, Request::Jobs { .. }),
+        Ok(Outcome::Jobs(parse_jobs(&format!("{RUNNING};{DONE}")))),
+    );
+
+    // Abort the selected running job, after a yes; the list comes back.
+    console.key(KeyCode::Char('a'));
+    let Some(Overlay::Confirm { question, .. }) = &console.app.overlay else {
+        panic!("an abort asks first")
+    };
+    assert!(
+        question.contains("Abort job 77 (stamp.mark on test.sales)"),
+        "{question}"
+    );
+    console.key(KeyCode::Char('y'));
+    assert!(matches!(console.app.overlay, Some(Overlay::Jobs)));
+    assert_eq!(console.count(|r| *r == Request::AbortJob { id: 77 }), 1);
+    console.answer(
+        |r| matches!(r, Request::AbortJob { .. }),
+        Ok(Outcome::Info("ok".into())),
+    );
+    assert_eq!(console.status(), "aborted job 77");
+    let aborted = RUNNING.replace("active(ok)", "done(user-aborted)");
+    console.answer(
+        |r| matches!(r, Request::Jobs { .. }),
+        Ok(Outcome::Jobs(parse_jobs(&format!("{aborted};{DONE}")))),
+    );
+    // Nothing runs: no more polls, and a done job is not aborted.
+    assert_eq!(console.app.jobs.due, None);
+    console.key(KeyCode::Char('a'));
+    assert!(
+        console.status().contains("is not running"),
+        "{}",
+        console.status()
+    );
+    console.act(Action::Tick(due + Duration::from_secs(5)));
+    assert_eq!(console.count(|r| matches!(r, Request::Jobs { .. })), 0);
+    console.key(KeyCode::Esc);
+    assert!(console.app.overlay.is_none());
+}
+
+#[test]
+fn a_closed_jobs_list_does_not_wake_the_loop() {
+    let mut console = Console::new(120, 40, Vec::new());
+    console.key(KeyCode::F(8));
+    console.answer(
+        |r| matches!(r, Request::Jobs { .. }),
+        Ok(Outcome::Jobs(parse_jobs(RUNNING))),
+    );
+    console.key(KeyCode::Esc);
+    let due = console.timing().answered + Duration::from_millis(500);
+    console.act(Action::Tick(due));
+    assert_eq!(console.count(|r| matches!(r, Request::Jobs { .. })), 0);
+    assert_eq!(console.app.jobs_due(), None, "closed: not polled");
+}
+
+#[test]
+fn jobs_list_at_two_sizes() {
+    for (w, h) in [(80, 24), (160, 45)] {
+        let mut console = Console::new(w, h, Vec::new());
+        console.key(KeyCode::F(8));
+        console.answer(
+            |r| matches!(r, Request::Jobs { .. }),
+            Ok(Outcome::Jobs(parse_jobs(&format!("{RUNNING};{DONE}")))),
+        );
+        insta::assert_snapshot!(format!("jobs_{w}x{h}"), console.screen());
+    }
+}
+
+#[test]
+fn tab_completes_module_and_function_names_it_knows() {
+    let mut console = Console::new(120, 40, Vec::new());
+    console.act(Action::Tick(console.start + Duration::from_secs(31)));
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(vec![
+            ModuleInfo {
+                name: "stamp.lua".into(),
+                hash: "a".into(),
+            },
+            ModuleInfo {
+                name: "sum.lua".into(),
+                hash: "b".into(),
+            },
+        ])),
+    );
+    console.answer(
+        |r| matches!(r, Request::GetModule { name } if name == "sum.lua"),
+        Ok(Outcome::Module {
+            name: "sum.lua".into(),
+            source: "function total(s)\nend\nfunction to_amount(r)\nend\n".into(),
+        }),
+    );
+    console.with(KeyModifiers::ALT, '3');
+    console.app.apply.focus = 3; // module
+    console.with(KeyModifiers::CONTROL, 'u');
+    console.type_text("s");
+    console.key(KeyCode::Tab);
+    // Two modules start with `s`: nothing to add, so Tab moves on.
+    assert_eq!(console.app.apply.value(Field::Module), "s");
+    assert_eq!(console.app.apply.focused_field(), Field::Function);
+    console.app.apply.focus = 3;
+    console.type_text("u");
+    console.key(KeyCode::Tab);
+    assert_eq!(console.app.apply.value(Field::Module), "sum");
+    assert_eq!(console.app.apply.focused_field(), Field::Module);
+    console.key(KeyCode::Tab);
+    assert_eq!(console.app.apply.focused_field(), Field::Function);
+    console.with(KeyModifiers::CONTROL, 'u');
+    console.type_text("t");
+    console.key(KeyCode::Tab);
+    assert_eq!(console.app.apply.value(Field::Function), "to");
+    assert_eq!(console.status(), "completions: total · to_amount");
+    console.type_text("t");
+    console.key(KeyCode::Tab);
+    assert_eq!(console.app.apply.value(Field::Function), "total");
+}
