@@ -573,3 +573,201 @@ fn tab_completes_module_and_function_names_it_knows() {
     console.key(KeyCode::Tab);
     assert_eq!(console.app.apply.value(Field::Function), "total");
 }
+
+/// The console against an in-process sandbox, through the real client task.
+struct Live {
+    app: App,
+    driver: asudf::tui::Driver,
+    events: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    terminal: Terminal<TestBackend>,
+}
+
+impl Live {
+    async fn start(target: asudf::client::Target) -> Live {
+        let mut app = App::new(StartOptions::sample(&target.label()));
+        app.time_format = fixed_time;
+        let (handle, events) = asudf::client::spawn(target);
+        let mut live = Live {
+            app,
+            driver: asudf::tui::Driver::new(handle, None),
+            events,
+            terminal: Terminal::new(TestBackend::new(120, 40)).unwrap(),
+        };
+        live.act(Action::Resize(120, 40)).await;
+        live.wait("modules listed", |app| {
+            app.connected() && app.modules.loaded_once
+        })
+        .await;
+        live
+    }
+
+    async fn act(&mut self, action: Action) {
+        let mut queue = vec![action];
+        while let Some(action) = queue.pop() {
+            let effects = self.app.update(action);
+            queue.extend(self.driver.perform(effects).await.actions);
+        }
+    }
+
+    async fn key(&mut self, code: KeyCode) {
+        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+            .await;
+    }
+
+    /// Feeds client events until `done` holds.
+    async fn wait(&mut self, what: &str, done: impl Fn(&App) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !done(&self.app) {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("waited for {what}:\n{}", self.screen()))
+                .expect("the client task runs");
+            if let Some(action) = self.driver.translate(event) {
+                self.act(action).await;
+            }
+        }
+    }
+
+    fn screen(&mut self) -> String {
+        let app = &self.app;
+        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
+        ui::screen_text(self.terminal.backend().buffer())
+    }
+}
+
+/// A second client on the same sandbox, to see what the console left there.
+async fn observer(target: asudf::client::Target) -> asudf::client::ClientHandle {
+    let (handle, mut events) = asudf::client::spawn(target);
+    while let Some(event) = events.recv().await {
+        if let Event::Connection(ConnectionState::Connected(_)) = event {
+            return handle;
+        }
+    }
+    panic!("the observer connects")
+}
+
+async fn count(
+    handle: &asudf::client::ClientHandle,
+    where_clause: Option<asudf::where_clause::Where>,
+) -> u64 {
+    let call = asudf::client::QueryCall {
+        scope: asudf::client::Scope {
+            ns: "test".into(),
+            set: Some("sales".into()),
+            where_clause,
+        },
+        bins: Some(Vec::new()),
+        max_records: None,
+    };
+    match handle.call(Request::Query(Box::new(call))).await.0 {
+        Ok(Outcome::Streamed { count, .. }) => count,
+        other => panic!("a query: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sum_sample_loads_into_the_sandbox_with_one_key() {
+    use asudf::sandbox::server::{self, ServerOptions};
+    use asudf::sandbox::{Sandbox, SandboxConfig};
+
+    let sandbox = Sandbox::open(SandboxConfig::default()).unwrap();
+    let server = server::start(sandbox, ServerOptions::default())
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let target = || asudf::client::Target::Cluster {
+        hosts: vec![aerospike::Host::new(&addr.ip().to_string(), addr.port())],
+        policy: aerospike::ClientPolicy::default(),
+    };
+    let mut live = Live::start(target()).await;
+    live.key(KeyCode::F(2)).await;
+    live.key(KeyCode::Down).await;
+    live.key(KeyCode::Enter).await; // the one key
+    live.wait("the sample loaded", |app| {
+        app.sample_load.is_none()
+            && app
+                .status
+                .as_ref()
+                .is_some_and(|s| s.error || s.text.contains("loaded"))
+    })
+    .await;
+    let status = live.app.status.clone().unwrap();
+    assert!(!status.error, "{}", status.text);
+    assert!(
+        status.text.starts_with(
+            "sample sum loaded: sum.lua, 1000 records in test.sales, index test_sales_amount"
+        ),
+        "{}",
+        status.text
+    );
+    // The editor shows the module and the form calls it.
+    assert_eq!(live.app.editor.module, "sum.lua");
+    assert_eq!(
+        live.app.editor.contents(),
+        asudf::samples::find("sum").unwrap().source
+    );
+    let form = &live.app.apply;
+    assert_eq!(
+        (form.value(Field::Namespace), form.value(Field::Set)),
+        ("test", "sales")
+    );
+    assert_eq!(
+        (form.value(Field::Module), form.value(Field::Function)),
+        ("sum", "total")
+    );
+    // The lists show what was loaded.
+    live.wait("the lists refreshed", |app| {
+        app.modules.get("sum").is_some_and(|m| m.source.is_some())
+            && !app.indexes.loading
+            && app
+                .indexes
+                .entries
+                .iter()
+                .any(|i| i.name == "test_sales_amount")
+    })
+    .await;
+    assert_eq!(live.app.known.modules["sum"], ["total"].map(String::from));
+
+    // The sandbox has the module, the 1,000 records and the index.
+    let handle = observer(target()).await;
+    let source = match handle
+        .call(Request::GetModule {
+            name: "sum.lua".into(),
+        })
+        .await
+        .0
+    {
+        Ok(Outcome::Module { source, .. }) => source,
+        other => panic!("the module: {other:?}"),
+    };
+    assert_eq!(source, asudf::samples::find("sum").unwrap().source);
+    let Ok(Outcome::Indexes(indexes)) = handle
+        .call(Request::ListIndexes {
+            ns: Some("test".into()),
+        })
+        .await
+        .0
+    else {
+        panic!("the indexes")
+    };
+    assert!(
+        indexes
+            .iter()
+            .any(|i| i.name == "test_sales_amount" && i.bin == "amount" && i.state == "RW"),
+        "{indexes:?}"
+    );
+    assert_eq!(count(&handle, None).await, 1000);
+    // Amounts spread evenly over 0..100: 41 values, ten records each.
+    let clause = asudf::where_clause::parse("amount BETWEEN 10 AND 50").unwrap();
+    assert_eq!(count(&handle, Some(clause)).await, 410);
+
+    // Loading it again rewrites the same records and finds its index there.
+    live.key(KeyCode::F(2)).await;
+    live.key(KeyCode::Down).await;
+    live.key(KeyCode::Enter).await;
+    live.wait("the sample loaded again", |app| app.sample_load.is_none())
+        .await;
+    let status = live.app.status.clone().unwrap();
+    assert!(!status.error, "{}", status.text);
+    assert_eq!(count(&handle, None).await, 1000);
+}
