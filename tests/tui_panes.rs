@@ -428,7 +428,7 @@ const DONE: &str = "trid=12:ns=test:set=sales:status=done(ok):job-progress=100.0
 #[test]
 fn jobs_list_polls_while_a_job_runs_and_aborts_it() {
     let mut console = Console::new(120, 40, Vec::new());
-    console.key(KeyCode::F(8));
+    console.key(KeyCode::F(12));
     assert!(matches!(console.app.overlay, Some(Overlay::Jobs)));
     assert_eq!(console.count(|r| *r == Request::Jobs { id: None }), 1);
     console.answer(
@@ -500,7 +500,7 @@ fn jobs_list_polls_while_a_job_runs_and_aborts_it() {
 #[test]
 fn a_closed_jobs_list_does_not_wake_the_loop() {
     let mut console = Console::new(120, 40, Vec::new());
-    console.key(KeyCode::F(8));
+    console.key(KeyCode::F(12));
     console.answer(
         |r| matches!(r, Request::Jobs { .. }),
         Ok(Outcome::Jobs(parse_jobs(RUNNING))),
@@ -516,7 +516,7 @@ fn a_closed_jobs_list_does_not_wake_the_loop() {
 fn jobs_list_at_two_sizes() {
     for (w, h) in [(80, 24), (160, 45)] {
         let mut console = Console::new(w, h, Vec::new());
-        console.key(KeyCode::F(8));
+        console.key(KeyCode::F(12));
         console.answer(
             |r| matches!(r, Request::Jobs { .. }),
             Ok(Outcome::Jobs(parse_jobs(&format!("{RUNNING};{DONE}")))),

@@ -314,7 +314,7 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["F4"], Command::NextProblem, Scope::Global, false),
     (&["Shift-F4"], Command::PrevProblem, Scope::Global, false),
     (&["F2"], Command::Samples, Scope::Global, false),
-    (&["F8"], Command::Jobs, Scope::Global, false),
+    (&["F12"], Command::Jobs, Scope::Global, false),
     (&["i"], Command::ToggleIndexes, Scope::Modules, true),
     (&["i"], Command::ToggleIndexes, Scope::Indexes, true),
     (&["Up", "k"], Command::Up, Scope::Indexes, false),
@@ -531,6 +531,22 @@ mod tests {
                 .contains("fly")
         );
         assert!(Keymap::with_overrides("run = 'Hyper-X'").is_err());
+    }
+
+    #[test]
+    fn an_open_list_sees_only_its_own_keys() {
+        let map = Keymap::default();
+        let a = key(KeyCode::Char('a'), KeyModifiers::NONE);
+        let f5 = key(KeyCode::F(5), KeyModifiers::NONE);
+        assert_eq!(map.lookup_only(&a, Scope::Jobs), Some(Command::AbortJob));
+        assert_eq!(map.lookup_only(&f5, Scope::Jobs), None);
+        assert_eq!(map.lookup(&f5, Scope::Jobs, false), Some(Command::Run));
+        let i = key(KeyCode::Char('i'), KeyModifiers::NONE);
+        assert_eq!(
+            map.lookup(&i, Scope::Indexes, false),
+            Some(Command::ToggleIndexes)
+        );
+        assert!(map.help_rows().iter().any(|(s, _, _)| *s == Scope::Samples));
     }
 
     #[test]

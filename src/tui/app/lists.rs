@@ -59,6 +59,9 @@ impl App {
             Command::Samples => self.overlay = Some(Overlay::Samples { selected: 0 }),
             Command::Jobs => {
                 self.overlay = Some(Overlay::Jobs);
+                if !self.connected() {
+                    self.complain("not connected: no jobs to list");
+                }
                 self.refresh_jobs(effects);
             }
             // Only inside their lists.
