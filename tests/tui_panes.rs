@@ -771,3 +771,61 @@ async fn the_sum_sample_loads_into_the_sandbox_with_one_key() {
     assert!(!status.error, "{}", status.text);
     assert_eq!(count(&handle, None).await, 1000);
 }
+
+#[test]
+fn the_lists_draw_at_any_size() {
+    for (w, h) in [(1, 1), (12, 5), (30, 8), (200, 12)] {
+        let mut console = Console::new(w, h, two_indexes());
+        console.with(KeyModifiers::ALT, '1');
+        console.key(KeyCode::Char('i'));
+        console.screen();
+        console.key(KeyCode::F(2));
+        console.screen();
+        console.key(KeyCode::Esc);
+        console.key(KeyCode::F(12));
+        console.answer(
+            |r| matches!(r, Request::Jobs { .. }),
+            Ok(Outcome::Jobs(parse_jobs(&format!("{RUNNING};{DONE}")))),
+        );
+        console.screen();
+    }
+}
+
+#[test]
+fn bins_of_the_records_an_apply_read_are_known() {
+    use asudf::client::RecordView;
+    let mut console = Console::new(120, 40, two_indexes());
+    console.key(KeyCode::F(5));
+    let view = |bins: &[&str]| RecordView {
+        bins: bins
+            .iter()
+            .map(|b| (b.to_string(), aerospike::Value::Int(1)))
+            .collect(),
+        generation: 1,
+        ttl: None,
+    };
+    console.answer(
+        |r| matches!(r, Request::Apply(_)),
+        Ok(Outcome::Applied {
+            result: aerospike::Value::Int(1),
+            logs: Vec::new(),
+            before: Some(view(&["count"])),
+            after: Some(view(&["count", "seen"])),
+            call: Duration::from_micros(50),
+            server_run: None,
+        }),
+    );
+    let bins: Vec<&str> = console.app.known.bins.iter().map(String::as_str).collect();
+    assert_eq!(bins, ["count", "seen"]);
+    // The where line's completion (for the form's `where` field) uses them
+    // with the indexes' bins.
+    let known = &console.app.known;
+    assert_eq!(
+        asudf::tui::completion::tab_where("se", 2, known),
+        Some(("seen ".to_string(), 5))
+    );
+    assert_eq!(
+        asudf::tui::completion::tab_where("reg", 3, known),
+        Some(("region ".to_string(), 7))
+    );
+}

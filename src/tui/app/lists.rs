@@ -64,8 +64,7 @@ impl App {
                 }
                 self.refresh_jobs(effects);
             }
-            // Only inside their lists.
-            Command::LoadSample | Command::AbortJob => {}
+            // LoadSample and AbortJob act only inside their lists.
             _ => {}
         }
     }
