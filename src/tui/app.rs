@@ -133,17 +133,11 @@ enum Purpose {
     OpenModule(String),
     Register(String),
     Remove(String),
-    Apply {
-        entry: usize,
-    },
+    Apply { entry: usize },
     ListIndexes,
     CreateIndex(String),
     DropIndex(String),
-    /// A step of the sample load `seq`.
-    Sample {
-        seq: u64,
-        stage: crate::tui::panes::samples::Stage,
-    },
+    Sample(u64, crate::tui::panes::samples::Stage), // a sample load's step
     ListJobs,
     AbortJob(u64),
 }
@@ -1343,7 +1337,7 @@ impl App {
             Purpose::ListIndexes
             | Purpose::CreateIndex(_)
             | Purpose::DropIndex(_)
-            | Purpose::Sample { .. }
+            | Purpose::Sample(..)
             | Purpose::ListJobs
             | Purpose::AbortJob(_) => self.on_list_done(purpose, outcome, timing, effects),
         }

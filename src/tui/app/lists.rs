@@ -146,14 +146,7 @@ impl App {
         let (load, request) = SampleLoad::start(sample, seq);
         self.say(load.progress());
         self.sample_load = Some(load);
-        self.send(
-            Purpose::Sample {
-                seq,
-                stage: Stage::Module,
-            },
-            request,
-            effects,
-        );
+        self.send(Purpose::Sample(seq, Stage::Module), request, effects);
     }
 
     /// A sample step answered: the next requests, or the end.
@@ -196,11 +189,7 @@ impl App {
             }
             Ok(requests) => {
                 for request in requests {
-                    let purpose = Purpose::Sample {
-                        seq,
-                        stage: stage_now,
-                    };
-                    self.send(purpose, request, effects);
+                    self.send(Purpose::Sample(seq, stage_now), request, effects);
                 }
                 if stage_now == Stage::Done {
                     self.sample_loaded(effects);
@@ -396,7 +385,7 @@ impl App {
                 }
                 Err(f) => self.complain(format!("cannot drop index {name}: {f}")),
             },
-            Purpose::Sample { seq, stage } => self.on_sample_step(seq, stage, outcome, effects),
+            Purpose::Sample(seq, stage) => self.on_sample_step(seq, stage, outcome, effects),
             Purpose::ListJobs => {
                 self.jobs.loading = false;
                 match outcome {
