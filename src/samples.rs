@@ -6,7 +6,6 @@ use aerospike::Value;
 
 use crate::cli::NsSet;
 use crate::client::{IndexSpec, RecordKey, Request};
-use crate::where_clause::Collection;
 
 /// How a sample is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,15 +203,7 @@ impl Sample {
             return Ok(None);
         };
         let target = self.target()?;
-        let mut spec = IndexSpec {
-            ns: target.namespace,
-            set: target.set,
-            bin: index.bin.to_string(),
-            kind: index.kind.to_string(),
-            collection: Collection::Scalar,
-            name: String::new(),
-        };
-        spec.name = crate::commands::query::default_index_name(&spec, None);
+        let spec = crate::commands::query::index_spec(target, index.bin, index.kind, None, None);
         Ok(Some(spec))
     }
 

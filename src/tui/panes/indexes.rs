@@ -9,10 +9,10 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::cli::NsSet;
 use crate::client::{IndexInfo, IndexSpec};
-use crate::commands::query::default_index_name;
+use crate::commands::query::index_spec;
 use crate::tui::panes::samples::cut;
 use crate::tui::theme::Theme;
-use crate::where_clause::{Collection, collection_of};
+use crate::where_clause::collection_of;
 
 /// The words the create prompt takes.
 pub const CREATE_SYNTAX: &str =
@@ -81,27 +81,21 @@ pub fn parse_create(text: &str) -> Result<IndexSpec, PromptError> {
     let mut rest = words[3..].iter().copied().peekable();
     let collection_word = rest
         .next_if(|(_, w)| collection_of(w).is_some())
-        .map(|(_, w)| w.to_ascii_lowercase());
-    let name = rest.next().map(|(_, w)| w.to_string());
+        .map(|(_, w)| w);
+    let name = rest.next();
     if let Some((column, extra)) = rest.next() {
         return Err(error(
             column,
             format!("'{extra}' is one word too many: write {CREATE_SYNTAX}"),
         ));
     }
-    let mut spec = IndexSpec {
-        ns: target.namespace,
-        set: target.set,
-        bin: bin.to_string(),
-        kind,
-        collection: collection_word
-            .as_deref()
-            .and_then(collection_of)
-            .unwrap_or(Collection::Scalar),
-        name: String::new(),
-    };
-    spec.name = name.unwrap_or_else(|| default_index_name(&spec, collection_word.as_deref()));
-    Ok(spec)
+    Ok(index_spec(
+        target,
+        bin,
+        &kind,
+        collection_word,
+        name.map(|(_, w)| w),
+    ))
 }
 
 #[derive(Debug, Default)]
@@ -204,6 +198,7 @@ impl Indexes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::where_clause::Collection;
 
     #[test]
     fn words_keep_their_columns() {
