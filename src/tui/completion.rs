@@ -80,11 +80,12 @@ pub struct Candidate {
     pub detail: String,
 }
 
-/// The word at the cursor (in characters, `start..end`) and what may replace it.
+/// The start of the word before the cursor (in characters, `start..cursor`)
+/// and what may take its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Completion {
     pub start: usize,
-    pub end: usize,
+    pub cursor: usize,
     /// The part of the word before the cursor, which candidates start with.
     pub prefix: String,
     pub candidates: Vec<Candidate>,
@@ -102,10 +103,6 @@ pub fn complete(context: Context, text: &str, cursor: usize, known: &Known) -> C
     let mut start = cursor;
     while start > 0 && !separates(chars[start - 1]) {
         start -= 1;
-    }
-    let mut end = cursor;
-    while end < chars.len() && !separates(chars[end]) {
-        end += 1;
     }
     let prefix: String = chars[start..cursor].iter().collect();
     let before: String = chars[..start].iter().collect();
@@ -130,7 +127,7 @@ pub fn complete(context: Context, text: &str, cursor: usize, known: &Known) -> C
     candidates.retain(|c| c.text.starts_with(&prefix) || keyword_match(&c.text, &prefix));
     Completion {
         start,
-        end,
+        cursor,
         prefix,
         candidates,
     }
@@ -227,20 +224,21 @@ impl Completion {
         Some(first[..len].to_string())
     }
 
-    /// `text` with the word replaced by `with`, and the cursor after it.
+    /// `text` with the word's start replaced by `with` (what follows the
+    /// cursor is kept), and the cursor after it.
     pub fn replace(&self, text: &str, with: &str) -> (String, usize) {
         let chars: Vec<char> = text.chars().collect();
         let mut out: String = chars[..self.start].iter().collect();
         out.push_str(with);
         let cursor = self.start + with.chars().count();
-        out.extend(&chars[self.end.min(chars.len())..]);
+        out.extend(&chars[self.cursor.min(chars.len())..]);
         (out, cursor)
     }
 }
 
-/// What Tab does in a field: the word completed as far as the candidates
-/// agree (a space after a sole `where` word at the end of the line), and
-/// the candidates; `None` when that would change nothing.
+/// What Tab does in a field: the word before the cursor completed as far as
+/// the candidates agree (a space after a sole `where` word at the end of the
+/// line), and the candidates; `None` when that would add nothing.
 pub fn tab(
     context: Context,
     text: &str,
@@ -249,16 +247,11 @@ pub fn tab(
 ) -> Option<(String, usize, Vec<Candidate>)> {
     let completion = complete(context, text, cursor, known);
     let common = completion.common()?;
-    let sole = completion.candidates.len() == 1;
-    let at_end = completion.end >= text.chars().count();
-    let word: String = text
-        .chars()
-        .skip(completion.start)
-        .take(completion.end - completion.start)
-        .collect();
-    if common.chars().count() <= completion.prefix.chars().count() && !(sole && word != common) {
+    if common.chars().count() <= completion.prefix.chars().count() {
         return None;
     }
+    let sole = completion.candidates.len() == 1;
+    let at_end = completion.cursor >= text.chars().count();
     let (mut out, mut cursor) = completion.replace(text, &common);
     if sole && at_end && context == Context::Where {
         out.push(' ');
@@ -293,6 +286,10 @@ mod tests {
         k
     }
 
+    fn k_counter() -> Vec<Candidate> {
+        vec![candidate("counter", "module")]
+    }
+
     fn texts(c: &Completion) -> Vec<&str> {
         c.candidates.iter().map(|c| c.text.as_str()).collect()
     }
@@ -311,9 +308,13 @@ mod tests {
         assert_eq!(tab(f, "tot", 3, &k).unwrap().0, "total");
         let none = Context::Function { module: "nope" };
         assert!(complete(none, "", 0, &k).candidates.is_empty());
-        // A sole candidate replaces a word the cursor is inside of.
-        assert_eq!(tab(Context::Module, "cxyz", 1, &k).unwrap().0, "counter");
+        assert_eq!(
+            tab(Context::Module, "cou", 3, &k).unwrap(),
+            ("counter".into(), 7, k_counter())
+        );
         assert_eq!(tab(Context::Module, "counter", 7, &k), None);
+        // What follows the cursor is kept.
+        assert_eq!(tab(Context::Module, "cx", 1, &k).unwrap().0, "counterx");
     }
 
     #[test]
