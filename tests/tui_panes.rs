@@ -614,16 +614,26 @@ impl Live {
             .await;
     }
 
-    /// Feeds client events until `done` holds.
+    /// Feeds client events, and ticks when the console asks to wake, as
+    /// the run loop does, until `done` holds.
     async fn wait(&mut self, what: &str, done: impl Fn(&App) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while !done(&self.app) {
-            let event = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("waited for {what}:\n{}", self.screen()))
-                .expect("the client task runs");
-            if let Some(action) = self.driver.translate(event) {
-                self.act(action).await;
+            let wake = self.app.next_wake().map(tokio::time::Instant::from_std);
+            let wake = wake.unwrap_or(deadline).min(deadline);
+            tokio::select! {
+                event = self.events.recv() => {
+                    let event = event.expect("the client task runs");
+                    if let Some(action) = self.driver.translate(event) {
+                        self.act(action).await;
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        panic!("waited for {what}:\n{}", self.screen());
+                    }
+                    self.act(Action::Tick(Instant::now())).await;
+                }
             }
         }
     }
@@ -828,4 +838,92 @@ fn bins_of_the_records_an_apply_read_are_known() {
         asudf::tui::completion::tab_where("reg", 3, known),
         Some(("region ".to_string(), 7))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_sandbox_job_is_listed_polled_and_aborted() {
+    use asudf::sandbox::server::{self, ServerOptions};
+    use asudf::sandbox::{Sandbox, SandboxConfig};
+
+    let sandbox = Sandbox::open(SandboxConfig::default()).unwrap();
+    let server = server::start(sandbox, ServerOptions::default())
+        .await
+        .unwrap();
+    let addr = server.addr();
+    let target = || asudf::client::Target::Cluster {
+        hosts: vec![aerospike::Host::new(&addr.ip().to_string(), addr.port())],
+        policy: aerospike::ClientPolicy::default(),
+    };
+    let mut live = Live::start(target()).await;
+    // The background sample, loaded from the list.
+    live.key(KeyCode::F(2)).await;
+    for _ in 0..3 {
+        live.key(KeyCode::Down).await;
+    }
+    live.key(KeyCode::Enter).await;
+    live.wait("the stamp sample loaded", |app| app.sample_load.is_none())
+        .await;
+    assert_eq!(live.app.apply.value(Field::Module), "stamp");
+    assert_eq!(live.app.apply.value(Field::Args), "'checked'");
+
+    // A slow job over the 1,000 records (20 records a second).
+    let handle = observer(target()).await;
+    let call = asudf::client::ExecuteCall {
+        scope: asudf::client::Scope {
+            ns: "test".into(),
+            set: Some("sales".into()),
+            where_clause: None,
+        },
+        module: "stamp".into(),
+        function: "mark".into(),
+        args: vec![aerospike::Value::from("checked")],
+        records_per_second: Some(20),
+    };
+    let Ok(Outcome::JobStarted { id }) = handle.call(Request::Execute(Box::new(call))).await.0
+    else {
+        panic!("the job starts")
+    };
+
+    live.key(KeyCode::F(12)).await;
+    live.wait("the jobs listed", |app| {
+        app.jobs.loaded_once && !app.jobs.loading
+    })
+    .await;
+    let job = live.app.jobs.list.iter().find(|j| j.id() == id).unwrap();
+    assert!(!job.is_done(), "{job:?}");
+    let screen = live.screen();
+    assert!(
+        screen.contains(&format!("{id}  background-udf  test.sales  stamp.mark")),
+        "{screen}"
+    );
+    // It runs, so the loop is due to ask again; a tick then asks.
+    let due = live.app.jobs_due().expect("polled while a job runs");
+    assert!(live.app.next_wake().is_some_and(|at| at <= due));
+    live.act(Action::Tick(due)).await;
+    assert!(live.app.jobs.loading, "asked again");
+    live.wait("the poll answered", |app| !app.jobs.loading)
+        .await;
+
+    // Abort it, with a yes.
+    let at = live
+        .app
+        .jobs
+        .list
+        .iter()
+        .position(|j| j.id() == id)
+        .unwrap();
+    live.app.jobs.selected = at;
+    live.key(KeyCode::Char('a')).await;
+    live.key(KeyCode::Char('y')).await;
+    live.wait("the job aborted and listed", |app| {
+        !app.jobs.loading && app.jobs.list.iter().any(|j| j.id() == id && j.is_done())
+    })
+    .await;
+    let job = live.app.jobs.list.iter().find(|j| j.id() == id).unwrap();
+    assert_eq!(job.status(), "done(user-aborted)");
+    assert_eq!(
+        live.app.status.as_ref().unwrap().text,
+        format!("aborted job {id}")
+    );
+    assert_eq!(live.app.jobs_due(), None, "nothing runs: no more polls");
 }
