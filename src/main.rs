@@ -13,7 +13,6 @@ use asudf::commands::{self, EXIT_USAGE, Headless};
 use asudf::config::{self, TlsSettings};
 use asudf::sandbox::SandboxConfig;
 use asudf::sandbox::local::{ServeOptions, Storage};
-use asudf::where_clause::{self, Collection};
 use clap::Parser;
 use tokio_rustls::rustls;
 
@@ -219,21 +218,13 @@ async fn run(cli: Cli) -> ExitCode {
             collection,
             name,
         }) => {
-            let mut spec = client::IndexSpec {
-                ns: target.namespace,
-                set: target.set,
-                bin,
-                kind: kind.to_ascii_lowercase(),
-                collection: collection
-                    .as_deref()
-                    .and_then(where_clause::collection_of)
-                    .unwrap_or(Collection::Scalar),
-                name: String::new(),
-            };
-            let collection = collection.map(|c| c.to_ascii_lowercase());
-            spec.name = name.unwrap_or_else(|| {
-                commands::query::default_index_name(&spec, collection.as_deref())
-            });
+            let spec = commands::query::index_spec(
+                target,
+                &bin,
+                &kind,
+                collection.as_deref(),
+                name.as_deref(),
+            );
             commands::query::index(&mut session, client::Request::CreateIndex(spec)).await
         }
         Command::Sample(SampleCommand::Load { name }) => {

@@ -4,6 +4,9 @@
 
 use aerospike::Value;
 
+use crate::cli::NsSet;
+use crate::client::{IndexSpec, RecordKey, Request};
+
 /// How a sample is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleKind {
@@ -62,6 +65,8 @@ const SALES_INDEX: SampleIndex = SampleIndex {
 };
 /// Records the sales samples write.
 const SALES_RECORDS: u32 = 1000;
+/// Sample records a loader keeps in flight at once.
+pub const WRITES_IN_FLIGHT: u32 = 16;
 
 pub const SAMPLES: &[Sample] = &[
     Sample {
@@ -164,6 +169,44 @@ impl Sample {
         self.module.trim_end_matches(".lua")
     }
 
+    /// Where the sample's call and records go.
+    pub fn target(&self) -> Result<NsSet, String> {
+        NsSet::parse(self.target)
+    }
+
+    /// Loading, step 1: register the module.
+    pub fn put_module(&self) -> Request {
+        Request::PutModule {
+            name: self.module.to_string(),
+            source: self.source.to_string(),
+        }
+    }
+
+    /// Loading, step 2: the `i`th record write (`i < records`).
+    pub fn write(&self, i: u32) -> Result<Request, String> {
+        let target = self.target()?;
+        let (key, bins) = sales_record(i);
+        Ok(Request::PutRecord {
+            key: RecordKey {
+                ns: target.namespace,
+                set: target.set,
+                key,
+            },
+            bins,
+            send_key: false,
+        })
+    }
+
+    /// Loading, step 3: the index its `where` clause needs, if any.
+    pub fn index_spec(&self) -> Result<Option<IndexSpec>, String> {
+        let Some(index) = self.index else {
+            return Ok(None);
+        };
+        let target = self.target()?;
+        let spec = crate::commands::query::index_spec(target, index.bin, index.kind, None, None);
+        Ok(Some(spec))
+    }
+
     /// The command line that runs the sample.
     pub fn command(&self) -> String {
         let call = format!("{}.{}", self.module_name(), self.function);
@@ -223,6 +266,27 @@ mod tests {
             Value::from("south"),
             "regions rotate"
         );
+    }
+
+    #[test]
+    fn load_steps_register_write_and_index() {
+        let sum = find("sum").unwrap();
+        assert!(matches!(sum.put_module(), Request::PutModule { name, .. } if name == "sum.lua"));
+        let Request::PutRecord { key, bins, .. } = sum.write(7).unwrap() else {
+            panic!("a write")
+        };
+        assert_eq!(
+            (key.ns.as_str(), key.set.as_deref()),
+            ("test", Some("sales"))
+        );
+        assert_eq!(key.key, Value::Int(7));
+        assert_eq!(bins, sales_record(7).1);
+        let spec = sum.index_spec().unwrap().unwrap();
+        assert_eq!(
+            (spec.name.as_str(), spec.bin.as_str()),
+            ("test_sales_amount", "amount")
+        );
+        assert_eq!(find("counter").unwrap().index_spec(), Ok(None));
     }
 
     #[test]

@@ -167,7 +167,18 @@ fn first_start_opens_the_sample_and_lists_modules_once_connected() {
     insta::assert_snapshot!("start_connecting", console.screen());
 
     let mut console = Console::connected();
-    assert!(matches!(console.sent[..], [(_, Request::ListModules)]));
+    // The indexes are listed with the modules.
+    assert!(matches!(
+        console.sent[..],
+        [
+            (_, Request::ListModules),
+            (_, Request::ListIndexes { ns: None })
+        ]
+    ));
+    console.answer(
+        |r| matches!(r, Request::ListIndexes { .. }),
+        Ok(Outcome::Indexes(Vec::new())),
+    );
     console.answer(
         |r| *r == Request::ListModules,
         Ok(Outcome::Modules(vec![ModuleInfo {

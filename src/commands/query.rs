@@ -286,6 +286,35 @@ pub async fn index(session: &mut Headless, request: Request) -> ExitCode {
     }
 }
 
+/// The index `asudf index create`, the console's create prompt and the
+/// samples describe: a collection word (`list`, `mapkeys`, `mapvalues`, any
+/// case) or none, and the name given or `NS_SET_BIN[_COLLECTION]`.
+pub fn index_spec(
+    target: crate::cli::NsSet,
+    bin: &str,
+    kind: &str,
+    collection: Option<&str>,
+    name: Option<&str>,
+) -> IndexSpec {
+    let collection = collection.map(str::to_ascii_lowercase);
+    let mut spec = IndexSpec {
+        ns: target.namespace,
+        set: target.set,
+        bin: bin.to_string(),
+        kind: kind.to_ascii_lowercase(),
+        collection: collection
+            .as_deref()
+            .and_then(crate::where_clause::collection_of)
+            .unwrap_or(crate::where_clause::Collection::Scalar),
+        name: String::new(),
+    };
+    spec.name = match name {
+        Some(name) => name.to_string(),
+        None => default_index_name(&spec, collection.as_deref()),
+    };
+    spec
+}
+
 /// The default index name: `NS_SET_BIN`, with the collection when there is one.
 pub fn default_index_name(spec: &IndexSpec, collection: Option<&str>) -> String {
     let mut name = spec.ns.clone();

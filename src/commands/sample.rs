@@ -6,15 +6,9 @@ use std::process::ExitCode;
 use futures::StreamExt;
 use serde_json::json;
 
-use super::query::default_index_name;
 use super::{Headless, fail};
-use crate::cli::NsSet;
-use crate::client::{Failure, IndexSpec, RecordKey, Request};
+use crate::client::{Failure, Request};
 use crate::samples::{self, SAMPLES, Sample};
-use crate::where_clause::Collection;
-
-/// Sample records written at once.
-const WRITES_IN_FLIGHT: usize = 16;
 
 pub fn ls(json: bool) -> ExitCode {
     if json {
@@ -34,46 +28,25 @@ pub fn ls(json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Registers the sample's module, writes its records and creates its index.
+/// Registers the sample's module, writes its records and creates its
+/// index: the steps of [`Sample`], as the console's samples list takes them.
 pub async fn load_sample(session: &Headless, sample: &Sample) -> Result<Option<String>, Failure> {
-    let put = Request::PutModule {
-        name: sample.module.to_string(),
-        source: sample.source.to_string(),
-    };
-    session.handle.call(put).await.0?;
-    let target = NsSet::parse(sample.target).map_err(Failure::usage)?;
-    let (ns, set) = (target.namespace, target.set);
-    let writes = futures::stream::iter(0..sample.records)
-        .map(|i| {
-            let (key, bins) = samples::sales_record(i);
-            let key = RecordKey {
-                ns: ns.clone(),
-                set: set.clone(),
-                key,
-            };
-            session.handle.call(Request::PutRecord {
-                key,
-                bins,
-                send_key: false,
-            })
-        })
-        .buffer_unordered(WRITES_IN_FLIGHT);
-    let results: Vec<_> = writes.collect().await;
+    session.handle.call(sample.put_module()).await.0?;
+    let writes: Vec<Request> = (0..sample.records)
+        .map(|i| sample.write(i))
+        .collect::<Result<_, _>>()
+        .map_err(Failure::usage)?;
+    let results: Vec<_> = futures::stream::iter(writes)
+        .map(|write| session.handle.call(write))
+        .buffer_unordered(samples::WRITES_IN_FLIGHT as usize)
+        .collect()
+        .await;
     for (outcome, _) in results {
         outcome?;
     }
-    let Some(index) = sample.index else {
+    let Some(spec) = sample.index_spec().map_err(Failure::usage)? else {
         return Ok(None);
     };
-    let mut spec = IndexSpec {
-        ns,
-        set,
-        bin: index.bin.to_string(),
-        kind: index.kind.to_string(),
-        collection: Collection::Scalar,
-        name: String::new(),
-    };
-    spec.name = default_index_name(&spec, None);
     let name = spec.name.clone();
     session.handle.call(Request::CreateIndex(spec)).await.0?;
     Ok(Some(name))

@@ -15,14 +15,19 @@ use crate::client::{ConnectionState, Event, Failure, FailureKind, Outcome, Reque
 use crate::lint::LuaLibs;
 use crate::testing::save::{ModuleRef, SavedCall, scenario_text};
 use crate::tui::action::{Action, Tag};
+use crate::tui::completion::Known;
 use crate::tui::diagnostics::{self, Diagnostics, LintRequest};
 use crate::tui::keymap::{Command, Keymap, Scope};
 use crate::tui::panes::apply::{ApplyForm, Field, LineInput, Picker};
 use crate::tui::panes::editor::{Editor, Mark, module_name_for};
+use crate::tui::panes::indexes::Indexes;
+use crate::tui::panes::jobs::Jobs;
 use crate::tui::panes::modules::{Modules, module_file_name};
 use crate::tui::panes::results::{CallState, Results, RunSeries, TimeFormat, real_time};
 use crate::tui::theme::{Theme, ThemeKind};
 use crate::tui::ui;
+
+mod lists;
 
 /// The module the console opens with when no file is given.
 pub const SAMPLE: &str = include_str!("../../assets/counter.lua");
@@ -75,6 +80,11 @@ pub enum Pending {
     },
     /// Register although the linter found errors.
     Register,
+    DropIndex {
+        ns: String,
+        name: String,
+    },
+    AbortJob(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +94,7 @@ pub enum PromptKind {
     Search,
     SaveResults,
     SaveTest,
+    CreateIndex,
 }
 
 impl PromptKind {
@@ -94,6 +105,7 @@ impl PromptKind {
             PromptKind::Search => "Search (regex)",
             PromptKind::SaveResults => "Save results to",
             PromptKind::SaveTest => "Save the calls as a test file",
+            PromptKind::CreateIndex => "Create index: NS[.SET] BIN TYPE [COLLECTION] [NAME]",
         }
     }
 }
@@ -103,6 +115,8 @@ pub enum Overlay {
     Help { scroll: u16 },
     Confirm { question: String, then: Pending },
     Prompt { kind: PromptKind, input: LineInput },
+    Samples { selected: usize },
+    Jobs,
 }
 
 impl Overlay {
@@ -120,6 +134,12 @@ enum Purpose {
     Register(String),
     Remove(String),
     Apply { entry: usize },
+    ListIndexes,
+    CreateIndex(String),
+    DropIndex(String),
+    Sample(u64, crate::tui::panes::samples::Stage), // a sample load's step
+    ListJobs,
+    AbortJob(u64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +184,13 @@ pub struct App {
     pub modules: Modules,
     pub apply: ApplyForm,
     pub results: Results,
+    /// The secondary indexes, a tab of the modules pane.
+    pub indexes: Indexes,
+    pub jobs: Jobs,
+    /// Names seen in answers, for completion.
+    pub known: Known,
+    /// The sample being loaded, if one is.
+    pub sample_load: Option<crate::tui::panes::samples::SampleLoad>,
     /// When to lint and for which mode (the findings are `editor.problems`).
     pub diagnostics: Diagnostics,
     pub target: String,
@@ -244,6 +271,10 @@ impl App {
             modules: Modules::default(),
             apply,
             results: Results::default(),
+            indexes: Indexes::default(),
+            jobs: Jobs::default(),
+            known: Known::default(),
+            sample_load: None,
             diagnostics: Diagnostics::new(options.lua_libs, options.now),
             target: options.target.clone(),
             connection: ConnectionState::Connecting {
@@ -366,10 +397,7 @@ impl App {
             self.on_picker_key(key);
             return;
         }
-        if let Some(command) = self
-            .keymap
-            .lookup(&key, self.focus.scope(), self.focus.is_text())
-        {
+        if let Some(command) = self.keymap.lookup(&key, self.scope(), self.focus.is_text()) {
             self.command(command, effects);
             return;
         }
@@ -420,10 +448,15 @@ impl App {
                     if let Pending::Recover { .. } = then {
                         effects.push(Effect::ClearRecovery);
                     }
+                    if let Pending::AbortJob(_) = then {
+                        self.overlay = Some(Overlay::Jobs);
+                    }
                 }
                 _ if ctrl_c => {}
                 _ => self.overlay = Some(Overlay::Confirm { question, then }),
             },
+            Overlay::Samples { selected } => self.on_samples_key(selected, key, effects),
+            Overlay::Jobs => self.on_jobs_key(key, effects),
             Overlay::Prompt { kind, mut input } => match key.code {
                 KeyCode::Esc => {}
                 KeyCode::Enter => self.prompted(kind, input.text.trim().to_string(), effects),
@@ -492,6 +525,8 @@ impl App {
                 self.say("recovered the unsaved buffer");
             }
             Pending::Register => self.send_register(effects),
+            Pending::DropIndex { ns, name } => self.drop_index(ns, name, effects),
+            Pending::AbortJob(id) => self.abort_job(id, effects),
         }
     }
 
@@ -531,6 +566,7 @@ impl App {
                 let text = self.test_file(&path);
                 effects.push(Effect::SaveFile { path, text });
             }
+            PromptKind::CreateIndex => self.create_index(text, effects),
             PromptKind::SaveResults => {
                 let json =
                     serde_json::to_string_pretty(&self.results.to_json(false)).unwrap_or_default();
@@ -659,12 +695,18 @@ impl App {
             Command::Up | Command::Down => {
                 let delta = if command == Command::Up { -1 } else { 1 };
                 match self.focus {
+                    Pane::Modules if self.indexes.shown => self.indexes.move_selection(delta),
                     Pane::Modules => self.modules.move_selection(delta),
                     Pane::Results => self.results.move_selection(delta),
                     _ => {}
                 }
             }
-            Command::NextField => self.apply.move_focus(1),
+            Command::NextField => {
+                // Tab completes a name when it can, else moves on.
+                if !self.complete_in_form() {
+                    self.apply.move_focus(1);
+                }
+            }
             Command::PrevField => self.apply.move_focus(-1),
             Command::Pick => match self.apply.focused_field() {
                 field @ (Field::Module | Field::Function) => self.open_picker(field),
@@ -720,6 +762,13 @@ impl App {
                     .highlighter
                     .set_dark(self.theme.kind != ThemeKind::Light);
             }
+            Command::ToggleIndexes
+            | Command::CreateIndex
+            | Command::DropIndex
+            | Command::Samples
+            | Command::LoadSample
+            | Command::Jobs
+            | Command::AbortJob => self.list_command(command, effects),
         }
     }
 
@@ -760,6 +809,7 @@ impl App {
         self.modules.loading = true;
         self.last_refresh = Some(self.now);
         self.send(Purpose::ListModules, Request::ListModules, effects);
+        self.refresh_indexes(effects);
     }
 
     /// Moves the cursor to the next (or previous) lint finding and says it.
@@ -1060,6 +1110,7 @@ impl App {
                 };
                 match pane {
                     Pane::Editor => self.editor.scroll_by(3 * delta),
+                    Pane::Modules if self.indexes.shown => self.indexes.move_selection(delta),
                     Pane::Modules => self.modules.move_selection(delta),
                     Pane::Results => self.results.move_selection(delta),
                     Pane::Apply => self.apply.move_focus(delta),
@@ -1088,10 +1139,16 @@ impl App {
         // While a listing is on its way, its answer wakes the loop.
         let refresh = (self.connected() && !self.modules.loading)
             .then(|| self.last_refresh.map_or(self.now, |at| at + REFRESH_EVERY));
-        [frame, self.diagnostics.due, self.recovery_due, refresh]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            frame,
+            self.diagnostics.due,
+            self.recovery_due,
+            refresh,
+            self.jobs_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn on_tick(&mut self, now: Instant, effects: &mut Vec<Effect>) {
@@ -1117,6 +1174,7 @@ impl App {
         if self.connected() && stale {
             self.refresh_modules(effects);
         }
+        self.poll_jobs(now, effects);
     }
 
     fn on_client(&mut self, event: Event, effects: &mut Vec<Effect>) {
@@ -1196,6 +1254,7 @@ impl App {
                 self.modules.loading = false;
                 match outcome {
                     Ok(Outcome::Modules(list)) => {
+                        self.known.set_modules(list.iter().map(|m| m.name.as_str()));
                         self.modules
                             .set_list(list.into_iter().map(|m| (m.name, m.hash)).collect());
                         let missing: Vec<String> = self
@@ -1225,11 +1284,13 @@ impl App {
             Purpose::FetchSource(name) => {
                 if let Ok(Outcome::Module { source, .. }) = outcome {
                     self.modules.set_source(&name, source);
+                    self.know_functions(&name);
                 }
             }
             Purpose::OpenModule(name) => {
                 if let Ok(Outcome::Module { source, .. }) = outcome {
                     self.modules.set_source(&name, source.clone());
+                    self.know_functions(&name);
                     if self.editor.dirty {
                         self.ask(
                             format!(
@@ -1269,7 +1330,16 @@ impl App {
                 }
                 Err(f) => self.complain(format!("cannot remove {name}: {f}")),
             },
-            Purpose::Apply { entry } => self.on_applied(entry, outcome, timing, effects),
+            Purpose::Apply { entry } => {
+                self.know_bins(&outcome);
+                self.on_applied(entry, outcome, timing, effects)
+            }
+            Purpose::ListIndexes
+            | Purpose::CreateIndex(_)
+            | Purpose::DropIndex(_)
+            | Purpose::Sample(..)
+            | Purpose::ListJobs
+            | Purpose::AbortJob(_) => self.on_list_done(purpose, outcome, timing, effects),
         }
     }
 

@@ -23,6 +23,12 @@ pub enum Scope {
     Editor,
     Apply,
     Results,
+    /// The modules pane showing the indexes list.
+    Indexes,
+    /// The samples list overlay.
+    Samples,
+    /// The jobs list overlay.
+    Jobs,
 }
 
 impl Scope {
@@ -34,6 +40,9 @@ impl Scope {
             Scope::Editor => "Editor",
             Scope::Apply => "Apply form",
             Scope::Results => "Results",
+            Scope::Indexes => "Indexes (in the modules pane)",
+            Scope::Samples => "Samples list",
+            Scope::Jobs => "Jobs list",
         }
     }
 }
@@ -101,6 +110,13 @@ commands! {
     Theme = "theme", "dark/light theme";
     NextProblem = "next-problem", "next lint problem";
     PrevProblem = "prev-problem", "previous lint problem";
+    ToggleIndexes = "toggle-indexes", "indexes/modules list";
+    CreateIndex = "create-index", "create an index";
+    DropIndex = "drop-index", "drop the index";
+    Samples = "samples", "samples list";
+    LoadSample = "load-sample", "load the sample (module, records, index)";
+    Jobs = "jobs", "jobs list";
+    AbortJob = "abort-job", "abort the running job";
 }
 
 /// A key with its modifiers, as written in the keymap ("Ctrl-S", "F5", "Alt-Enter").
@@ -297,6 +313,22 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["t"], Command::Theme, Scope::OutsideText, false),
     (&["F4"], Command::NextProblem, Scope::Global, false),
     (&["Shift-F4"], Command::PrevProblem, Scope::Global, false),
+    (&["F2"], Command::Samples, Scope::Global, false),
+    (&["F12"], Command::Jobs, Scope::Global, false),
+    (&["i"], Command::ToggleIndexes, Scope::Modules, true),
+    (&["i"], Command::ToggleIndexes, Scope::Indexes, true),
+    (&["Up", "k"], Command::Up, Scope::Indexes, false),
+    (&["Down", "j"], Command::Down, Scope::Indexes, false),
+    (&["n"], Command::CreateIndex, Scope::Indexes, true),
+    (&["Delete", "d"], Command::DropIndex, Scope::Indexes, true),
+    (&["r"], Command::Refresh, Scope::Indexes, true),
+    (&["Up", "k"], Command::Up, Scope::Samples, false),
+    (&["Down", "j"], Command::Down, Scope::Samples, false),
+    (&["Enter"], Command::LoadSample, Scope::Samples, true),
+    (&["Up", "k"], Command::Up, Scope::Jobs, false),
+    (&["Down", "j"], Command::Down, Scope::Jobs, false),
+    (&["a", "Delete"], Command::AbortJob, Scope::Jobs, true),
+    (&["r"], Command::Refresh, Scope::Jobs, true),
 ];
 
 impl Default for Keymap {
@@ -387,6 +419,16 @@ impl Keymap {
         })
     }
 
+    /// The command for `key` in an overlay's own scope only: global keys
+    /// do not reach past an open list.
+    pub fn lookup_only(&self, key: &KeyEvent, scope: Scope) -> Option<Command> {
+        let chord = Chord::from_event(key);
+        self.bindings
+            .iter()
+            .find(|b| b.scope == scope && b.chord == chord)
+            .map(|b| b.command)
+    }
+
     /// The first key of a command, for messages ("press F5 to run").
     pub fn key_for(&self, command: Command) -> Option<Chord> {
         self.bindings
@@ -416,6 +458,9 @@ impl Keymap {
             Scope::Editor,
             Scope::Apply,
             Scope::Results,
+            Scope::Indexes,
+            Scope::Samples,
+            Scope::Jobs,
         ];
         for scope in scopes {
             let mut seen: Vec<Command> = Vec::new();
@@ -486,6 +531,22 @@ mod tests {
                 .contains("fly")
         );
         assert!(Keymap::with_overrides("run = 'Hyper-X'").is_err());
+    }
+
+    #[test]
+    fn an_open_list_sees_only_its_own_keys() {
+        let map = Keymap::default();
+        let a = key(KeyCode::Char('a'), KeyModifiers::NONE);
+        let f5 = key(KeyCode::F(5), KeyModifiers::NONE);
+        assert_eq!(map.lookup_only(&a, Scope::Jobs), Some(Command::AbortJob));
+        assert_eq!(map.lookup_only(&f5, Scope::Jobs), None);
+        assert_eq!(map.lookup(&f5, Scope::Jobs, false), Some(Command::Run));
+        let i = key(KeyCode::Char('i'), KeyModifiers::NONE);
+        assert_eq!(
+            map.lookup(&i, Scope::Indexes, false),
+            Some(Command::ToggleIndexes)
+        );
+        assert!(map.help_rows().iter().any(|(s, _, _)| *s == Scope::Samples));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod app;
+pub mod completion;
 pub mod diagnostics;
 pub mod highlight;
 pub mod keymap;

@@ -73,14 +73,19 @@ pub fn draw(app: &App, frame: &mut Frame) {
     frame.render_widget(Block::default().style(theme.base()), area);
     let areas = layout(area);
     draw_status(app, frame, areas.status);
-    app.modules.draw(
-        frame,
-        areas.modules,
-        theme,
-        app.focus == Pane::Modules,
-        &app.editor.module,
-        app.editor.lines(),
-    );
+    if app.indexes.shown {
+        app.indexes
+            .draw(frame, areas.modules, theme, app.focus == Pane::Modules);
+    } else {
+        app.modules.draw(
+            frame,
+            areas.modules,
+            theme,
+            app.focus == Pane::Modules,
+            &app.editor.module,
+            app.editor.lines(),
+        );
+    }
     app.editor.draw(
         frame,
         areas.editor,
@@ -127,6 +132,10 @@ pub fn draw(app: &App, frame: &mut Frame) {
             );
             frame.set_cursor_position((rect.x + 1 + input.cursor as u16, rect.y + 1));
         }
+        Some(Overlay::Samples { selected }) => {
+            crate::tui::panes::samples::draw(frame, *selected, &app.keymap, theme)
+        }
+        Some(Overlay::Jobs) => crate::tui::panes::jobs::draw(frame, &app.jobs, &app.keymap, theme),
         None => {}
     }
 }
@@ -182,7 +191,7 @@ fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
     let theme = app.theme;
     let mut spans = Vec::new();
     let mut used = 0;
-    for (key, text) in app.keymap.hints(app.focus.scope()) {
+    for (key, text) in app.keymap.hints(app.scope()) {
         // Whole hints only: one that does not fit is left out, not cut.
         let width = key.chars().count() + text.chars().count() + 1;
         if used + width > area.width as usize {

@@ -265,6 +265,27 @@ impl ApplyForm {
         Ok((call, times))
     }
 
+    /// Fills the form with a sample's call: where it goes, the module,
+    /// function and arguments (in the literal syntax).
+    pub fn fill_from_sample(&mut self, sample: &crate::samples::Sample) {
+        let literal = |word: &str| {
+            crate::value::parse_arg(word).map_or_else(|_| word.to_string(), |v| literal::print(&v))
+        };
+        if let Ok(target) = sample.target() {
+            self.set(Field::Namespace, &target.namespace);
+            self.set(Field::Set, target.set.as_deref().unwrap_or(""));
+        }
+        if let Some(key) = sample.key {
+            self.set(Field::Key, &literal(key));
+        }
+        self.set(Field::Module, sample.module_name());
+        self.set(Field::Function, sample.function);
+        let args: Vec<String> = sample.args.iter().map(|a| literal(a)).collect();
+        self.set(Field::Args, &args.join(", "));
+        // kind and where: `sample.kind` and `sample.where_clause` go here.
+        self.history_pos = None;
+    }
+
     pub fn snapshot(&self) -> FormSnapshot {
         FormSnapshot {
             values: self.inputs.iter().map(|i| i.text.clone()).collect(),

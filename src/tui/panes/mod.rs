@@ -2,5 +2,8 @@
 
 pub mod apply;
 pub mod editor;
+pub mod indexes;
+pub mod jobs;
 pub mod modules;
 pub mod results;
+pub mod samples;

@@ -1,0 +1,175 @@
+//! The jobs list (an overlay): running and recent jobs from `query-show`,
+//! with a progress gauge and their counters, polled while it is open and a
+//! job runs.
+
+use std::time::{Duration, Instant};
+
+use ratatui::Frame;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::client::JobInfo;
+use crate::tui::keymap::{Keymap, Scope};
+use crate::tui::panes::samples::{cut, key_line, overlay_box};
+use crate::tui::theme::Theme;
+
+/// How often the open list asks again while a job runs.
+pub const POLL_EVERY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Default)]
+pub struct Jobs {
+    pub list: Vec<JobInfo>,
+    pub selected: usize,
+    /// A request is in flight.
+    pub loading: bool,
+    pub loaded_once: bool,
+    /// When to ask again (only while some job runs).
+    pub due: Option<Instant>,
+}
+
+impl Jobs {
+    /// A fresh answer; running jobs first, then the most recent.
+    pub fn set_list(&mut self, mut list: Vec<JobInfo>, answered: Instant) {
+        list.sort_by_key(|j| j.is_done());
+        self.list = list;
+        self.selected = self.selected.min(self.list.len().saturating_sub(1));
+        self.loading = false;
+        self.loaded_once = true;
+        self.due = self.running().then(|| answered + POLL_EVERY);
+    }
+
+    pub fn running(&self) -> bool {
+        self.list.iter().any(|j| !j.is_done())
+    }
+
+    pub fn selected_job(&self) -> Option<&JobInfo> {
+        self.list.get(self.selected)
+    }
+
+    pub fn move_selection(&mut self, delta: isize) {
+        if self.list.is_empty() {
+            return;
+        }
+        let max = self.list.len() as isize - 1;
+        self.selected = (self.selected as isize + delta).clamp(0, max) as usize;
+    }
+}
+
+/// `ns.set` of a job.
+pub fn place(job: &JobInfo) -> String {
+    let ns = job.field("ns").unwrap_or("?");
+    match job.field("set") {
+        Some(set) if !set.is_empty() && set != "null" => format!("{ns}.{set}"),
+        _ => ns.to_string(),
+    }
+}
+
+/// `module.function` of a background UDF job, `-` for others.
+pub fn call(job: &JobInfo) -> String {
+    match (job.field("udf-filename"), job.field("udf-function")) {
+        (Some(m), Some(f)) => format!("{m}.{f}"),
+        _ => "-".to_string(),
+    }
+}
+
+/// A text gauge `[████░░░░]` for a percentage.
+pub fn gauge(percent: f64, width: usize) -> String {
+    let filled = ((percent.clamp(0.0, 100.0) / 100.0) * width as f64).round() as usize;
+    format!("[{}{}]", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+pub fn draw(frame: &mut Frame, jobs: &Jobs, keymap: &Keymap, theme: Theme) {
+    let area = frame.area();
+    let width = area.width.min(120);
+    let rows = (jobs.list.len().max(1) * 2) as u16;
+    let height = (rows + 4).min(area.height);
+    let title = if jobs.loading && !jobs.loaded_once {
+        " Jobs … ".to_string()
+    } else {
+        format!(" Jobs ({}) ", jobs.list.len())
+    };
+    let inner = overlay_box(frame, width, height, &title, theme);
+    let text_width = inner.width as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    if jobs.list.is_empty() && jobs.loaded_once {
+        lines.push(Line::styled(
+            "(no jobs: run a background UDF or a query)",
+            theme.dim(),
+        ));
+    }
+    let visible = inner.height.saturating_sub(2) as usize / 2;
+    let first = (jobs.selected + 1).saturating_sub(visible.max(1));
+    for (i, job) in jobs.list.iter().enumerate().skip(first).take(visible) {
+        let style = if i == jobs.selected {
+            theme.selected()
+        } else {
+            theme.accent()
+        };
+        let status = job.status().to_string();
+        let status_style = if !job.is_done() {
+            theme.warn()
+        } else if status == "done(ok)" {
+            theme.ok()
+        } else {
+            theme.error()
+        };
+        let head = format!(
+            "{}  {}  {}",
+            job.field("job-type").unwrap_or("?"),
+            place(job),
+            call(job)
+        );
+        lines.push(Line::from(vec![
+            Span::styled(job.id().to_string(), style),
+            Span::raw("  "),
+            Span::raw(cut(&head, text_width.saturating_sub(22 + status.len()))),
+            Span::raw("  "),
+            Span::styled(status, status_style),
+        ]));
+        let gauge_width = if text_width >= 100 { 30 } else { 16 };
+        lines.push(Line::from(vec![
+            Span::raw("  "),
+            Span::styled(gauge(job.percent(), gauge_width), status_style),
+            Span::raw(format!(
+                " {:>5.1}%  ✓ {}  ✗ {}  filtered {}",
+                job.percent(),
+                job.succeeded(),
+                job.failed(),
+                job.filtered()
+            )),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines.push(key_line(keymap, Scope::Jobs, theme));
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::query::parse_jobs;
+
+    #[test]
+    fn polls_only_while_a_job_runs() {
+        let now = Instant::now();
+        let mut jobs = Jobs::default();
+        let reply = "trid=1:ns=test:set=s:status=done(ok):job-progress=100.00:job-type=basic;\
+                     trid=2:ns=test:status=active(ok):job-progress=40.00:recs-succeeded=4:\
+                     job-type=background-udf:udf-filename=stamp:udf-function=mark";
+        jobs.set_list(parse_jobs(reply), now);
+        assert_eq!(jobs.list[0].id(), 2, "running first");
+        assert_eq!(jobs.due, Some(now + POLL_EVERY));
+        assert_eq!(place(&jobs.list[0]), "test");
+        assert_eq!(call(&jobs.list[0]), "stamp.mark");
+        assert_eq!(place(&jobs.list[1]), "test.s");
+        jobs.set_list(parse_jobs("trid=2:ns=test:status=done(ok)"), now);
+        assert_eq!(jobs.due, None);
+    }
+
+    #[test]
+    fn gauge_fills_by_percent() {
+        assert_eq!(gauge(50.0, 4), "[██░░]");
+        assert_eq!(gauge(100.0, 2), "[██]");
+        assert_eq!(gauge(-3.0, 2), "[░░]");
+    }
+}
