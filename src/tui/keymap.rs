@@ -354,6 +354,7 @@ impl Keymap {
         let table: HashMap<String, toml::Value> =
             toml::from_str(toml_text).map_err(|e| format!("keymap: {}", e.message()))?;
         let mut keymap = Keymap::default();
+        let mut user: Vec<Binding> = Vec::new();
         for (id, keys) in table {
             let command =
                 Command::from_id(&id).ok_or_else(|| format!("keymap: unknown command '{id}'"))?;
@@ -385,7 +386,7 @@ impl Keymap {
             for (scope, hint) in scopes {
                 for (i, key) in keys.iter().enumerate() {
                     let chord = Chord::parse(key).map_err(|e| format!("keymap: {e}"))?;
-                    keymap.bindings.push(Binding {
+                    user.push(Binding {
                         chord,
                         command,
                         scope,
@@ -394,6 +395,13 @@ impl Keymap {
                 }
             }
         }
+        // A key the user gives a command is taken from the default that had it.
+        keymap.bindings.retain(|b| {
+            !user
+                .iter()
+                .any(|u| u.scope == b.scope && u.chord == b.chord)
+        });
+        keymap.bindings.extend(user);
         Ok(keymap)
     }
 
@@ -531,6 +539,14 @@ mod tests {
                 .contains("fly")
         );
         assert!(Keymap::with_overrides("run = 'Hyper-X'").is_err());
+    }
+
+    #[test]
+    fn a_key_the_user_gives_a_command_leaves_its_default_one() {
+        let map = Keymap::with_overrides("run = 'F2'").unwrap();
+        let f2 = key(KeyCode::F(2), KeyModifiers::NONE);
+        assert_eq!(map.lookup(&f2, Scope::Editor, true), Some(Command::Run));
+        assert_eq!(map.key_for(Command::Samples), None);
     }
 
     #[test]
