@@ -91,6 +91,12 @@ pub enum Action {
         call: Call,
         args: Vec<Value>,
     },
+    /// One record UDF on many keys in one batch request (never empty).
+    BatchApply {
+        keys: Vec<RecordKey>,
+        call: Call,
+        args: Vec<Value>,
+    },
     Get {
         key: RecordKey,
     },
@@ -121,14 +127,17 @@ pub enum Action {
 }
 
 impl Action {
-    /// The one record a step is about (none for the query path).
+    /// The one record a step is about (none for a batch or the query path).
     pub fn key(&self) -> Option<&RecordKey> {
         match self {
             Action::Apply { key, .. }
             | Action::Get { key }
             | Action::Put { key, .. }
             | Action::Remove { key } => Some(key),
-            Action::Aggregate { .. } | Action::Execute { .. } | Action::Query { .. } => None,
+            Action::BatchApply { .. }
+            | Action::Aggregate { .. }
+            | Action::Execute { .. }
+            | Action::Query { .. } => None,
         }
     }
 
@@ -152,6 +161,21 @@ impl Action {
                 args.iter().map(value::print).collect::<Vec<_>>().join(", "),
                 value::print(&key.key)
             ),
+            Action::BatchApply { keys, call, args } => {
+                // A long batch is named by its first keys and its size.
+                let mut named: Vec<String> =
+                    keys.iter().take(3).map(|k| value::print(&k.key)).collect();
+                if keys.len() > 3 {
+                    named.push(format!("… ({} keys)", keys.len()));
+                }
+                format!(
+                    "{}.{}({}) @ {}",
+                    call.module,
+                    call.function,
+                    print_list(args),
+                    named.join(", ")
+                )
+            }
             Action::Get { key } => format!("get {}", value::print(&key.key)),
             Action::Put { key, .. } => format!("put {}", value::print(&key.key)),
             Action::Remove { key } => format!("remove {}", value::print(&key.key)),
@@ -217,6 +241,13 @@ pub struct ErrorExpect {
     pub message: Option<MessageMatch>,
 }
 
+/// What one key of a batch apply answers: a value or an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowExpect {
+    Value(Value),
+    Error(ErrorExpect),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordExpect {
     Absent,
@@ -250,6 +281,8 @@ pub struct Expect {
     /// How many records a query returns.
     pub count: Option<u64>,
     pub job: Option<JobExpect>,
+    /// A batch apply's answers, one per key in the step's order.
+    pub rows: Option<Vec<RowExpect>>,
 }
 
 /// A secondary index created before the records are written.
@@ -320,7 +353,7 @@ const KINDS: [&str; 7] = [
     "execute",
     "query",
 ];
-const STEP_KEYS: [&str; 18] = [
+const STEP_KEYS: [&str; 19] = [
     "name",
     "ns",
     "apply",
@@ -331,6 +364,7 @@ const STEP_KEYS: [&str; 18] = [
     "execute",
     "query",
     "key",
+    "keys",
     "args",
     "bins",
     "where",
@@ -624,6 +658,11 @@ impl Reader<'_> {
                 value::parse_arg(text).map_err(|e| self.literal_error(item, "key", &e, 0))?
             }
         };
+        self.record_key(item, key, ns)
+    }
+
+    /// A key value checked for its type, in the step's namespace and set.
+    fn record_key(&self, item: &Item, key: Value, ns: &NsSet) -> Result<RecordKey, FileError> {
         if !matches!(key, Value::Int(_) | Value::String(_) | Value::Blob(_)) {
             return Err(self.error(
                 item.span(),
@@ -638,6 +677,75 @@ impl Reader<'_> {
             set: ns.set.clone(),
             key,
         })
+    }
+
+    /// A batch's keys: `"'a', 'b', 3"` (literals, as `args`) or
+    /// `["a", "b", 3]` (each read as `key` is, so a bare word is a string).
+    fn keys(&self, item: &Item, ns: &NsSet) -> Result<Vec<RecordKey>, FileError> {
+        let keys = if let Some(array) = item.as_array() {
+            let mut keys = Vec::new();
+            for entry in array.iter() {
+                // An entry as an item of its own keeps its span for errors.
+                let entry = Item::Value(entry.clone());
+                let key = match &entry {
+                    Item::Value(toml_edit::Value::Integer(i)) => Value::Int(*i.value()),
+                    _ => {
+                        let text = self.string(&entry, "a key")?;
+                        value::parse_arg(text)
+                            .map_err(|e| self.literal_error(&entry, "key", &e, 0))?
+                    }
+                };
+                keys.push(self.record_key(&entry, key, ns)?);
+            }
+            keys
+        } else {
+            let text = self.string(item, "keys (\"'a', 'b'\" or [\"a\", \"b\"])")?;
+            let list = match value::parse(&format!("[{text}]")) {
+                Ok(Value::List(list)) => list,
+                Ok(_) => unreachable!("brackets make a list"),
+                Err(e) => return Err(self.literal_error(item, "keys", &e, 1)),
+            };
+            list.into_iter()
+                .map(|key| self.record_key(item, key, ns))
+                .collect::<Result<_, _>>()?
+        };
+        if keys.is_empty() {
+            return Err(self.error(item.span(), "keys is empty: give at least one key"));
+        }
+        Ok(keys)
+    }
+
+    /// A batch step's `expect`: one entry per key, a value literal or an
+    /// error table (`{ code = 2, pattern = "…" }`).
+    fn row_expects(&self, item: &Item, keys: usize) -> Result<Vec<RowExpect>, FileError> {
+        let array = item.as_array().ok_or_else(|| {
+            self.error(
+                item.span(),
+                "for a batch apply, expect is a list with an entry per key: [\"5\", { code = 100, pattern = \"…\" }]",
+            )
+        })?;
+        if array.len() != keys {
+            return Err(self.error(
+                item.span(),
+                format!("expect has {} entries for {keys} keys", array.len()),
+            ));
+        }
+        array
+            .iter()
+            .map(|entry| {
+                let entry = Item::Value(entry.clone());
+                if entry.is_str() {
+                    Ok(RowExpect::Value(self.literal(&entry, "expect")?))
+                } else if entry.is_inline_table() {
+                    Ok(RowExpect::Error(self.error_expect(&entry)?))
+                } else {
+                    Err(self.error(
+                        entry.span(),
+                        "an entry of expect is a value literal \"…\" or an error { code = N, message = \"…\" }",
+                    ))
+                }
+            })
+            .collect()
     }
 
     fn bins(
@@ -734,11 +842,28 @@ impl Reader<'_> {
         };
         let kind_item = table.get(kind).expect("present");
         let action = match kind {
-            "apply" => Action::Apply {
-                call: self.call(kind_item, "apply")?,
-                args: self.args(table)?,
-                key: self.key(table, "key", &ns)?,
-            },
+            "apply" => {
+                let call = self.call(kind_item, "apply")?;
+                let args = self.args(table)?;
+                match (table.contains_key("key"), table.get("keys")) {
+                    (true, Some(_)) => {
+                        let span = table.key("keys").and_then(|k| k.span());
+                        return Err(
+                            self.error(span, "give key (one record) or keys (a batch), not both")
+                        );
+                    }
+                    (false, Some(item)) => Action::BatchApply {
+                        keys: self.keys(item, &ns)?,
+                        call,
+                        args,
+                    },
+                    _ => Action::Apply {
+                        key: self.key(table, "key", &ns)?,
+                        call,
+                        args,
+                    },
+                }
+            }
             "aggregate" => Action::Aggregate {
                 call: self.call(kind_item, "aggregate")?,
                 args: self.args(table)?,
@@ -778,7 +903,9 @@ impl Reader<'_> {
             },
         };
         // Keys that belong to another kind of step are mistakes, not options.
+        let batch = matches!(action, Action::BatchApply { .. });
         let allowed: &[&str] = match kind {
+            "apply" if batch => &["keys", "args", "expect"],
             "apply" => &["key", "args", "expect", "error", "record"],
             "get" => &["record"],
             "put" => &["bins", "record"],
@@ -790,12 +917,19 @@ impl Reader<'_> {
         for (name, _) in table.iter() {
             if !["name", "ns", kind].contains(&name) && !allowed.contains(&name) {
                 let span = table.key(name).and_then(|k| k.span());
-                return Err(self.error(span, format!("'{name}' does not go with {kind}")));
+                let message = match (batch, name) {
+                    (true, "error") => "'error' does not go with a batch apply: each key's error is an entry of expect, e.g. expect = [\"1\", { code = 100 }]".into(),
+                    (true, _) => format!("'{name}' does not go with a batch apply (keys)"),
+                    _ => format!("'{name}' does not go with {kind}"),
+                };
+                return Err(self.error(span, message));
             }
         }
         let mut expect = Expect::default();
         if let Some(item) = table.get("expect") {
-            if kind == "remove" {
+            if batch {
+                expect.rows = Some(self.row_expects(item, action_keys(&action))?);
+            } else if kind == "remove" {
                 expect.existed = Some(item.as_bool().ok_or_else(|| {
                     self.error(item.span(), "for remove, expect is true or false (existed)")
                 })?);
@@ -831,6 +965,7 @@ impl Reader<'_> {
             expect.error = Some(self.error_expect(item)?);
         }
         let answer = expect.value.is_some()
+            || expect.rows.is_some()
             || expect.values.is_some()
             || expect.count.is_some()
             || expect.job.is_some();
@@ -942,6 +1077,14 @@ impl Reader<'_> {
             generation,
             ttl,
         })
+    }
+}
+
+/// How many keys a batch step has (none for other steps).
+fn action_keys(action: &Action) -> usize {
+    match action {
+        Action::BatchApply { keys, .. } => keys.len(),
+        _ => 0,
     }
 }
 

@@ -9,11 +9,13 @@ use aerospike::Value;
 use tokio::sync::mpsc;
 
 use super::format::{
-    Action, ErrorExpect, FileError, JobExpect, MessageMatch, Origin, RecordExpect, Scenario, Step,
+    Action, ErrorExpect, FileError, JobExpect, MessageMatch, Origin, RecordExpect, RowExpect,
+    Scenario, Step,
 };
 use crate::client::{
-    self, AggregateCall, ApplyCall, ClientHandle, ExecuteCall, Failure, FailureKind, JobInfo,
-    Outcome, QueryCall, RecordKey, RecordView, Request, Scope, StreamItem, Target, UdfLog,
+    self, AggregateCall, ApplyCall, BatchApplyCall, BatchRow, ClientHandle, ExecuteCall, Failure,
+    FailureKind, JobInfo, Outcome, QueryCall, RecordKey, RecordView, Request, Scope, StreamItem,
+    Target, UdfLog,
 };
 use crate::value;
 
@@ -78,6 +80,8 @@ pub struct Observed {
     pub values: Option<Vec<Value>>,
     /// A background job's `query-show` entry once it was done.
     pub job: Option<JobInfo>,
+    /// A batch apply's rows, one per key.
+    pub rows: Option<Vec<BatchRow>>,
 }
 
 /// How often a step waiting for its background job asks how it is going.
@@ -169,14 +173,17 @@ pub fn check_for_cluster(scenario: &Scenario) -> Result<(), FileError> {
         .indexes
         .iter()
         .map(|i| (&i.spec.ns, &i.spec.set, i.pos));
-    let steps = scenario
-        .steps
-        .iter()
-        .map(|s| match (s.action.key(), s.action.scope()) {
-            (Some(key), _) => (&key.ns, &key.set, s.pos),
-            (None, Some(scope)) => (&scope.ns, &scope.set, s.pos),
-            (None, None) => unreachable!("a step reads a record or a scope"),
-        });
+    let steps =
+        scenario
+            .steps
+            .iter()
+            .map(|s| match (&s.action, s.action.key(), s.action.scope()) {
+                // A batch's keys share the step's namespace and set.
+                (Action::BatchApply { keys, .. }, _, _) => (&keys[0].ns, &keys[0].set, s.pos),
+                (_, Some(key), _) => (&key.ns, &key.set, s.pos),
+                (_, None, Some(scope)) => (&scope.ns, &scope.set, s.pos),
+                (_, None, None) => unreachable!("a step reads records or a scope"),
+            });
     for (ns, set, pos) in seeds.chain(indexes).chain(steps) {
         if set.is_none() {
             return Err(FileError {
@@ -397,24 +404,37 @@ impl Run<'_> {
     async fn step(&mut self, step: &Step) -> StepReport {
         let started = Instant::now();
         let mut observed = Observed::default();
-        let mut problems = Vec::new();
         let mut logs = Vec::new();
-        let key = step.action.key().map(|k| self.key(k));
-        let key = match key {
-            Some(key) => key,
-            None => {
-                let problems = self.query_step(step, &mut observed).await;
-                return StepReport {
-                    index: step.index,
-                    line: step.pos.line,
-                    title: step.name.clone().unwrap_or_else(|| step.action.describe()),
-                    problems,
-                    logs,
-                    observed,
-                    elapsed: started.elapsed(),
-                };
+        let problems = match step.action.key() {
+            Some(key) => {
+                let key = self.key(key);
+                self.record_step(step, key, &mut observed, &mut logs).await
             }
+            None if matches!(step.action, Action::BatchApply { .. }) => {
+                self.batch_step(step, &mut observed).await
+            }
+            None => self.query_step(step, &mut observed).await,
         };
+        StepReport {
+            index: step.index,
+            line: step.pos.line,
+            title: step.name.clone().unwrap_or_else(|| step.action.describe()),
+            problems,
+            logs,
+            observed,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Runs a step on one record (apply, get, put, remove) and compares.
+    async fn record_step(
+        &mut self,
+        step: &Step,
+        key: RecordKey,
+        observed: &mut Observed,
+        logs: &mut Vec<UdfLog>,
+    ) -> Vec<Problem> {
+        let mut problems = Vec::new();
         match &step.action {
             Action::Apply { call, args, .. } => {
                 let request = Request::Apply(ApplyCall {
@@ -431,20 +451,26 @@ impl Run<'_> {
                     Ok(Outcome::Applied {
                         result, logs: l, ..
                     }) => {
-                        logs = l;
+                        *logs = l;
                         observed.value = Some(result);
                     }
                     Ok(other) => {
                         problems.push(Problem::said(format!("unexpected answer {other:?}")))
                     }
                     Err(f) => {
-                        logs = f.logs.clone();
+                        *logs = f.logs.clone();
                         observed.error = Some(f);
                     }
                 }
-                self.check_answer(step, &observed, &mut problems);
+                problems.extend(self.check_answer(
+                    observed.value.as_ref(),
+                    observed.error.as_ref(),
+                    step.expect.value.as_ref(),
+                    step.expect.error.as_ref(),
+                ));
             }
             Action::Get { .. }
+            | Action::BatchApply { .. }
             | Action::Aggregate { .. }
             | Action::Execute { .. }
             | Action::Query { .. } => {}
@@ -489,15 +515,59 @@ impl Run<'_> {
                 Err(f) => problems.push(Problem::said(format!("reading the record failed: {f}"))),
             }
         }
-        StepReport {
-            index: step.index,
-            line: step.pos.line,
-            title: step.name.clone().unwrap_or_else(|| step.action.describe()),
-            problems,
-            logs,
-            observed,
-            elapsed: started.elapsed(),
+        problems
+    }
+
+    /// Runs a batch apply in one request and compares each key's row.
+    async fn batch_step(&mut self, step: &Step, observed: &mut Observed) -> Vec<Problem> {
+        let Action::BatchApply { keys, call, args } = &step.action else {
+            unreachable!("only batch steps come here")
+        };
+        let keys: Vec<RecordKey> = keys.iter().map(|k| self.key(k)).collect();
+        let count = keys.len();
+        let request = Request::BatchApply(Box::new(BatchApplyCall {
+            keys,
+            module: call.module.clone(),
+            function: call.function.clone(),
+            args: args.clone(),
+            send_key: true,
+        }));
+        let rows = match self.call(request).await {
+            Ok(Outcome::BatchApplied(rows)) => rows,
+            Ok(other) => return vec![Problem::said(format!("unexpected answer {other:?}"))],
+            Err(f) => {
+                let mut p = Problem::said(format!("the batch request failed: {f}"));
+                p.at = self.locate(&f);
+                return vec![p];
+            }
+        };
+        let mut problems = Vec::new();
+        if rows.len() != count {
+            problems.push(Problem::differs(
+                "number of rows",
+                count.to_string(),
+                rows.len().to_string(),
+            ));
         }
+        for (i, row) in rows.iter().enumerate() {
+            let (value, error) = match &row.result {
+                Ok(v) => (Some(v), None),
+                Err(f) => (None, Some(f)),
+            };
+            let (want_value, want_error) = match step.expect.rows.as_ref().and_then(|r| r.get(i)) {
+                Some(RowExpect::Value(v)) => (Some(v), None),
+                Some(RowExpect::Error(e)) => (None, Some(e)),
+                None => (None, None),
+            };
+            // Each problem names its key, so a report says which rows failed.
+            let key = value::print(&row.key);
+            for mut p in self.check_answer(value, error, want_value, want_error) {
+                p.what = format!("key {key}: {}", p.what);
+                problems.push(p);
+            }
+        }
+        observed.rows = Some(rows);
+        problems
     }
 
     /// Runs an aggregate, execute or query step and compares what came back.
@@ -625,12 +695,19 @@ impl Run<'_> {
         }
     }
 
-    /// An apply's value or error against the step's expectation.
-    fn check_answer(&self, step: &Step, observed: &Observed, problems: &mut Vec<Problem>) {
-        match (&observed.error, &step.expect.error) {
+    /// An apply's value or error against what was expected.
+    fn check_answer(
+        &self,
+        value: Option<&Value>,
+        error: Option<&Failure>,
+        want_value: Option<&Value>,
+        want_error: Option<&ErrorExpect>,
+    ) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        match (error, want_error) {
             (Some(f), None) => {
                 let mut p = Problem::said(format!("the call failed: {f}"));
-                if let Some(v) = &step.expect.value {
+                if let Some(v) = want_value {
                     p.expected = Some(value::print(v));
                 }
                 p.at = self.locate(f);
@@ -644,11 +721,7 @@ impl Run<'_> {
                 problems.extend(found);
             }
             (None, Some(expected)) => {
-                let actual = observed
-                    .value
-                    .as_ref()
-                    .map(value::print)
-                    .unwrap_or_default();
+                let actual = value.map(value::print).unwrap_or_default();
                 problems.push(Problem::differs(
                     "expected an error, the call succeeded",
                     describe_error(expected),
@@ -656,7 +729,7 @@ impl Run<'_> {
                 ));
             }
             (None, None) => {
-                if let (Some(expected), Some(actual)) = (&step.expect.value, &observed.value) {
+                if let (Some(expected), Some(actual)) = (want_value, value) {
                     let (expected, actual) = (value::print(expected), value::print(actual));
                     if expected != actual {
                         problems.push(Problem::differs("value", expected, actual));
@@ -664,6 +737,7 @@ impl Run<'_> {
                 }
             }
         }
+        problems
     }
 
     /// Removes every record the run wrote (on a cluster).

@@ -2,11 +2,11 @@
 //! back, editing the TOML in place so comments and layout stay.
 
 use aerospike::Value;
-use toml_edit::{DocumentMut, InlineTable, Item, Table, Value as Toml};
+use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, Value as Toml};
 
-use super::format::{JobExpect, MessageMatch, Scenario};
+use super::format::{ErrorExpect, JobExpect, MessageMatch, RowExpect, Scenario};
 use super::runner::{FileReport, Observed, multiset_text};
-use crate::client::RecordView;
+use crate::client::{BatchRow, Failure, RecordView};
 use crate::value;
 
 /// The file's text with every failing step's expectations set to what it
@@ -61,18 +61,12 @@ fn update_step(table: &mut Table, observed: &Observed, step: &super::format::Ste
         table.remove("error");
         changed = true;
     }
+    if let Some(rows) = &observed.rows {
+        set_rows(table, rows, step.expect.rows.as_deref().unwrap_or_default());
+        changed = true;
+    }
     if let Some(f) = &observed.error {
-        let mut error = InlineTable::new();
-        error.insert("code", i64::from(f.code).into());
-        // A pattern that still matches stays a pattern.
-        match step.expect.error.as_ref().and_then(|e| e.message.as_ref()) {
-            Some(MessageMatch::Pattern(p)) if p.is_match(&f.message) => {
-                error.insert("pattern", p.as_str().into());
-            }
-            _ => {
-                error.insert("message", f.message.as_str().into());
-            }
-        }
+        let error = error_table(f, step.expect.error.as_ref());
         set(table, "error", Toml::InlineTable(error));
         for answer in ["expect", "records", "job"] {
             table.remove(answer);
@@ -138,6 +132,51 @@ fn update_step(table: &mut Table, observed: &Observed, step: &super::format::Ste
         changed = true;
     }
     changed
+}
+
+/// `{ code = N, message = "…" }`; a pattern that still matches stays a pattern.
+fn error_table(f: &Failure, old: Option<&ErrorExpect>) -> InlineTable {
+    let mut error = InlineTable::new();
+    error.insert("code", i64::from(f.code).into());
+    match old.and_then(|e| e.message.as_ref()) {
+        Some(MessageMatch::Pattern(p)) if p.is_match(&f.message) => {
+            error.insert("pattern", p.as_str().into());
+        }
+        _ => {
+            error.insert("message", f.message.as_str().into());
+        }
+    }
+    error
+}
+
+/// A batch step's `expect` from its rows. An old list of the same length is
+/// edited entry by entry, so comments between its entries stay.
+fn set_rows(table: &mut Table, rows: &[BatchRow], old: &[RowExpect]) {
+    let entries: Vec<Toml> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| match &row.result {
+            Ok(v) => Toml::from(value::print(v)),
+            Err(f) => {
+                let old = match old.get(i) {
+                    Some(RowExpect::Error(e)) => Some(e),
+                    _ => None,
+                };
+                Toml::InlineTable(error_table(f, old))
+            }
+        })
+        .collect();
+    if let Some(array) = table.get_mut("expect").and_then(Item::as_array_mut)
+        && array.len() == entries.len()
+    {
+        for (i, entry) in entries.into_iter().enumerate() {
+            array.replace(i, entry);
+        }
+        return;
+    }
+    let mut array: Array = entries.into_iter().collect();
+    array.fmt();
+    set(table, "expect", Toml::Array(array));
 }
 
 /// `"none"` or `{ bins = {…}, gen = N, ttl = … }` (gen and ttl when asked for).
