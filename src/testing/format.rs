@@ -689,10 +689,15 @@ impl Reader<'_> {
                 let entry = Item::Value(entry.clone());
                 let key = match &entry {
                     Item::Value(toml_edit::Value::Integer(i)) => Value::Int(*i.value()),
-                    _ => {
-                        let text = self.string(&entry, "a key")?;
-                        value::parse_arg(text)
+                    Item::Value(toml_edit::Value::String(text)) => {
+                        value::parse_arg(text.value())
                             .map_err(|e| self.literal_error(&entry, "key", &e, 0))?
+                    }
+                    _ => {
+                        return Err(self.error(
+                            entry.span(),
+                            "a key in keys is an integer or a string (\"a\", \"x'0a'\")",
+                        ));
                     }
                 };
                 keys.push(self.record_key(&entry, key, ns)?);
@@ -1199,6 +1204,102 @@ expect = false
             at("[[step]]\napply = \"m.f\"\nkey = 1\nerror = { pattern = \"(\" }\n");
         assert_eq!(line, 4);
         assert!(message.contains("bad pattern"));
+    }
+
+    #[test]
+    fn reads_batch_steps_with_a_value_or_an_error_per_key() {
+        let s = parse_text(
+            r#"
+ns = "test.demo"
+[[step]]
+apply = "m.f"
+keys = "'a', 7, x'0a'"
+args = "1"
+expect = ["5", { code = 2, pattern = "not f.und" }, "nil"]
+
+[[step]]
+apply = "m.f"
+keys = ["a", 7, "'8'"]
+"#,
+        )
+        .unwrap();
+        let Action::BatchApply { keys, call, args } = &s.steps[0].action else {
+            panic!("a batch apply");
+        };
+        let printed: Vec<String> = keys.iter().map(|k| value::print(&k.key)).collect();
+        assert_eq!(printed, ["'a'", "7", "x'0a'"]);
+        assert!(keys.iter().all(|k| k.set.as_deref() == Some("demo")));
+        assert_eq!(
+            (call.function.as_str(), args.as_slice()),
+            ("f", &[Value::Int(1)][..])
+        );
+        let rows = s.steps[0].expect.rows.as_ref().unwrap();
+        assert_eq!(rows[0], RowExpect::Value(Value::Int(5)));
+        let RowExpect::Error(e) = &rows[1] else {
+            panic!("an error row");
+        };
+        assert_eq!(e.code, Some(2));
+        assert!(matches!(&e.message, Some(MessageMatch::Pattern(p)) if p.is_match("not found")));
+        assert_eq!(rows[2], RowExpect::Value(Value::Nil));
+        assert_eq!(s.steps[0].action.describe(), "m.f(1) @ 'a', 7, x'0a'");
+        // The list form reads each key as `key = …` does: a bare word is a string.
+        let Action::BatchApply { keys, .. } = &s.steps[1].action else {
+            panic!("a batch apply");
+        };
+        let printed: Vec<String> = keys.iter().map(|k| value::print(&k.key)).collect();
+        assert_eq!(printed, ["'a'", "7", "'8'"]);
+        assert_eq!(s.steps[1].expect.rows, None);
+    }
+
+    #[test]
+    fn batch_step_mistakes_point_at_their_place() {
+        let at = |text: &str| {
+            let e = parse_text(text).unwrap_err();
+            (e.pos.line, e.pos.column, e.message)
+        };
+        let head = "[[step]]\napply = \"m.f\"\n";
+        let (line, column, message) = at(&format!("{head}key = 1\nkeys = \"1, 2\"\n"));
+        assert_eq!((line, column), (4, 1));
+        assert!(message.contains("not both"), "{message}");
+        // A bad literal among the keys: its column inside the string.
+        let (line, column, message) = at(&format!("{head}keys = \"1, @\"\n"));
+        assert_eq!((line, column), (3, 12), "{message}");
+        let (line, column, message) = at(&format!("{head}keys = [1, [2]]\n"));
+        assert_eq!((line, column), (3, 12));
+        assert!(message.contains("an integer or a string"), "{message}");
+        let (line, _, message) = at(&format!("{head}keys = \"\"\n"));
+        assert_eq!(line, 3);
+        assert!(message.contains("keys is empty"), "{message}");
+        let (line, column, message) = at(&format!("{head}keys = \"1, 2\"\nexpect = [\"1\"]\n"));
+        assert_eq!((line, column), (4, 10));
+        assert!(message.contains("1 entries for 2 keys"), "{message}");
+        let (line, column, message) = at(&format!("{head}keys = \"1\"\nexpect = \"1\"\n"));
+        assert_eq!((line, column), (4, 10));
+        assert!(message.contains("an entry per key"), "{message}");
+        let (line, column, message) = at(&format!("{head}keys = \"1, 2\"\nexpect = [\"1\", 2]\n"));
+        assert_eq!((line, column), (4, 16));
+        assert!(message.contains("an entry of expect"), "{message}");
+        let (line, column, message) = at(&format!(
+            "{head}keys = \"1, 2\"\nexpect = [\"1\", \"[@\"]\n"
+        ));
+        assert_eq!((line, column), (4, 18), "{message}");
+        let (line, _, message) = at(&format!(
+            "{head}keys = \"1\"\nexpect = [{{ code = 1, cod = 2 }}]\n"
+        ));
+        assert_eq!(line, 4);
+        assert!(message.contains("unknown key 'cod'"), "{message}");
+        let (line, column, message) = at(&format!("{head}keys = \"1\"\nerror = {{ code = 1 }}\n"));
+        assert_eq!((line, column), (4, 1));
+        assert!(
+            message.contains("each key's error is an entry of expect"),
+            "{message}"
+        );
+        let (line, _, message) = at(&format!("{head}keys = \"1\"\nrecord = \"none\"\n"));
+        assert_eq!(line, 4);
+        assert!(
+            message.contains("does not go with a batch apply"),
+            "{message}"
+        );
     }
 
     #[test]

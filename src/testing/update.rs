@@ -269,4 +269,50 @@ mod tests {
             "[[step]]\napply = \"m.f\"\nkey = 1\nrecord = { bins = { n = \"1\" } }  # gone\n\n[[step]]\nremove = 2\nexpect = false\n"
         );
     }
+
+    #[test]
+    fn batch_rows_are_rewritten_entry_by_entry() {
+        let text = "[[step]]\napply = \"m.f\"\nkeys = \"1, 2, 3\"\nexpect = [\n  \"1\",  # one\n  { code = 100, pattern = \"boom\" },\n  \"3\",\n]\n\n[[step]]\napply = \"m.f\"\nkeys = \"1, 2\"\n";
+        let scenario = format::parse(Path::new("t.udftest.toml"), text).unwrap();
+        let boom = |message: &str| Failure {
+            kind: crate::client::FailureKind::Server,
+            code: 100,
+            message: message.into(),
+            location: None,
+            logs: Vec::new(),
+        };
+        let row = |key: i64, result| BatchRow {
+            key: Value::Int(key),
+            result,
+        };
+        let rows = |rows: Vec<BatchRow>| Observed {
+            rows: Some(rows),
+            ..Observed::default()
+        };
+        let report = FileReport {
+            steps: vec![
+                failed(
+                    0,
+                    rows(vec![
+                        row(1, Err(boom("x.lua:2: no"))),
+                        row(2, Err(boom("x.lua:1: boom"))),
+                        row(3, Ok(Value::String("c".into()))),
+                    ]),
+                ),
+                failed(
+                    1,
+                    rows(vec![row(1, Ok(Value::Int(1))), row(2, Err(boom("no")))]),
+                ),
+            ],
+            ..FileReport::default()
+        };
+        let new = rewrite(text, &scenario, &report).unwrap().unwrap();
+        // The comment stays; the pattern that still matches stays a pattern.
+        assert_eq!(
+            new,
+            "[[step]]\napply = \"m.f\"\nkeys = \"1, 2, 3\"\nexpect = [\n  { code = 100, message = \"x.lua:2: no\" },  # one\n  { code = 100, pattern = \"boom\" },\n  \"'c'\",\n]\n\n[[step]]\napply = \"m.f\"\nkeys = \"1, 2\"\nexpect = [\"1\", { code = 100, message = \"no\" }]\n"
+        );
+        let again = format::parse(Path::new("t.udftest.toml"), &new).unwrap();
+        assert_eq!(again.steps[1].expect.rows.as_ref().map(Vec::len), Some(2));
+    }
 }
