@@ -57,6 +57,10 @@ fn the_examples_pass() {
     let (code, out, err) = run(&["test", root().join("examples").to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("counter.udftest.toml"), "{out}");
+    assert!(
+        out.contains("ok    ") && out.contains("batch.udftest.toml"),
+        "{out}"
+    );
     assert!(out.trim_end().ends_with(" passed, 0 failed"), "{out}");
 }
 
@@ -604,4 +608,142 @@ fn update_swaps_query_path_answers_and_errors() {
     );
     let (code, out, err) = test_file(&file, &[]);
     assert_eq!(code, 0, "{out}{err}\n{new}");
+}
+
+/// The counter and a module whose `take` fails on a missing record, two
+/// records (`a`: count 1, `b`: count 5), then `steps`. Its first `[[step]]` is on line 19.
+fn batch(steps: &str) -> (tempfile::TempDir, PathBuf) {
+    let text = format!(
+        "{HEAD}stock = {{ source = '''\nfunction take(rec)\n  if not aerospike:exists(rec) then error('no such item') end\n  return rec['count']\nend\n''' }}\n\n[[record]]\nkey = \"a\"\nbins = {{ count = \"1\" }}\n\n[[record]]\nkey = \"b\"\nbins = {{ count = \"5\" }}\n{steps}"
+    );
+    scenario(&text)
+}
+
+#[test]
+fn batch_steps_pass_with_a_value_or_an_error_per_key() {
+    let (_dir, file) = batch(
+        "\n[[step]]\napply = \"counter.increment\"\nkeys = \"'a', 'b', 'c'\"\nargs = \"'count', 2\"\nexpect = [\"3\", \"7\", \"2\"]\n\n[[step]]\napply = \"stock.take\"\nkeys = [\"a\", \"missing\", \"c\"]\nexpect = [\"3\", { code = 100, pattern = \"stock.lua:2: no such item\" }, \"2\"]\n\n[[step]]\nget = \"missing\"\nrecord = \"none\"\n",
+    );
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.trim_end().ends_with("3 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
+    let (_dir, file) = batch(
+        "\n[[step]]\napply = \"stock.take\"\nkeys = \"'a', 'missing', 'b'\"\nexpect = [\"1\", \"0\", \"6\"]\n",
+    );
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("step 1 (line 19): stock.take() @ 'a', 'missing', 'b'"),
+        "{out}"
+    );
+    // The passing key is not named; the missing key's error row is, with its module line.
+    assert!(!out.contains("key 'a'"), "{out}");
+    assert!(
+        out.contains("    key 'missing': the call failed: ") && out.contains("no such item"),
+        "{out}"
+    );
+    assert!(
+        out.contains("      expected: 0\n      at stock.lua:2\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    key 'b': value\n      expected: 6\n      actual:   5\n"),
+        "{out}"
+    );
+
+    // An error expected where the key answered, and the wrong code, in JSON.
+    let (_dir, file) = batch(
+        "\n[[step]]\napply = \"stock.take\"\nkeys = \"'a', 'missing'\"\nexpect = [{ code = 100 }, { code = 2 }]\n",
+    );
+    let (code, out, _) = test_file(&file, &["--json"]);
+    assert_eq!(code, 4, "{out}");
+    let j: Json = serde_json::from_str(out.trim()).unwrap();
+    let problems = &j["files"][0]["steps"][0]["problems"];
+    assert_eq!(
+        problems[0]["what"],
+        "key 'a': expected an error, the call succeeded"
+    );
+    assert_eq!(problems[0]["actual"], "1");
+    assert_eq!(problems[1]["what"], "key 'missing': error code");
+    assert_eq!(
+        (
+            problems[1]["expected"].as_str(),
+            problems[1]["actual"].as_str()
+        ),
+        (Some("2"), Some("100"))
+    );
+}
+
+#[test]
+fn update_rewrites_a_batch_steps_rows_and_keeps_comments() {
+    let (_dir, file) = batch(
+        "\n[[step]]\napply = \"stock.take\"\nkeys = \"'a', 'missing', 'b'\"\nexpect = [\n  \"1\",  # a is right\n  { code = 100, pattern = \"no such item\" },\n  \"6\",  # b was wrong\n]\n\n[[step]]\napply = \"counter.increment\"\nkeys = \"'a', 'z'\"\nargs = \"'count', 1\"   # no expectation yet\n",
+    );
+    let (code, _, _) = test_file(&file, &["--update"]);
+    assert_eq!(code, 4);
+    let new = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        new.contains(
+            "expect = [\n  \"1\",  # a is right\n  { code = 100, pattern = \"no such item\" },\n  \"5\",  # b was wrong\n]\n"
+        ),
+        "{new}"
+    );
+    // A batch step that only had to succeed passed, so it is left alone.
+    assert!(
+        new.ends_with("args = \"'count', 1\"   # no expectation yet\n"),
+        "{new}"
+    );
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}\n{new}");
+    assert!(out.trim_end().ends_with("2 passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn a_bad_batch_step_is_a_file_error_with_line_and_column() {
+    let (_dir, file) = batch("\n[[step]]\napply = \"stock.take\"\nkeys = \"'a', @\"\n");
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("t.udftest.toml:21:14: keys:"), "{out}");
+
+    let (_dir, file) =
+        batch("\n[[step]]\napply = \"stock.take\"\nkey = \"a\"\nkeys = \"'a', 'b'\"\n");
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("t.udftest.toml:22:1: give key (one record) or keys (a batch), not both"),
+        "{out}"
+    );
+
+    let (_dir, file) =
+        batch("\n[[step]]\napply = \"stock.take\"\nkeys = \"'a', 'b'\"\nexpect = [\"1\"]\n");
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("t.udftest.toml:22:10: expect has 1 entries for 2 keys"),
+        "{out}"
+    );
+}
+
+#[test]
+fn batch_steps_against_a_served_cluster_keep_to_the_runs_set() {
+    let server = serve();
+    let h = server.host.as_str();
+    let (_dir, file) = batch(
+        "\n[[step]]\napply = \"counter.increment\"\nkeys = \"'a', 'new'\"\nargs = \"'count', 1\"\nexpect = [\"2\", \"1\"]\n",
+    );
+    let f = file.to_str().unwrap();
+    // 'a' counts from its seed: the batch's keys are in the seeds' set, the run's.
+    let (code, out, err) = run(&["test", f, "-h", h, "--register", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let j: Json = serde_json::from_str(out.trim()).unwrap();
+    let set = format!("test.demo-{}", j["run_id"].as_str().unwrap());
+    // The run removed what its batch created, and never wrote the file's own set.
+    for set in [set.as_str(), "test.demo"] {
+        let (code, out, _) = run(&["record", "get", set, "new", "-h", h]);
+        assert_eq!((code, out.trim()), (0, "no such record"), "{set}");
+    }
 }
