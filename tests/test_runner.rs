@@ -412,7 +412,7 @@ fn the_readme_example_passes() {
     let (_dir, file) = scenario(&readme[start..end]);
     let (code, out, err) = test_file(&file, &[]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.trim_end().ends_with("4 passed, 0 failed"), "{out}");
+    assert!(out.trim_end().ends_with("5 passed, 0 failed"), "{out}");
 }
 
 /// A folder with the sum and stamp samples, four sales and an index on
