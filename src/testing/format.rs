@@ -1249,6 +1249,12 @@ keys = ["a", 7, "'8'"]
         let printed: Vec<String> = keys.iter().map(|k| value::print(&k.key)).collect();
         assert_eq!(printed, ["'a'", "7", "'8'"]);
         assert_eq!(s.steps[1].expect.rows, None);
+        // A long batch is named by its first keys and how many there are.
+        let long = parse_text("[[step]]\napply = \"m.f\"\nkeys = \"1, 2, 3, 4, 5\"\n").unwrap();
+        assert_eq!(
+            long.steps[0].action.describe(),
+            "m.f() @ 1, 2, 3, … (5 keys)"
+        );
     }
 
     #[test]
