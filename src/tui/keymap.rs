@@ -101,6 +101,9 @@ commands! {
     Theme = "theme", "dark/light theme";
     NextProblem = "next-problem", "next lint problem";
     PrevProblem = "prev-problem", "previous lint problem";
+    Kind = "kind", "kind of run: record, aggregate, background, query, batch";
+    RowsDown = "rows-down", "scroll the selected result's rows down";
+    RowsUp = "rows-up", "scroll the selected result's rows up";
 }
 
 /// A key with its modifiers, as written in the keymap ("Ctrl-S", "F5", "Alt-Enter").
@@ -245,6 +248,7 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
         Scope::Global,
         true,
     ),
+    (&["F8"], Command::Kind, Scope::Global, true),
     (&["Ctrl-K"], Command::Cancel, Scope::Global, true),
     (&["Ctrl-S"], Command::Save, Scope::Global, true),
     (&["F9", "Ctrl-R"], Command::Register, Scope::Global, true),
@@ -297,6 +301,8 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["t"], Command::Theme, Scope::OutsideText, false),
     (&["F4"], Command::NextProblem, Scope::Global, false),
     (&["Shift-F4"], Command::PrevProblem, Scope::Global, false),
+    (&["PageDown"], Command::RowsDown, Scope::Results, false),
+    (&["PageUp"], Command::RowsUp, Scope::Results, false),
 ];
 
 impl Default for Keymap {
@@ -353,6 +359,10 @@ impl Keymap {
             for (scope, hint) in scopes {
                 for (i, key) in keys.iter().enumerate() {
                     let chord = Chord::parse(key).map_err(|e| format!("keymap: {e}"))?;
+                    // The user's key wins over a default that used it.
+                    keymap
+                        .bindings
+                        .retain(|b| !(b.scope == scope && b.chord == chord));
                     keymap.bindings.push(Binding {
                         chord,
                         command,

@@ -4,3 +4,4 @@ pub mod apply;
 pub mod editor;
 pub mod modules;
 pub mod results;
+pub mod runs;
