@@ -1465,7 +1465,7 @@ impl App {
     }
 
     fn on_mouse(&mut self, mouse: MouseEvent) {
-        let areas = ui::layout(self.size);
+        let areas = ui::layout_for(self.size, self.focus);
         let at = Position::new(mouse.column, mouse.row);
         let hit = [
             (areas.modules, Pane::Modules),

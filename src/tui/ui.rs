@@ -67,32 +67,51 @@ pub fn layout(area: Rect) -> Areas {
     }
 }
 
+/// The layout as drawn: [`layout`], except that in a narrow terminal the
+/// focused results pane takes the whole body (a query's records or a stage
+/// view do not fit in the few rows it has there).
+pub fn layout_for(area: Rect, focus: Pane) -> Areas {
+    let mut areas = layout(area);
+    if area.width < NARROW && focus == Pane::Results {
+        let body = areas.modules.union(areas.results);
+        let none = Rect::new(body.x, body.y, 0, 0);
+        areas.modules = none;
+        areas.editor = none;
+        areas.apply = none;
+        areas.results = body;
+    }
+    areas
+}
+
 pub fn draw(app: &App, frame: &mut Frame) {
     let theme = app.theme;
     let area = frame.area();
     frame.render_widget(Block::default().style(theme.base()), area);
-    let areas = layout(area);
+    let areas = layout_for(area, app.focus);
     draw_status(app, frame, areas.status);
-    app.modules.draw(
-        frame,
-        areas.modules,
-        theme,
-        app.focus == Pane::Modules,
-        &app.editor.module,
-        app.editor.lines(),
-    );
-    app.editor.draw(
-        frame,
-        areas.editor,
-        theme,
-        app.focus == Pane::Editor && app.overlay.is_none(),
-    );
-    app.apply.draw(
-        frame,
-        areas.apply,
-        theme,
-        app.focus == Pane::Apply && app.overlay.is_none(),
-    );
+    // Zero-sized while the results pane takes the body.
+    if !areas.editor.is_empty() {
+        app.modules.draw(
+            frame,
+            areas.modules,
+            theme,
+            app.focus == Pane::Modules,
+            &app.editor.module,
+            app.editor.lines(),
+        );
+        app.editor.draw(
+            frame,
+            areas.editor,
+            theme,
+            app.focus == Pane::Editor && app.overlay.is_none(),
+        );
+        app.apply.draw(
+            frame,
+            areas.apply,
+            theme,
+            app.focus == Pane::Apply && app.overlay.is_none(),
+        );
+    }
     app.results.draw(
         frame,
         areas.results,
