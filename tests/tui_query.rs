@@ -104,7 +104,11 @@ impl Console {
             KeyModifiers::ALT,
         )));
         self.app.apply.focus_field(field);
-        assert_eq!(self.app.apply.focused_field(), field, "the kind shows {field:?}");
+        assert_eq!(
+            self.app.apply.focused_field(),
+            field,
+            "the kind shows {field:?}"
+        );
         self.ctrl('u');
         self.type_text(text);
     }
@@ -119,7 +123,12 @@ impl Console {
 
     /// The one request matching `pick` still unanswered.
     fn request(&self, pick: impl Fn(&Request) -> bool) -> Request {
-        let found: Vec<&Request> = self.sent.iter().map(|(_, r)| r).filter(|r| pick(r)).collect();
+        let found: Vec<&Request> = self
+            .sent
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| pick(r))
+            .collect();
         assert_eq!(found.len(), 1, "one matching request: {:?}", self.sent);
         found[0].clone()
     }
@@ -241,7 +250,10 @@ fn each_kind_builds_its_request_from_the_form() {
     let clause = call.scope.where_clause.expect("the where clause is sent");
     assert_eq!(clause.bin, "amount");
     assert_eq!(clause.predicate, Predicate::Between(10, 50));
-    assert_eq!((call.module.as_str(), call.function.as_str()), ("sum", "total"));
+    assert_eq!(
+        (call.module.as_str(), call.function.as_str()),
+        ("sum", "total")
+    );
     assert!(call.args.is_empty());
 
     console.kind(FormKind::Background);
@@ -256,7 +268,10 @@ fn each_kind_builds_its_request_from_the_form() {
     };
     assert_eq!(call.module, "stamp", "the .lua suffix is dropped");
     assert_eq!(call.args, vec![Value::from("checked")]);
-    assert_eq!(call.scope.where_clause, None, "an empty where reads every record");
+    assert_eq!(
+        call.scope.where_clause, None,
+        "an empty where reads every record"
+    );
     assert_eq!(call.records_per_second, Some(500));
 
     console.kind(FormKind::Query);
@@ -267,7 +282,10 @@ fn each_kind_builds_its_request_from_the_form() {
     let Request::Query(call) = console.request(is_query) else {
         unreachable!()
     };
-    assert_eq!(call.bins, Some(vec!["amount".to_string(), "stamp".to_string()]));
+    assert_eq!(
+        call.bins,
+        Some(vec!["amount".to_string(), "stamp".to_string()])
+    );
     assert_eq!(call.max_records, Some(20));
     assert_eq!(
         call.scope.where_clause,
@@ -289,7 +307,11 @@ fn each_kind_builds_its_request_from_the_form() {
         keys,
         vec![Value::from("a"), Value::Int(7), Value::Blob(vec![0x0a])]
     );
-    assert!(call.keys.iter().all(|k| k.ns == "test" && k.set.as_deref() == Some("demo")));
+    assert!(
+        call.keys
+            .iter()
+            .all(|k| k.ns == "test" && k.set.as_deref() == Some("demo"))
+    );
     assert_eq!(call.args, vec![Value::from("count"), Value::Int(1)]);
 
     // The record kind still applies to one key, with the fields it had.
@@ -320,13 +342,19 @@ fn bad_where_or_keys_show_the_column_and_send_nothing() {
     console.key(KeyCode::F(5));
     assert!(!console.sent.iter().any(|(_, r)| is_aggregate(r)));
     let status = console.app.status.clone().expect("a message says why");
-    assert!(status.error && status.text.contains("column 19"), "{status:?}");
+    assert!(
+        status.error && status.text.contains("column 19"),
+        "{status:?}"
+    );
     insta::assert_snapshot!("where_error", console.screen());
 
     console.kind(FormKind::Batch);
     console.set(Field::Keys, "'a', [1], 'c'");
     let screen = console.screen();
-    assert!(screen.contains("keys: column 6: a key is an integer"), "{screen}");
+    assert!(
+        screen.contains("keys: column 6: a key is an integer"),
+        "{screen}"
+    );
     console.key(KeyCode::F(5));
     console.set(Field::Keys, "'a' 'b'");
     assert!(console.screen().contains("keys: column 5: expected ','"));
@@ -348,7 +376,10 @@ fn aggregate_values_show_as_they_arrive_then_the_stage_view() {
         )));
         console.item(is_aggregate, StreamItem::Value(Value::Int(1230)));
         let screen = console.screen();
-        assert!(screen.contains("= 1230"), "the first value shows at once:\n{screen}");
+        assert!(
+            screen.contains("= 1230"),
+            "the first value shows at once:\n{screen}"
+        );
         assert!(screen.contains("1 value so far"), "{screen}");
         console.answer(is_aggregate, streamed(1));
         // On the sandbox: the newest aggregation on test.sales is asked for its stages.
@@ -359,7 +390,12 @@ fn aggregate_values_show_as_they_arrive_then_the_stage_view() {
         assert_eq!(command, "sandbox-stream:id=14");
         console.answer(is_stage_read, stage_reply("sum.total"));
         let screen = console.screen();
-        for text in ["1 value · T", "3 partitions ran", "map(amount_of)", "client reduce"] {
+        for text in [
+            "1 value · T",
+            "3 partitions ran",
+            "map(amount_of)",
+            "client reduce",
+        ] {
             assert!(screen.contains(text), "{text}:\n{screen}");
         }
         insta::assert_snapshot!(format!("stage_view_{width}x{height}"), screen);
@@ -381,7 +417,10 @@ fn the_stage_view_skips_another_streams_run() {
     assert_eq!(command, "sandbox-stream:id=11");
     console.answer(is_stage_read, stage_reply("sum.other"));
     let screen = console.screen();
-    assert!(screen.contains("another aggregation ran meanwhile"), "{screen}");
+    assert!(
+        screen.contains("another aggregation ran meanwhile"),
+        "{screen}"
+    );
     assert!(!console.sent.iter().any(|(_, r)| is_stage_read(r)));
 }
 
@@ -392,7 +431,10 @@ fn on_a_cluster_the_stage_view_needs_the_sandbox() {
     console.key(KeyCode::F(5));
     console.item(is_aggregate, StreamItem::Value(Value::Int(7)));
     console.answer(is_aggregate, streamed(1));
-    assert!(!console.sent.iter().any(|(_, r)| is_job_list(r)), "no stage read");
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_job_list(r)),
+        "no stage read"
+    );
     let screen = console.screen();
     assert!(screen.contains("= 7"), "{screen}");
     assert!(screen.contains("stage view: needs the sandbox"), "{screen}");
@@ -460,11 +502,20 @@ fn a_background_job_polls_its_progress_and_ctrl_k_aborts_it() {
         Request::AbortJob { id: 7 }
     );
     assert!(
-        !console.effects.iter().any(|e| matches!(e, Effect::Cancel(_))),
+        !console
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Cancel(_))),
         "the job is aborted on the server, not a request cancelled"
     );
-    console.answer(|r| matches!(r, Request::AbortJob { .. }), Ok(Outcome::Info("ok".into())));
-    console.answer(is_job_poll, Ok(job_entry("done(user-aborted)", "100.00", 410, 0)));
+    console.answer(
+        |r| matches!(r, Request::AbortJob { .. }),
+        Ok(Outcome::Info("ok".into())),
+    );
+    console.answer(
+        is_job_poll,
+        Ok(job_entry("done(user-aborted)", "100.00", 410, 0)),
+    );
     let screen = console.screen();
     assert!(screen.contains("done(user-aborted)"), "{screen}");
     // Done: no more reads, and nothing animates.
@@ -490,7 +541,10 @@ fn the_job_gauge_while_running_and_when_done() {
         console.answer(is_job_poll, Ok(job_entry("done(ok)", "100.00", 997, 3)));
         let screen = console.screen();
         assert!(screen.contains("100.00%"), "{screen}");
-        assert!(screen.contains("succeeded 997 · failed 3 · filtered 3"), "{screen}");
+        assert!(
+            screen.contains("succeeded 997 · failed 3 · filtered 3"),
+            "{screen}"
+        );
         insta::assert_snapshot!(format!("job_done_{width}x{height}"), screen);
     }
 }
@@ -557,7 +611,10 @@ fn query_records_list_scrolls_and_ctrl_k_cancels() {
         }),
     );
     let screen = console.screen();
-    assert!(screen.contains("'sale2'") && screen.contains("cancelled"), "{screen}");
+    assert!(
+        screen.contains("'sale2'") && screen.contains("cancelled"),
+        "{screen}"
+    );
 }
 
 #[test]
