@@ -658,5 +658,13 @@ fn a_batch_apply_shows_a_row_per_key() {
         assert!(screen.contains("'missing' ✗ error 100"), "{screen}");
         assert_eq!(console.app.editor.marks.first().map(|m| m.line), Some(9));
         insta::assert_snapshot!(format!("batch_table_{width}x{height}"), screen);
+        // Copied as JSON: a row per key, typed values.
+        console.key(KeyCode::Char('c'));
+        let Some(Effect::Copy(json)) = console.effects.last() else {
+            panic!("c copies the result")
+        };
+        let json: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(json["results"][0]["value"], serde_json::json!({"int": 6}));
+        assert_eq!(json["results"][2]["ok"], serde_json::json!(false));
     }
 }

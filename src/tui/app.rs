@@ -422,7 +422,12 @@ impl App {
             return;
         }
         if key.code == KeyCode::Esc {
-            if self.results.in_flight().is_some() {
+            // Esc cancels a request; a server job is aborted only with Ctrl-K.
+            let request = self
+                .results
+                .in_flight()
+                .is_some_and(|e| !e.run.as_ref().is_some_and(|r| r.job_running()));
+            if request {
                 self.command(Command::Cancel, effects);
             }
             return;

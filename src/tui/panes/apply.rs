@@ -776,6 +776,67 @@ mod tests {
     }
 
     #[test]
+    fn keys_parse_with_the_column_of_a_problem() {
+        assert_eq!(
+            parse_keys(" 'a', 7 , x'0a'").unwrap(),
+            vec![Value::from("a"), Value::Int(7), Value::Blob(vec![10])]
+        );
+        let column = |text| parse_keys(text).unwrap_err().column;
+        assert_eq!(column("'a', [1]"), 6);
+        assert_eq!(column("'a' 'b'"), 5);
+        assert_eq!(column("'a', "), 6);
+        assert_eq!(column(""), 1);
+        assert_eq!(column("'a', 'b"), 6);
+        assert_eq!(
+            bin_names(" a , b").unwrap(),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(bin_names("").unwrap(), None);
+        assert_eq!(bin_names("a,,b").unwrap_err().0, 3);
+    }
+
+    #[test]
+    fn each_kind_checks_only_its_own_fields() {
+        let mut form = ApplyForm::default();
+        form.set(Field::Key, "[1");
+        form.set_kind(FormKind::Query);
+        assert_eq!(form.check(), None, "the record key is not a query's field");
+        form.set(Field::MaxRecords, "0");
+        assert_eq!(form.check().unwrap().field, Field::MaxRecords);
+        form.set(Field::MaxRecords, "");
+        form.set(Field::Where, "n BETWEEN 1");
+        let error = form.request().unwrap_err();
+        assert_eq!((error.field, error.column), (Field::Where, Some(12)));
+        form.set_kind(FormKind::Background);
+        form.set(Field::Where, "");
+        form.set(Field::Rps, "fast");
+        assert_eq!(form.check().unwrap().field, Field::Rps);
+        // The record apply is still checked as a record apply.
+        assert_eq!(form.call().unwrap_err().field, Field::Key);
+    }
+
+    #[test]
+    fn switching_kinds_keeps_the_focused_field_when_it_can() {
+        let mut form = ApplyForm::default();
+        form.focus_field(Field::Function);
+        form.set_kind(FormKind::Aggregate);
+        assert_eq!(form.focused_field(), Field::Function);
+        form.set_kind(FormKind::Query);
+        assert_eq!(form.focused_field(), Field::Namespace);
+        assert_eq!(FormKind::Batch.next(), FormKind::Record);
+    }
+
+    #[test]
+    fn forms_saved_before_the_kinds_come_back_as_record_forms() {
+        let old = r#"[{"values":["test","demo","'k9'","counter","increment","","","1"],"with_record":true}]"#;
+        let mut form = ApplyForm::default();
+        form.restore(serde_json::from_str(old).unwrap());
+        assert_eq!(form.kind, FormKind::Record);
+        assert_eq!(form.value(Field::Key), "'k9'");
+        assert_eq!(form.value(Field::MaxRecords), "1000");
+    }
+
+    #[test]
     fn history_recalls_recent_forms() {
         let mut form = ApplyForm::default();
         form.remember();

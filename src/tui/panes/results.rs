@@ -325,6 +325,7 @@ impl Results {
                             item["before"] = record(before);
                             item["after"] = record(after);
                         }
+                        Ok(_) if e.run.is_some() => {}
                         Ok(other) => item["outcome"] = serde_json::json!(format!("{other:?}")),
                         Err(f) => {
                             item["error"] = serde_json::json!({
@@ -334,6 +335,13 @@ impl Results {
                             })
                         }
                     }
+                }
+                if let Some(run) = &e.run {
+                    let outcome = match &e.state {
+                        CallState::Done { outcome: Ok(o), .. } => Some(o),
+                        _ => None,
+                    };
+                    runs::add_json(run, outcome, &mut item);
                 }
                 if let Some(b) = &e.series {
                     item["runs"] = serde_json::json!({

@@ -440,3 +440,63 @@ fn batch_lines(
     }
     out.extend(window_line(scroll, shown.len(), rows.len(), theme));
 }
+
+/// A run's rows as JSON, for copying and saving results: values typed,
+/// bins plain, as the commands print them.
+pub fn add_json(run: &RunView, outcome: Option<&Outcome>, item: &mut serde_json::Value) {
+    use crate::value::{to_plain_json, to_typed_json};
+    use serde_json::json;
+    if let Some(Outcome::Streamed { count, elapsed }) = outcome {
+        item["count"] = json!(count);
+        item["elapsed_ms"] = json!(elapsed.as_secs_f64() * 1000.0);
+    }
+    match &run.detail {
+        Detail::Aggregate(view) => {
+            item["values"] = view.values.iter().map(to_typed_json).collect();
+            if let Stages::Ready(report) = &view.stages {
+                item["partitions"] = json!(report.partitions);
+                item["stages"] = report
+                    .stages
+                    .iter()
+                    .map(|s| json!({"stage": s.stage, "in": s.values_in, "out": s.values_out}))
+                    .collect();
+            }
+        }
+        Detail::Background(job) => {
+            item["job"] = json!(job.id);
+            if let Some(info) = &job.info {
+                item["status"] = json!(info.status());
+                item["percent"] = json!(info.percent());
+                item["succeeded"] = json!(info.succeeded());
+                item["failed"] = json!(info.failed());
+                item["filtered"] = json!(info.filtered());
+            }
+        }
+        Detail::Query(rows) => {
+            item["records"] = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "key": r.key.as_ref().map_or(json!(null), to_typed_json),
+                        "digest": hex::encode(r.digest),
+                        "bins": r.view.bins.iter().map(|(n, v)| (n.clone(), to_plain_json(v))).collect::<serde_json::Map<_, _>>(),
+                        "gen": r.view.generation,
+                        "ttl": r.view.ttl,
+                    })
+                })
+                .collect();
+        }
+        Detail::Batch => {
+            if let Some(Outcome::BatchApplied(rows)) = outcome {
+                item["results"] = rows
+                    .iter()
+                    .map(|row| match &row.result {
+                        Ok(v) => json!({"key": to_typed_json(&row.key), "ok": true, "value": to_typed_json(v)}),
+                        Err(f) => json!({"key": to_typed_json(&row.key), "ok": false,
+                                         "error": {"code": f.code, "message": f.message}}),
+                    })
+                    .collect();
+            }
+        }
+    }
+}
