@@ -101,7 +101,7 @@ commands! {
     Theme = "theme", "dark/light theme";
     NextProblem = "next-problem", "next lint problem";
     PrevProblem = "prev-problem", "previous lint problem";
-    Kind = "kind", "kind of run: record, aggregate, background, query, batch";
+    Kind = "kind", "kind of run (record … batch)";
     RowsDown = "rows-down", "scroll the selected result's rows down";
     RowsUp = "rows-up", "scroll the selected result's rows up";
 }

@@ -218,7 +218,12 @@ fn draw_help(app: &App, frame: &mut Frame, scroll: u16) {
     let theme = app.theme;
     let mut lines = vec![
         Line::raw("Record UDFs: write the module, register it (F9), fill the form, run (F5)."),
-        Line::raw("The form's kind (F8): record, aggregate, background job, query or batch apply."),
+        Line::raw(format!(
+            "{}: the form's kind (record, aggregate, background, query, batch).",
+            app.keymap
+                .key_for(crate::tui::keymap::Command::Kind)
+                .map_or("unbound".to_string(), |k| k.to_string())
+        )),
         Line::raw("Printable keys type into the editor and the form; Tab indents in the editor."),
         Line::raw(
             "Change keys in keymap.toml in the asudf config directory (command = \"Ctrl-X\").",
