@@ -318,3 +318,55 @@ async fn a_batch_apply_over_three_keys_one_missing_shows_a_row_each() {
     // The failing row points into the module: its line is marked.
     assert_eq!(live.app.editor.marks.first().map(|m| m.line), Some(2));
 }
+
+const FAILING_STREAM: &str = "local function broken(rec)
+  return rec['amount'] + nil
+end
+
+function run(stream)
+  return stream : map(broken)
+end
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_stream_function_marks_its_line() {
+    let mut live = Live::start().await;
+    let sum = asudf::samples::find("sum").unwrap();
+    load_sample(&live.setup, sum)
+        .await
+        .expect("the sum sample loads");
+    live.act(Action::FileLoaded {
+        path: PathBuf::from("/nonexistent/failing.lua"),
+        result: Ok(FAILING_STREAM.to_string()),
+    })
+    .await;
+    live.key(KeyCode::F(9)).await;
+    live.wait("registered", |app| {
+        app.status
+            .as_ref()
+            .is_some_and(|s| s.text.starts_with("registered"))
+    })
+    .await;
+    live.kind(FormKind::Aggregate).await;
+    live.set(Field::Set, "sales").await;
+    live.set(Field::Where, "").await;
+    live.set(Field::Module, "failing").await;
+    live.set(Field::Function, "run").await;
+    live.set(Field::Args, "").await;
+    let entry = live.run().await;
+    let CallState::Done {
+        outcome: Err(failure),
+        ..
+    } = &entry.state
+    else {
+        panic!("the aggregation fails: {:?}", entry.state)
+    };
+    assert_eq!(
+        failure.location,
+        Some(("failing.lua".to_string(), 2)),
+        "{failure:?}"
+    );
+    assert_eq!(live.app.editor.marks.first().map(|m| m.line), Some(2));
+    let screen = live.screen();
+    assert!(screen.contains("at failing.lua line 2"), "{screen}");
+}
