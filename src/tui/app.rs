@@ -1116,6 +1116,9 @@ impl App {
                         Request::Jobs { id: None },
                     ));
                 }
+                (Detail::Aggregate(view), Err(_)) if sandbox => {
+                    view.stages = Stages::Unavailable("not read: the run did not finish".into())
+                }
                 _ => {}
             }
         }
