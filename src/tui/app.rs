@@ -132,31 +132,25 @@ enum Purpose {
     OpenModule(String),
     Register(String),
     Remove(String),
-    Apply {
-        entry: usize,
-    },
-    /// A query-path run: an aggregation, a background job's start, a
-    /// query, a batch apply.
-    Run {
-        entry: usize,
-    },
-    JobPoll {
-        entry: usize,
-    },
-    AbortJob {
-        entry: usize,
-    },
-    /// The jobs the sandbox lists, to find an aggregation's transaction id.
-    StageJobs {
-        entry: usize,
-    },
-    /// An aggregation's stage counts; `rest` are the other candidates.
-    StageStream {
-        entry: usize,
-        trid: u64,
-        rest: Vec<u64>,
-        tries: u8,
-    },
+    Apply { entry: usize },
+    // A query-path run (aggregation, background job start, query, batch
+    // apply); a job's progress and its abort; the jobs the sandbox lists to
+    // find an aggregation's transaction id, and that run's stage counts.
+    Run { entry: usize },
+    JobPoll { entry: usize },
+    AbortJob { entry: usize },
+    StageJobs { entry: usize },
+    StageStream(StageRead),
+}
+
+/// A read of an aggregation's stage counts: the job tried, the other
+/// candidates, and how many times it was read while still running.
+#[derive(Debug, Clone, PartialEq)]
+struct StageRead {
+    entry: usize,
+    trid: u64,
+    rest: Vec<u64>,
+    tries: u8,
 }
 
 /// A request to send again later (through the tick).
@@ -1249,12 +1243,12 @@ impl App {
         effects: &mut Vec<Effect>,
     ) {
         self.send(
-            Purpose::StageStream {
+            Purpose::StageStream(StageRead {
                 entry,
                 trid,
                 rest,
                 tries,
-            },
+            }),
             Request::Info {
                 command: format!("sandbox-stream:id={trid}"),
             },
@@ -1264,7 +1258,12 @@ impl App {
 
     fn on_stage_stream(
         &mut self,
-        (number, trid, mut rest, tries): (usize, u64, Vec<u64>, u8),
+        StageRead {
+            entry: number,
+            trid,
+            mut rest,
+            tries,
+        }: StageRead,
         outcome: Result<Outcome, Failure>,
         effects: &mut Vec<Effect>,
     ) {
@@ -1294,12 +1293,12 @@ impl App {
                 if again {
                     self.polls.push(Poll {
                         due: now + STAGE_RETRY,
-                        purpose: Purpose::StageStream {
+                        purpose: Purpose::StageStream(StageRead {
                             entry: number,
                             trid,
                             rest: Vec::new(),
                             tries: tries + 1,
-                        },
+                        }),
                         request: Request::Info {
                             command: format!("sandbox-stream:id={trid}"),
                         },
@@ -1725,12 +1724,7 @@ impl App {
             Purpose::JobPoll { entry } => self.on_job_poll(entry, outcome),
             Purpose::AbortJob { entry } => self.on_abort(entry, outcome),
             Purpose::StageJobs { entry } => self.on_stage_jobs(entry, outcome, effects),
-            Purpose::StageStream {
-                entry,
-                trid,
-                rest,
-                tries,
-            } => self.on_stage_stream((entry, trid, rest, tries), outcome, effects),
+            Purpose::StageStream(read) => self.on_stage_stream(read, outcome, effects),
         }
     }
 

@@ -89,29 +89,26 @@ pub fn draw(app: &App, frame: &mut Frame) {
     frame.render_widget(Block::default().style(theme.base()), area);
     let areas = layout_for(area, app.focus);
     draw_status(app, frame, areas.status);
-    // Zero-sized while the results pane takes the body.
-    if !areas.editor.is_empty() {
-        app.modules.draw(
-            frame,
-            areas.modules,
-            theme,
-            app.focus == Pane::Modules,
-            &app.editor.module,
-            app.editor.lines(),
-        );
-        app.editor.draw(
-            frame,
-            areas.editor,
-            theme,
-            app.focus == Pane::Editor && app.overlay.is_none(),
-        );
-        app.apply.draw(
-            frame,
-            areas.apply,
-            theme,
-            app.focus == Pane::Apply && app.overlay.is_none(),
-        );
-    }
+    app.modules.draw(
+        frame,
+        areas.modules,
+        theme,
+        app.focus == Pane::Modules,
+        &app.editor.module,
+        app.editor.lines(),
+    );
+    app.editor.draw(
+        frame,
+        areas.editor,
+        theme,
+        app.focus == Pane::Editor && app.overlay.is_none(),
+    );
+    app.apply.draw(
+        frame,
+        areas.apply,
+        theme,
+        app.focus == Pane::Apply && app.overlay.is_none(),
+    );
     app.results.draw(
         frame,
         areas.results,
