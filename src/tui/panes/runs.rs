@@ -182,7 +182,7 @@ fn window_line(scroll: usize, shown: usize, total: usize, theme: Theme) -> Optio
     })
 }
 
-/// "12 values so far" while streaming, "1 value · 3.2ms" when done.
+/// "12 values so far…" while streaming, "1 value · 3.2ms" when done.
 fn count_line(
     count: u64,
     noun: (&str, &str),
@@ -190,17 +190,13 @@ fn count_line(
     theme: Theme,
     time: TimeFormat,
 ) -> Line<'static> {
-    let word = if count == 1 { noun.0 } else { noun.1 };
+    let word = |n: u64| if n == 1 { noun.0 } else { noun.1 };
     match done {
         Some(Outcome::Streamed { count, elapsed }) => Line::styled(
-            format!(
-                "  {count} {} · {}",
-                if *count == 1 { noun.0 } else { noun.1 },
-                time(*elapsed)
-            ),
+            format!("  {count} {} · {}", word(*count), time(*elapsed)),
             theme.accent(),
         ),
-        _ => Line::styled(format!("  {count} {word} so far…"), theme.warn()),
+        _ => Line::styled(format!("  {count} {} so far…", word(count)), theme.warn()),
     }
 }
 
