@@ -228,7 +228,9 @@ fn aggregate_lines(
         Stages::Unavailable(why) => {
             out.push(Line::styled(format!("  stage view: {why}"), theme.dim()))
         }
-        Stages::Ready(report) => stage_lines(report, received, done.is_some(), width, theme, out),
+        Stages::Ready(report) => {
+            stage_lines(report, received, done.is_some(), page, width, theme, out)
+        }
     }
 }
 
@@ -238,6 +240,7 @@ fn stage_lines(
     report: &StreamReport,
     received: u64,
     finished: bool,
+    page: usize,
     width: usize,
     theme: Theme,
     out: &mut Vec<Line<'static>>,
@@ -283,12 +286,18 @@ fn stage_lines(
             theme.ok(),
         ));
     }
-    for log in &report.logs {
+    for log in report.logs.iter().take(page) {
         out.push(Line::styled(
             cut(
                 format!("  log {}: {}", level_text(log.level), log.text),
                 width,
             ),
+            theme.dim(),
+        ));
+    }
+    if report.logs.len() > page {
+        out.push(Line::styled(
+            format!("  … {} more log lines", report.logs.len() - page),
             theme.dim(),
         ));
     }
@@ -494,5 +503,52 @@ pub fn add_json(run: &RunView, outcome: Option<&Outcome>, item: &mut serde_json:
                     .collect();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::engine::{LogLevel, LogLine, StageCount};
+    use crate::tui::theme::ThemeKind;
+
+    fn text(lines: &[Line]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn stage_view_counts_the_client_reduce_and_folds_long_logs() {
+        let report = StreamReport {
+            done: true,
+            partitions: 2,
+            stages: vec![StageCount {
+                stage: "aggregate(a_rather_long_function_name)".into(),
+                values_in: 9,
+                values_out: 2,
+            }],
+            logs: (0..15)
+                .map(|i| LogLine {
+                    level: LogLevel::Info,
+                    text: format!("line {i}"),
+                })
+                .collect(),
+            udf: None,
+        };
+        let mut out = Vec::new();
+        let theme = Theme::new(ThemeKind::Dark);
+        stage_lines(&report, 1, true, 10, 40, theme, &mut out);
+        let lines = text(&out);
+        assert!(lines[0].contains("2 partitions ran"), "{lines:?}");
+        assert!(
+            lines[2].contains("aggregate(a_rat…") && lines[2].ends_with("9        2"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[3].contains("client reduce") && lines[3].ends_with("2        1"),
+            "{lines:?}"
+        );
+        assert_eq!(lines.iter().filter(|l| l.contains("log info")).count(), 10);
+        assert_eq!(lines.last().unwrap(), "  … 5 more log lines");
+        assert_eq!(cut("abcdef".into(), 4), "abc…");
     }
 }
