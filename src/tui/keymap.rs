@@ -73,7 +73,7 @@ commands! {
     FocusApply = "focus-apply", "apply form";
     FocusResults = "focus-results", "results";
     Run = "run", "run the apply";
-    Cancel = "cancel", "cancel the call in flight";
+    Cancel = "cancel", "cancel the call in flight, abort a running job";
     Save = "save", "save the buffer";
     Register = "register", "register the buffer";
     Open = "open", "open a file";
