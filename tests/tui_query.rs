@@ -225,10 +225,14 @@ fn jobs_listed() -> Result<Outcome, Failure> {
 /// A `sandbox-stream` value: map then aggregate then reduce, over 41 records
 /// in 3 partitions, with a log line; `udf` names the stream.
 fn stage_reply(udf: &str) -> Result<Outcome, Failure> {
+    stage_reply_done(udf, true)
+}
+
+fn stage_reply_done(udf: &str, done: bool) -> Result<Outcome, Failure> {
     use base64::Engine as _;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     Ok(Outcome::Info(format!(
-        "done=true;partitions=3;stages={}:41:41,{}:41:3,{}:3:3;logs=info:{};udf={}",
+        "done={done};partitions=3;stages={}:41:41,{}:41:3,{}:3:3;logs=info:{};udf={}",
         b64("map(amount_of)"),
         b64("aggregate(add)"),
         b64("reduce(add)"),
@@ -422,6 +426,34 @@ fn the_stage_view_skips_another_streams_run() {
         "{screen}"
     );
     assert!(!console.sent.iter().any(|(_, r)| is_stage_read(r)));
+}
+
+#[test]
+fn stage_counts_of_a_run_still_ending_are_read_again_on_the_tick() {
+    let mut console = Console::new(160, 45, true);
+    sum_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.answer(is_aggregate, streamed(1));
+    console.answer(is_job_list, jobs_listed());
+    console.answer(is_stage_read, stage_reply_done("sum.total", false));
+    assert!(console.screen().contains("(still running)"));
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_stage_read(r)),
+        "not at once"
+    );
+    assert!(console.app.next_wake().is_some());
+    console.tick(Duration::from_millis(150));
+    let Request::Info { command } = console.request(is_stage_read) else {
+        unreachable!()
+    };
+    assert_eq!(command, "sandbox-stream:id=14", "the same run");
+    console.answer(is_stage_read, stage_reply("sum.total"));
+    assert!(!console.screen().contains("(still running)"));
+    console.tick(Duration::from_millis(400));
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_stage_read(r)),
+        "done: no more reads"
+    );
 }
 
 #[test]
