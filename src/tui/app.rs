@@ -763,6 +763,8 @@ impl App {
             }
             Command::Kind => {
                 self.apply.set_kind(self.apply.kind.next());
+                // Whether the form calls a function of the buffer may change.
+                self.diagnostics.changed(self.now);
                 self.say(format!("form kind: {}", self.apply.kind.name()));
             }
             Command::RowsDown | Command::RowsUp => self.scroll_rows(command == Command::RowsDown),
@@ -882,8 +884,10 @@ impl App {
     /// What the linter needs, taken from the buffer and the form.
     fn lint_request(&self, seq: u64) -> LintRequest {
         let module = self.editor.module.clone();
-        // The form's function matters only when it calls this buffer's module.
-        let function = (module_file_name(self.apply.value(Field::Module)) == module)
+        // The form's function matters only when it calls this buffer's
+        // module (and the form's kind calls a function at all).
+        let calls = self.apply.kind.fields().contains(&Field::Function);
+        let function = (calls && module_file_name(self.apply.value(Field::Module)) == module)
             .then(|| self.apply.value(Field::Function).trim().to_string())
             .filter(|f| !f.is_empty());
         LintRequest {
