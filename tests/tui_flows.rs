@@ -225,7 +225,7 @@ fn printable_keys_type_in_text_and_command_outside() {
     console.type_text("?");
     assert!(matches!(console.app.overlay, Some(Overlay::Help { .. })));
     let help = console.screen();
-    assert!(help.contains("background (scan/query) UDFs"), "{help}");
+    assert!(help.contains("F8: the form's kind"), "{help}");
     assert!(help.contains("F5 Ctrl-J Alt-Enter Ctrl-Enter"), "{help}");
     console.key(KeyCode::Esc);
     assert!(console.app.overlay.is_none());

@@ -124,7 +124,7 @@ fn console_runs_in_a_terminal_and_restores_it() {
 
     // Help from the keymap, closed with Esc.
     tmux.keys(&["F1"]);
-    tmux.wait_for("background (scan/query) UDFs");
+    tmux.wait_for("the form's kind");
     tmux.keys(&["Escape"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tmux.screen().contains("Esc closes this help") {

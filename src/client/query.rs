@@ -15,7 +15,7 @@ use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use super::ops::{failure, get_module, info, module_file};
+use super::ops::{error_location, failure, get_module, info, module_file};
 use super::{Failure, FailureKind, Outcome, RecordView};
 use crate::where_clause::{Collection, Where};
 
@@ -304,12 +304,12 @@ pub(super) async fn aggregate(
             &call.args,
         )
         .await
-        .map_err(failure)?;
+        .map_err(stream_failure)?;
     let _close = CloseResultsOnDrop(results.clone());
     let mut stream = results.into_stream();
     let mut count = 0u64;
     while let Some(value) = next_value(&mut stream).await {
-        let value = value.map_err(failure)?;
+        let value = value.map_err(stream_failure)?;
         count += 1;
         let _ = sink.send(StreamItem::Value(value));
     }
@@ -334,6 +334,17 @@ async fn next_value(
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(2));
     }
+}
+
+/// An aggregation's failure: a stream function's error
+/// (`…/module.lua:LINE: …`) comes under a query result code, not the UDF
+/// one, and still points into the module.
+fn stream_failure(e: aerospike::Error) -> Failure {
+    let mut f = failure(e);
+    if f.location.is_none() && f.kind == FailureKind::Server {
+        f.location = error_location(&f.message);
+    }
+    f
 }
 
 struct CloseResultsOnDrop(Arc<aerospike::ResultSet>);

@@ -11,19 +11,24 @@ use crossterm::event::{
 };
 use ratatui::layout::{Position, Rect};
 
-use crate::client::{ConnectionState, Event, Failure, FailureKind, Outcome, Request, Timing};
+use crate::client::{
+    ConnectionState, Event, Failure, FailureKind, JobInfo, Outcome, Request, StreamItem, Timing,
+};
 use crate::lint::LuaLibs;
 use crate::testing::save::{ModuleRef, SavedCall, scenario_text};
 use crate::tui::action::{Action, Tag};
 use crate::tui::completion::Known;
 use crate::tui::diagnostics::{self, Diagnostics, LintRequest};
 use crate::tui::keymap::{Command, Keymap, Scope};
-use crate::tui::panes::apply::{ApplyForm, Field, LineInput, Picker};
+use crate::tui::panes::apply::{ApplyForm, Field, FieldError, FormKind, LineInput, Picker};
 use crate::tui::panes::editor::{Editor, Mark, module_name_for};
 use crate::tui::panes::indexes::Indexes;
 use crate::tui::panes::jobs::Jobs;
 use crate::tui::panes::modules::{Modules, module_file_name};
 use crate::tui::panes::results::{CallState, Results, RunSeries, TimeFormat, real_time};
+use crate::tui::panes::runs::{
+    AggregateView, Detail, JobView, MAX_KEPT, QueryRow, ROWS_EXPANDED, ROWS_FOLDED, RunView, Stages,
+};
 use crate::tui::theme::{Theme, ThemeKind};
 use crate::tui::ui;
 
@@ -38,6 +43,14 @@ pub const RECOVERY_DELAY: Duration = Duration::from_secs(2);
 pub const REFRESH_EVERY: Duration = Duration::from_secs(30);
 /// How often spinners and elapsed times move while something animates.
 pub const TICK: Duration = Duration::from_millis(100);
+/// How often a running background job's progress is read.
+pub const JOB_POLL: Duration = Duration::from_millis(250);
+/// How soon an aggregation's stage counts are read again while the
+/// sandbox still finishes the run, and how many times at most.
+const STAGE_RETRY: Duration = Duration::from_millis(100);
+const STAGE_TRIES: u8 = 20;
+/// Aggregations of `query-show` tried, newest first, to find a run's own.
+const STAGE_CANDIDATES: usize = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pane {
@@ -139,7 +152,33 @@ enum Purpose {
     DropIndex(String),
     Sample(u64, crate::tui::panes::samples::Stage), // a sample load's step
     ListJobs,
-    AbortJob(u64),
+    AbortListedJob(u64),
+    // A query-path run (aggregation, background job start, query, batch
+    // apply); a job's progress and its abort; the jobs the sandbox lists to
+    // find an aggregation's transaction id, and that run's stage counts.
+    Run { entry: usize },
+    JobPoll { entry: usize },
+    AbortJob { entry: usize },
+    StageJobs { entry: usize },
+    StageStream(StageRead),
+}
+
+/// A read of an aggregation's stage counts: the job tried, the other
+/// candidates, and how many times it was read while still running.
+#[derive(Debug, Clone, PartialEq)]
+struct StageRead {
+    entry: usize,
+    trid: u64,
+    rest: Vec<u64>,
+    tries: u8,
+}
+
+/// A request to send again later (through the tick).
+#[derive(Debug, Clone, PartialEq)]
+struct Poll {
+    due: Instant,
+    purpose: Purpose,
+    request: Request,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -208,6 +247,8 @@ pub struct App {
     series_calls: HashMap<usize, crate::client::ApplyCall>,
     recovery_due: Option<Instant>,
     last_refresh: Option<Instant>,
+    /// Job progress and stage counts to read again.
+    polls: Vec<Poll>,
 }
 
 /// What the console starts with.
@@ -291,6 +332,7 @@ impl App {
             series_calls: HashMap::new(),
             recovery_due: None,
             last_refresh: None,
+            polls: Vec::new(),
         };
         app.fit_editor();
         app
@@ -402,7 +444,12 @@ impl App {
             return;
         }
         if key.code == KeyCode::Esc {
-            if self.results.in_flight().is_some() {
+            // Esc cancels a request; a server job is aborted only with Ctrl-K.
+            let request = self
+                .results
+                .in_flight()
+                .is_some_and(|e| !e.run.as_ref().is_some_and(|r| r.job_running()));
+            if request {
                 self.command(Command::Cancel, effects);
             }
             return;
@@ -526,7 +573,7 @@ impl App {
             }
             Pending::Register => self.send_register(effects),
             Pending::DropIndex { ns, name } => self.drop_index(ns, name, effects),
-            Pending::AbortJob(id) => self.abort_job(id, effects),
+            Pending::AbortJob(id) => self.abort_listed_job(id, effects),
         }
     }
 
@@ -756,6 +803,13 @@ impl App {
                 self.results.entries.retain(|e| e.in_flight());
                 self.results.selected = self.results.entries.len().saturating_sub(1);
             }
+            Command::Kind => {
+                self.apply.set_kind(self.apply.kind.next());
+                // Whether the form calls a function of the buffer may change.
+                self.diagnostics.changed(self.now);
+                self.say(format!("form kind: {}", self.apply.kind.name()));
+            }
+            Command::RowsDown | Command::RowsUp => self.scroll_rows(command == Command::RowsDown),
             Command::Theme => {
                 self.theme = self.theme.toggled();
                 self.editor
@@ -880,8 +934,10 @@ impl App {
     /// What the linter needs, taken from the buffer and the form.
     fn lint_request(&self, seq: u64) -> LintRequest {
         let module = self.editor.module.clone();
-        // The form's function matters only when it calls this buffer's module.
-        let function = (module_file_name(self.apply.value(Field::Module)) == module)
+        // The form's function matters only when it calls this buffer's
+        // module (and the form's kind calls a function at all).
+        let calls = self.apply.kind.fields().contains(&Field::Function);
+        let function = (calls && module_file_name(self.apply.value(Field::Module)) == module)
             .then(|| self.apply.value(Field::Function).trim().to_string())
             .filter(|f| !f.is_empty());
         LintRequest {
@@ -904,15 +960,14 @@ impl App {
     }
 
     fn run(&mut self, effects: &mut Vec<Effect>) {
+        if self.apply.kind != FormKind::Record {
+            self.run_kind(effects);
+            return;
+        }
         let (call, times) = match self.apply.call() {
             Ok(ok) => ok,
             Err(e) => {
-                self.focus = Pane::Apply;
-                self.apply.focus = crate::tui::panes::apply::FIELDS
-                    .iter()
-                    .position(|f| *f == e.field)
-                    .unwrap_or(0);
-                self.complain(format!("cannot run: {}", e.message));
+                self.form_error(e);
                 return;
             }
         };
@@ -967,6 +1022,387 @@ impl App {
             if let Some(entry) = self.results.entries.last_mut() {
                 entry.call = Some(call);
             }
+        }
+    }
+
+    /// Points at the field that stops the form from running.
+    fn form_error(&mut self, e: FieldError) {
+        self.focus = Pane::Apply;
+        self.apply.focus_field(e.field);
+        let at = e
+            .column
+            .map(|c| format!(" (column {c})"))
+            .unwrap_or_default();
+        self.complain(format!("cannot run: {}{at}: {}", e.field_name(), e.message));
+    }
+
+    /// Runs an aggregation, a background job, a query or a batch apply:
+    /// one request whose items and answer fill a result entry.
+    fn run_kind(&mut self, effects: &mut Vec<Effect>) {
+        let request = match self.apply.request() {
+            Ok(request) => request,
+            Err(e) => {
+                self.form_error(e);
+                return;
+            }
+        };
+        self.apply.remember();
+        if let Ok(json) = serde_json::to_string(&self.apply.history) {
+            effects.push(Effect::SaveForms(json));
+        }
+        let detail = match &request {
+            Request::Aggregate(call) => Detail::Aggregate(AggregateView {
+                values: Vec::new(),
+                dropped: 0,
+                udf: format!("{}.{}", call.module, call.function),
+                ns: call.scope.ns.clone(),
+                set: call.scope.set.clone(),
+                stages: Stages::Waiting,
+            }),
+            Request::Execute(_) => Detail::Background(JobView::default()),
+            Request::Query(_) => Detail::Query(Vec::new()),
+            _ => Detail::Batch,
+        };
+        let label = self.apply.label();
+        let number = self.results.next_number + 1;
+        if !self.connected() {
+            self.results
+                .push_run(0, label, self.now, RunView::new(detail));
+            if let Some(entry) = self.results.entries.last_mut() {
+                entry.state = CallState::Done {
+                    outcome: Err(Failure::connection("not connected: the call was not sent")),
+                    round_trip: Duration::ZERO,
+                };
+            }
+            return;
+        }
+        let tag = self.send(Purpose::Run { entry: number }, request, effects);
+        self.results
+            .push_run(tag, label, self.now, RunView::new(detail));
+    }
+
+    /// A record or value of a run in flight, shown as it arrives.
+    fn on_item(&mut self, tag: Tag, item: StreamItem) {
+        let Some(Purpose::Run { entry }) = self.pending.get(&tag) else {
+            return;
+        };
+        let Some(run) = self.results.by_number(*entry).and_then(|e| e.run.as_mut()) else {
+            return;
+        };
+        match (&mut run.detail, item) {
+            (Detail::Aggregate(view), StreamItem::Value(value)) => {
+                if view.values.len() < MAX_KEPT {
+                    view.values.push(value);
+                } else {
+                    view.dropped += 1;
+                }
+            }
+            (Detail::Query(rows), StreamItem::Record { key, digest, view })
+                if rows.len() < MAX_KEPT =>
+            {
+                // The first records' bins are enough for completion.
+                if rows.len() < 100 {
+                    self.known
+                        .add_bins(view.bins.iter().map(|(name, _)| name.as_str()));
+                }
+                rows.push(QueryRow { key, digest, view });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sandbox(&self) -> bool {
+        matches!(&self.connection, ConnectionState::Connected(info) if info.sandbox.is_some())
+    }
+
+    fn on_run_done(
+        &mut self,
+        number: usize,
+        outcome: Result<Outcome, Failure>,
+        timing: Timing,
+        effects: &mut Vec<Effect>,
+    ) {
+        match &outcome {
+            Err(failure) => self.mark_failure(failure),
+            Ok(Outcome::BatchApplied(rows)) => {
+                if let Some(Err(failure)) = rows
+                    .iter()
+                    .map(|r| &r.result)
+                    .find(|r| matches!(r, Err(f) if f.location.is_some()))
+                {
+                    let failure = failure.clone();
+                    self.mark_failure(&failure);
+                }
+            }
+            Ok(_) => {}
+        }
+        let sandbox = self.on_sandbox();
+        let Some(entry) = self.results.by_number(number) else {
+            return;
+        };
+        let round_trip = match &outcome {
+            Ok(Outcome::Streamed { elapsed, .. }) => *elapsed,
+            _ => timing.round_trip(),
+        };
+        let mut next = None;
+        if let Some(run) = &mut entry.run {
+            match (&mut run.detail, &outcome) {
+                (Detail::Background(job), Ok(Outcome::JobStarted { id })) => {
+                    job.id = Some(*id);
+                    next = Some((
+                        Purpose::JobPoll { entry: number },
+                        Request::Jobs { id: Some(*id) },
+                    ));
+                }
+                (Detail::Aggregate(view), Ok(_)) if !sandbox => view.stages = Stages::NeedsSandbox,
+                // A stream that failed in the server still has its counts and logs.
+                (Detail::Aggregate(_), Ok(_))
+                | (
+                    Detail::Aggregate(_),
+                    Err(Failure {
+                        kind: FailureKind::Server,
+                        ..
+                    }),
+                ) if sandbox => {
+                    next = Some((
+                        Purpose::StageJobs { entry: number },
+                        Request::Jobs { id: None },
+                    ));
+                }
+                (Detail::Aggregate(view), Err(_)) if sandbox => {
+                    view.stages = Stages::Unavailable("not read: the run did not finish".into())
+                }
+                _ => {}
+            }
+        }
+        entry.state = CallState::Done {
+            outcome,
+            round_trip,
+        };
+        if let Some((purpose, request)) = next {
+            self.send(purpose, request, effects);
+        }
+    }
+
+    /// A background job's progress; read again while it runs.
+    fn on_job_poll(&mut self, number: usize, outcome: Result<Outcome, Failure>) {
+        let Some(job) = self.job_view(number) else {
+            return;
+        };
+        match outcome {
+            Ok(Outcome::Jobs(mut jobs)) if !jobs.is_empty() => job.info = Some(jobs.remove(0)),
+            Ok(_) => job.error = Some("the job is not listed".into()),
+            Err(f) => job.error = Some(format!("cannot read the job's progress: {f}")),
+        }
+        if job.running()
+            && let Some(id) = job.id
+        {
+            let due = self.now + JOB_POLL;
+            self.polls.push(Poll {
+                due,
+                purpose: Purpose::JobPoll { entry: number },
+                request: Request::Jobs { id: Some(id) },
+            });
+        }
+    }
+
+    fn job_view(&mut self, number: usize) -> Option<&mut JobView> {
+        match self.results.by_number(number)?.run.as_mut()?.detail {
+            Detail::Background(ref mut job) => Some(job),
+            _ => None,
+        }
+    }
+
+    fn aggregate_view(&mut self, number: usize) -> Option<&mut AggregateView> {
+        match self.results.by_number(number)?.run.as_mut()?.detail {
+            Detail::Aggregate(ref mut view) => Some(view),
+            _ => None,
+        }
+    }
+
+    /// Stops a running background job on the server.
+    fn abort_job(&mut self, number: usize, id: u64, effects: &mut Vec<Effect>) {
+        let Some(job) = self.job_view(number) else {
+            return;
+        };
+        if job.abort_sent {
+            self.say(format!("job {id} is being aborted"));
+            return;
+        }
+        job.abort_sent = true;
+        self.send(
+            Purpose::AbortJob { entry: number },
+            Request::AbortJob { id },
+            effects,
+        );
+        self.say(format!("aborting job {id}…"));
+    }
+
+    fn on_abort(&mut self, number: usize, outcome: Result<Outcome, Failure>) {
+        match outcome {
+            Ok(_) => self.say("job aborted"),
+            Err(f) => {
+                if let Some(job) = self.job_view(number) {
+                    job.abort_sent = false;
+                }
+                self.complain(format!("cannot abort the job: {f}"));
+            }
+        }
+    }
+
+    /// Picks the aggregation's own job from the sandbox's list: the newest
+    /// aggregations on its namespace and set, checked one by one against
+    /// the module and function the sandbox reports for them.
+    fn on_stage_jobs(
+        &mut self,
+        number: usize,
+        outcome: Result<Outcome, Failure>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(view) = self.aggregate_view(number) else {
+            return;
+        };
+        let jobs = match outcome {
+            Ok(Outcome::Jobs(jobs)) => jobs,
+            Ok(_) => Vec::new(),
+            Err(f) => {
+                view.stages = Stages::Unavailable(format!("cannot list the jobs: {f}"));
+                return;
+            }
+        };
+        let ours = |job: &&JobInfo| {
+            job.field("job-type") == Some("aggregation")
+                && job.field("ns") == Some(view.ns.as_str())
+                && job.field("set") == view.set.as_deref()
+        };
+        // `query-show` lists the running jobs, then the finished ones oldest first.
+        let (active, done): (Vec<&JobInfo>, Vec<&JobInfo>) =
+            jobs.iter().filter(ours).partition(|j| !j.is_done());
+        let mut candidates: Vec<u64> = active
+            .iter()
+            .rev()
+            .chain(done.iter().rev())
+            .map(|j| j.id())
+            .take(STAGE_CANDIDATES)
+            .collect();
+        if candidates.is_empty() {
+            view.stages = Stages::Unavailable("the sandbox lists no such aggregation".into());
+            return;
+        }
+        let trid = candidates.remove(0);
+        self.ask_stages(number, trid, candidates, 0, effects);
+    }
+
+    fn ask_stages(
+        &mut self,
+        entry: usize,
+        trid: u64,
+        rest: Vec<u64>,
+        tries: u8,
+        effects: &mut Vec<Effect>,
+    ) {
+        self.send(
+            Purpose::StageStream(StageRead {
+                entry,
+                trid,
+                rest,
+                tries,
+            }),
+            Request::Info {
+                command: format!("sandbox-stream:id={trid}"),
+            },
+            effects,
+        );
+    }
+
+    fn on_stage_stream(
+        &mut self,
+        StageRead {
+            entry: number,
+            trid,
+            mut rest,
+            tries,
+        }: StageRead,
+        outcome: Result<Outcome, Failure>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let now = self.now;
+        let Some(view) = self.aggregate_view(number) else {
+            return;
+        };
+        let report = match outcome {
+            Ok(Outcome::Info(reply)) if !reply.starts_with("ERROR") => {
+                crate::sandbox::server::info::decode_stream(&reply)
+                    .map_err(|e| format!("unreadable stage counts: {e}"))
+            }
+            Ok(Outcome::Info(reply)) => Err(format!("the sandbox says {reply}")),
+            Ok(_) => Err("no stage counts".to_string()),
+            Err(f) => Err(format!("cannot read the stage counts: {f}")),
+        };
+        let report = match report {
+            Ok(report) if report.udf.as_ref().is_some_and(|u| *u != view.udf) => {
+                Err("another aggregation ran meanwhile".to_string())
+            }
+            other => other,
+        };
+        match report {
+            Ok(report) => {
+                let again = !report.done && tries < STAGE_TRIES;
+                view.stages = Stages::Ready(report);
+                if again {
+                    self.polls.push(Poll {
+                        due: now + STAGE_RETRY,
+                        purpose: Purpose::StageStream(StageRead {
+                            entry: number,
+                            trid,
+                            rest: Vec::new(),
+                            tries: tries + 1,
+                        }),
+                        request: Request::Info {
+                            command: format!("sandbox-stream:id={trid}"),
+                        },
+                    });
+                }
+            }
+            Err(_) if !rest.is_empty() => {
+                let next = rest.remove(0);
+                self.ask_stages(number, next, rest, tries, effects);
+            }
+            Err(why) => view.stages = Stages::Unavailable(why),
+        }
+    }
+
+    /// Scrolls the selected result's list (values, records, keys) by a page.
+    fn scroll_rows(&mut self, down: bool) {
+        let selected = self.results.selected;
+        let Some(entry) = self.results.entries.get_mut(selected) else {
+            return;
+        };
+        let page = if entry.expanded {
+            ROWS_EXPANDED
+        } else {
+            ROWS_FOLDED
+        } as isize;
+        let outcome = match &entry.state {
+            CallState::Done { outcome: Ok(o), .. } => Some(o),
+            _ => None,
+        };
+        if let Some(run) = &entry.run {
+            let rows = run.rows(outcome);
+            if let Some(run) = &mut entry.run {
+                run.scroll_by(if down { page } else { -page }, rows);
+            }
+        }
+    }
+
+    /// Sends the polls that are due.
+    fn send_due_polls(&mut self, now: Instant, effects: &mut Vec<Effect>) {
+        let (due, later): (Vec<Poll>, Vec<Poll>) = std::mem::take(&mut self.polls)
+            .into_iter()
+            .partition(|p| p.due <= now);
+        self.polls = later;
+        for poll in due {
+            self.send(poll.purpose, poll.request, effects);
         }
     }
 
@@ -1049,6 +1485,22 @@ impl App {
     }
 
     fn cancel(&mut self, effects: &mut Vec<Effect>) {
+        // A background job that runs on its own is aborted on the server.
+        let job = self
+            .results
+            .in_flight()
+            .filter(|e| !matches!(e.state, CallState::InFlight))
+            .and_then(|e| match &e.run {
+                Some(RunView {
+                    detail: Detail::Background(job),
+                    ..
+                }) => job.id.map(|id| (e.number, id)),
+                _ => None,
+            });
+        if let Some((number, id)) = job {
+            self.abort_job(number, id, effects);
+            return;
+        }
         let Some(entry) = self
             .results
             .entries
@@ -1073,13 +1525,13 @@ impl App {
                 self.recovery_due = Some(self.now + RECOVERY_DELAY);
                 self.diagnostics.changed(self.now);
             }
-            (None, Pane::Apply) => self.apply.inputs[self.apply.focus].insert_str(text),
+            (None, Pane::Apply) => self.apply.focused_input().insert_str(text),
             _ => {}
         }
     }
 
     fn on_mouse(&mut self, mouse: MouseEvent) {
-        let areas = ui::layout(self.size);
+        let areas = ui::layout_for(self.size, self.focus);
         let at = Position::new(mouse.column, mouse.row);
         let hit = [
             (areas.modules, Pane::Modules),
@@ -1139,12 +1591,14 @@ impl App {
         // While a listing is on its way, its answer wakes the loop.
         let refresh = (self.connected() && !self.modules.loading)
             .then(|| self.last_refresh.map_or(self.now, |at| at + REFRESH_EVERY));
+        let poll = self.polls.iter().map(|p| p.due).min();
         [
             frame,
             self.diagnostics.due,
             self.recovery_due,
             refresh,
             self.jobs_due(),
+            poll,
         ]
         .into_iter()
         .flatten()
@@ -1154,6 +1608,7 @@ impl App {
     fn on_tick(&mut self, now: Instant, effects: &mut Vec<Effect>) {
         self.now = now;
         self.spin = self.spin.wrapping_add(1);
+        self.send_due_polls(now, effects);
         if let Some(seq) = self.diagnostics.take_due(now) {
             effects.push(Effect::Lint(self.lint_request(seq)));
         }
@@ -1179,8 +1634,7 @@ impl App {
 
     fn on_client(&mut self, event: Event, effects: &mut Vec<Effect>) {
         match event {
-            // The console sends no query-path requests yet.
-            Event::Item { .. } => {}
+            Event::Item { id, item } => self.on_item(id, item),
             Event::Connection(state) => {
                 let was_connected = self.connected();
                 self.connection = state;
@@ -1339,7 +1793,12 @@ impl App {
             | Purpose::DropIndex(_)
             | Purpose::Sample(..)
             | Purpose::ListJobs
-            | Purpose::AbortJob(_) => self.on_list_done(purpose, outcome, timing, effects),
+            | Purpose::AbortListedJob(_) => self.on_list_done(purpose, outcome, timing, effects),
+            Purpose::Run { entry } => self.on_run_done(entry, outcome, timing, effects),
+            Purpose::JobPoll { entry } => self.on_job_poll(entry, outcome),
+            Purpose::AbortJob { entry } => self.on_abort(entry, outcome),
+            Purpose::StageJobs { entry } => self.on_stage_jobs(entry, outcome, effects),
+            Purpose::StageStream(read) => self.on_stage_stream(read, outcome, effects),
         }
     }
 

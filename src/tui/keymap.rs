@@ -82,7 +82,7 @@ commands! {
     FocusApply = "focus-apply", "apply form";
     FocusResults = "focus-results", "results";
     Run = "run", "run the apply";
-    Cancel = "cancel", "cancel the call in flight";
+    Cancel = "cancel", "cancel the call in flight, abort a running job";
     Save = "save", "save the buffer";
     Register = "register", "register the buffer";
     Open = "open", "open a file";
@@ -117,6 +117,9 @@ commands! {
     LoadSample = "load-sample", "load the sample (module, records, index)";
     Jobs = "jobs", "jobs list";
     AbortJob = "abort-job", "abort the running job";
+    Kind = "kind", "kind of run (record … batch)";
+    RowsDown = "rows-down", "scroll the selected result's rows down";
+    RowsUp = "rows-up", "scroll the selected result's rows up";
 }
 
 /// A key with its modifiers, as written in the keymap ("Ctrl-S", "F5", "Alt-Enter").
@@ -261,6 +264,7 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
         Scope::Global,
         true,
     ),
+    (&["F8"], Command::Kind, Scope::Global, true),
     (&["Ctrl-K"], Command::Cancel, Scope::Global, true),
     (&["Ctrl-S"], Command::Save, Scope::Global, true),
     (&["F9", "Ctrl-R"], Command::Register, Scope::Global, true),
@@ -313,8 +317,8 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["t"], Command::Theme, Scope::OutsideText, false),
     (&["F4"], Command::NextProblem, Scope::Global, false),
     (&["Shift-F4"], Command::PrevProblem, Scope::Global, false),
-    (&["F2"], Command::Samples, Scope::Global, false),
-    (&["F12"], Command::Jobs, Scope::Global, false),
+    (&["F2"], Command::Samples, Scope::Global, true),
+    (&["F12"], Command::Jobs, Scope::Global, true),
     (&["i"], Command::ToggleIndexes, Scope::Modules, true),
     (&["i"], Command::ToggleIndexes, Scope::Indexes, true),
     (&["Up", "k"], Command::Up, Scope::Indexes, false),
@@ -329,6 +333,8 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
     (&["Down", "j"], Command::Down, Scope::Jobs, false),
     (&["a", "Delete"], Command::AbortJob, Scope::Jobs, true),
     (&["r"], Command::Refresh, Scope::Jobs, true),
+    (&["PageDown"], Command::RowsDown, Scope::Results, false),
+    (&["PageUp"], Command::RowsUp, Scope::Results, false),
 ];
 
 impl Default for Keymap {
@@ -402,6 +408,14 @@ impl Keymap {
                 .any(|u| u.scope == b.scope && u.chord == b.chord)
         });
         keymap.bindings.extend(user);
+        // A command's new keys take its old place in the table (hints, help).
+        let defaults = Keymap::default().bindings;
+        let rank = |b: &Binding| {
+            defaults
+                .iter()
+                .position(|d| d.command == b.command && d.scope == b.scope)
+        };
+        keymap.bindings.sort_by_key(rank);
         Ok(keymap)
     }
 

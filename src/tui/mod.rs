@@ -359,6 +359,9 @@ pub async fn run(
     Ok(())
 }
 
+/// Client events reduced together before one draw.
+const EVENT_BURST: usize = 256;
+
 /// The console's loop: waits for input, a client event or the next timer
 /// the app asks for ([`App::next_wake`]), reduces, performs, and draws only
 /// when something on screen may have changed. Idle, it neither wakes nor draws.
@@ -447,6 +450,14 @@ where
         // Timers count from now, not from the last tick.
         self.app.now = Instant::now();
         let mut queue = VecDeque::from([first]);
+        // A query's records arrive in bursts: reduce what is already queued
+        // (within a bound) and draw once, not once per record.
+        for _ in 0..EVENT_BURST {
+            let Ok(event) = self.events.try_recv() else {
+                break;
+            };
+            queue.extend(self.driver.translate(event));
+        }
         let mut quit = false;
         while let Some(action) = queue.pop_front() {
             if let Action::Resize(width, height) = action {

@@ -67,11 +67,27 @@ pub fn layout(area: Rect) -> Areas {
     }
 }
 
+/// The layout as drawn: [`layout`], except that in a narrow terminal the
+/// focused results pane takes the whole body (a query's records or a stage
+/// view do not fit in the few rows it has there).
+pub fn layout_for(area: Rect, focus: Pane) -> Areas {
+    let mut areas = layout(area);
+    if area.width < NARROW && focus == Pane::Results {
+        let body = areas.modules.union(areas.results);
+        let none = Rect::new(body.x, body.y, 0, 0);
+        areas.modules = none;
+        areas.editor = none;
+        areas.apply = none;
+        areas.results = body;
+    }
+    areas
+}
+
 pub fn draw(app: &App, frame: &mut Frame) {
     let theme = app.theme;
     let area = frame.area();
     frame.render_widget(Block::default().style(theme.base()), area);
-    let areas = layout(area);
+    let areas = layout_for(area, app.focus);
     draw_status(app, frame, areas.status);
     if app.indexes.shown {
         app.indexes
@@ -208,7 +224,12 @@ fn draw_help(app: &App, frame: &mut Frame, scroll: u16) {
     let theme = app.theme;
     let mut lines = vec![
         Line::raw("Record UDFs: write the module, register it (F9), fill the form, run (F5)."),
-        Line::raw("Not in this version yet: background (scan/query) UDFs and stream aggregations."),
+        Line::raw(format!(
+            "{}: the form's kind (record, aggregate, background, query, batch).",
+            app.keymap
+                .key_for(crate::tui::keymap::Command::Kind)
+                .map_or("unbound".to_string(), |k| k.to_string())
+        )),
         Line::raw("Printable keys type into the editor and the form; Tab indents in the editor."),
         Line::raw(
             "Change keys in keymap.toml in the asudf config directory (command = \"Ctrl-X\").",

@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use crate::sandbox::engine::{CallLog, LogLevel, LogLine, LuaLibs, Sandbox};
+use crate::sandbox::engine::{CallLog, LogLevel, LogLine, LuaLibs, Sandbox, StageCount};
 use crate::sandbox::jobs::Jobs;
 use crate::sandbox::sindex;
 use crate::sandbox::store::CITRUSLEAF_EPOCH_SECS;
@@ -237,13 +237,97 @@ fn stream_stats(jobs: &Jobs, params: &str) -> String {
         .iter()
         .map(|l| format!("{}:{}", level_name(l.level), B64.encode(&l.text)))
         .collect();
+    let udf = job
+        .info
+        .udf
+        .as_ref()
+        .map_or_else(String::new, |(m, f)| B64.encode(format!("{m}.{f}")));
     format!(
-        "done={};partitions={};stages={};logs={}",
+        "done={};partitions={};stages={};logs={};udf={udf}",
         job.is_done(),
         stats.partitions,
         stages.join(","),
         logs.join(",")
     )
+}
+
+/// A `sandbox-stream` value, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamReport {
+    /// The run has ended (else the counts still grow).
+    pub done: bool,
+    pub partitions: u64,
+    /// The server-side stages in pipeline order, summed over partitions.
+    pub stages: Vec<StageCount>,
+    pub logs: Vec<LogLine>,
+    /// `module.function` of the stream; `None` for a basic query or job
+    /// (or a sandbox from before the key).
+    pub udf: Option<String>,
+}
+
+/// Parses a `sandbox-stream` value (see docs/sandbox-info.md); unknown
+/// keys are skipped, as new ones are only ever appended.
+pub fn decode_stream(value: &str) -> Result<StreamReport, String> {
+    let text = |s: &str| -> Result<String, String> {
+        let bytes = B64.decode(s).map_err(|e| format!("bad base64: {e}"))?;
+        String::from_utf8(bytes).map_err(|_| "text is not UTF-8".to_string())
+    };
+    let mut report = StreamReport {
+        done: false,
+        partitions: 0,
+        stages: Vec::new(),
+        logs: Vec::new(),
+        udf: None,
+    };
+    for pair in value.split(';') {
+        let (key, v) = pair.split_once('=').ok_or("a pair without '='")?;
+        let items = || v.split(',').filter(|i| !i.is_empty());
+        match key {
+            "done" => report.done = v == "true",
+            "partitions" => report.partitions = v.parse().map_err(|_| "bad partitions")?,
+            "stages" => {
+                for stage in items() {
+                    let [name, values_in, values_out] = stage.split(':').collect::<Vec<_>>()[..]
+                    else {
+                        return Err(format!("stage '{stage}' is not NAME:IN:OUT"));
+                    };
+                    report.stages.push(StageCount {
+                        stage: text(name)?,
+                        values_in: values_in.parse().map_err(|_| "bad stage count")?,
+                        values_out: values_out.parse().map_err(|_| "bad stage count")?,
+                    });
+                }
+            }
+            "logs" => {
+                for line in items() {
+                    let (level, b64) = line.split_once(':').ok_or("log line without level")?;
+                    report.logs.push(LogLine {
+                        level: parse_level(level)?,
+                        text: text(b64)?,
+                    });
+                }
+            }
+            "udf" if !v.is_empty() => report.udf = Some(text(v)?),
+            _ => {}
+        }
+    }
+    Ok(report)
+}
+
+fn parse_level(level: &str) -> Result<LogLevel, String> {
+    Ok(match level {
+        "warn" => LogLevel::Warn,
+        "info" => LogLevel::Info,
+        "debug" => LogLevel::Debug,
+        "trace" => LogLevel::Trace,
+        "print" => LogLevel::Print,
+        other => return Err(format!("unknown level {other}")),
+    })
+}
+
+/// The name a log level has in the info values (`info`, `print`, …).
+pub fn level_text(level: LogLevel) -> &'static str {
+    level_name(level)
 }
 
 fn namespaces(sandbox: &Sandbox) -> Vec<String> {
@@ -394,14 +478,7 @@ fn decode(value: &str, timed: bool) -> Result<Vec<CallLog>, String> {
         let mut parsed = Vec::new();
         for line in lines.split('|').filter(|l| !l.is_empty()) {
             let (level, b64) = line.split_once(':').ok_or("log line without level")?;
-            let level = match level {
-                "warn" => LogLevel::Warn,
-                "info" => LogLevel::Info,
-                "debug" => LogLevel::Debug,
-                "trace" => LogLevel::Trace,
-                "print" => LogLevel::Print,
-                other => return Err(format!("unknown level {other}")),
-            };
+            let level = parse_level(level)?;
             parsed.push(LogLine {
                 level,
                 text: text(b64)?,
@@ -423,6 +500,27 @@ fn decode(value: &str, timed: bool) -> Result<Vec<CallLog>, String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn stream_values_decode() {
+        let report = decode_stream(
+            "done=true;partitions=3;stages=bWFwKGYp:6:6,cmVkdWNlKGFkZCk=:6:3;logs=info:aGk=;udf=c3VtLnRvdGFs;later=1",
+        )
+        .unwrap();
+        assert!(report.done);
+        assert_eq!(report.partitions, 3);
+        assert_eq!(report.stages.len(), 2);
+        assert_eq!(report.stages[1].stage, "reduce(add)");
+        assert_eq!(
+            (report.stages[1].values_in, report.stages[1].values_out),
+            (6, 3)
+        );
+        assert_eq!(report.logs[0].text, "hi");
+        assert_eq!(report.udf.as_deref(), Some("sum.total"));
+        let empty = decode_stream("done=false;partitions=0;stages=;logs=;udf=").unwrap();
+        assert!(empty.stages.is_empty() && empty.udf.is_none() && !empty.done);
+        assert!(decode_stream("done=true;stages=xx").is_err());
+    }
 
     #[test]
     fn request_lines_need_their_newline() {

@@ -280,10 +280,14 @@ impl App {
         self.send(Purpose::ListJobs, Request::Jobs { id: None }, effects);
     }
 
-    pub(super) fn abort_job(&mut self, id: u64, effects: &mut Vec<Effect>) {
+    pub(super) fn abort_listed_job(&mut self, id: u64, effects: &mut Vec<Effect>) {
         self.overlay = Some(Overlay::Jobs);
         self.say(format!("aborting job {id}…"));
-        self.send(Purpose::AbortJob(id), Request::AbortJob { id }, effects);
+        self.send(
+            Purpose::AbortListedJob(id),
+            Request::AbortJob { id },
+            effects,
+        );
     }
 
     /// The next jobs poll, while the list is open and a job runs.
@@ -308,17 +312,17 @@ impl App {
         let context = match field {
             Field::Module => Context::Module,
             Field::Function => Context::Function { module: &module },
-            // kind and where: `Field::Where => Context::Where` and a bins
-            // field `=> Context::Bin` go here.
+            Field::Where => Context::Where,
+            Field::Bins => Context::Bin,
             _ => return false,
         };
-        let input = &self.apply.inputs[self.apply.focus];
+        let input = self.apply.focused_input();
         let Some((text, cursor, candidates)) =
             completion::tab(context, &input.text, input.cursor, &self.known)
         else {
             return false;
         };
-        let input = &mut self.apply.inputs[self.apply.focus];
+        let input = self.apply.focused_input();
         input.text = text;
         input.cursor = cursor;
         self.apply.history_pos = None;
@@ -394,7 +398,7 @@ impl App {
                     Err(f) => self.complain(format!("cannot list jobs: {f}")),
                 }
             }
-            Purpose::AbortJob(id) => {
+            Purpose::AbortListedJob(id) => {
                 match outcome {
                     Ok(_) => self.say(format!("aborted job {id}")),
                     Err(f) => self.complain(format!("cannot abort job {id}: {f}")),

@@ -1,4 +1,6 @@
-//! The apply form: where the call goes and what it sends, checked as you type.
+//! The apply form: where the call goes and what it sends, checked as you
+//! type. Its kind says what runs: a record UDF on one key, a stream UDF
+//! (aggregation), a background job, a query for records, or a batch apply.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Frame;
@@ -6,9 +8,14 @@ use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph};
 
-use crate::client::{ApplyCall, RecordKey};
+use aerospike::Value;
+
+use crate::client::{
+    AggregateCall, ApplyCall, BatchApplyCall, ExecuteCall, QueryCall, RecordKey, Request, Scope,
+};
 use crate::tui::literal::{self, LiteralError};
 use crate::tui::theme::Theme;
+use crate::where_clause;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -20,8 +27,19 @@ pub enum Field {
     Args,
     Timeout,
     Times,
+    /// Batch: the keys, one comma-separated list of literals.
+    Keys,
+    /// Aggregate, background, query: the `where` clause (empty = all records).
+    Where,
+    /// Background: records per second (empty = the server's default).
+    Rps,
+    /// Query: the bins to read (empty = all).
+    Bins,
+    /// Query: stop after this many records (empty = all).
+    MaxRecords,
 }
 
+/// The record form's fields, in order (also the first of [`ALL_FIELDS`]).
 pub const FIELDS: [Field; 8] = [
     Field::Namespace,
     Field::Set,
@@ -31,6 +49,24 @@ pub const FIELDS: [Field; 8] = [
     Field::Args,
     Field::Timeout,
     Field::Times,
+];
+
+/// Every field of every kind: the form keeps one input per field, so
+/// switching the kind back and forth loses nothing.
+pub const ALL_FIELDS: [Field; 13] = [
+    Field::Namespace,
+    Field::Set,
+    Field::Key,
+    Field::Module,
+    Field::Function,
+    Field::Args,
+    Field::Timeout,
+    Field::Times,
+    Field::Keys,
+    Field::Where,
+    Field::Rps,
+    Field::Bins,
+    Field::MaxRecords,
 ];
 
 impl Field {
@@ -44,7 +80,89 @@ impl Field {
             Field::Args => "args",
             Field::Timeout => "timeout ms",
             Field::Times => "run times",
+            Field::Keys => "keys",
+            Field::Where => "where",
+            Field::Rps => "rps",
+            Field::Bins => "bins",
+            Field::MaxRecords => "max recs",
         }
+    }
+
+    fn default_text(self) -> &'static str {
+        match self {
+            Field::Namespace => "test",
+            Field::Set => "demo",
+            Field::Key => "'k1'",
+            Field::Module => "counter",
+            Field::Function => "increment",
+            Field::Args => "'count', 5",
+            Field::Timeout => "",
+            Field::Times => "1",
+            Field::Keys => "'k1', 'k2', 'k3'",
+            Field::Where => "",
+            Field::Rps => "",
+            Field::Bins => "",
+            Field::MaxRecords => "1000",
+        }
+    }
+
+    fn index(self) -> usize {
+        ALL_FIELDS.iter().position(|f| *f == self).unwrap_or(0)
+    }
+}
+
+/// What the form runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormKind {
+    /// A record UDF on one key.
+    #[default]
+    Record,
+    /// A stream UDF over a query's records.
+    Aggregate,
+    /// A record UDF the server runs over a query's records, as a job.
+    Background,
+    /// The records themselves.
+    Query,
+    /// A record UDF on many keys in one batch request.
+    Batch,
+}
+
+pub const KINDS: [FormKind; 5] = [
+    FormKind::Record,
+    FormKind::Aggregate,
+    FormKind::Background,
+    FormKind::Query,
+    FormKind::Batch,
+];
+
+impl FormKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FormKind::Record => "record",
+            FormKind::Aggregate => "aggregate",
+            FormKind::Background => "background",
+            FormKind::Query => "query",
+            FormKind::Batch => "batch",
+        }
+    }
+
+    /// The fields this kind shows, in order.
+    pub fn fields(self) -> &'static [Field] {
+        use Field::*;
+        match self {
+            FormKind::Record => &FIELDS,
+            FormKind::Aggregate => &[Namespace, Set, Where, Module, Function, Args],
+            FormKind::Background => &[Namespace, Set, Where, Module, Function, Args, Rps],
+            FormKind::Query => &[Namespace, Set, Where, Bins, MaxRecords],
+            FormKind::Batch => &[Namespace, Set, Keys, Module, Function, Args],
+        }
+    }
+
+    /// The kind after this one, round the list.
+    pub fn next(self) -> FormKind {
+        let at = KINDS.iter().position(|k| *k == self).unwrap_or(0);
+        KINDS[(at + 1) % KINDS.len()]
     }
 }
 
@@ -130,11 +248,17 @@ pub struct Picker {
 pub struct FormSnapshot {
     pub values: Vec<String>,
     pub with_record: bool,
+    /// Older histories have none: they were record forms.
+    #[serde(default)]
+    pub kind: FormKind,
 }
 
 #[derive(Debug, Clone)]
 pub struct ApplyForm {
+    /// One input per field of [`ALL_FIELDS`].
     pub inputs: Vec<LineInput>,
+    pub kind: FormKind,
+    /// The focused field, an index into `kind.fields()`.
     pub focus: usize,
     pub with_record: bool,
     pub picker: Option<Picker>,
@@ -145,18 +269,12 @@ pub struct ApplyForm {
 
 impl Default for ApplyForm {
     fn default() -> Self {
-        let defaults = [
-            "test",
-            "demo",
-            "'k1'",
-            "counter",
-            "increment",
-            "'count', 5",
-            "",
-            "1",
-        ];
         ApplyForm {
-            inputs: defaults.iter().map(|d| LineInput::new(d)).collect(),
+            inputs: ALL_FIELDS
+                .iter()
+                .map(|f| LineInput::new(f.default_text()))
+                .collect(),
+            kind: FormKind::Record,
             focus: 5,
             with_record: true,
             picker: None,
@@ -174,87 +292,205 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl FieldError {
+    /// The field's label, as the form shows it.
+    pub fn field_name(&self) -> &'static str {
+        self.field.label()
+    }
+}
+
+/// Parses the batch keys: literals separated by commas, each an integer,
+/// a string or bytes; errors give the column in the field's text.
+pub fn parse_keys(text: &str) -> Result<Vec<Value>, LiteralError> {
+    let chars: Vec<char> = text.chars().collect();
+    let error = |column: usize, message: String| LiteralError { column, message };
+    let mut keys = Vec::new();
+    let mut at = 0;
+    loop {
+        while chars.get(at).is_some_and(|c| c.is_whitespace()) {
+            at += 1;
+        }
+        if at >= chars.len() {
+            return Err(error(at + 1, "expected a key".into()));
+        }
+        let rest: String = chars[at..].iter().collect();
+        let (key, used) =
+            crate::value::parse_prefix(&rest).map_err(|e| error(at + e.column, e.message))?;
+        if !matches!(key, Value::Int(_) | Value::String(_) | Value::Blob(_)) {
+            let kind = crate::value::type_name(&key);
+            return Err(error(
+                at + 1,
+                format!("a key is an integer, a string or bytes, not {kind}"),
+            ));
+        }
+        keys.push(key);
+        at += used;
+        while chars.get(at).is_some_and(|c| c.is_whitespace()) {
+            at += 1;
+        }
+        match chars.get(at) {
+            None => return Ok(keys),
+            Some(',') => at += 1,
+            Some(_) => return Err(error(at + 1, "expected ',' between keys".into())),
+        }
+    }
+}
+
+/// The query's bin names (`a, b`): `None` = every bin.
+fn bin_names(text: &str) -> Result<Option<Vec<String>>, (usize, String)> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut names = Vec::new();
+    let mut column = 1;
+    for part in text.split(',') {
+        let name = part.trim();
+        if name.is_empty() {
+            return Err((column, "expected a bin name".into()));
+        }
+        names.push(name.to_string());
+        column += part.chars().count() + 1;
+    }
+    Ok(Some(names))
+}
+
 impl ApplyForm {
     pub fn value(&self, field: Field) -> &str {
-        &self.inputs[FIELDS.iter().position(|f| *f == field).unwrap_or(0)].text
+        &self.inputs[field.index()].text
     }
 
     pub fn set(&mut self, field: Field, text: &str) {
-        let index = FIELDS.iter().position(|f| *f == field).unwrap_or(0);
-        self.inputs[index] = LineInput::new(text);
+        self.inputs[field.index()] = LineInput::new(text);
     }
 
     pub fn focused_field(&self) -> Field {
-        FIELDS[self.focus]
+        let fields = self.kind.fields();
+        fields[self.focus.min(fields.len() - 1)]
+    }
+
+    /// The focused field's input.
+    pub fn focused_input(&mut self) -> &mut LineInput {
+        let at = self.focused_field().index();
+        &mut self.inputs[at]
     }
 
     pub fn move_focus(&mut self, delta: isize) {
-        let n = FIELDS.len() as isize;
+        let n = self.kind.fields().len() as isize;
         self.focus = ((self.focus as isize + delta).rem_euclid(n)) as usize;
+    }
+
+    /// Focuses `field` when this kind shows it.
+    pub fn focus_field(&mut self, field: Field) {
+        if let Some(at) = self.kind.fields().iter().position(|f| *f == field) {
+            self.focus = at;
+        }
+    }
+
+    /// Switches the kind, keeping the focus on the same field when the new
+    /// kind has it.
+    pub fn set_kind(&mut self, kind: FormKind) {
+        let field = self.focused_field();
+        self.kind = kind;
+        self.focus = 0;
+        self.focus_field(field);
     }
 
     pub fn input(&mut self, key: &KeyEvent) -> bool {
         self.history_pos = None;
-        self.inputs[self.focus].input(key)
+        self.focused_input().input(key)
     }
 
-    /// The first problem in the form, checked field by field.
-    pub fn check(&self) -> Option<FieldError> {
-        let bad = |field, column, message: String| {
+    /// What is wrong with one field's text, if anything.
+    fn check_field(&self, field: Field) -> Option<FieldError> {
+        let bad = |column, message: String| {
             Some(FieldError {
                 field,
                 column,
                 message,
             })
         };
-        let from_literal = |field, e: LiteralError| bad(field, Some(e.column), e.message);
-        if self.value(Field::Namespace).trim().is_empty() {
-            return bad(Field::Namespace, None, "a namespace is needed".into());
-        }
-        if let Err(e) = literal::parse_value(self.value(Field::Key)) {
-            return from_literal(Field::Key, e);
-        }
-        if self.value(Field::Module).trim().is_empty() {
-            return bad(Field::Module, None, "a module is needed".into());
-        }
-        if self.value(Field::Function).trim().is_empty() {
-            return bad(Field::Function, None, "a function is needed".into());
-        }
-        if let Err(e) = literal::parse_args(self.value(Field::Args)) {
-            return from_literal(Field::Args, e);
-        }
-        let timeout = self.value(Field::Timeout).trim();
-        if !timeout.is_empty() && timeout.parse::<u32>().is_err() {
-            return bad(
-                Field::Timeout,
-                None,
-                "milliseconds, or empty for the server's".into(),
-            );
-        }
-        match self.value(Field::Times).trim().parse::<u32>() {
-            Ok(n) if (1..=100_000).contains(&n) => None,
-            _ => bad(Field::Times, None, "a count from 1 to 100000".into()),
+        let from_literal = |e: LiteralError| bad(Some(e.column), e.message);
+        let text = self.value(field).trim();
+        match field {
+            Field::Namespace if text.is_empty() => bad(None, "a namespace is needed".into()),
+            Field::Key => literal::parse_value(self.value(field))
+                .err()
+                .and_then(from_literal),
+            Field::Keys => parse_keys(self.value(field)).err().and_then(from_literal),
+            Field::Where if !text.is_empty() => where_clause::parse(self.value(field))
+                .err()
+                .and_then(|e| bad(Some(e.column), e.message)),
+            Field::Module if text.is_empty() => bad(None, "a module is needed".into()),
+            Field::Function if text.is_empty() => bad(None, "a function is needed".into()),
+            Field::Args => literal::parse_args(self.value(field))
+                .err()
+                .and_then(from_literal),
+            Field::Timeout if !text.is_empty() && text.parse::<u32>().is_err() => {
+                bad(None, "milliseconds, or empty for the server's".into())
+            }
+            Field::Times => match text.parse::<u32>() {
+                Ok(n) if (1..=100_000).contains(&n) => None,
+                _ => bad(None, "a count from 1 to 100000".into()),
+            },
+            Field::Rps if !text.is_empty() && text.parse::<u32>().is_err() => {
+                bad(None, "records per second, or empty for the server's".into())
+            }
+            Field::Bins => bin_names(self.value(field))
+                .err()
+                .and_then(|(column, message)| bad(Some(column), message)),
+            Field::MaxRecords
+                if !text.is_empty() && !matches!(text.parse::<u64>(), Ok(n) if n > 0) =>
+            {
+                bad(None, "a count of records, or empty for all".into())
+            }
+            _ => None,
         }
     }
 
-    /// The call the form describes, or its first problem.
-    pub fn call(&self) -> Result<(ApplyCall, u32), FieldError> {
-        if let Some(error) = self.check() {
-            return Err(error);
+    /// The first problem in the form, checked field by field.
+    pub fn check(&self) -> Option<FieldError> {
+        self.kind.fields().iter().find_map(|f| self.check_field(*f))
+    }
+
+    fn first_error(&self, kind: FormKind) -> Result<(), FieldError> {
+        match kind.fields().iter().find_map(|f| self.check_field(*f)) {
+            Some(error) => Err(error),
+            None => Ok(()),
         }
+    }
+
+    fn set_name(&self) -> Option<String> {
         let set = self.value(Field::Set).trim();
+        (!set.is_empty()).then(|| set.to_string())
+    }
+
+    fn module(&self) -> String {
         let module = self.value(Field::Module).trim();
-        let module = module.strip_suffix(".lua").unwrap_or(module);
+        module.strip_suffix(".lua").unwrap_or(module).to_string()
+    }
+
+    fn function(&self) -> String {
+        self.value(Field::Function).trim().to_string()
+    }
+
+    fn args(&self) -> Vec<Value> {
+        literal::parse_args(self.value(Field::Args)).unwrap_or_default()
+    }
+
+    /// The record UDF call the record fields describe, or their first
+    /// problem (whatever the kind).
+    pub fn call(&self) -> Result<(ApplyCall, u32), FieldError> {
+        self.first_error(FormKind::Record)?;
         let timeout = self.value(Field::Timeout).trim();
         let call = ApplyCall {
             key: RecordKey {
                 ns: self.value(Field::Namespace).trim().to_string(),
-                set: (!set.is_empty()).then(|| set.to_string()),
-                key: literal::parse_value(self.value(Field::Key)).unwrap_or(aerospike::Value::Nil),
+                set: self.set_name(),
+                key: literal::parse_value(self.value(Field::Key)).unwrap_or(Value::Nil),
             },
-            module: module.to_string(),
-            function: self.value(Field::Function).trim().to_string(),
-            args: literal::parse_args(self.value(Field::Args)).unwrap_or_default(),
+            module: self.module(),
+            function: self.function(),
+            args: self.args(),
             timeout_ms: timeout.parse().ok(),
             send_key: true,
             with_record: self.with_record,
@@ -282,14 +518,111 @@ impl ApplyForm {
         self.set(Field::Function, sample.function);
         let args: Vec<String> = sample.args.iter().map(|a| literal(a)).collect();
         self.set(Field::Args, &args.join(", "));
-        // kind and where: `sample.kind` and `sample.where_clause` go here.
+        self.set_kind(match sample.kind {
+            crate::samples::SampleKind::Record => FormKind::Record,
+            crate::samples::SampleKind::Aggregate => FormKind::Aggregate,
+            crate::samples::SampleKind::Background => FormKind::Background,
+        });
+        self.set(Field::Where, sample.where_clause.unwrap_or(""));
         self.history_pos = None;
+    }
+
+    /// The records a query-path kind reads.
+    fn scope(&self) -> Scope {
+        let clause = self.value(Field::Where);
+        Scope {
+            ns: self.value(Field::Namespace).trim().to_string(),
+            set: self.set_name(),
+            where_clause: (!clause.trim().is_empty())
+                .then(|| where_clause::parse(clause).ok())
+                .flatten(),
+        }
+    }
+
+    /// The request the form's kind describes, or its first problem. A
+    /// record apply is `Request::Apply` (run it through [`call`](Self::call)
+    /// for the run count); an aggregation reads the module's source back
+    /// from the server unless the caller fills it in.
+    pub fn request(&self) -> Result<Request, FieldError> {
+        self.first_error(self.kind)?;
+        Ok(match self.kind {
+            FormKind::Record => Request::Apply(self.call()?.0),
+            FormKind::Aggregate => Request::Aggregate(Box::new(AggregateCall {
+                scope: self.scope(),
+                module: self.module(),
+                function: self.function(),
+                args: self.args(),
+                source: None,
+            })),
+            FormKind::Background => Request::Execute(Box::new(ExecuteCall {
+                scope: self.scope(),
+                module: self.module(),
+                function: self.function(),
+                args: self.args(),
+                records_per_second: self.value(Field::Rps).trim().parse().ok(),
+            })),
+            FormKind::Query => Request::Query(Box::new(QueryCall {
+                scope: self.scope(),
+                bins: bin_names(self.value(Field::Bins)).ok().flatten(),
+                max_records: self.value(Field::MaxRecords).trim().parse().ok(),
+            })),
+            FormKind::Batch => {
+                let ns = self.value(Field::Namespace).trim().to_string();
+                let set = self.set_name();
+                let keys = parse_keys(self.value(Field::Keys)).unwrap_or_default();
+                Request::BatchApply(Box::new(BatchApplyCall {
+                    keys: keys
+                        .into_iter()
+                        .map(|key| RecordKey {
+                            ns: ns.clone(),
+                            set: set.clone(),
+                            key,
+                        })
+                        .collect(),
+                    module: self.module(),
+                    function: self.function(),
+                    args: self.args(),
+                    send_key: true,
+                }))
+            }
+        })
+    }
+
+    /// How a run of the form is named in the results.
+    pub fn label(&self) -> String {
+        let target = match self.set_name() {
+            Some(set) => format!("{}.{set}", self.value(Field::Namespace).trim()),
+            None => self.value(Field::Namespace).trim().to_string(),
+        };
+        let clause = self.value(Field::Where).trim();
+        let filter = if clause.is_empty() {
+            String::new()
+        } else {
+            format!(" where {clause}")
+        };
+        let call = format!(
+            "{}.{}({})",
+            self.module(),
+            self.function(),
+            self.value(Field::Args).trim()
+        );
+        match self.kind {
+            FormKind::Record => format!("{call} @ {}", self.value(Field::Key).trim()),
+            FormKind::Aggregate => format!("aggregate {call} on {target}{filter}"),
+            FormKind::Background => format!("background {call} on {target}{filter}"),
+            FormKind::Query => format!("query {target}{filter}"),
+            FormKind::Batch => {
+                let n = parse_keys(self.value(Field::Keys)).map_or(0, |k| k.len());
+                format!("batch {call} on {target}, {n} keys")
+            }
+        }
     }
 
     pub fn snapshot(&self) -> FormSnapshot {
         FormSnapshot {
             values: self.inputs.iter().map(|i| i.text.clone()).collect(),
             with_record: self.with_record,
+            kind: self.kind,
         }
     }
 
@@ -304,12 +637,19 @@ impl ApplyForm {
         self.history_pos = None;
     }
 
-    /// Steps through recent forms: -1 older, +1 newer.
-    /// Loads a saved history; the most recent form fills the form.
+    /// Loads a saved history; the most recent form fills the form. Forms
+    /// saved before the kinds existed hold the record fields only: the
+    /// other fields get their defaults.
     pub fn restore(&mut self, history: Vec<FormSnapshot>) {
         let usable: Vec<FormSnapshot> = history
             .into_iter()
-            .filter(|s| s.values.len() == FIELDS.len())
+            .filter(|s| (FIELDS.len()..=ALL_FIELDS.len()).contains(&s.values.len()))
+            .map(|mut s| {
+                for field in &ALL_FIELDS[s.values.len()..] {
+                    s.values.push(field.default_text().to_string());
+                }
+                s
+            })
             .collect();
         self.history = usable;
         if !self.history.is_empty() {
@@ -318,6 +658,7 @@ impl ApplyForm {
         }
     }
 
+    /// Steps through recent forms: -1 older, +1 newer.
     pub fn recall(&mut self, delta: isize) {
         if self.history.is_empty() {
             return;
@@ -334,19 +675,21 @@ impl ApplyForm {
             *input = LineInput::new(value);
         }
         self.with_record = snapshot.with_record;
+        self.set_kind(snapshot.kind);
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: Theme, focused: bool) {
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused))
-            .title(" 3 Apply ");
+            .title(format!(" 3 Apply · {} ", self.kind.name()));
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let label_width = 11;
         let error = self.check();
         let mut lines: Vec<Line> = Vec::new();
-        for (i, field) in FIELDS.iter().enumerate() {
+        let fields = self.kind.fields();
+        for (i, field) in fields.iter().enumerate() {
             let label_style = if focused && i == self.focus {
                 theme.key()
             } else {
@@ -357,7 +700,7 @@ impl ApplyForm {
                     format!("{:>w$} ", field.label(), w = label_width - 1),
                     label_style,
                 ),
-                Span::raw(self.inputs[i].text.clone()),
+                Span::raw(self.value(*field).to_string()),
             ];
             if error.as_ref().is_some_and(|e| e.field == *field) {
                 spans.push(Span::styled(" ✗", theme.error()));
@@ -367,25 +710,27 @@ impl ApplyForm {
             }
             lines.push(Line::from(spans));
         }
-        lines.push(Line::from(vec![
-            Span::styled(
-                format!("{:>w$} ", "record", w = label_width - 1),
-                theme.dim(),
-            ),
-            Span::raw(if self.with_record {
-                "[x] before/after"
-            } else {
-                "[ ] before/after"
-            }),
-        ]));
+        if self.kind == FormKind::Record {
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("{:>w$} ", "record", w = label_width - 1),
+                    theme.dim(),
+                ),
+                Span::raw(if self.with_record {
+                    "[x] before/after"
+                } else {
+                    "[ ] before/after"
+                }),
+            ]));
+        }
         if let Some(e) = &error {
             let text = match e.column {
                 Some(column) => format!("{}: column {column}: {}", e.field.label(), e.message),
                 None => format!("{}: {}", e.field.label(), e.message),
             };
             if let Some(column) = e.column {
-                let field_row = FIELDS.iter().position(|f| *f == e.field).unwrap_or(0);
-                if field_row + 1 < lines.len() && self.focus == field_row {
+                let field_row = fields.iter().position(|f| *f == e.field).unwrap_or(0);
+                if field_row < lines.len() && self.focus == field_row {
                     lines.insert(
                         field_row + 1,
                         Line::styled(
@@ -399,7 +744,7 @@ impl ApplyForm {
         }
         frame.render_widget(Paragraph::new(lines), inner);
         if focused && self.picker.is_none() {
-            let input = &self.inputs[self.focus];
+            let input = &self.inputs[self.focused_field().index()];
             let x = inner.x + label_width as u16 + input.cursor as u16;
             let y = inner.y + self.focus as u16;
             if x < inner.right() && y < inner.bottom() {
@@ -407,7 +752,7 @@ impl ApplyForm {
             }
         }
         if let Some(picker) = &self.picker {
-            let row = FIELDS.iter().position(|f| *f == picker.field).unwrap_or(0) as u16;
+            let row = fields.iter().position(|f| *f == picker.field).unwrap_or(0) as u16;
             let height = (picker.items.len() as u16 + 2).clamp(3, 10);
             let popup = Rect {
                 x: inner.x + label_width as u16,
@@ -454,6 +799,67 @@ mod tests {
         form.set(Field::Args, "");
         form.set(Field::Timeout, "soon");
         assert_eq!(form.call().unwrap_err().field, Field::Timeout);
+    }
+
+    #[test]
+    fn keys_parse_with_the_column_of_a_problem() {
+        assert_eq!(
+            parse_keys(" 'a', 7 , x'0a'").unwrap(),
+            vec![Value::from("a"), Value::Int(7), Value::Blob(vec![10])]
+        );
+        let column = |text| parse_keys(text).unwrap_err().column;
+        assert_eq!(column("'a', [1]"), 6);
+        assert_eq!(column("'a' 'b'"), 5);
+        assert_eq!(column("'a', "), 6);
+        assert_eq!(column(""), 1);
+        assert_eq!(column("'a', 'b"), 6);
+        assert_eq!(
+            bin_names(" a , b").unwrap(),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(bin_names("").unwrap(), None);
+        assert_eq!(bin_names("a,,b").unwrap_err().0, 3);
+    }
+
+    #[test]
+    fn each_kind_checks_only_its_own_fields() {
+        let mut form = ApplyForm::default();
+        form.set(Field::Key, "[1");
+        form.set_kind(FormKind::Query);
+        assert_eq!(form.check(), None, "the record key is not a query's field");
+        form.set(Field::MaxRecords, "0");
+        assert_eq!(form.check().unwrap().field, Field::MaxRecords);
+        form.set(Field::MaxRecords, "");
+        form.set(Field::Where, "n BETWEEN 1");
+        let error = form.request().unwrap_err();
+        assert_eq!((error.field, error.column), (Field::Where, Some(12)));
+        form.set_kind(FormKind::Background);
+        form.set(Field::Where, "");
+        form.set(Field::Rps, "fast");
+        assert_eq!(form.check().unwrap().field, Field::Rps);
+        // The record apply is still checked as a record apply.
+        assert_eq!(form.call().unwrap_err().field, Field::Key);
+    }
+
+    #[test]
+    fn switching_kinds_keeps_the_focused_field_when_it_can() {
+        let mut form = ApplyForm::default();
+        form.focus_field(Field::Function);
+        form.set_kind(FormKind::Aggregate);
+        assert_eq!(form.focused_field(), Field::Function);
+        form.set_kind(FormKind::Query);
+        assert_eq!(form.focused_field(), Field::Namespace);
+        assert_eq!(FormKind::Batch.next(), FormKind::Record);
+    }
+
+    #[test]
+    fn forms_saved_before_the_kinds_come_back_as_record_forms() {
+        let old = r#"[{"values":["test","demo","'k9'","counter","increment","","","1"],"with_record":true}]"#;
+        let mut form = ApplyForm::default();
+        form.restore(serde_json::from_str(old).unwrap());
+        assert_eq!(form.kind, FormKind::Record);
+        assert_eq!(form.value(Field::Key), "'k9'");
+        assert_eq!(form.value(Field::MaxRecords), "1000");
     }
 
     #[test]

@@ -6,4 +6,5 @@ pub mod indexes;
 pub mod jobs;
 pub mod modules;
 pub mod results;
+pub mod runs;
 pub mod samples;

@@ -12,6 +12,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use crate::client::{ApplyCall, Failure, Outcome, RecordView};
 use crate::tui::action::Tag;
 use crate::tui::literal;
+use crate::tui::panes::runs::{self, RunView};
 use crate::tui::theme::Theme;
 
 /// Formats durations on screen; tests fix it so snapshots do not vary.
@@ -78,12 +79,15 @@ pub struct CallEntry {
     pub call: Option<ApplyCall>,
     /// Marked to go into the next test file.
     pub marked: bool,
+    /// What a query-path run received (`None` for a record apply).
+    pub run: Option<RunView>,
 }
 
 impl CallEntry {
     pub fn in_flight(&self) -> bool {
         matches!(self.state, CallState::InFlight)
             || self.series.as_ref().is_some_and(|b| b.done() < b.total)
+            || self.run.as_ref().is_some_and(|r| r.job_running())
     }
 }
 
@@ -240,8 +244,22 @@ impl Results {
             series,
             call: None,
             marked: false,
+            run: None,
         });
         self.selected = self.entries.len() - 1;
+    }
+
+    /// A query-path run, in flight with nothing received yet.
+    pub fn push_run(&mut self, tag: Tag, label: String, started: Instant, run: RunView) {
+        self.push(tag, label, started, None);
+        if let Some(entry) = self.entries.last_mut() {
+            entry.run = Some(run);
+        }
+    }
+
+    /// The entry with this number.
+    pub fn by_number(&mut self, number: usize) -> Option<&mut CallEntry> {
+        self.entries.iter_mut().find(|e| e.number == number)
     }
 
     pub fn find_mut(&mut self, tag: Tag) -> Option<&mut CallEntry> {
@@ -307,6 +325,7 @@ impl Results {
                             item["before"] = record(before);
                             item["after"] = record(after);
                         }
+                        Ok(_) if e.run.is_some() => {}
                         Ok(other) => item["outcome"] = serde_json::json!(format!("{other:?}")),
                         Err(f) => {
                             item["error"] = serde_json::json!({
@@ -316,6 +335,13 @@ impl Results {
                             })
                         }
                     }
+                }
+                if let Some(run) = &e.run {
+                    let outcome = match &e.state {
+                        CallState::Done { outcome: Ok(o), .. } => Some(o),
+                        _ => None,
+                    };
+                    runs::add_json(run, outcome, &mut item);
                 }
                 if let Some(b) = &e.series {
                     item["runs"] = serde_json::json!({
@@ -438,7 +464,10 @@ impl Results {
                     ]));
                 }
             }
-            outcome_lines(entry, width, theme, &mut lines);
+            match &entry.run {
+                Some(run) => runs::lines(entry, run, width, theme, time, &mut lines),
+                None => outcome_lines(entry, width, theme, &mut lines),
+            }
         }
         // Long lines wrap: count screen rows, not lines.
         let row_count = |line: &Line| line.width().div_ceil(width.max(1)).max(1);

@@ -1,0 +1,554 @@
+//! What the results pane shows for the query-path kinds: an aggregation's
+//! values and its stage view, a background job's gauge and counters, a
+//! query's records, a batch apply's per-key table. The state lives in the
+//! result entry ([`RunView`]); these functions only turn it into lines.
+
+use aerospike::Value;
+use ratatui::text::{Line, Span};
+
+use crate::client::{BatchRow, JobInfo, Outcome, RecordView};
+use crate::sandbox::server::info::{StreamReport, level_text};
+use crate::tui::literal;
+use crate::tui::panes::results::{CallEntry, CallState, TimeFormat};
+use crate::tui::theme::Theme;
+
+/// Rows of a list shown at once (folded; expanded shows [`ROWS_EXPANDED`]).
+pub const ROWS_FOLDED: usize = 10;
+pub const ROWS_EXPANDED: usize = 50;
+/// Records and values kept per result: more are counted, not kept.
+pub const MAX_KEPT: usize = 10_000;
+
+/// A query-path result: what arrived, and where the list is scrolled to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunView {
+    /// The first row shown of the entry's list.
+    pub scroll: usize,
+    pub detail: Detail,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detail {
+    Aggregate(AggregateView),
+    Background(JobView),
+    /// The records, as they arrived.
+    Query(Vec<QueryRow>),
+    /// The rows come with the outcome.
+    Batch,
+}
+
+impl RunView {
+    pub fn new(detail: Detail) -> RunView {
+        RunView { scroll: 0, detail }
+    }
+
+    /// True while a background job runs on the server (the request that
+    /// started it is already answered).
+    pub fn job_running(&self) -> bool {
+        matches!(&self.detail, Detail::Background(job) if job.running())
+    }
+
+    /// Rows the entry lists (values, records or keys).
+    pub fn rows(&self, outcome: Option<&Outcome>) -> usize {
+        match (&self.detail, outcome) {
+            (Detail::Aggregate(view), _) => view.values.len(),
+            (Detail::Query(records), _) => records.len(),
+            (Detail::Batch, Some(Outcome::BatchApplied(rows))) => rows.len(),
+            _ => 0,
+        }
+    }
+
+    /// Moves the list by `delta` rows, within its length.
+    pub fn scroll_by(&mut self, delta: isize, rows: usize) {
+        let last = rows.saturating_sub(1) as isize;
+        self.scroll = (self.scroll as isize + delta).clamp(0, last.max(0)) as usize;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateView {
+    pub values: Vec<Value>,
+    /// Values beyond [`MAX_KEPT`], counted only.
+    pub dropped: u64,
+    /// `module.function`, namespace and set: to pick this run's job on
+    /// the sandbox.
+    pub udf: String,
+    pub ns: String,
+    pub set: Option<String>,
+    pub stages: Stages,
+}
+
+/// The stage view of an aggregation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stages {
+    /// The aggregation runs, or its stages are being read.
+    Waiting,
+    /// Not on the sandbox: a cluster has no stage counts.
+    NeedsSandbox,
+    Ready(StreamReport),
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JobView {
+    /// Known once the server accepted the job.
+    pub id: Option<u64>,
+    /// The latest `query-show` entry.
+    pub info: Option<JobInfo>,
+    /// Why polling stopped early.
+    pub error: Option<String>,
+    pub abort_sent: bool,
+}
+
+impl JobView {
+    pub fn running(&self) -> bool {
+        self.id.is_some()
+            && self.error.is_none()
+            && !self.info.as_ref().is_some_and(|i| i.is_done())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryRow {
+    pub key: Option<Value>,
+    pub digest: [u8; 20],
+    pub view: RecordView,
+}
+
+/// The lines of a query-path entry, after its header line.
+pub fn lines(
+    entry: &CallEntry,
+    run: &RunView,
+    width: usize,
+    theme: Theme,
+    time: TimeFormat,
+    out: &mut Vec<Line<'static>>,
+) {
+    let outcome = match &entry.state {
+        CallState::Done { outcome, .. } => Some(outcome),
+        CallState::InFlight => None,
+    };
+    let page = if entry.expanded {
+        ROWS_EXPANDED
+    } else {
+        ROWS_FOLDED
+    };
+    let ok = outcome.and_then(|o| o.as_ref().ok());
+    match &run.detail {
+        Detail::Aggregate(view) => {
+            aggregate_lines(view, ok, run.scroll, page, width, theme, time, out)
+        }
+        Detail::Background(job) => job_lines(job, width, theme, out),
+        Detail::Query(records) => {
+            query_lines(records, ok, run.scroll, page, width, theme, time, out)
+        }
+        Detail::Batch => {
+            if let Some(Outcome::BatchApplied(rows)) = ok {
+                batch_lines(rows, run.scroll, page, width, theme, out);
+            }
+        }
+    }
+    if let Some(Err(failure)) = outcome {
+        out.push(Line::styled(format!("  {failure}"), theme.error()));
+        if let Some((module, line)) = &failure.location {
+            out.push(Line::styled(
+                format!("  at {module} line {line}"),
+                theme.error(),
+            ));
+        }
+    }
+}
+
+/// Cuts `text` to `width` characters, marking the cut with `…`.
+fn cut(text: String, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text;
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// "rows 11–20 of 1000" under a list that does not fit.
+fn window_line(scroll: usize, shown: usize, total: usize, theme: Theme) -> Option<Line<'static>> {
+    (total > shown || scroll > 0).then(|| {
+        Line::styled(
+            format!(
+                "  rows {}–{} of {total}",
+                (scroll + 1).min(total),
+                scroll + shown
+            ),
+            theme.dim(),
+        )
+    })
+}
+
+/// "12 values so far…" while streaming, "1 value · 3.2ms" when done.
+fn count_line(
+    count: u64,
+    noun: (&str, &str),
+    done: Option<&Outcome>,
+    theme: Theme,
+    time: TimeFormat,
+) -> Line<'static> {
+    let word = |n: u64| if n == 1 { noun.0 } else { noun.1 };
+    match done {
+        Some(Outcome::Streamed { count, elapsed }) => Line::styled(
+            format!("  {count} {} · {}", word(*count), time(*elapsed)),
+            theme.accent(),
+        ),
+        _ => Line::styled(format!("  {count} {} so far…", word(count)), theme.warn()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn aggregate_lines(
+    view: &AggregateView,
+    done: Option<&Outcome>,
+    scroll: usize,
+    page: usize,
+    width: usize,
+    theme: Theme,
+    time: TimeFormat,
+    out: &mut Vec<Line<'static>>,
+) {
+    let received = view.values.len() as u64 + view.dropped;
+    out.push(count_line(received, ("value", "values"), done, theme, time));
+    let shown: Vec<&Value> = view.values.iter().skip(scroll).take(page).collect();
+    for value in &shown {
+        let (text, _) = literal::fold(value, width.saturating_sub(6).max(8));
+        out.push(Line::raw(format!("  = {text}")));
+    }
+    out.extend(window_line(scroll, shown.len(), view.values.len(), theme));
+    match &view.stages {
+        Stages::Waiting => {}
+        Stages::NeedsSandbox => out.push(Line::styled(
+            "  stage view: needs the sandbox (a cluster does not count stages)",
+            theme.dim(),
+        )),
+        Stages::Unavailable(why) => {
+            out.push(Line::styled(format!("  stage view: {why}"), theme.dim()))
+        }
+        Stages::Ready(report) => {
+            stage_lines(report, received, done.is_some(), page, width, theme, out)
+        }
+    }
+}
+
+/// Per server-side stage: values in and out over the partitions that ran;
+/// then the client's part and the stream functions' log lines.
+fn stage_lines(
+    report: &StreamReport,
+    received: u64,
+    finished: bool,
+    page: usize,
+    width: usize,
+    theme: Theme,
+    out: &mut Vec<Line<'static>>,
+) {
+    out.push(Line::styled(
+        format!(
+            "  stages · {} partition{} ran{}",
+            report.partitions,
+            if report.partitions == 1 { "" } else { "s" },
+            if report.done { "" } else { " (still running)" }
+        ),
+        theme.accent(),
+    ));
+    let name_width = report
+        .stages
+        .iter()
+        .map(|s| s.stage.chars().count())
+        .chain(["client reduce".len()])
+        .max()
+        .unwrap_or(0)
+        .min(width.saturating_sub(24).max(8));
+    out.push(Line::styled(
+        format!("    {:<name_width$} {:>8} {:>8}", "stage", "in", "out"),
+        theme.dim(),
+    ));
+    for stage in &report.stages {
+        out.push(Line::raw(format!(
+            "    {:<name_width$} {:>8} {:>8}",
+            cut(stage.stage.clone(), name_width),
+            stage.values_in,
+            stage.values_out
+        )));
+    }
+    // The client reads what the last server stage yielded (one partial
+    // value per partition) and reduces it to what it hands over.
+    let partials = report.stages.last().map_or(0, |s| s.values_out);
+    if finished {
+        out.push(Line::styled(
+            format!(
+                "    {:<name_width$} {:>8} {:>8}",
+                "client reduce", partials, received
+            ),
+            theme.ok(),
+        ));
+    }
+    for log in report.logs.iter().take(page) {
+        out.push(Line::styled(
+            cut(
+                format!("  log {}: {}", level_text(log.level), log.text),
+                width,
+            ),
+            theme.dim(),
+        ));
+    }
+    if report.logs.len() > page {
+        out.push(Line::styled(
+            format!("  … {} more log lines", report.logs.len() - page),
+            theme.dim(),
+        ));
+    }
+}
+
+fn job_lines(job: &JobView, width: usize, theme: Theme, out: &mut Vec<Line<'static>>) {
+    let Some(id) = job.id else {
+        return;
+    };
+    let Some(info) = &job.info else {
+        out.push(Line::styled(format!("  job {id} started"), theme.dim()));
+        return;
+    };
+    let percent = info.percent().clamp(0.0, 100.0);
+    let bar_width = width.saturating_sub(24).clamp(10, 40);
+    let filled = ((percent / 100.0) * bar_width as f64).round() as usize;
+    let style = if info.is_done() {
+        if info.status() == "done(ok)" {
+            theme.ok()
+        } else {
+            theme.error()
+        }
+    } else {
+        theme.warn()
+    };
+    out.push(Line::from(vec![
+        Span::styled(
+            format!(
+                "  [{}{}]",
+                "█".repeat(filled),
+                "░".repeat(bar_width - filled)
+            ),
+            style,
+        ),
+        Span::raw(format!(" {percent:>6.2}%")),
+    ]));
+    out.push(Line::raw(cut(
+        format!("  job {id} · {}", info.status()),
+        width,
+    )));
+    out.push(Line::styled(
+        cut(
+            format!(
+                "  succeeded {} · failed {} · filtered {}",
+                info.succeeded(),
+                info.failed(),
+                info.filtered()
+            ),
+            width,
+        ),
+        if info.failed() > 0 {
+            theme.warn()
+        } else {
+            theme.accent()
+        },
+    ));
+    if job.abort_sent && !info.is_done() {
+        out.push(Line::styled("  aborting…", theme.warn()));
+    }
+    if let Some(error) = &job.error {
+        out.push(Line::styled(format!("  {error}"), theme.error()));
+    }
+}
+
+fn key_text(key: &Option<Value>, digest: &[u8; 20]) -> String {
+    match key {
+        Some(key) => literal::print(key),
+        None => format!("#{}", &hex::encode(digest)[..12]),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn query_lines(
+    records: &[QueryRow],
+    done: Option<&Outcome>,
+    scroll: usize,
+    page: usize,
+    width: usize,
+    theme: Theme,
+    time: TimeFormat,
+    out: &mut Vec<Line<'static>>,
+) {
+    let count = match done {
+        Some(Outcome::Streamed { count, .. }) => *count,
+        _ => records.len() as u64,
+    };
+    out.push(count_line(count, ("record", "records"), done, theme, time));
+    let shown: Vec<&QueryRow> = records.iter().skip(scroll).take(page).collect();
+    for row in &shown {
+        let bins: Vec<String> = row
+            .view
+            .bins
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", literal::print(v)))
+            .collect();
+        let ttl = row.view.ttl.map_or("never".into(), |t| format!("{t}s"));
+        let meta = format!("  gen {} ttl {ttl}", row.view.generation);
+        let key = key_text(&row.key, &row.digest);
+        let room = width.saturating_sub(key.chars().count() + meta.chars().count() + 4);
+        out.push(Line::from(vec![
+            Span::styled(format!("  {key} "), theme.key()),
+            Span::raw(cut(format!("{{{}}}", bins.join(", ")), room.max(8))),
+            Span::styled(meta, theme.dim()),
+        ]));
+    }
+    out.extend(window_line(scroll, shown.len(), records.len(), theme));
+}
+
+fn batch_lines(
+    rows: &[BatchRow],
+    scroll: usize,
+    page: usize,
+    width: usize,
+    theme: Theme,
+    out: &mut Vec<Line<'static>>,
+) {
+    let failed = rows.iter().filter(|r| r.result.is_err()).count();
+    out.push(Line::styled(
+        format!("  {} keys · {failed} failed", rows.len()),
+        if failed > 0 {
+            theme.warn()
+        } else {
+            theme.accent()
+        },
+    ));
+    let key_width = rows
+        .iter()
+        .map(|r| literal::print(&r.key).chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(width / 3);
+    let shown: Vec<&BatchRow> = rows.iter().skip(scroll).take(page).collect();
+    for row in &shown {
+        let key = cut(literal::print(&row.key), key_width);
+        let room = width.saturating_sub(key_width + 6).max(8);
+        let (mark, text, style) = match &row.result {
+            Ok(value) => ("✓", literal::fold(value, room).0, theme.ok()),
+            Err(failure) => ("✗", cut(failure.to_string(), room), theme.error()),
+        };
+        out.push(Line::from(vec![
+            Span::raw(format!("  {key:<key_width$} ")),
+            Span::styled(format!("{mark} "), style),
+            Span::raw(text),
+        ]));
+    }
+    out.extend(window_line(scroll, shown.len(), rows.len(), theme));
+}
+
+/// A run's rows as JSON, for copying and saving results: values typed,
+/// bins plain, as the commands print them.
+pub fn add_json(run: &RunView, outcome: Option<&Outcome>, item: &mut serde_json::Value) {
+    use crate::value::{to_plain_json, to_typed_json};
+    use serde_json::json;
+    if let Some(Outcome::Streamed { count, elapsed }) = outcome {
+        item["count"] = json!(count);
+        item["elapsed_ms"] = json!(elapsed.as_secs_f64() * 1000.0);
+    }
+    match &run.detail {
+        Detail::Aggregate(view) => {
+            item["values"] = view.values.iter().map(to_typed_json).collect();
+            if let Stages::Ready(report) = &view.stages {
+                item["partitions"] = json!(report.partitions);
+                item["stages"] = report
+                    .stages
+                    .iter()
+                    .map(|s| json!({"stage": s.stage, "in": s.values_in, "out": s.values_out}))
+                    .collect();
+            }
+        }
+        Detail::Background(job) => {
+            item["job"] = json!(job.id);
+            if let Some(info) = &job.info {
+                item["status"] = json!(info.status());
+                item["percent"] = json!(info.percent());
+                item["succeeded"] = json!(info.succeeded());
+                item["failed"] = json!(info.failed());
+                item["filtered"] = json!(info.filtered());
+            }
+        }
+        Detail::Query(rows) => {
+            item["records"] = rows
+                .iter()
+                .map(|r| {
+                    json!({
+                        "key": r.key.as_ref().map_or(json!(null), to_typed_json),
+                        "digest": hex::encode(r.digest),
+                        "bins": r.view.bins.iter().map(|(n, v)| (n.clone(), to_plain_json(v))).collect::<serde_json::Map<_, _>>(),
+                        "gen": r.view.generation,
+                        "ttl": r.view.ttl,
+                    })
+                })
+                .collect();
+        }
+        Detail::Batch => {
+            if let Some(Outcome::BatchApplied(rows)) = outcome {
+                item["results"] = rows
+                    .iter()
+                    .map(|row| match &row.result {
+                        Ok(v) => json!({"key": to_typed_json(&row.key), "ok": true, "value": to_typed_json(v)}),
+                        Err(f) => json!({"key": to_typed_json(&row.key), "ok": false,
+                                         "error": {"code": f.code, "message": f.message}}),
+                    })
+                    .collect();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::engine::{LogLevel, LogLine, StageCount};
+    use crate::tui::theme::ThemeKind;
+
+    fn text(lines: &[Line]) -> Vec<String> {
+        lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn stage_view_counts_the_client_reduce_and_folds_long_logs() {
+        let report = StreamReport {
+            done: true,
+            partitions: 2,
+            stages: vec![StageCount {
+                stage: "aggregate(a_rather_long_function_name)".into(),
+                values_in: 9,
+                values_out: 2,
+            }],
+            logs: (0..15)
+                .map(|i| LogLine {
+                    level: LogLevel::Info,
+                    text: format!("line {i}"),
+                })
+                .collect(),
+            udf: None,
+        };
+        let mut out = Vec::new();
+        let theme = Theme::new(ThemeKind::Dark);
+        stage_lines(&report, 1, true, 10, 40, theme, &mut out);
+        let lines = text(&out);
+        assert!(lines[0].contains("2 partitions ran"), "{lines:?}");
+        assert!(
+            lines[2].contains("aggregate(a_rat…") && lines[2].ends_with("9        2"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[3].contains("client reduce") && lines[3].ends_with("2        1"),
+            "{lines:?}"
+        );
+        assert_eq!(lines.iter().filter(|l| l.contains("log info")).count(), 10);
+        assert_eq!(lines.last().unwrap(), "  … 5 more log lines");
+        assert_eq!(cut("abcdef".into(), 4), "abc…");
+    }
+}

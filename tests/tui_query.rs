@@ -1,0 +1,702 @@
+//! The apply form's query-path kinds (aggregate, background, query, batch)
+//! and their results, through the reducer: keys in, requests and screens
+//! out, with the client task's answers and items given by the test.
+
+use std::time::{Duration, Instant};
+
+use aerospike::Value;
+use asudf::client::query::parse_jobs;
+use asudf::client::{
+    BatchRow, ClusterInfo, ConnectionState, Event, Failure, FailureKind, Outcome, RecordView,
+    Request, StreamItem, Timing,
+};
+use asudf::tui::app::{App, Effect, JOB_POLL, StartOptions};
+use asudf::tui::panes::apply::{Field, FormKind};
+use asudf::tui::{Action, Tag, ui};
+use asudf::where_clause::{self, Predicate};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+struct Console {
+    app: App,
+    terminal: Terminal<TestBackend>,
+    /// Requests sent and not answered yet.
+    sent: Vec<(Tag, Request)>,
+    effects: Vec<Effect>,
+    start: Instant,
+}
+
+fn fixed_time(_: Duration) -> String {
+    "T".to_string()
+}
+
+impl Console {
+    fn new(width: u16, height: u16, sandbox: bool) -> Console {
+        let start = Instant::now();
+        let mut options = StartOptions::sample("sandbox (in memory)");
+        options.now = start;
+        let mut app = App::new(options);
+        app.time_format = fixed_time;
+        let mut console = Console {
+            app,
+            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
+            sent: Vec::new(),
+            effects: Vec::new(),
+            start,
+        };
+        console.act(Action::Resize(width, height));
+        console.act(Action::Client(Event::Connection(
+            ConnectionState::Connected(ClusterInfo {
+                target: "127.0.0.1:3000".into(),
+                cluster_name: None,
+                nodes: vec!["BB9000000000001".into()],
+                build: "8.1.0.0".into(),
+                sandbox: sandbox.then(|| "asudf".into()),
+            }),
+        )));
+        // The modules listing is not what these tests are about.
+        console.answer(|r| *r == Request::ListModules, Ok(Outcome::Modules(vec![])));
+        console
+    }
+
+    fn act(&mut self, action: Action) {
+        for effect in self.app.update(action) {
+            if let Effect::Send { tag, request } = &effect {
+                self.sent.push((*tag, request.clone()));
+            }
+            self.effects.push(effect);
+        }
+    }
+
+    fn key(&mut self, code: KeyCode) {
+        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    fn ctrl(&mut self, c: char) {
+        self.act(Action::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::CONTROL,
+        )));
+    }
+
+    fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.key(KeyCode::Char(c));
+        }
+    }
+
+    /// Switches the form to `kind` with its key (F8), as a person would.
+    fn kind(&mut self, kind: FormKind) {
+        for _ in 0..5 {
+            if self.app.apply.kind == kind {
+                return;
+            }
+            self.key(KeyCode::F(8));
+        }
+        panic!("F8 never reached {kind:?}");
+    }
+
+    /// Sets a field by focusing it and retyping it.
+    fn set(&mut self, field: Field, text: &str) {
+        self.act(Action::Key(KeyEvent::new(
+            KeyCode::Char('3'),
+            KeyModifiers::ALT,
+        )));
+        self.app.apply.focus_field(field);
+        assert_eq!(
+            self.app.apply.focused_field(),
+            field,
+            "the kind shows {field:?}"
+        );
+        self.ctrl('u');
+        self.type_text(text);
+    }
+
+    fn tag_of(&self, pick: impl Fn(&Request) -> bool) -> Tag {
+        self.sent
+            .iter()
+            .find(|(_, r)| pick(r))
+            .map(|(t, _)| *t)
+            .expect("a matching request was sent")
+    }
+
+    /// The one request matching `pick` still unanswered.
+    fn request(&self, pick: impl Fn(&Request) -> bool) -> Request {
+        let found: Vec<&Request> = self
+            .sent
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| pick(r))
+            .collect();
+        assert_eq!(found.len(), 1, "one matching request: {:?}", self.sent);
+        found[0].clone()
+    }
+
+    fn item(&mut self, pick: impl Fn(&Request) -> bool, item: StreamItem) {
+        let id = self.tag_of(pick);
+        self.act(Action::Client(Event::Item { id, item }));
+    }
+
+    /// Answers the oldest request matching `pick` with `outcome`.
+    fn answer(&mut self, pick: impl Fn(&Request) -> bool, outcome: Result<Outcome, Failure>) {
+        let at = self
+            .sent
+            .iter()
+            .position(|(_, r)| pick(r))
+            .expect("a matching request was sent");
+        let (tag, _) = self.sent.remove(at);
+        let sent = self.start + Duration::from_millis(1);
+        let timing = Timing {
+            queued: self.start,
+            sent,
+            answered: sent + Duration::from_micros(700),
+        };
+        self.act(Action::Client(Event::Done {
+            id: tag,
+            outcome,
+            timing,
+        }));
+    }
+
+    fn tick(&mut self, after: Duration) {
+        self.act(Action::Tick(self.start + after));
+    }
+
+    fn screen(&mut self) -> String {
+        let app = &self.app;
+        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
+        ui::screen_text(self.terminal.backend().buffer())
+    }
+}
+
+fn is_aggregate(r: &Request) -> bool {
+    matches!(r, Request::Aggregate(_))
+}
+fn is_query(r: &Request) -> bool {
+    matches!(r, Request::Query(_))
+}
+fn is_execute(r: &Request) -> bool {
+    matches!(r, Request::Execute(_))
+}
+fn is_batch(r: &Request) -> bool {
+    matches!(r, Request::BatchApply(_))
+}
+fn is_job_poll(r: &Request) -> bool {
+    matches!(r, Request::Jobs { id: Some(_) })
+}
+fn is_job_list(r: &Request) -> bool {
+    matches!(r, Request::Jobs { id: None })
+}
+fn is_stage_read(r: &Request) -> bool {
+    matches!(r, Request::Info { command } if command.starts_with("sandbox-stream:"))
+}
+
+/// The sum sample's form: an aggregation over test.sales.
+fn sum_form(console: &mut Console) {
+    console.kind(FormKind::Aggregate);
+    console.set(Field::Set, "sales");
+    console.set(Field::Where, "amount BETWEEN 10 AND 50");
+    console.set(Field::Module, "sum");
+    console.set(Field::Function, "total");
+    console.set(Field::Args, "");
+}
+
+fn streamed(count: u64) -> Result<Outcome, Failure> {
+    Ok(Outcome::Streamed {
+        count,
+        elapsed: Duration::from_millis(3),
+    })
+}
+
+/// What `query-show` lists: jobs of other kinds and sets, an older run of
+/// the same aggregation, then ours (newest last, as the sandbox lists them).
+fn jobs_listed() -> Result<Outcome, Failure> {
+    let reply = [
+        "trid=11:ns=test:set=sales:rps=0:active-threads=0:status=done(ok):job-progress=100.00:job-type=aggregation",
+        "trid=12:ns=test:set=other:rps=0:active-threads=0:status=done(ok):job-progress=100.00:job-type=aggregation",
+        "trid=13:ns=test:set=sales:rps=0:active-threads=0:status=done(ok):job-progress=100.00:job-type=basic",
+        "trid=14:ns=test:set=sales:rps=0:active-threads=0:status=done(ok):job-progress=100.00:job-type=aggregation",
+    ]
+    .join(";");
+    Ok(Outcome::Jobs(parse_jobs(&reply)))
+}
+
+/// A `sandbox-stream` value: map then aggregate then reduce, over 41 records
+/// in 3 partitions, with a log line; `udf` names the stream.
+fn stage_reply(udf: &str) -> Result<Outcome, Failure> {
+    stage_reply_done(udf, true)
+}
+
+fn stage_reply_done(udf: &str, done: bool) -> Result<Outcome, Failure> {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    Ok(Outcome::Info(format!(
+        "done={done};partitions=3;stages={}:41:41,{}:41:3,{}:3:3;logs=info:{};udf={}",
+        b64("map(amount_of)"),
+        b64("aggregate(add)"),
+        b64("reduce(add)"),
+        b64("summing 41 sales"),
+        b64(udf)
+    )))
+}
+
+#[test]
+fn each_kind_builds_its_request_from_the_form() {
+    let mut console = Console::new(120, 40, true);
+    sum_form(&mut console);
+    console.key(KeyCode::F(5));
+    let Request::Aggregate(call) = console.request(is_aggregate) else {
+        unreachable!()
+    };
+    assert_eq!(call.scope.ns, "test");
+    assert_eq!(call.scope.set.as_deref(), Some("sales"));
+    let clause = call.scope.where_clause.expect("the where clause is sent");
+    assert_eq!(clause.bin, "amount");
+    assert_eq!(clause.predicate, Predicate::Between(10, 50));
+    assert_eq!(
+        (call.module.as_str(), call.function.as_str()),
+        ("sum", "total")
+    );
+    assert!(call.args.is_empty());
+
+    console.kind(FormKind::Background);
+    console.set(Field::Module, "stamp.lua");
+    console.set(Field::Function, "mark");
+    console.set(Field::Args, "'checked'");
+    console.set(Field::Where, "");
+    console.set(Field::Rps, "500");
+    console.key(KeyCode::F(5));
+    let Request::Execute(call) = console.request(is_execute) else {
+        unreachable!()
+    };
+    assert_eq!(call.module, "stamp", "the .lua suffix is dropped");
+    assert_eq!(call.args, vec![Value::from("checked")]);
+    assert_eq!(
+        call.scope.where_clause, None,
+        "an empty where reads every record"
+    );
+    assert_eq!(call.records_per_second, Some(500));
+
+    console.kind(FormKind::Query);
+    console.set(Field::Where, "stamp = 'checked'");
+    console.set(Field::Bins, "amount, stamp");
+    console.set(Field::MaxRecords, "20");
+    console.key(KeyCode::F(5));
+    let Request::Query(call) = console.request(is_query) else {
+        unreachable!()
+    };
+    assert_eq!(
+        call.bins,
+        Some(vec!["amount".to_string(), "stamp".to_string()])
+    );
+    assert_eq!(call.max_records, Some(20));
+    assert_eq!(
+        call.scope.where_clause,
+        Some(where_clause::parse("stamp = 'checked'").unwrap())
+    );
+
+    console.kind(FormKind::Batch);
+    console.set(Field::Set, "demo");
+    console.set(Field::Keys, "'a', 7, x'0a'");
+    console.set(Field::Module, "counter");
+    console.set(Field::Function, "increment");
+    console.set(Field::Args, "'count', 1");
+    console.key(KeyCode::F(5));
+    let Request::BatchApply(call) = console.request(is_batch) else {
+        unreachable!()
+    };
+    let keys: Vec<Value> = call.keys.iter().map(|k| k.key.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![Value::from("a"), Value::Int(7), Value::Blob(vec![0x0a])]
+    );
+    assert!(
+        call.keys
+            .iter()
+            .all(|k| k.ns == "test" && k.set.as_deref() == Some("demo"))
+    );
+    assert_eq!(call.args, vec![Value::from("count"), Value::Int(1)]);
+
+    // The record kind still applies to one key, with the fields it had.
+    console.kind(FormKind::Record);
+    console.key(KeyCode::F(5));
+    let Request::Apply(call) = console.request(|r| matches!(r, Request::Apply(_))) else {
+        unreachable!()
+    };
+    assert_eq!(call.key.key, Value::from("k1"));
+
+    // The history keeps each form's kind.
+    console.ctrl('p');
+    assert_eq!(console.app.apply.kind, FormKind::Record);
+    console.ctrl('p');
+    assert_eq!(console.app.apply.kind, FormKind::Batch);
+    console.ctrl('p');
+    assert_eq!(console.app.apply.kind, FormKind::Query);
+    assert_eq!(console.app.apply.value(Field::Bins), "amount, stamp");
+}
+
+#[test]
+fn bad_where_or_keys_show_the_column_and_send_nothing() {
+    let mut console = Console::new(120, 40, true);
+    sum_form(&mut console);
+    console.set(Field::Where, "amount BETWEEN 10 50");
+    let screen = console.screen();
+    assert!(screen.contains("where: column 19:"), "{screen}");
+    console.key(KeyCode::F(5));
+    assert!(!console.sent.iter().any(|(_, r)| is_aggregate(r)));
+    let status = console.app.status.clone().expect("a message says why");
+    assert!(
+        status.error && status.text.contains("column 19"),
+        "{status:?}"
+    );
+    insta::assert_snapshot!("where_error", console.screen());
+
+    console.kind(FormKind::Batch);
+    console.set(Field::Keys, "'a', [1], 'c'");
+    let screen = console.screen();
+    assert!(
+        screen.contains("keys: column 6: a key is an integer"),
+        "{screen}"
+    );
+    console.key(KeyCode::F(5));
+    console.set(Field::Keys, "'a' 'b'");
+    assert!(console.screen().contains("keys: column 5: expected ','"));
+    console.key(KeyCode::F(5));
+    assert!(!console.sent.iter().any(|(_, r)| is_batch(r)));
+    assert_eq!(console.app.results.entries.len(), 0, "nothing ran");
+}
+
+#[test]
+fn aggregate_values_show_as_they_arrive_then_the_stage_view() {
+    for (width, height) in [(80, 24), (160, 45)] {
+        let mut console = Console::new(width, height, true);
+        sum_form(&mut console);
+        console.key(KeyCode::F(5));
+        // The focus follows the result at a narrow size, where panes stack.
+        console.act(Action::Key(KeyEvent::new(
+            KeyCode::Char('4'),
+            KeyModifiers::ALT,
+        )));
+        console.item(is_aggregate, StreamItem::Value(Value::Int(1230)));
+        let screen = console.screen();
+        assert!(
+            screen.contains("= 1230"),
+            "the first value shows at once:\n{screen}"
+        );
+        assert!(screen.contains("1 value so far"), "{screen}");
+        console.answer(is_aggregate, streamed(1));
+        // On the sandbox: the newest aggregation on test.sales is asked for its stages.
+        console.answer(is_job_list, jobs_listed());
+        let Request::Info { command } = console.request(is_stage_read) else {
+            unreachable!()
+        };
+        assert_eq!(command, "sandbox-stream:id=14");
+        console.answer(is_stage_read, stage_reply("sum.total"));
+        let screen = console.screen();
+        for text in [
+            "1 value · T",
+            "3 partitions ran",
+            "map(amount_of)",
+            "client reduce",
+        ] {
+            assert!(screen.contains(text), "{text}:\n{screen}");
+        }
+        insta::assert_snapshot!(format!("stage_view_{width}x{height}"), screen);
+    }
+}
+
+#[test]
+fn the_stage_view_skips_another_streams_run() {
+    let mut console = Console::new(160, 45, true);
+    sum_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.answer(is_aggregate, streamed(0));
+    console.answer(is_job_list, jobs_listed());
+    // The newest one ran another function: the next newest is checked.
+    console.answer(is_stage_read, stage_reply("sum.other"));
+    let Request::Info { command } = console.request(is_stage_read) else {
+        unreachable!()
+    };
+    assert_eq!(command, "sandbox-stream:id=11");
+    console.answer(is_stage_read, stage_reply("sum.other"));
+    let screen = console.screen();
+    assert!(
+        screen.contains("another aggregation ran meanwhile"),
+        "{screen}"
+    );
+    assert!(!console.sent.iter().any(|(_, r)| is_stage_read(r)));
+}
+
+#[test]
+fn stage_counts_of_a_run_still_ending_are_read_again_on_the_tick() {
+    let mut console = Console::new(160, 45, true);
+    sum_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.answer(is_aggregate, streamed(1));
+    console.answer(is_job_list, jobs_listed());
+    console.answer(is_stage_read, stage_reply_done("sum.total", false));
+    assert!(console.screen().contains("(still running)"));
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_stage_read(r)),
+        "not at once"
+    );
+    assert!(console.app.next_wake().is_some());
+    console.tick(Duration::from_millis(150));
+    let Request::Info { command } = console.request(is_stage_read) else {
+        unreachable!()
+    };
+    assert_eq!(command, "sandbox-stream:id=14", "the same run");
+    console.answer(is_stage_read, stage_reply("sum.total"));
+    assert!(!console.screen().contains("(still running)"));
+    console.tick(Duration::from_millis(400));
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_stage_read(r)),
+        "done: no more reads"
+    );
+}
+
+#[test]
+fn on_a_cluster_the_stage_view_needs_the_sandbox() {
+    let mut console = Console::new(160, 45, false);
+    sum_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.item(is_aggregate, StreamItem::Value(Value::Int(7)));
+    console.answer(is_aggregate, streamed(1));
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_job_list(r)),
+        "no stage read"
+    );
+    let screen = console.screen();
+    assert!(screen.contains("= 7"), "{screen}");
+    assert!(screen.contains("stage view: needs the sandbox"), "{screen}");
+}
+
+#[test]
+fn a_failing_stream_function_marks_its_editor_line() {
+    let mut console = Console::new(120, 40, true);
+    sum_form(&mut console);
+    console.set(Field::Module, "counter");
+    console.key(KeyCode::F(5));
+    console.answer(
+        is_aggregate,
+        Err(Failure {
+            kind: FailureKind::Server,
+            code: 100,
+            message: "/opt/udf/counter.lua:4: attempt to perform arithmetic on a nil value".into(),
+            location: Some(("counter.lua".into(), 4)),
+            logs: vec![],
+        }),
+    );
+    assert_eq!(console.app.editor.marks.len(), 1);
+    assert_eq!(console.app.editor.marks[0].line, 4);
+    let screen = console.screen();
+    assert!(screen.contains("at counter.lua line 4"), "{screen}");
+    // Its stages and logs are still read: they show how far it got.
+    assert!(console.sent.iter().any(|(_, r)| is_job_list(r)));
+}
+
+fn job_entry(status: &str, percent: &str, succeeded: u64, failed: u64) -> Outcome {
+    Outcome::Jobs(parse_jobs(&format!(
+        "trid=7:ns=test:set=sales:rps=10000:active-threads=1:status={status}:job-progress={percent}:run-time=40:time-since-done=0:recs-throttled=0:recs-filtered-meta=1:recs-filtered-bins=2:recs-succeeded={succeeded}:recs-failed={failed}:from=127.0.0.1+5000:job-type=background-udf"
+    )))
+}
+
+fn background_form(console: &mut Console) {
+    console.kind(FormKind::Background);
+    console.set(Field::Set, "sales");
+    console.set(Field::Module, "stamp");
+    console.set(Field::Function, "mark");
+    console.set(Field::Args, "'checked'");
+}
+
+#[test]
+fn a_background_job_polls_its_progress_and_ctrl_k_aborts_it() {
+    let mut console = Console::new(120, 40, true);
+    background_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.answer(is_execute, Ok(Outcome::JobStarted { id: 7 }));
+    assert_eq!(console.request(is_job_poll), Request::Jobs { id: Some(7) });
+    console.answer(is_job_poll, Ok(job_entry("active(ok)", "40.00", 400, 0)));
+    assert!(console.screen().contains("40.00%"));
+    // The next read waits for the tick, and the loop wakes for it.
+    assert!(!console.sent.iter().any(|(_, r)| is_job_poll(r)));
+    let wake = console.app.next_wake().expect("a poll is due");
+    assert!(wake <= console.start + JOB_POLL, "{wake:?}");
+    console.tick(JOB_POLL / 2);
+    assert!(!console.sent.iter().any(|(_, r)| is_job_poll(r)), "not yet");
+    console.tick(JOB_POLL + Duration::from_millis(10));
+    assert_eq!(console.request(is_job_poll), Request::Jobs { id: Some(7) });
+
+    console.ctrl('k');
+    assert_eq!(
+        console.request(|r| matches!(r, Request::AbortJob { .. })),
+        Request::AbortJob { id: 7 }
+    );
+    assert!(
+        !console
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Cancel(_))),
+        "the job is aborted on the server, not a request cancelled"
+    );
+    console.answer(
+        |r| matches!(r, Request::AbortJob { .. }),
+        Ok(Outcome::Info("ok".into())),
+    );
+    console.answer(
+        is_job_poll,
+        Ok(job_entry("done(user-aborted)", "100.00", 410, 0)),
+    );
+    let screen = console.screen();
+    assert!(screen.contains("done(user-aborted)"), "{screen}");
+    // Done: no more reads, and nothing animates.
+    console.tick(JOB_POLL * 4);
+    assert!(!console.sent.iter().any(|(_, r)| is_job_poll(r)));
+    assert!(console.app.results.in_flight().is_none());
+}
+
+#[test]
+fn the_job_gauge_while_running_and_when_done() {
+    for (width, height) in [(80, 24), (160, 45)] {
+        let mut console = Console::new(width, height, true);
+        background_form(&mut console);
+        console.key(KeyCode::F(5));
+        console.act(Action::Key(KeyEvent::new(
+            KeyCode::Char('4'),
+            KeyModifiers::ALT,
+        )));
+        console.answer(is_execute, Ok(Outcome::JobStarted { id: 7 }));
+        console.answer(is_job_poll, Ok(job_entry("active(ok)", "62.50", 625, 0)));
+        insta::assert_snapshot!(format!("job_running_{width}x{height}"), console.screen());
+        console.tick(JOB_POLL * 2);
+        console.answer(is_job_poll, Ok(job_entry("done(ok)", "100.00", 997, 3)));
+        let screen = console.screen();
+        assert!(screen.contains("100.00%"), "{screen}");
+        assert!(
+            screen.contains("succeeded 997 · failed 3 · filtered 3"),
+            "{screen}"
+        );
+        insta::assert_snapshot!(format!("job_done_{width}x{height}"), screen);
+    }
+}
+
+fn record(i: i64) -> StreamItem {
+    StreamItem::Record {
+        key: (i % 2 == 0).then(|| Value::from(format!("sale{i}"))),
+        digest: [i as u8; 20],
+        view: RecordView {
+            bins: vec![
+                ("amount".into(), Value::Int(i)),
+                ("stamp".into(), Value::from("checked")),
+            ],
+            generation: 2,
+            ttl: (i % 3 == 0).then_some(3600),
+        },
+    }
+}
+
+#[test]
+fn query_records_list_scrolls_and_ctrl_k_cancels() {
+    for (width, height) in [(80, 24), (160, 45)] {
+        let mut console = Console::new(width, height, true);
+        console.kind(FormKind::Query);
+        console.set(Field::Set, "sales");
+        console.key(KeyCode::F(5));
+        console.act(Action::Key(KeyEvent::new(
+            KeyCode::Char('4'),
+            KeyModifiers::ALT,
+        )));
+        console.item(is_query, record(1));
+        assert!(console.screen().contains("1 record so far"));
+        for i in 2..=25 {
+            console.item(is_query, record(i));
+        }
+        console.answer(is_query, streamed(25));
+        let screen = console.screen();
+        assert!(screen.contains("25 records · T"), "{screen}");
+        insta::assert_snapshot!(format!("query_list_{width}x{height}"), screen);
+        // PageDown shows the next rows.
+        console.key(KeyCode::PageDown);
+        let screen = console.screen();
+        assert!(screen.contains("rows 11–20 of 25"), "{screen}");
+        assert!(screen.contains("'sale12'"), "{screen}");
+    }
+
+    // Ctrl-K cancels a query in flight (the client stops it on the server);
+    // what arrived stays.
+    let mut console = Console::new(120, 40, true);
+    console.kind(FormKind::Query);
+    console.key(KeyCode::F(5));
+    console.item(is_query, record(2));
+    let tag = console.tag_of(is_query);
+    console.ctrl('k');
+    assert!(console.effects.contains(&Effect::Cancel(tag)));
+    console.answer(
+        is_query,
+        Err(Failure {
+            kind: FailureKind::Cancelled,
+            code: -1,
+            message: "cancelled".into(),
+            location: None,
+            logs: vec![],
+        }),
+    );
+    let screen = console.screen();
+    assert!(
+        screen.contains("'sale2'") && screen.contains("cancelled"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_batch_apply_shows_a_row_per_key() {
+    for (width, height) in [(80, 24), (160, 45)] {
+        let mut console = Console::new(width, height, true);
+        console.kind(FormKind::Batch);
+        console.set(Field::Keys, "'a', 'b', 'missing'");
+        console.set(Field::Function, "bump_existing");
+        console.key(KeyCode::F(5));
+        console.act(Action::Key(KeyEvent::new(
+            KeyCode::Char('4'),
+            KeyModifiers::ALT,
+        )));
+        console.answer(
+            is_batch,
+            Ok(Outcome::BatchApplied(vec![
+                BatchRow {
+                    key: Value::from("a"),
+                    result: Ok(Value::Int(6)),
+                },
+                BatchRow {
+                    key: Value::from("b"),
+                    result: Ok(Value::Int(1)),
+                },
+                BatchRow {
+                    key: Value::from("missing"),
+                    result: Err(Failure {
+                        kind: FailureKind::Server,
+                        code: 100,
+                        message: "counter.lua:9: no such record".into(),
+                        location: Some(("counter.lua".into(), 9)),
+                        logs: vec![],
+                    }),
+                },
+            ])),
+        );
+        let screen = console.screen();
+        assert!(screen.contains("3 keys · 1 failed"), "{screen}");
+        assert!(screen.contains("'a'       ✓ 6"), "{screen}");
+        assert!(screen.contains("'missing' ✗ error 100"), "{screen}");
+        assert_eq!(console.app.editor.marks.first().map(|m| m.line), Some(9));
+        insta::assert_snapshot!(format!("batch_table_{width}x{height}"), screen);
+        // Copied as JSON: a row per key, typed values.
+        console.key(KeyCode::Char('c'));
+        let Some(Effect::Copy(json)) = console.effects.last() else {
+            panic!("c copies the result")
+        };
+        let json: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(json["results"][0]["value"], serde_json::json!({"int": 6}));
+        assert_eq!(json["results"][2]["ok"], serde_json::json!(false));
+    }
+}
