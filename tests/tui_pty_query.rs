@@ -1,8 +1,9 @@
 //! The form's query-path kinds in a real pseudo-terminal (tmux), against
-//! the local sandbox: the sum sample's aggregation with its value and stage
-//! counts, the stamp job's gauge to 100 % with its counters, the stamped
-//! records through the query kind, and a batch apply over three keys with
-//! one missing.
+//! the local sandbox: the sum sample loaded with one key (module, 1,000
+//! records, index) and its aggregation with its value and stage counts, the
+//! stamp sample's job to 100 % with its counters, the stamped records
+//! through the query kind, and a batch apply over three keys with one
+//! missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -119,9 +120,9 @@ fn aggregate_background_query_and_batch_in_a_terminal() {
     std::fs::write(dir.path().join("bump.lua"), BUMP).unwrap();
     let tmux = Tmux::start(160, 45, dir.path());
     tmux.wait_for("READY$");
-    // The samples' modules, 1,000 sales and the index, in the local sandbox.
+    // A module of our own for the batch; the samples come from the console.
     tmux.literal(&format!(
-        "cd {} && {p} sample load sum && {p} sample load stamp && {p} udf put bump.lua; echo LOADED-$?",
+        "cd {} && {p} udf put bump.lua; echo LOADED-$?",
         dir.path().display(),
         p = program.display()
     ));
@@ -131,14 +132,15 @@ fn aggregate_background_query_and_batch_in_a_terminal() {
     tmux.keys(&["Enter"]);
     tmux.wait_for("● sandbox");
 
-    // Aggregate: the form starts on args; walk up through the fields.
-    tmux.keys(&["M-3", "F8"]);
-    tmux.wait_for("Apply · aggregate");
-    retype(&tmux, "");
-    for text in ["total", "sum", "amount BETWEEN 10 AND 50", "sales"] {
-        tmux.keys(&["Up"]);
-        retype(&tmux, text);
-    }
+    // The sum sample with one key (F2 lists them; it is the second): its
+    // module, records and index, the editor and the form filled.
+    tmux.keys(&["F2"]);
+    tmux.wait_for("background UDF: the server stamps");
+    tmux.keys(&["Down", "Enter"]);
+    let screen = tmux.wait_for("sample sum loaded");
+    assert!(screen.contains("1000 records in test.sales"), "{screen}");
+    assert!(screen.contains("Apply · aggregate"), "{screen}");
+    assert!(screen.contains("sum.lua ───"), "the editor has it: {screen}");
     tmux.keys(&["F5"]);
     let screen = tmux.wait_for("client reduce");
     for text in [
@@ -151,20 +153,19 @@ fn aggregate_background_query_and_batch_in_a_terminal() {
         assert!(screen.contains(text), "{text}:\n{screen}");
     }
 
-    // Background: from the set field down.
-    tmux.keys(&["F8"]);
-    tmux.wait_for("Apply · background");
-    for text in ["", "stamp", "mark", "'checked'"] {
-        tmux.keys(&["Down"]);
-        retype(&tmux, text);
-    }
+    // The stamp sample: a background job over the set, to 100 %.
+    tmux.keys(&["F2"]);
+    tmux.wait_for("background UDF: the server stamps");
+    tmux.keys(&["Down", "Down", "Down", "Enter"]);
+    let screen = tmux.wait_for("sample stamp loaded");
+    assert!(screen.contains("Apply · background"), "{screen}");
     tmux.keys(&["F5"]);
     let screen = tmux.wait_for("done(ok)");
     assert!(screen.contains("100.00%"), "{screen}");
     assert!(screen.contains("succeeded 1000 · failed 0"), "{screen}");
 
-    // Query: the records the job stamped.
-    tmux.keys(&["F8"]);
+    // Query: the records the job stamped (Alt-3 focuses the form).
+    tmux.keys(&["M-3", "F8"]);
     tmux.wait_for("Apply · query");
     tmux.keys(&["Down", "Down"]);
     retype(&tmux, "amount = 7");
