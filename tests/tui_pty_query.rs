@@ -140,7 +140,10 @@ fn aggregate_background_query_and_batch_in_a_terminal() {
     let screen = tmux.wait_for("sample sum loaded");
     assert!(screen.contains("1000 records in test.sales"), "{screen}");
     assert!(screen.contains("Apply · aggregate"), "{screen}");
-    assert!(screen.contains("sum.lua ───"), "the editor has it: {screen}");
+    assert!(
+        screen.contains("sum.lua ───"),
+        "the editor has it: {screen}"
+    );
     tmux.keys(&["F5"]);
     let screen = tmux.wait_for("client reduce");
     for text in [
