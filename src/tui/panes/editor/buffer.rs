@@ -150,6 +150,17 @@ impl Step {
     }
 }
 
+/// `step` is the next character of the run `last` typed: right after it,
+/// on the same word (a space after a word starts a new step, so undo goes
+/// word by word).
+fn continues(last: &Step, step: &Step) -> bool {
+    let space = |s: &str| s.starts_with(char::is_whitespace);
+    last.removed.is_empty()
+        && step.removed.is_empty()
+        && last.after == step.at
+        && (!space(&step.inserted) || last.inserted.ends_with(char::is_whitespace))
+}
+
 #[derive(Debug, Default)]
 struct History {
     steps: VecDeque<Step>,
@@ -165,12 +176,7 @@ impl History {
         if typing
             && self.typing
             && let Some(last) = self.steps.back_mut()
-            && last.removed.is_empty()
-            && step.removed.is_empty()
-            && end_of(last.at, &last.inserted) == step.at
-            // A space after a word starts a new step: undo goes word by word.
-            && !(step.inserted.starts_with(char::is_whitespace)
-                && !last.inserted.ends_with(char::is_whitespace))
+            && continues(last, &step)
         {
             last.inserted.push_str(&step.inserted);
             last.after = step.after;
