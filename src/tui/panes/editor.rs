@@ -5,6 +5,7 @@
 
 pub mod buffer;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crossterm::event::KeyEvent;
@@ -308,14 +309,15 @@ impl Editor {
                 number_style,
             )];
             let line = &lines[row];
-            let mut styles: Vec<(Style, std::ops::Range<usize>)> =
+            let base: &[(Style, Range<usize>)] =
                 match (self.highlight_on, self.highlighter.line(row)) {
-                    (true, Some(cached)) if theme.colored() => cached.clone(),
-                    _ => vec![(Style::default(), 0..line.len())],
+                    (true, Some(cached)) if theme.colored() => cached,
+                    _ => &[],
                 };
+            let mut overlays: Vec<(Style, Range<usize>)> = Vec::new();
             if let Some(re) = search {
                 for m in re.find_iter(line) {
-                    styles.push((theme.selected(), m.range()));
+                    overlays.push((theme.selected(), m.range()));
                 }
             }
             // Reversed, so the selection shows without colours too.
@@ -332,9 +334,13 @@ impl Editor {
                 } else {
                     line.len()
                 };
-                styles.push((Style::new().add_modifier(Modifier::REVERSED), from..to));
+                overlays.push((Style::new().add_modifier(Modifier::REVERSED), from..to));
             }
-            let text = visible_spans(line, &styles, self.scroll_col, text_cols, theme.accent());
+            let styles = LineStyles {
+                base,
+                overlays: &overlays,
+            };
+            let text = visible_spans(line, styles, self.scroll_col, text_cols, theme.accent());
             let used: usize = text.iter().map(|s| s.content.chars().count()).sum();
             spans.extend(text);
             // The finding's message after the line's text, where it fits.
@@ -430,12 +436,21 @@ fn digits(n: usize) -> usize {
 const CUT_LEFT: char = '‹';
 const CUT_RIGHT: char = '›';
 
+/// A line's styles by byte range: the highlighter's (in order, not
+/// overlapping), then search matches and the selection over them (later
+/// ones win).
+#[derive(Clone, Copy, Default)]
+struct LineStyles<'a> {
+    base: &'a [(Style, Range<usize>)],
+    overlays: &'a [(Style, Range<usize>)],
+}
+
 /// The part of `line` between columns `skip` and `skip + cols`, styled by
-/// byte ranges (later ranges win), tabs expanded; where the line goes on
-/// past an edge, the edge column shows a mark in `mark` style instead.
+/// `styles`, tabs expanded; where the line goes on past an edge, the edge
+/// column shows a mark in `mark` style instead.
 fn visible_spans(
     line: &str,
-    styles: &[(Style, std::ops::Range<usize>)],
+    styles: LineStyles,
     skip: usize,
     cols: usize,
     mark: Style,
@@ -443,6 +458,8 @@ fn visible_spans(
     let mut cells: Vec<(char, Style)> = Vec::with_capacity(cols);
     let mut width = 0;
     let mut cut_right = false;
+    // The base range at or after the current byte: one pass over the line.
+    let mut next = 0;
     for (byte, c) in line.char_indices() {
         if width >= skip + cols {
             cut_right = true;
@@ -454,9 +471,14 @@ fn visible_spans(
         if width <= skip {
             continue;
         }
+        while styles.base.get(next).is_some_and(|(_, r)| r.end <= byte) {
+            next += 1;
+        }
         let style = styles
+            .overlays
             .iter()
             .rev()
+            .chain(styles.base.get(next))
             .find(|(_, r)| r.contains(&byte))
             .map(|(s, _)| *s)
             .unwrap_or_default();
@@ -522,18 +544,44 @@ mod tests {
         editor.goto_line(50);
         assert!(editor.scroll_row <= 49 && 49 < editor.scroll_row + 10);
         assert_eq!(display_width("\tab", 1), 4);
-        let spans = visible_spans("\tab", &[], 0, 10, Style::default());
+        let spans = visible_spans("\tab", LineStyles::default(), 0, 10, Style::default());
         assert_eq!(spans[0].content, "    ab");
     }
 
     fn shown(line: &str, skip: usize, cols: usize) -> String {
         let mark = Style::default().fg(ratatui::style::Color::Yellow);
-        let spans = visible_spans(line, &[], skip, cols, mark);
+        let spans = visible_spans(line, LineStyles::default(), skip, cols, mark);
         for span in &spans {
             let marks = span.content.contains([CUT_LEFT, CUT_RIGHT]);
             assert_eq!(marks, span.style == mark, "{span:?}");
         }
         spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn matches_and_the_selection_show_over_the_highlighting() {
+        use ratatui::style::Color;
+        let style = |c: Color| Style::default().fg(c);
+        let base = [(style(Color::Red), 0..2), (style(Color::Green), 2..7)];
+        let overlays = [(style(Color::Blue), 3..4)];
+        let styles = LineStyles {
+            base: &base,
+            overlays: &overlays,
+        };
+        let spans = visible_spans("abcdéf", styles, 1, 10, style(Color::Yellow));
+        let got: Vec<(&str, Option<Color>)> = spans
+            .iter()
+            .map(|s| (s.content.as_ref(), s.style.fg))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("‹", Some(Color::Yellow)),
+                ("c", Some(Color::Green)),
+                ("d", Some(Color::Blue)),
+                ("éf", Some(Color::Green)),
+            ]
+        );
     }
 
     #[test]
