@@ -32,6 +32,7 @@ pub struct Mark {
 }
 
 pub struct Editor {
+    /// The text, cursor and history; read through `lines()` and `cursor()`.
     text: Buffer,
     /// Where Ctrl-S writes; `None` until the buffer has a file.
     pub path: Option<PathBuf>,
