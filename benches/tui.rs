@@ -102,20 +102,24 @@ fn bench_keys(
     });
 }
 
+/// The first ten lines of udf10k.lua.
+fn ten_lines() -> String {
+    udf10k()
+        .lines()
+        .take(10)
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// The budget (DESIGN §6): a keystroke on the 10,000-line module costs at
 /// most 1.5 times one on a 10-line buffer, highlighting on in both.
 fn keystroke_frame(c: &mut Criterion) {
     highlight::preload();
     let mut group = c.benchmark_group("keystroke to frame");
-    let ten: String = udf10k()
-        .lines()
-        .take(10)
-        .map(|l| format!("{l}\n"))
-        .collect();
     bench_keys(
         &mut group,
         "10-line buffer (baseline)",
-        app_with(ten, 5, true, false),
+        app_with(ten_lines(), 5, true, false),
     );
     bench_keys(&mut group, "udf10k.lua, line 5000", big_app(true));
     bench_keys(
@@ -163,22 +167,18 @@ fn keystroke_frame(c: &mut Criterion) {
     group.finish();
 }
 
-/// The same two cases alternated keystroke by keystroke, so a busy machine
-/// slows both alike; prints the ratio of the medians.
-fn diagnostics_interleaved(_: &mut Criterion) {
-    highlight::preload();
-    let mut cases: Vec<(App, Terminal<TestBackend>, Vec<f64>)> = [false, true]
+/// Cases alternated keystroke by keystroke (type a character, delete it),
+/// so a busy machine slows them alike; the medians of each, in seconds.
+fn interleaved(apps: Vec<App>, keys: usize) -> Vec<f64> {
+    let mut cases: Vec<(App, Terminal<TestBackend>, Vec<f64>)> = apps
         .into_iter()
-        .map(|on| {
-            let mut app = big_app_linted(true, on);
-            app.editor.goto_line(5);
-            settle(&mut app);
+        .map(|app| {
             let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
             terminal.draw(|f| ui::draw(&app, f)).unwrap();
             (app, terminal, Vec::new())
         })
         .collect();
-    for i in 0..2_000 {
+    for i in 0..keys {
         for (app, terminal, times) in cases.iter_mut() {
             let start = Instant::now();
             app.update(key(if i % 2 == 1 {
@@ -190,12 +190,46 @@ fn diagnostics_interleaved(_: &mut Criterion) {
             times.push(start.elapsed().as_secs_f64());
         }
     }
-    let median = |times: &mut Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
-    };
-    let off = median(&mut cases[0].2);
-    let on = median(&mut cases[1].2);
+    cases
+        .into_iter()
+        .map(|(_, _, mut times)| {
+            times.sort_by(f64::total_cmp);
+            times[times.len() / 2]
+        })
+        .collect()
+}
+
+/// The keystroke budget's pair alternated: udf10k.lua (cursor on line
+/// 5000) against the 10-line buffer; prints the ratio of the medians.
+fn keystroke_interleaved(_: &mut Criterion) {
+    highlight::preload();
+    let medians = interleaved(
+        vec![app_with(ten_lines(), 5, true, false), big_app(true)],
+        4_000,
+    );
+    let (ten, big) = (medians[0], medians[1]);
+    println!(
+        "keystroke to frame, interleaved: 10-line buffer {:.3} ms, udf10k.lua {:.3} ms: ratio {:.3}",
+        ten * 1e3,
+        big * 1e3,
+        big / ten
+    );
+}
+
+/// Diagnostics off and on alternated; prints the ratio of the medians.
+fn diagnostics_interleaved(_: &mut Criterion) {
+    highlight::preload();
+    let apps = [false, true]
+        .into_iter()
+        .map(|on| {
+            let mut app = big_app_linted(true, on);
+            app.editor.goto_line(5);
+            settle(&mut app);
+            app
+        })
+        .collect();
+    let medians = interleaved(apps, 2_000);
+    let (off, on) = (medians[0], medians[1]);
     println!(
         "keystroke to frame, udf10k.lua, interleaved: diagnostics off {:.3} ms, on {:.3} ms: ratio {:.3}",
         off * 1e3,
@@ -237,6 +271,7 @@ criterion_group!(
     memory,
     first_frame,
     keystroke_frame,
+    keystroke_interleaved,
     diagnostics_interleaved
 );
 criterion_main!(benches);

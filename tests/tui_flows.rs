@@ -618,7 +618,7 @@ fn open_search_and_scroll_in_the_editor() {
     console.ctrl('f');
     console.type_text("v250 ");
     console.key(KeyCode::Enter);
-    assert_eq!(console.app.editor.text.cursor().0, 249);
+    assert_eq!(console.app.editor.cursor().0, 249);
     let screen = console.screen();
     assert!(
         screen.contains("250 local v250 = 250"),

@@ -1,22 +1,25 @@
-//! The Lua editor: a `ratatui-textarea` buffer (editing, undo/redo, search)
-//! drawn by the console itself, so highlighting covers only visible lines
-//! from the per-line cache, with line numbers and error marks.
+//! The Lua editor: our own editing buffer (`buffer`: editing, undo/redo,
+//! search) drawn by the console itself, so a keystroke costs the edited line
+//! and the visible lines only: highlighting covers visible lines from the
+//! per-line cache, with line numbers and error marks.
 
+pub mod buffer;
+
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::{Position, Rect};
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
-use ratatui_textarea::{CursorMove, TextArea};
 
 use crate::lint::{Diagnostic, Severity};
 use crate::tui::highlight::LineHighlighter;
 use crate::tui::theme::Theme;
+use buffer::{Buffer, Change, Move, Op, byte_at, char_width, col_at_width, display_width};
 
-const TAB_WIDTH: usize = 4;
 /// Lines highlighted per update at most (about 50 µs each): a jump to the
 /// end of a big file fills in over a few ticks instead of one long frame.
 const HIGHLIGHT_BUDGET: usize = 1500;
@@ -29,7 +32,8 @@ pub struct Mark {
 }
 
 pub struct Editor {
-    pub text: TextArea<'static>,
+    /// The text, cursor and history; read through `lines()` and `cursor()`.
+    text: Buffer,
     /// Where Ctrl-S writes; `None` until the buffer has a file.
     pub path: Option<PathBuf>,
     /// The module name the buffer registers as (`counter.lua`).
@@ -60,21 +64,10 @@ pub fn module_name_for(path: &Path) -> String {
     }
 }
 
-fn new_textarea(text: &str) -> TextArea<'static> {
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    if lines.is_empty() {
-        lines.push(String::new());
-    }
-    let mut area = TextArea::new(lines);
-    area.set_tab_length(TAB_WIDTH as u8);
-    area.set_max_histories(500);
-    area
-}
-
 impl Editor {
     pub fn new(text: &str, path: Option<PathBuf>, module: String, dark: bool) -> Editor {
         Editor {
-            text: new_textarea(text),
+            text: Buffer::new(text),
             path,
             module,
             dirty: false,
@@ -91,7 +84,7 @@ impl Editor {
 
     /// Replaces the buffer (open a file or a module's source).
     pub fn load(&mut self, text: &str, path: Option<PathBuf>, module: String) {
-        self.text = new_textarea(text);
+        self.text = Buffer::new(text);
         self.path = path;
         self.module = module;
         self.dirty = false;
@@ -114,60 +107,56 @@ impl Editor {
 
     /// Feeds a key to the buffer; true when the text changed.
     pub fn input(&mut self, key: KeyEvent) -> bool {
-        let before = (self.text.cursor().0, self.lines().len());
-        let changed = self.text.input(key);
-        self.after_typing(before, changed);
-        changed
-    }
-
-    pub fn paste(&mut self, text: &str) -> bool {
-        let before = (self.text.cursor().0, self.lines().len());
-        let changed = self.text.insert_str(text);
-        self.after_typing(before, changed);
-        changed
-    }
-
-    /// After a key or a paste: when it stayed on one line (no line came or
-    /// went), only that line changed.
-    fn after_typing(&mut self, (row, count): (usize, usize), changed: bool) {
-        if changed && row == self.text.cursor().0 && count == self.lines().len() {
-            self.highlighter.line_changed(row);
-            self.dirty = true;
-            self.marks.clear();
-            self.follow_cursor();
-        } else {
-            self.after_change(row, changed);
+        let Some(op) = buffer::op_for(&key) else {
+            return false;
+        };
+        // A page key moves the view by a page as well as the cursor.
+        let page = self.view_rows.max(1) as isize;
+        match op {
+            Op::Move(Move::PageDown, _) => self.scroll_by(page),
+            Op::Move(Move::PageUp, _) => self.scroll_by(-page),
+            _ => {}
         }
+        let change = self.text.apply(op, page as usize);
+        self.after(change)
+    }
+
+    /// Bracketed paste: the text at the cursor, one undo step.
+    pub fn paste(&mut self, text: &str) -> bool {
+        let change = self.text.paste(text);
+        self.after(change)
     }
 
     pub fn undo(&mut self) -> bool {
-        let before = self.text.cursor().0;
-        let changed = self.text.undo();
-        self.after_change(before, changed);
-        changed
+        let change = self.text.undo();
+        self.after(change)
     }
 
     pub fn redo(&mut self) -> bool {
-        let before = self.text.cursor().0;
-        let changed = self.text.redo();
-        self.after_change(before, changed);
-        changed
+        let change = self.text.redo();
+        self.after(change)
     }
 
-    fn after_change(&mut self, row_before: usize, changed: bool) {
-        if changed {
-            let first = row_before.min(self.text.cursor().0);
-            self.highlighter.invalidate_from(first);
+    /// After an edit: the highlighter redoes the one line it changed, or
+    /// everything from its first row when lines came or went.
+    fn after(&mut self, change: Option<Change>) -> bool {
+        if let Some(change) = change {
+            if change.lines_moved {
+                self.highlighter.invalidate_from(change.row);
+            } else {
+                self.highlighter.line_changed(change.row);
+            }
             self.dirty = true;
             self.marks.clear();
         }
         self.follow_cursor();
+        change.is_some()
     }
 
     /// Searches forward for `pattern`; false when it is not a valid regex or not found.
     pub fn search(&mut self, pattern: &str) -> Result<bool, String> {
         self.text
-            .set_search_pattern(pattern)
+            .set_search(pattern)
             .map_err(|e| format!("bad pattern: {e}"))?;
         let found = self.text.search_forward(true);
         self.follow_cursor();
@@ -182,44 +171,34 @@ impl Editor {
 
     /// Moves the cursor to a 1-based line and shows it.
     pub fn goto_line(&mut self, line: u32) {
-        let row = (line.max(1) - 1).min(u16::MAX as u32) as u16;
-        self.text.move_cursor(CursorMove::Jump(row, 0));
-        self.follow_cursor();
+        self.goto(line, 1);
     }
 
     /// The cursor: 0-based row and character column.
     pub fn cursor(&self) -> (usize, usize) {
-        let ratatui_textarea::DataCursor(row, col) = self.text.cursor();
-        (row, col)
+        let at = self.text.cursor();
+        (at.row, at.col)
+    }
+
+    /// The selected range (0-based rows and character columns), if any.
+    pub fn selection(&self) -> Option<((usize, usize), (usize, usize))> {
+        let (start, end) = self.text.selection()?;
+        Some(((start.row, start.col), (end.row, end.col)))
     }
 
     /// Moves the cursor to a 1-based line and character column and shows it.
     pub fn goto(&mut self, line: u32, col: u32) {
-        let row = (line.max(1) - 1).min(u16::MAX as u32) as u16;
-        let col = (col.max(1) - 1).min(u16::MAX as u32) as u16;
-        self.text.move_cursor(CursorMove::Jump(row, col));
+        let row = line.max(1) as usize - 1;
+        let col = col.max(1) as usize - 1;
+        self.text.jump(row, col);
         self.follow_cursor();
     }
 
     /// Moves the cursor to a screen cell inside the text area (mouse click).
     pub fn click(&mut self, row: usize, col: usize) {
         let line = (self.scroll_row + row).min(self.lines().len().saturating_sub(1));
-        let target = self.scroll_col + col;
-        let text = &self.lines()[line];
-        let mut width = 0;
-        let mut index = 0;
-        for c in text.chars() {
-            let w = char_width(c, width);
-            if width + w > target {
-                break;
-            }
-            width += w;
-            index += 1;
-        }
-        self.text.move_cursor(CursorMove::Jump(
-            line.min(u16::MAX as usize) as u16,
-            index.min(u16::MAX as usize) as u16,
-        ));
+        let index = col_at_width(&self.lines()[line], self.scroll_col + col);
+        self.text.jump(line, index);
         self.follow_cursor();
     }
 
@@ -230,7 +209,7 @@ impl Editor {
 
     /// Scrolls so the cursor is on screen.
     pub fn follow_cursor(&mut self) {
-        let ratatui_textarea::DataCursor(row, col) = self.text.cursor();
+        let (row, col) = self.cursor();
         let rows = self.view_rows.max(1);
         if row < self.scroll_row {
             self.scroll_row = row;
@@ -293,9 +272,10 @@ impl Editor {
         let text_rows = self.text_rows(inner.height);
         let gutter = self.gutter_width();
         let text_cols = (inner.width as usize).saturating_sub(gutter);
-        let ratatui_textarea::DataCursor(cursor_row, cursor_col) = self.text.cursor();
+        let (cursor_row, cursor_col) = self.cursor();
         let lines = self.lines();
         let search = self.text.search_pattern();
+        let selection = self.text.selection();
         let mut out: Vec<Line> = Vec::with_capacity(text_rows + 1);
         for screen_row in 0..text_rows {
             let row = self.scroll_row + screen_row;
@@ -330,17 +310,38 @@ impl Editor {
                 number_style,
             )];
             let line = &lines[row];
-            let mut styles: Vec<(Style, std::ops::Range<usize>)> =
+            let base: &[(Style, Range<usize>)] =
                 match (self.highlight_on, self.highlighter.line(row)) {
-                    (true, Some(cached)) if theme.colored() => cached.clone(),
-                    _ => vec![(Style::default(), 0..line.len())],
+                    (true, Some(cached)) if theme.colored() => cached,
+                    _ => &[],
                 };
+            let mut overlays: Vec<(Style, Range<usize>)> = Vec::new();
             if let Some(re) = search {
                 for m in re.find_iter(line) {
-                    styles.push((theme.selected(), m.range()));
+                    overlays.push((theme.selected(), m.range()));
                 }
             }
-            let text = visible_spans(line, &styles, self.scroll_col, text_cols, theme.accent());
+            // Reversed, so the selection shows without colours too.
+            if let Some((start, end)) = selection
+                && (start.row..=end.row).contains(&row)
+            {
+                let from = if row == start.row {
+                    byte_at(line, start.col)
+                } else {
+                    0
+                };
+                let to = if row == end.row {
+                    byte_at(line, end.col)
+                } else {
+                    line.len()
+                };
+                overlays.push((Style::new().add_modifier(Modifier::REVERSED), from..to));
+            }
+            let styles = LineStyles {
+                base,
+                overlays: &overlays,
+            };
+            let text = visible_spans(line, styles, self.scroll_col, text_cols, theme.accent());
             let used: usize = text.iter().map(|s| s.content.chars().count()).sum();
             spans.extend(text);
             // The finding's message after the line's text, where it fits.
@@ -432,33 +433,25 @@ fn digits(n: usize) -> usize {
     n.max(1).to_string().len()
 }
 
-fn char_width(c: char, at: usize) -> usize {
-    if c == '\t' {
-        TAB_WIDTH - at % TAB_WIDTH
-    } else {
-        1
-    }
-}
-
-/// Screen columns of the first `chars` characters of `line`.
-fn display_width(line: &str, chars: usize) -> usize {
-    let mut width = 0;
-    for c in line.chars().take(chars) {
-        width += char_width(c, width);
-    }
-    width
-}
-
 /// Marks where a line goes on past the pane's left or right edge.
 const CUT_LEFT: char = '‹';
 const CUT_RIGHT: char = '›';
 
+/// A line's styles by byte range: the highlighter's (in order, not
+/// overlapping), then search matches and the selection over them (later
+/// ones win).
+#[derive(Clone, Copy, Default)]
+struct LineStyles<'a> {
+    base: &'a [(Style, Range<usize>)],
+    overlays: &'a [(Style, Range<usize>)],
+}
+
 /// The part of `line` between columns `skip` and `skip + cols`, styled by
-/// byte ranges (later ranges win), tabs expanded; where the line goes on
-/// past an edge, the edge column shows a mark in `mark` style instead.
+/// `styles`, tabs expanded; where the line goes on past an edge, the edge
+/// column shows a mark in `mark` style instead.
 fn visible_spans(
     line: &str,
-    styles: &[(Style, std::ops::Range<usize>)],
+    styles: LineStyles,
     skip: usize,
     cols: usize,
     mark: Style,
@@ -466,6 +459,8 @@ fn visible_spans(
     let mut cells: Vec<(char, Style)> = Vec::with_capacity(cols);
     let mut width = 0;
     let mut cut_right = false;
+    // The base range at or after the current byte: one pass over the line.
+    let mut next = 0;
     for (byte, c) in line.char_indices() {
         if width >= skip + cols {
             cut_right = true;
@@ -477,9 +472,14 @@ fn visible_spans(
         if width <= skip {
             continue;
         }
+        while styles.base.get(next).is_some_and(|(_, r)| r.end <= byte) {
+            next += 1;
+        }
         let style = styles
+            .overlays
             .iter()
             .rev()
+            .chain(styles.base.get(next))
             .find(|(_, r)| r.contains(&byte))
             .map(|(s, _)| *s)
             .unwrap_or_default();
@@ -545,18 +545,44 @@ mod tests {
         editor.goto_line(50);
         assert!(editor.scroll_row <= 49 && 49 < editor.scroll_row + 10);
         assert_eq!(display_width("\tab", 1), 4);
-        let spans = visible_spans("\tab", &[], 0, 10, Style::default());
+        let spans = visible_spans("\tab", LineStyles::default(), 0, 10, Style::default());
         assert_eq!(spans[0].content, "    ab");
     }
 
     fn shown(line: &str, skip: usize, cols: usize) -> String {
         let mark = Style::default().fg(ratatui::style::Color::Yellow);
-        let spans = visible_spans(line, &[], skip, cols, mark);
+        let spans = visible_spans(line, LineStyles::default(), skip, cols, mark);
         for span in &spans {
             let marks = span.content.contains([CUT_LEFT, CUT_RIGHT]);
             assert_eq!(marks, span.style == mark, "{span:?}");
         }
         spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn matches_and_the_selection_show_over_the_highlighting() {
+        use ratatui::style::Color;
+        let style = |c: Color| Style::default().fg(c);
+        let base = [(style(Color::Red), 0..2), (style(Color::Green), 2..7)];
+        let overlays = [(style(Color::Blue), 3..4)];
+        let styles = LineStyles {
+            base: &base,
+            overlays: &overlays,
+        };
+        let spans = visible_spans("abcdéf", styles, 1, 10, style(Color::Yellow));
+        let got: Vec<(&str, Option<Color>)> = spans
+            .iter()
+            .map(|s| (s.content.as_ref(), s.style.fg))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("‹", Some(Color::Yellow)),
+                ("c", Some(Color::Green)),
+                ("d", Some(Color::Blue)),
+                ("éf", Some(Color::Green)),
+            ]
+        );
     }
 
     #[test]
@@ -570,6 +596,62 @@ mod tests {
         // A tab across the edge is cut, and marked.
         assert_eq!(shown("ab\tx", 0, 3), "ab›");
         assert_eq!(shown("\tab", 2, 10), "‹ ab");
+    }
+
+    #[test]
+    fn page_keys_move_the_view_and_the_cursor_by_a_page() {
+        let text: String = (1..=100).map(|i| format!("line {i}\n")).collect();
+        let mut editor = Editor::new(&text, None, "m.lua".into(), true);
+        editor.view_rows = 10;
+        editor.goto(3, 4);
+        assert!(!editor.input(key(KeyCode::PageDown)));
+        assert_eq!(editor.cursor(), (12, 3));
+        assert_eq!(editor.scroll_row, 10);
+        editor.input(key(KeyCode::PageUp));
+        assert_eq!(editor.cursor(), (2, 3));
+        assert_eq!(editor.scroll_row, 0);
+        assert!(!editor.dirty, "moves do not touch the text");
+    }
+
+    #[test]
+    fn paste_is_one_step_and_marks_dirty() {
+        let mut editor = Editor::new("ab\n", None, "m.lua".into(), true);
+        editor.goto(1, 2);
+        assert!(editor.paste("x\r\ny"));
+        assert_eq!(editor.contents(), "ax\nyb\n");
+        assert_eq!(editor.cursor(), (1, 1));
+        assert!(editor.dirty);
+        assert!(editor.undo());
+        assert_eq!(editor.contents(), "ab\n");
+        assert_eq!(editor.cursor(), (0, 1));
+        assert!(!editor.undo(), "nothing more to undo");
+    }
+
+    #[test]
+    fn the_selection_is_drawn_reversed() {
+        use crate::tui::theme::ThemeKind;
+        use crossterm::event::KeyModifiers as M;
+        use ratatui::{Terminal, backend::TestBackend};
+        let mut editor = Editor::new("abcdef\n", None, "m.lua".into(), true);
+        editor.highlight_on = false;
+        editor.goto(1, 2);
+        editor.input(KeyEvent::new(KeyCode::Right, M::SHIFT));
+        editor.input(KeyEvent::new(KeyCode::Right, M::SHIFT));
+        assert_eq!(editor.selection(), Some(((0, 1), (0, 3))));
+        let mut terminal = Terminal::new(TestBackend::new(30, 5)).unwrap();
+        terminal
+            .draw(|f| editor.draw(f, f.area(), Theme::new(ThemeKind::Dark), true))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        let row: Vec<(String, bool)> = (1..29)
+            .map(|x| {
+                let cell = &buffer[(x, 1)];
+                let reversed = cell.modifier.contains(Modifier::REVERSED);
+                (cell.symbol().to_string(), reversed)
+            })
+            .filter(|(_, reversed)| *reversed)
+            .collect();
+        assert_eq!(row, [("b".to_string(), true), ("c".to_string(), true)]);
     }
 
     #[test]
