@@ -8,8 +8,11 @@ use toml_edit::{Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Val
 
 use super::update::{bins_table, error_table, record_value};
 use crate::client::query::{AggregateCall, ExecuteCall, JobInfo, QueryCall, Scope};
-use crate::client::{ApplyCall, BatchApplyCall, BatchRow, Failure, RecordView, module_file};
+use crate::client::{
+    ApplyCall, BatchApplyCall, BatchRow, Failure, IndexSpec, RecordView, module_file,
+};
 use crate::value;
+use crate::where_clause::Collection;
 
 /// One record apply as the console made it.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +74,16 @@ impl SavedRun {
         match set {
             Some(set) => format!("{ns}.{set}"),
             None => ns.clone(),
+        }
+    }
+
+    /// The records a query-path run reads.
+    fn scope(&self) -> Option<&Scope> {
+        match self {
+            SavedRun::Aggregate { call, .. } => Some(&call.scope),
+            SavedRun::Execute { call, .. } => Some(&call.scope),
+            SavedRun::Query { call, .. } => Some(&call.scope),
+            SavedRun::Apply(_) | SavedRun::Batch { .. } => None,
         }
     }
 
@@ -138,9 +151,25 @@ fn bins_map(bins: &[(String, Value)]) -> Value {
     )
 }
 
+/// Whether `index` serves the `where` clause of `scope`.
+fn serves(index: &IndexSpec, scope: &Scope) -> bool {
+    scope.where_clause.as_ref().is_some_and(|w| {
+        index.ns == scope.ns
+            && (index.set.is_none() || index.set == scope.set)
+            && index.bin == w.bin
+            && index.collection == w.collection
+    })
+}
+
 /// The scenario text for `runs`, to be saved at `file` (module paths are
-/// written relative to its folder).
-pub fn scenario_text(runs: &[SavedRun], modules: &[ModuleRef], file: &Path) -> String {
+/// written relative to its folder). Of `indexes` (those the console knows),
+/// the ones a run's `where` clause needs are created by the file.
+pub fn scenario_text(
+    runs: &[SavedRun],
+    modules: &[ModuleRef],
+    indexes: &[IndexSpec],
+    file: &Path,
+) -> String {
     let mut doc = DocumentMut::new();
     let Some(first) = runs.first() else {
         return String::new();
@@ -152,6 +181,13 @@ pub fn scenario_text(runs: &[SavedRun], modules: &[ModuleRef], file: &Path) -> S
         runs.len(),
         file.file_name().map_or(file.display(), |n| Path::new(n).display())
     ));
+    if runs.iter().any(|r| r.scope().is_some()) {
+        // The console saw what the runs read, not the records behind it.
+        let prefix = doc.as_table().decor().prefix().and_then(|p| p.as_str());
+        let note = "# Records that were there before the session are not saved: add them as\n# [[record]] tables for the aggregate, execute and query steps to read.\n";
+        let text = format!("{}{note}", prefix.unwrap_or_default());
+        doc.as_table_mut().decor_mut().set_prefix(text);
+    }
 
     let dir = file.parent().unwrap_or(Path::new("."));
     let mut module_table = Table::new();
@@ -184,6 +220,39 @@ pub fn scenario_text(runs: &[SavedRun], modules: &[ModuleRef], file: &Path) -> S
     }
     if !module_table.is_empty() {
         doc.insert("modules", Item::Table(module_table));
+    }
+
+    let mut index_tables = ArrayOfTables::new();
+    let needed = indexes.iter().filter(|i| {
+        runs.iter()
+            .filter_map(SavedRun::scope)
+            .any(|s| serves(i, s))
+    });
+    for index in needed {
+        let mut t = Table::new();
+        let ns = match &index.set {
+            Some(set) => format!("{}.{set}", index.ns),
+            None => index.ns.clone(),
+        };
+        if ns != default_ns {
+            t.insert("ns", Item::Value(ns.into()));
+        }
+        t.insert("bin", Item::Value(index.bin.as_str().into()));
+        t.insert("type", Item::Value(index.kind.to_ascii_lowercase().into()));
+        let collection = match index.collection {
+            Collection::Scalar => None,
+            Collection::List => Some("list"),
+            Collection::MapKeys => Some("mapkeys"),
+            Collection::MapValues => Some("mapvalues"),
+        };
+        if let Some(collection) = collection {
+            t.insert("collection", Item::Value(collection.into()));
+        }
+        t.insert("name", Item::Value(index.name.as_str().into()));
+        index_tables.push(t);
+    }
+    if !index_tables.is_empty() {
+        doc.insert("index", Item::ArrayOfTables(index_tables));
     }
 
     // Records that were there before the first call on them.
@@ -413,7 +482,7 @@ mod tests {
             source: None,
         }];
         let file = dir.path().join("s.udftest.toml");
-        let text = scenario_text(&calls, &modules, &file);
+        let text = scenario_text(&calls, &modules, &[], &file);
         std::fs::write(&file, &text).unwrap();
         let s = format::load(&file).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(text.contains("counter = \"counter.lua\""), "{text}");
@@ -542,8 +611,29 @@ mod tests {
                 source: Some(format!("-- {m}")),
             })
             .collect();
-        let text = scenario_text(&runs_of_each_kind(), &modules, file);
+        let index = |set: &str, bin: &str, kind: &str, collection| IndexSpec {
+            ns: "test".into(),
+            set: Some(set.into()),
+            bin: bin.into(),
+            kind: kind.into(),
+            collection,
+            name: format!("{set}_{bin}"),
+        };
+        // The console lists indexes as the server names their types.
+        let indexes = [
+            index("sales", "amount", "NUMERIC", Collection::Scalar),
+            index("sales", "tags", "STRING", Collection::List),
+            index("other", "amount", "NUMERIC", Collection::Scalar),
+        ];
+        let text = scenario_text(&runs_of_each_kind(), &modules, &indexes, file);
         let s = format::parse(file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // Only the index the where clauses need.
+        assert_eq!(s.indexes.len(), 1, "{text}");
+        assert_eq!(
+            s.indexes[0].spec,
+            index("sales", "amount", "numeric", Collection::Scalar)
+        );
+        assert!(text.contains("# Records that were there before"), "{text}");
         let names: Vec<&str> = s.modules.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["bump.lua", "sum.lua", "stamp.lua"], "{text}");
         assert_eq!(s.steps.len(), 4);
@@ -654,7 +744,7 @@ mod tests {
             // Under its limit: all of them.
             query(Some(50), all),
         ];
-        let text = scenario_text(&runs, &[], file);
+        let text = scenario_text(&runs, &[], &[], file);
         let s = format::parse(file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let error = |i: usize| s.steps[i].expect.error.clone().unwrap();
         assert_eq!(error(0).code, Some(100));

@@ -12,7 +12,8 @@ use crossterm::event::{
 use ratatui::layout::{Position, Rect};
 
 use crate::client::{
-    ConnectionState, Event, Failure, FailureKind, JobInfo, Outcome, Request, StreamItem, Timing,
+    ConnectionState, Event, Failure, FailureKind, IndexSpec, JobInfo, Outcome, Request, StreamItem,
+    Timing,
 };
 use crate::lint::LuaLibs;
 use crate::testing::save::{ModuleRef, QueryAnswer, SavedCall, SavedRun, scenario_text};
@@ -31,6 +32,7 @@ use crate::tui::panes::runs::{
 };
 use crate::tui::theme::{Theme, ThemeKind};
 use crate::tui::ui;
+use crate::where_clause::{Collection, collection_of};
 
 mod lists;
 
@@ -1486,7 +1488,22 @@ impl App {
             });
         }
         let (runs, left_out) = self.saved_runs();
-        (scenario_text(&runs, &modules, &absolute(path)), left_out)
+        // The indexes as the server lists them, for the where clauses.
+        let indexes: Vec<IndexSpec> = self
+            .indexes
+            .entries
+            .iter()
+            .map(|i| IndexSpec {
+                ns: i.ns.clone(),
+                set: i.set.clone(),
+                bin: i.bin.clone(),
+                kind: i.kind.to_ascii_lowercase(),
+                collection: collection_of(&i.collection).unwrap_or(Collection::Scalar),
+                name: i.name.clone(),
+            })
+            .collect();
+        let text = scenario_text(&runs, &modules, &indexes, &absolute(path));
+        (text, left_out)
     }
 
     fn cancel(&mut self, effects: &mut Vec<Effect>) {
