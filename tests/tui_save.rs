@@ -375,3 +375,32 @@ fn only_unfinished_runs_say_so_instead_of_saving() {
         Some(format::MessageMatch::Exact("index not found".into()))
     );
 }
+
+#[test]
+fn an_aborted_background_job_is_left_out() {
+    let mut c = Console::connected();
+    c.kind(FormKind::Background);
+    c.set(Field::Set, "sales");
+    c.set(Field::Module, "stamp");
+    c.set(Field::Function, "mark");
+    c.key(KeyCode::F(5));
+    c.answer(
+        |r| matches!(r, Request::Execute(_)),
+        Ok(Outcome::JobStarted { id: 7 }),
+    );
+    // Aborted from elsewhere (the jobs list, another client): done all the same.
+    c.answer(
+        |r| matches!(r, Request::Jobs { id: Some(7) }),
+        Ok(Outcome::Jobs(parse_jobs(
+            "trid=7:status=done(user-aborted):job-progress=40.00:recs-succeeded=400",
+        ))),
+    );
+    assert!(c.app.results.in_flight().is_none());
+    c.key(KeyCode::F(7));
+    assert!(c.app.overlay.is_none(), "nothing to save");
+    assert!(
+        c.status().contains("1 in flight, cancelled"),
+        "{}",
+        c.status()
+    );
+}

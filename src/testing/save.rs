@@ -255,10 +255,14 @@ pub fn scenario_text(
         doc.insert("index", Item::ArrayOfTables(index_tables));
     }
 
-    // Records that were there before the first call on them.
+    // Records that were there before the first call on them (a batch
+    // before it may have written them: those the file's steps write).
     let mut records = ArrayOfTables::new();
     let mut seen: Vec<&crate::client::RecordKey> = Vec::new();
     for run in runs {
+        if let SavedRun::Batch { call, .. } = run {
+            seen.extend(&call.keys);
+        }
         let SavedRun::Apply(c) = run else { continue };
         if seen.contains(&&c.call.key) {
             continue;
@@ -702,6 +706,59 @@ mod tests {
                 ("test", Some("sales"))
             );
         }
+    }
+
+    #[test]
+    fn a_record_a_batch_wrote_first_is_not_seeded() {
+        let key = RecordKey {
+            ns: "test".into(),
+            set: Some("demo".into()),
+            key: Value::from("a"),
+        };
+        let put = SavedRun::Batch {
+            call: BatchApplyCall {
+                keys: vec![key.clone()],
+                module: "m".into(),
+                function: "put".into(),
+                args: vec![],
+                send_key: true,
+            },
+            rows: vec![BatchRow {
+                key: key.key.clone(),
+                result: Ok(Value::Nil),
+            }],
+        };
+        let apply = |key: &RecordKey| {
+            SavedRun::Apply(SavedCall {
+                call: ApplyCall {
+                    key: key.clone(),
+                    module: "m".into(),
+                    function: "f".into(),
+                    args: vec![],
+                    timeout_ms: None,
+                    send_key: true,
+                    with_record: true,
+                    with_logs: false,
+                },
+                outcome: Ok(Value::Int(1)),
+                before: Some(Some(RecordView {
+                    bins: vec![("n".into(), Value::Int(1))],
+                    generation: 1,
+                    ttl: None,
+                })),
+                after: None,
+            })
+        };
+        let other = RecordKey {
+            key: Value::from("b"),
+            ..key.clone()
+        };
+        let file = Path::new("/w/s.udftest.toml");
+        let runs = [put, apply(&key), apply(&other)];
+        let text = scenario_text(&runs, &[], &[], file);
+        let s = format::parse(file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let seeded: Vec<&Value> = s.records.iter().map(|r| &r.key.key).collect();
+        assert_eq!(seeded, [&Value::from("b")], "{text}");
     }
 
     #[test]

@@ -1930,9 +1930,13 @@ fn saved_run(e: &CallEntry) -> Option<SavedRun> {
             call: (**call).clone(),
             outcome: match failure {
                 Some(f) => Err(f),
-                // An aborted job was cancelled; an unread one has no counts.
+                // An aborted job was cancelled (here or from the jobs list);
+                // an unread one has no counts.
                 None if job.abort_sent => return None,
-                None => Ok(job.info.clone().filter(JobInfo::is_done)?),
+                None => Ok(job
+                    .info
+                    .clone()
+                    .filter(|i| i.is_done() && !i.status().contains("abort"))?),
             },
         },
         (Request::Query(call), Detail::Query(rows)) => SavedRun::Query {
