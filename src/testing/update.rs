@@ -135,7 +135,7 @@ fn update_step(table: &mut Table, observed: &Observed, step: &super::format::Ste
 }
 
 /// `{ code = N, message = "…" }`; a pattern that still matches stays a pattern.
-fn error_table(f: &Failure, old: Option<&ErrorExpect>) -> InlineTable {
+pub fn error_table(f: &Failure, old: Option<&ErrorExpect>) -> InlineTable {
     let mut error = InlineTable::new();
     error.insert("code", i64::from(f.code).into());
     match old.and_then(|e| e.message.as_ref()) {

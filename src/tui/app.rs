@@ -12,10 +12,11 @@ use crossterm::event::{
 use ratatui::layout::{Position, Rect};
 
 use crate::client::{
-    ConnectionState, Event, Failure, FailureKind, JobInfo, Outcome, Request, StreamItem, Timing,
+    ConnectionState, Event, Failure, FailureKind, IndexSpec, JobInfo, Outcome, Request, StreamItem,
+    Timing,
 };
 use crate::lint::LuaLibs;
-use crate::testing::save::{ModuleRef, SavedCall, scenario_text};
+use crate::testing::save::{ModuleRef, QueryAnswer, SavedCall, SavedRun, scenario_text};
 use crate::tui::action::{Action, Tag};
 use crate::tui::completion::Known;
 use crate::tui::diagnostics::{self, Diagnostics, LintRequest};
@@ -25,12 +26,13 @@ use crate::tui::panes::editor::{Editor, Mark, module_name_for};
 use crate::tui::panes::indexes::Indexes;
 use crate::tui::panes::jobs::Jobs;
 use crate::tui::panes::modules::{Modules, module_file_name};
-use crate::tui::panes::results::{CallState, Results, RunSeries, TimeFormat, real_time};
+use crate::tui::panes::results::{CallEntry, CallState, Results, RunSeries, TimeFormat, real_time};
 use crate::tui::panes::runs::{
     AggregateView, Detail, JobView, MAX_KEPT, QueryRow, ROWS_EXPANDED, ROWS_FOLDED, RunView, Stages,
 };
 use crate::tui::theme::{Theme, ThemeKind};
 use crate::tui::ui;
+use crate::where_clause::{Collection, collection_of};
 
 mod lists;
 
@@ -249,6 +251,8 @@ pub struct App {
     last_refresh: Option<Instant>,
     /// Job progress and stage counts to read again.
     polls: Vec<Poll>,
+    /// The test file being saved, and how many runs it left out.
+    saving_test: Option<(PathBuf, usize)>,
 }
 
 /// What the console starts with.
@@ -333,6 +337,7 @@ impl App {
             recovery_due: None,
             last_refresh: None,
             polls: Vec::new(),
+            saving_test: None,
         };
         app.fit_editor();
         app
@@ -394,7 +399,13 @@ impl App {
                         self.recovery_due = None;
                         effects.push(Effect::ClearRecovery);
                     }
-                    self.say(format!("saved {}", path.display()));
+                    let left_out = match self.saving_test.take() {
+                        Some((file, n)) if file == path && n > 0 => {
+                            format!(" ({n} run(s) left out: in flight, cancelled or not answered)")
+                        }
+                        _ => String::new(),
+                    };
+                    self.say(format!("saved {}{left_out}", path.display()));
                 }
                 Err(e) => self.complain(format!("cannot save {}: {e}", path.display())),
             },
@@ -610,7 +621,8 @@ impl App {
             },
             PromptKind::SaveTest => {
                 let path = PathBuf::from(text);
-                let text = self.test_file(&path);
+                let (text, left_out) = self.test_file(&path);
+                self.saving_test = Some((path.clone(), left_out));
                 effects.push(Effect::SaveFile { path, text });
             }
             PromptKind::CreateIndex => self.create_index(text, effects),
@@ -787,8 +799,13 @@ impl App {
             }
             Command::SaveResults => self.prompt(PromptKind::SaveResults, "results.json"),
             Command::SaveTest => {
-                if self.saved_calls().is_empty() {
-                    self.complain("no finished calls to save as a test");
+                let (runs, left_out) = self.saved_runs();
+                if runs.is_empty() && left_out > 0 {
+                    self.complain(format!(
+                        "no finished runs to save as a test ({left_out} in flight, cancelled or not answered)"
+                    ));
+                } else if runs.is_empty() {
+                    self.complain("no finished runs to save as a test");
                 } else {
                     self.prompt(PromptKind::SaveTest, "session.udftest.toml");
                 }
@@ -1069,6 +1086,7 @@ impl App {
             self.results
                 .push_run(0, label, self.now, RunView::new(detail));
             if let Some(entry) = self.results.entries.last_mut() {
+                entry.request = Some(request);
                 entry.state = CallState::Done {
                     outcome: Err(Failure::connection("not connected: the call was not sent")),
                     round_trip: Duration::ZERO,
@@ -1076,9 +1094,12 @@ impl App {
             }
             return;
         }
-        let tag = self.send(Purpose::Run { entry: number }, request, effects);
+        let tag = self.send(Purpose::Run { entry: number }, request.clone(), effects);
         self.results
             .push_run(tag, label, self.now, RunView::new(detail));
+        if let Some(entry) = self.results.entries.last_mut() {
+            entry.request = Some(request);
+        }
     }
 
     /// A record or value of a run in flight, shown as it arrives.
@@ -1406,48 +1427,33 @@ impl App {
         }
     }
 
-    /// The finished single calls to save as a test: the marked ones, or all.
-    /// Calls that never reached the server (cancelled, not connected) are left out.
-    fn saved_calls(&self) -> Vec<SavedCall> {
+    /// The finished runs to save as a test (the marked ones, or all), and
+    /// how many of those were left out: in flight, cancelled, or failed
+    /// before the server answered. Run-N series are not saved.
+    fn saved_runs(&self) -> (Vec<SavedRun>, usize) {
         let any_marked = self.results.entries.iter().any(|e| e.marked);
-        self.results
+        let mut runs = Vec::new();
+        let mut left_out = 0;
+        for e in self
+            .results
             .entries
             .iter()
             .filter(|e| e.marked || !any_marked)
-            .filter_map(|e| {
-                let call = e.call.clone()?;
-                let CallState::Done { outcome, .. } = &e.state else {
-                    return None;
-                };
-                let (outcome, before, after) = match outcome {
-                    Ok(Outcome::Applied {
-                        result,
-                        before,
-                        after,
-                        ..
-                    }) => {
-                        let read = call.with_record;
-                        let (b, a) = (before.clone(), after.clone());
-                        (Ok(result.clone()), read.then_some(b), read.then_some(a))
-                    }
-                    Err(f) if matches!(f.kind, FailureKind::Server | FailureKind::Compile) => {
-                        (Err(f.clone()), None, None)
-                    }
-                    _ => return None,
-                };
-                Some(SavedCall {
-                    call,
-                    outcome,
-                    before,
-                    after,
-                })
-            })
-            .collect()
+        {
+            if e.call.is_none() && e.request.is_none() {
+                continue;
+            }
+            match saved_run(e) {
+                Some(run) => runs.push(run),
+                None => left_out += 1,
+            }
+        }
+        (runs, left_out)
     }
 
     /// A test file of the saved calls, referencing each module by its file
     /// when the editor has it open from one, else by its registered source.
-    fn test_file(&self, path: &std::path::Path) -> String {
+    fn test_file(&self, path: &std::path::Path) -> (String, usize) {
         let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
         let mut modules: Vec<ModuleRef> = Vec::new();
         // By its file only when the file holds what the buffer shows.
@@ -1481,7 +1487,23 @@ impl App {
                     .or_else(|| Some(self.editor.contents())),
             });
         }
-        scenario_text(&self.saved_calls(), &modules, &absolute(path))
+        let (runs, left_out) = self.saved_runs();
+        // The indexes as the server lists them, for the where clauses.
+        let indexes: Vec<IndexSpec> = self
+            .indexes
+            .entries
+            .iter()
+            .map(|i| IndexSpec {
+                ns: i.ns.clone(),
+                set: i.set.clone(),
+                bin: i.bin.clone(),
+                kind: i.kind.to_ascii_lowercase(),
+                collection: collection_of(&i.collection).unwrap_or(Collection::Scalar),
+                name: i.name.clone(),
+            })
+            .collect();
+        let text = scenario_text(&runs, &modules, &indexes, &absolute(path));
+        (text, left_out)
     }
 
     fn cancel(&mut self, effects: &mut Vec<Effect>) {
@@ -1852,4 +1874,91 @@ impl App {
             self.series_calls.remove(&number);
         }
     }
+}
+
+/// A result entry as a test step, when it finished with an answer the
+/// format can expect.
+fn saved_run(e: &CallEntry) -> Option<SavedRun> {
+    if e.in_flight() {
+        return None;
+    }
+    let CallState::Done { outcome, .. } = &e.state else {
+        return None;
+    };
+    // Only the server's own errors are expected again; the rest (cancelled,
+    // timed out, not connected) say nothing about the UDF.
+    let failure = match outcome {
+        Err(f) if matches!(f.kind, FailureKind::Server | FailureKind::Compile) => Some(f.clone()),
+        Err(_) => return None,
+        Ok(_) => None,
+    };
+    if let Some(call) = &e.call {
+        let (outcome, before, after) = match (outcome, failure) {
+            (_, Some(f)) => (Err(f), None, None),
+            (
+                Ok(Outcome::Applied {
+                    result,
+                    before,
+                    after,
+                    ..
+                }),
+                None,
+            ) => {
+                let read = call.with_record;
+                let (b, a) = (before.clone(), after.clone());
+                (Ok(result.clone()), read.then_some(b), read.then_some(a))
+            }
+            _ => return None,
+        };
+        return Some(SavedRun::Apply(SavedCall {
+            call: call.clone(),
+            outcome,
+            before,
+            after,
+        }));
+    }
+    let detail = &e.run.as_ref()?.detail;
+    Some(match (e.request.as_ref()?, detail) {
+        (Request::Aggregate(call), Detail::Aggregate(view)) => SavedRun::Aggregate {
+            call: (**call).clone(),
+            outcome: match failure {
+                Some(f) => Err(f),
+                None => Ok((view.dropped == 0).then(|| view.values.clone())),
+            },
+        },
+        (Request::Execute(call), Detail::Background(job)) => SavedRun::Execute {
+            call: (**call).clone(),
+            outcome: match failure {
+                Some(f) => Err(f),
+                // An aborted job was cancelled (here or from the jobs list);
+                // an unread one has no counts.
+                None if job.abort_sent => return None,
+                None => Ok(job
+                    .info
+                    .clone()
+                    .filter(|i| i.is_done() && !i.status().contains("abort"))?),
+            },
+        },
+        (Request::Query(call), Detail::Query(rows)) => SavedRun::Query {
+            call: (**call).clone(),
+            outcome: match (failure, outcome) {
+                (Some(f), _) => Err(f),
+                (None, Ok(Outcome::Streamed { count, .. })) => Ok(QueryAnswer {
+                    count: *count,
+                    records: (rows.len() as u64 == *count)
+                        .then(|| rows.iter().map(|r| r.view.bins.clone()).collect()),
+                }),
+                _ => return None,
+            },
+        },
+        // A batch that failed as a whole has no expectation in the format.
+        (Request::BatchApply(call), Detail::Batch) => match outcome {
+            Ok(Outcome::BatchApplied(rows)) => SavedRun::Batch {
+                call: (**call).clone(),
+                rows: rows.clone(),
+            },
+            _ => return None,
+        },
+        _ => return None,
+    })
 }

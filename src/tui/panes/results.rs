@@ -9,7 +9,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use crate::client::{ApplyCall, Failure, Outcome, RecordView};
+use crate::client::{ApplyCall, Failure, Outcome, RecordView, Request};
 use crate::tui::action::Tag;
 use crate::tui::literal;
 use crate::tui::panes::runs::{self, RunView};
@@ -81,6 +81,8 @@ pub struct CallEntry {
     pub marked: bool,
     /// What a query-path run received (`None` for a record apply).
     pub run: Option<RunView>,
+    /// The query-path run's request, to save it as a test step.
+    pub request: Option<Request>,
 }
 
 impl CallEntry {
@@ -245,6 +247,7 @@ impl Results {
             call: None,
             marked: false,
             run: None,
+            request: None,
         });
         self.selected = self.entries.len() - 1;
     }

@@ -1,0 +1,406 @@
+//! F7 saves the session as a test file: one step per finished run of every
+//! kind, its answer as the expectation, read back by the scenario parser.
+//! The client task's answers are given by the test.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aerospike::Value;
+use asudf::client::query::parse_jobs;
+use asudf::client::{
+    BatchRow, ClusterInfo, ConnectionState, Event, Failure, FailureKind, Outcome, RecordView,
+    Request, StreamItem, Timing,
+};
+use asudf::testing::format::{self, Action as StepAction, RowExpect, Scenario};
+use asudf::tui::app::{App, Effect, Overlay, StartOptions};
+use asudf::tui::panes::apply::{Field, FormKind};
+use asudf::tui::{Action, Tag};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+struct Console {
+    app: App,
+    sent: Vec<(Tag, Request)>,
+    effects: Vec<Effect>,
+    start: Instant,
+}
+
+impl Console {
+    fn connected() -> Console {
+        let start = Instant::now();
+        let mut options = StartOptions::sample("sandbox (in memory)");
+        options.now = start;
+        let mut console = Console {
+            app: App::new(options),
+            sent: Vec::new(),
+            effects: Vec::new(),
+            start,
+        };
+        console.act(Action::Resize(120, 40));
+        console.act(Action::Client(Event::Connection(
+            ConnectionState::Connected(ClusterInfo {
+                target: "127.0.0.1:3000".into(),
+                cluster_name: None,
+                nodes: vec!["BB9000000000001".into()],
+                build: "8.1.0.0".into(),
+                sandbox: Some("asudf".into()),
+            }),
+        )));
+        console
+    }
+
+    fn act(&mut self, action: Action) {
+        for effect in self.app.update(action) {
+            if let Effect::Send { tag, request } = &effect {
+                self.sent.push((*tag, request.clone()));
+            }
+            self.effects.push(effect);
+        }
+    }
+
+    fn key(&mut self, code: KeyCode) {
+        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    fn with(&mut self, modifiers: KeyModifiers, c: char) {
+        self.act(Action::Key(KeyEvent::new(KeyCode::Char(c), modifiers)));
+    }
+
+    fn kind(&mut self, kind: FormKind) {
+        for _ in 0..5 {
+            if self.app.apply.kind == kind {
+                return;
+            }
+            self.key(KeyCode::F(8));
+        }
+        panic!("F8 never reached {kind:?}");
+    }
+
+    fn set(&mut self, field: Field, text: &str) {
+        self.with(KeyModifiers::ALT, '3');
+        self.app.apply.focus_field(field);
+        assert_eq!(self.app.apply.focused_field(), field);
+        self.with(KeyModifiers::CONTROL, 'u');
+        for c in text.chars() {
+            self.key(KeyCode::Char(c));
+        }
+    }
+
+    /// The newest unanswered request matching `pick`.
+    fn tag_of(&self, pick: impl Fn(&Request) -> bool) -> Tag {
+        self.sent
+            .iter()
+            .rev()
+            .find(|(_, r)| pick(r))
+            .map(|(t, _)| *t)
+            .expect("a matching request was sent")
+    }
+
+    fn item(&mut self, pick: impl Fn(&Request) -> bool, item: StreamItem) {
+        let id = self.tag_of(pick);
+        self.act(Action::Client(Event::Item { id, item }));
+    }
+
+    /// Answers the newest request matching `pick`.
+    fn answer(&mut self, pick: impl Fn(&Request) -> bool, outcome: Result<Outcome, Failure>) {
+        let id = self.tag_of(pick);
+        self.sent.retain(|(t, _)| *t != id);
+        let sent = self.start + Duration::from_millis(1);
+        let timing = Timing {
+            queued: self.start,
+            sent,
+            answered: sent + Duration::from_micros(700),
+        };
+        self.act(Action::Client(Event::Done {
+            id,
+            outcome,
+            timing,
+        }));
+    }
+
+    /// F7, Enter: the file's path and text.
+    fn save(&mut self) -> (PathBuf, String) {
+        self.key(KeyCode::F(7));
+        assert!(
+            matches!(self.app.overlay, Some(Overlay::Prompt { .. })),
+            "F7 asks for a file name"
+        );
+        self.key(KeyCode::Enter);
+        let Some(Effect::SaveFile { path, text }) = self.effects.pop() else {
+            panic!("Enter saves the file");
+        };
+        (path, text)
+    }
+
+    fn status(&self) -> String {
+        self.app
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn streamed(count: u64) -> Result<Outcome, Failure> {
+    Ok(Outcome::Streamed {
+        count,
+        elapsed: Duration::from_millis(3),
+    })
+}
+
+fn server_error(code: i32, message: &str) -> Failure {
+    Failure {
+        kind: FailureKind::Server,
+        code,
+        message: message.into(),
+        location: None,
+        logs: vec![],
+    }
+}
+
+fn record(amount: i64) -> StreamItem {
+    StreamItem::Record {
+        key: None,
+        digest: [amount as u8; 20],
+        view: RecordView {
+            bins: vec![("amount".into(), Value::Int(amount))],
+            generation: 1,
+            ttl: None,
+        },
+    }
+}
+
+fn parse(path: &std::path::Path, text: &str) -> Scenario {
+    format::parse(path, text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// One run of each kind, answered; then a query left in flight and one cancelled.
+fn session() -> Console {
+    let mut c = Console::connected();
+    // A record apply (the form's sample call).
+    c.key(KeyCode::F(5));
+    c.answer(
+        |r| matches!(r, Request::Apply(_)),
+        Ok(Outcome::Applied {
+            result: Value::Int(1),
+            logs: vec![],
+            before: None,
+            after: Some(RecordView {
+                bins: vec![("count".into(), Value::Int(1))],
+                generation: 1,
+                ttl: None,
+            }),
+            call: Duration::from_micros(70),
+            server_run: None,
+        }),
+    );
+
+    c.kind(FormKind::Aggregate);
+    c.set(Field::Set, "sales");
+    c.set(Field::Where, "amount BETWEEN 10 AND 50");
+    c.set(Field::Module, "sum");
+    c.set(Field::Function, "total");
+    c.set(Field::Args, "");
+    c.key(KeyCode::F(5));
+    let is_aggregate = |r: &Request| matches!(r, Request::Aggregate(_));
+    c.item(is_aggregate, StreamItem::Value(Value::Int(12_300)));
+    c.answer(is_aggregate, streamed(1));
+
+    c.kind(FormKind::Background);
+    c.set(Field::Where, "");
+    c.set(Field::Module, "stamp");
+    c.set(Field::Function, "mark");
+    c.set(Field::Args, "'checked'");
+    c.key(KeyCode::F(5));
+    c.answer(
+        |r| matches!(r, Request::Execute(_)),
+        Ok(Outcome::JobStarted { id: 7 }),
+    );
+    c.answer(
+        |r| matches!(r, Request::Jobs { id: Some(7) }),
+        Ok(Outcome::Jobs(parse_jobs(
+            "trid=7:ns=test:set=sales:status=done(ok):job-progress=100.00:recs-filtered-bins=2:recs-succeeded=998:recs-failed=0:job-type=background-udf",
+        ))),
+    );
+
+    c.kind(FormKind::Query);
+    c.set(Field::Where, "amount = 7");
+    c.set(Field::Bins, "amount");
+    c.set(Field::MaxRecords, "");
+    c.key(KeyCode::F(5));
+    let is_query = |r: &Request| matches!(r, Request::Query(_));
+    c.item(is_query, record(7));
+    c.item(is_query, record(7));
+    c.answer(is_query, streamed(2));
+
+    c.kind(FormKind::Batch);
+    c.set(Field::Set, "demo");
+    c.set(Field::Keys, "'a', 'missing'");
+    c.set(Field::Module, "bump");
+    c.set(Field::Function, "bump");
+    c.set(Field::Args, "10");
+    c.key(KeyCode::F(5));
+    c.answer(
+        |r| matches!(r, Request::BatchApply(_)),
+        Ok(Outcome::BatchApplied(vec![
+            BatchRow {
+                key: Value::from("a"),
+                result: Ok(Value::Int(15)),
+            },
+            BatchRow {
+                key: Value::from("missing"),
+                result: Err(server_error(100, "bump.lua:2: no such record")),
+            },
+        ])),
+    );
+
+    // Two queries that give nothing to expect: one cancelled, one still running.
+    c.kind(FormKind::Query);
+    c.key(KeyCode::F(5));
+    c.answer(
+        is_query,
+        Err(Failure {
+            kind: FailureKind::Cancelled,
+            code: -1,
+            message: "cancelled".into(),
+            location: None,
+            logs: vec![],
+        }),
+    );
+    c.key(KeyCode::F(5));
+    c
+}
+
+#[test]
+fn f7_saves_a_step_for_every_finished_run_of_every_kind() {
+    let mut c = session();
+    let (path, text) = c.save();
+    let s = parse(&path, &text);
+    let described: Vec<String> = s.steps.iter().map(|s| s.action.describe()).collect();
+    assert_eq!(
+        described,
+        [
+            "counter.increment('count', 5) @ 'k1'",
+            "aggregate sum.total() on test.sales where amount BETWEEN 10 AND 50",
+            "execute stamp.mark('checked') on test.sales",
+            "query test.sales where amount = 7",
+            "bump.bump(10) @ 'a', 'missing'",
+        ],
+        "{text}"
+    );
+    assert_eq!(s.steps[0].expect.value, Some(Value::Int(1)));
+    assert_eq!(s.steps[1].expect.values, Some(vec![Value::Int(12_300)]));
+    let job = s.steps[2].expect.job.clone().expect("the job's counts");
+    assert_eq!(
+        (
+            job.succeeded,
+            job.failed,
+            job.filtered,
+            job.status.as_deref()
+        ),
+        (Some(998), Some(0), Some(2), Some("done(ok)"))
+    );
+    let StepAction::Query { bins, .. } = &s.steps[3].action else {
+        panic!("a query step")
+    };
+    assert_eq!(bins.as_deref(), Some(&["amount".to_string()][..]));
+    let amount_7 = Value::HashMap([(Value::from("amount"), Value::Int(7))].into());
+    assert_eq!(
+        s.steps[3].expect.values,
+        Some(vec![amount_7.clone(), amount_7])
+    );
+    let rows = s.steps[4].expect.rows.clone().expect("a row per key");
+    assert_eq!(rows[0], RowExpect::Value(Value::Int(15)));
+    let RowExpect::Error(e) = &rows[1] else {
+        panic!("the missing key's error")
+    };
+    assert_eq!(e.code, Some(100));
+    // The modules the runs call: the buffer's by its source; the others are
+    // not known to the console here, so the file names only the one it has.
+    assert!(s.modules.iter().any(|m| m.name == "counter.lua"));
+
+    // The two runs without an answer are counted in the status.
+    c.act(Action::FileSaved {
+        path: path.clone(),
+        result: Ok(()),
+    });
+    assert!(c.status().contains("2 run(s) left out"), "{}", c.status());
+
+    // Marked runs only: the aggregation and the batch.
+    c.with(KeyModifiers::ALT, '4');
+    for number in [2, 5] {
+        c.app.results.selected = number - 1;
+        c.key(KeyCode::Char(' '));
+    }
+    let (path, text) = c.save();
+    let s = parse(&path, &text);
+    let described: Vec<String> = s.steps.iter().map(|s| s.action.describe()).collect();
+    assert_eq!(
+        described,
+        [
+            "aggregate sum.total() on test.sales where amount BETWEEN 10 AND 50",
+            "bump.bump(10) @ 'a', 'missing'",
+        ]
+    );
+    c.act(Action::FileSaved {
+        path,
+        result: Ok(()),
+    });
+    assert!(!c.status().contains("left out"), "{}", c.status());
+}
+
+#[test]
+fn only_unfinished_runs_say_so_instead_of_saving() {
+    let mut c = Console::connected();
+    c.kind(FormKind::Query);
+    c.set(Field::Set, "sales");
+    c.key(KeyCode::F(5));
+    c.key(KeyCode::F(7));
+    assert!(c.app.overlay.is_none(), "nothing to save");
+    assert!(c.status().contains("1 in flight"), "{}", c.status());
+    // A failed run is saved as the error it expects.
+    c.answer(
+        |r| matches!(r, Request::Query(_)),
+        Err(server_error(201, "index not found")),
+    );
+    let (path, text) = c.save();
+    let s = parse(&path, &text);
+    let error = s.steps[0]
+        .expect
+        .error
+        .clone()
+        .expect("an error expectation");
+    assert_eq!(error.code, Some(201));
+    assert_eq!(
+        error.message,
+        Some(format::MessageMatch::Exact("index not found".into()))
+    );
+}
+
+#[test]
+fn an_aborted_background_job_is_left_out() {
+    let mut c = Console::connected();
+    c.kind(FormKind::Background);
+    c.set(Field::Set, "sales");
+    c.set(Field::Module, "stamp");
+    c.set(Field::Function, "mark");
+    c.key(KeyCode::F(5));
+    c.answer(
+        |r| matches!(r, Request::Execute(_)),
+        Ok(Outcome::JobStarted { id: 7 }),
+    );
+    // Aborted from elsewhere (the jobs list, another client): done all the same.
+    c.answer(
+        |r| matches!(r, Request::Jobs { id: Some(7) }),
+        Ok(Outcome::Jobs(parse_jobs(
+            "trid=7:status=done(user-aborted):job-progress=40.00:recs-succeeded=400",
+        ))),
+    );
+    assert!(c.app.results.in_flight().is_none());
+    c.key(KeyCode::F(7));
+    assert!(c.app.overlay.is_none(), "nothing to save");
+    assert!(
+        c.status().contains("1 in flight, cancelled"),
+        "{}",
+        c.status()
+    );
+}
