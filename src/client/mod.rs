@@ -327,6 +327,9 @@ struct Shared {
     log_mark: AtomicU64,
     next_id: AtomicU64,
     events: mpsc::UnboundedSender<Event>,
+    /// Where a plain [`ClientHandle::call`]'s items go: nowhere (its
+    /// receiver is dropped), without making a channel per call.
+    discard: query::ItemSink,
 }
 
 /// The UI's end of the client task. Cheap to clone; the task ends when the
@@ -367,8 +370,10 @@ impl ClientHandle {
     /// for callers that wait anyway (the headless commands). No event is
     /// sent for it.
     pub async fn call(&self, request: Request) -> (Result<Outcome, Failure>, Timing) {
-        let (items, _) = mpsc::unbounded_channel();
-        self.call_streaming(request, items).await
+        let queued = Instant::now();
+        let connection = self.shared.connection.read().clone();
+        let discard = &self.shared.discard;
+        execute(&self.shared, connection, request, queued, discard).await
     }
 
     /// [`call`](Self::call) for a query-path request: its records or values
@@ -490,6 +495,7 @@ pub fn spawn(target: Target) -> (ClientHandle, mpsc::UnboundedReceiver<Event>) {
         log_mark: AtomicU64::new(0),
         next_id: AtomicU64::new(1),
         events,
+        discard: mpsc::unbounded_channel().0,
     });
     tokio::spawn(run(target, shared.clone(), alive_rx));
     let handle = ClientHandle {
