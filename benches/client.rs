@@ -110,5 +110,48 @@ async fn measure() {
             p50 / base
         );
     }
+    our_side(&call);
     drop(server);
+}
+
+/// What the client task's path does per apply besides the crate's call,
+/// each step alone in a loop (no network): what the ratios above are made of.
+fn our_side(call: &ApplyCall) {
+    const N: u32 = 200_000;
+    let published = parking_lot::RwLock::new(Some(std::sync::Arc::new(0u64)));
+    let per_call = |name: &str, step: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..N {
+            step();
+        }
+        let ns = start.elapsed().as_nanos() as f64 / f64::from(N);
+        println!("  {name:44} {:7.3} µs", ns / 1000.0);
+    };
+    println!("our side of one apply, each step alone ({N} times):");
+    per_call("clone the request (Request::Apply)", &mut || {
+        std::hint::black_box(Request::Apply(std::hint::black_box(call).clone()));
+    });
+    per_call("key with its digest (RecordKey → Key)", &mut || {
+        let k = &std::hint::black_box(call).key;
+        std::hint::black_box(
+            aerospike::Key::new(
+                k.ns.clone(),
+                k.set.clone().unwrap_or_default(),
+                k.key.clone(),
+            )
+            .unwrap(),
+        );
+    });
+    per_call("the apply's policy", &mut || {
+        std::hint::black_box(client::apply_policy(std::hint::black_box(call)));
+    });
+    per_call("read the published client (lock, Arc clone)", &mut || {
+        std::hint::black_box(published.read().clone());
+    });
+    per_call("two Instant::now (queued/sent, answered)", &mut || {
+        std::hint::black_box((Instant::now(), Instant::now()));
+    });
+    per_call("an item channel (made per call before)", &mut || {
+        std::hint::black_box(tokio::sync::mpsc::unbounded_channel::<client::StreamItem>());
+    });
 }

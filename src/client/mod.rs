@@ -330,6 +330,7 @@ struct Shared {
     /// Where a plain [`ClientHandle::call`]'s items go: nowhere (its
     /// receiver is dropped), without making a channel per call.
     discard: query::ItemSink,
+    last_key: ops::LastKey,
 }
 
 /// The UI's end of the client task. Cheap to clone; the task ends when the
@@ -470,7 +471,7 @@ async fn execute(
     let outcome = match &connection {
         Some((client, sandbox)) => {
             let log_mark = sandbox.then_some(&shared.log_mark);
-            ops::perform(client, log_mark, request, items).await
+            ops::perform(client, log_mark, &shared.last_key, request, items).await
         }
         None => Err(Failure::connection(
             "not connected: the cluster is not answering",
@@ -496,6 +497,7 @@ pub fn spawn(target: Target) -> (ClientHandle, mpsc::UnboundedReceiver<Event>) {
         next_id: AtomicU64::new(1),
         events,
         discard: mpsc::unbounded_channel().0,
+        last_key: ops::LastKey::default(),
     });
     tokio::spawn(run(target, shared.clone(), alive_rx));
     let handle = ClientHandle {
