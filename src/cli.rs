@@ -500,8 +500,8 @@ pub struct BenchApplyArgs {
     #[arg(short = 'c', long, value_name = "CONCURRENCY", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub concurrency: u32,
-    /// First make the same calls through the bare `aerospike` client and
-    /// report asudf's throughput as a ratio of it.
+    /// Also make as many calls through the bare `aerospike` client, in rounds
+    /// alternating with asudf's, and report asudf's throughput as a ratio of it.
     #[arg(long)]
     pub baseline: bool,
     /// Exit 0 even when some calls failed (they are reported either way).

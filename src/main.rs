@@ -22,7 +22,11 @@ fn main() -> ExitCode {
         // clap prints help/version (exit 0) or the usage error (exit 2).
         Err(e) => e.exit(),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
+    let console = cli.command.is_none();
+    if console {
+        limit_malloc_arenas();
+    }
+    let runtime = match build_runtime(console) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -32,7 +36,7 @@ fn main() -> ExitCode {
     // The console stays on this thread (its panic hook restores the
     // terminal for panics here); a headless command runs as a task on a
     // worker, where answers reach it without a wake of another thread.
-    if cli.command.is_none() {
+    if console {
         return runtime.block_on(run(cli));
     }
     end_quietly_on_closed_stdout();
@@ -42,6 +46,33 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         })
     })
+}
+
+/// The console's own loop runs on this thread; one worker carries the client
+/// task and the in-process sandbox (Lua runs on the blocking pool), which is
+/// plenty for one user and saves a thread and its stack. Commands keep a
+/// worker per core: `bench` and `test` drive load.
+fn build_runtime(console: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if console {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+}
+
+/// glibc gives each thread that meets a locked arena an arena of its own (up
+/// to eight per core) and keeps freed memory in each: for the console, whose
+/// threads allocate little and seldom at once, that is resident memory for
+/// nothing. One arena is enough.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called before any other thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
 }
 
 /// A reader that stops early (`asudf query … | head`) closes stdout, and
@@ -410,6 +441,9 @@ enum LogTo {
     File,
 }
 
+/// Log lines waiting for the writer thread; more are dropped (and counted).
+const LOG_QUEUE_LINES: usize = 1024;
+
 /// `serve` logs to stderr like any server; everything else logs to a file,
 /// never to the terminal the console draws on.
 fn init_logging(to: LogTo) -> Option<tracing_appender::non_blocking::WorkerGuard> {
@@ -429,7 +463,11 @@ fn init_logging(to: LogTo) -> Option<tracing_appender::non_blocking::WorkerGuard
                 .map(|d| d.join("asudf"))?;
             std::fs::create_dir_all(&dir).ok()?;
             let appender = tracing_appender::rolling::never(dir, "asudf.log");
-            let (writer, guard) = tracing_appender::non_blocking(appender);
+            // The default queue holds 128,000 lines, allocated up front (4 MiB
+            // resident); the default filter lets through a few lines a session.
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .finish(appender);
             let _ = tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(writer)

@@ -327,6 +327,10 @@ struct Shared {
     log_mark: AtomicU64,
     next_id: AtomicU64,
     events: mpsc::UnboundedSender<Event>,
+    /// Where a plain [`ClientHandle::call`]'s items go: nowhere (its
+    /// receiver is dropped), without making a channel per call.
+    discard: query::ItemSink,
+    last_key: ops::LastKey,
 }
 
 /// The UI's end of the client task. Cheap to clone; the task ends when the
@@ -367,8 +371,10 @@ impl ClientHandle {
     /// for callers that wait anyway (the headless commands). No event is
     /// sent for it.
     pub async fn call(&self, request: Request) -> (Result<Outcome, Failure>, Timing) {
-        let (items, _) = mpsc::unbounded_channel();
-        self.call_streaming(request, items).await
+        let queued = Instant::now();
+        let connection = self.shared.connection.read().clone();
+        let discard = &self.shared.discard;
+        execute(&self.shared, connection, request, queued, discard).await
     }
 
     /// [`call`](Self::call) for a query-path request: its records or values
@@ -465,7 +471,7 @@ async fn execute(
     let outcome = match &connection {
         Some((client, sandbox)) => {
             let log_mark = sandbox.then_some(&shared.log_mark);
-            ops::perform(client, log_mark, request, items).await
+            ops::perform(client, log_mark, &shared.last_key, request, items).await
         }
         None => Err(Failure::connection(
             "not connected: the cluster is not answering",
@@ -508,6 +514,8 @@ pub fn spawn(target: Target) -> (ClientHandle, mpsc::UnboundedReceiver<Event>) {
         log_mark: AtomicU64::new(0),
         next_id: AtomicU64::new(1),
         events,
+        discard: mpsc::unbounded_channel().0,
+        last_key: ops::LastKey::default(),
     });
     tokio::spawn(run(target, shared.clone(), alive_rx));
     let handle = ClientHandle {

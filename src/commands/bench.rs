@@ -1,7 +1,8 @@
 //! `asudf bench apply`: N applies at a given concurrency through the client
 //! task, then throughput and latency percentiles of the calls that
-//! succeeded. With `--baseline`, the same calls first go through the bare
-//! `aerospike` client (the floor), so the two figures come from one run.
+//! succeeded. With `--baseline`, as many calls go through the bare
+//! `aerospike` client (the floor), in rounds alternating with asudf's, so
+//! the two figures come from one run under the same load.
 
 use std::future::Future;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use futures::future::BoxFuture;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -63,20 +65,50 @@ impl Tally {
     }
 }
 
-/// Makes `n` calls with `concurrency` workers, each awaiting its call before
-/// the next (a worker per task, so calls spread over the runtime's threads).
-async fn run_workers<F, Fut>(n: u64, concurrency: u64, label: &str, call: F) -> Measured
-where
+/// Calls made so far in one series, and the time they took.
+struct Series {
+    tally: Tally,
+    seconds: f64,
+}
+
+impl Series {
+    fn new() -> Series {
+        Series {
+            tally: Tally::new(),
+            seconds: 0.0,
+        }
+    }
+
+    fn measured(self) -> Measured {
+        let (total, seconds) = (self.tally, self.seconds);
+        let l = &total.latencies;
+        Measured {
+            ok: total.ok,
+            errors: total.errors,
+            seconds,
+            ops_per_sec: total.ok as f64 / seconds.max(f64::EPSILON),
+            p50_us: l.value_at_quantile(0.50),
+            p90_us: l.value_at_quantile(0.90),
+            p99_us: l.value_at_quantile(0.99),
+            max_us: l.max(),
+            first_error: total.first_error,
+        }
+    }
+}
+
+/// Makes `n` more calls of a series with `concurrency` workers, each
+/// awaiting its call before the next (a worker per task, so calls spread
+/// over the runtime's threads).
+async fn run_workers<F, Fut>(
+    series: &mut Series,
+    n: u64,
+    concurrency: u64,
+    progress: &ProgressBar,
+    call: F,
+) where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<(), Failure>> + Send,
 {
-    let progress = ProgressBar::new(n);
-    progress.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{bar:40}} {{pos}}/{{len}} {label}  {{per_sec}}  eta {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let workers: Vec<_> = (0..concurrency.clamp(1, n.max(1)))
@@ -102,32 +134,30 @@ where
             })
         })
         .collect();
-    let mut total = Tally::new();
     for worker in workers {
         match worker.await {
-            Ok(tally) => total.merge(tally),
+            Ok(tally) => series.tally.merge(tally),
             Err(e) => {
-                total.errors += 1;
-                total
+                series.tally.errors += 1;
+                series
+                    .tally
                     .first_error
                     .get_or_insert(Failure::connection(format!("bench worker failed: {e}")));
             }
         }
     }
-    progress.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    let l = &total.latencies;
-    Measured {
-        ok: total.ok,
-        errors: total.errors,
-        seconds,
-        ops_per_sec: total.ok as f64 / seconds.max(f64::EPSILON),
-        p50_us: l.value_at_quantile(0.50),
-        p90_us: l.value_at_quantile(0.90),
-        p99_us: l.value_at_quantile(0.99),
-        max_us: l.max(),
-        first_error: total.first_error,
-    }
+    series.seconds += start.elapsed().as_secs_f64();
+}
+
+fn progress_bar(n: u64, label: &str) -> ProgressBar {
+    let progress = ProgressBar::new(n);
+    progress.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {label}  {{per_sec}}  eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    progress
 }
 
 /// `n` applies of `call` through the client task (the path every command
@@ -138,39 +168,83 @@ pub async fn measure(
     n: u64,
     concurrency: u64,
 ) -> Measured {
-    let (handle, request) = (handle.clone(), Request::Apply(call.clone()));
-    run_workers(n, concurrency, "applies", move || {
-        let (handle, request) = (handle.clone(), request.clone());
-        async move { handle.call(request).await.0.map(|_| ()) }
-    })
-    .await
+    let mut series = Series::new();
+    let progress = progress_bar(n, "applies");
+    let calls = through_task(handle, call);
+    run_workers(&mut series, n, concurrency, &progress, calls).await;
+    progress.finish_and_clear();
+    series.measured()
 }
 
-/// The same applies through the bare `aerospike` client: the floor.
-pub async fn measure_baseline(
+/// One apply through the client task, as a bench call.
+fn through_task(
     handle: &ClientHandle,
     call: &ApplyCall,
-    n: u64,
-    concurrency: u64,
-) -> Result<Measured, Failure> {
+) -> impl Fn() -> BoxFuture<'static, Result<(), Failure>> + Clone + Send + 'static {
+    let (handle, request) = (handle.clone(), Request::Apply(call.clone()));
+    move || {
+        let (handle, request) = (handle.clone(), request.clone());
+        Box::pin(async move { handle.call(request).await.0.map(|_| ()) })
+    }
+}
+
+/// One apply through the bare `aerospike` client (the floor), as a bench call.
+fn through_crate(
+    handle: &ClientHandle,
+    call: &ApplyCall,
+) -> Result<impl Fn() -> BoxFuture<'static, Result<(), Failure>> + Clone + Send + 'static, Failure>
+{
     let client = handle
         .bare_client()
         .ok_or_else(|| Failure::connection("not connected"))?;
     let key = Arc::new(call.key.to_key()?);
     let policy = Arc::new(apply_policy(call));
     let call = Arc::new(call.clone());
-    Ok(run_workers(n, concurrency, "bare client", move || {
+    Ok(move || {
         let (client, key, policy, call) =
             (client.clone(), key.clone(), policy.clone(), call.clone());
-        async move {
+        let future: BoxFuture<'static, _> = Box::pin(async move {
             client
                 .execute_udf(&policy, &key, &call.module, &call.function, &call.args)
                 .await
                 .map(|_| ())
                 .map_err(failure)
-        }
+        });
+        future
     })
-    .await)
+}
+
+/// Rounds the two series alternate in: the load of a shared machine
+/// changes during a run, and alternating (which goes first alternates too)
+/// lets both series see the same load, so their ratio means something.
+const ROUNDS: u64 = 10;
+
+/// `n` applies through the bare client and `n` through the client task, in
+/// alternating rounds: (floor, asudf).
+pub async fn measure_with_baseline(
+    handle: &ClientHandle,
+    call: &ApplyCall,
+    n: u64,
+    concurrency: u64,
+) -> Result<(Measured, Measured), Failure> {
+    let (bare, task) = (through_crate(handle, call)?, through_task(handle, call));
+    let (mut floor, mut ours) = (Series::new(), Series::new());
+    let progress = progress_bar(2 * n, "applies (bare client and asudf, alternating)");
+    for round in 0..ROUNDS {
+        let chunk = n / ROUNDS + u64::from(round < n % ROUNDS);
+        if chunk == 0 {
+            continue;
+        }
+        if round % 2 == 0 {
+            run_workers(&mut floor, chunk, concurrency, &progress, bare.clone()).await;
+            run_workers(&mut ours, chunk, concurrency, &progress, task.clone()).await;
+        } else {
+            run_workers(&mut ours, chunk, concurrency, &progress, task.clone()).await;
+            run_workers(&mut floor, chunk, concurrency, &progress, bare.clone()).await;
+        }
+    }
+    progress.finish_and_clear();
+    Ok((floor.measured(), ours.measured()))
 }
 
 fn measured_json(m: &Measured) -> serde_json::Value {
@@ -206,15 +280,14 @@ pub struct BenchOptions {
 
 pub async fn run(session: &mut Headless, call: ApplyCall, opts: BenchOptions) -> ExitCode {
     let (n, c) = (opts.count, opts.concurrency);
-    let baseline = if opts.baseline {
-        match measure_baseline(&session.handle, &call, n, c).await {
-            Ok(m) => Some(m),
+    let (baseline, m) = if opts.baseline {
+        match measure_with_baseline(&session.handle, &call, n, c).await {
+            Ok((floor, ours)) => (Some(floor), ours),
             Err(f) => return super::fail(session.json, &f),
         }
     } else {
-        None
+        (None, measure(&session.handle, &call, n, c).await)
     };
-    let m = measure(&session.handle, &call, n, c).await;
     let ratio = baseline
         .as_ref()
         .map(|b| m.ops_per_sec / b.ops_per_sec.max(f64::EPSILON));
