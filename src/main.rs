@@ -249,8 +249,9 @@ async fn run(cli: Cli) -> ExitCode {
             collection,
             name,
         }) => {
-            let spec = commands::query::index_spec(
-                target,
+            let spec = client::IndexSpec::new(
+                target.namespace,
+                target.set,
                 &bin,
                 &kind,
                 collection.as_deref(),

@@ -203,7 +203,14 @@ impl Sample {
             return Ok(None);
         };
         let target = self.target()?;
-        let spec = crate::commands::query::index_spec(target, index.bin, index.kind, None, None);
+        let spec = IndexSpec::new(
+            target.namespace,
+            target.set,
+            index.bin,
+            index.kind,
+            None,
+            None,
+        );
         Ok(Some(spec))
     }
 

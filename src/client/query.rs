@@ -83,6 +83,41 @@ pub struct IndexSpec {
     pub name: String,
 }
 
+impl IndexSpec {
+    /// The index `asudf index create`, the console's create prompt and the
+    /// samples describe: a collection word (`list`, `mapkeys`, `mapvalues`,
+    /// any case) or none, and the name given or `NS_SET_BIN[_COLLECTION]`.
+    pub fn new(
+        ns: String,
+        set: Option<String>,
+        bin: &str,
+        kind: &str,
+        collection: Option<&str>,
+        name: Option<&str>,
+    ) -> IndexSpec {
+        let collection = collection.map(str::to_ascii_lowercase);
+        let default_name = || {
+            let mut parts = vec![ns.as_str()];
+            parts.extend(set.as_deref());
+            parts.push(bin);
+            parts.extend(collection.as_deref());
+            parts.join("_")
+        };
+        let name = name.map_or_else(default_name, str::to_string);
+        IndexSpec {
+            bin: bin.to_string(),
+            kind: kind.to_ascii_lowercase(),
+            collection: collection
+                .as_deref()
+                .and_then(crate::where_clause::collection_of)
+                .unwrap_or(Collection::Scalar),
+            name,
+            ns,
+            set,
+        }
+    }
+}
+
 /// One entry of `sindex-list`, as the server describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexInfo {

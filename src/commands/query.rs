@@ -10,7 +10,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{Headless, fail, millis, record::record_json, udf::unexpected};
-use crate::client::{Failure, IndexInfo, IndexSpec, JobInfo, Outcome, Request, StreamItem, Timing};
+use crate::client::{Failure, IndexInfo, JobInfo, Outcome, Request, StreamItem, Timing};
 use crate::value;
 
 /// How often a waiting `execute` asks for the job's progress.
@@ -284,49 +284,4 @@ pub async fn index(session: &mut Headless, request: Request) -> ExitCode {
         Ok(other) => unexpected(other),
         Err(f) => fail(session.json, &f),
     }
-}
-
-/// The index `asudf index create`, the console's create prompt and the
-/// samples describe: a collection word (`list`, `mapkeys`, `mapvalues`, any
-/// case) or none, and the name given or `NS_SET_BIN[_COLLECTION]`.
-pub fn index_spec(
-    target: crate::cli::NsSet,
-    bin: &str,
-    kind: &str,
-    collection: Option<&str>,
-    name: Option<&str>,
-) -> IndexSpec {
-    let collection = collection.map(str::to_ascii_lowercase);
-    let mut spec = IndexSpec {
-        ns: target.namespace,
-        set: target.set,
-        bin: bin.to_string(),
-        kind: kind.to_ascii_lowercase(),
-        collection: collection
-            .as_deref()
-            .and_then(crate::where_clause::collection_of)
-            .unwrap_or(crate::where_clause::Collection::Scalar),
-        name: String::new(),
-    };
-    spec.name = match name {
-        Some(name) => name.to_string(),
-        None => default_index_name(&spec, collection.as_deref()),
-    };
-    spec
-}
-
-/// The default index name: `NS_SET_BIN`, with the collection when there is one.
-pub fn default_index_name(spec: &IndexSpec, collection: Option<&str>) -> String {
-    let mut name = spec.ns.clone();
-    if let Some(set) = &spec.set {
-        name.push('_');
-        name.push_str(set);
-    }
-    name.push('_');
-    name.push_str(&spec.bin);
-    if let Some(c) = collection {
-        name.push('_');
-        name.push_str(c);
-    }
-    name
 }

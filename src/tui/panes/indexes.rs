@@ -9,7 +9,6 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::cli::NsSet;
 use crate::client::{IndexInfo, IndexSpec};
-use crate::commands::query::index_spec;
 use crate::tui::panes::samples::cut;
 use crate::tui::theme::Theme;
 use crate::where_clause::collection_of;
@@ -89,8 +88,9 @@ pub fn parse_create(text: &str) -> Result<IndexSpec, PromptError> {
             format!("'{extra}' is one word too many: write {CREATE_SYNTAX}"),
         ));
     }
-    Ok(index_spec(
-        target,
+    Ok(IndexSpec::new(
+        target.namespace,
+        target.set,
         bin,
         &kind,
         collection_word,
