@@ -23,8 +23,8 @@ use crate::sandbox::expr::Filter;
 use crate::sandbox::jobs::{JobInfo, JobKind, Jobs};
 use crate::sandbox::sindex::{Index, Lookup};
 use reply::ReplyWriter;
-pub use request::{Kind, QueryRequest, is_query};
 use request::{N_PARTITIONS, NAMESPACE, PARAMETER, Refusal, UNSUPPORTED};
+pub use request::{QueryRequest, is_query};
 
 /// No index fits the `where` clause.
 pub const INDEX_NOT_FOUND: u8 = 201;
@@ -80,18 +80,13 @@ impl QueryService {
                 return;
             }
         };
-        let kind = match req.kind {
-            Kind::Basic => JobKind::Basic,
-            Kind::Aggregation => JobKind::Aggregation,
-            Kind::BackgroundUdf => JobKind::BackgroundUdf,
-        };
         let rps = match req.kind {
-            Kind::BackgroundUdf if req.rps == 0 => self.background_max_rps,
+            JobKind::BackgroundUdf if req.rps == 0 => self.background_max_rps,
             _ => req.rps,
         };
         let info = JobInfo {
             trid: req.trid,
-            kind,
+            kind: req.kind,
             ns: req.ns.clone(),
             set: req.set.clone(),
             sindex: index.as_ref().map(|(i, _)| i.def.name.clone()),
@@ -107,9 +102,9 @@ impl QueryService {
         };
         let job = self.jobs.start(info, N_PARTITIONS as u32, cancel);
         match req.kind {
-            Kind::Basic => basic::run(self, &req, index, filter, &job, &mut out),
-            Kind::Aggregation => aggregate::run(self, &req, index, &job, &mut out),
-            Kind::BackgroundUdf => {
+            JobKind::Basic => basic::run(self, &req, index, filter, &job, &mut out),
+            JobKind::Aggregation => aggregate::run(self, &req, index, &job, &mut out),
+            JobKind::BackgroundUdf => {
                 // Registered: answer at once, then run on its own.
                 out.last(0);
                 background::spawn(self.clone(), req, index, filter, job);
@@ -128,7 +123,7 @@ impl QueryService {
         }
         let filter = match &req.filter {
             None => None,
-            Some(_) if req.kind == Kind::Aggregation => {
+            Some(_) if req.kind == JobKind::Aggregation => {
                 return Err(Refusal {
                     code: UNSUPPORTED,
                     unsupported: Some("aggregation with a filter expression"),
@@ -163,13 +158,13 @@ impl QueryService {
                 Some((found.ok_or(INDEX_NOT_FOUND)?, w.lookup.clone()))
             }
         };
-        if req.kind != Kind::Basic
+        if req.kind != JobKind::Basic
             && let Some(set) = &req.set
             && !store.knows_set(&req.ns, set)
         {
             return Err(SET_NOT_FOUND.into());
         }
-        if req.kind == Kind::BackgroundUdf && req.rps > self.background_max_rps {
+        if req.kind == JobKind::BackgroundUdf && req.rps > self.background_max_rps {
             return Err(PARAMETER.into());
         }
         Ok((req, index, filter))

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use crate::sandbox::jobs::JobKind;
 use crate::sandbox::server::message::*;
 use crate::sandbox::server::particle;
 use crate::sandbox::sindex::{Collection, Key, KeyType, Lookup};
@@ -36,13 +37,6 @@ pub const NAMESPACE: u8 = 20;
 /// The partition a digest belongs to (low 12 bits of its first two bytes, little-endian).
 pub fn partition_of(digest: &Digest) -> u16 {
     u16::from_le_bytes([digest[0], digest[1]]) & 0x0FFF
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Basic,
-    Aggregation,
-    BackgroundUdf,
 }
 
 /// Which partitions a query reads, and where it resumes in some of them.
@@ -221,7 +215,7 @@ pub struct Udf {
 /// A decoded query request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryRequest {
-    pub kind: Kind,
+    pub kind: JobKind,
     pub ns: String,
     pub set: Option<String>,
     pub trid: u64,
@@ -303,8 +297,8 @@ impl QueryRequest {
         ];
         let kind = if udf_fields.iter().any(|f| msg.field(*f).is_some()) {
             match msg.field(FIELD_UDF_OP) {
-                Some([1]) => Kind::Aggregation,
-                Some([2]) => Kind::BackgroundUdf,
+                Some([1]) => JobKind::Aggregation,
+                Some([2]) => JobKind::BackgroundUdf,
                 _ => return Err(PARAMETER.into()),
             }
         } else if h.info2 & INFO2_WRITE != 0 {
@@ -313,10 +307,10 @@ impl QueryRequest {
             if h.info3 & INFO3_PARTITION_DONE == 0 {
                 return Err(unsupported("query without partition tracking"));
             }
-            Kind::Basic
+            JobKind::Basic
         };
         let udf = match kind {
-            Kind::Basic => None,
+            JobKind::Basic => None,
             _ => {
                 let module = text(msg, FIELD_UDF_PACKAGE)?.ok_or(PARAMETER)?;
                 let function = text(msg, FIELD_UDF_FUNCTION)?.ok_or(PARAMETER)?;
@@ -345,7 +339,7 @@ impl QueryRequest {
         };
         let partitions = match kind {
             // The server ignores a PID array on aggregations and background jobs.
-            Kind::Basic => Partitions::parse(
+            JobKind::Basic => Partitions::parse(
                 msg.field(FIELD_PID_ARRAY),
                 msg.field(FIELD_DIGEST_ARRAY),
                 msg.field(FIELD_BVAL_ARRAY),
@@ -399,7 +393,7 @@ mod tests {
             data: unhex("000001000200"),
         });
         let q = QueryRequest::parse(&msg).unwrap();
-        assert_eq!(q.kind, Kind::Basic);
+        assert_eq!(q.kind, JobKind::Basic);
         assert_eq!((q.ns.as_str(), q.set.as_deref()), ("test", Some("wc")));
         assert_eq!(q.trid, 0x4490bbd9de4b3851);
         assert_eq!(q.socket_timeout_ms, 30000);
@@ -434,7 +428,10 @@ mod tests {
         agg.fields.push(field(FIELD_UDF_ARGLIST, &[0x90]));
         assert_eq!(QueryRequest::parse(&agg).unwrap_err().code, PARAMETER);
         agg.fields.push(field(FIELD_UDF_OP, &[1]));
-        assert_eq!(QueryRequest::parse(&agg).unwrap().kind, Kind::Aggregation);
+        assert_eq!(
+            QueryRequest::parse(&agg).unwrap().kind,
+            JobKind::Aggregation
+        );
         // No arguments: an empty arglist field, as the Python client sends.
         agg.fields.retain(|f| f.ty != FIELD_UDF_ARGLIST);
         agg.fields.push(field(FIELD_UDF_ARGLIST, &[]));
