@@ -222,7 +222,9 @@ impl LuaLogs {
     }
 }
 
-/// Calls whose logs are kept for [`Sandbox::logs_since`].
+/// Calls kept for [`Sandbox::calls_since`], and calls that wrote a line
+/// kept for [`Sandbox::logs_since`] (apart, so quiet calls do not push
+/// logged ones out).
 const LOG_RING_CALLS: usize = 1000;
 /// Largest module, decoded.
 const MAX_MODULE_SIZE: usize = 1 << 20;
@@ -246,6 +248,7 @@ struct Inner {
     registry: Arc<Registry>,
     states: StateConfig,
     pools: Mutex<HashMap<String, Arc<ModulePool>>>,
+    calls: Mutex<VecDeque<CallLog>>,
     logs: Mutex<VecDeque<CallLog>>,
     log_seq: AtomicU64,
 }
@@ -268,6 +271,7 @@ impl Sandbox {
                 registry,
                 states,
                 pools: Mutex::new(HashMap::new()),
+                calls: Mutex::new(VecDeque::new()),
                 logs: Mutex::new(VecDeque::new()),
                 log_seq: AtomicU64::new(0),
             }),
@@ -408,18 +412,25 @@ impl Sandbox {
 
     fn keep_logs(&self, req: &ApplyRequest, lines: &[LogLine], run: std::time::Duration) {
         let seq = self.inner.log_seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut ring = self.inner.logs.lock();
-        if ring.len() >= LOG_RING_CALLS {
-            ring.pop_front();
-        }
-        ring.push_back(CallLog {
+        let call = CallLog {
             seq,
             ns: req.ns.clone(),
             digest: req.digest,
             call: format!("{}.{}", req.module, req.function),
             lines: lines.to_vec(),
             run,
-        });
+        };
+        let keep = |ring: &Mutex<VecDeque<CallLog>>, call: CallLog| {
+            let mut ring = ring.lock();
+            if ring.len() >= LOG_RING_CALLS {
+                ring.pop_front();
+            }
+            ring.push_back(call);
+        };
+        if !lines.is_empty() {
+            keep(&self.inner.logs, call.clone());
+        }
+        keep(&self.inner.calls, call);
     }
 
     // Info commands, answered with the real server's exact reply values
@@ -511,17 +522,24 @@ impl Sandbox {
         "ok".to_string()
     }
 
-    /// Call logs with `seq > since`, oldest first. Only calls that wrote at
-    /// least one line are kept (the last 1000 of them).
+    /// The calls that wrote a line with `seq > since`, oldest first (of the
+    /// last 1000 such calls).
     pub fn logs_since(&self, since: u64) -> Vec<CallLog> {
-        self.inner
-            .logs
-            .lock()
-            .iter()
-            .filter(|c| c.seq > since)
-            .cloned()
-            .collect()
+        since_in(&self.inner.logs, since)
     }
+
+    /// Every call with `seq > since`, oldest first (of the last 1000 calls).
+    pub fn calls_since(&self, since: u64) -> Vec<CallLog> {
+        since_in(&self.inner.calls, since)
+    }
+}
+
+fn since_in(ring: &Mutex<VecDeque<CallLog>>, since: u64) -> Vec<CallLog> {
+    ring.lock()
+        .iter()
+        .filter(|c| c.seq > since)
+        .cloned()
+        .collect()
 }
 
 /// `k=v;k=v;` → map (a value may itself contain '=').

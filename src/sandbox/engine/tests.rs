@@ -551,7 +551,7 @@ fn logs_and_print_are_captured() {
     sb.apply(request("log", "quiet", "k1", vec![]));
     sb.apply(request("log", "f", "k2", vec![]));
     // Every call is kept (with its run time), a quiet one without lines.
-    let calls = sb.logs_since(0);
+    let calls = sb.calls_since(0);
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[0].call, "log.f");
     assert_eq!(
@@ -559,8 +559,30 @@ fn logs_and_print_are_captured() {
         ("log.quiet", 0)
     );
     assert!(calls[2].seq > calls[1].seq && calls[1].seq > calls[0].seq);
-    assert_eq!(sb.logs_since(calls[1].seq).len(), 1);
-    assert!(sb.logs_since(calls[2].seq).is_empty());
+    assert_eq!(sb.calls_since(calls[1].seq).len(), 1);
+    assert!(sb.calls_since(calls[2].seq).is_empty());
+    // The calls that logged, with the same sequence numbers.
+    let logged: Vec<u64> = sb.logs_since(0).iter().map(|c| c.seq).collect();
+    assert_eq!(logged, [calls[0].seq, calls[2].seq]);
+}
+
+#[test]
+fn quiet_calls_do_not_push_logged_ones_out() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "log",
+        "function f(r) info('hi') return 0 end
+         function quiet(r) return 0 end",
+    );
+    sb.apply(request("log", "f", "k1", vec![]));
+    for _ in 0..super::LOG_RING_CALLS + 10 {
+        sb.apply(request("log", "quiet", "k2", vec![]));
+    }
+    assert_eq!(sb.calls_since(0).len(), super::LOG_RING_CALLS);
+    let logged = sb.logs_since(0);
+    assert_eq!(logged.len(), 1);
+    assert_eq!(logged[0].call, "log.f");
 }
 
 #[test]

@@ -152,15 +152,11 @@ pub fn answer(ctx: &InfoContext, line: &str) -> String {
         "sandbox-stream" => stream_stats(ctx.jobs, params),
         "sandbox" => sandbox_summary(sandbox),
         "sandbox-logs" => match param(params, "since").unwrap_or("0").parse::<u64>() {
-            Ok(since) => {
-                let mut calls = sandbox.logs_since(since);
-                calls.retain(|c| !c.lines.is_empty());
-                encode_logs(&calls)
-            }
+            Ok(since) => encode_logs(&sandbox.logs_since(since)),
             Err(_) => "ERROR:4:since must be a sequence number".to_string(),
         },
         "sandbox-calls" => match param(params, "since").unwrap_or("0").parse::<u64>() {
-            Ok(since) => encode_calls(&sandbox.logs_since(since)),
+            Ok(since) => encode_calls(&sandbox.calls_since(since)),
             Err(_) => "ERROR:4:since must be a sequence number".to_string(),
         },
         _ => {
