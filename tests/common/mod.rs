@@ -3,3 +3,4 @@
 pub mod cases;
 pub mod frames;
 pub mod served;
+pub mod tmux;
