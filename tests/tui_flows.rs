@@ -1,136 +1,18 @@
 //! The console's reducer and screens, driven by key events, with the client
 //! task's answers given by the test: Action in, state and screen out.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aerospike::Value;
 use asudf::client::{
-    ClusterInfo, ConnectionState, Event, Failure, FailureKind, ModuleInfo, Outcome, RecordView,
-    Request, Timing, UdfLog,
+    ConnectionState, Event, Failure, FailureKind, ModuleInfo, Outcome, RecordView, Request, UdfLog,
 };
 use asudf::tui::app::{App, Effect, Overlay, Pane, StartOptions};
-use asudf::tui::{Action, Tag, ui};
+use asudf::tui::{Action, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
-struct Console {
-    app: App,
-    terminal: Terminal<TestBackend>,
-    /// Requests sent and not answered yet.
-    sent: Vec<(Tag, Request)>,
-    effects: Vec<Effect>,
-    start: Instant,
-}
-
-fn fixed_time(_: Duration) -> String {
-    "T".to_string()
-}
-
-impl Console {
-    fn new(width: u16, height: u16) -> Console {
-        let start = Instant::now();
-        let mut options = StartOptions::sample("sandbox (in memory)");
-        options.now = start;
-        let mut app = App::new(options);
-        app.time_format = fixed_time;
-        let mut console = Console {
-            app,
-            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
-            sent: Vec::new(),
-            effects: Vec::new(),
-            start,
-        };
-        console.act(Action::Resize(width, height));
-        console
-    }
-
-    fn connected() -> Console {
-        let mut console = Console::new(120, 40);
-        console.act(Action::Client(Event::Connection(
-            ConnectionState::Connected(ClusterInfo {
-                target: "127.0.0.1:3000".into(),
-                cluster_name: None,
-                nodes: vec!["BB9000000000001".into()],
-                build: "8.1.0.0".into(),
-                sandbox: Some("asudf".into()),
-            }),
-        )));
-        console
-    }
-
-    fn act(&mut self, action: Action) {
-        for effect in self.app.update(action) {
-            if let Effect::Send { tag, request } = &effect {
-                self.sent.push((*tag, request.clone()));
-            }
-            self.effects.push(effect);
-        }
-    }
-
-    fn key(&mut self, code: KeyCode) {
-        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-    }
-
-    fn ctrl(&mut self, c: char) {
-        self.act(Action::Key(KeyEvent::new(
-            KeyCode::Char(c),
-            KeyModifiers::CONTROL,
-        )));
-    }
-
-    fn alt(&mut self, c: char) {
-        self.act(Action::Key(KeyEvent::new(
-            KeyCode::Char(c),
-            KeyModifiers::ALT,
-        )));
-    }
-
-    fn type_text(&mut self, text: &str) {
-        for c in text.chars() {
-            self.key(KeyCode::Char(c));
-        }
-    }
-
-    /// Sets an apply form field by focusing it and retyping it.
-    fn set_field(&mut self, index: usize, text: &str) {
-        self.alt('3');
-        self.app.apply.focus = index;
-        self.ctrl('u');
-        self.type_text(text);
-    }
-
-    /// Answers the oldest request matching `pick` with `outcome`.
-    fn answer(&mut self, pick: impl Fn(&Request) -> bool, outcome: Result<Outcome, Failure>) {
-        let at = self
-            .sent
-            .iter()
-            .position(|(_, r)| pick(r))
-            .expect("a matching request was sent");
-        let (tag, _) = self.sent.remove(at);
-        let sent = self.start + Duration::from_millis(1);
-        let timing = Timing {
-            queued: self.start,
-            sent,
-            answered: sent + Duration::from_micros(700),
-        };
-        self.act(Action::Client(Event::Done {
-            id: tag,
-            outcome,
-            timing,
-        }));
-    }
-
-    fn screen(&mut self) -> String {
-        let app = &self.app;
-        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
-        ui::screen_text(self.terminal.backend().buffer())
-    }
-
-    fn quit_requested(&self) -> bool {
-        self.effects.contains(&Effect::Quit)
-    }
-}
+mod common;
+use common::console::Console;
 
 fn applied(result: Value, before: Option<(i64, u32)>, after: (i64, u32)) -> Outcome {
     let view = |(count, generation): (i64, u32)| RecordView {

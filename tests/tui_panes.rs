@@ -5,130 +5,33 @@
 use std::time::{Duration, Instant};
 
 use asudf::client::query::parse_jobs;
-use asudf::client::{
-    ClusterInfo, ConnectionState, Event, Failure, IndexInfo, ModuleInfo, Outcome, Request, Timing,
-};
+use asudf::client::{ConnectionState, Event, Failure, IndexInfo, ModuleInfo, Outcome, Request};
 use asudf::tui::app::{App, Overlay, Pane, StartOptions};
 use asudf::tui::panes::apply::Field;
 use asudf::tui::panes::jobs;
-use asudf::tui::{Action, Tag, ui};
+use asudf::tui::{Action, ui};
 use asudf::where_clause::Collection;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-struct Console {
-    app: App,
-    terminal: Terminal<TestBackend>,
-    /// Requests sent and not answered yet.
-    sent: Vec<(Tag, Request)>,
-    start: Instant,
-}
+mod common;
+use common::console::Console;
 
-fn fixed_time(_: Duration) -> String {
-    "T".to_string()
-}
-
-impl Console {
-    /// Connected to a sandbox, with the first listings answered: no
-    /// modules, and `indexes`.
-    fn new(width: u16, height: u16, indexes: Vec<IndexInfo>) -> Console {
-        let start = Instant::now();
-        let mut options = StartOptions::sample("sandbox (in memory)");
-        options.now = start;
-        let mut app = App::new(options);
-        app.time_format = fixed_time;
-        let mut console = Console {
-            app,
-            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
-            sent: Vec::new(),
-            start,
-        };
-        console.act(Action::Resize(width, height));
-        console.act(Action::Client(Event::Connection(
-            ConnectionState::Connected(ClusterInfo {
-                target: "127.0.0.1:3000".into(),
-                cluster_name: None,
-                nodes: vec!["BB9000000000001".into()],
-                build: "8.1.0.0".into(),
-                sandbox: Some("asudf".into()),
-            }),
-        )));
-        console.answer(
-            |r| *r == Request::ListModules,
-            Ok(Outcome::Modules(Vec::new())),
-        );
-        console.answer(
-            |r| matches!(r, Request::ListIndexes { ns: None }),
-            Ok(Outcome::Indexes(indexes)),
-        );
-        console
-    }
-
-    fn act(&mut self, action: Action) {
-        for effect in self.app.update(action) {
-            if let asudf::tui::Effect::Send { tag, request } = effect {
-                self.sent.push((tag, request));
-            }
-        }
-    }
-
-    fn key(&mut self, code: KeyCode) {
-        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-    }
-
-    fn with(&mut self, modifiers: KeyModifiers, c: char) {
-        self.act(Action::Key(KeyEvent::new(KeyCode::Char(c), modifiers)));
-    }
-
-    fn type_text(&mut self, text: &str) {
-        for c in text.chars() {
-            self.key(KeyCode::Char(c));
-        }
-    }
-
-    fn timing(&self) -> Timing {
-        let sent = self.start + Duration::from_millis(1);
-        Timing {
-            queued: self.start,
-            sent,
-            answered: sent + Duration::from_micros(700),
-        }
-    }
-
-    /// Answers the oldest request matching `pick` with `outcome`.
-    fn answer(&mut self, pick: impl Fn(&Request) -> bool, outcome: Result<Outcome, Failure>) {
-        let at = self
-            .sent
-            .iter()
-            .position(|(_, r)| pick(r))
-            .expect("a matching request was sent");
-        let (tag, _) = self.sent.remove(at);
-        let timing = self.timing();
-        self.act(Action::Client(Event::Done {
-            id: tag,
-            outcome,
-            timing,
-        }));
-    }
-
-    fn count(&self, pick: impl Fn(&Request) -> bool) -> usize {
-        self.sent.iter().filter(|(_, r)| pick(r)).count()
-    }
-
-    fn screen(&mut self) -> String {
-        let app = &self.app;
-        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
-        ui::screen_text(self.terminal.backend().buffer())
-    }
-
-    fn status(&self) -> String {
-        self.app
-            .status
-            .as_ref()
-            .map(|s| s.text.clone())
-            .unwrap_or_default()
-    }
+/// Connected to a sandbox, with the first listings answered: no modules,
+/// and `indexes`.
+fn console(width: u16, height: u16, indexes: Vec<IndexInfo>) -> Console {
+    let mut console = Console::new(width, height);
+    console.connect(true);
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(Vec::new())),
+    );
+    console.answer(
+        |r| matches!(r, Request::ListIndexes { ns: None }),
+        Ok(Outcome::Indexes(indexes)),
+    );
+    console
 }
 
 fn index(name: &str, set: &str, bin: &str, kind: &str) -> IndexInfo {
@@ -152,7 +55,7 @@ fn two_indexes() -> Vec<IndexInfo> {
 
 #[test]
 fn indexes_pane_lists_creates_and_drops() {
-    let mut console = Console::new(120, 40, two_indexes());
+    let mut console = console(120, 40, two_indexes());
     console.with(KeyModifiers::ALT, '1');
     console.key(KeyCode::Char('i'));
     assert!(console.app.indexes.shown);
@@ -255,7 +158,7 @@ fn indexes_pane_lists_creates_and_drops() {
 #[test]
 fn indexes_pane_at_two_sizes() {
     for (w, h) in [(80, 24), (160, 45)] {
-        let mut console = Console::new(w, h, two_indexes());
+        let mut console = console(w, h, two_indexes());
         console.with(KeyModifiers::ALT, '1');
         console.key(KeyCode::Char('i'));
         insta::assert_snapshot!(format!("indexes_{w}x{h}"), console.screen());
@@ -291,7 +194,7 @@ fn answer_writes(console: &mut Console) -> usize {
 
 #[test]
 fn loading_a_sample_registers_writes_indexes_and_fills_the_form() {
-    let mut console = Console::new(120, 40, Vec::new());
+    let mut console = console(120, 40, Vec::new());
     console.key(KeyCode::F(2));
     assert!(matches!(
         console.app.overlay,
@@ -374,7 +277,7 @@ fn loading_a_sample_registers_writes_indexes_and_fills_the_form() {
 
 #[test]
 fn a_sample_asks_before_replacing_unsaved_edits() {
-    let mut console = Console::new(120, 40, Vec::new());
+    let mut console = console(120, 40, Vec::new());
     console.type_text("-- mine ");
     console.key(KeyCode::F(2));
     console.key(KeyCode::Enter); // counter: a record UDF, no records
@@ -412,7 +315,7 @@ fn a_sample_asks_before_replacing_unsaved_edits() {
 #[test]
 fn samples_list_at_two_sizes() {
     for (w, h) in [(80, 24), (160, 45)] {
-        let mut console = Console::new(w, h, Vec::new());
+        let mut console = console(w, h, Vec::new());
         console.key(KeyCode::F(2));
         console.key(KeyCode::Down);
         insta::assert_snapshot!(format!("samples_{w}x{h}"), console.screen());
@@ -427,7 +330,7 @@ const DONE: &str = "trid=12:ns=test:set=sales:status=done(ok):job-progress=100.0
 
 #[test]
 fn jobs_list_polls_while_a_job_runs_and_aborts_it() {
-    let mut console = Console::new(120, 40, Vec::new());
+    let mut console = console(120, 40, Vec::new());
     console.key(KeyCode::F(12));
     assert!(matches!(console.app.overlay, Some(Overlay::Jobs)));
     assert_eq!(console.count(|r| *r == Request::Jobs { id: None }), 1);
@@ -499,7 +402,7 @@ fn jobs_list_polls_while_a_job_runs_and_aborts_it() {
 
 #[test]
 fn a_closed_jobs_list_does_not_wake_the_loop() {
-    let mut console = Console::new(120, 40, Vec::new());
+    let mut console = console(120, 40, Vec::new());
     console.key(KeyCode::F(12));
     console.answer(
         |r| matches!(r, Request::Jobs { .. }),
@@ -515,7 +418,7 @@ fn a_closed_jobs_list_does_not_wake_the_loop() {
 #[test]
 fn jobs_list_at_two_sizes() {
     for (w, h) in [(80, 24), (160, 45)] {
-        let mut console = Console::new(w, h, Vec::new());
+        let mut console = console(w, h, Vec::new());
         console.key(KeyCode::F(12));
         console.answer(
             |r| matches!(r, Request::Jobs { .. }),
@@ -527,7 +430,7 @@ fn jobs_list_at_two_sizes() {
 
 #[test]
 fn tab_completes_module_and_function_names_it_knows() {
-    let mut console = Console::new(120, 40, Vec::new());
+    let mut console = console(120, 40, Vec::new());
     console.act(Action::Tick(console.start + Duration::from_secs(31)));
     console.answer(
         |r| *r == Request::ListModules,
@@ -585,7 +488,7 @@ struct Live {
 impl Live {
     async fn start(target: asudf::client::Target) -> Live {
         let mut app = App::new(StartOptions::sample(&target.label()));
-        app.time_format = fixed_time;
+        app.time_format = common::console::fixed_time;
         let (handle, events) = asudf::client::spawn(target);
         let mut live = Live {
             app,
@@ -785,7 +688,7 @@ async fn the_sum_sample_loads_into_the_sandbox_with_one_key() {
 #[test]
 fn the_lists_draw_at_any_size() {
     for (w, h) in [(1, 1), (12, 5), (30, 8), (200, 12)] {
-        let mut console = Console::new(w, h, two_indexes());
+        let mut console = console(w, h, two_indexes());
         console.with(KeyModifiers::ALT, '1');
         console.key(KeyCode::Char('i'));
         console.screen();
@@ -804,7 +707,7 @@ fn the_lists_draw_at_any_size() {
 #[test]
 fn bins_of_the_records_an_apply_read_are_known() {
     use asudf::client::RecordView;
-    let mut console = Console::new(120, 40, two_indexes());
+    let mut console = console(120, 40, two_indexes());
     console.key(KeyCode::F(5));
     let view = |bins: &[&str]| RecordView {
         bins: bins

@@ -2,172 +2,27 @@
 //! and their results, through the reducer: keys in, requests and screens
 //! out, with the client task's answers and items given by the test.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aerospike::Value;
 use asudf::client::query::parse_jobs;
-use asudf::client::{
-    BatchRow, ClusterInfo, ConnectionState, Event, Failure, FailureKind, Outcome, RecordView,
-    Request, StreamItem, Timing,
-};
-use asudf::tui::app::{App, Effect, JOB_POLL, StartOptions};
+use asudf::client::{BatchRow, Failure, FailureKind, Outcome, RecordView, Request, StreamItem};
+use asudf::tui::Action;
+use asudf::tui::app::{Effect, JOB_POLL};
 use asudf::tui::panes::apply::{Field, FormKind};
-use asudf::tui::{Action, Tag, ui};
 use asudf::where_clause::{self, Predicate};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
-struct Console {
-    app: App,
-    terminal: Terminal<TestBackend>,
-    /// Requests sent and not answered yet.
-    sent: Vec<(Tag, Request)>,
-    effects: Vec<Effect>,
-    start: Instant,
-}
+mod common;
+use common::console::Console;
 
-fn fixed_time(_: Duration) -> String {
-    "T".to_string()
-}
-
-impl Console {
-    fn new(width: u16, height: u16, sandbox: bool) -> Console {
-        let start = Instant::now();
-        let mut options = StartOptions::sample("sandbox (in memory)");
-        options.now = start;
-        let mut app = App::new(options);
-        app.time_format = fixed_time;
-        let mut console = Console {
-            app,
-            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
-            sent: Vec::new(),
-            effects: Vec::new(),
-            start,
-        };
-        console.act(Action::Resize(width, height));
-        console.act(Action::Client(Event::Connection(
-            ConnectionState::Connected(ClusterInfo {
-                target: "127.0.0.1:3000".into(),
-                cluster_name: None,
-                nodes: vec!["BB9000000000001".into()],
-                build: "8.1.0.0".into(),
-                sandbox: sandbox.then(|| "asudf".into()),
-            }),
-        )));
-        // The modules listing is not what these tests are about.
-        console.answer(|r| *r == Request::ListModules, Ok(Outcome::Modules(vec![])));
-        console
-    }
-
-    fn act(&mut self, action: Action) {
-        for effect in self.app.update(action) {
-            if let Effect::Send { tag, request } = &effect {
-                self.sent.push((*tag, request.clone()));
-            }
-            self.effects.push(effect);
-        }
-    }
-
-    fn key(&mut self, code: KeyCode) {
-        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-    }
-
-    fn ctrl(&mut self, c: char) {
-        self.act(Action::Key(KeyEvent::new(
-            KeyCode::Char(c),
-            KeyModifiers::CONTROL,
-        )));
-    }
-
-    fn type_text(&mut self, text: &str) {
-        for c in text.chars() {
-            self.key(KeyCode::Char(c));
-        }
-    }
-
-    /// Switches the form to `kind` with its key (F8), as a person would.
-    fn kind(&mut self, kind: FormKind) {
-        for _ in 0..5 {
-            if self.app.apply.kind == kind {
-                return;
-            }
-            self.key(KeyCode::F(8));
-        }
-        panic!("F8 never reached {kind:?}");
-    }
-
-    /// Sets a field by focusing it and retyping it.
-    fn set(&mut self, field: Field, text: &str) {
-        self.act(Action::Key(KeyEvent::new(
-            KeyCode::Char('3'),
-            KeyModifiers::ALT,
-        )));
-        self.app.apply.focus_field(field);
-        assert_eq!(
-            self.app.apply.focused_field(),
-            field,
-            "the kind shows {field:?}"
-        );
-        self.ctrl('u');
-        self.type_text(text);
-    }
-
-    fn tag_of(&self, pick: impl Fn(&Request) -> bool) -> Tag {
-        self.sent
-            .iter()
-            .find(|(_, r)| pick(r))
-            .map(|(t, _)| *t)
-            .expect("a matching request was sent")
-    }
-
-    /// The one request matching `pick` still unanswered.
-    fn request(&self, pick: impl Fn(&Request) -> bool) -> Request {
-        let found: Vec<&Request> = self
-            .sent
-            .iter()
-            .map(|(_, r)| r)
-            .filter(|r| pick(r))
-            .collect();
-        assert_eq!(found.len(), 1, "one matching request: {:?}", self.sent);
-        found[0].clone()
-    }
-
-    fn item(&mut self, pick: impl Fn(&Request) -> bool, item: StreamItem) {
-        let id = self.tag_of(pick);
-        self.act(Action::Client(Event::Item { id, item }));
-    }
-
-    /// Answers the oldest request matching `pick` with `outcome`.
-    fn answer(&mut self, pick: impl Fn(&Request) -> bool, outcome: Result<Outcome, Failure>) {
-        let at = self
-            .sent
-            .iter()
-            .position(|(_, r)| pick(r))
-            .expect("a matching request was sent");
-        let (tag, _) = self.sent.remove(at);
-        let sent = self.start + Duration::from_millis(1);
-        let timing = Timing {
-            queued: self.start,
-            sent,
-            answered: sent + Duration::from_micros(700),
-        };
-        self.act(Action::Client(Event::Done {
-            id: tag,
-            outcome,
-            timing,
-        }));
-    }
-
-    fn tick(&mut self, after: Duration) {
-        self.act(Action::Tick(self.start + after));
-    }
-
-    fn screen(&mut self) -> String {
-        let app = &self.app;
-        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
-        ui::screen_text(self.terminal.backend().buffer())
-    }
+/// Connected (to a sandbox or a cluster), the modules listing answered: it
+/// is not what these tests are about.
+fn console(width: u16, height: u16, sandbox: bool) -> Console {
+    let mut console = Console::new(width, height);
+    console.connect(sandbox);
+    console.answer(|r| *r == Request::ListModules, Ok(Outcome::Modules(vec![])));
+    console
 }
 
 fn is_aggregate(r: &Request) -> bool {
@@ -243,7 +98,7 @@ fn stage_reply_done(udf: &str, done: bool) -> Result<Outcome, Failure> {
 
 #[test]
 fn each_kind_builds_its_request_from_the_form() {
-    let mut console = Console::new(120, 40, true);
+    let mut console = console(120, 40, true);
     sum_form(&mut console);
     console.key(KeyCode::F(5));
     let Request::Aggregate(call) = console.request(is_aggregate) else {
@@ -338,7 +193,7 @@ fn each_kind_builds_its_request_from_the_form() {
 
 #[test]
 fn bad_where_or_keys_show_the_column_and_send_nothing() {
-    let mut console = Console::new(120, 40, true);
+    let mut console = console(120, 40, true);
     sum_form(&mut console);
     console.set(Field::Where, "amount BETWEEN 10 50");
     let screen = console.screen();
@@ -370,7 +225,7 @@ fn bad_where_or_keys_show_the_column_and_send_nothing() {
 #[test]
 fn aggregate_values_show_as_they_arrive_then_the_stage_view() {
     for (width, height) in [(80, 24), (160, 45)] {
-        let mut console = Console::new(width, height, true);
+        let mut console = console(width, height, true);
         sum_form(&mut console);
         console.key(KeyCode::F(5));
         // The focus follows the result at a narrow size, where panes stack.
@@ -408,7 +263,7 @@ fn aggregate_values_show_as_they_arrive_then_the_stage_view() {
 
 #[test]
 fn the_stage_view_skips_another_streams_run() {
-    let mut console = Console::new(160, 45, true);
+    let mut console = console(160, 45, true);
     sum_form(&mut console);
     console.key(KeyCode::F(5));
     console.answer(is_aggregate, streamed(0));
@@ -430,7 +285,7 @@ fn the_stage_view_skips_another_streams_run() {
 
 #[test]
 fn stage_counts_of_a_run_still_ending_are_read_again_on_the_tick() {
-    let mut console = Console::new(160, 45, true);
+    let mut console = console(160, 45, true);
     sum_form(&mut console);
     console.key(KeyCode::F(5));
     console.answer(is_aggregate, streamed(1));
@@ -458,7 +313,7 @@ fn stage_counts_of_a_run_still_ending_are_read_again_on_the_tick() {
 
 #[test]
 fn on_a_cluster_the_stage_view_needs_the_sandbox() {
-    let mut console = Console::new(160, 45, false);
+    let mut console = console(160, 45, false);
     sum_form(&mut console);
     console.key(KeyCode::F(5));
     console.item(is_aggregate, StreamItem::Value(Value::Int(7)));
@@ -474,7 +329,7 @@ fn on_a_cluster_the_stage_view_needs_the_sandbox() {
 
 #[test]
 fn a_failing_stream_function_marks_its_editor_line() {
-    let mut console = Console::new(120, 40, true);
+    let mut console = console(120, 40, true);
     sum_form(&mut console);
     console.set(Field::Module, "counter");
     console.key(KeyCode::F(5));
@@ -512,7 +367,7 @@ fn background_form(console: &mut Console) {
 
 #[test]
 fn a_background_job_polls_its_progress_and_ctrl_k_aborts_it() {
-    let mut console = Console::new(120, 40, true);
+    let mut console = console(120, 40, true);
     background_form(&mut console);
     console.key(KeyCode::F(5));
     console.answer(is_execute, Ok(Outcome::JobStarted { id: 7 }));
@@ -559,7 +414,7 @@ fn a_background_job_polls_its_progress_and_ctrl_k_aborts_it() {
 #[test]
 fn the_job_gauge_while_running_and_when_done() {
     for (width, height) in [(80, 24), (160, 45)] {
-        let mut console = Console::new(width, height, true);
+        let mut console = console(width, height, true);
         background_form(&mut console);
         console.key(KeyCode::F(5));
         console.act(Action::Key(KeyEvent::new(
@@ -599,7 +454,7 @@ fn record(i: i64) -> StreamItem {
 #[test]
 fn query_records_list_scrolls_and_ctrl_k_cancels() {
     for (width, height) in [(80, 24), (160, 45)] {
-        let mut console = Console::new(width, height, true);
+        let mut console = console(width, height, true);
         console.kind(FormKind::Query);
         console.set(Field::Set, "sales");
         console.key(KeyCode::F(5));
@@ -625,7 +480,7 @@ fn query_records_list_scrolls_and_ctrl_k_cancels() {
 
     // Ctrl-K cancels a query in flight (the client stops it on the server);
     // what arrived stays.
-    let mut console = Console::new(120, 40, true);
+    let mut console = console(120, 40, true);
     console.kind(FormKind::Query);
     console.key(KeyCode::F(5));
     console.item(is_query, record(2));
@@ -652,7 +507,7 @@ fn query_records_list_scrolls_and_ctrl_k_cancels() {
 #[test]
 fn a_batch_apply_shows_a_row_per_key() {
     for (width, height) in [(80, 24), (160, 45)] {
-        let mut console = Console::new(width, height, true);
+        let mut console = console(width, height, true);
         console.kind(FormKind::Batch);
         console.set(Field::Keys, "'a', 'b', 'missing'");
         console.set(Field::Function, "bump_existing");

@@ -3,141 +3,32 @@
 //! The client task's answers are given by the test.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aerospike::Value;
 use asudf::client::query::parse_jobs;
-use asudf::client::{
-    BatchRow, ClusterInfo, ConnectionState, Event, Failure, FailureKind, Outcome, RecordView,
-    Request, StreamItem, Timing,
-};
+use asudf::client::{BatchRow, Failure, FailureKind, Outcome, RecordView, Request, StreamItem};
 use asudf::testing::format::{self, Action as StepAction, RowExpect, Scenario};
-use asudf::tui::app::{App, Effect, Overlay, StartOptions};
+use asudf::tui::Action;
+use asudf::tui::app::{Effect, Overlay};
 use asudf::tui::panes::apply::{Field, FormKind};
-use asudf::tui::{Action, Tag};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyModifiers};
 
-struct Console {
-    app: App,
-    sent: Vec<(Tag, Request)>,
-    effects: Vec<Effect>,
-    start: Instant,
-}
+mod common;
+use common::console::Console;
 
-impl Console {
-    fn connected() -> Console {
-        let start = Instant::now();
-        let mut options = StartOptions::sample("sandbox (in memory)");
-        options.now = start;
-        let mut console = Console {
-            app: App::new(options),
-            sent: Vec::new(),
-            effects: Vec::new(),
-            start,
-        };
-        console.act(Action::Resize(120, 40));
-        console.act(Action::Client(Event::Connection(
-            ConnectionState::Connected(ClusterInfo {
-                target: "127.0.0.1:3000".into(),
-                cluster_name: None,
-                nodes: vec!["BB9000000000001".into()],
-                build: "8.1.0.0".into(),
-                sandbox: Some("asudf".into()),
-            }),
-        )));
-        console
-    }
-
-    fn act(&mut self, action: Action) {
-        for effect in self.app.update(action) {
-            if let Effect::Send { tag, request } = &effect {
-                self.sent.push((*tag, request.clone()));
-            }
-            self.effects.push(effect);
-        }
-    }
-
-    fn key(&mut self, code: KeyCode) {
-        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
-    }
-
-    fn with(&mut self, modifiers: KeyModifiers, c: char) {
-        self.act(Action::Key(KeyEvent::new(KeyCode::Char(c), modifiers)));
-    }
-
-    fn kind(&mut self, kind: FormKind) {
-        for _ in 0..5 {
-            if self.app.apply.kind == kind {
-                return;
-            }
-            self.key(KeyCode::F(8));
-        }
-        panic!("F8 never reached {kind:?}");
-    }
-
-    fn set(&mut self, field: Field, text: &str) {
-        self.with(KeyModifiers::ALT, '3');
-        self.app.apply.focus_field(field);
-        assert_eq!(self.app.apply.focused_field(), field);
-        self.with(KeyModifiers::CONTROL, 'u');
-        for c in text.chars() {
-            self.key(KeyCode::Char(c));
-        }
-    }
-
-    /// The newest unanswered request matching `pick`.
-    fn tag_of(&self, pick: impl Fn(&Request) -> bool) -> Tag {
-        self.sent
-            .iter()
-            .rev()
-            .find(|(_, r)| pick(r))
-            .map(|(t, _)| *t)
-            .expect("a matching request was sent")
-    }
-
-    fn item(&mut self, pick: impl Fn(&Request) -> bool, item: StreamItem) {
-        let id = self.tag_of(pick);
-        self.act(Action::Client(Event::Item { id, item }));
-    }
-
-    /// Answers the newest request matching `pick`.
-    fn answer(&mut self, pick: impl Fn(&Request) -> bool, outcome: Result<Outcome, Failure>) {
-        let id = self.tag_of(pick);
-        self.sent.retain(|(t, _)| *t != id);
-        let sent = self.start + Duration::from_millis(1);
-        let timing = Timing {
-            queued: self.start,
-            sent,
-            answered: sent + Duration::from_micros(700),
-        };
-        self.act(Action::Client(Event::Done {
-            id,
-            outcome,
-            timing,
-        }));
-    }
-
-    /// F7, Enter: the file's path and text.
-    fn save(&mut self) -> (PathBuf, String) {
-        self.key(KeyCode::F(7));
-        assert!(
-            matches!(self.app.overlay, Some(Overlay::Prompt { .. })),
-            "F7 asks for a file name"
-        );
-        self.key(KeyCode::Enter);
-        let Some(Effect::SaveFile { path, text }) = self.effects.pop() else {
-            panic!("Enter saves the file");
-        };
-        (path, text)
-    }
-
-    fn status(&self) -> String {
-        self.app
-            .status
-            .as_ref()
-            .map(|s| s.text.clone())
-            .unwrap_or_default()
-    }
+/// F7, Enter: the file's path and text.
+fn save(console: &mut Console) -> (PathBuf, String) {
+    console.key(KeyCode::F(7));
+    assert!(
+        matches!(console.app.overlay, Some(Overlay::Prompt { .. })),
+        "F7 asks for a file name"
+    );
+    console.key(KeyCode::Enter);
+    let Some(Effect::SaveFile { path, text }) = console.effects.pop() else {
+        panic!("Enter saves the file");
+    };
+    (path, text)
 }
 
 fn streamed(count: u64) -> Result<Outcome, Failure> {
@@ -178,7 +69,7 @@ fn session() -> Console {
     let mut c = Console::connected();
     // A record apply (the form's sample call).
     c.key(KeyCode::F(5));
-    c.answer(
+    c.answer_newest(
         |r| matches!(r, Request::Apply(_)),
         Ok(Outcome::Applied {
             result: Value::Int(1),
@@ -203,7 +94,7 @@ fn session() -> Console {
     c.key(KeyCode::F(5));
     let is_aggregate = |r: &Request| matches!(r, Request::Aggregate(_));
     c.item(is_aggregate, StreamItem::Value(Value::Int(12_300)));
-    c.answer(is_aggregate, streamed(1));
+    c.answer_newest(is_aggregate, streamed(1));
 
     c.kind(FormKind::Background);
     c.set(Field::Where, "");
@@ -211,11 +102,11 @@ fn session() -> Console {
     c.set(Field::Function, "mark");
     c.set(Field::Args, "'checked'");
     c.key(KeyCode::F(5));
-    c.answer(
+    c.answer_newest(
         |r| matches!(r, Request::Execute(_)),
         Ok(Outcome::JobStarted { id: 7 }),
     );
-    c.answer(
+    c.answer_newest(
         |r| matches!(r, Request::Jobs { id: Some(7) }),
         Ok(Outcome::Jobs(parse_jobs(
             "trid=7:ns=test:set=sales:status=done(ok):job-progress=100.00:recs-filtered-bins=2:recs-succeeded=998:recs-failed=0:job-type=background-udf",
@@ -230,7 +121,7 @@ fn session() -> Console {
     let is_query = |r: &Request| matches!(r, Request::Query(_));
     c.item(is_query, record(7));
     c.item(is_query, record(7));
-    c.answer(is_query, streamed(2));
+    c.answer_newest(is_query, streamed(2));
 
     c.kind(FormKind::Batch);
     c.set(Field::Set, "demo");
@@ -239,7 +130,7 @@ fn session() -> Console {
     c.set(Field::Function, "bump");
     c.set(Field::Args, "10");
     c.key(KeyCode::F(5));
-    c.answer(
+    c.answer_newest(
         |r| matches!(r, Request::BatchApply(_)),
         Ok(Outcome::BatchApplied(vec![
             BatchRow {
@@ -256,7 +147,7 @@ fn session() -> Console {
     // Two queries that give nothing to expect: one cancelled, one still running.
     c.kind(FormKind::Query);
     c.key(KeyCode::F(5));
-    c.answer(
+    c.answer_newest(
         is_query,
         Err(Failure {
             kind: FailureKind::Cancelled,
@@ -273,7 +164,7 @@ fn session() -> Console {
 #[test]
 fn f7_saves_a_step_for_every_finished_run_of_every_kind() {
     let mut c = session();
-    let (path, text) = c.save();
+    let (path, text) = save(&mut c);
     let s = parse(&path, &text);
     let described: Vec<String> = s.steps.iter().map(|s| s.action.describe()).collect();
     assert_eq!(
@@ -331,7 +222,7 @@ fn f7_saves_a_step_for_every_finished_run_of_every_kind() {
         c.app.results.selected = number - 1;
         c.key(KeyCode::Char(' '));
     }
-    let (path, text) = c.save();
+    let (path, text) = save(&mut c);
     let s = parse(&path, &text);
     let described: Vec<String> = s.steps.iter().map(|s| s.action.describe()).collect();
     assert_eq!(
@@ -358,11 +249,11 @@ fn only_unfinished_runs_say_so_instead_of_saving() {
     assert!(c.app.overlay.is_none(), "nothing to save");
     assert!(c.status().contains("1 in flight"), "{}", c.status());
     // A failed run is saved as the error it expects.
-    c.answer(
+    c.answer_newest(
         |r| matches!(r, Request::Query(_)),
         Err(server_error(201, "index not found")),
     );
-    let (path, text) = c.save();
+    let (path, text) = save(&mut c);
     let s = parse(&path, &text);
     let error = s.steps[0]
         .expect
@@ -384,12 +275,12 @@ fn an_aborted_background_job_is_left_out() {
     c.set(Field::Module, "stamp");
     c.set(Field::Function, "mark");
     c.key(KeyCode::F(5));
-    c.answer(
+    c.answer_newest(
         |r| matches!(r, Request::Execute(_)),
         Ok(Outcome::JobStarted { id: 7 }),
     );
     // Aborted from elsewhere (the jobs list, another client): done all the same.
-    c.answer(
+    c.answer_newest(
         |r| matches!(r, Request::Jobs { id: Some(7) }),
         Ok(Outcome::Jobs(parse_jobs(
             "trid=7:status=done(user-aborted):job-progress=40.00:recs-succeeded=400",

@@ -1,6 +1,7 @@
 //! Shared test support.
 
 pub mod cases;
+pub mod console;
 pub mod frames;
 pub mod served;
 pub mod tmux;

@@ -1,0 +1,233 @@
+//! The console's reducer driven by a test: actions in, the requests it
+//! sends kept until the test answers them, the screen drawn on a test
+//! backend with durations shown as `T`.
+#![allow(dead_code)] // each test target uses part of the shared support
+
+use std::time::{Duration, Instant};
+
+use asudf::client::{
+    ClusterInfo, ConnectionState, Event, Failure, Outcome, Request, StreamItem, Timing,
+};
+use asudf::tui::app::{App, Effect, StartOptions};
+use asudf::tui::panes::apply::{Field, FormKind};
+use asudf::tui::{Action, Tag, ui};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+pub struct Console {
+    pub app: App,
+    pub terminal: Terminal<TestBackend>,
+    /// Requests sent and not answered yet, oldest first.
+    pub sent: Vec<(Tag, Request)>,
+    pub effects: Vec<Effect>,
+    pub start: Instant,
+}
+
+pub fn fixed_time(_: Duration) -> String {
+    "T".to_string()
+}
+
+impl Console {
+    /// The first start (the bundled sample in the editor), not connected yet.
+    pub fn new(width: u16, height: u16) -> Console {
+        let start = Instant::now();
+        let mut options = StartOptions::sample("sandbox (in memory)");
+        options.now = start;
+        let mut app = App::new(options);
+        app.time_format = fixed_time;
+        let mut console = Console {
+            app,
+            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
+            sent: Vec::new(),
+            effects: Vec::new(),
+            start,
+        };
+        console.act(Action::Resize(width, height));
+        console
+    }
+
+    /// 120×40, connected to a sandbox, the first listings unanswered.
+    pub fn connected() -> Console {
+        let mut console = Console::new(120, 40);
+        console.connect(true);
+        console
+    }
+
+    /// The client task says it connected, to a sandbox or a cluster.
+    pub fn connect(&mut self, sandbox: bool) {
+        self.act(Action::Client(Event::Connection(
+            ConnectionState::Connected(ClusterInfo {
+                target: "127.0.0.1:3000".into(),
+                cluster_name: None,
+                nodes: vec!["BB9000000000001".into()],
+                build: "8.1.0.0".into(),
+                sandbox: sandbox.then(|| "asudf".into()),
+            }),
+        )));
+    }
+
+    pub fn act(&mut self, action: Action) {
+        for effect in self.app.update(action) {
+            if let Effect::Send { tag, request } = &effect {
+                self.sent.push((*tag, request.clone()));
+            }
+            self.effects.push(effect);
+        }
+    }
+
+    pub fn key(&mut self, code: KeyCode) {
+        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    pub fn with(&mut self, modifiers: KeyModifiers, c: char) {
+        self.act(Action::Key(KeyEvent::new(KeyCode::Char(c), modifiers)));
+    }
+
+    pub fn ctrl(&mut self, c: char) {
+        self.with(KeyModifiers::CONTROL, c);
+    }
+
+    pub fn alt(&mut self, c: char) {
+        self.with(KeyModifiers::ALT, c);
+    }
+
+    pub fn type_text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.key(KeyCode::Char(c));
+        }
+    }
+
+    /// Switches the form to `kind` with its key (F8), as a person would.
+    pub fn kind(&mut self, kind: FormKind) {
+        for _ in 0..5 {
+            if self.app.apply.kind == kind {
+                return;
+            }
+            self.key(KeyCode::F(8));
+        }
+        panic!("F8 never reached {kind:?}");
+    }
+
+    /// Sets a form field by focusing it (Alt-3, then the field) and retyping it.
+    pub fn set(&mut self, field: Field, text: &str) {
+        self.alt('3');
+        self.app.apply.focus_field(field);
+        assert_eq!(
+            self.app.apply.focused_field(),
+            field,
+            "the kind shows {field:?}"
+        );
+        self.ctrl('u');
+        self.type_text(text);
+    }
+
+    /// Sets the form's `index`th field by focusing it and retyping it.
+    pub fn set_field(&mut self, index: usize, text: &str) {
+        self.alt('3');
+        self.app.apply.focus = index;
+        self.ctrl('u');
+        self.type_text(text);
+    }
+
+    /// The oldest unanswered request matching `pick`.
+    pub fn tag_of(&self, pick: impl Fn(&Request) -> bool) -> Tag {
+        self.sent
+            .iter()
+            .find(|(_, r)| pick(r))
+            .map(|(t, _)| *t)
+            .expect("a matching request was sent")
+    }
+
+    /// The newest unanswered request matching `pick`.
+    pub fn newest_tag_of(&self, pick: impl Fn(&Request) -> bool) -> Tag {
+        self.sent
+            .iter()
+            .rev()
+            .find(|(_, r)| pick(r))
+            .map(|(t, _)| *t)
+            .expect("a matching request was sent")
+    }
+
+    /// The one unanswered request matching `pick`.
+    pub fn request(&self, pick: impl Fn(&Request) -> bool) -> Request {
+        let found: Vec<&Request> = self
+            .sent
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| pick(r))
+            .collect();
+        assert_eq!(found.len(), 1, "one matching request: {:?}", self.sent);
+        found[0].clone()
+    }
+
+    /// Unanswered requests matching `pick`.
+    pub fn count(&self, pick: impl Fn(&Request) -> bool) -> usize {
+        self.sent.iter().filter(|(_, r)| pick(r)).count()
+    }
+
+    /// A streamed item for the oldest request matching `pick`.
+    pub fn item(&mut self, pick: impl Fn(&Request) -> bool, item: StreamItem) {
+        let id = self.tag_of(pick);
+        self.act(Action::Client(Event::Item { id, item }));
+    }
+
+    /// The timing every answer carries: 700 µs on the wire.
+    pub fn timing(&self) -> Timing {
+        let sent = self.start + Duration::from_millis(1);
+        Timing {
+            queued: self.start,
+            sent,
+            answered: sent + Duration::from_micros(700),
+        }
+    }
+
+    /// Answers the oldest request matching `pick` with `outcome`.
+    pub fn answer(&mut self, pick: impl Fn(&Request) -> bool, outcome: Result<Outcome, Failure>) {
+        let id = self.tag_of(pick);
+        self.answer_tag(id, outcome);
+    }
+
+    /// Answers the newest request matching `pick` with `outcome`.
+    pub fn answer_newest(
+        &mut self,
+        pick: impl Fn(&Request) -> bool,
+        outcome: Result<Outcome, Failure>,
+    ) {
+        let id = self.newest_tag_of(pick);
+        self.answer_tag(id, outcome);
+    }
+
+    fn answer_tag(&mut self, id: Tag, outcome: Result<Outcome, Failure>) {
+        self.sent.retain(|(t, _)| *t != id);
+        let timing = self.timing();
+        self.act(Action::Client(Event::Done {
+            id,
+            outcome,
+            timing,
+        }));
+    }
+
+    pub fn tick(&mut self, after: Duration) {
+        self.act(Action::Tick(self.start + after));
+    }
+
+    pub fn screen(&mut self) -> String {
+        let app = &self.app;
+        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
+        ui::screen_text(self.terminal.backend().buffer())
+    }
+
+    /// The status line's text.
+    pub fn status(&self) -> String {
+        self.app
+            .status
+            .as_ref()
+            .map(|s| s.text.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn quit_requested(&self) -> bool {
+        self.effects.contains(&Effect::Quit)
+    }
+}
