@@ -2,21 +2,20 @@
 //! keys in, requests and screens out, with the client task's answers given
 //! by the test.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use asudf::client::query::parse_jobs;
 use asudf::client::{ConnectionState, Event, Failure, IndexInfo, ModuleInfo, Outcome, Request};
-use asudf::tui::app::{App, Overlay, Pane, StartOptions};
+use asudf::tui::Action;
+use asudf::tui::app::{Overlay, Pane};
 use asudf::tui::panes::apply::Field;
 use asudf::tui::panes::jobs;
-use asudf::tui::{Action, ui};
 use asudf::where_clause::Collection;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use crossterm::event::{KeyCode, KeyModifiers};
 
 mod common;
 use common::console::Console;
+use common::live::Live;
 
 /// Connected to a sandbox, with the first listings answered: no modules,
 /// and `indexes`.
@@ -477,77 +476,6 @@ fn tab_completes_module_and_function_names_it_knows() {
     assert_eq!(console.app.apply.value(Field::Function), "total");
 }
 
-/// The console against an in-process sandbox, through the real client task.
-struct Live {
-    app: App,
-    driver: asudf::tui::Driver,
-    events: tokio::sync::mpsc::UnboundedReceiver<Event>,
-    terminal: Terminal<TestBackend>,
-}
-
-impl Live {
-    async fn start(target: asudf::client::Target) -> Live {
-        let mut app = App::new(StartOptions::sample(&target.label()));
-        app.time_format = common::console::fixed_time;
-        let (handle, events) = asudf::client::spawn(target);
-        let mut live = Live {
-            app,
-            driver: asudf::tui::Driver::new(handle, None),
-            events,
-            terminal: Terminal::new(TestBackend::new(120, 40)).unwrap(),
-        };
-        live.act(Action::Resize(120, 40)).await;
-        live.wait("modules listed", |app| {
-            app.connected() && app.modules.loaded_once
-        })
-        .await;
-        live
-    }
-
-    async fn act(&mut self, action: Action) {
-        let mut queue = vec![action];
-        while let Some(action) = queue.pop() {
-            let effects = self.app.update(action);
-            queue.extend(self.driver.perform(effects).await.actions);
-        }
-    }
-
-    async fn key(&mut self, code: KeyCode) {
-        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-            .await;
-    }
-
-    /// Feeds client events, and ticks when the console asks to wake, as
-    /// the run loop does, until `done` holds.
-    async fn wait(&mut self, what: &str, done: impl Fn(&App) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !done(&self.app) {
-            let wake = self.app.next_wake().map(tokio::time::Instant::from_std);
-            let wake = wake.unwrap_or(deadline).min(deadline);
-            tokio::select! {
-                event = self.events.recv() => {
-                    let event = event.expect("the client task runs");
-                    if let Some(action) = self.driver.translate(event) {
-                        self.act(action).await;
-                    }
-                }
-                _ = tokio::time::sleep_until(wake) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        panic!("waited for {what}:\n{}", self.screen());
-                    }
-                    self.act(Action::Tick(Instant::now())).await;
-                }
-            }
-        }
-    }
-
-    fn screen(&mut self) -> String {
-        let app = &self.app;
-        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
-        ui::screen_text(self.terminal.backend().buffer())
-    }
-}
-
 /// A second client on the same sandbox, to see what the console left there.
 async fn observer(target: asudf::client::Target) -> asudf::client::ClientHandle {
     let (handle, mut events) = asudf::client::spawn(target);
@@ -592,7 +520,7 @@ async fn the_sum_sample_loads_into_the_sandbox_with_one_key() {
         hosts: vec![aerospike::Host::new(&addr.ip().to_string(), addr.port())],
         policy: aerospike::ClientPolicy::default(),
     };
-    let mut live = Live::start(target()).await;
+    let mut live = Live::start(target(), 120, 40).await;
     live.key(KeyCode::F(2)).await;
     live.key(KeyCode::Down).await;
     live.key(KeyCode::Enter).await; // the one key
@@ -757,7 +685,7 @@ async fn a_running_sandbox_job_is_listed_polled_and_aborted() {
         hosts: vec![aerospike::Host::new(&addr.ip().to_string(), addr.port())],
         policy: aerospike::ClientPolicy::default(),
     };
-    let mut live = Live::start(target()).await;
+    let mut live = Live::start(target(), 120, 40).await;
     // The background sample, loaded from the list.
     live.key(KeyCode::F(2)).await;
     for _ in 0..3 {

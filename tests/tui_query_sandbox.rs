@@ -5,161 +5,22 @@
 //! three keys, one missing.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use aerospike::Value;
-use asudf::client::{self, Event, Outcome, RecordKey, Request, Target};
-use asudf::commands::Headless;
+use asudf::client::{Outcome, RecordKey, Request};
 use asudf::commands::sample::load_sample;
-use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
-use asudf::sandbox::{Sandbox, SandboxConfig};
-use asudf::tui::app::{App, StartOptions};
+use asudf::tui::Action;
 use asudf::tui::panes::apply::{Field, FormKind};
-use asudf::tui::panes::results::{CallEntry, CallState};
+use asudf::tui::panes::results::CallState;
 use asudf::tui::panes::runs::{Detail, Stages};
-use asudf::tui::{Action, Driver, ui};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
-use tokio::sync::mpsc::UnboundedReceiver;
+use crossterm::event::KeyCode;
 
-fn fixed_time(_: Duration) -> String {
-    "T".to_string()
-}
-
-struct Live {
-    app: App,
-    driver: Driver,
-    events: UnboundedReceiver<Event>,
-    terminal: Terminal<TestBackend>,
-    /// Loads samples and writes records beside the console.
-    setup: Headless,
-    _server: ServerHandle,
-}
-
-impl Live {
-    async fn start() -> Live {
-        let sandbox = Sandbox::open(SandboxConfig::default()).unwrap();
-        let server = server::start(sandbox, ServerOptions::default())
-            .await
-            .unwrap();
-        let addr = server.addr();
-        let target = || Target::Cluster {
-            hosts: vec![aerospike::Host::new(&addr.ip().to_string(), addr.port())],
-            policy: aerospike::ClientPolicy::default(),
-        };
-        let Ok(setup) = Headless::connect(target(), true).await else {
-            panic!("the setup session connects");
-        };
-        let mut app = App::new(StartOptions::sample(&target().label()));
-        app.time_format = fixed_time;
-        let (handle, events) = client::spawn(target());
-        let mut live = Live {
-            app,
-            driver: Driver::new(handle, None),
-            events,
-            terminal: Terminal::new(TestBackend::new(160, 45)).unwrap(),
-            setup,
-            _server: server,
-        };
-        live.act(Action::Resize(160, 45)).await;
-        live.wait("connected", |app| app.connected()).await;
-        live.wait("modules listed", |app| app.modules.loaded_once)
-            .await;
-        live
-    }
-
-    async fn act(&mut self, action: Action) {
-        let mut queue = vec![action];
-        while let Some(action) = queue.pop() {
-            let effects = self.app.update(action);
-            queue.extend(self.driver.perform(effects).await.actions);
-        }
-    }
-
-    /// Feeds client events, and ticks when the console asks to be woken
-    /// (job progress is read through the tick), until `done` holds.
-    async fn wait(&mut self, what: &str, done: impl Fn(&App) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !done(&self.app) {
-            let wake = self
-                .app
-                .next_wake()
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or(deadline)
-                .min(deadline);
-            tokio::select! {
-                event = self.events.recv() => {
-                    let event = event.expect("the client task runs");
-                    if let Some(action) = self.driver.translate(event) {
-                        self.act(action).await;
-                    }
-                }
-                _ = tokio::time::sleep_until(wake) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        panic!("waited for {what}:\n{}", self.screen());
-                    }
-                    self.act(Action::Tick(Instant::now())).await;
-                }
-            }
-        }
-    }
-
-    async fn key(&mut self, code: KeyCode) {
-        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-            .await;
-    }
-
-    async fn with(&mut self, modifiers: KeyModifiers, c: char) {
-        self.act(Action::Key(KeyEvent::new(KeyCode::Char(c), modifiers)))
-            .await;
-    }
-
-    async fn kind(&mut self, kind: FormKind) {
-        while self.app.apply.kind != kind {
-            self.key(KeyCode::F(8)).await;
-        }
-    }
-
-    async fn set(&mut self, field: Field, text: &str) {
-        self.with(KeyModifiers::ALT, '3').await;
-        self.app.apply.focus_field(field);
-        assert_eq!(self.app.apply.focused_field(), field);
-        self.with(KeyModifiers::CONTROL, 'u').await;
-        for c in text.chars() {
-            self.key(KeyCode::Char(c)).await;
-        }
-    }
-
-    /// Runs the form and waits until its result (and anything it reads
-    /// after: stage counts, job progress) is complete.
-    async fn run(&mut self) -> CallEntry {
-        let before = self.app.results.entries.len();
-        self.key(KeyCode::F(5)).await;
-        self.wait("the run's result", |app| {
-            app.results.entries.len() > before
-                && app.results.entries.last().is_some_and(|e| {
-                    !e.in_flight()
-                        && !matches!(
-                            &e.run.as_ref().map(|r| &r.detail),
-                            Some(Detail::Aggregate(v)) if v.stages == Stages::Waiting
-                        )
-                })
-        })
-        .await;
-        self.app.results.entries.last().cloned().unwrap()
-    }
-
-    fn screen(&mut self) -> String {
-        let app = &self.app;
-        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
-        ui::screen_text(self.terminal.backend().buffer())
-    }
-}
+mod common;
+use common::live::OnServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sum_aggregation_then_stamp_job_then_browse_the_stamped_records() {
-    let mut live = Live::start().await;
+    let mut live = OnServer::start(160, 45, async |_| {}).await;
     let sum = asudf::samples::find("sum").unwrap();
     load_sample(&live.setup, sum)
         .await
@@ -262,7 +123,7 @@ end
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_apply_over_three_keys_one_missing_shows_a_row_each() {
-    let mut live = Live::start().await;
+    let mut live = OnServer::start(160, 45, async |_| {}).await;
     for (key, n) in [("a", 5), ("b", 1)] {
         live.setup
             .handle
@@ -330,7 +191,7 @@ end
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_stream_function_marks_its_line() {
-    let mut live = Live::start().await;
+    let mut live = OnServer::start(160, 45, async |_| {}).await;
     let sum = asudf::samples::find("sum").unwrap();
     load_sample(&live.setup, sum)
         .await

@@ -5,94 +5,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aerospike::Value;
-use asudf::client::{self, ConnectionState, Event, Outcome, Target};
+use asudf::client::{self, ConnectionState, Outcome, Target};
 use asudf::sandbox::server::{self, ServerOptions};
 use asudf::sandbox::{Sandbox, SandboxConfig};
 use asudf::tui::app::{App, Pane, StartOptions};
 use asudf::tui::panes::apply::Field;
 use asudf::tui::panes::results::CallState;
-use asudf::tui::{Action, Driver, ui};
+use asudf::tui::{Action, Driver};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tokio::sync::mpsc::UnboundedReceiver;
 
-fn fixed_time(_: Duration) -> String {
-    "T".to_string()
-}
-
-struct Live {
-    app: App,
-    driver: Driver,
-    events: UnboundedReceiver<Event>,
-    terminal: Terminal<TestBackend>,
-}
+mod common;
+use common::live::Live;
 
 impl Live {
-    async fn start(target: Target) -> Live {
-        let mut app = App::new(StartOptions::sample(&target.label()));
-        app.time_format = fixed_time;
-        let (handle, events) = client::spawn(target);
-        let mut live = Live {
-            app,
-            driver: Driver::new(handle, None),
-            events,
-            terminal: Terminal::new(TestBackend::new(120, 40)).unwrap(),
-        };
-        live.act(Action::Resize(120, 40)).await;
-        live.wait("connected", |app| app.connected()).await;
-        live.wait("modules listed", |app| app.modules.loaded_once)
-            .await;
-        live
-    }
-
     async fn sandbox(config: SandboxConfig) -> Live {
-        Live::start(Target::Sandbox { dir: None, config }).await
-    }
-
-    async fn act(&mut self, action: Action) {
-        let mut queue = vec![action];
-        while let Some(action) = queue.pop() {
-            let effects = self.app.update(action);
-            queue.extend(self.driver.perform(effects).await.actions);
-        }
-    }
-
-    /// Feeds client events until `done` holds.
-    async fn wait(&mut self, what: &str, done: impl Fn(&App) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while !done(&self.app) {
-            let event = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("waited for {what}:\n{}", self.screen()))
-                .expect("the client task runs");
-            if let Some(action) = self.driver.translate(event) {
-                self.act(action).await;
-            }
-        }
-    }
-
-    async fn key(&mut self, code: KeyCode) {
-        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-            .await;
-    }
-
-    async fn with(&mut self, modifiers: KeyModifiers, c: char) {
-        self.act(Action::Key(KeyEvent::new(KeyCode::Char(c), modifiers)))
-            .await;
-    }
-
-    async fn type_text(&mut self, text: &str) {
-        for c in text.chars() {
-            self.key(KeyCode::Char(c)).await;
-        }
-    }
-
-    async fn set_field(&mut self, index: usize, text: &str) {
-        self.with(KeyModifiers::ALT, '3').await;
-        self.app.apply.focus = index;
-        self.with(KeyModifiers::CONTROL, 'u').await;
-        self.type_text(text).await;
+        Live::start(Target::Sandbox { dir: None, config }, 120, 40).await
     }
 
     /// Opens `source` in the editor as the file `name`.
@@ -120,12 +49,6 @@ impl Live {
                 && app.results.entries.last().is_some_and(|e| !e.in_flight())
         })
         .await;
-    }
-
-    fn screen(&mut self) -> String {
-        let app = &self.app;
-        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
-        ui::screen_text(self.terminal.backend().buffer())
     }
 }
 
@@ -261,7 +184,7 @@ async fn lost_connection_shows_and_comes_back() {
         hosts: vec![aerospike::Host::new(&addr.ip().to_string(), addr.port())],
         policy: aerospike::ClientPolicy::default(),
     };
-    let mut live = Live::start(target).await;
+    let mut live = Live::start(target, 120, 40).await;
     server.shutdown().await;
     live.wait("the loss", |app| {
         matches!(app.connection, ConnectionState::Lost { .. })

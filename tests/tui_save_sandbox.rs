@@ -4,22 +4,15 @@
 //! on a fresh sandbox.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use aerospike::Value;
-use asudf::client::{self, Event, IndexSpec, Outcome, Request, Target};
-use asudf::commands::Headless;
-use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
-use asudf::sandbox::{Sandbox, SandboxConfig};
+use asudf::client::{IndexSpec, Outcome, Request};
 use asudf::testing::{self, format};
-use asudf::tui::app::{App, StartOptions};
+use asudf::tui::Action;
 use asudf::tui::panes::apply::{Field, FormKind};
 use asudf::tui::panes::results::CallState;
-use asudf::tui::panes::runs::{Detail, Stages};
-use asudf::tui::{Action, Driver};
-use asudf::where_clause::Collection;
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use tokio::sync::mpsc::UnboundedReceiver;
+use asudf::tui::panes::runs::Detail;
+use crossterm::event::{KeyCode, KeyModifiers};
 
 /// Record UDFs for the batches and the job, a stream UDF for the aggregation.
 const MODULE: &str = "function put(rec, n)
@@ -53,130 +46,15 @@ function total(stream)
 end
 ";
 
-struct Live {
-    app: App,
-    driver: Driver,
-    events: UnboundedReceiver<Event>,
-    _server: ServerHandle,
-}
+mod common;
+use common::live::OnServer;
 
-impl Live {
-    /// A console on a fresh sandbox that already has an index on `n`.
-    async fn start() -> Live {
-        let sandbox = Sandbox::open(SandboxConfig::default()).unwrap();
-        let server = server::start(sandbox, ServerOptions::default())
-            .await
-            .unwrap();
-        let addr = server.addr();
-        let target = || Target::Cluster {
-            hosts: vec![aerospike::Host::new(&addr.ip().to_string(), addr.port())],
-            policy: aerospike::ClientPolicy::default(),
-        };
-        let Ok(setup) = Headless::connect(target(), true).await else {
-            panic!("the setup session connects");
-        };
-        setup
-            .handle
-            .call(Request::CreateIndex(IndexSpec {
-                ns: "test".into(),
-                set: Some("demo".into()),
-                bin: "n".into(),
-                kind: "numeric".into(),
-                collection: Collection::Scalar,
-                name: "demo_n".into(),
-            }))
-            .await
-            .0
-            .expect("the index is created");
-        let (handle, events) = client::spawn(target());
-        let mut live = Live {
-            app: App::new(StartOptions::sample(&target().label())),
-            driver: Driver::new(handle, None),
-            events,
-            _server: server,
-        };
-        live.act(Action::Resize(160, 45)).await;
-        live.wait("connected", |app| app.connected()).await;
-        live
-    }
-
-    async fn act(&mut self, action: Action) {
-        let mut queue = vec![action];
-        while let Some(action) = queue.pop() {
-            let effects = self.app.update(action);
-            queue.extend(self.driver.perform(effects).await.actions);
-        }
-    }
-
-    /// Feeds client events and ticks (job progress is read on the tick)
-    /// until `done` holds.
-    async fn wait(&mut self, what: &str, done: impl Fn(&App) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !done(&self.app) {
-            let wake = self
-                .app
-                .next_wake()
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or(deadline)
-                .min(deadline);
-            tokio::select! {
-                event = self.events.recv() => {
-                    let event = event.expect("the client task runs");
-                    if let Some(action) = self.driver.translate(event) {
-                        self.act(action).await;
-                    }
-                }
-                _ = tokio::time::sleep_until(wake) => {
-                    assert!(tokio::time::Instant::now() < deadline, "waited for {what}");
-                    self.act(Action::Tick(Instant::now())).await;
-                }
-            }
-        }
-    }
-
-    async fn key(&mut self, code: KeyCode) {
-        self.act(Action::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-            .await
-    }
-
-    async fn with(&mut self, modifiers: KeyModifiers, c: char) {
-        self.act(Action::Key(KeyEvent::new(KeyCode::Char(c), modifiers)))
-            .await;
-    }
-
-    async fn kind(&mut self, kind: FormKind) {
-        while self.app.apply.kind != kind {
-            self.key(KeyCode::F(8)).await;
-        }
-    }
-
-    async fn set(&mut self, field: Field, text: &str) {
-        self.with(KeyModifiers::ALT, '3').await;
-        self.app.apply.focus_field(field);
-        assert_eq!(self.app.apply.focused_field(), field);
-        self.with(KeyModifiers::CONTROL, 'u').await;
-        for c in text.chars() {
-            self.key(KeyCode::Char(c)).await;
-        }
-    }
-
-    /// Runs the form and waits for its result to be complete.
-    async fn run(&mut self) -> Option<Outcome> {
-        let before = self.app.results.entries.len();
-        self.key(KeyCode::F(5)).await;
-        self.wait("the run's result", |app| {
-            app.results.entries.len() > before
-                && app.results.entries.last().is_some_and(|e| {
-                    !e.in_flight()
-                        && !matches!(
-                            &e.run.as_ref().map(|r| &r.detail),
-                            Some(Detail::Aggregate(v)) if v.stages == Stages::Waiting
-                        )
-                })
-        })
-        .await;
-        match &self.app.results.entries.last()?.state {
-            CallState::Done { outcome, .. } => outcome.clone().ok(),
+// The runs of this file's flows.
+impl OnServer {
+    /// Runs the form; its outcome once complete.
+    async fn outcome(&mut self) -> Option<Outcome> {
+        match self.run().await.state {
+            CallState::Done { outcome, .. } => outcome.ok(),
             CallState::InFlight => None,
         }
     }
@@ -188,7 +66,7 @@ impl Live {
         self.set(Field::Module, "session").await;
         self.set(Field::Function, function).await;
         self.set(Field::Args, args).await;
-        self.run().await
+        self.outcome().await
     }
 }
 
@@ -197,7 +75,23 @@ async fn a_saved_session_of_every_kind_passes_when_replayed() {
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("session.lua");
     std::fs::write(&module, MODULE).unwrap();
-    let mut live = Live::start().await;
+    // A fresh sandbox that already has an index on `n`.
+    let mut live = OnServer::start(160, 45, async |setup| {
+        setup
+            .handle
+            .call(Request::CreateIndex(IndexSpec::new(
+                "test".into(),
+                Some("demo".into()),
+                "n",
+                "numeric",
+                None,
+                Some("demo_n"),
+            )))
+            .await
+            .0
+            .expect("the index is created");
+    })
+    .await;
     // The module is opened from its file and registered with F9.
     live.act(Action::FileLoaded {
         path: module.clone(),
@@ -253,7 +147,7 @@ async fn a_saved_session_of_every_kind_passes_when_replayed() {
     live.set(Field::Bins, "n, seen").await;
     live.set(Field::MaxRecords, "").await;
     assert!(matches!(
-        live.run().await,
+        live.outcome().await,
         Some(Outcome::Streamed { count: 2, .. })
     ));
 

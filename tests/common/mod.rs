@@ -3,5 +3,6 @@
 pub mod cases;
 pub mod console;
 pub mod frames;
+pub mod live;
 pub mod served;
 pub mod tmux;
