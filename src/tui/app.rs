@@ -988,10 +988,7 @@ impl App {
                 return;
             }
         };
-        self.apply.remember();
-        if let Ok(json) = serde_json::to_string(&self.apply.history) {
-            effects.push(Effect::SaveForms(json));
-        }
+        self.remember_form(effects);
         let label = format!(
             "{}.{}({}) @ {}",
             call.module,
@@ -1053,6 +1050,14 @@ impl App {
         self.complain(format!("cannot run: {}{at}: {}", e.field_name(), e.message));
     }
 
+    /// Keeps the form in its history, and the history on disk.
+    fn remember_form(&mut self, effects: &mut Vec<Effect>) {
+        self.apply.remember();
+        if let Ok(json) = serde_json::to_string(&self.apply.history) {
+            effects.push(Effect::SaveForms(json));
+        }
+    }
+
     /// Runs an aggregation, a background job, a query or a batch apply:
     /// one request whose items and answer fill a result entry.
     fn run_kind(&mut self, effects: &mut Vec<Effect>) {
@@ -1063,10 +1068,7 @@ impl App {
                 return;
             }
         };
-        self.apply.remember();
-        if let Ok(json) = serde_json::to_string(&self.apply.history) {
-            effects.push(Effect::SaveForms(json));
-        }
+        self.remember_form(effects);
         let detail = match &request {
             Request::Aggregate(call) => Detail::Aggregate(AggregateView {
                 values: Vec::new(),
