@@ -25,7 +25,7 @@ use crate::tui::panes::apply::{ApplyForm, Field, FieldError, FormKind, LineInput
 use crate::tui::panes::editor::{Editor, Mark, module_name_for};
 use crate::tui::panes::indexes::Indexes;
 use crate::tui::panes::jobs::Jobs;
-use crate::tui::panes::modules::{Modules, module_file_name};
+use crate::tui::panes::modules::{Badge, Modules, module_file_name};
 use crate::tui::panes::results::{CallEntry, CallState, Results, RunSeries, TimeFormat, real_time};
 use crate::tui::panes::runs::{
     AggregateView, Detail, JobView, MAX_KEPT, QueryRow, ROWS_EXPANDED, ROWS_FOLDED, RunView, Stages,
@@ -217,6 +217,9 @@ pub struct StatusMessage {
 }
 
 pub struct App {
+    /// The buffer's badge, and the (edits, module changes, module) it was
+    /// worked out for.
+    badge: (Option<(u64, u64, String)>, Option<Badge>),
     pub keymap: Keymap,
     pub theme: Theme,
     pub focus: Pane,
@@ -308,6 +311,7 @@ impl App {
         let mut apply = ApplyForm::default();
         apply.restore(options.forms);
         let mut app = App {
+            badge: (None, None),
             keymap: options.keymap,
             theme: options.theme,
             focus: Pane::Editor,
@@ -340,6 +344,7 @@ impl App {
             saving_test: None,
         };
         app.fit_editor();
+        app.refresh_badge();
         app
     }
 
@@ -424,7 +429,32 @@ impl App {
             effects.push(Effect::Quit);
         }
         self.editor.refresh_highlight();
+        self.refresh_badge();
         effects
+    }
+
+    /// Whether the buffer is what the server has registered under its name.
+    pub fn buffer_badge(&self) -> Option<Badge> {
+        self.badge.1
+    }
+
+    /// Compares the buffer with its registered source again only when
+    /// either changed: the comparison walks the whole buffer, too much for
+    /// every frame of a big module.
+    fn refresh_badge(&mut self) {
+        let key = (
+            self.editor.edits,
+            self.modules.changes,
+            self.editor.module.clone(),
+        );
+        if self.badge.0.as_ref() == Some(&key) {
+            return;
+        }
+        let badge = self
+            .modules
+            .get(&self.editor.module)
+            .and_then(|entry| Modules::badge(entry, &self.editor.module, self.editor.lines()));
+        self.badge = (Some(key), badge);
     }
 
     /// Gives the editor the size the layout gives it.

@@ -99,7 +99,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
             theme,
             app.focus == Pane::Modules,
             &app.editor.module,
-            app.editor.lines(),
+            app.buffer_badge(),
         );
     }
     app.editor.draw(

@@ -39,6 +39,9 @@ pub struct Editor {
     /// The module name the buffer registers as (`counter.lua`).
     pub module: String,
     pub dirty: bool,
+    /// Counts changes to the text (loads and edits), so what is derived from
+    /// it is worked out again only when it changed.
+    pub edits: u64,
     pub scroll_row: usize,
     pub scroll_col: usize,
     /// Rows and columns of text the last layout gave the editor.
@@ -71,6 +74,7 @@ impl Editor {
             path,
             module,
             dirty: false,
+            edits: 0,
             scroll_row: 0,
             scroll_col: 0,
             view_rows: 20,
@@ -88,6 +92,7 @@ impl Editor {
         self.path = path;
         self.module = module;
         self.dirty = false;
+        self.edits += 1;
         self.scroll_row = 0;
         self.scroll_col = 0;
         self.marks.clear();
@@ -147,6 +152,7 @@ impl Editor {
                 self.highlighter.line_changed(change.row);
             }
             self.dirty = true;
+            self.edits += 1;
             self.marks.clear();
         }
         self.follow_cursor();

@@ -112,6 +112,10 @@ pub struct Modules {
     /// A list request is in flight.
     pub loading: bool,
     pub loaded_once: bool,
+    /// Counts changes to the list and its sources (see [`Editor::edits`]).
+    ///
+    /// [`Editor::edits`]: crate::tui::panes::editor::Editor::edits
+    pub changes: u64,
 }
 
 impl Modules {
@@ -137,12 +141,14 @@ impl Modules {
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         self.entries = entries;
+        self.changes += 1;
         self.selected = self.selected.min(self.entries.len().saturating_sub(1));
         self.loading = false;
         self.loaded_once = true;
     }
 
     pub fn set_source(&mut self, name: &str, source: String) {
+        self.changes += 1;
         if let Some(entry) = self.entries.iter_mut().find(|e| e.name == name) {
             entry.functions = global_functions(&source);
             entry.source = Some(source);
@@ -201,7 +207,7 @@ impl Modules {
         theme: Theme,
         focused: bool,
         buffer_module: &str,
-        buffer: &[String],
+        buffer_badge: Option<Badge>,
     ) {
         let title = if self.loading {
             " 1 Modules … ".to_string()
@@ -228,7 +234,10 @@ impl Modules {
                     theme.accent()
                 },
             )];
-            match Modules::badge(entry, buffer_module, buffer) {
+            let badge = (entry.name == buffer_module)
+                .then_some(buffer_badge)
+                .flatten();
+            match badge {
                 Some(Badge::Same) => spans.push(Span::styled(" =buffer", theme.ok())),
                 Some(Badge::Differs) => spans.push(Span::styled(" ≠buffer", theme.warn())),
                 _ => {}
