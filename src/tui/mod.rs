@@ -94,11 +94,39 @@ pub struct Driver {
     pub forms: Option<PathBuf>,
     /// Where lint answers go; `None`: lint inline (tests).
     pub lint: Option<tokio::sync::mpsc::UnboundedSender<Action>>,
+    /// Writes nobody waits for, done in order by a task of their own so the
+    /// UI loop never waits on the disk for them.
+    chores: tokio::sync::mpsc::UnboundedSender<Chore>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+/// A file write no action waits for.
+enum Chore {
+    Write(PathBuf, String),
+    Remove(PathBuf),
+}
+
+async fn do_chores(mut chores: tokio::sync::mpsc::UnboundedReceiver<Chore>) {
+    while let Some(chore) = chores.recv().await {
+        match chore {
+            Chore::Write(path, text) => {
+                if let Err(e) = write_file(&path, &text).await {
+                    tracing::warn!("{} not written: {e}", path.display());
+                }
+            }
+            Chore::Remove(path) => {
+                let _ = tokio::fs::remove_file(path).await;
+            }
+        }
+    }
 }
 
 impl Driver {
     pub fn new(handle: ClientHandle, recovery: Option<PathBuf>) -> Driver {
+        let (chores, queue) = tokio::sync::mpsc::unbounded_channel();
         Driver {
+            chores,
+            writer: tokio::spawn(do_chores(queue)),
             handle,
             ids: HashMap::new(),
             tags: HashMap::new(),
@@ -133,6 +161,12 @@ impl Driver {
         Some(Action::Client(event))
     }
 
+    /// Waits for the writes still queued (before the console exits).
+    pub async fn finish(self) {
+        drop(self.chores);
+        let _ = self.writer.await;
+    }
+
     pub async fn perform(&mut self, effects: Vec<Effect>) -> Performed {
         let mut out = Performed::default();
         for effect in effects {
@@ -161,21 +195,19 @@ impl Driver {
                 Effect::WriteRecovery { text, path } => {
                     if let Some(file) = &self.recovery {
                         let json = serde_json::json!({ "path": path, "text": text });
-                        if let Err(e) = write_file(file, &json.to_string()).await {
-                            tracing::warn!("recovery copy not written: {e}");
-                        }
+                        let _ = self
+                            .chores
+                            .send(Chore::Write(file.clone(), json.to_string()));
                     }
                 }
                 Effect::ClearRecovery => {
                     if let Some(file) = &self.recovery {
-                        let _ = tokio::fs::remove_file(file).await;
+                        let _ = self.chores.send(Chore::Remove(file.clone()));
                     }
                 }
                 Effect::SaveForms(json) => {
-                    if let Some(file) = &self.forms
-                        && let Err(e) = write_file(file, &json).await
-                    {
-                        tracing::warn!("recent forms not kept: {e}");
+                    if let Some(file) = &self.forms {
+                        let _ = self.chores.send(Chore::Write(file.clone(), json));
                     }
                 }
                 Effect::Lint(request) => match &self.lint {
@@ -353,7 +385,8 @@ pub async fn run(
     console.draw()?;
     tracing::info!(target = %console.app.target, "console started");
     while console.step().await? {}
-    drop(console);
+    let RunLoop { driver, .. } = console;
+    driver.finish().await;
     drop(guard);
     tracing::info!("console closed");
     Ok(())
