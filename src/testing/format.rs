@@ -537,9 +537,14 @@ impl Reader<'_> {
     }
 
     fn count(&self, item: &Item, what: &str) -> Result<u64, FileError> {
+        self.integer(item, &format!("{what} must be a whole number"))
+    }
+
+    /// An integer that fits `T`, or `problem` at the item.
+    fn integer<T: TryFrom<i64>>(&self, item: &Item, problem: &str) -> Result<T, FileError> {
         item.as_integer()
-            .and_then(|n| u64::try_from(n).ok())
-            .ok_or_else(|| self.error(item.span(), format!("{what} must be a whole number")))
+            .and_then(|n| T::try_from(n).ok())
+            .ok_or_else(|| self.error(item.span(), problem))
     }
 
     fn job_expect(&self, item: &Item) -> Result<JobExpect, FileError> {
@@ -1022,11 +1027,7 @@ impl Reader<'_> {
         })?;
         self.known_keys(table, &["code", "message", "pattern"], "in error")?;
         let code = match table.get("code") {
-            Some(c) => Some(
-                c.as_integer()
-                    .and_then(|c| i32::try_from(c).ok())
-                    .ok_or_else(|| self.error(c.span(), "code must be an integer"))?,
-            ),
+            Some(c) => Some(self.integer(c, "code must be an integer")?),
             None => None,
         };
         let message = match (table.get("message"), table.get("pattern")) {
@@ -1057,21 +1058,13 @@ impl Reader<'_> {
         })?;
         self.known_keys(table, &["bins", "gen", "ttl"], "in record")?;
         let generation = match table.get("gen") {
-            Some(g) => Some(
-                g.as_integer()
-                    .and_then(|g| u32::try_from(g).ok())
-                    .ok_or_else(|| self.error(g.span(), "gen must be a whole number"))?,
-            ),
+            Some(g) => Some(self.integer(g, "gen must be a whole number")?),
             None => None,
         };
         let ttl = match table.get("ttl") {
             None => None,
             Some(t) if t.as_str() == Some("never") => Some(None),
-            Some(t) => Some(Some(
-                t.as_integer()
-                    .and_then(|t| u32::try_from(t).ok())
-                    .ok_or_else(|| self.error(t.span(), "ttl is seconds or \"never\""))?,
-            )),
+            Some(t) => Some(Some(self.integer(t, "ttl is seconds or \"never\"")?)),
         };
         let bins = match table.get("bins") {
             Some(_) => Some(self.bins(table, false)?),

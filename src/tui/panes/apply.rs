@@ -39,18 +39,6 @@ pub enum Field {
     MaxRecords,
 }
 
-/// The record form's fields, in order (also the first of [`ALL_FIELDS`]).
-pub const FIELDS: [Field; 8] = [
-    Field::Namespace,
-    Field::Set,
-    Field::Key,
-    Field::Module,
-    Field::Function,
-    Field::Args,
-    Field::Timeout,
-    Field::Times,
-];
-
 /// Every field of every kind: the form keeps one input per field, so
 /// switching the kind back and forth loses nothing.
 pub const ALL_FIELDS: [Field; 13] = [
@@ -151,7 +139,7 @@ impl FormKind {
     pub fn fields(self) -> &'static [Field] {
         use Field::*;
         match self {
-            FormKind::Record => &FIELDS,
+            FormKind::Record => &[Namespace, Set, Key, Module, Function, Args, Timeout, Times],
             FormKind::Aggregate => &[Namespace, Set, Where, Module, Function, Args],
             FormKind::Background => &[Namespace, Set, Where, Module, Function, Args, Rps],
             FormKind::Query => &[Namespace, Set, Where, Bins, MaxRecords],
@@ -643,7 +631,9 @@ impl ApplyForm {
     pub fn restore(&mut self, history: Vec<FormSnapshot>) {
         let usable: Vec<FormSnapshot> = history
             .into_iter()
-            .filter(|s| (FIELDS.len()..=ALL_FIELDS.len()).contains(&s.values.len()))
+            .filter(|s| {
+                (FormKind::Record.fields().len()..=ALL_FIELDS.len()).contains(&s.values.len())
+            })
             .map(|mut s| {
                 for field in &ALL_FIELDS[s.values.len()..] {
                     s.values.push(field.default_text().to_string());
