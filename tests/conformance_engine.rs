@@ -4,11 +4,9 @@ mod common;
 
 use asudf::client::parse_udf_list;
 
-use std::path::Path;
-
 use asudf::sandbox::store::{Change, Record, digest, next_generation, now_cf_ms};
 use asudf::sandbox::{ApplyRequest, LuaLibs, Sandbox, SandboxConfig, UdfFailure, Value};
-use common::cases::{Key, StepError, Target, assert_all_cases_pass, cases_dir, udf_put_params};
+use common::cases::{Key, StepError, Target, assert_all_cases_pass, udf_put_params};
 
 /// The engine driven directly, as the wire server would drive it.
 struct EngineTarget {
@@ -149,25 +147,5 @@ fn every_recorded_case_passes_on_the_engine() {
 
 #[test]
 fn project_cases_match_the_shared_cases() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases");
-    if !shared.is_dir() {
-        return; // only checkable where the shared folder exists
-    }
-    let names = |dir: &Path| {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
-    let ours = cases_dir();
-    assert_eq!(names(&ours), names(&shared), "case file names differ");
-    for name in names(&ours) {
-        assert_eq!(
-            std::fs::read(ours.join(&name)).unwrap(),
-            std::fs::read(shared.join(&name)).unwrap(),
-            "{name} differs from the shared copy"
-        );
-    }
+    common::cases::assert_copy_matches_shared("cases");
 }

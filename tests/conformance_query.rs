@@ -540,25 +540,5 @@ fn replay_all(cases: &[Case]) {
 
 #[test]
 fn project_cases_match_the_shared_cases() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases-query");
-    if !shared.is_dir() {
-        return; // only checkable where the shared folder exists
-    }
-    let names = |dir: &Path| {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
-    let ours = cases_dir();
-    assert_eq!(names(&ours), names(&shared), "case file names differ");
-    for name in names(&ours) {
-        assert_eq!(
-            std::fs::read(ours.join(&name)).unwrap(),
-            std::fs::read(shared.join(&name)).unwrap(),
-            "{name} differs from the shared copy"
-        );
-    }
+    common::cases::assert_copy_matches_shared("cases-query");
 }

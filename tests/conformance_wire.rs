@@ -237,28 +237,5 @@ fn filter_expression_cases_pass_through_the_client() {
 
 #[test]
 fn batch_exp_cases_are_the_shared_ones() {
-    let shared =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases-batch-exp");
-    if !shared.is_dir() {
-        eprintln!("{} is not here: nothing to compare", shared.display());
-        return;
-    }
-    let names = |dir: &Path| -> Vec<(String, Vec<u8>)> {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .map(|p| {
-                let name = p.file_name().unwrap().to_string_lossy().into_owned();
-                (name, std::fs::read(&p).unwrap())
-            })
-            .collect();
-        files.sort();
-        files
-    };
-    assert!(
-        names(&batch_exp_dir()) == names(&shared),
-        "tests/conformance/cases-batch-exp differs from {}",
-        shared.display()
-    );
+    common::cases::assert_copy_matches_shared("cases-batch-exp");
 }

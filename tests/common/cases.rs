@@ -17,6 +17,41 @@ pub fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases")
 }
 
+/// Checks that the project's copy `tests/conformance/FOLDER` holds the same
+/// files, byte for byte, as `../shared/conformance/FOLDER`, where that exists.
+pub fn assert_copy_matches_shared(folder: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/conformance").join(folder);
+    if !shared.is_dir() {
+        eprintln!("{} is not here: nothing to compare", shared.display());
+        return;
+    }
+    let files = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let ours = files(&root.join("tests/conformance").join(folder));
+    let theirs = files(&shared);
+    let names = |f: &[(String, Vec<u8>)]| f.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&ours),
+        names(&theirs),
+        "case file names differ in {folder}"
+    );
+    for ((name, a), (_, b)) in ours.iter().zip(&theirs) {
+        assert!(a == b, "{folder}/{name} differs from the shared copy");
+    }
+}
+
 pub struct Case {
     pub file: String,
     pub name: String,
