@@ -1,10 +1,11 @@
 //! The headless commands, run as real processes against a sandbox.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value as Json;
+
+mod common;
+use common::process::{self, Served};
 
 fn counter_lua() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/counter.lua")
@@ -14,21 +15,7 @@ fn counter_lua() -> PathBuf {
 fn asudf(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--sandbox-dir", dir.to_str().unwrap()]);
-    run(&all)
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("asudf")
-        .unwrap()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    process::asudf(&all)
 }
 
 fn json_of(stdout: &str) -> Json {
@@ -90,32 +77,11 @@ fn guide_walkthrough_as_separate_processes_with_no_server_running() {
     assert_eq!(out.trim(), "");
 }
 
-/// A served sandbox: commands started later connect to it and share its data.
-struct Served(Child);
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn commands_connect_to_a_running_serve_of_the_same_directory() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::cargo_bin("asudf")
-        .unwrap()
-        .args(["serve", "--port", "0", "--sandbox-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let served = Served(child);
-    let mut banner = String::new();
-    BufReader::new(stdout).read_line(&mut banner).unwrap();
-    assert!(banner.contains("127.0.0.1:"), "banner: {banner}");
+    // A served sandbox: commands started later connect to it and share its data.
+    let served = Served::start(&["--sandbox-dir", dir.path().to_str().unwrap()]);
 
     let (code, _, err) = asudf(dir.path(), &["udf", "put", counter_lua().to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -392,7 +358,7 @@ fn exit_codes_for_usage_and_connection_errors() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("MODULE.FUNCTION"), "{err}");
     // Nothing listens on port 1.
-    let (code, _, err) = run(&["-h", "127.0.0.1:1", "--timeout", "500", "udf", "ls"]);
+    let (code, _, err) = process::asudf(&["-h", "127.0.0.1:1", "--timeout", "500", "udf", "ls"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("cannot connect to 127.0.0.1:1"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");

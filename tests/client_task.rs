@@ -1,7 +1,5 @@
 //! The one client task: requests in, events out, against real sandbox servers.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aerospike::Value;
@@ -12,6 +10,9 @@ use asudf::client::{
 use asudf::sandbox::SandboxConfig;
 use asudf::sandbox::server::{self, ServerOptions};
 use tokio::sync::mpsc::UnboundedReceiver;
+
+mod common;
+use common::process::Served;
 
 const COUNTER: &str = include_str!("../assets/counter.lua");
 
@@ -312,35 +313,10 @@ async fn a_lost_server_is_noticed_calls_fail_fast_and_it_reconnects() {
     );
 }
 
-/// A served directory: another process holds it.
-struct Served(Child);
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &Path) -> Served {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_asudf"))
-        .args(["serve", "--port", "0", "--sandbox-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    assert!(banner.contains("127.0.0.1:"), "{banner}");
-    Served(child)
-}
-
 #[tokio::test]
 async fn takes_over_serving_when_the_serving_process_goes_away() {
     let dir = tempfile::tempdir().unwrap();
-    let served = serve(dir.path());
+    let served = Served::start(&["--sandbox-dir", dir.path().to_str().unwrap()]);
     let target = Target::Sandbox {
         dir: Some(dir.path().to_path_buf()),
         config: SandboxConfig::default(),

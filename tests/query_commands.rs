@@ -7,70 +7,13 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
 use asudf::value;
 use common::cases::canon_value;
+use common::process::Served;
 use serde_json::{Value as Json, json};
-
-/// `asudf serve --memory --lua-libs all` on a free port, killed on drop.
-struct Served {
-    child: Child,
-    host: String,
-}
-
-impl Served {
-    fn start() -> Served {
-        let mut child = Command::cargo_bin("asudf")
-            .unwrap()
-            .args(["serve", "--port", "0", "--memory", "--lua-libs", "all"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut banner = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut banner)
-            .unwrap();
-        let host = banner
-            .split_whitespace()
-            .find(|w| w.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("banner: {banner}"))
-            .trim_end_matches(|c: char| !c.is_ascii_digit())
-            .to_string();
-        Served { child, host }
-    }
-
-    /// `asudf -h HOST ARGS…` → (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::cargo_bin("asudf")
-            .unwrap()
-            .args(["-h", &self.host])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "asudf {args:?}: {err}{out}");
-        out
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A typed VALUE in the literal syntax the commands take.
 fn literal(typed: &Json) -> String {
@@ -296,7 +239,7 @@ fn cases_with_aggregations_and_jobs_replay_through_the_commands() {
         if !runs_udfs {
             continue;
         }
-        let served = Served::start();
+        let served = Served::start(&["--memory", "--lua-libs", "all"]);
         let modules = tempfile::tempdir().unwrap();
         replay(&served, modules.path(), &case);
         replayed += 1;
@@ -306,7 +249,7 @@ fn cases_with_aggregations_and_jobs_replay_through_the_commands() {
 
 #[test]
 fn samples_load_and_run_through_the_commands() {
-    let served = Served::start();
+    let served = Served::start(&["--memory", "--lua-libs", "all"]);
     let out = served.ok(&["--json", "sample", "load", "sum"]);
     let loaded: Json = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(loaded["records"], 1000);
@@ -374,7 +317,7 @@ fn samples_load_and_run_through_the_commands() {
 
 #[test]
 fn bad_where_clauses_are_usage_errors_with_the_column() {
-    let served = Served::start();
+    let served = Served::start(&["--memory", "--lua-libs", "all"]);
     let (code, _, err) = served.run(&["query", "test.x", "--where", "age BETWEEN 1 OR 2"]);
     assert_eq!(code, 2);
     assert!(err.contains("column 15: expected AND, found 'OR'"), "{err}");
@@ -382,7 +325,7 @@ fn bad_where_clauses_are_usage_errors_with_the_column() {
 
 #[test]
 fn a_reader_that_stops_early_ends_the_command_quietly() {
-    let served = Served::start();
+    let served = Served::start(&["--memory", "--lua-libs", "all"]);
     served.ok(&["sample", "load", "sum"]);
     let mut child = Command::cargo_bin("asudf")
         .unwrap()

@@ -1,30 +1,15 @@
 //! `asudf test`: scenario files run as a real process, on sandboxes of
 //! their own and against `asudf serve` in another process.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value as Json;
+
+mod common;
+use common::process::{Served, asudf};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("asudf")
-        .unwrap()
-        .args(args)
-        .env_remove("ASUDF_HOST")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// A folder with the counter module and one scenario file.
@@ -49,12 +34,12 @@ fn step(args: &str, rest: &str) -> String {
 fn test_file(file: &Path, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec!["test", file.to_str().unwrap()];
     args.extend(extra);
-    run(&args)
+    asudf(&args)
 }
 
 #[test]
 fn the_examples_pass() {
-    let (code, out, err) = run(&["test", root().join("examples").to_str().unwrap()]);
+    let (code, out, err) = asudf(&["test", root().join("examples").to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("counter.udftest.toml"), "{out}");
     assert!(
@@ -80,7 +65,7 @@ fn a_passing_file_and_the_folder_search() {
         std::fs::create_dir(dir.path().join(skipped)).unwrap();
         std::fs::write(dir.path().join(skipped).join("x.udftest.toml"), "bad").unwrap();
     }
-    let (code, out, err) = run(&["test", dir.path().to_str().unwrap()]);
+    let (code, out, err) = asudf(&["test", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("ok    "), "{out}");
     assert!(out.trim_end().ends_with("2 passed, 0 failed"), "{out}");
@@ -249,7 +234,7 @@ fn junit_output_parses_with_a_case_per_step() {
     std::fs::write(dir.path().join("b.udftest.toml"), "[[step]]\nget = \n").unwrap();
     let xml_path = dir.path().join("junit.xml");
     let d = dir.path().to_str().unwrap();
-    let (code, _, _) = run(&["test", d, "--junit", xml_path.to_str().unwrap()]);
+    let (code, _, _) = asudf(&["test", d, "--junit", xml_path.to_str().unwrap()]);
     assert_eq!(code, 2);
     let xml = std::fs::read_to_string(&xml_path).unwrap();
     let mut reader = Reader::from_str(&xml);
@@ -290,44 +275,9 @@ fn junit_output_parses_with_a_case_per_step() {
     assert_eq!(failures, ["value"]);
 }
 
-/// `asudf serve` in another process, on a free port.
-struct Served {
-    child: Child,
-    host: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve() -> Served {
-    let mut child = Command::cargo_bin("asudf")
-        .unwrap()
-        .args(["serve", "--memory", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let at = banner
-        .find("127.0.0.1:")
-        .expect("the banner names the address");
-    let host: String = banner[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
-        .collect();
-    Served { child, host }
-}
-
 #[test]
 fn against_a_served_cluster_modules_are_checked_sets_are_the_runs_and_records_removed() {
-    let server = serve();
+    let server = Served::start(&["--memory"]);
     let h = server.host.as_str();
     let text = format!(
         "{HEAD}{}{}",
@@ -341,23 +291,23 @@ fn against_a_served_cluster_modules_are_checked_sets_are_the_runs_and_records_re
     let f = file.to_str().unwrap();
 
     // Not registered, and no --register: the file fails, nothing registered.
-    let (code, out, _) = run(&["test", f, "-h", h]);
+    let (code, out, _) = asudf(&["test", f, "-h", h]);
     assert_eq!(code, 4, "{out}");
     assert!(out.contains("counter.lua is not on the cluster"), "{out}");
     assert!(out.contains("--register"), "{out}");
-    let (_, listed, _) = run(&["udf", "ls", "-h", h]);
+    let (_, listed, _) = asudf(&["udf", "ls", "-h", h]);
     assert_eq!(listed.trim(), "");
 
     // --register: the run passes in a set of its own, then removes its records.
-    let (code, out, err) = run(&["test", f, "-h", h, "--register", "--json"]);
+    let (code, out, err) = asudf(&["test", f, "-h", h, "--register", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let j: Json = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(j["passed"], 2);
     let run_id = j["run_id"].as_str().unwrap();
     let set = format!("test.demo-{run_id}");
-    let (code, out, _) = run(&["record", "get", &set, "c1", "-h", h]);
+    let (code, out, _) = asudf(&["record", "get", &set, "c1", "-h", h]);
     assert_eq!((code, out.trim()), (0, "no such record"));
-    let (_, out, _) = run(&["record", "get", "test.demo", "c1", "-h", h]);
+    let (_, out, _) = asudf(&["record", "get", "test.demo", "c1", "-h", h]);
     assert_eq!(
         out.trim(),
         "no such record",
@@ -365,16 +315,16 @@ fn against_a_served_cluster_modules_are_checked_sets_are_the_runs_and_records_re
     );
 
     // Registered and equal: passes without --register.
-    let (code, out, _) = run(&["test", f, "-h", h]);
+    let (code, out, _) = asudf(&["test", f, "-h", h]);
     assert_eq!(code, 0, "{out}");
 
     // A differing registered module fails the file.
     let other = file.with_file_name("counter.lua");
     std::fs::write(&other, "function increment(rec) return 0 end\n").unwrap();
-    let (code, _, err) = run(&["udf", "put", other.to_str().unwrap(), "-h", h]);
+    let (code, _, err) = asudf(&["udf", "put", other.to_str().unwrap(), "-h", h]);
     assert_eq!(code, 0, "{err}");
     std::fs::copy(root().join("assets/counter.lua"), &other).unwrap();
-    let (code, out, _) = run(&["test", f, "-h", h]);
+    let (code, out, _) = asudf(&["test", f, "-h", h]);
     assert_eq!(code, 4, "{out}");
     assert!(
         out.contains("counter.lua on the cluster differs from"),
@@ -383,7 +333,7 @@ fn against_a_served_cluster_modules_are_checked_sets_are_the_runs_and_records_re
 
     // A step with no set is refused before anything runs.
     let (_dir2, no_set) = scenario("[[step]]\nget = 1\nrecord = \"none\"\n");
-    let (code, out, _) = run(&["test", no_set.to_str().unwrap(), "-h", h]);
+    let (code, out, _) = asudf(&["test", no_set.to_str().unwrap(), "-h", h]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains(":1:1: no set"), "{out}");
 }
@@ -574,7 +524,7 @@ fn the_readme_query_path_example_passes() {
 
 #[test]
 fn query_path_steps_against_a_served_cluster_keep_to_the_runs_set_and_index() {
-    let server = serve();
+    let server = Served::start(&["--memory"]);
     let h = server.host.as_str();
     let (_dir, file) = sales(
         "\n[[step]]\naggregate = \"sum.total\"\nwhere = \"amount BETWEEN 10 AND 50\"\nexpect = \"[96]\"\n\n[[step]]\nexecute = \"stamp.mark\"\nargs = \"'seen'\"\njob = { succeeded = 4 }\n\n[[step]]\nquery = true\nrecords = 4\n",
@@ -582,11 +532,11 @@ fn query_path_steps_against_a_served_cluster_keep_to_the_runs_set_and_index() {
     let f = file.to_str().unwrap();
     // Twice: a run creates its index again after the last one dropped its own.
     for _ in 0..2 {
-        let (code, out, err) = run(&["test", f, "-h", h, "--register"]);
+        let (code, out, err) = asudf(&["test", f, "-h", h, "--register"]);
         assert_eq!(code, 0, "{out}{err}");
     }
     // The run's indexes are dropped with its records.
-    let (code, out, err) = run(&["index", "ls", "-h", h]);
+    let (code, out, err) = asudf(&["index", "ls", "-h", h]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "", "{out}");
 }
@@ -730,20 +680,20 @@ fn a_bad_batch_step_is_a_file_error_with_line_and_column() {
 
 #[test]
 fn batch_steps_against_a_served_cluster_keep_to_the_runs_set() {
-    let server = serve();
+    let server = Served::start(&["--memory"]);
     let h = server.host.as_str();
     let (_dir, file) = batch(
         "\n[[step]]\napply = \"counter.increment\"\nkeys = \"'a', 'new'\"\nargs = \"'count', 1\"\nexpect = [\"2\", \"1\"]\n",
     );
     let f = file.to_str().unwrap();
     // 'a' counts from its seed: the batch's keys are in the seeds' set, the run's.
-    let (code, out, err) = run(&["test", f, "-h", h, "--register", "--json"]);
+    let (code, out, err) = asudf(&["test", f, "-h", h, "--register", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let j: Json = serde_json::from_str(out.trim()).unwrap();
     let set = format!("test.demo-{}", j["run_id"].as_str().unwrap());
     // The run removed what its batch created, and never wrote the file's own set.
     for set in [set.as_str(), "test.demo"] {
-        let (code, out, _) = run(&["record", "get", set, "new", "-h", h]);
+        let (code, out, _) = asudf(&["record", "get", set, "new", "-h", h]);
         assert_eq!((code, out.trim()), (0, "no such record"), "{set}");
     }
 }
