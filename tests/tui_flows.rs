@@ -88,6 +88,11 @@ fn first_start_opens_the_sample_and_lists_modules_once_connected() {
     // An edit makes the badge say the buffer differs.
     console.type_text("-- x");
     assert!(console.screen().contains("≠buffer"));
+    // Undone, it is the registered source again.
+    for _ in 0..6 {
+        console.ctrl('z');
+    }
+    assert!(console.screen().contains("=buffer"));
 }
 
 #[test]
