@@ -376,6 +376,7 @@ impl App {
             Purpose::CreateIndex(name) => match outcome {
                 Ok(_) => {
                     self.say(format!("created index {name}"));
+                    // A listing already on its way may predate this: ask again.
                     self.indexes.loading = false;
                     self.refresh_indexes(effects);
                 }
@@ -384,6 +385,7 @@ impl App {
             Purpose::DropIndex(name) => match outcome {
                 Ok(_) => {
                     self.say(format!("dropped index {name}"));
+                    // A listing already on its way may predate this: ask again.
                     self.indexes.loading = false;
                     self.refresh_indexes(effects);
                 }
