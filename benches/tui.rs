@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use asudf::tui::app::Effect;
 use asudf::tui::app::{App, StartOptions};
+use asudf::tui::screen::Screen as Terminal;
 use asudf::tui::{Action, diagnostics, highlight, ui};
 use criterion::{Criterion, criterion_group, criterion_main};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 const WIDTH: u16 = 120;
@@ -268,6 +268,7 @@ fn memory(_: &mut Criterion) {
 
 criterion_group!(
     benches,
+    frame_parts,
     memory,
     first_frame,
     keystroke_frame,
@@ -275,3 +276,46 @@ criterion_group!(
     diagnostics_interleaved
 );
 criterion_main!(benches);
+
+/// Where a frame's time goes at 160x45 on udf10k.lua, line 1: each pane
+/// drawn alone (each including the terminal's diff), and an empty frame.
+fn frame_parts(_: &mut Criterion) {
+    use asudf::tui::app::Pane;
+    highlight::preload();
+    let (w, h) = (160, 45);
+    let mut app = app_with(udf10k(), 1, true, false);
+    app.update(Action::Resize(w, h));
+    settle(&mut app);
+    let areas = ui::layout_for(ratatui::layout::Rect::new(0, 0, w, h), app.focus);
+    let theme = app.theme;
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut time = |name: &str, f: &dyn Fn(&App, &mut asudf::tui::screen::Canvas)| {
+        let n: u32 = std::env::var("FRAME_PARTS_N")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2000);
+        let start = Instant::now();
+        for _ in 0..n {
+            terminal.draw(|fr| f(&app, fr)).unwrap();
+        }
+        println!(
+            "{name}: {:.1} µs",
+            start.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+    };
+    time("empty frame", &|_, _| {});
+    time("whole frame", &|a, f| ui::draw(a, f));
+    time("editor", &|a, f| {
+        a.editor
+            .draw(f, areas.editor, theme, a.focus == Pane::Editor)
+    });
+    time("modules", &|a, f| {
+        a.modules
+            .draw(f, areas.modules, theme, false, &a.editor.module, None)
+    });
+    time("apply", &|a, f| a.apply.draw(f, areas.apply, theme, false));
+    time("results", &|a, f| {
+        a.results
+            .draw(f, areas.results, theme, false, a.now, a.time_format, a.spin)
+    });
+}

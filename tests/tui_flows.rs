@@ -775,3 +775,31 @@ fn the_next_wake_is_the_first_timer_due() {
     assert!(console.app.animating(), "a call in flight moves");
     assert_eq!(console.app.next_wake(), Some(console.app.now + TICK));
 }
+
+/// Typing in the editor redraws only what typing changes (debug builds
+/// check each such frame against a whole one, so a pane that typing does
+/// change but the partial frame left out fails here); anything else redraws
+/// the whole screen.
+#[test]
+fn typing_redraws_the_editor_part_and_other_actions_the_whole_screen() {
+    use asudf::tui::app::Damage;
+    let mut console = Console::connected();
+    console.screen();
+    assert_eq!(console.app.focus, Pane::Editor);
+    console.type_text("x");
+    assert_eq!(console.app.take_damage(), Damage::Typing);
+    console.type_text("yz");
+    let screen = console.screen();
+    assert!(screen.contains("xyz"), "{screen}");
+    console.key(KeyCode::Backspace);
+    console.key(KeyCode::Enter);
+    console.key(KeyCode::Left);
+    assert_eq!(console.app.take_damage(), Damage::Typing);
+    console.screen();
+    // Leaving the editor changes the focus marks of two panes.
+    console.key(KeyCode::F(6));
+    assert_eq!(console.app.focus, Pane::Apply);
+    assert_eq!(console.app.take_damage(), Damage::All);
+    console.screen();
+    assert_eq!(console.app.take_damage(), Damage::None, "drawn");
+}

@@ -11,9 +11,9 @@ use asudf::sandbox::{Sandbox, SandboxConfig};
 use asudf::tui::app::{App, Pane, StartOptions};
 use asudf::tui::panes::apply::Field;
 use asudf::tui::panes::results::CallState;
+use asudf::tui::screen::Screen;
 use asudf::tui::{Action, Driver};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 mod common;
@@ -243,7 +243,7 @@ async fn an_idle_console_neither_wakes_nor_draws() {
     let app = App::new(StartOptions::sample(&target.label()));
     let (handle, events) = client::spawn(target);
     let (keys, input) = futures::channel::mpsc::unbounded::<std::io::Result<TermEvent>>();
-    let terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let terminal = Screen::new(TestBackend::new(120, 40)).unwrap();
     let mut console = RunLoop::new(app, terminal, input, events, Driver::new(handle, None));
     let settled = |app: &App| {
         app.connected()

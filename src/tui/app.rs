@@ -217,6 +217,10 @@ pub struct StatusMessage {
 }
 
 pub struct App {
+    /// What changed on screen since the last frame drawn.
+    damage: Damage,
+    /// The action being reduced was typing in the editor and nothing else.
+    typed: bool,
     /// The buffer's badge, and the (edits, module changes, module) it was
     /// worked out for.
     badge: (Option<(u64, u64, String)>, Option<Badge>),
@@ -256,6 +260,16 @@ pub struct App {
     polls: Vec<Poll>,
     /// The test file being saved, and how many runs it left out.
     saving_test: Option<(PathBuf, usize)>,
+}
+
+/// What changed on screen since the last frame, from least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Damage {
+    None,
+    /// Typing in the editor: the editor, the modules pane's badge, the
+    /// status and hint rows. Nothing else reads what typing changes.
+    Typing,
+    All,
 }
 
 /// What the console starts with.
@@ -311,6 +325,8 @@ impl App {
         let mut apply = ApplyForm::default();
         apply.restore(options.forms);
         let mut app = App {
+            damage: Damage::All,
+            typed: false,
             badge: (None, None),
             keymap: options.keymap,
             theme: options.theme,
@@ -376,6 +392,23 @@ impl App {
 
     /// The reducer.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
+        self.typed = false;
+        let effects = self.reduce(action);
+        let damage = if self.typed {
+            Damage::Typing
+        } else {
+            Damage::All
+        };
+        self.damage = self.damage.max(damage);
+        effects
+    }
+
+    /// What changed on screen since the last call; the next frame draws it.
+    pub fn take_damage(&mut self) -> Damage {
+        std::mem::replace(&mut self.damage, Damage::None)
+    }
+
+    fn reduce(&mut self, action: Action) -> Vec<Effect> {
         let mut effects = Vec::new();
         match action {
             Action::Key(key) => self.on_key(key, &mut effects),
@@ -497,6 +530,7 @@ impl App {
         }
         match self.focus {
             Pane::Editor => {
+                self.typed = true;
                 if self.editor.input(key) {
                     self.recovery_due = Some(self.now + RECOVERY_DELAY);
                     self.diagnostics.changed(self.now);

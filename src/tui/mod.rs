@@ -13,6 +13,7 @@ pub mod highlight;
 pub mod keymap;
 pub mod literal;
 pub mod panes;
+pub mod screen;
 pub mod theme;
 pub mod ui;
 
@@ -34,7 +35,6 @@ use crossterm::terminal::{
 use futures::{Stream, StreamExt};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::layout::Rect;
-use ratatui::{Terminal, TerminalOptions, Viewport};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::client::{self, ClientHandle, Event, RequestId, Target};
@@ -364,17 +364,12 @@ pub async fn run(
     }
 
     let guard = TerminalGuard::enter()?;
-    // The size comes from resize events, not from asking the terminal on
-    // every draw: a fixed viewport that the loop resizes.
-    let (width, height) = crossterm::terminal::size()?;
-    let area = Rect::new(0, 0, width, height);
-    let terminal = Terminal::with_options(
-        CrosstermBackend::new(std::io::stdout()),
-        TerminalOptions {
-            viewport: Viewport::Fixed(area),
-        },
-    )?;
-    app.update(Action::Resize(width, height));
+    // Buffered: a frame goes out in one write, and crossterm's many small
+    // writes do not each lock stdout.
+    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let terminal = screen::Screen::new(CrosstermBackend::new(out))?;
+    let area = terminal.area();
+    app.update(Action::Resize(area.width, area.height));
     let (handle, events) = client::spawn(target);
     let mut driver = Driver::new(handle, paths.recovery.clone());
     driver.forms = paths.forms.clone();
@@ -385,10 +380,15 @@ pub async fn run(
     console.draw()?;
     tracing::info!(target = %console.app.target, "console started");
     while console.step().await? {}
-    let RunLoop { driver, .. } = console;
+    let RunLoop {
+        driver,
+        wakes,
+        draws,
+        ..
+    } = console;
     driver.finish().await;
     drop(guard);
-    tracing::info!("console closed");
+    tracing::info!(wakes, draws, "console closed");
     Ok(())
 }
 
@@ -400,7 +400,7 @@ const EVENT_BURST: usize = 256;
 /// when something on screen may have changed. Idle, it neither wakes nor draws.
 pub struct RunLoop<B: Backend, I> {
     pub app: App,
-    pub terminal: Terminal<B>,
+    pub terminal: screen::Screen<B>,
     input: I,
     events: UnboundedReceiver<Event>,
     driver: Driver,
@@ -419,7 +419,7 @@ where
 {
     pub fn new(
         app: App,
-        terminal: Terminal<B>,
+        terminal: screen::Screen<B>,
         input: I,
         events: UnboundedReceiver<Event>,
         driver: Driver,
@@ -443,8 +443,7 @@ where
     }
 
     pub fn draw(&mut self) -> anyhow::Result<()> {
-        let app = &self.app;
-        self.terminal.draw(|frame| ui::draw(app, frame))?;
+        ui::draw_on(&mut self.app, &mut self.terminal)?;
         self.draws += 1;
         Ok(())
     }

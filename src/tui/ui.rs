@@ -1,12 +1,13 @@
-//! Layout and drawing: `draw(&App, &mut Frame)` reads state and never does I/O.
+//! Layout and drawing: `draw(&App, &mut Canvas)` reads state and never does I/O.
 
-use ratatui::Frame;
+use crate::tui::screen::{Canvas, Screen};
+use ratatui::backend::Backend;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::client::ConnectionState;
-use crate::tui::app::{App, Overlay, Pane};
+use crate::tui::app::{App, Damage, Overlay, Pane};
 use crate::tui::keymap::Scope;
 
 /// Where each part of the screen goes.
@@ -83,31 +84,55 @@ pub fn layout_for(area: Rect, focus: Pane) -> Areas {
     areas
 }
 
-pub fn draw(app: &App, frame: &mut Frame) {
+/// Draws the frame `app.take_damage()` calls for: the whole screen, or,
+/// after typing in the editor, only the parts typing changes (the editor,
+/// the modules pane's badge, the status and hint rows), the rest kept as
+/// shown. Debug builds check the result against a whole frame.
+pub fn draw_on<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), B::Error> {
+    let damage = app.take_damage();
+    let app = &*app;
+    let areas = layout_for(screen.area(), app.focus);
+    if damage == Damage::Typing && !app.animating() && app.overlay.is_none() {
+        let regions = [areas.status, areas.modules, areas.editor, areas.hints];
+        screen.draw_regions(&regions, |frame| {
+            for region in regions {
+                frame.fill(region, app.theme.base());
+            }
+            draw_status(app, frame, areas.status);
+            draw_modules(app, frame, areas.modules);
+            draw_editor(app, frame, areas.editor);
+            draw_hints(app, frame, areas.hints);
+        })?;
+    } else {
+        screen.draw(|frame| draw(app, frame))?;
+    }
+    #[cfg(debug_assertions)]
+    {
+        let mut whole = ratatui::buffer::Buffer::empty(screen.area());
+        draw(app, &mut Canvas::new(&mut whole));
+        if let Some(i) =
+            (0..whole.content.len()).find(|&i| whole.content[i] != screen.shown().content[i])
+        {
+            let (x, y) = whole.pos_of(i);
+            panic!(
+                "a {damage:?} frame differs from a whole one at column {x}, row {y}:\n{}\n---\n{}",
+                screen_text(screen.shown()),
+                screen_text(&whole)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Draws the whole frame.
+pub fn draw(app: &App, frame: &mut Canvas) {
     let theme = app.theme;
     let area = frame.area();
-    frame.render_widget(Block::default().style(theme.base()), area);
+    frame.fill(area, theme.base());
     let areas = layout_for(area, app.focus);
     draw_status(app, frame, areas.status);
-    if app.indexes.shown {
-        app.indexes
-            .draw(frame, areas.modules, theme, app.focus == Pane::Modules);
-    } else {
-        app.modules.draw(
-            frame,
-            areas.modules,
-            theme,
-            app.focus == Pane::Modules,
-            &app.editor.module,
-            app.buffer_badge(),
-        );
-    }
-    app.editor.draw(
-        frame,
-        areas.editor,
-        theme,
-        app.focus == Pane::Editor && app.overlay.is_none(),
-    );
+    draw_modules(app, frame, areas.modules);
+    draw_editor(app, frame, areas.editor);
     app.apply.draw(
         frame,
         areas.apply,
@@ -124,6 +149,37 @@ pub fn draw(app: &App, frame: &mut Frame) {
         app.spin,
     );
     draw_hints(app, frame, areas.hints);
+    draw_overlay(app, frame);
+}
+
+fn draw_modules(app: &App, frame: &mut Canvas, area: Rect) {
+    let theme = app.theme;
+    if app.indexes.shown {
+        app.indexes
+            .draw(frame, area, theme, app.focus == Pane::Modules);
+    } else {
+        app.modules.draw(
+            frame,
+            area,
+            theme,
+            app.focus == Pane::Modules,
+            &app.editor.module,
+            app.buffer_badge(),
+        );
+    }
+}
+
+fn draw_editor(app: &App, frame: &mut Canvas, area: Rect) {
+    app.editor.draw(
+        frame,
+        area,
+        app.theme,
+        app.focus == Pane::Editor && app.overlay.is_none(),
+    );
+}
+
+fn draw_overlay(app: &App, frame: &mut Canvas) {
+    let theme = app.theme;
     match &app.overlay {
         Some(Overlay::Help { scroll }) => draw_help(app, frame, *scroll),
         Some(Overlay::Confirm { question, .. }) => {
@@ -156,7 +212,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
     }
 }
 
-fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
+fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
     let theme = app.theme;
     let (dot, state) = match &app.connection {
         ConnectionState::Connecting { target } => ("○", format!("connecting to {target}…")),
@@ -203,7 +259,7 @@ fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)).style(theme.bar()), area);
 }
 
-fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
+fn draw_hints(app: &App, frame: &mut Canvas, area: Rect) {
     let theme = app.theme;
     let mut spans = Vec::new();
     let mut used = 0;
@@ -220,7 +276,7 @@ fn draw_hints(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn draw_help(app: &App, frame: &mut Frame, scroll: u16) {
+fn draw_help(app: &App, frame: &mut Canvas, scroll: u16) {
     let theme = app.theme;
     let mut lines = vec![
         Line::raw("Record UDFs: write the module, register it (F9), fill the form, run (F5)."),
@@ -278,7 +334,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 fn popup(
-    frame: &mut Frame,
+    frame: &mut Canvas,
     title: &str,
     text: Vec<Line<'static>>,
     width: u16,

@@ -10,14 +10,14 @@ use asudf::client::{
 };
 use asudf::tui::app::{App, Effect, StartOptions};
 use asudf::tui::panes::apply::{Field, FormKind};
+use asudf::tui::screen::Screen;
 use asudf::tui::{Action, Tag, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 pub struct Console {
     pub app: App,
-    pub terminal: Terminal<TestBackend>,
+    pub terminal: Screen<TestBackend>,
     /// Requests sent and not answered yet, oldest first.
     pub sent: Vec<(Tag, Request)>,
     pub effects: Vec<Effect>,
@@ -38,7 +38,7 @@ impl Console {
         app.time_format = fixed_time;
         let mut console = Console {
             app,
-            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
+            terminal: Screen::new(TestBackend::new(width, height)).unwrap(),
             sent: Vec::new(),
             effects: Vec::new(),
             start,
@@ -213,8 +213,7 @@ impl Console {
     }
 
     pub fn screen(&mut self) -> String {
-        let app = &self.app;
-        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
+        ui::draw_on(&mut self.app, &mut self.terminal).unwrap();
         ui::screen_text(self.terminal.backend().buffer())
     }
 

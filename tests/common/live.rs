@@ -14,9 +14,9 @@ use asudf::tui::app::{App, StartOptions};
 use asudf::tui::panes::apply::{Field, FormKind};
 use asudf::tui::panes::results::CallEntry;
 use asudf::tui::panes::runs::{Detail, Stages};
+use asudf::tui::screen::Screen;
 use asudf::tui::{Action, Driver, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -24,7 +24,7 @@ pub struct Live {
     pub app: App,
     pub driver: Driver,
     pub events: UnboundedReceiver<Event>,
-    pub terminal: Terminal<TestBackend>,
+    pub terminal: Screen<TestBackend>,
 }
 
 /// A sandbox server at `addr`, reached as a cluster.
@@ -46,7 +46,7 @@ impl Live {
             app,
             driver: Driver::new(handle, None),
             events,
-            terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
+            terminal: Screen::new(TestBackend::new(width, height)).unwrap(),
         };
         live.act(Action::Resize(width, height)).await;
         live.wait("connected", |app| app.connected()).await;
@@ -152,8 +152,7 @@ impl Live {
     }
 
     pub fn screen(&mut self) -> String {
-        let app = &self.app;
-        self.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
+        ui::draw_on(&mut self.app, &mut self.terminal).unwrap();
         ui::screen_text(self.terminal.backend().buffer())
     }
 }

@@ -2,8 +2,8 @@
 //! type. Its kind says what runs: a record UDF on one key, a stream UDF
 //! (aggregation), a background job, a query for records, or a batch apply.
 
+use crate::tui::screen::Canvas;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use ratatui::Frame;
 use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph};
@@ -668,7 +668,7 @@ impl ApplyForm {
         self.set_kind(snapshot.kind);
     }
 
-    pub fn draw(&self, frame: &mut Frame, area: Rect, theme: Theme, focused: bool) {
+    pub fn draw(&self, frame: &mut Canvas, area: Rect, theme: Theme, focused: bool) {
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused))

@@ -8,12 +8,12 @@ pub mod buffer;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::tui::screen::Canvas;
 use crossterm::event::KeyEvent;
-use ratatui::Frame;
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Block, Borders};
 
 use crate::lint::{Diagnostic, Severity};
 use crate::tui::highlight::LineHighlighter;
@@ -260,7 +260,7 @@ impl Editor {
         (inner_height as usize).saturating_sub(message)
     }
 
-    pub fn draw(&self, frame: &mut Frame, area: Rect, theme: Theme, focused: bool) {
+    pub fn draw(&self, frame: &mut Canvas, area: Rect, theme: Theme, focused: bool) {
         let name = match &self.path {
             Some(path) => path.display().to_string(),
             None => format!("{} (not saved)", self.module),
@@ -282,11 +282,13 @@ impl Editor {
         let lines = self.lines();
         let search = self.text.search_pattern();
         let selection = self.text.selection();
-        let mut out: Vec<Line> = Vec::with_capacity(text_rows + 1);
+        let buf = frame.buffer_mut();
+        let mut cells: Vec<(char, Style)> = Vec::with_capacity(text_cols);
         for screen_row in 0..text_rows {
             let row = self.scroll_row + screen_row;
+            let y = inner.y + screen_row as u16;
             if row >= lines.len() {
-                out.push(Line::from(Span::styled("~", theme.dim())));
+                buf.set_stringn(inner.x, y, "~", inner.width as usize, theme.dim());
                 continue;
             }
             let marked = self.marks.iter().any(|m| m.line as usize == row + 1);
@@ -304,6 +306,12 @@ impl Editor {
             } else {
                 theme.dim()
             };
+            // A marked line's style lies under all of its text.
+            let row_style = if marked {
+                theme.error_line()
+            } else {
+                Style::default()
+            };
             // Letters, not only colours, so NO_COLOR still tells them apart.
             let sign = match (marked, problem.map(|d| d.severity)) {
                 (true, _) => "●",
@@ -311,10 +319,14 @@ impl Editor {
                 (false, Some(Severity::Warning)) => "W",
                 (false, None) => " ",
             };
-            let mut spans = vec![Span::styled(
-                format!("{sign}{:>width$} ", row + 1, width = gutter - 2),
-                number_style,
-            )];
+            let number = format!("{sign}{:>width$} ", row + 1, width = gutter - 2);
+            let (mut x, _) = buf.set_stringn(
+                inner.x,
+                y,
+                number,
+                inner.width as usize,
+                row_style.patch(number_style),
+            );
             let line = &lines[row];
             let base: &[(Style, Range<usize>)] =
                 match (self.highlight_on, self.highlighter.line(row)) {
@@ -347,9 +359,26 @@ impl Editor {
                 base,
                 overlays: &overlays,
             };
-            let text = visible_spans(line, styles, self.scroll_col, text_cols, theme.accent());
-            let used: usize = text.iter().map(|s| s.content.chars().count()).sum();
-            spans.extend(text);
+            visible_cells(
+                &mut cells,
+                line,
+                styles,
+                self.scroll_col,
+                text_cols,
+                theme.accent(),
+            );
+            let used = cells.len();
+            // Straight into the buffer: a keystroke redraws every visible
+            // line, and building spans for a paragraph cost more than this.
+            for &(c, style) in &cells {
+                let cell = &mut buf[(x, y)];
+                if c == WIDE_REST {
+                    cell.reset();
+                } else {
+                    cell.set_char(c).set_style(row_style.patch(style));
+                }
+                x += 1;
+            }
             // The finding's message after the line's text, where it fits.
             if let Some(d) = problem
                 && !marked
@@ -357,24 +386,25 @@ impl Editor {
             {
                 let room = text_cols - used - 2;
                 let message: String = d.message.chars().take(room).collect();
-                spans.push(Span::raw("  "));
-                spans.push(Span::styled(message, severity_style(d)));
+                buf.set_stringn(x + 2, y, message, room, severity_style(d));
             }
-            let mut rendered = Line::from(spans);
-            if marked {
-                rendered = rendered.style(theme.error_line());
+        }
+        let message_y = inner.y + text_rows as u16;
+        if message_y < inner.bottom() {
+            let message = if let Some(mark) = self.marks.first() {
+                Some(Line::from(Span::styled(
+                    format!("line {}: {}", mark.line, mark.message),
+                    theme.error(),
+                )))
+            } else if !self.problems.is_empty() {
+                Some(self.problem_line(cursor_row + 1, theme))
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                buf.set_line(inner.x, message_y, &message, inner.width);
             }
-            out.push(rendered);
         }
-        if let Some(mark) = self.marks.first() {
-            out.push(Line::from(Span::styled(
-                format!("line {}: {}", mark.line, mark.message),
-                theme.error(),
-            )));
-        } else if !self.problems.is_empty() {
-            out.push(self.problem_line(cursor_row + 1, theme));
-        }
-        frame.render_widget(Paragraph::new(out), inner);
         if focused && cursor_row >= self.scroll_row && cursor_row < self.scroll_row + text_rows {
             let x = display_width(&lines[cursor_row], cursor_col).saturating_sub(self.scroll_col);
             if x < text_cols {
@@ -439,6 +469,10 @@ fn digits(n: usize) -> usize {
     n.max(1).to_string().len()
 }
 
+/// The second column of a wide character (never shown: control characters
+/// are replaced).
+const WIDE_REST: char = '\0';
+
 /// Marks where a line goes on past the pane's left or right edge.
 const CUT_LEFT: char = '‹';
 const CUT_RIGHT: char = '›';
@@ -452,17 +486,19 @@ struct LineStyles<'a> {
     overlays: &'a [(Style, Range<usize>)],
 }
 
-/// The part of `line` between columns `skip` and `skip + cols`, styled by
-/// `styles`, tabs expanded; where the line goes on past an edge, the edge
-/// column shows a mark in `mark` style instead.
-fn visible_spans(
+/// The cells of `line` between columns `skip` and `skip + cols`, styled by
+/// `styles`, tabs expanded and control characters shown as `�`; where the
+/// line goes on past an edge, the edge column shows a mark in `mark` style
+/// instead. Written into `cells`, one per column.
+fn visible_cells(
+    cells: &mut Vec<(char, Style)>,
     line: &str,
     styles: LineStyles,
     skip: usize,
     cols: usize,
     mark: Style,
-) -> Vec<Span<'static>> {
-    let mut cells: Vec<(char, Style)> = Vec::with_capacity(cols);
+) {
+    cells.clear();
     let mut width = 0;
     let mut cut_right = false;
     // The base range at or after the current byte: one pass over the line.
@@ -489,9 +525,21 @@ fn visible_spans(
             .find(|(_, r)| r.contains(&byte))
             .map(|(s, _)| *s)
             .unwrap_or_default();
-        let shown = if c == '\t' { ' ' } else { c };
+        let shown = match c {
+            '\t' => ' ',
+            c if c.is_control() => '\u{FFFD}',
+            c => c,
+        };
         let visible = width.min(skip + cols) - start.max(skip);
-        cells.extend(std::iter::repeat_n((shown, style), visible));
+        for column in 0..visible {
+            // A tab is spaces; a wide character's second column is its rest.
+            let cell = if column == 0 || c == '\t' {
+                shown
+            } else {
+                WIDE_REST
+            };
+            cells.push((cell, style));
+        }
         cut_right |= width > skip + cols;
     }
     if cols > 0 {
@@ -505,20 +553,6 @@ fn visible_spans(
             }
         }
     }
-    let mut spans: Vec<Span<'static>> = Vec::new();
-    let mut current = String::new();
-    let mut current_style = Style::default();
-    for (c, style) in cells {
-        if style != current_style && !current.is_empty() {
-            spans.push(Span::styled(std::mem::take(&mut current), current_style));
-        }
-        current_style = style;
-        current.push(c);
-    }
-    if !current.is_empty() {
-        spans.push(Span::styled(current, current_style));
-    }
-    spans
 }
 
 #[cfg(test)]
@@ -551,18 +585,38 @@ mod tests {
         editor.goto_line(50);
         assert!(editor.scroll_row <= 49 && 49 < editor.scroll_row + 10);
         assert_eq!(display_width("\tab", 1), 4);
-        let spans = visible_spans("\tab", LineStyles::default(), 0, 10, Style::default());
-        assert_eq!(spans[0].content, "    ab");
+        let spans = runs("\tab", LineStyles::default(), 0, 10, Style::default());
+        assert_eq!(spans[0].0, "    ab");
+    }
+
+    /// The visible cells of a line as runs of one style.
+    fn runs(
+        line: &str,
+        styles: LineStyles,
+        skip: usize,
+        cols: usize,
+        mark: Style,
+    ) -> Vec<(String, Style)> {
+        let mut cells = Vec::new();
+        visible_cells(&mut cells, line, styles, skip, cols, mark);
+        let mut runs: Vec<(String, Style)> = Vec::new();
+        for (c, style) in cells {
+            match runs.last_mut() {
+                Some((text, last)) if *last == style => text.push(c),
+                _ => runs.push((c.to_string(), style)),
+            }
+        }
+        runs
     }
 
     fn shown(line: &str, skip: usize, cols: usize) -> String {
         let mark = Style::default().fg(ratatui::style::Color::Yellow);
-        let spans = visible_spans(line, LineStyles::default(), skip, cols, mark);
-        for span in &spans {
-            let marks = span.content.contains([CUT_LEFT, CUT_RIGHT]);
-            assert_eq!(marks, span.style == mark, "{span:?}");
+        let spans = runs(line, LineStyles::default(), skip, cols, mark);
+        for (text, style) in &spans {
+            let marks = text.contains([CUT_LEFT, CUT_RIGHT]);
+            assert_eq!(marks, *style == mark, "{text:?}");
         }
-        spans.iter().map(|s| s.content.as_ref()).collect()
+        spans.iter().map(|(text, _)| text.as_str()).collect()
     }
 
     #[test]
@@ -575,10 +629,10 @@ mod tests {
             base: &base,
             overlays: &overlays,
         };
-        let spans = visible_spans("abcdéf", styles, 1, 10, style(Color::Yellow));
+        let spans = runs("abcdéf", styles, 1, 10, style(Color::Yellow));
         let got: Vec<(&str, Option<Color>)> = spans
             .iter()
-            .map(|s| (s.content.as_ref(), s.style.fg))
+            .map(|(text, style)| (text.as_str(), style.fg))
             .collect();
         assert_eq!(
             got,
@@ -635,18 +689,19 @@ mod tests {
 
     #[test]
     fn the_selection_is_drawn_reversed() {
+        use crate::tui::screen::Screen;
         use crate::tui::theme::ThemeKind;
         use crossterm::event::KeyModifiers as M;
-        use ratatui::{Terminal, backend::TestBackend};
+        use ratatui::backend::TestBackend;
         let mut editor = Editor::new("abcdef\n", None, "m.lua".into(), true);
         editor.highlight_on = false;
         editor.goto(1, 2);
         editor.input(KeyEvent::new(KeyCode::Right, M::SHIFT));
         editor.input(KeyEvent::new(KeyCode::Right, M::SHIFT));
         assert_eq!(editor.selection(), Some(((0, 1), (0, 3))));
-        let mut terminal = Terminal::new(TestBackend::new(30, 5)).unwrap();
+        let mut terminal = Screen::new(TestBackend::new(30, 5)).unwrap();
         terminal
-            .draw(|f| editor.draw(f, f.area(), Theme::new(ThemeKind::Dark), true))
+            .draw(|c| editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true))
             .unwrap();
         let buffer = terminal.backend().buffer();
         let row: Vec<(String, bool)> = (1..29)

@@ -2,7 +2,7 @@
 //! place (a tab of it), created from a one-line prompt in the words of
 //! `asudf index create` and dropped with a confirmation.
 
-use ratatui::Frame;
+use crate::tui::screen::Canvas;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
@@ -130,7 +130,7 @@ impl Indexes {
         self.selected = (self.selected as isize + delta).clamp(0, max) as usize;
     }
 
-    pub fn draw(&self, frame: &mut Frame, area: Rect, theme: Theme, focused: bool) {
+    pub fn draw(&self, frame: &mut Canvas, area: Rect, theme: Theme, focused: bool) {
         let title = if self.loading && !self.loaded_once {
             " 1 Indexes … ".to_string()
         } else {

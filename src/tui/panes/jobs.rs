@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ratatui::Frame;
+use crate::tui::screen::Canvas;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -78,7 +78,7 @@ pub fn gauge(percent: f64, width: usize) -> String {
     format!("[{}{}]", "█".repeat(filled), "░".repeat(width - filled))
 }
 
-pub fn draw(frame: &mut Frame, jobs: &Jobs, keymap: &Keymap, theme: Theme) {
+pub fn draw(frame: &mut Canvas, jobs: &Jobs, keymap: &Keymap, theme: Theme) {
     let area = frame.area();
     let width = area.width.min(120);
     let rows = (jobs.list.len().max(1) * 2) as u16;

@@ -1,7 +1,7 @@
 //! The modules pane: registered modules, their global functions, and how
 //! each compares with the editor buffer.
 
-use ratatui::Frame;
+use crate::tui::screen::Canvas;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
@@ -202,7 +202,7 @@ impl Modules {
     #[allow(clippy::too_many_arguments)]
     pub fn draw(
         &self,
-        frame: &mut Frame,
+        frame: &mut Canvas,
         area: Rect,
         theme: Theme,
         focused: bool,

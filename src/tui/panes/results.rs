@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::tui::screen::Canvas;
 use aerospike::Value;
-use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -367,7 +367,7 @@ impl Results {
     #[allow(clippy::too_many_arguments)]
     pub fn draw(
         &self,
-        frame: &mut Frame,
+        frame: &mut Canvas,
         area: Rect,
         theme: Theme,
         focused: bool,

@@ -3,7 +3,7 @@
 //! through the one client task), create its index: the steps of
 //! [`Sample`] that `asudf sample load` takes too.
 
-use ratatui::Frame;
+use crate::tui::screen::Canvas;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
@@ -141,7 +141,7 @@ pub fn key_line(keymap: &Keymap, scope: Scope, theme: Theme) -> Line<'static> {
 }
 
 /// A box in the middle of the screen, cleared.
-pub fn overlay_box(frame: &mut Frame, width: u16, height: u16, title: &str, theme: Theme) -> Rect {
+pub fn overlay_box(frame: &mut Canvas, width: u16, height: u16, title: &str, theme: Theme) -> Rect {
     let area = frame.area();
     let (width, height) = (width.min(area.width), height.min(area.height));
     let rect = Rect {
@@ -161,7 +161,7 @@ pub fn overlay_box(frame: &mut Frame, width: u16, height: u16, title: &str, them
 }
 
 /// The samples list: name, kind, description, and the selected one's call.
-pub fn draw(frame: &mut Frame, selected: usize, keymap: &Keymap, theme: Theme) {
+pub fn draw(frame: &mut Canvas, selected: usize, keymap: &Keymap, theme: Theme) {
     let width = frame.area().width.min(100);
     let height = SAMPLES.len() as u16 * 2 + 5;
     let inner = overlay_box(frame, width, height, " Samples ", theme);

@@ -647,7 +647,10 @@ pub fn char_width(c: char, at: usize) -> usize {
     if c == '\t' {
         TAB_WIDTH - at % TAB_WIDTH
     } else {
-        1
+        // Wide characters take two columns; combining ones are shown apart.
+        unicode_width::UnicodeWidthChar::width(c)
+            .unwrap_or(1)
+            .max(1)
     }
 }
 

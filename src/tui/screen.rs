@@ -1,0 +1,330 @@
+//! The console's terminal: what is drawn goes to a buffer, and only the
+//! cells that differ from the screen shown are written.
+//!
+//! ratatui's `Terminal` does the same, but its diff works out the display
+//! width of every cell's symbol, three times, on every frame: at 160×45 that
+//! was most of an unchanged frame's cost (a keystroke changes a few cells).
+//! Here a one-byte symbol is one column without asking, and widths are
+//! looked at only where cells differ.
+
+use ratatui::backend::Backend;
+use ratatui::buffer::{Buffer, Cell};
+use ratatui::layout::{Position, Rect};
+use ratatui::style::Style;
+use ratatui::widgets::{StatefulWidget, Widget};
+use unicode_width::UnicodeWidthStr;
+
+/// What a frame is drawn on: a buffer and where the cursor goes.
+pub struct Canvas<'a> {
+    buffer: &'a mut Buffer,
+    cursor: Option<Position>,
+}
+
+impl<'a> Canvas<'a> {
+    pub fn new(buffer: &'a mut Buffer) -> Canvas<'a> {
+        Canvas {
+            buffer,
+            cursor: None,
+        }
+    }
+
+    pub fn area(&self) -> Rect {
+        self.buffer.area
+    }
+
+    pub fn render_widget<W: Widget>(&mut self, widget: W, area: Rect) {
+        widget.render(area, self.buffer);
+    }
+
+    pub fn render_stateful_widget<W: StatefulWidget>(
+        &mut self,
+        widget: W,
+        area: Rect,
+        state: &mut W::State,
+    ) {
+        widget.render(area, self.buffer, state);
+    }
+
+    /// Gives every cell of `area` `style` (cheaper than a styled block).
+    pub fn fill(&mut self, area: Rect, style: Style) {
+        for range in rows(&self.buffer.area, area) {
+            for cell in &mut self.buffer.content[range] {
+                cell.set_style(style);
+            }
+        }
+    }
+
+    pub fn buffer_mut(&mut self) -> &mut Buffer {
+        self.buffer
+    }
+
+    /// Shows the cursor there after the frame (hidden when never set).
+    pub fn set_cursor_position(&mut self, position: impl Into<Position>) {
+        self.cursor = Some(position.into());
+    }
+
+    pub fn cursor(&self) -> Option<Position> {
+        self.cursor
+    }
+}
+
+/// A backend with the frame it shows and the one being drawn.
+pub struct Screen<B: Backend> {
+    backend: B,
+    shown: Buffer,
+    /// The frame before `shown`: it differs from `shown` in `stale` only.
+    next: Buffer,
+    stale: Vec<Rect>,
+    /// Where the cursor was left (`None`: hidden).
+    cursor: Option<Position>,
+}
+
+impl<B: Backend> Screen<B> {
+    /// A screen of the backend's size, cleared. Later sizes come from
+    /// [`resize`](Self::resize), not from asking the terminal on every draw.
+    pub fn new(mut backend: B) -> Result<Screen<B>, B::Error> {
+        let area = Rect::from((Position::ORIGIN, backend.size()?));
+        backend.hide_cursor()?;
+        backend.clear()?;
+        Ok(Screen {
+            backend,
+            shown: Buffer::empty(area),
+            next: Buffer::empty(area),
+            stale: Vec::new(),
+            cursor: None,
+        })
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn area(&self) -> Rect {
+        self.shown.area
+    }
+
+    /// What the terminal shows.
+    pub fn shown(&self) -> &Buffer {
+        &self.shown
+    }
+
+    /// A new size: the terminal is cleared and the next frame drawn whole.
+    pub fn resize(&mut self, area: Rect) -> Result<(), B::Error> {
+        self.shown = Buffer::empty(area);
+        self.next = Buffer::empty(area);
+        self.stale.clear();
+        self.backend.clear()
+    }
+
+    /// Draws a whole frame and writes the cells that changed.
+    pub fn draw(&mut self, render: impl FnOnce(&mut Canvas)) -> Result<(), B::Error> {
+        let area = self.area();
+        self.draw_regions(&[area], render)
+    }
+
+    /// Draws `regions` anew, keeping the rest of the screen as shown, and
+    /// writes the cells that changed in them. `render` must draw within them.
+    pub fn draw_regions(
+        &mut self,
+        regions: &[Rect],
+        render: impl FnOnce(&mut Canvas),
+    ) -> Result<(), B::Error> {
+        let area = self.area();
+        if regions != [area] {
+            for stale in std::mem::take(&mut self.stale) {
+                for range in rows(&area, stale) {
+                    self.next.content[range.clone()].clone_from_slice(&self.shown.content[range]);
+                }
+            }
+        }
+        for &region in regions {
+            for range in rows(&area, region) {
+                self.next.content[range].fill(Cell::EMPTY);
+            }
+        }
+        let mut canvas = Canvas::new(&mut self.next);
+        render(&mut canvas);
+        let cursor = canvas.cursor();
+        let mut changed = Vec::new();
+        for &region in regions {
+            for range in rows(&area, region) {
+                changed_cells(&self.shown.content, &self.next.content, range, &mut changed);
+            }
+        }
+        self.backend.draw(changed.into_iter().map(|i| {
+            let (x, y) = self.next.pos_of(i);
+            (x, y, &self.next.content[i])
+        }))?;
+        match cursor {
+            Some(position) => {
+                if self.cursor.is_none() {
+                    self.backend.show_cursor()?;
+                }
+                self.backend.set_cursor_position(position)?;
+            }
+            None if self.cursor.is_some() => self.backend.hide_cursor()?,
+            None => {}
+        }
+        self.cursor = cursor;
+        self.backend.flush()?;
+        std::mem::swap(&mut self.shown, &mut self.next);
+        self.stale = regions.to_vec();
+        Ok(())
+    }
+}
+
+/// The index ranges of `region`'s rows in a buffer of `area`.
+fn rows(area: &Rect, region: Rect) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+    let region = region.intersection(*area);
+    let (width, left, x) = (area.width as usize, area.x, region.x);
+    let area_y = area.y;
+    (region.top()..region.bottom()).map(move |y| {
+        let start = (y - area_y) as usize * width + (x - left) as usize;
+        start..start + region.width as usize
+    })
+}
+
+/// Columns a symbol takes; one-byte symbols are one column.
+fn width(symbol: &str) -> usize {
+    if symbol.len() == 1 { 1 } else { symbol.width() }
+}
+
+/// `Cell`'s equality, with the usual one-byte symbols compared without a
+/// call to `memcmp` (the diff compares every cell of the screen).
+fn same(a: &Cell, b: &Cell, a_symbol: &str, b_symbol: &str) -> bool {
+    a.fg == b.fg
+        && a.bg == b.bg
+        && a.modifier == b.modifier
+        && a.underline_color == b.underline_color
+        && a.skip == b.skip
+        && match (a_symbol.as_bytes(), b_symbol.as_bytes()) {
+            ([x], [y]) => x == y,
+            (x, y) => x == y,
+        }
+}
+
+/// Indexes in `range` of the cells of `next` to write over `shown`: those
+/// that differ, and those a wide symbol covered or uncovered in either (a
+/// terminal may leave the second half of a wide symbol standing). Cells
+/// hidden under a wide symbol of `next`, or marked to skip, are not written.
+fn changed_cells(
+    shown: &[Cell],
+    next: &[Cell],
+    range: std::ops::Range<usize>,
+    out: &mut Vec<usize>,
+) {
+    let start = range.start;
+    // Cells up to here are written even when equal (after a changed wide symbol).
+    let mut redraw_until = start;
+    // Cells up to here sit under a wide symbol of `next`.
+    let mut covered_until = start;
+    for (i, (new, old)) in next[range.clone()].iter().zip(&shown[range]).enumerate() {
+        let i = start + i;
+        let (new_symbol, old_symbol) = (new.symbol(), old.symbol());
+        let differs = !same(new, old, new_symbol, old_symbol);
+        if differs {
+            redraw_until = redraw_until.max(i + width(new_symbol).max(width(old_symbol)));
+        }
+        if i >= covered_until {
+            if !new.skip && (differs || i < redraw_until) {
+                out.push(i);
+            }
+            covered_until = i + width(new_symbol).max(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::backend::TestBackend;
+
+    fn screen(w: u16, h: u16) -> Screen<TestBackend> {
+        Screen::new(TestBackend::new(w, h)).unwrap()
+    }
+
+    fn changed(shown: &Buffer, next: &Buffer) -> Vec<usize> {
+        let mut out = Vec::new();
+        changed_cells(
+            &shown.content,
+            &next.content,
+            0..next.content.len(),
+            &mut out,
+        );
+        out
+    }
+
+    fn text(s: &Screen<TestBackend>) -> Vec<String> {
+        let b = s.backend().buffer();
+        (0..b.area.height)
+            .map(|y| (0..b.area.width).map(|x| b[(x, y)].symbol()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn only_changed_cells_are_written_and_the_terminal_ends_up_as_drawn() {
+        let mut s = screen(6, 2);
+        s.draw(|c| c.buffer_mut().set_string(0, 0, "abcdef", Style::default()))
+            .unwrap();
+        assert_eq!(text(&s), ["abcdef", "      "]);
+        let before = s.shown.clone();
+        let mut next = before.clone();
+        next.set_string(2, 0, "X", Style::default());
+        assert_eq!(changed(&before, &next), [2]);
+        s.draw(|c| c.buffer_mut().set_string(0, 0, "abXdef", Style::default()))
+            .unwrap();
+        assert_eq!(text(&s), ["abXdef", "      "]);
+    }
+
+    #[test]
+    fn wide_symbols_cover_and_uncover_cells() {
+        let mut s = screen(6, 1);
+        s.draw(|c| c.buffer_mut().set_string(0, 0, "a漢字b", Style::default()))
+            .unwrap();
+        assert_eq!(text(&s), ["a漢 字 b"]);
+        // Narrow text where the wide symbols stood: every cell is written.
+        s.draw(|c| c.buffer_mut().set_string(0, 0, "abcdef", Style::default()))
+            .unwrap();
+        assert_eq!(text(&s), ["abcdef"]);
+        // And back: the cells under the wide symbols are not written over.
+        let shown = s.shown.clone();
+        let mut next = Buffer::empty(shown.area);
+        next.set_string(0, 0, "a漢字b", Style::default());
+        assert_eq!(changed(&shown, &next), [1, 3, 5]);
+    }
+
+    #[test]
+    fn a_region_is_drawn_anew_and_the_rest_kept() {
+        let mut s = screen(4, 3);
+        s.draw(|c| {
+            let b = c.buffer_mut();
+            for y in 0..3 {
+                b.set_string(0, y, "abcd", Style::default());
+            }
+        })
+        .unwrap();
+        let middle = Rect::new(0, 1, 4, 1);
+        s.draw_regions(&[middle], |c| {
+            c.buffer_mut().set_string(1, 1, "X", Style::default())
+        })
+        .unwrap();
+        assert_eq!(text(&s), ["abcd", " X  ", "abcd"]);
+        // The frame after starts from what is shown, not the one before it.
+        s.draw_regions(&[Rect::new(0, 0, 4, 1)], |c| {
+            c.buffer_mut().set_string(0, 0, "zz", Style::default())
+        })
+        .unwrap();
+        assert_eq!(text(&s), ["zz  ", " X  ", "abcd"]);
+        assert_eq!(s.shown(), s.backend().buffer());
+    }
+
+    #[test]
+    fn the_cursor_shows_where_the_frame_puts_it_and_hides_otherwise() {
+        let mut s = screen(4, 2);
+        s.draw(|c| c.set_cursor_position(Position::new(2, 1)))
+            .unwrap();
+        assert_eq!(s.cursor, Some(Position::new(2, 1)));
+        s.draw(|_| {}).unwrap();
+        assert_eq!(s.cursor, None);
+    }
+}
