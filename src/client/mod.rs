@@ -553,3 +553,36 @@ async fn run(target: Target, shared: Arc<Shared>, mut alive: mpsc::UnboundedRece
     *shared.connection.write() = None;
     session.close().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each `.await` level moves its callee's future into its own, whole:
+    /// the apply path boxes the crate's call (a few KiB) so the levels
+    /// above it (`call`, `execute`, `perform`, a caller's block) stay small.
+    #[tokio::test]
+    async fn an_awaited_apply_moves_no_big_future() {
+        let (handle, _events) = spawn(Target::Cluster {
+            hosts: vec![aerospike::Host::new("127.0.0.1", 1)],
+            policy: aerospike::ClientPolicy::default(),
+        });
+        let call = ApplyCall {
+            key: RecordKey {
+                ns: "test".into(),
+                set: None,
+                key: Value::from(1),
+            },
+            module: "m".into(),
+            function: "f".into(),
+            args: Vec::new(),
+            timeout_ms: None,
+            send_key: false,
+            with_record: false,
+            with_logs: false,
+        };
+        let future = handle.call(Request::Apply(call));
+        let size = std::mem::size_of_val(&future);
+        assert!(size < 1024, "ClientHandle::call's future is {size} bytes");
+    }
+}
