@@ -54,13 +54,14 @@ pub(super) async fn perform(
     sandbox: Option<&AtomicU64>,
     last_key: &LastKey,
     request: Request,
+    sent: Instant,
     items: &query::ItemSink,
 ) -> Result<Outcome, Failure> {
     match request {
         // Both boxed: a future is moved (copied whole) into its caller's at
         // each level of `.await`, and the crate's apply future alone is a
         // few KiB; boxed here, the levels above carry a pointer.
-        Request::Apply(call) => Box::pin(apply(client, sandbox, last_key, call)).await,
+        Request::Apply(call) => Box::pin(apply(client, sandbox, last_key, call, sent)).await,
         request => Box::pin(perform_other(client, request, items)).await,
     }
 }
@@ -325,11 +326,14 @@ pub fn apply_policy(call: &ApplyCall) -> WritePolicy {
 
 /// `log_mark` is the newest sandbox log sequence number this task has seen;
 /// `None` on a real cluster, which keeps UDF logs in its own log file.
+/// `sent` is when the request left its caller: the call starts then unless
+/// a record read comes first (a clock read less per bare apply).
 async fn apply(
     client: &Client,
     log_mark: Option<&AtomicU64>,
     last_key: &LastKey,
     call: ApplyCall,
+    sent: Instant,
 ) -> Result<Outcome, Failure> {
     let shared_key = last_key.key(&call.key)?;
     let key = &shared_key.1;
@@ -339,7 +343,11 @@ async fn apply(
     } else {
         None
     };
-    let started = Instant::now();
+    let started = if call.with_record {
+        Instant::now()
+    } else {
+        sent
+    };
     let result = client
         .execute_udf(
             &apply_policy(&call),
