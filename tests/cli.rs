@@ -233,6 +233,9 @@ fn bench_reports_throughput_and_percentiles() {
     assert_eq!(j["errors"], 0);
     assert!(j["ops_per_sec"].as_f64().unwrap() > 0.0);
     assert!(j["p50_us"].as_u64().unwrap() <= j["p99_us"].as_u64().unwrap());
+    // 300 calls cost the client some CPU, and far less than a second each.
+    let cpu = j["cpu_us_per_call"].as_f64().unwrap();
+    assert!(cpu > 0.0 && cpu < 1e6, "{j}");
     // Every apply landed: the counter is exactly 300.
     let (_, out, _) = asudf(d, &["--json", "record", "get", "test", "b"]);
     assert_eq!(

@@ -371,10 +371,10 @@ impl ClientHandle {
     /// for callers that wait anyway (the headless commands). No event is
     /// sent for it.
     pub async fn call(&self, request: Request) -> (Result<Outcome, Failure>, Timing) {
-        let queued = Instant::now();
+        // Not queued anywhere: queued = sent, one clock read less per call.
         let connection = self.shared.connection.read().clone();
         let discard = &self.shared.discard;
-        execute(&self.shared, connection, request, queued, discard).await
+        execute(&self.shared, connection, request, None, discard).await
     }
 
     /// [`call`](Self::call) for a query-path request: its records or values
@@ -384,9 +384,8 @@ impl ClientHandle {
         request: Request,
         items: query::ItemSink,
     ) -> (Result<Outcome, Failure>, Timing) {
-        let queued = Instant::now();
         let connection = self.shared.connection.read().clone();
-        execute(&self.shared, connection, request, queued, &items).await
+        execute(&self.shared, connection, request, None, &items).await
     }
 
     /// The bare client while connected: for measuring the client task
@@ -445,7 +444,7 @@ async fn run_request(
         }
     };
     let perform = async {
-        let answer = execute(&shared, connection, request, queued, &items).await;
+        let answer = execute(&shared, connection, request, Some(queued), &items).await;
         drop(items);
         answer
     };
@@ -464,21 +463,21 @@ async fn execute(
     shared: &Shared,
     connection: Option<(Arc<Client>, bool)>,
     request: Request,
-    queued: Instant,
+    queued: Option<Instant>,
     items: &query::ItemSink,
 ) -> (Result<Outcome, Failure>, Timing) {
     let sent = Instant::now();
     let outcome = match &connection {
         Some((client, sandbox)) => {
             let log_mark = sandbox.then_some(&shared.log_mark);
-            ops::perform(client, log_mark, &shared.last_key, request, items).await
+            ops::perform(client, log_mark, &shared.last_key, request, sent, items).await
         }
         None => Err(Failure::connection(
             "not connected: the cluster is not answering",
         )),
     };
     let timing = Timing {
-        queued,
+        queued: queued.unwrap_or(sent),
         sent,
         answered: Instant::now(),
     };
@@ -552,4 +551,37 @@ async fn run(target: Target, shared: Arc<Shared>, mut alive: mpsc::UnboundedRece
     }
     *shared.connection.write() = None;
     session.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each `.await` level moves its callee's future into its own, whole:
+    /// the apply path boxes the crate's call (a few KiB) so the levels
+    /// above it (`call`, `execute`, `perform`, a caller's block) stay small.
+    #[tokio::test]
+    async fn an_awaited_apply_moves_no_big_future() {
+        let (handle, _events) = spawn(Target::Cluster {
+            hosts: vec![aerospike::Host::new("127.0.0.1", 1)],
+            policy: aerospike::ClientPolicy::default(),
+        });
+        let call = ApplyCall {
+            key: RecordKey {
+                ns: "test".into(),
+                set: None,
+                key: Value::from(1),
+            },
+            module: "m".into(),
+            function: "f".into(),
+            args: Vec::new(),
+            timeout_ms: None,
+            send_key: false,
+            with_record: false,
+            with_logs: false,
+        };
+        let future = handle.call(Request::Apply(call));
+        let size = std::mem::size_of_val(&future);
+        assert!(size < 1024, "ClientHandle::call's future is {size} bytes");
+    }
 }
