@@ -646,6 +646,30 @@ mod tests {
     }
 
     #[test]
+    fn wide_characters_take_two_columns_and_control_characters_show_as_replacements() {
+        use crate::tui::screen::Screen;
+        use crate::tui::theme::ThemeKind;
+        use ratatui::backend::TestBackend;
+        let mut editor = Editor::new("a漢b\x1bc\n", None, "m.lua".into(), true);
+        editor.highlight_on = false;
+        editor.goto(1, 3);
+        let mut screen = Screen::new(TestBackend::new(20, 4)).unwrap();
+        let mut cursor = None;
+        screen
+            .draw(|c| {
+                editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true);
+                cursor = c.cursor();
+            })
+            .unwrap();
+        let buffer = screen.backend().buffer();
+        let row: String = (0..20).map(|x| buffer[(x, 1)].symbol()).collect();
+        assert!(row.contains("a漢 b\u{FFFD}c"), "{row:?}");
+        // After `a漢`: the cursor sits past both columns of the wide one.
+        let a = row.chars().position(|c| c == 'a').unwrap() as u16;
+        assert_eq!(cursor.map(|p| p.x), Some(a + 3));
+    }
+
+    #[test]
     fn a_line_cut_at_an_edge_is_marked_there() {
         assert_eq!(shown("abcdef", 0, 6), "abcdef", "fits: no mark");
         assert_eq!(shown("abcdefgh", 0, 6), "abcde›");
