@@ -97,7 +97,7 @@ fn bench_keys(
                 KeyCode::Char('x')
             }));
             typed = !typed;
-            terminal.draw(|f| ui::draw(&app, f)).unwrap();
+            ui::draw_on(&mut app, &mut terminal).unwrap();
         })
     });
 }
@@ -160,7 +160,7 @@ fn keystroke_frame(c: &mut Criterion) {
                     KeyCode::Char('x')
                 }));
                 typed = !typed;
-                terminal.draw(|f| ui::draw(&app, f)).unwrap();
+                ui::draw_on(&mut app, &mut terminal).unwrap();
             })
         });
     }
@@ -186,7 +186,7 @@ fn interleaved(apps: Vec<App>, keys: usize) -> Vec<f64> {
             } else {
                 KeyCode::Char('x')
             }));
-            terminal.draw(|f| ui::draw(app, f)).unwrap();
+            ui::draw_on(app, terminal).unwrap();
             times.push(start.elapsed().as_secs_f64());
         }
     }
@@ -307,7 +307,7 @@ fn frame_parts(_: &mut Criterion) {
     time("whole frame", &|a, f| ui::draw(a, f));
     time("editor", &|a, f| {
         a.editor
-            .draw(f, areas.editor, theme, a.focus == Pane::Editor)
+            .draw(f, areas.editor, theme, a.focus == Pane::Editor, None)
     });
     time("modules", &|a, f| {
         a.modules

@@ -783,23 +783,39 @@ fn the_next_wake_is_the_first_timer_due() {
 #[test]
 fn typing_redraws_the_editor_part_and_other_actions_the_whole_screen() {
     use asudf::tui::app::Damage;
+    asudf::tui::highlight::preload();
     let mut console = Console::connected();
     console.screen();
     assert_eq!(console.app.focus, Pane::Editor);
+    // The first edit marks the title [+]: the editor's part of the screen.
     console.type_text("x");
-    assert_eq!(console.app.take_damage(), Damage::Typing);
-    console.type_text("yz");
+    assert_eq!(console.app.damage(), Damage::Typing);
+    console.screen();
+    // Then a key changes its row alone.
+    console.type_text("y");
+    assert_eq!(console.app.damage(), Damage::Line(0));
+    console.type_text("z");
     let screen = console.screen();
     assert!(screen.contains("xyz"), "{screen}");
-    console.key(KeyCode::Backspace);
+    // Two rows, or a new line, are the editor's part again.
+    console.key(KeyCode::Down);
+    console.type_text("w");
+    assert_eq!(console.app.damage(), Damage::Typing);
+    console.screen();
     console.key(KeyCode::Enter);
-    console.key(KeyCode::Left);
-    assert_eq!(console.app.take_damage(), Damage::Typing);
+    assert_eq!(console.app.damage(), Damage::Typing);
+    console.screen();
+    console.type_text("-");
+    assert!(matches!(console.app.damage(), Damage::Line(_)));
+    console.screen();
+    // Opening a comment changes how the lines after it look.
+    console.type_text("-[[");
+    assert_eq!(console.app.damage(), Damage::Typing);
     console.screen();
     // Leaving the editor changes the focus marks of two panes.
     console.key(KeyCode::F(6));
     assert_eq!(console.app.focus, Pane::Apply);
-    assert_eq!(console.app.take_damage(), Damage::All);
+    assert_eq!(console.app.damage(), Damage::All);
     console.screen();
-    assert_eq!(console.app.take_damage(), Damage::None, "drawn");
+    assert_eq!(console.app.damage(), Damage::None, "drawn");
 }

@@ -219,8 +219,9 @@ pub struct StatusMessage {
 pub struct App {
     /// What changed on screen since the last frame drawn.
     damage: Damage,
-    /// The action being reduced was typing in the editor and nothing else.
-    typed: bool,
+    /// The action being reduced was typing in the editor and nothing else;
+    /// with the row when only that row's text changed on screen.
+    typed: Option<Option<usize>>,
     /// The buffer's badge, and the (edits, module changes, module) it was
     /// worked out for.
     badge: (Option<(u64, u64, String)>, Option<Badge>),
@@ -266,10 +267,23 @@ pub struct App {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Damage {
     None,
+    /// Typing that changed one buffer row's text and nothing else in the
+    /// editor (no scroll, no line added or removed, the cursor on that row).
+    Line(usize),
     /// Typing in the editor: the editor, the modules pane's badge, the
     /// status and hint rows. Nothing else reads what typing changes.
     Typing,
     All,
+}
+
+impl Damage {
+    /// Both this and `other`.
+    pub fn and(self, other: Damage) -> Damage {
+        match (self, other) {
+            (Damage::Line(a), Damage::Line(b)) if a != b => Damage::Typing,
+            _ => self.max(other),
+        }
+    }
 }
 
 /// What the console starts with.
@@ -326,7 +340,7 @@ impl App {
         apply.restore(options.forms);
         let mut app = App {
             damage: Damage::All,
-            typed: false,
+            typed: None,
             badge: (None, None),
             keymap: options.keymap,
             theme: options.theme,
@@ -392,15 +406,27 @@ impl App {
 
     /// The reducer.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
-        self.typed = false;
+        self.typed = None;
+        let badge = self.badge.1;
         let effects = self.reduce(action);
-        let damage = if self.typed {
-            Damage::Typing
-        } else {
-            Damage::All
+        // Lines highlighted again show anew, as does a changed badge.
+        let recomputed = self.editor.highlighter.take_recomputed();
+        let damage = match self.typed {
+            Some(Some(row))
+                if recomputed.is_none_or(|r| r == (row..=row)) && self.badge.1 == badge =>
+            {
+                Damage::Line(row)
+            }
+            Some(_) => Damage::Typing,
+            None => Damage::All,
         };
-        self.damage = self.damage.max(damage);
+        self.damage = self.damage.and(damage);
         effects
+    }
+
+    /// What changed on screen since the last frame drawn.
+    pub fn damage(&self) -> Damage {
+        self.damage
     }
 
     /// What changed on screen since the last call; the next frame draws it.
@@ -530,11 +556,13 @@ impl App {
         }
         match self.focus {
             Pane::Editor => {
-                self.typed = true;
+                let view = self.editor.view_key();
                 if self.editor.input(key) {
                     self.recovery_due = Some(self.now + RECOVERY_DELAY);
                     self.diagnostics.changed(self.now);
                 }
+                let row = self.editor.cursor().0;
+                self.typed = Some((self.editor.view_key() == view).then_some(row));
             }
             Pane::Apply => {
                 // The form's function decides whether a `local` one is an error.

@@ -80,6 +80,9 @@ pub struct LineHighlighter {
     window: Vec<(Spans, State)>,
     /// A line edited in the window, highlighted again on the next update.
     pending: Option<Pending>,
+    /// The lines whose spans were worked out since the last
+    /// [`take_recomputed`](Self::take_recomputed).
+    recomputed: Option<std::ops::RangeInclusive<usize>>,
 }
 
 /// What followed an edited line: still right if the line ends in the same
@@ -98,6 +101,7 @@ impl LineHighlighter {
             first: 0,
             window: Vec::new(),
             pending: None,
+            recomputed: None,
         }
     }
 
@@ -227,6 +231,10 @@ impl LineHighlighter {
         };
         while next < upto && budget > 0 {
             budget -= 1;
+            self.recomputed = Some(match self.recomputed.take() {
+                Some(r) => *r.start().min(&next)..=*r.end().max(&next),
+                None => next..=next,
+            });
             let spans = step(next, &mut state, &mut self.checkpoints);
             self.window.push((spans, state.clone()));
             next += 1;
@@ -245,6 +253,12 @@ impl LineHighlighter {
                 }
             }
         }
+    }
+
+    /// The lines whose spans changed since the last call (a frame draws
+    /// them); `None` if none did.
+    pub fn take_recomputed(&mut self) -> Option<std::ops::RangeInclusive<usize>> {
+        self.recomputed.take()
     }
 
     pub fn line(&self, index: usize) -> Option<&Spans> {

@@ -86,13 +86,30 @@ pub fn layout_for(area: Rect, focus: Pane) -> Areas {
 
 /// Draws the frame `app.take_damage()` calls for: the whole screen, or,
 /// after typing in the editor, only the parts typing changes (the editor,
-/// the modules pane's badge, the status and hint rows), the rest kept as
-/// shown. Debug builds check the result against a whole frame.
+/// the modules pane's badge, the status and hint rows; or of the editor
+/// only the typed row), the rest kept as shown. Debug builds check the
+/// result against a whole frame.
 pub fn draw_on<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), B::Error> {
     let damage = app.take_damage();
     let app = &*app;
     let areas = layout_for(screen.area(), app.focus);
-    if damage == Damage::Typing && !app.animating() && app.overlay.is_none() {
+    let partial = !app.animating() && app.overlay.is_none();
+    let line = match damage {
+        Damage::Line(row) if partial => app.editor.row_area(areas.editor, row).map(|at| (row, at)),
+        _ => None,
+    };
+    if let Some((row, at)) = line {
+        let regions = [areas.status, at, areas.hints];
+        screen.draw_regions(&regions, |frame| {
+            for region in regions {
+                frame.fill(region, app.theme.base());
+            }
+            draw_status(app, frame, areas.status);
+            app.editor
+                .draw(frame, areas.editor, app.theme, true, Some(row));
+            draw_hints(app, frame, areas.hints);
+        })?;
+    } else if matches!(damage, Damage::Line(_) | Damage::Typing) && partial {
         let regions = [areas.status, areas.modules, areas.editor, areas.hints];
         screen.draw_regions(&regions, |frame| {
             for region in regions {
@@ -175,6 +192,7 @@ fn draw_editor(app: &App, frame: &mut Canvas, area: Rect) {
         area,
         app.theme,
         app.focus == Pane::Editor && app.overlay.is_none(),
+        None,
     );
 }
 

@@ -260,7 +260,40 @@ impl Editor {
         (inner_height as usize).saturating_sub(message)
     }
 
-    pub fn draw(&self, frame: &mut Canvas, area: Rect, theme: Theme, focused: bool) {
+    /// What an edit leaves alone when it changes only the cursor's line on
+    /// screen: the view, the line count, the cursor's row, the title, and no
+    /// selection or search marks on other lines.
+    pub fn view_key(&self) -> impl PartialEq + use<> {
+        (
+            (
+                self.scroll_row,
+                self.scroll_col,
+                self.view_rows,
+                self.view_cols,
+            ),
+            (self.lines().len(), self.cursor().0, self.dirty),
+            self.text.selection().is_some() || self.text.search_pattern().is_some(),
+        )
+    }
+
+    /// Where buffer row `row`'s text is on screen, if it is shown.
+    pub fn row_area(&self, area: Rect, row: usize) -> Option<Rect> {
+        let inner = Block::default().borders(Borders::ALL).inner(area);
+        let screen_row = row.checked_sub(self.scroll_row)?;
+        (screen_row < self.text_rows(inner.height))
+            .then(|| Rect::new(inner.x, inner.y + screen_row as u16, inner.width, 1))
+    }
+
+    /// Draws the pane; with `only_row`, just that buffer row's text (the
+    /// rest of the pane as it was).
+    pub fn draw(
+        &self,
+        frame: &mut Canvas,
+        area: Rect,
+        theme: Theme,
+        focused: bool,
+        only_row: Option<usize>,
+    ) {
         let name = match &self.path {
             Some(path) => path.display().to_string(),
             None => format!("{} (not saved)", self.module),
@@ -271,7 +304,9 @@ impl Editor {
             .border_style(theme.border(focused))
             .title(title);
         let inner = block.inner(area);
-        frame.render_widget(block, area);
+        if only_row.is_none() {
+            frame.render_widget(block, area);
+        }
         if inner.height == 0 || inner.width == 0 {
             return;
         }
@@ -286,6 +321,9 @@ impl Editor {
         let mut cells: Vec<(char, Style)> = Vec::with_capacity(text_cols);
         for screen_row in 0..text_rows {
             let row = self.scroll_row + screen_row;
+            if only_row.is_some_and(|only| only != row) {
+                continue;
+            }
             let y = inner.y + screen_row as u16;
             if row >= lines.len() {
                 buf.set_stringn(inner.x, y, "~", inner.width as usize, theme.dim());
@@ -390,7 +428,7 @@ impl Editor {
             }
         }
         let message_y = inner.y + text_rows as u16;
-        if message_y < inner.bottom() {
+        if message_y < inner.bottom() && only_row.is_none() {
             let message = if let Some(mark) = self.marks.first() {
                 Some(Line::from(Span::styled(
                     format!("line {}: {}", mark.line, mark.message),
@@ -657,7 +695,7 @@ mod tests {
         let mut cursor = None;
         screen
             .draw(|c| {
-                editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true);
+                editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true, None);
                 cursor = c.cursor();
             })
             .unwrap();
@@ -725,7 +763,7 @@ mod tests {
         assert_eq!(editor.selection(), Some(((0, 1), (0, 3))));
         let mut terminal = Screen::new(TestBackend::new(30, 5)).unwrap();
         terminal
-            .draw(|c| editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true))
+            .draw(|c| editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true, None))
             .unwrap();
         let buffer = terminal.backend().buffer();
         let row: Vec<(String, bool)> = (1..29)
