@@ -190,6 +190,9 @@ pub enum Command {
     /// Run UDF test files (*.udftest.toml), each on its own in-memory sandbox
     /// unless a host is given.
     Test(TestArgs),
+    /// The console's linter: one request as JSON on stdin (internal).
+    #[command(name = "lint-worker", hide = true)]
+    LintWorker,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -22,6 +22,9 @@ fn main() -> ExitCode {
         // clap prints help/version (exit 0) or the usage error (exit 2).
         Err(e) => e.exit(),
     };
+    if let Some(Command::LintWorker) = cli.command {
+        return asudf::tui::diagnostics::serve_worker();
+    }
     let console = cli.command.is_none();
     if console {
         limit_malloc_arenas();
@@ -203,7 +206,9 @@ async fn run(cli: Cli) -> ExitCode {
             };
             commands::bench::run(&mut session, call, opts).await
         }
-        Command::Serve(_) | Command::Test(_) | Command::Check(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::Test(_) | Command::Check(_) | Command::LintWorker => {
+            unreachable!("handled above")
+        }
         Command::Query(args) => {
             let call = client::QueryCall {
                 scope: scope(&args.scope),

@@ -385,3 +385,39 @@ fn sandbox_reset_empties_records_and_modules() {
     let (_, out, _) = asudf(d, &["--json", "record", "get", "test", "r"]);
     assert_eq!(json_of(&out)["found"], false);
 }
+
+/// The console lints in a child process (`asudf lint-worker`): its findings
+/// for a request are the linter's own.
+#[test]
+fn lint_worker_answers_a_request_with_the_findings() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let source = "local function increment(rec)\n  hits = 1\n  return 1\nend\n";
+    let request = serde_json::json!({
+        "source": source, "libs": "default", "module": "counter.lua",
+        "function": "increment", "dir": null,
+    });
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("asudf"))
+        .arg("lint-worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(request.to_string().as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let found: Vec<asudf::lint::Diagnostic> = serde_json::from_slice(&out.stdout).unwrap();
+    let options = asudf::lint::Options {
+        module: Some("counter.lua".into()),
+        function: Some("increment".into()),
+        ..Default::default()
+    };
+    assert_eq!(found, asudf::lint::lint(source, &options));
+    let rules: Vec<&str> = found.iter().map(|d| d.rule.as_str()).collect();
+    assert!(rules.contains(&"local_udf"), "{rules:?}");
+    // A request it cannot read fails, and the console lints in-process.
+    let (code, _, _) = process::asudf(&["lint-worker"]);
+    assert_ne!(code, 0);
+}

@@ -13,12 +13,12 @@ mod config;
 mod std;
 mod udf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::sandbox::LuaLibs;
 pub use config::{CONFIG_FILE, Config, Level, find_config};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -35,7 +35,7 @@ impl Severity {
 }
 
 /// One finding. Lines and columns are 1-based; columns count characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub line: u32,
     pub col: u32,

@@ -38,6 +38,100 @@ pub fn run(request: LintRequest) -> Action {
     }
 }
 
+/// The argument that makes `asudf` a lint worker: one request as JSON on
+/// stdin, its findings as JSON on stdout.
+pub const WORKER_ARG: &str = "lint-worker";
+
+/// Runs a lint in a child process (`asudf lint-worker`), so the console
+/// never holds a syntax tree: a big module's tree and rule passes peak near
+/// a hundred MiB, and the parser's code need not be resident in the console.
+/// Falls back to a thread when the child cannot run.
+pub async fn run_in_child(request: LintRequest) -> Action {
+    match child_lint(&request).await {
+        Ok(diagnostics) => Action::Linted {
+            seq: request.seq,
+            diagnostics,
+        },
+        Err(e) => {
+            tracing::warn!("lint worker: {e}; linting in the console");
+            tokio::task::spawn_blocking(move || run(request))
+                .await
+                .unwrap_or(Action::Linted {
+                    seq: 0,
+                    diagnostics: Vec::new(),
+                })
+        }
+    }
+}
+
+async fn child_lint(request: &LintRequest) -> std::io::Result<Vec<Diagnostic>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let input = serde_json::json!({
+        "source": request.source,
+        "libs": request.options.libs.as_str(),
+        "module": request.options.module,
+        "function": request.options.function,
+        "dir": request.dir,
+    })
+    .to_string();
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg(WORKER_ARG)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let write = async move {
+        stdin.write_all(input.as_bytes()).await?;
+        stdin.shutdown().await
+    };
+    let mut output = Vec::new();
+    let (written, read) = tokio::join!(write, stdout.read_to_end(&mut output));
+    written?;
+    read?;
+    let status = child.wait().await?;
+    if !status.success() {
+        return Err(std::io::Error::other(format!("ended with {status}")));
+    }
+    serde_json::from_slice(&output).map_err(std::io::Error::other)
+}
+
+/// `asudf lint-worker`: reads one lint request from stdin, writes the
+/// findings to stdout.
+pub fn serve_worker() -> std::process::ExitCode {
+    use std::io::Read;
+    let mut input = String::new();
+    if std::io::stdin().read_to_string(&mut input).is_err() {
+        return std::process::ExitCode::FAILURE;
+    }
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&input) else {
+        return std::process::ExitCode::FAILURE;
+    };
+    let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let request = LintRequest {
+        seq: 0,
+        source: text("source").unwrap_or_default(),
+        options: Options {
+            libs: text("libs")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or_default(),
+            module: text("module"),
+            function: text("function"),
+            config: Config::default(),
+        },
+        dir: text("dir").map(PathBuf::from),
+    };
+    let Action::Linted { diagnostics, .. } = run(request) else {
+        unreachable!("a lint answers with its findings")
+    };
+    match serde_json::to_writer(std::io::stdout().lock(), &diagnostics) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(_) => std::process::ExitCode::FAILURE,
+    }
+}
+
 /// The console's lint state (the findings themselves live with the editor,
 /// which draws them).
 #[derive(Debug, Clone)]

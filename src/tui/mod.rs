@@ -214,8 +214,8 @@ impl Driver {
                     // Off the UI thread: a keystroke never waits for a lint.
                     Some(tx) => {
                         let tx = tx.clone();
-                        tokio::task::spawn_blocking(move || {
-                            let _ = tx.send(diagnostics::run(request));
+                        tokio::spawn(async move {
+                            let _ = tx.send(diagnostics::run_in_child(request).await);
                         });
                     }
                     None => out.actions.push(diagnostics::run(request)),
