@@ -93,35 +93,36 @@ pub fn draw_on<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), 
     let damage = app.take_damage();
     let app = &*app;
     let areas = layout_for(screen.area(), app.focus);
-    let partial = !app.animating() && app.overlay.is_none();
-    let line = match damage {
-        Damage::Line(row) if partial => app.editor.row_area(areas.editor, row).map(|at| (row, at)),
-        _ => None,
-    };
-    if let Some((row, at)) = line {
-        let regions = [areas.status, at, areas.hints];
-        screen.draw_regions(&regions, |frame| {
-            for region in regions {
-                frame.fill(region, app.theme.base());
-            }
-            draw_status(app, frame, areas.status);
-            app.editor
-                .draw(frame, areas.editor, app.theme, true, Some(row));
-            draw_hints(app, frame, areas.hints);
-        })?;
-    } else if matches!(damage, Damage::Line(_) | Damage::Typing) && partial {
-        let regions = [areas.status, areas.modules, areas.editor, areas.hints];
-        screen.draw_regions(&regions, |frame| {
-            for region in regions {
-                frame.fill(region, app.theme.base());
-            }
-            draw_status(app, frame, areas.status);
-            draw_modules(app, frame, areas.modules);
-            draw_editor(app, frame, areas.editor);
-            draw_hints(app, frame, areas.hints);
-        })?;
-    } else {
+    let typing = matches!(damage, Damage::Line(_) | Damage::Typing)
+        && !app.animating()
+        && app.overlay.is_none();
+    if !typing {
         screen.draw(|frame| draw(app, frame))?;
+    } else {
+        // One row of the editor's text, or its whole pane and the badge.
+        let only_row = match damage {
+            Damage::Line(row) => app.editor.row_area(areas.editor, row).map(|at| (row, at)),
+            _ => None,
+        };
+        let (editor, modules) = match only_row {
+            Some((_, at)) => (at, None),
+            None => (areas.editor, Some(areas.modules)),
+        };
+        let regions: Vec<Rect> = [areas.status, editor, areas.hints]
+            .into_iter()
+            .chain(modules)
+            .collect();
+        screen.draw_regions(&regions, |frame| {
+            for &region in &regions {
+                frame.fill(region, app.theme.base());
+            }
+            draw_status(app, frame, areas.status);
+            if let Some(area) = modules {
+                draw_modules(app, frame, area);
+            }
+            draw_editor(app, frame, areas.editor, only_row.map(|(row, _)| row));
+            draw_hints(app, frame, areas.hints);
+        })?;
     }
     #[cfg(debug_assertions)]
     {
@@ -149,7 +150,7 @@ pub fn draw(app: &App, frame: &mut Canvas) {
     let areas = layout_for(area, app.focus);
     draw_status(app, frame, areas.status);
     draw_modules(app, frame, areas.modules);
-    draw_editor(app, frame, areas.editor);
+    draw_editor(app, frame, areas.editor, None);
     app.apply.draw(
         frame,
         areas.apply,
@@ -186,13 +187,13 @@ fn draw_modules(app: &App, frame: &mut Canvas, area: Rect) {
     }
 }
 
-fn draw_editor(app: &App, frame: &mut Canvas, area: Rect) {
+fn draw_editor(app: &App, frame: &mut Canvas, area: Rect, only_row: Option<usize>) {
     app.editor.draw(
         frame,
         area,
         app.theme,
         app.focus == Pane::Editor && app.overlay.is_none(),
-        None,
+        only_row,
     );
 }
 
