@@ -25,17 +25,31 @@ pub struct LintRequest {
 
 /// Runs a lint (blocking: reads the config file, parses the buffer).
 pub fn run(request: LintRequest) -> Action {
-    let mut options = request.options;
-    if let Some(path) = request.dir.as_deref().and_then(lint::find_config) {
+    Action::Linted {
+        seq: request.seq,
+        diagnostics: findings(&request.source, request.options, request.dir.as_deref()),
+    }
+}
+
+/// The findings for `source`, with the config file found from `dir`.
+fn findings(source: &str, mut options: Options, dir: Option<&std::path::Path>) -> Vec<Diagnostic> {
+    if let Some(path) = dir.and_then(lint::find_config) {
         match Config::read(&path) {
             Ok(config) => options.config = config,
             Err(e) => tracing::warn!("lint config ignored: {e}"),
         }
     }
-    Action::Linted {
-        seq: request.seq,
-        diagnostics: lint::lint(&request.source, &options),
-    }
+    lint::lint(source, &options)
+}
+
+/// What the console sends its lint worker.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WorkerRequest {
+    source: String,
+    libs: String,
+    module: Option<String>,
+    function: Option<String>,
+    dir: Option<PathBuf>,
 }
 
 /// The argument that makes `asudf` a lint worker: one request as JSON on
@@ -66,14 +80,13 @@ pub async fn run_in_child(request: LintRequest) -> Action {
 
 async fn child_lint(request: &LintRequest) -> std::io::Result<Vec<Diagnostic>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let input = serde_json::json!({
-        "source": request.source,
-        "libs": request.options.libs.as_str(),
-        "module": request.options.module,
-        "function": request.options.function,
-        "dir": request.dir,
-    })
-    .to_string();
+    let input = serde_json::to_string(&WorkerRequest {
+        source: request.source.clone(),
+        libs: request.options.libs.as_str().to_string(),
+        module: request.options.module.clone(),
+        function: request.options.function.clone(),
+        dir: request.dir.clone(),
+    })?;
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .arg(WORKER_ARG)
         .stdin(std::process::Stdio::piped())
@@ -101,32 +114,17 @@ async fn child_lint(request: &LintRequest) -> std::io::Result<Vec<Diagnostic>> {
 /// `asudf lint-worker`: reads one lint request from stdin, writes the
 /// findings to stdout.
 pub fn serve_worker() -> std::process::ExitCode {
-    use std::io::Read;
-    let mut input = String::new();
-    if std::io::stdin().read_to_string(&mut input).is_err() {
-        return std::process::ExitCode::FAILURE;
-    }
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&input) else {
+    let Ok(request) = serde_json::from_reader::<_, WorkerRequest>(std::io::stdin().lock()) else {
         return std::process::ExitCode::FAILURE;
     };
-    let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
-    let request = LintRequest {
-        seq: 0,
-        source: text("source").unwrap_or_default(),
-        options: Options {
-            libs: text("libs")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or_default(),
-            module: text("module"),
-            function: text("function"),
-            config: Config::default(),
-        },
-        dir: text("dir").map(PathBuf::from),
+    let options = Options {
+        libs: request.libs.parse().unwrap_or_default(),
+        module: request.module,
+        function: request.function,
+        config: Config::default(),
     };
-    let Action::Linted { diagnostics, .. } = run(request) else {
-        unreachable!("a lint answers with its findings")
-    };
-    match serde_json::to_writer(std::io::stdout().lock(), &diagnostics) {
+    let found = findings(&request.source, options, request.dir.as_deref());
+    match serde_json::to_writer(std::io::stdout().lock(), &found) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(_) => std::process::ExitCode::FAILURE,
     }
