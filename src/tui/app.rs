@@ -501,14 +501,14 @@ impl App {
     /// either changed: the comparison walks the whole buffer, too much for
     /// every frame of a big module.
     fn refresh_badge(&mut self) {
-        let key = (
-            self.editor.edits,
-            self.modules.changes,
-            self.editor.module.clone(),
-        );
-        if self.badge.0.as_ref() == Some(&key) {
+        let (edits, changes) = (self.editor.edits, self.modules.changes);
+        if let Some((e, c, module)) = &self.badge.0
+            && (*e, *c) == (edits, changes)
+            && *module == self.editor.module
+        {
             return;
         }
+        let key = (edits, changes, self.editor.module.clone());
         let badge = self
             .modules
             .get(&self.editor.module)
