@@ -290,10 +290,7 @@ fn frame_parts(_: &mut Criterion) {
     let theme = app.theme;
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     let mut time = |name: &str, f: &dyn Fn(&App, &mut asudf::tui::screen::Canvas)| {
-        let n: u32 = std::env::var("FRAME_PARTS_N")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(2000);
+        let n = 2000;
         let start = Instant::now();
         for _ in 0..n {
             terminal.draw(|fr| f(&app, fr)).unwrap();
