@@ -102,15 +102,10 @@ fn session() -> Console {
     c.set(Field::Function, "mark");
     c.set(Field::Args, "'checked'");
     c.key(KeyCode::F(5));
-    c.answer_newest(
-        |r| matches!(r, Request::Execute(_)),
-        Ok(Outcome::JobStarted { id: 7 }),
-    );
-    c.answer_newest(
-        |r| matches!(r, Request::Jobs { id: Some(7) }),
-        Ok(Outcome::Jobs(parse_jobs(
-            "trid=7:ns=test:set=sales:status=done(ok):job-progress=100.00:recs-filtered-bins=2:recs-succeeded=998:recs-failed=0:job-type=background-udf",
-        ))),
+    job_ends(
+        &mut c,
+        7,
+        "trid=7:ns=test:set=sales:status=done(ok):job-progress=100.00:recs-filtered-bins=2:recs-succeeded=998:recs-failed=0:job-type=background-udf",
     );
 
     c.kind(FormKind::Query);
@@ -275,16 +270,11 @@ fn an_aborted_background_job_is_left_out() {
     c.set(Field::Module, "stamp");
     c.set(Field::Function, "mark");
     c.key(KeyCode::F(5));
-    c.answer_newest(
-        |r| matches!(r, Request::Execute(_)),
-        Ok(Outcome::JobStarted { id: 7 }),
-    );
     // Aborted from elsewhere (the jobs list, another client): done all the same.
-    c.answer_newest(
-        |r| matches!(r, Request::Jobs { id: Some(7) }),
-        Ok(Outcome::Jobs(parse_jobs(
-            "trid=7:status=done(user-aborted):job-progress=40.00:recs-succeeded=400",
-        ))),
+    job_ends(
+        &mut c,
+        7,
+        "trid=7:status=done(user-aborted):job-progress=40.00:recs-succeeded=400",
     );
     assert!(c.app.results.in_flight().is_none());
     c.key(KeyCode::F(7));
@@ -293,5 +283,18 @@ fn an_aborted_background_job_is_left_out() {
         c.status().contains("1 in flight, cancelled"),
         "{}",
         c.status()
+    );
+}
+
+/// Answers a background job's start with `id`, then its status with `info`
+/// (the server's `query-show` text).
+fn job_ends(c: &mut Console, id: u64, info: &str) {
+    c.answer_newest(
+        |r| matches!(r, Request::Execute(_)),
+        Ok(Outcome::JobStarted { id }),
+    );
+    c.answer_newest(
+        |r| matches!(r, Request::Jobs { id: Some(i) } if *i == id),
+        Ok(Outcome::Jobs(parse_jobs(info))),
     );
 }
