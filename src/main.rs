@@ -17,15 +17,16 @@ use clap::Parser;
 use tokio_rustls::rustls;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // clap prints help/version (exit 0) or the usage error (exit 2).
         Err(e) => e.exit(),
     };
-    if let Some(Command::LintWorker) = cli.command {
+    let command = cli.command.take();
+    if let Some(Command::LintWorker) = command {
         return asudf::tui::diagnostics::serve_worker();
     }
-    let console = cli.command.is_none();
+    let console = command.is_none();
     if console {
         limit_malloc_arenas();
     }
@@ -36,29 +37,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // The console stays on this thread (its panic hook restores the
-    // terminal for panics here); a headless command runs as a task on a
+    // The console runs on this thread (its panic hook restores the terminal
+    // for panics in its own code); a headless command runs as a task on a
     // worker, where answers reach it without a wake of another thread.
-    if console {
-        return runtime.block_on(run(cli));
-    }
+    let Some(command) = command else {
+        return runtime.block_on(run_console(cli));
+    };
     end_quietly_on_closed_stdout();
     runtime.block_on(async {
-        tokio::spawn(run(cli)).await.unwrap_or_else(|e| {
+        tokio::spawn(run(cli, command)).await.unwrap_or_else(|e| {
             eprintln!("asudf: {e}");
             ExitCode::FAILURE
         })
     })
 }
 
-/// The console's own loop runs on this thread; one worker carries the client
-/// task and the in-process sandbox (Lua runs on the blocking pool), which is
-/// plenty for one user and saves a thread and its stack. Commands keep a
-/// worker per core: `bench` and `test` drive load.
+/// The console runs on this thread alone: its input, the client task and the
+/// in-process sandbox's connections (Lua runs on the blocking pool). A key
+/// is then read, handled and drawn without waking another thread, and one
+/// user's requests need no more. Commands keep a worker per core: `bench`
+/// and `test` drive load.
 fn build_runtime(console: bool) -> std::io::Result<tokio::runtime::Runtime> {
     if console {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
     } else {
@@ -102,33 +103,40 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-async fn run(cli: Cli) -> ExitCode {
-    let _log_guard = match &cli.command {
-        Some(Command::Serve(_)) => init_logging(LogTo::Stderr),
+/// The console: on this thread, never moved (its state is not `Send`).
+async fn run_console(cli: Cli) -> ExitCode {
+    let _log_guard = init_logging(LogTo::File);
+    let target = match resolve_target(&cli) {
+        Ok(t) => t,
+        Err(message) => return usage(message),
+    };
+    match asudf::tui::run(target, cli.file, cli.lua_libs.map(Into::into)).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("asudf: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli, command: Command) -> ExitCode {
+    let _log_guard = match &command {
+        Command::Serve(_) => init_logging(LogTo::Stderr),
         _ => init_logging(LogTo::File),
     };
-    if let Some(Command::Serve(args)) = &cli.command {
+    if let Command::Serve(args) = &command {
         return serve(&cli, args).await;
     }
-    if let Some(Command::Check(args)) = &cli.command {
+    if let Command::Check(args) = &command {
         return commands::check::run(args, cli.json);
     }
     let target = match resolve_target(&cli) {
         Ok(t) => t,
         Err(message) => return usage(message),
     };
-    if let Some(Command::Test(args)) = &cli.command {
+    if let Command::Test(args) = &command {
         return commands::test::run(target, args, cli.json).await;
     }
-    let Some(command) = cli.command else {
-        return match asudf::tui::run(target, cli.file, cli.lua_libs.map(Into::into)).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("asudf: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    };
     if let Command::Sample(SampleCommand::Ls) = command {
         return commands::sample::ls(cli.json);
     }

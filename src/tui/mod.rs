@@ -15,6 +15,7 @@ pub mod literal;
 pub mod panes;
 pub mod screen;
 pub mod theme;
+pub mod tty;
 pub mod ui;
 
 use std::collections::{HashMap, VecDeque};
@@ -26,7 +27,7 @@ use anyhow::Context;
 use base64::Engine;
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
-    Event as TermEvent, EventStream, KeyboardEnhancementFlags, PopKeyboardEnhancementFlags,
+    Event as TermEvent, KeyboardEnhancementFlags, PopKeyboardEnhancementFlags,
     PushKeyboardEnhancementFlags,
 };
 use crossterm::terminal::{
@@ -269,18 +270,36 @@ fn restore_terminal() {
     let _ = disable_raw_mode();
 }
 
+thread_local! {
+    /// Set while the console's own future is polled (see [`TerminalGuard`]).
+    static IN_CONSOLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Polls `future` with [`IN_CONSOLE`] set: the runtime polls the request
+/// tasks on the same thread, between these polls.
+async fn marked_as_console<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        IN_CONSOLE.set(true);
+        let polled = future.as_mut().poll(cx);
+        IN_CONSOLE.set(false);
+        polled
+    })
+    .await
+}
+
 /// Owns the terminal mode: restored when dropped, and by the panic hook.
 struct TerminalGuard;
 
 impl TerminalGuard {
     fn enter() -> anyhow::Result<TerminalGuard> {
-        // A panic on the console's thread ends it: put the terminal back
-        // before the message prints. Elsewhere (a request task) the console
-        // goes on, so the message goes to the log, not over the screen.
-        let console_thread = std::thread::current().id();
+        // A panic in the console's own code ends it: put the terminal back
+        // before the message prints. In a request task (on the same thread,
+        // caught by the runtime) the console goes on, so the message goes to
+        // the log, not over the screen.
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().id() == console_thread {
+            if IN_CONSOLE.get() {
                 restore_terminal();
                 previous(info);
             } else {
@@ -322,8 +341,17 @@ fn initial_buffer(file: Option<PathBuf>) -> anyhow::Result<(String, Option<PathB
 }
 
 /// Runs the console until the user quits; the terminal is restored on
-/// every way out.
+/// every way out. The runtime should be a current-thread one: input, the
+/// client task and drawing then share one thread (see [`tty`]).
 pub async fn run(
+    target: Target,
+    file: Option<PathBuf>,
+    lua_libs: Option<crate::lint::LuaLibs>,
+) -> anyhow::Result<()> {
+    marked_as_console(run_console(target, file, lua_libs)).await
+}
+
+async fn run_console(
     target: Target,
     file: Option<PathBuf>,
     lua_libs: Option<crate::lint::LuaLibs>,
@@ -376,7 +404,7 @@ pub async fn run(
     let (lint_tx, lint_rx) = tokio::sync::mpsc::unbounded_channel();
     driver.lint = Some(lint_tx);
     let mut console =
-        RunLoop::new(app, terminal, EventStream::new(), events, driver).with_lint(lint_rx);
+        RunLoop::new(app, terminal, tty::TtyInput::new()?, events, driver).with_lint(lint_rx);
     console.draw()?;
     tracing::info!(target = %console.app.target, "console started");
     while console.step().await? {}
