@@ -270,8 +270,8 @@ pub enum Damage {
     /// Typing that changed one buffer row's text and nothing else in the
     /// editor (no scroll, no line added or removed, the cursor on that row).
     Line(usize),
-    /// Typing in the editor: the editor, the modules pane's badge, the
-    /// status and hint rows. Nothing else reads what typing changes.
+    /// Typing in the editor: the editor and the modules pane's badge.
+    /// Nothing else reads what typing changes.
     Typing,
     All,
 }
@@ -1116,7 +1116,7 @@ impl App {
         }
         let tag = self.send(
             Purpose::Apply { entry: number },
-            Request::Apply(call.clone()),
+            Request::Apply(call.clone().into()),
             effects,
         );
         if let Some(mut b) = series {
@@ -1956,7 +1956,7 @@ impl App {
         if again && let Some(call) = self.series_calls.get(&number).cloned() {
             let tag = self.send(
                 Purpose::Apply { entry: number },
-                Request::Apply(call),
+                Request::Apply(call.into()),
                 effects,
             );
             let entry = &mut self.results.entries[index];

@@ -85,10 +85,9 @@ pub fn layout_for(area: Rect, focus: Pane) -> Areas {
 }
 
 /// Draws the frame `app.take_damage()` calls for: the whole screen, or,
-/// after typing in the editor, only the parts typing changes (the editor,
-/// the modules pane's badge, the status and hint rows; or of the editor
-/// only the typed row), the rest kept as shown. Debug builds check the
-/// result against a whole frame.
+/// after typing in the editor, only the parts typing changes (the editor
+/// and the modules pane's badge, or of the editor only the typed row), the
+/// rest kept as shown. Debug builds check the result against a whole frame.
 pub fn draw_on<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), B::Error> {
     let damage = app.take_damage();
     let app = &*app;
@@ -108,20 +107,15 @@ pub fn draw_on<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), 
             Some((_, at)) => (at, None),
             None => (areas.editor, Some(areas.modules)),
         };
-        let regions: Vec<Rect> = [areas.status, editor, areas.hints]
-            .into_iter()
-            .chain(modules)
-            .collect();
+        let regions: Vec<Rect> = std::iter::once(editor).chain(modules).collect();
         screen.draw_regions(&regions, |frame| {
             for &region in &regions {
                 frame.fill(region, app.theme.base());
             }
-            draw_status(app, frame, areas.status);
             if let Some(area) = modules {
                 draw_modules(app, frame, area);
             }
             draw_editor(app, frame, areas.editor, only_row.map(|(row, _)| row));
-            draw_hints(app, frame, areas.hints);
         })?;
     }
     #[cfg(debug_assertions)]
