@@ -93,10 +93,14 @@ async fn measure() {
                         .unwrap();
                 }
                 1 => {
-                    handle.call(Request::Apply(call.clone())).await.0.unwrap();
+                    handle
+                        .call(Request::Apply(call.clone().into()))
+                        .await
+                        .0
+                        .unwrap();
                 }
                 _ => {
-                    handle.send(Request::Apply(call.clone()));
+                    handle.send(Request::Apply(call.clone().into()));
                     while !matches!(events.recv().await, Some(Event::Done { .. })) {}
                 }
             }
@@ -155,7 +159,7 @@ fn our_side(call: &ApplyCall) {
     };
     println!("our side of one apply, each step alone ({N} times):");
     per_call("clone the request (Request::Apply)", &mut || {
-        std::hint::black_box(Request::Apply(std::hint::black_box(call).clone()));
+        std::hint::black_box(Request::Apply(std::hint::black_box(call).clone().into()));
     });
     per_call("key with its digest (RecordKey → Key)", &mut || {
         let k = &std::hint::black_box(call).key;

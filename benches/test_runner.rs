@@ -49,7 +49,7 @@ async fn by_hand(source: &str) {
             with_record: false,
             with_logs: true,
         };
-        handle.call(Request::Apply(call)).await.0.unwrap();
+        handle.call(Request::Apply(call.into())).await.0.unwrap();
     }
 }
 

@@ -117,7 +117,7 @@ async fn counter_walkthrough_with_record_view_and_logs() {
     let first = run(
         &handle,
         &mut events,
-        Request::Apply(call("counter", "increment", vec!["count".into(), 5.into()])),
+        Request::Apply(call("counter", "increment", vec!["count".into(), 5.into()]).into()),
     )
     .await
     .unwrap();
@@ -142,7 +142,7 @@ async fn counter_walkthrough_with_record_view_and_logs() {
     let second = run(
         &handle,
         &mut events,
-        Request::Apply(call("counter", "increment", vec!["count".into(), 3.into()])),
+        Request::Apply(call("counter", "increment", vec!["count".into(), 3.into()]).into()),
     )
     .await
     .unwrap();
@@ -164,7 +164,7 @@ async fn counter_walkthrough_with_record_view_and_logs() {
     let noisy = run(
         &handle,
         &mut events,
-        Request::Apply(call("counter", "noisy", vec![])),
+        Request::Apply(call("counter", "noisy", vec![]).into()),
     )
     .await
     .unwrap();
@@ -229,7 +229,7 @@ async fn errors_carry_code_message_and_line() {
     let failure = run(
         &handle,
         &mut events,
-        Request::Apply(call("boom", "boom", vec![])),
+        Request::Apply(call("boom", "boom", vec![]).into()),
     )
     .await
     .unwrap_err();
@@ -261,10 +261,10 @@ async fn requests_run_concurrently_and_can_be_cancelled() {
     )
     .await
     .unwrap();
-    let slow = handle.send(Request::Apply(call("slow", "spin", vec![])));
+    let slow = handle.send(Request::Apply(call("slow", "spin", vec![]).into()));
     let mut quick_call = call("slow", "quick", vec![]);
     quick_call.key.key = Value::from("another");
-    let quick = handle.send(Request::Apply(quick_call));
+    let quick = handle.send(Request::Apply(quick_call.into()));
     // The quick call answers while the slow one still runs.
     let mut first_done = None;
     while first_done.is_none() {
@@ -333,7 +333,7 @@ async fn takes_over_serving_when_the_serving_process_goes_away() {
     )
     .await
     .unwrap();
-    let apply = Request::Apply(call("counter", "increment", vec!["count".into(), 5.into()]));
+    let apply = Request::Apply(call("counter", "increment", vec!["count".into(), 5.into()]).into());
     run(&handle, &mut events, apply.clone()).await.unwrap();
 
     drop(served); // SIGKILL: the other process is gone without a goodbye.

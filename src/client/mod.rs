@@ -76,7 +76,8 @@ pub enum Request {
     RemoveModule {
         name: String,
     },
-    Apply(ApplyCall),
+    /// Shared: a run of calls (`bench`, run-N) sends the same call again.
+    Apply(Arc<ApplyCall>),
     GetRecord {
         key: RecordKey,
     },
@@ -580,7 +581,7 @@ mod tests {
             with_record: false,
             with_logs: false,
         };
-        let future = handle.call(Request::Apply(call));
+        let future = handle.call(Request::Apply(call.into()));
         let size = std::mem::size_of_val(&future);
         assert!(size < 1024, "ClientHandle::call's future is {size} bytes");
     }

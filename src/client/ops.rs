@@ -61,7 +61,7 @@ pub(super) async fn perform(
         // Both boxed: a future is moved (copied whole) into its caller's at
         // each level of `.await`, and the crate's apply future alone is a
         // few KiB; boxed here, the levels above carry a pointer.
-        Request::Apply(call) => Box::pin(apply(client, sandbox, last_key, call, sent)).await,
+        Request::Apply(call) => Box::pin(apply(client, sandbox, last_key, &call, sent)).await,
         request => Box::pin(perform_other(client, request, items)).await,
     }
 }
@@ -332,7 +332,7 @@ async fn apply(
     client: &Client,
     log_mark: Option<&AtomicU64>,
     last_key: &LastKey,
-    call: ApplyCall,
+    call: &ApplyCall,
     sent: Instant,
 ) -> Result<Outcome, Failure> {
     let shared_key = last_key.key(&call.key)?;
@@ -359,7 +359,7 @@ async fn apply(
         .await;
     let call_time = started.elapsed();
     let (logs, server_run) = match log_mark {
-        Some(mark) if call.with_logs => match Box::pin(read_call(client, mark, &call, key)).await {
+        Some(mark) if call.with_logs => match Box::pin(read_call(client, mark, call, key)).await {
             Some(kept) => (kept.logs, Some(kept.run)),
             None => (Vec::new(), None),
         },

@@ -23,7 +23,7 @@ fn hint(message: &str, module: &str) -> Option<String> {
 
 pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
     let module = call.module.clone();
-    let (outcome, _) = session.call(Request::Apply(call)).await;
+    let (outcome, _) = session.call(Request::Apply(call.into())).await;
     match outcome {
         Ok(Outcome::Applied {
             result,

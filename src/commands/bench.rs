@@ -212,7 +212,7 @@ fn through_task(
     handle: &ClientHandle,
     call: &ApplyCall,
 ) -> impl Fn() -> BoxFuture<'static, Result<(), Failure>> + Clone + Send + 'static {
-    let (handle, request) = (handle.clone(), Request::Apply(call.clone()));
+    let (handle, request) = (handle.clone(), Request::Apply(Arc::new(call.clone())));
     move || {
         let (handle, request) = (handle.clone(), request.clone());
         Box::pin(async move { handle.call(request).await.0.map(|_| ()) })

@@ -2,6 +2,7 @@
 //! its records, run its steps, compare what came back.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aerospike::Value;
@@ -437,7 +438,7 @@ impl Run<'_> {
         let mut problems = Vec::new();
         match &step.action {
             Action::Apply { call, args, .. } => {
-                let request = Request::Apply(ApplyCall {
+                let request = Request::Apply(Arc::new(ApplyCall {
                     key: key.clone(),
                     module: call.module.clone(),
                     function: call.function.clone(),
@@ -446,7 +447,7 @@ impl Run<'_> {
                     send_key: true,
                     with_record: false,
                     with_logs: true,
-                });
+                }));
                 match self.call(request).await {
                     Ok(Outcome::Applied {
                         result, logs: l, ..

@@ -534,7 +534,7 @@ impl ApplyForm {
     pub fn request(&self) -> Result<Request, FieldError> {
         self.first_error(self.kind)?;
         Ok(match self.kind {
-            FormKind::Record => Request::Apply(self.call()?.0),
+            FormKind::Record => Request::Apply(self.call()?.0.into()),
             FormKind::Aggregate => Request::Aggregate(Box::new(AggregateCall {
                 scope: self.scope(),
                 module: self.module(),
