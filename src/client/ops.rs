@@ -350,7 +350,7 @@ async fn apply(
     };
     let result = client
         .execute_udf(
-            &apply_policy(&call),
+            &apply_policy(call),
             key,
             &call.module,
             &call.function,
