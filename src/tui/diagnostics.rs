@@ -59,52 +59,50 @@ pub const WORKER_ARG: &str = "lint-worker";
 /// Runs a lint in a child process (`asudf lint-worker`), so the console
 /// never holds a syntax tree: a big module's tree and rule passes peak near
 /// a hundred MiB, and the parser's code need not be resident in the console.
-/// Falls back to a thread when the child cannot run.
+/// Falls back to linting here when the child cannot run. All of it (the
+/// request's JSON, the child's start and answer) happens on the blocking
+/// pool, off the console's thread.
 pub async fn run_in_child(request: LintRequest) -> Action {
-    match child_lint(&request).await {
+    tokio::task::spawn_blocking(move || match child_lint(&request) {
         Ok(diagnostics) => Action::Linted {
             seq: request.seq,
             diagnostics,
         },
         Err(e) => {
             tracing::warn!("lint worker: {e}; linting in the console");
-            tokio::task::spawn_blocking(move || run(request))
-                .await
-                .unwrap_or(Action::Linted {
-                    seq: 0,
-                    diagnostics: Vec::new(),
-                })
+            run(request)
         }
-    }
+    })
+    .await
+    .unwrap_or(Action::Linted {
+        seq: 0,
+        diagnostics: Vec::new(),
+    })
 }
 
-async fn child_lint(request: &LintRequest) -> std::io::Result<Vec<Diagnostic>> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let input = serde_json::to_string(&WorkerRequest {
+fn child_lint(request: &LintRequest) -> std::io::Result<Vec<Diagnostic>> {
+    use std::io::{Read, Write};
+    let input = serde_json::to_vec(&WorkerRequest {
         source: request.source.clone(),
         libs: request.options.libs.as_str().to_string(),
         module: request.options.module.clone(),
         function: request.options.function.clone(),
         dir: request.dir.clone(),
     })?;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+    let mut child = std::process::Command::new(std::env::current_exe()?)
         .arg(WORKER_ARG)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
         .spawn()?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stdout = child.stdout.take().expect("piped");
-    let write = async move {
-        stdin.write_all(input.as_bytes()).await?;
-        stdin.shutdown().await
-    };
+    // The worker reads all of its input before it writes: written first,
+    // then read, neither pipe can fill up and stall the other.
+    let written = child.stdin.take().expect("piped").write_all(&input);
     let mut output = Vec::new();
-    let (written, read) = tokio::join!(write, stdout.read_to_end(&mut output));
+    let read = child.stdout.take().expect("piped").read_to_end(&mut output);
+    let status = child.wait()?;
     written?;
     read?;
-    let status = child.wait().await?;
     if !status.success() {
         return Err(std::io::Error::other(format!("ended with {status}")));
     }
