@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{
@@ -254,7 +255,7 @@ pub struct App {
     next_tag: Tag,
     pending: HashMap<Tag, Purpose>,
     /// The call a "run N times" series repeats, by entry number.
-    series_calls: HashMap<usize, crate::client::ApplyCall>,
+    series_calls: HashMap<usize, Arc<crate::client::ApplyCall>>,
     recovery_due: Option<Instant>,
     last_refresh: Option<Instant>,
     /// Job progress and stage counts to read again.
@@ -1114,19 +1115,20 @@ impl App {
             }
             return;
         }
+        let shared = Arc::new(call);
         let tag = self.send(
             Purpose::Apply { entry: number },
-            Request::Apply(call.clone().into()),
+            Request::Apply(shared.clone()),
             effects,
         );
         if let Some(mut b) = series {
             b.sent = 1;
             self.results.push(tag, label, self.now, Some(b));
-            self.series_calls.insert(number, call);
+            self.series_calls.insert(number, shared);
         } else {
             self.results.push(tag, label, self.now, None);
             if let Some(entry) = self.results.entries.last_mut() {
-                entry.call = Some(call);
+                entry.call = Some(Arc::unwrap_or_clone(shared));
             }
         }
     }
@@ -1956,7 +1958,7 @@ impl App {
         if again && let Some(call) = self.series_calls.get(&number).cloned() {
             let tag = self.send(
                 Purpose::Apply { entry: number },
-                Request::Apply(call.into()),
+                Request::Apply(call),
                 effects,
             );
             let entry = &mut self.results.entries[index];
