@@ -544,3 +544,25 @@ where
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The panic hook ends the console only for panics in its own code: the
+    /// mark is set while the console's future runs and not while a request
+    /// task runs on the same thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn only_the_consoles_own_polls_are_marked() {
+        let (inside, task) = marked_as_console(async {
+            let inside = IN_CONSOLE.get();
+            // Runs on this thread while the console's future waits for it.
+            let task = tokio::spawn(async { IN_CONSOLE.get() }).await.unwrap();
+            (inside && IN_CONSOLE.get(), task)
+        })
+        .await;
+        assert!(inside, "the console's future is marked, also after a wait");
+        assert!(!task, "a task on the same thread is not");
+        assert!(!IN_CONSOLE.get(), "nor is anything after the console");
+    }
+}
