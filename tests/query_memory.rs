@@ -118,7 +118,7 @@ async fn a_slow_reader_does_not_grow_memory() {
 }
 
 /// The figure: 1,000,000 records (`cargo test --release --test
-/// query_wire -- --ignored`).
+/// query_memory -- --ignored`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn a_slow_reader_over_a_million_records() {
