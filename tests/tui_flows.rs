@@ -808,8 +808,11 @@ fn typing_redraws_the_editor_part_and_other_actions_the_whole_screen() {
     console.type_text("-");
     assert!(matches!(console.app.damage(), Damage::Line(_)));
     console.screen();
-    // Opening a comment changes how the lines after it look.
+    // Opening a comment changes how the lines after it look: the keys show
+    // first, then their line parsed again redraws the editor's part.
     console.type_text("-[[");
+    assert!(matches!(console.app.damage(), Damage::Line(_)));
+    assert!(console.app.settle());
     assert_eq!(console.app.damage(), Damage::Typing);
     console.screen();
     // Leaving the editor changes the focus marks of two panes.
@@ -818,4 +821,43 @@ fn typing_redraws_the_editor_part_and_other_actions_the_whole_screen() {
     assert_eq!(console.app.damage(), Damage::All);
     console.screen();
     assert_eq!(console.app.damage(), Damage::None, "drawn");
+}
+
+/// A keystroke is drawn before its line is parsed again, with the colours
+/// of the token it extends; the line's own colours follow in a second frame
+/// only where they differ, and end up as a fresh highlighting draws them.
+#[test]
+fn a_keystroke_shows_before_its_line_is_highlighted_again() {
+    use asudf::tui::app::Damage;
+    use asudf::tui::screen::Canvas;
+    asudf::tui::highlight::preload();
+    let mut console = Console::connected();
+    console.key(KeyCode::Enter);
+    console.key(KeyCode::Up);
+    console.screen();
+    for c in "local x = en".chars() {
+        console.type_text(&c.to_string());
+        console.screen();
+    }
+    // Typing on in a name: the guess was right, nothing to draw again.
+    console.type_text("x");
+    assert_eq!(console.app.damage(), Damage::Line(0));
+    assert!(!console.app.settle(), "the name's colour already shows");
+    console.screen();
+    console.key(KeyCode::Backspace);
+    console.screen();
+    // `end` becomes a keyword: its row is drawn again once parsed.
+    console.type_text("d");
+    assert_eq!(console.app.damage(), Damage::Line(0));
+    assert!(console.app.settle());
+    assert_eq!(console.app.damage(), Damage::Line(0));
+    let screen = console.screen();
+    assert!(screen.contains("local x = end"), "{screen}");
+    // What shows is what highlighting the buffer from scratch shows.
+    let app = &mut console.app;
+    app.editor.highlighter.invalidate_from(0);
+    app.editor.refresh_highlight();
+    let mut fresh = ratatui::buffer::Buffer::empty(console.terminal.area());
+    ui::draw(app, &mut Canvas::new(&mut fresh));
+    assert_eq!(console.terminal.shown(), &fresh);
 }

@@ -425,6 +425,22 @@ impl App {
         effects
     }
 
+    /// Finishes what a frame was drawn ahead of: the highlighting of the
+    /// line typed in (a keystroke shows first, with the colours around it;
+    /// this parses the line again). True when the screen must be drawn
+    /// again because of it.
+    pub fn settle(&mut self) -> bool {
+        let Some(changed) = self.editor.settle_highlight() else {
+            return false;
+        };
+        let damage = match changed.into_inner() {
+            (first, last) if first == last => Damage::Line(first),
+            _ => Damage::Typing,
+        };
+        self.damage = self.damage.and(damage);
+        true
+    }
+
     /// What changed on screen since the last frame drawn.
     pub fn damage(&self) -> Damage {
         self.damage

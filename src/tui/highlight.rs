@@ -85,10 +85,16 @@ pub struct LineHighlighter {
     recomputed: Option<std::ops::RangeInclusive<usize>>,
 }
 
-/// What followed an edited line: still right if the line ends in the same
-/// state as before (the usual case: typing does not open a comment).
+/// An edited line not highlighted again yet, and what followed it: still
+/// right if the line ends in the same state as before (the usual case:
+/// typing does not open a comment).
 struct Pending {
     line: usize,
+    /// What the line shows until then: its old spans moved by the edit,
+    /// so a keystroke shows before the line is parsed again ([`settle`]).
+    ///
+    /// [`settle`]: LineHighlighter::settle
+    guess: Spans,
     old_end: State,
     tail: Vec<(Spans, State)>,
 }
@@ -112,21 +118,42 @@ impl LineHighlighter {
         }
     }
 
-    /// Line `line` changed and no line came or went: the next update
-    /// highlights it again, and the lines after it only if it now ends in
-    /// another state.
-    pub fn line_changed(&mut self, line: usize) {
+    /// Line `line` changed and no line came or went; it is now `new_len`
+    /// bytes long, with the cursor at byte `cursor` after the edit. Until [`settle`](Self::settle) parses it again, the line shows
+    /// its old spans moved by the edit; the lines after it are parsed again
+    /// only if it then ends in another state.
+    pub fn line_changed(&mut self, line: usize, cursor: usize, new_len: usize) {
+        if let Some(pending) = self.pending.as_mut().filter(|p| p.line == line) {
+            pending.guess = moved(&pending.guess, cursor, new_len);
+            return;
+        }
         self.drop_pending();
         if line < self.first || line >= self.first + self.window.len() {
             return self.invalidate_from(line);
         }
         let mut tail = self.window.split_off(line - self.first);
-        let (_, old_end) = tail.remove(0);
+        let (old, old_end) = tail.remove(0);
         self.pending = Some(Pending {
             line,
+            guess: moved(&old, cursor, new_len),
             old_end,
             tail,
         });
+    }
+
+    /// Parses the edited line again (see [`line_changed`](Self::line_changed))
+    /// and gives the lines that now look different from what was shown.
+    pub fn settle(
+        &mut self,
+        lines: &[String],
+        from: usize,
+        upto: usize,
+    ) -> Option<std::ops::RangeInclusive<usize>> {
+        let (line, guess) = self.pending.as_ref().map(|p| (p.line, p.guess.clone()))?;
+        self.ensure(lines, from, upto, usize::MAX);
+        let recomputed = self.take_recomputed()?;
+        let as_guessed = recomputed == (line..=line) && self.line(line) == Some(&guess);
+        (!as_guessed).then_some(recomputed)
     }
 
     /// Gives up on a pending edit's tail: everything after it is redone.
@@ -148,9 +175,11 @@ impl LineHighlighter {
         }
     }
 
-    /// Lines `from..upto` (cut to the buffer) have their spans.
+    /// Lines `from..upto` (cut to the buffer) have their spans (an edited
+    /// line its guess).
     pub fn covers(&self, from: usize, upto: usize) -> bool {
-        from >= self.first && upto <= self.first + self.window.len()
+        let pending = self.pending.as_ref().map_or(0, |p| 1 + p.tail.len());
+        from >= self.first && upto <= self.first + self.window.len() + pending
     }
 
     /// Parse states kept (for tests and benches).
@@ -263,8 +292,53 @@ impl LineHighlighter {
 
     pub fn line(&self, index: usize) -> Option<&Spans> {
         let at = index.checked_sub(self.first)?;
-        self.window.get(at).map(|(spans, _)| spans)
+        match (self.window.get(at), &self.pending) {
+            (Some((spans, _)), _) => Some(spans),
+            (None, Some(pending)) => match at - self.window.len() {
+                0 => Some(&pending.guess),
+                after => pending.tail.get(after - 1).map(|(spans, _)| spans),
+            },
+            (None, None) => None,
+        }
     }
+}
+
+/// `spans` of a line after an edit made it `new_len` bytes long and left
+/// the cursor at byte `cursor`: after typing or a paste, the text put in
+/// ends at the cursor; after a deletion, the text taken out began there.
+/// Text put in takes the style of the span it follows (typing goes on
+/// with the token it extends), spans after the edit move with it, and a
+/// span that lost all its text goes. Only a guess for other edits.
+fn moved(spans: &Spans, cursor: usize, new_len: usize) -> Spans {
+    let old_len = spans.last().map_or(0, |(_, r)| r.end);
+    // Where the edit began; text taken out lay within the old line.
+    let at = cursor
+        .saturating_sub(new_len.saturating_sub(old_len))
+        .min(old_len.min(new_len));
+    let map = |p: usize, end: bool| {
+        if new_len >= old_len {
+            let grown = new_len - old_len;
+            // The span that ends at the edit takes the text (at the start
+            // of the line, the first span).
+            if p > at || (p == at && (end || at > 0)) {
+                p + grown
+            } else {
+                p
+            }
+        } else {
+            let cut = old_len - new_len;
+            if p <= at {
+                p
+            } else {
+                p.saturating_sub(cut).max(at)
+            }
+        }
+    };
+    spans
+        .iter()
+        .map(|(style, r)| (*style, map(r.start, false)..map(r.end, true)))
+        .filter(|(_, r)| !r.is_empty())
+        .collect()
 }
 
 fn convert(style: syntect::highlighting::Style) -> Style {
@@ -306,34 +380,55 @@ mod tests {
         };
         // Typing inside a line: one line parsed again.
         buffer[20].insert_str(6, "abc");
-        h.line_changed(20);
+        h.line_changed(20, 9, buffer[20].len());
         h.ensure(&buffer, 10, 50, 1);
         assert!(h.covers(10, 50), "one line was enough");
         assert_eq!(screen(&h), fresh(&buffer));
         // Opening a long comment changes every line after it.
         buffer[30] = "--[[ open".into();
-        h.line_changed(30);
+        h.line_changed(30, buffer[30].len(), buffer[30].len());
         h.ensure(&buffer, 10, 50, 1);
         assert!(!h.covers(10, 50));
         h.ensure(&buffer, 10, 50, usize::MAX);
         assert_eq!(screen(&h), fresh(&buffer));
         // Closing it again, and edits above the window and at its first line.
         buffer[30] = "-- closed".into();
-        h.line_changed(30);
+        h.line_changed(30, buffer[30].len(), buffer[30].len());
         h.ensure(&buffer, 10, 50, usize::MAX);
         assert_eq!(screen(&h), fresh(&buffer));
         buffer[10] = "--[[".into();
-        h.line_changed(10);
+        h.line_changed(10, buffer[10].len(), buffer[10].len());
         buffer[3] = "x = 1".into();
-        h.line_changed(3);
+        h.line_changed(3, buffer[3].len(), buffer[3].len());
         h.ensure(&buffer, 10, 50, usize::MAX);
         assert_eq!(screen(&h), fresh(&buffer));
         // Scrolled away before the update: highlighted from scratch.
         buffer[10] = "y = 2".into();
-        h.line_changed(10);
+        h.line_changed(10, buffer[10].len(), buffer[10].len());
         h.ensure(&buffer, 12, 50, usize::MAX);
         h.ensure(&buffer, 10, 50, usize::MAX);
         assert_eq!(screen(&h), fresh(&buffer));
+    }
+
+    #[test]
+    fn an_edit_moves_the_spans_shown_until_the_line_is_parsed_again() {
+        let s = |colour: u8, r: Range<usize>| (Style::new().fg(Color::Indexed(colour)), r);
+        let spans = vec![s(1, 0..5), s(2, 5..6), s(3, 6..10)];
+        // Typed at the end of the first span: it takes the text.
+        let typed = vec![s(1, 0..6), s(2, 6..7), s(3, 7..11)];
+        assert_eq!(moved(&spans, 6, 11), typed);
+        // At the start of the line, the first span takes it.
+        let pasted = vec![s(1, 0..7), s(2, 7..8), s(3, 8..12)];
+        assert_eq!(moved(&spans, 2, 12), pasted);
+        // Deleted: the span it was in shrinks, one left empty goes.
+        assert_eq!(moved(&spans, 5, 9), vec![s(1, 0..5), s(3, 5..9)]);
+        assert_eq!(
+            moved(&spans, 3, 9),
+            vec![s(1, 0..4), s(2, 4..5), s(3, 5..9)]
+        );
+        // A cursor elsewhere gives a wrong guess, but never a range past the line.
+        assert!(moved(&spans, 40, 3).iter().all(|(_, r)| r.end <= 3));
+        assert!(moved(&spans, 40, 30).iter().all(|(_, r)| r.end <= 30));
     }
 
     /// What the bundled assets are: syntect's defaults cut down to Lua and

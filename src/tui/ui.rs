@@ -84,11 +84,23 @@ pub fn layout_for(area: Rect, focus: Pane) -> Areas {
     areas
 }
 
+/// Draws what changed since the last frame, then finishes what that frame
+/// was drawn ahead of (the typed line's colours, [`App::settle`]) and draws
+/// again if that changed anything: a keystroke reaches the terminal before
+/// its line is parsed again.
+pub fn draw_on<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), B::Error> {
+    draw_damage(app, screen)?;
+    if app.settle() {
+        draw_damage(app, screen)?;
+    }
+    Ok(())
+}
+
 /// Draws the frame `app.take_damage()` calls for: the whole screen, or,
 /// after typing in the editor, only the parts typing changes (the editor
 /// and the modules pane's badge, or of the editor only the typed row), the
 /// rest kept as shown. Debug builds check the result against a whole frame.
-pub fn draw_on<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), B::Error> {
+fn draw_damage<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), B::Error> {
     let damage = app.take_damage();
     let app = &*app;
     let areas = layout_for(screen.area(), app.focus);

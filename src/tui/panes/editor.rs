@@ -149,7 +149,15 @@ impl Editor {
             if change.lines_moved {
                 self.highlighter.invalidate_from(change.row);
             } else {
-                self.highlighter.line_changed(change.row);
+                let line = &self.text.lines()[change.row];
+                let (row, col) = self.cursor();
+                let cursor = if row == change.row {
+                    byte_at(line, col)
+                } else {
+                    line.len()
+                };
+                self.highlighter
+                    .line_changed(change.row, cursor, line.len());
             }
             self.dirty = true;
             self.edits += 1;
@@ -241,6 +249,20 @@ impl Editor {
             } = self;
             highlighter.ensure(text.lines(), self.scroll_row, upto, HIGHLIGHT_BUDGET);
         }
+    }
+
+    /// Highlights the line an edit changed, which a frame showed with its
+    /// old colours moved (see [`LineHighlighter::line_changed`]); gives the
+    /// lines that now look different.
+    pub fn settle_highlight(&mut self) -> Option<std::ops::RangeInclusive<usize>> {
+        if !self.highlight_on {
+            return None;
+        }
+        let upto = self.scroll_row + self.view_rows;
+        let Editor {
+            text, highlighter, ..
+        } = self;
+        highlighter.settle(text.lines(), self.scroll_row, upto)
     }
 
     /// Every visible line is highlighted (or highlighting is off).
