@@ -41,7 +41,14 @@ fn main() -> ExitCode {
     // for panics in its own code); a headless command runs as a task on a
     // worker, where answers reach it without a wake of another thread.
     let Some(command) = command else {
-        return runtime.block_on(run_console(cli));
+        let client_runtime = match build_client_runtime() {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("cannot start the async runtime: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        return runtime.block_on(run_console(cli, client_runtime.handle().clone()));
     };
     end_quietly_on_closed_stdout();
     runtime.block_on(async {
@@ -52,11 +59,10 @@ fn main() -> ExitCode {
     })
 }
 
-/// The console runs on this thread alone: its input, the client task and the
-/// in-process sandbox's connections (Lua runs on the blocking pool). A key
-/// is then read, handled and drawn without waking another thread, and one
-/// user's requests need no more. Commands keep a worker per core: `bench`
-/// and `test` drive load.
+/// The console reads, handles and draws on this thread alone, so a key
+/// wakes no other thread; its client side has a runtime of its own
+/// ([`build_client_runtime`]). Commands keep a worker per core: `bench` and
+/// `test` drive load.
 fn build_runtime(console: bool) -> std::io::Result<tokio::runtime::Runtime> {
     if console {
         tokio::runtime::Builder::new_current_thread()
@@ -65,6 +71,16 @@ fn build_runtime(console: bool) -> std::io::Result<tokio::runtime::Runtime> {
     } else {
         tokio::runtime::Runtime::new()
     }
+}
+
+/// The console's client side (the client task, its requests, an embedded
+/// sandbox): one worker thread of its own, beside the console's.
+fn build_client_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("asudf-client")
+        .enable_all()
+        .build()
 }
 
 /// glibc gives each thread that meets a locked arena an arena of its own (up
@@ -104,13 +120,20 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// The console: on this thread, never moved (its state is not `Send`).
-async fn run_console(cli: Cli) -> ExitCode {
+async fn run_console(cli: Cli, client_runtime: tokio::runtime::Handle) -> ExitCode {
     let _log_guard = init_logging(LogTo::File);
     let target = match resolve_target(&cli) {
         Ok(t) => t,
         Err(message) => return usage(message),
     };
-    match asudf::tui::run(target, cli.file, cli.lua_libs.map(Into::into)).await {
+    match asudf::tui::run(
+        target,
+        cli.file,
+        cli.lua_libs.map(Into::into),
+        client_runtime,
+    )
+    .await
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("asudf: {e:#}");

@@ -345,3 +345,51 @@ async fn takes_over_serving_when_the_serving_process_goes_away() {
     };
     assert_eq!(result, Value::Int(10));
 }
+
+/// Requests run on the runtime the client task was started on, whatever
+/// the sender's: the console sends from its own thread, which only reads
+/// keys and draws, and its client side runs on a runtime of its own.
+#[test]
+fn requests_run_on_the_client_tasks_runtime() {
+    let client_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (handle, mut events) = {
+        let _on = client_runtime.enter();
+        client::spawn(memory_sandbox())
+    };
+    // From here on this thread is in no runtime: it sends, then waits.
+    let mut next_event = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match events.try_recv() {
+                Ok(event) => return event,
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                    assert!(std::time::Instant::now() < deadline, "no event in 10 s");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("the client task ended: {e}"),
+            }
+        }
+    };
+    loop {
+        match next_event() {
+            Event::Connection(ConnectionState::Connected(_)) => break,
+            Event::Connection(ConnectionState::Lost { reason }) => panic!("{reason}"),
+            _ => {}
+        }
+    }
+    let id = handle.send(Request::ListModules);
+    loop {
+        if let Event::Done {
+            id: done, outcome, ..
+        } = next_event()
+            && done == id
+        {
+            assert!(matches!(outcome, Ok(Outcome::Modules(_))), "{outcome:?}");
+            break;
+        }
+    }
+}

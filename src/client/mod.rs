@@ -332,6 +332,9 @@ struct Shared {
     /// receiver is dropped), without making a channel per call.
     discard: query::ItemSink,
     last_key: ops::LastKey,
+    /// The runtime the client task runs on, where requests run too: the
+    /// console's own thread only reads, reduces and draws.
+    runtime: tokio::runtime::Handle,
 }
 
 /// The UI's end of the client task. Cheap to clone; the task ends when the
@@ -345,16 +348,16 @@ pub struct ClientHandle {
 impl ClientHandle {
     /// Starts a request; its answer arrives as an [`Event::Done`] with this id.
     ///
-    /// The request runs in its own tokio task, spawned here rather than by
-    /// the connection task: one hop less per call (measured in
-    /// `benches/client.rs`). Must be called within the tokio runtime.
+    /// The request runs in its own tokio task on the client task's runtime,
+    /// spawned here rather than by the connection task: one hop less per
+    /// call (measured in `benches/client.rs`).
     pub fn send(&self, request: Request) -> RequestId {
         let shared = &self.shared;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let queued = Instant::now();
         let connection = shared.connection.read().clone();
         let answered = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run_request(
+        let task = shared.runtime.spawn(run_request(
             shared.clone(),
             id,
             request,
@@ -503,8 +506,9 @@ pub async fn spawn_connected(
     Err("the client task ended".into())
 }
 
-/// Starts the client task for `target`. Events (connection changes and
-/// answers) arrive on the returned receiver.
+/// Starts the client task for `target` on the current runtime, where its
+/// requests run too. Events (connection changes and answers) arrive on the
+/// returned receiver.
 pub fn spawn(target: Target) -> (ClientHandle, mpsc::UnboundedReceiver<Event>) {
     let (events, event_rx) = mpsc::unbounded_channel();
     let (alive, alive_rx) = mpsc::unbounded_channel();
@@ -516,6 +520,7 @@ pub fn spawn(target: Target) -> (ClientHandle, mpsc::UnboundedReceiver<Event>) {
         events,
         discard: mpsc::unbounded_channel().0,
         last_key: ops::LastKey::default(),
+        runtime: tokio::runtime::Handle::current(),
     });
     tokio::spawn(run(target, shared.clone(), alive_rx));
     let handle = ClientHandle {

@@ -275,8 +275,8 @@ thread_local! {
     static IN_CONSOLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Polls `future` with [`IN_CONSOLE`] set: the runtime polls the request
-/// tasks on the same thread, between these polls.
+/// Polls `future` with [`IN_CONSOLE`] set: the runtime polls other tasks
+/// (a lint's, a file write's) on the same thread, between these polls.
 async fn marked_as_console<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     std::future::poll_fn(|cx| {
@@ -294,9 +294,9 @@ struct TerminalGuard;
 impl TerminalGuard {
     fn enter() -> anyhow::Result<TerminalGuard> {
         // A panic in the console's own code ends it: put the terminal back
-        // before the message prints. In a request task (on the same thread,
-        // caught by the runtime) the console goes on, so the message goes to
-        // the log, not over the screen.
+        // before the message prints. In any other task (caught by its
+        // runtime) the console goes on, so the message goes to the log, not
+        // over the screen.
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if IN_CONSOLE.get() {
@@ -341,20 +341,24 @@ fn initial_buffer(file: Option<PathBuf>) -> anyhow::Result<(String, Option<PathB
 }
 
 /// Runs the console until the user quits; the terminal is restored on
-/// every way out. The runtime should be a current-thread one: input, the
-/// client task and drawing then share one thread (see [`tty`]).
+/// every way out. The runtime should be a current-thread one, where input
+/// and drawing share one thread (see [`tty`]); the client task, its
+/// requests and an embedded sandbox run on `client_runtime`, so a busy
+/// query never holds up a keystroke.
 pub async fn run(
     target: Target,
     file: Option<PathBuf>,
     lua_libs: Option<crate::lint::LuaLibs>,
+    client_runtime: tokio::runtime::Handle,
 ) -> anyhow::Result<()> {
-    marked_as_console(run_console(target, file, lua_libs)).await
+    marked_as_console(run_console(target, file, lua_libs, client_runtime)).await
 }
 
 async fn run_console(
     target: Target,
     file: Option<PathBuf>,
     lua_libs: Option<crate::lint::LuaLibs>,
+    client_runtime: tokio::runtime::Handle,
 ) -> anyhow::Result<()> {
     let paths = Paths::from_env();
     highlight::preload_in_background();
@@ -398,7 +402,10 @@ async fn run_console(
     let terminal = screen::Screen::new(CrosstermBackend::new(out))?;
     let area = terminal.area();
     app.update(Action::Resize(area.width, area.height));
-    let (handle, events) = client::spawn(target);
+    let (handle, events) = {
+        let _on = client_runtime.enter();
+        client::spawn(target)
+    };
     let mut driver = Driver::new(handle, paths.recovery.clone());
     driver.forms = paths.forms.clone();
     let (lint_tx, lint_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -550,7 +557,7 @@ mod tests {
     use super::*;
 
     /// The panic hook ends the console only for panics in its own code: the
-    /// mark is set while the console's future runs and not while a request
+    /// mark is set while the console's future runs and not while another
     /// task runs on the same thread.
     #[tokio::test(flavor = "current_thread")]
     async fn only_the_consoles_own_polls_are_marked() {
