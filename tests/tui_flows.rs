@@ -861,3 +861,48 @@ fn a_keystroke_shows_before_its_line_is_highlighted_again() {
     ui::draw(app, &mut Canvas::new(&mut fresh));
     assert_eq!(console.terminal.shown(), &fresh);
 }
+
+/// A lint's answer redraws the screen only when the findings changed: a
+/// clean module linted again after each pause in typing stays as drawn.
+#[test]
+fn a_lint_with_the_same_findings_draws_nothing() {
+    use asudf::tui::app::Damage;
+    let mut console = Console::connected();
+    let lint_answer = |console: &mut Console, at: Duration| {
+        console.act(Action::Tick(console.start + at));
+        let request = console
+            .effects
+            .iter()
+            .find_map(|e| match e {
+                Effect::Lint(request) => Some(request.clone()),
+                _ => None,
+            })
+            .expect("a lint is due");
+        console.effects.clear();
+        console.screen();
+        console.act(asudf::tui::diagnostics::run(request));
+        console.app.damage()
+    };
+    assert_eq!(
+        lint_answer(&mut console, Duration::from_secs(1)),
+        Damage::None
+    );
+    assert!(
+        console.app.editor.problems.is_empty(),
+        "the sample is clean"
+    );
+    // A comment line keeps it clean; a syntax error is a new finding.
+    console.type_text("-- note");
+    console.key(KeyCode::Enter);
+    assert_eq!(
+        lint_answer(&mut console, Duration::from_secs(3)),
+        Damage::None
+    );
+    console.type_text("x = = 1");
+    console.key(KeyCode::Enter);
+    assert_eq!(
+        lint_answer(&mut console, Duration::from_secs(5)),
+        Damage::All
+    );
+    assert!(!console.app.editor.problems.is_empty());
+}

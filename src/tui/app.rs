@@ -223,6 +223,8 @@ pub struct App {
     /// The action being reduced was typing in the editor and nothing else;
     /// with the row when only that row's text changed on screen.
     typed: Option<Option<usize>>,
+    /// The action being reduced changed nothing on screen.
+    unseen: bool,
     /// The buffer's badge, and the (edits, module changes, module) it was
     /// worked out for.
     badge: (Option<(u64, u64, String)>, Option<Badge>),
@@ -342,6 +344,7 @@ impl App {
         let mut app = App {
             damage: Damage::All,
             typed: None,
+            unseen: false,
             badge: (None, None),
             keymap: options.keymap,
             theme: options.theme,
@@ -408,6 +411,7 @@ impl App {
     /// The reducer.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.typed = None;
+        self.unseen = false;
         let badge = self.badge.1;
         let effects = self.reduce(action);
         // Lines highlighted again show anew, as does a changed badge.
@@ -419,6 +423,7 @@ impl App {
                 Damage::Line(row)
             }
             Some(_) => Damage::Typing,
+            None if self.unseen => Damage::None,
             None => Damage::All,
         };
         self.damage = self.damage.and(damage);
@@ -491,7 +496,11 @@ impl App {
                 Err(e) => self.complain(format!("cannot save {}: {e}", path.display())),
             },
             Action::Linted { seq, diagnostics } => {
-                if self.diagnostics.accept(seq) {
+                let accepted = self.diagnostics.accept(seq);
+                // An outdated lint, or the same findings again (a clean
+                // module stays clean), shows nothing new.
+                self.unseen = !accepted || diagnostics == self.editor.problems;
+                if accepted {
                     // The message row comes and goes with the findings.
                     let row_changes = self.editor.problems.is_empty() != diagnostics.is_empty();
                     self.editor.problems = diagnostics;
