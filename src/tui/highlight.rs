@@ -119,9 +119,10 @@ impl LineHighlighter {
     }
 
     /// Line `line` changed and no line came or went; it is now `new_len`
-    /// bytes long, with the cursor at byte `cursor` after the edit. Until [`settle`](Self::settle) parses it again, the line shows
-    /// its old spans moved by the edit; the lines after it are parsed again
-    /// only if it then ends in another state.
+    /// bytes long, with the cursor at byte `cursor` after the edit. Until
+    /// [`settle`](Self::settle) parses it again, the line shows its old
+    /// spans moved by the edit; the lines after it are parsed again only if
+    /// it then ends in another state.
     pub fn line_changed(&mut self, line: usize, cursor: usize, new_len: usize) {
         if let Some(pending) = self.pending.as_mut().filter(|p| p.line == line) {
             pending.guess = moved(&pending.guess, cursor, new_len);
