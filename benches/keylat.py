@@ -1,0 +1,48 @@
+# keylat.py BINARY [ROUNDS]: keystroke -> screen latency on ../shared/bench/udf10k.lua
+# (typing at line 1, column 0) for asudf BINARY and vim, with measure.sh's own
+# harness (../shared/bench/tui/bench.py: tmux 160x45, one control-mode client,
+# a poll every 0.5 ms), polled two ways and interleaved:
+#   full: capture-pane of the whole screen, as measure.sh does;
+#   row:  capture-pane of the typed row only, so the poll costs tmux the same
+#         for both programs (a whole capture of asudf's paneled, coloured
+#         screen costs tmux more than one of vim's).
+# Prints each program's median keystroke latency per round, in ms.
+# Run on a quiet machine: python3 benches/keylat.py target/release/asudf 4
+import os, sys, time, statistics, tempfile, random, shutil
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
+R = tempfile.mkdtemp()
+os.environ["TUIPEERS_ROOT"] = R; os.environ["CTL_BUFFERED"] = "1"; os.environ["TUIBENCH_SOCK"] = "keylat"
+for d in ("data", "screens", "work", "bin", "xdg", "logs"): os.makedirs(f"{R}/{d}", exist_ok=True)
+shutil.copy(f"{SHARED}/bench/tui/tmux.conf", R); shutil.copy(f"{SHARED}/bench/udf10k.lua", f"{R}/data/")
+sys.path.insert(0, f"{SHARED}/bench/tui")
+import bench
+bench.tmux("start-server")
+F = f"{R}/data/udf10k.lua"
+peers = {"asudf": (f"{sys.argv[1]} {F}", 2), "vim": (f"vim --clean -n {F}", 0)}
+rng = random.Random(1)
+def run(name, mode):
+    cmd, row = peers[name]
+    env = {"LANG": "C.UTF-8"}
+    if name == "asudf": env.update(bench.asudf_env(name))
+    pid, _, _ = bench.start(name, cmd, env, bench.BIG_MARKER)
+    time.sleep(1.5)
+    if name == "vim": bench.vim_insert(name)
+    c = bench.Ctl(name)
+    cap = f"capture-pane -p -t {name}" + (f" -S {row} -E {row}" if mode == "row" else "")
+    typed = "QQ"; c.cmd(f"send-keys -t {name} -l QQ")
+    while typed not in c.cmd(cap): time.sleep(0.01)
+    time.sleep(0.5)
+    lats = []
+    for ch in "abcdefghijklmnopqrstuvwxyzabcd":
+        typed += ch; t0 = time.perf_counter(); c.cmd(f"send-keys -t {name} -l {ch}")
+        while typed not in c.cmd(cap): time.sleep(0.0005)
+        lats.append((time.perf_counter() - t0) * 1000); time.sleep(rng.uniform(0.05, 0.15))
+    c.close(); bench.stop(name, pid)
+    return statistics.median(lats)
+res = {}
+for r in range(int(sys.argv[2]) if len(sys.argv) > 2 else 3):
+    for mode in ("full", "row"):
+        for name in (("asudf", "vim") if r % 2 == 0 else ("vim", "asudf")):
+            res.setdefault((name, mode), []).append(round(run(name, mode), 3))
+for k, v in sorted(res.items()): print(k, v, "median", statistics.median(v))
+bench.tmux("kill-server")
