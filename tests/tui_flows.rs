@@ -906,3 +906,97 @@ fn a_lint_with_the_same_findings_draws_nothing() {
     );
     assert!(!console.app.editor.problems.is_empty());
 }
+
+/// A backend that keeps what the terminal showed at each flush.
+struct Flushes {
+    terminal: ratatui::backend::TestBackend,
+    frames: Vec<ratatui::buffer::Buffer>,
+}
+
+impl ratatui::backend::Backend for Flushes {
+    type Error = <ratatui::backend::TestBackend as ratatui::backend::Backend>::Error;
+    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+    where
+        I: Iterator<Item = (u16, u16, &'a ratatui::buffer::Cell)>,
+    {
+        self.terminal.draw(content)
+    }
+    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+        self.terminal.hide_cursor()
+    }
+    fn show_cursor(&mut self) -> Result<(), Self::Error> {
+        self.terminal.show_cursor()
+    }
+    fn get_cursor_position(&mut self) -> Result<ratatui::layout::Position, Self::Error> {
+        self.terminal.get_cursor_position()
+    }
+    fn set_cursor_position<P: Into<ratatui::layout::Position>>(
+        &mut self,
+        position: P,
+    ) -> Result<(), Self::Error> {
+        self.terminal.set_cursor_position(position)
+    }
+    fn clear(&mut self) -> Result<(), Self::Error> {
+        self.terminal.clear()
+    }
+    fn clear_region(&mut self, clear_type: ratatui::backend::ClearType) -> Result<(), Self::Error> {
+        self.terminal.clear_region(clear_type)
+    }
+    fn size(&self) -> Result<ratatui::layout::Size, Self::Error> {
+        self.terminal.size()
+    }
+    fn window_size(&mut self) -> Result<ratatui::backend::WindowSize, Self::Error> {
+        self.terminal.window_size()
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.frames.push(self.terminal.buffer().clone());
+        self.terminal.flush()
+    }
+}
+
+/// The styles of the cells where `text` first shows in `frame`.
+fn styles_at(frame: &ratatui::buffer::Buffer, text: &str) -> Vec<ratatui::style::Style> {
+    let wanted: Vec<String> = text.chars().map(String::from).collect();
+    for row in frame.content.chunks(frame.area.width as usize) {
+        let symbols: Vec<&str> = row.iter().map(|c| c.symbol()).collect();
+        if let Some(at) = symbols.windows(wanted.len()).position(|w| w == wanted) {
+            return row[at..at + wanted.len()]
+                .iter()
+                .map(|c| c.style())
+                .collect();
+        }
+    }
+    panic!("{text:?} is not on the screen");
+}
+
+/// The typed key goes out to the terminal in the first frame, before its
+/// line is parsed again, in the colour of the token it extends; what
+/// parsing changes goes out in a second frame.
+#[test]
+fn the_typed_key_goes_out_before_its_line_is_parsed_again() {
+    asudf::tui::highlight::preload();
+    let mut console = Console::connected();
+    console.key(KeyCode::Enter);
+    console.key(KeyCode::Up);
+    console.type_text("local x = en");
+    console.screen();
+    let mut screen = asudf::tui::screen::Screen::new(Flushes {
+        terminal: ratatui::backend::TestBackend::new(120, 40),
+        frames: Vec::new(),
+    })
+    .unwrap();
+    console.act(Action::Resize(120, 40));
+    ui::draw_on(&mut console.app, &mut screen).unwrap();
+    let before = screen.backend().frames.len();
+
+    console.type_text("d");
+    ui::draw_on(&mut console.app, &mut screen).unwrap();
+    let frames = &screen.backend().frames[before..];
+    assert_eq!(frames.len(), 2, "the key's frame, then the parsed line's");
+    // First `end` all in the colour `en` had; then in the keyword's.
+    let first = styles_at(&frames[0], "local x = end");
+    assert_eq!(first[10..], [first[10]; 3], "d takes the colour of en");
+    let parsed = styles_at(&frames[1], "local x = end");
+    assert_eq!(parsed[10..], [parsed[10]; 3]);
+    assert_ne!(parsed[10], first[10], "parsed again, `end` is a keyword");
+}
