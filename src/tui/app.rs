@@ -220,11 +220,8 @@ pub struct StatusMessage {
 pub struct App {
     /// What changed on screen since the last frame drawn.
     damage: Damage,
-    /// The action being reduced was typing in the editor and nothing else;
-    /// with the row when only that row's text changed on screen.
-    typed: Option<Option<usize>>,
-    /// The action being reduced changed nothing on screen.
-    unseen: bool,
+    /// What the action being reduced changed on screen.
+    shown: Shown,
     /// The buffer's badge, and the (edits, module changes, module) it was
     /// worked out for.
     badge: (Option<(u64, u64, String)>, Option<Badge>),
@@ -264,6 +261,16 @@ pub struct App {
     polls: Vec<Poll>,
     /// The test file being saved, and how many runs it left out.
     saving_test: Option<(PathBuf, usize)>,
+}
+
+/// What one action changed on screen (worked out into [`Damage`]).
+#[derive(Debug, Clone, Copy)]
+enum Shown {
+    Nothing,
+    /// Typing in the editor and nothing else; with the row when only that
+    /// row's text changed.
+    Typed(Option<usize>),
+    Anything,
 }
 
 /// What changed on screen since the last frame, from least to most.
@@ -343,8 +350,7 @@ impl App {
         apply.restore(options.forms);
         let mut app = App {
             damage: Damage::All,
-            typed: None,
-            unseen: false,
+            shown: Shown::Anything,
             badge: (None, None),
             keymap: options.keymap,
             theme: options.theme,
@@ -410,21 +416,20 @@ impl App {
 
     /// The reducer.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
-        self.typed = None;
-        self.unseen = false;
+        self.shown = Shown::Anything;
         let badge = self.badge.1;
         let effects = self.reduce(action);
         // Lines highlighted again show anew, as does a changed badge.
         let recomputed = self.editor.highlighter.take_recomputed();
-        let damage = match self.typed {
-            Some(Some(row))
+        let damage = match self.shown {
+            Shown::Typed(Some(row))
                 if recomputed.is_none_or(|r| r == (row..=row)) && self.badge.1 == badge =>
             {
                 Damage::Line(row)
             }
-            Some(_) => Damage::Typing,
-            None if self.unseen => Damage::None,
-            None => Damage::All,
+            Shown::Typed(_) => Damage::Typing,
+            Shown::Nothing => Damage::None,
+            Shown::Anything => Damage::All,
         };
         self.damage = self.damage.and(damage);
         effects
@@ -499,7 +504,9 @@ impl App {
                 let accepted = self.diagnostics.accept(seq);
                 // An outdated lint, or the same findings again (a clean
                 // module stays clean), shows nothing new.
-                self.unseen = !accepted || diagnostics == self.editor.problems;
+                if !accepted || diagnostics == self.editor.problems {
+                    self.shown = Shown::Nothing;
+                }
                 if accepted {
                     // The message row comes and goes with the findings.
                     let row_changes = self.editor.problems.is_empty() != diagnostics.is_empty();
@@ -588,7 +595,7 @@ impl App {
                     self.diagnostics.changed(self.now);
                 }
                 let row = self.editor.cursor().0;
-                self.typed = Some((self.editor.view_key() == view).then_some(row));
+                self.shown = Shown::Typed((self.editor.view_key() == view).then_some(row));
             }
             Pane::Apply => {
                 // The form's function decides whether a `local` one is an error.
