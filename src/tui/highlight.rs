@@ -143,15 +143,17 @@ impl LineHighlighter {
     }
 
     /// Parses the edited line again (see [`line_changed`](Self::line_changed))
-    /// and gives the lines that now look different from what was shown.
+    /// as [`ensure`](Self::ensure) does, and gives the lines that now look
+    /// different from what was shown.
     pub fn settle(
         &mut self,
         lines: &[String],
         from: usize,
         upto: usize,
+        budget: usize,
     ) -> Option<std::ops::RangeInclusive<usize>> {
         let (line, guess) = self.pending.as_ref().map(|p| (p.line, p.guess.clone()))?;
-        self.ensure(lines, from, upto, usize::MAX);
+        self.ensure(lines, from, upto, budget);
         let recomputed = self.take_recomputed()?;
         let as_guessed = recomputed == (line..=line) && self.line(line) == Some(&guess);
         (!as_guessed).then_some(recomputed)

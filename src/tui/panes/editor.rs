@@ -243,12 +243,15 @@ impl Editor {
     /// the parse state depends on).
     pub fn refresh_highlight(&mut self) {
         if self.highlight_on && !self.highlight_done() {
-            let upto = self.scroll_row + self.view_rows;
-            let Editor {
-                text, highlighter, ..
-            } = self;
-            highlighter.ensure(text.lines(), self.scroll_row, upto, HIGHLIGHT_BUDGET);
+            let (lines, view) = (self.text.lines(), self.view_lines());
+            self.highlighter
+                .ensure(lines, view.start, view.end, HIGHLIGHT_BUDGET);
         }
+    }
+
+    /// The buffer rows the pane shows (some may be past the end).
+    fn view_lines(&self) -> std::ops::Range<usize> {
+        self.scroll_row..self.scroll_row + self.view_rows
     }
 
     /// Highlights the line an edit changed, which a frame showed with its
@@ -258,11 +261,9 @@ impl Editor {
         if !self.highlight_on {
             return None;
         }
-        let upto = self.scroll_row + self.view_rows;
-        let Editor {
-            text, highlighter, ..
-        } = self;
-        highlighter.settle(text.lines(), self.scroll_row, upto)
+        let (lines, view) = (self.text.lines(), self.view_lines());
+        self.highlighter
+            .settle(lines, view.start, view.end, HIGHLIGHT_BUDGET)
     }
 
     /// Every visible line is highlighted (or highlighting is off).
