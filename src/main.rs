@@ -32,23 +32,16 @@ fn main() -> ExitCode {
     }
     let runtime = match build_runtime(console) {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return runtime_failed(e),
     };
     // The console runs on this thread (its panic hook restores the terminal
     // for panics in its own code); a headless command runs as a task on a
     // worker, where answers reach it without a wake of another thread.
     let Some(command) = command else {
-        let client_runtime = match build_client_runtime() {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("cannot start the async runtime: {e}");
-                return ExitCode::FAILURE;
-            }
+        return match build_client_runtime() {
+            Ok(client) => runtime.block_on(run_console(cli, client.handle().clone())),
+            Err(e) => runtime_failed(e),
         };
-        return runtime.block_on(run_console(cli, client_runtime.handle().clone()));
     };
     end_quietly_on_closed_stdout();
     runtime.block_on(async {
@@ -71,6 +64,11 @@ fn build_runtime(console: bool) -> std::io::Result<tokio::runtime::Runtime> {
     } else {
         tokio::runtime::Runtime::new()
     }
+}
+
+fn runtime_failed(e: std::io::Error) -> ExitCode {
+    eprintln!("cannot start the async runtime: {e}");
+    ExitCode::FAILURE
 }
 
 /// The console's client side (the client task, its requests, an embedded
