@@ -823,6 +823,16 @@ fn typing_redraws_the_editor_part_and_other_actions_the_whole_screen() {
     assert_eq!(console.app.damage(), Damage::None, "drawn");
 }
 
+/// A connected console, highlighting loaded, the cursor on a new empty
+/// first line of the sample.
+fn on_a_new_first_line() -> Console {
+    asudf::tui::highlight::preload();
+    let mut console = Console::connected();
+    console.key(KeyCode::Enter);
+    console.key(KeyCode::Up);
+    console
+}
+
 /// A keystroke is drawn before its line is parsed again, with the colours
 /// of the token it extends; the line's own colours follow in a second frame
 /// only where they differ, and end up as a fresh highlighting draws them.
@@ -830,10 +840,7 @@ fn typing_redraws_the_editor_part_and_other_actions_the_whole_screen() {
 fn a_keystroke_shows_before_its_line_is_highlighted_again() {
     use asudf::tui::app::Damage;
     use asudf::tui::screen::Canvas;
-    asudf::tui::highlight::preload();
-    let mut console = Console::connected();
-    console.key(KeyCode::Enter);
-    console.key(KeyCode::Up);
+    let mut console = on_a_new_first_line();
     console.screen();
     for c in "local x = en".chars() {
         console.type_text(&c.to_string());
@@ -974,10 +981,7 @@ fn styles_at(frame: &ratatui::buffer::Buffer, text: &str) -> Vec<ratatui::style:
 /// parsing changes goes out in a second frame.
 #[test]
 fn the_typed_key_goes_out_before_its_line_is_parsed_again() {
-    asudf::tui::highlight::preload();
-    let mut console = Console::connected();
-    console.key(KeyCode::Enter);
-    console.key(KeyCode::Up);
+    let mut console = on_a_new_first_line();
     console.type_text("local x = en");
     console.screen();
     let mut screen = asudf::tui::screen::Screen::new(Flushes {
