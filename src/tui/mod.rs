@@ -101,16 +101,29 @@ pub struct Driver {
     writer: tokio::task::JoinHandle<()>,
 }
 
+/// The text of a file a chore writes, made when it is written.
+type Contents = Box<dyn FnOnce() -> String + Send>;
+
 /// A file write no action waits for.
 enum Chore {
-    Write(PathBuf, String),
+    Write(PathBuf, Contents),
     Remove(PathBuf),
 }
 
 async fn do_chores(mut chores: tokio::sync::mpsc::UnboundedReceiver<Chore>) {
     while let Some(chore) = chores.recv().await {
         match chore {
-            Chore::Write(path, text) => {
+            Chore::Write(path, contents) => {
+                // Made on the blocking pool: the recovery copy of a
+                // 10,000-line module is milliseconds of JSON escaping, which
+                // on the console's thread would hold up the next key.
+                let text = match tokio::task::spawn_blocking(contents).await {
+                    Ok(text) => text,
+                    Err(e) => {
+                        tracing::warn!("{} not written: {e}", path.display());
+                        continue;
+                    }
+                };
                 if let Err(e) = write_file(&path, &text).await {
                     tracing::warn!("{} not written: {e}", path.display());
                 }
@@ -195,10 +208,11 @@ impl Driver {
                 }
                 Effect::WriteRecovery { text, path } => {
                     if let Some(file) = &self.recovery {
-                        let json = serde_json::json!({ "path": path, "text": text });
+                        let contents =
+                            move || serde_json::json!({ "path": path, "text": text }).to_string();
                         let _ = self
                             .chores
-                            .send(Chore::Write(file.clone(), json.to_string()));
+                            .send(Chore::Write(file.clone(), Box::new(contents)));
                     }
                 }
                 Effect::ClearRecovery => {
@@ -208,7 +222,9 @@ impl Driver {
                 }
                 Effect::SaveForms(json) => {
                     if let Some(file) = &self.forms {
-                        let _ = self.chores.send(Chore::Write(file.clone(), json));
+                        let _ = self
+                            .chores
+                            .send(Chore::Write(file.clone(), Box::new(move || json)));
                     }
                 }
                 Effect::Lint(request) => match &self.lint {
