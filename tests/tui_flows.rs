@@ -1004,3 +1004,52 @@ fn the_typed_key_goes_out_before_its_line_is_parsed_again() {
     assert_eq!(parsed[10..], [parsed[10]; 3]);
     assert_ne!(parsed[10], first[10], "parsed again, `end` is a keyword");
 }
+
+/// A jump to the end of a long module highlights what it shows over short
+/// updates that follow each other at once (a key typed meanwhile waits for
+/// one of them, not for the whole file), and then the loop rests.
+#[test]
+fn a_jump_into_a_long_module_highlights_in_short_updates_back_to_back() {
+    asudf::tui::highlight::preload();
+    let mut console = Console::new(120, 40);
+    let text: String = (0..6000)
+        .map(|i| format!("local v{i} = {{ n = {i}, s = \"line {i}\" }} -- note {i}\n"))
+        .collect();
+    let path = std::path::PathBuf::from("long.lua");
+    console.act(Action::FileLoaded {
+        path,
+        result: Ok(text),
+    });
+    console.screen();
+    assert!(console.app.editor.highlight_done(), "the top shows at once");
+    console.act(Action::Key(KeyEvent::new(
+        KeyCode::End,
+        KeyModifiers::CONTROL,
+    )));
+    assert!(
+        !console.app.editor.highlight_done(),
+        "one update does not parse 6,000 lines"
+    );
+    let mut updates = 1;
+    while !console.app.editor.highlight_done() {
+        assert_eq!(
+            console.app.next_wake(),
+            Some(console.app.now),
+            "the next update comes at once"
+        );
+        console.act(Action::Tick(console.app.now));
+        updates += 1;
+        assert!(updates < 100, "highlighting never caught up");
+    }
+    assert!(updates > 5, "{updates} updates");
+    let screen = console.screen();
+    assert!(screen.contains("local v5999"), "{screen}");
+    assert!(!console.app.animating());
+    assert!(
+        console
+            .app
+            .next_wake()
+            .is_none_or(|at| at > console.app.now),
+        "then only timers"
+    );
+}

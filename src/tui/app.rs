@@ -1733,11 +1733,19 @@ impl App {
         self.results.in_flight().is_some() || !self.editor.highlight_done()
     }
 
-    /// When the run loop must next send a tick: the next animation frame
-    /// while something moves, else the first timer due (the recovery copy,
-    /// the modules refresh); `None` when nothing is due at all.
+    /// When the run loop must next send a tick: at once while highlighting
+    /// is behind, the next animation frame while something moves, else the
+    /// first timer due (the recovery copy, the modules refresh); `None` when
+    /// nothing is due at all.
     pub fn next_wake(&self) -> Option<Instant> {
-        let frame = self.animating().then(|| self.now + TICK);
+        // Highlighting that is behind goes on at once (the loop reads input
+        // between its updates); a spinner, or the syntax still loading,
+        // moves every TICK.
+        let frame = if self.editor.highlight_behind() {
+            Some(self.now)
+        } else {
+            self.animating().then(|| self.now + TICK)
+        };
         // While a listing is on its way, its answer wakes the loop.
         let refresh = (self.connected() && !self.modules.loading)
             .then(|| self.last_refresh.map_or(self.now, |at| at + REFRESH_EVERY));

@@ -57,6 +57,11 @@ fn assets() -> Option<&'static Assets> {
     ASSETS.get()
 }
 
+/// The syntax definitions are loaded: highlighting can go on.
+pub fn loaded() -> bool {
+    ASSETS.get().is_some()
+}
+
 pub type Spans = Vec<(Style, Range<usize>)>;
 
 /// The parser and highlighter state between two lines.

@@ -20,9 +20,10 @@ use crate::tui::highlight::LineHighlighter;
 use crate::tui::theme::Theme;
 use buffer::{Buffer, Change, Move, Op, byte_at, char_width, col_at_width, display_width};
 
-/// Lines highlighted per update at most (about 50 µs each): a jump to the
-/// end of a big file fills in over a few ticks instead of one long frame.
-const HIGHLIGHT_BUDGET: usize = 1500;
+/// Lines highlighted per update at most (35–50 µs each, so under 10 ms):
+/// a jump to the end of a big file fills in over updates that follow each
+/// other at once, and a key typed meanwhile waits for one of them at most.
+const HIGHLIGHT_BUDGET: usize = 200;
 
 /// A marked line (1-based) with the message that marked it.
 #[derive(Debug, Clone, PartialEq)]
@@ -270,6 +271,12 @@ impl Editor {
     pub fn highlight_done(&self) -> bool {
         let upto = (self.scroll_row + self.view_rows).min(self.lines().len());
         !self.highlight_on || self.highlighter.covers(self.scroll_row.min(upto), upto)
+    }
+
+    /// Highlighting is behind the view and can go on now (the syntax is
+    /// loaded), an update at a time.
+    pub fn highlight_behind(&self) -> bool {
+        !self.highlight_done() && crate::tui::highlight::loaded()
     }
 
     pub fn gutter_width(&self) -> usize {
