@@ -7,9 +7,10 @@
 #         for both programs (a whole capture of asudf's paneled, coloured
 #         screen costs tmux more than one of vim's);
 #   busy: the typed row, polled again at once (no sleep): when the key is
-#         first visible, to about one row capture (~50 us). `echo` (a shell
-#         with the terminal's own echo) is the floor: the kernel echoes the
-#         key, no program runs.
+#         first visible, to about one row capture (~50 us), beside two
+#         floors: `echo`, the terminal's own echo (the kernel echoes the key,
+#         no program runs), and `dd`, a program that only reads the key and
+#         writes it back (what waking any program costs).
 # Prints each program's median keystroke latency per round, in ms.
 # Run on a quiet machine: python3 benches/keylat.py target/release/asudf 4
 import os, sys, time, statistics, tempfile, random, shutil
@@ -23,14 +24,15 @@ import bench
 bench.tmux("start-server")
 F = f"{R}/data/udf10k.lua"
 peers = {"asudf": (f"{sys.argv[1]} {F}", 2), "vim": (f"vim --clean -n {F}", 0),
-         "echo": ("sh -c 'stty -icanon; printf \"%s\\n\" \"$0\"; exec cat >/dev/null' 'Aerospike UDF module'", 2)}
-MODES = {"full": ("asudf", "vim"), "row": ("asudf", "vim"), "busy": ("asudf", "vim", "echo")}
+         "echo": ("sh -c 'stty -icanon; printf \"%s\\n\" \"$0\"; exec cat >/dev/null' 'Aerospike UDF module'", 2),
+         "dd": ("sh -c 'printf \"%s\\n\" \"$0\"; stty raw -echo; exec dd bs=1 status=none' 'Aerospike UDF module'", 2)}
+MODES = {"full": ("asudf", "vim"), "row": ("asudf", "vim"), "busy": ("asudf", "vim", "echo", "dd")}
 rng = random.Random(1)
 def run(name, mode):
     cmd, row = peers[name]
     env = {"LANG": "C.UTF-8"}
     if name == "asudf": env.update(bench.asudf_env(name))
-    marker = (lambda c: "Aerospike UDF module" in c) if name == "echo" else bench.BIG_MARKER
+    marker = (lambda c: "Aerospike UDF module" in c) if name in ("echo", "dd") else bench.BIG_MARKER
     pid, _, _ = bench.start(name, cmd, env, marker)
     time.sleep(1.5)
     if name == "vim": bench.vim_insert(name)
