@@ -1007,9 +1007,11 @@ fn the_typed_key_goes_out_before_its_line_is_parsed_again() {
 
 /// A jump to the end of a long module highlights what it shows over short
 /// updates that follow each other at once (a key typed meanwhile waits for
-/// one of them, not for the whole file), and then the loop rests.
+/// one of them, not for the whole file) and draw only when they reach the
+/// lines shown; then the loop rests.
 #[test]
 fn a_jump_into_a_long_module_highlights_in_short_updates_back_to_back() {
+    use asudf::tui::app::Damage;
     asudf::tui::highlight::preload();
     let mut console = Console::new(120, 40);
     let text: String = (0..6000)
@@ -1030,7 +1032,8 @@ fn a_jump_into_a_long_module_highlights_in_short_updates_back_to_back() {
         !console.app.editor.highlight_done(),
         "one update does not parse 6,000 lines"
     );
-    let mut updates = 1;
+    console.screen();
+    let (mut updates, mut frames) = (1, 0);
     while !console.app.editor.highlight_done() {
         assert_eq!(
             console.app.next_wake(),
@@ -1040,8 +1043,13 @@ fn a_jump_into_a_long_module_highlights_in_short_updates_back_to_back() {
         console.act(Action::Tick(console.app.now));
         updates += 1;
         assert!(updates < 100, "highlighting never caught up");
+        // Only an update that reaches the lines shown draws (debug builds
+        // check each frame, and each frame left out, against a whole one).
+        frames += usize::from(console.app.damage() != Damage::None);
+        console.screen();
     }
     assert!(updates > 5, "{updates} updates");
+    assert!(frames <= 2, "{frames} frames for {updates} updates");
     let screen = console.screen();
     assert!(screen.contains("local v5999"), "{screen}");
     assert!(!console.app.animating());
@@ -1052,4 +1060,30 @@ fn a_jump_into_a_long_module_highlights_in_short_updates_back_to_back() {
             .is_none_or(|at| at > console.app.now),
         "then only timers"
     );
+}
+
+/// While a call is in flight its elapsed time moves with every action, so
+/// an action that changes nothing else (a tick, a lint that finds what is
+/// shown) still draws; without one, such an action draws nothing.
+#[test]
+fn an_action_that_changes_nothing_draws_only_while_a_call_is_in_flight() {
+    use asudf::tui::app::Damage;
+    asudf::tui::highlight::preload();
+    let mut console = Console::connected();
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(Vec::new())),
+    );
+    console.screen();
+    let now = console.app.now + Duration::from_millis(1);
+    console.act(Action::Tick(now));
+    assert_eq!(console.app.damage(), Damage::None, "an idle tick");
+    console.screen();
+    console.key(KeyCode::F(5));
+    console.screen();
+    assert!(console.app.results.in_flight().is_some());
+    console.act(Action::Tick(now + Duration::from_millis(100)));
+    assert_eq!(console.app.damage(), Damage::All, "the spinner moves");
+    // Debug builds check the frame against a whole one.
+    console.screen();
 }

@@ -423,11 +423,18 @@ impl App {
         let recomputed = self.editor.highlighter.take_recomputed();
         let damage = match self.shown {
             Shown::Typed(Some(row))
-                if recomputed.is_none_or(|r| r == (row..=row)) && self.badge.1 == badge =>
+                if recomputed.as_ref().is_none_or(|r| *r == (row..=row))
+                    && self.badge.1 == badge =>
             {
                 Damage::Line(row)
             }
             Shown::Typed(_) => Damage::Typing,
+            // Highlighting that went on, or a new badge, shows in the
+            // editor's part.
+            Shown::Nothing if recomputed.is_some() || self.badge.1 != badge => Damage::Typing,
+            // A call in flight shows the time since it was sent, which moves
+            // with every action (the clock is read for each).
+            Shown::Nothing if self.results.in_flight().is_some() => Damage::All,
             Shown::Nothing => Damage::None,
             Shown::Anything => Damage::All,
         };
@@ -1788,6 +1795,11 @@ impl App {
             self.refresh_modules(effects);
         }
         self.poll_jobs(now, effects);
+        // A tick that asked for nothing changed nothing shown but the clock
+        // (see `update`) and highlighting it went on with.
+        if effects.is_empty() {
+            self.shown = Shown::Nothing;
+        }
     }
 
     fn on_client(&mut self, event: Event, effects: &mut Vec<Effect>) {

@@ -107,7 +107,9 @@ fn draw_damage<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), 
     let typing = matches!(damage, Damage::Line(_) | Damage::Typing)
         && !app.animating()
         && app.overlay.is_none();
-    if !typing {
+    if damage == Damage::None {
+        // Nothing changed: no frame.
+    } else if !typing {
         screen.draw(|frame| draw(app, frame))?;
     } else {
         // One row of the editor's text, or its whole pane and the badge.
