@@ -493,9 +493,11 @@ where
         self
     }
 
+    /// Draws what changed since the last frame, if anything did.
     pub fn draw(&mut self) -> anyhow::Result<()> {
-        ui::draw_on(&mut self.app, &mut self.terminal)?;
-        self.draws += 1;
+        if ui::draw_on(&mut self.app, &mut self.terminal)? {
+            self.draws += 1;
+        }
         Ok(())
     }
 
@@ -527,9 +529,6 @@ where
         };
         self.wakes += 1;
         let Some(first) = next else { return Ok(true) };
-        // A tick alone changes the screen only while something moves; any
-        // other action may change anything.
-        let mut changed = !matches!(first, Action::Tick(_)) || self.app.animating();
         // Timers count from now, not from the last tick.
         self.app.now = Instant::now();
         let mut queue = VecDeque::from([first]);
@@ -546,7 +545,6 @@ where
             if let Action::Resize(width, height) = action {
                 self.terminal.resize(Rect::new(0, 0, width, height))?;
             }
-            changed |= !matches!(action, Action::Tick(_));
             let effects = self.app.update(action);
             let performed = self.driver.perform(effects).await;
             queue.extend(performed.actions);
@@ -561,9 +559,8 @@ where
         if quit {
             return Ok(false);
         }
-        if changed || self.app.animating() {
-            self.draw()?;
-        }
+        // The actions' damage says whether anything shown changed.
+        self.draw()?;
         Ok(true)
     }
 }

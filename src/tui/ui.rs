@@ -87,50 +87,52 @@ pub fn layout_for(area: Rect, focus: Pane) -> Areas {
 /// Draws what changed since the last frame, then finishes what that frame
 /// was drawn ahead of (the typed line's colours, [`App::settle`]) and draws
 /// again if that changed anything: a keystroke reaches the terminal before
-/// its line is parsed again.
-pub fn draw_on<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), B::Error> {
-    draw_damage(app, screen)?;
+/// its line is parsed again. True when a frame went out.
+pub fn draw_on<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<bool, B::Error> {
+    let drawn = draw_damage(app, screen)?;
     if app.settle() {
         draw_damage(app, screen)?;
     }
-    Ok(())
+    Ok(drawn)
 }
 
-/// Draws the frame `app.take_damage()` calls for: the whole screen, or,
-/// after typing in the editor, only the parts typing changes (the editor
-/// and the modules pane's badge, or of the editor only the typed row), the
-/// rest kept as shown. Debug builds check the result against a whole frame.
-fn draw_damage<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), B::Error> {
+/// Draws the frame `app.take_damage()` calls for: none when nothing
+/// changed, the whole screen, or, after typing in the editor, only the
+/// parts typing changes (the editor and the modules pane's badge, or of the
+/// editor only the typed row), the rest kept as shown. Debug builds check
+/// the result, a frame left out too, against a whole frame. True when a
+/// frame went out.
+fn draw_damage<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<bool, B::Error> {
     let damage = app.take_damage();
     let app = &*app;
-    let areas = layout_for(screen.area(), app.focus);
     let typing = matches!(damage, Damage::Line(_) | Damage::Typing)
         && !app.animating()
         && app.overlay.is_none();
-    if damage == Damage::None {
-        // Nothing changed: no frame.
-    } else if !typing {
-        screen.draw(|frame| draw(app, frame))?;
-    } else {
-        // One row of the editor's text, or its whole pane and the badge.
-        let only_row = match damage {
-            Damage::Line(row) => app.editor.row_area(areas.editor, row).map(|at| (row, at)),
-            _ => None,
-        };
-        let (editor, modules) = match only_row {
-            Some((_, at)) => (at, None),
-            None => (areas.editor, Some(areas.modules)),
-        };
-        let regions: Vec<Rect> = std::iter::once(editor).chain(modules).collect();
-        screen.draw_regions(&regions, |frame| {
-            for &region in &regions {
-                frame.fill(region, app.theme.base());
-            }
-            if let Some(area) = modules {
-                draw_modules(app, frame, area);
-            }
-            draw_editor(app, frame, areas.editor, only_row.map(|(row, _)| row));
-        })?;
+    match damage {
+        Damage::None => {}
+        _ if !typing => screen.draw(|frame| draw(app, frame))?,
+        _ => {
+            // One row of the editor's text, or its whole pane and the badge.
+            let areas = layout_for(screen.area(), app.focus);
+            let only_row = match damage {
+                Damage::Line(row) => app.editor.row_area(areas.editor, row).map(|at| (row, at)),
+                _ => None,
+            };
+            let (editor, modules) = match only_row {
+                Some((_, at)) => (at, None),
+                None => (areas.editor, Some(areas.modules)),
+            };
+            let regions: Vec<Rect> = std::iter::once(editor).chain(modules).collect();
+            screen.draw_regions(&regions, |frame| {
+                for &region in &regions {
+                    frame.fill(region, app.theme.base());
+                }
+                if let Some(area) = modules {
+                    draw_modules(app, frame, area);
+                }
+                draw_editor(app, frame, areas.editor, only_row.map(|(row, _)| row));
+            })?;
+        }
     }
     #[cfg(debug_assertions)]
     {
@@ -147,7 +149,7 @@ fn draw_damage<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<(), 
             );
         }
     }
-    Ok(())
+    Ok(damage != Damage::None)
 }
 
 /// Draws the whole frame.
