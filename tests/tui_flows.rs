@@ -888,7 +888,12 @@ fn a_lint_with_the_same_findings_draws_nothing() {
         console.effects.clear();
         console.screen();
         console.act(asudf::tui::diagnostics::run(request));
-        console.app.damage()
+        let damage = console.app.damage();
+        let before = console.frames().len();
+        console.screen();
+        let frames = console.frames().len() - before;
+        assert_eq!(frames, usize::from(damage != Damage::None), "{damage:?}");
+        damage
     };
     assert_eq!(
         lint_answer(&mut console, Duration::from_secs(1)),
@@ -914,53 +919,6 @@ fn a_lint_with_the_same_findings_draws_nothing() {
     assert!(!console.app.editor.problems.is_empty());
 }
 
-/// A backend that keeps what the terminal showed at each flush.
-struct Flushes {
-    terminal: ratatui::backend::TestBackend,
-    frames: Vec<ratatui::buffer::Buffer>,
-}
-
-impl ratatui::backend::Backend for Flushes {
-    type Error = <ratatui::backend::TestBackend as ratatui::backend::Backend>::Error;
-    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
-    where
-        I: Iterator<Item = (u16, u16, &'a ratatui::buffer::Cell)>,
-    {
-        self.terminal.draw(content)
-    }
-    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
-        self.terminal.hide_cursor()
-    }
-    fn show_cursor(&mut self) -> Result<(), Self::Error> {
-        self.terminal.show_cursor()
-    }
-    fn get_cursor_position(&mut self) -> Result<ratatui::layout::Position, Self::Error> {
-        self.terminal.get_cursor_position()
-    }
-    fn set_cursor_position<P: Into<ratatui::layout::Position>>(
-        &mut self,
-        position: P,
-    ) -> Result<(), Self::Error> {
-        self.terminal.set_cursor_position(position)
-    }
-    fn clear(&mut self) -> Result<(), Self::Error> {
-        self.terminal.clear()
-    }
-    fn clear_region(&mut self, clear_type: ratatui::backend::ClearType) -> Result<(), Self::Error> {
-        self.terminal.clear_region(clear_type)
-    }
-    fn size(&self) -> Result<ratatui::layout::Size, Self::Error> {
-        self.terminal.size()
-    }
-    fn window_size(&mut self) -> Result<ratatui::backend::WindowSize, Self::Error> {
-        self.terminal.window_size()
-    }
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        self.frames.push(self.terminal.buffer().clone());
-        self.terminal.flush()
-    }
-}
-
 /// The styles of the cells where `text` first shows in `frame`.
 fn styles_at(frame: &ratatui::buffer::Buffer, text: &str) -> Vec<ratatui::style::Style> {
     let wanted: Vec<String> = text.chars().map(String::from).collect();
@@ -984,18 +942,11 @@ fn the_typed_key_goes_out_before_its_line_is_parsed_again() {
     let mut console = on_a_new_first_line();
     console.type_text("local x = en");
     console.screen();
-    let mut screen = asudf::tui::screen::Screen::new(Flushes {
-        terminal: ratatui::backend::TestBackend::new(120, 40),
-        frames: Vec::new(),
-    })
-    .unwrap();
-    console.act(Action::Resize(120, 40));
-    ui::draw_on(&mut console.app, &mut screen).unwrap();
-    let before = screen.backend().frames.len();
+    let before = console.frames().len();
 
     console.type_text("d");
-    ui::draw_on(&mut console.app, &mut screen).unwrap();
-    let frames = &screen.backend().frames[before..];
+    console.screen();
+    let frames = &console.frames()[before..];
     assert_eq!(frames.len(), 2, "the key's frame, then the parsed line's");
     // First `end` all in the colour `en` had; then in the keyword's.
     let first = styles_at(&frames[0], "local x = end");
@@ -1011,7 +962,6 @@ fn the_typed_key_goes_out_before_its_line_is_parsed_again() {
 /// lines shown; then the loop rests.
 #[test]
 fn a_jump_into_a_long_module_highlights_in_short_updates_back_to_back() {
-    use asudf::tui::app::Damage;
     asudf::tui::highlight::preload();
     let mut console = Console::new(120, 40);
     let text: String = (0..6000)
@@ -1045,8 +995,9 @@ fn a_jump_into_a_long_module_highlights_in_short_updates_back_to_back() {
         assert!(updates < 100, "highlighting never caught up");
         // Only an update that reaches the lines shown draws (debug builds
         // check each frame, and each frame left out, against a whole one).
-        frames += usize::from(console.app.damage() != Damage::None);
+        let before = console.frames().len();
         console.screen();
+        frames += console.frames().len() - before;
     }
     assert!(updates > 5, "{updates} updates");
     assert!(frames <= 2, "{frames} frames for {updates} updates");
@@ -1075,15 +1026,20 @@ fn an_action_that_changes_nothing_draws_only_while_a_call_is_in_flight() {
         Ok(Outcome::Modules(Vec::new())),
     );
     console.screen();
+    let drawn = |console: &mut Console| {
+        let before = console.frames().len();
+        console.screen();
+        console.frames().len() - before
+    };
     let now = console.app.now + Duration::from_millis(1);
     console.act(Action::Tick(now));
     assert_eq!(console.app.damage(), Damage::None, "an idle tick");
-    console.screen();
+    assert_eq!(drawn(&mut console), 0);
     console.key(KeyCode::F(5));
     console.screen();
     assert!(console.app.results.in_flight().is_some());
     console.act(Action::Tick(now + Duration::from_millis(100)));
     assert_eq!(console.app.damage(), Damage::All, "the spinner moves");
     // Debug builds check the frame against a whole one.
-    console.screen();
+    assert_eq!(drawn(&mut console), 1);
 }

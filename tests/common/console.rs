@@ -14,10 +14,11 @@ use asudf::tui::screen::Screen;
 use asudf::tui::{Action, Tag, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
 
 pub struct Console {
     pub app: App,
-    pub terminal: Screen<TestBackend>,
+    pub terminal: Screen<Flushes>,
     /// Requests sent and not answered yet, oldest first.
     pub sent: Vec<(Tag, Request)>,
     pub effects: Vec<Effect>,
@@ -38,7 +39,11 @@ impl Console {
         app.time_format = fixed_time;
         let mut console = Console {
             app,
-            terminal: Screen::new(TestBackend::new(width, height)).unwrap(),
+            terminal: Screen::new(Flushes {
+                terminal: TestBackend::new(width, height),
+                frames: Vec::new(),
+            })
+            .unwrap(),
             sent: Vec::new(),
             effects: Vec::new(),
             start,
@@ -214,7 +219,12 @@ impl Console {
 
     pub fn screen(&mut self) -> String {
         ui::draw_on(&mut self.app, &mut self.terminal).unwrap();
-        ui::screen_text(self.terminal.backend().buffer())
+        ui::screen_text(self.terminal.backend().terminal.buffer())
+    }
+
+    /// What the terminal showed at each flush so far: a frame each.
+    pub fn frames(&self) -> &[Buffer] {
+        &self.terminal.backend().frames
     }
 
     /// The status line's text.
@@ -228,5 +238,52 @@ impl Console {
 
     pub fn quit_requested(&self) -> bool {
         self.effects.contains(&Effect::Quit)
+    }
+}
+
+/// A backend that keeps what the terminal showed at each flush.
+pub struct Flushes {
+    pub terminal: TestBackend,
+    pub frames: Vec<Buffer>,
+}
+
+impl ratatui::backend::Backend for Flushes {
+    type Error = <ratatui::backend::TestBackend as ratatui::backend::Backend>::Error;
+    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+    where
+        I: Iterator<Item = (u16, u16, &'a ratatui::buffer::Cell)>,
+    {
+        self.terminal.draw(content)
+    }
+    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+        self.terminal.hide_cursor()
+    }
+    fn show_cursor(&mut self) -> Result<(), Self::Error> {
+        self.terminal.show_cursor()
+    }
+    fn get_cursor_position(&mut self) -> Result<ratatui::layout::Position, Self::Error> {
+        self.terminal.get_cursor_position()
+    }
+    fn set_cursor_position<P: Into<ratatui::layout::Position>>(
+        &mut self,
+        position: P,
+    ) -> Result<(), Self::Error> {
+        self.terminal.set_cursor_position(position)
+    }
+    fn clear(&mut self) -> Result<(), Self::Error> {
+        self.terminal.clear()
+    }
+    fn clear_region(&mut self, clear_type: ratatui::backend::ClearType) -> Result<(), Self::Error> {
+        self.terminal.clear_region(clear_type)
+    }
+    fn size(&self) -> Result<ratatui::layout::Size, Self::Error> {
+        self.terminal.size()
+    }
+    fn window_size(&mut self) -> Result<ratatui::backend::WindowSize, Self::Error> {
+        self.terminal.window_size()
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.frames.push(self.terminal.buffer().clone());
+        self.terminal.flush()
     }
 }
