@@ -59,7 +59,7 @@ fn assets() -> Option<&'static Assets> {
 
 /// The syntax definitions are loaded: highlighting can go on.
 pub fn loaded() -> bool {
-    ASSETS.get().is_some()
+    assets().is_some()
 }
 
 pub type Spans = Vec<(Style, Range<usize>)>;

@@ -269,8 +269,9 @@ impl Editor {
 
     /// Every visible line is highlighted (or highlighting is off).
     pub fn highlight_done(&self) -> bool {
-        let upto = (self.scroll_row + self.view_rows).min(self.lines().len());
-        !self.highlight_on || self.highlighter.covers(self.scroll_row.min(upto), upto)
+        let view = self.view_lines();
+        let upto = view.end.min(self.lines().len());
+        !self.highlight_on || self.highlighter.covers(view.start.min(upto), upto)
     }
 
     /// Highlighting is behind the view and can go on now (the syntax is
