@@ -380,6 +380,65 @@ fn recovery_copy_is_written_after_a_pause_in_typing() {
 }
 
 #[test]
+fn undoing_back_to_what_the_file_holds_leaves_nothing_unsaved() {
+    let mut console = Console::connected();
+    assert!(!console.app.editor.dirty());
+    console.type_text("x");
+    assert!(console.app.editor.dirty());
+    assert!(console.screen().contains("[+]"));
+    console.ctrl('z');
+    assert!(!console.app.editor.dirty());
+    assert!(!console.screen().contains("[+]"), "{}", console.screen());
+    // The recovery copy due after the pause is not needed any more.
+    console.act(Action::Tick(console.start + Duration::from_secs(3)));
+    assert!(console.effects.contains(&Effect::ClearRecovery));
+    assert!(
+        !console
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::WriteRecovery { .. }))
+    );
+    console.ctrl('y');
+    assert!(console.app.editor.dirty(), "redo brings the edit back");
+}
+
+#[test]
+fn a_save_counts_the_text_it_wrote_not_edits_made_while_writing() {
+    let mut console = Console::connected();
+    console.ctrl('o');
+    console.type_text("/tmp/saved.lua");
+    console.key(KeyCode::Enter);
+    console.act(Action::FileLoaded {
+        path: "/tmp/saved.lua".into(),
+        result: Ok("local a = 1\n".into()),
+    });
+    console.type_text("b");
+    console.ctrl('s');
+    let Some(Effect::SaveFile {
+        path,
+        text,
+        version,
+    }) = console.effects.pop()
+    else {
+        panic!("a save: {:?}", console.effects)
+    };
+    assert_eq!(text, "blocal a = 1\n");
+    // A key typed while the file is written, then the write ends.
+    console.type_text("c");
+    console.act(Action::FileSaved {
+        path: path.clone(),
+        version,
+        result: Ok(()),
+    });
+    assert!(console.app.editor.dirty(), "the 'c' is not in the file");
+    assert!(!console.effects.contains(&Effect::ClearRecovery));
+    // Undoing the 'c' comes back to what was written.
+    console.ctrl('z');
+    assert!(!console.app.editor.dirty());
+    assert_eq!(console.app.editor.contents(), text);
+}
+
+#[test]
 fn recovered_buffer_is_offered_on_start() {
     let mut options = StartOptions::sample("sandbox");
     options.recovered = Some(("function kept(rec) end\n".into(), None));
@@ -390,7 +449,7 @@ fn recovered_buffer_is_offered_on_start() {
         KeyModifiers::NONE,
     )));
     assert!(app.editor.contents().starts_with("function kept"));
-    assert!(app.editor.dirty);
+    assert!(app.editor.dirty());
 }
 
 #[test]
@@ -427,18 +486,23 @@ fn save_writes_the_buffer_and_clears_dirty() {
     console.type_text("/tmp/x/mine.lua");
     console.key(KeyCode::Enter);
     let saved = console.effects.iter().find_map(|e| match e {
-        Effect::SaveFile { path, text } => Some((path.clone(), text.clone())),
+        Effect::SaveFile {
+            path,
+            text,
+            version,
+        } => Some((path.clone(), text.clone(), *version)),
         _ => None,
     });
-    let (path, text) = saved.expect("a save");
+    let (path, text, version) = saved.expect("a save");
     assert_eq!(path.to_str(), Some("/tmp/x/mine.lua"));
     assert!(text.starts_with("-- edited\nfunction increment"));
     assert_eq!(console.app.editor.module, "mine.lua");
     console.act(Action::FileSaved {
         path,
+        version,
         result: Ok(()),
     });
-    assert!(!console.app.editor.dirty);
+    assert!(!console.app.editor.dirty());
     assert!(console.effects.contains(&Effect::ClearRecovery));
 }
 
@@ -462,7 +526,7 @@ fn results_save_as_json_and_expand() {
         .effects
         .iter()
         .find_map(|e| match e {
-            Effect::SaveFile { path, text } => Some((path.clone(), text.clone())),
+            Effect::SaveFile { path, text, .. } => Some((path.clone(), text.clone())),
             _ => None,
         })
         .expect("results saved");
@@ -500,7 +564,7 @@ fn open_search_and_scroll_in_the_editor() {
         result: Ok(text),
     });
     assert_eq!(console.app.editor.module, "other.lua");
-    assert!(!console.app.editor.dirty);
+    assert!(!console.app.editor.dirty());
 
     console.ctrl('f');
     console.type_text("v250 ");
@@ -691,7 +755,7 @@ fn f7_saves_the_calls_as_a_test_file_marked_ones_when_any() {
         console.key(KeyCode::F(7));
         assert!(matches!(console.app.overlay, Some(Overlay::Prompt { .. })));
         console.key(KeyCode::Enter);
-        let Some(Effect::SaveFile { path, text }) = console.effects.pop() else {
+        let Some(Effect::SaveFile { path, text, .. }) = console.effects.pop() else {
             panic!("Enter saves the file");
         };
         assert_eq!(path, std::path::PathBuf::from("session.udftest.toml"));

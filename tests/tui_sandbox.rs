@@ -279,5 +279,5 @@ async fn an_idle_console_neither_wakes_nor_draws() {
     .unwrap();
     assert!(console.step().await.unwrap());
     assert_eq!((console.wakes - wakes, console.draws - draws), (1, 1));
-    assert!(console.app.editor.dirty, "the key reached the editor");
+    assert!(console.app.editor.dirty(), "the key reached the editor");
 }

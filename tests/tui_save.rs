@@ -25,7 +25,7 @@ fn save(console: &mut Console) -> (PathBuf, String) {
         "F7 asks for a file name"
     );
     console.key(KeyCode::Enter);
-    let Some(Effect::SaveFile { path, text }) = console.effects.pop() else {
+    let Some(Effect::SaveFile { path, text, .. }) = console.effects.pop() else {
         panic!("Enter saves the file");
     };
     (path, text)
@@ -207,6 +207,7 @@ fn f7_saves_a_step_for_every_finished_run_of_every_kind() {
     // The two runs without an answer are counted in the status.
     c.act(Action::FileSaved {
         path: path.clone(),
+        version: None,
         result: Ok(()),
     });
     assert!(c.status().contains("2 run(s) left out"), "{}", c.status());
@@ -229,6 +230,7 @@ fn f7_saves_a_step_for_every_finished_run_of_every_kind() {
     );
     c.act(Action::FileSaved {
         path,
+        version: None,
         result: Ok(()),
     });
     assert!(!c.status().contains("left out"), "{}", c.status());

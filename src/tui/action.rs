@@ -29,6 +29,8 @@ pub enum Action {
     },
     FileSaved {
         path: PathBuf,
+        /// As the `Effect::SaveFile` gave it.
+        version: Option<u64>,
         result: Result<(), String>,
     },
     /// A lint asked for by `Effect::Lint` is done.

@@ -195,6 +195,8 @@ pub enum Effect {
     SaveFile {
         path: PathBuf,
         text: String,
+        /// For the editor's file: the version of the text written.
+        version: Option<u64>,
     },
     /// Write the recovery copy of an unsaved buffer.
     WriteRecovery {
@@ -490,12 +492,21 @@ impl App {
                 }
                 Err(e) => self.complain(format!("cannot open {}: {e}", path.display())),
             },
-            Action::FileSaved { path, result } => match result {
+            Action::FileSaved {
+                path,
+                version,
+                result,
+            } => match result {
                 Ok(()) => {
-                    if self.editor.path.as_ref() == Some(&path) {
-                        self.editor.dirty = false;
-                        self.recovery_due = None;
-                        effects.push(Effect::ClearRecovery);
+                    if let Some(version) = version
+                        && self.editor.path.as_ref() == Some(&path)
+                    {
+                        // Edits made while it was written stay unsaved.
+                        self.editor.saved(version);
+                        if !self.editor.dirty() {
+                            self.recovery_due = None;
+                            effects.push(Effect::ClearRecovery);
+                        }
                     }
                     let left_out = match self.saving_test.take() {
                         Some((file, n)) if file == path && n > 0 => {
@@ -686,7 +697,7 @@ impl App {
     fn confirmed(&mut self, pending: Pending, effects: &mut Vec<Effect>) {
         match pending {
             Pending::Quit => {
-                if self.editor.dirty {
+                if self.editor.dirty() {
                     effects.push(Effect::WriteRecovery {
                         text: self.editor.contents(),
                         path: self.editor.path.clone(),
@@ -710,7 +721,7 @@ impl App {
                     .map(module_name_for)
                     .unwrap_or_else(|| self.editor.module.clone());
                 self.editor.load(&text, path, module);
-                self.editor.dirty = true;
+                self.editor.unsaved();
                 self.diagnostics.changed(self.now);
                 self.say("recovered the unsaved buffer");
             }
@@ -727,7 +738,7 @@ impl App {
         match kind {
             PromptKind::OpenFile => {
                 let path = PathBuf::from(text);
-                if self.editor.dirty {
+                if self.editor.dirty() {
                     self.ask(
                         format!("Discard unsaved changes to {}?", self.editor.module),
                         Pending::OpenFile(path),
@@ -741,10 +752,7 @@ impl App {
                 self.editor.module = module_name_for(&path);
                 self.editor.path = Some(path.clone());
                 self.diagnostics.changed(self.now);
-                effects.push(Effect::SaveFile {
-                    path,
-                    text: self.editor.contents(),
-                });
+                self.save_editor(path, effects);
             }
             PromptKind::Search => match self.editor.search(&text) {
                 Ok(true) => self.say(format!("found /{text}/")),
@@ -755,7 +763,11 @@ impl App {
                 let path = PathBuf::from(text);
                 let (text, left_out) = self.test_file(&path);
                 self.saving_test = Some((path.clone(), left_out));
-                effects.push(Effect::SaveFile { path, text });
+                effects.push(Effect::SaveFile {
+                    path,
+                    text,
+                    version: None,
+                });
             }
             PromptKind::CreateIndex => self.create_index(text, effects),
             PromptKind::SaveResults => {
@@ -764,9 +776,20 @@ impl App {
                 effects.push(Effect::SaveFile {
                     path: PathBuf::from(text),
                     text: json + "\n",
+                    version: None,
                 });
             }
         }
+    }
+
+    /// Writes the buffer to `path`; when that is done the text as it is
+    /// now counts as saved.
+    fn save_editor(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
+        effects.push(Effect::SaveFile {
+            path,
+            text: self.editor.contents(),
+            version: Some(self.editor.checkpoint()),
+        });
     }
 
     fn ask(&mut self, question: String, then: Pending) {
@@ -794,7 +817,7 @@ impl App {
     fn command(&mut self, command: Command, effects: &mut Vec<Effect>) {
         match command {
             Command::Quit => {
-                if self.editor.dirty {
+                if self.editor.dirty() {
                     self.ask(
                         format!(
                             "{} has unsaved changes. Quit anyway? (y/n)",
@@ -819,10 +842,7 @@ impl App {
             Command::Run => self.run(effects),
             Command::Cancel => self.cancel(effects),
             Command::Save => match self.editor.path.clone() {
-                Some(path) => effects.push(Effect::SaveFile {
-                    path,
-                    text: self.editor.contents(),
-                }),
+                Some(path) => self.save_editor(path, effects),
                 None => {
                     let module = self.editor.module.clone();
                     self.prompt(PromptKind::SaveAs, &module);
@@ -854,7 +874,7 @@ impl App {
                     return;
                 };
                 match entry.source {
-                    Some(source) if self.editor.dirty => self.ask(
+                    Some(source) if self.editor.dirty() => self.ask(
                         format!(
                             "Discard unsaved changes to {} and open {}?",
                             self.editor.module, entry.name
@@ -1592,7 +1612,7 @@ impl App {
         let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
         let mut modules: Vec<ModuleRef> = Vec::new();
         // By its file only when the file holds what the buffer shows.
-        let file = self.editor.path.as_ref().filter(|_| !self.editor.dirty);
+        let file = self.editor.path.as_ref().filter(|_| !self.editor.dirty());
         if let Some(file) = file {
             modules.push(ModuleRef {
                 name: self.editor.module.clone(),
@@ -1781,12 +1801,15 @@ impl App {
             && now >= due
         {
             self.recovery_due = None;
-            if self.editor.dirty {
-                effects.push(Effect::WriteRecovery {
+            // Undone back to what the file holds: no copy is needed.
+            effects.push(if self.editor.dirty() {
+                Effect::WriteRecovery {
                     text: self.editor.contents(),
                     path: self.editor.path.clone(),
-                });
-            }
+                }
+            } else {
+                Effect::ClearRecovery
+            });
         }
         let stale = self
             .last_refresh
@@ -1915,7 +1938,7 @@ impl App {
                 if let Ok(Outcome::Module { source, .. }) = outcome {
                     self.modules.set_source(&name, source.clone());
                     self.know_functions(&name);
-                    if self.editor.dirty {
+                    if self.editor.dirty() {
                         self.ask(
                             format!(
                                 "Discard unsaved changes to {} and open {name}?",

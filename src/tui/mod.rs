@@ -202,9 +202,17 @@ impl Driver {
                         .map_err(|e| e.to_string());
                     out.actions.push(Action::FileLoaded { path, result });
                 }
-                Effect::SaveFile { path, text } => {
+                Effect::SaveFile {
+                    path,
+                    text,
+                    version,
+                } => {
                     let result = write_file(&path, &text).await;
-                    out.actions.push(Action::FileSaved { path, result });
+                    out.actions.push(Action::FileSaved {
+                        path,
+                        version,
+                        result,
+                    });
                 }
                 Effect::WriteRecovery { text, path } => {
                     if let Some(file) = &self.recovery {

@@ -213,7 +213,7 @@ impl App {
         self.indexes.loading = false;
         self.refresh_modules(effects);
         let (name, source) = (sample.module.to_string(), sample.source.to_string());
-        if self.editor.dirty {
+        if self.editor.dirty() {
             self.ask(
                 format!(
                     "Sample {} loaded. Discard unsaved changes to {} and open {name}?",

@@ -39,7 +39,9 @@ pub struct Editor {
     pub path: Option<PathBuf>,
     /// The module name the buffer registers as (`counter.lua`).
     pub module: String,
-    pub dirty: bool,
+    /// The version of the text (`Buffer::version`) the file holds; `None`
+    /// when no version does (a recovered buffer).
+    saved: Option<u64>,
     /// Counts changes to the text (loads and edits), so what is derived from
     /// it is worked out again only when it changed.
     pub edits: u64,
@@ -74,7 +76,7 @@ impl Editor {
             text: Buffer::new(text),
             path,
             module,
-            dirty: false,
+            saved: Some(0),
             edits: 0,
             scroll_row: 0,
             scroll_col: 0,
@@ -92,7 +94,7 @@ impl Editor {
         self.text = Buffer::new(text);
         self.path = path;
         self.module = module;
-        self.dirty = false;
+        self.saved = Some(self.text.version());
         self.edits += 1;
         self.scroll_row = 0;
         self.scroll_col = 0;
@@ -102,6 +104,27 @@ impl Editor {
 
     pub fn lines(&self) -> &[String] {
         self.text.lines()
+    }
+
+    /// The text differs from what its file holds.
+    pub fn dirty(&self) -> bool {
+        self.saved != Some(self.text.version())
+    }
+
+    /// The text as it is now, for a save: [`saved`](Self::saved) with this
+    /// when the file is written.
+    pub fn checkpoint(&mut self) -> u64 {
+        self.text.checkpoint()
+    }
+
+    /// The file now holds `version` of the text.
+    pub fn saved(&mut self, version: u64) {
+        self.saved = Some(version);
+    }
+
+    /// No file holds the text (a recovered buffer).
+    pub fn unsaved(&mut self) {
+        self.saved = None;
     }
 
     /// The buffer as a file: lines joined, ending with a newline.
@@ -160,7 +183,6 @@ impl Editor {
                 self.highlighter
                     .line_changed(change.row, cursor, line.len());
             }
-            self.dirty = true;
             self.edits += 1;
             self.marks.clear();
         }
@@ -302,7 +324,7 @@ impl Editor {
                 self.view_rows,
                 self.view_cols,
             ),
-            (self.lines().len(), self.cursor().0, self.dirty),
+            (self.lines().len(), self.cursor().0, self.dirty()),
             self.text.selection().is_some() || self.text.search_pattern().is_some(),
         )
     }
@@ -329,7 +351,10 @@ impl Editor {
             Some(path) => path.display().to_string(),
             None => format!("{} (not saved)", self.module),
         };
-        let title = format!(" 2 Editor: {name}{} ", if self.dirty { " [+]" } else { "" });
+        let title = format!(
+            " 2 Editor: {name}{} ",
+            if self.dirty() { " [+]" } else { "" }
+        );
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused))
@@ -638,7 +663,7 @@ mod tests {
         let mut editor = Editor::new("a\nb\n", None, "m.lua".into(), true);
         assert_eq!(editor.contents(), "a\nb\n");
         editor.input(key(KeyCode::Char('x')));
-        assert!(editor.dirty);
+        assert!(editor.dirty());
         assert_eq!(editor.contents(), "xa\nb\n");
         editor.undo();
         assert_eq!(editor.contents(), "a\nb\n");
@@ -763,7 +788,7 @@ mod tests {
         editor.input(key(KeyCode::PageUp));
         assert_eq!(editor.cursor(), (2, 3));
         assert_eq!(editor.scroll_row, 0);
-        assert!(!editor.dirty, "moves do not touch the text");
+        assert!(!editor.dirty(), "moves do not touch the text");
     }
 
     #[test]
@@ -773,7 +798,7 @@ mod tests {
         assert!(editor.paste("x\r\ny"));
         assert_eq!(editor.contents(), "ax\nyb\n");
         assert_eq!(editor.cursor(), (1, 1));
-        assert!(editor.dirty);
+        assert!(editor.dirty());
         assert!(editor.undo());
         assert_eq!(editor.contents(), "ab\n");
         assert_eq!(editor.cursor(), (0, 1));

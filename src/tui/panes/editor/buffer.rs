@@ -139,6 +139,8 @@ struct Step {
     inserted: String,
     before: Pos,
     after: Pos,
+    /// Names the text as this step leaves it (see [`Buffer::version`]).
+    id: u64,
 }
 
 impl Step {
@@ -168,11 +170,16 @@ struct History {
     done: usize,
     /// The last step is a run of typed characters that the next one joins.
     typing: bool,
+    /// The id of the text before the first step kept.
+    base: u64,
+    /// The id the next state of the text gets; ids are never reused.
+    next_id: u64,
 }
 
 impl History {
-    fn record(&mut self, step: Step, typing: bool) {
+    fn record(&mut self, mut step: Step, typing: bool) {
         self.steps.truncate(self.done);
+        self.next_id += 1;
         if typing
             && self.typing
             && let Some(last) = self.steps.back_mut()
@@ -180,14 +187,25 @@ impl History {
         {
             last.inserted.push_str(&step.inserted);
             last.after = step.after;
+            last.id = self.next_id;
             return;
         }
+        step.id = self.next_id;
         self.steps.push_back(step);
-        if self.steps.len() > HISTORY {
-            self.steps.pop_front();
+        if self.steps.len() > HISTORY
+            && let Some(first) = self.steps.pop_front()
+        {
+            self.base = first.id;
         }
         self.done = self.steps.len();
         self.typing = typing;
+    }
+
+    fn version(&self) -> u64 {
+        match self.done.checked_sub(1) {
+            Some(last) => self.steps[last].id,
+            None => self.base,
+        }
     }
 }
 
@@ -366,6 +384,20 @@ impl Buffer {
             self.yank = self.text_between(start, end);
         }
         self.anchor = None;
+    }
+
+    /// Names the text as it is now: undo and redo bring a version back,
+    /// and an edit makes one never seen before. A save remembers it, so
+    /// undoing back to what was saved leaves nothing unsaved.
+    pub fn version(&self) -> u64 {
+        self.history.version()
+    }
+
+    /// [`version`](Self::version), with the run being typed ended: the
+    /// next key starts a step of its own, so undo can come back here.
+    pub fn checkpoint(&mut self) -> u64 {
+        self.history.typing = false;
+        self.history.version()
     }
 
     pub fn undo(&mut self) -> Option<Change> {
@@ -581,6 +613,7 @@ impl Buffer {
             inserted: text.to_string(),
             before,
             after,
+            id: 0,
         };
         let change = step.change();
         self.history.record(step, typing);
@@ -998,6 +1031,58 @@ mod tests {
         typed(&mut b, "!");
         assert!(b.redo().is_none());
         assert_eq!(text(&b), "o\nne\n!twoab cd");
+    }
+
+    #[test]
+    fn undo_and_redo_bring_a_version_back_and_an_edit_makes_a_new_one() {
+        let mut b = Buffer::new("x");
+        let start = b.version();
+        typed(&mut b, "ab");
+        let typed_ab = b.version();
+        assert_ne!(typed_ab, start);
+        b.undo();
+        assert_eq!(b.version(), start);
+        b.redo();
+        assert_eq!(b.version(), typed_ab);
+        // The same text made again by a new edit is a version not seen
+        // before: the history cannot tell that it is the same.
+        b.undo();
+        typed(&mut b, "ab");
+        assert_ne!(b.version(), typed_ab);
+        assert_ne!(b.version(), start);
+    }
+
+    #[test]
+    fn a_checkpoint_ends_the_typed_run_so_undo_comes_back_to_it() {
+        let mut b = Buffer::new("");
+        typed(&mut b, "ab");
+        let saved = b.checkpoint();
+        typed(&mut b, "cd");
+        b.undo();
+        assert_eq!(text(&b), "ab");
+        assert_eq!(b.version(), saved);
+        // Without the checkpoint the run would have grown and undo would
+        // have gone past "ab".
+        let mut b = Buffer::new("");
+        typed(&mut b, "ab");
+        let seen = b.version();
+        typed(&mut b, "cd");
+        b.undo();
+        assert_eq!(text(&b), "");
+        assert_ne!(b.version(), seen);
+    }
+
+    #[test]
+    fn the_oldest_version_kept_is_reached_by_undoing_everything() {
+        let mut b = Buffer::new("");
+        let mut versions = vec![b.version()];
+        for _ in 0..HISTORY + 3 {
+            b.apply(Op::Newline, 1);
+            versions.push(b.version());
+        }
+        while b.undo().is_some() {}
+        // Three steps fell out of the history: the text is as after them.
+        assert_eq!(b.version(), versions[3]);
     }
 
     #[test]
