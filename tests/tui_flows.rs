@@ -141,6 +141,30 @@ fn clean_buffer_quits_with_q_outside_text() {
 }
 
 #[test]
+fn a_wrapped_result_header_keeps_each_time_with_its_mark() {
+    for width in 100..=180 {
+        let mut console = Console::new(width, 30);
+        console.connect(true);
+        console.app.time_format = |_| "863µs".to_string();
+        console.key(KeyCode::F(5));
+        console.answer(is_apply, Ok(applied(Value::Int(5), None, (5, 1))));
+        let screen = console.screen();
+        for row in screen.lines() {
+            let results = row
+                .rsplit("││")
+                .next()
+                .unwrap_or(row)
+                .trim_end_matches(['│', ' ']);
+            assert!(
+                !results.ends_with(['✓', '·']) && !results.ends_with("server"),
+                "width {width}: a mark is cut from its time:\n{screen}"
+            );
+        }
+        assert!(screen.contains("server 863µs"), "width {width}:\n{screen}");
+    }
+}
+
+#[test]
 fn apply_twice_shows_results_and_record_changes() {
     let mut console = Console::connected();
     console.key(KeyCode::F(5));

@@ -397,8 +397,12 @@ fn popup(
 pub fn screen_text(buffer: &ratatui::buffer::Buffer) -> String {
     let mut out = String::new();
     for y in 0..buffer.area.height {
+        // A non-breaking space shows as a space.
         let line: String = (0..buffer.area.width)
-            .map(|x| buffer[(x, y)].symbol())
+            .map(|x| match buffer[(x, y)].symbol() {
+                "\u{a0}" => " ",
+                symbol => symbol,
+            })
             .collect();
         out.push_str(line.trim_end());
         out.push('\n');

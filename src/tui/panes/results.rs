@@ -407,19 +407,20 @@ impl Results {
                     outcome: Ok(outcome),
                     round_trip,
                 } => {
+                    // Non-breaking spaces: a wrap keeps each mark with its time.
                     let server = match outcome {
                         Outcome::Applied {
                             server_run: Some(run),
                             ..
-                        } => format!(" · server {}", time(*run)),
+                        } => format!(" ·\u{a0}server\u{a0}{}", time(*run)),
                         _ => String::new(),
                     };
-                    Span::styled(format!("✓ {}{server}", time(*round_trip)), theme.ok())
+                    Span::styled(format!("✓\u{a0}{}{server}", time(*round_trip)), theme.ok())
                 }
                 CallState::Done {
                     outcome: Err(_),
                     round_trip,
-                } => Span::styled(format!("✗ {}", time(*round_trip)), theme.error()),
+                } => Span::styled(format!("✗\u{a0}{}", time(*round_trip)), theme.error()),
                 CallState::InFlight => Span::raw(""),
             };
             let label_style = if focused && i == self.selected {
