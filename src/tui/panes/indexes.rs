@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 
 use crate::cli::NsSet;
 use crate::client::{IndexInfo, IndexSpec};
-use crate::tui::panes::samples::cut;
+use crate::tui::panes::cut;
 use crate::tui::theme::Theme;
 use crate::where_clause::collection_of;
 

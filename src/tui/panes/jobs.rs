@@ -10,7 +10,8 @@ use ratatui::widgets::Paragraph;
 
 use crate::client::JobInfo;
 use crate::tui::keymap::{Keymap, Scope};
-use crate::tui::panes::samples::{cut, key_line, overlay_box};
+use crate::tui::panes::cut;
+use crate::tui::panes::samples::{key_line, overlay_box};
 use crate::tui::theme::Theme;
 
 /// How often the open list asks again while a job runs.

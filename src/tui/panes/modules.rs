@@ -6,6 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
+use crate::tui::panes::cut;
 use crate::tui::theme::Theme;
 
 /// A global function a module defines, with its parameter names.
@@ -227,7 +228,7 @@ impl Modules {
                 selected_line = lines.len();
             }
             let mut spans = vec![Span::styled(
-                entry.name.clone(),
+                cut(&entry.name, inner.width as usize),
                 if i == self.selected && focused {
                     theme.selected()
                 } else {
@@ -244,7 +245,8 @@ impl Modules {
             }
             lines.push(Line::from(spans));
             for f in &entry.functions {
-                lines.push(Line::from(format!("  {}", f.signature())));
+                let signature = format!("  {}", f.signature());
+                lines.push(Line::from(cut(&signature, inner.width as usize)));
             }
         }
         if !self.entries.iter().any(|e| e.name == buffer_module) {

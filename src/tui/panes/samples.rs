@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use crate::client::Request;
 use crate::samples::{SAMPLES, Sample, WRITES_IN_FLIGHT};
 use crate::tui::keymap::{Keymap, Scope};
+use crate::tui::panes::cut;
 use crate::tui::theme::Theme;
 
 /// Where a sample load is.
@@ -191,16 +192,6 @@ pub fn draw(frame: &mut Canvas, selected: usize, keymap: &Keymap, theme: Theme) 
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// `text` cut to `width` characters, with `…` where it was cut.
-pub fn cut(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,11 +225,5 @@ mod tests {
         let (mut load, _) = SampleLoad::start(find("counter").unwrap(), 1);
         assert!(load.registered().unwrap().is_empty());
         assert_eq!(load.stage, Stage::Done);
-    }
-
-    #[test]
-    fn cut_marks_the_cut() {
-        assert_eq!(cut("abcdef", 4), "abc…");
-        assert_eq!(cut("abc", 4), "abc");
     }
 }
