@@ -424,6 +424,21 @@ fn undoing_back_to_what_the_file_holds_leaves_nothing_unsaved() {
     );
     console.ctrl('y');
     assert!(console.app.editor.dirty(), "redo brings the edit back");
+
+    // A copy written at a pause, then undone and quit at once: the copy
+    // is not offered on the next start.
+    console.act(Action::Tick(console.start + Duration::from_secs(6)));
+    assert!(
+        console
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::WriteRecovery { .. }))
+    );
+    console.effects.clear();
+    console.ctrl('z');
+    console.ctrl('c');
+    assert!(console.quit_requested(), "{:?}", console.effects);
+    assert!(console.effects.contains(&Effect::ClearRecovery));
 }
 
 #[test]

@@ -502,7 +502,7 @@ impl App {
                         && self.editor.path.as_ref() == Some(&path)
                     {
                         // Edits made while it was written stay unsaved.
-                        self.editor.saved(version);
+                        self.editor.mark_saved(version);
                         if !self.editor.dirty() {
                             self.recovery_due = None;
                             effects.push(Effect::ClearRecovery);
@@ -609,8 +609,7 @@ impl App {
             Pane::Editor => {
                 let view = self.editor.view_key();
                 if self.editor.input(key) {
-                    self.recovery_due = Some(self.now + RECOVERY_DELAY);
-                    self.diagnostics.changed(self.now);
+                    self.text_edited();
                 }
                 let row = self.editor.cursor().0;
                 self.shown = Shown::Typed((self.editor.view_key() == view).then_some(row));
@@ -721,7 +720,7 @@ impl App {
                     .map(module_name_for)
                     .unwrap_or_else(|| self.editor.module.clone());
                 self.editor.load(&text, path, module);
-                self.editor.unsaved();
+                self.editor.mark_unsaved();
                 self.diagnostics.changed(self.now);
                 self.say("recovered the unsaved buffer");
             }
@@ -782,6 +781,13 @@ impl App {
         }
     }
 
+    /// After the editor's text changed: the linter and the recovery copy
+    /// follow after a pause.
+    fn text_edited(&mut self) {
+        self.recovery_due = Some(self.now + RECOVERY_DELAY);
+        self.diagnostics.changed(self.now);
+    }
+
     /// Writes the buffer to `path`; when that is done the text as it is
     /// now counts as saved.
     fn save_editor(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
@@ -826,6 +832,11 @@ impl App {
                         Pending::Quit,
                     );
                 } else {
+                    // Undone back to the file since the last pause: a copy
+                    // written at that pause is stale.
+                    if self.recovery_due.take().is_some() {
+                        effects.push(Effect::ClearRecovery);
+                    }
                     self.quit = true;
                 }
             }
@@ -858,12 +869,12 @@ impl App {
             }
             Command::Undo => {
                 if self.editor.undo() {
-                    self.diagnostics.changed(self.now);
+                    self.text_edited();
                 }
             }
             Command::Redo => {
                 if self.editor.redo() {
-                    self.diagnostics.changed(self.now);
+                    self.text_edited();
                 }
             }
             Command::NextProblem => self.step_problem(true),
@@ -1698,10 +1709,7 @@ impl App {
         match (&mut self.overlay, self.focus) {
             (Some(Overlay::Prompt { input, .. }), _) => input.insert_str(text),
             (Some(_), _) => {}
-            (None, Pane::Editor) if self.editor.paste(text) => {
-                self.recovery_due = Some(self.now + RECOVERY_DELAY);
-                self.diagnostics.changed(self.now);
-            }
+            (None, Pane::Editor) if self.editor.paste(text) => self.text_edited(),
             (None, Pane::Apply) => self.apply.focused_input().insert_str(text),
             _ => {}
         }

@@ -41,7 +41,7 @@ pub struct Editor {
     pub module: String,
     /// The version of the text (`Buffer::version`) the file holds; `None`
     /// when no version does (a recovered buffer).
-    saved: Option<u64>,
+    saved_version: Option<u64>,
     /// Counts changes to the text (loads and edits), so what is derived from
     /// it is worked out again only when it changed.
     pub edits: u64,
@@ -76,7 +76,7 @@ impl Editor {
             text: Buffer::new(text),
             path,
             module,
-            saved: Some(0),
+            saved_version: Some(0),
             edits: 0,
             scroll_row: 0,
             scroll_col: 0,
@@ -94,7 +94,7 @@ impl Editor {
         self.text = Buffer::new(text);
         self.path = path;
         self.module = module;
-        self.saved = Some(self.text.version());
+        self.saved_version = Some(self.text.version());
         self.edits += 1;
         self.scroll_row = 0;
         self.scroll_col = 0;
@@ -108,23 +108,23 @@ impl Editor {
 
     /// The text differs from what its file holds.
     pub fn dirty(&self) -> bool {
-        self.saved != Some(self.text.version())
+        self.saved_version != Some(self.text.version())
     }
 
-    /// The text as it is now, for a save: [`saved`](Self::saved) with this
-    /// when the file is written.
+    /// The text as it is now, for a save: [`mark_saved`](Self::mark_saved)
+    /// with this when the file is written.
     pub fn checkpoint(&mut self) -> u64 {
         self.text.checkpoint()
     }
 
     /// The file now holds `version` of the text.
-    pub fn saved(&mut self, version: u64) {
-        self.saved = Some(version);
+    pub fn mark_saved(&mut self, version: u64) {
+        self.saved_version = Some(version);
     }
 
     /// No file holds the text (a recovered buffer).
-    pub fn unsaved(&mut self) {
-        self.saved = None;
+    pub fn mark_unsaved(&mut self) {
+        self.saved_version = None;
     }
 
     /// The buffer as a file: lines joined, ending with a newline.
