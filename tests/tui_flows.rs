@@ -8,6 +8,7 @@ use asudf::client::{
     ConnectionState, Event, Failure, FailureKind, ModuleInfo, Outcome, RecordView, Request, UdfLog,
 };
 use asudf::tui::app::{App, Effect, Overlay, Pane, StartOptions};
+use asudf::tui::panes::apply::FormKind;
 use asudf::tui::{Action, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -489,6 +490,49 @@ fn recovered_buffer_is_offered_on_start() {
     )));
     assert!(app.editor.contents().starts_with("function kept"));
     assert!(app.editor.dirty());
+}
+
+#[test]
+fn in_a_short_terminal_the_focused_form_field_stays_in_view() {
+    // 80×24: the stacked apply pane shows four of a form's rows.
+    let mut console = Console::new(80, 24);
+    for kind in [
+        FormKind::Record,
+        FormKind::Aggregate,
+        FormKind::Background,
+        FormKind::Query,
+        FormKind::Batch,
+    ] {
+        console.kind(kind);
+        console.alt('3');
+        while console.app.apply.focus != 0 {
+            console.key(KeyCode::Up);
+        }
+        for (i, field) in kind.fields().iter().enumerate() {
+            if i > 0 {
+                console.key(KeyCode::Down);
+            }
+            assert_eq!(console.app.apply.focus, i);
+            let screen = console.screen();
+            let label = format!("│{:>10} ", field.label());
+            assert!(
+                screen.lines().any(|row| row.starts_with(&label)),
+                "{kind:?}, field {i} ({}) is out of view:\n{screen}",
+                field.label()
+            );
+        }
+    }
+    // A field with an error keeps its caret in view too.
+    console.kind(FormKind::Record);
+    console.set_field(5, "'count', [1,");
+    let screen = console.screen();
+    let at = screen
+        .lines()
+        .position(|row| row.starts_with("│      args 'count', [1,"));
+    assert!(
+        at.is_some_and(|at| screen.lines().nth(at + 1).is_some_and(|r| r.contains('^'))),
+        "{screen}"
+    );
 }
 
 #[test]

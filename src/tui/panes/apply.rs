@@ -58,7 +58,7 @@ pub const ALL_FIELDS: [Field; 13] = [
 ];
 
 impl Field {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Field::Namespace => "namespace",
             Field::Set => "set",
@@ -679,6 +679,9 @@ impl ApplyForm {
         let error = self.check();
         let mut lines: Vec<Line> = Vec::new();
         let fields = self.kind.fields();
+        // The last row the focused field takes: its own, or the caret under
+        // it that points at an error.
+        let mut focus_end = self.focus;
         for (i, field) in fields.iter().enumerate() {
             let label_style = if focused && i == self.focus {
                 theme.key()
@@ -721,6 +724,7 @@ impl ApplyForm {
             if let Some(column) = e.column {
                 let field_row = fields.iter().position(|f| *f == e.field).unwrap_or(0);
                 if field_row < lines.len() && self.focus == field_row {
+                    focus_end += 1;
                     lines.insert(
                         field_row + 1,
                         Line::styled(
@@ -732,17 +736,22 @@ impl ApplyForm {
             }
             lines.push(Line::styled(text, theme.error()));
         }
-        frame.render_widget(Paragraph::new(lines), inner);
+        // In a pane shorter than the form, the focused field stays in view.
+        let scroll = (focus_end + 1)
+            .saturating_sub(inner.height as usize)
+            .min(self.focus) as u16;
+        frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
         if focused && self.picker.is_none() {
             let input = &self.inputs[self.focused_field().index()];
             let x = inner.x + label_width as u16 + input.cursor as u16;
-            let y = inner.y + self.focus as u16;
+            let y = inner.y + self.focus as u16 - scroll;
             if x < inner.right() && y < inner.bottom() {
                 frame.set_cursor_position(Position::new(x, y));
             }
         }
         if let Some(picker) = &self.picker {
-            let row = fields.iter().position(|f| *f == picker.field).unwrap_or(0) as u16;
+            let row = (fields.iter().position(|f| *f == picker.field).unwrap_or(0) as u16)
+                .saturating_sub(scroll);
             let height = (picker.items.len() as u16 + 2).clamp(3, 10);
             let popup = Rect {
                 x: inner.x + label_width as u16,
