@@ -736,10 +736,15 @@ impl ApplyForm {
             }
             lines.push(Line::styled(text, theme.error()));
         }
-        // In a pane shorter than the form, the focused field stays in view.
-        let scroll = (focus_end + 1)
-            .saturating_sub(inner.height as usize)
-            .min(self.focus) as u16;
+        // In a pane shorter than the form, the field being edited stays in
+        // view; unfocused, the form shows from its top.
+        let scroll = if focused {
+            (focus_end + 1)
+                .saturating_sub(inner.height as usize)
+                .min(self.focus) as u16
+        } else {
+            0
+        };
         frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
         if focused && self.picker.is_none() {
             let input = &self.inputs[self.focused_field().index()];
