@@ -536,6 +536,41 @@ fn in_a_short_terminal_the_focused_form_field_stays_in_view() {
 }
 
 #[test]
+fn in_a_short_narrow_terminal_the_focused_pane_takes_the_spare_rows() {
+    let mut console = Console::connected_at(80, 24);
+    let rows_of = |screen: &str, title: &str| {
+        let lines: Vec<&str> = screen.lines().collect();
+        let top = lines.iter().position(|l| l.contains(title)).unwrap();
+        lines[top + 1..]
+            .iter()
+            .take_while(|l| l.starts_with('│'))
+            .count()
+    };
+    // The editor has the focus on start: eight lines, not the four it gets
+    // when the form has it.
+    let screen = console.screen();
+    assert_eq!(rows_of(&screen, "2 Editor"), 8, "{screen}");
+    assert_eq!(console.app.editor.view_rows, 8);
+    console.alt('3');
+    let screen = console.screen();
+    assert_eq!(rows_of(&screen, "2 Editor"), 4, "{screen}");
+    assert_eq!(
+        console.app.editor.view_rows, 4,
+        "the editor follows its pane"
+    );
+    assert_eq!(rows_of(&screen, "3 Apply"), 6, "{screen}");
+    console.alt('1');
+    let screen = console.screen();
+    assert!(rows_of(&screen, "1 Modules") > 3, "{screen}");
+    // Tall enough for every pane: the layout does not move with the focus.
+    let mut console = Console::connected_at(80, 40);
+    let before = console.screen();
+    console.alt('3');
+    let after = console.screen();
+    assert_eq!(rows_of(&before, "2 Editor"), rows_of(&after, "2 Editor"));
+}
+
+#[test]
 fn narrow_terminal_stacks_panes_and_focus_moves() {
     let mut console = Console::new(80, 40);
     let screen = console.screen();

@@ -419,8 +419,12 @@ impl App {
     /// The reducer.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.shown = Shown::Anything;
-        let badge = self.badge.1;
+        let (badge, focus) = (self.badge.1, self.focus);
         let effects = self.reduce(action);
+        if self.focus != focus {
+            // In a short narrow terminal the focused pane is the tall one.
+            self.fit_editor();
+        }
         // Lines highlighted again show anew, as does a changed badge.
         let recomputed = self.editor.highlighter.take_recomputed();
         let damage = match self.shown {
@@ -567,9 +571,13 @@ impl App {
         self.badge = (Some(key), badge);
     }
 
-    /// Gives the editor the size the layout gives it.
+    /// Gives the editor the size the layout gives it; hidden (a narrow
+    /// terminal's results), it keeps the size it had.
     fn fit_editor(&mut self) {
-        let areas = ui::layout(self.size);
+        let areas = ui::layout_for(self.size, self.focus);
+        if areas.editor.is_empty() {
+            return;
+        }
         let inner_height = areas.editor.height.saturating_sub(2);
         self.editor.view_rows = self.editor.text_rows(inner_height).max(1);
         self.editor.view_cols = (areas.editor.width.saturating_sub(2) as usize)

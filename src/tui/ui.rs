@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::client::ConnectionState;
-use crate::tui::app::{App, Damage, Overlay, Pane};
+use crate::tui::app::{App, Damage, Overlay, PANES, Pane};
 use crate::tui::keymap::Scope;
 
 /// Where each part of the screen goes.
@@ -68,18 +68,36 @@ pub fn layout(area: Rect) -> Areas {
     }
 }
 
-/// The layout as drawn: [`layout`], except that in a narrow terminal the
+/// Rows the stacked panes (in [`PANES`]' order) take when unfocused in a
+/// short terminal: the modules pane one row, the editor four lines, the
+/// form two fields, the results the last call's first lines.
+const SHORT_ROWS: [u16; 4] = [3, 6, 4, 5];
+
+/// The layout as drawn: [`layout`], except in a narrow terminal. There the
 /// focused results pane takes the whole body (a query's records or a stage
-/// view do not fit in the few rows it has there).
+/// view do not fit in the few rows it has there), and when the body is
+/// shorter than the stacked panes want (80×24), the focused pane takes the
+/// rows the others can spare.
 pub fn layout_for(area: Rect, focus: Pane) -> Areas {
     let mut areas = layout(area);
-    if area.width < NARROW && focus == Pane::Results {
-        let body = areas.modules.union(areas.results);
+    if area.width >= NARROW {
+        return areas;
+    }
+    let body = areas.modules.union(areas.results);
+    if focus == Pane::Results {
         let none = Rect::new(body.x, body.y, 0, 0);
         areas.modules = none;
         areas.editor = none;
         areas.apply = none;
         areas.results = body;
+    } else if body.height < 5 + 6 + APPLY_ROWS + 8 {
+        let rows: [Constraint; 4] = std::array::from_fn(|i| match PANES[i] == focus {
+            true => Constraint::Fill(1),
+            false => Constraint::Length(SHORT_ROWS[i]),
+        });
+        let [modules, editor, apply, results] = Layout::vertical(rows).areas(body);
+        (areas.modules, areas.editor, areas.apply, areas.results) =
+            (modules, editor, apply, results);
     }
     areas
 }

@@ -54,7 +54,12 @@ impl Console {
 
     /// 120×40, connected to a sandbox, the first listings unanswered.
     pub fn connected() -> Console {
-        let mut console = Console::new(120, 40);
+        Console::connected_at(120, 40)
+    }
+
+    /// [`connected`](Self::connected) in a terminal of another size.
+    pub fn connected_at(width: u16, height: u16) -> Console {
+        let mut console = Console::new(width, height);
         console.connect(true);
         console
     }
