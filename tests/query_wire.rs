@@ -432,10 +432,22 @@ async fn refusals_and_a_client_that_goes_away() {
     let reply = Message::parse(&read_frame(&mut sock)).unwrap();
     assert_eq!((reply.header.result_code, reply.header.info3), (4, 0));
 
-    // A scan whose client reads one frame and leaves.
+    // A scan whose client reads one frame and leaves. Its records (12 MB)
+    // outgrow what the two sockets can hold (here about 4 MB), so the
+    // server is still writing when the client goes; a small scan can be
+    // written whole before that and end well.
+    let wide = Value::String("w".repeat(4096));
+    for i in 0..3000 {
+        let key = Key::new("test", "wide", Value::Int(i)).unwrap();
+        let bins = [Bin::new("w", wide.clone())];
+        s.client
+            .put(&WritePolicy::default(), &key, &bins)
+            .await
+            .unwrap();
+    }
     let mut sock = std::net::TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    sock.write_all(&query_body("q", 77, vec![], 0)).unwrap();
+    sock.write_all(&query_body("wide", 77, vec![], 0)).unwrap();
     let first = read_frame(&mut sock);
     assert!(!first.is_empty());
     drop(sock);
