@@ -443,6 +443,29 @@ fn undoing_back_to_what_the_file_holds_leaves_nothing_unsaved() {
 }
 
 #[test]
+fn opening_another_file_over_discarded_edits_removes_their_recovery_copy() {
+    let mut console = Console::connected();
+    console.type_text("x");
+    console.act(Action::Tick(console.start + Duration::from_secs(3)));
+    assert!(
+        console
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::WriteRecovery { .. }))
+    );
+    console.ctrl('o');
+    console.type_text("/tmp/other.lua");
+    console.key(KeyCode::Enter);
+    console.key(KeyCode::Char('y'));
+    assert!(!console.effects.contains(&Effect::ClearRecovery));
+    console.act(Action::FileLoaded {
+        path: "/tmp/other.lua".into(),
+        result: Ok("local a = 1\n".into()),
+    });
+    assert!(console.effects.contains(&Effect::ClearRecovery));
+}
+
+#[test]
 fn a_save_counts_the_text_it_wrote_not_edits_made_while_writing() {
     let mut console = Console::connected();
     console.ctrl('o');

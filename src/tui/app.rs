@@ -419,8 +419,14 @@ impl App {
     /// The reducer.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.shown = Shown::Anything;
-        let (badge, focus) = (self.badge.1, self.focus);
-        let effects = self.reduce(action);
+        let (badge, focus, dirty) = (self.badge.1, self.focus, self.editor.dirty());
+        let mut effects = self.reduce(action);
+        if dirty && !self.editor.dirty() {
+            // The text is what its file holds again (saved, undone, another
+            // file opened): a recovery copy is stale.
+            self.recovery_due = None;
+            effects.push(Effect::ClearRecovery);
+        }
         if self.focus != focus {
             // In a short narrow terminal the focused pane is the tall one.
             self.fit_editor();
@@ -507,10 +513,6 @@ impl App {
                     {
                         // Edits made while it was written stay unsaved.
                         self.editor.mark_saved(version);
-                        if !self.editor.dirty() {
-                            self.recovery_due = None;
-                            effects.push(Effect::ClearRecovery);
-                        }
                     }
                     let left_out = match self.saving_test.take() {
                         Some((file, n)) if file == path && n > 0 => {
@@ -789,11 +791,11 @@ impl App {
         }
     }
 
-    /// After the editor's text changed: the linter and the recovery copy
-    /// follow after a pause.
+    /// After the editor's text changed: the linter follows after a pause,
+    /// and so does the recovery copy while the text differs from its file.
     fn text_edited(&mut self) {
-        self.recovery_due = Some(self.now + RECOVERY_DELAY);
         self.diagnostics.changed(self.now);
+        self.recovery_due = self.editor.dirty().then(|| self.now + RECOVERY_DELAY);
     }
 
     /// Writes the buffer to `path`; when that is done the text as it is
@@ -840,11 +842,6 @@ impl App {
                         Pending::Quit,
                     );
                 } else {
-                    // Undone back to the file since the last pause: a copy
-                    // written at that pause is stale.
-                    if self.recovery_due.take().is_some() {
-                        effects.push(Effect::ClearRecovery);
-                    }
                     self.quit = true;
                 }
             }
@@ -1817,14 +1814,11 @@ impl App {
             && now >= due
         {
             self.recovery_due = None;
-            // Undone back to what the file holds: no copy is needed.
-            effects.push(if self.editor.dirty() {
-                Effect::WriteRecovery {
-                    text: self.editor.contents(),
-                    path: self.editor.path.clone(),
-                }
-            } else {
-                Effect::ClearRecovery
+            // Due only while the text differs from its file (`text_edited`,
+            // `update`).
+            effects.push(Effect::WriteRecovery {
+                text: self.editor.contents(),
+                path: self.editor.path.clone(),
             });
         }
         let stale = self
