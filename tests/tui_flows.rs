@@ -285,6 +285,41 @@ fn runtime_error_marks_its_line_and_shows_the_error() {
 }
 
 #[test]
+fn the_editor_view_follows_the_message_row_and_the_gutter() {
+    let mut console = Console::connected();
+    let (rows, cols) = (console.app.editor.view_rows, console.app.editor.view_cols);
+    // A mark's message takes the pane's last row.
+    console.key(KeyCode::F(5));
+    console.answer(
+        is_apply,
+        Err(Failure {
+            kind: FailureKind::Server,
+            code: 100,
+            message: "/opt/aerospike/usr/udf/lua/counter.lua:3: boom".into(),
+            location: Some(("counter.lua".into(), 3)),
+            logs: vec![],
+        }),
+    );
+    assert_eq!(console.app.editor.view_rows, rows - 1);
+    // A file of 10,000 lines has a gutter three columns wider than 10 lines'.
+    console.ctrl('o');
+    console.type_text("/tmp/long.lua");
+    console.key(KeyCode::Enter);
+    let text: String = (1..=10_000)
+        .map(|i| format!("local v{i} = {i}\n"))
+        .collect();
+    console.act(Action::FileLoaded {
+        path: "/tmp/long.lua".into(),
+        result: Ok(text),
+    });
+    assert_eq!(
+        console.app.editor.view_rows, rows,
+        "the mark went with the load"
+    );
+    assert_eq!(console.app.editor.view_cols, cols - 3);
+}
+
+#[test]
 fn cancel_and_timeout() {
     let mut console = Console::connected();
     console.key(KeyCode::F(5));

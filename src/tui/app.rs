@@ -419,17 +419,16 @@ impl App {
     /// The reducer.
     pub fn update(&mut self, action: Action) -> Vec<Effect> {
         self.shown = Shown::Anything;
-        let (badge, focus, dirty) = (self.badge.1, self.focus, self.editor.dirty());
+        let (badge, dirty, fit) = (self.badge.1, self.editor.dirty(), self.editor_fit());
         let mut effects = self.reduce(action);
+        if self.editor_fit() != fit {
+            self.fit_editor();
+        }
         if dirty && !self.editor.dirty() {
             // The text is what its file holds again (saved, undone, another
             // file opened): a recovery copy is stale.
             self.recovery_due = None;
             effects.push(Effect::ClearRecovery);
-        }
-        if self.focus != focus {
-            // In a short narrow terminal the focused pane is the tall one.
-            self.fit_editor();
         }
         // Lines highlighted again show anew, as does a changed badge.
         let recomputed = self.editor.highlighter.take_recomputed();
@@ -486,10 +485,7 @@ impl App {
             Action::Key(key) => self.on_key(key, &mut effects),
             Action::Mouse(mouse) => self.on_mouse(mouse),
             Action::Paste(text) => self.on_paste(&text),
-            Action::Resize(width, height) => {
-                self.size = Rect::new(0, 0, width, height);
-                self.fit_editor();
-            }
+            Action::Resize(width, height) => self.size = Rect::new(0, 0, width, height),
             Action::Tick(now) => self.on_tick(now, &mut effects),
             Action::Client(event) => self.on_client(event, &mut effects),
             Action::FileLoaded { path, result } => match result {
@@ -532,12 +528,7 @@ impl App {
                     self.shown = Shown::Nothing;
                 }
                 if accepted {
-                    // The message row comes and goes with the findings.
-                    let row_changes = self.editor.problems.is_empty() != diagnostics.is_empty();
                     self.editor.problems = diagnostics;
-                    if row_changes {
-                        self.fit_editor();
-                    }
                 }
             }
         }
@@ -571,6 +562,18 @@ impl App {
             .get(&self.editor.module)
             .and_then(|entry| Modules::badge(entry, &self.editor.module, self.editor.lines()));
         self.badge = (Some(key), badge);
+    }
+
+    /// What the editor's view size follows: the terminal's size, the focus
+    /// (a narrow terminal's layout moves with it), the gutter's width and
+    /// the message row. `update` fits the view again when it changes.
+    fn editor_fit(&self) -> (Rect, Pane, usize, bool) {
+        (
+            self.size,
+            self.focus,
+            self.editor.gutter_width(),
+            self.editor.shows_message(),
+        )
     }
 
     /// Gives the editor the size the layout gives it; hidden (a narrow

@@ -309,8 +309,12 @@ impl Editor {
     /// Text rows in the pane's inner area (one row less when a mark's or
     /// the linter's message shows).
     pub fn text_rows(&self, inner_height: u16) -> usize {
-        let message = usize::from(!self.marks.is_empty() || !self.problems.is_empty());
-        (inner_height as usize).saturating_sub(message)
+        (inner_height as usize).saturating_sub(usize::from(self.shows_message()))
+    }
+
+    /// The pane's last row shows a mark's or the linter's message.
+    pub fn shows_message(&self) -> bool {
+        !self.marks.is_empty() || !self.problems.is_empty()
     }
 
     /// What an edit leaves alone when it changes only the cursor's line on
@@ -560,7 +564,7 @@ impl Editor {
 }
 
 fn digits(n: usize) -> usize {
-    n.max(1).to_string().len()
+    n.max(1).ilog10() as usize + 1
 }
 
 /// The second column of a wide character (never shown: control characters
