@@ -24,6 +24,9 @@ pub struct Areas {
 /// Below this width the panes stack.
 pub const NARROW: u16 = 100;
 const APPLY_ROWS: u16 = 13;
+/// Rows the stacked panes (in [`PANES`]' order) want; the editor takes
+/// more when there are.
+const STACKED_ROWS: [u16; 4] = [5, 6, APPLY_ROWS, 8];
 
 pub fn layout(area: Rect) -> Areas {
     let [status, body, hints] = Layout::vertical([
@@ -50,11 +53,12 @@ pub fn layout(area: Rect) -> Areas {
             hints,
         }
     } else {
+        let [m, e, a, r] = STACKED_ROWS;
         let [modules, editor, apply, results] = Layout::vertical([
-            Constraint::Length(5),
-            Constraint::Min(6),
-            Constraint::Length(APPLY_ROWS),
-            Constraint::Length(8),
+            Constraint::Length(m),
+            Constraint::Min(e),
+            Constraint::Length(a),
+            Constraint::Length(r),
         ])
         .areas(body);
         Areas {
@@ -90,7 +94,7 @@ pub fn layout_for(area: Rect, focus: Pane) -> Areas {
         areas.editor = none;
         areas.apply = none;
         areas.results = body;
-    } else if body.height < 5 + 6 + APPLY_ROWS + 8 {
+    } else if body.height < STACKED_ROWS.iter().sum() {
         let rows: [Constraint; 4] = std::array::from_fn(|i| match PANES[i] == focus {
             true => Constraint::Fill(1),
             false => Constraint::Length(SHORT_ROWS[i]),
