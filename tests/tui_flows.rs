@@ -573,10 +573,17 @@ fn in_a_short_terminal_the_focused_form_field_stays_in_view() {
             assert_eq!(console.app.apply.focus, i);
             let screen = console.screen();
             let label = format!("│{:>10} ", field.label());
+            let at = screen.lines().position(|row| row.starts_with(&label));
             assert!(
-                screen.lines().any(|row| row.starts_with(&label)),
+                at.is_some(),
                 "{kind:?}, field {i} ({}) is out of view:\n{screen}",
                 field.label()
+            );
+            // The cursor is in that field's row.
+            assert_eq!(
+                console.cursor().map(|p| p.y as usize),
+                at,
+                "{kind:?}, field {i}:\n{screen}"
             );
         }
     }

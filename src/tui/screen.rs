@@ -108,6 +108,11 @@ impl<B: Backend> Screen<B> {
         &self.shown
     }
 
+    /// Where the terminal's cursor shows (`None`: hidden).
+    pub fn cursor(&self) -> Option<Position> {
+        self.cursor
+    }
+
     /// A new size: the terminal is cleared and the next frame drawn whole.
     pub fn resize(&mut self, area: Rect) -> Result<(), B::Error> {
         self.shown = Buffer::empty(area);

@@ -227,6 +227,11 @@ impl Console {
         ui::screen_text(self.terminal.backend().terminal.buffer())
     }
 
+    /// Where the terminal's cursor is after the last frame (`None`: hidden).
+    pub fn cursor(&self) -> Option<ratatui::layout::Position> {
+        self.terminal.cursor()
+    }
+
     /// What the terminal showed at each flush so far: a frame each.
     pub fn frames(&self) -> &[Buffer] {
         &self.terminal.backend().frames
