@@ -10,10 +10,17 @@
 #         first visible, to about one row capture (~50 us), beside two
 #         floors: `echo`, the terminal's own echo (the kernel echoes the key,
 #         no program runs), and `dd`, a program that only reads the key and
-#         writes it back (what waking any program costs).
-# Prints each program's median keystroke latency per round, in ms.
+#         writes it back (what waking any program costs);
+#   work: measure.sh's way (whole screen, 0.5 ms pause) for benches/spin.c,
+#         which writes each key back after a set number of microseconds of
+#         CPU (spin0 .. spin160), beside asudf and vim: how the figure
+#         follows the time a program takes from the key to its write.
+# Prints each program's median keystroke latency per round, in ms, and how
+# many of its 30 keys were already shown at the first capture after the key
+# (the figure is about one capture and a pause shorter for those).
 # Run on a quiet machine: python3 benches/keylat.py target/release/asudf 4
-import os, sys, time, statistics, tempfile, random, shutil
+# (MODES=work,full ... runs only those modes)
+import os, sys, time, statistics, tempfile, random, shutil, subprocess
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
 R = tempfile.mkdtemp()
 os.environ["TUIPEERS_ROOT"] = R; os.environ["CTL_BUFFERED"] = "1"; os.environ["TUIBENCH_SOCK"] = "keylat"
@@ -26,33 +33,46 @@ F = f"{R}/data/udf10k.lua"
 peers = {"asudf": (f"{sys.argv[1]} {F}", 2), "vim": (f"vim --clean -n {F}", 0),
          "echo": ("sh -c 'stty -icanon; printf \"%s\\n\" \"$0\"; exec cat >/dev/null' 'Aerospike UDF module'", 2),
          "dd": ("sh -c 'printf \"%s\\n\" \"$0\"; stty raw -echo; exec dd bs=1 status=none' 'Aerospike UDF module'", 2)}
-MODES = {"full": ("asudf", "vim"), "row": ("asudf", "vim"), "busy": ("asudf", "vim", "echo", "dd")}
+SPINS = [f"spin{us}" for us in (0, 40, 80, 120, 160)]
+MODES = {"full": ("asudf", "vim"), "row": ("asudf", "vim"), "busy": ("asudf", "vim", "echo", "dd"),
+         "work": tuple(SPINS) + ("asudf", "vim")}
+spin = f"{R}/spin"
+if subprocess.run(["cc", "-O2", "-o", spin, os.path.join(os.path.dirname(os.path.abspath(__file__)), "spin.c")]).returncode == 0:
+    peers.update({name: (f"{spin} {name[4:]}", 2) for name in SPINS})
+else:
+    print("no C compiler: the work mode is left out"); del MODES["work"]
+MODES = {m: names for m, names in MODES.items() if m in os.environ.get("MODES", ",".join(MODES)).split(",")}
 rng = random.Random(1)
 def run(name, mode):
     cmd, row = peers[name]
     env = {"LANG": "C.UTF-8"}
     if name == "asudf": env.update(bench.asudf_env(name))
-    marker = (lambda c: "Aerospike UDF module" in c) if name in ("echo", "dd") else bench.BIG_MARKER
+    marker = bench.BIG_MARKER if name in ("asudf", "vim") else (lambda c: "Aerospike UDF module" in c)
     pid, _, _ = bench.start(name, cmd, env, marker)
     time.sleep(1.5)
     if name == "vim": bench.vim_insert(name)
     c = bench.Ctl(name)
     cap = f"capture-pane -p -t {name}" + (f" -S {row} -E {row}" if mode != "full" else "")
     pause = 0 if mode == "busy" else 0.0005
+    first = 0
     typed = "QQ"; c.cmd(f"send-keys -t {name} -l QQ")
     while typed not in c.cmd(cap): time.sleep(0.01)
     time.sleep(0.5)
     lats = []
     for ch in "abcdefghijklmnopqrstuvwxyzabcd":
         typed += ch; t0 = time.perf_counter(); c.cmd(f"send-keys -t {name} -l {ch}")
-        while typed not in c.cmd(cap): time.sleep(pause)
+        polls = 1
+        while typed not in c.cmd(cap): time.sleep(pause); polls += 1
+        first += polls == 1
         lats.append((time.perf_counter() - t0) * 1000); time.sleep(rng.uniform(0.05, 0.15))
     c.close(); bench.stop(name, pid)
-    return statistics.median(lats)
-res = {}
+    return statistics.median(lats), first
+res, firsts = {}, {}
 for r in range(int(sys.argv[2]) if len(sys.argv) > 2 else 3):
     for mode, names in MODES.items():
         for name in (names if r % 2 == 0 else names[::-1]):
-            res.setdefault((name, mode), []).append(round(run(name, mode), 3))
-for k, v in sorted(res.items()): print(k, v, "median", statistics.median(v))
+            median, first = run(name, mode)
+            res.setdefault((name, mode), []).append(round(median, 3))
+            firsts.setdefault((name, mode), []).append(first)
+for k, v in sorted(res.items()): print(k, v, "median", statistics.median(v), "first-capture keys", firsts[k])
 bench.tmux("kill-server")
