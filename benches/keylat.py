@@ -14,13 +14,18 @@
 #   work: measure.sh's way (whole screen, 0.5 ms pause) for benches/spin.c,
 #         which writes each key back after a set number of microseconds of
 #         CPU (spin0 .. spin160), beside asudf and vim: how the figure
-#         follows the time a program takes from the key to its write.
+#         follows the time a program takes from the key to its write;
+#   write: that time itself, per program, from the kernel's trace (the
+#         program woken, then its write to the terminal); no capture runs.
+#         Needs root and tracefs, so it runs only when asked for
+#         (MODES=write).
 # Prints each program's median keystroke latency per round, in ms, and how
 # many of its 30 keys were already shown at the first capture after the key
-# (the figure is about one capture and a pause shorter for those).
+# (the figure is about one capture and a pause shorter for those); for the
+# write mode, how many keys the trace paired with a write.
 # Run on a quiet machine: python3 benches/keylat.py target/release/asudf 4
-# (MODES=work,full ... runs only those modes)
-import os, sys, time, statistics, tempfile, random, shutil, subprocess
+# (MODES=work,write ... runs only those modes; the default is full,row,busy,work)
+import os, re, sys, time, statistics, tempfile, random, shutil, subprocess
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared")
 R = tempfile.mkdtemp()
 os.environ["TUIPEERS_ROOT"] = R; os.environ["CTL_BUFFERED"] = "1"; os.environ["TUIBENCH_SOCK"] = "keylat"
@@ -35,13 +40,14 @@ peers = {"asudf": (f"{sys.argv[1]} {F}", 2), "vim": (f"vim --clean -n {F}", 0),
          "dd": ("sh -c 'printf \"%s\\n\" \"$0\"; stty raw -echo; exec dd bs=1 status=none' 'Aerospike UDF module'", 2)}
 SPINS = [f"spin{us}" for us in (0, 40, 80, 120, 160)]
 MODES = {"full": ("asudf", "vim"), "row": ("asudf", "vim"), "busy": ("asudf", "vim", "echo", "dd"),
-         "work": tuple(SPINS) + ("asudf", "vim")}
+         "work": tuple(SPINS) + ("asudf", "vim"), "write": ("asudf", "vim", "spin0")}
 spin = f"{R}/spin"
 if subprocess.run(["cc", "-O2", "-o", spin, os.path.join(os.path.dirname(os.path.abspath(__file__)), "spin.c")]).returncode == 0:
     peers.update({name: (f"{spin} {name[4:]}", 2) for name in SPINS})
 else:
-    print("no C compiler: the work mode is left out"); del MODES["work"]
-MODES = {m: names for m, names in MODES.items() if m in os.environ.get("MODES", ",".join(MODES)).split(",")}
+    print("no C compiler: the work and write modes are left out"); del MODES["work"], MODES["write"]
+# The write mode needs root and tracefs, so it runs only when asked for.
+MODES = {m: names for m, names in MODES.items() if m in os.environ.get("MODES", "full,row,busy,work").split(",")}
 rng = random.Random(1)
 def run(name, mode):
     cmd, row = peers[name]
@@ -58,6 +64,8 @@ def run(name, mode):
     typed = "QQ"; c.cmd(f"send-keys -t {name} -l QQ")
     while typed not in c.cmd(cap): time.sleep(0.01)
     time.sleep(0.5)
+    if mode == "write":
+        return key_to_write(name, pid, c, cap, typed)
     lats = []
     for ch in "abcdefghijklmnopqrstuvwxyzabcd":
         typed += ch; t0 = time.perf_counter(); c.cmd(f"send-keys -t {name} -l {ch}")
@@ -67,6 +75,36 @@ def run(name, mode):
         lats.append((time.perf_counter() - t0) * 1000); time.sleep(rng.uniform(0.05, 0.15))
     c.close(); bench.stop(name, pid)
     return statistics.median(lats), first
+TRACING = "/sys/kernel/tracing"
+def trace(setting, value):
+    with open(f"{TRACING}/{setting}", "w") as f: f.write(value)
+def key_to_write(name, pid, c, cap, typed):
+    """The program's own time from each key to its write, from the kernel's
+    trace: the program woken (by the pty's kworker), then its write to the
+    terminal. Median in ms, and how many keys the trace paired."""
+    trace("tracing_on", "0"); trace("trace", ""); trace("set_event_pid", str(pid))
+    trace("set_event", "sched:sched_wakeup\nsyscalls:sys_enter_write"); trace("tracing_on", "1")
+    try:
+        for ch in "abcdefghijklmnopqrstuvwxyzabcd":
+            typed += ch; c.cmd(f"send-keys -t {name} -l {ch}"); time.sleep(rng.uniform(0.05, 0.15))
+        while typed not in c.cmd(cap): time.sleep(0.01)
+    finally:
+        trace("tracing_on", "0")
+        with open(f"{TRACING}/trace") as f: lines = f.read().splitlines()
+        trace("set_event", ""); trace("set_event_pid", "")
+    c.close(); bench.stop(name, pid)
+    spans, woken = [], None
+    for line in lines:
+        m = re.match(r"\s*(.+)-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): (\w+)[:(] ?(.*)", line)
+        if not m: continue
+        task_pid, t, event, what = int(m[2]), float(m[3]), m[4], m[5]
+        # The waker shows as <idle> when the wake-up came by an interrupt from the other core.
+        if event == "sched_wakeup" and f" pid={pid} " in what and task_pid != pid: woken = t
+        elif event == "sys_write" and task_pid == pid and what.startswith("fd: 1,") and woken is not None:
+            spans.append((t - woken) * 1000); woken = None
+    return statistics.median(spans), len(spans)
+if "write" in os.environ.get("MODES", "") and not os.access(f"{TRACING}/trace", os.W_OK):
+    sys.exit("the write mode reads the scheduler's trace: it needs root and tracefs")
 res, firsts = {}, {}
 for r in range(int(sys.argv[2]) if len(sys.argv) > 2 else 3):
     for mode, names in MODES.items():
@@ -74,5 +112,6 @@ for r in range(int(sys.argv[2]) if len(sys.argv) > 2 else 3):
             median, first = run(name, mode)
             res.setdefault((name, mode), []).append(round(median, 3))
             firsts.setdefault((name, mode), []).append(first)
-for k, v in sorted(res.items()): print(k, v, "median", statistics.median(v), "first-capture keys", firsts[k])
+for k, v in sorted(res.items()):
+    print(k, v, "median", statistics.median(v), "keys traced" if k[1] == "write" else "first-capture keys", firsts[k])
 bench.tmux("kill-server")
