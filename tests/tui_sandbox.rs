@@ -227,6 +227,48 @@ async fn registering_a_new_module_points_the_form_at_it() {
     assert_eq!(result, &Value::from("hi"));
 }
 
+/// A key waiting beside a client event is read first: the loop looks at
+/// the terminal before the client's events, so typing never waits behind
+/// them. Each of 20 steps has both ready; each handles its key (picked at
+/// random, half the steps would take only the event).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_key_goes_before_a_waiting_client_event() {
+    use asudf::tui::RunLoop;
+    use crossterm::event::Event as TermEvent;
+
+    let target = Target::Sandbox {
+        dir: None,
+        config: SandboxConfig::default(),
+    };
+    let app = App::new(StartOptions::sample(&target.label()));
+    let (handle, _client_events) = client::spawn(target);
+    let (client_event, events) = tokio::sync::mpsc::unbounded_channel();
+    let (keys, input) = futures::channel::mpsc::unbounded::<std::io::Result<TermEvent>>();
+    let terminal = Screen::new(TestBackend::new(120, 40)).unwrap();
+    let mut console = RunLoop::new(app, terminal, input, events, Driver::new(handle, None));
+    let typed =
+        |console: &RunLoop<TestBackend, _>| console.app.editor.contents().matches('x').count();
+    let before = typed(&console);
+    for step in 1..=20 {
+        client_event
+            .send(client::Event::Connection(ConnectionState::Connecting {
+                target: "sandbox".into(),
+            }))
+            .unwrap();
+        keys.unbounded_send(Ok(TermEvent::Key(KeyEvent::new(
+            KeyCode::Char('x'),
+            KeyModifiers::NONE,
+        ))))
+        .unwrap();
+        assert!(console.step().await.unwrap());
+        assert_eq!(
+            typed(&console) - before,
+            step,
+            "step {step} handled its key"
+        );
+    }
+}
+
 /// The real run loop, idle: after start-up settles (connected, modules
 /// listed, the buffer highlighted) two seconds pass with no wake-up and no
 /// draw; a key then wakes it once and draws once.

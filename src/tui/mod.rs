@@ -525,7 +525,10 @@ where
                 None => std::future::pending().await,
             }
         };
+        // Biased: the terminal first, so a key is read before the other
+        // sources are looked at (and is never starved by a burst of events).
         let next = tokio::select! {
+            biased;
             event = self.input.next() => match event {
                 Some(Ok(event)) => terminal_action(event),
                 Some(Err(e)) => return Err(e).context("reading the terminal"),
