@@ -72,11 +72,12 @@ pub fn module_name_for(path: &Path) -> String {
 
 impl Editor {
     pub fn new(text: &str, path: Option<PathBuf>, module: String, dark: bool) -> Editor {
+        let text = Buffer::new(text);
         Editor {
-            text: Buffer::new(text),
+            saved_version: Some(text.version()),
+            text,
             path,
             module,
-            saved_version: Some(0),
             edits: 0,
             scroll_row: 0,
             scroll_col: 0,
