@@ -264,19 +264,26 @@ fn compile_error_marks_its_line() {
     assert!(console.app.editor.marks.is_empty());
 }
 
+/// The server's answer to a call whose UDF failed at counter.lua line 3.
+fn runtime_error_at_line_3(error: &str) -> Failure {
+    Failure {
+        kind: FailureKind::Server,
+        code: 100,
+        message: format!("/opt/aerospike/usr/udf/lua/counter.lua:3: {error}"),
+        location: Some(("counter.lua".into(), 3)),
+        logs: vec![],
+    }
+}
+
 #[test]
 fn runtime_error_marks_its_line_and_shows_the_error() {
     let mut console = Console::connected();
     console.key(KeyCode::F(5));
     console.answer(
         is_apply,
-        Err(Failure {
-            kind: FailureKind::Server,
-            code: 100,
-            message: "/opt/aerospike/usr/udf/lua/counter.lua:3: attempt to perform arithmetic on a nil value".into(),
-            location: Some(("counter.lua".into(), 3)),
-            logs: vec![],
-        }),
+        Err(runtime_error_at_line_3(
+            "attempt to perform arithmetic on a nil value",
+        )),
     );
     assert_eq!(console.app.editor.marks[0].line, 3);
     let screen = console.screen();
@@ -290,16 +297,7 @@ fn the_editor_view_follows_the_message_row_and_the_gutter() {
     let (rows, cols) = (console.app.editor.view_rows, console.app.editor.view_cols);
     // A mark's message takes the pane's last row.
     console.key(KeyCode::F(5));
-    console.answer(
-        is_apply,
-        Err(Failure {
-            kind: FailureKind::Server,
-            code: 100,
-            message: "/opt/aerospike/usr/udf/lua/counter.lua:3: boom".into(),
-            location: Some(("counter.lua".into(), 3)),
-            logs: vec![],
-        }),
-    );
+    console.answer(is_apply, Err(runtime_error_at_line_3("boom")));
     assert_eq!(console.app.editor.view_rows, rows - 1);
     // A file of 10,000 lines has a gutter three columns wider than 10 lines'.
     console.ctrl('o');
