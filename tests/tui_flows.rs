@@ -180,7 +180,7 @@ fn apply_twice_shows_results_and_record_changes() {
     );
     assert!(call.with_record);
     // In flight at once, with a spinner and the elapsed time.
-    console.act(Action::Tick(console.start + Duration::from_millis(300)));
+    console.tick(Duration::from_millis(300));
     let screen = console.screen();
     assert!(
         screen.contains("#1 counter.increment('count', 5) @ 'k1'"),
@@ -300,16 +300,10 @@ fn the_editor_view_follows_the_message_row_and_the_gutter() {
     console.answer(is_apply, Err(runtime_error_at_line_3("boom")));
     assert_eq!(console.app.editor.view_rows, rows - 1);
     // A file of 10,000 lines has a gutter three columns wider than 10 lines'.
-    console.ctrl('o');
-    console.type_text("/tmp/long.lua");
-    console.key(KeyCode::Enter);
     let text: String = (1..=10_000)
         .map(|i| format!("local v{i} = {i}\n"))
         .collect();
-    console.act(Action::FileLoaded {
-        path: "/tmp/long.lua".into(),
-        result: Ok(text),
-    });
+    console.open_file("/tmp/long.lua", &text);
     assert_eq!(
         console.app.editor.view_rows, rows,
         "the mark went with the load"
@@ -419,22 +413,25 @@ fn modules_pane_opens_and_removes_with_confirmation() {
     assert_eq!(console.app.focus, Pane::Editor);
 }
 
+/// How many recovery copies the console asked to write.
+fn recovery_writes(console: &Console) -> usize {
+    console
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::WriteRecovery { .. }))
+        .count()
+}
+
 #[test]
 fn recovery_copy_is_written_after_a_pause_in_typing() {
     let mut console = Console::connected();
     console.type_text("x");
-    let writes = |c: &Console| {
-        c.effects
-            .iter()
-            .filter(|e| matches!(e, Effect::WriteRecovery { .. }))
-            .count()
-    };
-    console.act(Action::Tick(console.start + Duration::from_millis(500)));
-    assert_eq!(writes(&console), 0);
-    console.act(Action::Tick(console.start + Duration::from_secs(3)));
-    assert_eq!(writes(&console), 1);
-    console.act(Action::Tick(console.start + Duration::from_secs(6)));
-    assert_eq!(writes(&console), 1, "written once per pause");
+    console.tick(Duration::from_millis(500));
+    assert_eq!(recovery_writes(&console), 0);
+    console.tick(Duration::from_secs(3));
+    assert_eq!(recovery_writes(&console), 1);
+    console.tick(Duration::from_secs(6));
+    assert_eq!(recovery_writes(&console), 1, "written once per pause");
 }
 
 #[test]
@@ -448,26 +445,16 @@ fn undoing_back_to_what_the_file_holds_leaves_nothing_unsaved() {
     assert!(!console.app.editor.dirty());
     assert!(!console.screen().contains("[+]"), "{}", console.screen());
     // The recovery copy due after the pause is not needed any more.
-    console.act(Action::Tick(console.start + Duration::from_secs(3)));
+    console.tick(Duration::from_secs(3));
     assert!(console.effects.contains(&Effect::ClearRecovery));
-    assert!(
-        !console
-            .effects
-            .iter()
-            .any(|e| matches!(e, Effect::WriteRecovery { .. }))
-    );
+    assert_eq!(recovery_writes(&console), 0);
     console.ctrl('y');
     assert!(console.app.editor.dirty(), "redo brings the edit back");
 
     // A copy written at a pause, then undone and quit at once: the copy
     // is not offered on the next start.
-    console.act(Action::Tick(console.start + Duration::from_secs(6)));
-    assert!(
-        console
-            .effects
-            .iter()
-            .any(|e| matches!(e, Effect::WriteRecovery { .. }))
-    );
+    console.tick(Duration::from_secs(6));
+    assert!(recovery_writes(&console) > 0);
     console.effects.clear();
     console.ctrl('z');
     console.ctrl('c');
@@ -479,13 +466,8 @@ fn undoing_back_to_what_the_file_holds_leaves_nothing_unsaved() {
 fn opening_another_file_over_discarded_edits_removes_their_recovery_copy() {
     let mut console = Console::connected();
     console.type_text("x");
-    console.act(Action::Tick(console.start + Duration::from_secs(3)));
-    assert!(
-        console
-            .effects
-            .iter()
-            .any(|e| matches!(e, Effect::WriteRecovery { .. }))
-    );
+    console.tick(Duration::from_secs(3));
+    assert!(recovery_writes(&console) > 0);
     console.ctrl('o');
     console.type_text("/tmp/other.lua");
     console.key(KeyCode::Enter);
@@ -501,13 +483,7 @@ fn opening_another_file_over_discarded_edits_removes_their_recovery_copy() {
 #[test]
 fn a_save_counts_the_text_it_wrote_not_edits_made_while_writing() {
     let mut console = Console::connected();
-    console.ctrl('o');
-    console.type_text("/tmp/saved.lua");
-    console.key(KeyCode::Enter);
-    console.act(Action::FileLoaded {
-        path: "/tmp/saved.lua".into(),
-        result: Ok("local a = 1\n".into()),
-    });
+    console.open_file("/tmp/saved.lua", "local a = 1\n");
     console.type_text("b");
     console.ctrl('s');
     let Some(Effect::SaveFile {
@@ -803,7 +779,7 @@ fn any_terminal_size_draws_without_panicking() {
 /// Ticks to `at` and performs the lints the reducer asks for, as the
 /// driver does off the UI thread.
 fn lint_at(console: &mut Console, at: Duration) -> usize {
-    console.act(Action::Tick(console.start + at));
+    console.tick(at);
     let requests: Vec<_> = console
         .effects
         .iter()
@@ -980,7 +956,7 @@ fn the_next_wake_is_the_first_timer_due() {
     use asudf::tui::diagnostics::LINT_DELAY;
     let mut console = Console::new(120, 40);
     asudf::tui::highlight::preload();
-    console.act(Action::Tick(console.start));
+    console.tick(Duration::ZERO);
     assert!(!console.app.animating());
     assert_eq!(
         console.app.next_wake(),
@@ -989,7 +965,7 @@ fn the_next_wake_is_the_first_timer_due() {
     );
 
     let mut console = Console::connected();
-    console.act(Action::Tick(console.start));
+    console.tick(Duration::ZERO);
     // Connecting tells the library mode: the buffer is linted again.
     let lint_at = console.app.next_wake().expect("a lint after connecting");
     assert!(lint_at <= console.start + LINT_DELAY);
@@ -1121,7 +1097,7 @@ fn a_lint_with_the_same_findings_draws_nothing() {
     use asudf::tui::app::Damage;
     let mut console = Console::connected();
     let lint_answer = |console: &mut Console, at: Duration| {
-        console.act(Action::Tick(console.start + at));
+        console.tick(at);
         let request = console
             .effects
             .iter()

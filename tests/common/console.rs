@@ -218,6 +218,17 @@ impl Console {
         }));
     }
 
+    /// Opens `path` in the editor (Ctrl-O), the file holding `text`.
+    pub fn open_file(&mut self, path: &str, text: &str) {
+        self.ctrl('o');
+        self.type_text(path);
+        self.key(KeyCode::Enter);
+        self.act(Action::FileLoaded {
+            path: path.into(),
+            result: Ok(text.to_string()),
+        });
+    }
+
     pub fn tick(&mut self, after: Duration) {
         self.act(Action::Tick(self.start + after));
     }
