@@ -49,6 +49,7 @@ else:
 # The write mode needs root and tracefs, so it runs only when asked for.
 MODES = {m: names for m, names in MODES.items() if m in os.environ.get("MODES", "full,row,busy,work").split(",")}
 rng = random.Random(1)
+KEYS = "abcdefghijklmnopqrstuvwxyzabcd"   # typed after "QQ", one at a time
 def run(name, mode):
     cmd, row = peers[name]
     env = {"LANG": "C.UTF-8"}
@@ -59,15 +60,14 @@ def run(name, mode):
     if name == "vim": bench.vim_insert(name)
     c = bench.Ctl(name)
     cap = f"capture-pane -p -t {name}" + (f" -S {row} -E {row}" if mode != "full" else "")
-    pause = 0 if mode == "busy" else 0.0005
-    first = 0
     typed = "QQ"; c.cmd(f"send-keys -t {name} -l QQ")
     while typed not in c.cmd(cap): time.sleep(0.01)
     time.sleep(0.5)
     if mode == "write":
         return key_to_write(name, pid, c, cap, typed)
-    lats = []
-    for ch in "abcdefghijklmnopqrstuvwxyzabcd":
+    pause = 0 if mode == "busy" else 0.0005
+    lats, first = [], 0
+    for ch in KEYS:
         typed += ch; t0 = time.perf_counter(); c.cmd(f"send-keys -t {name} -l {ch}")
         polls = 1
         while typed not in c.cmd(cap): time.sleep(pause); polls += 1
@@ -85,7 +85,7 @@ def key_to_write(name, pid, c, cap, typed):
     trace("tracing_on", "0"); trace("trace", ""); trace("set_event_pid", str(pid))
     trace("set_event", "sched:sched_wakeup\nsyscalls:sys_enter_write"); trace("tracing_on", "1")
     try:
-        for ch in "abcdefghijklmnopqrstuvwxyzabcd":
+        for ch in KEYS:
             typed += ch; c.cmd(f"send-keys -t {name} -l {ch}"); time.sleep(rng.uniform(0.05, 0.15))
         while typed not in c.cmd(cap): time.sleep(0.01)
     finally:
