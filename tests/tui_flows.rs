@@ -1140,6 +1140,31 @@ fn a_lint_with_the_same_findings_draws_nothing() {
     assert!(!console.app.editor.problems.is_empty());
 }
 
+/// A frame the terminal already shows goes out as nothing: no cell, no
+/// colour reset, no cursor move, no flush. One that moves only the cursor
+/// goes out.
+#[test]
+fn a_frame_that_changes_nothing_is_not_written() {
+    let mut console = Console::connected();
+    console.screen();
+    let before = console.frames().len();
+    let app = &console.app;
+    console.terminal.draw(|frame| ui::draw(app, frame)).unwrap();
+    assert_eq!(console.frames().len(), before, "the same frame again");
+
+    let cursor = console.cursor().expect("the editor shows the cursor");
+    let moved = ratatui::layout::Position::new(cursor.x + 1, cursor.y);
+    console
+        .terminal
+        .draw(|frame| {
+            ui::draw(app, frame);
+            frame.set_cursor_position(moved);
+        })
+        .unwrap();
+    assert_eq!(console.frames().len(), before + 1, "the cursor moved");
+    assert_eq!(console.cursor(), Some(moved));
+}
+
 /// The styles of the cells where `text` first shows in `frame`.
 fn styles_at(frame: &ratatui::buffer::Buffer, text: &str) -> Vec<ratatui::style::Style> {
     let wanted: Vec<String> = text.chars().map(String::from).collect();

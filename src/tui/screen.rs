@@ -156,22 +156,26 @@ impl<B: Backend> Screen<B> {
                 changed_cells(&self.shown.content, &self.next.content, range, &mut changed);
             }
         }
-        self.backend.draw(changed.into_iter().map(|i| {
-            let (x, y) = self.next.pos_of(i);
-            (x, y, &self.next.content[i])
-        }))?;
-        match cursor {
-            Some(position) => {
-                if self.cursor.is_none() {
-                    self.backend.show_cursor()?;
+        // A frame that changes nothing on the terminal writes nothing (the
+        // backend would still reset the colours and place the cursor).
+        if !changed.is_empty() || cursor != self.cursor {
+            self.backend.draw(changed.into_iter().map(|i| {
+                let (x, y) = self.next.pos_of(i);
+                (x, y, &self.next.content[i])
+            }))?;
+            match cursor {
+                Some(position) => {
+                    if self.cursor.is_none() {
+                        self.backend.show_cursor()?;
+                    }
+                    self.backend.set_cursor_position(position)?;
                 }
-                self.backend.set_cursor_position(position)?;
+                None if self.cursor.is_some() => self.backend.hide_cursor()?,
+                None => {}
             }
-            None if self.cursor.is_some() => self.backend.hide_cursor()?,
-            None => {}
+            self.cursor = cursor;
+            self.backend.flush()?;
         }
-        self.cursor = cursor;
-        self.backend.flush()?;
         std::mem::swap(&mut self.shown, &mut self.next);
         self.stale = regions.to_vec();
         Ok(())
