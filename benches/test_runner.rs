@@ -24,10 +24,7 @@ fn scenario_text() -> String {
 }
 
 async fn by_hand(source: &str) {
-    let target = Target::Sandbox {
-        dir: None,
-        config: SandboxConfig::default(),
-    };
+    let target = Target::in_memory(SandboxConfig::default());
     let handle = runner::connect(target).await.unwrap();
     let put = Request::PutModule {
         name: "counter.lua".into(),

@@ -12,7 +12,7 @@ use asudf::client::{self, ApplyCall, RecordKey};
 use asudf::commands::{self, EXIT_USAGE, Headless};
 use asudf::config::{self, TlsSettings};
 use asudf::sandbox::SandboxConfig;
-use asudf::sandbox::local::{ServeOptions, Storage};
+use asudf::sandbox::local::{ServeOptions, Sharing, Storage};
 use clap::Parser;
 use tokio_rustls::rustls;
 
@@ -120,7 +120,8 @@ fn usage(message: impl std::fmt::Display) -> ExitCode {
 /// The console: on this thread, never moved (its state is not `Send`).
 async fn run_console(cli: Cli, client_runtime: tokio::runtime::Handle) -> ExitCode {
     let _log_guard = init_logging(LogTo::File);
-    let target = match resolve_target(&cli) {
+    // The console serves the sandbox to other asudf commands while it runs.
+    let target = match resolve_target(&cli, Sharing::Shared) {
         Ok(t) => t,
         Err(message) => return usage(message),
     };
@@ -151,7 +152,8 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
     if let Command::Check(args) = &command {
         return commands::check::run(args, cli.json);
     }
-    let target = match resolve_target(&cli) {
+    // A command serves the sandbox to itself alone: it would stop under others.
+    let target = match resolve_target(&cli, Sharing::Private) {
         Ok(t) => t,
         Err(message) => return usage(message),
     };
@@ -351,11 +353,12 @@ fn apply_call(
 }
 
 /// Settings (file, environment, flags) → what the client task connects to.
-fn resolve_target(cli: &Cli) -> Result<client::Target, String> {
+fn resolve_target(cli: &Cli, sharing: Sharing) -> Result<client::Target, String> {
     match config::resolve(&cli.connection).map_err(|e| e.to_string())? {
         config::Target::Sandbox { dir } => Ok(client::Target::Sandbox {
             dir,
             config: SandboxConfig::default(),
+            sharing,
         }),
         config::Target::Cluster {
             seeds,

@@ -109,6 +109,80 @@ fn commands_connect_to_a_running_serve_of_the_same_directory() {
     drop(served);
 }
 
+/// Commands started together on one sandbox directory, with nothing else
+/// serving it: each waits for the one that holds the directory, none fails,
+/// and every increment that exited 0 is in the record.
+#[test]
+fn parallel_commands_on_one_directory_all_succeed_and_lose_no_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = asudf(dir.path(), &["udf", "put", counter_lua().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    const N: usize = 12;
+    let runs: Vec<_> = (0..N)
+        .map(|_| {
+            let dir = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                asudf(
+                    &dir,
+                    &["apply", "test.race", "k", "counter.increment", "n", "1"],
+                )
+            })
+        })
+        .collect();
+    for run in runs {
+        let (code, out, err) = run.join().unwrap();
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let (code, out, err) = asudf(dir.path(), &["--json", "record", "get", "test.race", "k"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out)["bins"]["n"], N, "{out}");
+}
+
+/// A job started with --no-wait by a command that serves the sandbox
+/// itself would stop with it: refused before it starts.
+#[test]
+fn no_wait_is_refused_when_the_command_serves_the_sandbox_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = asudf(dir.path(), &["udf", "put", counter_lua().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = asudf(
+        dir.path(),
+        &[
+            "execute",
+            "test.demo",
+            "counter.increment",
+            "n",
+            "1",
+            "--no-wait",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--no-wait needs a sandbox that outlives"),
+        "{err}"
+    );
+    let (code, out, _) = asudf(dir.path(), &["--json", "jobs"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("counter"), "no job was started: {out}");
+
+    // With a served sandbox the job goes on after the command.
+    let served = Served::start(&["--sandbox-dir", dir.path().to_str().unwrap()]);
+    let (code, out, err) = asudf(
+        dir.path(),
+        &[
+            "execute",
+            "test.demo",
+            "counter.increment",
+            "n",
+            "1",
+            "--no-wait",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.trim().is_empty(), "the job's id: {out}");
+    drop(served);
+}
+
 #[test]
 fn udf_error_exits_4_and_shows_the_source_line() {
     let dir = tempfile::tempdir().unwrap();

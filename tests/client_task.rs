@@ -8,6 +8,7 @@ use asudf::client::{
     Request, Target,
 };
 use asudf::sandbox::SandboxConfig;
+use asudf::sandbox::local::Sharing;
 use asudf::sandbox::server::{self, ServerOptions};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -85,10 +86,7 @@ async fn run(
 }
 
 fn memory_sandbox() -> Target {
-    Target::Sandbox {
-        dir: None,
-        config: SandboxConfig::default(),
-    }
+    Target::in_memory(SandboxConfig::default())
 }
 
 #[tokio::test]
@@ -320,6 +318,7 @@ async fn takes_over_serving_when_the_serving_process_goes_away() {
     let target = Target::Sandbox {
         dir: Some(dir.path().to_path_buf()),
         config: SandboxConfig::default(),
+        sharing: Sharing::Shared,
     };
     let (handle, mut events) = client::spawn(target);
     connected(&mut events).await;

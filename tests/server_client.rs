@@ -878,15 +878,99 @@ async fn udf_requests_with_forbidden_policies_or_missing_fields_get_4() {
     assert_eq!((ops[0].name.as_str(), ops[0].particle), ("SUCCESS", 1));
 }
 
+/// A server told to stop answers the request it is running and keeps its
+/// write before it counts as stopped (and so before the directory's lock
+/// goes to another process). On one thread the call runs on the blocking
+/// pool, where closing its connection would drop the answer.
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_running_when_the_server_stops_is_answered_and_kept() {
+    use asudf::sandbox::LuaLibs;
+    use asudf::sandbox::local::{Local, Sharing, open_or_connect, open_or_connect_with};
+    let dir = tempfile::tempdir().unwrap();
+    let (started, go) = (dir.path().join("started"), dir.path().join("go"));
+    // Signals that it runs, then waits until the test lets it write.
+    let slow = format!(
+        r#"
+function run(rec)
+  io.open("{started}", "w"):close()
+  while io.open("{go}") == nil do end
+  rec["done"] = 1
+  aerospike:create(rec)
+  return 1
+end
+"#,
+        started = started.display(),
+        go = go.display()
+    );
+    let config = SandboxConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        lua_libs: LuaLibs::All,
+        ..SandboxConfig::default()
+    };
+    let Local::Serving(server) =
+        open_or_connect_with(config, ServerOptions::default(), Sharing::Shared)
+            .await
+            .unwrap()
+    else {
+        panic!("the first opener serves");
+    };
+    let host = format!("127.0.0.1:{}", server.addr().port());
+    let client = Client::new(&ClientPolicy::default(), &host).await.unwrap();
+    register(&client, "slow.lua", &slow).await;
+    let call = tokio::spawn(async move { apply(&client, &key("slow"), "slow", "run", &[]).await });
+    while !started.exists() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stopping = tokio::spawn(server.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!stopping.is_finished(), "the server waits for the call");
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(call.await.unwrap().unwrap(), Some(AsValue::from(1)));
+    stopping.await.unwrap();
+
+    let Local::Serving(again) = open_or_connect(dir.path(), Sharing::Shared).await.unwrap() else {
+        panic!("after shutdown the directory is free");
+    };
+    let host = format!("127.0.0.1:{}", again.addr().port());
+    let client = Client::new(&ClientPolicy::default(), &host).await.unwrap();
+    let rec = client
+        .get(&ReadPolicy::default(), &key("slow"), Bins::All)
+        .await
+        .expect("the answered write was kept");
+    assert_eq!(rec.bins.get("done"), Some(&AsValue::from(1)));
+    client.close().await.unwrap();
+    again.shutdown().await;
+}
+
+/// A one-shot command's server is its own: another opener waits for the
+/// directory instead of connecting to a server about to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_holder_is_waited_for_then_the_directory_is_served_again() {
+    use asudf::sandbox::local::{Local, Sharing, open_or_connect};
+    let dir = tempfile::tempdir().unwrap();
+    let Local::Serving(first) = open_or_connect(dir.path(), Sharing::Private).await.unwrap() else {
+        panic!("the first opener serves");
+    };
+    let path = dir.path().to_path_buf();
+    let second = tokio::spawn(async move { open_or_connect(&path, Sharing::Shared).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!second.is_finished(), "the second opener waits");
+    first.shutdown().await;
+    match second.await.unwrap().unwrap() {
+        Local::Serving(second) => second.shutdown().await,
+        Local::AlreadyServed(addr) => panic!("connected to {addr}, a server that stopped"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_directory_is_served_once_and_keeps_its_data() {
-    use asudf::sandbox::local::{Local, open_or_connect};
+    use asudf::sandbox::local::{Local, Sharing, open_or_connect};
     let dir = tempfile::tempdir().unwrap();
-    let Local::Serving(first) = open_or_connect(dir.path()).await.unwrap() else {
+    let Local::Serving(first) = open_or_connect(dir.path(), Sharing::Shared).await.unwrap() else {
         panic!("the first opener serves");
     };
     let addr = first.addr();
-    match open_or_connect(dir.path()).await.unwrap() {
+    match open_or_connect(dir.path(), Sharing::Shared).await.unwrap() {
         Local::AlreadyServed(found) => assert_eq!(found, addr),
         Local::Serving(_) => panic!("a second opener must find the first"),
     }
@@ -909,7 +993,7 @@ async fn a_local_directory_is_served_once_and_keeps_its_data() {
     client.close().await.unwrap();
     first.shutdown().await;
 
-    let Local::Serving(second) = open_or_connect(dir.path()).await.unwrap() else {
+    let Local::Serving(second) = open_or_connect(dir.path(), Sharing::Shared).await.unwrap() else {
         panic!("after shutdown the directory is free");
     };
     assert_eq!(second.node_id(), node, "node id is kept per directory");

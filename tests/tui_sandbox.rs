@@ -21,7 +21,7 @@ use common::live::Live;
 
 impl Live {
     async fn sandbox(config: SandboxConfig) -> Live {
-        Live::start(Target::Sandbox { dir: None, config }, 120, 40).await
+        Live::start(Target::in_memory(config), 120, 40).await
     }
 
     /// Opens `source` in the editor as the file `name`.
@@ -236,10 +236,7 @@ async fn a_waiting_key_goes_before_a_waiting_client_event() {
     use asudf::tui::RunLoop;
     use crossterm::event::Event as TermEvent;
 
-    let target = Target::Sandbox {
-        dir: None,
-        config: SandboxConfig::default(),
-    };
+    let target = Target::in_memory(SandboxConfig::default());
     let app = App::new(StartOptions::sample(&target.label()));
     let (handle, _client_events) = client::spawn(target);
     let (client_event, events) = tokio::sync::mpsc::unbounded_channel();
@@ -278,10 +275,7 @@ async fn an_idle_console_neither_wakes_nor_draws() {
     use crossterm::event::Event as TermEvent;
 
     asudf::tui::highlight::preload();
-    let target = Target::Sandbox {
-        dir: None,
-        config: SandboxConfig::default(),
-    };
+    let target = Target::in_memory(SandboxConfig::default());
     let app = App::new(StartOptions::sample(&target.label()));
     let (handle, events) = client::spawn(target);
     let (keys, input) = futures::channel::mpsc::unbounded::<std::io::Result<TermEvent>>();

@@ -7,7 +7,7 @@ use aerospike::{AdminPolicy, Client, ClientPolicy, Host};
 use tokio::sync::mpsc;
 
 use super::{ConnectionState, Event};
-use crate::sandbox::local::{self, Local, LocalServer};
+use crate::sandbox::local::{self, Local, LocalServer, Sharing};
 use crate::sandbox::server::{self, ServerHandle, ServerOptions};
 use crate::sandbox::{Sandbox, SandboxConfig};
 use std::net::SocketAddr;
@@ -22,15 +22,26 @@ pub enum Target {
         policy: ClientPolicy,
     },
     /// The user's local sandbox: served by another asudf process when one
-    /// holds the directory, else served in this process. `dir: None` is an
-    /// empty in-memory sandbox that keeps nothing.
+    /// serves the directory to others, else served in this process (to
+    /// others too when `sharing` says so). `dir: None` is an empty
+    /// in-memory sandbox that keeps nothing.
     Sandbox {
         dir: Option<PathBuf>,
         config: SandboxConfig,
+        sharing: Sharing,
     },
 }
 
 impl Target {
+    /// An empty in-memory sandbox, served in this process to it alone.
+    pub fn in_memory(config: SandboxConfig) -> Target {
+        Target::Sandbox {
+            dir: None,
+            config,
+            sharing: Sharing::Private,
+        }
+    }
+
     /// A short description for the status line and messages.
     pub fn label(&self) -> String {
         match self {
@@ -54,6 +65,8 @@ pub struct ClusterInfo {
     pub build: String,
     /// The sandbox's self-description; `None` on a real cluster.
     pub sandbox: Option<String>,
+    /// This process serves it: it stops when this process ends.
+    pub served_here: bool,
 }
 
 /// A connection attempt running in the background, so the task never waits on it.
@@ -169,7 +182,7 @@ impl Session {
         };
         let healthy = client.is_connected() && !client.nodes().is_empty();
         if healthy && self.lost {
-            if let Ok(info) = describe(&client, &self.target).await {
+            if let Ok(info) = describe(&client, &self.target, self.served.is_some()).await {
                 self.info = Some(info.clone());
                 self.lost = false;
                 self.announce(events, ConnectionState::Connected(info));
@@ -208,10 +221,14 @@ impl Session {
 async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connected, String> {
     let (hosts, policy, served) = match &target {
         Target::Cluster { hosts, policy } => (hosts.clone(), policy.clone(), None),
-        Target::Sandbox { dir, config } => {
+        Target::Sandbox {
+            dir,
+            config,
+            sharing,
+        } => {
             let (addr, served) = match serving {
                 Some(addr) => (addr, None),
-                None => start_sandbox(dir.clone(), config.clone())
+                None => start_sandbox(dir.clone(), config.clone(), *sharing)
                     .await
                     .map_err(|e| format!("cannot open the sandbox: {e}"))?,
             };
@@ -221,8 +238,8 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
     };
     let client = Client::new(&policy, &hosts)
         .await
-        .map_err(|e| connect_error(&target, &e))?;
-    let info = describe(&client, &target)
+        .map_err(|e| connect_error(&target, &e.base_message()))?;
+    let info = describe(&client, &target, served.is_some() || serving.is_some())
         .await
         .map_err(|e| format!("{}: {}", target.label(), e.base_message()))?;
     Ok(Connected {
@@ -233,13 +250,12 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
 }
 
 /// One sentence saying why the connection failed.
-fn connect_error(target: &Target, e: &aerospike::Error) -> String {
-    let message = e.base_message();
+fn connect_error(target: &Target, message: &str) -> String {
     let lower = message.to_lowercase();
-    let hint = if lower.contains("password")
-        || lower.contains("credential")
-        || lower.contains("user")
-    {
+    let hint = if lower.contains("partition table never formed") {
+        // Its text names the user among possible causes: not an auth failure.
+        "the nodes answered but never gave a partition map"
+    } else if lower.contains("password") || lower.contains("credential") || lower.contains("user") {
         "the user or password was refused"
     } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
     {
@@ -257,7 +273,11 @@ fn connect_error(target: &Target, e: &aerospike::Error) -> String {
     format!("cannot connect to {}: {hint} ({cause})", target.label())
 }
 
-async fn describe(client: &Client, target: &Target) -> aerospike::Result<ClusterInfo> {
+async fn describe(
+    client: &Client,
+    target: &Target,
+    served_here: bool,
+) -> aerospike::Result<ClusterInfo> {
     let answers = client
         .info(&AdminPolicy::default(), &["build", "sandbox"])
         .await?;
@@ -272,6 +292,7 @@ async fn describe(client: &Client, target: &Target) -> aerospike::Result<Cluster
         nodes: client.node_names(),
         build,
         sandbox,
+        served_here,
     })
 }
 
@@ -279,6 +300,7 @@ async fn describe(client: &Client, target: &Target) -> aerospike::Result<Cluster
 async fn start_sandbox(
     dir: Option<PathBuf>,
     config: SandboxConfig,
+    sharing: Sharing,
 ) -> std::io::Result<(SocketAddr, Option<Served>)> {
     match dir {
         Some(dir) => {
@@ -286,7 +308,7 @@ async fn start_sandbox(
                 data_dir: Some(dir),
                 ..config
             };
-            match local::open_or_connect_with(config, ServerOptions::default()).await? {
+            match local::open_or_connect_with(config, ServerOptions::default(), sharing).await? {
                 Local::AlreadyServed(addr) => Ok((addr, None)),
                 Local::Serving(server) => Ok((server.addr(), Some(Served::Directory(server)))),
             }
@@ -302,5 +324,25 @@ async fn start_sandbox(
             let server = server::start(sandbox, ServerOptions::default()).await?;
             Ok((server.addr(), Some(Served::Memory(server))))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_map_that_never_formed_is_not_blamed_on_the_password() {
+        let target = Target::in_memory(SandboxConfig::default());
+        let said = connect_error(
+            &target,
+            "Connected to 1 node(s) but the partition table never formed (0 node(s) reported \
+             partition data, 0 namespace(s) mapped). The cluster is reachable but not routable \
+             — check that the nodes have finished starting up and that the configured user is \
+             allowed to read cluster metadata.",
+        );
+        assert!(said.contains("never gave a partition map"), "{said}");
+        let said = connect_error(&target, "Authentication failed: invalid password");
+        assert!(said.contains("the user or password was refused"), "{said}");
     }
 }

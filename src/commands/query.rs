@@ -163,6 +163,15 @@ async fn job_info(session: &Headless, id: u64) -> Result<JobInfo, Failure> {
 /// `asudf execute`: starts the job and, unless `no_wait`, shows its
 /// progress until it ends.
 pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) -> ExitCode {
+    // A job outlives its command only on a server that outlives it.
+    if no_wait && session.cluster.served_here {
+        let refused = Failure::usage(
+            "--no-wait needs a sandbox that outlives this command: this command serves the \
+             local sandbox itself, and a job stops with it (keep the console or `asudf serve` \
+             running, or leave out --no-wait)",
+        );
+        return fail(session.json, &refused);
+    }
     let id = match session.handle.call(request).await.0 {
         Ok(Outcome::JobStarted { id }) => id,
         Ok(other) => return unexpected(other),

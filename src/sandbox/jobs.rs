@@ -281,6 +281,22 @@ impl Jobs {
         }
     }
 
+    /// Stops every running job and waits (up to `limit`) until their
+    /// threads are done with the store. True when none is left running.
+    pub async fn stop_all(&self, limit: std::time::Duration) -> bool {
+        for job in &self.inner.lock().active {
+            job.stop(Ending::UserAborted);
+        }
+        let deadline = Instant::now() + limit;
+        while !self.inner.lock().active.is_empty() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// The newest job with this id, active first.
     pub fn get(&self, trid: u64) -> Option<Arc<Job>> {
         let lists = self.inner.lock();

@@ -1,9 +1,12 @@
 //! Local sandbox directories, and what `asudf serve` runs.
 //!
 //! One process serves a directory at a time: it holds an OS lock on
-//! `<dir>/lock` and writes the address it listens on to `<dir>/address`.
-//! Another process that finds the lock taken reads that address and connects
-//! to it instead of opening the data itself.
+//! `<dir>/lock`. A process that serves it for others (the console, `asudf
+//! serve`) writes the address it listens on to `<dir>/address`, and another
+//! process that finds the lock taken connects there instead of opening the
+//! data itself. A one-shot command serves the directory to itself alone and
+//! publishes no address: it would stop under anyone it served. Others wait
+//! for its lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
@@ -16,8 +19,11 @@ use crate::sandbox::server::{self, Credentials, ServerHandle, ServerOptions, Tls
 
 const LOCK_FILE: &str = "lock";
 const ADDRESS_FILE: &str = "address";
-/// How long to wait for a process that holds the lock to publish its address.
-const ADDRESS_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for the process that holds the lock: to publish its
+/// address, or to finish with the directory.
+const HOLDER_WAIT: Duration = Duration::from_secs(60);
+/// How often to look again meanwhile.
+const HOLDER_POLL: Duration = Duration::from_millis(20);
 
 /// A directory this process serves; the lock is held until [`LocalServer::shutdown`] or drop.
 pub struct LocalServer {
@@ -51,7 +57,7 @@ impl LocalServer {
 
     fn release(&mut self) {
         if let Some(lock) = self.lock.take() {
-            let _ = std::fs::remove_file(self.dir.join(ADDRESS_FILE));
+            let _ = remove_address(&self.dir);
             drop(lock);
         }
     }
@@ -71,35 +77,68 @@ pub enum Local {
     Serving(LocalServer),
 }
 
+/// Who may use the server of a directory this process opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Other processes connect to it (its address is published).
+    Shared,
+    /// This process alone: others wait until it is done.
+    Private,
+}
+
 /// Serves `dir` in-process on 127.0.0.1 (any free port) unless another process already does.
-pub async fn open_or_connect(dir: &Path) -> io::Result<Local> {
+pub async fn open_or_connect(dir: &Path, sharing: Sharing) -> io::Result<Local> {
     let config = SandboxConfig {
         data_dir: Some(dir.to_path_buf()),
         ..SandboxConfig::default()
     };
-    open_or_connect_with(config, ServerOptions::default()).await
+    open_or_connect_with(config, ServerOptions::default(), sharing).await
 }
 
 /// [`open_or_connect`] with a full configuration; `config.data_dir` must be set.
-pub async fn open_or_connect_with(config: SandboxConfig, opts: ServerOptions) -> io::Result<Local> {
+pub async fn open_or_connect_with(
+    config: SandboxConfig,
+    opts: ServerOptions,
+    sharing: Sharing,
+) -> io::Result<Local> {
     let dir = config.data_dir.clone().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             "a local sandbox needs a directory",
         )
     })?;
-    match lock_dir(&dir)? {
-        Some(lock) => {
+    let deadline = Instant::now() + HOLDER_WAIT;
+    loop {
+        if let Some(lock) = lock_dir(&dir)? {
             let sandbox = open_sandbox(config).await?;
             let handle = server::start(sandbox, opts).await?;
-            write_address(&dir, connect_address(handle.addr()))?;
-            Ok(Local::Serving(LocalServer {
+            match sharing {
+                Sharing::Shared => write_address(&dir, connect_address(handle.addr()))?,
+                // An address left by a holder that died must not send anyone here.
+                Sharing::Private => remove_address(&dir)?,
+            }
+            return Ok(Local::Serving(LocalServer {
                 handle,
                 dir,
                 lock: Some(lock),
-            }))
+            }));
         }
-        None => Ok(Local::AlreadyServed(wait_for_address(&dir).await?)),
+        if let Some(addr) = published_address(&dir)
+            && answers(addr).await
+        {
+            return Ok(Local::AlreadyServed(addr));
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "{} is in use by another asudf command, which did not finish within {} s",
+                    dir.display(),
+                    HOLDER_WAIT.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(HOLDER_POLL).await;
     }
 }
 
@@ -134,25 +173,26 @@ fn write_address(dir: &Path, addr: SocketAddr) -> io::Result<()> {
     std::fs::rename(tmp, dir.join(ADDRESS_FILE))
 }
 
-/// Reads the address the lock holder publishes (it may still be starting).
-async fn wait_for_address(dir: &Path) -> io::Result<SocketAddr> {
-    let deadline = Instant::now() + ADDRESS_WAIT;
-    loop {
-        let published = std::fs::read_to_string(dir.join(ADDRESS_FILE));
-        if let Some(addr) = published.ok().and_then(|t| t.trim().parse().ok()) {
-            return Ok(addr);
-        }
-        if Instant::now() > deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!(
-                    "{} is locked by another process that published no address",
-                    dir.display()
-                ),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+fn remove_address(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_file(dir.join(ADDRESS_FILE)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
+}
+
+/// The address the lock holder published, if it has.
+fn published_address(dir: &Path) -> Option<SocketAddr> {
+    let text = std::fs::read_to_string(dir.join(ADDRESS_FILE)).ok()?;
+    text.trim().parse().ok()
+}
+
+/// Whether a server listens there (an address file can outlive its process).
+async fn answers(addr: SocketAddr) -> bool {
+    let connect = tokio::net::TcpStream::connect(addr);
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), connect).await,
+        Ok(Ok(_))
+    )
 }
 
 async fn open_sandbox(config: SandboxConfig) -> io::Result<Sandbox> {
@@ -276,7 +316,9 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     }
     // A directory is served under its lock; memory needs none.
     let (local, mut memory) = match &config.data_dir {
-        Some(dir) => match open_or_connect_with(config.clone(), server_opts).await? {
+        Some(dir) => match open_or_connect_with(config.clone(), server_opts, Sharing::Shared)
+            .await?
+        {
             Local::AlreadyServed(addr) => bail!("{} is already served at {addr}", dir.display()),
             Local::Serving(server) => (Some(server), None),
         },
@@ -346,12 +388,14 @@ mod tests {
         assert!(lock_dir(dir.path()).unwrap().is_some());
     }
 
-    #[tokio::test]
-    async fn the_published_address_is_read_back() {
+    #[test]
+    fn the_published_address_is_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = "127.0.0.1:4567".parse().unwrap();
         write_address(dir.path(), addr).unwrap();
-        assert_eq!(wait_for_address(dir.path()).await.unwrap(), addr);
+        assert_eq!(published_address(dir.path()), Some(addr));
+        remove_address(dir.path()).unwrap();
+        assert_eq!(published_address(dir.path()), None);
     }
 
     #[test]

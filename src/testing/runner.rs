@@ -140,10 +140,7 @@ pub async fn connect(target: Target) -> Result<ClientHandle, String> {
 
 /// Runs one file on its own in-memory sandbox.
 pub async fn run_on_sandbox(scenario: &Scenario) -> FileReport {
-    let target = Target::Sandbox {
-        dir: None,
-        config: crate::sandbox::SandboxConfig::default(),
-    };
+    let target = Target::in_memory(crate::sandbox::SandboxConfig::default());
     match connect(target).await {
         Ok(handle) => run(&handle, scenario, &Mode::Sandbox).await,
         Err(reason) => FileReport {

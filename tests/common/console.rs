@@ -73,6 +73,7 @@ impl Console {
                 nodes: vec!["BB9000000000001".into()],
                 build: "8.1.0.0".into(),
                 sandbox: sandbox.then(|| "asudf".into()),
+                served_here: sandbox,
             }),
         )));
     }

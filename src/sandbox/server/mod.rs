@@ -178,7 +178,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    connections.spawn(serve_connection(socket, peer, shared.clone()));
+                    connections.spawn(serve_connection(socket, peer, shared.clone(), stop.clone()));
                 }
                 Err(e) => {
                     // e.g. out of file descriptors: back off instead of spinning.
@@ -190,20 +190,42 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
         }
     }
     drop(listener);
+    // Requests already read are answered and background jobs stopped before
+    // the server counts as stopped: whoever opens the store next (another
+    // process, once the directory's lock is released) finds every write
+    // that was acknowledged, and none lands after it.
+    let drained = tokio::time::timeout(DRAIN_LIMIT, async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
+        tracing::warn!("connections still busy after {DRAIN_LIMIT:?}: closed");
+    }
     connections.shutdown().await;
+    if !shared.queries.jobs.stop_all(DRAIN_LIMIT).await {
+        tracing::warn!("background jobs still running after {DRAIN_LIMIT:?}");
+    }
 }
 
-async fn serve_connection(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// How long a stopping server waits for requests in progress, and then for
+/// background jobs to stop.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+
+async fn serve_connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
     let local = match socket.local_addr() {
         Ok(a) => a,
         Err(e) => return tracing::debug!("connection from {peer}: {e}"),
     };
     let result = match shared.tls.clone() {
         Some(acceptor) => match acceptor.accept(socket).await {
-            Ok(stream) => Connection::new(shared, local, peer).run(stream).await,
+            Ok(stream) => Connection::new(shared, local, peer, stop).run(stream).await,
             Err(e) => Err(io::Error::other(format!("TLS handshake: {e}"))),
         },
-        None => Connection::new(shared, local, peer).run(socket).await,
+        None => Connection::new(shared, local, peer, stop).run(socket).await,
     };
     match result {
         Ok(()) => tracing::trace!("connection from {peer} closed"),
@@ -218,6 +240,9 @@ struct Connection {
     authenticated: bool,
     /// A byte read while watching for the client to go during a query.
     pending: Option<u8>,
+    /// Set when the server stops: the connection closes instead of reading
+    /// another request.
+    stop: watch::Receiver<bool>,
 }
 
 /// Reply frames queued between a query and its socket: with frames of up
@@ -225,7 +250,12 @@ struct Connection {
 const QUERY_QUEUE: usize = 4;
 
 impl Connection {
-    fn new(shared: Arc<Shared>, local: SocketAddr, peer: SocketAddr) -> Connection {
+    fn new(
+        shared: Arc<Shared>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        stop: watch::Receiver<bool>,
+    ) -> Connection {
         let authenticated = shared.auth.is_none();
         Connection {
             shared,
@@ -233,6 +263,7 @@ impl Connection {
             peer,
             authenticated,
             pending: None,
+            stop,
         }
     }
 
@@ -251,13 +282,24 @@ impl Connection {
                 }
                 None => 0,
             };
-            match reader.read_exact(&mut header[start..]).await {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e),
-            }
-            let header = frame::parse_header(header).map_err(invalid)?;
-            let body = read_body(&mut reader, header.body_len).await?;
+            let request = async {
+                reader.read_exact(&mut header[start..]).await?;
+                let header = frame::parse_header(header).map_err(invalid)?;
+                let body = read_body(&mut reader, header.body_len).await?;
+                io::Result::Ok((header, body))
+            };
+            // A request not yet read whole when the server stops is not
+            // served: the client sees the connection close, nothing done.
+            let stopped = self.stop.wait_for(|stop| *stop);
+            let (header, body) = tokio::select! {
+                biased;
+                _ = stopped => return Ok(()),
+                read = request => match read {
+                    Ok(request) => request,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+                    Err(e) => return Err(e),
+                },
+            };
             if self.authenticated && matches!(header.ty, TYPE_MSG | TYPE_COMPRESSED) {
                 let body = match header.ty {
                     TYPE_COMPRESSED => frame::inflate(&body).map_err(invalid)?,
