@@ -495,7 +495,8 @@ pub struct BenchApplyArgs {
         short = 'n',
         long = "count",
         value_name = "N",
-        default_value_t = 10_000
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub count: u64,
     /// Calls in flight at once (at most the client's 256 connections per node,

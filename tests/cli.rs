@@ -316,6 +316,18 @@ fn bench_reports_throughput_and_percentiles() {
         json_of(&out)["values"]["n"],
         serde_json::json!({"int": 300})
     );
+
+    // No more in flight than there are calls; no bench of no calls.
+    let bench = |n: &str, c: &str| {
+        let args = ["test", "b", "counter.increment", "n", "1", "-n", n, "-c", c];
+        asudf(d, &[&["--json", "bench", "apply"][..], &args].concat())
+    };
+    let (code, out, err) = bench("3", "10");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out)["concurrency"], 3);
+    let (code, _, err) = bench("0", "1");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("'--count <N>'"), "{err}");
 }
 
 #[test]

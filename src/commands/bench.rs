@@ -334,7 +334,8 @@ pub struct BenchOptions {
 }
 
 pub async fn run(session: &mut Headless, call: ApplyCall, opts: BenchOptions) -> ExitCode {
-    let (n, c) = (opts.count, opts.concurrency);
+    // No more calls are in flight than there are calls.
+    let (n, c) = (opts.count, opts.concurrency.min(opts.count));
     let (baseline, m) = if opts.baseline {
         match measure_with_baseline(&session.handle, &call, n, c).await {
             Ok((floor, ours)) => (Some(floor), ours),
