@@ -316,6 +316,35 @@ fn samples_load_and_run_through_the_commands() {
 }
 
 #[test]
+fn names_an_info_command_cannot_carry_are_usage_errors() {
+    let served = Served::start(&["--memory"]);
+    // `;` would end sindex-create's indexname, creating an index called "a".
+    let (code, out, err) =
+        served.run(&["index", "create", "test.x", "a", "numeric", "--name", "a;b"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains(
+            "index name 'a;b' contains ';', which the server's info commands cannot carry"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = served.run(&["index", "create", "test.x", "a=1", "numeric"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bin 'a=1' contains '='"), "{err}");
+    let (code, _, err) = served.run(&["index", "create", "test.x:y", "a", "numeric"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("set 'x:y' contains ':'"), "{err}");
+    let (code, _, err) = served.run(&["index", "rm", "test", "a\tb"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("index name 'a\\tb' contains '\\t'"), "{err}");
+    assert_eq!(
+        served.ok(&["index", "ls"]).trim(),
+        "",
+        "nothing was created"
+    );
+}
+
+#[test]
 fn bad_where_clauses_are_usage_errors_with_the_column() {
     let served = Served::start(&["--memory", "--lua-libs", "all"]);
     let (code, _, err) = served.run(&["query", "test.x", "--where", "age BETWEEN 1 OR 2"]);
