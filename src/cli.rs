@@ -257,9 +257,26 @@ pub enum JobsCommand {
     /// Every job the server remembers.
     Ls,
     /// One job's fields.
-    Show { id: u64 },
+    Show {
+        #[arg(value_parser = parse_job_id)]
+        id: u64,
+    },
     /// Stop a running job.
-    Abort { id: u64 },
+    Abort {
+        #[arg(value_parser = parse_job_id)]
+        id: u64,
+    },
+}
+
+/// A job id as printed: `123`, or `"123"` as `--json` gives it (`jq .job`).
+pub fn parse_job_id(text: &str) -> Result<u64, String> {
+    let digits = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    digits
+        .parse()
+        .map_err(|_| format!("'{text}': a job id is a number, e.g. 123 or \"123\""))
 }
 
 #[derive(Debug, Clone, Subcommand)]
