@@ -10,21 +10,17 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::cli::CheckArgs;
-use crate::commands::{EXIT_OK, EXIT_SERVER, EXIT_USAGE};
+use crate::commands::{EXIT_OK, EXIT_SERVER};
 use crate::lint::{self, Config, Level, Options, Severity};
 
 pub fn run(args: &CheckArgs, json_out: bool) -> ExitCode {
     match check(args, json_out) {
         Ok(true) => ExitCode::from(EXIT_SERVER),
         Ok(false) => ExitCode::from(EXIT_OK),
-        Err(message) => {
-            if json_out {
-                println!("{}", json!({"ok": false, "error": {"message": message}}));
-            } else {
-                eprintln!("asudf check: {message}");
-            }
-            ExitCode::from(EXIT_USAGE)
-        }
+        Err(message) => super::fail(
+            json_out,
+            &crate::client::Failure::usage(format!("asudf check: {message}")),
+        ),
     }
 }
 
