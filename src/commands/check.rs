@@ -27,7 +27,7 @@ pub fn run(args: &CheckArgs, json_out: bool) -> ExitCode {
 /// Lints every file; true when any has an error.
 fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
     for rule in &args.allow {
-        if !is_rule(rule) {
+        if !lint::is_rule(rule) {
             return Err(format!("unknown rule '{rule}'"));
         }
     }
@@ -84,9 +84,4 @@ fn nearest_config(file: &Path) -> Result<Config, String> {
         Some(path) => Config::read(&path),
         None => Ok(Config::default()),
     }
-}
-
-/// One of our rules or one of selene's that run.
-pub fn is_rule(name: &str) -> bool {
-    lint::rule(name).is_some() || lint::SELENE_RULES.contains(&name)
 }

@@ -150,6 +150,12 @@ pub fn rule(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
 }
 
+/// One of our rules or one of selene's that run: what `--allow` and a
+/// config file may name.
+pub fn is_rule(name: &str) -> bool {
+    rule(name).is_some() || SELENE_RULES.contains(&name)
+}
+
 /// What to lint for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
