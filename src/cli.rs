@@ -257,9 +257,26 @@ pub enum JobsCommand {
     /// Every job the server remembers.
     Ls,
     /// One job's fields.
-    Show { id: u64 },
+    Show {
+        #[arg(value_parser = parse_job_id)]
+        id: u64,
+    },
     /// Stop a running job.
-    Abort { id: u64 },
+    Abort {
+        #[arg(value_parser = parse_job_id)]
+        id: u64,
+    },
+}
+
+/// A job id as printed: `123`, or `"123"` as `--json` gives it (`jq .job`).
+pub fn parse_job_id(text: &str) -> Result<u64, String> {
+    let digits = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    digits
+        .parse()
+        .map_err(|_| format!("'{text}': a job id is a number, e.g. 123 or \"123\""))
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -368,7 +385,8 @@ pub struct ApplyArgs {
         allow_negative_numbers = true
     )]
     pub words: Vec<String>,
-    /// Apply to these keys in one batch request (one comma-separated value).
+    /// Apply to these keys in one batch request (one comma-separated value;
+    /// a comma in a quoted key is the key's: `a,'b,c',7`).
     #[arg(long, value_name = "K1,K2,…", conflicts_with = "keys_from")]
     pub keys: Option<String>,
     /// Apply to the keys in FILE (one per line; `-` reads standard input) in one batch request.
@@ -405,24 +423,33 @@ impl ApplyArgs {
         let batch = self.keys.is_some() || self.keys_from.is_some();
         let mut words = self.words.iter();
         let keys = if batch {
-            let (text, separator) = match (&self.keys, &self.keys_from) {
-                (Some(list), _) => (list.clone(), ','),
-                (None, Some(file)) => (
-                    read_keys(file).map_err(|e| format!("--keys-from {}: {e}", file.display()))?,
-                    '\n',
-                ),
+            let text = match (&self.keys, &self.keys_from) {
+                (Some(list), _) => list.clone(),
+                (None, Some(file)) => {
+                    read_keys(file).map_err(|e| format!("--keys-from {}: {e}", file.display()))?
+                }
                 (None, None) => unreachable!("batch means one of them"),
             };
-            let keys = text
-                .split(separator)
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .enumerate()
-                .map(|(i, k)| parse_key(k).map_err(|e| format!("key {} ('{k}'): {e}", i + 1)))
-                .collect::<Result<Vec<_>, _>>()?;
-            if keys.is_empty() {
+            if text.trim().is_empty() {
                 return Err("no keys given".into());
             }
+            let entries: Vec<&str> = if self.keys.is_some() {
+                split_commas(&text).into_iter().map(str::trim).collect()
+            } else {
+                // A key per line; blank lines (such as a file's last) are none.
+                text.lines()
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .collect()
+            };
+            let keys = entries
+                .iter()
+                .enumerate()
+                .map(|(i, k)| match k.is_empty() {
+                    true => Err(format!("key {} is empty: a comma too many", i + 1)),
+                    false => parse_key(k).map_err(|e| format!("key {} ('{k}'): {e}", i + 1)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             ApplyKeys::Many(keys)
         } else {
             let key = words.next().ok_or("expected KEY MODULE.FUNCTION")?;
@@ -438,6 +465,30 @@ impl ApplyArgs {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ApplyParts { keys, call, args })
     }
+}
+
+/// Splits `--keys` at the commas outside quotes (`a,'b,c'` is two keys);
+/// in quotes a backslash escapes the next character, as in the literal
+/// syntax. Empty entries are kept, for the caller to report.
+fn split_commas(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quote, mut escaped) = (0, None, false);
+    for (i, c) in text.char_indices() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == ',' => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            None => {}
+        }
+    }
+    out.push(&text[start..]);
+    out
 }
 
 #[derive(Debug, Subcommand)]
@@ -987,7 +1038,7 @@ mod tests {
         let e = parts_err(&["apply", "test", "--keys", "a,[1]", "m.f"]);
         assert!(e.starts_with("key 2 ('[1]'): a key must be"), "{e}");
         assert_eq!(
-            parts_err(&["apply", "test", "--keys", " , ", "m.f"]),
+            parts_err(&["apply", "test", "--keys", " ", "m.f"]),
             "no keys given"
         );
         assert!(
@@ -995,6 +1046,37 @@ mod tests {
                 .to_string()
                 .contains("cannot be used with")
         );
+    }
+
+    #[test]
+    fn batch_keys_split_outside_quotes_and_empty_ones_are_errors() {
+        let cli = parse(&[
+            "apply",
+            "test",
+            "--keys",
+            r#"a,'b,c',7,"d,\"e",x'0a'"#,
+            "m.f",
+        ]);
+        assert_eq!(
+            parts(&cli).keys,
+            ApplyKeys::Many(vec![
+                Value::String("a".into()),
+                Value::String("b,c".into()),
+                Value::Int(7),
+                Value::String("d,\"e".into()),
+                Value::Blob(vec![0x0a]),
+            ])
+        );
+        assert_eq!(
+            parts_err(&["apply", "test", "--keys", "a,,b", "m.f"]),
+            "key 2 is empty: a comma too many"
+        );
+        assert_eq!(
+            parts_err(&["apply", "test", "--keys", "a,b,", "m.f"]),
+            "key 3 is empty: a comma too many"
+        );
+        let e = parts_err(&["apply", "test", "--keys", "a,'b", "m.f"]);
+        assert!(e.starts_with("key 2 (''b'): "), "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use asudf::cli::{
     RecordCommand, SampleCommand, SandboxCommand, ScopeArgs, ServeArgs, UdfCommand,
 };
 use asudf::client::{self, ApplyCall, RecordKey};
-use asudf::commands::{self, EXIT_USAGE, Headless};
+use asudf::commands::{self, Headless};
 use asudf::config::{self, TlsSettings};
 use asudf::sandbox::SandboxConfig;
 use asudf::sandbox::local::{ServeOptions, Sharing, Storage};
@@ -19,6 +19,13 @@ use tokio_rustls::rustls;
 fn main() -> ExitCode {
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // With --json a script reads stdout: the usage error goes there as
+        // every other failure does, in clap's first line.
+        Err(e) if e.use_stderr() && json_asked() => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            return usage(true, first.strip_prefix("error: ").unwrap_or(first));
+        }
         // clap prints help/version (exit 0) or the usage error (exit 2).
         Err(e) => e.exit(),
     };
@@ -112,9 +119,19 @@ fn end_quietly_on_closed_stdout() {
     }));
 }
 
-fn usage(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("{message}");
-    ExitCode::from(EXIT_USAGE)
+/// `--json` among the words before `--`, for errors found before the
+/// command line is read.
+fn json_asked() -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// A usage error (exit 2): a sentence on stderr, or with `--json` the error
+/// object every command prints.
+fn usage(json: bool, message: impl std::fmt::Display) -> ExitCode {
+    commands::fail(json, &client::Failure::usage(message.to_string()))
 }
 
 /// The console: on this thread, never moved (its state is not `Send`).
@@ -123,7 +140,7 @@ async fn run_console(cli: Cli, client_runtime: tokio::runtime::Handle) -> ExitCo
     // The console serves the sandbox to other asudf commands while it runs.
     let target = match resolve_target(&cli, Sharing::Shared) {
         Ok(t) => t,
-        Err(message) => return usage(message),
+        Err(message) => return usage(cli.json, message),
     };
     match asudf::tui::run(
         target,
@@ -155,7 +172,7 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
     // A command serves the sandbox to itself alone: it would stop under others.
     let target = match resolve_target(&cli, Sharing::Private) {
         Ok(t) => t,
-        Err(message) => return usage(message),
+        Err(message) => return usage(cli.json, message),
     };
     if let Command::Test(args) = &command {
         return commands::test::run(target, args, cli.json).await;
@@ -172,7 +189,7 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
     };
     let apply_parts = match apply_parts.transpose() {
         Ok(parts) => parts,
-        Err(message) => return usage(format!("asudf apply: {message}")),
+        Err(message) => return usage(cli.json, format!("asudf apply: {message}")),
     };
     let mut session = match Headless::connect(target, cli.json).await {
         Ok(s) => s,
@@ -225,7 +242,10 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
         Command::Bench(BenchCommand::Apply(args)) => {
             let parts = apply_parts.expect("read above");
             let ApplyKeys::One(key) = &parts.keys else {
-                return usage("asudf bench apply: give one KEY (--keys is for apply)");
+                return usage(
+                    cli.json,
+                    "asudf bench apply: give one KEY (--keys is for apply)",
+                );
             };
             // The bench measures the apply alone: no log read per call.
             let call = apply_call(&args.apply, key, &parts, timeout_ms, false);
@@ -437,7 +457,7 @@ fn tls_policy(tls: &TlsSettings) -> Result<TlsPolicy, String> {
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
     if let Err(message) = args.check() {
-        return usage(message);
+        return usage(cli.json, message);
     }
     let storage = if cli.connection.memory {
         Storage::Memory
@@ -447,7 +467,10 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         match config::default_sandbox_dir() {
             Some(dir) => Storage::Directory(dir),
             None => {
-                return usage("no data directory on this system: pass --sandbox-dir or --memory");
+                return usage(
+                    cli.json,
+                    "no data directory on this system: pass --sandbox-dir or --memory",
+                );
             }
         }
     };

@@ -115,7 +115,20 @@ impl Cursor<'_> {
         if word.eq_ignore_ascii_case(expected) {
             Ok(())
         } else {
-            Err(self.error(at, format!("expected {expected}, found {}", found(&word))))
+            Err(self.error(
+                at,
+                format!("expected {expected}, found {}", self.found(&word)),
+            ))
+        }
+    }
+
+    /// What stands where `word` was just read: the word, else the
+    /// character that starts no word (`>`), else the end.
+    fn found(&self, word: &str) -> String {
+        match (word, self.chars.get(self.pos)) {
+            ("", Some(c)) => format!("'{c}'"),
+            ("", None) => "the end".into(),
+            _ => format!("'{word}'"),
         }
     }
 
@@ -126,12 +139,9 @@ impl Cursor<'_> {
                 self.pos += 1;
                 Ok(())
             }
-            other => Err(self.error(
+            _ => Err(self.error(
                 self.pos,
-                format!(
-                    "expected '{expected}', found {}",
-                    other.map_or("the end".into(), |c| format!("'{c}'"))
-                ),
+                format!("expected '{expected}', found {}", self.found("")),
             )),
         }
     }
@@ -182,14 +192,6 @@ impl Cursor<'_> {
                 ),
             )),
         }
-    }
-}
-
-fn found(word: &str) -> String {
-    if word.is_empty() {
-        "nothing".into()
-    } else {
-        format!("'{word}'")
     }
 }
 
@@ -291,7 +293,7 @@ pub fn parse(text: &str) -> Result<Where, WhereError> {
                     op_at,
                     format!(
                         "expected =, BETWEEN, WITHIN or CONTAINS after the bin name, found {}",
-                        found(&op)
+                        c.found(&op)
                     ),
                 ));
             }
@@ -471,9 +473,29 @@ mod tests {
         let e = err("age BETWEEN 1.5 AND 2");
         assert_eq!(e.column, 13);
         assert!(e.message.contains("integers, found a float"), "{e}");
-        let e = err("age > 5");
-        assert_eq!(e.column, 5);
-        assert!(e.message.contains("expected =, BETWEEN"), "{e}");
+        let e = err("amount > 5");
+        assert_eq!(
+            (e.column, e.message.as_str()),
+            (
+                8,
+                "expected =, BETWEEN, WITHIN or CONTAINS after the bin name, found '>'"
+            )
+        );
+        let e = err("age");
+        assert!(
+            e.message.ends_with("after the bin name, found the end"),
+            "{e}"
+        );
+        assert!(
+            err("age BETWEEN 1")
+                .message
+                .ends_with("expected AND, found the end")
+        );
+        assert!(
+            err("age BETWEEN 1 + 2")
+                .message
+                .ends_with("expected AND, found '+'")
+        );
         let e = err("age = [1]");
         assert_eq!(e.column, 7);
         let e = err("age = 'open");

@@ -454,6 +454,47 @@ fn exit_codes_for_usage_and_connection_errors() {
 }
 
 #[test]
+fn usage_errors_with_json_print_the_error_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        // Read by asudf after clap.
+        (
+            &["apply", "test", "k", "m.f", "[1,", "--json"],
+            "column 4: expected a value",
+        ),
+        // Refused by clap's value parsers and its own rules.
+        (
+            &["record", "put", "test", "k", "a=[1,", "--json"],
+            "value of bin 'a': column 4",
+        ),
+        (
+            &["query", "test", "--where", "a >", "--json"],
+            "expected =, BETWEEN",
+        ),
+        (&["--json", "udf", "ls", "--bogus"], "--bogus"),
+        (
+            &["--json", "check", "--allow", "nope", "x.lua"],
+            "unknown rule 'nope'",
+        ),
+        // Refused by the command: no --yes and no terminal to ask on.
+        (&["sandbox", "reset", "--json"], "not reset"),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = asudf(dir.path(), args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        let j = json_of(&out);
+        assert_eq!(
+            (&j["ok"], &j["error"]["code"]),
+            (&Json::Bool(false), &Json::from(4)),
+            "{args:?}"
+        );
+        let text = j["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{args:?}: {text}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn sandbox_reset_empties_records_and_modules() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -214,4 +214,16 @@ fn check_reads_the_mode_and_the_config_file() {
     asudf().arg("check").arg(&nested).assert().code(0);
     std::fs::write(dir.path().join(lint::CONFIG_FILE), "[rules]\nx = 1\n").unwrap();
     asudf().arg("check").arg(&nested).assert().code(2);
+    // An unknown rule is a usage error, in the file as with --allow.
+    let config = dir.path().join(lint::CONFIG_FILE);
+    std::fs::write(&config, "[rules]\nbogus = \"error\"\n").unwrap();
+    let out = asudf().arg("check").arg(&nested).assert().code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(
+        err.trim(),
+        format!(
+            "asudf check: {}: [rules]: unknown rule 'bogus'",
+            config.display()
+        )
+    );
 }

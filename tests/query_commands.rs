@@ -316,6 +316,71 @@ fn samples_load_and_run_through_the_commands() {
 }
 
 #[test]
+fn job_ids_are_json_strings_that_jobs_show_takes_back() {
+    let served = Served::start(&["--memory"]);
+    served.ok(&["sample", "load", "stamp"]);
+    let out = served.ok(&[
+        "--json",
+        "execute",
+        "test.sales",
+        "stamp.mark",
+        "later",
+        "--no-wait",
+    ]);
+    let started: Json = serde_json::from_str(out.trim()).unwrap();
+    let id = started["job"]
+        .as_str()
+        .expect("the id is a string")
+        .to_string();
+    let number: u64 = id.parse().unwrap();
+    // As `$(… | jq .job)` passes it: a JSON string, quotes included.
+    let quoted = started["job"].to_string();
+    for given in [quoted.as_str(), id.as_str()] {
+        let out = served.ok(&["--json", "jobs", "show", given]);
+        let shown: Json = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(shown["jobs"][0]["id"], json!(id), "{given}");
+    }
+    let out = served.ok(&["--json", "jobs", "ls"]);
+    let listed: Json = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(listed["jobs"][0]["id"], json!(id));
+    // The text output keeps the number.
+    let out = served.ok(&["jobs", "show", &id]);
+    assert!(out.starts_with(&format!("{number}  ")), "{out}");
+    let (code, _, err) = served.run(&["jobs", "show", "12x"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("a job id is a number"), "{err}");
+}
+
+#[test]
+fn names_an_info_command_cannot_carry_are_usage_errors() {
+    let served = Served::start(&["--memory"]);
+    // `;` would end sindex-create's indexname, creating an index called "a".
+    let (code, out, err) =
+        served.run(&["index", "create", "test.x", "a", "numeric", "--name", "a;b"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains(
+            "index name 'a;b' contains ';', which the server's info commands cannot carry"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = served.run(&["index", "create", "test.x", "a=1", "numeric"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("bin 'a=1' contains '='"), "{err}");
+    let (code, _, err) = served.run(&["index", "create", "test.x:y", "a", "numeric"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("set 'x:y' contains ':'"), "{err}");
+    let (code, _, err) = served.run(&["index", "rm", "test", "a\tb"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("index name 'a\\tb' contains '\\t'"), "{err}");
+    assert_eq!(
+        served.ok(&["index", "ls"]).trim(),
+        "",
+        "nothing was created"
+    );
+}
+
+#[test]
 fn bad_where_clauses_are_usage_errors_with_the_column() {
     let served = Served::start(&["--memory", "--lua-libs", "all"]);
     let (code, _, err) = served.run(&["query", "test.x", "--where", "age BETWEEN 1 OR 2"]);

@@ -303,8 +303,7 @@ fn against_a_served_cluster_modules_are_checked_sets_are_the_runs_and_records_re
     assert_eq!(code, 0, "{out}{err}");
     let j: Json = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(j["passed"], 2);
-    let run_id = j["run_id"].as_str().unwrap();
-    let set = format!("test.demo-{run_id}");
+    let set = format!("test.demo-{}", j["files"][0]["run_id"].as_str().unwrap());
     let (code, out, _) = asudf(&["record", "get", &set, "c1", "-h", h]);
     assert_eq!((code, out.trim()), (0, "no such record"));
     let (_, out, _) = asudf(&["record", "get", "test.demo", "c1", "-h", h]);
@@ -336,6 +335,38 @@ fn against_a_served_cluster_modules_are_checked_sets_are_the_runs_and_records_re
     let (code, out, _) = asudf(&["test", no_set.to_str().unwrap(), "-h", h]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains(":1:1: no set"), "{out}");
+}
+
+#[test]
+fn files_sharing_a_set_on_one_cluster_keep_to_records_of_their_own() {
+    let server = Served::start(&["--memory"]);
+    let h = server.host.as_str();
+    // Both write key 1 of test.sales; stamp's job runs over the whole set
+    // and its clean-up removes the keys it wrote.
+    let files = ["stamp.udftest.toml", "sum.udftest.toml"].map(|f| {
+        root()
+            .join("examples")
+            .join(f)
+            .to_str()
+            .unwrap()
+            .to_string()
+    });
+    let (code, out, err) = asudf(&[
+        "test",
+        &files[0],
+        &files[1],
+        "-h",
+        h,
+        "--register",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let j: Json = serde_json::from_str(out.trim()).unwrap();
+    let run_id = j["run_id"].as_str().unwrap();
+    let ids: Vec<&str> = (0..2)
+        .map(|i| j["files"][i]["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [format!("{run_id}-1"), format!("{run_id}-2")]);
 }
 
 #[test]
@@ -690,7 +721,7 @@ fn batch_steps_against_a_served_cluster_keep_to_the_runs_set() {
     let (code, out, err) = asudf(&["test", f, "-h", h, "--register", "--json"]);
     assert_eq!(code, 0, "{out}{err}");
     let j: Json = serde_json::from_str(out.trim()).unwrap();
-    let set = format!("test.demo-{}", j["run_id"].as_str().unwrap());
+    let set = format!("test.demo-{}", j["files"][0]["run_id"].as_str().unwrap());
     // The run removed what its batch created, and never wrote the file's own set.
     for set in [set.as_str(), "test.demo"] {
         let (code, out, _) = asudf(&["record", "get", set, "new", "-h", h]);

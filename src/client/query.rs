@@ -445,7 +445,30 @@ pub(super) async fn abort_job(client: &Client, id: u64) -> Result<Outcome, Failu
 const INDEX_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 const INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Refuses a name an info command cannot carry: `;` ends a parameter, `=`
+/// and `:` split names from values (and `sindex-list`'s fields), `,` splits
+/// older servers' `indexdata=BIN,TYPE`, and a tab or a line end ends the
+/// request line. Sent as is, the server would read another name.
+fn info_name(what: &str, name: &str) -> Result<(), Failure> {
+    match name
+        .chars()
+        .find(|c| matches!(c, ';' | ':' | '=' | ',') || c.is_control())
+    {
+        Some(c) => Err(Failure::usage(format!(
+            "{what} '{}' contains {c:?}, which the server's info commands cannot carry",
+            name.escape_debug()
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(super) async fn create_index(client: &Client, spec: IndexSpec) -> Result<Outcome, Failure> {
+    info_name("namespace", &spec.ns)?;
+    if let Some(set) = &spec.set {
+        info_name("set", set)?;
+    }
+    info_name("bin", &spec.bin)?;
+    info_name("index name", &spec.name)?;
     let kind = match spec.kind.to_ascii_lowercase().as_str() {
         "numeric" => IndexType::Numeric,
         "string" => IndexType::String,
@@ -507,7 +530,10 @@ pub(super) async fn create_index(client: &Client, spec: IndexSpec) -> Result<Out
 
 pub(super) async fn list_indexes(client: &Client, ns: Option<&str>) -> Result<Outcome, Failure> {
     let command = match ns {
-        Some(ns) => format!("sindex-list:namespace={ns}"),
+        Some(ns) => {
+            info_name("namespace", ns)?;
+            format!("sindex-list:namespace={ns}")
+        }
         None => "sindex-list".to_string(),
     };
     let reply = info(client, &command).await?;
@@ -518,6 +544,8 @@ pub(super) async fn list_indexes(client: &Client, ns: Option<&str>) -> Result<Ou
 }
 
 pub(super) async fn drop_index(client: &Client, ns: &str, name: &str) -> Result<Outcome, Failure> {
+    info_name("namespace", ns)?;
+    info_name("index name", name)?;
     client
         .drop_index(&AdminPolicy::default(), ns, "", name)
         .await

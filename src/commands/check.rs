@@ -10,28 +10,24 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::cli::CheckArgs;
-use crate::commands::{EXIT_OK, EXIT_SERVER, EXIT_USAGE};
+use crate::commands::{EXIT_OK, EXIT_SERVER};
 use crate::lint::{self, Config, Level, Options, Severity};
 
 pub fn run(args: &CheckArgs, json_out: bool) -> ExitCode {
     match check(args, json_out) {
         Ok(true) => ExitCode::from(EXIT_SERVER),
         Ok(false) => ExitCode::from(EXIT_OK),
-        Err(message) => {
-            if json_out {
-                println!("{}", json!({"ok": false, "error": {"message": message}}));
-            } else {
-                eprintln!("asudf check: {message}");
-            }
-            ExitCode::from(EXIT_USAGE)
-        }
+        Err(message) => super::fail(
+            json_out,
+            &crate::client::Failure::usage(format!("asudf check: {message}")),
+        ),
     }
 }
 
 /// Lints every file; true when any has an error.
 fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
     for rule in &args.allow {
-        if !is_rule(rule) {
+        if !lint::is_rule(rule) {
             return Err(format!("unknown rule '{rule}'"));
         }
     }
@@ -88,9 +84,4 @@ fn nearest_config(file: &Path) -> Result<Config, String> {
         Some(path) => Config::read(&path),
         None => Ok(Config::default()),
     }
-}
-
-/// One of our rules or one of selene's that run.
-pub fn is_rule(name: &str) -> bool {
-    lint::rule(name).is_some() || lint::SELENE_RULES.contains(&name)
 }

@@ -123,6 +123,22 @@ pub async fn aggregate(session: &mut Headless, request: Request) -> ExitCode {
     }
 }
 
+/// A job id: a number in text, a string in JSON. Ids are random 64-bit
+/// numbers, most above 2^53, which JSON readers (jq, JavaScript) round.
+struct JobId(u64);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl serde::Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 fn job_json(job: &JobInfo) -> serde_json::Value {
     let fields: serde_json::Map<_, _> = job
         .fields
@@ -130,7 +146,7 @@ fn job_json(job: &JobInfo) -> serde_json::Value {
         .map(|(n, v)| (n.clone(), json!(v)))
         .collect();
     json!({
-        "id": job.id(), "status": job.status(), "percent": job.percent(),
+        "id": JobId(job.id()), "status": job.status(), "percent": job.percent(),
         "succeeded": job.succeeded(), "failed": job.failed(), "filtered": job.filtered(),
         "fields": fields,
     })
@@ -173,7 +189,7 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
         return fail(session.json, &refused);
     }
     let id = match session.handle.call(request).await.0 {
-        Ok(Outcome::JobStarted { id }) => id,
+        Ok(Outcome::JobStarted { id }) => JobId(id),
         Ok(other) => return unexpected(other),
         Err(f) => return fail(session.json, &f),
     };
@@ -195,7 +211,7 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let job = loop {
-        let job = match job_info(session, id).await {
+        let job = match job_info(session, id.0).await {
             Ok(job) => job,
             Err(f) => {
                 bar.abandon();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use super::{EXIT_USAGE, Headless, fail};
+use super::{Headless, fail};
 use crate::client::{Failure, Outcome, Request};
 
 pub async fn reset(session: &mut Headless, yes: bool) -> ExitCode {
@@ -18,8 +18,8 @@ pub async fn reset(session: &mut Headless, yes: bool) -> ExitCode {
         return fail(session.json, &f);
     }
     if !yes && !confirm(&session.cluster.target) {
-        eprintln!("not reset (pass --yes to skip the question)");
-        return ExitCode::from(EXIT_USAGE);
+        let f = Failure::usage("not reset (pass --yes to skip the question)");
+        return fail(session.json, &f);
     }
     match empty(session).await {
         Ok((records, modules)) => {

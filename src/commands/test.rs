@@ -78,7 +78,7 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
         Mode::Sandbox => None,
     });
     if let (Some(id), false) = (&run_id, json) {
-        eprintln!("on the cluster, this run's sets end in -{id}");
+        eprintln!("on the cluster, this run's sets end in -{id}-N, N the file's number in the run");
     }
     let kept = scenarios.clone();
     let mut ran = testing::run_files(scenarios, cluster).await.into_iter();

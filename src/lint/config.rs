@@ -31,8 +31,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// A rule name that is not one is refused, as `--allow` refuses it: a
+    /// misspelt rule would otherwise leave the rule as it was, unnoticed.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.message().to_string())
+        let config: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        let mut unknown: Vec<&String> =
+            config.rules.keys().filter(|r| !super::is_rule(r)).collect();
+        unknown.sort();
+        match unknown.first() {
+            Some(rule) => Err(format!("[rules]: unknown rule '{rule}'")),
+            None => Ok(config),
+        }
     }
 
     pub fn read(path: &Path) -> Result<Config, String> {
@@ -97,5 +106,11 @@ mod tests {
         assert_eq!(config.level("shadowing"), Some(Level::Allow));
         assert!(Config::parse("[rules]\nshadowing = \"maybe\"\n").is_err());
         assert!(Config::parse("rulez = 1\n").is_err());
+        assert_eq!(
+            Config::parse("[rules]\nshadowing = \"warn\"\nbogus = \"error\"\n").unwrap_err(),
+            "[rules]: unknown rule 'bogus'"
+        );
+        // Selene's rules that run may be named too.
+        assert!(Config::parse("[rules]\nempty_if = \"allow\"\n").is_ok());
     }
 }

@@ -1,7 +1,8 @@
 //! The linter: what a UDF author gets wrong, found before registering.
 //!
-//! Parsing is `full_moon`'s (Lua 5.4); the usual Lua rules come from
-//! `selene-lib` (those that need no scope analysis, see `selene_lints!`)
+//! Parsing is `full_moon`'s (Lua 5.4), and Lua 5.4 itself compiles the
+//! module (without running it) for what the tree accepts; the usual Lua
+//! rules come from `selene-lib` (those that need no scope analysis, see `selene_lints!`)
 //! and from our walk in [`udf`], which knows the UDF environment ([`std`])
 //! and also holds the UDF rules of our own. Both the `check` command and the console call [`lint`];
 //! the console calls it off its UI thread.
@@ -149,6 +150,12 @@ pub fn rule(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
 }
 
+/// One of our rules or one of selene's that run: what `--allow` and a
+/// config file may name.
+pub fn is_rule(name: &str) -> bool {
+    rule(name).is_some() || SELENE_RULES.contains(&name)
+}
+
 /// What to lint for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
@@ -256,25 +263,63 @@ fn release_freed_memory() {
     }
 }
 
+/// What Lua 5.4's own compiler refuses in `source`: its line and message.
+/// The server registers a module with `luaL_loadbuffer`, which refuses more
+/// than the syntax tree does (a `#!` first line, a `goto` into a local's
+/// scope, assigning a `<const>`); loading without running is that check.
+fn compile_error(source: &str) -> Option<(u32, String)> {
+    const NAME: &str = "module";
+    let lua = mlua::Lua::new_with(mlua::StdLib::NONE, mlua::LuaOptions::default()).ok()?;
+    let error = lua
+        .load(source)
+        .set_name(format!("={NAME}"))
+        .set_mode(mlua::ChunkMode::Text)
+        .into_function()
+        .err()?;
+    // Anything else (out of memory) says nothing about the module.
+    let mlua::Error::SyntaxError { message, .. } = error else {
+        return None;
+    };
+    // `module:LINE: message`
+    let (line, text) = message
+        .strip_prefix(NAME)?
+        .strip_prefix(':')?
+        .split_once(':')?;
+    Some((line.parse().ok()?, text.trim_start().to_string()))
+}
+
+fn syntax_error(line: u32, col: u32, end: (u32, u32), message: String) -> Diagnostic {
+    Diagnostic {
+        line,
+        col,
+        end_line: end.0,
+        end_col: end.1,
+        severity: Severity::Error,
+        rule: "syntax_error".into(),
+        message: format!("syntax error: {message}"),
+        fix: None,
+    }
+}
+
 fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
     let parsed = full_moon::parse_fallible(source, full_moon::LuaVersion::lua54());
     let lines = LineIndex::new(source);
     let mut out = Vec::new();
+    // A module that does not compile gives rules nothing sound to say:
+    // report the syntax alone, from the tree's parser (it knows the column)
+    // or else from Lua's compiler (a line only: the whole line is marked).
     if let Some(error) = parsed.errors().first() {
-        // A partial tree gives rules nothing sound to say: report the syntax alone.
         let (start, end) = error.range();
         let (line, col) = lines.at(start.bytes());
-        let (end_line, end_col) = lines.at(end.bytes().max(start.bytes()));
-        out.push(Diagnostic {
+        let end = lines.at(end.bytes().max(start.bytes()));
+        out.push(syntax_error(
             line,
             col,
-            end_line,
-            end_col,
-            severity: Severity::Error,
-            rule: "syntax_error".into(),
-            message: format!("syntax error: {}", error.error_message()),
-            fix: None,
-        });
+            end,
+            error.error_message().to_string(),
+        ));
+    } else if let Some((line, message)) = compile_error(source) {
+        out.push(syntax_error(line, 1, lines.line_end(line), message));
     } else {
         let ast = parsed.ast();
         let found = udf::check(ast, options);
@@ -361,6 +406,15 @@ impl<'a> LineIndex<'a> {
         let mut starts = vec![0];
         starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
         LineIndex { source, starts }
+    }
+
+    /// The line and column just after the last character of a 1-based line.
+    fn line_end(&self, line: u32) -> (u32, u32) {
+        let next = self
+            .starts
+            .get(line as usize)
+            .map_or(self.source.len(), |s| s - 1);
+        (line, self.at(next).1)
     }
 
     fn at(&self, byte: usize) -> (u32, u32) {

@@ -364,3 +364,48 @@ fn positions_count_characters() {
         format!("m.lua:3:3: warning: {} [global_in_function]", d.message)
     );
 }
+
+#[test]
+fn what_lua_refuses_to_compile_is_a_syntax_error_at_its_line() {
+    let refused = [
+        // luaL_loadbuffer does not skip a `#!` line as the lua program does.
+        (
+            "#!/usr/bin/lua\nfunction f(rec)\n  return 1\nend\n",
+            1,
+            "unexpected symbol near '#'",
+        ),
+        (
+            "function f(rec)\n  goto done\n  local x = 1\n  ::done::\n  return x\nend\n",
+            // Lua names the goto's line in the message, at the line after the label.
+            5,
+            "<goto done> at line 2 jumps into the scope of local 'x'",
+        ),
+        (
+            "function f(rec)\n  local n <const> = 1\n  n = 2\n  return n\nend\n",
+            3,
+            "attempt to assign to const variable 'n'",
+        ),
+    ];
+    for (source, line, message) in refused {
+        let found = lint(source, &Options::default());
+        assert_eq!(found.len(), 1, "{source}: {found:?}");
+        let d = &found[0];
+        assert_eq!(
+            (d.rule.as_str(), d.severity, d.line, d.col),
+            ("syntax_error", Severity::Error, line, 1),
+            "{source}"
+        );
+        assert!(d.message.contains(message), "{source}: {}", d.message);
+        let text = source.lines().nth(line as usize - 1).unwrap();
+        assert_eq!(
+            (d.end_line, d.end_col),
+            (line, text.chars().count() as u32 + 1)
+        );
+    }
+    // What the tree's parser refuses is reported once, with its column.
+    let found = lint(
+        "function f(rec)\n  return rec.a +\nend\n",
+        &Options::default(),
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+}

@@ -53,7 +53,9 @@ fn is_scenario(path: &Path) -> bool {
 }
 
 /// Runs every file: each on its own sandbox, or all on the one cluster
-/// `cluster` is connected to. Files run in parallel; reports keep file order.
+/// `cluster` is connected to, each file in sets of its own
+/// ([`Mode::for_file`], numbered in `scenarios`' order from 1). Files run in
+/// parallel; reports keep file order.
 pub async fn run_files(
     scenarios: Vec<Scenario>,
     cluster: Option<(crate::client::ClientHandle, Mode)>,
@@ -67,8 +69,11 @@ pub async fn run_files(
     let aggregating = std::sync::Arc::new(tokio::sync::Mutex::new(()));
     let tasks: Vec<_> = scenarios
         .into_iter()
-        .map(|scenario| {
-            let cluster = cluster.clone();
+        .enumerate()
+        .map(|(i, scenario)| {
+            let cluster = cluster
+                .as_ref()
+                .map(|(handle, mode)| (handle.clone(), mode.for_file(i + 1)));
             let aggregating = aggregating.clone();
             tokio::spawn(async move {
                 let _turn = match scenario.aggregates() {

@@ -175,6 +175,9 @@ pub fn json(files: &[FileReport]) -> Json {
             if let Some(reason) = &f.connection {
                 j["connection_error"] = json!(reason);
             }
+            if let Some(id) = &f.run_id {
+                j["run_id"] = json!(id);
+            }
             j
         })
         .collect();

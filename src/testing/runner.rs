@@ -27,11 +27,27 @@ pub enum Mode {
     Sandbox,
     /// A real cluster, shared by every file of the run.
     Cluster {
-        /// Appended to every set, so a run touches only its own records.
+        /// Appended to every set, so a file touches only its own records:
+        /// the run's id, then the file's number (see [`Mode::for_file`]).
         run_id: String,
         /// Register the files' modules (else they must already match).
         register: bool,
     },
+}
+
+impl Mode {
+    /// The mode of the run's file number `n` (from 1). On a cluster every
+    /// file's sets get a suffix of their own: files run side by side, and two
+    /// that share a set would write, scan and remove each other's records.
+    pub fn for_file(&self, n: usize) -> Mode {
+        match self {
+            Mode::Cluster { run_id, register } => Mode::Cluster {
+                run_id: format!("{run_id}-{n}"),
+                register: *register,
+            },
+            Mode::Sandbox => Mode::Sandbox,
+        }
+    }
 }
 
 /// One way a step (or the setup) did not go as the file says.
@@ -117,6 +133,8 @@ pub struct FileReport {
     pub bad_file: Option<FileError>,
     /// The cluster stopped answering (exit 3).
     pub connection: Option<String>,
+    /// On a cluster, what the file's sets end in (after a `-`).
+    pub run_id: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -214,6 +232,9 @@ pub async fn run(handle: &ClientHandle, scenario: &Scenario, mode: &Mode) -> Fil
         path: scenario.path.clone(),
         ..FileReport::default()
     };
+    if let Mode::Cluster { run_id, .. } = mode {
+        report.run_id = Some(run_id.clone());
+    }
     if matches!(mode, Mode::Cluster { .. })
         && let Err(e) = check_for_cluster(scenario)
     {
