@@ -325,9 +325,10 @@ fn bench_reports_throughput_and_percentiles() {
     let (code, out, err) = bench("3", "10");
     assert_eq!(code, 0, "{err}");
     assert_eq!(json_of(&out)["concurrency"], 3);
-    let (code, _, err) = bench("0", "1");
+    let (code, out, err) = bench("0", "1");
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("'--count <N>'"), "{err}");
+    let message = &json_of(&out)["error"]["message"];
+    assert!(message.as_str().unwrap().contains("'--count <N>'"), "{out}");
 }
 
 #[test]
