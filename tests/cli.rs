@@ -183,6 +183,35 @@ fn no_wait_is_refused_when_the_command_serves_the_sandbox_itself() {
     drop(served);
 }
 
+/// A job the server did not start, and one whose every record call
+/// failed, are errors (exit 4) that say so.
+#[test]
+fn execute_reports_a_job_on_an_unknown_set_and_failed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(
+        asudf(d, &["udf", "put", counter_lua().to_str().unwrap()]).0,
+        0
+    );
+    let (code, _, err) = asudf(
+        d,
+        &["execute", "test.nosuch", "counter.increment", "n", "1"],
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("set 'nosuch' has never held a record"),
+        "{err}"
+    );
+
+    assert_eq!(asudf(d, &["record", "put", "test.few", "a", "n=1"]).0, 0);
+    assert_eq!(asudf(d, &["record", "put", "test.few", "b", "n=2"]).0, 0);
+    let (code, out, err) = asudf(d, &["execute", "test.few", "counter.missing"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.contains("2 record call(s) failed"), "{err}");
+    let (code, _, err) = asudf(d, &["execute", "test.few", "counter.increment", "n", "1"]);
+    assert_eq!(code, 0, "{err}");
+}
+
 #[test]
 fn udf_error_exits_4_and_shows_the_source_line() {
     let dir = tempfile::tempdir().unwrap();

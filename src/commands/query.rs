@@ -188,6 +188,10 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
         );
         return fail(session.json, &refused);
     }
+    let set = match &request {
+        Request::Execute(call) => call.scope.set.clone(),
+        _ => None,
+    };
     let id = match session.handle.call(request).await.0 {
         Ok(Outcome::JobStarted { id }) => JobId(id),
         Ok(other) => return unexpected(other),
@@ -210,14 +214,24 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
     if session.json {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let mut first = true;
     let job = loop {
         let job = match job_info(session, id.0).await {
             Ok(job) => job,
-            Err(f) => {
+            Err(mut f) => {
+                // The server refuses a job on a set it has never seen with
+                // "not found", which the client takes for an empty start.
+                if let (true, 2, Some(set)) = (first, f.code, &set) {
+                    f.message = format!(
+                        "the server started no job: set '{set}' has never held a record ({})",
+                        f.message
+                    );
+                }
                 bar.abandon();
                 return fail(session.json, &f);
             }
         };
+        first = false;
         let done = job.succeeded() + job.failed();
         let secs = started.elapsed().as_secs_f64();
         let rate = done as f64 / secs.max(1e-3);
@@ -242,6 +256,13 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
         println!("{out}");
     } else {
         println!("{}", job_line(&job));
+    }
+    // Records the UDF failed on are the UDF's errors (exit 4), as in bench.
+    if job.failed() > 0 {
+        if !session.json {
+            eprintln!("{} record call(s) failed", job.failed());
+        }
+        return ExitCode::from(super::EXIT_SERVER);
     }
     ExitCode::SUCCESS
 }
