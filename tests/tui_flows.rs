@@ -610,6 +610,49 @@ fn in_a_short_narrow_terminal_the_focused_pane_takes_the_spare_rows() {
 }
 
 #[test]
+fn in_a_very_short_terminal_the_focused_pane_keeps_its_rows_first() {
+    for (width, height) in [(80, 16), (80, 14), (80, 12), (60, 10), (40, 10), (20, 5)] {
+        let mut console = Console::new(width, height);
+        console.alt('2');
+        console.type_text("--");
+        let screen = console.screen();
+        let at = format!("{width}×{height}");
+        let areas = ui::layout_for(
+            ratatui::layout::Rect::new(0, 0, width, height),
+            Pane::Editor,
+        );
+        let text_rows = areas.editor.height.saturating_sub(2);
+        // Four lines of text at least when the body has room for them, else
+        // all it has.
+        assert!(text_rows >= 4.min(height - 4), "{at}:\n{screen}");
+        // The typed text and the cursor after it are in the editor's box.
+        let cursor = console
+            .cursor()
+            .unwrap_or_else(|| panic!("{at}: {:?}\n{screen}", console.app.apply.focus));
+        assert!(areas.editor.contains(cursor), "{at}: {cursor:?}\n{screen}");
+        let row = screen.lines().nth(cursor.y as usize).unwrap();
+        assert!(row.contains("--function"), "{at}:\n{screen}");
+        // The others shrink first: each still shows its title while it fits.
+        if height >= 12 {
+            for title in ["1 Modules", "3 Apply", "4 Results"] {
+                assert!(screen.contains(title), "{at}: {title}\n{screen}");
+            }
+        }
+        // The form's focused field too (a 20-column form cuts the value the
+        // cursor is after).
+        console.alt('3');
+        let screen = console.screen();
+        let label = console.app.apply.focused_field().label();
+        assert!(screen.contains(label), "{at}: {label}\n{screen}");
+        if width >= 40 {
+            let cursor = console.cursor().expect("the cursor shows");
+            let row = screen.lines().nth(cursor.y as usize).unwrap();
+            assert!(row.contains(label), "{at}: {label}\n{screen}");
+        }
+    }
+}
+
+#[test]
 fn narrow_terminal_stacks_panes_and_focus_moves() {
     let mut console = Console::new(80, 40);
     let screen = console.screen();

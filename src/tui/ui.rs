@@ -76,6 +76,9 @@ pub fn layout(area: Rect) -> Areas {
 /// short terminal: the modules pane one row, the editor four lines, the
 /// form two fields, the results the last call's first lines.
 const SHORT_ROWS: [u16; 4] = [3, 6, 4, 5];
+/// Rows the focused pane keeps in a short terminal before the others get
+/// any: four lines of text inside its borders.
+const FOCUSED_ROWS: u16 = 6;
 
 /// The layout as drawn: [`layout`], except in a narrow terminal. There the
 /// focused results pane takes the whole body (a query's records or a stage
@@ -95,15 +98,39 @@ pub fn layout_for(area: Rect, focus: Pane) -> Areas {
         areas.apply = none;
         areas.results = body;
     } else if body.height < STACKED_ROWS.iter().sum() {
-        let rows: [Constraint; 4] = std::array::from_fn(|i| match PANES[i] == focus {
-            true => Constraint::Fill(1),
-            false => Constraint::Length(SHORT_ROWS[i]),
-        });
-        let [modules, editor, apply, results] = Layout::vertical(rows).areas(body);
+        let rows = short_rows(body.height, PANES.iter().position(|&p| p == focus).unwrap());
+        let [modules, editor, apply, results] =
+            Layout::vertical(rows.map(Constraint::Length)).areas(body);
         (areas.modules, areas.editor, areas.apply, areas.results) =
             (modules, editor, apply, results);
     }
     areas
+}
+
+/// Splits `height` rows among the stacked panes, the `focused`th first: it
+/// keeps [`FOCUSED_ROWS`] (all there are, when fewer), each other pane
+/// then gets its title line and, in order, its [`SHORT_ROWS`] while they
+/// fit (a pane of two rows would be borders only), and the focused pane
+/// takes what is left.
+fn short_rows(height: u16, focused: usize) -> [u16; 4] {
+    let mut rows = [0; 4];
+    rows[focused] = FOCUSED_ROWS.min(height);
+    let mut spare = height - rows[focused];
+    for i in (0..4).filter(|&i| i != focused) {
+        if spare > 0 {
+            rows[i] = 1;
+            spare -= 1;
+        }
+    }
+    for i in (0..4).filter(|&i| i != focused) {
+        let more = SHORT_ROWS[i] - 1;
+        if rows[i] == 1 && more <= spare {
+            rows[i] += more;
+            spare -= more;
+        }
+    }
+    rows[focused] += spare;
+    rows
 }
 
 /// Draws what changed since the last frame, then finishes what that frame
