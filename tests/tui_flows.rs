@@ -292,6 +292,29 @@ fn runtime_error_marks_its_line_and_shows_the_error() {
 }
 
 #[test]
+fn the_newest_result_shows_to_its_last_line_when_its_words_wrap() {
+    // The results pane of a 100-column terminal is 38 columns inside: the
+    // long words below wrap onto more rows than the message's width makes.
+    let error = "attempt to index a nil value (field 'regional_configuration') \
+        while reading bin 'accumulated_totals' of record 'customer_account'";
+    for height in 28..=40 {
+        let mut console = Console::connected_at(100, height);
+        for _ in 0..3 {
+            console.key(KeyCode::F(5));
+            console.answer(is_apply, Ok(applied(Value::Int(5), None, (5, 1))));
+        }
+        console.key(KeyCode::F(5));
+        console.answer(is_apply, Err(runtime_error_at_line_3(error)));
+        let screen = console.screen();
+        assert!(screen.contains("#4 "), "height {height}:\n{screen}");
+        assert!(
+            screen.contains("at counter.lua line 3"),
+            "height {height}:\n{screen}"
+        );
+    }
+}
+
+#[test]
 fn the_editor_view_follows_the_message_row_and_the_gutter() {
     let mut console = Console::connected();
     let (rows, cols) = (console.app.editor.view_rows, console.app.editor.view_cols);

@@ -473,10 +473,12 @@ impl Results {
                 None => outcome_lines(entry, width, theme, &mut lines),
             }
         }
-        // Long lines wrap: count screen rows, not lines.
-        let row_count = |line: &Line| line.width().div_ceil(width.max(1)).max(1);
-        let selected_row: usize = lines[..selected_at].iter().map(row_count).sum();
-        let total: usize = lines.iter().map(row_count).sum();
+        // Long lines wrap by words: count the screen rows that wrapping
+        // makes, so the end of the last entry can be scrolled to.
+        let wrapped = |lines: Vec<Line<'static>>| Paragraph::new(lines).wrap(Wrap { trim: false });
+        let selected_row = wrapped(lines[..selected_at].to_vec()).line_count(inner.width);
+        let paragraph = wrapped(lines);
+        let total = paragraph.line_count(inner.width);
         let rows = inner.height as usize;
         // Show the selected entry's start, and as much after it as fits.
         let scroll = if total <= rows {
@@ -484,12 +486,7 @@ impl Results {
         } else {
             selected_row.min(total - rows)
         };
-        frame.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .scroll((scroll as u16, 0)),
-            inner,
-        );
+        frame.render_widget(paragraph.scroll((scroll as u16, 0)), inner);
     }
 }
 
