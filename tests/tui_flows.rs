@@ -292,6 +292,48 @@ fn runtime_error_marks_its_line_and_shows_the_error() {
 }
 
 #[test]
+fn a_runtime_error_marks_no_editor_line_when_the_editor_differs_from_the_registered_module() {
+    let mut console = Console::connected();
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(vec![ModuleInfo {
+            name: "counter.lua".into(),
+            hash: "abc".into(),
+        }])),
+    );
+    let source = console.app.editor.contents();
+    console.answer(
+        |r| matches!(r, Request::GetModule { .. }),
+        Ok(Outcome::Module {
+            name: "counter.lua".into(),
+            source,
+        }),
+    );
+    // A line inserted at the top, not registered: the server's line 3 is
+    // the editor's line 4.
+    console.type_text("-- a new first line\n");
+    assert!(console.screen().contains("≠buffer"));
+    console.key(KeyCode::F(5));
+    console.answer(is_apply, Err(runtime_error_at_line_3("boom")));
+    assert!(console.app.editor.marks.is_empty());
+    assert_eq!(
+        console.status(),
+        "line 3 of the registered counter.lua; the editor differs"
+    );
+    let screen = console.screen();
+    assert!(screen.contains("at counter.lua line 3 (the"), "{screen}");
+    assert!(screen.contains("version; the editor differs)"), "{screen}");
+
+    // Undone back to the registered text, the line is marked again.
+    while console.screen().contains("≠buffer") {
+        console.ctrl('z');
+    }
+    console.key(KeyCode::F(5));
+    console.answer(is_apply, Err(runtime_error_at_line_3("boom")));
+    assert_eq!(console.app.editor.marks[0].line, 3);
+}
+
+#[test]
 fn the_newest_result_shows_to_its_last_line_when_its_words_wrap() {
     // The results pane of a 100-column terminal is 38 columns inside: the
     // long words below wrap onto more rows than the message's width makes.

@@ -1317,24 +1317,28 @@ impl App {
         timing: Timing,
         effects: &mut Vec<Effect>,
     ) {
-        match &outcome {
-            Err(failure) => self.mark_failure(failure),
+        let registered_differs = match &outcome {
+            Err(failure) => self.mark_runtime_failure(failure),
             Ok(Outcome::BatchApplied(rows)) => {
-                if let Some(Err(failure)) = rows
+                match rows
                     .iter()
                     .map(|r| &r.result)
                     .find(|r| matches!(r, Err(f) if f.location.is_some()))
                 {
-                    let failure = failure.clone();
-                    self.mark_failure(&failure);
+                    Some(Err(failure)) => {
+                        let failure = failure.clone();
+                        self.mark_runtime_failure(&failure)
+                    }
+                    _ => false,
                 }
             }
-            Ok(_) => {}
-        }
+            Ok(_) => false,
+        };
         let sandbox = self.on_sandbox();
         let Some(entry) = self.results.by_number(number) else {
             return;
         };
+        entry.registered_differs = registered_differs;
         let round_trip = match &outcome {
             Ok(Outcome::Streamed { elapsed, .. }) => *elapsed,
             _ => timing.round_trip(),
@@ -1902,6 +1906,27 @@ impl App {
         }
     }
 
+    /// Marks the line a call failed at, as [`mark_failure`](Self::mark_failure)
+    /// does, when the editor holds the module the server ran. When the
+    /// editor's text differs from the registered one, that line number is
+    /// the registered version's (in the editor it may be another line):
+    /// says so instead, and returns true.
+    fn mark_runtime_failure(&mut self, failure: &Failure) -> bool {
+        self.refresh_badge();
+        if let Some((module, line)) = &failure.location
+            && module_file_name(module) == self.editor.module
+            && self.buffer_badge() == Some(Badge::Differs)
+        {
+            self.complain(format!(
+                "line {line} of the registered {}; the editor differs",
+                self.editor.module
+            ));
+            return true;
+        }
+        self.mark_failure(failure);
+        false
+    }
+
     fn on_done(
         &mut self,
         purpose: Purpose,
@@ -2015,13 +2040,15 @@ impl App {
         timing: Timing,
         effects: &mut Vec<Effect>,
     ) {
-        if let Err(failure) = &outcome {
-            self.mark_failure(failure);
-        }
+        let registered_differs = match &outcome {
+            Err(failure) => self.mark_runtime_failure(failure),
+            Ok(_) => false,
+        };
         let cancelled = matches!(&outcome, Err(f) if f.kind == FailureKind::Cancelled);
         let Some(index) = self.results.entries.iter().position(|e| e.number == number) else {
             return;
         };
+        self.results.entries[index].registered_differs = registered_differs;
         // An apply's own round trip, without the reads around it.
         let round_trip = match &outcome {
             Ok(Outcome::Applied { call, .. }) => *call,

@@ -83,6 +83,9 @@ pub struct CallEntry {
     pub run: Option<RunView>,
     /// The query-path run's request, to save it as a test step.
     pub request: Option<Request>,
+    /// The failure's line is the registered module's, whose text is not
+    /// the editor's: the line is not marked there.
+    pub registered_differs: bool,
 }
 
 impl CallEntry {
@@ -221,15 +224,28 @@ fn outcome_lines(entry: &CallEntry, width: usize, theme: Theme, out: &mut Vec<Li
             }
         }
         Ok(other) => out.push(Line::raw(format!("  {other:?}"))),
-        Err(failure) => {
-            out.push(Line::styled(format!("  {failure}"), theme.error()));
-            if let Some((module, line)) = &failure.location {
-                out.push(Line::styled(
-                    format!("  at {module} line {line}"),
-                    theme.error(),
-                ));
-            }
-        }
+        Err(failure) => failure_lines(failure, entry.registered_differs, theme, out),
+    }
+}
+
+/// A failed call's error and where in the module it happened.
+pub fn failure_lines(
+    failure: &Failure,
+    registered_differs: bool,
+    theme: Theme,
+    out: &mut Vec<Line<'static>>,
+) {
+    out.push(Line::styled(format!("  {failure}"), theme.error()));
+    if let Some((module, line)) = &failure.location {
+        let version = if registered_differs {
+            " (the registered version; the editor differs)"
+        } else {
+            ""
+        };
+        out.push(Line::styled(
+            format!("  at {module} line {line}{version}"),
+            theme.error(),
+        ));
     }
 }
 
@@ -248,6 +264,7 @@ impl Results {
             marked: false,
             run: None,
             request: None,
+            registered_differs: false,
         });
         self.selected = self.entries.len() - 1;
     }

@@ -10,7 +10,7 @@ use crate::client::{BatchRow, JobInfo, Outcome, RecordView};
 use crate::sandbox::server::info::{StreamReport, level_text};
 use crate::tui::literal;
 use crate::tui::panes::cut;
-use crate::tui::panes::results::{CallEntry, CallState, TimeFormat};
+use crate::tui::panes::results::{self, CallEntry, CallState, TimeFormat};
 use crate::tui::theme::Theme;
 
 /// Rows of a list shown at once (folded; expanded shows [`ROWS_EXPANDED`]).
@@ -149,13 +149,7 @@ pub fn lines(
         }
     }
     if let Some(Err(failure)) = outcome {
-        out.push(Line::styled(format!("  {failure}"), theme.error()));
-        if let Some((module, line)) = &failure.location {
-            out.push(Line::styled(
-                format!("  at {module} line {line}"),
-                theme.error(),
-            ));
-        }
+        results::failure_lines(failure, entry.registered_differs, theme, out);
     }
 }
 
