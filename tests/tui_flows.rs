@@ -433,6 +433,55 @@ fn run_many_times_sends_one_after_another_and_shows_percentiles() {
 }
 
 #[test]
+fn a_cancelled_run_many_says_how_many_of_the_asked_runs_were_done() {
+    // Wide enough for the result's title and progress on a row each.
+    let mut console = Console::connected_at(200, 40);
+    console.set_field(7, "20000");
+    console.key(KeyCode::F(5));
+    for i in 0..4 {
+        console.answer(is_apply, Ok(applied(Value::Int(i), None, (i, 1))));
+    }
+    console.ctrl('k');
+    let tag = console.tag_of(is_apply);
+    assert!(console.effects.contains(&Effect::Cancel(tag)));
+    // The run in flight is cancelled: it counts neither as done nor failed.
+    console.answer(
+        is_apply,
+        Err(Failure {
+            kind: FailureKind::Cancelled,
+            code: -1,
+            message: "cancelled".into(),
+            location: None,
+            logs: vec![],
+        }),
+    );
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_apply(r)),
+        "no more runs"
+    );
+    let screen = console.screen();
+    assert!(screen.contains("×4 of 20000, cancelled"), "{screen}");
+    assert!(
+        screen.contains("4/20000 runs, 0 failed, cancelled"),
+        "{screen}"
+    );
+    assert_eq!(console.status(), "#1 cancelled: 4 of 20000 runs done");
+    assert!(!console.app.results.entries[0].in_flight());
+
+    // A run that ends before the cancel reaches it still counts.
+    console.key(KeyCode::F(5));
+    console.answer(is_apply, Ok(applied(Value::Int(1), None, (1, 1))));
+    console.ctrl('k');
+    console.answer(is_apply, Ok(applied(Value::Int(2), None, (2, 1))));
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_apply(r)),
+        "no more runs"
+    );
+    assert!(console.screen().contains("×2 of 20000, cancelled"));
+    assert_eq!(console.status(), "#2 cancelled: 2 of 20000 runs done");
+}
+
+#[test]
 fn modules_pane_opens_and_removes_with_confirmation() {
     let mut console = Console::connected();
     console.answer(

@@ -1171,11 +1171,6 @@ impl App {
                 .join(", "),
             crate::tui::literal::print(&call.key.key),
         );
-        let label = if times > 1 {
-            format!("{label} ×{times}")
-        } else {
-            label
-        };
         let series = (times > 1).then(|| RunSeries {
             total: times,
             ..RunSeries::default()
@@ -1712,7 +1707,7 @@ impl App {
             return;
         };
         if let Some(series) = &mut entry.series {
-            series.total = series.sent;
+            series.cancelled = true;
         }
         effects.push(Effect::Cancel(entry.tag));
     }
@@ -2056,15 +2051,21 @@ impl App {
         };
         let entry = &mut self.results.entries[index];
         let mut again = false;
+        let mut stopped = None;
         if let Some(series) = &mut entry.series {
             match &outcome {
+                // The cancelled run counts neither as done nor as failed.
+                _ if cancelled => {
+                    series.sent -= 1;
+                    series.cancelled = true;
+                }
                 Ok(_) => series.latencies.push(round_trip),
                 Err(_) => series.failed += 1,
             }
-            if cancelled {
-                series.total = series.done();
+            again = !series.cancelled && series.sent < series.total;
+            if series.cancelled && !series.in_flight() {
+                stopped = Some((series.done(), series.total));
             }
-            again = series.sent < series.total;
         }
         entry.state = CallState::Done {
             outcome,
@@ -2083,6 +2084,9 @@ impl App {
             }
         } else if !again {
             self.series_calls.remove(&number);
+        }
+        if let Some((done, total)) = stopped {
+            self.say(format!("#{number} cancelled: {done} of {total} runs done"));
         }
     }
 }

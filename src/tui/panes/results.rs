@@ -44,15 +44,32 @@ pub enum CallState {
 /// A "run N times" series of the same call.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSeries {
+    /// Runs asked for.
     pub total: u32,
+    /// Runs sent and not cancelled: one more than [`done`](Self::done)
+    /// while one is in flight.
     pub sent: u32,
     pub failed: u32,
     pub latencies: Vec<Duration>,
+    /// Stopped (Ctrl-K) before all the runs asked for were done.
+    pub cancelled: bool,
 }
 
 impl RunSeries {
     pub fn done(&self) -> u32 {
         self.latencies.len() as u32 + self.failed
+    }
+    pub fn in_flight(&self) -> bool {
+        self.done() < self.sent
+    }
+    /// What the entry's title says of the series: `×20000`, or once
+    /// cancelled how many of them ran.
+    pub fn title_mark(&self) -> String {
+        if self.cancelled {
+            format!("×{} of {}, cancelled", self.done(), self.total)
+        } else {
+            format!("×{}", self.total)
+        }
     }
     pub fn percentile(&self, p: f64) -> Option<Duration> {
         if self.latencies.is_empty() {
@@ -91,8 +108,16 @@ pub struct CallEntry {
 impl CallEntry {
     pub fn in_flight(&self) -> bool {
         matches!(self.state, CallState::InFlight)
-            || self.series.as_ref().is_some_and(|b| b.done() < b.total)
+            || self.series.as_ref().is_some_and(RunSeries::in_flight)
             || self.run.as_ref().is_some_and(|r| r.job_running())
+    }
+
+    /// The call as its title shows it, with a series' count.
+    pub fn title(&self) -> String {
+        match &self.series {
+            Some(series) => format!("{} {}", self.label, series.title_mark()),
+            None => self.label.clone(),
+        }
     }
 }
 
@@ -317,7 +342,7 @@ impl Results {
         let json: Vec<serde_json::Value> = entries
             .into_iter()
             .map(|e| {
-                let mut item = serde_json::json!({ "call": e.label });
+                let mut item = serde_json::json!({ "call": e.title() });
                 if let CallState::Done {
                     outcome,
                     round_trip,
@@ -366,7 +391,9 @@ impl Results {
                 if let Some(b) = &e.series {
                     item["runs"] = serde_json::json!({
                         "total": b.total,
+                        "done": b.done(),
                         "failed": b.failed,
+                        "cancelled": b.cancelled,
                         "p50_ms": b.percentile(50.0).map(|d| d.as_secs_f64() * 1000.0),
                         "p99_ms": b.percentile(99.0).map(|d| d.as_secs_f64() * 1000.0),
                     });
@@ -448,7 +475,7 @@ impl Results {
             let mark = if entry.marked { "▸" } else { "#" };
             lines.push(Line::from(vec![
                 Span::styled(
-                    format!("{mark}{} {} ", entry.number, entry.label),
+                    format!("{mark}{} {} ", entry.number, entry.title()),
                     label_style,
                 ),
                 status,
@@ -457,11 +484,12 @@ impl Results {
                 let done = series.done();
                 let filled = (done as usize * 20) / series.total.max(1) as usize;
                 lines.push(Line::raw(format!(
-                    "  [{}{}] {done}/{} runs, {} failed",
+                    "  [{}{}] {done}/{} runs, {} failed{}",
                     "█".repeat(filled),
                     "░".repeat(20 - filled),
                     series.total,
-                    series.failed
+                    series.failed,
+                    if series.cancelled { ", cancelled" } else { "" }
                 )));
                 if let [Some(min), Some(p50), Some(p90), Some(p99), Some(max)] =
                     [0.0, 50.0, 90.0, 99.0, 100.0].map(|p| series.percentile(p))
@@ -521,6 +549,7 @@ mod tests {
                 .iter()
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
+            ..RunSeries::default()
         };
         assert_eq!(series.percentile(50.0), Some(Duration::from_millis(2)));
         assert_eq!(series.percentile(99.0), Some(Duration::from_millis(100)));
