@@ -8,6 +8,7 @@ use asudf::client::{
     ConnectionState, Event, Failure, FailureKind, ModuleInfo, Outcome, RecordView, Request, UdfLog,
 };
 use asudf::tui::app::{App, Effect, Overlay, Pane, StartOptions};
+use asudf::tui::keymap::Keymap;
 use asudf::tui::panes::apply::FormKind;
 use asudf::tui::{Action, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -636,6 +637,25 @@ fn recovered_buffer_is_offered_on_start() {
     )));
     assert!(app.editor.contents().starts_with("function kept"));
     assert!(app.editor.dirty());
+}
+
+#[test]
+fn a_keymap_error_stays_in_the_status_line_when_the_console_connects() {
+    let mut options = StartOptions::sample("sandbox");
+    options.keymap_error = Keymap::with_overrides("run = [\"Foo-9\"]\n").err();
+    let error = options.keymap_error.clone().expect("Foo-9 is no key");
+    let mut console = Console::new(120, 40);
+    console.app = App::new(options);
+    assert_eq!(console.status(), error);
+    console.connect(true);
+    assert_eq!(console.status(), error);
+    assert!(console.screen().contains(&error));
+    // "connected" replaces the message of a lost connection.
+    console.act(Action::Client(Event::Connection(ConnectionState::Lost {
+        reason: "the cluster stopped answering".into(),
+    })));
+    console.connect(true);
+    assert_eq!(console.status(), "connected");
 }
 
 #[test]

@@ -312,6 +312,9 @@ pub struct StartOptions {
     pub now: Instant,
     /// The Lua library mode to lint for on a cluster.
     pub lua_libs: LuaLibs,
+    /// Why keymap.toml was not used (the default keys are): the status
+    /// line says so until another message replaces it.
+    pub keymap_error: Option<String>,
 }
 
 impl StartOptions {
@@ -327,6 +330,7 @@ impl StartOptions {
             forms: Vec::new(),
             now: Instant::now(),
             lua_libs: LuaLibs::Default,
+            keymap_error: None,
         }
     }
 }
@@ -371,7 +375,9 @@ impl App {
             connection: ConnectionState::Connecting {
                 target: options.target,
             },
-            status: None,
+            status: options
+                .keymap_error
+                .map(|text| StatusMessage { text, error: true }),
             size: Rect::new(0, 0, 120, 40),
             now: options.now,
             spin: 0,
@@ -1842,12 +1848,15 @@ impl App {
             Event::Item { id, item } => self.on_item(id, item),
             Event::Connection(state) => {
                 let was_connected = self.connected();
+                let was_lost = matches!(self.connection, ConnectionState::Lost { .. });
                 self.connection = state;
                 match &self.connection {
                     ConnectionState::Connected(info) if !was_connected => {
                         self.diagnostics.connected(info.sandbox.as_deref());
                         self.diagnostics.changed(self.now);
-                        if self.status.as_ref().is_some_and(|s| s.error) {
+                        // Over the loss's message; an error from before the
+                        // first connection (keymap.toml's) stays in view.
+                        if was_lost {
                             self.say("connected");
                         }
                         self.modules.loading = false;
