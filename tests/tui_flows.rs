@@ -358,6 +358,35 @@ fn the_newest_result_shows_to_its_last_line_when_its_words_wrap() {
 }
 
 #[test]
+fn a_lua_traceback_shows_line_by_line() {
+    let mut console = Console::connected();
+    console.key(KeyCode::F(5));
+    console.answer(
+        is_apply,
+        Err(runtime_error_at_line_3(
+            "boom\nstack traceback:\n\tcounter.lua:3: in function 'f'\n\t[C]: in ?",
+        )),
+    );
+    let screen = console.screen();
+    let results: Vec<&str> = screen
+        .lines()
+        .map(|row| {
+            row.rsplit("││")
+                .next()
+                .unwrap_or(row)
+                .trim_end_matches(['│', ' '])
+        })
+        .collect();
+    for row in [
+        "    stack traceback:",
+        "      counter.lua:3: in function 'f'",
+        "      [C]: in ?",
+    ] {
+        assert!(results.contains(&row), "{row:?}:\n{screen}");
+    }
+}
+
+#[test]
 fn the_editor_view_follows_the_message_row_and_the_gutter() {
     let mut console = Console::connected();
     let (rows, cols) = (console.app.editor.view_rows, console.app.editor.view_cols);

@@ -260,7 +260,13 @@ pub fn failure_lines(
     theme: Theme,
     out: &mut Vec<Line<'static>>,
 ) {
-    out.push(Line::styled(format!("  {failure}"), theme.error()));
+    // A Lua traceback comes as lines, indented with tabs: one row each (a
+    // line's own newline would not show), the tabs as spaces.
+    let text = format!("{failure}").replace('\t', "  ");
+    for (i, line) in text.lines().enumerate() {
+        let indent = if i == 0 { "  " } else { "    " };
+        out.push(Line::styled(format!("{indent}{line}"), theme.error()));
+    }
     if let Some((module, line)) = &failure.location {
         let version = if registered_differs {
             " (the registered version; the editor differs)"
