@@ -98,6 +98,29 @@ fn first_start_opens_the_sample_and_lists_modules_once_connected() {
 }
 
 #[test]
+fn help_scrolls_to_its_last_line_and_no_further() {
+    let mut console = Console::new(80, 24);
+    console.key(KeyCode::F(1));
+    for _ in 0..500 {
+        console.key(KeyCode::Down);
+    }
+    let screen = console.screen();
+    let Some(Overlay::Help { scroll }) = console.app.overlay else {
+        panic!("help is open")
+    };
+    assert!(scroll > 0 && scroll < 100, "scrolled {scroll}");
+    // The help's last line (the Jobs list's r) is on the box's last row
+    // inside its border.
+    let rows: Vec<&str> = screen.lines().collect();
+    let bottom = rows.iter().rposition(|r| r.contains("└")).unwrap();
+    assert!(rows[bottom - 1].contains("│  r  "), "{screen}");
+    // One Up moves it at once.
+    console.key(KeyCode::Up);
+    assert!(matches!(console.app.overlay, Some(Overlay::Help { scroll: s }) if s == scroll - 1));
+    assert_ne!(console.screen(), screen);
+}
+
+#[test]
 fn printable_keys_type_in_text_and_command_outside() {
     let mut console = Console::connected();
     console.type_text("q?");

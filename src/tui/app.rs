@@ -649,7 +649,8 @@ impl App {
         match overlay {
             Overlay::Help { scroll } => match key.code {
                 KeyCode::Down | KeyCode::Char('j') => {
-                    self.overlay = Some(Overlay::Help { scroll: scroll + 1 })
+                    let scroll = (scroll + 1).min(ui::help_scroll_limit(self, self.size));
+                    self.overlay = Some(Overlay::Help { scroll })
                 }
                 KeyCode::Up | KeyCode::Char('k') => {
                     self.overlay = Some(Overlay::Help {

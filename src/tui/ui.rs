@@ -354,7 +354,7 @@ fn draw_hints(app: &App, frame: &mut Canvas, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn draw_help(app: &App, frame: &mut Canvas, scroll: u16) {
+fn help_lines(app: &App) -> Vec<Line<'static>> {
     let theme = app.theme;
     let mut lines = vec![
         Line::raw("Record UDFs: write the module, register it (F9), fill the form, run (F5)."),
@@ -385,18 +385,37 @@ fn draw_help(app: &App, frame: &mut Canvas, scroll: u16) {
             Span::raw(text),
         ]));
     }
-    let area = frame.area();
+    lines
+}
+
+/// The help overlay's box on a screen of `area` and its text, wrapped.
+fn help_box(app: &App, area: Rect) -> (Rect, Paragraph<'static>) {
+    let lines = help_lines(app);
     let rect = centered(
         area,
         76.min(area.width),
         (lines.len() as u16 + 2).min(area.height),
     );
+    let text = Paragraph::new(lines).wrap(Wrap { trim: false });
+    (rect, text)
+}
+
+/// How far the help scrolls on a screen of `area`: until its last line
+/// shows at the bottom of the box.
+pub fn help_scroll_limit(app: &App, area: Rect) -> u16 {
+    let (rect, text) = help_box(app, area);
+    let rows = text.line_count(rect.width.saturating_sub(2));
+    rows.saturating_sub(rect.height.saturating_sub(2) as usize) as u16
+}
+
+fn draw_help(app: &App, frame: &mut Canvas, scroll: u16) {
+    let area = frame.area();
+    let (rect, text) = help_box(app, area);
+    let scroll = scroll.min(help_scroll_limit(app, area));
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0))
-            .style(theme.base())
+        text.scroll((scroll, 0))
+            .style(app.theme.base())
             .block(Block::default().borders(Borders::ALL).title(" Help ")),
         rect,
     );
