@@ -114,6 +114,11 @@ fn help_scrolls_to_its_last_line_and_no_further() {
     let rows: Vec<&str> = screen.lines().collect();
     let bottom = rows.iter().rposition(|r| r.contains("└")).unwrap();
     assert!(rows[bottom - 1].contains("│  r  "), "{screen}");
+    // There r refreshes the jobs list, not the modules.
+    assert!(
+        rows[bottom - 1].contains("refresh the jobs list"),
+        "{screen}"
+    );
     // One Up moves it at once.
     console.key(KeyCode::Up);
     assert!(matches!(console.app.overlay, Some(Overlay::Help { scroll: s }) if s == scroll - 1));
