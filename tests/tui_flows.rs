@@ -8,6 +8,7 @@ use asudf::client::{
     ConnectionState, Event, Failure, FailureKind, ModuleInfo, Outcome, RecordView, Request, UdfLog,
 };
 use asudf::tui::app::{App, Effect, Overlay, Pane, StartOptions};
+use asudf::tui::keymap::Keymap;
 use asudf::tui::panes::apply::FormKind;
 use asudf::tui::{Action, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -94,6 +95,34 @@ fn first_start_opens_the_sample_and_lists_modules_once_connected() {
         console.ctrl('z');
     }
     assert!(console.screen().contains("=buffer"));
+}
+
+#[test]
+fn help_scrolls_to_its_last_line_and_no_further() {
+    let mut console = Console::new(80, 24);
+    console.key(KeyCode::F(1));
+    for _ in 0..500 {
+        console.key(KeyCode::Down);
+    }
+    let screen = console.screen();
+    let Some(Overlay::Help { scroll }) = console.app.overlay else {
+        panic!("help is open")
+    };
+    assert!(scroll > 0 && scroll < 100, "scrolled {scroll}");
+    // The help's last line (the Jobs list's r) is on the box's last row
+    // inside its border.
+    let rows: Vec<&str> = screen.lines().collect();
+    let bottom = rows.iter().rposition(|r| r.contains("└")).unwrap();
+    assert!(rows[bottom - 1].contains("│  r  "), "{screen}");
+    // There r refreshes the jobs list, not the modules.
+    assert!(
+        rows[bottom - 1].contains("refresh the jobs list"),
+        "{screen}"
+    );
+    // One Up moves it at once.
+    console.key(KeyCode::Up);
+    assert!(matches!(console.app.overlay, Some(Overlay::Help { scroll: s }) if s == scroll - 1));
+    assert_ne!(console.screen(), screen);
 }
 
 #[test]
@@ -292,6 +321,100 @@ fn runtime_error_marks_its_line_and_shows_the_error() {
 }
 
 #[test]
+fn a_runtime_error_marks_no_editor_line_when_the_editor_differs_from_the_registered_module() {
+    let mut console = Console::connected();
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(vec![ModuleInfo {
+            name: "counter.lua".into(),
+            hash: "abc".into(),
+        }])),
+    );
+    let source = console.app.editor.contents();
+    console.answer(
+        |r| matches!(r, Request::GetModule { .. }),
+        Ok(Outcome::Module {
+            name: "counter.lua".into(),
+            source,
+        }),
+    );
+    // A line inserted at the top, not registered: the server's line 3 is
+    // the editor's line 4.
+    console.type_text("-- a new first line\n");
+    assert!(console.screen().contains("≠buffer"));
+    console.key(KeyCode::F(5));
+    console.answer(is_apply, Err(runtime_error_at_line_3("boom")));
+    assert!(console.app.editor.marks.is_empty());
+    assert_eq!(
+        console.status(),
+        "line 3 of the registered counter.lua; the editor differs"
+    );
+    let screen = console.screen();
+    assert!(screen.contains("at counter.lua line 3 (the"), "{screen}");
+    assert!(screen.contains("version; the editor differs)"), "{screen}");
+
+    // Undone back to the registered text, the line is marked again.
+    while console.screen().contains("≠buffer") {
+        console.ctrl('z');
+    }
+    console.key(KeyCode::F(5));
+    console.answer(is_apply, Err(runtime_error_at_line_3("boom")));
+    assert_eq!(console.app.editor.marks[0].line, 3);
+}
+
+#[test]
+fn the_newest_result_shows_to_its_last_line_when_its_words_wrap() {
+    // The results pane of a 100-column terminal is 38 columns inside: the
+    // long words below wrap onto more rows than the message's width makes.
+    let error = "attempt to index a nil value (field 'regional_configuration') \
+        while reading bin 'accumulated_totals' of record 'customer_account'";
+    for height in 28..=40 {
+        let mut console = Console::connected_at(100, height);
+        for _ in 0..3 {
+            console.key(KeyCode::F(5));
+            console.answer(is_apply, Ok(applied(Value::Int(5), None, (5, 1))));
+        }
+        console.key(KeyCode::F(5));
+        console.answer(is_apply, Err(runtime_error_at_line_3(error)));
+        let screen = console.screen();
+        assert!(screen.contains("#4 "), "height {height}:\n{screen}");
+        assert!(
+            screen.contains("at counter.lua line 3"),
+            "height {height}:\n{screen}"
+        );
+    }
+}
+
+#[test]
+fn a_lua_traceback_shows_line_by_line() {
+    let mut console = Console::connected();
+    console.key(KeyCode::F(5));
+    console.answer(
+        is_apply,
+        Err(runtime_error_at_line_3(
+            "boom\nstack traceback:\n\tcounter.lua:3: in function 'f'\n\t[C]: in ?",
+        )),
+    );
+    let screen = console.screen();
+    let results: Vec<&str> = screen
+        .lines()
+        .map(|row| {
+            row.rsplit("││")
+                .next()
+                .unwrap_or(row)
+                .trim_end_matches(['│', ' '])
+        })
+        .collect();
+    for row in [
+        "    stack traceback:",
+        "      counter.lua:3: in function 'f'",
+        "      [C]: in ?",
+    ] {
+        assert!(results.contains(&row), "{row:?}:\n{screen}");
+    }
+}
+
+#[test]
 fn the_editor_view_follows_the_message_row_and_the_gutter() {
     let mut console = Console::connected();
     let (rows, cols) = (console.app.editor.view_rows, console.app.editor.view_cols);
@@ -365,6 +488,55 @@ fn run_many_times_sends_one_after_another_and_shows_percentiles() {
     assert!(screen.contains("3/3 runs, 0 failed"), "{screen}");
     assert!(screen.contains("min T p50 T p90 T p99 T max T"), "{screen}");
     insta::assert_snapshot!("run_many", screen);
+}
+
+#[test]
+fn a_cancelled_run_many_says_how_many_of_the_asked_runs_were_done() {
+    // Wide enough for the result's title and progress on a row each.
+    let mut console = Console::connected_at(200, 40);
+    console.set_field(7, "20000");
+    console.key(KeyCode::F(5));
+    for i in 0..4 {
+        console.answer(is_apply, Ok(applied(Value::Int(i), None, (i, 1))));
+    }
+    console.ctrl('k');
+    let tag = console.tag_of(is_apply);
+    assert!(console.effects.contains(&Effect::Cancel(tag)));
+    // The run in flight is cancelled: it counts neither as done nor failed.
+    console.answer(
+        is_apply,
+        Err(Failure {
+            kind: FailureKind::Cancelled,
+            code: -1,
+            message: "cancelled".into(),
+            location: None,
+            logs: vec![],
+        }),
+    );
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_apply(r)),
+        "no more runs"
+    );
+    let screen = console.screen();
+    assert!(screen.contains("×4 of 20000, cancelled"), "{screen}");
+    assert!(
+        screen.contains("4/20000 runs, 0 failed, cancelled"),
+        "{screen}"
+    );
+    assert_eq!(console.status(), "#1 cancelled: 4 of 20000 runs done");
+    assert!(!console.app.results.entries[0].in_flight());
+
+    // A run that ends before the cancel reaches it still counts.
+    console.key(KeyCode::F(5));
+    console.answer(is_apply, Ok(applied(Value::Int(1), None, (1, 1))));
+    console.ctrl('k');
+    console.answer(is_apply, Ok(applied(Value::Int(2), None, (2, 1))));
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_apply(r)),
+        "no more runs"
+    );
+    assert!(console.screen().contains("×2 of 20000, cancelled"));
+    assert_eq!(console.status(), "#2 cancelled: 2 of 20000 runs done");
 }
 
 #[test]
@@ -525,6 +697,25 @@ fn recovered_buffer_is_offered_on_start() {
 }
 
 #[test]
+fn a_keymap_error_stays_in_the_status_line_when_the_console_connects() {
+    let mut options = StartOptions::sample("sandbox");
+    options.keymap_error = Keymap::with_overrides("run = [\"Foo-9\"]\n").err();
+    let error = options.keymap_error.clone().expect("Foo-9 is no key");
+    let mut console = Console::new(120, 40);
+    console.app = App::new(options);
+    assert_eq!(console.status(), error);
+    console.connect(true);
+    assert_eq!(console.status(), error);
+    assert!(console.screen().contains(&error));
+    // "connected" replaces the message of a lost connection.
+    console.act(Action::Client(Event::Connection(ConnectionState::Lost {
+        reason: "the cluster stopped answering".into(),
+    })));
+    console.connect(true);
+    assert_eq!(console.status(), "connected");
+}
+
+#[test]
 fn in_a_short_terminal_the_focused_form_field_stays_in_view() {
     // 80×24: the stacked apply pane shows four of a form's rows.
     let mut console = Console::new(80, 24);
@@ -607,6 +798,49 @@ fn in_a_short_narrow_terminal_the_focused_pane_takes_the_spare_rows() {
     console.alt('3');
     let after = console.screen();
     assert_eq!(rows_of(&before, "2 Editor"), rows_of(&after, "2 Editor"));
+}
+
+#[test]
+fn in_a_very_short_terminal_the_focused_pane_keeps_its_rows_first() {
+    for (width, height) in [(80, 16), (80, 14), (80, 12), (60, 10), (40, 10), (20, 5)] {
+        let mut console = Console::new(width, height);
+        console.alt('2');
+        console.type_text("--");
+        let screen = console.screen();
+        let at = format!("{width}×{height}");
+        let areas = ui::layout_for(
+            ratatui::layout::Rect::new(0, 0, width, height),
+            Pane::Editor,
+        );
+        let text_rows = areas.editor.height.saturating_sub(2);
+        // Four lines of text at least when the body has room for them, else
+        // all it has.
+        assert!(text_rows >= 4.min(height - 4), "{at}:\n{screen}");
+        // The typed text and the cursor after it are in the editor's box.
+        let cursor = console
+            .cursor()
+            .unwrap_or_else(|| panic!("{at}: {:?}\n{screen}", console.app.apply.focus));
+        assert!(areas.editor.contains(cursor), "{at}: {cursor:?}\n{screen}");
+        let row = screen.lines().nth(cursor.y as usize).unwrap();
+        assert!(row.contains("--function"), "{at}:\n{screen}");
+        // The others shrink first: each still shows its title while it fits.
+        if height >= 12 {
+            for title in ["1 Modules", "3 Apply", "4 Results"] {
+                assert!(screen.contains(title), "{at}: {title}\n{screen}");
+            }
+        }
+        // The form's focused field too (a 20-column form cuts the value the
+        // cursor is after).
+        console.alt('3');
+        let screen = console.screen();
+        let label = console.app.apply.focused_field().label();
+        assert!(screen.contains(label), "{at}: {label}\n{screen}");
+        if width >= 40 {
+            let cursor = console.cursor().expect("the cursor shows");
+            let row = screen.lines().nth(cursor.y as usize).unwrap();
+            assert!(row.contains(label), "{at}: {label}\n{screen}");
+        }
+    }
 }
 
 #[test]

@@ -351,6 +351,41 @@ fn a_failing_stream_function_marks_its_editor_line() {
     assert!(console.sent.iter().any(|(_, r)| is_job_list(r)));
 }
 
+#[test]
+fn an_aggregation_that_ended_without_its_answer_says_nothing_of_more_to_come() {
+    let cancelled = Failure {
+        kind: FailureKind::Cancelled,
+        code: -1,
+        message: "cancelled".into(),
+        location: None,
+        logs: vec![],
+    };
+    let failed = Failure {
+        kind: FailureKind::Server,
+        code: 100,
+        message: "/opt/udf/sum.lua:4: attempt to perform arithmetic on a nil value".into(),
+        location: Some(("sum.lua".into(), 4)),
+        logs: vec![],
+    };
+    for (received, end) in [(0, failed), (2, cancelled)] {
+        let mut console = console(160, 45, false);
+        sum_form(&mut console);
+        console.key(KeyCode::F(5));
+        for i in 0..received {
+            console.item(is_aggregate, StreamItem::Value(Value::Int(i)));
+        }
+        let screen = console.screen();
+        assert!(screen.contains("so far…"), "{screen}");
+        console.answer(is_aggregate, Err(end));
+        let screen = console.screen();
+        assert!(!screen.contains("so far"), "{screen}");
+        assert!(
+            screen.contains(&format!("  {received} values received")),
+            "{screen}"
+        );
+    }
+}
+
 fn job_entry(status: &str, percent: &str, succeeded: u64, failed: u64) -> Outcome {
     Outcome::Jobs(parse_jobs(&format!(
         "trid=7:ns=test:set=sales:rps=10000:active-threads=1:status={status}:job-progress={percent}:run-time=40:time-since-done=0:recs-throttled=0:recs-filtered-meta=1:recs-filtered-bins=2:recs-succeeded={succeeded}:recs-failed={failed}:from=127.0.0.1+5000:job-type=background-udf"

@@ -312,6 +312,9 @@ pub struct StartOptions {
     pub now: Instant,
     /// The Lua library mode to lint for on a cluster.
     pub lua_libs: LuaLibs,
+    /// Why keymap.toml was not used (the default keys are): the status
+    /// line says so until another message replaces it.
+    pub keymap_error: Option<String>,
 }
 
 impl StartOptions {
@@ -327,6 +330,7 @@ impl StartOptions {
             forms: Vec::new(),
             now: Instant::now(),
             lua_libs: LuaLibs::Default,
+            keymap_error: None,
         }
     }
 }
@@ -371,7 +375,9 @@ impl App {
             connection: ConnectionState::Connecting {
                 target: options.target,
             },
-            status: None,
+            status: options
+                .keymap_error
+                .map(|text| StatusMessage { text, error: true }),
             size: Rect::new(0, 0, 120, 40),
             now: options.now,
             spin: 0,
@@ -643,7 +649,8 @@ impl App {
         match overlay {
             Overlay::Help { scroll } => match key.code {
                 KeyCode::Down | KeyCode::Char('j') => {
-                    self.overlay = Some(Overlay::Help { scroll: scroll + 1 })
+                    let scroll = (scroll + 1).min(ui::help_scroll_limit(self, self.size));
+                    self.overlay = Some(Overlay::Help { scroll })
                 }
                 KeyCode::Up | KeyCode::Char('k') => {
                     self.overlay = Some(Overlay::Help {
@@ -1171,11 +1178,6 @@ impl App {
                 .join(", "),
             crate::tui::literal::print(&call.key.key),
         );
-        let label = if times > 1 {
-            format!("{label} ×{times}")
-        } else {
-            label
-        };
         let series = (times > 1).then(|| RunSeries {
             total: times,
             ..RunSeries::default()
@@ -1317,24 +1319,28 @@ impl App {
         timing: Timing,
         effects: &mut Vec<Effect>,
     ) {
-        match &outcome {
-            Err(failure) => self.mark_failure(failure),
+        let registered_differs = match &outcome {
+            Err(failure) => self.mark_runtime_failure(failure),
             Ok(Outcome::BatchApplied(rows)) => {
-                if let Some(Err(failure)) = rows
+                match rows
                     .iter()
                     .map(|r| &r.result)
                     .find(|r| matches!(r, Err(f) if f.location.is_some()))
                 {
-                    let failure = failure.clone();
-                    self.mark_failure(&failure);
+                    Some(Err(failure)) => {
+                        let failure = failure.clone();
+                        self.mark_runtime_failure(&failure)
+                    }
+                    _ => false,
                 }
             }
-            Ok(_) => {}
-        }
+            Ok(_) => false,
+        };
         let sandbox = self.on_sandbox();
         let Some(entry) = self.results.by_number(number) else {
             return;
         };
+        entry.registered_differs = registered_differs;
         let round_trip = match &outcome {
             Ok(Outcome::Streamed { elapsed, .. }) => *elapsed,
             _ => timing.round_trip(),
@@ -1708,7 +1714,7 @@ impl App {
             return;
         };
         if let Some(series) = &mut entry.series {
-            series.total = series.sent;
+            series.cancelled = true;
         }
         effects.push(Effect::Cancel(entry.tag));
     }
@@ -1843,12 +1849,15 @@ impl App {
             Event::Item { id, item } => self.on_item(id, item),
             Event::Connection(state) => {
                 let was_connected = self.connected();
+                let was_lost = matches!(self.connection, ConnectionState::Lost { .. });
                 self.connection = state;
                 match &self.connection {
                     ConnectionState::Connected(info) if !was_connected => {
                         self.diagnostics.connected(info.sandbox.as_deref());
                         self.diagnostics.changed(self.now);
-                        if self.status.as_ref().is_some_and(|s| s.error) {
+                        // Over the loss's message; an error from before the
+                        // first connection (keymap.toml's) stays in view.
+                        if was_lost {
                             self.say("connected");
                         }
                         self.modules.loading = false;
@@ -1900,6 +1909,27 @@ impl App {
                 message: failure.message.clone(),
             }];
         }
+    }
+
+    /// Marks the line a call failed at, as [`mark_failure`](Self::mark_failure)
+    /// does, when the editor holds the module the server ran. When the
+    /// editor's text differs from the registered one, that line number is
+    /// the registered version's (in the editor it may be another line):
+    /// says so instead, and returns true.
+    fn mark_runtime_failure(&mut self, failure: &Failure) -> bool {
+        self.refresh_badge();
+        if let Some((module, line)) = &failure.location
+            && module_file_name(module) == self.editor.module
+            && self.buffer_badge() == Some(Badge::Differs)
+        {
+            self.complain(format!(
+                "line {line} of the registered {}; the editor differs",
+                self.editor.module
+            ));
+            return true;
+        }
+        self.mark_failure(failure);
+        false
     }
 
     fn on_done(
@@ -2015,13 +2045,15 @@ impl App {
         timing: Timing,
         effects: &mut Vec<Effect>,
     ) {
-        if let Err(failure) = &outcome {
-            self.mark_failure(failure);
-        }
+        let registered_differs = match &outcome {
+            Err(failure) => self.mark_runtime_failure(failure),
+            Ok(_) => false,
+        };
         let cancelled = matches!(&outcome, Err(f) if f.kind == FailureKind::Cancelled);
         let Some(index) = self.results.entries.iter().position(|e| e.number == number) else {
             return;
         };
+        self.results.entries[index].registered_differs = registered_differs;
         // An apply's own round trip, without the reads around it.
         let round_trip = match &outcome {
             Ok(Outcome::Applied { call, .. }) => *call,
@@ -2029,15 +2061,21 @@ impl App {
         };
         let entry = &mut self.results.entries[index];
         let mut again = false;
+        let mut stopped = None;
         if let Some(series) = &mut entry.series {
             match &outcome {
+                // The cancelled run counts neither as done nor as failed.
+                _ if cancelled => {
+                    series.sent -= 1;
+                    series.cancelled = true;
+                }
                 Ok(_) => series.latencies.push(round_trip),
                 Err(_) => series.failed += 1,
             }
-            if cancelled {
-                series.total = series.done();
+            again = !series.cancelled && series.sent < series.total;
+            if series.cancelled && !series.in_flight() {
+                stopped = Some((series.done(), series.total));
             }
-            again = series.sent < series.total;
         }
         entry.state = CallState::Done {
             outcome,
@@ -2056,6 +2094,9 @@ impl App {
             }
         } else if !again {
             self.series_calls.remove(&number);
+        }
+        if let Some((done, total)) = stopped {
+            self.say(format!("#{number} cancelled: {done} of {total} runs done"));
         }
     }
 }

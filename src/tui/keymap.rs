@@ -497,7 +497,12 @@ impl Keymap {
                     .filter(|o| o.scope == scope && o.command == b.command)
                     .map(|o| o.chord.to_string())
                     .collect();
-                rows.push((scope, keys.join(" "), b.command.describe()));
+                let text = match (b.command, scope) {
+                    (Command::Refresh, Scope::Jobs) => "refresh the jobs list",
+                    (Command::Refresh, Scope::Indexes) => "refresh indexes and modules",
+                    (command, _) => command.describe(),
+                };
+                rows.push((scope, keys.join(" "), text));
             }
         }
         rows

@@ -390,7 +390,10 @@ async fn run_console(
     let (keymap, keymap_error) = match paths.keymap.as_deref().map(std::fs::read_to_string) {
         Some(Ok(text)) => match keymap::Keymap::with_overrides(&text) {
             Ok(map) => (map, None),
-            Err(e) => (keymap::Keymap::default(), Some(e)),
+            Err(e) => (
+                keymap::Keymap::default(),
+                Some(format!("{e}; default keys used")),
+            ),
         },
         _ => (keymap::Keymap::default(), None),
     };
@@ -411,13 +414,8 @@ async fn run_console(
         forms,
         now: Instant::now(),
         lua_libs: lua_libs.unwrap_or_default(),
+        keymap_error,
     });
-    if let Some(error) = keymap_error {
-        app.status = Some(app::StatusMessage {
-            text: error,
-            error: true,
-        });
-    }
 
     let guard = TerminalGuard::enter()?;
     // Buffered: a frame goes out in one write, and crossterm's many small

@@ -76,6 +76,9 @@ pub fn layout(area: Rect) -> Areas {
 /// short terminal: the modules pane one row, the editor four lines, the
 /// form two fields, the results the last call's first lines.
 const SHORT_ROWS: [u16; 4] = [3, 6, 4, 5];
+/// Rows the focused pane keeps in a short terminal before the others get
+/// any: four lines of text inside its borders.
+const FOCUSED_ROWS: u16 = 6;
 
 /// The layout as drawn: [`layout`], except in a narrow terminal. There the
 /// focused results pane takes the whole body (a query's records or a stage
@@ -95,15 +98,39 @@ pub fn layout_for(area: Rect, focus: Pane) -> Areas {
         areas.apply = none;
         areas.results = body;
     } else if body.height < STACKED_ROWS.iter().sum() {
-        let rows: [Constraint; 4] = std::array::from_fn(|i| match PANES[i] == focus {
-            true => Constraint::Fill(1),
-            false => Constraint::Length(SHORT_ROWS[i]),
-        });
-        let [modules, editor, apply, results] = Layout::vertical(rows).areas(body);
+        let rows = short_rows(body.height, PANES.iter().position(|&p| p == focus).unwrap());
+        let [modules, editor, apply, results] =
+            Layout::vertical(rows.map(Constraint::Length)).areas(body);
         (areas.modules, areas.editor, areas.apply, areas.results) =
             (modules, editor, apply, results);
     }
     areas
+}
+
+/// Splits `height` rows among the stacked panes, the `focused`th first: it
+/// keeps [`FOCUSED_ROWS`] (all there are, when fewer), each other pane
+/// then gets its title line and, in order, its [`SHORT_ROWS`] while they
+/// fit (a pane of two rows would be borders only), and the focused pane
+/// takes what is left.
+fn short_rows(height: u16, focused: usize) -> [u16; 4] {
+    let mut rows = [0; 4];
+    rows[focused] = FOCUSED_ROWS.min(height);
+    let mut spare = height - rows[focused];
+    for i in (0..4).filter(|&i| i != focused) {
+        if spare > 0 {
+            rows[i] = 1;
+            spare -= 1;
+        }
+    }
+    for i in (0..4).filter(|&i| i != focused) {
+        let more = SHORT_ROWS[i] - 1;
+        if rows[i] == 1 && more <= spare {
+            rows[i] += more;
+            spare -= more;
+        }
+    }
+    rows[focused] += spare;
+    rows
 }
 
 /// Draws what changed since the last frame, then finishes what that frame
@@ -327,7 +354,7 @@ fn draw_hints(app: &App, frame: &mut Canvas, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn draw_help(app: &App, frame: &mut Canvas, scroll: u16) {
+fn help_lines(app: &App) -> Vec<Line<'static>> {
     let theme = app.theme;
     let mut lines = vec![
         Line::raw("Record UDFs: write the module, register it (F9), fill the form, run (F5)."),
@@ -358,18 +385,37 @@ fn draw_help(app: &App, frame: &mut Canvas, scroll: u16) {
             Span::raw(text),
         ]));
     }
-    let area = frame.area();
+    lines
+}
+
+/// The help overlay's box on a screen of `area` and its text, wrapped.
+fn help_box(app: &App, area: Rect) -> (Rect, Paragraph<'static>) {
+    let lines = help_lines(app);
     let rect = centered(
         area,
         76.min(area.width),
         (lines.len() as u16 + 2).min(area.height),
     );
+    let text = Paragraph::new(lines).wrap(Wrap { trim: false });
+    (rect, text)
+}
+
+/// How far the help scrolls on a screen of `area`: until its last line
+/// shows at the bottom of the box.
+pub fn help_scroll_limit(app: &App, area: Rect) -> u16 {
+    let (rect, text) = help_box(app, area);
+    let rows = text.line_count(rect.width.saturating_sub(2));
+    rows.saturating_sub(rect.height.saturating_sub(2) as usize) as u16
+}
+
+fn draw_help(app: &App, frame: &mut Canvas, scroll: u16) {
+    let area = frame.area();
+    let (rect, text) = help_box(app, area);
+    let scroll = scroll.min(help_scroll_limit(app, area));
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0))
-            .style(theme.base())
+        text.scroll((scroll, 0))
+            .style(app.theme.base())
             .block(Block::default().borders(Borders::ALL).title(" Help ")),
         rect,
     );

@@ -44,15 +44,32 @@ pub enum CallState {
 /// A "run N times" series of the same call.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSeries {
+    /// Runs asked for.
     pub total: u32,
+    /// Runs sent and not cancelled: one more than [`done`](Self::done)
+    /// while one is in flight.
     pub sent: u32,
     pub failed: u32,
     pub latencies: Vec<Duration>,
+    /// Stopped (Ctrl-K) before all the runs asked for were done.
+    pub cancelled: bool,
 }
 
 impl RunSeries {
     pub fn done(&self) -> u32 {
         self.latencies.len() as u32 + self.failed
+    }
+    pub fn in_flight(&self) -> bool {
+        self.done() < self.sent
+    }
+    /// What the entry's title says of the series: `×20000`, or once
+    /// cancelled how many of them ran.
+    pub fn title_mark(&self) -> String {
+        if self.cancelled {
+            format!("×{} of {}, cancelled", self.done(), self.total)
+        } else {
+            format!("×{}", self.total)
+        }
     }
     pub fn percentile(&self, p: f64) -> Option<Duration> {
         if self.latencies.is_empty() {
@@ -83,13 +100,24 @@ pub struct CallEntry {
     pub run: Option<RunView>,
     /// The query-path run's request, to save it as a test step.
     pub request: Option<Request>,
+    /// The failure's line is the registered module's, whose text is not
+    /// the editor's: the line is not marked there.
+    pub registered_differs: bool,
 }
 
 impl CallEntry {
     pub fn in_flight(&self) -> bool {
         matches!(self.state, CallState::InFlight)
-            || self.series.as_ref().is_some_and(|b| b.done() < b.total)
+            || self.series.as_ref().is_some_and(RunSeries::in_flight)
             || self.run.as_ref().is_some_and(|r| r.job_running())
+    }
+
+    /// The call as its title shows it, with a series' count.
+    pub fn title(&self) -> String {
+        match &self.series {
+            Some(series) => format!("{} {}", self.label, series.title_mark()),
+            None => self.label.clone(),
+        }
     }
 }
 
@@ -221,15 +249,34 @@ fn outcome_lines(entry: &CallEntry, width: usize, theme: Theme, out: &mut Vec<Li
             }
         }
         Ok(other) => out.push(Line::raw(format!("  {other:?}"))),
-        Err(failure) => {
-            out.push(Line::styled(format!("  {failure}"), theme.error()));
-            if let Some((module, line)) = &failure.location {
-                out.push(Line::styled(
-                    format!("  at {module} line {line}"),
-                    theme.error(),
-                ));
-            }
-        }
+        Err(failure) => failure_lines(failure, entry.registered_differs, theme, out),
+    }
+}
+
+/// A failed call's error and where in the module it happened.
+pub fn failure_lines(
+    failure: &Failure,
+    registered_differs: bool,
+    theme: Theme,
+    out: &mut Vec<Line<'static>>,
+) {
+    // A Lua traceback comes as lines, indented with tabs: one row each (a
+    // line's own newline would not show), the tabs as spaces.
+    let text = format!("{failure}").replace('\t', "  ");
+    for (i, line) in text.lines().enumerate() {
+        let indent = if i == 0 { "  " } else { "    " };
+        out.push(Line::styled(format!("{indent}{line}"), theme.error()));
+    }
+    if let Some((module, line)) = &failure.location {
+        let version = if registered_differs {
+            " (the registered version; the editor differs)"
+        } else {
+            ""
+        };
+        out.push(Line::styled(
+            format!("  at {module} line {line}{version}"),
+            theme.error(),
+        ));
     }
 }
 
@@ -248,6 +295,7 @@ impl Results {
             marked: false,
             run: None,
             request: None,
+            registered_differs: false,
         });
         self.selected = self.entries.len() - 1;
     }
@@ -300,7 +348,7 @@ impl Results {
         let json: Vec<serde_json::Value> = entries
             .into_iter()
             .map(|e| {
-                let mut item = serde_json::json!({ "call": e.label });
+                let mut item = serde_json::json!({ "call": e.title() });
                 if let CallState::Done {
                     outcome,
                     round_trip,
@@ -349,7 +397,9 @@ impl Results {
                 if let Some(b) = &e.series {
                     item["runs"] = serde_json::json!({
                         "total": b.total,
+                        "done": b.done(),
                         "failed": b.failed,
+                        "cancelled": b.cancelled,
                         "p50_ms": b.percentile(50.0).map(|d| d.as_secs_f64() * 1000.0),
                         "p99_ms": b.percentile(99.0).map(|d| d.as_secs_f64() * 1000.0),
                     });
@@ -431,7 +481,7 @@ impl Results {
             let mark = if entry.marked { "▸" } else { "#" };
             lines.push(Line::from(vec![
                 Span::styled(
-                    format!("{mark}{} {} ", entry.number, entry.label),
+                    format!("{mark}{} {} ", entry.number, entry.title()),
                     label_style,
                 ),
                 status,
@@ -440,11 +490,12 @@ impl Results {
                 let done = series.done();
                 let filled = (done as usize * 20) / series.total.max(1) as usize;
                 lines.push(Line::raw(format!(
-                    "  [{}{}] {done}/{} runs, {} failed",
+                    "  [{}{}] {done}/{} runs, {} failed{}",
                     "█".repeat(filled),
                     "░".repeat(20 - filled),
                     series.total,
-                    series.failed
+                    series.failed,
+                    if series.cancelled { ", cancelled" } else { "" }
                 )));
                 if let [Some(min), Some(p50), Some(p90), Some(p99), Some(max)] =
                     [0.0, 50.0, 90.0, 99.0, 100.0].map(|p| series.percentile(p))
@@ -473,10 +524,12 @@ impl Results {
                 None => outcome_lines(entry, width, theme, &mut lines),
             }
         }
-        // Long lines wrap: count screen rows, not lines.
-        let row_count = |line: &Line| line.width().div_ceil(width.max(1)).max(1);
-        let selected_row: usize = lines[..selected_at].iter().map(row_count).sum();
-        let total: usize = lines.iter().map(row_count).sum();
+        // Long lines wrap by words: count the screen rows that wrapping
+        // makes, so the end of the last entry can be scrolled to.
+        let wrapped = |lines: Vec<Line<'static>>| Paragraph::new(lines).wrap(Wrap { trim: false });
+        let selected_row = wrapped(lines[..selected_at].to_vec()).line_count(inner.width);
+        let paragraph = wrapped(lines);
+        let total = paragraph.line_count(inner.width);
         let rows = inner.height as usize;
         // Show the selected entry's start, and as much after it as fits.
         let scroll = if total <= rows {
@@ -484,12 +537,7 @@ impl Results {
         } else {
             selected_row.min(total - rows)
         };
-        frame.render_widget(
-            Paragraph::new(lines)
-                .wrap(Wrap { trim: false })
-                .scroll((scroll as u16, 0)),
-            inner,
-        );
+        frame.render_widget(paragraph.scroll((scroll as u16, 0)), inner);
     }
 }
 
@@ -507,6 +555,7 @@ mod tests {
                 .iter()
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
+            ..RunSeries::default()
         };
         assert_eq!(series.percentile(50.0), Some(Duration::from_millis(2)));
         assert_eq!(series.percentile(99.0), Some(Duration::from_millis(100)));

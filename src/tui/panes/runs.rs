@@ -6,11 +6,11 @@
 use aerospike::Value;
 use ratatui::text::{Line, Span};
 
-use crate::client::{BatchRow, JobInfo, Outcome, RecordView};
+use crate::client::{BatchRow, Failure, JobInfo, Outcome, RecordView};
 use crate::sandbox::server::info::{StreamReport, level_text};
 use crate::tui::literal;
 use crate::tui::panes::cut;
-use crate::tui::panes::results::{CallEntry, CallState, TimeFormat};
+use crate::tui::panes::results::{self, CallEntry, CallState, TimeFormat};
 use crate::tui::theme::Theme;
 
 /// Rows of a list shown at once (folded; expanded shows [`ROWS_EXPANDED`]).
@@ -136,11 +136,11 @@ pub fn lines(
     let ok = outcome.and_then(|o| o.as_ref().ok());
     match &run.detail {
         Detail::Aggregate(view) => {
-            aggregate_lines(view, ok, run.scroll, page, width, theme, time, out)
+            aggregate_lines(view, outcome, run.scroll, page, width, theme, time, out)
         }
         Detail::Background(job) => job_lines(job, width, theme, out),
         Detail::Query(records) => {
-            query_lines(records, ok, run.scroll, page, width, theme, time, out)
+            query_lines(records, outcome, run.scroll, page, width, theme, time, out)
         }
         Detail::Batch => {
             if let Some(Outcome::BatchApplied(rows)) = ok {
@@ -149,13 +149,7 @@ pub fn lines(
         }
     }
     if let Some(Err(failure)) = outcome {
-        out.push(Line::styled(format!("  {failure}"), theme.error()));
-        if let Some((module, line)) = &failure.location {
-            out.push(Line::styled(
-                format!("  at {module} line {line}"),
-                theme.error(),
-            ));
-        }
+        results::failure_lines(failure, entry.registered_differs, theme, out);
     }
 }
 
@@ -173,28 +167,30 @@ fn window_line(scroll: usize, shown: usize, total: usize, theme: Theme) -> Optio
     })
 }
 
-/// "12 values so far…" while streaming, "1 value · 3.2ms" when done.
+/// "12 values so far…" while streaming, "1 value · 3.2ms" when done,
+/// "12 values received" when it failed or was cancelled.
 fn count_line(
     count: u64,
     noun: (&str, &str),
-    done: Option<&Outcome>,
+    outcome: Option<&Result<Outcome, Failure>>,
     theme: Theme,
     time: TimeFormat,
 ) -> Line<'static> {
     let word = |n: u64| if n == 1 { noun.0 } else { noun.1 };
-    match done {
-        Some(Outcome::Streamed { count, elapsed }) => Line::styled(
+    match outcome {
+        Some(Ok(Outcome::Streamed { count, elapsed })) => Line::styled(
             format!("  {count} {} · {}", word(*count), time(*elapsed)),
             theme.accent(),
         ),
-        _ => Line::styled(format!("  {count} {} so far…", word(count)), theme.warn()),
+        None => Line::styled(format!("  {count} {} so far…", word(count)), theme.warn()),
+        Some(_) => Line::styled(format!("  {count} {} received", word(count)), theme.dim()),
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn aggregate_lines(
     view: &AggregateView,
-    done: Option<&Outcome>,
+    outcome: Option<&Result<Outcome, Failure>>,
     scroll: usize,
     page: usize,
     width: usize,
@@ -203,7 +199,13 @@ fn aggregate_lines(
     out: &mut Vec<Line<'static>>,
 ) {
     let received = view.values.len() as u64 + view.dropped;
-    out.push(count_line(received, ("value", "values"), done, theme, time));
+    out.push(count_line(
+        received,
+        ("value", "values"),
+        outcome,
+        theme,
+        time,
+    ));
     let shown: Vec<&Value> = view.values.iter().skip(scroll).take(page).collect();
     for value in &shown {
         let (text, _) = literal::fold(value, width.saturating_sub(6).max(8));
@@ -220,7 +222,8 @@ fn aggregate_lines(
             out.push(Line::styled(format!("  stage view: {why}"), theme.dim()))
         }
         Stages::Ready(report) => {
-            stage_lines(report, received, done.is_some(), page, width, theme, out)
+            let finished = outcome.is_some_and(|o| o.is_ok());
+            stage_lines(report, received, finished, page, width, theme, out)
         }
     }
 }
@@ -363,7 +366,7 @@ fn key_text(key: &Option<Value>, digest: &[u8; 20]) -> String {
 #[allow(clippy::too_many_arguments)]
 fn query_lines(
     records: &[QueryRow],
-    done: Option<&Outcome>,
+    outcome: Option<&Result<Outcome, Failure>>,
     scroll: usize,
     page: usize,
     width: usize,
@@ -371,11 +374,17 @@ fn query_lines(
     time: TimeFormat,
     out: &mut Vec<Line<'static>>,
 ) {
-    let count = match done {
-        Some(Outcome::Streamed { count, .. }) => *count,
+    let count = match outcome {
+        Some(Ok(Outcome::Streamed { count, .. })) => *count,
         _ => records.len() as u64,
     };
-    out.push(count_line(count, ("record", "records"), done, theme, time));
+    out.push(count_line(
+        count,
+        ("record", "records"),
+        outcome,
+        theme,
+        time,
+    ));
     let shown: Vec<&QueryRow> = records.iter().skip(scroll).take(page).collect();
     for row in &shown {
         let bins: Vec<String> = row
