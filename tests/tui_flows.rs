@@ -1247,8 +1247,9 @@ fn a_jump_into_a_long_module_highlights_in_short_updates_back_to_back() {
     }
     assert!(updates > 5, "{updates} updates");
     assert!(frames <= 2, "{frames} frames for {updates} updates");
+    // Ctrl-End is at the end of the last line.
     let screen = console.screen();
-    assert!(screen.contains("local v5999"), "{screen}");
+    assert!(screen.contains("-- note 5999"), "{screen}");
     assert!(!console.app.animating());
     assert!(
         console
@@ -1288,4 +1289,31 @@ fn an_action_that_changes_nothing_draws_only_while_a_call_is_in_flight() {
     assert_eq!(console.app.damage(), Damage::All, "the spinner moves");
     // Debug builds check the frame against a whole one.
     assert_eq!(drawn(&mut console), 1);
+}
+
+#[test]
+fn ctrl_home_and_ctrl_end_go_to_the_start_and_the_end_of_the_module() {
+    let mut console = Console::new(120, 40);
+    let (last, end) = (9, "end".len());
+    let from_the_middle = |console: &mut Console, modifiers: KeyModifiers, code: KeyCode| {
+        console.app.editor.goto(3, 6);
+        assert_eq!(console.app.editor.cursor(), (2, 5));
+        console.act(Action::Key(KeyEvent::new(code, modifiers)));
+        console.app.editor.cursor()
+    };
+    let ctrl = KeyModifiers::CONTROL;
+    assert_eq!(from_the_middle(&mut console, ctrl, KeyCode::Home), (0, 0));
+    assert_eq!(
+        from_the_middle(&mut console, ctrl, KeyCode::End),
+        (last, end)
+    );
+    let alt = KeyModifiers::ALT;
+    assert_eq!(
+        from_the_middle(&mut console, alt, KeyCode::Char('<')),
+        (0, 0)
+    );
+    assert_eq!(
+        from_the_middle(&mut console, alt, KeyCode::Char('>')),
+        (last, end)
+    );
 }
