@@ -90,6 +90,8 @@ pub enum Pending {
         source: String,
     },
     OpenFile(PathBuf),
+    /// Load the `n`th sample, its module replacing the unsaved buffer.
+    LoadSample(usize),
     Recover {
         text: String,
         path: Option<PathBuf>,
@@ -727,6 +729,7 @@ impl App {
             }
             Pending::OpenModule { name, source } => self.open_source(name, source),
             Pending::OpenFile(path) => effects.push(Effect::LoadFile(path)),
+            Pending::LoadSample(index) => self.start_sample_load(index, effects),
             Pending::Recover { text, path } => {
                 let module = path
                     .as_deref()
