@@ -1317,3 +1317,122 @@ fn ctrl_home_and_ctrl_end_go_to_the_start_and_the_end_of_the_module() {
         (last, end)
     );
 }
+
+/// The editor's saves asked for so far.
+fn saves(console: &Console) -> Vec<(std::path::PathBuf, String)> {
+    console
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SaveFile { path, text, .. } => Some((path.clone(), text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The question on screen, if one is asked.
+fn question(console: &Console) -> Option<String> {
+    match &console.app.overlay {
+        Some(Overlay::Confirm { question, .. }) => Some(question.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn save_as_asks_before_writing_over_an_existing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("counter.lua");
+    std::fs::write(&theirs, "-- theirs\n").unwrap();
+    let mut console = Console::connected();
+    console.type_text("-- mine ");
+    console.ctrl('s');
+    console.ctrl('u');
+    console.type_text(theirs.to_str().unwrap());
+    console.key(KeyCode::Enter);
+    let expected = format!("{} exists: overwrite? (y/n)", theirs.display());
+    assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
+    assert!(saves(&console).is_empty(), "nothing written before a yes");
+    // No: nothing written, the buffer and its name as they were.
+    console.key(KeyCode::Char('n'));
+    assert!(saves(&console).is_empty());
+    assert_eq!(console.app.editor.path, None);
+    assert!(console.app.editor.contents().starts_with("-- mine"));
+    assert!(console.app.editor.dirty());
+    // Yes writes it, and the file is the buffer's from then on.
+    console.ctrl('s');
+    console.ctrl('u');
+    console.type_text(theirs.to_str().unwrap());
+    console.key(KeyCode::Enter);
+    console.key(KeyCode::Char('y'));
+    let written = saves(&console);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].0, theirs);
+    assert!(written[0].1.starts_with("-- mine"));
+    let Some(Effect::SaveFile { path, version, .. }) = console.effects.pop() else {
+        panic!("the save is the last effect")
+    };
+    console.act(Action::FileSaved {
+        path,
+        version,
+        result: Ok(()),
+    });
+    console.type_text("x");
+    console.ctrl('s');
+    assert_eq!(
+        question(&console),
+        None,
+        "its own file saves without asking"
+    );
+    assert!(
+        matches!(console.effects.last(), Some(Effect::SaveFile { path, .. }) if *path == theirs)
+    );
+}
+
+/// Removes a file when dropped (a test's file outside a temporary folder).
+struct Removed(std::path::PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_module_whose_file_appeared_after_it_was_opened_asks_before_saving_over_it() {
+    // A module opened from the server is saved next to the console, in a
+    // file of its name that did not exist when it was opened.
+    let name = format!("asudf-test-appeared-{}.lua", std::process::id());
+    let mut console = Console::connected();
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(vec![ModuleInfo {
+            name: name.clone(),
+            hash: "h".into(),
+        }])),
+    );
+    console.answer(
+        |r| matches!(r, Request::GetModule { .. }),
+        Ok(Outcome::Module {
+            name: name.clone(),
+            source: "function hello(rec)\nend\n".into(),
+        }),
+    );
+    console.alt('1');
+    console.key(KeyCode::Enter);
+    let file = std::env::current_dir().unwrap().join(&name);
+    assert_eq!(console.app.editor.path.as_ref(), Some(&file));
+
+    let _removed = Removed(file.clone());
+    std::fs::write(&file, "-- someone else's\n").unwrap();
+    console.type_text("-- mine ");
+    console.ctrl('s');
+    let expected = format!("{} exists: overwrite? (y/n)", file.display());
+    assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
+    console.key(KeyCode::Char('n'));
+    assert!(saves(&console).is_empty());
+    assert!(console.app.editor.contents().starts_with("-- mine"));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "-- someone else's\n"
+    );
+}

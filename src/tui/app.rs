@@ -90,6 +90,8 @@ pub enum Pending {
         source: String,
     },
     OpenFile(PathBuf),
+    /// Write the buffer over a file it does not know.
+    Overwrite(PathBuf),
     /// Load the `n`th sample, its module replacing the unsaved buffer.
     LoadSample(usize),
     Recover {
@@ -511,6 +513,7 @@ impl App {
                     {
                         // Edits made while it was written stay unsaved.
                         self.editor.mark_saved(version);
+                        self.editor.owns_file = true;
                     }
                     let left_out = match self.saving_test.take() {
                         Some((file, n)) if file == path && n > 0 => {
@@ -730,6 +733,7 @@ impl App {
             Pending::OpenModule { name, source } => self.open_source(name, source),
             Pending::OpenFile(path) => effects.push(Effect::LoadFile(path)),
             Pending::LoadSample(index) => self.start_sample_load(index, effects),
+            Pending::Overwrite(path) => self.write_editor(path, effects),
             Pending::Recover { text, path } => {
                 let module = path
                     .as_deref()
@@ -762,13 +766,7 @@ impl App {
                     effects.push(Effect::LoadFile(path));
                 }
             }
-            PromptKind::SaveAs => {
-                let path = PathBuf::from(text);
-                self.editor.module = module_name_for(&path);
-                self.editor.path = Some(path.clone());
-                self.diagnostics.changed(self.now);
-                self.save_editor(path, effects);
-            }
+            PromptKind::SaveAs => self.save_editor(PathBuf::from(text), effects),
             PromptKind::Search => match self.editor.search(&text) {
                 Ok(true) => self.say(format!("found /{text}/")),
                 Ok(false) => self.complain(format!("/{text}/ not found")),
@@ -804,9 +802,29 @@ impl App {
         self.recovery_due = self.editor.dirty().then(|| self.now + RECOVERY_DELAY);
     }
 
-    /// Writes the buffer to `path`; when that is done the text as it is
-    /// now counts as saved.
+    /// Saves the buffer to `path`, asking first when a file there is not
+    /// one the buffer was loaded from or saved to.
     fn save_editor(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
+        let ours = self.editor.owns_file && self.editor.path.as_ref() == Some(&path);
+        // Ctrl-S is rare and asks the file system once: the question comes
+        // before anything is written.
+        if !ours && path.exists() {
+            let question = format!("{} exists: overwrite? (y/n)", path.display());
+            self.ask(question, Pending::Overwrite(path));
+            return;
+        }
+        self.write_editor(path, effects);
+    }
+
+    /// Writes the buffer to `path`, from now its file (and module name);
+    /// when that is done the text as it is now counts as saved.
+    fn write_editor(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
+        if self.editor.path.as_ref() != Some(&path) {
+            self.editor.module = module_name_for(&path);
+            self.editor.path = Some(path.clone());
+            self.editor.owns_file = false;
+            self.diagnostics.changed(self.now);
+        }
         effects.push(Effect::SaveFile {
             path,
             text: self.editor.contents(),

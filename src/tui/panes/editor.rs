@@ -37,6 +37,10 @@ pub struct Editor {
     text: Buffer,
     /// Where Ctrl-S writes; `None` until the buffer has a file.
     pub path: Option<PathBuf>,
+    /// The buffer was loaded from `path` or last saved to it; false when
+    /// it only names it (a module opened from the server), and a file
+    /// there is someone else's.
+    pub owns_file: bool,
     /// The module name the buffer registers as (`counter.lua`).
     pub module: String,
     /// The version of the text (`Buffer::version`) the file holds; `None`
@@ -76,6 +80,7 @@ impl Editor {
         Editor {
             saved_version: Some(text.version()),
             text,
+            owns_file: path.is_some(),
             path,
             module,
             edits: 0,
@@ -93,6 +98,7 @@ impl Editor {
     /// Replaces the buffer (open a file or a module's source).
     pub fn load(&mut self, text: &str, path: Option<PathBuf>, module: String) {
         self.text = Buffer::new(text);
+        self.owns_file = path.is_some();
         self.path = path;
         self.module = module;
         self.saved_version = Some(self.text.version());
