@@ -7,7 +7,7 @@ use aerospike::Value;
 use asudf::client::{
     ConnectionState, Event, Failure, FailureKind, ModuleInfo, Outcome, RecordView, Request, UdfLog,
 };
-use asudf::tui::app::{App, Effect, Overlay, Pane, StartOptions};
+use asudf::tui::app::{App, Effect, Overlay, Pane, Recovered, StartOptions};
 use asudf::tui::panes::apply::FormKind;
 use asudf::tui::{Action, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -129,7 +129,7 @@ fn printable_keys_type_in_text_and_command_outside() {
     console.key(KeyCode::Char('y'));
     assert!(console.quit_requested());
     assert!(console.effects.iter().any(
-        |e| matches!(e, Effect::WriteRecovery { text, .. } if text.starts_with("q?  function"))
+        |e| matches!(e, Effect::WriteRecovery(copy) if copy.text.starts_with("q?  function"))
     ));
 }
 
@@ -418,7 +418,7 @@ fn recovery_writes(console: &Console) -> usize {
     console
         .effects
         .iter()
-        .filter(|e| matches!(e, Effect::WriteRecovery { .. }))
+        .filter(|e| matches!(e, Effect::WriteRecovery(_)))
         .count()
 }
 
@@ -513,7 +513,11 @@ fn a_save_counts_the_text_it_wrote_not_edits_made_while_writing() {
 #[test]
 fn recovered_buffer_is_offered_on_start() {
     let mut options = StartOptions::sample("sandbox");
-    options.recovered = Some(("function kept(rec) end\n".into(), None));
+    options.recovered = Some(Recovered {
+        text: "function kept(rec) end\n".into(),
+        path: None,
+        base: None,
+    });
     let mut app = App::new(options);
     assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
     app.update(Action::Key(KeyEvent::new(
@@ -1368,9 +1372,15 @@ fn save_as_asks_before_writing_over_an_existing_file() {
     assert_eq!(written.len(), 1);
     assert_eq!(written[0].0, theirs);
     assert!(written[0].1.starts_with("-- mine"));
-    let Some(Effect::SaveFile { path, version, .. }) = console.effects.pop() else {
+    let Some(Effect::SaveFile {
+        path,
+        text,
+        version,
+    }) = console.effects.pop()
+    else {
         panic!("the save is the last effect")
     };
+    std::fs::write(&path, text).unwrap(); // as the run loop does
     console.act(Action::FileSaved {
         path,
         version,
@@ -1435,4 +1445,98 @@ fn a_module_whose_file_appeared_after_it_was_opened_asks_before_saving_over_it()
         std::fs::read_to_string(&file).unwrap(),
         "-- someone else's\n"
     );
+}
+
+#[test]
+fn a_save_asks_when_the_file_changed_on_disk_since_it_was_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work.lua");
+    std::fs::write(&work, "local a = 1\n").unwrap();
+    let mut console = Console::connected();
+    console.open_file(work.to_str().unwrap(), "local a = 1\n");
+    // Written from outside, then a key typed and Ctrl-S.
+    std::fs::write(&work, "local a = 1\n-- external\n").unwrap();
+    console.type_text("b");
+    console.ctrl('s');
+    let expected = format!(
+        "{} changed on disk since it was opened: overwrite? (y/n)",
+        work.display()
+    );
+    assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
+    console.key(KeyCode::Char('n'));
+    assert!(saves(&console).is_empty(), "no writes nothing");
+    assert_eq!(console.app.editor.contents(), "blocal a = 1\n");
+    assert!(console.app.editor.dirty());
+
+    // Yes writes it; what it wrote is what the file holds from then on.
+    console.ctrl('s');
+    console.key(KeyCode::Char('y'));
+    let Some(Effect::SaveFile {
+        path,
+        text,
+        version,
+    }) = console.effects.pop()
+    else {
+        panic!("yes saves")
+    };
+    std::fs::write(&path, &text).unwrap();
+    console.act(Action::FileSaved {
+        path,
+        version,
+        result: Ok(()),
+    });
+    console.type_text("c");
+    console.ctrl('s');
+    assert_eq!(question(&console), None, "unchanged since the save");
+    assert!(matches!(
+        console.effects.last(),
+        Some(Effect::SaveFile { .. })
+    ));
+}
+
+#[test]
+fn a_recovered_buffer_asks_before_saving_over_a_file_changed_since_its_edits_began() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work.lua");
+    std::fs::write(&work, "local a = 1\n").unwrap();
+    // Edited, and quit keeping the recovery copy.
+    let mut console = Console::connected();
+    console.open_file(work.to_str().unwrap(), "local a = 1\n");
+    console.type_text("b");
+    console.ctrl('c');
+    console.key(KeyCode::Char('y'));
+    let Some(Effect::WriteRecovery(copy)) = console
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::WriteRecovery(_)))
+        .cloned()
+    else {
+        panic!("a recovery copy: {:?}", console.effects)
+    };
+    let copy_file = dir.path().join("recovery.json");
+    std::fs::write(&copy_file, asudf::tui::recovery_json(&copy)).unwrap();
+
+    // The next start offers the copy; a yes, then Ctrl-S.
+    let start = |disk: &str| {
+        std::fs::write(&work, disk).unwrap();
+        let mut options = StartOptions::sample("sandbox");
+        (options.text, options.path) = (disk.to_string(), Some(work.clone()));
+        options.recovered = asudf::tui::read_recovery(&copy_file);
+        let mut console = Console::starting(120, 40, options);
+        console.key(KeyCode::Char('y'));
+        assert_eq!(console.app.editor.contents(), "blocal a = 1\n");
+        console.ctrl('s');
+        console
+    };
+    let unchanged = start("local a = 1\n");
+    assert_eq!(question(&unchanged), None);
+    assert_eq!(saves(&unchanged).len(), 1);
+
+    let changed = start("local a = 1\n-- external\n");
+    let expected = format!(
+        "{} changed on disk since it was opened: overwrite? (y/n)",
+        work.display()
+    );
+    assert_eq!(question(&changed).as_deref(), Some(expected.as_str()));
+    assert!(saves(&changed).is_empty());
 }

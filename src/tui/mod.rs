@@ -66,12 +66,13 @@ impl Paths {
 }
 
 /// Reads the recovery copy left by an earlier session.
-pub fn read_recovery(path: &Path) -> Option<(String, Option<PathBuf>)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let buffer = json.get("text")?.as_str()?.to_string();
-    let file = json.get("path").and_then(|p| p.as_str()).map(PathBuf::from);
-    Some((buffer, file))
+pub fn read_recovery(path: &Path) -> Option<app::Recovered> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The recovery copy as [`read_recovery`] reads it.
+pub fn recovery_json(recovered: &app::Recovered) -> String {
+    serde_json::to_string(recovered).unwrap_or_default()
 }
 
 /// What performing effects produced.
@@ -214,10 +215,9 @@ impl Driver {
                         result,
                     });
                 }
-                Effect::WriteRecovery { text, path } => {
+                Effect::WriteRecovery(recovered) => {
                     if let Some(file) = &self.recovery {
-                        let contents =
-                            move || serde_json::json!({ "path": path, "text": text }).to_string();
+                        let contents = move || recovery_json(&recovered);
                         let _ = self
                             .chores
                             .send(Chore::Write(file.clone(), Box::new(contents)));
@@ -579,6 +579,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A recovery copy of an earlier version (no `base`) is still offered;
+    /// one written now reads back as it was.
+    #[test]
+    fn recovery_copies_read_back_old_and_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("recovery.json");
+        std::fs::write(&file, r#"{"path":"work.lua","text":"local a\n"}"#).unwrap();
+        let old = read_recovery(&file).expect("an old copy reads");
+        assert_eq!((old.text.as_str(), old.base), ("local a\n", None));
+        let copy = app::Recovered {
+            base: Some(panes::editor::fingerprint(b"local a\n")),
+            ..old
+        };
+        std::fs::write(&file, recovery_json(&copy)).unwrap();
+        assert_eq!(read_recovery(&file), Some(copy));
+    }
 
     /// The panic hook ends the console only for panics in its own code: the
     /// mark is set while the console's future runs and not while another
