@@ -21,6 +21,7 @@ pub mod ui;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -31,7 +32,7 @@ use crossterm::event::{
     PushKeyboardEnhancementFlags,
 };
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use futures::{Stream, StreamExt};
 use ratatui::backend::{Backend, CrosstermBackend};
@@ -280,18 +281,33 @@ pub fn terminal_action(event: TermEvent) -> Option<Action> {
     }
 }
 
+/// Set while the console holds the alternate screen.
+static ON_ALTERNATE_SCREEN: AtomicBool = AtomicBool::new(false);
+
 /// Puts the terminal back as it was; safe to call more than once.
 fn restore_terminal() {
-    let mut out = std::io::stdout();
-    let _ = crossterm::execute!(
+    let on_alternate_screen = ON_ALTERNATE_SCREEN.swap(false, Ordering::SeqCst);
+    let _ = write_restore(&mut std::io::stdout(), on_alternate_screen);
+    let _ = disable_raw_mode();
+}
+
+/// Writes what puts the terminal back. The alternate screen is cleared
+/// before it is left: tmux (3.3) otherwise puts rows drawn wider than the
+/// terminal was when the console started (after a resize) on the normal
+/// screen above the shell's prompt. Only then: cleared off it, the
+/// normal screen would lose what it shows.
+fn write_restore(out: &mut impl Write, on_alternate_screen: bool) -> std::io::Result<()> {
+    if on_alternate_screen {
+        crossterm::queue!(out, Clear(ClearType::All))?;
+    }
+    crossterm::execute!(
         out,
         PopKeyboardEnhancementFlags,
         DisableBracketedPaste,
         DisableMouseCapture,
         LeaveAlternateScreen,
         crossterm::cursor::Show
-    );
-    let _ = disable_raw_mode();
+    )
 }
 
 thread_local! {
@@ -332,6 +348,7 @@ impl TerminalGuard {
         }));
         enable_raw_mode().context("the console needs a terminal")?;
         let guard = TerminalGuard;
+        ON_ALTERNATE_SCREEN.store(true, Ordering::SeqCst);
         crossterm::execute!(
             std::io::stdout(),
             EnterAlternateScreen,
@@ -579,6 +596,28 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Leaving, the alternate screen is cleared first (tmux puts rows
+    /// left on it after a resize on the normal screen), and only then.
+    #[test]
+    fn the_alternate_screen_is_cleared_before_it_is_left() {
+        let mut leaving = Vec::new();
+        write_restore(&mut leaving, true).unwrap();
+        let leaving = String::from_utf8(leaving).unwrap();
+        let (clear, leave) = ("\x1b[2J", "\x1b[?1049l");
+        let cleared = leaving.find(clear).expect("a clear");
+        assert!(
+            cleared < leaving.find(leave).expect("a leave"),
+            "{leaving:?}"
+        );
+        let mut again = Vec::new();
+        write_restore(&mut again, false).unwrap();
+        let again = String::from_utf8(again).unwrap();
+        assert!(
+            !again.contains(clear),
+            "the normal screen is kept: {again:?}"
+        );
+    }
 
     /// A recovery copy of an earlier version (no `base`) is still offered;
     /// one written now reads back as it was.
