@@ -7,7 +7,7 @@ use aerospike::Value;
 use asudf::client::{
     ConnectionState, Event, Failure, FailureKind, ModuleInfo, Outcome, RecordView, Request, UdfLog,
 };
-use asudf::tui::app::{App, Effect, Overlay, Pane, StartOptions};
+use asudf::tui::app::{App, Effect, Overlay, Pane, Recovered, StartOptions};
 use asudf::tui::keymap::Keymap;
 use asudf::tui::panes::apply::FormKind;
 use asudf::tui::{Action, ui};
@@ -158,7 +158,7 @@ fn printable_keys_type_in_text_and_command_outside() {
     console.key(KeyCode::Char('y'));
     assert!(console.quit_requested());
     assert!(console.effects.iter().any(
-        |e| matches!(e, Effect::WriteRecovery { text, .. } if text.starts_with("q?  function"))
+        |e| matches!(e, Effect::WriteRecovery(copy) if copy.text.starts_with("q?  function"))
     ));
 }
 
@@ -590,7 +590,7 @@ fn recovery_writes(console: &Console) -> usize {
     console
         .effects
         .iter()
-        .filter(|e| matches!(e, Effect::WriteRecovery { .. }))
+        .filter(|e| matches!(e, Effect::WriteRecovery(_)))
         .count()
 }
 
@@ -685,7 +685,11 @@ fn a_save_counts_the_text_it_wrote_not_edits_made_while_writing() {
 #[test]
 fn recovered_buffer_is_offered_on_start() {
     let mut options = StartOptions::sample("sandbox");
-    options.recovered = Some(("function kept(rec) end\n".into(), None));
+    options.recovered = Some(Recovered {
+        text: "function kept(rec) end\n".into(),
+        path: None,
+        base: None,
+    });
     let mut app = App::new(options);
     assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
     app.update(Action::Key(KeyEvent::new(
@@ -1481,8 +1485,9 @@ fn a_jump_into_a_long_module_highlights_in_short_updates_back_to_back() {
     }
     assert!(updates > 5, "{updates} updates");
     assert!(frames <= 2, "{frames} frames for {updates} updates");
+    // Ctrl-End is at the end of the last line.
     let screen = console.screen();
-    assert!(screen.contains("local v5999"), "{screen}");
+    assert!(screen.contains("-- note 5999"), "{screen}");
     assert!(!console.app.animating());
     assert!(
         console
@@ -1522,4 +1527,250 @@ fn an_action_that_changes_nothing_draws_only_while_a_call_is_in_flight() {
     assert_eq!(console.app.damage(), Damage::All, "the spinner moves");
     // Debug builds check the frame against a whole one.
     assert_eq!(drawn(&mut console), 1);
+}
+
+#[test]
+fn ctrl_home_and_ctrl_end_go_to_the_start_and_the_end_of_the_module() {
+    let mut console = Console::new(120, 40);
+    let (last, end) = (9, "end".len());
+    let from_the_middle = |console: &mut Console, modifiers: KeyModifiers, code: KeyCode| {
+        console.app.editor.goto(3, 6);
+        assert_eq!(console.app.editor.cursor(), (2, 5));
+        console.act(Action::Key(KeyEvent::new(code, modifiers)));
+        console.app.editor.cursor()
+    };
+    let ctrl = KeyModifiers::CONTROL;
+    assert_eq!(from_the_middle(&mut console, ctrl, KeyCode::Home), (0, 0));
+    assert_eq!(
+        from_the_middle(&mut console, ctrl, KeyCode::End),
+        (last, end)
+    );
+    let alt = KeyModifiers::ALT;
+    assert_eq!(
+        from_the_middle(&mut console, alt, KeyCode::Char('<')),
+        (0, 0)
+    );
+    assert_eq!(
+        from_the_middle(&mut console, alt, KeyCode::Char('>')),
+        (last, end)
+    );
+}
+
+/// The editor's saves asked for so far.
+fn saves(console: &Console) -> Vec<(std::path::PathBuf, String)> {
+    console
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SaveFile { path, text, .. } => Some((path.clone(), text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The question on screen, if one is asked.
+fn question(console: &Console) -> Option<String> {
+    match &console.app.overlay {
+        Some(Overlay::Confirm { question, .. }) => Some(question.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn save_as_asks_before_writing_over_an_existing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = dir.path().join("counter.lua");
+    std::fs::write(&theirs, "-- theirs\n").unwrap();
+    let mut console = Console::connected();
+    console.type_text("-- mine ");
+    console.ctrl('s');
+    console.ctrl('u');
+    console.type_text(theirs.to_str().unwrap());
+    console.key(KeyCode::Enter);
+    let expected = format!("{} exists: overwrite? (y/n)", theirs.display());
+    assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
+    assert!(saves(&console).is_empty(), "nothing written before a yes");
+    // No: nothing written, the buffer and its name as they were.
+    console.key(KeyCode::Char('n'));
+    assert!(saves(&console).is_empty());
+    assert_eq!(console.app.editor.path, None);
+    assert!(console.app.editor.contents().starts_with("-- mine"));
+    assert!(console.app.editor.dirty());
+    // Yes writes it, and the file is the buffer's from then on.
+    console.ctrl('s');
+    console.ctrl('u');
+    console.type_text(theirs.to_str().unwrap());
+    console.key(KeyCode::Enter);
+    console.key(KeyCode::Char('y'));
+    let written = saves(&console);
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].0, theirs);
+    assert!(written[0].1.starts_with("-- mine"));
+    let Some(Effect::SaveFile {
+        path,
+        text,
+        version,
+    }) = console.effects.pop()
+    else {
+        panic!("the save is the last effect")
+    };
+    std::fs::write(&path, text).unwrap(); // as the run loop does
+    console.act(Action::FileSaved {
+        path,
+        version,
+        result: Ok(()),
+    });
+    console.type_text("x");
+    console.ctrl('s');
+    assert_eq!(
+        question(&console),
+        None,
+        "its own file saves without asking"
+    );
+    assert!(
+        matches!(console.effects.last(), Some(Effect::SaveFile { path, .. }) if *path == theirs)
+    );
+}
+
+/// Removes a file when dropped (a test's file outside a temporary folder).
+struct Removed(std::path::PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_module_whose_file_appeared_after_it_was_opened_asks_before_saving_over_it() {
+    // A module opened from the server is saved next to the console, in a
+    // file of its name that did not exist when it was opened.
+    let name = format!("asudf-test-appeared-{}.lua", std::process::id());
+    let mut console = Console::connected();
+    console.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(vec![ModuleInfo {
+            name: name.clone(),
+            hash: "h".into(),
+        }])),
+    );
+    console.answer(
+        |r| matches!(r, Request::GetModule { .. }),
+        Ok(Outcome::Module {
+            name: name.clone(),
+            source: "function hello(rec)\nend\n".into(),
+        }),
+    );
+    console.alt('1');
+    console.key(KeyCode::Enter);
+    let file = std::env::current_dir().unwrap().join(&name);
+    assert_eq!(console.app.editor.path.as_ref(), Some(&file));
+
+    let _removed = Removed(file.clone());
+    std::fs::write(&file, "-- someone else's\n").unwrap();
+    console.type_text("-- mine ");
+    console.ctrl('s');
+    let expected = format!("{} exists: overwrite? (y/n)", file.display());
+    assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
+    console.key(KeyCode::Char('n'));
+    assert!(saves(&console).is_empty());
+    assert!(console.app.editor.contents().starts_with("-- mine"));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "-- someone else's\n"
+    );
+}
+
+#[test]
+fn a_save_asks_when_the_file_changed_on_disk_since_it_was_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work.lua");
+    std::fs::write(&work, "local a = 1\n").unwrap();
+    let mut console = Console::connected();
+    console.open_file(work.to_str().unwrap(), "local a = 1\n");
+    // Written from outside, then a key typed and Ctrl-S.
+    std::fs::write(&work, "local a = 1\n-- external\n").unwrap();
+    console.type_text("b");
+    console.ctrl('s');
+    let expected = format!(
+        "{} changed on disk since it was opened: overwrite? (y/n)",
+        work.display()
+    );
+    assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
+    console.key(KeyCode::Char('n'));
+    assert!(saves(&console).is_empty(), "no writes nothing");
+    assert_eq!(console.app.editor.contents(), "blocal a = 1\n");
+    assert!(console.app.editor.dirty());
+
+    // Yes writes it; what it wrote is what the file holds from then on.
+    console.ctrl('s');
+    console.key(KeyCode::Char('y'));
+    let Some(Effect::SaveFile {
+        path,
+        text,
+        version,
+    }) = console.effects.pop()
+    else {
+        panic!("yes saves")
+    };
+    std::fs::write(&path, &text).unwrap();
+    console.act(Action::FileSaved {
+        path,
+        version,
+        result: Ok(()),
+    });
+    console.type_text("c");
+    console.ctrl('s');
+    assert_eq!(question(&console), None, "unchanged since the save");
+    assert!(matches!(
+        console.effects.last(),
+        Some(Effect::SaveFile { .. })
+    ));
+}
+
+#[test]
+fn a_recovered_buffer_asks_before_saving_over_a_file_changed_since_its_edits_began() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work.lua");
+    std::fs::write(&work, "local a = 1\n").unwrap();
+    // Edited, and quit keeping the recovery copy.
+    let mut console = Console::connected();
+    console.open_file(work.to_str().unwrap(), "local a = 1\n");
+    console.type_text("b");
+    console.ctrl('c');
+    console.key(KeyCode::Char('y'));
+    let Some(Effect::WriteRecovery(copy)) = console
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::WriteRecovery(_)))
+        .cloned()
+    else {
+        panic!("a recovery copy: {:?}", console.effects)
+    };
+    let copy_file = dir.path().join("recovery.json");
+    std::fs::write(&copy_file, asudf::tui::recovery_json(&copy)).unwrap();
+
+    // The next start offers the copy; a yes, then Ctrl-S.
+    let start = |disk: &str| {
+        std::fs::write(&work, disk).unwrap();
+        let mut options = StartOptions::sample("sandbox");
+        (options.text, options.path) = (disk.to_string(), Some(work.clone()));
+        options.recovered = asudf::tui::read_recovery(&copy_file);
+        let mut console = Console::starting(120, 40, options);
+        console.key(KeyCode::Char('y'));
+        assert_eq!(console.app.editor.contents(), "blocal a = 1\n");
+        console.ctrl('s');
+        console
+    };
+    let unchanged = start("local a = 1\n");
+    assert_eq!(question(&unchanged), None);
+    assert_eq!(saves(&unchanged).len(), 1);
+
+    let changed = start("local a = 1\n-- external\n");
+    let expected = format!(
+        "{} changed on disk since it was opened: overwrite? (y/n)",
+        work.display()
+    );
+    assert_eq!(question(&changed).as_deref(), Some(expected.as_str()));
+    assert!(saves(&changed).is_empty());
 }

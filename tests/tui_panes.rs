@@ -278,8 +278,33 @@ fn loading_a_sample_registers_writes_indexes_and_fills_the_form() {
 fn a_sample_asks_before_replacing_unsaved_edits() {
     let mut console = console(120, 40, Vec::new());
     console.type_text("-- mine ");
+    let form_before = console.app.apply.value(Field::Key).to_string();
     console.key(KeyCode::F(2));
     console.key(KeyCode::Enter); // counter: a record UDF, no records
+    let Some(Overlay::Confirm { question, .. }) = &console.app.overlay else {
+        panic!("asks before loading")
+    };
+    assert!(
+        question.contains("Discard unsaved changes to counter.lua and load sample counter"),
+        "{question}"
+    );
+    assert_eq!(sent_module(&console), None, "nothing registered yet");
+    // No: nothing registered, written or filled in, the buffer kept.
+    console.key(KeyCode::Char('n'));
+    assert!(console.app.overlay.is_none());
+    assert!(console.app.sample_load.is_none());
+    assert_eq!(sent_module(&console), None);
+    assert_eq!(console.count(|r| matches!(r, Request::PutRecord { .. })), 0);
+    assert_eq!(console.app.apply.value(Field::Key), form_before);
+    assert!(console.app.editor.contents().starts_with("-- mine"), "kept");
+    assert!(console.app.editor.dirty());
+
+    // Yes: the load goes on and its module replaces the buffer without a
+    // second question.
+    console.key(KeyCode::F(2));
+    console.key(KeyCode::Enter);
+    console.key(KeyCode::Char('y'));
+    assert_eq!(sent_module(&console).as_deref(), Some("counter.lua"));
     console.answer(
         |r| matches!(r, Request::PutModule { .. }),
         Ok(Outcome::Registered {
@@ -287,15 +312,10 @@ fn a_sample_asks_before_replacing_unsaved_edits() {
             propagation: Duration::ZERO,
         }),
     );
-    let Some(Overlay::Confirm { question, .. }) = &console.app.overlay else {
-        panic!("asks before replacing the buffer")
-    };
-    assert!(question.contains("Discard unsaved changes"), "{question}");
-    assert!(console.app.editor.contents().starts_with("-- mine"));
-    assert_eq!(console.app.apply.value(Field::Key), "'counter1'");
+    assert!(console.app.overlay.is_none(), "{:?}", console.app.overlay);
+    assert_eq!(console.app.editor.contents(), asudf::tui::app::SAMPLE);
+    assert!(!console.app.editor.dirty());
     assert_eq!(console.app.apply.value(Field::Args), "'count', 5");
-    console.key(KeyCode::Char('n'));
-    assert!(console.app.editor.contents().starts_with("-- mine"), "kept");
 
     // A failed step says which, and the next load starts afresh.
     console.key(KeyCode::F(2));
@@ -309,6 +329,30 @@ fn a_sample_asks_before_replacing_unsaved_edits() {
         "sample counter not loaded: registering its module failed: gone"
     );
     assert!(console.app.sample_load.is_none());
+
+    // Edits typed while a load is under way are asked about when it ends.
+    console.key(KeyCode::F(2));
+    console.key(KeyCode::Enter);
+    console.type_text("-- typed meanwhile ");
+    console.answer(
+        |r| matches!(r, Request::PutModule { .. }),
+        Ok(Outcome::Registered {
+            name: "counter.lua".into(),
+            propagation: Duration::ZERO,
+        }),
+    );
+    let Some(Overlay::Confirm { question, .. }) = &console.app.overlay else {
+        panic!("asks before replacing what was typed meanwhile")
+    };
+    assert!(question.contains("Discard unsaved changes"), "{question}");
+    console.key(KeyCode::Char('n'));
+    assert!(
+        console
+            .app
+            .editor
+            .contents()
+            .starts_with("-- typed meanwhile")
+    );
 }
 
 #[test]

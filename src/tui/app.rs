@@ -23,7 +23,7 @@ use crate::tui::completion::Known;
 use crate::tui::diagnostics::{self, Diagnostics, LintRequest};
 use crate::tui::keymap::{Command, Keymap, Scope};
 use crate::tui::panes::apply::{ApplyForm, Field, FieldError, FormKind, LineInput, Picker};
-use crate::tui::panes::editor::{Editor, Mark, module_name_for};
+use crate::tui::panes::editor::{Editor, Mark, fingerprint, module_name_for};
 use crate::tui::panes::indexes::Indexes;
 use crate::tui::panes::jobs::Jobs;
 use crate::tui::panes::modules::{Badge, Modules, module_file_name};
@@ -90,10 +90,11 @@ pub enum Pending {
         source: String,
     },
     OpenFile(PathBuf),
-    Recover {
-        text: String,
-        path: Option<PathBuf>,
-    },
+    /// Write the buffer over a file it does not know, or one changed since.
+    Overwrite(PathBuf),
+    /// Load the `n`th sample, its module replacing the unsaved buffer.
+    LoadSample(usize),
+    Recover(Recovered),
     /// Register although the linter found errors.
     Register,
     DropIndex {
@@ -199,10 +200,7 @@ pub enum Effect {
         version: Option<u64>,
     },
     /// Write the recovery copy of an unsaved buffer.
-    WriteRecovery {
-        text: String,
-        path: Option<PathBuf>,
-    },
+    WriteRecovery(Recovered),
     ClearRecovery,
     /// Keep the recent apply forms (JSON) for the next session.
     SaveForms(String),
@@ -263,6 +261,9 @@ pub struct App {
     polls: Vec<Poll>,
     /// The test file being saved, and how many runs it left out.
     saving_test: Option<(PathBuf, usize)>,
+    /// The buffer's version being written to its file, and the
+    /// fingerprint of that text: the file holds it once written.
+    writing: Option<(u64, String)>,
 }
 
 /// What one action changed on screen (worked out into [`Damage`]).
@@ -298,6 +299,18 @@ impl Damage {
     }
 }
 
+/// An unsaved buffer kept for the next session (the recovery copy).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Recovered {
+    pub text: String,
+    pub path: Option<PathBuf>,
+    /// What the file held when the buffer's edits began ([`fingerprint`]);
+    /// `None` when the buffer had no file of its own, or the copy is from
+    /// a version that did not keep it.
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
 /// What the console starts with.
 pub struct StartOptions {
     pub target: String,
@@ -306,7 +319,7 @@ pub struct StartOptions {
     pub keymap: Keymap,
     pub theme: Theme,
     /// An unsaved buffer from the last session, offered on start.
-    pub recovered: Option<(String, Option<PathBuf>)>,
+    pub recovered: Option<Recovered>,
     /// Recent apply forms from earlier sessions, oldest first.
     pub forms: Vec<crate::tui::panes::apply::FormSnapshot>,
     pub now: Instant,
@@ -344,13 +357,15 @@ impl App {
             .unwrap_or_else(|| "counter.lua".to_string());
         let dark = options.theme.kind != ThemeKind::Light;
         let editor = Editor::new(&options.text, options.path, module, dark);
-        let overlay = options.recovered.map(|(text, path)| Overlay::Confirm {
+        let overlay = options.recovered.map(|recovered| Overlay::Confirm {
             question: format!(
                 "Unsaved changes to {} were kept from the last session. Recover them?",
-                path.as_deref()
+                recovered
+                    .path
+                    .as_deref()
                     .map_or("the buffer".into(), |p| p.display().to_string())
             ),
-            then: Pending::Recover { text, path },
+            then: Pending::Recover(recovered),
         });
         let mut apply = ApplyForm::default();
         apply.restore(options.forms);
@@ -390,6 +405,7 @@ impl App {
             last_refresh: None,
             polls: Vec::new(),
             saving_test: None,
+            writing: None,
         };
         app.fit_editor();
         app.refresh_badge();
@@ -515,6 +531,9 @@ impl App {
                     {
                         // Edits made while it was written stay unsaved.
                         self.editor.mark_saved(version);
+                        if let Some((_, written)) = self.writing.take_if(|(v, _)| *v == version) {
+                            self.editor.on_disk = Some(written);
+                        }
                     }
                     let left_out = match self.saving_test.take() {
                         Some((file, n)) if file == path && n > 0 => {
@@ -665,7 +684,7 @@ impl App {
                     self.confirmed(then, effects)
                 }
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => {
-                    if let Pending::Recover { .. } = then {
+                    if let Pending::Recover(_) = then {
                         effects.push(Effect::ClearRecovery);
                     }
                     if let Pending::AbortJob(_) = then {
@@ -717,10 +736,7 @@ impl App {
         match pending {
             Pending::Quit => {
                 if self.editor.dirty() {
-                    effects.push(Effect::WriteRecovery {
-                        text: self.editor.contents(),
-                        path: self.editor.path.clone(),
-                    });
+                    effects.push(Effect::WriteRecovery(self.recovery_copy()));
                 }
                 self.quit = true;
             }
@@ -734,13 +750,18 @@ impl App {
             }
             Pending::OpenModule { name, source } => self.open_source(name, source),
             Pending::OpenFile(path) => effects.push(Effect::LoadFile(path)),
-            Pending::Recover { text, path } => {
+            Pending::LoadSample(index) => self.start_sample_load(index, effects),
+            Pending::Overwrite(path) => self.write_editor(path, effects),
+            Pending::Recover(Recovered { text, path, base }) => {
                 let module = path
                     .as_deref()
                     .map(module_name_for)
                     .unwrap_or_else(|| self.editor.module.clone());
                 self.editor.load(&text, path, module);
                 self.editor.mark_unsaved();
+                // The file as it was when these edits began: a save asks
+                // if it changed since.
+                self.editor.on_disk = base;
                 self.diagnostics.changed(self.now);
                 self.say("recovered the unsaved buffer");
             }
@@ -766,13 +787,7 @@ impl App {
                     effects.push(Effect::LoadFile(path));
                 }
             }
-            PromptKind::SaveAs => {
-                let path = PathBuf::from(text);
-                self.editor.module = module_name_for(&path);
-                self.editor.path = Some(path.clone());
-                self.diagnostics.changed(self.now);
-                self.save_editor(path, effects);
-            }
+            PromptKind::SaveAs => self.save_editor(PathBuf::from(text), effects),
             PromptKind::Search => match self.editor.search(&text) {
                 Ok(true) => self.say(format!("found /{text}/")),
                 Ok(false) => self.complain(format!("/{text}/ not found")),
@@ -808,13 +823,52 @@ impl App {
         self.recovery_due = self.editor.dirty().then(|| self.now + RECOVERY_DELAY);
     }
 
-    /// Writes the buffer to `path`; when that is done the text as it is
-    /// now counts as saved.
+    /// Saves the buffer to `path`, asking first when a file there is not
+    /// one the buffer was loaded from or saved to, or it changed since.
     fn save_editor(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
+        let known = (self.editor.path.as_ref() == Some(&path))
+            .then_some(self.editor.on_disk.as_deref())
+            .flatten();
+        // Ctrl-S is rare and reads the file once: the question comes before
+        // anything is written. A file that is not there loses nothing.
+        let name = path.display();
+        let question = match (std::fs::read(&path), known) {
+            (Err(_), _) => None,
+            (Ok(_), None) => Some(format!("{name} exists: overwrite? (y/n)")),
+            (Ok(held), Some(known)) => (fingerprint(&held) != known)
+                .then(|| format!("{name} changed on disk since it was opened: overwrite? (y/n)")),
+        };
+        match question {
+            Some(question) => self.ask(question, Pending::Overwrite(path)),
+            None => self.write_editor(path, effects),
+        }
+    }
+
+    /// The recovery copy of the buffer as it is now.
+    fn recovery_copy(&self) -> Recovered {
+        Recovered {
+            text: self.editor.contents(),
+            path: self.editor.path.clone(),
+            base: self.editor.on_disk.clone(),
+        }
+    }
+
+    /// Writes the buffer to `path`, from now its file (and module name);
+    /// when that is done the text as it is now counts as saved.
+    fn write_editor(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
+        if self.editor.path.as_ref() != Some(&path) {
+            self.editor.module = module_name_for(&path);
+            self.editor.path = Some(path.clone());
+            self.editor.on_disk = None;
+            self.diagnostics.changed(self.now);
+        }
+        let text = self.editor.contents();
+        let version = self.editor.checkpoint();
+        self.writing = Some((version, fingerprint(text.as_bytes())));
         effects.push(Effect::SaveFile {
             path,
-            text: self.editor.contents(),
-            version: Some(self.editor.checkpoint()),
+            text,
+            version: Some(version),
         });
     }
 
@@ -1825,10 +1879,7 @@ impl App {
             self.recovery_due = None;
             // Due only while the text differs from its file (`text_edited`,
             // `update`).
-            effects.push(Effect::WriteRecovery {
-                text: self.editor.contents(),
-                path: self.editor.path.clone(),
-            });
+            effects.push(Effect::WriteRecovery(self.recovery_copy()));
         }
         let stale = self
             .last_refresh

@@ -21,6 +21,7 @@ pub mod ui;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -31,7 +32,7 @@ use crossterm::event::{
     PushKeyboardEnhancementFlags,
 };
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use futures::{Stream, StreamExt};
 use ratatui::backend::{Backend, CrosstermBackend};
@@ -66,12 +67,13 @@ impl Paths {
 }
 
 /// Reads the recovery copy left by an earlier session.
-pub fn read_recovery(path: &Path) -> Option<(String, Option<PathBuf>)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let buffer = json.get("text")?.as_str()?.to_string();
-    let file = json.get("path").and_then(|p| p.as_str()).map(PathBuf::from);
-    Some((buffer, file))
+pub fn read_recovery(path: &Path) -> Option<app::Recovered> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// The recovery copy as [`read_recovery`] reads it.
+pub fn recovery_json(recovered: &app::Recovered) -> String {
+    serde_json::to_string(recovered).unwrap_or_default()
 }
 
 /// What performing effects produced.
@@ -214,10 +216,9 @@ impl Driver {
                         result,
                     });
                 }
-                Effect::WriteRecovery { text, path } => {
+                Effect::WriteRecovery(recovered) => {
                     if let Some(file) = &self.recovery {
-                        let contents =
-                            move || serde_json::json!({ "path": path, "text": text }).to_string();
+                        let contents = move || recovery_json(&recovered);
                         let _ = self
                             .chores
                             .send(Chore::Write(file.clone(), Box::new(contents)));
@@ -280,18 +281,33 @@ pub fn terminal_action(event: TermEvent) -> Option<Action> {
     }
 }
 
+/// Set while the console holds the alternate screen.
+static ON_ALTERNATE_SCREEN: AtomicBool = AtomicBool::new(false);
+
 /// Puts the terminal back as it was; safe to call more than once.
 fn restore_terminal() {
-    let mut out = std::io::stdout();
-    let _ = crossterm::execute!(
+    let on_alternate_screen = ON_ALTERNATE_SCREEN.swap(false, Ordering::SeqCst);
+    let _ = write_restore(&mut std::io::stdout(), on_alternate_screen);
+    let _ = disable_raw_mode();
+}
+
+/// Writes what puts the terminal back. The alternate screen is cleared
+/// before it is left: tmux (3.3) otherwise puts rows drawn wider than the
+/// terminal was when the console started (after a resize) on the normal
+/// screen above the shell's prompt. Only then: cleared off it, the
+/// normal screen would lose what it shows.
+fn write_restore(out: &mut impl Write, on_alternate_screen: bool) -> std::io::Result<()> {
+    if on_alternate_screen {
+        crossterm::queue!(out, Clear(ClearType::All))?;
+    }
+    crossterm::execute!(
         out,
         PopKeyboardEnhancementFlags,
         DisableBracketedPaste,
         DisableMouseCapture,
         LeaveAlternateScreen,
         crossterm::cursor::Show
-    );
-    let _ = disable_raw_mode();
+    )
 }
 
 thread_local! {
@@ -332,6 +348,7 @@ impl TerminalGuard {
         }));
         enable_raw_mode().context("the console needs a terminal")?;
         let guard = TerminalGuard;
+        ON_ALTERNATE_SCREEN.store(true, Ordering::SeqCst);
         crossterm::execute!(
             std::io::stdout(),
             EnterAlternateScreen,
@@ -577,6 +594,45 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Leaving, the alternate screen is cleared first (tmux puts rows
+    /// left on it after a resize on the normal screen), and only then.
+    #[test]
+    fn the_alternate_screen_is_cleared_before_it_is_left() {
+        let mut leaving = Vec::new();
+        write_restore(&mut leaving, true).unwrap();
+        let leaving = String::from_utf8(leaving).unwrap();
+        let (clear, leave) = ("\x1b[2J", "\x1b[?1049l");
+        let cleared = leaving.find(clear).expect("a clear");
+        assert!(
+            cleared < leaving.find(leave).expect("a leave"),
+            "{leaving:?}"
+        );
+        let mut again = Vec::new();
+        write_restore(&mut again, false).unwrap();
+        let again = String::from_utf8(again).unwrap();
+        assert!(
+            !again.contains(clear),
+            "the normal screen is kept: {again:?}"
+        );
+    }
+
+    /// A recovery copy of an earlier version (no `base`) is still offered;
+    /// one written now reads back as it was.
+    #[test]
+    fn recovery_copies_read_back_old_and_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("recovery.json");
+        std::fs::write(&file, r#"{"path":"work.lua","text":"local a\n"}"#).unwrap();
+        let old = read_recovery(&file).expect("an old copy reads");
+        assert_eq!((old.text.as_str(), old.base), ("local a\n", None));
+        let copy = app::Recovered {
+            base: Some(panes::editor::fingerprint(b"local a\n")),
+            ..old
+        };
+        std::fs::write(&file, recovery_json(&copy)).unwrap();
+        assert_eq!(read_recovery(&file), Some(copy));
+    }
 
     /// The panic hook ends the console only for panics in its own code: the
     /// mark is set while the console's future runs and not while another

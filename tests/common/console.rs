@@ -32,8 +32,12 @@ pub fn fixed_time(_: Duration) -> String {
 impl Console {
     /// The first start (the bundled sample in the editor), not connected yet.
     pub fn new(width: u16, height: u16) -> Console {
+        Console::starting(width, height, StartOptions::sample("sandbox (in memory)"))
+    }
+
+    /// A start with `options` (a file, a recovery copy), not connected yet.
+    pub fn starting(width: u16, height: u16, mut options: StartOptions) -> Console {
         let start = Instant::now();
-        let mut options = StartOptions::sample("sandbox (in memory)");
         options.now = start;
         let mut app = App::new(options);
         app.time_format = fixed_time;

@@ -142,8 +142,26 @@ impl App {
             self.complain(text);
             return;
         }
+        // Asked before anything reaches the server: a no changes nothing.
+        if self.editor.dirty() {
+            let question = format!(
+                "Discard unsaved changes to {} and load sample {}? (y/n)",
+                self.editor.module, sample.name
+            );
+            self.ask(question, Pending::LoadSample(index));
+            return;
+        }
+        self.start_sample_load(index, effects);
+    }
+
+    /// Loads the `index`th sample; its module replaces the buffer as it is
+    /// now (unsaved edits agreed to be lost, or none).
+    pub(super) fn start_sample_load(&mut self, index: usize, effects: &mut Vec<Effect>) {
+        let Some(sample) = SAMPLES.get(index) else {
+            return;
+        };
         let seq = self.next_tag;
-        let (load, request) = SampleLoad::start(sample, seq);
+        let (load, request) = SampleLoad::start(sample, seq, self.editor.edits);
         self.say(load.progress());
         self.sample_load = Some(load);
         self.send(Purpose::Sample(seq, Stage::Module), request, effects);
@@ -201,7 +219,8 @@ impl App {
     }
 
     /// The sample is on the server: its module in the editor (asking first
-    /// when that would lose edits) and its call in the form.
+    /// when that would lose edits made while it loaded) and its call in the
+    /// form.
     fn sample_loaded(&mut self, effects: &mut Vec<Effect>) {
         let Some(load) = self.sample_load.take() else {
             return;
@@ -213,7 +232,8 @@ impl App {
         self.indexes.loading = false;
         self.refresh_modules(effects);
         let (name, source) = (sample.module.to_string(), sample.source.to_string());
-        if self.editor.dirty() {
+        // Only edits made while it loaded are asked about again.
+        if self.editor.dirty() && self.editor.edits != load.replaces {
             self.ask(
                 format!(
                     "Sample {} loaded. Discard unsaved changes to {} and open {name}?",

@@ -37,6 +37,11 @@ pub struct Editor {
     text: Buffer,
     /// Where Ctrl-S writes; `None` until the buffer has a file.
     pub path: Option<PathBuf>,
+    /// What the file at `path` held when the buffer was loaded from it or
+    /// last saved to it ([`fingerprint`]); `None` when the buffer only
+    /// names it (a module opened from the server), and a file there is
+    /// someone else's.
+    pub on_disk: Option<String>,
     /// The module name the buffer registers as (`counter.lua`).
     pub module: String,
     /// The version of the text (`Buffer::version`) the file holds; `None`
@@ -70,12 +75,22 @@ pub fn module_name_for(path: &Path) -> String {
     }
 }
 
+/// A file's contents as a SHA-1 (hex): tells whether something else wrote
+/// the file since the buffer read or wrote it, timestamps aside, and stays
+/// the same from one session to the next (the recovery copy keeps it).
+pub fn fingerprint(contents: &[u8]) -> String {
+    use sha1::{Digest as _, Sha1};
+    hex::encode(Sha1::digest(contents))
+}
+
 impl Editor {
     pub fn new(text: &str, path: Option<PathBuf>, module: String, dark: bool) -> Editor {
+        let on_disk = path.as_ref().map(|_| fingerprint(text.as_bytes()));
         let text = Buffer::new(text);
         Editor {
             saved_version: Some(text.version()),
             text,
+            on_disk,
             path,
             module,
             edits: 0,
@@ -93,6 +108,7 @@ impl Editor {
     /// Replaces the buffer (open a file or a module's source).
     pub fn load(&mut self, text: &str, path: Option<PathBuf>, module: String) {
         self.text = Buffer::new(text);
+        self.on_disk = path.as_ref().map(|_| fingerprint(text.as_bytes()));
         self.path = path;
         self.module = module;
         self.saved_version = Some(self.text.version());

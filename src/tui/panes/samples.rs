@@ -35,11 +35,14 @@ pub struct SampleLoad {
     pub written: u32,
     /// The index created, once it is.
     pub index: Option<String>,
+    /// The editor's edit count (`Editor::edits`) when the load started:
+    /// the buffer its module may replace without asking.
+    pub replaces: u64,
 }
 
 impl SampleLoad {
     /// A load and its first request (register the module).
-    pub fn start(sample: &'static Sample, seq: u64) -> (SampleLoad, Request) {
+    pub fn start(sample: &'static Sample, seq: u64, replaces: u64) -> (SampleLoad, Request) {
         let load = SampleLoad {
             sample,
             seq,
@@ -47,6 +50,7 @@ impl SampleLoad {
             sent: 0,
             written: 0,
             index: None,
+            replaces,
         };
         (load, sample.put_module())
     }
@@ -200,7 +204,7 @@ mod tests {
     #[test]
     fn a_load_keeps_a_window_of_writes_then_creates_the_index() {
         let sum = find("sum").unwrap();
-        let (mut load, first) = SampleLoad::start(sum, 1);
+        let (mut load, first) = SampleLoad::start(sum, 1, 0);
         assert_eq!(first, sum.put_module());
         let writes = load.registered().unwrap();
         assert_eq!(writes.len(), WRITES_IN_FLIGHT as usize);
@@ -222,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_sample_without_records_is_done_once_registered() {
-        let (mut load, _) = SampleLoad::start(find("counter").unwrap(), 1);
+        let (mut load, _) = SampleLoad::start(find("counter").unwrap(), 1, 0);
         assert!(load.registered().unwrap().is_empty());
         assert_eq!(load.stage, Stage::Done);
     }

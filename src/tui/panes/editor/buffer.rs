@@ -448,8 +448,8 @@ impl Buffer {
             Move::PageDown => return self.vertical((row + page.max(1)).min(last), select),
             Move::Home => Pos::new(row, 0),
             Move::End => Pos::new(row, self.line_len(row)),
-            Move::Top => keep_col(0),
-            Move::Bottom => keep_col(last),
+            Move::Top => Pos::new(0, 0),
+            Move::Bottom => Pos::new(last, self.line_len(last)),
             Move::WordForward => match word_start_after(line, col) {
                 Some(c) => Pos::new(row, c),
                 None if row < last => Pos::new(row + 1, 0),
@@ -979,11 +979,17 @@ mod tests {
         assert_eq!(at(&b), (3, 1));
         b.apply(Op::Move(Move::ParagraphBack, false), 1);
         assert_eq!(at(&b), (0, 1));
+    }
+
+    #[test]
+    fn top_and_bottom_go_to_the_start_and_the_end_of_the_text() {
+        let mut b = Buffer::new("first\nsecond\nend");
+        b.jump(1, 4);
         b.apply(Op::Move(Move::Bottom, false), 1);
-        assert_eq!(at(&b), (7, 1));
-        b.apply(Op::Move(Move::End, false), 1);
+        assert_eq!(at(&b), (2, 3), "the end of the last line");
+        b.jump(1, 4);
         b.apply(Op::Move(Move::Top, false), 1);
-        assert_eq!(at(&b), (0, 2));
+        assert_eq!(at(&b), (0, 0), "line 1, column 0");
     }
 
     #[test]
