@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use aerospike::Value;
 use asudf::client::query::parse_jobs;
-use asudf::client::{BatchRow, Failure, FailureKind, Outcome, RecordView, Request, StreamItem};
+use asudf::client::{
+    BatchRow, Failure, FailureKind, ModuleInfo, Outcome, RecordView, Request, StreamItem,
+};
 use asudf::testing::format::{self, Action as StepAction, RowExpect, Scenario};
 use asudf::tui::Action;
 use asudf::tui::app::{Effect, Overlay};
@@ -234,6 +236,101 @@ fn f7_saves_a_step_for_every_finished_run_of_every_kind() {
         result: Ok(()),
     });
     assert!(!c.status().contains("left out"), "{}", c.status());
+}
+
+fn applied(n: i64) -> Result<Outcome, Failure> {
+    Ok(Outcome::Applied {
+        result: Value::Int(n),
+        logs: vec![],
+        before: None,
+        after: None,
+        call: Duration::from_micros(70),
+        server_run: None,
+    })
+}
+
+/// A run-N series is not saved but counted as left out; so is a call made
+/// before the console registered its module again, whose answer the
+/// module now in the file need not give.
+#[test]
+fn f7_counts_series_and_calls_on_an_earlier_registration_as_left_out() {
+    let mut c = Console::connected();
+    let is_apply = |r: &Request| matches!(r, Request::Apply(_));
+    c.key(KeyCode::F(5));
+    c.answer_newest(is_apply, applied(5));
+    c.set(Field::Times, "2");
+    c.key(KeyCode::F(5));
+    c.answer_newest(is_apply, applied(10));
+    c.answer_newest(is_apply, applied(15));
+    assert!(c.app.results.in_flight().is_none());
+
+    c.key(KeyCode::F(9));
+    c.answer_newest(
+        |r| matches!(r, Request::PutModule { .. }),
+        Ok(Outcome::Registered {
+            name: "counter.lua".into(),
+            propagation: Duration::from_millis(1),
+        }),
+    );
+    c.set(Field::Times, "1");
+    c.key(KeyCode::F(5));
+    c.answer_newest(is_apply, applied(20));
+
+    let (path, text) = save(&mut c);
+    let s = parse(&path, &text);
+    assert_eq!(
+        s.steps.len(),
+        1,
+        "only the call after the registration: {text}"
+    );
+    assert_eq!(s.steps[0].expect.value, Some(Value::Int(20)));
+    c.act(Action::FileSaved {
+        path,
+        version: None,
+        result: Ok(()),
+    });
+    assert!(c.status().contains("2 run(s) left out"), "{}", c.status());
+}
+
+/// A module opened from the server has a file name before its file exists:
+/// the test file carries its source, not a path to nothing.
+#[test]
+fn f7_names_a_module_by_its_file_only_when_the_file_holds_it() {
+    let name = format!("asudf-test-unsaved-{}.lua", std::process::id());
+    let source = "function hello(rec)\n  return 1\nend\n";
+    let mut c = Console::connected();
+    c.answer(
+        |r| *r == Request::ListModules,
+        Ok(Outcome::Modules(vec![ModuleInfo {
+            name: name.clone(),
+            hash: "h".into(),
+        }])),
+    );
+    c.answer(
+        |r| matches!(r, Request::GetModule { .. }),
+        Ok(Outcome::Module {
+            name: name.clone(),
+            source: source.into(),
+        }),
+    );
+    c.with(KeyModifiers::ALT, '1');
+    c.key(KeyCode::Enter);
+    let file = c.app.editor.path.clone().expect("a file name");
+    assert!(!file.exists(), "{}", file.display());
+    c.set(Field::Module, name.trim_end_matches(".lua"));
+    c.set(Field::Function, "hello");
+    c.set(Field::Args, "");
+    c.key(KeyCode::F(5));
+    c.answer_newest(|r| matches!(r, Request::Apply(_)), applied(1));
+
+    let (path, text) = save(&mut c);
+    let s = parse(&path, &text);
+    let module = s
+        .modules
+        .iter()
+        .find(|m| m.name == name)
+        .expect("the module");
+    assert_eq!(module.source, source, "{text}");
 }
 
 #[test]

@@ -264,6 +264,9 @@ pub struct App {
     /// The buffer's version being written to its file, and the
     /// fingerprint of that text: the file holds it once written.
     writing: Option<(u64, String)>,
+    /// Registrations of each module (by file name) this console made: a
+    /// call made before the latest one ran another version of it.
+    registrations: HashMap<String, u32>,
 }
 
 /// What one action changed on screen (worked out into [`Damage`]).
@@ -406,6 +409,7 @@ impl App {
             polls: Vec::new(),
             saving_test: None,
             writing: None,
+            registrations: HashMap::new(),
         };
         app.fit_editor();
         app.refresh_badge();
@@ -537,7 +541,9 @@ impl App {
                     }
                     let left_out = match self.saving_test.take() {
                         Some((file, n)) if file == path && n > 0 => {
-                            format!(" ({n} run(s) left out: in flight, cancelled or not answered)")
+                            format!(
+                                " ({n} run(s) left out: in flight, cancelled, not answered, run ×N, or on a version of the module registered before)"
+                            )
                         }
                         _ => String::new(),
                     };
@@ -1249,6 +1255,7 @@ impl App {
             }
             return;
         }
+        let module = call.module.clone();
         let shared = Arc::new(call);
         let tag = self.send(
             Purpose::Apply { entry: number },
@@ -1264,6 +1271,24 @@ impl App {
             if let Some(entry) = self.results.entries.last_mut() {
                 entry.call = Some(Arc::unwrap_or_clone(shared));
             }
+        }
+        self.note_registration(&module);
+    }
+
+    /// A registration of `module` this console made.
+    pub(super) fn registered(&mut self, module: &str) {
+        *self
+            .registrations
+            .entry(module_file_name(module))
+            .or_default() += 1;
+    }
+
+    /// Notes on the newest result which registration of `module` it runs.
+    fn note_registration(&mut self, module: &str) {
+        let file = module_file_name(module);
+        let count = self.registrations.get(&file).copied().unwrap_or(0);
+        if let Some(entry) = self.results.entries.last_mut() {
+            entry.registration = Some((file, count));
         }
     }
 
@@ -1325,10 +1350,19 @@ impl App {
             return;
         }
         let tag = self.send(Purpose::Run { entry: number }, request.clone(), effects);
+        let module = match &request {
+            Request::Aggregate(call) => Some(call.module.clone()),
+            Request::Execute(call) => Some(call.module.clone()),
+            Request::BatchApply(call) => Some(call.module.clone()),
+            _ => None,
+        };
         self.results
             .push_run(tag, label, self.now, RunView::new(detail));
         if let Some(entry) = self.results.entries.last_mut() {
             entry.request = Some(request);
+        }
+        if let Some(module) = module {
+            self.note_registration(&module);
         }
     }
 
@@ -1662,8 +1696,9 @@ impl App {
     }
 
     /// The finished runs to save as a test (the marked ones, or all), and
-    /// how many of those were left out: in flight, cancelled, or failed
-    /// before the server answered. Run-N series are not saved.
+    /// how many of those were left out: in flight, cancelled, failed before
+    /// the server answered, a run-N series (not saved), or made before this
+    /// console registered its module again (the file has the newer one).
     fn saved_runs(&self) -> (Vec<SavedRun>, usize) {
         let any_marked = self.results.entries.iter().any(|e| e.marked);
         let mut runs = Vec::new();
@@ -1674,10 +1709,10 @@ impl App {
             .iter()
             .filter(|e| e.marked || !any_marked)
         {
-            if e.call.is_none() && e.request.is_none() {
-                continue;
-            }
-            match saved_run(e) {
+            let earlier_version = e.registration.as_ref().is_some_and(|(module, count)| {
+                self.registrations.get(module).copied().unwrap_or(0) != *count
+            });
+            match saved_run(e).filter(|_| !earlier_version) {
                 Some(run) => runs.push(run),
                 None => left_out += 1,
             }
@@ -1690,8 +1725,11 @@ impl App {
     fn test_file(&self, path: &std::path::Path) -> (String, usize) {
         let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
         let mut modules: Vec<ModuleRef> = Vec::new();
-        // By its file only when the file holds what the buffer shows.
-        let file = self.editor.path.as_ref().filter(|_| !self.editor.dirty());
+        // By its file only when the file holds what the buffer shows (a
+        // sample's module has a path before its file exists).
+        let file = (self.editor.on_disk.is_some() && !self.editor.dirty())
+            .then_some(self.editor.path.as_ref())
+            .flatten();
         if let Some(file) = file {
             modules.push(ModuleRef {
                 name: self.editor.module.clone(),
@@ -2047,6 +2085,7 @@ impl App {
             }
             Purpose::Register(name) => match outcome {
                 Ok(_) => {
+                    self.registered(&name);
                     self.say(format!(
                         "registered {name} ({})",
                         (self.time_format)(timing.round_trip())

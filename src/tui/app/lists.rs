@@ -195,6 +195,10 @@ impl App {
             },
         };
         let (name, stage_now, progress) = (load.sample.name, load.stage, load.progress());
+        if stage == Stage::Module && next.is_ok() {
+            let module = load.sample.module;
+            self.registered(module);
+        }
         match next {
             Err(e) => {
                 self.sample_load = None;

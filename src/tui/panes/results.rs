@@ -103,6 +103,9 @@ pub struct CallEntry {
     /// The failure's line is the registered module's, whose text is not
     /// the editor's: the line is not marked there.
     pub registered_differs: bool,
+    /// The module the call ran (by file name) and how many times the
+    /// console had registered it then.
+    pub registration: Option<(String, u32)>,
 }
 
 impl CallEntry {
@@ -296,6 +299,7 @@ impl Results {
             run: None,
             request: None,
             registered_differs: false,
+            registration: None,
         });
         self.selected = self.entries.len() - 1;
     }
