@@ -125,7 +125,7 @@ pub enum Ins {
     Key(Ty),
     Meta(Meta),
     Cmp(CmpOp),
-    Regex(Box<regex::Regex>),
+    Regex(posix::Regex),
     InList,
     And(usize),
     Or(usize),
@@ -169,7 +169,7 @@ fn unsupported(what: impl Into<String>) -> FilterError {
 /// What an op does once its expression operands are compiled.
 enum Kind {
     Cmp(CmpOp),
-    Regex(Box<regex::Regex>),
+    Regex(posix::Regex),
     InList,
     And,
     Or,
@@ -373,10 +373,7 @@ impl Compiler<'_> {
                 arity(3)?;
                 let flags = self.r.int()?;
                 let pattern = self.r.name()?;
-                match posix::compile(&pattern, flags).map_err(build)? {
-                    Ok(re) => Kind::Regex(Box::new(re)),
-                    Err(what) => return Err(unsupported(format!("regex with {what}"))),
-                }
+                Kind::Regex(posix::Regex::new(&pattern, flags).map_err(build)?)
             }
             9 => {
                 arity(2)?;

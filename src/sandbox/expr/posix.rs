@@ -1,209 +1,91 @@
-//! POSIX regular expressions (`regcomp` flags as the server passes them on
-//! glibc) translated to the `regex` crate's syntax. Only a yes/no match is
-//! needed, so leftmost-longest vs leftmost-first makes no difference.
+//! POSIX regular expressions as the server runs them: the C library's own
+//! `regcomp`, given the expression's flags unchanged, and `regexec` for a
+//! yes/no match. Every corner of the syntax (basic vs extended, glibc's
+//! extensions and limits, back-references) is then what the server does.
+//! Like the server, the process sets no locale: the C locale matches byte
+//! by byte.
 
-use regex::{Regex, RegexBuilder};
+use std::ffi::{CString, c_int};
+use std::sync::Arc;
 
-pub const EXTENDED: i64 = 1;
-pub const ICASE: i64 = 2;
-pub const NEWLINE: i64 = 4;
+/// A compiled pattern; clones share it.
+#[derive(Clone)]
+pub struct Regex(Arc<Compiled>);
 
-/// Compiles `pattern` as `regcomp(pattern, flags)` would; `Err` is a pattern
-/// the server cannot compile (4), `Ok(Err)` one the sandbox cannot translate (16).
-pub fn compile(pattern: &str, flags: i64) -> Result<Result<Regex, String>, String> {
-    let newline = flags & NEWLINE != 0;
-    let body = match translate(pattern, flags & EXTENDED != 0, newline)? {
-        Ok(body) => body,
-        Err(why) => return Ok(Err(why)),
-    };
-    // Without REG_NEWLINE a newline is an ordinary character; with it, `^`/`$`
-    // also match at line breaks and `.` does not match one.
-    let mut builder = RegexBuilder::new(&body);
-    builder
-        .case_insensitive(flags & ICASE != 0)
-        .dot_matches_new_line(!newline)
-        .multi_line(newline)
-        .size_limit(8 << 20);
-    builder
-        .build()
-        .map(Ok)
-        .map_err(|e| format!("regex does not compile: {e}"))
+struct Compiled {
+    pattern: String,
+    /// Boxed: `regcomp` keeps pointers into what it was given to fill.
+    re: Box<libc::regex_t>,
 }
 
-/// The pattern in `regex` syntax. Outer `Err`: invalid POSIX; inner `Err`:
-/// valid but not translated (back-references, collating elements).
-fn translate(
-    pattern: &str,
-    extended: bool,
-    newline: bool,
-) -> Result<Result<String, String>, String> {
-    let chars: Vec<char> = pattern.chars().collect();
-    let mut out = String::with_capacity(pattern.len() + 8);
-    let mut i = 0;
-    // Where `*` is literal in a basic regex and `^` an anchor: at the start of
-    // the pattern or a group, or after an alternation.
-    let mut at_start = true;
-    let mut depth = 0usize;
-    while i < chars.len() {
-        let c = chars[i];
-        let was_start = at_start;
-        at_start = false;
-        match c {
-            '[' => {
-                let (class, next) = match bracket(&chars, i, newline)? {
-                    Ok(parsed) => parsed,
-                    Err(why) => return Ok(Err(why)),
-                };
-                out.push_str(&class);
-                i = next;
-                continue;
-            }
-            '\\' => {
-                let Some(&e) = chars.get(i + 1) else {
-                    return Err("trailing backslash".into());
-                };
-                i += 2;
-                match e {
-                    '1'..='9' => return Ok(Err("back-references".into())),
-                    '(' | ')' | '{' | '}' | '|' | '+' | '?' if !extended => {
-                        match e {
-                            '(' => {
-                                depth += 1;
-                                at_start = true;
-                            }
-                            ')' => {
-                                depth = depth.checked_sub(1).ok_or("unmatched \\)")?;
-                            }
-                            '|' => at_start = true,
-                            _ => {}
-                        }
-                        out.push(e);
-                    }
-                    'w' | 'W' | 's' | 'S' | 'b' | 'B' => {
-                        out.push('\\');
-                        out.push(e);
-                    }
-                    '<' => out.push_str(r"\b{start}"),
-                    '>' => out.push_str(r"\b{end}"),
-                    '`' => out.push_str(r"\A"),
-                    '\'' => out.push_str(r"\z"),
-                    other => push_literal(&mut out, other),
-                }
-                continue;
-            }
-            '*' if !extended && was_start => push_literal(&mut out, '*'),
-            '^' if extended || was_start => {
-                out.push('^');
-                at_start = !extended;
-            }
-            '^' => push_literal(&mut out, '^'),
-            '$' if extended || i + 1 == chars.len() || ends_group(&chars, i + 1) => out.push('$'),
-            '$' => push_literal(&mut out, '$'),
-            '(' | ')' | '{' | '}' | '|' | '+' | '?' if !extended => push_literal(&mut out, c),
-            '(' if extended => {
-                depth += 1;
-                out.push('(');
-            }
-            ')' if extended => {
-                depth = depth.checked_sub(1).ok_or("unmatched )")?;
-                out.push(')');
-            }
-            '.' | '*' | '+' | '?' | '{' | '}' | '|' => out.push(c),
-            other => push_literal(&mut out, other),
-        }
-        i += 1;
-    }
-    if depth != 0 {
-        return Err("unmatched (".into());
-    }
-    Ok(Ok(out))
-}
+// SAFETY: a compiled pattern is only read after `regcomp`, and glibc's
+// `regexec` takes the pattern's own lock around its shared state.
+unsafe impl Send for Compiled {}
+unsafe impl Sync for Compiled {}
 
-/// In a basic regex, `$` is an anchor before `\)` or `\|`.
-fn ends_group(chars: &[char], i: usize) -> bool {
-    chars.get(i) == Some(&'\\') && matches!(chars.get(i + 1), Some(')' | '|'))
-}
-
-fn push_literal(out: &mut String, c: char) {
-    let mut buf = [0u8; 4];
-    out.push_str(&regex::escape(c.encode_utf8(&mut buf)));
-}
-
-/// A bracket expression starting at `chars[start] == '['`: the class in
-/// `regex` syntax and the index after it.
-#[allow(clippy::type_complexity)]
-fn bracket(
-    chars: &[char],
-    start: usize,
-    newline: bool,
-) -> Result<Result<(String, usize), String>, String> {
-    let mut i = start + 1;
-    let mut out = String::from("[");
-    if chars.get(i) == Some(&'^') {
-        out.push('^');
-        if newline {
-            // With REG_NEWLINE a non-matching list does not match a newline.
-            out.push_str(r"\n");
-        }
-        i += 1;
-    }
-    let mut first = true;
-    loop {
-        let Some(&c) = chars.get(i) else {
-            return Err("unmatched [".into());
-        };
-        if c == ']' && !first {
-            out.push(']');
-            return Ok(Ok((out, i + 1)));
-        }
-        first = false;
-        if c == '[' && matches!(chars.get(i + 1), Some(':' | '=' | '.')) {
-            let kind = chars[i + 1];
-            let close = (i + 2..chars.len().saturating_sub(1))
-                .find(|&j| chars[j] == kind && chars[j + 1] == ']')
-                .ok_or("unterminated [: :]")?;
-            let name: String = chars[i + 2..close].iter().collect();
-            match kind {
-                ':' => out.push_str(&format!("[:{name}:]")),
-                _ if name.chars().count() == 1 => {
-                    push_class_char(&mut out, name.chars().next().unwrap_or(' '))
-                }
-                _ => return Ok(Err("collating elements".into())),
-            }
-            i = close + 2;
-            continue;
-        }
-        // A range `a-z` (a `-` first or last is literal).
-        if chars.get(i + 1) == Some(&'-') && chars.get(i + 2).is_some_and(|&e| e != ']') {
-            let end = chars[i + 2];
-            if end < c {
-                return Err("invalid range end".into());
-            }
-            push_class_char(&mut out, c);
-            out.push('-');
-            push_class_char(&mut out, end);
-            i += 3;
-            continue;
-        }
-        push_class_char(&mut out, c);
-        i += 1;
+impl std::fmt::Debug for Regex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Regex({:?})", self.0.pattern)
     }
 }
 
-/// One literal character inside a class (a backslash is literal in POSIX).
-fn push_class_char(out: &mut String, c: char) {
-    if matches!(c, '\\' | '[' | ']' | '&' | '~' | '-' | '^') {
-        out.push('\\');
+impl Regex {
+    /// `regcomp(pattern, flags)`; `Err` is the C library's reason for a
+    /// pattern it refuses (the server answers 4).
+    pub fn new(pattern: &str, flags: i64) -> Result<Regex, String> {
+        let c_pattern = c_string(pattern);
+        // SAFETY: an all-zero regex_t is a valid argument to fill.
+        let mut re: Box<libc::regex_t> = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `re` is writable and `c_pattern` NUL-terminated.
+        let rc = unsafe { libc::regcomp(&mut *re, c_pattern.as_ptr(), flags as c_int) };
+        if rc != 0 {
+            return Err(format!("regex does not compile: {}", error_text(rc, &re)));
+        }
+        Ok(Regex(Arc::new(Compiled {
+            pattern: pattern.to_string(),
+            re,
+        })))
     }
-    out.push(c);
+
+    pub fn is_match(&self, text: &str) -> bool {
+        let text = c_string(text);
+        // SAFETY: the pattern was compiled; no match positions are asked for.
+        unsafe { libc::regexec(&*self.0.re, text.as_ptr(), 0, std::ptr::null_mut(), 0) == 0 }
+    }
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        // SAFETY: compiled by `regcomp` (a refused pattern is never kept).
+        unsafe { libc::regfree(&mut *self.re) }
+    }
+}
+
+/// The text as C sees it: up to its first NUL.
+fn c_string(text: &str) -> CString {
+    let end = text.find('\0').unwrap_or(text.len());
+    CString::new(&text[..end]).expect("no NUL before the end")
+}
+
+fn error_text(rc: c_int, re: &libc::regex_t) -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is writable for its length; regerror NUL-terminates.
+    unsafe { libc::regerror(rc, re, buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    // glibc's regcomp flags, as the expression carries them.
+    const EXTENDED: i64 = 1;
+    const ICASE: i64 = 2;
+    const NEWLINE: i64 = 4;
+
     fn matches(pattern: &str, flags: i64, text: &str) -> bool {
-        compile(pattern, flags).unwrap().unwrap().is_match(text)
+        Regex::new(pattern, flags).unwrap().is_match(text)
     }
 
     #[test]
@@ -218,6 +100,7 @@ mod tests {
         assert!(matches("(ab){2}", EXTENDED, "abab"));
         assert!(matches("*a", 0, "*a"));
         assert!(matches("a^b$c", 0, "a^b$c"));
+        assert!(matches(r"\(a\)\1", 0, "aa"));
     }
 
     #[test]
@@ -236,13 +119,27 @@ mod tests {
         assert!(!matches("[^a]", NEWLINE, "\n"));
     }
 
+    /// What glibc's `regcomp` refuses and accepts, where other regex
+    /// dialects differ.
     #[test]
-    fn bad_and_untranslated_patterns() {
-        assert!(compile("a(b", EXTENDED).is_err());
-        assert!(compile("a\\(b", 0).is_err());
-        assert!(compile("[ab", 0).is_err());
-        assert!(compile("a\\", 0).is_err());
-        assert!(compile("a(b", 0).unwrap().is_ok());
-        assert!(compile(r"\(a\)\1", 0).unwrap().is_err());
+    fn the_c_library_decides_what_compiles() {
+        for refused in [
+            "a(b",
+            "[ab",
+            "a\\",
+            "(?i)ABC",
+            "(?:a)bc",
+            "[[:foo:]]",
+            "b{99999}",
+        ] {
+            assert!(Regex::new(refused, EXTENDED).is_err(), "{refused}");
+        }
+        assert!(Regex::new("a\\(b", 0).is_err());
+        assert!(matches("a(b", 0, "a(b"));
+        assert!(matches("^ab{,2}c$", EXTENDED, "abbc"));
+        assert!(matches("abc)", EXTENDED, "abc)"));
+        // Bytes, not characters, in the C locale.
+        assert!(!matches("^.{5}$", EXTENDED, "héllo"));
+        assert!(matches("^.{6}$", EXTENDED, "héllo"));
     }
 }
