@@ -445,6 +445,15 @@ pub fn parse_create(text: &str) -> Result<IndexDef, String> {
         Some(s) if s.len() > MAX_SET => return Err("ERROR:4:'set' too long".into()),
         Some(s) => Some(s.to_string()),
     };
+    // An index on a CDT context or an expression would be built here on the
+    // whole bin and answer queries it should not: refused, not ignored.
+    for unserved in ["context", "exp"] {
+        if param(text, unserved).is_some_and(|v| !v.is_empty()) {
+            return Err(format!(
+                "ERROR:16:'{unserved}' indexes are not served by the sandbox"
+            ));
+        }
+    }
     let collection = match param(text, "indextype") {
         None => Collection::Default,
         Some(t) => Collection::parse(t).ok_or(
@@ -518,6 +527,16 @@ mod tests {
             last_update_ms: 0,
             set: set.map(str::to_string),
             key: None,
+        }
+    }
+
+    #[test]
+    fn context_and_expression_indexes_are_refused_not_built_on_the_bin() {
+        for extra in ["context=kiKiA2E=", "exp=kwMBo2FiYw=="] {
+            let text = format!("namespace=test;set=s;indexname=ix;bin=m;type=NUMERIC;{extra}");
+            let refused = parse_create(&text).unwrap_err();
+            assert!(refused.starts_with("ERROR:16:"), "{refused}");
+            assert!(refused.contains("not served by the sandbox"), "{refused}");
         }
     }
 
