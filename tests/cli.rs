@@ -183,8 +183,8 @@ fn no_wait_is_refused_when_the_command_serves_the_sandbox_itself() {
     drop(served);
 }
 
-/// A job the server did not start, and one whose every record call
-/// failed, are errors (exit 4) that say so.
+/// A job the server did not start is an error (exit 4) that says why; one
+/// whose record calls failed ends ok with a warning.
 #[test]
 fn execute_reports_a_job_on_an_unknown_set_and_failed_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -206,8 +206,8 @@ fn execute_reports_a_job_on_an_unknown_set_and_failed_records() {
     assert_eq!(asudf(d, &["record", "put", "test.few", "a", "n=1"]).0, 0);
     assert_eq!(asudf(d, &["record", "put", "test.few", "b", "n=2"]).0, 0);
     let (code, out, err) = asudf(d, &["execute", "test.few", "counter.missing"]);
-    assert_eq!(code, 4, "{out}{err}");
-    assert!(err.contains("2 record call(s) failed"), "{err}");
+    assert_eq!(code, 0, "the job itself ended ok: {out}{err}");
+    assert!(err.contains("warning: 2 record call(s) failed"), "{err}");
     let (code, _, err) = asudf(d, &["execute", "test.few", "counter.increment", "n", "1"]);
     assert_eq!(code, 0, "{err}");
 }
