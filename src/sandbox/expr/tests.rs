@@ -246,7 +246,8 @@ fn regex_flags() {
     assert_eq!(re(2, "^HELLO"), 0);
     assert_eq!(re(0, "wor.d$"), 0);
     assert_eq!(re(1, "a(b"), 4);
-    assert_eq!(re(0, "\\(a\\)\\1"), 16);
+    assert_eq!(re(0, "\\(l\\)\\1"), 0); // a back-reference: the "ll" of hello
+    assert_eq!(re(0, "\\(a\\)\\1"), 27);
     assert_eq!(code(&op(7, vec![I(0), N("1"), int_bin("i")])), 4);
     assert_eq!(code(&op(7, vec![I(0), N("x"), bin(3, "zz")])), 27);
 }
