@@ -223,6 +223,45 @@ fn bad_where_or_keys_show_the_column_and_send_nothing() {
 }
 
 #[test]
+fn a_long_key_list_is_checked_once_per_edit_and_runs_every_key() {
+    let mut console = console(120, 40, true);
+    console.kind(FormKind::Batch);
+    console.set(Field::Keys, "");
+    let list: Vec<String> = (1..=3000).map(|n| n.to_string()).collect();
+    console.act(Action::Paste(list.join(", ")));
+    console.screen();
+    let checks = console.app.apply.checks_made();
+    // Frames drawn while nothing is edited answer from the cache.
+    for _ in 0..3 {
+        console.act(Action::Resize(120, 40)); // a whole frame each
+        console.screen();
+    }
+    assert_eq!(
+        console.app.apply.checks_made(),
+        checks,
+        "drawing re-checked"
+    );
+    console.type_text(",");
+    let screen = console.screen();
+    assert!(
+        screen.contains("keys: column 16893: expected a key"),
+        "{screen}"
+    );
+    assert_eq!(
+        console.app.apply.checks_made(),
+        checks + 1,
+        "one edit, one check"
+    );
+    console.key(KeyCode::Backspace);
+    console.key(KeyCode::F(5));
+    let Request::BatchApply(call) = console.request(is_batch) else {
+        unreachable!()
+    };
+    assert_eq!(call.keys.len(), 3000);
+    assert_eq!(call.keys[2999].key, Value::Int(3000));
+}
+
+#[test]
 fn aggregate_values_show_as_they_arrive_then_the_stage_view() {
     for (width, height) in [(80, 24), (160, 45)] {
         let mut console = console(width, height, true);

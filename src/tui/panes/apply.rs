@@ -7,6 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph};
+use std::cell::{Cell, RefCell};
 
 use aerospike::Value;
 
@@ -253,6 +254,20 @@ pub struct ApplyForm {
     pub history: Vec<FormSnapshot>,
     /// Position while walking the history (`None` = the live form).
     pub history_pos: Option<usize>,
+    /// Each field's last check with the text it was made for, one per
+    /// field of [`ALL_FIELDS`]: every frame draws the form's problems, and
+    /// a long key list costs a parse, so a field is checked again only when
+    /// its text changed.
+    checks: RefCell<Vec<Option<CheckedText>>>,
+    /// How many times a field's text was checked rather than answered from
+    /// `checks` (what tests read to see that drawing does not re-check).
+    checks_made: Cell<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct CheckedText {
+    text: String,
+    error: Option<FieldError>,
 }
 
 impl Default for ApplyForm {
@@ -268,6 +283,8 @@ impl Default for ApplyForm {
             picker: None,
             history: Vec::new(),
             history_pos: None,
+            checks: RefCell::new(vec![None; ALL_FIELDS.len()]),
+            checks_made: Cell::new(0),
         }
     }
 }
@@ -301,9 +318,9 @@ pub fn parse_keys(text: &str) -> Result<Vec<Value>, LiteralError> {
         if at >= chars.len() {
             return Err(error(at + 1, "expected a key".into()));
         }
-        let rest: String = chars[at..].iter().collect();
-        let (key, used) =
-            crate::value::parse_prefix(&rest).map_err(|e| error(at + e.column, e.message))?;
+        // Columns count from the field's start: the keys are one line.
+        let (key, end) =
+            crate::value::parse_prefix_at(&chars, at).map_err(|e| error(e.column, e.message))?;
         if !matches!(key, Value::Int(_) | Value::String(_) | Value::Blob(_)) {
             let kind = crate::value::type_name(&key);
             return Err(error(
@@ -312,7 +329,7 @@ pub fn parse_keys(text: &str) -> Result<Vec<Value>, LiteralError> {
             ));
         }
         keys.push(key);
-        at += used;
+        at = end;
         while chars.get(at).is_some_and(|c| c.is_whitespace()) {
             at += 1;
         }
@@ -388,8 +405,30 @@ impl ApplyForm {
         self.focused_input().input(key)
     }
 
-    /// What is wrong with one field's text, if anything.
+    /// What is wrong with one field's text, if anything: checked once per
+    /// text, so drawing and running agree and neither parses it again.
     fn check_field(&self, field: Field) -> Option<FieldError> {
+        let text = self.value(field);
+        let mut checks = self.checks.borrow_mut();
+        let slot = &mut checks[field.index()];
+        if let Some(checked) = slot.as_ref().filter(|c| c.text == text) {
+            return checked.error.clone();
+        }
+        self.checks_made.set(self.checks_made.get() + 1);
+        let error = self.check_text(field);
+        *slot = Some(CheckedText {
+            text: text.to_string(),
+            error: error.clone(),
+        });
+        error
+    }
+
+    /// How many times a field's text was checked, not taken from the cache.
+    pub fn checks_made(&self) -> usize {
+        self.checks_made.get()
+    }
+
+    fn check_text(&self, field: Field) -> Option<FieldError> {
         let bad = |column, message: String| {
             Some(FieldError {
                 field,
