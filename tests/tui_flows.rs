@@ -1748,14 +1748,14 @@ fn a_recovered_buffer_asks_before_saving_over_a_file_changed_since_its_edits_beg
         panic!("a recovery copy: {:?}", console.effects)
     };
     let copy_file = dir.path().join("recovery.json");
-    std::fs::write(&copy_file, asudf::tui::recovery_json(&copy)).unwrap();
+    std::fs::write(&copy_file, asudf::tui::recovery::copy_json(&copy)).unwrap();
 
     // The next start offers the copy; a yes, then Ctrl-S.
     let start = |disk: &str| {
         std::fs::write(&work, disk).unwrap();
         let mut options = StartOptions::sample("sandbox");
         (options.text, options.path) = (disk.to_string(), Some(work.clone()));
-        options.recovered = asudf::tui::read_recovery(&copy_file);
+        options.recovered = asudf::tui::recovery::read_copy(&copy_file);
         let mut console = Console::starting(120, 40, options);
         console.key(KeyCode::Char('y'));
         assert_eq!(console.app.editor.contents(), "blocal a = 1\n");
