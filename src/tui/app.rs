@@ -1500,13 +1500,30 @@ impl App {
 
     /// A background job's progress; read again while it runs.
     fn on_job_poll(&mut self, number: usize, outcome: Result<Outcome, Failure>) {
+        let set = match self.results.by_number(number).map(|e| &e.request) {
+            Some(Some(Request::Execute(call))) => call.scope.set.clone(),
+            _ => None,
+        };
         let Some(job) = self.job_view(number) else {
             return;
         };
         match outcome {
             Ok(Outcome::Jobs(mut jobs)) if !jobs.is_empty() => job.info = Some(jobs.remove(0)),
             Ok(_) => job.error = Some("the job is not listed".into()),
-            Err(f) => job.error = Some(format!("cannot read the job's progress: {f}")),
+            // The server refuses a job on a set it has never seen with "not
+            // found", which the client takes for an empty start (as the
+            // CLI's `execute` says).
+            Err(f) if job.info.is_none() && f.code == 2 && set.is_some() => {
+                job.error = Some(format!(
+                    "the server started no job: set '{}' has never held a record ({})",
+                    set.unwrap_or_default(),
+                    f.message
+                ));
+            }
+            Err(f) => {
+                job.read_again = f.kind == FailureKind::Connection;
+                job.error = Some(format!("cannot read the job's progress: {f}"));
+            }
         }
         if job.running()
             && let Some(id) = job.id
@@ -1517,6 +1534,31 @@ impl App {
                 purpose: Purpose::JobPoll { entry: number },
                 request: Request::Jobs { id: Some(id) },
             });
+        }
+    }
+
+    /// After a reconnect: the jobs whose last read failed on the lost
+    /// connection are read again (they may well still run).
+    fn read_jobs_again(&mut self) {
+        for entry in &mut self.results.entries {
+            let Some(RunView {
+                detail: Detail::Background(job),
+                ..
+            }) = &mut entry.run
+            else {
+                continue;
+            };
+            if let (true, Some(id)) = (job.read_again, job.id) {
+                job.read_again = false;
+                job.error = None;
+                self.polls.push(Poll {
+                    due: self.now,
+                    purpose: Purpose::JobPoll {
+                        entry: entry.number,
+                    },
+                    request: Request::Jobs { id: Some(id) },
+                });
+            }
         }
     }
 
@@ -1976,6 +2018,7 @@ impl App {
                         }
                         self.modules.loading = false;
                         self.refresh_modules(effects);
+                        self.read_jobs_again();
                     }
                     ConnectionState::Lost { reason } => {
                         let reason = reason.clone();
