@@ -8,6 +8,7 @@ use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph};
 use std::cell::{Cell, RefCell};
+use unicode_width::UnicodeWidthChar;
 
 use aerospike::Value;
 
@@ -339,6 +340,52 @@ pub fn parse_keys(text: &str) -> Result<Vec<Value>, LiteralError> {
             Some(_) => return Err(error(at + 1, "expected ',' between keys".into())),
         }
     }
+}
+
+/// The display columns `chars` take (a wide character takes two).
+fn cells(chars: impl Iterator<Item = char>) -> usize {
+    chars.map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// The display column of an error's caret: `column` counts characters
+/// (from 1), as the message does; one past the text points at its end.
+fn caret_cell(text: &str, column: usize) -> usize {
+    let before = column.saturating_sub(1);
+    let len = text.chars().count();
+    cells(text.chars().take(before)) + before.saturating_sub(len)
+}
+
+/// The display column a field shows from, `width` cells wide: from its
+/// start while the cursor fits, else far enough on that the cursor shows at
+/// the right edge; an error's caret shows too when the two fit together.
+fn field_scroll(cursor: usize, caret: Option<usize>, width: usize) -> usize {
+    let last = match caret {
+        Some(caret) if caret.abs_diff(cursor) < width => caret.max(cursor),
+        _ => cursor,
+    };
+    (last + 1).saturating_sub(width.max(1))
+}
+
+/// What a field shows of `text`: `width` cells from display column `from`.
+/// A wide character cut by the left edge shows as blanks; one cut by the
+/// right edge is left out.
+fn visible_cells(text: &str, from: usize, width: usize) -> String {
+    let mut shown = String::new();
+    let mut column = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        let end = column + w;
+        if end > from + width {
+            break;
+        }
+        if column >= from {
+            shown.push(c);
+        } else if end > from {
+            shown.extend(std::iter::repeat_n(' ', end - from));
+        }
+        column = end;
+    }
+    shown
 }
 
 /// The query's bin names (`a, b`): `None` = every bin.
@@ -721,18 +768,35 @@ impl ApplyForm {
         // The last row the focused field takes: its own, or the caret under
         // it that points at an error.
         let mut focus_end = self.focus;
+        // Where the cursor and the error's caret go, in display columns of
+        // the focused field's text, and the column it shows from: a field
+        // wider than the pane scrolls to keep them in view.
+        let focused_input = &self.inputs[self.focused_field().index()];
+        let cursor_cell = cells(focused_input.text.chars().take(focused_input.cursor));
+        let caret_cell = error
+            .as_ref()
+            .filter(|e| e.field == self.focused_field())
+            .and_then(|e| e.column)
+            .map(|column| caret_cell(&focused_input.text, column));
+        // A field with an error keeps room for its ✗ at the pane's edge.
+        let text_width = |field: Field| {
+            let marked = error.as_ref().is_some_and(|e| e.field == field);
+            (inner.width as usize).saturating_sub(label_width + if marked { 2 } else { 0 })
+        };
+        let shown_from = field_scroll(cursor_cell, caret_cell, text_width(self.focused_field()));
         for (i, field) in fields.iter().enumerate() {
             let label_style = if focused && i == self.focus {
                 theme.key()
             } else {
                 theme.dim()
             };
+            let from = if i == self.focus { shown_from } else { 0 };
             let mut spans = vec![
                 Span::styled(
                     format!("{:>w$} ", field.label(), w = label_width - 1),
                     label_style,
                 ),
-                Span::raw(self.value(*field).to_string()),
+                Span::raw(visible_cells(self.value(*field), from, text_width(*field))),
             ];
             if error.as_ref().is_some_and(|e| e.field == *field) {
                 spans.push(Span::styled(" ✗", theme.error()));
@@ -760,18 +824,19 @@ impl ApplyForm {
                 Some(column) => format!("{}: column {column}: {}", e.field.label(), e.message),
                 None => format!("{}: {}", e.field.label(), e.message),
             };
-            if let Some(column) = e.column {
-                let field_row = fields.iter().position(|f| *f == e.field).unwrap_or(0);
-                if field_row < lines.len() && self.focus == field_row {
-                    focus_end += 1;
-                    lines.insert(
-                        field_row + 1,
-                        Line::styled(
-                            format!("{}^", " ".repeat(label_width + column - 1)),
-                            theme.error(),
-                        ),
-                    );
-                }
+            let field_row = fields.iter().position(|f| *f == e.field).unwrap_or(0);
+            if let Some(caret) = caret_cell.filter(|caret| *caret >= shown_from)
+                && field_row < lines.len()
+                && self.focus == field_row
+            {
+                focus_end += 1;
+                lines.insert(
+                    field_row + 1,
+                    Line::styled(
+                        format!("{}^", " ".repeat(label_width + caret - shown_from)),
+                        theme.error(),
+                    ),
+                );
             }
             lines.push(Line::styled(text, theme.error()));
         }
@@ -786,8 +851,7 @@ impl ApplyForm {
         };
         frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
         if focused && self.picker.is_none() {
-            let input = &self.inputs[self.focused_field().index()];
-            let x = inner.x + label_width as u16 + input.cursor as u16;
+            let x = inner.x + (label_width + cursor_cell - shown_from) as u16;
             let y = inner.y + self.focus as u16 - scroll;
             if x < inner.right() && y < inner.bottom() {
                 frame.set_cursor_position(Position::new(x, y));
