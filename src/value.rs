@@ -54,7 +54,8 @@ impl std::error::Error for ParseError {}
 
 /// Parses one value in the literal syntax (surrounding whitespace allowed).
 pub fn parse(text: &str) -> Result<Value, ParseError> {
-    let mut parser = Parser::new(text);
+    let chars: Vec<char> = text.chars().collect();
+    let mut parser = Parser::new(&chars);
     parser.skip_ws();
     let value = parser.value(0)?;
     parser.skip_ws();
@@ -67,7 +68,17 @@ pub fn parse(text: &str) -> Result<Value, ParseError> {
 /// Parses one value at the start of `text` (leading whitespace allowed) and
 /// says how many characters it took: for grammars that embed literals.
 pub fn parse_prefix(text: &str) -> Result<(Value, usize), ParseError> {
-    let mut parser = Parser::new(text);
+    let chars: Vec<char> = text.chars().collect();
+    parse_prefix_at(&chars, 0)
+}
+
+/// Parses one value starting at `chars[start]` (leading whitespace allowed)
+/// and says where it ended, for grammars that read many literals from one
+/// text: no copy of the rest is made per value, so reading a list stays
+/// linear. Errors count lines and columns from the start of `chars`.
+pub fn parse_prefix_at(chars: &[char], start: usize) -> Result<(Value, usize), ParseError> {
+    let mut parser = Parser::new(chars);
+    parser.pos = start;
     parser.skip_ws();
     let value = parser.value(0)?;
     Ok((value, parser.pos))
@@ -137,17 +148,14 @@ fn number_len(chars: &[char], start: usize) -> Option<usize> {
     Some(i - start)
 }
 
-struct Parser {
-    chars: Vec<char>,
+struct Parser<'a> {
+    chars: &'a [char],
     pos: usize,
 }
 
-impl Parser {
-    fn new(text: &str) -> Self {
-        Parser {
-            chars: text.chars().collect(),
-            pos: 0,
-        }
+impl<'a> Parser<'a> {
+    fn new(chars: &'a [char]) -> Self {
+        Parser { chars, pos: 0 }
     }
 
     fn peek(&self) -> Option<char> {
@@ -292,7 +300,7 @@ impl Parser {
                 format!("expected a number after '-', found '{word}'"),
             ));
         }
-        let Some(len) = number_len(&self.chars, start) else {
+        let Some(len) = number_len(self.chars, start) else {
             return Err(self.number_shape_error(start));
         };
         self.pos = start + len;

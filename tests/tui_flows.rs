@@ -256,6 +256,68 @@ fn bad_arguments_show_the_column_and_are_not_sent() {
     assert!(console.app.status.as_ref().is_some_and(|s| s.error));
 }
 
+/// The column where `symbol` is first drawn on row `y`.
+fn column_of(console: &Console, symbol: &str, y: u16) -> Option<u16> {
+    let buffer = console.terminal.backend().terminal.buffer();
+    (0..buffer.area.width).find(|x| buffer[(*x, y)].symbol() == symbol)
+}
+
+/// The row of the first form field labelled `label`.
+fn row_of(screen: &str, label: &str) -> u16 {
+    let label = format!(" {label} ");
+    screen
+        .lines()
+        .position(|l| l.contains(&label))
+        .expect(&label) as u16
+}
+
+#[test]
+fn a_field_wider_than_the_pane_scrolls_to_keep_the_cursor_and_caret_in_view() {
+    let mut console = Console::connected_at(80, 30);
+    console.kind(FormKind::Batch);
+    let keys: Vec<String> = (1..=30).map(|n| format!("'k{n}'")).collect();
+    let keys = keys.join(", ");
+    console.set(asudf::tui::panes::apply::Field::Keys, &keys);
+    let screen = console.screen();
+    let row = row_of(&screen, "keys");
+    let line = screen.lines().nth(row as usize).unwrap();
+    // The end of the text and the cursor after it are in view.
+    assert!(line.ends_with("'k30' │"), "{screen}");
+    let cursor = console.cursor().expect("a cursor");
+    assert_eq!((cursor.x, cursor.y), (78, row), "{screen}");
+
+    // An error at the cursor: its ✗ and its caret in view.
+    console.type_text(" x");
+    let screen = console.screen();
+    let line = screen.lines().nth(row as usize).unwrap();
+    assert!(line.ends_with("'k30' x ✗ │"), "{screen}");
+    let cursor = console.cursor().expect("a cursor");
+    assert_eq!(column_of(&console, "^", row + 1), Some(cursor.x - 1));
+    assert_eq!(column_of(&console, "x", row), Some(cursor.x - 1));
+
+    // Home: the field shows from its start again.
+    console.key(KeyCode::Home);
+    let screen = console.screen();
+    let line = screen.lines().nth(row as usize).unwrap();
+    assert!(line.contains("keys 'k1', 'k2'"), "{screen}");
+    assert_eq!(console.cursor().map(|c| c.x), Some(12));
+}
+
+#[test]
+fn wide_characters_put_the_cursor_and_caret_under_their_columns() {
+    let mut console = Console::connected_at(80, 30);
+    console.set(asudf::tui::panes::apply::Field::Key, "'日本語' x");
+    let screen = console.screen();
+    assert!(screen.contains("key: column 7:"), "{screen}");
+    let row = row_of(&screen, "key");
+    let cursor = console.cursor().expect("a cursor");
+    assert_eq!(cursor.y, row);
+    // 'x' is the 7th character, 9 cells after the field's start.
+    assert_eq!(column_of(&console, "x", row), Some(12 + 9));
+    assert_eq!(column_of(&console, "^", row + 1), Some(12 + 9));
+    assert_eq!(cursor.x, 12 + 10, "after the x");
+}
+
 #[test]
 fn compile_error_marks_its_line() {
     let mut console = Console::connected();
@@ -1748,14 +1810,14 @@ fn a_recovered_buffer_asks_before_saving_over_a_file_changed_since_its_edits_beg
         panic!("a recovery copy: {:?}", console.effects)
     };
     let copy_file = dir.path().join("recovery.json");
-    std::fs::write(&copy_file, asudf::tui::recovery_json(&copy)).unwrap();
+    std::fs::write(&copy_file, asudf::tui::recovery::copy_json(&copy)).unwrap();
 
     // The next start offers the copy; a yes, then Ctrl-S.
     let start = |disk: &str| {
         std::fs::write(&work, disk).unwrap();
         let mut options = StartOptions::sample("sandbox");
         (options.text, options.path) = (disk.to_string(), Some(work.clone()));
-        options.recovered = asudf::tui::read_recovery(&copy_file);
+        options.recovered = asudf::tui::recovery::read_copy(&copy_file);
         let mut console = Console::starting(120, 40, options);
         console.key(KeyCode::Char('y'));
         assert_eq!(console.app.editor.contents(), "blocal a = 1\n");

@@ -10,6 +10,7 @@ use asudf::client::{BatchRow, Failure, FailureKind, Outcome, RecordView, Request
 use asudf::tui::Action;
 use asudf::tui::app::{Effect, JOB_POLL};
 use asudf::tui::panes::apply::{Field, FormKind};
+use asudf::tui::panes::runs::Detail;
 use asudf::where_clause::{self, Predicate};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -220,6 +221,45 @@ fn bad_where_or_keys_show_the_column_and_send_nothing() {
     console.key(KeyCode::F(5));
     assert!(!console.sent.iter().any(|(_, r)| is_batch(r)));
     assert_eq!(console.app.results.entries.len(), 0, "nothing ran");
+}
+
+#[test]
+fn a_long_key_list_is_checked_once_per_edit_and_runs_every_key() {
+    let mut console = console(120, 40, true);
+    console.kind(FormKind::Batch);
+    console.set(Field::Keys, "");
+    let list: Vec<String> = (1..=3000).map(|n| n.to_string()).collect();
+    console.act(Action::Paste(list.join(", ")));
+    console.screen();
+    let checks = console.app.apply.checks_made();
+    // Frames drawn while nothing is edited answer from the cache.
+    for _ in 0..3 {
+        console.act(Action::Resize(120, 40)); // a whole frame each
+        console.screen();
+    }
+    assert_eq!(
+        console.app.apply.checks_made(),
+        checks,
+        "drawing re-checked"
+    );
+    console.type_text(",");
+    let screen = console.screen();
+    assert!(
+        screen.contains("keys: column 16893: expected a key"),
+        "{screen}"
+    );
+    assert_eq!(
+        console.app.apply.checks_made(),
+        checks + 1,
+        "one edit, one check"
+    );
+    console.key(KeyCode::Backspace);
+    console.key(KeyCode::F(5));
+    let Request::BatchApply(call) = console.request(is_batch) else {
+        unreachable!()
+    };
+    assert_eq!(call.keys.len(), 3000);
+    assert_eq!(call.keys[2999].key, Value::Int(3000));
 }
 
 #[test]
@@ -444,6 +484,76 @@ fn a_background_job_polls_its_progress_and_ctrl_k_aborts_it() {
     console.tick(JOB_POLL * 4);
     assert!(!console.sent.iter().any(|(_, r)| is_job_poll(r)));
     assert!(console.app.results.in_flight().is_none());
+}
+
+/// Why the newest background job's reads stopped.
+fn job_error(console: &Console) -> Option<String> {
+    match &console.app.results.entries.last()?.run.as_ref()?.detail {
+        Detail::Background(job) => job.error.clone(),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_job_the_server_never_started_says_why_instead_of_started() {
+    let mut console = console(120, 40, true);
+    background_form(&mut console);
+    console.set(Field::Set, "never");
+    console.key(KeyCode::F(5));
+    console.answer(is_execute, Ok(Outcome::JobStarted { id: 7 }));
+    let not_found = Failure {
+        kind: FailureKind::Server,
+        code: 2,
+        message: "not found".into(),
+        location: None,
+        logs: vec![],
+    };
+    console.answer(is_job_poll, Err(not_found));
+    let screen = console.screen();
+    assert!(
+        screen.contains("job 7: the server started no job"),
+        "{screen}"
+    );
+    assert!(!screen.contains("job 7 started"), "{screen}");
+    assert_eq!(
+        job_error(&console).as_deref(),
+        Some("the server started no job: set 'never' has never held a record (not found)")
+    );
+    console.tick(JOB_POLL * 4);
+    assert!(
+        !console.sent.iter().any(|(_, r)| is_job_poll(r)),
+        "not read again"
+    );
+    assert!(console.app.results.in_flight().is_none());
+}
+
+#[test]
+fn a_job_read_lost_with_the_connection_is_read_again_after_a_reconnect() {
+    let mut console = console(120, 40, true);
+    background_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.answer(is_execute, Ok(Outcome::JobStarted { id: 7 }));
+    console.answer(is_job_poll, Err(Failure::connection("connection reset")));
+    let screen = console.screen();
+    assert!(screen.contains("job 7: cannot read the job's"), "{screen}");
+    assert_eq!(
+        job_error(&console).as_deref(),
+        Some("cannot read the job's progress: connection reset")
+    );
+    console.act(Action::Client(asudf::client::Event::Connection(
+        asudf::client::ConnectionState::Lost {
+            reason: "connection reset".into(),
+        },
+    )));
+    console.tick(JOB_POLL * 4);
+    assert!(!console.sent.iter().any(|(_, r)| is_job_poll(r)));
+    console.connect(true);
+    console.tick(JOB_POLL * 5);
+    assert_eq!(console.request(is_job_poll), Request::Jobs { id: Some(7) });
+    console.answer(is_job_poll, Ok(job_entry("done(ok)", "100.00", 10, 0)));
+    let screen = console.screen();
+    assert!(screen.contains("job 7 · done(ok)"), "{screen}");
+    assert!(!screen.contains("cannot read"), "{screen}");
 }
 
 #[test]

@@ -397,3 +397,87 @@ fn job_ends(c: &mut Console, id: u64, info: &str) {
         Ok(Outcome::Jobs(parse_jobs(info))),
     );
 }
+
+/// Types `path` into the open save prompt and presses Enter.
+fn save_to(c: &mut Console, path: &std::path::Path) {
+    assert!(
+        matches!(c.app.overlay, Some(Overlay::Prompt { .. })),
+        "a file name is asked"
+    );
+    c.ctrl('u');
+    c.type_text(path.to_str().unwrap());
+    c.key(KeyCode::Enter);
+}
+
+fn saved_to(c: &Console) -> Vec<PathBuf> {
+    c.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SaveFile { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The question a save asks before writing over `path`, if any.
+fn question(c: &Console) -> Option<String> {
+    match &c.app.overlay {
+        Some(Overlay::Confirm { question, .. }) => Some(question.clone()),
+        _ => None,
+    }
+}
+
+/// A finished query, a file in a fresh folder, and the question a save
+/// asks before writing over it.
+fn finished_run_and_a_file() -> (Console, tempfile::TempDir, PathBuf, Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("kept.toml");
+    std::fs::write(&existing, "mine").unwrap();
+    let mut c = Console::connected();
+    c.kind(FormKind::Query);
+    c.set(Field::Set, "sales");
+    c.key(KeyCode::F(5));
+    c.answer_newest(|r| matches!(r, Request::Query(_)), streamed(0));
+    let asked = Some(format!("{} exists: overwrite? (y/n)", existing.display()));
+    (c, dir, existing, asked)
+}
+
+#[test]
+fn f7_asks_before_writing_over_a_file() {
+    let (mut c, _dir, existing, asked) = finished_run_and_a_file();
+    c.key(KeyCode::F(7));
+    save_to(&mut c, &existing);
+    assert_eq!(question(&c), asked);
+    c.key(KeyCode::Char('n'));
+    assert!(saved_to(&c).is_empty(), "n writes nothing");
+    c.key(KeyCode::F(7));
+    save_to(&mut c, &existing);
+    c.key(KeyCode::Char('y'));
+    assert_eq!(saved_to(&c), vec![existing.clone()]);
+    let Some(Effect::SaveFile { text, .. }) = c.effects.pop() else {
+        unreachable!()
+    };
+    assert!(!parse(&existing, &text).steps.is_empty(), "{text}");
+}
+
+#[test]
+fn saving_results_asks_before_writing_over_a_file() {
+    let (mut c, dir, existing, asked) = finished_run_and_a_file();
+    c.alt('4');
+    c.type_text("s");
+    save_to(&mut c, &existing);
+    assert_eq!(question(&c), asked);
+    c.key(KeyCode::Char('n'));
+    assert!(saved_to(&c).is_empty(), "n writes nothing");
+    c.type_text("s");
+    save_to(&mut c, &existing);
+    c.key(KeyCode::Char('y'));
+    assert_eq!(saved_to(&c), vec![existing.clone()]);
+    // A file that is not there is written without a question.
+    c.effects.clear();
+    let fresh = dir.path().join("fresh.json");
+    c.type_text("s");
+    save_to(&mut c, &fresh);
+    assert_eq!(question(&c), None);
+    assert_eq!(saved_to(&c), vec![fresh]);
+}

@@ -92,6 +92,10 @@ pub enum Pending {
     OpenFile(PathBuf),
     /// Write the buffer over a file it does not know, or one changed since.
     Overwrite(PathBuf),
+    /// Write the session's test file (F7) over a file that exists.
+    OverwriteTest(PathBuf),
+    /// Write the results as JSON over a file that exists.
+    OverwriteResults(PathBuf),
     /// Load the `n`th sample, its module replacing the unsaved buffer.
     LoadSample(usize),
     Recover(Recovered),
@@ -758,6 +762,8 @@ impl App {
             Pending::OpenFile(path) => effects.push(Effect::LoadFile(path)),
             Pending::LoadSample(index) => self.start_sample_load(index, effects),
             Pending::Overwrite(path) => self.write_editor(path, effects),
+            Pending::OverwriteTest(path) => self.write_test_file(path, effects),
+            Pending::OverwriteResults(path) => self.write_results(path, effects),
             Pending::Recover(Recovered { text, path, base }) => {
                 let module = path
                     .as_deref()
@@ -801,25 +807,41 @@ impl App {
             },
             PromptKind::SaveTest => {
                 let path = PathBuf::from(text);
-                let (text, left_out) = self.test_file(&path);
-                self.saving_test = Some((path.clone(), left_out));
-                effects.push(Effect::SaveFile {
-                    path,
-                    text,
-                    version: None,
-                });
+                match overwrite_question(&path) {
+                    Some(question) => self.ask(question, Pending::OverwriteTest(path)),
+                    None => self.write_test_file(path, effects),
+                }
             }
             PromptKind::CreateIndex => self.create_index(text, effects),
             PromptKind::SaveResults => {
-                let json =
-                    serde_json::to_string_pretty(&self.results.to_json(false)).unwrap_or_default();
-                effects.push(Effect::SaveFile {
-                    path: PathBuf::from(text),
-                    text: json + "\n",
-                    version: None,
-                });
+                let path = PathBuf::from(text);
+                match overwrite_question(&path) {
+                    Some(question) => self.ask(question, Pending::OverwriteResults(path)),
+                    None => self.write_results(path, effects),
+                }
             }
         }
+    }
+
+    /// Writes the session's calls as a test file (F7).
+    fn write_test_file(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
+        let (text, left_out) = self.test_file(&path);
+        self.saving_test = Some((path.clone(), left_out));
+        effects.push(Effect::SaveFile {
+            path,
+            text,
+            version: None,
+        });
+    }
+
+    /// Writes the results pane's runs as JSON.
+    fn write_results(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
+        let json = serde_json::to_string_pretty(&self.results.to_json(false)).unwrap_or_default();
+        effects.push(Effect::SaveFile {
+            path,
+            text: json + "\n",
+            version: None,
+        });
     }
 
     /// After the editor's text changed: the linter follows after a pause,
@@ -837,12 +859,15 @@ impl App {
             .flatten();
         // Ctrl-S is rare and reads the file once: the question comes before
         // anything is written. A file that is not there loses nothing.
-        let name = path.display();
         let question = match (std::fs::read(&path), known) {
             (Err(_), _) => None,
-            (Ok(_), None) => Some(format!("{name} exists: overwrite? (y/n)")),
-            (Ok(held), Some(known)) => (fingerprint(&held) != known)
-                .then(|| format!("{name} changed on disk since it was opened: overwrite? (y/n)")),
+            (Ok(_), None) => overwrite_question(&path),
+            (Ok(held), Some(known)) => (fingerprint(&held) != known).then(|| {
+                format!(
+                    "{} changed on disk since it was opened: overwrite? (y/n)",
+                    path.display()
+                )
+            }),
         };
         match question {
             Some(question) => self.ask(question, Pending::Overwrite(path)),
@@ -1475,13 +1500,30 @@ impl App {
 
     /// A background job's progress; read again while it runs.
     fn on_job_poll(&mut self, number: usize, outcome: Result<Outcome, Failure>) {
+        let set = match self.results.by_number(number).map(|e| &e.request) {
+            Some(Some(Request::Execute(call))) => call.scope.set.clone(),
+            _ => None,
+        };
         let Some(job) = self.job_view(number) else {
             return;
         };
         match outcome {
             Ok(Outcome::Jobs(mut jobs)) if !jobs.is_empty() => job.info = Some(jobs.remove(0)),
             Ok(_) => job.error = Some("the job is not listed".into()),
-            Err(f) => job.error = Some(format!("cannot read the job's progress: {f}")),
+            // The server refuses a job on a set it has never seen with "not
+            // found", which the client takes for an empty start (as the
+            // CLI's `execute` says).
+            Err(f) if job.info.is_none() && f.code == 2 && set.is_some() => {
+                job.error = Some(format!(
+                    "the server started no job: set '{}' has never held a record ({})",
+                    set.unwrap_or_default(),
+                    f.message
+                ));
+            }
+            Err(f) => {
+                job.read_again = f.kind == FailureKind::Connection;
+                job.error = Some(format!("cannot read the job's progress: {f}"));
+            }
         }
         if job.running()
             && let Some(id) = job.id
@@ -1492,6 +1534,31 @@ impl App {
                 purpose: Purpose::JobPoll { entry: number },
                 request: Request::Jobs { id: Some(id) },
             });
+        }
+    }
+
+    /// After a reconnect: the jobs whose last read failed on the lost
+    /// connection are read again (they may well still run).
+    fn read_jobs_again(&mut self) {
+        for entry in &mut self.results.entries {
+            let Some(RunView {
+                detail: Detail::Background(job),
+                ..
+            }) = &mut entry.run
+            else {
+                continue;
+            };
+            if let (true, Some(id)) = (job.read_again, job.id) {
+                job.read_again = false;
+                job.error = None;
+                self.polls.push(Poll {
+                    due: self.now,
+                    purpose: Purpose::JobPoll {
+                        entry: entry.number,
+                    },
+                    request: Request::Jobs { id: Some(id) },
+                });
+            }
         }
     }
 
@@ -1951,6 +2018,7 @@ impl App {
                         }
                         self.modules.loading = false;
                         self.refresh_modules(effects);
+                        self.read_jobs_again();
                     }
                     ConnectionState::Lost { reason } => {
                         let reason = reason.clone();
@@ -2193,6 +2261,13 @@ impl App {
 
 /// A result entry as a test step, when it finished with an answer the
 /// format can expect.
+/// The question to ask before a save writes over `path`, when something is
+/// there (a file that is not there loses nothing).
+fn overwrite_question(path: &std::path::Path) -> Option<String> {
+    path.exists()
+        .then(|| format!("{} exists: overwrite? (y/n)", path.display()))
+}
+
 fn saved_run(e: &CallEntry) -> Option<SavedRun> {
     if e.in_flight() {
         return None;

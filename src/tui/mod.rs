@@ -13,6 +13,7 @@ pub mod highlight;
 pub mod keymap;
 pub mod literal;
 pub mod panes;
+pub mod recovery;
 pub mod screen;
 pub mod theme;
 pub mod tty;
@@ -46,7 +47,7 @@ pub use app::{App, Effect, StartOptions};
 /// Where the console keeps its files.
 #[derive(Debug, Clone)]
 pub struct Paths {
-    /// The recovery copy of an unsaved buffer.
+    /// The folder of the recovery copies of unsaved buffers.
     pub recovery: Option<PathBuf>,
     /// The user keymap (TOML).
     pub keymap: Option<PathBuf>,
@@ -59,21 +60,11 @@ impl Paths {
     pub fn from_env() -> Paths {
         let data = dirs::data_dir().map(|d| d.join("asudf"));
         Paths {
-            recovery: data.as_ref().map(|d| d.join("recovery.json")),
+            recovery: data.as_ref().map(|d| d.join("recovery")),
             forms: data.as_ref().map(|d| d.join("forms.json")),
             keymap: dirs::config_dir().map(|d| d.join("asudf").join("keymap.toml")),
         }
     }
-}
-
-/// Reads the recovery copy left by an earlier session.
-pub fn read_recovery(path: &Path) -> Option<app::Recovered> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
-/// The recovery copy as [`read_recovery`] reads it.
-pub fn recovery_json(recovered: &app::Recovered) -> String {
-    serde_json::to_string(recovered).unwrap_or_default()
 }
 
 /// What performing effects produced.
@@ -92,7 +83,8 @@ pub struct Driver {
     handle: ClientHandle,
     ids: HashMap<Tag, RequestId>,
     tags: HashMap<RequestId, Tag>,
-    recovery: Option<PathBuf>,
+    /// This session's recovery copy (`None`: not kept).
+    recovery: Option<recovery::SessionCopy>,
     /// Where the recent forms go (`None`: not kept).
     pub forms: Option<PathBuf>,
     /// Where lint answers go; `None`: lint inline (tests).
@@ -138,7 +130,7 @@ async fn do_chores(mut chores: tokio::sync::mpsc::UnboundedReceiver<Chore>) {
 }
 
 impl Driver {
-    pub fn new(handle: ClientHandle, recovery: Option<PathBuf>) -> Driver {
+    pub fn new(handle: ClientHandle, recovery: Option<recovery::SessionCopy>) -> Driver {
         let (chores, queue) = tokio::sync::mpsc::unbounded_channel();
         Driver {
             chores,
@@ -181,6 +173,9 @@ impl Driver {
     pub async fn finish(self) {
         drop(self.chores);
         let _ = self.writer.await;
+        if let Some(copy) = self.recovery {
+            copy.close();
+        }
     }
 
     pub async fn perform(&mut self, effects: Vec<Effect>) -> Performed {
@@ -217,16 +212,22 @@ impl Driver {
                     });
                 }
                 Effect::WriteRecovery(recovered) => {
-                    if let Some(file) = &self.recovery {
-                        let contents = move || recovery_json(&recovered);
+                    if let Some(session) = &mut self.recovery {
+                        // Unlocked, the copy could be offered to another
+                        // console while this one runs: not written then.
+                        if let Err(e) = session.lock() {
+                            tracing::warn!("no recovery copy: {e}");
+                            continue;
+                        }
+                        let contents = move || recovery::copy_json(&recovered);
                         let _ = self
                             .chores
-                            .send(Chore::Write(file.clone(), Box::new(contents)));
+                            .send(Chore::Write(session.copy.clone(), Box::new(contents)));
                     }
                 }
                 Effect::ClearRecovery => {
-                    if let Some(file) = &self.recovery {
-                        let _ = self.chores.send(Chore::Remove(file.clone()));
+                    if let Some(session) = &self.recovery {
+                        let _ = self.chores.send(Chore::Remove(session.copy.clone()));
                     }
                 }
                 Effect::SaveForms(json) => {
@@ -414,7 +415,13 @@ async fn run_console(
         },
         _ => (keymap::Keymap::default(), None),
     };
-    let recovered = paths.recovery.as_deref().and_then(read_recovery);
+    let (recovered, recovery_copy) = match paths.recovery.as_deref() {
+        Some(dir) => {
+            let (recovered, copy) = recovery::take_offer(dir, path.as_deref());
+            (recovered, Some(copy))
+        }
+        None => (None, None),
+    };
     let forms = paths
         .forms
         .as_deref()
@@ -445,7 +452,7 @@ async fn run_console(
         let _on = client_runtime.enter();
         client::spawn(target)
     };
-    let mut driver = Driver::new(handle, paths.recovery.clone());
+    let mut driver = Driver::new(handle, recovery_copy);
     driver.forms = paths.forms.clone();
     let (lint_tx, lint_rx) = tokio::sync::mpsc::unbounded_channel();
     driver.lint = Some(lint_tx);
@@ -615,23 +622,6 @@ mod tests {
             !again.contains(clear),
             "the normal screen is kept: {again:?}"
         );
-    }
-
-    /// A recovery copy of an earlier version (no `base`) is still offered;
-    /// one written now reads back as it was.
-    #[test]
-    fn recovery_copies_read_back_old_and_new() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("recovery.json");
-        std::fs::write(&file, r#"{"path":"work.lua","text":"local a\n"}"#).unwrap();
-        let old = read_recovery(&file).expect("an old copy reads");
-        assert_eq!((old.text.as_str(), old.base), ("local a\n", None));
-        let copy = app::Recovered {
-            base: Some(panes::editor::fingerprint(b"local a\n")),
-            ..old
-        };
-        std::fs::write(&file, recovery_json(&copy)).unwrap();
-        assert_eq!(read_recovery(&file), Some(copy));
     }
 
     /// The panic hook ends the console only for panics in its own code: the

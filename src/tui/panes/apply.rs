@@ -7,6 +7,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph};
+use std::cell::{Cell, RefCell};
+use unicode_width::UnicodeWidthChar;
 
 use aerospike::Value;
 
@@ -253,6 +255,20 @@ pub struct ApplyForm {
     pub history: Vec<FormSnapshot>,
     /// Position while walking the history (`None` = the live form).
     pub history_pos: Option<usize>,
+    /// Each field's last check with the text it was made for, one per
+    /// field of [`ALL_FIELDS`]: every frame draws the form's problems, and
+    /// a long key list costs a parse, so a field is checked again only when
+    /// its text changed.
+    checks: RefCell<Vec<Option<CheckedText>>>,
+    /// How many times a field's text was checked rather than answered from
+    /// `checks` (what tests read to see that drawing does not re-check).
+    checks_made: Cell<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct CheckedText {
+    text: String,
+    error: Option<FieldError>,
 }
 
 impl Default for ApplyForm {
@@ -268,6 +284,8 @@ impl Default for ApplyForm {
             picker: None,
             history: Vec::new(),
             history_pos: None,
+            checks: RefCell::new(vec![None; ALL_FIELDS.len()]),
+            checks_made: Cell::new(0),
         }
     }
 }
@@ -301,9 +319,9 @@ pub fn parse_keys(text: &str) -> Result<Vec<Value>, LiteralError> {
         if at >= chars.len() {
             return Err(error(at + 1, "expected a key".into()));
         }
-        let rest: String = chars[at..].iter().collect();
-        let (key, used) =
-            crate::value::parse_prefix(&rest).map_err(|e| error(at + e.column, e.message))?;
+        // Columns count from the field's start: the keys are one line.
+        let (key, end) =
+            crate::value::parse_prefix_at(&chars, at).map_err(|e| error(e.column, e.message))?;
         if !matches!(key, Value::Int(_) | Value::String(_) | Value::Blob(_)) {
             let kind = crate::value::type_name(&key);
             return Err(error(
@@ -312,7 +330,7 @@ pub fn parse_keys(text: &str) -> Result<Vec<Value>, LiteralError> {
             ));
         }
         keys.push(key);
-        at += used;
+        at = end;
         while chars.get(at).is_some_and(|c| c.is_whitespace()) {
             at += 1;
         }
@@ -322,6 +340,52 @@ pub fn parse_keys(text: &str) -> Result<Vec<Value>, LiteralError> {
             Some(_) => return Err(error(at + 1, "expected ',' between keys".into())),
         }
     }
+}
+
+/// The display columns `chars` take (a wide character takes two).
+fn cells(chars: impl Iterator<Item = char>) -> usize {
+    chars.map(|c| c.width().unwrap_or(0)).sum()
+}
+
+/// The display column of an error's caret: `column` counts characters
+/// (from 1), as the message does; one past the text points at its end.
+fn caret_cell(text: &str, column: usize) -> usize {
+    let before = column.saturating_sub(1);
+    let len = text.chars().count();
+    cells(text.chars().take(before)) + before.saturating_sub(len)
+}
+
+/// The display column a field shows from, `width` cells wide: from its
+/// start while the cursor fits, else far enough on that the cursor shows at
+/// the right edge; an error's caret shows too when the two fit together.
+fn field_scroll(cursor: usize, caret: Option<usize>, width: usize) -> usize {
+    let last = match caret {
+        Some(caret) if caret.abs_diff(cursor) < width => caret.max(cursor),
+        _ => cursor,
+    };
+    (last + 1).saturating_sub(width.max(1))
+}
+
+/// What a field shows of `text`: `width` cells from display column `from`.
+/// A wide character cut by the left edge shows as blanks; one cut by the
+/// right edge is left out.
+fn visible_cells(text: &str, from: usize, width: usize) -> String {
+    let mut shown = String::new();
+    let mut column = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        let end = column + w;
+        if end > from + width {
+            break;
+        }
+        if column >= from {
+            shown.push(c);
+        } else if end > from {
+            shown.extend(std::iter::repeat_n(' ', end - from));
+        }
+        column = end;
+    }
+    shown
 }
 
 /// The query's bin names (`a, b`): `None` = every bin.
@@ -388,8 +452,30 @@ impl ApplyForm {
         self.focused_input().input(key)
     }
 
-    /// What is wrong with one field's text, if anything.
+    /// What is wrong with one field's text, if anything: checked once per
+    /// text, so drawing and running agree and neither parses it again.
     fn check_field(&self, field: Field) -> Option<FieldError> {
+        let text = self.value(field);
+        let mut checks = self.checks.borrow_mut();
+        let slot = &mut checks[field.index()];
+        if let Some(checked) = slot.as_ref().filter(|c| c.text == text) {
+            return checked.error.clone();
+        }
+        self.checks_made.set(self.checks_made.get() + 1);
+        let error = self.check_text(field);
+        *slot = Some(CheckedText {
+            text: text.to_string(),
+            error: error.clone(),
+        });
+        error
+    }
+
+    /// How many times a field's text was checked, not taken from the cache.
+    pub fn checks_made(&self) -> usize {
+        self.checks_made.get()
+    }
+
+    fn check_text(&self, field: Field) -> Option<FieldError> {
         let bad = |column, message: String| {
             Some(FieldError {
                 field,
@@ -682,18 +768,35 @@ impl ApplyForm {
         // The last row the focused field takes: its own, or the caret under
         // it that points at an error.
         let mut focus_end = self.focus;
+        // Where the cursor and the error's caret go, in display columns of
+        // the focused field's text, and the column it shows from: a field
+        // wider than the pane scrolls to keep them in view.
+        let focused_input = &self.inputs[self.focused_field().index()];
+        let cursor_cell = cells(focused_input.text.chars().take(focused_input.cursor));
+        let caret_cell = error
+            .as_ref()
+            .filter(|e| e.field == self.focused_field())
+            .and_then(|e| e.column)
+            .map(|column| caret_cell(&focused_input.text, column));
+        // A field with an error keeps room for its ✗ at the pane's edge.
+        let text_width = |field: Field| {
+            let marked = error.as_ref().is_some_and(|e| e.field == field);
+            (inner.width as usize).saturating_sub(label_width + if marked { 2 } else { 0 })
+        };
+        let shown_from = field_scroll(cursor_cell, caret_cell, text_width(self.focused_field()));
         for (i, field) in fields.iter().enumerate() {
             let label_style = if focused && i == self.focus {
                 theme.key()
             } else {
                 theme.dim()
             };
+            let from = if i == self.focus { shown_from } else { 0 };
             let mut spans = vec![
                 Span::styled(
                     format!("{:>w$} ", field.label(), w = label_width - 1),
                     label_style,
                 ),
-                Span::raw(self.value(*field).to_string()),
+                Span::raw(visible_cells(self.value(*field), from, text_width(*field))),
             ];
             if error.as_ref().is_some_and(|e| e.field == *field) {
                 spans.push(Span::styled(" ✗", theme.error()));
@@ -721,18 +824,19 @@ impl ApplyForm {
                 Some(column) => format!("{}: column {column}: {}", e.field.label(), e.message),
                 None => format!("{}: {}", e.field.label(), e.message),
             };
-            if let Some(column) = e.column {
-                let field_row = fields.iter().position(|f| *f == e.field).unwrap_or(0);
-                if field_row < lines.len() && self.focus == field_row {
-                    focus_end += 1;
-                    lines.insert(
-                        field_row + 1,
-                        Line::styled(
-                            format!("{}^", " ".repeat(label_width + column - 1)),
-                            theme.error(),
-                        ),
-                    );
-                }
+            let field_row = fields.iter().position(|f| *f == e.field).unwrap_or(0);
+            if let Some(caret) = caret_cell.filter(|caret| *caret >= shown_from)
+                && field_row < lines.len()
+                && self.focus == field_row
+            {
+                focus_end += 1;
+                lines.insert(
+                    field_row + 1,
+                    Line::styled(
+                        format!("{}^", " ".repeat(label_width + caret - shown_from)),
+                        theme.error(),
+                    ),
+                );
             }
             lines.push(Line::styled(text, theme.error()));
         }
@@ -747,8 +851,7 @@ impl ApplyForm {
         };
         frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
         if focused && self.picker.is_none() {
-            let input = &self.inputs[self.focused_field().index()];
-            let x = inner.x + label_width as u16 + input.cursor as u16;
+            let x = inner.x + (label_width + cursor_cell - shown_from) as u16;
             let y = inner.y + self.focus as u16 - scroll;
             if x < inner.right() && y < inner.bottom() {
                 frame.set_cursor_position(Position::new(x, y));

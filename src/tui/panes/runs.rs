@@ -97,6 +97,8 @@ pub struct JobView {
     pub info: Option<JobInfo>,
     /// Why polling stopped early.
     pub error: Option<String>,
+    /// The last read failed on the connection: read again once it is back.
+    pub read_again: bool,
     pub abort_sent: bool,
 }
 
@@ -302,7 +304,11 @@ fn job_lines(job: &JobView, width: usize, theme: Theme, out: &mut Vec<Line<'stat
         return;
     };
     let Some(info) = &job.info else {
-        out.push(Line::styled(format!("  job {id} started"), theme.dim()));
+        match &job.error {
+            // Never read: what stopped the reads is all there is to say.
+            Some(error) => out.push(Line::styled(format!("  job {id}: {error}"), theme.error())),
+            None => out.push(Line::styled(format!("  job {id} started"), theme.dim())),
+        }
         return;
     };
     let percent = info.percent().clamp(0.0, 100.0);
