@@ -392,3 +392,89 @@ fn requests_run_on_the_client_tasks_runtime() {
         }
     }
 }
+
+/// The aggregation jobs the server lists: (status, records read).
+async fn aggregation_jobs(
+    handle: &ClientHandle,
+    events: &mut UnboundedReceiver<Event>,
+) -> Vec<(String, u64)> {
+    let Ok(Outcome::Jobs(jobs)) = run(handle, events, Request::Jobs { id: None }).await else {
+        panic!("the jobs list");
+    };
+    jobs.iter()
+        .filter(|j| j.field("job-type") == Some("aggregation"))
+        .map(|j| (j.status().to_string(), j.succeeded()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_aggregation_stops_on_the_server_too() {
+    let (handle, mut events) = client::spawn(memory_sandbox());
+    connected(&mut events).await;
+    // Each record costs the stream a while: the whole set, many seconds.
+    let source = "local function spin(rec)\n  local x = 0\n  for i = 1, 2000000 do x = x + i end\n  return 1\nend\nlocal function add(a, b) return a + b end\nfunction run(stream)\n  return stream : map(spin) : reduce(add)\nend\n";
+    run(
+        &handle,
+        &mut events,
+        Request::PutModule {
+            name: "slow.lua".into(),
+            source: source.into(),
+        },
+    )
+    .await
+    .unwrap();
+    for i in 0..1000 {
+        let key = RecordKey {
+            ns: "test".into(),
+            set: Some("slow".into()),
+            key: Value::Int(i),
+        };
+        let bins = vec![("n".to_string(), Value::Int(i))];
+        let put = Request::PutRecord {
+            key,
+            bins,
+            send_key: false,
+        };
+        run(&handle, &mut events, put).await.unwrap();
+    }
+    let aggregation = handle.send(Request::Aggregate(Box::new(
+        asudf::client::query::AggregateCall {
+            scope: asudf::client::query::Scope {
+                ns: "test".into(),
+                set: Some("slow".into()),
+                where_clause: None,
+            },
+            module: "slow".into(),
+            function: "run".into(),
+            args: vec![],
+            source: Some(source.into()),
+        },
+    )));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !aggregation_jobs(&handle, &mut events)
+        .await
+        .iter()
+        .any(|(status, read)| status == "active(ok)" && *read > 0)
+    {
+        assert!(std::time::Instant::now() < deadline, "the job never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    handle.cancel(aggregation);
+    // The server notices the client going and stops the job: it ends as
+    // one whose client went away, long before it could have read every record.
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let ended = loop {
+        let jobs = aggregation_jobs(&handle, &mut events).await;
+        if jobs.iter().all(|(status, _)| status.starts_with("done")) {
+            break jobs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after the cancel: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert_eq!(ended[0].0, "done(abandoned-response-error)", "{ended:?}");
+    assert!(ended[0].1 < 1000, "{ended:?}");
+}

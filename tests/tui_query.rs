@@ -700,3 +700,49 @@ fn a_batch_apply_shows_a_row_per_key() {
         assert_eq!(json["results"][2]["ok"], serde_json::json!(false));
     }
 }
+
+#[test]
+fn an_expanded_batch_shows_each_rows_whole_error() {
+    let mut console = console(80, 24, true);
+    console.kind(FormKind::Batch);
+    console.set(Field::Keys, "'a', 'missing'");
+    console.set(Field::Function, "bump_existing");
+    console.key(KeyCode::F(5));
+    console.act(Action::Key(KeyEvent::new(
+        KeyCode::Char('4'),
+        KeyModifiers::ALT,
+    )));
+    let message = "/opt/aerospike/usr/udf/lua/counter.lua:9: the record 'missing' does not exist yet: create it with counter.increment first";
+    console.answer(
+        is_batch,
+        Ok(Outcome::BatchApplied(vec![
+            BatchRow {
+                key: Value::from("a"),
+                result: Ok(Value::Int(6)),
+            },
+            BatchRow {
+                key: Value::from("missing"),
+                result: Err(Failure {
+                    kind: FailureKind::Server,
+                    code: 100,
+                    message: message.into(),
+                    location: Some(("counter.lua".into(), 9)),
+                    logs: vec![],
+                }),
+            },
+        ])),
+    );
+    // Folded, the row is cut to the pane.
+    let screen = console.screen();
+    assert!(screen.contains("'missing' ✗ error 100"), "{screen}");
+    assert!(!screen.contains("increment first"), "{screen}");
+    // Expanded, the whole error shows, wrapped over the rows below.
+    console.key(KeyCode::Enter);
+    let screen = console.screen();
+    let words: String = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("create it with counter.increment first"),
+        "{screen}"
+    );
+    assert!(words.contains("does not exist yet"), "{screen}");
+}

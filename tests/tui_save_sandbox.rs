@@ -194,3 +194,76 @@ async fn a_saved_session_of_every_kind_passes_when_replayed() {
     let reports = testing::run_files(vec![scenario], None).await;
     assert_eq!(reports[0].failed(), 1, "{:?}", reports[0]);
 }
+
+impl OnServer {
+    /// F2, the `n`th sample, Enter; waits until it is loaded.
+    async fn load_sample(&mut self, n: usize) {
+        self.key(KeyCode::F(2)).await;
+        for _ in 0..n {
+            self.key(KeyCode::Down).await;
+        }
+        self.key(KeyCode::Enter).await;
+        self.wait("the sample loaded", |app| {
+            app.sample_load.is_none()
+                && app
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.error || s.text.contains("loaded"))
+        })
+        .await;
+        let status = self.app.status.clone().unwrap();
+        assert!(!status.error, "{}", status.text);
+    }
+
+    /// F7 on `file`; the text written.
+    async fn save_test(&mut self, file: &Path) -> String {
+        self.key(KeyCode::F(7)).await;
+        self.with(KeyModifiers::CONTROL, 'u').await;
+        for c in file.display().to_string().chars() {
+            self.key(KeyCode::Char(c)).await;
+        }
+        self.key(KeyCode::Enter).await;
+        std::fs::read_to_string(file).expect("the file is written")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_on_loaded_samples_saves_their_records_and_passes_when_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut live = OnServer::start(160, 45, async |_| {}).await;
+    // sum (the 2nd sample) with its where clause, then stamp (the 4th).
+    live.load_sample(1).await;
+    let sum = live.run().await;
+    assert!(
+        matches!(sum.state, CallState::Done { outcome: Ok(_), .. }),
+        "{sum:?}"
+    );
+    live.load_sample(3).await;
+    let stamp = live.run().await;
+    assert!(
+        matches!(stamp.state, CallState::Done { outcome: Ok(_), .. }),
+        "{stamp:?}"
+    );
+
+    let file = dir.path().join("session.udftest.toml");
+    let text = live.save_test(&file).await;
+    let status = live.app.status.as_ref().map(|s| s.text.clone());
+    assert_eq!(status, Some(format!("saved {}", file.display())), "{text}");
+    let scenario = format::load(&file).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    // The samples' records, once: both wrote the same 1000 sales.
+    assert_eq!(scenario.records.len(), 1000, "{text}");
+    assert!(
+        text.contains("# The records sample sum wrote (1000 in test.sales) are written first."),
+        "{text}"
+    );
+    assert_eq!(scenario.steps.len(), 2, "{text}");
+
+    let reports = testing::run_files(vec![scenario], None).await;
+    let report = &reports[0];
+    assert!(
+        report.connection.is_none() && report.setup.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.passed(), 2, "{report:?}");
+    assert_eq!(report.failed(), 0, "{report:?}");
+}

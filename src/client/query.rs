@@ -3,20 +3,23 @@
 //! Records and values are handed to a sink as they arrive, so the first
 //! ones show while the rest are coming.
 
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use aerospike::{
     AdminPolicy, Bins, Client, CollectionIndexType, IndexType, QueryPolicy, Statement, Value,
     WritePolicy,
 };
-use futures::{FutureExt, StreamExt};
-use parking_lot::Mutex;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::ops::{error_location, failure, get_module, info, module_file};
 use super::{Failure, FailureKind, Outcome, RecordView};
+use crate::sandbox::engine::StreamCall;
+use crate::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value as SandboxValue};
 use crate::where_clause::{Collection, Where};
 
 /// Which records a query-path request reads: a namespace, optionally one
@@ -301,21 +304,21 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// The crate runs the client side of a stream from a process-wide package
-/// table: one aggregation per module at a time, so a source registered for
-/// one run is not swapped under another.
-static PACKAGE_LOCKS: LazyLock<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-
+/// Runs an aggregation: the server's half through a query whose record set
+/// this task holds (dropped, the task closes it: its connection closes, and
+/// the server stops the job, as for any client that goes away), and the
+/// client's half (the first `reduce` and what follows) on an engine of its
+/// own, fed the server's values as they come. (The crate's own aggregation
+/// keeps reading the server's answer after its result set is closed, so
+/// the server's job ran to its end after a cancel.)
 pub(super) async fn aggregate(
     client: &Client,
     call: AggregateCall,
     sink: &ItemSink,
 ) -> Result<Outcome, Failure> {
     let started = Instant::now();
-    let package = module_file(&call.module)
-        .trim_end_matches(".lua")
-        .to_string();
+    let file = module_file(&call.module);
+    let package = file.trim_end_matches(".lua").to_string();
     let source = match call.source {
         Some(source) => source,
         None => match get_module(client, &call.module).await? {
@@ -323,51 +326,153 @@ pub(super) async fn aggregate(
             _ => unreachable!("get_module answers a module"),
         },
     };
-    let lock = PACKAGE_LOCKS
-        .lock()
-        .entry(package.clone())
-        .or_default()
-        .clone();
-    let _guard = lock.lock().await;
-    aerospike::lua::register_package(&package, &source);
-    let results = client
-        .query_aggregate(
-            &QueryPolicy::default(),
-            call.scope.statement(Bins::All),
-            &package,
-            &call.function,
-            &call.args,
-        )
+    let engine = client_engine(&file, &source)?;
+    let mut statement = call.scope.statement(Bins::All);
+    statement.set_aggregate_function(&package, &call.function, &call.args);
+    let mut policy = QueryPolicy::default();
+    // A retried partition would feed the client's half its values twice.
+    policy.base_policy.max_retries = 0;
+    let records = client
+        .query(&policy, aerospike::PartitionFilter::all(), statement)
         .await
         .map_err(stream_failure)?;
-    let _close = CloseResultsOnDrop(results.clone());
-    let mut stream = results.into_stream();
+    let _close = CloseOnDrop(records.clone());
+    let mut records = records.into_stream();
+
+    // The client's half runs on a thread of its own, reading the server's
+    // values from `partials` and writing its own to `values`.
+    let (partials, partials_rx) = mpsc::channel::<SandboxValue>(PARTIALS_QUEUE);
+    let (values_tx, mut values) = mpsc::unbounded_channel::<SandboxValue>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop_on_drop = StopOnDrop(stop.clone());
+    let (function, args) = (
+        call.function.clone(),
+        call.args
+            .iter()
+            .map(SandboxValue::from_client)
+            .collect::<Vec<_>>(),
+    );
+    let mut client_half = tokio::task::spawn_blocking(move || {
+        let mut partials_rx = partials_rx;
+        let stream = StreamCall {
+            module: &package,
+            function: &function,
+            args: &args,
+        };
+        let mut next = std::iter::from_fn(|| partials_rx.blocking_recv());
+        let mut emit = |value| values_tx.send(value).is_ok();
+        engine.run_stream_client_from(&stream, &mut next, &mut emit, &stop)
+    });
+
+    let mut partials = Some(partials);
     let mut count = 0u64;
-    while let Some(value) = next_value(&mut stream).await {
-        let value = value.map_err(stream_failure)?;
+    let mut forward = |value: SandboxValue| {
         count += 1;
-        let _ = sink.send(StreamItem::Value(value));
+        let _ = sink.send(StreamItem::Value(value.to_client()));
+    };
+    let ended = loop {
+        tokio::select! {
+            record = records.next(), if partials.is_some() => match record {
+                Some(record) => {
+                    let partial = record.map_err(stream_failure).and_then(server_value)?;
+                    let sent = match &partials {
+                        Some(tx) => tx.send(SandboxValue::from_client(&partial)).await.is_ok(),
+                        None => false,
+                    };
+                    if !sent {
+                        // The client's half ended early (it failed): its answer tells.
+                        partials = None;
+                    }
+                }
+                // The server is done: the client's half reads its end.
+                None => partials = None,
+            },
+            Some(value) = values.recv() => forward(value),
+            ended = &mut client_half => break ended,
+        }
+    };
+    while let Ok(value) = values.try_recv() {
+        forward(value);
     }
-    Ok(Outcome::Streamed {
-        count,
-        elapsed: started.elapsed(),
+    match ended {
+        Ok(Ok(())) => Ok(Outcome::Streamed {
+            count,
+            elapsed: started.elapsed(),
+        }),
+        Ok(Err(text)) => Err(client_half_failure(&text)),
+        Err(e) => Err(Failure::connection(format!(
+            "the client's part of the stream stopped: {e}"
+        ))),
+    }
+}
+
+/// Server values queued for the client's half before the reader waits.
+const PARTIALS_QUEUE: usize = 500;
+
+/// Where the client's half says its errors come from, in place of the
+/// server's module folder: `(client)/sum.lua:7: …`.
+const CLIENT_HALF_PATH: &str = "(client)";
+
+/// An engine holding only the module `file`, for the client's half of its
+/// streams, with every Lua library (as the client's Lua has).
+fn client_engine(file: &str, source: &str) -> Result<Sandbox, Failure> {
+    let config = SandboxConfig {
+        lua_libs: LuaLibs::All,
+        user_path: CLIENT_HALF_PATH.to_string(),
+        ..SandboxConfig::default()
+    };
+    let engine = Sandbox::open(config).map_err(|e| Failure::connection(e.to_string()))?;
+    let content = BASE64.encode(source);
+    let put = format!(
+        "filename={file};content={content};content-len={}",
+        content.len()
+    );
+    match engine.info_udf_put(&put).as_str() {
+        "ok" => Ok(engine),
+        reply => Err(Failure {
+            kind: FailureKind::Compile,
+            code: -1,
+            message: format!("the client cannot load {file} for the stream's client part: {reply}"),
+            location: None,
+            logs: Vec::new(),
+        }),
+    }
+}
+
+/// The value a server's aggregation record carries: `SUCCESS`, or the
+/// stream's failure there (`FAILURE`).
+fn server_value(mut record: aerospike::Record) -> Result<Value, Failure> {
+    if let Some(value) = record.bins.swap_remove("SUCCESS") {
+        return Ok(value);
+    }
+    let message = match record.bins.swap_remove("FAILURE") {
+        Some(reason) => format!("aggregation UDF failed on the server: {reason}"),
+        None => "an aggregation record without its SUCCESS bin".to_string(),
+    };
+    Err(Failure {
+        kind: FailureKind::Server,
+        code: QUERY_GENERIC,
+        location: error_location(&message),
+        message,
+        logs: Vec::new(),
     })
 }
 
-/// The next aggregation value. The crate's `ResultStream` wakes itself
-/// while it is empty, which keeps a core busy for the whole aggregation
-/// (taking it from an in-process sandbox running the stream); so it is
-/// polled once at a time, with a pause of up to 2 ms while nothing came.
-async fn next_value(
-    stream: &mut aerospike::ResultStream,
-) -> Option<aerospike::errors::Result<Value>> {
-    let mut pause = Duration::from_micros(100);
-    loop {
-        if let Some(item) = stream.next().now_or_never() {
-            return item;
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(2));
+/// The server's result code for a failed query (`AS_ERR_QUERY`).
+const QUERY_GENERIC: i32 = 213;
+
+/// The client's half failed (the engine's text names `(client)/MODULE.lua:LINE`).
+fn client_half_failure(text: &str) -> Failure {
+    let text = text
+        .strip_prefix("UDF: Execution Error 2 : ")
+        .unwrap_or(text);
+    let message = format!("stream UDF aggregation failed in the client: {text}");
+    Failure {
+        kind: FailureKind::Server,
+        code: -1,
+        location: error_location(&message),
+        message,
+        logs: Vec::new(),
     }
 }
 
@@ -382,11 +487,12 @@ fn stream_failure(e: aerospike::Error) -> Failure {
     f
 }
 
-struct CloseResultsOnDrop(Arc<aerospike::ResultSet>);
+/// Stops the client's half of a stream when its aggregation is dropped.
+struct StopOnDrop(Arc<AtomicBool>);
 
-impl Drop for CloseResultsOnDrop {
+impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.close();
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

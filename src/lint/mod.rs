@@ -306,20 +306,25 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
     let lines = LineIndex::new(source);
     let mut out = Vec::new();
     // A module that does not compile gives rules nothing sound to say:
-    // report the syntax alone, from the tree's parser (it knows the column)
-    // or else from Lua's compiler (a line only: the whole line is marked).
-    if let Some(error) = parsed.errors().first() {
+    // report the syntax alone, once. Lua's compiler is the server's, so its
+    // line and message stand; the tree's parser adds its column when it
+    // stopped on that same line (it often stops a line earlier, at the end
+    // of what it could still read). The tree refusing what Lua compiles
+    // (it knows less of 5.4) is reported too, from the tree.
+    let tree_error = parsed.errors().first().map(|error| {
         let (start, end) = error.range();
         let (line, col) = lines.at(start.bytes());
         let end = lines.at(end.bytes().max(start.bytes()));
-        out.push(syntax_error(
-            line,
-            col,
-            end,
-            error.error_message().to_string(),
-        ));
-    } else if let Some((line, message)) = compile_error(source) {
-        out.push(syntax_error(line, 1, lines.line_end(line), message));
+        (line, col, end, error.error_message().to_string())
+    });
+    if let Some((line, message)) = compile_error(source) {
+        let (col, end) = match &tree_error {
+            Some((tree_line, col, end, _)) if *tree_line == line => (*col, *end),
+            _ => (1, lines.line_end(line)),
+        };
+        out.push(syntax_error(line, col, end, message));
+    } else if let Some((line, col, end, message)) = tree_error {
+        out.push(syntax_error(line, col, end, message));
     } else {
         let ast = parsed.ast();
         let found = udf::check(ast, options);

@@ -27,15 +27,16 @@ fn libs(libs: LuaLibs) -> Options {
 #[test]
 fn syntax_error_is_an_error_with_its_position() {
     let found = lint(
-        "function f(rec)\n  return rec.a +\nend\n",
+        "function f(rec)\n  return rec.a + * 2\nend\n",
         &Options::default(),
     );
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].rule, "syntax_error");
     assert_eq!(found[0].severity, Severity::Error);
+    // Lua's line and message (the server's), the tree parser's column.
     assert_eq!((found[0].line, found[0].col), (2, 16));
     assert!(
-        found[0].message.contains("binary operator"),
+        found[0].message.contains("unexpected symbol near '*'"),
         "{}",
         found[0].message
     );
@@ -402,10 +403,41 @@ fn what_lua_refuses_to_compile_is_a_syntax_error_at_its_line() {
             (line, text.chars().count() as u32 + 1)
         );
     }
-    // What the tree's parser refuses is reported once, with its column.
+    // What both parsers refuse is reported once.
     let found = lint(
         "function f(rec)\n  return rec.a +\nend\n",
         &Options::default(),
     );
     assert_eq!(found.len(), 1, "{found:?}");
+}
+
+#[test]
+fn a_syntax_error_is_at_the_line_lua_gives_not_where_the_tree_parser_stopped() {
+    // A paste joined `end` to the next function: the tree's parser stops on
+    // line 2, the server (Lua's compiler) names line 3.
+    let source =
+        "function greet(rec)\n  return 'hi'\nendfunction hello(rec, name)\n  return name\nend\n";
+    let found = lint(source, &Options::default());
+    assert_eq!(found.len(), 1, "{found:?}");
+    let d = &found[0];
+    assert_eq!(
+        (d.rule.as_str(), d.line, d.col),
+        ("syntax_error", 3, 1),
+        "{d:?}"
+    );
+    assert!(
+        d.message.contains("'end' expected") && d.message.contains("near 'endfunction'"),
+        "{}",
+        d.message
+    );
+    // The whole line is marked: the tree's span was on another line.
+    assert_eq!((d.end_line, d.end_col), (3, 29));
+    // An operand missing before `end`: Lua names the `end`, as the server does.
+    let found = lint(
+        "function f(rec)\n  return rec.a +\nend\n",
+        &Options::default(),
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].line, found[0].col), (3, 1), "{found:?}");
+    assert!(found[0].message.contains("near 'end'"), "{found:?}");
 }

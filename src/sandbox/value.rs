@@ -24,3 +24,65 @@ pub enum Value {
 
 /// Particle type of a plain blob.
 pub const BLOB: u8 = 4;
+
+/// The HyperLogLog particle type.
+const HLL: u8 = 18;
+
+impl Value {
+    /// A client's value as the sandbox's (maps keep their pairs' order).
+    pub fn from_client(v: &aerospike::Value) -> Value {
+        use aerospike::Value as C;
+        let pairs = |it: &mut dyn Iterator<Item = (&C, &C)>| {
+            Value::Map(
+                it.map(|(k, v)| (Value::from_client(k), Value::from_client(v)))
+                    .collect(),
+            )
+        };
+        match v {
+            C::Bool(b) => Value::Bool(*b),
+            C::Int(i) => Value::Int(*i),
+            C::Float(f) => Value::Float(f64::from(f)),
+            C::String(s) => Value::Str(s.clone()),
+            C::Blob(b) => Value::Bytes {
+                ty: BLOB,
+                data: b.clone(),
+            },
+            C::Hll(b) => Value::Bytes {
+                ty: HLL,
+                data: b.clone(),
+            },
+            C::List(items) | C::MultiResult(items) => {
+                Value::List(items.iter().map(Value::from_client).collect())
+            }
+            C::HashMap(m) => pairs(&mut m.iter()),
+            C::OrderedMap(m) => pairs(&mut m.iter()),
+            C::SortedMap(m) => pairs(&mut m.iter()),
+            C::KeyValueList(kv) => pairs(&mut kv.iter().map(|(k, v)| (k, v))),
+            C::GeoJson(s) => Value::GeoJson(s.clone()),
+            _ => Value::Nil,
+        }
+    }
+
+    /// The sandbox's value as a client's; a map as the client decodes one
+    /// from the wire (unordered).
+    pub fn to_client(&self) -> aerospike::Value {
+        use aerospike::Value as C;
+        match self {
+            Value::Nil => C::Nil,
+            Value::Bool(b) => C::Bool(*b),
+            Value::Int(i) => C::Int(*i),
+            Value::Float(f) => C::from(*f),
+            Value::Str(s) => C::String(s.clone()),
+            Value::Bytes { ty, data } if *ty == HLL => C::Hll(data.clone()),
+            Value::Bytes { data, .. } => C::Blob(data.clone()),
+            Value::List(items) => C::List(items.iter().map(Value::to_client).collect()),
+            Value::Map(pairs) => C::HashMap(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_client(), v.to_client()))
+                    .collect(),
+            ),
+            Value::GeoJson(s) => C::GeoJson(s.clone()),
+        }
+    }
+}

@@ -312,7 +312,7 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Whether a step runs a stream UDF (such files run one at a time).
+    /// Whether a step runs a stream UDF.
     pub fn aggregates(&self) -> bool {
         self.steps
             .iter()

@@ -60,13 +60,6 @@ pub async fn run_files(
     scenarios: Vec<Scenario>,
     cluster: Option<(crate::client::ClientHandle, Mode)>,
 ) -> Vec<FileReport> {
-    // The crate finishes an aggregation's stream in Lua from one
-    // process-wide package table, filled from the module registered where
-    // the file runs. Files with aggregate steps therefore hold this lock for
-    // their whole run: one at a time, so each sees its own modules' sources
-    // (not a same-named module of a file running beside it). Other files run
-    // in parallel.
-    let aggregating = std::sync::Arc::new(tokio::sync::Mutex::new(()));
     let tasks: Vec<_> = scenarios
         .into_iter()
         .enumerate()
@@ -74,12 +67,7 @@ pub async fn run_files(
             let cluster = cluster
                 .as_ref()
                 .map(|(handle, mode)| (handle.clone(), mode.for_file(i + 1)));
-            let aggregating = aggregating.clone();
             tokio::spawn(async move {
-                let _turn = match scenario.aggregates() {
-                    true => Some(aggregating.lock_owned().await),
-                    false => None,
-                };
                 match cluster {
                     Some((handle, mode)) => runner::run(&handle, &scenario, &mode).await,
                     None => runner::run_on_sandbox(&scenario).await,

@@ -108,6 +108,35 @@ pub struct ModuleRef {
     pub source: Option<String>,
 }
 
+/// Records the session wrote before its runs (a sample's), for the file to
+/// write first: each test file runs on its own empty sandbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeededRecords {
+    /// What wrote them, for the file's header (`sample sum`).
+    pub source: String,
+    pub ns: String,
+    pub set: Option<String>,
+    /// Each record's key and bins.
+    pub records: Vec<(Value, Vec<(String, Value)>)>,
+}
+
+impl SeededRecords {
+    fn ns_set(&self) -> String {
+        match &self.set {
+            Some(set) => format!("{}.{set}", self.ns),
+            None => self.ns.clone(),
+        }
+    }
+
+    /// Whether `run` reads or writes records of this set.
+    fn used_by(&self, run: &SavedRun) -> bool {
+        match run.scope() {
+            Some(scope) => scope.ns == self.ns && (scope.set.is_none() || scope.set == self.set),
+            None => run.ns_set() == self.ns_set(),
+        }
+    }
+}
+
 /// `to` written relative to the folder `from` (both absolute, or both relative to the same folder).
 pub fn relative(from: &Path, to: &Path) -> PathBuf {
     let from: Vec<Component> = from.components().collect();
@@ -163,11 +192,13 @@ fn serves(index: &IndexSpec, scope: &Scope) -> bool {
 
 /// The scenario text for `runs`, to be saved at `file` (module paths are
 /// written relative to its folder). Of `indexes` (those the console knows),
-/// the ones a run's `where` clause needs are created by the file.
+/// the ones a run's `where` clause needs are created by the file; of
+/// `seeds`, the records of the sets the runs use are written by it first.
 pub fn scenario_text(
     runs: &[SavedRun],
     modules: &[ModuleRef],
     indexes: &[IndexSpec],
+    seeds: &[SeededRecords],
     file: &Path,
 ) -> String {
     let mut doc = DocumentMut::new();
@@ -181,10 +212,24 @@ pub fn scenario_text(
         runs.len(),
         file.file_name().map_or(file.display(), |n| Path::new(n).display())
     ));
+    let seeds: Vec<&SeededRecords> = seeds
+        .iter()
+        .filter(|seed| runs.iter().any(|r| seed.used_by(r)))
+        .collect();
     if runs.iter().any(|r| r.scope().is_some()) {
-        // The console saw what the runs read, not the records behind it.
+        // The console saw what the runs read, not the records behind it
+        // (but for those it wrote itself, as a sample's).
         let prefix = doc.as_table().decor().prefix().and_then(|p| p.as_str());
-        let note = "# Records that were there before the session are not saved: add them as\n# [[record]] tables for the aggregate, execute and query steps to read.\n";
+        let mut note = String::new();
+        for seed in &seeds {
+            note += &format!(
+                "# The records {} wrote ({} in {}) are written first.\n",
+                seed.source,
+                seed.records.len(),
+                seed.ns_set()
+            );
+        }
+        note += "# Records that were there before the session are not saved: add them as\n# [[record]] tables for the aggregate, execute and query steps to read.\n";
         let text = format!("{}{note}", prefix.unwrap_or_default());
         doc.as_table_mut().decor_mut().set_prefix(text);
     }
@@ -258,7 +303,32 @@ pub fn scenario_text(
     // Records that were there before the first call on them (a batch
     // before it may have written them: those the file's steps write).
     let mut records = ArrayOfTables::new();
-    let mut seen: Vec<&crate::client::RecordKey> = Vec::new();
+    // The seeded records were there before any run: the state the file's
+    // steps start from, which an apply's record before may not be.
+    let seeded_keys: Vec<crate::client::RecordKey> = seeds
+        .iter()
+        .flat_map(|seed| {
+            seed.records
+                .iter()
+                .map(|(key, _)| crate::client::RecordKey {
+                    ns: seed.ns.clone(),
+                    set: seed.set.clone(),
+                    key: key.clone(),
+                })
+        })
+        .collect();
+    for seed in &seeds {
+        for (key, bins) in &seed.records {
+            let mut t = Table::new();
+            if seed.ns_set() != default_ns {
+                t.insert("ns", Item::Value(seed.ns_set().into()));
+            }
+            t.insert("key", Item::Value(key_text(key)));
+            t.insert("bins", Item::Value(Toml::InlineTable(bins_table(bins))));
+            records.push(t);
+        }
+    }
+    let mut seen: Vec<&crate::client::RecordKey> = seeded_keys.iter().collect();
     for run in runs {
         if let SavedRun::Batch { call, .. } = run {
             seen.extend(&call.keys);
@@ -486,7 +556,7 @@ mod tests {
             source: None,
         }];
         let file = dir.path().join("s.udftest.toml");
-        let text = scenario_text(&calls, &modules, &[], &file);
+        let text = scenario_text(&calls, &modules, &[], &[], &file);
         std::fs::write(&file, &text).unwrap();
         let s = format::load(&file).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(text.contains("counter = \"counter.lua\""), "{text}");
@@ -629,7 +699,7 @@ mod tests {
             index("sales", "tags", "STRING", Collection::List),
             index("other", "amount", "NUMERIC", Collection::Scalar),
         ];
-        let text = scenario_text(&runs_of_each_kind(), &modules, &indexes, file);
+        let text = scenario_text(&runs_of_each_kind(), &modules, &indexes, &[], file);
         let s = format::parse(file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         // Only the index the where clauses need.
         assert_eq!(s.indexes.len(), 1, "{text}");
@@ -755,7 +825,7 @@ mod tests {
         };
         let file = Path::new("/w/s.udftest.toml");
         let runs = [put, apply(&key), apply(&other)];
-        let text = scenario_text(&runs, &[], &[], file);
+        let text = scenario_text(&runs, &[], &[], &[], file);
         let s = format::parse(file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let seeded: Vec<&Value> = s.records.iter().map(|r| &r.key.key).collect();
         assert_eq!(seeded, [&Value::from("b")], "{text}");
@@ -801,7 +871,7 @@ mod tests {
             // Under its limit: all of them.
             query(Some(50), all),
         ];
-        let text = scenario_text(&runs, &[], &[], file);
+        let text = scenario_text(&runs, &[], &[], &[], file);
         let s = format::parse(file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let error = |i: usize| s.steps[i].expect.error.clone().unwrap();
         assert_eq!(error(0).code, Some(100));

@@ -17,7 +17,9 @@ use crate::client::{
     Timing,
 };
 use crate::lint::LuaLibs;
-use crate::testing::save::{ModuleRef, QueryAnswer, SavedCall, SavedRun, scenario_text};
+use crate::testing::save::{
+    ModuleRef, QueryAnswer, SavedCall, SavedRun, SeededRecords, scenario_text,
+};
 use crate::tui::action::{Action, Tag};
 use crate::tui::completion::Known;
 use crate::tui::diagnostics::{self, Diagnostics, LintRequest};
@@ -244,6 +246,9 @@ pub struct App {
     pub known: Known,
     /// The sample being loaded, if one is.
     pub sample_load: Option<crate::tui::panes::samples::SampleLoad>,
+    /// Samples whose records this session wrote, and whether all of them
+    /// were written: F7 writes them first in the test file.
+    pub samples_written: Vec<(&'static crate::samples::Sample, bool)>,
     /// When to lint and for which mode (the findings are `editor.problems`).
     pub diagnostics: Diagnostics,
     pub target: String,
@@ -263,8 +268,9 @@ pub struct App {
     last_refresh: Option<Instant>,
     /// Job progress and stage counts to read again.
     polls: Vec<Poll>,
-    /// The test file being saved, and how many runs it left out.
-    saving_test: Option<(PathBuf, usize)>,
+    /// The test file being saved, how many runs it left out, and what it
+    /// could not include (said with the outcome).
+    saving_test: Option<(PathBuf, usize, String)>,
     /// The buffer's version being written to its file, and the
     /// fingerprint of that text: the file holds it once written.
     writing: Option<(u64, String)>,
@@ -392,6 +398,7 @@ impl App {
             jobs: Jobs::default(),
             known: Known::default(),
             sample_load: None,
+            samples_written: Vec::new(),
             diagnostics: Diagnostics::new(options.lua_libs, options.now),
             target: options.target.clone(),
             connection: ConnectionState::Connecting {
@@ -544,10 +551,11 @@ impl App {
                         }
                     }
                     let left_out = match self.saving_test.take() {
-                        Some((file, n)) if file == path && n > 0 => {
-                            format!(
+                        Some((file, n, missing)) if file == path => {
+                            let runs = (n > 0).then(|| format!(
                                 " ({n} run(s) left out: in flight, cancelled, not answered, run ×N, or on a version of the module registered before)"
-                            )
+                            ));
+                            format!("{}{missing}", runs.unwrap_or_default())
                         }
                         _ => String::new(),
                     };
@@ -825,8 +833,8 @@ impl App {
 
     /// Writes the session's calls as a test file (F7).
     fn write_test_file(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
-        let (text, left_out) = self.test_file(&path);
-        self.saving_test = Some((path.clone(), left_out));
+        let (text, left_out, missing) = self.test_file(&path);
+        self.saving_test = Some((path.clone(), left_out, missing));
         effects.push(Effect::SaveFile {
             path,
             text,
@@ -1788,8 +1796,9 @@ impl App {
     }
 
     /// A test file of the saved calls, referencing each module by its file
-    /// when the editor has it open from one, else by its registered source.
-    fn test_file(&self, path: &std::path::Path) -> (String, usize) {
+    /// when the editor has it open from one, else by its registered source;
+    /// with how many runs it left out and what it could not include.
+    fn test_file(&self, path: &std::path::Path) -> (String, usize, String) {
         let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
         let mut modules: Vec<ModuleRef> = Vec::new();
         // By its file only when the file holds what the buffer shows (a
@@ -1841,8 +1850,49 @@ impl App {
                 name: i.name.clone(),
             })
             .collect();
-        let text = scenario_text(&runs, &modules, &indexes, &absolute(path));
-        (text, left_out)
+        let (seeds, missing) = self.sample_seeds();
+        let text = scenario_text(&runs, &modules, &indexes, &seeds, &absolute(path));
+        (text, left_out, missing)
+    }
+
+    /// The records the samples loaded this session wrote, for the test file
+    /// to write first; and a note naming the samples whose records were
+    /// only partly written (the file cannot have what the session had).
+    fn sample_seeds(&self) -> (Vec<SeededRecords>, String) {
+        let mut seeds: Vec<SeededRecords> = Vec::new();
+        let mut partial: Vec<&str> = Vec::new();
+        for (sample, complete) in &self.samples_written {
+            let Ok(target) = sample.target() else {
+                continue;
+            };
+            if !complete {
+                partial.push(sample.name);
+                continue;
+            }
+            // Samples writing the same records to the same set are written once.
+            let records: Vec<_> = (0..sample.records)
+                .map(crate::samples::sales_record)
+                .collect();
+            let same = |s: &SeededRecords| {
+                s.ns == target.namespace && s.set == target.set && s.records == records
+            };
+            if !seeds.iter().any(same) {
+                seeds.push(SeededRecords {
+                    source: format!("sample {}", sample.name),
+                    ns: target.namespace,
+                    set: target.set,
+                    records,
+                });
+            }
+        }
+        let missing = match partial.as_slice() {
+            [] => String::new(),
+            names => format!(
+                "; not in it: the records of sample {}, only partly written (load it again, then save)",
+                names.join(", ")
+            ),
+        };
+        (seeds, missing)
     }
 
     fn cancel(&mut self, effects: &mut Vec<Effect>) {

@@ -115,19 +115,31 @@ impl Sandbox {
         call: &StreamCall<'_>,
         values: Vec<Value>,
     ) -> Result<Vec<Value>, String> {
-        let mut values = values.into_iter();
-        let mut next = |lua: &Lua| match values.next() {
-            None => Ok(Lv::Nil),
-            Some(value) => push_elem(lua, &Elem::from_value(&value)),
-        };
         let mut out = Vec::new();
         let mut emit = |value| {
             out.push(value);
             true
         };
         let cancel = AtomicBool::new(false);
-        self.run_stream(call, SCOPE_CLIENT, &mut next, &mut emit, &cancel)?;
+        self.run_stream_client_from(call, &mut values.into_iter(), &mut emit, &cancel)?;
         Ok(out)
+    }
+
+    /// [`Sandbox::run_stream_client`] over values as they come (`values`
+    /// may wait for the next), handing each output to `emit` as it is made.
+    pub fn run_stream_client_from(
+        &self,
+        call: &StreamCall<'_>,
+        values: &mut dyn Iterator<Item = Value>,
+        emit: &mut dyn FnMut(Value) -> bool,
+        cancel: &AtomicBool,
+    ) -> Result<(), String> {
+        let mut next = |lua: &Lua| match values.next() {
+            None => Ok(Lv::Nil),
+            Some(value) => push_elem(lua, &Elem::from_value(&value)),
+        };
+        self.run_stream(call, SCOPE_CLIENT, &mut next, emit, cancel)
+            .map(|_| ())
     }
 
     fn run_stream(

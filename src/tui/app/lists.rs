@@ -195,6 +195,13 @@ impl App {
             },
         };
         let (name, stage_now, progress) = (load.sample.name, load.stage, load.progress());
+        let sample = load.sample;
+        // The records are written (all, or some before a write failed).
+        if stage == Stage::Records && (stage_now != Stage::Records || next.is_err()) {
+            let complete = next.is_ok();
+            self.samples_written.retain(|(s, _)| s.name != sample.name);
+            self.samples_written.push((sample, complete));
+        }
         if stage == Stage::Module && next.is_ok() {
             let module = load.sample.module;
             self.registered(module);

@@ -146,7 +146,7 @@ pub fn lines(
         }
         Detail::Batch => {
             if let Some(Outcome::BatchApplied(rows)) = ok {
-                batch_lines(rows, run.scroll, page, width, theme, out);
+                batch_lines(rows, run.scroll, page, entry.expanded, width, theme, out);
             }
         }
     }
@@ -412,10 +412,13 @@ fn query_lines(
     out.extend(window_line(scroll, shown.len(), records.len(), theme));
 }
 
+/// A row per key; folded, an error is cut to the row; expanded, each error
+/// shows whole (the pane wraps it), as a single call's does.
 fn batch_lines(
     rows: &[BatchRow],
     scroll: usize,
     page: usize,
+    expanded: bool,
     width: usize,
     theme: Theme,
     out: &mut Vec<Line<'static>>,
@@ -441,15 +444,37 @@ fn batch_lines(
         let room = width.saturating_sub(key_width + 6).max(8);
         let (mark, text, style) = match &row.result {
             Ok(value) => ("✓", literal::fold(value, room).0, theme.ok()),
+            Err(failure) if expanded => {
+                // A traceback's lines follow the row, indented (tabs as spaces).
+                let whole = failure.to_string().replace('\t', "  ");
+                let mut lines = whole.lines();
+                let first = lines.next().unwrap_or_default().to_string();
+                let rest: Vec<Line<'static>> = lines
+                    .map(|line| Line::styled(format!("    {line}"), theme.error()))
+                    .collect();
+                out.push(batch_row(&key, key_width, "✗", first, theme.error()));
+                out.extend(rest);
+                continue;
+            }
             Err(failure) => ("✗", cut(&failure.to_string(), room), theme.error()),
         };
-        out.push(Line::from(vec![
-            Span::raw(format!("  {key:<key_width$} ")),
-            Span::styled(format!("{mark} "), style),
-            Span::raw(text),
-        ]));
+        out.push(batch_row(&key, key_width, mark, text, style));
     }
     out.extend(window_line(scroll, shown.len(), rows.len(), theme));
+}
+
+fn batch_row(
+    key: &str,
+    key_width: usize,
+    mark: &str,
+    text: String,
+    style: ratatui::style::Style,
+) -> Line<'static> {
+    Line::from(vec![
+        Span::raw(format!("  {key:<key_width$} ")),
+        Span::styled(format!("{mark} "), style),
+        Span::raw(text),
+    ])
 }
 
 /// A run's rows as JSON, for copying and saving results: values typed,
