@@ -18,6 +18,14 @@ fn asudf(dir: &Path, args: &[&str]) -> (i32, String, String) {
     process::asudf(&all)
 }
 
+/// A sandbox directory with counter.lua registered.
+fn sandbox_with_counter() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = asudf(dir.path(), &["udf", "put", counter_lua().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    dir
+}
+
 fn json_of(stdout: &str) -> Json {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
@@ -114,9 +122,7 @@ fn commands_connect_to_a_running_serve_of_the_same_directory() {
 /// and every increment that exited 0 is in the record.
 #[test]
 fn parallel_commands_on_one_directory_all_succeed_and_lose_no_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = asudf(dir.path(), &["udf", "put", counter_lua().to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
+    let dir = sandbox_with_counter();
     const N: usize = 12;
     let runs: Vec<_> = (0..N)
         .map(|_| {
@@ -142,20 +148,12 @@ fn parallel_commands_on_one_directory_all_succeed_and_lose_no_write() {
 /// itself would stop with it: refused before it starts.
 #[test]
 fn no_wait_is_refused_when_the_command_serves_the_sandbox_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = asudf(dir.path(), &["udf", "put", counter_lua().to_str().unwrap()]);
-    assert_eq!(code, 0, "{err}");
-    let (code, _, err) = asudf(
-        dir.path(),
-        &[
-            "execute",
-            "test.demo",
-            "counter.increment",
-            "n",
-            "1",
-            "--no-wait",
-        ],
-    );
+    let dir = sandbox_with_counter();
+    let no_wait = || {
+        let args = ["execute", "test.demo", "counter.increment", "n", "1"];
+        asudf(dir.path(), &[&args[..], &["--no-wait"]].concat())
+    };
+    let (code, _, err) = no_wait();
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("--no-wait needs a sandbox that outlives"),
@@ -167,17 +165,7 @@ fn no_wait_is_refused_when_the_command_serves_the_sandbox_itself() {
 
     // With a served sandbox the job goes on after the command.
     let served = Served::start(&["--sandbox-dir", dir.path().to_str().unwrap()]);
-    let (code, out, err) = asudf(
-        dir.path(),
-        &[
-            "execute",
-            "test.demo",
-            "counter.increment",
-            "n",
-            "1",
-            "--no-wait",
-        ],
-    );
+    let (code, out, err) = no_wait();
     assert_eq!(code, 0, "{err}");
     assert!(!out.trim().is_empty(), "the job's id: {out}");
     drop(served);
@@ -187,12 +175,8 @@ fn no_wait_is_refused_when_the_command_serves_the_sandbox_itself() {
 /// whose record calls failed ends ok with a warning.
 #[test]
 fn execute_reports_a_job_on_an_unknown_set_and_failed_records() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sandbox_with_counter();
     let d = dir.path();
-    assert_eq!(
-        asudf(d, &["udf", "put", counter_lua().to_str().unwrap()]).0,
-        0
-    );
     let (code, _, err) = asudf(
         d,
         &["execute", "test.nosuch", "counter.increment", "n", "1"],
@@ -307,12 +291,8 @@ fn record_put_get_rm_with_typed_values() {
 
 #[test]
 fn bench_reports_throughput_and_percentiles() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sandbox_with_counter();
     let d = dir.path();
-    assert_eq!(
-        asudf(d, &["udf", "put", counter_lua().to_str().unwrap()]).0,
-        0
-    );
     let (code, out, err) = asudf(
         d,
         &[
@@ -410,12 +390,8 @@ fn bench_counts_failed_calls_apart_from_throughput() {
 
 #[test]
 fn batch_apply_answers_per_key() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sandbox_with_counter();
     let d = dir.path();
-    assert_eq!(
-        asudf(d, &["udf", "put", counter_lua().to_str().unwrap()]).0,
-        0
-    );
     assert_eq!(
         asudf(d, &["record", "put", "test.demo", "a", "count=1"]).0,
         0
@@ -526,12 +502,8 @@ fn usage_errors_with_json_print_the_error_object() {
 
 #[test]
 fn sandbox_reset_empties_records_and_modules() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = sandbox_with_counter();
     let d = dir.path();
-    assert_eq!(
-        asudf(d, &["udf", "put", counter_lua().to_str().unwrap()]).0,
-        0
-    );
     assert_eq!(asudf(d, &["record", "put", "test", "r", "a=1"]).0, 0);
     // Without --yes and without a terminal to ask on, nothing is reset.
     assert_ne!(asudf(d, &["sandbox", "reset"]).0, 0);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aerospike::Value;
 use asudf::client::{
-    ConnectionState, Event, Failure, FailureKind, ModuleInfo, Outcome, RecordView, Request, UdfLog,
+    ConnectionState, Event, Failure, FailureKind, Outcome, RecordView, Request, UdfLog,
 };
 use asudf::tui::app::{App, Effect, Overlay, Pane, Recovered, StartOptions};
 use asudf::tui::keymap::Keymap;
@@ -63,13 +63,7 @@ fn first_start_opens_the_sample_and_lists_modules_once_connected() {
         |r| matches!(r, Request::ListIndexes { .. }),
         Ok(Outcome::Indexes(Vec::new())),
     );
-    console.answer(
-        |r| *r == Request::ListModules,
-        Ok(Outcome::Modules(vec![ModuleInfo {
-            name: "counter.lua".into(),
-            hash: "abc".into(),
-        }])),
-    );
+    console.modules_listed(&[("counter.lua", "abc")]);
     // The source of each listed module is fetched to find its functions.
     assert!(
         matches!(&console.sent[..], [(_, Request::GetModule { name })] if name == "counter.lua")
@@ -366,16 +360,16 @@ fn runtime_error_at_line_3(error: &str) -> Failure {
     }
 }
 
+/// F5, and the call fails at counter.lua line 3 with `error`.
+fn run_failing_at_line_3(console: &mut Console, error: &str) {
+    console.key(KeyCode::F(5));
+    console.answer(is_apply, Err(runtime_error_at_line_3(error)));
+}
+
 #[test]
 fn runtime_error_marks_its_line_and_shows_the_error() {
     let mut console = Console::connected();
-    console.key(KeyCode::F(5));
-    console.answer(
-        is_apply,
-        Err(runtime_error_at_line_3(
-            "attempt to perform arithmetic on a nil value",
-        )),
-    );
+    run_failing_at_line_3(&mut console, "attempt to perform arithmetic on a nil value");
     assert_eq!(console.app.editor.marks[0].line, 3);
     let screen = console.screen();
     assert!(screen.contains("error 100"), "{screen}");
@@ -385,13 +379,7 @@ fn runtime_error_marks_its_line_and_shows_the_error() {
 #[test]
 fn a_runtime_error_marks_no_editor_line_when_the_editor_differs_from_the_registered_module() {
     let mut console = Console::connected();
-    console.answer(
-        |r| *r == Request::ListModules,
-        Ok(Outcome::Modules(vec![ModuleInfo {
-            name: "counter.lua".into(),
-            hash: "abc".into(),
-        }])),
-    );
+    console.modules_listed(&[("counter.lua", "abc")]);
     let source = console.app.editor.contents();
     console.answer(
         |r| matches!(r, Request::GetModule { .. }),
@@ -404,8 +392,7 @@ fn a_runtime_error_marks_no_editor_line_when_the_editor_differs_from_the_registe
     // the editor's line 4.
     console.type_text("-- a new first line\n");
     assert!(console.screen().contains("≠buffer"));
-    console.key(KeyCode::F(5));
-    console.answer(is_apply, Err(runtime_error_at_line_3("boom")));
+    run_failing_at_line_3(&mut console, "boom");
     assert!(console.app.editor.marks.is_empty());
     assert_eq!(
         console.status(),
@@ -419,8 +406,7 @@ fn a_runtime_error_marks_no_editor_line_when_the_editor_differs_from_the_registe
     while console.screen().contains("≠buffer") {
         console.ctrl('z');
     }
-    console.key(KeyCode::F(5));
-    console.answer(is_apply, Err(runtime_error_at_line_3("boom")));
+    run_failing_at_line_3(&mut console, "boom");
     assert_eq!(console.app.editor.marks[0].line, 3);
 }
 
@@ -436,8 +422,7 @@ fn the_newest_result_shows_to_its_last_line_when_its_words_wrap() {
             console.key(KeyCode::F(5));
             console.answer(is_apply, Ok(applied(Value::Int(5), None, (5, 1))));
         }
-        console.key(KeyCode::F(5));
-        console.answer(is_apply, Err(runtime_error_at_line_3(error)));
+        run_failing_at_line_3(&mut console, error);
         let screen = console.screen();
         assert!(screen.contains("#4 "), "height {height}:\n{screen}");
         assert!(
@@ -450,12 +435,9 @@ fn the_newest_result_shows_to_its_last_line_when_its_words_wrap() {
 #[test]
 fn a_lua_traceback_shows_line_by_line() {
     let mut console = Console::connected();
-    console.key(KeyCode::F(5));
-    console.answer(
-        is_apply,
-        Err(runtime_error_at_line_3(
-            "boom\nstack traceback:\n\tcounter.lua:3: in function 'f'\n\t[C]: in ?",
-        )),
+    run_failing_at_line_3(
+        &mut console,
+        "boom\nstack traceback:\n\tcounter.lua:3: in function 'f'\n\t[C]: in ?",
     );
     let screen = console.screen();
     let results: Vec<&str> = screen
@@ -481,8 +463,7 @@ fn the_editor_view_follows_the_message_row_and_the_gutter() {
     let mut console = Console::connected();
     let (rows, cols) = (console.app.editor.view_rows, console.app.editor.view_cols);
     // A mark's message takes the pane's last row.
-    console.key(KeyCode::F(5));
-    console.answer(is_apply, Err(runtime_error_at_line_3("boom")));
+    run_failing_at_line_3(&mut console, "boom");
     assert_eq!(console.app.editor.view_rows, rows - 1);
     // A file of 10,000 lines has a gutter three columns wider than 10 lines'.
     let text: String = (1..=10_000)
@@ -565,16 +546,7 @@ fn a_cancelled_run_many_says_how_many_of_the_asked_runs_were_done() {
     let tag = console.tag_of(is_apply);
     assert!(console.effects.contains(&Effect::Cancel(tag)));
     // The run in flight is cancelled: it counts neither as done nor failed.
-    console.answer(
-        is_apply,
-        Err(Failure {
-            kind: FailureKind::Cancelled,
-            code: -1,
-            message: "cancelled".into(),
-            location: None,
-            logs: vec![],
-        }),
-    );
+    console.answer(is_apply, Err(Failure::cancelled()));
     assert!(
         !console.sent.iter().any(|(_, r)| is_apply(r)),
         "no more runs"
@@ -604,13 +576,7 @@ fn a_cancelled_run_many_says_how_many_of_the_asked_runs_were_done() {
 #[test]
 fn modules_pane_opens_and_removes_with_confirmation() {
     let mut console = Console::connected();
-    console.answer(
-        |r| *r == Request::ListModules,
-        Ok(Outcome::Modules(vec![ModuleInfo {
-            name: "other.lua".into(),
-            hash: "h".into(),
-        }])),
-    );
+    console.modules_listed(&[("other.lua", "h")]);
     console.answer(
         |r| matches!(r, Request::GetModule { .. }),
         Ok(Outcome::Module {
@@ -1275,10 +1241,7 @@ fn the_next_wake_is_the_first_timer_due() {
         None,
         "the listing's answer wakes it"
     );
-    console.answer(
-        |r| *r == Request::ListModules,
-        Ok(Outcome::Modules(Vec::new())),
-    );
+    console.modules_listed(&[]);
     let now = console.app.now;
     // The refresh counts from when the listing was asked for, at start.
     assert_eq!(console.app.next_wake(), Some(console.start + REFRESH_EVERY));
@@ -1568,10 +1531,7 @@ fn an_action_that_changes_nothing_draws_only_while_a_call_is_in_flight() {
     use asudf::tui::app::Damage;
     asudf::tui::highlight::preload();
     let mut console = Console::connected();
-    console.answer(
-        |r| *r == Request::ListModules,
-        Ok(Outcome::Modules(Vec::new())),
-    );
+    console.modules_listed(&[]);
     console.screen();
     let drawn = |console: &mut Console| {
         let before = console.frames().len();
@@ -1668,20 +1628,7 @@ fn save_as_asks_before_writing_over_an_existing_file() {
     assert_eq!(written.len(), 1);
     assert_eq!(written[0].0, theirs);
     assert!(written[0].1.starts_with("-- mine"));
-    let Some(Effect::SaveFile {
-        path,
-        text,
-        version,
-    }) = console.effects.pop()
-    else {
-        panic!("the save is the last effect")
-    };
-    std::fs::write(&path, text).unwrap(); // as the run loop does
-    console.act(Action::FileSaved {
-        path,
-        version,
-        result: Ok(()),
-    });
+    console.write_the_save();
     console.type_text("x");
     console.ctrl('s');
     assert_eq!(
@@ -1709,13 +1656,7 @@ fn a_module_whose_file_appeared_after_it_was_opened_asks_before_saving_over_it()
     // file of its name that did not exist when it was opened.
     let name = format!("asudf-test-appeared-{}.lua", std::process::id());
     let mut console = Console::connected();
-    console.answer(
-        |r| *r == Request::ListModules,
-        Ok(Outcome::Modules(vec![ModuleInfo {
-            name: name.clone(),
-            hash: "h".into(),
-        }])),
-    );
+    console.modules_listed(&[(&name, "h")]);
     console.answer(
         |r| matches!(r, Request::GetModule { .. }),
         Ok(Outcome::Module {
@@ -1767,20 +1708,7 @@ fn a_save_asks_when_the_file_changed_on_disk_since_it_was_opened() {
     // Yes writes it; what it wrote is what the file holds from then on.
     console.ctrl('s');
     console.key(KeyCode::Char('y'));
-    let Some(Effect::SaveFile {
-        path,
-        text,
-        version,
-    }) = console.effects.pop()
-    else {
-        panic!("yes saves")
-    };
-    std::fs::write(&path, &text).unwrap();
-    console.act(Action::FileSaved {
-        path,
-        version,
-        result: Ok(()),
-    });
+    console.write_the_save();
     console.type_text("c");
     console.ctrl('s');
     assert_eq!(question(&console), None, "unchanged since the save");

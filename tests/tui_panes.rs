@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use asudf::client::query::parse_jobs;
-use asudf::client::{ConnectionState, Event, Failure, IndexInfo, ModuleInfo, Outcome, Request};
+use asudf::client::{ConnectionState, Event, Failure, IndexInfo, Outcome, Request};
 use asudf::tui::Action;
 use asudf::tui::app::{Overlay, Pane};
 use asudf::tui::panes::apply::Field;
@@ -22,10 +22,7 @@ use common::live::Live;
 fn console(width: u16, height: u16, indexes: Vec<IndexInfo>) -> Console {
     let mut console = Console::new(width, height);
     console.connect(true);
-    console.answer(
-        |r| *r == Request::ListModules,
-        Ok(Outcome::Modules(Vec::new())),
-    );
+    console.modules_listed(&[]);
     console.answer(
         |r| matches!(r, Request::ListIndexes { ns: None }),
         Ok(Outcome::Indexes(indexes)),
@@ -475,19 +472,7 @@ fn jobs_list_at_two_sizes() {
 fn tab_completes_module_and_function_names_it_knows() {
     let mut console = console(120, 40, Vec::new());
     console.act(Action::Tick(console.start + Duration::from_secs(31)));
-    console.answer(
-        |r| *r == Request::ListModules,
-        Ok(Outcome::Modules(vec![
-            ModuleInfo {
-                name: "stamp.lua".into(),
-                hash: "a".into(),
-            },
-            ModuleInfo {
-                name: "sum.lua".into(),
-                hash: "b".into(),
-            },
-        ])),
-    );
+    console.modules_listed(&[("stamp.lua", "a"), ("sum.lua", "b")]);
     console.answer(
         |r| matches!(r, Request::GetModule { name } if name == "sum.lua"),
         Ok(Outcome::Module {
@@ -565,19 +550,8 @@ async fn the_sum_sample_loads_into_the_sandbox_with_one_key() {
         policy: aerospike::ClientPolicy::default(),
     };
     let mut live = Live::start(target(), 120, 40).await;
-    live.key(KeyCode::F(2)).await;
-    live.key(KeyCode::Down).await;
-    live.key(KeyCode::Enter).await; // the one key
-    live.wait("the sample loaded", |app| {
-        app.sample_load.is_none()
-            && app
-                .status
-                .as_ref()
-                .is_some_and(|s| s.error || s.text.contains("loaded"))
-    })
-    .await;
+    live.load_sample(1).await;
     let status = live.app.status.clone().unwrap();
-    assert!(!status.error, "{}", status.text);
     assert!(
         status.text.starts_with(
             "sample sum loaded: sum.lua, 1000 records in test.sales, index test_sales_amount"

@@ -22,7 +22,7 @@ use common::console::Console;
 fn console(width: u16, height: u16, sandbox: bool) -> Console {
     let mut console = Console::new(width, height);
     console.connect(sandbox);
-    console.answer(|r| *r == Request::ListModules, Ok(Outcome::Modules(vec![])));
+    console.modules_listed(&[]);
     console
 }
 
@@ -393,13 +393,7 @@ fn a_failing_stream_function_marks_its_editor_line() {
 
 #[test]
 fn an_aggregation_that_ended_without_its_answer_says_nothing_of_more_to_come() {
-    let cancelled = Failure {
-        kind: FailureKind::Cancelled,
-        code: -1,
-        message: "cancelled".into(),
-        location: None,
-        logs: vec![],
-    };
+    let cancelled = Failure::cancelled();
     let failed = Failure {
         kind: FailureKind::Server,
         code: 100,
@@ -632,16 +626,7 @@ fn query_records_list_scrolls_and_ctrl_k_cancels() {
     let tag = console.tag_of(is_query);
     console.ctrl('k');
     assert!(console.effects.contains(&Effect::Cancel(tag)));
-    console.answer(
-        is_query,
-        Err(Failure {
-            kind: FailureKind::Cancelled,
-            code: -1,
-            message: "cancelled".into(),
-            location: None,
-            logs: vec![],
-        }),
-    );
+    console.answer(is_query, Err(Failure::cancelled()));
     let screen = console.screen();
     assert!(
         screen.contains("'sale2'") && screen.contains("cancelled"),

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use aerospike::Value;
 use asudf::client::query::parse_jobs;
-use asudf::client::{
-    BatchRow, Failure, FailureKind, ModuleInfo, Outcome, RecordView, Request, StreamItem,
-};
+use asudf::client::{BatchRow, Failure, FailureKind, Outcome, RecordView, Request, StreamItem};
 use asudf::testing::format::{self, Action as StepAction, RowExpect, Scenario};
 use asudf::tui::Action;
 use asudf::tui::app::{Effect, Overlay};
@@ -144,16 +142,7 @@ fn session() -> Console {
     // Two queries that give nothing to expect: one cancelled, one still running.
     c.kind(FormKind::Query);
     c.key(KeyCode::F(5));
-    c.answer_newest(
-        is_query,
-        Err(Failure {
-            kind: FailureKind::Cancelled,
-            code: -1,
-            message: "cancelled".into(),
-            location: None,
-            logs: vec![],
-        }),
-    );
+    c.answer_newest(is_query, Err(Failure::cancelled()));
     c.key(KeyCode::F(5));
     c
 }
@@ -299,13 +288,7 @@ fn f7_names_a_module_by_its_file_only_when_the_file_holds_it() {
     let name = format!("asudf-test-unsaved-{}.lua", std::process::id());
     let source = "function hello(rec)\n  return 1\nend\n";
     let mut c = Console::connected();
-    c.answer(
-        |r| *r == Request::ListModules,
-        Ok(Outcome::Modules(vec![ModuleInfo {
-            name: name.clone(),
-            hash: "h".into(),
-        }])),
-    );
+    c.modules_listed(&[(&name, "h")]);
     c.answer(
         |r| matches!(r, Request::GetModule { .. }),
         Ok(Outcome::Module {

@@ -196,25 +196,6 @@ async fn a_saved_session_of_every_kind_passes_when_replayed() {
 }
 
 impl OnServer {
-    /// F2, the `n`th sample, Enter; waits until it is loaded.
-    async fn load_sample(&mut self, n: usize) {
-        self.key(KeyCode::F(2)).await;
-        for _ in 0..n {
-            self.key(KeyCode::Down).await;
-        }
-        self.key(KeyCode::Enter).await;
-        self.wait("the sample loaded", |app| {
-            app.sample_load.is_none()
-                && app
-                    .status
-                    .as_ref()
-                    .is_some_and(|s| s.error || s.text.contains("loaded"))
-        })
-        .await;
-        let status = self.app.status.clone().unwrap();
-        assert!(!status.error, "{}", status.text);
-    }
-
     /// F7 on `file`; the text written.
     async fn save_test(&mut self, file: &Path) -> String {
         self.key(KeyCode::F(7)).await;

@@ -246,6 +246,16 @@ impl Failure {
             logs: Vec::new(),
         }
     }
+    /// What a request cancelled in flight ends with.
+    pub fn cancelled() -> Failure {
+        Failure {
+            kind: FailureKind::Cancelled,
+            code: -1,
+            message: "cancelled".into(),
+            location: None,
+            logs: Vec::new(),
+        }
+    }
     pub fn connection(message: impl Into<String>) -> Failure {
         Failure {
             kind: FailureKind::Connection,
@@ -412,13 +422,7 @@ impl ClientHandle {
             let now = Instant::now();
             let _ = self.shared.events.send(Event::Done {
                 id,
-                outcome: Err(Failure {
-                    kind: FailureKind::Cancelled,
-                    code: -1,
-                    message: "cancelled".into(),
-                    location: None,
-                    logs: Vec::new(),
-                }),
+                outcome: Err(Failure::cancelled()),
                 timing: Timing {
                     queued,
                     sent: now,

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use asudf::client::{
-    ClusterInfo, ConnectionState, Event, Failure, Outcome, Request, StreamItem, Timing,
+    ClusterInfo, ConnectionState, Event, Failure, ModuleInfo, Outcome, Request, StreamItem, Timing,
 };
 use asudf::tui::app::{App, Effect, StartOptions};
 use asudf::tui::panes::apply::{Field, FormKind};
@@ -80,6 +80,40 @@ impl Console {
                 served_here: sandbox,
             }),
         )));
+    }
+
+    /// Carries out the save the last effect asks for, as the run loop
+    /// does: the file is written and the console told.
+    pub fn write_the_save(&mut self) {
+        let Some(Effect::SaveFile {
+            path,
+            text,
+            version,
+        }) = self.effects.pop()
+        else {
+            panic!("a save is the last effect: {:?}", self.effects)
+        };
+        std::fs::write(&path, text).unwrap();
+        self.act(Action::FileSaved {
+            path,
+            version,
+            result: Ok(()),
+        });
+    }
+
+    /// The server lists these modules, by name and hash.
+    pub fn modules_listed(&mut self, modules: &[(&str, &str)]) {
+        let modules = modules
+            .iter()
+            .map(|(name, hash)| ModuleInfo {
+                name: name.to_string(),
+                hash: hash.to_string(),
+            })
+            .collect();
+        self.answer(
+            |r| *r == Request::ListModules,
+            Ok(Outcome::Modules(modules)),
+        );
     }
 
     pub fn act(&mut self, action: Action) {

@@ -151,6 +151,25 @@ impl Live {
         self.app.results.entries.last().cloned().unwrap()
     }
 
+    /// F2, the `n`th sample, Enter; waits until it is loaded.
+    pub async fn load_sample(&mut self, n: usize) {
+        self.key(KeyCode::F(2)).await;
+        for _ in 0..n {
+            self.key(KeyCode::Down).await;
+        }
+        self.key(KeyCode::Enter).await;
+        self.wait("the sample loaded", |app| {
+            app.sample_load.is_none()
+                && app
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.error || s.text.contains("loaded"))
+        })
+        .await;
+        let status = self.app.status.clone().unwrap();
+        assert!(!status.error, "{}", status.text);
+    }
+
     pub fn screen(&mut self) -> String {
         ui::draw_on(&mut self.app, &mut self.terminal).unwrap();
         ui::screen_text(self.terminal.backend().buffer())
