@@ -20,12 +20,8 @@ fn main() -> ExitCode {
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // With --json a script reads stdout: the usage error goes there as
-        // every other failure does, in clap's first line.
-        Err(e) if e.use_stderr() && json_asked() => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            return usage(true, first.strip_prefix("error: ").unwrap_or(first));
-        }
+        // every other failure does, as clap says it up to its usage lines.
+        Err(e) if e.use_stderr() && json_asked() => return usage(true, clap_error_text(&e)),
         // clap prints help/version (exit 0) or the usage error (exit 2).
         Err(e) => e.exit(),
     };
@@ -117,6 +113,21 @@ fn end_quietly_on_closed_stdout() {
         }
         default(info);
     }));
+}
+
+/// clap's error as one line: its first line and what it lists under it
+/// (the missing arguments, the possible values), without the usage lines.
+fn clap_error_text(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let said: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .map(str::trim)
+        .collect();
+    said.join(" ")
+        .strip_prefix("error: ")
+        .map(str::to_string)
+        .unwrap_or_else(|| said.join(" "))
 }
 
 /// `--json` among the words before `--`, for errors found before the

@@ -462,7 +462,7 @@ fn exit_codes_for_usage_and_connection_errors() {
 #[test]
 fn usage_errors_with_json_print_the_error_object() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         // Read by asudf after clap.
         (
             &["apply", "test", "k", "m.f", "[1,", "--json"],
@@ -478,6 +478,15 @@ fn usage_errors_with_json_print_the_error_object() {
             "expected =, BETWEEN",
         ),
         (&["--json", "udf", "ls", "--bogus"], "--bogus"),
+        // What clap lists under its first line comes too.
+        (
+            &["--json", "apply", "test.demo"],
+            "not provided: <KEY MODULE.FUNCTION [ARGS]>...",
+        ),
+        (
+            &["--json", "index", "create", "test.s", "a", "bogus"],
+            "[possible values: numeric, string, blob, geo2dsphere]",
+        ),
         (
             &["--json", "check", "--allow", "nope", "x.lua"],
             "unknown rule 'nope'",
