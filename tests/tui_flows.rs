@@ -366,6 +366,28 @@ fn run_failing_at_line_3(console: &mut Console, error: &str) {
     console.answer(is_apply, Err(runtime_error_at_line_3(error)));
 }
 
+/// A complaint about the form does not outlive the run that goes out once
+/// the form is right.
+#[test]
+fn a_run_that_goes_out_clears_an_earlier_complaint() {
+    let mut console = Console::connected();
+    console.set_field(5, "'count', 5 6");
+    console.key(KeyCode::F(5));
+    assert!(
+        console.status().starts_with("cannot run: args"),
+        "{}",
+        console.status()
+    );
+    console.set_field(5, "'count', 5");
+    console.key(KeyCode::F(5));
+    assert_eq!(console.count(is_apply), 1);
+    assert!(
+        !console.status().contains("cannot run"),
+        "{}",
+        console.status()
+    );
+}
+
 #[test]
 fn runtime_error_marks_its_line_and_shows_the_error() {
     let mut console = Console::connected();

@@ -1336,8 +1336,13 @@ impl App {
         self.complain(format!("cannot run: {}{at}: {}", e.field_name(), e.message));
     }
 
-    /// Keeps the form in its history, and the history on disk.
+    /// Keeps the form in its history, and the history on disk. A run that
+    /// goes out clears a complaint from before (a form error, a refused
+    /// index) that would stand over it; a lost connection's stays.
     fn remember_form(&mut self, effects: &mut Vec<Effect>) {
+        if self.connected() && self.status.as_ref().is_some_and(|s| s.error) {
+            self.status = None;
+        }
         self.apply.remember();
         if let Ok(json) = serde_json::to_string(&self.apply.history) {
             effects.push(Effect::SaveForms(json));
