@@ -67,11 +67,12 @@ pub fn find_config(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The rules `-- asudf: allow(a, b)` comments switch off in this source.
-pub fn allowed_in_source(source: &str) -> Vec<String> {
+/// The rules `-- asudf: allow(a, b)` comments switch off in this source,
+/// each with the (1-based) line of its comment.
+pub fn allowed_in_source(source: &str) -> Vec<(u32, String)> {
     const MARK: &str = "asudf: allow(";
     let mut out = Vec::new();
-    for line in source.lines() {
+    for (number, line) in (1..).zip(source.lines()) {
         let Some(comment) = line.find("--").map(|i| &line[i + 2..]) else {
             continue;
         };
@@ -85,7 +86,7 @@ pub fn allowed_in_source(source: &str) -> Vec<String> {
                 .split(',')
                 .map(str::trim)
                 .filter(|r| !r.is_empty())
-                .map(str::to_string),
+                .map(|r| (number, r.to_string())),
         );
     }
     out
@@ -98,9 +99,18 @@ mod tests {
     #[test]
     fn comments_and_files_name_rules() {
         let src = "local x = 1 -- asudf: allow(unused_variable, long_bin_name)\n-- asudf: allow(shadowing)\n";
+        let found = allowed_in_source(src);
+        let allowed: Vec<(u32, &str)> = found
+            .iter()
+            .map(|(line, rule)| (*line, rule.as_str()))
+            .collect();
         assert_eq!(
-            allowed_in_source(src),
-            ["unused_variable", "long_bin_name", "shadowing"]
+            allowed,
+            [
+                (1, "unused_variable"),
+                (1, "long_bin_name"),
+                (2, "shadowing")
+            ]
         );
         let config = Config::parse("[rules]\nshadowing = \"allow\"\n").unwrap();
         assert_eq!(config.level("shadowing"), Some(Level::Allow));

@@ -144,6 +144,12 @@ pub const RULES: &[Rule] = &[
         why: "newer servers refuse names outside [A-Za-z0-9._$-]; a name without .lua is never callable",
         fix: "name the module like `my_module.lua`",
     },
+    Rule {
+        name: "unknown_rule",
+        severity: Severity::Warning,
+        why: "an `asudf: allow(…)` comment names no rule: it silences nothing",
+        fix: "name a rule `asudf check` reports (a typo?)",
+    },
 ];
 
 pub fn rule(name: &str) -> Option<&'static Rule> {
@@ -379,8 +385,20 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
         });
     }
     let allowed = config::allowed_in_source(source);
+    for (line, name) in allowed.iter().filter(|(_, name)| !is_rule(name)) {
+        out.push(Diagnostic {
+            line: *line,
+            col: 1,
+            end_line: *line,
+            end_col: 1,
+            severity: Severity::Warning,
+            rule: "unknown_rule".into(),
+            message: format!("'{name}' is not a rule: this allow comment silences nothing"),
+            fix: rule("unknown_rule").map(|r| r.fix.into()),
+        });
+    }
     out.retain_mut(|d| {
-        if allowed.iter().any(|r| r == &d.rule) {
+        if allowed.iter().any(|(_, r)| r == &d.rule) {
             return false;
         }
         match options.config.level(&d.rule) {

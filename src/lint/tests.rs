@@ -326,6 +326,21 @@ fn selene_rules_are_warnings_in_the_udf_environment() {
     ));
 }
 
+/// A typo in an allow comment silences nothing, and says so at its line.
+#[test]
+fn an_allow_comment_naming_no_rule_is_a_warning_at_its_line() {
+    let src = "function f(rec)\n  total = 1 -- asudf: allow(global_in_fuction)\nend\n";
+    let found = rules_in(src, &Options::default());
+    assert!(
+        found.contains(&("unknown_rule".into(), Severity::Warning, 2)),
+        "{found:?}"
+    );
+    assert!(has(src, "global_in_function"), "nothing was silenced");
+    let right = src.replace("fuction", "function");
+    assert!(!has(&right, "unknown_rule"));
+    assert!(!has(&right, "global_in_function"));
+}
+
 #[test]
 fn comments_and_config_switch_rules_off() {
     let src = "function f(rec)\n  total = 1\nend\n";
