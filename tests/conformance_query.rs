@@ -24,7 +24,7 @@ use common::cases::{
     Case, canon_result, canon_value, key_of, load_cases, udf_put_params, value_from_json,
     value_to_json,
 };
-use common::served::{Served, from_client, info, to_client};
+use common::served::{Served, info, to_client};
 
 fn cases_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/cases-query")
@@ -187,11 +187,11 @@ impl Target {
                             .key
                             .as_ref()
                             .and_then(|k| k.user_key())
-                            .map(|k| value_to_json(&from_client(k)));
+                            .map(|k| value_to_json(&Value::from_client(k)));
                         let bins: serde_json::Map<String, Json> = r
                             .bins
                             .iter()
-                            .map(|(n, v)| (n.clone(), value_to_json(&from_client(v))))
+                            .map(|(n, v)| (n.clone(), value_to_json(&Value::from_client(v))))
                             .collect();
                         json!({"key": key, "bins": bins, "gen": r.generation})
                     })
@@ -225,7 +225,7 @@ impl Target {
             Ok(values) => {
                 let values: Vec<Json> = values
                     .iter()
-                    .map(|v| value_to_json(&from_client(v)))
+                    .map(|v| value_to_json(&Value::from_client(v)))
                     .collect();
                 json!({ "results": values })
             }
@@ -294,7 +294,7 @@ impl Target {
         ));
         match result {
             Ok(v) => {
-                json!({"ok": value_to_json(&v.as_ref().map(from_client).unwrap_or(Value::Nil))})
+                json!({"ok": value_to_json(&v.as_ref().map(Value::from_client).unwrap_or(Value::Nil))})
             }
             Err(e) => json!({"error": server_error(&e).expect("a server answer")}),
         }
@@ -311,7 +311,7 @@ impl Target {
                 let bins: serde_json::Map<String, Json> = r
                     .bins
                     .iter()
-                    .map(|(n, v)| (n.clone(), value_to_json(&from_client(v))))
+                    .map(|(n, v)| (n.clone(), value_to_json(&Value::from_client(v))))
                     .collect();
                 json!({"record": {"bins": bins, "gen": r.generation}})
             }

@@ -15,7 +15,7 @@ use asudf::sandbox::server::ServerHandle;
 use common::cases::{
     Case, Key, StepError, Target, assert_all_cases_pass, assert_cases_pass, udf_put_params,
 };
-use common::served::{Served, from_client, info, to_client};
+use common::served::{Served, info, to_client};
 use std::path::{Path, PathBuf};
 
 /// Sends of one timed apply before a client-side timeout counts as a
@@ -128,7 +128,7 @@ impl Target for WireTarget {
         let bins = record
             .bins
             .iter()
-            .map(|(n, v)| (n.clone(), from_client(v)))
+            .map(|(n, v)| (n.clone(), Value::from_client(v)))
             .collect();
         Ok((bins, record.generation))
     }
@@ -182,7 +182,7 @@ impl Target for WireTarget {
                         eprintln!("{module}.{function}: answered after {tries} client timeouts");
                     }
                     return other
-                        .map(|v| v.as_ref().map(from_client).unwrap_or(Value::Nil))
+                        .map(|v| v.as_ref().map(Value::from_client).unwrap_or(Value::Nil))
                         .map_err(step_error);
                 }
             }

@@ -4,7 +4,6 @@
 
 use aerospike::{AdminPolicy, Client, ClientPolicy, Value as AsValue};
 use asudf::sandbox::server::{self, ServerHandle, ServerOptions};
-use asudf::sandbox::value::BLOB;
 use asudf::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value};
 
 /// The HyperLogLog particle type.
@@ -70,34 +69,5 @@ pub fn to_client(v: &Value) -> AsValue {
                 .collect(),
         ),
         Value::GeoJson(s) => AsValue::GeoJson(s.clone()),
-    }
-}
-
-/// A client value as the sandbox's.
-pub fn from_client(v: &AsValue) -> Value {
-    let pairs = |it: &mut dyn Iterator<Item = (&AsValue, &AsValue)>| {
-        Value::Map(it.map(|(k, v)| (from_client(k), from_client(v))).collect())
-    };
-    match v {
-        AsValue::Nil => Value::Nil,
-        AsValue::Bool(b) => Value::Bool(*b),
-        AsValue::Int(i) => Value::Int(*i),
-        AsValue::Float(f) => Value::Float(f64::from(f)),
-        AsValue::String(s) => Value::Str(s.clone()),
-        AsValue::Blob(b) => Value::Bytes {
-            ty: BLOB,
-            data: b.clone(),
-        },
-        AsValue::Hll(b) => Value::Bytes {
-            ty: HLL,
-            data: b.clone(),
-        },
-        AsValue::List(items) => Value::List(items.iter().map(from_client).collect()),
-        AsValue::HashMap(m) => pairs(&mut m.iter()),
-        AsValue::OrderedMap(m) => pairs(&mut m.iter()),
-        AsValue::SortedMap(m) => pairs(&mut m.iter()),
-        AsValue::KeyValueList(kv) => pairs(&mut kv.iter().map(|(k, v)| (k, v))),
-        AsValue::GeoJson(s) => Value::GeoJson(s.clone()),
-        other => panic!("unexpected client value {other:?}"),
     }
 }

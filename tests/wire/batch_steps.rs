@@ -11,7 +11,7 @@ use aerospike::{
 use asudf::sandbox::Value;
 use serde_json::{Value as Json, json};
 
-use super::{WireTarget, from_client, step_error, to_client};
+use super::{WireTarget, step_error, to_client};
 use crate::common::cases::{StepError, Target, key_of, value_from_json, value_to_json};
 
 /// What a batch row did, which decides how its answer reads.
@@ -129,7 +129,7 @@ pub fn run(t: &mut WireTarget, step: &Json) -> Option<Option<Json>> {
                 .execute_udf(&policy, &key, &module, &function, &args);
             match t.runtime.block_on(call) {
                 Ok(v) => {
-                    json!({ "ok": value_to_json(&v.as_ref().map(from_client).unwrap_or(Value::Nil)) })
+                    json!({ "ok": value_to_json(&v.as_ref().map(Value::from_client).unwrap_or(Value::Nil)) })
                 }
                 Err(e) => error(step_error(e)),
             }
@@ -188,7 +188,7 @@ fn row(op: &BatchOperation, kind: Kind) -> Json {
     let bin = |name: &str| {
         op.record()
             .and_then(|r| r.bins.get(name))
-            .map(from_client)
+            .map(Value::from_client)
             .unwrap_or(Value::Nil)
     };
     if code != 0 {
@@ -310,7 +310,7 @@ fn record_json(record: &aerospike::Record) -> Json {
     let bins: serde_json::Map<String, Json> = record
         .bins
         .iter()
-        .map(|(n, v)| (n.clone(), value_to_json(&from_client(v))))
+        .map(|(n, v)| (n.clone(), value_to_json(&Value::from_client(v))))
         .collect();
     json!({"record": {"bins": bins, "gen": record.generation}})
 }
