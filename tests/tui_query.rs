@@ -641,33 +641,10 @@ fn a_batch_apply_shows_a_row_per_key() {
         console.kind(FormKind::Batch);
         console.set(Field::Keys, "'a', 'b', 'missing'");
         console.set(Field::Function, "bump_existing");
-        console.key(KeyCode::F(5));
-        console.act(Action::Key(KeyEvent::new(
-            KeyCode::Char('4'),
-            KeyModifiers::ALT,
-        )));
-        console.answer(
-            is_batch,
-            Ok(Outcome::BatchApplied(vec![
-                BatchRow {
-                    key: Value::from("a"),
-                    result: Ok(Value::Int(6)),
-                },
-                BatchRow {
-                    key: Value::from("b"),
-                    result: Ok(Value::Int(1)),
-                },
-                BatchRow {
-                    key: Value::from("missing"),
-                    result: Err(Failure {
-                        kind: FailureKind::Server,
-                        code: 100,
-                        message: "counter.lua:9: no such record".into(),
-                        location: Some(("counter.lua".into(), 9)),
-                        logs: vec![],
-                    }),
-                },
-            ])),
+        run_batch_failing_for_missing(
+            &mut console,
+            &[("a", 6), ("b", 1)],
+            "counter.lua:9: no such record",
         );
         let screen = console.screen();
         assert!(screen.contains("3 keys · 1 failed"), "{screen}");
@@ -686,36 +663,45 @@ fn a_batch_apply_shows_a_row_per_key() {
     }
 }
 
+/// F5 on the batch form, the results pane focused, and the batch answered:
+/// each of `ok` keys with its value, then key 'missing' failing at
+/// counter.lua line 9 with `message`.
+fn run_batch_failing_for_missing(console: &mut Console, ok: &[(&str, i64)], message: &str) {
+    console.key(KeyCode::F(5));
+    console.act(Action::Key(KeyEvent::new(
+        KeyCode::Char('4'),
+        KeyModifiers::ALT,
+    )));
+    let mut rows: Vec<BatchRow> = ok
+        .iter()
+        .map(|(key, value)| BatchRow {
+            key: Value::from(*key),
+            result: Ok(Value::Int(*value)),
+        })
+        .collect();
+    rows.push(BatchRow {
+        key: Value::from("missing"),
+        result: Err(Failure {
+            kind: FailureKind::Server,
+            code: 100,
+            message: message.into(),
+            location: Some(("counter.lua".into(), 9)),
+            logs: vec![],
+        }),
+    });
+    console.answer(is_batch, Ok(Outcome::BatchApplied(rows)));
+}
+
 #[test]
 fn an_expanded_batch_shows_each_rows_whole_error() {
     let mut console = console(80, 24, true);
     console.kind(FormKind::Batch);
     console.set(Field::Keys, "'a', 'missing'");
     console.set(Field::Function, "bump_existing");
-    console.key(KeyCode::F(5));
-    console.act(Action::Key(KeyEvent::new(
-        KeyCode::Char('4'),
-        KeyModifiers::ALT,
-    )));
-    let message = "/opt/aerospike/usr/udf/lua/counter.lua:9: the record 'missing' does not exist yet: create it with counter.increment first";
-    console.answer(
-        is_batch,
-        Ok(Outcome::BatchApplied(vec![
-            BatchRow {
-                key: Value::from("a"),
-                result: Ok(Value::Int(6)),
-            },
-            BatchRow {
-                key: Value::from("missing"),
-                result: Err(Failure {
-                    kind: FailureKind::Server,
-                    code: 100,
-                    message: message.into(),
-                    location: Some(("counter.lua".into(), 9)),
-                    logs: vec![],
-                }),
-            },
-        ])),
+    run_batch_failing_for_missing(
+        &mut console,
+        &[("a", 6)],
+        "/opt/aerospike/usr/udf/lua/counter.lua:9: the record 'missing' does not exist yet: create it with counter.increment first",
     );
     // Folded, the row is cut to the pane.
     let screen = console.screen();
