@@ -201,3 +201,32 @@ fn a_local_function_the_form_calls_is_flagged_before_registering() {
     tmux.keys(&["y"]);
     tmux.wait_for("EXIT=0");
 }
+
+/// A paste without bracketed paste (tmux's paste-buffer without -p, or a
+/// terminal that does not bracket) arrives as keys, several KiB at once:
+/// every one is read when it arrives, not when the next key comes.
+#[test]
+fn a_long_unbracketed_paste_arrives_whole() {
+    let program = console_program();
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(120, 40, dir.path());
+    tmux.wait_for("READY$");
+    let file = dir.path().join("pasted.lua");
+    tmux.literal(&format!(
+        "{} --memory {}",
+        program.display(),
+        file.display()
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("2 Editor");
+    // 50 lines of 60 bytes and a last one: about 3 KiB, three of
+    // crossterm's 1 KiB reads.
+    let mut text: String = (1..=50)
+        .map(|n| format!("-- line {n:02} {}\n", "x".repeat(50)))
+        .collect();
+    text.push_str("-- end of paste");
+    tmux.run(&["set-buffer", "--", &text]);
+    tmux.run(&["paste-buffer", "-t", "t"]);
+    let screen = tmux.wait_for("-- end of paste");
+    assert!(screen.contains("-- line 50 xxxx"), "{screen}");
+}
