@@ -7,7 +7,7 @@ use aerospike::Value;
 use asudf::client::{
     ConnectionState, Event, Failure, FailureKind, Outcome, RecordView, Request, UdfLog,
 };
-use asudf::tui::app::{App, Effect, Overlay, Pane, Recovered, StartOptions};
+use asudf::tui::app::{App, Effect, Overlay, Pane, PromptKind, Recovered, StartOptions};
 use asudf::tui::keymap::Keymap;
 use asudf::tui::panes::apply::FormKind;
 use asudf::tui::{Action, ui};
@@ -709,9 +709,7 @@ fn a_save_counts_the_text_it_wrote_not_edits_made_while_writing() {
     console.type_text("b");
     console.ctrl('s');
     let Some(Effect::SaveFile {
-        path,
-        text,
-        version,
+        path, text, saving, ..
     }) = console.effects.pop()
     else {
         panic!("a save: {:?}", console.effects)
@@ -721,7 +719,7 @@ fn a_save_counts_the_text_it_wrote_not_edits_made_while_writing() {
     console.type_text("c");
     console.act(Action::FileSaved {
         path: path.clone(),
-        version,
+        saving,
         result: Ok(()),
     });
     assert!(console.app.editor.dirty(), "the 'c' is not in the file");
@@ -730,6 +728,31 @@ fn a_save_counts_the_text_it_wrote_not_edits_made_while_writing() {
     console.ctrl('z');
     assert!(!console.app.editor.dirty());
     assert_eq!(console.app.editor.contents(), text);
+}
+
+/// A save as a new file takes the file's name once written; a file
+/// opened meanwhile keeps its own name when that write ends.
+#[test]
+fn a_save_as_ending_after_another_file_opened_does_not_rename_it() {
+    let mut console = Console::connected();
+    console.ctrl('s');
+    console.ctrl('u');
+    console.type_text("/tmp/x/mine.lua");
+    console.key(KeyCode::Enter);
+    let Some(Effect::SaveFile { path, saving, .. }) = console.effects.pop() else {
+        panic!("a save: {:?}", console.effects)
+    };
+    console.act(Action::FileLoaded {
+        path: "/tmp/other.lua".into(),
+        result: Ok("local a = 1\n".into()),
+    });
+    console.act(Action::FileSaved {
+        path,
+        saving,
+        result: Ok(()),
+    });
+    assert_eq!(console.app.editor.path, Some("/tmp/other.lua".into()));
+    assert_eq!(console.app.editor.module, "other.lua");
 }
 
 #[test]
@@ -932,21 +955,20 @@ fn save_writes_the_buffer_and_clears_dirty() {
     console.key(KeyCode::Enter);
     let saved = console.effects.iter().find_map(|e| match e {
         Effect::SaveFile {
-            path,
-            text,
-            version,
-        } => Some((path.clone(), text.clone(), *version)),
+            path, text, saving, ..
+        } => Some((path.clone(), text.clone(), *saving)),
         _ => None,
     });
-    let (path, text, version) = saved.expect("a save");
+    let (path, text, saving) = saved.expect("a save");
     assert_eq!(path.to_str(), Some("/tmp/x/mine.lua"));
     assert!(text.starts_with("-- edited\nfunction increment"));
-    assert_eq!(console.app.editor.module, "mine.lua");
     console.act(Action::FileSaved {
         path,
-        version,
+        saving,
         result: Ok(()),
     });
+    // Written, the file is the buffer's and names its module.
+    assert_eq!(console.app.editor.module, "mine.lua");
     assert!(!console.app.editor.dirty());
     assert!(console.effects.contains(&Effect::ClearRecovery));
 }
@@ -1631,36 +1653,44 @@ fn save_as_asks_before_writing_over_an_existing_file() {
     console.ctrl('u');
     console.type_text(theirs.to_str().unwrap());
     console.key(KeyCode::Enter);
+    console.perform_save();
     let expected = format!("{} exists: overwrite? (y/n)", theirs.display());
     assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
-    assert!(saves(&console).is_empty(), "nothing written before a yes");
+    let read = || std::fs::read_to_string(&theirs).unwrap();
+    assert_eq!(read(), "-- theirs\n", "nothing written before a yes");
     // No: nothing written, the buffer and its name as they were.
     console.key(KeyCode::Char('n'));
     assert!(saves(&console).is_empty());
+    assert_eq!(read(), "-- theirs\n");
     assert_eq!(console.app.editor.path, None);
+    assert_eq!(console.app.editor.module, "counter.lua");
     assert!(console.app.editor.contents().starts_with("-- mine"));
     assert!(console.app.editor.dirty());
+    let not_saved = format!("not saved to {}", theirs.display());
+    assert_eq!(console.status(), not_saved);
     // Yes writes it, and the file is the buffer's from then on.
     console.ctrl('s');
     console.ctrl('u');
     console.type_text(theirs.to_str().unwrap());
     console.key(KeyCode::Enter);
+    console.perform_save();
     console.key(KeyCode::Char('y'));
     let written = saves(&console);
     assert_eq!(written.len(), 1);
     assert_eq!(written[0].0, theirs);
-    assert!(written[0].1.starts_with("-- mine"));
-    console.write_the_save();
+    console.perform_save();
+    assert!(read().starts_with("-- mine"));
+    assert_eq!(console.app.editor.path.as_ref(), Some(&theirs));
+    assert!(!console.app.editor.dirty());
     console.type_text("x");
     console.ctrl('s');
+    console.perform_save();
     assert_eq!(
         question(&console),
         None,
         "its own file saves without asking"
     );
-    assert!(
-        matches!(console.effects.last(), Some(Effect::SaveFile { path, .. }) if *path == theirs)
-    );
+    assert_eq!(read(), console.app.editor.contents());
 }
 
 /// Removes a file when dropped (a test's file outside a temporary folder).
@@ -1695,6 +1725,7 @@ fn a_module_whose_file_appeared_after_it_was_opened_asks_before_saving_over_it()
     std::fs::write(&file, "-- someone else's\n").unwrap();
     console.type_text("-- mine ");
     console.ctrl('s');
+    console.perform_save();
     let expected = format!("{} exists: overwrite? (y/n)", file.display());
     assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
     console.key(KeyCode::Char('n'));
@@ -1717,6 +1748,7 @@ fn a_save_asks_when_the_file_changed_on_disk_since_it_was_opened() {
     std::fs::write(&work, "local a = 1\n-- external\n").unwrap();
     console.type_text("b");
     console.ctrl('s');
+    console.perform_save();
     let expected = format!(
         "{} changed on disk since it was opened: overwrite? (y/n)",
         work.display()
@@ -1724,19 +1756,76 @@ fn a_save_asks_when_the_file_changed_on_disk_since_it_was_opened() {
     assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
     console.key(KeyCode::Char('n'));
     assert!(saves(&console).is_empty(), "no writes nothing");
+    let read = || std::fs::read_to_string(&work).unwrap();
+    assert_eq!(read(), "local a = 1\n-- external\n");
     assert_eq!(console.app.editor.contents(), "blocal a = 1\n");
     assert!(console.app.editor.dirty());
 
     // Yes writes it; what it wrote is what the file holds from then on.
     console.ctrl('s');
+    console.perform_save();
     console.key(KeyCode::Char('y'));
-    console.write_the_save();
+    console.perform_save();
+    assert_eq!(read(), "blocal a = 1\n");
     console.type_text("c");
     console.ctrl('s');
+    console.perform_save();
     assert_eq!(question(&console), None, "unchanged since the save");
+    assert_eq!(read(), "bclocal a = 1\n");
+    assert!(!console.app.editor.dirty());
+}
+
+/// The guard is checked when the driver writes, not when the key is
+/// pressed: a file changed in between is asked about, not written over.
+#[test]
+fn a_file_changed_after_ctrl_s_is_asked_about_not_written_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work.lua");
+    std::fs::write(&work, "local a = 1\n").unwrap();
+    let mut console = Console::connected();
+    console.open_file(work.to_str().unwrap(), "local a = 1\n");
+    console.type_text("b");
+    console.ctrl('s');
+    // Unchanged at the key; written from outside before the driver writes.
+    std::fs::write(&work, "-- external\n").unwrap();
+    console.perform_save();
+    let expected = format!(
+        "{} changed on disk since it was opened: overwrite? (y/n)",
+        work.display()
+    );
+    assert_eq!(question(&console).as_deref(), Some(expected.as_str()));
+    assert_eq!(std::fs::read_to_string(&work).unwrap(), "-- external\n");
+    assert!(console.app.editor.dirty());
+}
+
+/// A module opened from the server where a file of its name is already
+/// there has no file yet: Ctrl-S asks where to save it.
+#[test]
+fn a_module_whose_file_is_there_when_opened_asks_where_to_save() {
+    let name = format!("asudf-test-there-{}.lua", std::process::id());
+    let file = std::env::current_dir().unwrap().join(&name);
+    let _removed = Removed(file.clone());
+    std::fs::write(&file, "-- someone else's\n").unwrap();
+    let mut console = Console::connected();
+    console.modules_listed(&[(&name, "h")]);
+    console.answer(
+        |r| matches!(r, Request::GetModule { .. }),
+        Ok(Outcome::Module {
+            name: name.clone(),
+            source: "function hello(rec)\nend\n".into(),
+        }),
+    );
+    console.alt('1');
+    console.key(KeyCode::Enter);
+    assert_eq!(console.app.editor.module, name);
+    assert_eq!(console.app.editor.path, None);
+    console.ctrl('s');
     assert!(matches!(
-        console.effects.last(),
-        Some(Effect::SaveFile { .. })
+        console.app.overlay,
+        Some(Overlay::Prompt {
+            kind: PromptKind::SaveAs,
+            ..
+        })
     ));
 }
 
@@ -1774,15 +1863,20 @@ fn a_recovered_buffer_asks_before_saving_over_a_file_changed_since_its_edits_beg
         console.ctrl('s');
         console
     };
-    let unchanged = start("local a = 1\n");
+    let mut unchanged = start("local a = 1\n");
+    unchanged.perform_save();
     assert_eq!(question(&unchanged), None);
-    assert_eq!(saves(&unchanged).len(), 1);
+    assert_eq!(std::fs::read_to_string(&work).unwrap(), "blocal a = 1\n");
 
-    let changed = start("local a = 1\n-- external\n");
+    let mut changed = start("local a = 1\n-- external\n");
+    changed.perform_save();
     let expected = format!(
         "{} changed on disk since it was opened: overwrite? (y/n)",
         work.display()
     );
     assert_eq!(question(&changed).as_deref(), Some(expected.as_str()));
-    assert!(saves(&changed).is_empty());
+    assert_eq!(
+        std::fs::read_to_string(&work).unwrap(),
+        "local a = 1\n-- external\n"
+    );
 }

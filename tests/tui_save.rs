@@ -12,6 +12,7 @@ use asudf::testing::format::{self, Action as StepAction, RowExpect, Scenario};
 use asudf::tui::Action;
 use asudf::tui::app::{Effect, Overlay};
 use asudf::tui::panes::apply::{Field, FormKind};
+use asudf::tui::save::Saving;
 use crossterm::event::{KeyCode, KeyModifiers};
 
 mod common;
@@ -198,7 +199,7 @@ fn f7_saves_a_step_for_every_finished_run_of_every_kind() {
     // The two runs without an answer are counted in the status.
     c.act(Action::FileSaved {
         path: path.clone(),
-        version: None,
+        saving: Saving::TestFile,
         result: Ok(()),
     });
     assert!(c.status().contains("2 run(s) left out"), "{}", c.status());
@@ -221,7 +222,7 @@ fn f7_saves_a_step_for_every_finished_run_of_every_kind() {
     );
     c.act(Action::FileSaved {
         path,
-        version: None,
+        saving: Saving::TestFile,
         result: Ok(()),
     });
     assert!(!c.status().contains("left out"), "{}", c.status());
@@ -275,7 +276,7 @@ fn f7_counts_series_and_calls_on_an_earlier_registration_as_left_out() {
     assert_eq!(s.steps[0].expect.value, Some(Value::Int(20)));
     c.act(Action::FileSaved {
         path,
-        version: None,
+        saving: Saving::TestFile,
         result: Ok(()),
     });
     assert!(c.status().contains("2 run(s) left out"), "{}", c.status());
@@ -430,16 +431,18 @@ fn f7_asks_before_writing_over_a_file() {
     let (mut c, _dir, existing, asked) = finished_run_and_a_file();
     c.key(KeyCode::F(7));
     save_to(&mut c, &existing);
+    c.perform_save();
     assert_eq!(question(&c), asked);
     c.key(KeyCode::Char('n'));
     assert!(saved_to(&c).is_empty(), "n writes nothing");
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "mine");
     c.key(KeyCode::F(7));
     save_to(&mut c, &existing);
+    c.perform_save();
     c.key(KeyCode::Char('y'));
     assert_eq!(saved_to(&c), vec![existing.clone()]);
-    let Some(Effect::SaveFile { text, .. }) = c.effects.pop() else {
-        unreachable!()
-    };
+    c.perform_save();
+    let text = std::fs::read_to_string(&existing).unwrap();
     assert!(!parse(&existing, &text).steps.is_empty(), "{text}");
 }
 
@@ -449,18 +452,39 @@ fn saving_results_asks_before_writing_over_a_file() {
     c.alt('4');
     c.type_text("s");
     save_to(&mut c, &existing);
+    c.perform_save();
     assert_eq!(question(&c), asked);
     c.key(KeyCode::Char('n'));
     assert!(saved_to(&c).is_empty(), "n writes nothing");
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "mine");
     c.type_text("s");
     save_to(&mut c, &existing);
+    c.perform_save();
     c.key(KeyCode::Char('y'));
     assert_eq!(saved_to(&c), vec![existing.clone()]);
+    c.perform_save();
+    assert!(std::fs::read_to_string(&existing).unwrap().starts_with('['));
     // A file that is not there is written without a question.
-    c.effects.clear();
     let fresh = dir.path().join("fresh.json");
     c.type_text("s");
     save_to(&mut c, &fresh);
+    c.perform_save();
     assert_eq!(question(&c), None);
-    assert_eq!(saved_to(&c), vec![fresh]);
+    assert!(fresh.exists());
+}
+
+/// The guard is checked when the driver writes, not when Enter is pressed:
+/// a file created in between is asked about, not written over.
+#[test]
+fn a_results_file_created_after_enter_is_asked_about_not_written_over() {
+    let (mut c, dir, _, _) = finished_run_and_a_file();
+    let late = dir.path().join("late.json");
+    c.alt('4');
+    c.type_text("s");
+    save_to(&mut c, &late);
+    std::fs::write(&late, "theirs").unwrap();
+    c.perform_save();
+    let asked = format!("{} exists: overwrite? (y/n)", late.display());
+    assert_eq!(question(&c), Some(asked));
+    assert_eq!(std::fs::read_to_string(&late).unwrap(), "theirs");
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use crossterm::event::{KeyEvent, MouseEvent};
 
 use crate::client::Event;
+use crate::tui::save::{SaveError, Saving};
 
 /// A request's tag: the console's own id for a request it asked to send.
 pub type Tag = u64;
@@ -30,8 +31,13 @@ pub enum Action {
     FileSaved {
         path: PathBuf,
         /// As the `Effect::SaveFile` gave it.
-        version: Option<u64>,
-        result: Result<(), String>,
+        saving: Saving,
+        result: Result<(), SaveError>,
+    },
+    /// Whether something is at `path`, as `Effect::CheckExists` asked.
+    FileChecked {
+        path: PathBuf,
+        exists: bool,
     },
     /// A lint asked for by `Effect::Lint` is done.
     Linted {

@@ -33,6 +33,7 @@ use crate::tui::panes::results::{CallEntry, CallState, Results, RunSeries, TimeF
 use crate::tui::panes::runs::{
     AggregateView, Detail, JobView, MAX_KEPT, QueryRow, ROWS_EXPANDED, ROWS_FOLDED, RunView, Stages,
 };
+use crate::tui::save::{Conflict, Guard, SaveError, Saving};
 use crate::tui::theme::{Theme, ThemeKind};
 use crate::tui::ui;
 use crate::where_clause::{Collection, collection_of};
@@ -199,12 +200,16 @@ pub enum Effect {
     },
     Cancel(Tag),
     LoadFile(PathBuf),
+    /// Answered by `Action::FileSaved`.
     SaveFile {
         path: PathBuf,
         text: String,
-        /// For the editor's file: the version of the text written.
-        version: Option<u64>,
+        saving: Saving,
+        /// What it may write over, checked just before the write.
+        guard: Guard,
     },
+    /// Answered by `Action::FileChecked`.
+    CheckExists(PathBuf),
     /// Write the recovery copy of an unsaved buffer.
     WriteRecovery(Recovered),
     ClearRecovery,
@@ -271,12 +276,20 @@ pub struct App {
     /// The test file being saved, how many runs it left out, and what it
     /// could not include (said with the outcome).
     saving_test: Option<(PathBuf, usize, String)>,
-    /// The buffer's version being written to its file, and the
-    /// fingerprint of that text: the file holds it once written.
-    writing: Option<(u64, String)>,
+    /// The buffer's text being written, if it is.
+    writing: Option<Writing>,
     /// Registrations of each module (by file name) this console made: a
     /// call made before the latest one ran another version of it.
     registrations: HashMap<String, u32>,
+}
+
+/// The buffer's text being written: where, which version, and the
+/// fingerprint of that text (the file holds it once written).
+#[derive(Debug, Clone, PartialEq)]
+struct Writing {
+    path: PathBuf,
+    version: u64,
+    fingerprint: String,
 }
 
 /// What one action changed on screen (worked out into [`Damage`]).
@@ -528,7 +541,7 @@ impl App {
             Action::FileLoaded { path, result } => match result {
                 Ok(text) => {
                     let module = module_name_for(&path);
-                    self.editor.load(&text, Some(path.clone()), module);
+                    self.load_editor(&text, Some(path.clone()), module);
                     self.diagnostics.changed(self.now);
                     self.focus = Pane::Editor;
                     self.say(format!("opened {}", path.display()));
@@ -537,32 +550,20 @@ impl App {
             },
             Action::FileSaved {
                 path,
-                version,
+                saving,
                 result,
-            } => match result {
-                Ok(()) => {
-                    if let Some(version) = version
-                        && self.editor.path.as_ref() == Some(&path)
-                    {
-                        // Edits made while it was written stay unsaved.
-                        self.editor.mark_saved(version);
-                        if let Some((_, written)) = self.writing.take_if(|(v, _)| *v == version) {
-                            self.editor.on_disk = Some(written);
-                        }
-                    }
-                    let left_out = match self.saving_test.take() {
-                        Some((file, n, missing)) if file == path => {
-                            let runs = (n > 0).then(|| format!(
-                                " ({n} run(s) left out: in flight, cancelled, not answered, run ×N, or on a version of the module registered before)"
-                            ));
-                            format!("{}{missing}", runs.unwrap_or_default())
-                        }
-                        _ => String::new(),
-                    };
-                    self.say(format!("saved {}{left_out}", path.display()));
+            } => self.file_saved(path, saving, result),
+            Action::FileChecked { path, exists } => {
+                // A module opened from the server is saved next to the
+                // console in a file of its name, unless one is there (then
+                // Ctrl-S asks where).
+                let named = path
+                    .file_name()
+                    .is_some_and(|n| n == self.editor.module.as_str());
+                if !exists && named && self.editor.path.is_none() {
+                    self.editor.path = Some(path);
                 }
-                Err(e) => self.complain(format!("cannot save {}: {e}", path.display())),
-            },
+            }
             Action::Linted { seq, diagnostics } => {
                 let accepted = self.diagnostics.accept(seq);
                 // An outdated lint, or the same findings again (a clean
@@ -708,6 +709,12 @@ impl App {
                     if let Pending::AbortJob(_) = then {
                         self.overlay = Some(Overlay::Jobs);
                     }
+                    if let Pending::Overwrite(path)
+                    | Pending::OverwriteTest(path)
+                    | Pending::OverwriteResults(path) = then
+                    {
+                        self.say(format!("not saved to {}", path.display()));
+                    }
                 }
                 _ if ctrl_c => {}
                 _ => self.overlay = Some(Overlay::Confirm { question, then }),
@@ -766,18 +773,18 @@ impl App {
                 );
                 self.say(format!("removing {name}…"));
             }
-            Pending::OpenModule { name, source } => self.open_source(name, source),
+            Pending::OpenModule { name, source } => self.open_source(name, source, effects),
             Pending::OpenFile(path) => effects.push(Effect::LoadFile(path)),
             Pending::LoadSample(index) => self.start_sample_load(index, effects),
-            Pending::Overwrite(path) => self.write_editor(path, effects),
-            Pending::OverwriteTest(path) => self.write_test_file(path, effects),
-            Pending::OverwriteResults(path) => self.write_results(path, effects),
+            Pending::Overwrite(path) => self.write_editor(path, Guard::Any, effects),
+            Pending::OverwriteTest(path) => self.write_test_file(path, Guard::Any, effects),
+            Pending::OverwriteResults(path) => self.write_results(path, Guard::Any, effects),
             Pending::Recover(Recovered { text, path, base }) => {
                 let module = path
                     .as_deref()
                     .map(module_name_for)
                     .unwrap_or_else(|| self.editor.module.clone());
-                self.editor.load(&text, path, module);
+                self.load_editor(&text, path, module);
                 self.editor.mark_unsaved();
                 // The file as it was when these edits began: a save asks
                 // if it changed since.
@@ -814,41 +821,35 @@ impl App {
                 Err(e) => self.complain(e),
             },
             PromptKind::SaveTest => {
-                let path = PathBuf::from(text);
-                match overwrite_question(&path) {
-                    Some(question) => self.ask(question, Pending::OverwriteTest(path)),
-                    None => self.write_test_file(path, effects),
-                }
+                self.write_test_file(PathBuf::from(text), Guard::Absent, effects)
             }
             PromptKind::CreateIndex => self.create_index(text, effects),
             PromptKind::SaveResults => {
-                let path = PathBuf::from(text);
-                match overwrite_question(&path) {
-                    Some(question) => self.ask(question, Pending::OverwriteResults(path)),
-                    None => self.write_results(path, effects),
-                }
+                self.write_results(PathBuf::from(text), Guard::Absent, effects)
             }
         }
     }
 
     /// Writes the session's calls as a test file (F7).
-    fn write_test_file(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
+    fn write_test_file(&mut self, path: PathBuf, guard: Guard, effects: &mut Vec<Effect>) {
         let (text, left_out, missing) = self.test_file(&path);
         self.saving_test = Some((path.clone(), left_out, missing));
         effects.push(Effect::SaveFile {
             path,
             text,
-            version: None,
+            saving: Saving::TestFile,
+            guard,
         });
     }
 
     /// Writes the results pane's runs as JSON.
-    fn write_results(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
+    fn write_results(&mut self, path: PathBuf, guard: Guard, effects: &mut Vec<Effect>) {
         let json = serde_json::to_string_pretty(&self.results.to_json(false)).unwrap_or_default();
         effects.push(Effect::SaveFile {
             path,
             text: json + "\n",
-            version: None,
+            saving: Saving::Results,
+            guard,
         });
     }
 
@@ -859,28 +860,15 @@ impl App {
         self.recovery_due = self.editor.dirty().then(|| self.now + RECOVERY_DELAY);
     }
 
-    /// Saves the buffer to `path`, asking first when a file there is not
-    /// one the buffer was loaded from or saved to, or it changed since.
+    /// Saves the buffer to `path`. It may write over the file the buffer
+    /// was loaded from or last saved to, as it was then, and over nothing
+    /// else without asking (the driver checks when it writes).
     fn save_editor(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
-        let known = (self.editor.path.as_ref() == Some(&path))
-            .then_some(self.editor.on_disk.as_deref())
-            .flatten();
-        // Ctrl-S is rare and reads the file once: the question comes before
-        // anything is written. A file that is not there loses nothing.
-        let question = match (std::fs::read(&path), known) {
-            (Err(_), _) => None,
-            (Ok(_), None) => overwrite_question(&path),
-            (Ok(held), Some(known)) => (fingerprint(&held) != known).then(|| {
-                format!(
-                    "{} changed on disk since it was opened: overwrite? (y/n)",
-                    path.display()
-                )
-            }),
+        let guard = match &self.editor.on_disk {
+            Some(known) if self.editor.path.as_ref() == Some(&path) => Guard::Holds(known.clone()),
+            _ => Guard::Absent,
         };
-        match question {
-            Some(question) => self.ask(question, Pending::Overwrite(path)),
-            None => self.write_editor(path, effects),
-        }
+        self.write_editor(path, guard, effects);
     }
 
     /// The recovery copy of the buffer as it is now.
@@ -892,23 +880,93 @@ impl App {
         }
     }
 
-    /// Writes the buffer to `path`, from now its file (and module name);
-    /// when that is done the text as it is now counts as saved.
-    fn write_editor(&mut self, path: PathBuf, effects: &mut Vec<Effect>) {
-        if self.editor.path.as_ref() != Some(&path) {
-            self.editor.module = module_name_for(&path);
-            self.editor.path = Some(path.clone());
-            self.editor.on_disk = None;
-            self.diagnostics.changed(self.now);
-        }
+    /// Writes the buffer to `path` as `guard` allows; once written, the
+    /// text as it is now counts as saved (see [`buffer_written`](Self::buffer_written)).
+    fn write_editor(&mut self, path: PathBuf, guard: Guard, effects: &mut Vec<Effect>) {
         let text = self.editor.contents();
         let version = self.editor.checkpoint();
-        self.writing = Some((version, fingerprint(text.as_bytes())));
+        self.writing = Some(Writing {
+            path: path.clone(),
+            version,
+            fingerprint: fingerprint(text.as_bytes()),
+        });
         effects.push(Effect::SaveFile {
             path,
             text,
-            version: Some(version),
+            saving: Saving::Buffer(version),
+            guard,
         });
+    }
+
+    /// The buffer's text `written.version` is in `written.path`, from now
+    /// its file (and module name).
+    fn buffer_written(&mut self, written: Writing) {
+        if self.editor.path.as_ref() != Some(&written.path) {
+            self.editor.module = module_name_for(&written.path);
+            self.editor.path = Some(written.path);
+            self.diagnostics.changed(self.now);
+        }
+        // Edits made while it was written stay unsaved.
+        self.editor.mark_saved(written.version);
+        self.editor.on_disk = Some(written.fingerprint);
+    }
+
+    /// A save's outcome. A file its guard found in the way is asked about;
+    /// a yes saves again over whatever is there.
+    fn file_saved(&mut self, path: PathBuf, saving: Saving, result: Result<(), SaveError>) {
+        // The buffer's write is over, however it went. One of an earlier
+        // version, or of a buffer replaced since, is not the buffer's now.
+        let buffer_write = self
+            .writing
+            .take_if(|w| w.path == path && saving == Saving::Buffer(w.version));
+        let test_file = match saving {
+            Saving::TestFile => self.saving_test.take_if(|(file, ..)| *file == path),
+            _ => None,
+        };
+        match result {
+            Ok(()) => {
+                if let Some(written) = buffer_write {
+                    self.buffer_written(written);
+                }
+                let left_out = match test_file {
+                    Some((_, n, missing)) => {
+                        let runs = (n > 0).then(|| format!(
+                            " ({n} run(s) left out: in flight, cancelled, not answered, run ×N, or on a version of the module registered before)"
+                        ));
+                        format!("{}{missing}", runs.unwrap_or_default())
+                    }
+                    None => String::new(),
+                };
+                self.say(format!("saved {}{left_out}", path.display()));
+            }
+            Err(SaveError::Failed(e)) => {
+                self.complain(format!("cannot save {}: {e}", path.display()))
+            }
+            Err(SaveError::Conflict(conflict)) => {
+                let question = match conflict {
+                    Conflict::Exists => format!("{} exists: overwrite? (y/n)", path.display()),
+                    Conflict::Changed => format!(
+                        "{} changed on disk since it was opened: overwrite? (y/n)",
+                        path.display()
+                    ),
+                };
+                match saving {
+                    Saving::Buffer(_) if buffer_write.is_none() => {
+                        self.complain(format!("not saved to {}", path.display()))
+                    }
+                    Saving::Buffer(_) => self.ask(question, Pending::Overwrite(path)),
+                    Saving::TestFile => self.ask(question, Pending::OverwriteTest(path)),
+                    Saving::Results => self.ask(question, Pending::OverwriteResults(path)),
+                }
+            }
+        }
+    }
+
+    /// Puts `text` in the editor. A write of the text it replaces, still
+    /// going, no longer makes the buffer saved.
+    fn load_editor(&mut self, text: &str, path: Option<PathBuf>, module: String) {
+        self.editor.load(text, path, module);
+        self.writing = None;
     }
 
     fn ask(&mut self, question: String, then: Pending) {
@@ -922,12 +980,12 @@ impl App {
         });
     }
 
-    fn open_source(&mut self, name: String, source: String) {
-        let path = std::env::current_dir().ok().map(|d| d.join(&name));
-        self.editor.load(&source, None, name.clone());
+    fn open_source(&mut self, name: String, source: String, effects: &mut Vec<Effect>) {
+        self.load_editor(&source, None, name.clone());
         self.diagnostics.changed(self.now);
-        if let Some(path) = path.filter(|p| !p.exists()) {
-            self.editor.path = Some(path);
+        // Its file is named once the driver finds none there (FileChecked).
+        if let Ok(dir) = std::env::current_dir() {
+            effects.push(Effect::CheckExists(dir.join(&name)));
         }
         self.focus = Pane::Editor;
         self.say(format!("opened module {name}"));
@@ -1003,7 +1061,7 @@ impl App {
                             source,
                         },
                     ),
-                    Some(source) => self.open_source(entry.name, source),
+                    Some(source) => self.open_source(entry.name, source, effects),
                     None => {
                         self.send(
                             Purpose::OpenModule(entry.name.clone()),
@@ -2202,7 +2260,7 @@ impl App {
                             Pending::OpenModule { name, source },
                         );
                     } else {
-                        self.open_source(name, source);
+                        self.open_source(name, source, effects);
                     }
                 }
             }
@@ -2316,13 +2374,6 @@ impl App {
 
 /// A result entry as a test step, when it finished with an answer the
 /// format can expect.
-/// The question to ask before a save writes over `path`, when something is
-/// there (a file that is not there loses nothing).
-fn overwrite_question(path: &std::path::Path) -> Option<String> {
-    path.exists()
-        .then(|| format!("{} exists: overwrite? (y/n)", path.display()))
-}
-
 fn saved_run(e: &CallEntry) -> Option<SavedRun> {
     if e.in_flight() {
         return None;

@@ -14,6 +14,7 @@ pub mod keymap;
 pub mod literal;
 pub mod panes;
 pub mod recovery;
+pub mod save;
 pub mod screen;
 pub mod theme;
 pub mod tty;
@@ -21,7 +22,7 @@ pub mod ui;
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -118,7 +119,7 @@ async fn do_chores(mut chores: tokio::sync::mpsc::UnboundedReceiver<Chore>) {
                         continue;
                     }
                 };
-                if let Err(e) = write_file(&path, &text).await {
+                if let Err(e) = save::write_file(&path, &text).await {
                     tracing::warn!("{} not written: {e}", path.display());
                 }
             }
@@ -202,14 +203,21 @@ impl Driver {
                 Effect::SaveFile {
                     path,
                     text,
-                    version,
+                    saving,
+                    guard,
                 } => {
-                    let result = write_file(&path, &text).await;
+                    // The guard is checked here, just before the write, not
+                    // when the key was pressed.
+                    let result = save::save_file(&path, &text, &guard).await;
                     out.actions.push(Action::FileSaved {
                         path,
-                        version,
+                        saving,
                         result,
                     });
+                }
+                Effect::CheckExists(path) => {
+                    let exists = save::file_exists(&path).await;
+                    out.actions.push(Action::FileChecked { path, exists });
                 }
                 Effect::WriteRecovery(recovered) => {
                     if let Some(session) = &mut self.recovery {
@@ -253,22 +261,6 @@ impl Driver {
         }
         out
     }
-}
-
-async fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    // Write then rename, so a crash never leaves half a file.
-    let tmp = path.with_extension("asudf-tmp");
-    tokio::fs::write(&tmp, text)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// A terminal event as an action (`None` for focus changes).

@@ -1,5 +1,6 @@
 //! The console's reducer driven by a test: actions in, the requests it
-//! sends kept until the test answers them, the screen drawn on a test
+//! sends kept until the test answers them, saves until the test performs
+//! them (through the driver's own guard check), the screen drawn on a test
 //! backend with durations shown as `T`.
 #![allow(dead_code)] // each test target uses part of the shared support
 
@@ -11,7 +12,7 @@ use asudf::client::{
 use asudf::tui::app::{App, Effect, StartOptions};
 use asudf::tui::panes::apply::{Field, FormKind};
 use asudf::tui::screen::Screen;
-use asudf::tui::{Action, Tag, ui};
+use asudf::tui::{Action, Tag, save, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -82,22 +83,24 @@ impl Console {
         )));
     }
 
-    /// Carries out the save the last effect asks for, as the run loop
-    /// does: the file is written and the console told.
-    pub fn write_the_save(&mut self) {
+    /// Carries out the save the last effect asks for, as the driver does:
+    /// its guard checked against the file as it is now, the file written
+    /// if the guard allows, and the console told how it went.
+    pub fn perform_save(&mut self) {
         let Some(Effect::SaveFile {
             path,
             text,
-            version,
+            saving,
+            guard,
         }) = self.effects.pop()
         else {
             panic!("a save is the last effect: {:?}", self.effects)
         };
-        std::fs::write(&path, text).unwrap();
+        let result = block_on(save::save_file(&path, &text, &guard));
         self.act(Action::FileSaved {
             path,
-            version,
-            result: Ok(()),
+            saving,
+            result,
         });
     }
 
@@ -116,12 +119,23 @@ impl Console {
         );
     }
 
+    /// Reduces `action`. A file check is answered at once, as the run
+    /// loop does (through the driver's own check); the rest waits for the
+    /// test.
     pub fn act(&mut self, action: Action) {
         for effect in self.app.update(action) {
             if let Effect::Send { tag, request } = &effect {
                 self.sent.push((*tag, request.clone()));
             }
+            let checked = match &effect {
+                Effect::CheckExists(path) => Some(path.clone()),
+                _ => None,
+            };
             self.effects.push(effect);
+            if let Some(path) = checked {
+                let exists = block_on(save::file_exists(&path));
+                self.act(Action::FileChecked { path, exists });
+            }
         }
     }
 
@@ -299,6 +313,14 @@ impl Console {
     pub fn quit_requested(&self) -> bool {
         self.effects.contains(&Effect::Quit)
     }
+}
+
+/// Runs one of the driver's file operations to its end.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
 }
 
 /// A backend that keeps what the terminal showed at each flush.

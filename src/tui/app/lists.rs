@@ -253,7 +253,7 @@ impl App {
                 Pending::OpenModule { name, source },
             );
         } else {
-            self.open_source(name, source);
+            self.open_source(name, source, effects);
         }
         self.say(load.outcome());
     }
