@@ -317,3 +317,76 @@ async fn an_idle_console_neither_wakes_nor_draws() {
     assert_eq!((console.wakes - wakes, console.draws - draws), (1, 1));
     assert!(console.app.editor.dirty(), "the key reached the editor");
 }
+
+/// A save waits on the disk off the UI loop: while its file cannot be read
+/// (a FIFO nobody writes into), keys are still handled; once the file
+/// answers, the save's question comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_waiting_on_the_disk_holds_up_no_key() {
+    use asudf::tui::RunLoop;
+    use crossterm::event::Event as TermEvent;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// Writes into the FIFO when dropped, so a read of it always ends.
+    struct Unblock(PathBuf);
+    impl Drop for Unblock {
+        fn drop(&mut self) {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&self.0)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, b"theirs\n"));
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slow.lua");
+    std::fs::write(&path, "return 1\n").unwrap();
+    let target = Target::in_memory(SandboxConfig::default());
+    let mut options = StartOptions::sample(&target.label());
+    options.text = "return 1\n".into();
+    options.path = Some(path.clone());
+    let app = App::new(options);
+    let (handle, events) = client::spawn(target);
+    let (keys, input) = futures::channel::mpsc::unbounded::<std::io::Result<TermEvent>>();
+    let terminal = Screen::new(TestBackend::new(120, 40)).unwrap();
+    let (answers, answered) = tokio::sync::mpsc::unbounded_channel();
+    let mut driver = Driver::new(handle, None);
+    driver.answers = Some(answers);
+    let mut console = RunLoop::new(app, terminal, input, events, driver).with_answers(answered);
+
+    // The file becomes a FIFO: the save's check reads it, and waits.
+    std::fs::remove_file(&path).unwrap();
+    let fifo = CString::new(path.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let unblock = Unblock(path.clone());
+    let key = |code, modifiers| Ok(TermEvent::Key(KeyEvent::new(code, modifiers)));
+    keys.unbounded_send(key(KeyCode::Char('s'), KeyModifiers::CONTROL))
+        .unwrap();
+    keys.unbounded_send(key(KeyCode::Char('x'), KeyModifiers::NONE))
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !console.app.editor.contents().contains('x') {
+            assert!(console.step().await.unwrap());
+        }
+    })
+    .await
+    .expect("the key after Ctrl-S is handled while the save waits");
+    assert!(console.app.overlay.is_none(), "no answer yet");
+
+    drop(unblock);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while console.app.overlay.is_none() {
+            assert!(console.step().await.unwrap());
+        }
+    })
+    .await
+    .expect("the save's answer comes");
+    let shown = format!("{:?}", console.app.overlay);
+    assert!(
+        shown.contains("changed on disk since it was opened"),
+        "{shown}"
+    );
+}

@@ -88,8 +88,9 @@ pub struct Driver {
     recovery: Option<recovery::SessionCopy>,
     /// Where the recent forms go (`None`: not kept).
     pub forms: Option<PathBuf>,
-    /// Where lint answers go; `None`: lint inline (tests).
-    pub lint: Option<tokio::sync::mpsc::UnboundedSender<Action>>,
+    /// Where the answers of work done off the UI loop go (lints, file
+    /// reads and writes); `None`: that work is done inline (tests).
+    pub answers: Option<tokio::sync::mpsc::UnboundedSender<Action>>,
     /// Writes nobody waits for, done in order by a task of their own so the
     /// UI loop never waits on the disk for them.
     chores: tokio::sync::mpsc::UnboundedSender<Chore>,
@@ -99,10 +100,16 @@ pub struct Driver {
 /// The text of a file a chore writes, made when it is written.
 type Contents = Box<dyn FnOnce() -> String + Send>;
 
-/// A file write no action waits for.
+/// File work, done in order.
 enum Chore {
+    /// A write no action waits for.
     Write(PathBuf, Contents),
     Remove(PathBuf),
+    /// Work whose answer goes back to the UI loop.
+    Answer(
+        std::pin::Pin<Box<dyn Future<Output = Action> + Send>>,
+        tokio::sync::mpsc::UnboundedSender<Action>,
+    ),
 }
 
 async fn do_chores(mut chores: tokio::sync::mpsc::UnboundedReceiver<Chore>) {
@@ -126,6 +133,9 @@ async fn do_chores(mut chores: tokio::sync::mpsc::UnboundedReceiver<Chore>) {
             Chore::Remove(path) => {
                 let _ = tokio::fs::remove_file(path).await;
             }
+            Chore::Answer(work, answers) => {
+                let _ = answers.send(work.await);
+            }
         }
     }
 }
@@ -141,7 +151,7 @@ impl Driver {
             tags: HashMap::new(),
             recovery,
             forms: None,
-            lint: None,
+            answers: None,
         }
     }
 
@@ -179,6 +189,24 @@ impl Driver {
         }
     }
 
+    /// Reads or writes a file: in the chores' order, its answer sent back
+    /// to the UI loop, so a slow disk never holds up a key or a frame (or
+    /// inline, answered in `out`, when nobody takes answers).
+    async fn file_work(
+        &self,
+        out: &mut Performed,
+        work: impl Future<Output = Action> + Send + 'static,
+    ) {
+        match &self.answers {
+            Some(answers) => {
+                let _ = self
+                    .chores
+                    .send(Chore::Answer(Box::pin(work), answers.clone()));
+            }
+            None => out.actions.push(work.await),
+        }
+    }
+
     pub async fn perform(&mut self, effects: Vec<Effect>) -> Performed {
         let mut out = Performed::default();
         for effect in effects {
@@ -195,10 +223,13 @@ impl Driver {
                     }
                 }
                 Effect::LoadFile(path) => {
-                    let result = tokio::fs::read_to_string(&path)
-                        .await
-                        .map_err(|e| e.to_string());
-                    out.actions.push(Action::FileLoaded { path, result });
+                    self.file_work(&mut out, async move {
+                        let result = tokio::fs::read_to_string(&path)
+                            .await
+                            .map_err(|e| e.to_string());
+                        Action::FileLoaded { path, result }
+                    })
+                    .await
                 }
                 Effect::SaveFile {
                     path,
@@ -206,18 +237,24 @@ impl Driver {
                     saving,
                     guard,
                 } => {
-                    // The guard is checked here, just before the write, not
-                    // when the key was pressed.
-                    let result = save::save_file(&path, &text, &guard).await;
-                    out.actions.push(Action::FileSaved {
-                        path,
-                        saving,
-                        result,
-                    });
+                    self.file_work(&mut out, async move {
+                        // The guard is checked here, just before the write, not
+                        // when the key was pressed.
+                        let result = save::save_file(&path, &text, &guard).await;
+                        Action::FileSaved {
+                            path,
+                            saving,
+                            result,
+                        }
+                    })
+                    .await
                 }
                 Effect::CheckExists(path) => {
-                    let exists = save::file_exists(&path).await;
-                    out.actions.push(Action::FileChecked { path, exists });
+                    self.file_work(&mut out, async move {
+                        let exists = save::file_exists(&path).await;
+                        Action::FileChecked { path, exists }
+                    })
+                    .await
                 }
                 Effect::WriteRecovery(recovered) => {
                     if let Some(session) = &mut self.recovery {
@@ -245,7 +282,7 @@ impl Driver {
                             .send(Chore::Write(file.clone(), Box::new(move || json)));
                     }
                 }
-                Effect::Lint(request) => match &self.lint {
+                Effect::Lint(request) => match &self.answers {
                     // Off the UI thread: a keystroke never waits for a lint.
                     Some(tx) => {
                         let tx = tx.clone();
@@ -446,10 +483,10 @@ async fn run_console(
     };
     let mut driver = Driver::new(handle, recovery_copy);
     driver.forms = paths.forms.clone();
-    let (lint_tx, lint_rx) = tokio::sync::mpsc::unbounded_channel();
-    driver.lint = Some(lint_tx);
+    let (answers_tx, answers_rx) = tokio::sync::mpsc::unbounded_channel();
+    driver.answers = Some(answers_tx);
     let mut console =
-        RunLoop::new(app, terminal, tty::TtyInput::new()?, events, driver).with_lint(lint_rx);
+        RunLoop::new(app, terminal, tty::TtyInput::new()?, events, driver).with_answers(answers_rx);
     console.draw()?;
     tracing::info!(target = %console.app.target, "console started");
     while console.step().await? {}
@@ -477,8 +514,8 @@ pub struct RunLoop<B: Backend, I> {
     input: I,
     events: UnboundedReceiver<Event>,
     driver: Driver,
-    /// Lint answers from the driver's background runs.
-    linted: Option<UnboundedReceiver<Action>>,
+    /// Answers of the driver's work done off this loop (lints, files).
+    answered: Option<UnboundedReceiver<Action>>,
     /// How often the loop woke up, and drew (for the idle test).
     pub wakes: u64,
     pub draws: u64,
@@ -503,15 +540,15 @@ where
             input,
             events,
             driver,
-            linted: None,
+            answered: None,
             wakes: 0,
             draws: 0,
         }
     }
 
-    /// Takes the lint answers the driver's background runs send.
-    pub fn with_lint(mut self, linted: UnboundedReceiver<Action>) -> Self {
-        self.linted = Some(linted);
+    /// Takes the answers of the driver's work done off this loop.
+    pub fn with_answers(mut self, answered: UnboundedReceiver<Action>) -> Self {
+        self.answered = Some(answered);
         self
     }
 
@@ -533,8 +570,8 @@ where
                 None => std::future::pending().await,
             }
         };
-        let linted = async {
-            match &mut self.linted {
+        let answered = async {
+            match &mut self.answered {
                 Some(rx) => rx.recv().await,
                 None => std::future::pending().await,
             }
@@ -549,7 +586,7 @@ where
                 None => return Ok(false),
             },
             Some(event) = self.events.recv() => self.driver.translate(event),
-            Some(linted) = linted => Some(linted),
+            Some(answer) = answered => Some(answer),
             _ = timer => Some(Action::Tick(Instant::now())),
         };
         self.wakes += 1;
