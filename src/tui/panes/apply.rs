@@ -215,12 +215,13 @@ impl LineInput {
         true
     }
 
+    /// Inserts `text` at the cursor, control characters (a pasted line's
+    /// end) left out; once, not char by char, so a long paste is linear.
     pub fn insert_str(&mut self, text: &str) {
-        for c in text.chars().filter(|c| !c.is_control()) {
-            let at = self.byte_at(self.cursor);
-            self.text.insert(at, c);
-            self.cursor += 1;
-        }
+        let text: String = text.chars().filter(|c| !c.is_control()).collect();
+        let at = self.byte_at(self.cursor);
+        self.text.insert_str(at, &text);
+        self.cursor += text.chars().count();
     }
 }
 
@@ -890,6 +891,15 @@ impl ApplyForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paste_goes_in_at_the_cursor_without_its_line_ends() {
+        let mut input = LineInput::new("'é', 5");
+        input.cursor = 4;
+        input.insert_str("'ü',\r\n 'b',");
+        assert_eq!(input.text, "'é','ü', 'b', 5");
+        assert_eq!(input.cursor, 13, "after what was pasted, in chars");
+    }
 
     #[test]
     fn builds_the_call_or_says_which_field_is_wrong() {
