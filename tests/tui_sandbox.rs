@@ -85,6 +85,22 @@ async fn register_then_apply_twice_with_the_record_view() {
     insta::assert_snapshot!("sandbox_apply_twice", screen);
 }
 
+/// A run-N series shows what all its runs did to the record: before the
+/// first, after the last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_shows_the_record_before_its_first_run() {
+    let mut live = Live::sandbox(SandboxConfig::default()).await;
+    live.register().await;
+    live.run_apply().await;
+    live.set(Field::Args, "'count', 2").await;
+    live.set(Field::Times, "3").await;
+    let entry = live.run().await;
+    assert_eq!(entry.series.as_ref().map(|s| s.done()), Some(3));
+    let screen = live.screen();
+    assert!(screen.contains("~ count: 5 → 11"), "{screen}");
+    assert!(screen.contains("record gen 1 → 4"), "{screen}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compile_error_marks_its_line() {
     let mut live = Live::sandbox(SandboxConfig::default()).await;

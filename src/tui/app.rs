@@ -2330,9 +2330,18 @@ impl App {
             Ok(Outcome::Applied { call, .. }) => *call,
             _ => timing.round_trip(),
         };
+        let mut outcome = outcome;
         let entry = &mut self.results.entries[index];
         let mut again = false;
         let mut stopped = None;
+        if let Some(series) = &mut entry.series
+            && let Ok(Outcome::Applied { before, .. }) = &mut outcome
+        {
+            match &series.first_before {
+                Some(first) => *before = first.clone(),
+                None => series.first_before = Some(before.clone()),
+            }
+        }
         if let Some(series) = &mut entry.series {
             match &outcome {
                 // The cancelled run counts neither as done nor as failed.

@@ -53,6 +53,9 @@ pub struct RunSeries {
     pub latencies: Vec<Duration>,
     /// Stopped (Ctrl-K) before all the runs asked for were done.
     pub cancelled: bool,
+    /// The record before the first run that was answered: the series shows
+    /// what all its runs changed, not only the last.
+    pub first_before: Option<Option<RecordView>>,
 }
 
 impl RunSeries {
