@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use crate::sandbox::expr::{FILTERED_OUT, RecordFilter, Subject};
 use crate::sandbox::store::{Change, Digest, Store};
 use crate::sandbox::value::Value;
-use record::RecState;
+use record::{MAX_BINS, RecState};
 use registry::{MAX_FILENAME, Registry, valid_filename};
 use runtime::{Failure, LuaState, ModulePool, StateConfig};
 pub use stream::{StageCount, StreamCall, StreamRecord, StreamRun};
@@ -234,6 +234,7 @@ const MAX_CALL_NAME: usize = 128;
 // Result codes the facade answers itself.
 const PARAMETER: u8 = 4;
 const KEY_MISMATCH: u8 = 19;
+const BIN_NAME: u8 = 21;
 const NAMESPACE_NOT_FOUND: u8 = 20;
 
 /// The sandbox: store + module registry + Lua runtime. Cheap to clone.
@@ -354,6 +355,10 @@ impl Sandbox {
                 && sent != stored
             {
                 return (Change::Keep, fail(UdfFailure::Code(KEY_MISMATCH)));
+            }
+            // The server cannot load a record of more bins for a UDF.
+            if current.is_some_and(|r| r.bins.len() > MAX_BINS) {
+                return (Change::Keep, fail(UdfFailure::Code(BIN_NAME)));
             }
             let rec = RecState::new(req.digest, req.set.clone(), req.key.clone(), current);
             let limit = limit.saturating_sub(req.received.elapsed());

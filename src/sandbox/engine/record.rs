@@ -22,8 +22,8 @@ use crate::sandbox::value::{BLOB, Value};
 
 /// Longest usable bin name in bytes.
 pub(crate) const MAX_BIN_NAME: usize = 15;
-/// Bins a record may have after a UDF write.
-const MAX_BINS: usize = 512;
+/// Bins a record may have to be loaded by a UDF, and after a UDF write.
+pub(crate) const MAX_BINS: usize = 512;
 /// Distinct bin names one call may touch.
 const MAX_TOUCHED_BINS: usize = 1024;
 /// Largest TTL a write may carry (10 years).

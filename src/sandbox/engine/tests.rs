@@ -377,6 +377,40 @@ fn write_failures_carry_their_result_codes() {
     assert_eq!(code("nearly"), Ok(Value::Int(0)));
 }
 
+/// A record of more than 512 bins (written by a plain put) cannot be
+/// loaded by a UDF: 21, and the record is left as it was.
+#[test]
+fn a_record_of_more_than_512_bins_cannot_be_loaded() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "w",
+        "function touch(r) r.x = 1 return aerospike:update(r) end
+         function read(r) return r.b512 end",
+    );
+    for (key, bins) in [("k512", 512), ("k513", 513)] {
+        let record = Record {
+            bins: (1..=bins)
+                .map(|i| (format!("b{i}"), Value::Int(i)))
+                .collect(),
+            generation: 1,
+            void_time: 0,
+            last_update_ms: 0,
+            set: Some("demo".to_string()),
+            key: None,
+        };
+        let digest = request("w", "touch", key, vec![]).digest;
+        sb.store()
+            .modify("test", &digest, |_| (Change::Put(record), ()))
+            .unwrap();
+    }
+    let run = |f: &str, key: &str| sb.apply(request("w", f, key, vec![])).result;
+    assert_eq!(run("read", "k513"), Err(UdfFailure::Code(21)));
+    assert_eq!(run("touch", "k513"), Err(UdfFailure::Code(21)));
+    assert_eq!(stored(&sb, "k513").unwrap().generation, 1, "left as it was");
+    assert_eq!(run("read", "k512"), Ok(Value::Int(512)), "512 bins load");
+}
+
 #[test]
 fn header_ttl_and_set_ttl() {
     let sb = sandbox();
