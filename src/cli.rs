@@ -104,7 +104,9 @@ pub struct ConnectionArgs {
     pub tls_keyfile: Option<PathBuf>,
 
     /// Time limit of each request in milliseconds; for `apply`, the UDF's
-    /// deadline on the server.
+    /// deadline on the server; for `aggregate`, the whole stream's, the
+    /// client's part included (without it, that part's Lua may run 1000 ms
+    /// on each value).
     #[arg(long, global = true, value_name = "MS")]
     pub timeout: Option<u64>,
 

@@ -286,6 +286,7 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
                 function: args.call.function,
                 args: args.args,
                 source: None,
+                timeout_ms,
             };
             let request = client::Request::Aggregate(Box::new(call));
             commands::query::aggregate(&mut session, request).await

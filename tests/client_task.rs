@@ -448,6 +448,7 @@ async fn a_cancelled_aggregation_stops_on_the_server_too() {
             function: "run".into(),
             args: vec![],
             source: Some(source.into()),
+            timeout_ms: None,
         },
     )));
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -477,4 +478,94 @@ async fn a_cancelled_aggregation_stops_on_the_server_too() {
     assert_eq!(ended.len(), 1, "{ended:?}");
     assert_eq!(ended[0].0, "done(abandoned-response-error)", "{ended:?}");
     assert!(ended[0].1 < 1000, "{ended:?}");
+}
+
+/// The partition a record of `test.SET` with integer key `key` falls in.
+fn partition_of(set: &str, key: i64) -> u16 {
+    let digest = aerospike::Key::new("test", set, Value::Int(key))
+        .unwrap()
+        .digest();
+    u16::from_le_bytes([digest[0], digest[1]]) & 0x0FFF
+}
+
+/// Keys of `test.SET` for three partitions, in the order a server reads
+/// them: one key, one key, then two keys. (Partitions below 64 come in the
+/// same order whether read by partition or by shard and partition.)
+fn keys_one_one_two(set: &str) -> [i64; 4] {
+    let mut by_partition = std::collections::BTreeMap::<u16, Vec<i64>>::new();
+    for key in 0..50_000 {
+        let p = partition_of(set, key);
+        if p < 64 {
+            by_partition.entry(p).or_default().push(key);
+        }
+    }
+    let mut partitions = by_partition.values();
+    let a = partitions.next().unwrap()[0];
+    let b = partitions.next().unwrap()[0];
+    let c = partitions.find(|keys| keys.len() >= 2).unwrap();
+    [a, b, c[0], c[1]]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_both_halves_fail_the_first_failure_in_the_stream_is_reported() {
+    let (handle, mut events) = client::spawn(memory_sandbox());
+    connected(&mut events).await;
+    let source = "local function bad(a, b) error('reduce failed') end\nfunction run(s)\n  return s : map(function(r) return r.n end) : reduce(bad)\nend\n";
+    let put = Request::PutModule {
+        name: "race.lua".into(),
+        source: source.into(),
+    };
+    run(&handle, &mut events, put).await.unwrap();
+    // The server's reduce fails in the partition with two records; the
+    // client's on the second value it reads. In `client`, two values come
+    // before the server's failure; in `server`, one.
+    for (set, skip_second, expected) in [
+        (
+            "client",
+            false,
+            "failed in the client: (client)/race.lua:1: reduce failed",
+        ),
+        (
+            "server",
+            true,
+            "failed on the server: UDF: Execution Error 2 : /opt/aerospike/usr/udf/lua/race.lua:1: reduce failed",
+        ),
+    ] {
+        let keys = keys_one_one_two(set);
+        for (i, key) in keys.into_iter().enumerate() {
+            if skip_second && i == 1 {
+                continue;
+            }
+            let put = Request::PutRecord {
+                key: RecordKey {
+                    ns: "test".into(),
+                    set: Some(set.into()),
+                    key: Value::Int(key),
+                },
+                bins: vec![("n".to_string(), Value::Int(key))],
+                send_key: false,
+            };
+            run(&handle, &mut events, put).await.unwrap();
+        }
+        // The same answer on every run, however the two halves' threads ran.
+        for attempt in 0..20 {
+            let aggregate = Request::Aggregate(Box::new(client::query::AggregateCall {
+                scope: client::query::Scope {
+                    ns: "test".into(),
+                    set: Some(set.into()),
+                    where_clause: None,
+                },
+                module: "race".into(),
+                function: "run".into(),
+                args: vec![],
+                source: Some(source.into()),
+                timeout_ms: None,
+            }));
+            let failure = run(&handle, &mut events, aggregate).await.unwrap_err();
+            assert!(
+                failure.message.contains(expected),
+                "{set}, run {attempt}: {failure:?}"
+            );
+        }
+    }
 }

@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
 use asudf::value;
@@ -409,4 +410,88 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
+}
+
+/// A partition a record of `test.SET` with integer key `key` falls in.
+fn partition_of(set: &str, key: i64) -> u16 {
+    let digest = aerospike::Key::new("test", set, aerospike::Value::Int(key))
+        .unwrap()
+        .digest();
+    u16::from_le_bytes([digest[0], digest[1]]) & 0x0FFF
+}
+
+/// `asudf -h HOST ARGS…` waited for until `limit` at most (then killed):
+/// (exit code, stderr, how long it ran).
+fn run_within(served: &Served, args: &[&str], limit: Duration) -> (i32, String, Duration) {
+    let started = Instant::now();
+    let mut child = Command::cargo_bin("asudf")
+        .unwrap()
+        .args(["-h", &served.host])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("asudf {args:?} still ran after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code().unwrap_or(-1), err, started.elapsed())
+}
+
+#[test]
+fn a_client_reduce_that_loops_forever_fails_at_the_time_limit() {
+    let served = Served::start(&["--memory", "--lua-libs", "all"]);
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("spin.lua");
+    std::fs::write(
+        &module,
+        "local function spin(a, b) while true do end end\n\
+         function forever(s) return s : map(function(r) return r.n end) : reduce(spin) end\n",
+    )
+    .unwrap();
+    served.ok(&["udf", "put", module.to_str().unwrap()]);
+    // One record per partition: the server never calls the reduce, the client does.
+    assert_ne!(partition_of("spin", 1), partition_of("spin", 2));
+    served.ok(&["record", "put", "test.spin", "1", "n=1"]);
+    served.ok(&["record", "put", "test.spin", "2", "n=2"]);
+
+    let generous = Duration::from_secs(30);
+    let (code, err, took) = run_within(
+        &served,
+        &["--timeout", "300", "aggregate", "test.spin", "spin.forever"],
+        generous,
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("failed in the client: UDF Execution Timeout (the aggregation ran past its time limit, 300 ms)"),
+        "{err}"
+    );
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+
+    // Without --timeout, a UDF call's default limit applies to its Lua.
+    let (code, err, _) = run_within(
+        &served,
+        &["aggregate", "test.spin", "spin.forever"],
+        generous,
+    );
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("UDF Execution Timeout (its Lua ran 1000 ms on one value"),
+        "{err}"
+    );
 }

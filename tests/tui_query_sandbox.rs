@@ -230,4 +230,21 @@ async fn a_failing_stream_function_marks_its_line() {
     assert_eq!(live.app.editor.marks.first().map(|m| m.line), Some(2));
     let screen = live.screen();
     assert!(screen.contains("at failing.lua line 2"), "{screen}");
+    // The stage view shows how far the stream got: the first partition
+    // failed on its first record.
+    let Some(Detail::Aggregate(view)) = entry.run.as_ref().map(|r| &r.detail) else {
+        panic!("an aggregation result")
+    };
+    let Stages::Ready(report) = &view.stages else {
+        panic!("the stage view: {:?}", view.stages)
+    };
+    let counts: Vec<(&str, u64, u64)> = report
+        .stages
+        .iter()
+        .map(|s| (s.stage.as_str(), s.values_in, s.values_out))
+        .collect();
+    assert_eq!(counts, [("map(broken)", 1, 0)], "{report:?}");
+    assert_eq!(report.partitions, 1, "{report:?}");
+    assert!(screen.contains("1 partition ran"), "{screen}");
+    assert!(screen.contains("map(broken)"), "{screen}");
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aerospike::{
     AdminPolicy, Bins, Client, CollectionIndexType, IndexType, QueryPolicy, Statement, Value,
@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 
 use super::ops::{error_location, failure, get_module, info, module_file};
 use super::{Failure, FailureKind, Outcome, RecordView};
-use crate::sandbox::engine::StreamCall;
+use crate::sandbox::engine::stream::CANCELLED;
+use crate::sandbox::engine::{ClientLimit, StreamCall};
 use crate::sandbox::{LuaLibs, Sandbox, SandboxConfig, Value as SandboxValue};
 use crate::where_clause::{Collection, Where};
 
@@ -61,6 +62,10 @@ pub struct AggregateCall {
     /// The module's source for the client-side part of the stream; `None` =
     /// read back the registered one (`udf-get`).
     pub source: Option<String>,
+    /// The whole aggregation's time limit, the client's part included;
+    /// `None` or 0 = none, but the client's Lua may run at most a UDF
+    /// call's default (1000 ms) on each value.
+    pub timeout_ms: Option<u32>,
 }
 
 /// A record UDF run by the server on every record of a scope.
@@ -332,6 +337,14 @@ pub(super) async fn aggregate(
     let mut policy = QueryPolicy::default();
     // A retried partition would feed the client's half its values twice.
     policy.base_policy.max_retries = 0;
+    let timeout = call.timeout_ms.filter(|&ms| ms > 0);
+    let limit = match timeout {
+        Some(ms) => {
+            policy.base_policy.total_timeout = ms;
+            ClientLimit::Until(started + Duration::from_millis(ms.into()))
+        }
+        None => ClientLimit::DEFAULT,
+    };
     let records = client
         .query(&policy, aerospike::PartitionFilter::all(), statement)
         .await
@@ -345,6 +358,8 @@ pub(super) async fn aggregate(
     let (values_tx, mut values) = mpsc::unbounded_channel::<SandboxValue>();
     let stop = Arc::new(AtomicBool::new(false));
     let _stop_on_drop = StopOnDrop(stop.clone());
+    // Set before `partials` closes when the server's half failed.
+    let server_failed = Arc::new(AtomicBool::new(false));
     let (function, args) = (
         call.function.clone(),
         call.args
@@ -352,6 +367,7 @@ pub(super) async fn aggregate(
             .map(SandboxValue::from_client)
             .collect::<Vec<_>>(),
     );
+    let cut = server_failed.clone();
     let mut client_half = tokio::task::spawn_blocking(move || {
         let mut partials_rx = partials_rx;
         let stream = StreamCall {
@@ -359,12 +375,21 @@ pub(super) async fn aggregate(
             function: &function,
             args: &args,
         };
-        let mut next = std::iter::from_fn(|| partials_rx.blocking_recv());
+        let mut next = std::iter::from_fn(|| {
+            let value = partials_rx.blocking_recv();
+            // A stream cut by the server's failure has no end for a reduce
+            // to finish on: the run stops once it has read what came before.
+            if value.is_none() && cut.load(Ordering::SeqCst) {
+                stop.store(true, Ordering::SeqCst);
+            }
+            value
+        });
         let mut emit = |value| values_tx.send(value).is_ok();
-        engine.run_stream_client_from(&stream, &mut next, &mut emit, &stop)
+        engine.run_stream_client_from(&stream, &mut next, &mut emit, &stop, limit)
     });
 
     let mut partials = Some(partials);
+    let mut server_failure = None;
     let mut count = 0u64;
     let mut forward = |value: SandboxValue| {
         count += 1;
@@ -373,17 +398,26 @@ pub(super) async fn aggregate(
     let ended = loop {
         tokio::select! {
             record = records.next(), if partials.is_some() => match record {
-                Some(record) => {
-                    let partial = record.map_err(stream_failure).and_then(server_value)?;
-                    let sent = match &partials {
-                        Some(tx) => tx.send(SandboxValue::from_client(&partial)).await.is_ok(),
-                        None => false,
-                    };
-                    if !sent {
-                        // The client's half ended early (it failed): its answer tells.
+                Some(record) => match record.map_err(stream_failure).and_then(server_value) {
+                    Ok(partial) => {
+                        let sent = match &partials {
+                            Some(tx) => tx.send(SandboxValue::from_client(&partial)).await.is_ok(),
+                            None => false,
+                        };
+                        if !sent {
+                            // The client's half ended early (it failed): its answer tells.
+                            partials = None;
+                        }
+                    }
+                    // Whichever half fails first in the stream's order is
+                    // reported, however the threads ran: the client's half
+                    // still reads the values sent before this failure.
+                    Err(failure) => {
+                        server_failure = Some(failure);
+                        server_failed.store(true, Ordering::SeqCst);
                         partials = None;
                     }
-                }
+                },
                 // The server is done: the client's half reads its end.
                 None => partials = None,
             },
@@ -394,15 +428,19 @@ pub(super) async fn aggregate(
     while let Ok(value) = values.try_recv() {
         forward(value);
     }
-    match ended {
-        Ok(Ok(())) => Ok(Outcome::Streamed {
+    let ended = ended.map_err(|e| {
+        Failure::connection(format!("the client's part of the stream stopped: {e}"))
+    })?;
+    match (ended, server_failure) {
+        // The client's half only stopped at the server's failure.
+        (Err(text), Some(failure)) if text == CANCELLED => Err(failure),
+        // It failed on values sent before any failure of the server's.
+        (Err(text), _) => Err(client_half_failure(&text, timeout)),
+        (Ok(()), Some(failure)) => Err(failure),
+        (Ok(()), None) => Ok(Outcome::Streamed {
             count,
             elapsed: started.elapsed(),
         }),
-        Ok(Err(text)) => Err(client_half_failure(&text)),
-        Err(e) => Err(Failure::connection(format!(
-            "the client's part of the stream stopped: {e}"
-        ))),
     }
 }
 
@@ -458,15 +496,31 @@ fn server_value(mut record: aerospike::Record) -> Result<Value, Failure> {
     })
 }
 
+/// What the engine's Lua raises when its time runs out, as a server's does.
+const UDF_TIMEOUT: &str = "UDF Execution Timeout";
+
 /// The server's result code for a failed query (`AS_ERR_QUERY`).
 const QUERY_GENERIC: i32 = 213;
 
-/// The client's half failed (the engine's text names `(client)/MODULE.lua:LINE`).
-fn client_half_failure(text: &str) -> Failure {
+/// The client's half failed (the engine's text names `(client)/MODULE.lua:LINE`);
+/// a timeout says which limit ran out (`timeout_ms`: the request's).
+fn client_half_failure(text: &str, timeout_ms: Option<u32>) -> Failure {
     let text = text
         .strip_prefix("UDF: Execution Error 2 : ")
         .unwrap_or(text);
-    let message = format!("stream UDF aggregation failed in the client: {text}");
+    let timed_out = text.ends_with(UDF_TIMEOUT);
+    // A timeout's position is the stream machinery's, not the module's.
+    let text = if timed_out { UDF_TIMEOUT } else { text };
+    let mut message = format!("stream UDF aggregation failed in the client: {text}");
+    if timed_out {
+        message += &match timeout_ms {
+            Some(ms) => format!(" (the aggregation ran past its time limit, {ms} ms)"),
+            None => format!(
+                " (its Lua ran {} ms on one value, the limit when the request sets none)",
+                crate::sandbox::engine::DEFAULT_LIMIT_MS
+            ),
+        };
+    }
     Failure {
         kind: FailureKind::Server,
         code: -1,

@@ -601,6 +601,7 @@ impl Run<'_> {
                     function: call.function.clone(),
                     args: args.clone(),
                     source: None,
+                    timeout_ms: None,
                 }));
                 self.collect(request, &mut items).await
             }

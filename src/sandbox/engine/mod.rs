@@ -34,8 +34,9 @@ use crate::sandbox::store::{Change, Digest, Store};
 use crate::sandbox::value::Value;
 use record::{MAX_BINS, RecState};
 use registry::{MAX_FILENAME, Registry, valid_filename};
+pub(crate) use runtime::DEFAULT_LIMIT_MS;
 use runtime::{Failure, LuaState, ModulePool, StateConfig};
-pub use stream::{StageCount, StreamCall, StreamRecord, StreamRun};
+pub use stream::{ClientLimit, StageCount, StreamCall, StreamFailure, StreamRecord, StreamRun};
 
 /// Which standard Lua libraries a UDF sees (see the runtime fact sheet §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

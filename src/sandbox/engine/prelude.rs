@@ -96,12 +96,13 @@ end
 
 -- Stream UDFs: f builds a pipeline on a new StreamOps and returns it; the
 -- ops of this side (scope 1 server, 2 client) pull values from istream, and
--- each value out goes to ostream (false: nobody reads any more). Returns the
--- ops that ran, with their counts. A function that returns no pipeline
--- fails on the next line but one, as on a server.
+-- each value out goes to ostream (false: nobody reads any more). The ops
+-- stay in StreamOps_running for the host to count, failed or not. A function
+-- that returns no pipeline fails on the next line but one, as on a server.
 function apply_stream(f, scope, istream, ostream, ...)
   result = f(StreamOps_create(), ...)
   local ops = StreamOps_select(result.ops, scope)
+  StreamOps_running = ops
   local nextv = istream
   for i = 1, #ops do
     nextv = StreamOps_apply(ops[i], nextv)
@@ -109,7 +110,6 @@ function apply_stream(f, scope, istream, ostream, ...)
   for v in nextv do
     if not ostream(v) then break end
   end
-  return ops
 end
 "#;
 

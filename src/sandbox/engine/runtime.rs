@@ -23,7 +23,7 @@ use super::errors::{error_text, failure_text};
 use super::prelude;
 use super::record::{LAerospike, LRecord, RecState, push_log, register_record, result_value};
 use super::registry::Registry;
-use super::stream::{CANCELLED, StageCount, stream_failure_text};
+use super::stream::{CANCELLED, StageCount, StreamRun, stream_failure_text};
 use super::{LogLevel, LogLine, LuaLibs, LuaLogs};
 use crate::sandbox::value::Value;
 
@@ -73,6 +73,16 @@ impl Drop for CallGuard<'_> {
         DEADLINE.with(|d| d.set(None));
         CANCEL.with(|c| c.set(std::ptr::null()));
     }
+}
+
+/// Gives the Lua code running on this thread `limit` more from now, if it
+/// runs under a deadline (a stream's client half, as each value comes).
+pub(crate) fn restart_deadline(limit: Duration) {
+    DEADLINE.with(|d| {
+        if d.get().is_some() {
+            d.set(Some(Instant::now() + limit));
+        }
+    });
 }
 
 fn cancelled() -> bool {
@@ -145,6 +155,8 @@ pub(crate) struct LuaState {
     aerospike_name: mlua::String,
     apply_record_name: mlua::String,
     apply_stream_name: mlua::String,
+    /// The global where `apply_stream` keeps the ops it runs.
+    running_ops_name: mlua::String,
     /// The record userdata every call on this state gets; its contents are
     /// swapped in for a call and taken out after it (a reference a UDF kept
     /// from an earlier call sees a detached, empty record).
@@ -286,6 +298,7 @@ impl LuaState {
             aerospike_name,
             apply_record_name: lua.create_string("apply_record")?,
             apply_stream_name: lua.create_string("apply_stream")?,
+            running_ops_name: lua.create_string("StreamOps_running")?,
             rec,
             rec_userdata,
             function_names: HashMap::new(),
@@ -419,8 +432,8 @@ pub(crate) type StreamSource<'a> = dyn FnMut(&Lua) -> mlua::Result<Lv> + 'a;
 impl LuaState {
     /// Runs stream function `function` on one side (`scope` 1 server, 2
     /// client) over the values `next` yields, handing each output value to
-    /// `emit` (false: stop). `Ok` with each stage's counts, or the FAILURE
-    /// text; and the run's log lines.
+    /// `emit` (false: stop). `Ok`, or the FAILURE text; and what the run
+    /// did, up to its failure: each stage's counts and the log lines.
     #[allow(clippy::too_many_arguments)]
     pub fn stream(
         &mut self,
@@ -431,14 +444,29 @@ impl LuaState {
         emit: &mut dyn FnMut(Value) -> bool,
         cancel: &AtomicBool,
         limit: Option<Duration>,
-    ) -> (Result<Vec<StageCount>, String>, Vec<LogLine>) {
+    ) -> (Result<(), String>, StreamRun) {
         let result = self.stream_inner(function, scope, args, next, emit, cancel, limit);
+        // A cancelled state is dropped unread: its hook stops any Lua.
+        let stages = if cancel.load(Ordering::Relaxed) {
+            Vec::new()
+        } else {
+            self.take_running_stages()
+        };
         let logs = self
             .lua
             .app_data_mut::<LuaLogs>()
             .map(|mut l| l.take())
             .unwrap_or_default();
-        (result, logs)
+        (result, StreamRun { stages, logs })
+    }
+
+    /// The counts of the ops `apply_stream` ran (kept in a global, as a
+    /// failed call returns none), cleared for the state's next run.
+    fn take_running_stages(&mut self) -> Vec<StageCount> {
+        let name = self.running_ops_name.clone();
+        let ops: Lv = self.globals.raw_get(&name).unwrap_or(Lv::Nil);
+        let _ = self.globals.raw_set(&name, Lv::Nil);
+        self.stage_counts(&ops)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -451,7 +479,7 @@ impl LuaState {
         emit: &mut dyn FnMut(Value) -> bool,
         cancel: &AtomicBool,
         limit: Option<Duration>,
-    ) -> Result<Vec<StageCount>, String> {
+    ) -> Result<(), String> {
         let failed = |e: mlua::Error| format!("UDF: Execution Error 2 : {}", error_text(&e));
         let name = self.function_name(function).map_err(failed)?;
         let f: Lv = self.globals.get(name).map_err(failed)?;
@@ -505,13 +533,13 @@ impl LuaState {
             return Err(CANCELLED.to_string());
         }
         match outcome {
-            Ok((true, ops)) => Ok(self.stage_counts(&ops)),
+            Ok((true, _)) => Ok(()),
             Ok((false, err)) => Err(stream_failure_text(&self.lua, &err)),
             Err(e) => Err(failed(e)),
         }
     }
 
-    /// Each op's name and counts, from the ops table `apply_stream` returned.
+    /// Each op's name and counts, from the ops table `apply_stream` ran.
     fn stage_counts(&mut self, ops: &Lv) -> Vec<StageCount> {
         let Lv::Table(ops) = ops else {
             return Vec::new();

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mlua::{AnyUserData, Lua, Value as Lv};
 use parking_lot::Mutex;
@@ -17,6 +17,7 @@ use super::containers::push_elem;
 use super::elem::Elem;
 use super::errors::{error_text, lua_type_name};
 use super::record::{LRecord, RecState};
+use super::runtime::{DEFAULT_LIMIT_MS, restart_deadline};
 use super::{LogLine, Sandbox};
 use crate::sandbox::store::{Digest, Record};
 use crate::sandbox::value::Value;
@@ -64,6 +65,32 @@ pub struct StreamRun {
     pub logs: Vec<LogLine>,
 }
 
+/// A stream run that failed: the `FAILURE` text, and what the run did up
+/// to the failure (so a failed stream still shows how far it got).
+#[derive(Debug, Clone)]
+pub struct StreamFailure {
+    pub text: String,
+    pub run: StreamRun,
+}
+
+/// How long the client's half of a stream may run its Lua before it fails
+/// with "UDF Execution Timeout" (the server gives stream UDFs no limit).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ClientLimit {
+    /// Until this instant: the request's own time limit, which waiting for
+    /// the server's values uses up too.
+    Until(Instant),
+    /// This long from the start and from each value read: only the Lua's
+    /// own time counts, however long the server takes.
+    PerValue(Duration),
+}
+
+impl ClientLimit {
+    /// With no request limit: a UDF call's default on a server
+    /// (`transaction-max-ms`), for each value.
+    pub const DEFAULT: ClientLimit = ClientLimit::PerValue(Duration::from_millis(DEFAULT_LIMIT_MS));
+}
+
 impl Sandbox {
     /// Runs `call`'s server-side ops over one partition's `records`, handing
     /// each output value to `emit` (which answers false when the reader is
@@ -79,7 +106,7 @@ impl Sandbox {
         records: &mut dyn Iterator<Item = StreamRecord>,
         emit: &mut dyn FnMut(Value) -> bool,
         cancel: &AtomicBool,
-    ) -> Result<StreamRun, String> {
+    ) -> Result<StreamRun, StreamFailure> {
         let Some(first) = records.next() else {
             return Ok(StreamRun::default());
         };
@@ -103,7 +130,8 @@ impl Sandbox {
             current = Some((userdata.clone(), rec));
             Ok(Lv::UserData(userdata))
         };
-        self.run_stream(call, SCOPE_SERVER, &mut next, emit, cancel)
+        let limit = self.inner.config.max_udf_ms.map(Duration::from_millis);
+        self.run_stream(call, SCOPE_SERVER, &mut next, emit, cancel, limit)
     }
 
     /// Runs `call`'s client-side ops (its first `reduce` and what follows)
@@ -121,25 +149,45 @@ impl Sandbox {
             true
         };
         let cancel = AtomicBool::new(false);
-        self.run_stream_client_from(call, &mut values.into_iter(), &mut emit, &cancel)?;
+        let mut values = values.into_iter();
+        self.run_stream_client_from(call, &mut values, &mut emit, &cancel, ClientLimit::DEFAULT)?;
         Ok(out)
     }
 
     /// [`Sandbox::run_stream_client`] over values as they come (`values`
-    /// may wait for the next), handing each output to `emit` as it is made.
+    /// may wait for the next), handing each output to `emit` as it is made,
+    /// within `limit`. Values that end because `cancel` was set are not the
+    /// stream's end: the run fails ([`CANCELLED`]) instead of finishing a
+    /// reduce over part of the stream.
     pub fn run_stream_client_from(
         &self,
         call: &StreamCall<'_>,
         values: &mut dyn Iterator<Item = Value>,
         emit: &mut dyn FnMut(Value) -> bool,
         cancel: &AtomicBool,
+        limit: ClientLimit,
     ) -> Result<(), String> {
-        let mut next = |lua: &Lua| match values.next() {
-            None => Ok(Lv::Nil),
-            Some(value) => push_elem(lua, &Elem::from_value(&value)),
+        let mut next = |lua: &Lua| {
+            let value = values.next();
+            // Waiting for the server is not the Lua's time.
+            if let ClientLimit::PerValue(each) = limit {
+                restart_deadline(each);
+            }
+            match value {
+                Some(value) => push_elem(lua, &Elem::from_value(&value)),
+                None if cancel.load(Ordering::Relaxed) => {
+                    Err(mlua::Error::RuntimeError(CANCELLED.to_string()))
+                }
+                None => Ok(Lv::Nil),
+            }
         };
-        self.run_stream(call, SCOPE_CLIENT, &mut next, emit, cancel)
+        let first = match limit {
+            ClientLimit::Until(deadline) => deadline.saturating_duration_since(Instant::now()),
+            ClientLimit::PerValue(each) => each,
+        };
+        self.run_stream(call, SCOPE_CLIENT, &mut next, emit, cancel, Some(first))
             .map(|_| ())
+            .map_err(|failure| failure.text)
     }
 
     fn run_stream(
@@ -149,13 +197,16 @@ impl Sandbox {
         next: &mut super::runtime::StreamSource<'_>,
         emit: &mut dyn FnMut(Value) -> bool,
         cancel: &AtomicBool,
-    ) -> Result<StreamRun, String> {
+        limit: Option<Duration>,
+    ) -> Result<StreamRun, StreamFailure> {
         let pool = self.pool(call.module);
         let mut state = pool
             .take(&self.inner.states, call.module)
-            .map_err(|_| "UDF: Execution Error 1".to_string())?;
-        let limit = self.inner.config.max_udf_ms.map(Duration::from_millis);
-        let (result, logs) =
+            .map_err(|_| StreamFailure {
+                text: "UDF: Execution Error 1".to_string(),
+                run: StreamRun::default(),
+            })?;
+        let (result, run) =
             state.stream(call.function, scope, call.args, next, emit, cancel, limit);
         // A state stopped mid-run (cancelled, out of memory) may hold
         // half-built globals or a hook firing at every instruction: drop it.
@@ -164,7 +215,10 @@ impl Sandbox {
         if !broken && pool.generation == self.inner.registry.generation() {
             pool.give_back(state);
         }
-        result.map(|stages| StreamRun { stages, logs })
+        match result {
+            Ok(()) => Ok(run),
+            Err(text) => Err(StreamFailure { text, run }),
+        }
     }
 }
 

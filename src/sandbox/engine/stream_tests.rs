@@ -75,15 +75,17 @@ fn run_with(
     };
     let mut out = Vec::new();
     let cancel = AtomicBool::new(false);
-    let run = sb.run_stream_partition(
-        &call,
-        &mut records.into_iter(),
-        &mut |v| {
-            out.push(v);
-            true
-        },
-        &cancel,
-    )?;
+    let run = sb
+        .run_stream_partition(
+            &call,
+            &mut records.into_iter(),
+            &mut |v| {
+                out.push(v);
+                true
+            },
+            &cancel,
+        )
+        .map_err(|failure| failure.text)?;
     Ok((out, run))
 }
 
@@ -672,7 +674,7 @@ fn cancel_stops_lua_even_inside_pcall() {
             &mut |_| true,
             &cancel,
         );
-        assert_eq!(result.unwrap_err(), stream::CANCELLED);
+        assert_eq!(result.unwrap_err().text, stream::CANCELLED);
     });
     // The module still runs afterwards, on a fresh state.
     register(&sb, "ops", OPS);
@@ -697,6 +699,131 @@ fn no_transaction_limit_but_the_sandbox_cap_applies() {
     assert!(
         text.starts_with("UDF: Execution Error 2 : ") && text.ends_with("UDF Execution Timeout"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_failed_run_keeps_its_counts_and_logs_so_far() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "fails",
+        "local function big(r) return r.n > 1 end
+local function noisy(r)
+  info('at %d', r.n)
+  if r.n == 4 then error('boom') end
+  return r.n
+end
+function f(s) return s : filter(big) : map(noisy) end
+function early(s) error('before any op') end",
+    );
+    let call = StreamCall {
+        module: "fails",
+        function: "f",
+        args: &[],
+    };
+    let cancel = AtomicBool::new(false);
+    let mut records = numbers(&[1, 2, 3, 4, 5]).into_iter();
+    let failed = sb
+        .run_stream_partition(&call, &mut records, &mut |_| true, &cancel)
+        .unwrap_err();
+    assert!(
+        failed.text.ends_with("fails.lua:4: boom"),
+        "{}",
+        failed.text
+    );
+    assert_eq!(
+        stages(&failed.run),
+        vec![
+            ("filter(big)".to_string(), 4, 3),
+            ("map(noisy)".to_string(), 3, 2)
+        ]
+    );
+    let logs: Vec<&str> = failed.run.logs.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(logs, ["at 2", "at 3", "at 4"]);
+    // A run that fails before its ops exist has none, not the last run's.
+    let call = StreamCall {
+        function: "early",
+        ..call
+    };
+    let failed = sb
+        .run_stream_partition(
+            &call,
+            &mut numbers(&[1]).into_iter(),
+            &mut |_| true,
+            &cancel,
+        )
+        .unwrap_err();
+    assert!(failed.run.stages.is_empty(), "{:?}", failed.run);
+}
+
+#[test]
+fn the_client_limit_counts_lua_time_per_value_or_runs_to_a_deadline() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "busy",
+        "local function add(a, b)
+  local x = 0
+  for i = 1, 100000 do x = x + i end
+  return a + b
+end
+function total(s) return s : reduce(add) end",
+    );
+    let call = StreamCall {
+        module: "busy",
+        function: "total",
+        args: &[],
+    };
+    // The server's values come slowly: 750 ms in all.
+    let slowly = || {
+        (1..=3).map(|n| {
+            std::thread::sleep(Duration::from_millis(250));
+            int(n)
+        })
+    };
+    let cancel = AtomicBool::new(false);
+    let mut out = Vec::new();
+    let per_value = ClientLimit::PerValue(Duration::from_millis(150));
+    let mut emit = |v| {
+        out.push(v);
+        true
+    };
+    let result = sb.run_stream_client_from(&call, &mut slowly(), &mut emit, &cancel, per_value);
+    assert_eq!((result, out), (Ok(()), vec![int(6)]));
+    // A deadline counts the waiting too.
+    let until = ClientLimit::Until(std::time::Instant::now() + Duration::from_millis(300));
+    let text = sb
+        .run_stream_client_from(&call, &mut slowly(), &mut |_| true, &cancel, until)
+        .unwrap_err();
+    assert!(text.ends_with("UDF Execution Timeout"), "{text}");
+}
+
+#[test]
+fn values_cut_short_by_a_cancel_are_not_the_streams_end() {
+    let sb = sandbox();
+    register(&sb, "ops", OPS);
+    let call = StreamCall {
+        module: "ops",
+        function: "total",
+        args: &[],
+    };
+    let cancel = AtomicBool::new(false);
+    let mut values = [int(1), int(2)].into_iter().chain(std::iter::from_fn(|| {
+        cancel.store(true, Ordering::Relaxed);
+        None
+    }));
+    let mut emitted = Vec::new();
+    let mut emit = |v| {
+        emitted.push(v);
+        true
+    };
+    let result =
+        sb.run_stream_client_from(&call, &mut values, &mut emit, &cancel, ClientLimit::DEFAULT);
+    assert_eq!(result, Err(stream::CANCELLED.to_string()));
+    assert!(
+        emitted.is_empty(),
+        "no reduce finished on part of the stream: {emitted:?}"
     );
 }
 
@@ -950,7 +1077,7 @@ mod cases {
                 },
                 &cancel,
             )
-            .map_err(|text| (-1, text, false))?;
+            .map_err(|failure| (-1, failure.text, false))?;
         }
         // The client's half, on the engine (the crate's own Lua runner is
         // private to its query client).

@@ -59,8 +59,10 @@ pub fn run(
                 // Each partition's values go out in a frame of their own.
                 !reader_gone && out.flush()
             }
-            Err(text) => {
-                failure = Some(text);
+            Err(failed) => {
+                // Its counts and logs show how far the stream got.
+                job.stream.lock().add(&failed.run.stages, failed.run.logs);
+                failure = Some(failed.text);
                 false
             }
         }

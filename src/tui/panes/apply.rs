@@ -628,6 +628,7 @@ impl ApplyForm {
                 function: self.function(),
                 args: self.args(),
                 source: None,
+                timeout_ms: None,
             })),
             FormKind::Background => Request::Execute(Box::new(ExecuteCall {
                 scope: self.scope(),
