@@ -2349,7 +2349,7 @@ impl App {
                     series.sent -= 1;
                     series.cancelled = true;
                 }
-                Ok(_) => series.latencies.push(round_trip),
+                Ok(_) => series.latencies.record(round_trip),
                 Err(_) => series.failed += 1,
             }
             again = !series.cancelled && series.sent < series.total;

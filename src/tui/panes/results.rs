@@ -9,6 +9,8 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
+use hdrhistogram::Histogram;
+
 use crate::client::{ApplyCall, Failure, Outcome, RecordView, Request};
 use crate::tui::action::Tag;
 use crate::tui::literal;
@@ -50,7 +52,8 @@ pub struct RunSeries {
     /// while one is in flight.
     pub sent: u32,
     pub failed: u32,
-    pub latencies: Vec<Duration>,
+    /// The answered runs' round trips.
+    pub latencies: Latencies,
     /// Stopped (Ctrl-K) before all the runs asked for were done.
     pub cancelled: bool,
     /// The record before the first run that was answered: the series shows
@@ -60,7 +63,7 @@ pub struct RunSeries {
 
 impl RunSeries {
     pub fn done(&self) -> u32 {
-        self.latencies.len() as u32 + self.failed
+        self.latencies.count() as u32 + self.failed
     }
     pub fn in_flight(&self) -> bool {
         self.done() < self.sent
@@ -74,14 +77,60 @@ impl RunSeries {
             format!("×{}", self.total)
         }
     }
-    pub fn percentile(&self, p: f64) -> Option<Duration> {
-        if self.latencies.is_empty() {
-            return None;
+}
+
+/// Round trips of a series, kept in a histogram (3 significant digits, as
+/// `asudf bench`), so its percentiles cost the same after 100,000 runs as
+/// after 10: a series redraws after every run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latencies {
+    /// In nanoseconds.
+    histogram: Histogram<u64>,
+    /// The latest ones, for the sparkline (at most 2 × [`RECENT`]).
+    recent: Vec<Duration>,
+}
+
+/// Round trips a sparkline can show (wider than any pane).
+const RECENT: usize = 512;
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies {
+            histogram: Histogram::new(3).expect("3 significant digits is valid"),
+            recent: Vec::new(),
         }
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-        Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    }
+}
+
+impl Latencies {
+    pub fn record(&mut self, round_trip: Duration) {
+        let nanos = u64::try_from(round_trip.as_nanos()).unwrap_or(u64::MAX);
+        // Auto-resizing: a record fails only past u64, which nanos are not.
+        let _ = self.histogram.record(nanos);
+        if self.recent.len() == 2 * RECENT {
+            self.recent.drain(..RECENT);
+        }
+        self.recent.push(round_trip);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    /// The round trip at percentile `p` (0 the least, 100 the most).
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        let nanos = match p {
+            _ if self.histogram.is_empty() => return None,
+            0.0 => self.histogram.min(),
+            100.0 => self.histogram.max(),
+            _ => self.histogram.value_at_percentile(p),
+        };
+        Some(Duration::from_nanos(nanos))
+    }
+
+    /// The latest round trips, oldest first.
+    pub fn recent(&self) -> &[Duration] {
+        &self.recent
     }
 }
 
@@ -407,8 +456,8 @@ impl Results {
                         "done": b.done(),
                         "failed": b.failed,
                         "cancelled": b.cancelled,
-                        "p50_ms": b.percentile(50.0).map(|d| d.as_secs_f64() * 1000.0),
-                        "p99_ms": b.percentile(99.0).map(|d| d.as_secs_f64() * 1000.0),
+                        "p50_ms": b.latencies.percentile(50.0).map(|d| d.as_secs_f64() * 1000.0),
+                        "p99_ms": b.latencies.percentile(99.0).map(|d| d.as_secs_f64() * 1000.0),
                     });
                 }
                 item
@@ -505,13 +554,16 @@ impl Results {
                     if series.cancelled { ", cancelled" } else { "" }
                 )));
                 if let [Some(min), Some(p50), Some(p90), Some(p99), Some(max)] =
-                    [0.0, 50.0, 90.0, 99.0, 100.0].map(|p| series.percentile(p))
+                    [0.0, 50.0, 90.0, 99.0, 100.0].map(|p| series.latencies.percentile(p))
                 {
                     lines.push(Line::from(vec![
                         Span::styled(
                             format!(
                                 "  {} ",
-                                sparkline(&series.latencies, width.saturating_sub(30).max(10))
+                                sparkline(
+                                    series.latencies.recent(),
+                                    width.saturating_sub(30).max(10)
+                                )
                             ),
                             theme.accent(),
                         ),
@@ -554,19 +606,35 @@ mod tests {
 
     #[test]
     fn percentiles_and_sparkline() {
-        let series = RunSeries {
-            total: 4,
-            sent: 4,
-            failed: 0,
-            latencies: [1, 2, 3, 100]
-                .iter()
-                .map(|ms| Duration::from_millis(*ms))
-                .collect(),
-            ..RunSeries::default()
+        let mut latencies = Latencies::default();
+        for ms in [1, 2, 3, 100] {
+            latencies.record(Duration::from_millis(ms));
+        }
+        // To 3 significant digits.
+        let about = |d: Option<Duration>, ms: f64| {
+            let d = d.unwrap().as_secs_f64() * 1000.0;
+            assert!((d - ms).abs() <= ms / 500.0, "{d} ms, not {ms}");
         };
-        assert_eq!(series.percentile(50.0), Some(Duration::from_millis(2)));
-        assert_eq!(series.percentile(99.0), Some(Duration::from_millis(100)));
-        assert_eq!(sparkline(&series.latencies, 10), "▁▁▁█");
+        about(latencies.percentile(0.0), 1.0);
+        about(latencies.percentile(50.0), 2.0);
+        about(latencies.percentile(90.0), 100.0);
+        about(latencies.percentile(100.0), 100.0);
+        assert_eq!(latencies.count(), 4);
+        assert_eq!(sparkline(latencies.recent(), 10), "▁▁▁█");
+        // A long series keeps its latest round trips for the sparkline.
+        for us in 1..=5000 {
+            latencies.record(Duration::from_micros(us));
+        }
+        assert_eq!(latencies.count(), 5004);
+        assert!(latencies.recent().len() <= 2 * RECENT);
+        assert_eq!(
+            latencies.recent().last(),
+            Some(&Duration::from_micros(5000))
+        );
+        assert_eq!(
+            latencies.recent()[latencies.recent().len() - 2],
+            Duration::from_micros(4999)
+        );
         assert_eq!(real_time(Duration::from_micros(1500)), "1.5ms");
     }
 }
