@@ -503,6 +503,14 @@ fn tab_completes_module_and_function_names_it_knows() {
     console.type_text("t");
     console.key(KeyCode::Tab);
     assert_eq!(console.app.apply.value(Field::Function), "total");
+
+    // Down only moves: an empty module field is left empty (Tab fills it).
+    console.app.apply.focus = 3;
+    console.with(KeyModifiers::CONTROL, 'u');
+    console.type_text("su");
+    console.key(KeyCode::Down);
+    assert_eq!(console.app.apply.value(Field::Module), "su");
+    assert_eq!(console.app.apply.focused_field(), Field::Function);
 }
 
 /// A second client on the same sandbox, to see what the console left there.

@@ -1089,12 +1089,12 @@ impl App {
                     _ => {}
                 }
             }
-            Command::NextField => {
-                // Tab completes a name when it can, else moves on.
+            Command::Complete => {
                 if !self.complete_in_form() {
                     self.apply.move_focus(1);
                 }
             }
+            Command::NextField => self.apply.move_focus(1),
             Command::PrevField => self.apply.move_focus(-1),
             Command::Pick => match self.apply.focused_field() {
                 field @ (Field::Module | Field::Function) => self.open_picker(field),

@@ -95,6 +95,7 @@ commands! {
     DeleteModule = "delete-module", "remove module";
     Up = "up", "up";
     Down = "down", "down";
+    Complete = "complete", "complete a name, else next field";
     NextField = "next-field", "next field";
     PrevField = "prev-field", "previous field";
     Pick = "pick", "pick module/function";
@@ -287,7 +288,8 @@ const DEFAULTS: &[(&[&str], Command, Scope, bool)] = &[
         true,
     ),
     (&["r"], Command::Refresh, Scope::Modules, true),
-    (&["Tab", "Down"], Command::NextField, Scope::Apply, true),
+    (&["Tab"], Command::Complete, Scope::Apply, true),
+    (&["Down"], Command::NextField, Scope::Apply, false),
     (
         &["Shift-Tab", "Up"],
         Command::PrevField,
