@@ -223,6 +223,20 @@ fn bad_where_or_keys_show_the_column_and_send_nothing() {
     assert_eq!(console.app.results.entries.len(), 0, "nothing ran");
 }
 
+/// A column of keys pasted into the keys field (one per line, as
+/// `--keys-from` reads them) is a list of them, not one key run together.
+#[test]
+fn a_pasted_column_of_keys_is_a_list() {
+    let mut console = console(120, 40, true);
+    console.kind(FormKind::Batch);
+    console.set(Field::Keys, "");
+    console.act(Action::Paste("1\n2\r\n'three'\n".into()));
+    assert_eq!(console.app.apply.value(Field::Keys), "1, 2, 'three'");
+    console.key(KeyCode::F(5));
+    let batch = console.sent.iter().find(|(_, r)| is_batch(r));
+    assert!(format!("{batch:?}").contains("three"), "{batch:?}");
+}
+
 #[test]
 fn a_long_key_list_is_checked_once_per_edit_and_runs_every_key() {
     let mut console = console(120, 40, true);

@@ -1996,7 +1996,14 @@ impl App {
             (Some(Overlay::Prompt { input, .. }), _) => input.insert_str(text),
             (Some(_), _) => {}
             (None, Pane::Editor) if self.editor.paste(text) => self.text_edited(),
-            (None, Pane::Apply) => self.apply.focused_input().insert_str(text),
+            (None, Pane::Apply) => {
+                // A column of keys is a list of them.
+                let line_break = match self.apply.focused_field() {
+                    Field::Keys => ", ",
+                    _ => " ",
+                };
+                self.apply.focused_input().paste(text, line_break)
+            }
             _ => {}
         }
     }

@@ -223,6 +223,67 @@ impl LineInput {
         self.text.insert_str(at, &text);
         self.cursor += text.chars().count();
     }
+
+    /// Pastes `text` (a value literal's) at the cursor. One line cannot hold
+    /// control characters, and none is lost: inside a quoted string each
+    /// becomes its escape (`\t`, `\n`…), so the string stays exact;
+    /// outside, a line break becomes `line_break` (", " where each line is
+    /// a value) and the rest a space. A final line break is dropped.
+    pub fn paste(&mut self, text: &str, line_break: &str) {
+        let at = self.byte_at(self.cursor);
+        let mut quotes = Quotes::default();
+        self.text[..at].chars().for_each(|c| quotes.step(c));
+        let mut pasted = String::with_capacity(text.len());
+        let mut chars = text.trim_end_matches(['\r', '\n']).chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                _ if !c.is_control() => pasted.push(c),
+                _ if quotes.inside() => pasted.push_str(&match c {
+                    '\n' => "\\n".to_string(),
+                    '\r' => "\\r".to_string(),
+                    '\t' => "\\t".to_string(),
+                    _ => format!("\\u{{{:x}}}", c as u32),
+                }),
+                '\r' | '\n' => {
+                    if c == '\r' && chars.peek() == Some(&'\n') {
+                        chars.next();
+                    }
+                    // A line already ending its value with a comma.
+                    let comma = pasted.trim_end().ends_with(',')
+                        || (pasted.is_empty() && self.text[..at].trim_end().ends_with(','));
+                    pasted.push_str(if comma { " " } else { line_break });
+                }
+                _ => pasted.push(' '),
+            }
+            quotes.step(c);
+        }
+        self.text.insert_str(at, &pasted);
+        self.cursor += pasted.chars().count();
+    }
+}
+
+/// Whether a literal's text so far is inside a quoted string.
+#[derive(Default)]
+struct Quotes {
+    open: Option<char>,
+    escaped: bool,
+}
+
+impl Quotes {
+    fn step(&mut self, c: char) {
+        match self.open {
+            None if c == '\'' || c == '"' => self.open = Some(c),
+            None => {}
+            Some(_) if self.escaped => self.escaped = false,
+            Some(_) if c == '\\' => self.escaped = true,
+            Some(quote) if c == quote => self.open = None,
+            Some(_) => {}
+        }
+    }
+
+    fn inside(&self) -> bool {
+        self.open.is_some()
+    }
 }
 
 /// What a picker offers: module names, or functions with their parameters.
@@ -892,6 +953,24 @@ impl ApplyForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paste_keeps_its_control_characters_as_escapes_in_strings_and_spaces_outside() {
+        let mut keys = LineInput::default();
+        keys.paste("1\n2\r\n'a\tb'\n", ", ");
+        assert_eq!(keys.text, "1, 2, 'a\\tb'");
+        keys.paste("\n3,\n4", ", ");
+        assert_eq!(keys.text, "1, 2, 'a\\tb', 3, 4");
+        let mut args = LineInput::new("'x', ");
+        args.paste("{\"a\":\t1,\n \"b\": \"two\nlines\"}", " ");
+        assert_eq!(args.text, "'x', {\"a\": 1,  \"b\": \"two\\nlines\"}");
+        assert_eq!(args.cursor, args.text.chars().count());
+        // The cursor inside a string: what is pasted is in it.
+        let mut inside = LineInput::new("'ab'");
+        inside.cursor = 2;
+        inside.paste("\t'\\", " ");
+        assert_eq!(inside.text, "'a\\t'\\b'");
+    }
 
     #[test]
     fn a_paste_goes_in_at_the_cursor_without_its_line_ends() {
