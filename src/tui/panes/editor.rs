@@ -658,13 +658,22 @@ fn visible_cells(
         cut_right |= width > skip + cols;
     }
     if cols > 0 {
-        if cut_right && let Some(last) = cells.last_mut() {
-            *last = (CUT_RIGHT, mark);
+        if cut_right && let Some(last) = cells.len().checked_sub(1) {
+            // A wide character's first column would cover a mark on its
+            // rest: a space instead.
+            if cells[last].0 == WIDE_REST {
+                cells[last - 1].0 = ' ';
+            }
+            cells[last] = (CUT_RIGHT, mark);
         }
         if skip > 0 && !line.is_empty() {
             match cells.first_mut() {
                 Some(first) => *first = (CUT_LEFT, mark),
                 None => cells.push((CUT_LEFT, mark)),
+            }
+            // The rest of a wide character the mark took the place of.
+            if let Some(rest) = cells.get_mut(1).filter(|(c, _)| *c == WIDE_REST) {
+                rest.0 = ' ';
             }
         }
     }
@@ -795,6 +804,13 @@ mod tests {
         // A tab across the edge is cut, and marked.
         assert_eq!(shown("ab\tx", 0, 3), "ab›");
         assert_eq!(shown("\tab", 2, 10), "‹ ab");
+        // Wide characters filling the pane to its edge: the mark shows in
+        // place of the last one's second column, its first a space.
+        let rest = WIDE_REST.to_string();
+        assert_eq!(shown("a漢字x", 0, 5), format!("a漢{rest} ›"));
+        assert_eq!(shown("a漢字", 0, 5), format!("a漢{rest}字{rest}"), "fits");
+        assert_eq!(shown("漢字x", 2, 4), "‹ x");
+        assert_eq!(shown("a漢字x", 1, 4), "‹  ›", "cut on both sides");
     }
 
     #[test]
