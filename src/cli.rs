@@ -425,34 +425,23 @@ impl ApplyArgs {
         let batch = self.keys.is_some() || self.keys_from.is_some();
         let mut words = self.words.iter();
         let keys = if batch {
-            let text = match (&self.keys, &self.keys_from) {
-                (Some(list), _) => list.clone(),
+            let (text, file) = match (&self.keys, &self.keys_from) {
+                (Some(list), _) => (list.clone(), None),
                 (None, Some(file)) => {
-                    read_keys(file).map_err(|e| format!("--keys-from {}: {e}", file.display()))?
+                    let text = read_keys(file)
+                        .map_err(|e| format!("--keys-from {}: {e}", file.display()))?;
+                    (text, Some(file))
                 }
                 (None, None) => unreachable!("batch means one of them"),
             };
             if text.trim().is_empty() {
                 return Err("no keys given".into());
             }
-            let entries: Vec<&str> = if self.keys.is_some() {
-                split_commas(&text).into_iter().map(str::trim).collect()
-            } else {
-                // A key per line; blank lines (such as a file's last) are none.
-                text.lines()
-                    .map(str::trim)
-                    .filter(|k| !k.is_empty())
-                    .collect()
-            };
-            let keys = entries
-                .iter()
-                .enumerate()
-                .map(|(i, k)| match k.is_empty() {
-                    true => Err(format!("key {} is empty: a comma too many", i + 1)),
-                    false => parse_key(k).map_err(|e| format!("key {} ('{k}'): {e}", i + 1)),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            ApplyKeys::Many(keys)
+            ApplyKeys::Many(match file {
+                None => list_keys(&text)?,
+                Some(file) if file.as_os_str() == "-" => file_keys(&text, "<stdin>")?,
+                Some(file) => file_keys(&text, &file.display().to_string())?,
+            })
         } else {
             let key = words.next().ok_or("expected KEY MODULE.FUNCTION")?;
             ApplyKeys::One(parse_key(key).map_err(|e| format!("key '{key}': {e}"))?)
@@ -469,10 +458,51 @@ impl ApplyArgs {
     }
 }
 
-/// Splits `--keys` at the commas outside quotes (`a,'b,c'` is two keys);
-/// in quotes a backslash escapes the next character, as in the literal
-/// syntax. Empty entries are kept, for the caller to report.
-fn split_commas(text: &str) -> Vec<&str> {
+/// The keys of `--keys`; an error gives its column in the whole list.
+fn list_keys(list: &str) -> Result<Vec<Value>, String> {
+    split_commas(list)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (start, piece))| {
+            let lead = piece.len() - piece.trim_start().len();
+            let at = list[..start + lead].chars().count();
+            let entry = piece.trim();
+            if entry.is_empty() {
+                let (column, key) = (at + 1, i + 1);
+                return Err(format!(
+                    "--keys: column {column}: key {key} is empty: a comma too many"
+                ));
+            }
+            key_at(entry, at).map_err(|(column, e)| format!("--keys: column {column}: {e}"))
+        })
+        .collect()
+}
+
+/// The keys of `--keys-from`, one a line (blank lines skipped); an error
+/// is `NAME:LINE:COLUMN: …`, as in test files.
+fn file_keys(text: &str, name: &str) -> Result<Vec<Value>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            let at = line.chars().take_while(|c| c.is_whitespace()).count();
+            key_at(line.trim(), at).map_err(|(column, e)| format!("{name}:{}:{column}: {e}", i + 1))
+        })
+        .collect()
+}
+
+/// A key from `entry`, which starts `at` characters into its line; an
+/// error is its column in that line (from 1) and what is wrong.
+fn key_at(entry: &str, at: usize) -> Result<Value, (usize, String)> {
+    let key = value::parse_arg(entry).map_err(|e| (at + e.column, e.message))?;
+    only_key_types(key).map_err(|e| (at + 1, e))
+}
+
+/// Splits `--keys` at the commas outside quotes (`a,'b,c'` is two keys),
+/// each piece with its byte offset; in quotes a backslash escapes the next
+/// character, as in the literal syntax. Empty pieces are kept, for the
+/// caller to report.
+fn split_commas(text: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
     let (mut start, mut quote, mut escaped) = (0, None, false);
     for (i, c) in text.char_indices() {
@@ -483,13 +513,13 @@ fn split_commas(text: &str) -> Vec<&str> {
             Some(_) => {}
             None if c == '\'' || c == '"' => quote = Some(c),
             None if c == ',' => {
-                out.push(&text[start..i]);
+                out.push((start, &text[start..i]));
                 start = i + 1;
             }
             None => {}
         }
     }
-    out.push(&text[start..]);
+    out.push((start, &text[start..]));
     out
 }
 
@@ -804,7 +834,10 @@ pub fn parse_where(text: &str) -> Result<Where, String> {
 
 /// A record key: an integer, a string or bytes.
 pub fn parse_key(word: &str) -> Result<Value, String> {
-    let key = parse_value(word)?;
+    only_key_types(parse_value(word)?)
+}
+
+fn only_key_types(key: Value) -> Result<Value, String> {
     match key {
         Value::Int(_) | Value::String(_) | Value::Blob(_) => Ok(key),
         other => Err(format!(
@@ -1027,18 +1060,28 @@ mod tests {
             (a.call.function.as_str(), a.args),
             ("f", vec![Value::Int(1)])
         );
-        let from_file = apply(&parse(&["apply", "test", "--keys-from", "keys.txt", "m.f"]))
-            .parts(|path| {
-                assert_eq!(path, Path::new("keys.txt"));
-                Ok("k1\n\n2\n".into())
+        let from_file = |text: &'static str, file: &str| {
+            apply(&parse(&["apply", "test", "--keys-from", file, "m.f"])).parts(|path| {
+                assert_eq!(path, Path::new(file));
+                Ok(text.into())
             })
-            .unwrap();
+        };
         assert_eq!(
-            from_file.keys,
+            from_file("k1\n\n2\n", "keys.txt").unwrap().keys,
             ApplyKeys::Many(vec![Value::String("k1".into()), Value::Int(2)])
         );
+        // A bad key is named by its line and column in the file: blank
+        // lines are skipped but counted.
+        assert_eq!(
+            from_file("a\n\n'b\nc\n", "keys.txt").unwrap_err(),
+            "keys.txt:3:1: string is not closed (no closing ')"
+        );
+        assert_eq!(
+            from_file("a\r\n  [1]\r\n", "-").unwrap_err(),
+            "<stdin>:2:3: a key must be an integer, a string or bytes, not a list"
+        );
         let e = parts_err(&["apply", "test", "--keys", "a,[1]", "m.f"]);
-        assert!(e.starts_with("key 2 ('[1]'): a key must be"), "{e}");
+        assert!(e.starts_with("--keys: column 3: a key must be"), "{e}");
         assert_eq!(
             parts_err(&["apply", "test", "--keys", " ", "m.f"]),
             "no keys given"
@@ -1069,16 +1112,23 @@ mod tests {
                 Value::Blob(vec![0x0a]),
             ])
         );
+        // Errors give their column in the whole list.
         assert_eq!(
             parts_err(&["apply", "test", "--keys", "a,,b", "m.f"]),
-            "key 2 is empty: a comma too many"
+            "--keys: column 3: key 2 is empty: a comma too many"
         );
         assert_eq!(
             parts_err(&["apply", "test", "--keys", "a,b,", "m.f"]),
-            "key 3 is empty: a comma too many"
+            "--keys: column 5: key 3 is empty: a comma too many"
         );
-        let e = parts_err(&["apply", "test", "--keys", "a,'b", "m.f"]);
-        assert!(e.starts_with("key 2 (''b'): "), "{e}");
+        assert_eq!(
+            parts_err(&["apply", "test", "--keys", "é, 'b,c", "m.f"]),
+            "--keys: column 4: string is not closed (no closing ')"
+        );
+        assert_eq!(
+            parts_err(&["apply", "test", "--keys", "1, x'0g'", "m.f"]),
+            "--keys: column 7: 'g' is not a hex digit"
+        );
     }
 
     #[test]

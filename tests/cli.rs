@@ -441,7 +441,24 @@ fn batch_apply_answers_per_key() {
         &["apply", "test.demo", "--keys", "a,[1]", "counter.increment"],
     );
     assert_eq!(code, 2);
-    assert!(err.contains("key 2 ('[1]')"), "{err}");
+    assert!(err.contains("--keys: column 3: a key must be"), "{err}");
+    // A bad key in a file is named by its line and column there.
+    let keys = tempfile::tempdir().unwrap();
+    let file = keys.path().join("keys.txt");
+    std::fs::write(&file, "a\n\n 'b\nc\n").unwrap();
+    let file = file.to_str().unwrap();
+    let (code, _, err) = asudf(
+        d,
+        &[
+            "apply",
+            "test.demo",
+            "--keys-from",
+            file,
+            "counter.increment",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("keys.txt:3:2: string is not closed"), "{err}");
 }
 
 #[test]

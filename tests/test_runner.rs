@@ -186,6 +186,45 @@ fn a_bad_file_exits_2_with_line_and_column() {
 }
 
 #[test]
+fn files_that_cannot_run_are_failures_in_the_summary_json_and_junit() {
+    let (dir, _) = scenario(&format!("{HEAD}{}", step("'count', 5", "expect = \"5\"")));
+    let bad_args = format!("{HEAD}{}", step("'count', [1,,2]", "expect = \"5\""));
+    std::fs::write(dir.path().join("a.udftest.toml"), bad_args).unwrap();
+    let missing_module = HEAD.replace("counter.lua", "nope.lua") + &step("'count', 5", "");
+    std::fs::write(dir.path().join("b.udftest.toml"), missing_module).unwrap();
+    let d = dir.path().to_str().unwrap();
+
+    let (code, out, _) = asudf(&["test", d]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.trim_end()
+            .ends_with("1 passed, 2 failed (2 file(s) not run to the end)"),
+        "{out}"
+    );
+
+    let xml_path = dir.path().join("junit.xml");
+    let (code, out, _) = asudf(&["test", d, "--json", "--junit", xml_path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    let j: Json = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&j["ok"], &j["passed"], &j["failed"]),
+        (&false.into(), &1.into(), &2.into())
+    );
+    let failed: Vec<_> = j["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["failed"])
+        .collect();
+    assert_eq!(failed, [1, 1, 0]);
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    assert!(
+        xml.contains("<testsuites name=\"asudf test\" tests=\"3\" failures=\"0\" errors=\"2\">"),
+        "{xml}"
+    );
+}
+
+#[test]
 fn update_rewrites_failing_expectations_and_keeps_comments() {
     let text = format!(
         "# counter checks\n{HEAD}{}{}{}",

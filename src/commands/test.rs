@@ -92,10 +92,10 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
             .iter()
             .zip(reports.iter().filter(|r| r.bad_file.is_none()))
         {
-            if let Err(e) = rewrite(scenario, report) {
-                eprintln!("{}: not updated: {e}", report.path.display());
-            } else if report.failed() > 0 && !json {
-                eprintln!("updated {}", report.path.display());
+            match rewrite(scenario, report) {
+                Err(e) => eprintln!("{}: not updated: {e}", report.path.display()),
+                Ok(true) if !json => eprintln!("updated {}", report.path.display()),
+                Ok(_) => {}
             }
         }
     }
@@ -131,10 +131,12 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn rewrite(scenario: &testing::Scenario, report: &FileReport) -> Result<(), String> {
+/// Rewrites the file's failing expectations; whether it changed.
+fn rewrite(scenario: &testing::Scenario, report: &FileReport) -> Result<bool, String> {
     let text = std::fs::read_to_string(&scenario.path).map_err(|e| e.to_string())?;
-    if let Some(new) = update::rewrite(&text, scenario, report)? {
-        std::fs::write(&scenario.path, new).map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    let Some(new) = update::rewrite(&text, scenario, report)? else {
+        return Ok(false);
+    };
+    std::fs::write(&scenario.path, new).map_err(|e| e.to_string())?;
+    Ok(true)
 }

@@ -7,23 +7,25 @@ use serde_json::{Value as Json, json};
 
 use super::runner::{FileReport, Problem, StepReport};
 
-/// Totals over every file: (passed, failed).
+/// Totals over every file: (passed, failed), a file that did not run to
+/// its end counting as a failure.
 pub fn totals(files: &[FileReport]) -> (usize, usize) {
     files
         .iter()
         .fold((0, 0), |(p, f), r| (p + r.passed(), f + r.failed()))
 }
 
-/// The closing line.
+fn unfinished(files: &[FileReport]) -> usize {
+    files.iter().filter(|f| f.unfinished()).count()
+}
+
+/// The closing line; the files that did not run are among the failures.
 pub fn summary(files: &[FileReport]) -> String {
     let (passed, failed) = totals(files);
     let mut line = format!("{passed} passed, {failed} failed");
-    let bad = files
-        .iter()
-        .filter(|f| f.bad_file.is_some() || f.connection.is_some())
-        .count();
-    if bad > 0 {
-        let _ = write!(line, ", {bad} file(s) not run");
+    let unfinished = unfinished(files);
+    if unfinished > 0 {
+        let _ = write!(line, " ({unfinished} file(s) not run to the end)");
     }
     line
 }
@@ -95,7 +97,7 @@ pub fn file_text(file: &FileReport) -> String {
     if let Some(reason) = &file.connection {
         let _ = writeln!(out, "ERROR {name}: connection: {reason}");
     }
-    if file.failed() == 0 && file.connection.is_none() {
+    if file.failed() == 0 {
         let _ = writeln!(
             out,
             "ok    {name} ({} steps, {:.1} ms)",
@@ -104,7 +106,7 @@ pub fn file_text(file: &FileReport) -> String {
         );
         return out;
     }
-    if file.failed() > 0 {
+    if !file.setup.is_empty() || file.steps.iter().any(|s| !s.passed()) {
         let _ = writeln!(out, "FAIL  {name}");
     }
     if !file.setup.is_empty() {
@@ -215,28 +217,28 @@ fn testcase(out: &mut String, class: &str, name: &str, secs: f64, failure: Optio
     }
 }
 
-/// JUnit XML: a suite per file, a case per step (and one for a failed setup).
+/// JUnit XML: a suite per file, a case per step (and one for a failed
+/// setup, one in error for a file that did not run to its end), so the
+/// failures and errors add up to the summary's failed count.
 pub fn junit(files: &[FileReport]) -> String {
     let (passed, failed) = totals(files);
-    let broken = files
-        .iter()
-        .filter(|f| f.bad_file.is_some() || f.connection.is_some())
-        .count();
+    let errors = unfinished(files);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         out,
-        "<testsuites name=\"asudf test\" tests=\"{}\" failures=\"{failed}\" errors=\"{broken}\">",
-        passed + failed + broken
+        "<testsuites name=\"asudf test\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\">",
+        passed + failed,
+        failed - errors
     );
     for f in files {
         let class = f.path.display().to_string();
-        let errors = usize::from(f.bad_file.is_some() || f.connection.is_some());
+        let errors = usize::from(f.unfinished());
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\" time=\"{:.6}\">",
             escape(&class),
-            f.passed() + f.failed() + errors,
-            f.failed(),
+            f.passed() + f.failed(),
+            f.failed() - errors,
             f.elapsed.as_secs_f64()
         );
         // A file that did not run is one case, in error.

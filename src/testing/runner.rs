@@ -142,9 +142,17 @@ impl FileReport {
     pub fn passed(&self) -> usize {
         self.steps.iter().filter(|s| s.passed()).count()
     }
-    /// Failed steps, plus one for a failed setup.
+    /// Failed steps, plus one for a failed setup and one for a file that
+    /// did not run to its end: each is a case in JUnit, and the run is not
+    /// ok while any is counted.
     pub fn failed(&self) -> usize {
-        self.steps.iter().filter(|s| !s.passed()).count() + usize::from(!self.setup.is_empty())
+        self.steps.iter().filter(|s| !s.passed()).count()
+            + usize::from(!self.setup.is_empty())
+            + usize::from(self.unfinished())
+    }
+    /// The file could not be read or run, or its run lost the connection.
+    pub fn unfinished(&self) -> bool {
+        self.bad_file.is_some() || self.connection.is_some()
     }
 }
 
