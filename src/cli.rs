@@ -807,7 +807,13 @@ impl BinAssign {
                 "bin name '{bin}' is longer than {MAX_BIN_LEN} bytes"
             ));
         }
-        let value = value::parse_arg(literal).map_err(|e| format!("value of bin '{bin}': {e}"))?;
+        // The column is the whole word's, as for any other argument.
+        let value = value::parse_arg(literal).map_err(|mut e| {
+            if e.line <= 1 {
+                e.column += bin.chars().count() + 1;
+            }
+            format!("'{text}': {e}")
+        })?;
         Ok(BinAssign {
             bin: bin.to_owned(),
             value,
@@ -1433,7 +1439,7 @@ mod tests {
         );
         assert_eq!(
             BinAssign::parse("l=[1,").unwrap_err(),
-            "value of bin 'l': column 4: expected a value, found the end of the input"
+            "'l=[1,': column 6: expected a value, found the end of the input"
         );
     }
 }

@@ -488,7 +488,7 @@ fn usage_errors_with_json_print_the_error_object() {
         // Refused by clap's value parsers and its own rules.
         (
             &["record", "put", "test", "k", "a=[1,", "--json"],
-            "value of bin 'a': column 4",
+            "'a=[1,': column 6",
         ),
         (
             &["query", "test", "--where", "a >", "--json"],
