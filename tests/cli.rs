@@ -354,6 +354,26 @@ fn record_put_get_rm_with_typed_values() {
 }
 
 #[test]
+fn record_get_shows_a_bin_named_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let module = d.join("e.lua");
+    std::fs::write(
+        &module,
+        "function e(rec) rec.a = 1; rec[\"\"] = 1; rec.b = 2; return aerospike:create(rec) end",
+    )
+    .unwrap();
+    assert_eq!(asudf(d, &["udf", "put", module.to_str().unwrap()]).0, 0);
+    assert_eq!(asudf(d, &["apply", "test.demo", "e", "e.e"]).0, 0);
+    let (code, out, err) = asudf(d, &["--json", "record", "get", "test.demo", "e"]);
+    assert_eq!(code, 0, "{err}");
+    let bins = &json_of(&out)["bins"];
+    assert_eq!(bins, &serde_json::json!({"a": 1, "": 1, "b": 2}));
+    let names: Vec<&String> = bins.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["a", "", "b"], "in the stored order");
+}
+
+#[test]
 fn bench_reports_throughput_and_percentiles() {
     let dir = sandbox_with_counter();
     let d = dir.path();
