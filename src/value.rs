@@ -315,6 +315,13 @@ impl<'a> Parser<'a> {
             let float: f64 = lexeme
                 .parse()
                 .map_err(|_| self.error_at(start, format!("'{lexeme}' is not a valid float")))?;
+            // Rust rounds a float past f64's range to infinity; `inf` says that.
+            if float.is_infinite() {
+                return Err(self.error_at(
+                    start,
+                    format!("float {lexeme} is out of range (write inf or -inf for an infinity)"),
+                ));
+            }
             Ok(Value::from(float))
         } else {
             let int: i64 = lexeme.parse().map_err(|_| {
@@ -1371,6 +1378,16 @@ mod tests {
         assert_eq!(
             err("99999999999999999999"),
             "column 1: integer 99999999999999999999 does not fit in 64 bits"
+        );
+        assert_eq!(
+            err("[1, -1e400]"),
+            "column 5: float -1e400 is out of range (write inf or -inf for an infinity)"
+        );
+        assert_eq!(parse("1e308").unwrap(), Value::from(1e308));
+        assert_eq!(
+            parse("1e-400").unwrap(),
+            Value::from(0.0),
+            "underflow rounds to 0"
         );
         assert_eq!(err("1."), "column 3: expected a digit after '.'");
         assert_eq!(err("1e+"), "column 4: expected a digit in the exponent");

@@ -235,6 +235,70 @@ fn udf_error_exits_4_and_shows_the_source_line() {
 }
 
 #[test]
+fn deeply_nested_bins_survive_the_next_process_and_a_damaged_log_is_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let module = d.join("deep.lua");
+    std::fs::write(
+        &module,
+        "function set(rec, n)\n\
+           local l = list{}; local c = l\n\
+           for i = 1, n do local x = list{}; list.append(c, x); c = x end\n\
+           rec.d = l; rec.v = n\n\
+           if aerospike:exists(rec) then aerospike:update(rec) else aerospike:create(rec) end\n\
+           return rec.v\n\
+         end\n",
+    )
+    .unwrap();
+    assert_eq!(asudf(d, &["udf", "put", module.to_str().unwrap()]).0, 0);
+    let get = || {
+        let (code, out, err) = asudf(d, &["--json", "record", "get", "test.demo", "R"]);
+        assert_eq!(code, 0, "{err}");
+        // Deeper than serde_json parses by default.
+        let mut parser = serde_json::Deserializer::from_str(&out);
+        parser.disable_recursion_limit();
+        let j = <Json as serde::Deserialize>::deserialize(&mut parser).unwrap();
+        (
+            j["bins"]["v"].as_i64().unwrap(),
+            j["gen"].as_i64().unwrap(),
+            j,
+        )
+    };
+    for n in ["3", "130"] {
+        let (code, _, err) = asudf(d, &["apply", "test.demo", "R", "deep.set", n]);
+        assert_eq!(code, 0, "{err}");
+    }
+    // Written by the last process, read back by this one: 131 levels, past
+    // serde_json's default limit of 128, which dropped the line.
+    let (v, generation, j) = get();
+    assert_eq!((v, generation), (130, 2));
+    let mut d_bin = &j["bins"]["d"];
+    for _ in 0..130 {
+        d_bin = &d_bin[0];
+    }
+    assert_eq!(d_bin, &serde_json::json!([]));
+
+    // Far past the sandbox's limit: a UDF error, not a crash, nothing written.
+    let (code, _, err) = asudf(d, &["apply", "test.demo", "R", "deep.set", "10000"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("bin d nests lists and maps deeper than 256 levels"),
+        "{err}"
+    );
+    assert_eq!(get().1, 2);
+
+    // A damaged line that is not the last one stops the open, and loses nothing.
+    let log = d.join("records/test.log");
+    let kept = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, format!("{{\"op\":\"pu\n{kept}")).unwrap();
+    let (code, _, err) = asudf(d, &["record", "get", "test.demo", "R"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("test.log line 1 is not a record"), "{err}");
+    std::fs::write(&log, &kept).unwrap();
+    assert_eq!(get().0, 130);
+}
+
+#[test]
 fn compile_error_prints_file_line_message_and_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("syntax.lua");
@@ -287,6 +351,26 @@ fn record_put_get_rm_with_typed_values() {
     );
     let (_, out, _) = asudf(d, &["--json", "record", "get", "test.demo", "r1"]);
     assert_eq!(json_of(&out)["found"], false);
+}
+
+#[test]
+fn record_get_shows_a_bin_named_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let module = d.join("e.lua");
+    std::fs::write(
+        &module,
+        "function e(rec) rec.a = 1; rec[\"\"] = 1; rec.b = 2; return aerospike:create(rec) end",
+    )
+    .unwrap();
+    assert_eq!(asudf(d, &["udf", "put", module.to_str().unwrap()]).0, 0);
+    assert_eq!(asudf(d, &["apply", "test.demo", "e", "e.e"]).0, 0);
+    let (code, out, err) = asudf(d, &["--json", "record", "get", "test.demo", "e"]);
+    assert_eq!(code, 0, "{err}");
+    let bins = &json_of(&out)["bins"];
+    assert_eq!(bins, &serde_json::json!({"a": 1, "": 1, "b": 2}));
+    let names: Vec<&String> = bins.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["a", "", "b"], "in the stored order");
 }
 
 #[test]

@@ -448,18 +448,42 @@ fn batch_row(op: &BatchOperation) -> Result<Value, Failure> {
 }
 
 async fn get_record(client: &Client, key: &RecordKey) -> Result<Option<RecordView>, Failure> {
-    match client
-        .get(&ReadPolicy::default(), &key.to_key()?, Bins::All)
-        .await
-    {
+    // With the values in reply order too: the crate leaves a bin named ""
+    // out of `bins` (it takes a nameless reply op for a header op's answer).
+    let mut policy = ReadPolicy::default();
+    policy.base_policy.populate_positional_results = true;
+    match client.get(&policy, &key.to_key()?, Bins::All).await {
         Ok(record) => Ok(Some(RecordView {
             ttl: record.time_to_live().map(|d| d.as_secs() as u32),
             generation: record.generation,
-            bins: record.bins.into_iter().collect(),
+            bins: with_nameless_bin(record.bins.into_iter().collect(), record.results),
         })),
         Err(e) if e.matches(&[ResultCode::KeyNotFoundError]) => Ok(None),
         Err(e) => Err(failure(e)),
     }
+}
+
+/// `bins` with the bin named "" put back from `results` (every value the
+/// reply held, in order): the one value more there than in `bins`. Where it
+/// sits is where the two first differ (or the end); should that be a run of
+/// equal values, the value is the same whichever of them is taken.
+fn with_nameless_bin(
+    mut bins: Vec<(String, Value)>,
+    results: Option<Vec<Value>>,
+) -> Vec<(String, Value)> {
+    let Some(mut results) = results.filter(|r| r.len() == bins.len() + 1) else {
+        return bins;
+    };
+    let at = bins
+        .iter()
+        .zip(&results)
+        .position(|((_, bin), result)| bin != result)
+        .unwrap_or(bins.len());
+    // A nil is not a stored bin (the crate also drops nil values).
+    if results[at] != Value::Nil {
+        bins.insert(at, (String::new(), results.swap_remove(at)));
+    }
+    bins
 }
 
 /// What the sandbox kept of one call: its log lines and run time.
@@ -564,6 +588,40 @@ mod tests {
         }
     }
     use super::*;
+
+    #[test]
+    fn the_nameless_bin_is_put_back_where_the_reply_had_it() {
+        let bins = |pairs: &[(&str, i64)]| -> Vec<(String, Value)> {
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), Value::from(*v)))
+                .collect()
+        };
+        let results = |values: &[i64]| Some(values.iter().map(|v| Value::from(*v)).collect());
+        let cases = [
+            (
+                &[("a", 1), ("b", 2)][..],
+                &[1, 3, 2][..],
+                &[("a", 1), ("", 3), ("b", 2)][..],
+            ),
+            (&[("a", 1)], &[1, 1], &[("a", 1), ("", 1)]),
+            (&[], &[5], &[("", 5)]),
+            // No bin missing: left as it is.
+            (&[("a", 1)], &[1], &[("a", 1)]),
+        ];
+        for (named, all, want) in cases {
+            assert_eq!(with_nameless_bin(bins(named), results(all)), bins(want));
+        }
+        assert_eq!(
+            with_nameless_bin(bins(&[("a", 1)]), None),
+            bins(&[("a", 1)])
+        );
+        let nil_dropped = Some(vec![Value::Nil, Value::from(1)]);
+        assert_eq!(
+            with_nameless_bin(bins(&[("a", 1)]), nil_dropped),
+            bins(&[("a", 1)])
+        );
+    }
 
     #[test]
     fn udf_list_parses_entries_with_commas_or_semicolons() {

@@ -14,10 +14,12 @@
 //! `write(2)` while the key's lock is held. Replaying the snapshot, then
 //! `<ns>.log.old` (present only mid-compaction), then the log gives the
 //! store back: for each key the last line about it wins, and a torn last
-//! line is skipped. At open, and while running once the log has grown past
-//! [`COMPACT_AFTER`] and twice the snapshot, the snapshot is rewritten from
-//! memory: the log is first renamed to `.log.old` and a new one started, so
-//! writers never wait for the snapshot.
+//! line is skipped; any other line that does not parse fails the open.
+//! Values nest at most [`MAX_DEPTH`] lists and maps deep, so what is
+//! written can be read back. At open, and while running once the log has
+//! grown past [`COMPACT_AFTER`] and twice the snapshot, the snapshot is
+//! rewritten from memory: the log is first renamed to `.log.old` and a new
+//! one started, so writers never wait for the snapshot.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -29,10 +31,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 use ripemd::{Digest as _, Ripemd160};
+use serde::Deserialize as _;
 use serde_json::{Value as Json, json};
 
 use crate::sandbox::sindex::{CreateError, IndexDef, Indexes};
-use crate::sandbox::value::Value;
+use crate::sandbox::value::{MAX_DEPTH, Value};
 
 /// RIPEMD-160(set ‖ key particle type ‖ key bytes), as the client computes it.
 pub type Digest = [u8; 20];
@@ -436,6 +439,7 @@ impl Store {
             match change {
                 Change::Keep => {}
                 Change::Put(record) => {
+                    check_depth(&record)?;
                     namespace.append(|| put_line(digest, &record))?;
                     namespace.note_set(record.set.as_deref());
                     self.indexes
@@ -527,23 +531,107 @@ fn log_paths(dir: &Path, ns: &str) -> std::io::Result<LogPaths> {
 }
 
 /// Applies every line of `path` (if it exists) to `records`.
+///
+/// Only a last line with no newline may be cut short (by a crash in the
+/// middle of its write): it is skipped. Any other line that is not a record
+/// or a delete is corruption, and an error: going on would drop it for
+/// good, since opening rewrites the snapshot and starts an empty log.
 fn replay(path: &Path, records: &mut HashMap<Digest, Record>) -> std::io::Result<()> {
     if !path.exists() {
         return Ok(());
     }
-    let reader = BufReader::new(File::open(path)?);
-    for line in reader.split(b'\n') {
-        let line = line?;
-        // A line cut short by a crash fails to parse: skip it.
-        let Ok(entry) = serde_json::from_slice::<Json>(&line) else {
-            continue;
-        };
-        if let Some((digest, record)) = parse_entry(&entry) {
-            match record {
-                Some(record) => records.insert(digest, record),
-                None => records.remove(&digest),
-            };
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
+    for number in 1.. {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
         }
+        let complete = line.last() == Some(&b'\n');
+        match parse_line(&line) {
+            Some((digest, Some(record))) => {
+                records.insert(digest, record);
+            }
+            Some((digest, None)) => {
+                records.remove(&digest);
+            }
+            None if !complete => tracing::warn!(
+                "{}: skipped line {number}, cut short by a crash",
+                path.display()
+            ),
+            None => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} line {number} is not a record the sandbox wrote (damaged?); \
+                         nothing was changed: mend or remove that line to open the sandbox",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A line of a log or snapshot → (digest, Some(record) for a put, None for
+/// a delete); `None` when it is not one.
+fn parse_line(line: &[u8]) -> Option<(Digest, Option<Record>)> {
+    // serde_json stops at 128 levels, fewer than a stored value may nest:
+    // its limit is lifted, and this bound keeps the stack safe instead.
+    if json_depth(line) > MAX_LINE_DEPTH {
+        return None;
+    }
+    // From text, not bytes: the parser serde_json itself compiles for
+    // text, optimised, takes a third of the stack in a debug build.
+    let mut parser = serde_json::Deserializer::from_str(std::str::from_utf8(line).ok()?);
+    parser.disable_recursion_limit();
+    let entry = Json::deserialize(&mut parser).ok()?;
+    parser.end().ok()?;
+    parse_entry(&entry)
+}
+
+/// How deep a line's JSON nests: a put's bins are 3 levels in, a value
+/// takes up to 3 per list or map (`{"m":[[k,v]]}`) and 1 at a leaf
+/// (`{"i":5}`).
+const MAX_LINE_DEPTH: usize = 3 + 3 * MAX_DEPTH + 1;
+
+/// How deep `[` and `{` nest in JSON text (not counting those in strings).
+fn json_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Refuses a record with a value nested deeper than [`MAX_DEPTH`]: it
+/// could not be read back.
+fn check_depth(record: &Record) -> std::io::Result<()> {
+    let mut values = record.bins.iter().map(|(_, v)| v).chain(&record.key);
+    if values.any(|v| v.depth() > MAX_DEPTH) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("lists and maps nested deeper than {MAX_DEPTH} levels cannot be stored"),
+        ));
     }
     Ok(())
 }
@@ -600,22 +688,25 @@ fn open_log(
 }
 
 fn put_line(digest: &Digest, record: &Record) -> String {
-    let bins: Vec<Json> = record
+    // No value goes through `json!`: it would convert it again with
+    // `to_value`, which takes 2 kB of stack per level in a debug build.
+    let bins = record
         .bins
         .iter()
-        .map(|(name, v)| json!([name, value_to_json(v)]))
+        .map(|(name, v)| Json::Array(vec![Json::from(name.as_str()), value_to_json(v)]))
         .collect();
-    json!({
-        "op": "put",
-        "d": hex::encode(digest),
-        "bins": bins,
-        "gen": record.generation,
-        "void": record.void_time,
-        "lut": record.last_update_ms,
-        "set": record.set,
-        "key": record.key.as_ref().map(value_to_json),
-    })
-    .to_string()
+    let fields = [
+        ("op", json!("put")),
+        ("d", json!(hex::encode(digest))),
+        ("bins", Json::Array(bins)),
+        ("gen", json!(record.generation)),
+        ("void", json!(record.void_time)),
+        ("lut", json!(record.last_update_ms)),
+        ("set", json!(record.set)),
+        ("key", record.key.as_ref().map_or(Json::Null, value_to_json)),
+    ];
+    let fields = fields.into_iter().map(|(name, v)| (name.to_string(), v));
+    Json::Object(fields.collect()).to_string()
 }
 
 fn del_line(digest: &Digest) -> String {
@@ -655,26 +746,39 @@ fn parse_entry(entry: &Json) -> Option<(Digest, Option<Record>)> {
 }
 
 /// A value in the log's JSON form; floats keep their exact bits.
+///
+/// It recurses once per list or map, so it keeps its stack frame small:
+/// no `json!` here, objects are built by [`tagged`].
 fn value_to_json(value: &Value) -> Json {
     match value {
         Value::Nil => Json::Null,
-        Value::Bool(b) => json!(b),
-        Value::Int(i) => json!({ "i": i }),
-        Value::Float(f) => json!({ "f": f.to_bits() }),
-        Value::Str(s) => json!(s),
-        Value::Bytes { ty, data } => json!({ "b": hex::encode(data), "t": ty }),
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => tagged("i", Json::from(*i)),
+        Value::Float(f) => tagged("f", Json::from(f.to_bits())),
+        Value::Str(s) => Json::String(s.clone()),
+        Value::Bytes { ty, data } => bytes_json(*ty, data),
         Value::List(items) => Json::Array(items.iter().map(value_to_json).collect()),
         Value::Map(pairs) => {
-            let pairs: Vec<Json> = pairs
+            let pairs = pairs
                 .iter()
-                .map(|(k, v)| json!([value_to_json(k), value_to_json(v)]))
-                .collect();
-            json!({ "m": pairs })
+                .map(|(k, v)| Json::Array(vec![value_to_json(k), value_to_json(v)]));
+            tagged("m", Json::Array(pairs.collect()))
         }
-        Value::GeoJson(text) => json!({ "g": text }),
+        Value::GeoJson(text) => tagged("g", Json::String(text.clone())),
     }
 }
 
+/// `{"tag": value}`.
+fn tagged(tag: &str, value: Json) -> Json {
+    Json::Object([(tag.to_string(), value)].into_iter().collect())
+}
+
+/// Apart from [`value_to_json`], so `json!`'s temporaries stay out of its frame.
+fn bytes_json(ty: u8, data: &[u8]) -> Json {
+    json!({ "b": hex::encode(data), "t": ty })
+}
+
+/// The value of a log's JSON form (recursing with a small frame, as above).
 fn value_from_json(json: &Json) -> Option<Value> {
     Some(match json {
         Json::Null => Value::Nil,
@@ -686,17 +790,8 @@ fn value_from_json(json: &Json) -> Option<Value> {
                 .map(value_from_json)
                 .collect::<Option<Vec<_>>>()?,
         ),
-        Json::Object(obj) => {
-            if let Some(i) = obj.get("i") {
-                Value::Int(i.as_i64()?)
-            } else if let Some(f) = obj.get("f") {
-                Value::Float(f64::from_bits(f.as_u64()?))
-            } else if let Some(b) = obj.get("b") {
-                Value::Bytes {
-                    ty: u8::try_from(obj.get("t")?.as_u64()?).ok()?,
-                    data: hex::decode(b.as_str()?).ok()?,
-                }
-            } else if let Some(m) = obj.get("m") {
+        Json::Object(obj) => match obj.get("m") {
+            Some(m) => {
                 let mut pairs = Vec::new();
                 for pair in m.as_array()? {
                     pairs.push((
@@ -705,13 +800,27 @@ fn value_from_json(json: &Json) -> Option<Value> {
                     ));
                 }
                 Value::Map(pairs)
-            } else if let Some(g) = obj.get("g") {
-                Value::GeoJson(g.as_str()?.to_string())
-            } else {
-                return None;
             }
-        }
+            None => scalar_from_json(obj)?,
+        },
         Json::Number(_) => return None,
+    })
+}
+
+fn scalar_from_json(obj: &serde_json::Map<String, Json>) -> Option<Value> {
+    Some(if let Some(i) = obj.get("i") {
+        Value::Int(i.as_i64()?)
+    } else if let Some(f) = obj.get("f") {
+        Value::Float(f64::from_bits(f.as_u64()?))
+    } else if let Some(b) = obj.get("b") {
+        Value::Bytes {
+            ty: u8::try_from(obj.get("t")?.as_u64()?).ok()?,
+            data: hex::decode(b.as_str()?).ok()?,
+        }
+    } else if let Some(g) = obj.get("g") {
+        Value::GeoJson(g.as_str()?.to_string())
+    } else {
+        return None;
     })
 }
 
@@ -914,6 +1023,86 @@ mod tests {
         drop(f);
         let store = Store::open(Some(dir.path()), &ns()).unwrap();
         assert_eq!(store.count("test"), 1);
+    }
+
+    /// `leaf` inside `depth` containers, each made by `wrap`.
+    fn nested(depth: usize, leaf: Value, wrap: impl Fn(Value) -> Value) -> Value {
+        (0..depth).fold(leaf, |inner, _| wrap(inner))
+    }
+
+    fn in_list(inner: Value) -> Value {
+        Value::List(vec![inner])
+    }
+
+    fn in_map(inner: Value) -> Value {
+        Value::Map(vec![(Value::Int(1), inner)])
+    }
+
+    #[test]
+    fn values_nested_as_deep_as_allowed_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        // Deeper than serde_json's default limit of 128, which lost them.
+        let kept = record(vec![
+            ("l", nested(MAX_DEPTH, Value::Int(1), in_list)),
+            ("m", nested(MAX_DEPTH, Value::Int(2), in_map)),
+        ]);
+        {
+            let store = Store::open(Some(dir.path()), &ns()).unwrap();
+            put(&store, "test", &[1; 20], kept.clone());
+        }
+        for _ in 0..2 {
+            let store = Store::open(Some(dir.path()), &ns()).unwrap();
+            assert_eq!(store.get("test", &[1; 20]).unwrap().bins, kept.bins);
+        }
+    }
+
+    #[test]
+    fn a_value_nested_deeper_than_allowed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(Some(dir.path()), &ns()).unwrap();
+        put(&store, "test", &[1; 20], record(vec![("a", Value::Int(1))]));
+        for wrap in [in_list, in_map] {
+            let deep = record(vec![("d", nested(MAX_DEPTH + 1, Value::Nil, wrap))]);
+            let error = store
+                .modify("test", &[1; 20], |_| (Change::Put(deep), ()))
+                .unwrap_err();
+            assert!(error.to_string().contains("deeper than 256"), "{error}");
+        }
+        drop(store);
+        let store = Store::open(Some(dir.path()), &ns()).unwrap();
+        assert_eq!(
+            store.get("test", &[1; 20]).unwrap().bin("a"),
+            Some(&Value::Int(1)),
+            "the record as it was"
+        );
+    }
+
+    #[test]
+    fn a_line_that_does_not_parse_before_the_last_fails_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("records")).unwrap();
+        let path = dir.path().join("records/test.log");
+        let good = put_line(&[2; 20], &record(vec![("b", Value::Int(2))]));
+        let damaged = [good.as_str(), "{\"op\":\"put\",\"d\"", good.as_str()].join("\n") + "\n";
+        fs::write(&path, &damaged).unwrap();
+        let error = Store::open(Some(dir.path()), &ns()).err().unwrap();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+        let text = error.to_string();
+        assert!(text.contains("test.log line 2 "), "{text}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), damaged, "left as it is");
+        // A whole line that is not ours is corruption too, even the last one.
+        fs::write(&path, format!("{good}\n{{\"op\":\"nope\"}}\n")).unwrap();
+        let error = Store::open(Some(dir.path()), &ns()).err().unwrap();
+        assert!(error.to_string().contains("test.log line 2 "), "{error}");
+        fs::write(&path, format!("{good}\n")).unwrap();
+        let store = Store::open(Some(dir.path()), &ns()).unwrap();
+        assert!(store.get("test", &[2; 20]).is_some());
+    }
+
+    #[test]
+    fn json_depth_skips_brackets_in_strings() {
+        assert_eq!(json_depth(br#"{"a":[1,{"b":"[[[\"{"}]}"#), 3);
+        assert_eq!(json_depth(b"5"), 0);
     }
 
     #[test]

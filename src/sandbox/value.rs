@@ -22,6 +22,12 @@ pub enum Value {
     GeoJson(String),
 }
 
+/// How deep lists and maps may nest in a stored value: deeper ones are
+/// refused where they would be written, so every stored value can be read
+/// back, and the walks that recurse once per level (encoding, decoding,
+/// comparing, dropping) stay well within a thread's stack.
+pub const MAX_DEPTH: usize = 256;
+
 /// Particle type of a plain blob.
 pub const BLOB: u8 = 4;
 
@@ -29,6 +35,25 @@ pub const BLOB: u8 = 4;
 const HLL: u8 = 18;
 
 impl Value {
+    /// How many lists and maps deep this value nests (a scalar is 0),
+    /// counted with a loop: the value may be deeper than the stack allows.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut pending = vec![(self, 0)];
+        while let Some((value, outer)) = pending.pop() {
+            let inner = outer + 1;
+            match value {
+                Value::List(items) => pending.extend(items.iter().map(|v| (v, inner))),
+                Value::Map(pairs) => {
+                    pending.extend(pairs.iter().flat_map(|(k, v)| [(k, inner), (v, inner)]))
+                }
+                _ => continue,
+            }
+            deepest = deepest.max(inner);
+        }
+        deepest
+    }
+
     /// A client's value as the sandbox's (maps keep their pairs' order).
     pub fn from_client(v: &aerospike::Value) -> Value {
         use aerospike::Value as C;
@@ -84,5 +109,20 @@ impl Value {
             ),
             Value::GeoJson(s) => C::GeoJson(s.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_lists_and_maps() {
+        let map = |v| Value::Map(vec![(Value::Int(1), v)]);
+        assert_eq!(Value::Int(1).depth(), 0);
+        assert_eq!(Value::List(vec![]).depth(), 1);
+        assert_eq!(map(Value::List(vec![Value::Nil])).depth(), 2);
+        let wide = Value::List(vec![Value::Int(1), map(Value::Nil), Value::List(vec![])]);
+        assert_eq!(wide.depth(), 2);
     }
 }

@@ -10,7 +10,7 @@ use mlua::{
 
 use super::budget::{SLOT, charge, charge_elem, cost};
 use super::elem::{
-    BytesData, BytesRef, Elem, ListRef, MapKey, MapRef, c_string, render_list, render_map,
+    BytesData, BytesRef, Elem, ListRef, MapKey, MapRef, c_string, render_list, render_map, too_deep,
 };
 use super::errors::{bad_arg, bad_userdata_arg, int_arg, raise};
 use crate::sandbox::value::BLOB;
@@ -349,7 +349,9 @@ pub(crate) fn register_list(lua: &Lua) -> Result<Table> {
         "nbytes",
         lua.create_function(|lua, l: Lv| {
             let l = list_arg(lua, &l, 1, "nbytes")?;
-            Ok(super::record::packed_size(&Elem::List(l).to_value()))
+            let value = Elem::List(l).to_value();
+            let value = value.ok_or_else(|| raise(lua, &too_deep("the list")))?;
+            Ok(super::record::packed_size(&value))
         })?,
     )?;
 
@@ -529,7 +531,9 @@ pub(crate) fn register_map(lua: &Lua) -> Result<Table> {
         "nbytes",
         lua.create_function(|lua, m: Lv| {
             let m = map_arg(lua, &m, 1, "nbytes")?;
-            Ok(super::record::packed_size(&Elem::Map(m).to_value()))
+            let value = Elem::Map(m).to_value();
+            let value = value.ok_or_else(|| raise(lua, &too_deep("the map")))?;
+            Ok(super::record::packed_size(&value))
         })?,
     )?;
 

@@ -7,21 +7,21 @@
 //!
 //! Locks are never held while another container is locked: readers take a
 //! snapshot of the items first, so a list that contains itself cannot
-//! deadlock (recursion is cut at [`MAX_DEPTH`] instead).
+//! deadlock (recursion stops at a depth limit instead).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::sandbox::value::{BLOB, Value};
+use crate::sandbox::value::{self, BLOB, Value};
 
 pub(crate) type Shared<T> = Arc<Mutex<T>>;
 pub(crate) type ListRef = Shared<Vec<Elem>>;
 pub(crate) type MapRef = Shared<BTreeMap<MapKey, Elem>>;
 pub(crate) type BytesRef = Shared<BytesData>;
 
-/// Containers nested deeper than this convert as nil (only a cycle gets there).
+/// Containers nested deeper than this print as `...` (only a cycle gets there).
 pub(crate) const MAX_DEPTH: usize = 200;
 
 #[derive(Clone, Debug)]
@@ -50,6 +50,35 @@ pub(crate) enum MapKey {
     Int(i64),
     Str(String),
     Bytes(Vec<u8>),
+}
+
+/// Frees nested containers with a loop: dropping them recursively would
+/// overflow the stack on a list a UDF nested 10,000 levels deep.
+impl Drop for Elem {
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        take_items(self, &mut pending);
+        while let Some(mut elem) = pending.pop() {
+            take_items(&mut elem, &mut pending);
+        }
+    }
+}
+
+/// Moves the items of a container nobody else holds into `out`.
+fn take_items(elem: &mut Elem, out: &mut Vec<Elem>) {
+    match elem {
+        Elem::List(l) => {
+            if let Some(items) = Arc::get_mut(l) {
+                out.append(items.get_mut());
+            }
+        }
+        Elem::Map(m) => {
+            if let Some(entries) = Arc::get_mut(m) {
+                out.extend(std::mem::take(entries.get_mut()).into_values());
+            }
+        }
+        _ => {}
+    }
 }
 
 pub(crate) fn shared<T>(value: T) -> Shared<T> {
@@ -89,16 +118,16 @@ impl Elem {
         }
     }
 
-    /// A deep snapshot as a plain value.
-    pub fn to_value(&self) -> Value {
-        self.to_value_at(0)
+    /// A deep snapshot as a plain value; `None` when lists and maps nest
+    /// deeper than a stored value may ([`value::MAX_DEPTH`]), as in a list
+    /// that holds itself.
+    pub fn to_value(&self) -> Option<Value> {
+        self.to_value_at(1)
     }
 
-    fn to_value_at(&self, depth: usize) -> Value {
-        if depth > MAX_DEPTH {
-            return Value::Nil;
-        }
-        match self {
+    /// `depth`: the level this element's container would be at.
+    fn to_value_at(&self, depth: usize) -> Option<Value> {
+        Some(match self {
             Elem::Nil => Value::Nil,
             Elem::Bool(b) => Value::Bool(*b),
             Elem::Int(i) => Value::Int(*i),
@@ -111,9 +140,15 @@ impl Elem {
                     data: b.data.clone(),
                 }
             }
+            Elem::Geo(text) => Value::GeoJson(text.to_string()),
+            _ if depth > value::MAX_DEPTH => return None,
             Elem::List(l) => {
                 let items = l.lock().clone();
-                Value::List(items.iter().map(|e| e.to_value_at(depth + 1)).collect())
+                let mut values = Vec::with_capacity(items.len());
+                for item in &items {
+                    values.push(item.to_value_at(depth + 1)?);
+                }
+                Value::List(values)
             }
             Elem::Map(m) => {
                 let entries: Vec<(MapKey, Elem)> = m
@@ -121,15 +156,13 @@ impl Elem {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                Value::Map(
-                    entries
-                        .into_iter()
-                        .map(|(k, v)| (k.to_value(), v.to_value_at(depth + 1)))
-                        .collect(),
-                )
+                let mut pairs = Vec::with_capacity(entries.len());
+                for (key, item) in &entries {
+                    pairs.push((key.to_value(), item.to_value_at(depth + 1)?));
+                }
+                Value::Map(pairs)
             }
-            Elem::Geo(text) => Value::GeoJson(text.to_string()),
-        }
+        })
     }
 
     /// The text containers print for an element (`NIL`, `"s"`, `[1, 2]`),
@@ -166,6 +199,14 @@ impl Elem {
             Elem::Geo(text) => format!("\"{text}\""),
         })
     }
+}
+
+/// Why [`Elem::to_value`] gave nothing, for `what` ("bin x", "the result").
+pub(crate) fn too_deep(what: &str) -> String {
+    format!(
+        "{what} nests lists and maps deeper than {} levels, the sandbox's limit",
+        value::MAX_DEPTH
+    )
 }
 
 pub(crate) fn render_list(items: &[Elem], depth: usize) -> String {
@@ -333,8 +374,11 @@ mod tests {
     fn a_list_that_holds_itself_does_not_hang() {
         let list = shared(vec![Elem::Int(1)]);
         list.lock().push(Elem::List(list.clone()));
-        let value = Elem::List(list.clone()).to_value();
-        assert!(matches!(value, Value::List(_)));
+        assert_eq!(
+            Elem::List(list.clone()).to_value(),
+            None,
+            "too deep to store"
+        );
         assert!(Elem::List(list.clone()).render(0).is_some());
         list.lock().clear(); // break the cycle so it is freed
     }

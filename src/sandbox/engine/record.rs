@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use mlua::{
-    AnyUserData, Lua, MetaMethod, MultiValue, Result, Table, UserData, UserDataFields,
-    UserDataMethods, Value as Lv,
+    Lua, MetaMethod, MultiValue, Result, Table, UserData, UserDataFields, UserDataMethods,
+    Value as Lv,
 };
 use parking_lot::Mutex;
 
 use super::budget::{charge, cost};
 use super::containers::{push_elem, to_elem, userdata_elem};
-use super::elem::Elem;
+use super::elem::{Elem, too_deep};
 use super::errors::{bad_userdata_arg, int_arg, raise};
 use super::{LogLevel, LuaLogs, UdfFailure};
 use crate::sandbox::store::{
@@ -199,60 +199,71 @@ impl RecState {
         }
     }
 
-    /// Applies the dirty cache entries to the working copy.
-    fn execute_updates(&mut self) -> bool {
+    /// Applies the dirty cache entries to the working copy; an error, and
+    /// nothing applied, when a value nests too deep to be stored.
+    fn execute_updates(&mut self) -> std::result::Result<bool, String> {
         if self.cache.len() > MAX_TOUCHED_BINS {
             self.result_code = BIN_NAME;
-            return false;
+            return Ok(false);
+        }
+        // Each dirty bin's new value (nil removes the bin).
+        let mut writes = Vec::new();
+        for entry in self.cache.iter().filter(|e| e.dirty) {
+            let Staged::Value(elem) = &entry.value else {
+                self.result_code = INCOMPATIBLE_TYPE;
+                return Ok(false);
+            };
+            let value = elem
+                .to_value()
+                .ok_or_else(|| too_deep(&format!("bin {}", entry.name)))?;
+            writes.push((entry.name.clone(), value));
         }
         let mut count = self.bins.len();
-        for entry in self.cache.iter().filter(|e| e.dirty) {
-            let exists = self.bins.iter().any(|(n, _)| *n == entry.name);
-            match &entry.value {
-                Staged::Unusable => {
-                    self.result_code = INCOMPATIBLE_TYPE;
-                    return false;
-                }
-                Staged::Value(Elem::Nil) if exists => count -= 1,
-                Staged::Value(Elem::Nil) => {}
-                Staged::Value(_) if !exists => count += 1,
-                Staged::Value(_) => {}
+        for (name, value) in &writes {
+            let exists = self.bins.iter().any(|(n, _)| n == name);
+            match value {
+                Value::Nil if exists => count -= 1,
+                Value::Nil => {}
+                _ if !exists => count += 1,
+                _ => {}
             }
         }
         if count > MAX_BINS {
             self.result_code = BIN_NAME;
-            return false;
+            return Ok(false);
         }
-        for entry in self.cache.iter_mut().filter(|e| e.dirty) {
+        for entry in &mut self.cache {
             entry.dirty = false;
-            let position = self.bins.iter().position(|(n, _)| *n == entry.name);
-            match (&entry.value, position) {
-                (Staged::Value(Elem::Nil), Some(i)) => {
+        }
+        for (name, value) in writes {
+            let position = self.bins.iter().position(|(n, _)| *n == name);
+            match (value, position) {
+                (Value::Nil, Some(i)) => {
                     self.bins.remove(i);
                 }
-                (Staged::Value(Elem::Nil), None) | (Staged::Unusable, _) => {}
-                (Staged::Value(v), Some(i)) => self.bins[i].1 = v.to_value(),
-                (Staged::Value(v), None) => self.bins.push((entry.name.clone(), v.to_value())),
+                (Value::Nil, None) => {}
+                (value, Some(i)) => self.bins[i].1 = value,
+                (value, None) => self.bins.push((name, value)),
             }
         }
         self.has_updates = true;
         self.result_code = 0;
-        true
+        Ok(true)
     }
 
-    fn create(&mut self) -> i64 {
+    fn create(&mut self) -> std::result::Result<i64, String> {
         if self.open && !self.bins.is_empty() {
-            return 1;
+            return Ok(1);
         }
         self.open = true;
-        if self.execute_updates() { 0 } else { -1 }
+        Ok(if self.execute_updates()? { 0 } else { -1 })
     }
 
-    fn update(&mut self) -> i64 {
+    fn update(&mut self) -> std::result::Result<i64, String> {
         if !self.open {
-            return -2;
+            return Ok(-2);
         }
-        if self.execute_updates() { 0 } else { -1 }
+        Ok(if self.execute_updates()? { 0 } else { -1 })
     }
 
     fn remove(&mut self) -> i64 {
@@ -593,13 +604,15 @@ impl UserData for LAerospike {
             if this.stream {
                 return Ok(NO_HOOK);
             }
-            Ok(rec_arg(lua, &r, 1, "create")?.lock().create())
+            let created = rec_arg(lua, &r, 1, "create")?.lock().create();
+            created.map_err(|text| raise(lua, &text))
         });
         methods.add_method("update", |lua, this, r: Lv| {
             if this.stream {
                 return Ok(NO_HOOK);
             }
-            Ok(rec_arg(lua, &r, 1, "update")?.lock().update())
+            let updated = rec_arg(lua, &r, 1, "update")?.lock().update();
+            updated.map_err(|text| raise(lua, &text))
         });
         methods.add_method("remove", |lua, this, r: Lv| {
             if this.stream {
@@ -643,20 +656,18 @@ pub(crate) fn push_log(lua: &Lua, level: LogLevel, text: String) {
     }
 }
 
-/// Whether a Lua value is a record or the `aerospike` object (returned as nil).
-pub(crate) fn result_value(value: &Lv) -> Value {
-    match value {
+/// A UDF's result as a value: nil for what no bin could hold (a table, a
+/// function, a record); an error for lists and maps nested too deep.
+pub(crate) fn result_value(value: &Lv) -> std::result::Result<Value, String> {
+    Ok(match value {
         Lv::Boolean(b) => Value::Bool(*b),
         Lv::Integer(i) => Value::Int(*i),
         Lv::Number(n) => Value::Float(*n),
         Lv::String(s) => Value::Str(super::elem::c_string(&s.as_bytes())),
-        Lv::UserData(ud) => userdata_value(ud),
+        Lv::UserData(ud) => match userdata_elem(ud) {
+            Some(elem) => elem.to_value().ok_or_else(|| too_deep("the result"))?,
+            None => Value::Nil,
+        },
         _ => Value::Nil,
-    }
-}
-
-fn userdata_value(ud: &AnyUserData) -> Value {
-    userdata_elem(ud)
-        .map(|e| e.to_value())
-        .unwrap_or(Value::Nil)
+    })
 }

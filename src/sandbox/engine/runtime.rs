@@ -419,7 +419,7 @@ impl LuaState {
         }
         let _guard = CallGuard::new(limit, self.budget);
         match self.pcall.call::<(bool, Lv)>(call_args) {
-            Ok((true, value)) => Ok(result_value(&value)),
+            Ok((true, value)) => result_value(&value),
             Ok((false, err)) => Err(failure_text(&err)),
             Err(e) => Err(error_text(&e)),
         }
@@ -516,7 +516,8 @@ impl LuaState {
             // Values no bin could hold (tables, functions, records) come
             // out as nil, and nil is never sent.
             let ostream = scope.create_function_mut(|_, value: Lv| {
-                Ok(match result_value(&value) {
+                let value = result_value(&value).map_err(mlua::Error::RuntimeError)?;
+                Ok(match value {
                     Value::Nil => true,
                     value => emit(value),
                 })

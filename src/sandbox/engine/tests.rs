@@ -412,6 +412,50 @@ fn a_record_of_more_than_512_bins_cannot_be_loaded() {
 }
 
 #[test]
+fn values_nested_deeper_than_a_store_allows_fail_and_never_crash() {
+    let sb = sandbox();
+    register(
+        &sb,
+        "deep",
+        "local function nest(n)
+           local top = list{}
+           local c = top
+           for i = 2, n do local x = list{}; list.append(c, x); c = x end
+           return top
+         end
+         function store(r, n) r.d = nest(n) return aerospike:create(r) end
+         function give(r, n) return nest(n) end
+         function build(r, n) local l = nest(n) return 1 end",
+    );
+    let run = |f: &str, key: &str, n: i64| {
+        sb.apply(request("deep", f, key, vec![Value::Int(n)]))
+            .result
+    };
+    let limit = crate::sandbox::value::MAX_DEPTH as i64;
+    assert_eq!(run("store", "ok", limit), Ok(Value::Int(0)));
+    let kept = stored(&sb, "ok").unwrap();
+    assert_eq!(kept.bin("d").unwrap().depth(), limit as usize);
+    for n in [limit + 1, 10_000] {
+        let text = failure_text(run("store", "deep", n));
+        assert!(
+            text.ends_with(
+                "deep.lua:7: bin d nests lists and maps deeper than 256 levels, the sandbox's limit"
+            ),
+            "{text}"
+        );
+        assert!(stored(&sb, "deep").is_none());
+        let text = failure_text(run("give", "deep", n));
+        assert!(
+            text.starts_with("the result nests lists and maps deeper than 256"),
+            "{text}"
+        );
+    }
+    // Built and dropped: freed with a loop, not 10,000 nested drops.
+    assert_eq!(run("build", "deep", 10_000), Ok(Value::Int(1)));
+    drop(sb);
+}
+
+#[test]
 fn header_ttl_and_set_ttl() {
     let sb = sandbox();
     register(
