@@ -761,6 +761,7 @@ fn recovered_buffer_is_offered_on_start() {
     options.recovered = Some(Recovered {
         text: "function kept(rec) end\n".into(),
         path: None,
+        module: None,
         base: None,
     });
     let mut app = App::new(options);
@@ -1879,4 +1880,145 @@ fn a_recovered_buffer_asks_before_saving_over_a_file_changed_since_its_edits_beg
         std::fs::read_to_string(&work).unwrap(),
         "local a = 1\n-- external\n"
     );
+}
+
+/// A buffer never saved to a file, recovered by a console opened on another
+/// file, keeps its own name (it took that file's, and Ctrl-S offered to
+/// save over it), and the offer names it.
+#[test]
+fn a_recovered_buffer_with_no_file_keeps_its_own_name_not_the_opened_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = dir.path().join("wide.lua");
+    std::fs::write(&wide, "-- wide\n").unwrap();
+    // The sample, never saved, edited, and its console ended.
+    let mut console = Console::connected();
+    console.type_text("-- mine ");
+    console.ctrl('c');
+    console.key(KeyCode::Char('y'));
+    let Some(Effect::WriteRecovery(copy)) = console
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::WriteRecovery(_)))
+        .cloned()
+    else {
+        panic!("a recovery copy: {:?}", console.effects)
+    };
+    let new_copy = asudf::tui::recovery::copy_json(&copy);
+    // A copy from a version that kept no module name.
+    let old_copy = r#"{"path":null,"text":"-- old\n"}"#.to_string();
+
+    for (json, name) in [(new_copy, "counter.lua"), (old_copy, "recovered.lua")] {
+        let copy_file = dir.path().join("copy.json");
+        std::fs::write(&copy_file, json).unwrap();
+        let mut options = StartOptions::sample("sandbox");
+        (options.text, options.path) = ("-- wide\n".into(), Some(wide.clone()));
+        options.recovered = asudf::tui::recovery::read_copy(&copy_file);
+        let mut console = Console::starting(120, 40, options);
+        let asked = question(&console).unwrap_or_default();
+        assert!(
+            asked.contains(&format!("the buffer {name} (never saved to a file)")),
+            "{asked}"
+        );
+        console.key(KeyCode::Char('y'));
+        assert_eq!(console.app.editor.module, name);
+        assert_eq!(console.app.editor.path, None);
+        let screen = console.screen();
+        assert!(screen.contains(&format!("{name} (not saved)")), "{screen}");
+        assert!(!screen.contains("wide.lua"), "{screen}");
+        console.ctrl('s');
+        let Some(Overlay::Prompt { kind, input }) = &console.app.overlay else {
+            panic!("Ctrl-S asks where: {:?}", console.app.overlay)
+        };
+        assert_eq!((*kind, input.text.as_str()), (PromptKind::SaveAs, name));
+    }
+    assert_eq!(std::fs::read_to_string(&wide).unwrap(), "-- wide\n");
+}
+
+/// A save the OS refuses says why in terms of what the user typed: a file
+/// where a folder should be is named, and a directory is refused at once
+/// (no question whose yes could only fail).
+#[test]
+fn a_save_into_a_file_or_onto_a_directory_says_what_is_in_the_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = dir.path().join("echo.lua");
+    std::fs::write(&echo, "-- echo\n").unwrap();
+    let mut console = Console::connected();
+    console.type_text("-- mine ");
+    let inside = echo.join("x.lua");
+    for (path, error) in [
+        (&inside, format!("{} is not a directory", echo.display())),
+        (
+            &dir.path().to_path_buf(),
+            format!("{} is a directory", dir.path().display()),
+        ),
+    ] {
+        console.ctrl('s');
+        console.ctrl('u');
+        console.type_text(path.to_str().unwrap());
+        console.key(KeyCode::Enter);
+        console.perform_save();
+        assert_eq!(question(&console), None, "nothing to say yes to");
+        assert_eq!(
+            console.status(),
+            format!("cannot save {}: {error}", path.display())
+        );
+        assert!(console.app.editor.dirty());
+    }
+    assert_eq!(std::fs::read_to_string(&echo).unwrap(), "-- echo\n");
+}
+
+/// A yes writes over the file as it was when the question was asked: one
+/// changed again meanwhile is asked about again, not written over.
+#[test]
+fn a_yes_writes_over_only_the_version_it_was_asked_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work.lua");
+    let other = dir.path().join("other.lua");
+    std::fs::write(&work, "local a = 1\n").unwrap();
+    std::fs::write(&other, "-- other\n").unwrap();
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap();
+    let mut console = Console::connected();
+    console.open_file(work.to_str().unwrap(), "local a = 1\n");
+    console.type_text("b");
+    std::fs::write(&work, "-- changed\n").unwrap();
+    console.ctrl('s');
+    console.perform_save();
+    let changed = |path: &std::path::Path, since: &str| {
+        Some(format!(
+            "{} changed on disk since {since}: overwrite? (y/n)",
+            path.display()
+        ))
+    };
+    assert_eq!(question(&console), changed(&work, "it was opened"));
+    // Changed again while the question is open.
+    std::fs::write(&work, "-- changed again\n").unwrap();
+    console.key(KeyCode::Char('y'));
+    console.perform_save();
+    assert_eq!(question(&console), changed(&work, "it was opened"));
+    assert_eq!(read(&work), "-- changed again\n");
+    // Unchanged since this question: the yes writes.
+    console.key(KeyCode::Char('y'));
+    console.perform_save();
+    assert_eq!(question(&console), None);
+    assert_eq!(read(&work), "blocal a = 1\n");
+
+    // Save as over a file it does not know, changed after its question.
+    let mut console = Console::connected();
+    console.type_text("-- mine ");
+    console.ctrl('s');
+    console.ctrl('u');
+    console.type_text(other.to_str().unwrap());
+    console.key(KeyCode::Enter);
+    console.perform_save();
+    let exists = format!("{} exists: overwrite? (y/n)", other.display());
+    assert_eq!(question(&console), Some(exists));
+    std::fs::write(&other, "-- other, changed\n").unwrap();
+    console.key(KeyCode::Char('y'));
+    console.perform_save();
+    assert_eq!(question(&console), changed(&other, "you were asked"));
+    assert_eq!(read(&other), "-- other, changed\n");
+    console.key(KeyCode::Char('y'));
+    console.perform_save();
+    assert!(read(&other).starts_with("-- mine"));
+    assert_eq!(console.app.editor.path.as_ref(), Some(&other));
 }

@@ -344,16 +344,25 @@ async fn a_save_waiting_on_the_disk_holds_up_no_key() {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
 
-    /// Writes into the FIFO when dropped, so a read of it always ends.
+    /// Writes into the FIFO when dropped, so a read of it always ends. A
+    /// writer cannot open it before the read has (ENXIO): it tries again
+    /// until then, for up to 10 s.
     struct Unblock(PathBuf);
     impl Drop for Unblock {
         fn drop(&mut self) {
             use std::os::unix::fs::OpenOptionsExt;
-            let _ = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&self.0)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, b"theirs\n"));
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                let opened = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&self.0);
+                if let Ok(mut fifo) = opened {
+                    let _ = std::io::Write::write_all(&mut fifo, b"theirs\n");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 

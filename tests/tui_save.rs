@@ -2,7 +2,7 @@
 //! kind, its answer as the expectation, read back by the scenario parser.
 //! The client task's answers are given by the test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aerospike::Value;
@@ -487,4 +487,29 @@ fn a_results_file_created_after_enter_is_asked_about_not_written_over() {
     let asked = format!("{} exists: overwrite? (y/n)", late.display());
     assert_eq!(question(&c), Some(asked));
     assert_eq!(std::fs::read_to_string(&late).unwrap(), "theirs");
+}
+
+/// A leading `~` in a path prompt is the home directory, as in a shell:
+/// `~/x.lua` is not a folder named `~` in the current one. (Nothing is
+/// written: the saves are only asked for.)
+#[test]
+fn a_leading_tilde_in_a_path_prompt_is_the_home_directory() {
+    let home = dirs::home_dir().expect("a home directory");
+    let (mut c, ..) = finished_run_and_a_file();
+    c.key(KeyCode::F(7));
+    save_to(&mut c, Path::new("~/calls.toml"));
+    c.alt('4');
+    c.type_text("s");
+    save_to(&mut c, Path::new("~/runs.json"));
+    c.alt('2');
+    c.ctrl('s');
+    save_to(&mut c, Path::new("~/mine.lua"));
+    let expected = ["calls.toml", "runs.json", "mine.lua"].map(|f| home.join(f));
+    assert_eq!(saved_to(&c), expected);
+    c.ctrl('o');
+    save_to(&mut c, Path::new("~/theirs.lua"));
+    assert_eq!(
+        c.effects.last(),
+        Some(&Effect::LoadFile(home.join("theirs.lua")))
+    );
 }

@@ -3,7 +3,7 @@
 //! it (send a request, read or write a file, quit).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -93,12 +93,13 @@ pub enum Pending {
         source: String,
     },
     OpenFile(PathBuf),
-    /// Write the buffer over a file it does not know, or one changed since.
-    Overwrite(PathBuf),
+    /// Write the buffer over a file it does not know, or one changed since;
+    /// over the file as it was found only (the guard).
+    Overwrite(PathBuf, Guard),
     /// Write the session's test file (F7) over a file that exists.
-    OverwriteTest(PathBuf),
+    OverwriteTest(PathBuf, Guard),
     /// Write the results as JSON over a file that exists.
-    OverwriteResults(PathBuf),
+    OverwriteResults(PathBuf, Guard),
     /// Load the `n`th sample, its module replacing the unsaved buffer.
     LoadSample(usize),
     Recover(Recovered),
@@ -330,11 +331,54 @@ impl Damage {
 pub struct Recovered {
     pub text: String,
     pub path: Option<PathBuf>,
+    /// The buffer's module name, its own when it has no file (`None` in a
+    /// copy from a version that did not keep it).
+    #[serde(default)]
+    pub module: Option<String>,
     /// What the file held when the buffer's edits began ([`fingerprint`]);
     /// `None` when the buffer had no file of its own, or the copy is from
     /// a version that did not keep it.
     #[serde(default)]
     pub base: Option<String>,
+}
+
+impl Recovered {
+    /// The buffer's module name: its file's, else its own. Never the name
+    /// of the file the console opened, which the copy would then replace.
+    fn module_name(&self) -> String {
+        match (&self.path, &self.module) {
+            (Some(path), _) => module_name_for(path),
+            (None, Some(module)) => module.clone(),
+            (None, None) => "recovered.lua".into(),
+        }
+    }
+
+    /// The buffer as the offer names it: a buffer with no file is not
+    /// mistaken for the file the console opened.
+    fn describe(&self) -> String {
+        match &self.path {
+            Some(path) => path.display().to_string(),
+            None => format!("the buffer {} (never saved to a file)", self.module_name()),
+        }
+    }
+}
+
+/// A path typed at a prompt, a leading `~` the home directory as in a
+/// shell (a file is not meant to go in a folder named `~`).
+fn typed_path(text: &str) -> PathBuf {
+    expand_home(text, dirs::home_dir().as_deref())
+}
+
+/// `text` with a leading `~` or `~/` replaced by `home`; `~user` and a
+/// missing home are left as typed.
+fn expand_home(text: &str, home: Option<&Path>) -> PathBuf {
+    match (text.strip_prefix('~'), home) {
+        (Some(""), Some(home)) => home.to_path_buf(),
+        (Some(rest), Some(home)) if rest.starts_with('/') => {
+            home.join(rest.trim_start_matches('/'))
+        }
+        _ => PathBuf::from(text),
+    }
 }
 
 /// What the console starts with.
@@ -386,10 +430,7 @@ impl App {
         let overlay = options.recovered.map(|recovered| Overlay::Confirm {
             question: format!(
                 "Unsaved changes to {} were kept from the last session. Recover them?",
-                recovered
-                    .path
-                    .as_deref()
-                    .map_or("the buffer".into(), |p| p.display().to_string())
+                recovered.describe()
             ),
             then: Pending::Recover(recovered),
         });
@@ -709,9 +750,9 @@ impl App {
                     if let Pending::AbortJob(_) = then {
                         self.overlay = Some(Overlay::Jobs);
                     }
-                    if let Pending::Overwrite(path)
-                    | Pending::OverwriteTest(path)
-                    | Pending::OverwriteResults(path) = then
+                    if let Pending::Overwrite(path, _)
+                    | Pending::OverwriteTest(path, _)
+                    | Pending::OverwriteResults(path, _) = then
                     {
                         self.say(format!("not saved to {}", path.display()));
                     }
@@ -776,14 +817,14 @@ impl App {
             Pending::OpenModule { name, source } => self.open_source(name, source, effects),
             Pending::OpenFile(path) => effects.push(Effect::LoadFile(path)),
             Pending::LoadSample(index) => self.start_sample_load(index, effects),
-            Pending::Overwrite(path) => self.write_editor(path, Guard::Any, effects),
-            Pending::OverwriteTest(path) => self.write_test_file(path, Guard::Any, effects),
-            Pending::OverwriteResults(path) => self.write_results(path, Guard::Any, effects),
-            Pending::Recover(Recovered { text, path, base }) => {
-                let module = path
-                    .as_deref()
-                    .map(module_name_for)
-                    .unwrap_or_else(|| self.editor.module.clone());
+            Pending::Overwrite(path, guard) => self.write_editor(path, guard, effects),
+            Pending::OverwriteTest(path, guard) => self.write_test_file(path, guard, effects),
+            Pending::OverwriteResults(path, guard) => self.write_results(path, guard, effects),
+            Pending::Recover(recovered) => {
+                let module = recovered.module_name();
+                let Recovered {
+                    text, path, base, ..
+                } = recovered;
                 self.load_editor(&text, path, module);
                 self.editor.mark_unsaved();
                 // The file as it was when these edits began: a save asks
@@ -804,7 +845,7 @@ impl App {
         }
         match kind {
             PromptKind::OpenFile => {
-                let path = PathBuf::from(text);
+                let path = typed_path(&text);
                 if self.editor.dirty() {
                     self.ask(
                         format!("Discard unsaved changes to {}?", self.editor.module),
@@ -814,18 +855,16 @@ impl App {
                     effects.push(Effect::LoadFile(path));
                 }
             }
-            PromptKind::SaveAs => self.save_editor(PathBuf::from(text), effects),
+            PromptKind::SaveAs => self.save_editor(typed_path(&text), effects),
             PromptKind::Search => match self.editor.search(&text) {
                 Ok(true) => self.say(format!("found /{text}/")),
                 Ok(false) => self.complain(format!("/{text}/ not found")),
                 Err(e) => self.complain(e),
             },
-            PromptKind::SaveTest => {
-                self.write_test_file(PathBuf::from(text), Guard::Absent, effects)
-            }
+            PromptKind::SaveTest => self.write_test_file(typed_path(&text), Guard::Absent, effects),
             PromptKind::CreateIndex => self.create_index(text, effects),
             PromptKind::SaveResults => {
-                self.write_results(PathBuf::from(text), Guard::Absent, effects)
+                self.write_results(typed_path(&text), Guard::Absent, effects)
             }
         }
     }
@@ -876,6 +915,7 @@ impl App {
         Recovered {
             text: self.editor.contents(),
             path: self.editor.path.clone(),
+            module: Some(self.editor.module.clone()),
             base: self.editor.on_disk.clone(),
         }
     }
@@ -912,7 +952,7 @@ impl App {
     }
 
     /// A save's outcome. A file its guard found in the way is asked about;
-    /// a yes saves again over whatever is there.
+    /// a yes saves again over that file as it was found.
     fn file_saved(&mut self, path: PathBuf, saving: Saving, result: Result<(), SaveError>) {
         // The buffer's write is over, however it went. One of an earlier
         // version, or of a buffer replaced since, is not the buffer's now.
@@ -943,20 +983,30 @@ impl App {
                 self.complain(format!("cannot save {}: {e}", path.display()))
             }
             Err(SaveError::Conflict(conflict)) => {
+                // Only the buffer's own file was opened; any other file
+                // changed after a yes, while the question was open.
+                let own_file =
+                    matches!(saving, Saving::Buffer(_)) && self.editor.path.as_ref() == Some(&path);
+                let since = if own_file {
+                    "it was opened"
+                } else {
+                    "you were asked"
+                };
                 let question = match conflict {
-                    Conflict::Exists => format!("{} exists: overwrite? (y/n)", path.display()),
-                    Conflict::Changed => format!(
-                        "{} changed on disk since it was opened: overwrite? (y/n)",
+                    Conflict::Exists(_) => format!("{} exists: overwrite? (y/n)", path.display()),
+                    Conflict::Changed(_) => format!(
+                        "{} changed on disk since {since}: overwrite? (y/n)",
                         path.display()
                     ),
                 };
+                let yes = conflict.yes();
                 match saving {
                     Saving::Buffer(_) if buffer_write.is_none() => {
                         self.complain(format!("not saved to {}", path.display()))
                     }
-                    Saving::Buffer(_) => self.ask(question, Pending::Overwrite(path)),
-                    Saving::TestFile => self.ask(question, Pending::OverwriteTest(path)),
-                    Saving::Results => self.ask(question, Pending::OverwriteResults(path)),
+                    Saving::Buffer(_) => self.ask(question, Pending::Overwrite(path, yes)),
+                    Saving::TestFile => self.ask(question, Pending::OverwriteTest(path, yes)),
+                    Saving::Results => self.ask(question, Pending::OverwriteResults(path, yes)),
                 }
             }
         }
@@ -2473,4 +2523,25 @@ fn saved_run(e: &CallEntry) -> Option<SavedRun> {
         },
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_leading_tilde_of_ones_own_home_is_expanded() {
+        let home = Some(Path::new("/home/ann"));
+        for (typed, path) in [
+            ("~", "/home/ann"),
+            ("~/x.lua", "/home/ann/x.lua"),
+            ("~//x.lua", "/home/ann/x.lua"),
+            ("~bob/x.lua", "~bob/x.lua"),
+            ("a/~/x.lua", "a/~/x.lua"),
+            ("/tmp/x.lua", "/tmp/x.lua"),
+        ] {
+            assert_eq!(expand_home(typed, home), PathBuf::from(path), "{typed}");
+        }
+        assert_eq!(expand_home("~/x.lua", None), PathBuf::from("~/x.lua"));
+    }
 }

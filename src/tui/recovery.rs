@@ -82,7 +82,8 @@ fn take_lock(copy: &Path) -> io::Result<Option<File>> {
     }
 }
 
-/// Reads a recovery copy (also one written before copies kept `base`).
+/// Reads a recovery copy (also one written before copies kept `base` and
+/// `module`).
 pub fn read_copy(path: &Path) -> Option<Recovered> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
@@ -151,6 +152,7 @@ mod tests {
         Recovered {
             text: text.into(),
             path: path.map(Path::to_path_buf),
+            module: Some("work.lua".into()),
             base: None,
         }
     }
@@ -215,7 +217,7 @@ mod tests {
         assert_eq!(offered(None).as_deref(), Some("two"), "the newest");
     }
 
-    /// A copy written before `base` was kept, in the single `recovery.json`
+    /// A copy written before `base` and `module` were kept, in the single `recovery.json`
     /// of earlier versions, is offered, and then is the session's copy: a
     /// no removes it.
     #[test]
@@ -225,7 +227,10 @@ mod tests {
         std::fs::write(&legacy, r#"{"path":"/w/work.lua","text":"local a\n"}"#).unwrap();
         let (offered, session) = take_offer(&dir.path().join("recovery"), None);
         let offered = offered.expect("the old copy is offered");
-        assert_eq!((offered.text.as_str(), offered.base), ("local a\n", None));
+        assert_eq!(
+            (offered.text.as_str(), offered.base, offered.module),
+            ("local a\n", None, None)
+        );
         assert_eq!(session.copy, legacy);
         std::fs::remove_file(&session.copy).unwrap(); // the answer was no
         session.close();

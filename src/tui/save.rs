@@ -14,19 +14,31 @@ pub enum Guard {
     /// Nothing: a file there is not one the console knows.
     Absent,
     /// Only a file holding this [`fingerprint`] (what the buffer was loaded
-    /// from or last saved).
+    /// from or last saved, or what the user said yes to writing over).
     Holds(String),
-    /// Anything: the user said yes.
+    /// Anything: the user said yes to a file that was not read.
     Any,
 }
 
-/// What a guard found in the way, nothing written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a guard found in the way, nothing written, with the
+/// [`fingerprint`] of the file found: a yes writes over that version only,
+/// so a file changed again while the question was open is asked about again.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Conflict {
-    /// A file the console does not know is there.
-    Exists,
+    /// A file the console does not know is there (`None`: not read).
+    Exists(Option<String>),
     /// The file no longer holds what the buffer was loaded from or saved to.
-    Changed,
+    Changed(String),
+}
+
+impl Conflict {
+    /// What a save after a yes may write over: the file as it was found.
+    pub fn yes(&self) -> Guard {
+        match self {
+            Conflict::Exists(Some(found)) | Conflict::Changed(found) => Guard::Holds(found.clone()),
+            Conflict::Exists(None) => Guard::Any,
+        }
+    }
 }
 
 /// What a save writes: the console's answer to its outcome depends on it.
@@ -49,7 +61,14 @@ pub enum SaveError {
 }
 
 /// Writes `text` to `path` if `guard` lets it write over what is there now.
+/// A directory there is refused at once: no yes could write over it.
 pub async fn save_file(path: &Path, text: &str, guard: &Guard) -> Result<(), SaveError> {
+    if tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir()) {
+        return Err(SaveError::Failed(format!(
+            "{} is a directory",
+            path.display()
+        )));
+    }
     check_guard(path, guard)
         .await
         .map_err(SaveError::Conflict)?;
@@ -61,10 +80,19 @@ pub async fn save_file(path: &Path, text: &str, guard: &Guard) -> Result<(), Sav
 pub async fn check_guard(path: &Path, guard: &Guard) -> Result<(), Conflict> {
     match guard {
         Guard::Any => Ok(()),
-        Guard::Absent if file_exists(path).await => Err(Conflict::Exists),
-        Guard::Absent => Ok(()),
+        Guard::Absent => match tokio::fs::metadata(path).await {
+            // Only a regular file is read: a FIFO's read could wait forever.
+            Ok(found) if found.is_file() => Err(Conflict::Exists(
+                tokio::fs::read(path)
+                    .await
+                    .ok()
+                    .map(|held| fingerprint(&held)),
+            )),
+            Ok(_) => Err(Conflict::Exists(None)),
+            Err(_) => Ok(()),
+        },
         Guard::Holds(known) => match tokio::fs::read(path).await {
-            Ok(held) if fingerprint(&held) != *known => Err(Conflict::Changed),
+            Ok(held) if fingerprint(&held) != *known => Err(Conflict::Changed(fingerprint(&held))),
             _ => Ok(()),
         },
     }
@@ -76,19 +104,35 @@ pub async fn file_exists(path: &Path) -> bool {
 }
 
 pub(crate) async fn write_file(path: &Path, text: &str) -> Result<(), String> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| e.to_string())?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = tokio::fs::create_dir_all(dir).await
+    {
+        // A file where a folder should be fails with "File exists": name it.
+        return Err(match file_in_the_way(dir).await {
+            Some(file) => format!("{} is not a directory", file.display()),
+            None => e.to_string(),
+        });
     }
     // Write then rename, so a crash never leaves half a file.
     let tmp = path.with_extension("asudf-tmp");
     tokio::fs::write(&tmp, text)
         .await
         .map_err(|e| e.to_string())?;
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(|e| e.to_string())
+    if let Err(e) = tokio::fs::rename(&tmp, path).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e.to_string());
+    }
+    Ok(())
+}
+
+/// The nearest of `dir` and its parents that is there, if it is no folder.
+async fn file_in_the_way(dir: &Path) -> Option<&Path> {
+    for ancestor in dir.ancestors() {
+        if let Ok(found) = tokio::fs::metadata(ancestor).await {
+            return (!found.is_dir()).then_some(ancestor);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -108,17 +152,40 @@ mod tests {
             );
         }
         std::fs::write(&path, "mine\n").unwrap();
+        let mine = Some(fingerprint(b"mine\n"));
         assert_eq!(
             check_guard(&path, &Guard::Absent).await,
-            Err(Conflict::Exists)
+            Err(Conflict::Exists(mine))
         );
         assert_eq!(check_guard(&path, &held).await, Ok(()));
         std::fs::write(&path, "theirs\n").unwrap();
-        assert_eq!(check_guard(&path, &held).await, Err(Conflict::Changed));
+        let theirs = Conflict::Changed(fingerprint(b"theirs\n"));
+        assert_eq!(check_guard(&path, &held).await, Err(theirs.clone()));
+        assert_eq!(check_guard(&path, &theirs.yes()).await, Ok(()));
         assert_eq!(check_guard(&path, &Guard::Any).await, Ok(()));
         // Refused, nothing is written.
         let refused = save_file(&path, "new\n", &held).await;
-        assert_eq!(refused, Err(SaveError::Conflict(Conflict::Changed)));
+        assert_eq!(refused, Err(SaveError::Conflict(theirs)));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "theirs\n");
+    }
+
+    #[tokio::test]
+    async fn a_save_in_the_way_of_a_file_or_onto_a_directory_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("echo.lua");
+        std::fs::write(&file, "x\n").unwrap();
+        for under in [file.join("x.lua"), file.join("deeper").join("x.lua")] {
+            let failed = save_file(&under, "y\n", &Guard::Absent).await;
+            let expected = format!("{} is not a directory", file.display());
+            assert_eq!(failed, Err(SaveError::Failed(expected)), "{under:?}");
+        }
+        // A directory: refused before any question, whatever the guard.
+        for guard in [Guard::Absent, Guard::Any] {
+            let failed = save_file(dir.path(), "y\n", &guard).await;
+            let expected = format!("{} is a directory", dir.path().display());
+            assert_eq!(failed, Err(SaveError::Failed(expected)));
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "nothing but echo.lua: {left:?}");
     }
 }
