@@ -230,3 +230,30 @@ fn a_long_unbracketed_paste_arrives_whole() {
     let screen = tmux.wait_for("-- end of paste");
     assert!(screen.contains("-- line 50 xxxx"), "{screen}");
 }
+
+/// A console whose terminal goes away while it ignores SIGHUP (started
+/// under `nohup` or `trap '' HUP`) ends, rather than running on unseen.
+#[test]
+fn a_console_ends_when_its_terminal_hangs_up() {
+    let program = console_program();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let tmux = Tmux::start(120, 40, dir.path());
+    tmux.wait_for("READY$");
+    tmux.literal(&format!(
+        "echo $$ > {}; trap '' HUP; exec {} --memory",
+        pid_file.display(),
+        program.display()
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("2 Editor");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let alive = || Path::new(&format!("/proc/{}", pid.trim())).exists();
+    assert!(alive());
+    drop(tmux); // kills its server: the console's terminal hangs up
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive() {
+        assert!(Instant::now() < deadline, "the console still runs");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
