@@ -784,3 +784,26 @@ async fn a_running_sandbox_job_is_listed_polled_and_aborted() {
     );
     assert_eq!(live.app.jobs_due(), None, "nothing runs: no more polls");
 }
+
+/// In a narrow terminal a message shows in full before the connection's
+/// details: they give way first, then its name; the dot stays.
+#[test]
+fn a_message_takes_the_status_line_before_the_connection_details() {
+    use asudf::tui::app::StatusMessage;
+    let mut console = console(80, 24, Vec::new());
+    let first_row = |console: &mut Console| console.screen().lines().next().unwrap().to_string();
+    assert!(
+        first_row(&mut console).contains("1 node · build"),
+        "room for it all"
+    );
+    let message = "saved /tmp/project/tests/counter.udftest.toml (2 run(s) left out)";
+    console.app.status = Some(StatusMessage {
+        text: message.into(),
+        error: false,
+    });
+    console.act(Action::Resize(80, 24)); // a whole frame
+    let row = first_row(&mut console);
+    assert!(row.contains(&format!("│ {message}")), "{row}");
+    assert!(row.starts_with(" asudf ●"), "{row}");
+    assert!(!row.contains("build"), "{row}");
+}

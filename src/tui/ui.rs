@@ -5,6 +5,7 @@ use ratatui::backend::Backend;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use unicode_width::UnicodeWidthStr;
 
 use crate::client::ConnectionState;
 use crate::tui::app::{App, Damage, Overlay, PANES, Pane};
@@ -302,14 +303,12 @@ fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
                 _ => format!("cluster {}", info.target),
             };
             let nodes = info.nodes.len();
-            (
-                "●",
-                format!(
-                    "{name} · {nodes} node{} · build {}",
-                    if nodes == 1 { "" } else { "s" },
-                    info.build
-                ),
-            )
+            let detail = format!(
+                " · {nodes} node{} · build {}",
+                if nodes == 1 { "" } else { "s" },
+                info.build
+            );
+            ("●", name + &detail)
         }
         ConnectionState::Lost { reason } => ("✗", format!("disconnected: {reason}")),
     };
@@ -317,6 +316,25 @@ fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
         ConnectionState::Connected(_) => theme.ok(),
         ConnectionState::Lost { .. } => theme.error(),
         ConnectionState::Connecting { .. } => theme.warn(),
+    };
+    // A message is news and the connection is not: where both do not fit,
+    // the connection's details give way, then its name (the dot stays).
+    let room = (area.width as usize).saturating_sub(" asudf ● ".width());
+    let message_width = app
+        .status
+        .as_ref()
+        .map_or(0, |m| "  │ ".width() + m.text.width());
+    let state = match &app.connection {
+        _ if state.width() + message_width <= room => state,
+        ConnectionState::Connected(_) => {
+            let name = state.split(" · ").next().unwrap_or_default().to_string();
+            if name.width() + message_width <= room {
+                name
+            } else {
+                String::new()
+            }
+        }
+        _ => state,
     };
     let mut spans = vec![
         Span::styled(" asudf ", theme.key()),
