@@ -293,8 +293,11 @@ fn draw_overlay(app: &App, frame: &mut Canvas) {
 
 fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
     let theme = app.theme;
-    let (dot, state) = match &app.connection {
-        ConnectionState::Connecting { target } => ("○", format!("connecting to {target}…")),
+    // The connection's forms, longest first: where a message does not fit
+    // beside it, its details give way, then its name (the dot stays), as
+    // the message is news and the connection is not.
+    let (dot, forms) = match &app.connection {
+        ConnectionState::Connecting { target } => ("○", vec![format!("connecting to {target}…")]),
         ConnectionState::Connected(info) => {
             let name = match (&info.sandbox, &info.cluster_name) {
                 (Some(_), _) if info.target.starts_with("sandbox") => info.target.clone(),
@@ -303,39 +306,32 @@ fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
                 _ => format!("cluster {}", info.target),
             };
             let nodes = info.nodes.len();
-            let detail = format!(
-                " · {nodes} node{} · build {}",
+            let whole = format!(
+                "{name} · {nodes} node{} · build {}",
                 if nodes == 1 { "" } else { "s" },
                 info.build
             );
-            ("●", name + &detail)
+            ("●", vec![whole, name, String::new()])
         }
-        ConnectionState::Lost { reason } => ("✗", format!("disconnected: {reason}")),
+        ConnectionState::Lost { reason } => ("✗", vec![format!("disconnected: {reason}")]),
     };
     let dot_style = match app.connection {
         ConnectionState::Connected(_) => theme.ok(),
         ConnectionState::Lost { .. } => theme.error(),
         ConnectionState::Connecting { .. } => theme.warn(),
     };
-    // A message is news and the connection is not: where both do not fit,
-    // the connection's details give way, then its name (the dot stays).
     let room = (area.width as usize).saturating_sub(" asudf ● ".width());
     let message_width = app
         .status
         .as_ref()
         .map_or(0, |m| "  │ ".width() + m.text.width());
-    let state = match &app.connection {
-        _ if state.width() + message_width <= room => state,
-        ConnectionState::Connected(_) => {
-            let name = state.split(" · ").next().unwrap_or_default().to_string();
-            if name.width() + message_width <= room {
-                name
-            } else {
-                String::new()
-            }
-        }
-        _ => state,
-    };
+    let fits = |form: &&String| form.width() + message_width <= room;
+    let state = forms
+        .iter()
+        .find(fits)
+        .or(forms.last())
+        .cloned()
+        .unwrap_or_default();
     let mut spans = vec![
         Span::styled(" asudf ", theme.key()),
         Span::styled(dot, dot_style),
