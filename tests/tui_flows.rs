@@ -1830,6 +1830,27 @@ fn a_module_whose_file_is_there_when_opened_asks_where_to_save() {
     ));
 }
 
+/// Ctrl-C and yes to quitting with unsaved edits: the recovery copy the
+/// console writes.
+fn quit_keeping_recovery(console: &mut Console) -> Recovered {
+    console.ctrl('c');
+    console.key(KeyCode::Char('y'));
+    let copy = console.effects.iter().find_map(|e| match e {
+        Effect::WriteRecovery(copy) => Some(copy.clone()),
+        _ => None,
+    });
+    copy.unwrap_or_else(|| panic!("a recovery copy: {:?}", console.effects))
+}
+
+/// A console started on `path` holding `text`, offered the recovery copy
+/// in `copy_file` as a start reads it.
+fn start_offering(copy_file: &std::path::Path, text: &str, path: &std::path::Path) -> Console {
+    let mut options = StartOptions::sample("sandbox");
+    (options.text, options.path) = (text.to_string(), Some(path.to_path_buf()));
+    options.recovered = asudf::tui::recovery::read_copy(copy_file);
+    Console::starting(120, 40, options)
+}
+
 #[test]
 fn a_recovered_buffer_asks_before_saving_over_a_file_changed_since_its_edits_began() {
     let dir = tempfile::tempdir().unwrap();
@@ -1839,26 +1860,14 @@ fn a_recovered_buffer_asks_before_saving_over_a_file_changed_since_its_edits_beg
     let mut console = Console::connected();
     console.open_file(work.to_str().unwrap(), "local a = 1\n");
     console.type_text("b");
-    console.ctrl('c');
-    console.key(KeyCode::Char('y'));
-    let Some(Effect::WriteRecovery(copy)) = console
-        .effects
-        .iter()
-        .find(|e| matches!(e, Effect::WriteRecovery(_)))
-        .cloned()
-    else {
-        panic!("a recovery copy: {:?}", console.effects)
-    };
+    let copy = quit_keeping_recovery(&mut console);
     let copy_file = dir.path().join("recovery.json");
     std::fs::write(&copy_file, asudf::tui::recovery::copy_json(&copy)).unwrap();
 
     // The next start offers the copy; a yes, then Ctrl-S.
     let start = |disk: &str| {
         std::fs::write(&work, disk).unwrap();
-        let mut options = StartOptions::sample("sandbox");
-        (options.text, options.path) = (disk.to_string(), Some(work.clone()));
-        options.recovered = asudf::tui::recovery::read_copy(&copy_file);
-        let mut console = Console::starting(120, 40, options);
+        let mut console = start_offering(&copy_file, disk, &work);
         console.key(KeyCode::Char('y'));
         assert_eq!(console.app.editor.contents(), "blocal a = 1\n");
         console.ctrl('s');
@@ -1893,16 +1902,7 @@ fn a_recovered_buffer_with_no_file_keeps_its_own_name_not_the_opened_files() {
     // The sample, never saved, edited, and its console ended.
     let mut console = Console::connected();
     console.type_text("-- mine ");
-    console.ctrl('c');
-    console.key(KeyCode::Char('y'));
-    let Some(Effect::WriteRecovery(copy)) = console
-        .effects
-        .iter()
-        .find(|e| matches!(e, Effect::WriteRecovery(_)))
-        .cloned()
-    else {
-        panic!("a recovery copy: {:?}", console.effects)
-    };
+    let copy = quit_keeping_recovery(&mut console);
     let new_copy = asudf::tui::recovery::copy_json(&copy);
     // A copy from a version that kept no module name.
     let old_copy = r#"{"path":null,"text":"-- old\n"}"#.to_string();
@@ -1910,10 +1910,7 @@ fn a_recovered_buffer_with_no_file_keeps_its_own_name_not_the_opened_files() {
     for (json, name) in [(new_copy, "counter.lua"), (old_copy, "recovered.lua")] {
         let copy_file = dir.path().join("copy.json");
         std::fs::write(&copy_file, json).unwrap();
-        let mut options = StartOptions::sample("sandbox");
-        (options.text, options.path) = ("-- wide\n".into(), Some(wide.clone()));
-        options.recovered = asudf::tui::recovery::read_copy(&copy_file);
-        let mut console = Console::starting(120, 40, options);
+        let mut console = start_offering(&copy_file, "-- wide\n", &wide);
         let asked = question(&console).unwrap_or_default();
         assert!(
             asked.contains(&format!("the buffer {name} (never saved to a file)")),

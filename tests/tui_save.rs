@@ -426,22 +426,33 @@ fn finished_run_and_a_file() -> (Console, tempfile::TempDir, PathBuf, Option<Str
     (c, dir, existing, asked)
 }
 
+/// A save started by `start` to `existing`: asked `asked`, no writes
+/// nothing; started again, yes writes it.
+fn no_then_yes(
+    c: &mut Console,
+    start: impl Fn(&mut Console),
+    existing: &std::path::Path,
+    asked: &Option<String>,
+) {
+    start(c);
+    save_to(c, existing);
+    c.perform_save();
+    assert_eq!(question(c), *asked);
+    c.key(KeyCode::Char('n'));
+    assert!(saved_to(c).is_empty(), "n writes nothing");
+    assert_eq!(std::fs::read_to_string(existing).unwrap(), "mine");
+    start(c);
+    save_to(c, existing);
+    c.perform_save();
+    c.key(KeyCode::Char('y'));
+    assert_eq!(saved_to(c), vec![existing.to_path_buf()]);
+    c.perform_save();
+}
+
 #[test]
 fn f7_asks_before_writing_over_a_file() {
     let (mut c, _dir, existing, asked) = finished_run_and_a_file();
-    c.key(KeyCode::F(7));
-    save_to(&mut c, &existing);
-    c.perform_save();
-    assert_eq!(question(&c), asked);
-    c.key(KeyCode::Char('n'));
-    assert!(saved_to(&c).is_empty(), "n writes nothing");
-    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "mine");
-    c.key(KeyCode::F(7));
-    save_to(&mut c, &existing);
-    c.perform_save();
-    c.key(KeyCode::Char('y'));
-    assert_eq!(saved_to(&c), vec![existing.clone()]);
-    c.perform_save();
+    no_then_yes(&mut c, |c| c.key(KeyCode::F(7)), &existing, &asked);
     let text = std::fs::read_to_string(&existing).unwrap();
     assert!(!parse(&existing, &text).steps.is_empty(), "{text}");
 }
@@ -450,19 +461,7 @@ fn f7_asks_before_writing_over_a_file() {
 fn saving_results_asks_before_writing_over_a_file() {
     let (mut c, dir, existing, asked) = finished_run_and_a_file();
     c.alt('4');
-    c.type_text("s");
-    save_to(&mut c, &existing);
-    c.perform_save();
-    assert_eq!(question(&c), asked);
-    c.key(KeyCode::Char('n'));
-    assert!(saved_to(&c).is_empty(), "n writes nothing");
-    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "mine");
-    c.type_text("s");
-    save_to(&mut c, &existing);
-    c.perform_save();
-    c.key(KeyCode::Char('y'));
-    assert_eq!(saved_to(&c), vec![existing.clone()]);
-    c.perform_save();
+    no_then_yes(&mut c, |c| c.type_text("s"), &existing, &asked);
     assert!(std::fs::read_to_string(&existing).unwrap().starts_with('['));
     // A file that is not there is written without a question.
     let fresh = dir.path().join("fresh.json");
