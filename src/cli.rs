@@ -504,20 +504,13 @@ fn key_at(entry: &str, at: usize) -> Result<Value, (usize, String)> {
 /// caller to report.
 fn split_commas(text: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
-    let (mut start, mut quote, mut escaped) = (0, None, false);
+    let (mut start, mut quotes) = (0, value::Quotes::default());
     for (i, c) in text.char_indices() {
-        match quote {
-            Some(_) if escaped => escaped = false,
-            Some(_) if c == '\\' => escaped = true,
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '\'' || c == '"' => quote = Some(c),
-            None if c == ',' => {
-                out.push((start, &text[start..i]));
-                start = i + 1;
-            }
-            None => {}
+        if c == ',' && !quotes.inside() {
+            out.push((start, &text[start..i]));
+            start = i + 1;
         }
+        quotes.step(c);
     }
     out.push((start, &text[start..]));
     out

@@ -1214,6 +1214,31 @@ fn typed_float(body: &Json) -> Result<f64, String> {
     }
 }
 
+/// Whether a literal's text so far is inside a quoted string (fed one
+/// character at a time; in quotes a backslash escapes the next one).
+#[derive(Debug, Default)]
+pub struct Quotes {
+    open: Option<char>,
+    escaped: bool,
+}
+
+impl Quotes {
+    pub fn step(&mut self, c: char) {
+        match self.open {
+            None if c == '\'' || c == '"' => self.open = Some(c),
+            None => {}
+            Some(_) if self.escaped => self.escaped = false,
+            Some(_) if c == '\\' => self.escaped = true,
+            Some(quote) if c == quote => self.open = None,
+            Some(_) => {}
+        }
+    }
+
+    pub fn inside(&self) -> bool {
+        self.open.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,7 +231,7 @@ impl LineInput {
     /// a value) and the rest a space. A final line break is dropped.
     pub fn paste(&mut self, text: &str, line_break: &str) {
         let at = self.byte_at(self.cursor);
-        let mut quotes = Quotes::default();
+        let mut quotes = crate::value::Quotes::default();
         self.text[..at].chars().for_each(|c| quotes.step(c));
         let mut pasted = String::with_capacity(text.len());
         let mut chars = text.trim_end_matches(['\r', '\n']).chars().peekable();
@@ -259,30 +259,6 @@ impl LineInput {
         }
         self.text.insert_str(at, &pasted);
         self.cursor += pasted.chars().count();
-    }
-}
-
-/// Whether a literal's text so far is inside a quoted string.
-#[derive(Default)]
-struct Quotes {
-    open: Option<char>,
-    escaped: bool,
-}
-
-impl Quotes {
-    fn step(&mut self, c: char) {
-        match self.open {
-            None if c == '\'' || c == '"' => self.open = Some(c),
-            None => {}
-            Some(_) if self.escaped => self.escaped = false,
-            Some(_) if c == '\\' => self.escaped = true,
-            Some(quote) if c == quote => self.open = None,
-            Some(_) => {}
-        }
-    }
-
-    fn inside(&self) -> bool {
-        self.open.is_some()
     }
 }
 
