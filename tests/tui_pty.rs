@@ -257,3 +257,44 @@ fn a_console_ends_when_its_terminal_hangs_up() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// 24-bit colours go only to a terminal that says it shows them
+/// (`COLORTERM=truecolor`); elsewhere the syntax's colours are the nearest
+/// of the 256 (indexes 16 and up, which only they use).
+#[test]
+fn colours_keep_to_what_the_terminal_says_it_shows() {
+    let program = console_program();
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = Tmux::start(120, 40, dir.path());
+    tmux.wait_for("READY$");
+    let palette = regex::Regex::new(r"\x1b\[(?:[0-9;]*;)?38;5;(\d+)").unwrap();
+    let from_the_palette = |styled: &str| {
+        palette
+            .captures_iter(styled)
+            .any(|c| c[1].parse::<u8>().is_ok_and(|n| n >= 16))
+    };
+    for (colorterm, true_color) in [("", false), ("truecolor", true)] {
+        tmux.literal(&format!(
+            "COLORTERM={colorterm} {} --memory; echo EXIT=$?",
+            program.display()
+        ));
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("2 Editor");
+        // The sample is highlighted once the syntax has loaded.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let styled = loop {
+            let styled = tmux.run(&["capture-pane", "-p", "-e", "-t", "t"]);
+            if styled.contains("38;2;") || from_the_palette(&styled) {
+                break styled;
+            }
+            assert!(Instant::now() < deadline, "highlighted: {styled}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(styled.contains("38;2;"), true_color, "{styled}");
+        assert_eq!(from_the_palette(&styled), !true_color, "{styled}");
+        tmux.keys(&["C-c"]);
+        tmux.wait_for("EXIT=0");
+        tmux.run(&["clear-history", "-t", "t"]);
+        tmux.keys(&["C-l"]);
+    }
+}

@@ -474,7 +474,8 @@ async fn run_console(
     // Buffered: a frame goes out in one write, and crossterm's many small
     // writes do not each lock stdout.
     let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
-    let terminal = screen::Screen::new(CrosstermBackend::new(out))?;
+    let terminal =
+        screen::Screen::new(CrosstermBackend::new(out))?.with_colors(screen::Colors::from_env());
     let area = terminal.area();
     app.update(Action::Resize(area.width, area.height));
     let (handle, events) = {

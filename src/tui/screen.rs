@@ -6,11 +6,13 @@
 //! was most of an unchanged frame's cost (a keystroke changes a few cells).
 //! Here a one-byte symbol is one column without asking, and widths are
 //! looked at only where cells differ.
+//!
+//! It also keeps to the colours the terminal shows ([`Colors`]).
 
 use ratatui::backend::Backend;
 use ratatui::buffer::{Buffer, Cell};
 use ratatui::layout::{Position, Rect};
-use ratatui::style::Style;
+use ratatui::style::{Color, Style};
 use ratatui::widgets::{StatefulWidget, Widget};
 use unicode_width::UnicodeWidthStr;
 
@@ -68,9 +70,81 @@ impl<'a> Canvas<'a> {
     }
 }
 
+/// The colours a terminal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Colors {
+    /// 24-bit colours, as drawn.
+    True,
+    /// xterm's palette of 256: a 24-bit colour shows as the nearest of them.
+    /// A terminal without 24-bit colour misreads their escape (as other
+    /// attributes, or a wrong colour).
+    Palette,
+}
+
+impl Colors {
+    /// 24-bit where the terminal says it shows them, as terminals that do
+    /// say with `COLORTERM=truecolor` (or `24bit`); else the palette.
+    pub fn from_env() -> Colors {
+        Colors::from_colorterm(std::env::var("COLORTERM").ok().as_deref())
+    }
+
+    fn from_colorterm(colorterm: Option<&str>) -> Colors {
+        match colorterm {
+            Some("truecolor" | "24bit") => Colors::True,
+            _ => Colors::Palette,
+        }
+    }
+
+    /// Gives `cells` colours the terminal shows.
+    pub fn apply(self, cells: &mut [Cell]) {
+        if self == Colors::True {
+            return;
+        }
+        for cell in cells {
+            for color in [&mut cell.fg, &mut cell.bg, &mut cell.underline_color] {
+                if let Color::Rgb(r, g, b) = *color {
+                    *color = Color::Indexed(nearest_in_palette(r, g, b));
+                }
+            }
+        }
+    }
+}
+
+/// The index of the colour of xterm's 256 nearest to `r, g, b`: of its
+/// 6×6×6 cube (16–231) and its grey ramp (232–255), not the first 16, which
+/// terminals let users change.
+fn nearest_in_palette(r: u8, g: u8, b: u8) -> u8 {
+    const LEVELS: [u8; 6] = [0, 95, 135, 175, 215, 255];
+    // The cube's level nearest to `v` (the levels' midpoints are 48, 115,
+    // then every 40).
+    let level = |v: u8| match v {
+        0..48 => 0,
+        48..115 => 1,
+        _ => (v as usize - 35) / 40,
+    };
+    let (ri, gi, bi) = (level(r), level(g), level(b));
+    let cube = (LEVELS[ri], LEVELS[gi], LEVELS[bi]);
+    // The greys are 8, 18, …, 238.
+    let mean = (r as usize + g as usize + b as usize) / 3;
+    let grey_index = (mean.saturating_sub(3) / 10).min(23);
+    let grey = (8 + 10 * grey_index) as u8;
+    let distance = |(x, y, z): (u8, u8, u8)| {
+        [(x, r), (y, g), (z, b)]
+            .iter()
+            .map(|&(a, b)| (a as i32 - b as i32).pow(2))
+            .sum::<i32>()
+    };
+    if distance((grey, grey, grey)) < distance(cube) {
+        232 + grey_index as u8
+    } else {
+        16 + 36 * ri as u8 + 6 * gi as u8 + bi as u8
+    }
+}
+
 /// A backend with the frame it shows and the one being drawn.
 pub struct Screen<B: Backend> {
     backend: B,
+    colors: Colors,
     shown: Buffer,
     /// The frame before `shown`: it differs from `shown` in `stale` only.
     next: Buffer,
@@ -88,11 +162,22 @@ impl<B: Backend> Screen<B> {
         backend.clear()?;
         Ok(Screen {
             backend,
+            colors: Colors::True,
             shown: Buffer::empty(area),
             next: Buffer::empty(area),
             stale: Vec::new(),
             cursor: None,
         })
+    }
+
+    /// Draws in the colours the terminal shows (24-bit until told).
+    pub fn with_colors(mut self, colors: Colors) -> Screen<B> {
+        self.colors = colors;
+        self
+    }
+
+    pub fn colors(&self) -> Colors {
+        self.colors
     }
 
     pub fn backend(&self) -> &B {
@@ -153,6 +238,7 @@ impl<B: Backend> Screen<B> {
         let mut changed = Vec::new();
         for &region in regions {
             for range in rows(&area, region) {
+                self.colors.apply(&mut self.next.content[range.clone()]);
                 changed_cells(&self.shown.content, &self.next.content, range, &mut changed);
             }
         }
@@ -325,6 +411,69 @@ mod tests {
         .unwrap();
         assert_eq!(text(&s), ["zz  ", " X  ", "abcd"]);
         assert_eq!(s.shown(), s.backend().buffer());
+    }
+
+    #[test]
+    fn colours_keep_to_what_the_terminal_says_it_shows() {
+        assert_eq!(Colors::from_colorterm(Some("truecolor")), Colors::True);
+        assert_eq!(Colors::from_colorterm(Some("24bit")), Colors::True);
+        for other in [None, Some(""), Some("yes"), Some("256color")] {
+            assert_eq!(Colors::from_colorterm(other), Colors::Palette, "{other:?}");
+        }
+        let draw = |colors: Colors| {
+            let mut s = screen(2, 1).with_colors(colors);
+            s.draw(|c| {
+                let style = Style::new()
+                    .fg(Color::Rgb(95, 135, 175))
+                    .bg(Color::Rgb(128, 128, 128))
+                    .underline_color(Color::Red);
+                c.buffer_mut().set_string(0, 0, "ab", style);
+            })
+            .unwrap();
+            let cell = s.backend().buffer()[(1, 0)].clone();
+            (cell.fg, cell.bg, cell.underline_color)
+        };
+        assert_eq!(
+            draw(Colors::True),
+            (
+                Color::Rgb(95, 135, 175),
+                Color::Rgb(128, 128, 128),
+                Color::Red
+            )
+        );
+        assert_eq!(
+            draw(Colors::Palette),
+            (Color::Indexed(67), Color::Indexed(244), Color::Red)
+        );
+    }
+
+    #[test]
+    fn the_nearest_palette_colour_is_of_the_cube_or_the_greys() {
+        // The cube's corners and levels.
+        assert_eq!(nearest_in_palette(0, 0, 0), 16);
+        assert_eq!(nearest_in_palette(255, 255, 255), 231);
+        assert_eq!(nearest_in_palette(255, 0, 0), 196);
+        assert_eq!(nearest_in_palette(0, 255, 0), 46);
+        assert_eq!(nearest_in_palette(0, 0, 255), 21);
+        assert_eq!(nearest_in_palette(175, 0, 215), 128);
+        // Near a level, either side of a midpoint.
+        assert_eq!(nearest_in_palette(47, 255, 0), 46);
+        assert_eq!(nearest_in_palette(48, 255, 0), 82);
+        assert_eq!(nearest_in_palette(154, 0, 0), 88);
+        assert_eq!(nearest_in_palette(156, 0, 0), 124);
+        // A dark red is nearer a dark grey than black.
+        assert_eq!(nearest_in_palette(47, 0, 0), 233);
+        // Greys: the ramp where it is nearer than the cube's greys.
+        assert_eq!(nearest_in_palette(8, 8, 8), 232);
+        assert_eq!(nearest_in_palette(128, 128, 128), 244);
+        assert_eq!(nearest_in_palette(238, 238, 238), 255);
+        assert_eq!(
+            nearest_in_palette(135, 135, 135),
+            102,
+            "the cube's own grey"
+        );
+        // A colour of the theme: a dark red background.
+        assert_eq!(nearest_in_palette(80, 20, 20), 52);
     }
 
     #[test]

@@ -188,6 +188,7 @@ fn draw_damage<B: Backend>(app: &mut App, screen: &mut Screen<B>) -> Result<bool
     {
         let mut whole = ratatui::buffer::Buffer::empty(screen.area());
         draw(app, &mut Canvas::new(&mut whole));
+        screen.colors().apply(&mut whole.content);
         if let Some(i) =
             (0..whole.content.len()).find(|&i| whole.content[i] != screen.shown().content[i])
         {
