@@ -1140,6 +1140,44 @@ async fn replace_with_an_op_that_needs_the_old_bins_is_4() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_to_a_time_after_the_servers_clock_is_refused() {
+    let server = start().await;
+    let client = connect(&server).await;
+    for i in 0..3 {
+        let bins = [Bin::new("a", AsValue::from(i))];
+        client
+            .put(&WritePolicy::default(), &key(&format!("t{i}")), &bins)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let in_an_hour = now_ns + 3600 * 1_000_000_000;
+    for set in ["", "demo"] {
+        let res = client
+            .truncate(&AdminPolicy::default(), "test", set, in_an_hour)
+            .await;
+        assert!(res.is_err(), "set {set:?}: {res:?}");
+    }
+    let command = format!("truncate-namespace:namespace=test;lut={in_an_hour}");
+    let reply = raw_info(&server, &format!("{command}\n")).await;
+    assert_eq!(
+        info_value(&reply, &command),
+        "ERROR::would-truncate-in-the-future"
+    );
+    assert_eq!(server.sandbox().store().count("test"), 3);
+    // A time before the clock still truncates.
+    client
+        .truncate(&AdminPolicy::default(), "test", "", now_ns)
+        .await
+        .unwrap();
+    assert_eq!(server.sandbox().store().count("test"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_over_the_record_size_limit_is_13() {
     use aerospike::operations::scalar;
     let server = start().await;
