@@ -6,10 +6,11 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use aerospike::expressions::from_base64;
-use aerospike::policy::GenerationPolicy;
+use aerospike::policy::{GenerationPolicy, RecordExistsAction};
 use aerospike::{
-    AdminPolicy, BatchOperation, BatchPolicy, BatchUdfPolicy, BatchWritePolicy, Bin, Client,
-    ClientPolicy, Expiration, Key, ResultCode, UdfLang, Value as AsValue, WritePolicy, operations,
+    AdminPolicy, BatchDeletePolicy, BatchOperation, BatchPolicy, BatchUdfPolicy, BatchWritePolicy,
+    Bin, Client, ClientPolicy, Expiration, Key, ResultCode, UdfLang, Value as AsValue, WritePolicy,
+    operations,
 };
 use asudf::sandbox::server::message::{
     FIELD_BATCH_INDEX, FIELD_NAMESPACE, FIELD_SET, Field, INFO1_BATCH, INFO1_GET_ALL, INFO1_READ,
@@ -300,6 +301,104 @@ async fn a_batch_apply_answers_as_single_applies_do() {
             );
         }
     }
+}
+
+/// Refused write rows answer their code and leave their record as it was
+/// (or absent); the other rows of the batch run.
+#[tokio::test(flavor = "multi_thread")]
+async fn replace_rows_with_ops_that_need_the_old_bins_are_4() {
+    let (server, client) = start().await;
+    put(&client, &key("rp", 1), &[Bin::new("n", AsValue::Int(1))]).await;
+    let before = stored(&server, "rp", 1);
+    let replace = BatchWritePolicy {
+        record_exists_action: RecordExistsAction::Replace,
+        ..BatchWritePolicy::default()
+    };
+    let n = Bin::new("n", AsValue::Int(1));
+    let nil = Bin::new("n", AsValue::Nil);
+    let mut ops = vec![
+        BatchOperation::write(&replace, key("rp", 1), [operations::add(&n)]),
+        BatchOperation::write(&replace, key("rp", 1), [operations::put(&nil)]),
+        BatchOperation::write(&replace, key("rp", 1), [operations::touch()]),
+        BatchOperation::write(&replace, key("rp", 2), [operations::add(&n)]),
+        BatchOperation::write(&replace, key("rp", 3), [operations::put(&n)]),
+    ];
+    client.batch(&policy(), &mut ops).await.unwrap();
+    let codes: Vec<_> = ops.iter().map(code).collect();
+    let param = Some(ResultCode::ParameterError);
+    assert_eq!(codes, [param, param, param, param, Some(ResultCode::Ok)]);
+    assert_eq!(stored(&server, "rp", 1), before);
+    assert!(stored(&server, "rp", 2).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_row_over_the_record_size_limit_is_13() {
+    let (server, client) = start().await;
+    put(&client, &key("big", 1), &[Bin::new("a", AsValue::Int(1))]).await;
+    let before = stored(&server, "big", 1);
+    let big = Bin::new("b", AsValue::from("x".repeat(1 << 20)));
+    let small = Bin::new("b", AsValue::Int(2));
+    let wp = BatchWritePolicy::default();
+    let mut ops = vec![
+        BatchOperation::write(&wp, key("big", 1), [operations::put(&big)]),
+        BatchOperation::write(&wp, key("big", 2), [operations::put(&big)]),
+        BatchOperation::write(&wp, key("big", 3), [operations::put(&small)]),
+    ];
+    client.batch(&policy(), &mut ops).await.unwrap();
+    let codes: Vec<_> = ops.iter().map(code).collect();
+    let too_big = Some(ResultCode::RecordTooBig);
+    assert_eq!(codes, [too_big, too_big, Some(ResultCode::Ok)]);
+    assert_eq!(stored(&server, "big", 1), before);
+    assert!(stored(&server, "big", 2).is_none());
+}
+
+/// CE refuses durable deletes (25): the records stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn durable_delete_rows_are_enterprise_only() {
+    let (server, client) = start().await;
+    for k in [1, 2] {
+        put(&client, &key("dd", k), &[Bin::new("a", AsValue::Int(k))]).await;
+    }
+    let before = [stored(&server, "dd", 1), stored(&server, "dd", 2)];
+    let durable = BatchDeletePolicy {
+        durable_delete: true,
+        ..BatchDeletePolicy::default()
+    };
+    let durable_write = BatchWritePolicy {
+        durable_delete: true,
+        ..BatchWritePolicy::default()
+    };
+    let nil = Bin::new("a", AsValue::Nil);
+    let mut ops = vec![
+        BatchOperation::delete(&durable, key("dd", 1)),
+        BatchOperation::delete(&durable, key("dd", 2)),
+        BatchOperation::write(&durable_write, key("dd", 1), [operations::put(&nil)]),
+    ];
+    client.batch(&policy(), &mut ops).await.unwrap();
+    let codes: Vec<_> = ops.iter().map(code).collect();
+    assert_eq!(codes, [Some(ResultCode::EnterpriseOnly); 3]);
+    assert_eq!([stored(&server, "dd", 1), stored(&server, "dd", 2)], before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bin_delete_rows_on_missing_records_are_2() {
+    let (server, client) = start().await;
+    put(&client, &key("nil", 1), &[Bin::new("a", AsValue::Int(1))]).await;
+    let nil = Bin::new("a", AsValue::Nil);
+    let wp = BatchWritePolicy::default();
+    let mut ops = vec![
+        BatchOperation::write(&wp, key("nil", 2), [operations::put(&nil)]),
+        BatchOperation::write(&wp, key("nil", 3), [operations::delete()]),
+        BatchOperation::write(&wp, key("nil", 1), [operations::put(&nil)]),
+    ];
+    client.batch(&policy(), &mut ops).await.unwrap();
+    let codes: Vec<_> = ops.iter().map(code).collect();
+    let missing = Some(ResultCode::KeyNotFoundError);
+    assert_eq!(codes, [missing, missing, Some(ResultCode::Ok)]);
+    assert!(stored(&server, "nil", 2).is_none());
+    assert!(stored(&server, "nil", 3).is_none());
+    // The existing record lost its last bin: deleted.
+    assert!(stored(&server, "nil", 1).is_none());
 }
 
 // Raw frames: shapes no client sends.

@@ -33,6 +33,10 @@ function spin(rec)
     while true do end
 end
 
+function drop(rec)
+    aerospike:remove(rec)
+end
+
 function set_bin(rec, name, v)
     rec[name] = v
     if aerospike:exists(rec) then aerospike:update(rec) else aerospike:create(rec) end
@@ -1073,4 +1077,310 @@ async fn operate_with_simple_ops_and_a_refused_cdt_op() {
         .await
         .unwrap();
     assert_eq!(rec.generation, 2);
+}
+
+// ---------------------------------------------------------------- refused writes
+//
+// Each refused write answers the server's code and leaves the stored
+// record exactly as it was (bins, generation, void time, last update), or
+// absent when it was absent.
+
+fn stored(server: &ServerHandle, k: &Key) -> Option<asudf::sandbox::Record> {
+    server.sandbox().store().get("test", &k.digest())
+}
+
+fn policy_with(f: impl FnOnce(&mut WritePolicy)) -> WritePolicy {
+    let mut p = WritePolicy::default();
+    f(&mut p);
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_with_an_op_that_needs_the_old_bins_is_4() {
+    use aerospike::operations::scalar;
+    let server = start().await;
+    let client = connect(&server).await;
+    let k = key("repl");
+    let bins = [
+        Bin::new("n", AsValue::from(1)),
+        Bin::new("s", AsValue::from("x")),
+    ];
+    client
+        .put(&WritePolicy::default(), &k, &bins)
+        .await
+        .unwrap();
+    let before = stored(&server, &k).unwrap();
+    let n = Bin::new("n", AsValue::from(1));
+    let s = Bin::new("s", AsValue::from("y"));
+    let nil = Bin::new("s", AsValue::Nil);
+    for action in [RecordExistsAction::Replace, RecordExistsAction::ReplaceOnly] {
+        let p = policy_with(|p| p.record_exists_action = action);
+        let refused = [
+            client.add(&p, &k, std::slice::from_ref(&n)).await,
+            client.append(&p, &k, std::slice::from_ref(&s)).await,
+            client.prepend(&p, &k, std::slice::from_ref(&s)).await,
+            client.touch(&p, &k).await,
+            client.put(&p, &k, std::slice::from_ref(&nil)).await,
+            client
+                .operate(&p, &k, &[scalar::put(&n), scalar::delete()])
+                .await
+                .map(|_| ()),
+        ];
+        for (i, res) in refused.into_iter().enumerate() {
+            assert_eq!(res.unwrap_err().result_code(), 4, "{action:?} op {i}");
+        }
+        assert_eq!(stored(&server, &k).as_ref(), Some(&before), "{action:?}");
+    }
+    // Refused before the record is looked at: a missing one is not created.
+    let p = policy_with(|p| p.record_exists_action = RecordExistsAction::Replace);
+    let absent = key("repl-absent");
+    let err = client.add(&p, &absent, &[n]).await.unwrap_err();
+    assert_eq!(err.result_code(), 4);
+    assert!(stored(&server, &absent).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_to_a_time_after_the_servers_clock_is_refused() {
+    let server = start().await;
+    let client = connect(&server).await;
+    for i in 0..3 {
+        let bins = [Bin::new("a", AsValue::from(i))];
+        client
+            .put(&WritePolicy::default(), &key(&format!("t{i}")), &bins)
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64;
+    let in_an_hour = now_ns + 3600 * 1_000_000_000;
+    for set in ["", "demo"] {
+        let res = client
+            .truncate(&AdminPolicy::default(), "test", set, in_an_hour)
+            .await;
+        assert!(res.is_err(), "set {set:?}: {res:?}");
+    }
+    let command = format!("truncate-namespace:namespace=test;lut={in_an_hour}");
+    let reply = raw_info(&server, &format!("{command}\n")).await;
+    assert_eq!(
+        info_value(&reply, &command),
+        "ERROR::would-truncate-in-the-future"
+    );
+    assert_eq!(server.sandbox().store().count("test"), 3);
+    // A time before the clock still truncates.
+    client
+        .truncate(&AdminPolicy::default(), "test", "", now_ns)
+        .await
+        .unwrap();
+    assert_eq!(server.sandbox().store().count("test"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_over_the_record_size_limit_is_13() {
+    use aerospike::operations::scalar;
+    let server = start().await;
+    let client = connect(&server).await;
+    let wp = WritePolicy::default();
+    let big = "x".repeat(1 << 20);
+    let absent = key("big-absent");
+    let err = client
+        .put(&wp, &absent, &[Bin::new("b", AsValue::from(big.as_str()))])
+        .await
+        .unwrap_err();
+    assert_eq!(err.result_code(), 13);
+    assert!(stored(&server, &absent).is_none());
+
+    // Just under the limit is written; growing it past the limit is not.
+    let k = key("big");
+    let almost = "x".repeat((1 << 20) - 100);
+    client
+        .put(&wp, &k, &[Bin::new("b", AsValue::from(almost.as_str()))])
+        .await
+        .unwrap();
+    let before = stored(&server, &k).unwrap();
+    let more = Bin::new("b", AsValue::from("y".repeat(200).as_str()));
+    let err = client.append(&wp, &k, &[more]).await.unwrap_err();
+    assert_eq!(err.result_code(), 13);
+    let other = Bin::new("c", AsValue::from("y".repeat(200).as_str()));
+    let err = client
+        .operate(&wp, &k, &[scalar::put(&other)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.result_code(), 13);
+    assert_eq!(stored(&server, &k), Some(before));
+}
+
+/// No client API sends a write without ops: a raw frame does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_with_no_ops_is_4() {
+    use asudf::sandbox::server::message::*;
+    let server = start().await;
+    let client = connect(&server).await;
+    let k = key("no-ops");
+    client
+        .put(
+            &WritePolicy::default(),
+            &k,
+            &[Bin::new("a", AsValue::from(1))],
+        )
+        .await
+        .unwrap();
+    let before = stored(&server, &k).unwrap();
+    let write = |k: &Key| Message {
+        header: MsgHeader {
+            info2: INFO2_WRITE,
+            record_ttl: 1000,
+            ..MsgHeader::default()
+        },
+        fields: vec![
+            Field {
+                ty: FIELD_NAMESPACE,
+                data: b"test".to_vec(),
+            },
+            Field {
+                ty: FIELD_SET,
+                data: b"demo".to_vec(),
+            },
+            Field {
+                ty: FIELD_DIGEST,
+                data: k.digest().to_vec(),
+            },
+        ],
+        ops: vec![],
+    };
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    let absent = key("no-ops-absent");
+    for k in [&k, &absent] {
+        let (_, body) = roundtrip(&mut s, 3, &write(k).encode()).await.unwrap();
+        assert_eq!(Message::parse(&body).unwrap().header.result_code, 4);
+    }
+    assert_eq!(stored(&server, &k), Some(before));
+    assert!(stored(&server, &absent).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_deletes_are_enterprise_only() {
+    let server = start().await;
+    let client = connect(&server).await;
+    register(&client, "helpers.lua", HELPERS).await;
+    let durable = policy_with(|p| p.durable_delete = true);
+    let k = key("dd");
+    let two = [
+        Bin::new("a", AsValue::from(1)),
+        Bin::new("b", AsValue::from(2)),
+    ];
+    client.put(&WritePolicy::default(), &k, &two).await.unwrap();
+    let before = stored(&server, &k).unwrap();
+
+    let err = client.delete(&durable, &k).await.unwrap_err();
+    assert_eq!(err.result_code(), 25);
+    let err = client
+        .put(
+            &durable,
+            &k,
+            &[Bin::new("a", AsValue::Nil), Bin::new("b", AsValue::Nil)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.result_code(), 25);
+    let err = client
+        .execute_udf(&durable, &k, "helpers", "drop", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.result_code(), 25);
+    assert_eq!(stored(&server, &k), Some(before));
+
+    // A bin delete that leaves a bin is no record delete: it is written.
+    client
+        .put(&durable, &k, &[Bin::new("a", AsValue::Nil)])
+        .await
+        .unwrap();
+    let after = stored(&server, &k).unwrap();
+    assert_eq!(
+        after.bins,
+        vec![("b".to_string(), asudf::sandbox::Value::Int(2))]
+    );
+}
+
+/// A missing record counts as generation 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generation_check_on_a_missing_record_sees_generation_0() {
+    let server = start().await;
+    let client = connect(&server).await;
+    let with_gen = |policy: GenerationPolicy, generation: u32| {
+        policy_with(|p| {
+            p.generation_policy = policy;
+            p.generation = generation;
+        })
+    };
+    let a = [Bin::new("a", AsValue::from(1))];
+    for (policy, generation) in [
+        (GenerationPolicy::ExpectGenEqual, 1),
+        (GenerationPolicy::ExpectGenEqual, 7),
+        (GenerationPolicy::ExpectGenGreater, 0),
+    ] {
+        let k = key(&format!("gen-{policy:?}-{generation}"));
+        let err = client
+            .put(&with_gen(policy, generation), &k, &a)
+            .await
+            .unwrap_err();
+        assert_eq!(err.result_code(), 3, "{policy:?} {generation}");
+        assert!(stored(&server, &k).is_none(), "{policy:?} {generation}");
+    }
+    // 0 == 0 and 1 > 0: the record is created.
+    for (policy, generation) in [
+        (GenerationPolicy::ExpectGenEqual, 0),
+        (GenerationPolicy::ExpectGenGreater, 1),
+    ] {
+        let k = key(&format!("gen-{policy:?}-{generation}"));
+        client
+            .put(&with_gen(policy, generation), &k, &a)
+            .await
+            .unwrap();
+        assert_eq!(stored(&server, &k).unwrap().generation, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bin_deletes_on_a_missing_record_are_2() {
+    use aerospike::operations::scalar;
+    let server = start().await;
+    let client = connect(&server).await;
+    let wp = WritePolicy::default();
+    let k = key("nil-absent");
+    let err = client
+        .put(&wp, &k, &[Bin::new("a", AsValue::Nil)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.result_code(), 2);
+    let nil = Bin::new("a", AsValue::Nil);
+    let err = client
+        .operate(&wp, &k, &[scalar::put(&nil), scalar::delete()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.result_code(), 2);
+    assert!(stored(&server, &k).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geojson_that_is_no_point_or_region_is_160() {
+    let server = start().await;
+    let client = connect(&server).await;
+    let wp = WritePolicy::default();
+    let geo = |text: &str| [Bin::new("g", AsValue::GeoJson(text.to_string()))];
+    let k = key("geo");
+    let point = r#"{"type":"Point","coordinates":[1.5,2.5]}"#;
+    client.put(&wp, &k, &geo(point)).await.unwrap();
+    let before = stored(&server, &k).unwrap();
+    let absent = key("geo-absent");
+    for text in [r#"{"type":"Nonsense"}"#, "not json", r#"{"type":"Point"}"#] {
+        for k in [&k, &absent] {
+            let err = client.put(&wp, k, &geo(text)).await.unwrap_err();
+            assert_eq!(err.result_code(), 160, "{text}");
+        }
+    }
+    assert_eq!(stored(&server, &k), Some(before));
+    assert!(stored(&server, &absent).is_none());
 }

@@ -32,6 +32,7 @@ use parking_lot::Mutex;
 use crate::sandbox::expr::{FILTERED_OUT, RecordFilter, Subject};
 use crate::sandbox::store::{Change, Digest, Store};
 use crate::sandbox::value::Value;
+pub(crate) use record::too_big as record_too_big;
 use record::{MAX_BINS, RecState};
 use registry::{MAX_FILENAME, Registry, valid_filename};
 pub(crate) use runtime::DEFAULT_LIMIT_MS;

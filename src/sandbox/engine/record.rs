@@ -307,7 +307,7 @@ impl RecState {
         if ttl > MAX_TTL && ttl != TTL_NEVER && ttl != TTL_UNCHANGED {
             return Err(UdfFailure::Code(PARAMETER));
         }
-        if record_size(&self.bins) > MAX_RECORD_SIZE {
+        if too_big(&self.bins) {
             return Err(UdfFailure::Code(RECORD_TOO_BIG));
         }
         let void_time = match ttl {
@@ -336,6 +336,12 @@ impl RecState {
             key,
         }))
     }
+}
+
+/// Whether a record of these bins is over the namespace's `max-record-size`
+/// (the server refuses it with 13): for UDF and client writes alike.
+pub(crate) fn too_big(bins: &[(String, Value)]) -> bool {
+    record_size(bins) > MAX_RECORD_SIZE
 }
 
 /// Approximate stored size of a record (what `max-record-size` limits).

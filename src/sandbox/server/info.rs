@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use crate::sandbox::engine::{CallLog, LogLevel, LogLine, LuaLibs, Sandbox, StageCount};
 use crate::sandbox::jobs::Jobs;
 use crate::sandbox::sindex;
-use crate::sandbox::store::CITRUSLEAF_EPOCH_SECS;
+use crate::sandbox::store::{self, CITRUSLEAF_EPOCH_SECS};
 
 pub const BUILD: &str = "8.1.1.2";
 pub const EDITION: &str = "Aerospike Community Edition";
@@ -343,6 +343,10 @@ fn truncate(sandbox: &Sandbox, ns: Option<&str>, set: Option<&str>, params: &str
         Some(Ok(nanos)) => Some((nanos / 1_000_000).saturating_sub(CITRUSLEAF_EPOCH_SECS * 1000)),
         Some(Err(_)) => return "ERROR:4:invalid lut".to_string(),
     };
+    // The server will not truncate to a time after its clock.
+    if before_ms.is_some_and(|ms| ms > store::now_cf_ms()) {
+        return "ERROR::would-truncate-in-the-future".to_string();
+    }
     match sandbox.store().truncate(ns, set, before_ms) {
         Ok(()) => "ok".to_string(),
         Err(e) => {

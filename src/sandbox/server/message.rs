@@ -12,6 +12,7 @@ pub const INFO2_WRITE: u8 = 0x01;
 pub const INFO2_DELETE: u8 = 0x02;
 pub const INFO2_GENERATION: u8 = 0x04;
 pub const INFO2_GENERATION_GT: u8 = 0x08;
+pub const INFO2_DURABLE_DELETE: u8 = 0x10;
 pub const INFO2_CREATE_ONLY: u8 = 0x20;
 pub const INFO2_RESPOND_ALL_OPS: u8 = 0x80;
 // info3

@@ -1,10 +1,11 @@
 //! Single-record commands (type 3): reads, writes, deletes, operate, UDF apply,
 //! and clean refusals for batch. Scans and queries go to `sandbox::query`.
 
-use crate::sandbox::engine::{ApplyRequest, Sandbox, UdfFailure};
+use crate::sandbox::engine::{ApplyRequest, Sandbox, UdfFailure, record_too_big};
 use crate::sandbox::expr::{FILTERED_OUT, RecordFilter, Subject};
 use crate::sandbox::server::message::*;
 use crate::sandbox::server::particle::{self, from_particle, to_particle};
+use crate::sandbox::sindex::geo::Shape;
 use crate::sandbox::store::{self, Change, Digest, Record};
 use crate::sandbox::value::Value;
 
@@ -14,11 +15,14 @@ pub const GENERATION_ERROR: u8 = 3;
 pub const PARAMETER: u8 = 4;
 pub const RECORD_EXISTS: u8 = 5;
 pub const INCOMPATIBLE_TYPE: u8 = 12;
+pub const RECORD_TOO_BIG: u8 = 13;
 pub const UNSUPPORTED: u8 = 16;
 pub const KEY_MISMATCH: u8 = 19;
 pub const NAMESPACE: u8 = 20;
 pub const BIN_NAME: u8 = 21;
+pub const ENTERPRISE_ONLY: u8 = 25;
 pub const UDF_EXECUTION: u8 = 100;
+pub const GEO_INVALID_GEOJSON: u8 = 160;
 
 const TTL_NEVER: u32 = u32::MAX;
 const TTL_DONT_UPDATE: u32 = u32::MAX - 1;
@@ -185,6 +189,11 @@ fn next_generation(current: Option<&Record>) -> u16 {
 /// A write, delete, touch or operate, all under the key's lock.
 fn write(sandbox: &Sandbox, msg: &Message, target: Target) -> Message {
     let h = msg.header.clone();
+    // The server refuses a malformed request before it looks at the record
+    // (so before the filter and the existence and generation checks).
+    if let Err(code) = check_request(&h, &msg.ops) {
+        return error(code);
+    }
     let now = store::now_cf_ms();
     let outcome = sandbox
         .store()
@@ -203,6 +212,34 @@ fn write(sandbox: &Sandbox, msg: &Message, target: Target) -> Message {
     })
 }
 
+/// What the server refuses from the request alone, whatever the record.
+fn check_request(h: &MsgHeader, ops: &[Op]) -> Result<(), u8> {
+    if h.info2 & INFO2_DELETE != 0 {
+        // CE: a durable delete (a tombstone) is Enterprise only, refused
+        // before the record is looked at.
+        if h.info2 & INFO2_DURABLE_DELETE != 0 {
+            return Err(ENTERPRISE_ONLY);
+        }
+        return Ok(());
+    }
+    // A write needs at least one op ("bin op(s) expected, none present").
+    if ops.is_empty() {
+        return Err(PARAMETER);
+    }
+    // Replacing drops the old bins, so an op that reads or removes them
+    // (modify, touch, delete-all, bin delete) cannot go with it.
+    let replace = h.info3 & (INFO3_CREATE_OR_REPLACE | INFO3_REPLACE_ONLY) != 0;
+    let needs_old_bins = |op: &Op| match op.op {
+        OP_INCR | OP_APPEND | OP_PREPEND | OP_TOUCH | OP_DELETE => true,
+        OP_WRITE => op.particle == particle::NULL,
+        _ => false,
+    };
+    if replace && ops.iter().any(needs_old_bins) {
+        return Err(PARAMETER);
+    }
+    Ok(())
+}
+
 fn plan_write(
     h: &MsgHeader,
     ops: &[Op],
@@ -218,14 +255,15 @@ fn plan_write(
         check_generation(h, current)?;
         return Ok((Change::Delete, error(OK)));
     }
-    if let Some(record) = current {
-        if h.info2 & INFO2_CREATE_ONLY != 0 {
-            return Err(RECORD_EXISTS);
-        }
-        check_generation(h, Some(record))?;
-    } else if h.info3 & (INFO3_UPDATE_ONLY | INFO3_REPLACE_ONLY) != 0 {
-        return Err(NOT_FOUND);
+    // A touch, like update-only and replace-only, never creates.
+    let must_exist = h.info3 & (INFO3_UPDATE_ONLY | INFO3_REPLACE_ONLY) != 0
+        || ops.iter().any(|op| op.op == OP_TOUCH);
+    match current {
+        None if must_exist => return Err(NOT_FOUND),
+        Some(_) if h.info2 & INFO2_CREATE_ONLY != 0 => return Err(RECORD_EXISTS),
+        _ => {}
     }
+    check_generation(h, current)?;
     let replace = h.info3 & (INFO3_CREATE_OR_REPLACE | INFO3_REPLACE_ONLY) != 0;
     let mut bins: Vec<(String, Value)> = match current {
         Some(r) if !replace => r.bins.clone(),
@@ -251,6 +289,11 @@ fn plan_write(
                 continue;
             }
             OP_WRITE => match (value, slot) {
+                // The server parses a client's GeoJSON and refuses what is
+                // not a point or a region it knows.
+                (Value::GeoJson(text), _) if Shape::parse(&text).is_err() => {
+                    return Err(GEO_INVALID_GEOJSON);
+                }
                 (Value::Nil, Some(i)) => {
                     bins.remove(i);
                 }
@@ -289,12 +332,8 @@ fn plan_write(
                 };
                 set_bin(&mut bins, slot, &op.name, joined);
             }
-            OP_TOUCH => {
-                if current.is_none() {
-                    return Err(NOT_FOUND);
-                }
-                continue;
-            }
+            // A touch only rewrites the record (it exists: checked above).
+            OP_TOUCH => continue,
             OP_DELETE => bins.clear(),
             // CDT, bit, HLL, expression and string ops are not supported.
             _ => return Err(UNSUPPORTED),
@@ -305,15 +344,21 @@ fn plan_write(
     }
 
     if bins.is_empty() {
-        // A write that leaves no bins removes the record.
-        let change = if current.is_some() {
-            Change::Delete
-        } else {
-            Change::Keep
-        };
-        return Ok((change, Message::reply(OK, 0, 0, reply_ops)));
+        // A write that leaves no bins removes the record: 2 when there was
+        // none, and 25 on CE when the client asked for a durable delete.
+        if current.is_none() {
+            return Err(NOT_FOUND);
+        }
+        if h.info2 & INFO2_DURABLE_DELETE != 0 {
+            return Err(ENTERPRISE_ONLY);
+        }
+        return Ok((Change::Delete, Message::reply(OK, 0, 0, reply_ops)));
     }
     let void_time = void_time_after_write(h.record_ttl, current, now)?;
+    // The namespace's max-record-size (1 MiB by default).
+    if record_too_big(&bins) {
+        return Err(RECORD_TOO_BIG);
+    }
     let record = Record {
         bins,
         generation: next_generation(current),
@@ -339,9 +384,10 @@ fn set_bin(bins: &mut Vec<(String, Value)>, slot: Option<usize>, name: &str, val
     }
 }
 
+/// A record that does not exist yet counts as generation 0 (the server
+/// checks the one it is creating).
 fn check_generation(h: &MsgHeader, current: Option<&Record>) -> Result<(), u8> {
-    let Some(record) = current else { return Ok(()) };
-    let have = u32::from(record.generation);
+    let have = current.map_or(0, |r| u32::from(r.generation));
     if h.info2 & INFO2_GENERATION != 0 && h.generation != have {
         return Err(GENERATION_ERROR);
     }
@@ -371,6 +417,13 @@ fn apply(
     };
     if forbidden {
         return error(PARAMETER);
+    }
+    // CE refuses a durable delete with 25. The server finds out at commit,
+    // when the UDF removes the record; the sandbox refuses every apply with
+    // the flag up front instead. Inferred, not seen live: whether a UDF that
+    // removes nothing succeeds with the flag on a real CE server.
+    if h.info2 & INFO2_DURABLE_DELETE != 0 {
+        return error(ENTERPRISE_ONLY);
     }
     let Ok(args) = particle::unpack_arglist(arglist) else {
         return error(PARAMETER);
