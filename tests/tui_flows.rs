@@ -777,7 +777,9 @@ fn recovered_buffer_is_offered_on_start() {
 #[test]
 fn a_keymap_error_stays_in_the_status_line_when_the_console_connects() {
     let mut options = StartOptions::sample("sandbox");
-    options.keymap_error = Keymap::with_overrides("run = [\"Foo-9\"]\n").err();
+    options.keymap_error = Keymap::with_overrides("run = [\"Foo-9\"]\n")
+        .err()
+        .map(|e| e.to_string());
     let error = options.keymap_error.clone().expect("Foo-9 is no key");
     let mut console = Console::new(120, 40);
     console.app = App::new(options);
@@ -1205,6 +1207,26 @@ fn diagnostics_show_while_typing_and_registering_with_errors_asks() {
         console.app.editor.problems,
         console.app.editor.contents()
     );
+}
+
+#[test]
+fn f9_does_not_ask_about_lint_errors_of_an_older_text() {
+    let mut console = Console::connected();
+    lint_at(&mut console, Duration::from_secs(1));
+    console.key(KeyCode::End);
+    console.type_text("(");
+    lint_at(&mut console, Duration::from_secs(3));
+    assert_eq!(
+        asudf::tui::diagnostics::errors(&console.app.editor.problems),
+        1
+    );
+    // Fixed, and F9 before the next lint: the error is no longer the text's.
+    console.key(KeyCode::Backspace);
+    console.key(KeyCode::F(9));
+    assert!(console.app.overlay.is_none(), "{:?}", console.app.status);
+    assert!(console.sent.iter().any(
+        |(_, r)| matches!(r, Request::PutModule { source, .. } if source == asudf::tui::app::SAMPLE)
+    ));
 }
 
 #[test]

@@ -1289,10 +1289,13 @@ impl App {
         }
     }
 
-    /// Registers the buffer, asking first when the linter found errors.
+    /// Registers the buffer, asking first when the linter found errors in
+    /// its text. Findings made for an older text are not asked about: the
+    /// buffer may have been fixed since, and waiting for a new lint would
+    /// hold the key up; the server compiles what it registers anyway.
     fn register(&mut self, effects: &mut Vec<Effect>) {
         let errors = diagnostics::errors(&self.editor.problems);
-        if errors > 0 {
+        if errors > 0 && !self.diagnostics.stale {
             let first = self
                 .editor
                 .problems

@@ -7,7 +7,6 @@
 //! register = "Ctrl-R"
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -123,6 +122,9 @@ commands! {
     RowsUp = "rows-up", "scroll the selected result's rows up";
 }
 
+/// The last function key terminals send (xterm's Shift-F12 is F24).
+const MAX_F: u8 = 24;
+
 /// A key with its modifiers, as written in the keymap ("Ctrl-S", "F5", "Alt-Enter").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Chord {
@@ -166,6 +168,13 @@ impl Chord {
             mods |= m;
             rest = &rest[prefix..];
         }
+        if rest.is_empty() {
+            return Err(if text.trim().is_empty() {
+                "an empty key name".to_string()
+            } else {
+                format!("incomplete key '{text}': no key after the modifiers")
+            });
+        }
         let lower = rest.to_ascii_lowercase();
         let code = match lower.as_str() {
             "enter" => KeyCode::Enter,
@@ -183,8 +192,18 @@ impl Chord {
             "pageup" => KeyCode::PageUp,
             "pagedown" => KeyCode::PageDown,
             "space" => KeyCode::Char(' '),
-            f if f.starts_with('f') && f.len() > 1 && f[1..].parse::<u8>().is_ok() => {
-                KeyCode::F(f[1..].parse().unwrap_or(0))
+            f if f.len() > 1
+                && f.starts_with('f')
+                && f[1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                match f[1..].parse::<u8>() {
+                    Ok(n) if (1..=MAX_F).contains(&n) => KeyCode::F(n),
+                    _ => {
+                        return Err(format!(
+                            "no such key '{text}': function keys go from F1 to F{MAX_F}"
+                        ));
+                    }
+                }
             }
             _ => {
                 let mut chars = rest.chars();
@@ -356,25 +375,90 @@ impl Default for Keymap {
     }
 }
 
+/// Why a keymap file is not used: where (1-based line and column, in
+/// characters) and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+impl FileError {
+    /// The error at byte `offset` of `text`.
+    fn at(text: &str, offset: usize, message: String) -> FileError {
+        let before = &text[..offset.min(text.len())];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        FileError {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+            message,
+        }
+    }
+}
+
 impl Keymap {
-    /// The defaults with the keys of the commands named in `toml_text` replaced.
-    pub fn with_overrides(toml_text: &str) -> Result<Keymap, String> {
-        let table: HashMap<String, toml::Value> =
-            toml::from_str(toml_text).map_err(|e| format!("keymap: {}", e.message()))?;
+    /// The keymap of a user file, else the default one with why the file
+    /// was not used (its path, line and column); no file is no error.
+    pub fn load(path: &std::path::Path) -> (Keymap, Option<String>) {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return (Keymap::default(), None);
+        };
+        match Keymap::with_overrides(&text) {
+            Ok(map) => (map, None),
+            Err(e) => (
+                Keymap::default(),
+                Some(format!("{}:{e}; default keys used", path.display())),
+            ),
+        }
+    }
+
+    /// The defaults with the keys of the commands named in `toml_text`
+    /// replaced. Any mistake in the file is an error (the caller then uses
+    /// the defaults), so a key never silently does nothing.
+    pub fn with_overrides(toml_text: &str) -> Result<Keymap, FileError> {
+        use toml::de::{DeTable, DeValue};
+        let error = |offset: usize, message: String| FileError::at(toml_text, offset, message);
+        let table = DeTable::parse(toml_text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            error(offset, e.message().to_string())
+        })?;
+        // In the file's order, so the first mistake is the one named.
+        let mut entries: Vec<_> = table.into_inner().into_iter().collect();
+        entries.sort_by_key(|(id, _)| id.span().start);
         let mut keymap = Keymap::default();
         let mut user: Vec<Binding> = Vec::new();
-        for (id, keys) in table {
-            let command =
-                Command::from_id(&id).ok_or_else(|| format!("keymap: unknown command '{id}'"))?;
-            let keys: Vec<String> = match keys {
-                toml::Value::String(s) => vec![s],
-                toml::Value::Array(items) => items
-                    .into_iter()
-                    .map(|v| v.as_str().map(str::to_string))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| format!("keymap: '{id}' takes key names"))?,
-                _ => return Err(format!("keymap: '{id}' takes a key or a list of keys")),
+        for (id, value) in entries {
+            let (id, id_at) = (id.get_ref().as_ref(), id.span().start);
+            let command = Command::from_id(id)
+                .ok_or_else(|| error(id_at, format!("unknown command '{id}'")))?;
+            let names = match value.get_ref() {
+                DeValue::String(_) => vec![&value],
+                DeValue::Array(items) => items.iter().collect(),
+                _ => {
+                    let message = format!("'{id}' takes a key or a list of keys");
+                    return Err(error(value.span().start, message));
+                }
             };
+            let mut keys = Vec::new();
+            for name in names {
+                let DeValue::String(text) = name.get_ref() else {
+                    let message = format!("'{id}' takes key names (strings)");
+                    return Err(error(name.span().start, message));
+                };
+                let chord = Chord::parse(text).map_err(|e| error(name.span().start, e))?;
+                keys.push((chord, name.span().start));
+            }
+            if keys.is_empty() {
+                let message = format!("'{id}' has no keys left: give it at least one");
+                return Err(error(value.span().start, message));
+            }
             let old: Vec<Binding> = keymap
                 .bindings
                 .iter()
@@ -392,8 +476,20 @@ impl Keymap {
             };
             keymap.bindings.retain(|b| b.command != command);
             for (scope, hint) in scopes {
-                for (i, key) in keys.iter().enumerate() {
-                    let chord = Chord::parse(key).map_err(|e| format!("keymap: {e}"))?;
+                for (i, &(chord, at)) in keys.iter().enumerate() {
+                    // Where both could be pressed, one key would do only
+                    // the first command found.
+                    let meet = |other: Scope| {
+                        other == scope || other == Scope::Global || scope == Scope::Global
+                    };
+                    if let Some(other) = user
+                        .iter()
+                        .find(|u| u.chord == chord && u.command != command && meet(u.scope))
+                    {
+                        let other = other.command.id();
+                        let message = format!("{chord} is given to both '{other}' and '{id}'");
+                        return Err(error(at, message));
+                    }
                     user.push(Binding {
                         chord,
                         command,
@@ -506,7 +602,33 @@ impl Keymap {
                 };
                 rows.push((scope, keys.join(" "), text));
             }
+            if scope == Scope::Editor {
+                rows.extend(self.editing_rows());
+            }
         }
+        rows
+    }
+
+    /// The editor's own keys, from its table, less those this keymap
+    /// takes first (they never reach the editor).
+    fn editing_rows(&self) -> Vec<(Scope, String, &'static str)> {
+        use crate::tui::panes::editor::buffer::{KEYS, table_chord};
+        let taken = |name: &str| {
+            let chord = Chord::parse(name).expect("editing keys parse");
+            let chord = table_chord(chord.code, chord.mods);
+            self.bindings.iter().any(|b| {
+                matches!(b.scope, Scope::Global | Scope::Editor)
+                    && table_chord(b.chord.code, b.chord.mods) == chord
+            })
+        };
+        let mut rows = Vec::new();
+        for (names, _, text) in KEYS {
+            let free: Vec<&str> = names.iter().copied().filter(|n| !taken(n)).collect();
+            if !free.is_empty() {
+                rows.push((Scope::Editor, free.join(" "), *text));
+            }
+        }
+        rows.push((Scope::Editor, "Shift with a move".to_string(), "select"));
         rows
     }
 }
@@ -557,9 +679,59 @@ mod tests {
         assert!(
             Keymap::with_overrides("fly = 'F2'")
                 .unwrap_err()
+                .message
                 .contains("fly")
         );
         assert!(Keymap::with_overrides("run = 'Hyper-X'").is_err());
+    }
+
+    #[test]
+    fn a_mistake_in_the_file_names_its_line_and_column() {
+        let error = |text: &str| Keymap::with_overrides(text).unwrap_err().to_string();
+        assert_eq!(
+            error("save = 'Ctrl-S'\nrun = [\"F10\""),
+            "2:13: unclosed array, expected `]`"
+        );
+        assert_eq!(
+            error("run = []"),
+            "1:7: 'run' has no keys left: give it at least one"
+        );
+        assert_eq!(
+            error("run = \"F99\""),
+            "1:7: no such key 'F99': function keys go from F1 to F24"
+        );
+        assert_eq!(
+            error("run = ['F5', 'Ctrl-Shift-']"),
+            "1:14: incomplete key 'Ctrl-Shift-': no key after the modifiers"
+        );
+        assert_eq!(
+            error("run = \"F10\"\nsave = \"F10\""),
+            "2:8: F10 is given to both 'run' and 'save'"
+        );
+        assert_eq!(error("\n  fly = 'F2'"), "2:3: unknown command 'fly'");
+        // Keys that meet only in different panes are fine.
+        assert!(Keymap::with_overrides("expand = 'F10'\nsearch = 'F10'").is_ok());
+    }
+
+    #[test]
+    fn a_file_with_a_mistake_is_named_and_the_default_keys_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keymap.toml");
+        std::fs::write(&path, "run = [\"F10\"\nsave = 'F2'\n").unwrap();
+        let (map, error) = Keymap::load(&path);
+        assert_eq!(
+            error.unwrap(),
+            format!(
+                "{}:2:1: missing comma between array elements, expected `,`; default keys used",
+                path.display()
+            )
+        );
+        assert_eq!(
+            map.key_for(Command::Run),
+            Keymap::default().key_for(Command::Run)
+        );
+        let (_, error) = Keymap::load(&dir.path().join("absent.toml"));
+        assert_eq!(error, None);
     }
 
     #[test]
@@ -584,6 +756,33 @@ mod tests {
             Some(Command::ToggleIndexes)
         );
         assert!(map.help_rows().iter().any(|(s, _, _)| *s == Scope::Samples));
+    }
+
+    #[test]
+    fn help_lists_the_editing_keys_the_keymap_leaves_to_the_editor() {
+        let rows = Keymap::default().help_rows();
+        let editor = |keys: &str| {
+            rows.iter()
+                .find(|(s, k, _)| *s == Scope::Editor && k.split(' ').any(|k| k == keys))
+                .map(|(_, k, text)| (k.clone(), *text))
+        };
+        assert_eq!(editor("Ctrl-X").unwrap().1, "cut the selection");
+        assert!(editor("Alt-W").is_some() && editor("Alt-Y").is_some());
+        assert!(editor("Ctrl-W").is_some() && editor("Alt-Backspace").is_some());
+        assert!(editor("Alt-D").is_some() && editor("Ctrl-Home").is_some());
+        assert!(editor("Ctrl-Up").is_some() && editor("Alt-F").is_some());
+        assert!(editor("Ctrl-Z").is_some() && editor("Ctrl-Y").is_some());
+        // Ctrl-F searches (the keymap's), so it is not listed as a move.
+        assert_eq!(editor("Right").unwrap().0, "Right");
+        assert_eq!(editor("Ctrl-F").unwrap().1, "search");
+        assert!(editor("Ctrl-U").is_none());
+        // A key the user file takes leaves the editing list too.
+        let map = Keymap::with_overrides("save = 'Ctrl-X'").unwrap();
+        assert!(
+            !map.help_rows()
+                .iter()
+                .any(|(_, _, text)| *text == "cut the selection")
+        );
     }
 
     #[test]

@@ -13,16 +13,16 @@ pub struct LiteralError {
     pub message: String,
 }
 
-fn error(e: value::ParseError, shift: usize) -> LiteralError {
+fn error(e: value::ParseError) -> LiteralError {
     LiteralError {
-        column: e.column.saturating_sub(shift).max(1),
+        column: e.column,
         message: e.message,
     }
 }
 
 /// Parses one value (a record key).
 pub fn parse_value(text: &str) -> Result<Value, LiteralError> {
-    value::parse(text).map_err(|e| error(e, 0))
+    value::parse(text).map_err(error)
 }
 
 /// Parses a comma-separated argument list (`'count', 5`); empty = no arguments.
@@ -30,11 +30,43 @@ pub fn parse_args(text: &str) -> Result<Vec<Value>, LiteralError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    // The list syntax with the brackets implied; columns shift back by one.
-    match value::parse(&format!("[{text}]")) {
-        Ok(Value::List(items)) => Ok(items),
-        Ok(other) => Ok(vec![other]),
-        Err(e) => Err(error(e, 1)),
+    let args = parse_separated(text, "an argument", "arguments")?;
+    Ok(args.into_iter().map(|(_, v)| v).collect())
+}
+
+/// Literals separated by commas at the top level of a one-line field, each
+/// with the column it starts at. `one` and `many` name them in errors ("a
+/// key", "keys"): no brackets were typed, so none are named.
+pub fn parse_separated(
+    text: &str,
+    one: &str,
+    many: &str,
+) -> Result<Vec<(usize, Value)>, LiteralError> {
+    let chars: Vec<char> = text.chars().collect();
+    let error = |column: usize, message: String| LiteralError { column, message };
+    let skip_ws = |mut at: usize| {
+        while chars.get(at).is_some_and(|c| c.is_whitespace()) {
+            at += 1;
+        }
+        at
+    };
+    let mut values = Vec::new();
+    let mut at = 0;
+    loop {
+        at = skip_ws(at);
+        if at >= chars.len() {
+            return Err(error(at + 1, format!("expected {one}")));
+        }
+        // Columns count from the field's start: the field is one line.
+        let (value, end) =
+            value::parse_prefix_at(&chars, at).map_err(|e| error(e.column, e.message))?;
+        values.push((at + 1, value));
+        at = skip_ws(end);
+        match chars.get(at) {
+            None => return Ok(values),
+            Some(',') => at += 1,
+            Some(_) => return Err(error(at + 1, format!("expected ',' between {many}"))),
+        }
     }
 }
 
@@ -74,6 +106,17 @@ mod tests {
         assert_eq!(parse_args("'count', 5 6").unwrap_err().column, 12);
         assert_eq!(parse_args("count").unwrap_err().column, 1);
         assert_eq!(parse_args("1, 'a").unwrap_err().column, 4);
+        // No '[' was typed: the error names what the field holds.
+        let e = parse_args("'count', 5 5").unwrap_err();
+        assert_eq!(e.column, 12);
+        assert_eq!(e.message, "expected ',' between arguments");
+        // Inside a list typed in the field, the list's own words.
+        let e = parse_args("[1 2]").unwrap_err();
+        assert_eq!(e.message, "expected ',' or ']' after list element");
+        assert_eq!(
+            parse_args("1,").unwrap_err().message,
+            "expected an argument"
+        );
         assert_eq!(parse_value("'k1'").unwrap(), Value::String("k1".into()));
     }
 

@@ -434,16 +434,10 @@ async fn run_console(
     let paths = Paths::from_env();
     highlight::preload_in_background();
     let (text, path) = initial_buffer(file)?;
-    let (keymap, keymap_error) = match paths.keymap.as_deref().map(std::fs::read_to_string) {
-        Some(Ok(text)) => match keymap::Keymap::with_overrides(&text) {
-            Ok(map) => (map, None),
-            Err(e) => (
-                keymap::Keymap::default(),
-                Some(format!("{e}; default keys used")),
-            ),
-        },
-        _ => (keymap::Keymap::default(), None),
-    };
+    let (keymap, keymap_error) = paths
+        .keymap
+        .as_deref()
+        .map_or_else(|| (keymap::Keymap::default(), None), keymap::Keymap::load);
     let (recovered, recovery_copy) = match paths.recovery.as_deref() {
         Some(dir) => {
             let (recovered, copy) = recovery::take_offer(dir, path.as_deref());

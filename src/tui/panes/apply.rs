@@ -346,38 +346,19 @@ impl FieldError {
 /// Parses the batch keys: literals separated by commas, each an integer,
 /// a string or bytes; errors give the column in the field's text.
 pub fn parse_keys(text: &str) -> Result<Vec<Value>, LiteralError> {
-    let chars: Vec<char> = text.chars().collect();
-    let error = |column: usize, message: String| LiteralError { column, message };
-    let mut keys = Vec::new();
-    let mut at = 0;
-    loop {
-        while chars.get(at).is_some_and(|c| c.is_whitespace()) {
-            at += 1;
-        }
-        if at >= chars.len() {
-            return Err(error(at + 1, "expected a key".into()));
-        }
-        // Columns count from the field's start: the keys are one line.
-        let (key, end) =
-            crate::value::parse_prefix_at(&chars, at).map_err(|e| error(e.column, e.message))?;
-        if !matches!(key, Value::Int(_) | Value::String(_) | Value::Blob(_)) {
-            let kind = crate::value::type_name(&key);
-            return Err(error(
-                at + 1,
-                format!("a key is an integer, a string or bytes, not {kind}"),
-            ));
-        }
-        keys.push(key);
-        at = end;
-        while chars.get(at).is_some_and(|c| c.is_whitespace()) {
-            at += 1;
-        }
-        match chars.get(at) {
-            None => return Ok(keys),
-            Some(',') => at += 1,
-            Some(_) => return Err(error(at + 1, "expected ',' between keys".into())),
-        }
-    }
+    let keys = literal::parse_separated(text, "a key", "keys")?;
+    keys.into_iter()
+        .map(|(column, key)| match key {
+            Value::Int(_) | Value::String(_) | Value::Blob(_) => Ok(key),
+            _ => Err(LiteralError {
+                column,
+                message: format!(
+                    "a key is an integer, a string or bytes, not {}",
+                    crate::value::type_name(&key)
+                ),
+            }),
+        })
+        .collect()
 }
 
 /// The display columns `chars` take (a wide character takes two).
@@ -537,23 +518,34 @@ impl ApplyForm {
             Field::Args => literal::parse_args(self.value(field))
                 .err()
                 .and_then(from_literal),
-            Field::Timeout if !text.is_empty() && text.parse::<u32>().is_err() => {
-                bad(None, "milliseconds, or empty for the server's".into())
-            }
+            Field::Timeout if !text.is_empty() && text.parse::<u32>().is_err() => bad(
+                None,
+                format!(
+                    "'{text}' is not a number of milliseconds \
+                     (or leave it empty for the server's default)"
+                ),
+            ),
             Field::Times => match text.parse::<u32>() {
                 Ok(n) if (1..=100_000).contains(&n) => None,
-                _ => bad(None, "a count from 1 to 100000".into()),
+                _ => bad(None, format!("'{text}' is not a count from 1 to 100000")),
             },
-            Field::Rps if !text.is_empty() && text.parse::<u32>().is_err() => {
-                bad(None, "records per second, or empty for the server's".into())
-            }
+            Field::Rps if !text.is_empty() && text.parse::<u32>().is_err() => bad(
+                None,
+                format!(
+                    "'{text}' is not a number of records per second \
+                     (or leave it empty for the server's default)"
+                ),
+            ),
             Field::Bins => bin_names(self.value(field))
                 .err()
                 .and_then(|(column, message)| bad(Some(column), message)),
             Field::MaxRecords
                 if !text.is_empty() && !matches!(text.parse::<u64>(), Ok(n) if n > 0) =>
             {
-                bad(None, "a count of records, or empty for all".into())
+                bad(
+                    None,
+                    format!("'{text}' is not a count of records (or leave it empty for all)"),
+                )
             }
             _ => None,
         }
@@ -972,6 +964,33 @@ mod tests {
         form.set(Field::Args, "");
         form.set(Field::Timeout, "soon");
         assert_eq!(form.call().unwrap_err().field, Field::Timeout);
+    }
+
+    #[test]
+    fn a_bad_number_field_says_what_was_typed_and_what_it_takes() {
+        let mut form = ApplyForm::default();
+        for text in ["abc", "-5"] {
+            form.set(Field::Timeout, text);
+            let error = form.check_field(Field::Timeout).expect("an error");
+            assert_eq!(
+                error.message,
+                format!(
+                    "'{text}' is not a number of milliseconds \
+                     (or leave it empty for the server's default)"
+                )
+            );
+        }
+        form.set(Field::Timeout, "");
+        assert_eq!(form.check_field(Field::Timeout), None);
+        form.set(Field::Rps, "fast");
+        let error = form.check_field(Field::Rps).expect("an error");
+        assert!(
+            error
+                .message
+                .starts_with("'fast' is not a number of records per second"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

@@ -211,7 +211,7 @@ impl Editor {
     pub fn search(&mut self, pattern: &str) -> Result<bool, String> {
         self.text
             .set_search(pattern)
-            .map_err(|e| format!("bad pattern: {e}"))?;
+            .map_err(|e| pattern_error(pattern, e))?;
         let found = self.text.search_forward(true);
         self.follow_cursor();
         Ok(found)
@@ -679,6 +679,19 @@ fn visible_cells(
     }
 }
 
+/// A pattern the regex crate refused, on one line with the column of the
+/// problem: its own message draws the pattern and a caret over lines.
+fn pattern_error(pattern: &str, e: regex::Error) -> String {
+    let syntax =
+        |at: usize, what: &dyn std::fmt::Display| format!("bad pattern at column {at}: {what}");
+    match regex_syntax::Parser::new().parse(pattern) {
+        Err(regex_syntax::Error::Parse(e)) => syntax(e.span().start.column, e.kind()),
+        Err(regex_syntax::Error::Translate(e)) => syntax(e.span().start.column, e.kind()),
+        // Too big to compile, not a mistake in the text.
+        _ => format!("bad pattern: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,6 +712,20 @@ mod tests {
         assert_eq!(editor.contents(), "a\nb\n");
         editor.redo();
         assert_eq!(editor.contents(), "xa\nb\n");
+    }
+
+    #[test]
+    fn a_bad_search_pattern_says_its_column_on_one_line() {
+        let mut editor = Editor::new("a\n", None, "m.lua".into(), true);
+        assert_eq!(
+            editor.search("(["),
+            Err("bad pattern at column 2: unclosed character class".to_string())
+        );
+        assert_eq!(
+            editor.search("aé)"),
+            Err("bad pattern at column 3: unopened group".to_string())
+        );
+        assert_eq!(editor.search("a"), Ok(true));
     }
 
     #[test]

@@ -82,6 +82,15 @@ pub fn parse_create(text: &str) -> Result<IndexSpec, PromptError> {
         .next_if(|(_, w)| collection_of(w).is_some())
         .map(|(_, w)| w);
     let name = rest.next();
+    // A second collection word is a mistake, not the index's name.
+    if let (Some(first), Some((column, second))) = (collection_word, name)
+        && collection_of(second).is_some()
+    {
+        return Err(error(
+            column,
+            format!("'{second}' after '{first}': only one of list, mapkeys, mapvalues"),
+        ));
+    }
     if let Some((column, extra)) = rest.next() {
         return Err(error(
             column,
@@ -253,5 +262,11 @@ mod tests {
         assert!(e.message.contains("'extra'"), "{e}");
         let e = parse_create("test.s a numeric n1 n2").unwrap_err();
         assert_eq!(e.column, 21);
+        let e = parse_create("test.s count numeric list mapkeys").unwrap_err();
+        assert_eq!(e.column, 27);
+        assert!(
+            e.message.contains("'mapkeys'") && e.message.contains("only one of list"),
+            "{e}"
+        );
     }
 }

@@ -8,9 +8,12 @@
 //! moves the other lines' string headers (pointers), not their text.
 
 use std::collections::VecDeque;
+use std::sync::LazyLock;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use regex::Regex;
+
+use crate::tui::keymap::Chord;
 
 /// Tab stops every this many display columns.
 pub const TAB_WIDTH: usize = 4;
@@ -71,63 +74,157 @@ pub enum Op {
     Cut,
     Copy,
     Yank,
-    Undo,
     /// A move; `true` extends the selection (Shift).
     Move(Move, bool),
 }
 
-/// The editing keys (emacs-style, as the console has always had them; keys
-/// the console's keymap binds never get here).
+/// The editing keys (the usual ones and emacs's), with what the help says
+/// of them: `op_for` looks keys up here, so the help lists what they do.
+/// Shift with a move selects; keys the console's keymap binds never get
+/// here (undo and redo are the keymap's).
+pub const KEYS: &[(&[&str], Op, &str)] = &[
+    (&["Enter", "Ctrl-M"], Op::Newline, "new line"),
+    (&["Tab"], Op::Tab, "indent"),
+    (
+        &["Backspace", "Ctrl-H"],
+        Op::Backspace,
+        "delete before the cursor",
+    ),
+    (&["Delete", "Ctrl-D"], Op::Delete, "delete at the cursor"),
+    (
+        &["Ctrl-W", "Alt-Backspace", "Alt-H"],
+        Op::DeleteWordBack,
+        "delete the word before the cursor (Alt-Y pastes it)",
+    ),
+    (
+        &["Alt-D", "Alt-Delete"],
+        Op::DeleteWordForward,
+        "delete the word after the cursor (Alt-Y pastes it)",
+    ),
+    (&["Ctrl-X"], Op::Cut, "cut the selection"),
+    (&["Alt-W"], Op::Copy, "copy the selection"),
+    (
+        &["Alt-Y"],
+        Op::Yank,
+        "paste what was cut, copied or deleted by word",
+    ),
+    (&["Up", "Ctrl-P"], Op::Move(Move::Up, false), "line up"),
+    (
+        &["Down", "Ctrl-N"],
+        Op::Move(Move::Down, false),
+        "line down",
+    ),
+    (
+        &["Left", "Ctrl-B"],
+        Op::Move(Move::Left, false),
+        "character left",
+    ),
+    (
+        &["Right", "Ctrl-F"],
+        Op::Move(Move::Right, false),
+        "character right",
+    ),
+    (
+        &["Ctrl-Left", "Alt-B"],
+        Op::Move(Move::WordBack, false),
+        "word back",
+    ),
+    (
+        &["Ctrl-Right", "Alt-F"],
+        Op::Move(Move::WordForward, false),
+        "word forward",
+    ),
+    (
+        &["Home", "Ctrl-A", "Ctrl-Alt-Left", "Ctrl-Alt-B"],
+        Op::Move(Move::Home, false),
+        "start of the line",
+    ),
+    (
+        &["End", "Ctrl-E", "Ctrl-Alt-Right", "Ctrl-Alt-F"],
+        Op::Move(Move::End, false),
+        "end of the line",
+    ),
+    (
+        &["Ctrl-Up", "Alt-[", "Alt-P"],
+        Op::Move(Move::ParagraphBack, false),
+        "paragraph back",
+    ),
+    (
+        &["Ctrl-Down", "Alt-]", "Alt-N"],
+        Op::Move(Move::ParagraphForward, false),
+        "paragraph forward",
+    ),
+    (
+        &["PageUp", "Alt-V"],
+        Op::Move(Move::PageUp, false),
+        "page up",
+    ),
+    (
+        &["PageDown", "Ctrl-V"],
+        Op::Move(Move::PageDown, false),
+        "page down",
+    ),
+    (
+        &["Ctrl-Home", "Alt-<", "Ctrl-Alt-Up", "Ctrl-Alt-P"],
+        Op::Move(Move::Top, false),
+        "top of the buffer",
+    ),
+    (
+        &["Ctrl-End", "Alt->", "Ctrl-Alt-Down", "Ctrl-Alt-N"],
+        Op::Move(Move::Bottom, false),
+        "bottom of the buffer",
+    ),
+];
+
+/// A key as `KEYS` is looked up: Shift apart (with a move it selects), a
+/// letter with Ctrl or Alt in lower case, Shift-Tab as Tab.
+pub fn table_chord(code: KeyCode, mods: KeyModifiers) -> Chord {
+    let mods = mods & (KeyModifiers::CONTROL | KeyModifiers::ALT);
+    let code = match code {
+        KeyCode::Char(c) if !mods.is_empty() => KeyCode::Char(c.to_ascii_lowercase()),
+        KeyCode::BackTab => KeyCode::Tab,
+        code => code,
+    };
+    Chord { code, mods }
+}
+
+/// `KEYS` parsed once, for the lookup on every key.
+static TABLE: LazyLock<Vec<(Chord, Op)>> = LazyLock::new(|| {
+    let mut table = Vec::new();
+    for (names, op, _) in KEYS {
+        for name in *names {
+            let chord = Chord::parse(name).expect("editing keys parse");
+            table.push((table_chord(chord.code, chord.mods), *op));
+        }
+    }
+    table
+});
+
+/// The editing operation of a key, from `KEYS`; a character typed without
+/// Ctrl or Alt is itself.
 pub fn op_for(key: &KeyEvent) -> Option<Op> {
-    use KeyCode::*;
     if key.kind == KeyEventKind::Release {
         return None;
     }
-    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-    let alt = key.modifiers.contains(KeyModifiers::ALT);
-    let mut shift = key.modifiers.contains(KeyModifiers::SHIFT);
-    let code = match key.code {
-        // With Ctrl or Alt, a letter may come upper case when Shift is held.
-        Char(c) if ctrl || alt => {
-            // Shift on a symbol ('<') is part of typing it, not a selection.
-            shift = c.is_ascii_alphabetic() && (shift || c.is_ascii_uppercase());
-            Char(c.to_ascii_lowercase())
+    let ctrl_alt = key
+        .modifiers
+        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    let shift = match key.code {
+        // With Ctrl or Alt, a letter may come upper case when Shift is
+        // held; Shift on a symbol ('<') is part of typing it.
+        KeyCode::Char(c) if ctrl_alt => {
+            c.is_ascii_alphabetic()
+                && (key.modifiers.contains(KeyModifiers::SHIFT) || c.is_ascii_uppercase())
         }
-        code => code,
+        KeyCode::Char(c) => return Some(Op::Char(c)),
+        _ => key.modifiers.contains(KeyModifiers::SHIFT),
     };
-    let go = |m: Move| Some(Op::Move(m, shift));
-    match (code, ctrl, alt) {
-        (Enter, ..) | (Char('m'), true, false) => Some(Op::Newline),
-        (Char(c), false, false) => Some(Op::Char(c)),
-        (Tab | BackTab, false, false) => Some(Op::Tab),
-        (Backspace, false, false) | (Char('h'), true, false) => Some(Op::Backspace),
-        (Delete, false, false) | (Char('d'), true, false) => Some(Op::Delete),
-        (Char('w'), true, false) | (Char('h'), false, true) | (Backspace, false, true) => {
-            Some(Op::DeleteWordBack)
-        }
-        (Delete, false, true) | (Char('d'), false, true) => Some(Op::DeleteWordForward),
-        (Char('x'), true, false) => Some(Op::Cut),
-        (Char('w'), false, true) => Some(Op::Copy),
-        (Char('y'), false, true) => Some(Op::Yank),
-        (Char('u'), true, false) => Some(Op::Undo),
-        (Up, false, false) | (Char('p'), true, false) => go(Move::Up),
-        (Down, false, false) | (Char('n'), true, false) => go(Move::Down),
-        (Left, false, false) | (Char('b'), true, false) => go(Move::Left),
-        (Right, false, false) | (Char('f'), true, false) => go(Move::Right),
-        (Home, true, false) => go(Move::Top),
-        (End, true, false) => go(Move::Bottom),
-        (Home, ..) | (Char('a'), true, false) | (Left | Char('b'), true, true) => go(Move::Home),
-        (End, ..) | (Char('e'), true, false) | (Right | Char('f'), true, true) => go(Move::End),
-        (Char('<'), false, true) | (Up | Char('p'), true, true) => go(Move::Top),
-        (Char('>'), false, true) | (Down | Char('n'), true, true) => go(Move::Bottom),
-        (Char('f'), false, true) | (Right, true, false) => go(Move::WordForward),
-        (Char('b'), false, true) | (Left, true, false) => go(Move::WordBack),
-        (Char(']' | 'n'), false, true) | (Down, true, false) => go(Move::ParagraphForward),
-        (Char('[' | 'p'), false, true) | (Up, true, false) => go(Move::ParagraphBack),
-        (PageDown, ..) | (Char('v'), true, false) => go(Move::PageDown),
-        (PageUp, ..) | (Char('v'), false, true) => go(Move::PageUp),
-        _ => None,
-    }
+    let chord = table_chord(key.code, key.modifiers);
+    let (_, op) = TABLE.iter().find(|(c, _)| *c == chord)?;
+    Some(match *op {
+        Op::Move(m, _) => Op::Move(m, shift),
+        op => op,
+    })
 }
 
 /// One undo step: at `at`, `removed` was replaced by `inserted`; the
@@ -283,7 +380,6 @@ impl Buffer {
                 let text = self.yank.clone();
                 self.insert(&text, false)
             }
-            Op::Undo => self.undo(),
             Op::Move(m, select) => {
                 self.move_cursor(m, select, page);
                 None
@@ -1222,7 +1318,18 @@ mod tests {
         assert_eq!(key(KeyCode::Char('w'), ctrl), Some(Op::DeleteWordBack));
         assert_eq!(key(KeyCode::Backspace, alt), Some(Op::DeleteWordBack));
         assert_eq!(key(KeyCode::Char('d'), alt), Some(Op::DeleteWordForward));
-        assert_eq!(key(KeyCode::Char('u'), ctrl), Some(Op::Undo));
+        // Undo is the keymap's (Ctrl-Z); Ctrl-U was ratatui-textarea's.
+        assert_eq!(key(KeyCode::Char('u'), ctrl), None);
+        assert_eq!(key(KeyCode::Char('z'), ctrl), None);
+        assert_eq!(key(KeyCode::Char('y'), alt), Some(Op::Yank));
+        assert_eq!(
+            key(KeyCode::End, ctrl | shift),
+            Some(Op::Move(Move::Bottom, true))
+        );
+        assert_eq!(
+            key(KeyCode::Char('['), alt),
+            Some(Op::Move(Move::ParagraphBack, false))
+        );
         assert_eq!(key(KeyCode::Char('x'), ctrl), Some(Op::Cut));
         assert_eq!(
             key(KeyCode::Right, shift),
@@ -1261,7 +1368,8 @@ mod tests {
         assert_eq!(op_for(&release), None);
     }
 
-    fn any_op() -> impl Strategy<Value = Op> {
+    /// An operation, or (None) an undo between them.
+    fn any_op() -> impl Strategy<Value = Option<Op>> {
         let moves = prop_oneof![
             Just(Move::Left),
             Just(Move::Right),
@@ -1276,18 +1384,18 @@ mod tests {
         ];
         prop_oneof![
             4 => prop::sample::select(vec!['a', 'é', ' ', '\t', '🐱', '(', '_'])
-                .prop_map(Op::Char),
-            1 => Just(Op::Newline),
-            1 => Just(Op::Tab),
-            2 => Just(Op::Backspace),
-            2 => Just(Op::Delete),
-            1 => Just(Op::DeleteWordBack),
-            1 => Just(Op::DeleteWordForward),
-            1 => Just(Op::Cut),
-            1 => Just(Op::Copy),
-            1 => Just(Op::Yank),
-            1 => Just(Op::Undo),
-            3 => (moves, any::<bool>()).prop_map(|(m, select)| Op::Move(m, select)),
+                .prop_map(|c| Some(Op::Char(c))),
+            1 => Just(Some(Op::Newline)),
+            1 => Just(Some(Op::Tab)),
+            2 => Just(Some(Op::Backspace)),
+            2 => Just(Some(Op::Delete)),
+            1 => Just(Some(Op::DeleteWordBack)),
+            1 => Just(Some(Op::DeleteWordForward)),
+            1 => Just(Some(Op::Cut)),
+            1 => Just(Some(Op::Copy)),
+            1 => Just(Some(Op::Yank)),
+            1 => Just(None::<Op>),
+            3 => (moves, any::<bool>()).prop_map(|(m, select)| Some(Op::Move(m, select))),
         ]
     }
 
@@ -1305,7 +1413,11 @@ mod tests {
                 if i % 30 == 29 && let Some(p) = pastes.get(i / 30) {
                     edits += usize::from(b.paste(p).is_some());
                 }
-                edits += usize::from(b.apply(*op, 3).is_some());
+                let change = match op {
+                    Some(op) => b.apply(*op, 3),
+                    None => b.undo(),
+                };
+                edits += usize::from(change.is_some());
                 let cursor = b.cursor();
                 prop_assert!(cursor.row < b.lines().len());
                 prop_assert!(cursor.col <= b.lines()[cursor.row].chars().count());
