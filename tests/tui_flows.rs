@@ -562,7 +562,12 @@ fn a_cancelled_run_many_says_how_many_of_the_asked_runs_were_done() {
     console.set_field(7, "20000");
     console.key(KeyCode::F(5));
     for i in 0..4 {
-        console.answer(is_apply, Ok(applied(Value::Int(i), None, (i, 1))));
+        let before = (i, i as u32 + 1);
+        let after = (i + 1, i as u32 + 2);
+        console.answer(
+            is_apply,
+            Ok(applied(Value::Int(i + 1), Some(before), after)),
+        );
     }
     console.ctrl('k');
     let tag = console.tag_of(is_apply);
@@ -581,6 +586,13 @@ fn a_cancelled_run_many_says_how_many_of_the_asked_runs_were_done() {
     );
     assert_eq!(console.status(), "#1 cancelled: 4 of 20000 runs done");
     assert!(!console.app.results.entries[0].in_flight());
+    // The runs that were answered: their figures, and the record before the
+    // first → after the last; no error of the cancelled call.
+    assert!(screen.contains("min T p50 T p90 T p99 T max T"), "{screen}");
+    assert!(screen.contains("= 4"), "{screen}");
+    assert!(screen.contains("record gen 1 → 5"), "{screen}");
+    assert!(screen.contains("~ count: 0 → 4"), "{screen}");
+    assert!(!screen.contains('✗'), "{screen}");
 
     // A run that ends before the cancel reaches it still counts.
     console.key(KeyCode::F(5));

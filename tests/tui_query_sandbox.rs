@@ -13,7 +13,7 @@ use asudf::tui::Action;
 use asudf::tui::panes::apply::{Field, FormKind};
 use asudf::tui::panes::results::CallState;
 use asudf::tui::panes::runs::{Detail, Stages};
-use crossterm::event::KeyCode;
+use crossterm::event::{KeyCode, KeyModifiers};
 
 mod common;
 use common::live::OnServer;
@@ -247,4 +247,73 @@ async fn a_failing_stream_function_marks_its_line() {
     assert_eq!(report.partitions, 1, "{report:?}");
     assert!(screen.contains("1 partition ran"), "{screen}");
     assert!(screen.contains("map(broken)"), "{screen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregation_refused_at_its_start_shows_no_stage_counts() {
+    let mut live = OnServer::start(160, 45, async |_| {}).await;
+    // groupby (the 3rd sample) runs with its stage counts.
+    live.load_sample(2).await;
+    let first = live.run().await;
+    let Some(Detail::Aggregate(view)) = first.run.map(|r| r.detail) else {
+        panic!("an aggregation result")
+    };
+    assert!(matches!(view.stages, Stages::Ready(_)), "{:?}", view.stages);
+
+    // No string index on amount: the server refuses the query before any
+    // job starts, and the run before's job is not this one's.
+    live.set(Field::Where, "amount = 'x'").await;
+    let entry = live.run().await;
+    let CallState::Done {
+        outcome: Err(failure),
+        ..
+    } = &entry.state
+    else {
+        panic!("the aggregation fails: {:?}", entry.state)
+    };
+    assert_eq!(failure.code, 201, "{failure:?}");
+    let Some(Detail::Aggregate(view)) = entry.run.as_ref().map(|r| &r.detail) else {
+        panic!("an aggregation result")
+    };
+    assert_eq!(view.stages, Stages::NotRun);
+    // Only the first run's stage view is on the screen.
+    let screen = live.screen();
+    assert!(screen.contains("Index not found"), "{screen}");
+    assert_eq!(screen.matches("partitions ran").count(), 1, "{screen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_job_shows_as_aborted_with_the_progress_it_reached() {
+    let mut live = OnServer::start(160, 45, async |_| {}).await;
+    // stamp (the 4th sample), slowed to 10 records a second.
+    live.load_sample(3).await;
+    live.set(Field::Rps, "10").await;
+    live.key(KeyCode::F(5)).await;
+    let job = |app: &asudf::tui::app::App| match app.results.entries.last()?.run.as_ref()?.detail {
+        Detail::Background(ref job) => job.info.clone(),
+        _ => None,
+    };
+    live.wait("the job's progress read", |app| job(app).is_some())
+        .await;
+    live.with(KeyModifiers::CONTROL, 'k').await;
+    live.wait("the job ended", |app| job(app).is_some_and(|i| i.is_done()))
+        .await;
+    let info = job(&live.app).unwrap();
+    assert_eq!(info.status(), "done(user-aborted)");
+    assert!(info.percent() < 100.0, "{info:?}");
+    let screen = live.screen();
+    let header = screen
+        .lines()
+        .find(|l| l.contains("#1 "))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(header.contains("✗ T") && !header.contains("✓"), "{screen}");
+    assert!(screen.contains("done(user-aborted)"), "{screen}");
+    assert!(!screen.contains("100.00%"), "{screen}");
+    // The jobs list agrees.
+    live.key(KeyCode::F(12)).await;
+    live.wait("the jobs listed", |app| app.jobs.loaded_once)
+        .await;
+    let screen = live.screen();
+    assert!(screen.contains("done(user-aborted)"), "{screen}");
+    assert!(!screen.contains("100.0%"), "{screen}");
 }

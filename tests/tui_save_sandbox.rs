@@ -248,3 +248,52 @@ async fn a_session_on_loaded_samples_saves_their_records_and_passes_when_replaye
     assert_eq!(report.passed(), 2, "{report:?}");
     assert_eq!(report.failed(), 0, "{report:?}");
 }
+
+/// A series (not saved) that changed a record between two saved steps on it
+/// would leave the later step expecting a state the file never makes: that
+/// step is left out, and the file passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_after_a_left_out_series_changed_its_record_is_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut live = OnServer::start(160, 45, async |_| {}).await;
+    // The bundled counter.lua, registered with F9.
+    live.key(KeyCode::F(9)).await;
+    live.wait("registered", |app| {
+        app.modules.entries.iter().any(|m| m.name == "counter.lua")
+    })
+    .await;
+    live.set(Field::Key, "'k3'").await;
+    live.set(Field::Module, "counter").await;
+    live.set(Field::Function, "increment").await;
+    live.set(Field::Args, "'c2', 1").await;
+    for times in ["1", "5", "1"] {
+        live.set(Field::Times, times).await;
+        let entry = live.run().await;
+        assert!(
+            matches!(entry.state, CallState::Done { outcome: Ok(_), .. }),
+            "{entry:?}"
+        );
+    }
+
+    let file = dir.path().join("session.udftest.toml");
+    let text = live.save_test(&file).await;
+    let status = live.app.status.as_ref().map(|s| s.text.clone()).unwrap();
+    assert!(
+        status.contains("(2 run(s) left out:")
+            && status.contains("1 of them after a run not in the file changed their record"),
+        "{status}"
+    );
+    let scenario = format::load(&file).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(scenario.steps.len(), 1, "{text}");
+    let reports = testing::run_files(vec![scenario], None).await;
+    let report = &reports[0];
+    assert!(
+        report.connection.is_none() && report.setup.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(
+        (report.passed(), report.failed()),
+        (1, 0),
+        "{report:?}\n{text}"
+    );
+}

@@ -13,8 +13,8 @@ use crossterm::event::{
 use ratatui::layout::{Position, Rect};
 
 use crate::client::{
-    ConnectionState, Event, Failure, FailureKind, IndexSpec, JobInfo, Outcome, Request, StreamItem,
-    Timing,
+    ConnectionState, Event, Failure, FailureKind, IndexSpec, JobInfo, Outcome, RecordKey, Request,
+    StreamItem, Timing,
 };
 use crate::lint::LuaLibs;
 use crate::testing::save::{
@@ -276,7 +276,8 @@ pub struct App {
     polls: Vec<Poll>,
     /// The test file being saved, how many runs it left out, and what it
     /// could not include (said with the outcome).
-    saving_test: Option<(PathBuf, usize, String)>,
+    /// The test file being written, and what its status line adds.
+    saving_test: Option<(PathBuf, String)>,
     /// The buffer's text being written, if it is.
     writing: Option<Writing>,
     /// Registrations of each module (by file name) this console made: a
@@ -871,8 +872,8 @@ impl App {
 
     /// Writes the session's calls as a test file (F7).
     fn write_test_file(&mut self, path: PathBuf, guard: Guard, effects: &mut Vec<Effect>) {
-        let (text, left_out, missing) = self.test_file(&path);
-        self.saving_test = Some((path.clone(), left_out, missing));
+        let (text, note) = self.test_file(&path);
+        self.saving_test = Some((path.clone(), note));
         effects.push(Effect::SaveFile {
             path,
             text,
@@ -968,15 +969,7 @@ impl App {
                 if let Some(written) = buffer_write {
                     self.buffer_written(written);
                 }
-                let left_out = match test_file {
-                    Some((_, n, missing)) => {
-                        let runs = (n > 0).then(|| format!(
-                            " ({n} run(s) left out: in flight, cancelled, not answered, run ×N, or on a version of the module registered before)"
-                        ));
-                        format!("{}{missing}", runs.unwrap_or_default())
-                    }
-                    None => String::new(),
-                };
+                let left_out = test_file.map(|(_, note)| note).unwrap_or_default();
                 self.say(format!("saved {}{left_out}", path.display()));
             }
             Err(SaveError::Failed(e)) => {
@@ -1178,7 +1171,7 @@ impl App {
             }
             Command::SaveResults => self.prompt(PromptKind::SaveResults, "results.json"),
             Command::SaveTest => {
-                let (runs, left_out) = self.saved_runs();
+                let (runs, left_out, _) = self.saved_runs();
                 if runs.is_empty() && left_out > 0 {
                     self.complain(format!(
                         "no finished runs to save as a test ({left_out} in flight, cancelled or not answered)"
@@ -1406,15 +1399,13 @@ impl App {
             Request::Apply(shared.clone()),
             effects,
         );
-        if let Some(mut b) = series {
-            b.sent = 1;
-            self.results.push(tag, label, self.now, Some(b));
-            self.series_calls.insert(number, shared);
-        } else {
-            self.results.push(tag, label, self.now, None);
-            if let Some(entry) = self.results.entries.last_mut() {
-                entry.call = Some(Arc::unwrap_or_clone(shared));
-            }
+        let series = series.map(|b| RunSeries { sent: 1, ..b });
+        if series.is_some() {
+            self.series_calls.insert(number, shared.clone());
+        }
+        self.results.push(tag, label, self.now, series);
+        if let Some(entry) = self.results.entries.last_mut() {
+            entry.call = Some(Arc::unwrap_or_clone(shared));
         }
         self.note_registration(&module);
     }
@@ -1479,6 +1470,7 @@ impl App {
                 ns: call.scope.ns.clone(),
                 set: call.scope.set.clone(),
                 stages: Stages::Waiting,
+                trid: None,
             }),
             Request::Execute(_) => Detail::Background(JobView::default()),
             Request::Query(_) => Detail::Query(Vec::new()),
@@ -1739,6 +1731,27 @@ impl App {
         outcome: Result<Outcome, Failure>,
         effects: &mut Vec<Effect>,
     ) {
+        // A job whose counts another entry shows is that run's: a run
+        // refused at its start has no job, and must not take the one before.
+        let claimed: Vec<u64> = self
+            .results
+            .entries
+            .iter()
+            .filter(|e| e.number != number)
+            .filter_map(|e| match &e.run.as_ref()?.detail {
+                Detail::Aggregate(view) => view.trid,
+                _ => None,
+            })
+            .collect();
+        let failed = self.results.by_number(number).is_some_and(|e| {
+            matches!(
+                e.state,
+                CallState::Done {
+                    outcome: Err(_),
+                    ..
+                }
+            )
+        });
         let Some(view) = self.aggregate_view(number) else {
             return;
         };
@@ -1751,7 +1764,8 @@ impl App {
             }
         };
         let ours = |job: &&JobInfo| {
-            job.field("job-type") == Some("aggregation")
+            !claimed.contains(&job.id())
+                && job.field("job-type") == Some("aggregation")
                 && job.field("ns") == Some(view.ns.as_str())
                 && job.field("set") == view.set.as_deref()
         };
@@ -1766,7 +1780,11 @@ impl App {
             .take(STAGE_CANDIDATES)
             .collect();
         if candidates.is_empty() {
-            view.stages = Stages::Unavailable("the sandbox lists no such aggregation".into());
+            view.stages = if failed {
+                Stages::NotRun
+            } else {
+                Stages::Unavailable("the sandbox lists no such aggregation".into())
+            };
             return;
         }
         let trid = candidates.remove(0);
@@ -1829,6 +1847,7 @@ impl App {
             Ok(report) => {
                 let again = !report.done && tries < STAGE_TRIES;
                 view.stages = Stages::Ready(report);
+                view.trid = Some(trid);
                 if again {
                     self.polls.push(Poll {
                         due: now + STAGE_RETRY,
@@ -1886,35 +1905,58 @@ impl App {
         }
     }
 
-    /// The finished runs to save as a test (the marked ones, or all), and
-    /// how many of those were left out: in flight, cancelled, failed before
-    /// the server answered, a run-N series (not saved), or made before this
-    /// console registered its module again (the file has the newer one).
-    fn saved_runs(&self) -> (Vec<SavedRun>, usize) {
+    /// The finished runs to save as a test (the marked ones, or all), how
+    /// many of those were left out: in flight, cancelled, failed before the
+    /// server answered, a run-N series (not saved), or made before this
+    /// console registered its module again (the file has the newer one);
+    /// and how many of them because a run not in the file may have written
+    /// their records after the file's state of them was set (by a seeded
+    /// sample or an earlier step): replayed, they would start elsewhere.
+    fn saved_runs(&self) -> (Vec<SavedRun>, usize, usize) {
         let any_marked = self.results.entries.iter().any(|e| e.marked);
         let mut runs = Vec::new();
-        let mut left_out = 0;
-        for e in self
-            .results
-            .entries
+        let (mut left_out, mut stale) = (0, 0);
+        // The records the file has a state of, and those a run not in it
+        // may have written since.
+        let mut fixed: Vec<Place> = self
+            .samples_written
             .iter()
-            .filter(|e| e.marked || !any_marked)
-        {
+            .filter(|(_, complete)| *complete)
+            .filter_map(|(sample, _)| sample.target().ok())
+            .map(|t| Place::Set(t.namespace, t.set))
+            .collect();
+        let mut changed: Vec<Place> = Vec::new();
+        for e in &self.results.entries {
+            let chosen = e.marked || !any_marked;
             let earlier_version = e.registration.as_ref().is_some_and(|(module, count)| {
                 self.registrations.get(module).copied().unwrap_or(0) != *count
             });
-            match saved_run(e).filter(|_| !earlier_version) {
-                Some(run) => runs.push(run),
-                None => left_out += 1,
+            let places = Place::of(e);
+            let run = saved_run(e).filter(|_| chosen && !earlier_version);
+            let overlaps = |list: &[Place], p: &Place| list.iter().any(|q| q.overlaps(p));
+            match run {
+                Some(run) if !places.iter().any(|p| overlaps(&changed, p)) => {
+                    fixed.extend(places);
+                    runs.push(run);
+                }
+                run => {
+                    if chosen {
+                        left_out += 1;
+                        stale += usize::from(run.is_some());
+                    }
+                    if Place::writes(e) {
+                        changed.extend(places.into_iter().filter(|p| overlaps(&fixed, p)));
+                    }
+                }
             }
         }
-        (runs, left_out)
+        (runs, left_out, stale)
     }
 
     /// A test file of the saved calls, referencing each module by its file
     /// when the editor has it open from one, else by its registered source;
     /// with how many runs it left out and what it could not include.
-    fn test_file(&self, path: &std::path::Path) -> (String, usize, String) {
+    fn test_file(&self, path: &std::path::Path) -> (String, String) {
         let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or(p.to_path_buf());
         let mut modules: Vec<ModuleRef> = Vec::new();
         // By its file only when the file holds what the buffer shows (a
@@ -1951,7 +1993,7 @@ impl App {
                     .or_else(|| Some(self.editor.contents())),
             });
         }
-        let (runs, left_out) = self.saved_runs();
+        let (runs, left_out, stale) = self.saved_runs();
         // The indexes as the server lists them, for the where clauses.
         let indexes: Vec<IndexSpec> = self
             .indexes
@@ -1968,7 +2010,14 @@ impl App {
             .collect();
         let (seeds, missing) = self.sample_seeds();
         let text = scenario_text(&runs, &modules, &indexes, &seeds, &absolute(path));
-        (text, left_out, missing)
+        let because = match stale {
+            0 => String::new(),
+            n => format!("; {n} of them after a run not in the file changed their record"),
+        };
+        let runs = (left_out > 0).then(|| format!(
+            " ({left_out} run(s) left out: in flight, cancelled, not answered, run ×N, or on a version of the module registered before{because})"
+        ));
+        (text, format!("{}{missing}", runs.unwrap_or_default()))
     }
 
     /// The records the samples loaded this session wrote, for the test file
@@ -2417,10 +2466,15 @@ impl App {
                 stopped = Some((series.done(), series.total));
             }
         }
-        entry.state = CallState::Done {
-            outcome,
-            round_trip,
-        };
+        // A cancelled series keeps its last answered run: the record before
+        // its first run → after that one, and no cancelled call's error.
+        let keep = cancelled && entry.series.as_ref().is_some_and(|s| s.done() > 0);
+        if !keep {
+            entry.state = CallState::Done {
+                outcome,
+                round_trip,
+            };
+        }
         if again && let Some(call) = self.series_calls.get(&number).cloned() {
             let tag = self.send(
                 Purpose::Apply { entry: number },
@@ -2441,10 +2495,62 @@ impl App {
     }
 }
 
+/// Records a run reads or writes: one record, or those of a set (of the
+/// whole namespace when the set is `None`).
+#[derive(Debug, Clone, PartialEq)]
+enum Place {
+    Record(RecordKey),
+    Set(String, Option<String>),
+}
+
+impl Place {
+    fn of(e: &CallEntry) -> Vec<Place> {
+        if let Some(call) = &e.call {
+            return vec![Place::Record(call.key.clone())];
+        }
+        let set =
+            |scope: &crate::client::query::Scope| Place::Set(scope.ns.clone(), scope.set.clone());
+        match &e.request {
+            Some(Request::Aggregate(call)) => vec![set(&call.scope)],
+            Some(Request::Execute(call)) => vec![set(&call.scope)],
+            Some(Request::Query(call)) => vec![set(&call.scope)],
+            Some(Request::BatchApply(call)) => {
+                call.keys.iter().cloned().map(Place::Record).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the run may write its places: a record apply, a batch or a
+    /// background job (whatever came back: a cancelled one may have too).
+    fn writes(e: &CallEntry) -> bool {
+        e.call.is_some()
+            || matches!(
+                &e.request,
+                Some(Request::Execute(_) | Request::BatchApply(_))
+            )
+    }
+
+    fn overlaps(&self, other: &Place) -> bool {
+        let set = |p: &Place| match p {
+            Place::Record(key) => (key.ns.clone(), key.set.clone()),
+            Place::Set(ns, set) => (ns.clone(), set.clone()),
+        };
+        match (self, other) {
+            (Place::Record(a), Place::Record(b)) => a == b,
+            _ => {
+                let ((ns, a), (other_ns, b)) = (set(self), set(other));
+                ns == other_ns && (a.is_none() || b.is_none() || a == b)
+            }
+        }
+    }
+}
+
 /// A result entry as a test step, when it finished with an answer the
 /// format can expect.
 fn saved_run(e: &CallEntry) -> Option<SavedRun> {
-    if e.in_flight() {
+    // A run-N series is no step: the file has no way to repeat a call.
+    if e.in_flight() || e.series.is_some() {
         return None;
     }
     let CallState::Done { outcome, .. } = &e.state else {

@@ -144,7 +144,8 @@ pub struct CallEntry {
     pub state: CallState,
     pub expanded: bool,
     pub series: Option<RunSeries>,
-    /// The call itself, to save it as a test step.
+    /// The call itself, to save it as a test step (a series's is not saved,
+    /// but says which record it wrote).
     pub call: Option<ApplyCall>,
     /// Marked to go into the next test file.
     pub marked: bool,
@@ -509,6 +510,13 @@ impl Results {
                     ),
                     theme.warn(),
                 ),
+                // The job started, but did not end ok: its start is no success.
+                CallState::Done {
+                    outcome: Ok(_),
+                    round_trip,
+                } if entry.run.as_ref().is_some_and(RunView::job_stopped) => {
+                    Span::styled(format!("✗\u{a0}{}", time(*round_trip)), theme.error())
+                }
                 CallState::Done {
                     outcome: Ok(outcome),
                     round_trip,

@@ -48,6 +48,11 @@ impl RunView {
         matches!(&self.detail, Detail::Background(job) if job.running())
     }
 
+    /// True once a background job ended other than ok (aborted).
+    pub fn job_stopped(&self) -> bool {
+        matches!(&self.detail, Detail::Background(job) if job.stopped())
+    }
+
     /// Rows the entry lists (values, records or keys).
     pub fn rows(&self, outcome: Option<&Outcome>) -> usize {
         match (&self.detail, outcome) {
@@ -76,6 +81,9 @@ pub struct AggregateView {
     pub ns: String,
     pub set: Option<String>,
     pub stages: Stages,
+    /// The sandbox job whose counts [`stages`](Self::stages) shows: no
+    /// other run's entry takes them.
+    pub trid: Option<u64>,
 }
 
 /// The stage view of an aggregation.
@@ -87,6 +95,9 @@ pub enum Stages {
     NeedsSandbox,
     Ready(StreamReport),
     Unavailable(String),
+    /// The run failed and the sandbox lists no job of its own: its stream
+    /// never ran (refused at its start), so there is nothing to show.
+    NotRun,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -107,6 +118,12 @@ impl JobView {
         self.id.is_some()
             && self.error.is_none()
             && !self.info.as_ref().is_some_and(|i| i.is_done())
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.info
+            .as_ref()
+            .is_some_and(|i| i.is_done() && i.status() != "done(ok)")
     }
 }
 
@@ -215,7 +232,7 @@ fn aggregate_lines(
     }
     out.extend(window_line(scroll, shown.len(), view.values.len(), theme));
     match &view.stages {
-        Stages::Waiting => {}
+        Stages::Waiting | Stages::NotRun => {}
         Stages::NeedsSandbox => out.push(Line::styled(
             "  stage view: needs the sandbox (a cluster does not count stages)",
             theme.dim(),
