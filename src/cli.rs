@@ -106,9 +106,9 @@ pub struct ConnectionArgs {
     /// Time limit of each request in milliseconds; for `apply`, the UDF's
     /// deadline on the server; for `aggregate`, the whole stream's, the
     /// client's part included (without it, that part's Lua may run 1000 ms
-    /// on each value).
-    #[arg(long, global = true, value_name = "MS")]
-    pub timeout: Option<u64>,
+    /// on each value). At most 4294967295: requests carry it in 32 bits.
+    #[arg(long, global = true, value_name = "MS", value_parser = clap::value_parser!(u32))]
+    pub timeout: Option<u32>,
 
     /// Use the sandbox kept in DIR instead of the default one.
     #[arg(long, global = true, value_name = "DIR", conflicts_with_all = ["memory", "hosts"])]
@@ -942,6 +942,16 @@ mod tests {
         assert_eq!(cli.connection.hosts, ["a", "b,c"]);
         assert_eq!(cli.connection.timeout, Some(50));
         assert_eq!(parts(&cli).args, [Value::Int(1)]);
+    }
+
+    #[test]
+    fn a_timeout_past_32_bits_is_refused_naming_the_maximum() {
+        // Requests carry the limit in 32 bits: 2^32 + 1 ms would be 1 ms.
+        let cli = parse(&["--timeout", "4294967295", "udf", "ls"]);
+        assert_eq!(cli.connection.timeout, Some(u32::MAX));
+        let e = parse_err(&["--timeout", "4294967297", "udf", "ls"]);
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("4294967295"), "{e}");
     }
 
     #[test]

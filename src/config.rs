@@ -341,7 +341,9 @@ pub fn resolve_with(
         user: settings.user,
         password,
         tls,
-        timeout: connection.timeout.map(Duration::from_millis),
+        timeout: connection
+            .timeout
+            .map(|ms| Duration::from_millis(ms.into())),
     })
 }
 

@@ -46,7 +46,6 @@ fn main() -> ExitCode {
             Err(e) => runtime_failed(e),
         };
     };
-    end_quietly_on_closed_stdout();
     runtime.block_on(async {
         tokio::spawn(run(cli, command)).await.unwrap_or_else(|e| {
             eprintln!("asudf: {e}");
@@ -94,25 +93,6 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
-}
-
-/// A reader that stops early (`asudf query … | head`) closes stdout, and
-/// `println!` then panics: end quietly instead, as a tool in a pipeline does,
-/// with the shell's code for a broken pipe (128 + SIGPIPE).
-fn end_quietly_on_closed_stdout() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("");
-        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
-            std::process::exit(141);
-        }
-        default(info);
-    }));
 }
 
 /// clap's error as one line: its first line and what it lists under it
@@ -191,7 +171,7 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
     if let Command::Sample(SampleCommand::Ls) = command {
         return commands::sample::ls(cli.json);
     }
-    let timeout_ms = cli.connection.timeout.map(|ms| ms as u32);
+    let timeout_ms = cli.connection.timeout;
     // An apply's words are read before connecting: a bad one is a usage error.
     let apply_parts = match &command {
         Command::Apply(args) => Some(args.parts(read_keys)),

@@ -396,6 +396,7 @@ fn bench_reports_throughput_and_percentiles() {
     );
     assert_eq!(code, 0, "{err}");
     let j = json_of(&out);
+    assert_eq!(j["ok"], true, "{j}");
     assert_eq!(j["ops"], 300);
     assert_eq!(j["errors"], 0);
     assert!(j["ops_per_sec"].as_f64().unwrap() > 0.0);
@@ -461,11 +462,15 @@ fn bench_counts_failed_calls_apart_from_throughput() {
     assert!((throughput - 100.0).abs() < 1.0, "{j}");
     let message = j["first_error"]["message"].as_str().unwrap();
     assert!(message.contains("cap reached"), "{j}");
+    // The run failed: the shape of every failure, the measures beside it.
+    assert_eq!(j["ok"], false, "{j}");
+    assert_eq!(j["error"], j["first_error"], "{j}");
 
     // Allowed: the same report, exit 0; the bare client's run is reported beside it.
     let (code, out, err) = bench(&["--allow-errors", "--baseline"]);
     assert_eq!(code, 0, "{err}");
     let j = json_of(&out);
+    assert_eq!(j["ok"], true, "errors allowed: {j}");
     assert_eq!(j["ops"], 0, "the record was capped before this run: {j}");
     assert_eq!(j["errors"], 300);
     assert_eq!(j["baseline"]["errors"], 300);
@@ -545,6 +550,125 @@ fn batch_apply_answers_per_key() {
     assert!(err.contains("keys.txt:3:2: string is not closed"), "{err}");
 }
 
+/// A module name goes into info commands: one with a character that ends or
+/// splits a parameter would name another module (`counter.lua;x` removed
+/// counter.lua). Refused before anything is sent, naming the problem.
+#[test]
+fn module_names_the_info_commands_cannot_carry_are_refused() {
+    let dir = sandbox_with_counter();
+    let d = dir.path();
+    let counter = counter_lua();
+    let file = counter.to_str().unwrap();
+    let long = "x".repeat(200);
+    let cases: [(&[&str], &str); 7] = [
+        (&["udf", "rm", "counter.lua;x"], "contains ';'"),
+        (&["udf", "cat", "counter.lua;x"], "contains ';'"),
+        (&["udf", "rm", "counter.lua\tx"], "contains '\\t'"),
+        (&["udf", "put", "--name", "x;y", file], "contains ';'"),
+        (&["udf", "put", "--name", "x=y", file], "contains '='"),
+        (
+            &["udf", "put", "--name", "", file],
+            "the module name is empty",
+        ),
+        (
+            &["udf", "put", "--name", &long, file],
+            "is 204 bytes; servers take at most 127",
+        ),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = asudf(d, args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    let (code, out, _) = asudf(d, &["udf", "ls"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("counter.lua"), "nothing was removed: {out}");
+    // A name the server itself refuses: its rule, not "needs an extension".
+    let (code, _, err) = asudf(d, &["udf", "put", "--name", "a/b", file]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("the name 'a/b.lua': it contains '/'"), "{err}");
+}
+
+/// A server answers ok to removing a module it does not have: `udf rm`
+/// looks first, and an empty name is a usage error.
+#[test]
+fn udf_rm_of_a_module_not_registered_is_not_found() {
+    let dir = sandbox_with_counter();
+    let d = dir.path();
+    let (code, out, err) = asudf(d, &["udf", "rm", "nosuch"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.contains("nosuch.lua is not registered"), "{err}");
+    let (code, out, _) = asudf(d, &["--json", "udf", "rm", "nosuch"]);
+    assert_eq!(code, 4);
+    assert_eq!(json_of(&out)["ok"], false, "{out}");
+    let (code, _, err) = asudf(d, &["udf", "rm", ""]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the module name is empty"), "{err}");
+    let (code, out, err) = asudf(d, &["--json", "udf", "rm", "counter"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out)["module"], "counter.lua");
+}
+
+/// Output that cannot be written is an error said on stderr (exit 5), not
+/// a panic; a closed pipe still ends quietly (query_commands).
+#[test]
+fn a_failed_write_of_the_output_is_said_with_exit_5() {
+    use assert_cmd::cargo::CommandCargoExt;
+    let dir = sandbox_with_counter();
+    for args in [&["--json", "udf", "ls"][..], &["udf", "cat", "counter"]] {
+        let out = std::process::Command::cargo_bin("asudf")
+            .unwrap()
+            .args(args)
+            .args(["--sandbox-dir", dir.path().to_str().unwrap()])
+            .env_remove("ASUDF_HOST")
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        assert_eq!(
+            err.trim(),
+            "cannot write the output: No space left on device",
+            "{args:?}"
+        );
+    }
+}
+
+/// The server refuses an aggregation on a set the namespace never held
+/// (2), which the client crate takes for an empty stream: an error, as
+/// for `execute`, and a known set with nothing selected stays a success.
+#[test]
+fn aggregate_on_a_set_never_held_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert_eq!(asudf(d, &["sample", "load", "sum"]).0, 0);
+    let (code, out, err) = asudf(d, &["--json", "aggregate", "test.neverheld", "sum.total"]);
+    assert_eq!(code, 4, "{out}{err}");
+    let j = json_of(&out);
+    assert_eq!(
+        (&j["ok"], &j["error"]["code"]),
+        (&Json::Bool(false), &Json::from(2))
+    );
+    let message = j["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("set 'neverheld' has never held a record"),
+        "{j}"
+    );
+    let (code, out, err) = asudf(
+        d,
+        &[
+            "--json",
+            "aggregate",
+            "test.sales",
+            "sum.total",
+            "--where",
+            "amount = 1000",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json_of(&out)["ok"], true, "{out}");
+}
+
 #[test]
 fn exit_codes_for_usage_and_connection_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -563,7 +687,7 @@ fn exit_codes_for_usage_and_connection_errors() {
 #[test]
 fn usage_errors_with_json_print_the_error_object() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 9] = [
         // Read by asudf after clap.
         (
             &["apply", "test", "k", "m.f", "[1,", "--json"],
@@ -579,6 +703,11 @@ fn usage_errors_with_json_print_the_error_object() {
             "expected =, BETWEEN",
         ),
         (&["--json", "udf", "ls", "--bogus"], "--bogus"),
+        // Requests carry the time limit in 32 bits: 2^32 + 1 would be 1 ms.
+        (
+            &["--json", "--timeout", "4294967297", "udf", "ls"],
+            "4294967297 is not in 0..=4294967295",
+        ),
         // What clap lists under its first line comes too.
         (
             &["--json", "apply", "test.demo"],

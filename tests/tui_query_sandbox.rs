@@ -66,6 +66,26 @@ async fn sum_aggregation_then_stamp_job_then_browse_the_stamped_records() {
         assert!(screen.contains(text), "{text}:\n{screen}");
     }
 
+    // On a set the namespace never held the server started nothing: an
+    // error, not an empty result.
+    live.set(Field::Set, "neverheld").await;
+    live.set(Field::Where, "").await;
+    let entry = live.run().await;
+    let CallState::Done {
+        outcome: Err(failure),
+        ..
+    } = &entry.state
+    else {
+        panic!("the aggregation fails: {:?}", entry.state)
+    };
+    assert_eq!(failure.code, 2, "{failure:?}");
+    assert!(
+        failure
+            .message
+            .contains("set 'neverheld' has never held a record")
+    );
+    live.set(Field::Set, "sales").await;
+
     // The background job: the gauge reaches 100 % with its counters.
     live.kind(FormKind::Background).await;
     live.set(Field::Where, "").await;

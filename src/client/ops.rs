@@ -127,6 +127,44 @@ pub fn module_file(name: &str) -> String {
     }
 }
 
+/// Servers refuse a module file name of 128 bytes or more (udf-runtime §6.1).
+const MAX_MODULE_FILE: usize = 127;
+
+/// [`module_file`] for a name that goes into an info command: refuses one
+/// the command cannot carry or no server takes, before it is sent.
+fn checked_module_file(name: &str) -> Result<String, Failure> {
+    if name.is_empty() {
+        return Err(Failure::usage("the module name is empty"));
+    }
+    info_name("module name", name)?;
+    let file = module_file(name);
+    if file.len() > MAX_MODULE_FILE {
+        return Err(Failure::usage(format!(
+            "the module name '{file}' is {} bytes; servers take at most {MAX_MODULE_FILE}",
+            file.len()
+        )));
+    }
+    Ok(file)
+}
+
+/// Refuses a name an info command cannot carry: `;` ends a parameter, `=`
+/// and `:` split names from values (and `sindex-list`'s fields), `,` splits
+/// older servers' `indexdata=BIN,TYPE` and `udf-list`'s fields, and a tab or
+/// a line end ends the request line. Sent as is, the server would read
+/// another name.
+pub(super) fn info_name(what: &str, name: &str) -> Result<(), Failure> {
+    match name
+        .chars()
+        .find(|c| matches!(c, ';' | ':' | '=' | ',') || c.is_control())
+    {
+        Some(c) => Err(Failure::usage(format!(
+            "{what} '{}' contains {c:?}, which the server's info commands cannot carry",
+            name.escape_debug()
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(super) async fn info(client: &Client, command: &str) -> Result<String, Failure> {
     let answers = client
         .info(&AdminPolicy::default(), &[command])
@@ -160,19 +198,18 @@ async fn list_modules(client: &Client) -> Result<Vec<ModuleInfo>, Failure> {
 }
 
 pub(super) async fn get_module(client: &Client, name: &str) -> Result<Outcome, Failure> {
-    let file = module_file(name);
+    let file = checked_module_file(name)?;
     let reply = info(client, &format!("udf-get:filename={file};")).await?;
     if let Some(err) = reply.strip_prefix("error=") {
-        let message = match err {
-            "not_found" => format!("no module {file} is registered"),
-            other => format!("cannot read {file}: {other}"),
-        };
-        return Err(Failure {
-            kind: FailureKind::Server,
-            code: 100,
-            message,
-            location: None,
-            logs: Vec::new(),
+        return Err(match err {
+            "not_found" => not_registered(&file),
+            other => Failure {
+                kind: FailureKind::Server,
+                code: 100,
+                message: format!("cannot read {file}: {other}"),
+                location: None,
+                logs: Vec::new(),
+            },
         });
     }
     let content = reply
@@ -196,8 +233,9 @@ fn expected_hash(file: &str, content_b64: &str) -> String {
     hex::encode(sha1::Sha1::digest(record.as_bytes()))
 }
 
-/// Turns a `udf-put` error reply into a failure; compile errors carry their line.
-pub fn put_error(reply: &str) -> Failure {
+/// Turns a `udf-put` (or `udf-remove`) error reply for `file` into a
+/// failure; compile errors carry their line.
+pub fn put_error(reply: &str, file: &str) -> Failure {
     let fields: Vec<(&str, &str)> = reply.split(';').filter_map(|f| f.split_once('=')).collect();
     let get = |k: &str| fields.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
     let kind = get("error").unwrap_or(reply);
@@ -217,10 +255,10 @@ pub fn put_error(reply: &str) -> Failure {
         };
     }
     let message = match kind {
-        "invalid_filename" => "invalid module file name (it needs an extension such as .lua)",
-        "invalid_udf_content_len,>1M" => "the module is larger than 1 MiB",
-        "invalid_base64_content" => "the module is empty",
-        _ => kind,
+        "invalid_filename" => format!("the name '{file}': {}", filename_rule(file)),
+        "invalid_udf_content_len,>1M" => "the module is larger than 1 MiB".into(),
+        "invalid_base64_content" => "the module is empty".into(),
+        _ => kind.into(),
     };
     Failure {
         kind: FailureKind::Server,
@@ -231,8 +269,23 @@ pub fn put_error(reply: &str) -> Failure {
     }
 }
 
+/// Which of the server's rules (udf-runtime §6.1) a name that passed
+/// [`checked_module_file`] breaks, for its `invalid_filename` answer.
+fn filename_rule(file: &str) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._$-".contains(c);
+    match file.chars().find(|&c| !allowed(c)) {
+        Some(c) => format!(
+            "it contains {c:?}; newer servers take only letters, digits, '.', '_', '$' and '-'"
+        ),
+        None if file.starts_with('.') || file.ends_with('.') || file.contains("..") => {
+            "a name may not start or end with '.' or hold '..'".into()
+        }
+        None => "a server in hardened mode takes only names ending in .lua".into(),
+    }
+}
+
 async fn put_module(client: &Client, name: &str, source: &str) -> Result<Outcome, Failure> {
-    let file = module_file(name);
+    let file = checked_module_file(name)?;
     let content = BASE64.encode(source.as_bytes());
     let command = format!(
         "udf-put:filename={file};content={content};content-len={};udf-type=LUA;",
@@ -240,7 +293,7 @@ async fn put_module(client: &Client, name: &str, source: &str) -> Result<Outcome
     );
     let reply = info(client, &command).await?;
     if reply != "ok" && !reply.is_empty() {
-        return Err(put_error(&reply));
+        return Err(put_error(&reply, &file));
     }
     let started = Instant::now();
     let hash = expected_hash(&file, &content);
@@ -256,11 +309,27 @@ async fn put_module(client: &Client, name: &str, source: &str) -> Result<Outcome
     })
 }
 
+/// The answer for a module the server does not have.
+fn not_registered(file: &str) -> Failure {
+    Failure {
+        kind: FailureKind::Server,
+        code: 100,
+        message: format!("{file} is not registered"),
+        location: None,
+        logs: Vec::new(),
+    }
+}
+
 async fn remove_module(client: &Client, name: &str) -> Result<Outcome, Failure> {
-    let file = module_file(name);
+    let file = checked_module_file(name)?;
+    // A server answers `ok` to removing a module it does not have
+    // (udf-runtime §6.4): look first, or that would read as done.
+    if !list_modules(client).await?.iter().any(|m| m.name == file) {
+        return Err(not_registered(&file));
+    }
     let reply = info(client, &format!("udf-remove:filename={file};")).await?;
     if reply != "ok" && !reply.is_empty() {
-        return Err(put_error(&reply));
+        return Err(put_error(&reply, &file));
     }
     wait_for_nodes(client, |modules| modules.iter().all(|m| m.name != file)).await?;
     Ok(Outcome::Removed { name: file })
@@ -662,6 +731,7 @@ mod tests {
     fn compile_error_reply_carries_file_line_and_message() {
         let f = put_error(
             "error=compile_error;file=syntax.lua;line=3;message=dW5leHBlY3RlZCBzeW1ib2wgbmVhciAnZW5kJw==",
+            "syntax.lua",
         );
         assert_eq!(f.kind, FailureKind::Compile);
         assert_eq!(f.message, "unexpected symbol near 'end'");

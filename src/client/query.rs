@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::ops::{error_location, failure, get_module, info, module_file};
+use super::ops::{error_location, failure, get_module, info, info_name, module_file};
 use super::{Failure, FailureKind, Outcome, RecordView};
 use crate::sandbox::engine::stream::CANCELLED;
 use crate::sandbox::engine::{ClientLimit, StreamCall};
@@ -337,6 +337,10 @@ pub(super) async fn aggregate(
     let mut policy = QueryPolicy::default();
     // A retried partition would feed the client's half its values twice.
     policy.base_policy.max_retries = 0;
+    let listed_before = match &call.scope.set {
+        Some(set) => aggregations_listed(client, &call.scope.ns, set).await,
+        None => None,
+    };
     let timeout = call.timeout_ms.filter(|&ms| ms > 0);
     let limit = match timeout {
         Some(ms) => {
@@ -390,6 +394,7 @@ pub(super) async fn aggregate(
 
     let mut partials = Some(partials);
     let mut server_failure = None;
+    let mut from_server = 0u64;
     let mut count = 0u64;
     let mut forward = |value: SandboxValue| {
         count += 1;
@@ -400,6 +405,7 @@ pub(super) async fn aggregate(
             record = records.next(), if partials.is_some() => match record {
                 Some(record) => match record.map_err(stream_failure).and_then(server_value) {
                     Ok(partial) => {
+                        from_server += 1;
                         let sent = match &partials {
                             Some(tx) => tx.send(SandboxValue::from_client(&partial)).await.is_ok(),
                             None => false,
@@ -437,11 +443,56 @@ pub(super) async fn aggregate(
         // It failed on values sent before any failure of the server's.
         (Err(text), _) => Err(client_half_failure(&text, timeout)),
         (Ok(()), Some(failure)) => Err(failure),
-        (Ok(()), None) => Ok(Outcome::Streamed {
-            count,
-            elapsed: started.elapsed(),
-        }),
+        (Ok(()), None) => {
+            if let (0, Some(before), Some(set)) = (from_server, listed_before, &call.scope.set)
+                && let Some(after) = aggregations_listed(client, &call.scope.ns, set).await
+                && after.is_subset(&before)
+            {
+                return Err(Failure {
+                    kind: FailureKind::Server,
+                    code: 2,
+                    message: format!(
+                        "the server started no aggregation: set '{set}' has never held a record"
+                    ),
+                    location: None,
+                    logs: Vec::new(),
+                });
+            }
+            Ok(Outcome::Streamed {
+                count,
+                elapsed: started.elapsed(),
+            })
+        }
     }
+}
+
+/// The ids of the aggregations on `ns`.`set` that `query-show` lists, or
+/// `None` when it lists nothing readable. The server refuses an aggregation
+/// on a set it has never held with 2 at the start, which the crate (like
+/// the C client, query-udfs §1.1) takes for an empty stream; a job the
+/// server started is listed, so an aggregation that brought no values and
+/// no new listing never started.
+async fn aggregations_listed(
+    client: &Client,
+    ns: &str,
+    set: &str,
+) -> Option<std::collections::HashSet<u64>> {
+    let reply = info(client, "query-show").await.ok()?;
+    if info_failure(&reply).is_some() {
+        return None;
+    }
+    let ours = |job: &JobInfo| {
+        job.field("job-type") == Some("aggregation")
+            && job.field("ns") == Some(ns)
+            && job.field("set") == Some(set)
+    };
+    Some(
+        parse_jobs(&reply)
+            .iter()
+            .filter(|j| ours(j))
+            .map(JobInfo::id)
+            .collect(),
+    )
 }
 
 /// Server values queued for the client's half before the reader waits.
@@ -604,23 +655,6 @@ pub(super) async fn abort_job(client: &Client, id: u64) -> Result<Outcome, Failu
 /// How often, and how long, index creation waits for the index to be ready.
 const INDEX_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 const INDEX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Refuses a name an info command cannot carry: `;` ends a parameter, `=`
-/// and `:` split names from values (and `sindex-list`'s fields), `,` splits
-/// older servers' `indexdata=BIN,TYPE`, and a tab or a line end ends the
-/// request line. Sent as is, the server would read another name.
-fn info_name(what: &str, name: &str) -> Result<(), Failure> {
-    match name
-        .chars()
-        .find(|c| matches!(c, ';' | ':' | '=' | ',') || c.is_control())
-    {
-        Some(c) => Err(Failure::usage(format!(
-            "{what} '{}' contains {c:?}, which the server's info commands cannot carry",
-            name.escape_debug()
-        ))),
-        None => Ok(()),
-    }
-}
 
 pub(super) async fn create_index(client: &Client, spec: IndexSpec) -> Result<Outcome, Failure> {
     info_name("namespace", &spec.ns)?;

@@ -47,9 +47,9 @@ pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
                 if let Some(run) = server_run {
                     out["server_us"] = json!(run.as_micros() as u64);
                 }
-                println!("{out}");
+                outln!("{out}");
             } else {
-                println!("{}", value::print(&result));
+                outln!("{}", value::print(&result));
                 for line in &logs {
                     eprintln!("[{}] {}", line.level, line.text);
                 }
@@ -115,15 +115,15 @@ pub async fn batch(session: &mut Headless, call: BatchApplyCall) -> ExitCode {
                 }
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({"ok": failed == 0, "results": results, "failed": failed, "rtt_us": rtt.as_micros() as u64})
         );
     } else {
         for row in &rows {
             match &row.result {
-                Ok(v) => println!("{}  ✓ {}", value::print(&row.key), value::print(v)),
-                Err(f) => println!("{}  ✗ {f}", value::print(&row.key)),
+                Ok(v) => outln!("{}  ✓ {}", value::print(&row.key), value::print(v)),
+                Err(f) => outln!("{}  ✗ {f}", value::print(&row.key)),
             }
         }
         eprintln!("({} keys, {failed} failed, {})", rows.len(), millis(rtt));

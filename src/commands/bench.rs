@@ -311,16 +311,22 @@ fn measured_json(m: &Measured) -> serde_json::Value {
 }
 
 fn print_measured(name: &str, m: &Measured, concurrency: u64) {
-    println!(
+    outln!(
         "{name}: {} applies in {:.2} s at concurrency {concurrency}: {:.0} ops/s",
-        m.ok, m.seconds, m.ops_per_sec
+        m.ok,
+        m.seconds,
+        m.ops_per_sec
     );
-    println!(
+    outln!(
         "  latency p50 {} µs  p90 {} µs  p99 {} µs  max {} µs  client CPU {:.1} µs/call",
-        m.p50_us, m.p90_us, m.p99_us, m.max_us, m.cpu_us_per_call
+        m.p50_us,
+        m.p90_us,
+        m.p99_us,
+        m.max_us,
+        m.cpu_us_per_call
     );
     if m.errors > 0 {
-        println!("  {} calls failed (not counted above)", m.errors);
+        outln!("  {} calls failed (not counted above)", m.errors);
     }
 }
 
@@ -348,40 +354,46 @@ pub async fn run(session: &mut Headless, call: ApplyCall, opts: BenchOptions) ->
         .as_ref()
         .map(|b| m.ops_per_sec / b.ops_per_sec.max(f64::EPSILON));
     let median = baseline.as_ref().and_then(|b| median_round_ratio(b, &m));
+    // Failed calls fail the run unless they are allowed.
+    let failed = m
+        .first_error
+        .as_ref()
+        .or(baseline.as_ref().and_then(|b| b.first_error.as_ref()))
+        .filter(|_| !opts.allow_errors);
     if session.json {
         let mut out = measured_json(&m);
+        out["ok"] = json!(failed.is_none());
+        if let Some(f) = failed {
+            out["error"] = failure_json(f)["error"].clone();
+        }
         out["concurrency"] = json!(c);
         if let (Some(b), Some(r)) = (&baseline, ratio) {
             out["baseline"] = measured_json(b);
             out["ratio"] = json!(r);
             out["round_ratio_median"] = json!(median);
         }
-        println!("{out}");
+        outln!("{out}");
     } else {
         if let Some(b) = &baseline {
             print_measured("bare client", b, c);
         }
         print_measured("asudf", &m, c);
         if let Some(r) = ratio {
-            println!("asudf / bare client throughput: {r:.3}");
+            outln!("asudf / bare client throughput: {r:.3}");
         }
         if let Some(m) = median {
-            println!("  median of the {ROUNDS} rounds' ratios: {m:.3}");
+            outln!("  median of the {ROUNDS} rounds' ratios: {m:.3}");
         }
     }
-    let failed = m
-        .first_error
-        .as_ref()
-        .or(baseline.as_ref().and_then(|b| b.first_error.as_ref()));
     match failed {
-        Some(f) if !opts.allow_errors => {
+        Some(f) => {
             if !session.json {
                 eprint!("first error: ");
                 report_failure(false, f, None);
             }
             ExitCode::from(super::EXIT_SERVER)
         }
-        _ => ExitCode::SUCCESS,
+        None => ExitCode::SUCCESS,
     }
 }
 

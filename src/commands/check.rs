@@ -59,8 +59,7 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
                 Severity::Warning => warnings += 1,
             }
             if !json_out {
-                // A closed pipe (`| head`) ends the output, not the command.
-                let _ = writeln!(out, "{}", lint::format_line(&shown, d));
+                written(writeln!(out, "{}", lint::format_line(&shown, d)));
             }
         }
         files.push(json!({"file": shown, "diagnostics": found}));
@@ -68,12 +67,22 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
     if json_out {
         let summary =
             json!({"ok": errors == 0, "errors": errors, "warnings": warnings, "files": files});
-        let _ = writeln!(out, "{summary}");
+        written(writeln!(out, "{summary}").and_then(|()| out.flush()));
     } else if errors + warnings > 0 {
-        let _ = out.flush();
+        written(out.flush());
         eprintln!("{errors} error(s), {warnings} warning(s)");
     }
     Ok(errors > 0)
+}
+
+/// A closed pipe (`| head`) ends the output, not the command; any other
+/// failed write (a full disk) ends the command.
+fn written(result: std::io::Result<()>) {
+    if let Err(e) = result
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        super::output_failed(&e);
+    }
 }
 
 fn nearest_config(file: &Path) -> Result<Config, String> {

@@ -1,7 +1,21 @@
 //! Headless subcommands: every capability of the console, for scripts.
 //!
 //! Exit codes: 0 success, 2 usage error, 3 connection error, 4 the server
-//! or the UDF answered with an error.
+//! or the UDF answered with an error, 5 the output could not be written.
+
+/// `println!` for a command's output: see [`write_out`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for a command's output: see [`write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::commands::write_out(format_args!($($arg)*))
+    };
+}
 
 pub mod apply;
 pub mod bench;
@@ -26,6 +40,33 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CONNECTION: u8 = 3;
 pub const EXIT_SERVER: u8 = 4;
+pub const EXIT_OUTPUT: u8 = 5;
+
+/// Writes a command's output on stdout, where `println!` would panic on a
+/// failed write. A reader that went away (`… | head`) ends the process
+/// quietly with the shell's code for a broken pipe (128 + SIGPIPE), as a
+/// tool in a pipeline does; any other failure (a full disk) ends it with
+/// [`output_failed`]: a command whose output is lost has nothing to add.
+pub fn write_out(args: std::fmt::Arguments) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    // Flushed here: `out!` text without a line end would wait in the buffer.
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        output_failed(&e);
+    }
+}
+
+/// Says on stderr that the output could not be written, and exits.
+pub fn output_failed(e: &std::io::Error) -> ! {
+    // "No space left on device (os error 28)": the number tells a user nothing.
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or_default();
+    eprintln!("cannot write the output: {text}");
+    std::process::exit(EXIT_OUTPUT.into())
+}
 
 /// A connected client task for one headless command.
 pub struct Headless {
@@ -82,7 +123,7 @@ pub fn failure_json(failure: &Failure) -> serde_json::Value {
 /// points at, when known) on stderr.
 pub fn report_failure(json: bool, failure: &Failure, source: Option<&str>) {
     if json {
-        println!("{}", failure_json(failure));
+        outln!("{}", failure_json(failure));
         return;
     }
     match (&failure.location, failure.kind) {

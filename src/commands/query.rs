@@ -37,7 +37,7 @@ fn summary(session: &Headless, outcome: Result<Outcome, Failure>, noun: &str) ->
     match outcome {
         Ok(Outcome::Streamed { count, elapsed }) => {
             if session.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": true, "count": count, "elapsed_ms": elapsed.as_secs_f64() * 1000.0})
                 );
@@ -69,7 +69,7 @@ pub async fn query(session: &mut Headless, request: Request) -> ExitCode {
             let mut line = record_json(&view);
             line["key"] = key.as_ref().map_or(json!(null), value::to_typed_json);
             line["digest"] = json!(hex::encode(digest));
-            println!("{line}");
+            outln!("{line}");
         } else {
             let bins: Vec<String> = view
                 .bins
@@ -79,7 +79,7 @@ pub async fn query(session: &mut Headless, request: Request) -> ExitCode {
             let ttl = view
                 .ttl
                 .map_or("never expires".into(), |s| format!("ttl {s} s"));
-            println!(
+            outln!(
                 "{}  {{{}}}  (gen {}, {ttl})",
                 key_text(&key, &digest),
                 bins.join(", "),
@@ -99,7 +99,7 @@ pub async fn aggregate(session: &mut Headless, request: Request) -> ExitCode {
     let (outcome, _) = stream(session, request, |item| {
         if let StreamItem::Value(v) = item {
             if !json {
-                println!("{}", value::print(&v));
+                outln!("{}", value::print(&v));
             }
             values.push(v);
         }
@@ -107,7 +107,7 @@ pub async fn aggregate(session: &mut Headless, request: Request) -> ExitCode {
     .await;
     match outcome {
         Ok(Outcome::Streamed { count, elapsed }) if json => {
-            println!(
+            outln!(
                 "{}",
                 json!({
                     "ok": true,
@@ -199,9 +199,9 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
     };
     if no_wait {
         if session.json {
-            println!("{}", json!({"ok": true, "job": id}));
+            outln!("{}", json!({"ok": true, "job": id}));
         } else {
-            println!("{id}");
+            outln!("{id}");
         }
         return ExitCode::SUCCESS;
     }
@@ -253,9 +253,9 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
         let mut out = job_json(&job);
         out["ok"] = json!(true);
         out["job"] = json!(id);
-        println!("{out}");
+        outln!("{out}");
     } else {
-        println!("{}", job_line(&job));
+        outln!("{}", job_line(&job));
     }
     // The job ended as the server says (done(ok) counts records the UDF
     // failed on apart): say so where a reader of the text may miss it.
@@ -274,19 +274,19 @@ pub async fn jobs(session: &mut Headless, request: Request) -> ExitCode {
         Ok(Outcome::Jobs(jobs)) => {
             if session.json {
                 let list: Vec<_> = jobs.iter().map(job_json).collect();
-                println!("{}", json!({"ok": true, "jobs": list}));
+                outln!("{}", json!({"ok": true, "jobs": list}));
             } else {
                 for job in &jobs {
-                    println!("{}", job_line(job));
+                    outln!("{}", job_line(job));
                 }
             }
             ExitCode::SUCCESS
         }
         Ok(Outcome::Info(_)) => {
             if session.json {
-                println!("{}", json!({"ok": true}));
+                outln!("{}", json!({"ok": true}));
             } else {
-                println!("aborted");
+                outln!("aborted");
             }
             ExitCode::SUCCESS
         }
@@ -307,22 +307,27 @@ pub async fn index(session: &mut Headless, request: Request) -> ExitCode {
     match session.handle.call(request).await.0 {
         Ok(Outcome::IndexCreated { name }) | Ok(Outcome::IndexDropped { name }) => {
             if session.json {
-                println!("{}", json!({"ok": true, "name": name}));
+                outln!("{}", json!({"ok": true, "name": name}));
             } else {
-                println!("{name}");
+                outln!("{name}");
             }
             ExitCode::SUCCESS
         }
         Ok(Outcome::Indexes(list)) => {
             if session.json {
                 let list: Vec<_> = list.iter().map(index_json).collect();
-                println!("{}", json!({"ok": true, "indexes": list}));
+                outln!("{}", json!({"ok": true, "indexes": list}));
             } else {
                 for ix in &list {
                     let set = ix.set.as_deref().map_or(String::new(), |s| format!(".{s}"));
-                    println!(
+                    outln!(
                         "{}  {}{set}  {} {} {}  {}",
-                        ix.name, ix.ns, ix.bin, ix.kind, ix.collection, ix.state
+                        ix.name,
+                        ix.ns,
+                        ix.bin,
+                        ix.kind,
+                        ix.collection,
+                        ix.state
                     );
                 }
             }

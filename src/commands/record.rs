@@ -39,17 +39,17 @@ pub async fn get(session: &mut Headless, key: RecordKey) -> ExitCode {
                 let mut out = record_json(&record);
                 out["ok"] = json!(true);
                 out["found"] = json!(true);
-                println!("{out}");
+                outln!("{out}");
             } else {
-                print!("{}", record_text(&record));
+                out!("{}", record_text(&record));
             }
             ExitCode::SUCCESS
         }
         Ok(Outcome::Record(None)) => {
             if session.json {
-                println!("{}", json!({"ok": true, "found": false}));
+                outln!("{}", json!({"ok": true, "found": false}));
             } else {
-                println!("no such record");
+                outln!("no such record");
             }
             ExitCode::SUCCESS
         }
@@ -72,9 +72,9 @@ pub async fn put(
     match session.call(request).await.0 {
         Ok(Outcome::Written) => {
             if session.json {
-                println!("{}", json!({"ok": true}));
+                outln!("{}", json!({"ok": true}));
             } else {
-                println!("written");
+                outln!("written");
             }
             ExitCode::SUCCESS
         }
@@ -87,11 +87,11 @@ pub async fn rm(session: &mut Headless, key: RecordKey) -> ExitCode {
     match session.call(Request::DeleteRecord { key }).await.0 {
         Ok(Outcome::Deleted { existed }) => {
             if session.json {
-                println!("{}", json!({"ok": true, "existed": existed}));
+                outln!("{}", json!({"ok": true, "existed": existed}));
             } else if existed {
-                println!("deleted");
+                outln!("deleted");
             } else {
-                println!("no such record");
+                outln!("no such record");
             }
             ExitCode::SUCCESS
         }

@@ -19,10 +19,10 @@ pub fn ls(json: bool) -> ExitCode {
                        "description": s.description, "command": s.command()})
             })
             .collect();
-        println!("{}", json!({"ok": true, "samples": list}));
+        outln!("{}", json!({"ok": true, "samples": list}));
     } else {
         for s in SAMPLES {
-            println!("{:<10} {:<10} {}", s.name, s.kind.as_str(), s.description);
+            outln!("{:<10} {:<10} {}", s.name, s.kind.as_str(), s.description);
         }
     }
     ExitCode::SUCCESS
@@ -64,20 +64,20 @@ pub async fn load(session: &mut Headless, name: &str) -> ExitCode {
     match load_sample(session, sample).await {
         Ok(index) => {
             if session.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": true, "module": sample.module, "records": sample.records,
                            "index": index, "command": sample.command()})
                 );
             } else {
-                println!("registered {}", sample.module);
+                outln!("registered {}", sample.module);
                 if sample.records > 0 {
-                    println!("wrote {} records to {}", sample.records, sample.target);
+                    outln!("wrote {} records to {}", sample.records, sample.target);
                 }
                 if let Some(index) = index {
-                    println!("created index {index}");
+                    outln!("created index {index}");
                 }
-                println!("try: {}", sample.command());
+                outln!("try: {}", sample.command());
             }
             ExitCode::SUCCESS
         }

@@ -24,12 +24,12 @@ pub async fn reset(session: &mut Headless, yes: bool) -> ExitCode {
     match empty(session).await {
         Ok((records, modules)) => {
             if session.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": true, "namespaces_truncated": records, "modules_removed": modules})
                 );
             } else {
-                println!(
+                outln!(
                     "sandbox reset: {} namespace(s) emptied, {} module(s) removed",
                     records.len(),
                     modules.len()

@@ -105,12 +105,12 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
         if let Some(id) = run_id {
             out["run_id"] = serde_json::json!(id);
         }
-        println!("{out}");
+        outln!("{out}");
     } else {
         for r in &reports {
-            print!("{}", report::file_text(r));
+            out!("{}", report::file_text(r));
         }
-        println!("{}", report::summary(&reports));
+        outln!("{}", report::summary(&reports));
     }
     if let Some(path) = &args.junit
         && let Err(e) = std::fs::write(path, report::junit(&reports))

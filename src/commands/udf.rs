@@ -40,12 +40,12 @@ pub async fn put(session: &mut Headless, file: &Path, name: Option<&str>) -> Exi
     match outcome {
         Ok(Outcome::Registered { name, propagation }) => {
             if session.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"ok": true, "module": name, "propagation_ms": propagation.as_secs_f64() * 1000.0})
                 );
             } else {
-                println!(
+                outln!(
                     "registered {name} (on every node after {})",
                     super::millis(propagation)
                 );
@@ -68,10 +68,10 @@ pub async fn ls(session: &mut Headless) -> ExitCode {
                     .iter()
                     .map(|m| json!({"name": m.name, "hash": m.hash}))
                     .collect();
-                println!("{}", json!({"ok": true, "modules": list}));
+                outln!("{}", json!({"ok": true, "modules": list}));
             } else {
                 for m in &modules {
-                    println!("{}  {}", m.name, m.hash);
+                    outln!("{}  {}", m.name, m.hash);
                 }
             }
             ExitCode::SUCCESS
@@ -91,9 +91,9 @@ pub async fn cat(session: &mut Headless, name: &str) -> ExitCode {
     {
         Ok(Outcome::Module { name, source }) => {
             if session.json {
-                println!("{}", json!({"ok": true, "module": name, "source": source}));
+                outln!("{}", json!({"ok": true, "module": name, "source": source}));
             } else {
-                print!("{source}");
+                out!("{source}");
             }
             ExitCode::SUCCESS
         }
@@ -112,9 +112,9 @@ pub async fn rm(session: &mut Headless, name: &str) -> ExitCode {
     {
         Ok(Outcome::Removed { name }) => {
             if session.json {
-                println!("{}", json!({"ok": true, "module": name}));
+                outln!("{}", json!({"ok": true, "module": name}));
             } else {
-                println!("removed {name}");
+                outln!("removed {name}");
             }
             ExitCode::SUCCESS
         }
