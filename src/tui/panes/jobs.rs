@@ -127,18 +127,26 @@ pub fn draw(frame: &mut Canvas, jobs: &Jobs, keymap: &Keymap, theme: Theme) {
             Span::raw("  "),
             Span::styled(status, status_style),
         ]));
-        let gauge_width = if text_width >= 100 { 30 } else { 16 };
-        lines.push(Line::from(vec![
-            Span::raw("  "),
-            Span::styled(gauge(job.percent(), gauge_width), status_style),
-            Span::raw(format!(
-                " {:>5.1}%  ✓ {}  ✗ {}  filtered {}",
-                job.percent(),
-                job.succeeded(),
-                job.failed(),
-                job.filtered()
-            )),
-        ]));
+        let counts = format!(
+            "✓ {}  ✗ {}  filtered {}",
+            job.succeeded(),
+            job.failed(),
+            job.filtered()
+        );
+        // A stopped job reads 100% on the server however far it got, and
+        // this list has no earlier reading of it: no gauge.
+        let progress = if job.stopped() {
+            vec![Span::styled("stopped", status_style), Span::raw("  ")]
+        } else {
+            let gauge_width = if text_width >= 100 { 30 } else { 16 };
+            vec![
+                Span::styled(gauge(job.percent(), gauge_width), status_style),
+                Span::raw(format!(" {:>5.1}%  ", job.percent())),
+            ]
+        };
+        lines.push(Line::from(
+            [vec![Span::raw("  ")], progress, vec![Span::raw(counts)]].concat(),
+        ));
     }
     lines.push(Line::raw(""));
     lines.push(key_line(keymap, Scope::Jobs, theme));

@@ -111,6 +111,8 @@ pub struct JobView {
     /// The last read failed on the connection: read again once it is back.
     pub read_again: bool,
     pub abort_sent: bool,
+    /// The progress last read while the job ran: what a stopped job shows.
+    pub reached: f64,
 }
 
 impl JobView {
@@ -121,9 +123,24 @@ impl JobView {
     }
 
     pub fn stopped(&self) -> bool {
-        self.info
-            .as_ref()
-            .is_some_and(|i| i.is_done() && i.status() != "done(ok)")
+        self.info.as_ref().is_some_and(JobInfo::stopped)
+    }
+
+    /// Takes a new `query-show` entry, keeping how far the job got.
+    pub fn read(&mut self, info: JobInfo) {
+        if !info.stopped() {
+            self.reached = info.percent();
+        }
+        self.info = Some(info);
+    }
+
+    /// How far the job got: a stopped job reads 100 on the server, so it
+    /// shows the progress last read while it ran.
+    pub fn percent(&self) -> f64 {
+        match &self.info {
+            Some(info) if !info.stopped() => info.percent(),
+            _ => self.reached,
+        }
     }
 }
 
@@ -328,7 +345,7 @@ fn job_lines(job: &JobView, width: usize, theme: Theme, out: &mut Vec<Line<'stat
         }
         return;
     };
-    let percent = info.percent().clamp(0.0, 100.0);
+    let percent = job.percent().clamp(0.0, 100.0);
     let bar_width = width.saturating_sub(24).clamp(10, 40);
     let filled = ((percent / 100.0) * bar_width as f64).round() as usize;
     let style = if info.is_done() {
