@@ -141,7 +141,9 @@ async fn run_console(cli: Cli, client_runtime: tokio::runtime::Handle) -> ExitCo
     )
     .await
     {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(None) => ExitCode::SUCCESS,
+        // The shell's code for a process a signal ended.
+        Ok(Some(signal)) => ExitCode::from(128 + signal as u8),
         Err(e) => {
             eprintln!("asudf: {e:#}");
             ExitCode::FAILURE

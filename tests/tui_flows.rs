@@ -668,6 +668,33 @@ fn recovery_copy_is_written_after_a_pause_in_typing() {
     assert_eq!(recovery_writes(&console), 1, "written once per pause");
 }
 
+/// Ended (a signal, or the terminal gone), the console quits without a
+/// question and writes the recovery copy at once, not when it falls due.
+#[test]
+fn an_ended_console_keeps_its_last_edits_at_once() {
+    let mut console = Console::connected();
+    console.type_text("x");
+    console.act(Action::Ended);
+    assert!(console.quit_requested(), "{:?}", console.effects);
+    assert!(console.app.overlay.is_none(), "nothing asked");
+    let copies: Vec<_> = console
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::WriteRecovery(copy) => Some(copy.text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copies, [console.app.editor.contents()]);
+    assert!(copies[0].starts_with('x'), "{copies:?}");
+
+    // A buffer its file holds keeps no copy.
+    let mut clean = Console::connected();
+    clean.act(Action::Ended);
+    assert!(clean.quit_requested());
+    assert_eq!(recovery_writes(&clean), 0);
+}
+
 #[test]
 fn undoing_back_to_what_the_file_holds_leaves_nothing_unsaved() {
     let mut console = Console::connected();

@@ -298,3 +298,56 @@ fn colours_keep_to_what_the_terminal_says_it_shows() {
         tmux.keys(&["C-l"]);
     }
 }
+
+/// SIGTERM ends the console as quitting does: the recovery copy written
+/// at once (the typed text, well before its 2 s pause), the terminal put
+/// back (alternate screen left, mouse reporting off, cursor shown, cooked
+/// mode), and the shell's code for the signal (128 + 15).
+#[test]
+fn sigterm_keeps_the_last_edits_and_restores_the_terminal() {
+    let program = console_program();
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let tmux = Tmux::start(120, 40, dir.path());
+    tmux.wait_for("READY$");
+    tmux.literal(&format!(
+        "sh -c 'echo $$ > {}; exec {} --memory {}'; echo EXIT=$?",
+        pid_file.display(),
+        program.display(),
+        dir.path().join("work.lua").display()
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("2 Editor");
+    tmux.literal("-- typed before the signal");
+    tmux.wait_for("-- typed before the signal");
+    let flag = |name: &str| tmux.run(&["display-message", "-p", "-t", "t", name]);
+    assert_eq!(flag("#{mouse_any_flag}").trim(), "1", "mouse reporting on");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    // At a line's start: not the command line's `echo EXIT=$?`.
+    let screen = tmux.wait_for("\nEXIT=");
+    assert!(screen.contains("\nEXIT=143"), "{screen}");
+    assert!(!tmux.alternate_screen(), "the alternate screen is left");
+    assert_eq!(flag("#{mouse_any_flag}").trim(), "0", "mouse reporting off");
+    assert_eq!(flag("#{cursor_flag}").trim(), "1", "the cursor shown");
+    tmux.literal("echo cooked-$((1+1))");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("cooked-2");
+
+    let copies: Vec<String> = std::fs::read_dir(dir.path().join("data/asudf/recovery"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert!(
+        copies[0].contains("-- typed before the signal"),
+        "{copies:?}"
+    );
+}

@@ -512,3 +512,82 @@ fn a_leading_tilde_in_a_path_prompt_is_the_home_directory() {
         Some(&Effect::LoadFile(home.join("theirs.lua")))
     );
 }
+
+/// Ctrl-S on `path` opened in the editor (holding `text`), one letter typed.
+fn edit_and_save(path: &Path, text: &str) -> Console {
+    let mut c = Console::connected();
+    c.open_file(path.to_str().unwrap(), text);
+    c.type_text("x");
+    c.ctrl('s');
+    c.perform_save();
+    c
+}
+
+/// A save through a symlink writes the file it points to and keeps the
+/// link; the buffer keeps the name it was opened by.
+#[test]
+fn ctrl_s_through_a_symlink_writes_its_target() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    let target = dir.path().join("real/target.lua");
+    std::fs::write(&target, "return 1\n").unwrap();
+    let link = dir.path().join("link.lua");
+    std::os::unix::fs::symlink("real/target.lua", &link).unwrap();
+    let c = edit_and_save(&link, "return 1\n");
+    assert_eq!(c.status(), format!("saved {}", link.display()));
+    assert!(
+        link.symlink_metadata().unwrap().is_symlink(),
+        "the link stays"
+    );
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "xreturn 1\n");
+    assert_eq!(c.app.editor.path.as_deref(), Some(link.as_path()));
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("real"))
+        .unwrap()
+        .collect();
+    assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+}
+
+/// A save keeps the file's permission bits; a file without write
+/// permission for its owner is refused, nothing written. (As root too,
+/// who could write it: the test runs as either.)
+#[test]
+fn ctrl_s_keeps_the_files_mode_and_refuses_a_read_only_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let private = dir.path().join("priv.lua");
+    std::fs::write(&private, "return 1\n").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    edit_and_save(&private, "return 1\n");
+    assert_eq!(std::fs::read_to_string(&private).unwrap(), "xreturn 1\n");
+    assert_eq!(mode(&private), 0o600);
+
+    let read_only = dir.path().join("ro.lua");
+    std::fs::write(&read_only, "return 1\n").unwrap();
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let c = edit_and_save(&read_only, "return 1\n");
+    let path = read_only.display();
+    assert_eq!(
+        c.status(),
+        format!("cannot save {path}: {path} is read-only")
+    );
+    assert_eq!(std::fs::read_to_string(&read_only).unwrap(), "return 1\n");
+    assert_eq!(mode(&read_only), 0o444);
+    assert!(c.app.editor.dirty(), "the edit is still unsaved");
+}
+
+/// F7 onto a file that cannot be written says which and why, at once
+/// (before, after a yes, it said only "No such file or directory": the
+/// temporary file's, in /proc).
+#[test]
+fn f7_onto_a_file_that_cannot_be_written_names_it_and_why() {
+    let (mut c, ..) = finished_run_and_a_file();
+    c.key(KeyCode::F(7));
+    save_to(&mut c, Path::new("/proc/version"));
+    c.perform_save();
+    assert_eq!(question(&c), None, "no yes could write it");
+    assert_eq!(
+        c.status(),
+        "cannot save /proc/version: /proc/version is read-only"
+    );
+}

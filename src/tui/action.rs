@@ -39,6 +39,9 @@ pub enum Action {
         path: PathBuf,
         exists: bool,
     },
+    /// The console must end now, asking nothing (a signal, or its terminal
+    /// went away); an unsaved buffer's recovery copy is written first.
+    Ended,
     /// A lint asked for by `Effect::Lint` is done.
     Linted {
         seq: u64,

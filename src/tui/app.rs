@@ -606,6 +606,7 @@ impl App {
                     self.editor.path = Some(path);
                 }
             }
+            Action::Ended => self.end(&mut effects),
             Action::Linted { seq, diagnostics } => {
                 let accepted = self.diagnostics.accept(seq);
                 // An outdated lint, or the same findings again (a clean
@@ -801,12 +802,7 @@ impl App {
 
     fn confirmed(&mut self, pending: Pending, effects: &mut Vec<Effect>) {
         match pending {
-            Pending::Quit => {
-                if self.editor.dirty() {
-                    effects.push(Effect::WriteRecovery(self.recovery_copy()));
-                }
-                self.quit = true;
-            }
+            Pending::Quit => self.end(effects),
             Pending::DeleteModule(name) => {
                 self.send(
                     Purpose::Remove(name.clone()),
@@ -909,6 +905,15 @@ impl App {
             _ => Guard::Absent,
         };
         self.write_editor(path, guard, effects);
+    }
+
+    /// Quits keeping unsaved edits: the recovery copy is written now, not
+    /// when it falls due.
+    fn end(&mut self, effects: &mut Vec<Effect>) {
+        if self.editor.dirty() {
+            effects.push(Effect::WriteRecovery(self.recovery_copy()));
+        }
+        self.quit = true;
     }
 
     /// The recovery copy of the buffer as it is now.

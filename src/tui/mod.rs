@@ -415,13 +415,14 @@ fn initial_buffer(file: Option<PathBuf>) -> anyhow::Result<(String, Option<PathB
 /// every way out. The runtime should be a current-thread one, where input
 /// and drawing share one thread (see [`tty`]); the client task, its
 /// requests and an embedded sandbox run on `client_runtime`, so a busy
-/// query never holds up a keystroke.
+/// query never holds up a keystroke. `Some(signal)`: a signal ended it
+/// (see [`Signals`]).
 pub async fn run(
     target: Target,
     file: Option<PathBuf>,
     lua_libs: Option<crate::lint::LuaLibs>,
     client_runtime: tokio::runtime::Handle,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<i32>> {
     marked_as_console(run_console(target, file, lua_libs, client_runtime)).await
 }
 
@@ -430,7 +431,7 @@ async fn run_console(
     file: Option<PathBuf>,
     lua_libs: Option<crate::lint::LuaLibs>,
     client_runtime: tokio::runtime::Handle,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<i32>> {
     let paths = Paths::from_env();
     highlight::preload_in_background();
     let (text, path) = initial_buffer(file)?;
@@ -464,6 +465,8 @@ async fn run_console(
         keymap_error,
     });
 
+    // Before the terminal changes: from here a signal waits for the loop.
+    let signals = Signals::new().context("cannot handle signals")?;
     let guard = TerminalGuard::enter()?;
     // Buffered: a frame goes out in one write, and crossterm's many small
     // writes do not each lock stdout.
@@ -480,8 +483,9 @@ async fn run_console(
     driver.forms = paths.forms.clone();
     let (answers_tx, answers_rx) = tokio::sync::mpsc::unbounded_channel();
     driver.answers = Some(answers_tx);
-    let mut console =
-        RunLoop::new(app, terminal, tty::TtyInput::new()?, events, driver).with_answers(answers_rx);
+    let mut console = RunLoop::new(app, terminal, tty::TtyInput::new()?, events, driver)
+        .with_answers(answers_rx)
+        .with_signals(signals);
     console.draw()?;
     tracing::info!(target = %console.app.target, "console started");
     while console.step().await? {}
@@ -489,12 +493,48 @@ async fn run_console(
         driver,
         wakes,
         draws,
+        signals,
         ..
     } = console;
     driver.finish().await;
     drop(guard);
-    tracing::info!(wakes, draws, "console closed");
-    Ok(())
+    let signal = signals.and_then(|s| s.caught);
+    tracing::info!(wakes, draws, ?signal, "console closed");
+    Ok(signal)
+}
+
+/// The signals that end the console, taken by its loop rather than by a
+/// handler: ending writes the recovery copy and puts the terminal back,
+/// which a handler could not safely do. SIGINT comes only from `kill`:
+/// in raw mode Ctrl-C is a key.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    /// The one that came (its number).
+    pub caught: Option<i32>,
+}
+
+impl Signals {
+    pub fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            int: signal(SignalKind::interrupt())?,
+            caught: None,
+        })
+    }
+
+    /// Waits for one, and keeps its number.
+    async fn recv(&mut self) {
+        let caught = tokio::select! {
+            _ = self.term.recv() => libc::SIGTERM,
+            _ = self.hup.recv() => libc::SIGHUP,
+            _ = self.int.recv() => libc::SIGINT,
+        };
+        self.caught = Some(caught);
+    }
 }
 
 /// Client events reduced together before one draw.
@@ -511,6 +551,8 @@ pub struct RunLoop<B: Backend, I> {
     driver: Driver,
     /// Answers of the driver's work done off this loop (lints, files).
     answered: Option<UnboundedReceiver<Action>>,
+    /// The signals that end it (`None`: not watched, in tests).
+    pub signals: Option<Signals>,
     /// How often the loop woke up, and drew (for the idle test).
     pub wakes: u64,
     pub draws: u64,
@@ -536,6 +578,7 @@ where
             events,
             driver,
             answered: None,
+            signals: None,
             wakes: 0,
             draws: 0,
         }
@@ -544,6 +587,12 @@ where
     /// Takes the answers of the driver's work done off this loop.
     pub fn with_answers(mut self, answered: UnboundedReceiver<Action>) -> Self {
         self.answered = Some(answered);
+        self
+    }
+
+    /// Ends the console when one of `signals` comes.
+    pub fn with_signals(mut self, signals: Signals) -> Self {
+        self.signals = Some(signals);
         self
     }
 
@@ -571,14 +620,23 @@ where
                 None => std::future::pending().await,
             }
         };
-        // Biased: the terminal first, so a key is read before the other
-        // sources are looked at (and is never starved by a burst of events).
+        let signal = async {
+            match &mut self.signals {
+                Some(signals) => signals.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        // Biased: a signal, then the terminal, so a key is read before the
+        // other sources are looked at (and is never starved by a burst of
+        // events).
         let next = tokio::select! {
             biased;
+            _ = signal => Some(Action::Ended),
             event = self.input.next() => match event {
                 Some(Ok(event)) => terminal_action(event),
                 Some(Err(e)) => return Err(e).context("reading the terminal"),
-                None => return Ok(false),
+                // The terminal went away.
+                None => Some(Action::Ended),
             },
             Some(event) = self.events.recv() => self.driver.translate(event),
             Some(answer) = answered => Some(answer),

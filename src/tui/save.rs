@@ -3,7 +3,10 @@
 //! it writes, off the UI thread. A refused save comes back as a
 //! [`Conflict`], which the console turns into a question.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+
+use tokio::io::AsyncWriteExt;
 
 use crate::tui::panes::editor::fingerprint;
 
@@ -61,13 +64,24 @@ pub enum SaveError {
 }
 
 /// Writes `text` to `path` if `guard` lets it write over what is there now.
-/// A directory there is refused at once: no yes could write over it.
+/// A directory or a read-only file there is refused at once: no yes could
+/// write over it.
 pub async fn save_file(path: &Path, text: &str, guard: &Guard) -> Result<(), SaveError> {
-    if tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir()) {
-        return Err(SaveError::Failed(format!(
-            "{} is a directory",
-            path.display()
-        )));
+    if let Ok(found) = tokio::fs::metadata(path).await {
+        let refused = if found.is_dir() {
+            Some("a directory")
+        } else if found.permissions().mode() & 0o200 == 0 {
+            // As vim does, even for root, who could write it.
+            Some("read-only")
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            return Err(SaveError::Failed(format!(
+                "{} is {refused}",
+                path.display()
+            )));
+        }
     }
     check_guard(path, guard)
         .await
@@ -103,6 +117,9 @@ pub async fn file_exists(path: &Path) -> bool {
     tokio::fs::metadata(path).await.is_ok()
 }
 
+/// Writes `text` to the file at `path` (through a symlink, the file it
+/// points to: the link stays), keeping the permission bits of a file that
+/// is there; a new one gets the default mode.
 pub(crate) async fn write_file(path: &Path, text: &str) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && let Err(e) = tokio::fs::create_dir_all(dir).await
@@ -113,16 +130,49 @@ pub(crate) async fn write_file(path: &Path, text: &str) -> Result<(), String> {
             None => e.to_string(),
         });
     }
-    // Write then rename, so a crash never leaves half a file.
-    let tmp = path.with_extension("asudf-tmp");
-    tokio::fs::write(&tmp, text)
+    // Not there (or a link to nothing): written where `path` says.
+    let target = tokio::fs::canonicalize(path)
         .await
-        .map_err(|e| e.to_string())?;
-    if let Err(e) = tokio::fs::rename(&tmp, path).await {
+        .unwrap_or_else(|_| path.to_path_buf());
+    let mode = tokio::fs::metadata(&target)
+        .await
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777);
+    // Write then rename, so a crash never leaves half a file.
+    let tmp = target.with_extension("asudf-tmp");
+    if let Err(e) = write_new(&tmp, text, mode).await {
         let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e.to_string());
+        // The temporary file's name says where a save could not write
+        // (a folder that takes no new files, as /proc).
+        return Err(format!("cannot write {}: {e}", tmp.display()));
+    }
+    if let Err(e) = tokio::fs::rename(&tmp, &target).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(format!("cannot replace {}: {e}", target.display()));
     }
     Ok(())
+}
+
+/// Writes `text` to a file at `path` with `mode` (`None`: the default),
+/// set before the text goes in, so a private file's text never sits in a
+/// file others may read.
+async fn write_new(path: &Path, text: &str, mode: Option<u32>) -> std::io::Result<()> {
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode.unwrap_or(0o666))
+        .open(path)
+        .await?;
+    if let Some(mode) = mode {
+        // The umask may have taken bits away, and a file left there by
+        // an earlier save keeps its own mode.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .await?;
+    }
+    file.write_all(text.as_bytes()).await?;
+    // tokio's file writes in the background: done before the rename.
+    file.flush().await
 }
 
 /// The nearest of `dir` and its parents that is there, if it is no folder.
@@ -187,5 +237,18 @@ mod tests {
         }
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "nothing but echo.lua: {left:?}");
+    }
+
+    /// A write that fails names the file it could not write: in /proc, a
+    /// writable file's folder takes no temporary file beside it.
+    #[tokio::test]
+    async fn a_failed_write_names_the_file() {
+        let comm = std::fs::canonicalize("/proc/self/comm").unwrap();
+        let failed = save_file(&comm, "x\n", &Guard::Any).await;
+        let expected = format!(
+            "cannot write {}: No such file or directory (os error 2)",
+            comm.with_extension("asudf-tmp").display()
+        );
+        assert_eq!(failed, Err(SaveError::Failed(expected)));
     }
 }
