@@ -680,8 +680,35 @@ fn exit_codes_for_usage_and_connection_errors() {
     // Nothing listens on port 1.
     let (code, _, err) = process::asudf(&["-h", "127.0.0.1:1", "--timeout", "500", "udf", "ls"]);
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("cannot connect to 127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("cannot connect to 127.0.0.1:1: connection refused"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+}
+
+/// A server with users answers a client that sent none: it is not "no node
+/// answered", and the flags to give are named.
+#[test]
+fn a_server_wanting_a_login_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "secret\n").unwrap();
+    let served = Served::start(&[
+        "--sandbox-dir",
+        dir.path().to_str().unwrap(),
+        "--user",
+        "bob",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    let (code, _, err) = served.run(&["udf", "ls"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("the server needs a user and password (-U/--user, -P/--password)"),
+        "{err}"
+    );
+    served.ok(&["-U", "bob", "-P", "secret", "udf", "ls"]);
 }
 
 #[test]
