@@ -73,7 +73,7 @@ pub struct ConnectionArgs {
     pub user: Option<String>,
 
     /// Password; with no value, asks for it without echo (also read from
-    /// ASUDF_PASSWORD).
+    /// ASUDF_PASSWORD). Not for `serve`: it reads --password-file.
     #[arg(
         short = 'P',
         long,
@@ -592,6 +592,10 @@ pub struct BenchApplyArgs {
 /// `serve`'s own flags; the port and the user are the global `--port` and
 /// `--user` (see [`ServeArgs::listen_port`]).
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Of the connection options, serve takes --port (to listen on), --user (with \
+                  --password-file), --sandbox-dir and --memory, and refuses the others."
+)]
 pub struct ServeArgs {
     /// Address to listen on. Anything but loopback exposes the sandbox.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
@@ -627,6 +631,47 @@ impl ServeArgs {
     /// The port to listen on: the global `--port`, default 3000.
     pub fn listen_port(connection: &ConnectionArgs) -> u16 {
         connection.port.unwrap_or(3000)
+    }
+
+    /// The first global option given that `serve` would ignore, said with
+    /// what serves its purpose: it listens rather than connects. The
+    /// password comes only from `--password-file`, kept off the command
+    /// line (which every user of the machine can read in `ps`).
+    pub fn ignored_option(cli: &Cli) -> Option<String> {
+        let c = &cli.connection;
+        let tls = "serve's TLS files are --tls-cert and --tls-key";
+        let given = [
+            (
+                !c.hosts.is_empty(),
+                "-h/--host",
+                "it listens on --bind and --port",
+            ),
+            (
+                c.password.is_some(),
+                "-P/--password",
+                "it reads the password of --user from --password-file FILE",
+            ),
+            (c.tls_enable, "--tls-enable", tls),
+            (c.tls_name.is_some(), "--tls-name", tls),
+            (c.tls_cafile.is_some(), "--tls-cafile", tls),
+            (c.tls_certfile.is_some(), "--tls-certfile", tls),
+            (c.tls_keyfile.is_some(), "--tls-keyfile", tls),
+            (c.timeout.is_some(), "--timeout", "it sends no requests"),
+            (
+                c.config_file.is_some(),
+                "--config-file",
+                "it reads no astools.conf",
+            ),
+            (
+                cli.lua_libs.is_some(),
+                "--lua-libs before serve",
+                "give it after serve",
+            ),
+        ];
+        given
+            .into_iter()
+            .find(|(set, _, _)| *set)
+            .map(|(_, option, why)| format!("serve does not take {option}: {why}"))
     }
 
     /// Refuses combinations that would be unsafe: every Lua library (`io`,
@@ -1256,6 +1301,25 @@ mod tests {
                 .to_string()
                 .contains("-c")
         );
+    }
+
+    #[test]
+    fn serve_names_a_global_option_it_would_ignore() {
+        let ignored = |args: &[&str]| ServeArgs::ignored_option(&parse(args));
+        assert_eq!(ignored(&["serve", "--user", "u", "--port", "1"]), None);
+        assert_eq!(
+            ignored(&["-h", "1.2.3.4", "serve"]).unwrap(),
+            "serve does not take -h/--host: it listens on --bind and --port"
+        );
+        let said = ignored(&["serve", "--user", "bob", "-P", "secret"]).unwrap();
+        assert!(
+            said.contains("-P/--password") && said.contains("--password-file"),
+            "{said}"
+        );
+        let said = ignored(&["serve", "--tls-certfile", "c.pem"]).unwrap();
+        assert!(said.contains("--tls-cert and --tls-key"), "{said}");
+        let said = ignored(&["--lua-libs", "all", "serve"]).unwrap();
+        assert!(said.contains("--lua-libs before serve"), "{said}");
     }
 
     #[test]

@@ -450,6 +450,15 @@ fn tls_policy(tls: &TlsSettings) -> Result<TlsPolicy, String> {
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
+    if let Some(message) = ServeArgs::ignored_option(cli) {
+        return usage(cli.json, message);
+    }
+    if cli.connection.user.is_some() && args.password_file.is_none() {
+        return usage(
+            cli.json,
+            "serve --user needs --password-file FILE (the password is its first line)",
+        );
+    }
     if let Err(message) = args.check() {
         return usage(cli.json, message);
     }
@@ -484,10 +493,10 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
     };
     match asudf::sandbox::local::serve(opts).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("asudf serve: {e:#}");
-            ExitCode::from(commands::EXIT_CONNECTION)
-        }
+        Err(e) => commands::fail(
+            cli.json,
+            &client::Failure::connection(format!("asudf serve: {e:#}")),
+        ),
     }
 }
 

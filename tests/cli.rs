@@ -711,6 +711,50 @@ fn a_server_wanting_a_login_says_so() {
     served.ok(&["-U", "bob", "-P", "secret", "udf", "ls"]);
 }
 
+/// `serve` refuses the global options it has no use for, naming each, and
+/// with `--json` says its failures as every command does.
+#[test]
+fn serve_refuses_options_it_ignores_and_fails_in_json() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["serve", "--memory", "--user", "bob", "-P", "secret"],
+            "serve does not take -P/--password: it reads the password of --user from --password-file FILE",
+        ),
+        (
+            &["-h", "1.2.3.4", "serve", "--memory"],
+            "serve does not take -h/--host",
+        ),
+        (
+            &["serve", "--memory", "--user", "bob"],
+            "serve --user needs --password-file FILE",
+        ),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = process::asudf(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        let mut json = args.to_vec();
+        json.push("--json");
+        let (code, out, _) = process::asudf(&json);
+        assert_eq!(code, 2, "{json:?}: {out}");
+        assert!(
+            json_of(&out)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message)
+        );
+    }
+    // The port is taken by another server: a connection error, in JSON.
+    let served = Served::start(&["--memory"]);
+    let port = served.host.rsplit(':').next().unwrap();
+    let (code, out, err) = process::asudf(&["--json", "serve", "--memory", "--port", port]);
+    assert_eq!(code, 3, "{out}{err}");
+    let j = json_of(&out);
+    assert_eq!(j["ok"], false, "{j}");
+    let text = j["error"]["message"].as_str().unwrap();
+    assert!(text.starts_with("asudf serve: "), "{text}");
+}
+
 #[test]
 fn usage_errors_with_json_print_the_error_object() {
     let dir = tempfile::tempdir().unwrap();
