@@ -326,7 +326,7 @@ pub struct TestArgs {
 /// `asudf check FILE.lua…`: exit 0 clean (warnings allowed), 4 errors, 2 usage.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Lua files to lint.
+    /// Lua files to lint (`-` reads standard input).
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
     /// The server's Lua library mode to lint for.
@@ -347,7 +347,7 @@ pub struct CheckArgs {
 pub enum UdfCommand {
     /// Register a Lua file as a module.
     Put {
-        /// The Lua source file.
+        /// The Lua source file (`-` reads standard input, and needs --name).
         file: PathBuf,
         /// Module name to register it under (default: the file's name).
         #[arg(long, value_name = "NAME")]

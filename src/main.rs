@@ -176,8 +176,8 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
     let timeout_ms = cli.connection.timeout;
     // An apply's words are read before connecting: a bad one is a usage error.
     let apply_parts = match &command {
-        Command::Apply(args) => Some(args.parts(read_keys)),
-        Command::Bench(BenchCommand::Apply(args)) => Some(args.apply.parts(read_keys)),
+        Command::Apply(args) => Some(args.parts(commands::read_input)),
+        Command::Bench(BenchCommand::Apply(args)) => Some(args.apply.parts(commands::read_input)),
         _ => None,
     };
     let apply_parts = match apply_parts.transpose() {
@@ -335,15 +335,6 @@ fn record_key(target: &NsSet, key: &aerospike::Value) -> RecordKey {
         ns: target.namespace.clone(),
         set: target.set.clone(),
         key: key.clone(),
-    }
-}
-
-/// `--keys-from`'s text: the file, or standard input for `-`.
-fn read_keys(path: &std::path::Path) -> std::io::Result<String> {
-    if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
     }
 }
 

@@ -26,6 +26,23 @@ fn sandbox_with_counter() -> tempfile::TempDir {
     dir
 }
 
+/// As [`asudf`], with `input` on standard input.
+fn asudf_with_stdin(dir: &Path, args: &[&str], input: &str) -> (i32, String, String) {
+    let out = assert_cmd::Command::cargo_bin("asudf")
+        .unwrap()
+        .args(args)
+        .args(["--sandbox-dir", dir.to_str().unwrap()])
+        .env_remove("ASUDF_HOST")
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn json_of(stdout: &str) -> Json {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
@@ -591,6 +608,30 @@ fn module_names_the_info_commands_cannot_carry_are_refused() {
 
 /// A server answers ok to removing a module it does not have: `udf rm`
 /// looks first, and an empty name is a usage error.
+/// `-` reads the module from standard input, as `--keys-from -` reads keys;
+/// `udf put -` has no file name to register it under, so it needs `--name`.
+#[test]
+fn udf_put_and_check_read_standard_input_for_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let source = std::fs::read_to_string(counter_lua()).unwrap();
+    let (code, _, err) = asudf_with_stdin(d, &["udf", "put", "-"], &source);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("give the module's with --name NAME"), "{err}");
+    let (code, out, err) = asudf_with_stdin(d, &["udf", "put", "-", "--name", "piped"], &source);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("registered piped"), "{out}");
+    let (_, out, _) = asudf(d, &["udf", "cat", "piped"]);
+    assert_eq!(out, source);
+
+    let (code, out, _) =
+        asudf_with_stdin(d, &["check", "-"], "function f(rec)\n  rec.t = {}\nend\n");
+    assert_eq!(code, 4, "{out}");
+    assert!(out.starts_with("<stdin>:2:3: error:"), "{out}");
+    let (code, out, err) = asudf_with_stdin(d, &["check", "-"], &source);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+}
+
 #[test]
 fn udf_rm_of_a_module_not_registered_is_not_found() {
     let dir = sandbox_with_counter();

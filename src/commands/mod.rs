@@ -65,6 +65,16 @@ pub fn output_failed(e: &std::io::Error) -> ! {
     std::process::exit(EXIT_OUTPUT.into())
 }
 
+/// A file's text, or standard input's for `-` (`--keys-from`, `udf put`,
+/// `check`).
+pub fn read_input(path: &std::path::Path) -> std::io::Result<String> {
+    if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+}
+
 /// An I/O error's text without its "(os error 28)": the number tells a
 /// user nothing.
 pub fn io_text(e: &std::io::Error) -> String {
