@@ -223,8 +223,8 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
     /// Read only these bins (comma-separated; an empty value reads none).
-    #[arg(long, value_name = "A,B", value_delimiter = ',')]
-    pub bins: Option<Vec<String>>,
+    #[arg(long, value_name = "A,B", value_parser = parse_bins)]
+    pub bins: Option<BinNames>,
     /// Stop after N records.
     #[arg(long, value_name = "N")]
     pub max_records: Option<u64>,
@@ -871,6 +871,28 @@ pub fn parse_value(word: &str) -> Result<Value, String> {
     value::parse_arg(word).map_err(|e| e.to_string())
 }
 
+/// `--bins`: the names to read; none for an empty value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinNames(pub Vec<String>);
+
+/// `--bins A,B`: an empty value reads no bins, but an empty name in a list
+/// (`a,,b`, `a,`) is a slip, refused with its column.
+pub fn parse_bins(text: &str) -> Result<BinNames, String> {
+    if text.is_empty() {
+        return Ok(BinNames(Vec::new()));
+    }
+    let mut column = 1;
+    let mut names = Vec::new();
+    for name in text.split(',') {
+        if name.is_empty() {
+            return Err(format!("column {column}: an empty bin name"));
+        }
+        column += name.chars().count() + 1;
+        names.push(name.to_string());
+    }
+    Ok(BinNames(names))
+}
+
 /// A `where` clause (see [`crate::where_clause`]).
 pub fn parse_where(text: &str) -> Result<Where, String> {
     where_clause::parse(text).map_err(|e| e.to_string())
@@ -1300,6 +1322,24 @@ mod tests {
             parse_err(&["bench", "apply", "test", "k", "m.f", "-c", "0"])
                 .to_string()
                 .contains("-c")
+        );
+    }
+
+    #[test]
+    fn an_empty_bin_name_in_a_list_is_refused_with_its_column() {
+        let names = |v: &[&str]| BinNames(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(parse_bins(""), Ok(names(&[])));
+        assert_eq!(parse_bins("a,bé"), Ok(names(&["a", "bé"])));
+        assert_eq!(
+            parse_bins("a,,b").unwrap_err(),
+            "column 3: an empty bin name"
+        );
+        assert_eq!(parse_bins(",a").unwrap_err(), "column 1: an empty bin name");
+        assert_eq!(parse_bins("é,").unwrap_err(), "column 3: an empty bin name");
+        let e = parse_err(&["query", "test", "--bins", "a,,b"]).to_string();
+        assert!(
+            e.contains("'a,,b' for '--bins <A,B>'") && e.contains("column 3"),
+            "{e}"
         );
     }
 

@@ -256,7 +256,7 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
         Command::Query(args) => {
             let call = client::QueryCall {
                 scope: scope(&args.scope),
-                bins: args.bins,
+                bins: args.bins.map(|b| b.0),
                 max_records: args.max_records,
             };
             commands::query::query(&mut session, client::Request::Query(Box::new(call))).await

@@ -632,6 +632,25 @@ fn udf_put_and_check_read_standard_input_for_dash() {
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 }
 
+/// `--bins ""` reads no bins (it read no records at all: a bin named ""),
+/// and an empty name in a list is a usage error with its column.
+#[test]
+fn query_bins_empty_reads_none_and_an_empty_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, err) = asudf(d, &["record", "put", "test.s", "k", "a=1", "--send-key"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = asudf(d, &["query", "test.s", "--bins", ""]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "'k'  {}  (gen 1, never expires)", "{err}");
+    let (code, _, err) = asudf(d, &["query", "test.s", "--bins", "a,,b"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("'a,,b' for '--bins <A,B>': column 3: an empty bin name"),
+        "{err}"
+    );
+}
+
 #[test]
 fn udf_rm_of_a_module_not_registered_is_not_found() {
     let dir = sandbox_with_counter();
