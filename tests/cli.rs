@@ -436,6 +436,15 @@ fn bench_reports_throughput_and_percentiles() {
     let (code, out, err) = bench("3", "10");
     assert_eq!(code, 0, "{err}");
     assert_eq!(json_of(&out)["concurrency"], 3);
+    // Without --json, the lowered concurrency is said on stderr.
+    let args = ["bench", "apply", "test", "b", "counter.increment", "n", "1"];
+    let (code, out, err) = asudf(d, &[&args[..], &["-n", "3", "-c", "10"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: -c 10 with -n 3: runs 3 at once"),
+        "{err}"
+    );
+    assert!(out.contains("at concurrency 3"), "{out}");
     let (code, out, err) = bench("0", "1");
     assert_eq!(code, 2, "{err}");
     let message = &json_of(&out)["error"]["message"];
