@@ -660,6 +660,25 @@ fn query_bins_empty_reads_none_and_an_empty_name_is_refused() {
     );
 }
 
+/// `check --function` names a function the module does not define: a lint
+/// error (exit 4), as the server's "function not found" would be.
+#[test]
+fn check_function_the_module_lacks_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = counter_lua();
+    let file = counter.to_str().unwrap();
+    let (code, out, err) = asudf(dir.path(), &["check", "--function", "nosuch", file]);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "{file}:1:1: error: the module has no function 'nosuch': the server answers \"function not found\" [local_udf]\n"
+        )
+    );
+    let (code, out, err) = asudf(dir.path(), &["check", "--function", "increment", file]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+}
+
 #[test]
 fn udf_rm_of_a_module_not_registered_is_not_found() {
     let dir = sandbox_with_counter();
