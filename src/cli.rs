@@ -73,7 +73,7 @@ pub struct ConnectionArgs {
     pub user: Option<String>,
 
     /// Password; with no value, asks for it without echo (also read from
-    /// ASUDF_PASSWORD).
+    /// ASUDF_PASSWORD). Not for `serve`: it reads --password-file.
     #[arg(
         short = 'P',
         long,
@@ -223,8 +223,8 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
     /// Read only these bins (comma-separated; an empty value reads none).
-    #[arg(long, value_name = "A,B", value_delimiter = ',')]
-    pub bins: Option<Vec<String>>,
+    #[arg(long, value_name = "A,B", value_parser = parse_bins)]
+    pub bins: Option<BinNames>,
     /// Stop after N records.
     #[arg(long, value_name = "N")]
     pub max_records: Option<u64>,
@@ -326,7 +326,7 @@ pub struct TestArgs {
 /// `asudf check FILE.lua…`: exit 0 clean (warnings allowed), 4 errors, 2 usage.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Lua files to lint.
+    /// Lua files to lint (`-` reads standard input).
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
     /// The server's Lua library mode to lint for.
@@ -347,7 +347,7 @@ pub struct CheckArgs {
 pub enum UdfCommand {
     /// Register a Lua file as a module.
     Put {
-        /// The Lua source file.
+        /// The Lua source file (`-` reads standard input, and needs --name).
         file: PathBuf,
         /// Module name to register it under (default: the file's name).
         #[arg(long, value_name = "NAME")]
@@ -592,6 +592,10 @@ pub struct BenchApplyArgs {
 /// `serve`'s own flags; the port and the user are the global `--port` and
 /// `--user` (see [`ServeArgs::listen_port`]).
 #[derive(Debug, Clone, Args)]
+#[command(
+    after_help = "Of the connection options, serve takes --port (to listen on), --user (with \
+                  --password-file), --sandbox-dir and --memory, and refuses the others."
+)]
 pub struct ServeArgs {
     /// Address to listen on. Anything but loopback exposes the sandbox.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
@@ -627,6 +631,47 @@ impl ServeArgs {
     /// The port to listen on: the global `--port`, default 3000.
     pub fn listen_port(connection: &ConnectionArgs) -> u16 {
         connection.port.unwrap_or(3000)
+    }
+
+    /// The first global option given that `serve` would ignore, said with
+    /// what serves its purpose: it listens rather than connects. The
+    /// password comes only from `--password-file`, kept off the command
+    /// line (which every user of the machine can read in `ps`).
+    pub fn ignored_option(cli: &Cli) -> Option<String> {
+        let c = &cli.connection;
+        let tls = "serve's TLS files are --tls-cert and --tls-key";
+        let given = [
+            (
+                !c.hosts.is_empty(),
+                "-h/--host",
+                "it listens on --bind and --port",
+            ),
+            (
+                c.password.is_some(),
+                "-P/--password",
+                "it reads the password of --user from --password-file FILE",
+            ),
+            (c.tls_enable, "--tls-enable", tls),
+            (c.tls_name.is_some(), "--tls-name", tls),
+            (c.tls_cafile.is_some(), "--tls-cafile", tls),
+            (c.tls_certfile.is_some(), "--tls-certfile", tls),
+            (c.tls_keyfile.is_some(), "--tls-keyfile", tls),
+            (c.timeout.is_some(), "--timeout", "it sends no requests"),
+            (
+                c.config_file.is_some(),
+                "--config-file",
+                "it reads no astools.conf",
+            ),
+            (
+                cli.lua_libs.is_some(),
+                "--lua-libs before serve",
+                "give it after serve",
+            ),
+        ];
+        given
+            .into_iter()
+            .find(|(set, _, _)| *set)
+            .map(|(_, option, why)| format!("serve does not take {option}: {why}"))
     }
 
     /// Refuses combinations that would be unsafe: every Lua library (`io`,
@@ -824,6 +869,28 @@ impl FromStr for BinAssign {
 /// A command-line word in the literal syntax (see [`value::parse_arg`]).
 pub fn parse_value(word: &str) -> Result<Value, String> {
     value::parse_arg(word).map_err(|e| e.to_string())
+}
+
+/// `--bins`: the names to read; none for an empty value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinNames(pub Vec<String>);
+
+/// `--bins A,B`: an empty value reads no bins, but an empty name in a list
+/// (`a,,b`, `a,`) is a slip, refused with its column.
+pub fn parse_bins(text: &str) -> Result<BinNames, String> {
+    if text.is_empty() {
+        return Ok(BinNames(Vec::new()));
+    }
+    let mut column = 1;
+    let mut names = Vec::new();
+    for name in text.split(',') {
+        if name.is_empty() {
+            return Err(format!("column {column}: an empty bin name"));
+        }
+        column += name.chars().count() + 1;
+        names.push(name.to_string());
+    }
+    Ok(BinNames(names))
 }
 
 /// A `where` clause (see [`crate::where_clause`]).
@@ -1256,6 +1323,43 @@ mod tests {
                 .to_string()
                 .contains("-c")
         );
+    }
+
+    #[test]
+    fn an_empty_bin_name_in_a_list_is_refused_with_its_column() {
+        let names = |v: &[&str]| BinNames(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(parse_bins(""), Ok(names(&[])));
+        assert_eq!(parse_bins("a,bé"), Ok(names(&["a", "bé"])));
+        assert_eq!(
+            parse_bins("a,,b").unwrap_err(),
+            "column 3: an empty bin name"
+        );
+        assert_eq!(parse_bins(",a").unwrap_err(), "column 1: an empty bin name");
+        assert_eq!(parse_bins("é,").unwrap_err(), "column 3: an empty bin name");
+        let e = parse_err(&["query", "test", "--bins", "a,,b"]).to_string();
+        assert!(
+            e.contains("'a,,b' for '--bins <A,B>'") && e.contains("column 3"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn serve_names_a_global_option_it_would_ignore() {
+        let ignored = |args: &[&str]| ServeArgs::ignored_option(&parse(args));
+        assert_eq!(ignored(&["serve", "--user", "u", "--port", "1"]), None);
+        assert_eq!(
+            ignored(&["-h", "1.2.3.4", "serve"]).unwrap(),
+            "serve does not take -h/--host: it listens on --bind and --port"
+        );
+        let said = ignored(&["serve", "--user", "bob", "-P", "secret"]).unwrap();
+        assert!(
+            said.contains("-P/--password") && said.contains("--password-file"),
+            "{said}"
+        );
+        let said = ignored(&["serve", "--tls-certfile", "c.pem"]).unwrap();
+        assert!(said.contains("--tls-cert and --tls-key"), "{said}");
+        let said = ignored(&["--lua-libs", "all", "serve"]).unwrap();
+        assert!(said.contains("--lua-libs before serve"), "{said}");
     }
 
     #[test]

@@ -176,8 +176,8 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
     let timeout_ms = cli.connection.timeout;
     // An apply's words are read before connecting: a bad one is a usage error.
     let apply_parts = match &command {
-        Command::Apply(args) => Some(args.parts(read_keys)),
-        Command::Bench(BenchCommand::Apply(args)) => Some(args.apply.parts(read_keys)),
+        Command::Apply(args) => Some(args.parts(commands::read_input)),
+        Command::Bench(BenchCommand::Apply(args)) => Some(args.apply.parts(commands::read_input)),
         _ => None,
     };
     let apply_parts = match apply_parts.transpose() {
@@ -256,7 +256,7 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
         Command::Query(args) => {
             let call = client::QueryCall {
                 scope: scope(&args.scope),
-                bins: args.bins,
+                bins: args.bins.map(|b| b.0),
                 max_records: args.max_records,
             };
             commands::query::query(&mut session, client::Request::Query(Box::new(call))).await
@@ -335,15 +335,6 @@ fn record_key(target: &NsSet, key: &aerospike::Value) -> RecordKey {
         ns: target.namespace.clone(),
         set: target.set.clone(),
         key: key.clone(),
-    }
-}
-
-/// `--keys-from`'s text: the file, or standard input for `-`.
-fn read_keys(path: &std::path::Path) -> std::io::Result<String> {
-    if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
     }
 }
 
@@ -450,6 +441,15 @@ fn tls_policy(tls: &TlsSettings) -> Result<TlsPolicy, String> {
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
+    if let Some(message) = ServeArgs::ignored_option(cli) {
+        return usage(cli.json, message);
+    }
+    if cli.connection.user.is_some() && args.password_file.is_none() {
+        return usage(
+            cli.json,
+            "serve --user needs --password-file FILE (the password is its first line)",
+        );
+    }
     if let Err(message) = args.check() {
         return usage(cli.json, message);
     }
@@ -484,10 +484,10 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
     };
     match asudf::sandbox::local::serve(opts).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("asudf serve: {e:#}");
-            ExitCode::from(commands::EXIT_CONNECTION)
-        }
+        Err(e) => commands::fail(
+            cli.json,
+            &client::Failure::connection(format!("asudf serve: {e:#}")),
+        ),
     }
 }
 

@@ -26,6 +26,23 @@ fn sandbox_with_counter() -> tempfile::TempDir {
     dir
 }
 
+/// As [`asudf`], with `input` on standard input.
+fn asudf_with_stdin(dir: &Path, args: &[&str], input: &str) -> (i32, String, String) {
+    let out = assert_cmd::Command::cargo_bin("asudf")
+        .unwrap()
+        .args(args)
+        .args(["--sandbox-dir", dir.to_str().unwrap()])
+        .env_remove("ASUDF_HOST")
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn json_of(stdout: &str) -> Json {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
@@ -419,6 +436,15 @@ fn bench_reports_throughput_and_percentiles() {
     let (code, out, err) = bench("3", "10");
     assert_eq!(code, 0, "{err}");
     assert_eq!(json_of(&out)["concurrency"], 3);
+    // Without --json, the lowered concurrency is said on stderr.
+    let args = ["bench", "apply", "test", "b", "counter.increment", "n", "1"];
+    let (code, out, err) = asudf(d, &[&args[..], &["-n", "3", "-c", "10"]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("note: -c 10 with -n 3: runs 3 at once"),
+        "{err}"
+    );
+    assert!(out.contains("at concurrency 3"), "{out}");
     let (code, out, err) = bench("0", "1");
     assert_eq!(code, 2, "{err}");
     let message = &json_of(&out)["error"]["message"];
@@ -591,6 +617,68 @@ fn module_names_the_info_commands_cannot_carry_are_refused() {
 
 /// A server answers ok to removing a module it does not have: `udf rm`
 /// looks first, and an empty name is a usage error.
+/// `-` reads the module from standard input, as `--keys-from -` reads keys;
+/// `udf put -` has no file name to register it under, so it needs `--name`.
+#[test]
+fn udf_put_and_check_read_standard_input_for_dash() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let source = std::fs::read_to_string(counter_lua()).unwrap();
+    let (code, _, err) = asudf_with_stdin(d, &["udf", "put", "-"], &source);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("give the module's with --name NAME"), "{err}");
+    let (code, out, err) = asudf_with_stdin(d, &["udf", "put", "-", "--name", "piped"], &source);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("registered piped"), "{out}");
+    let (_, out, _) = asudf(d, &["udf", "cat", "piped"]);
+    assert_eq!(out, source);
+
+    let (code, out, _) =
+        asudf_with_stdin(d, &["check", "-"], "function f(rec)\n  rec.t = {}\nend\n");
+    assert_eq!(code, 4, "{out}");
+    assert!(out.starts_with("<stdin>:2:3: error:"), "{out}");
+    let (code, out, err) = asudf_with_stdin(d, &["check", "-"], &source);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+}
+
+/// `--bins ""` reads no bins (it read no records at all: a bin named ""),
+/// and an empty name in a list is a usage error with its column.
+#[test]
+fn query_bins_empty_reads_none_and_an_empty_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (code, _, err) = asudf(d, &["record", "put", "test.s", "k", "a=1", "--send-key"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = asudf(d, &["query", "test.s", "--bins", ""]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "'k'  {}  (gen 1, never expires)", "{err}");
+    let (code, _, err) = asudf(d, &["query", "test.s", "--bins", "a,,b"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("'a,,b' for '--bins <A,B>': column 3: an empty bin name"),
+        "{err}"
+    );
+}
+
+/// `check --function` names a function the module does not define: a lint
+/// error (exit 4), as the server's "function not found" would be.
+#[test]
+fn check_function_the_module_lacks_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = counter_lua();
+    let file = counter.to_str().unwrap();
+    let (code, out, err) = asudf(dir.path(), &["check", "--function", "nosuch", file]);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "{file}:1:1: error: the module has no function 'nosuch': the server answers \"function not found\" [local_udf]\n"
+        )
+    );
+    let (code, out, err) = asudf(dir.path(), &["check", "--function", "increment", file]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+}
+
 #[test]
 fn udf_rm_of_a_module_not_registered_is_not_found() {
     let dir = sandbox_with_counter();
@@ -680,8 +768,79 @@ fn exit_codes_for_usage_and_connection_errors() {
     // Nothing listens on port 1.
     let (code, _, err) = process::asudf(&["-h", "127.0.0.1:1", "--timeout", "500", "udf", "ls"]);
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("cannot connect to 127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("cannot connect to 127.0.0.1:1: connection refused"),
+        "{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+}
+
+/// A server with users answers a client that sent none: it is not "no node
+/// answered", and the flags to give are named.
+#[test]
+fn a_server_wanting_a_login_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "secret\n").unwrap();
+    let served = Served::start(&[
+        "--sandbox-dir",
+        dir.path().to_str().unwrap(),
+        "--user",
+        "bob",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    let (code, _, err) = served.run(&["udf", "ls"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("the server needs a user and password (-U/--user, -P/--password)"),
+        "{err}"
+    );
+    served.ok(&["-U", "bob", "-P", "secret", "udf", "ls"]);
+}
+
+/// `serve` refuses the global options it has no use for, naming each, and
+/// with `--json` says its failures as every command does.
+#[test]
+fn serve_refuses_options_it_ignores_and_fails_in_json() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["serve", "--memory", "--user", "bob", "-P", "secret"],
+            "serve does not take -P/--password: it reads the password of --user from --password-file FILE",
+        ),
+        (
+            &["-h", "1.2.3.4", "serve", "--memory"],
+            "serve does not take -h/--host",
+        ),
+        (
+            &["serve", "--memory", "--user", "bob"],
+            "serve --user needs --password-file FILE",
+        ),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = process::asudf(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        let mut json = args.to_vec();
+        json.push("--json");
+        let (code, out, _) = process::asudf(&json);
+        assert_eq!(code, 2, "{json:?}: {out}");
+        assert!(
+            json_of(&out)["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message)
+        );
+    }
+    // The port is taken by another server: a connection error, in JSON.
+    let served = Served::start(&["--memory"]);
+    let port = served.host.rsplit(':').next().unwrap();
+    let (code, out, err) = process::asudf(&["--json", "serve", "--memory", "--port", port]);
+    assert_eq!(code, 3, "{out}{err}");
+    let j = json_of(&out);
+    assert_eq!(j["ok"], false, "{j}");
+    let text = j["error"]["message"].as_str().unwrap();
+    assert!(text.starts_with("asudf serve: "), "{text}");
 }
 
 #[test]

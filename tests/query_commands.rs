@@ -352,6 +352,23 @@ fn job_ids_are_json_strings_that_jobs_show_takes_back() {
     assert!(err.contains("a job id is a number"), "{err}");
 }
 
+/// A rate above the server's background-query-max-rps names the option and
+/// the limit, not only the server's "Parameter error".
+#[test]
+fn execute_above_the_highest_rate_names_rps_and_the_limit() {
+    let served = Served::start(&["--memory", "--background-max-rps", "500"]);
+    served.ok(&["sample", "load", "stamp"]);
+    let (code, _, err) = served.run(&["execute", "test.sales", "stamp.mark", "x", "--rps", "501"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(
+        err.contains("--rps 501 is refused (Parameter error)"),
+        "{err}"
+    );
+    assert!(err.contains("background-query-max-rps"), "{err}");
+    assert!(err.contains("--background-max-rps"), "{err}");
+    served.ok(&["execute", "test.sales", "stamp.mark", "x", "--rps", "500"]);
+}
+
 #[test]
 fn names_an_info_command_cannot_carry_are_usage_errors() {
     let served = Served::start(&["--memory"]);

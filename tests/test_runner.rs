@@ -258,6 +258,45 @@ fn update_rewrites_failing_expectations_and_keeps_comments() {
     assert!(out.trim_end().ends_with("3 passed, 0 failed"));
 }
 
+/// A JUnit path that cannot be written is refused before any test runs; a
+/// write that fails anyway at the end is in the `--json` object.
+#[test]
+fn an_unwritable_junit_path_is_refused_first_and_a_late_failure_is_in_json() {
+    let (dir, file) = scenario(&format!("{HEAD}{}", step("'count', 5", "expect = \"5\"")));
+    let missing = dir.path().join("nosuch/r.xml");
+    let (code, out, err) = test_file(&file, &["--junit", missing.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.is_empty(), "nothing ran: {out}");
+    assert!(
+        err.contains(&format!("--junit {}: the folder", missing.display())),
+        "{err}"
+    );
+    let (code, out, _) = test_file(&file, &["--json", "--junit", missing.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    let j: Json = serde_json::from_str(&out).unwrap();
+    assert!(
+        j["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{j}"
+    );
+    // /dev/full opens for writing, and every write to it fails.
+    let (code, out, _) = test_file(&file, &["--json", "--junit", "/dev/full"]);
+    assert_eq!(code, 2, "{out}");
+    let j: Json = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&j["ok"], &j["passed"]),
+        (&Json::Bool(false), &Json::from(1)),
+        "{j}"
+    );
+    let message = j["error"]["message"].as_str().unwrap();
+    assert_eq!(
+        message,
+        "cannot write the JUnit report /dev/full: No space left on device"
+    );
+}
+
 #[test]
 fn junit_output_parses_with_a_case_per_step() {
     use quick_xml::Reader;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aerospike::{AdminPolicy, Client, ClientPolicy, Host};
 use tokio::sync::mpsc;
@@ -236,9 +237,10 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
             (vec![host], ClientPolicy::default(), served)
         }
     };
+    let started = Instant::now();
     let client = Client::new(&policy, &hosts)
         .await
-        .map_err(|e| connect_error(&target, &e.base_message()))?;
+        .map_err(|e| connect_error(&target, &e.base_message(), started.elapsed()))?;
     let info = describe(&client, &target, served.is_some() || serving.is_some())
         .await
         .map_err(|e| format!("{}: {}", target.label(), e.base_message()))?;
@@ -249,28 +251,64 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
     })
 }
 
-/// One sentence saying why the connection failed.
-fn connect_error(target: &Target, message: &str) -> String {
-    let lower = message.to_lowercase();
-    let hint = if lower.contains("partition table never formed") {
+/// One sentence saying why the connection failed. `waited` is how long
+/// the attempt took, said when it timed out.
+fn connect_error(target: &Target, message: &str, waited: Duration) -> String {
+    let label = target.label();
+    if message.contains("partition table never formed") {
         // Its text names the user among possible causes: not an auth failure.
-        "the nodes answered but never gave a partition map"
+        return format!(
+            "cannot connect to {label}: the nodes answered but never gave a partition map"
+        );
+    }
+    // After its first line the crate lists one seed a line: "  HOST Error N: …".
+    let seeds: Vec<(&str, &str)> = message
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.trim().split_once(' '))
+        .collect();
+    match seeds.as_slice() {
+        [] => format!(
+            "cannot connect to {label}: {}",
+            seed_failure(message, waited)
+        ),
+        [(_, error)] => format!("cannot connect to {label}: {}", seed_failure(error, waited)),
+        many => {
+            let each: Vec<String> = many
+                .iter()
+                .map(|(host, error)| format!("{host} {}", seed_failure(error, waited)))
+                .collect();
+            format!("cannot connect to {label}: {}", each.join("; "))
+        }
+    }
+}
+
+/// Why one seed failed, from the crate's error text for it.
+fn seed_failure(error: &str, waited: Duration) -> String {
+    let lower = error.to_lowercase();
+    // The error's last clause is its cause; the rest is the crate's framing.
+    let cause = error.trim().rsplit(": ").next().unwrap_or(error).trim();
+    if lower.contains("not authenticated") {
+        // The node answered: it wants a login this client did not send.
+        "the server needs a user and password (-U/--user, -P/--password)".to_string()
     } else if lower.contains("password") || lower.contains("credential") || lower.contains("user") {
-        "the user or password was refused"
+        format!("the user or password was refused ({cause})")
     } else if lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake")
     {
-        "the TLS handshake failed"
+        format!("the TLS handshake failed ({cause})")
+    } else if lower.contains("timeout") {
+        format!("no answer, timed out after {} ms", waited.as_millis())
+    } else if lower.contains("connection refused") {
+        "connection refused (nothing listens on that port)".to_string()
+    } else if lower.contains("invalid size for info command buffer")
+        || lower.contains("bad server response")
+    {
+        // Another protocol's reply (an HTTP proxy's, say) read as a header.
+        "something answered but not in Aerospike's protocol (is it a node's service port?)"
+            .to_string()
     } else {
-        "no node answered"
-    };
-    // The crate's message spans lines (one per seed); its last clause is the cause.
-    let last = message
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or("");
-    let cause = last.rsplit(": ").next().unwrap_or(last);
-    format!("cannot connect to {}: {hint} ({cause})", target.label())
+        format!("no node answered ({cause})")
+    }
 }
 
 async fn describe(
@@ -340,9 +378,66 @@ mod tests {
              partition data, 0 namespace(s) mapped). The cluster is reachable but not routable \
              — check that the nodes have finished starting up and that the configured user is \
              allowed to read cluster metadata.",
+            Duration::ZERO,
         );
         assert!(said.contains("never gave a partition map"), "{said}");
-        let said = connect_error(&target, "Authentication failed: invalid password");
+        let said = connect_error(
+            &target,
+            "Authentication failed: invalid password",
+            Duration::ZERO,
+        );
         assert!(said.contains("the user or password was refused"), "{said}");
+    }
+
+    /// The crate's texts for each seed, as seen from real failures.
+    fn seeds_failed(lines: &[&str]) -> String {
+        let mut message = format!(
+            "Unable to communicate with server cluster: Failed to connect to [{}] host(s):\n",
+            lines.len()
+        );
+        for line in lines {
+            message.push_str(&format!("  {line}\n"));
+        }
+        let target = Target::Cluster {
+            hosts: vec![Host::new("h", 3000)],
+            policy: ClientPolicy::default(),
+        };
+        connect_error(&target, &message, Duration::from_millis(2004))
+    }
+
+    #[test]
+    fn each_seed_failure_is_said_in_words_not_the_crate_internals() {
+        // An HTTP reply's "HTTP/1.1" read as a header: its size was a bogus number.
+        let said = seeds_failed(&[
+            "10.255.255.1:3000 Error 4: Invalid argument: Invalid size for info command buffer: 92703365869105",
+        ]);
+        assert_eq!(
+            said,
+            "cannot connect to h:3000: something answered but not in Aerospike's protocol \
+             (is it a node's service port?)"
+        );
+        let said = seeds_failed(&[
+            "127.0.0.1:3 Error 9: Client Timeout: Timeout reading from the network connection",
+        ]);
+        assert_eq!(
+            said,
+            "cannot connect to h:3000: no answer, timed out after 2004 ms"
+        );
+        let said = seeds_failed(&[
+            "127.0.0.1:3777 Error -3: Invalid cluster node: Node ERROR:80:not authenticated 127.0.0.1:3777 returned invalid partition-generation: ERROR:80:not authenticated",
+        ]);
+        assert_eq!(
+            said,
+            "cannot connect to h:3000: the server needs a user and password (-U/--user, -P/--password)"
+        );
+        let said = seeds_failed(&[
+            "a:1 Error -1: Error during an I/O operation: Connection refused (os error 111)",
+            "b:2 Error 65, node=b:2: Invalid credential",
+        ]);
+        assert_eq!(
+            said,
+            "cannot connect to h:3000: a:1 connection refused (nothing listens on that port); \
+             b:2 the user or password was refused (Invalid credential)"
+        );
     }
 }

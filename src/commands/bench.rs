@@ -340,8 +340,16 @@ pub struct BenchOptions {
 }
 
 pub async fn run(session: &mut Headless, call: ApplyCall, opts: BenchOptions) -> ExitCode {
-    // No more calls are in flight than there are calls.
+    // No more calls are in flight than there are calls; said, so the
+    // figures are not read as those of the concurrency asked for (JSON
+    // gives the concurrency used).
     let (n, c) = (opts.count, opts.concurrency.min(opts.count));
+    if c < opts.concurrency && !session.json {
+        eprintln!(
+            "note: -c {} with -n {n}: runs {c} at once (no more calls in flight than calls)",
+            opts.concurrency
+        );
+    }
     let (baseline, m) = if opts.baseline {
         match measure_with_baseline(&session.handle, &call, n, c).await {
             Ok((floor, ours)) => (Some(floor), ours),

@@ -36,8 +36,15 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
     let (mut errors, mut warnings) = (0, 0);
     let mut out = std::io::stdout().lock();
     for path in &args.files {
-        let source = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let stdin = path.as_os_str() == "-";
+        // As `--keys-from -` names it.
+        let shown = if stdin {
+            "<stdin>".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let source = super::read_input(path)
+            .map_err(|e| format!("cannot read {shown}: {}", super::io_text(&e)))?;
         let mut config = match &explicit {
             Some(c) => c.clone(),
             None => nearest_config(path)?,
@@ -47,12 +54,15 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
         }
         let options = Options {
             libs: args.lua_libs.into(),
-            module: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            // Standard input has no file name to check as a module's.
+            module: path
+                .file_name()
+                .filter(|_| !stdin)
+                .map(|n| n.to_string_lossy().into_owned()),
             function: args.function.clone(),
             config,
         };
         let found = lint::lint(&source, &options);
-        let shown = path.display().to_string();
         for d in &found {
             match d.severity {
                 Severity::Error => errors += 1,

@@ -61,11 +61,28 @@ pub fn write_out(args: std::fmt::Arguments) {
 
 /// Says on stderr that the output could not be written, and exits.
 pub fn output_failed(e: &std::io::Error) -> ! {
-    // "No space left on device (os error 28)": the number tells a user nothing.
-    let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or_default();
-    eprintln!("cannot write the output: {text}");
+    eprintln!("cannot write the output: {}", io_text(e));
     std::process::exit(EXIT_OUTPUT.into())
+}
+
+/// A file's text, or standard input's for `-` (`--keys-from`, `udf put`,
+/// `check`).
+pub fn read_input(path: &std::path::Path) -> std::io::Result<String> {
+    if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// An I/O error's text without its "(os error 28)": the number tells a
+/// user nothing.
+pub fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    text.split(" (os error")
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A connected client task for one headless command.

@@ -188,14 +188,27 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
         );
         return fail(session.json, &refused);
     }
-    let set = match &request {
-        Request::Execute(call) => call.scope.set.clone(),
-        _ => None,
+    let (set, rps) = match &request {
+        Request::Execute(call) => (call.scope.set.clone(), call.records_per_second),
+        _ => (None, None),
     };
     let id = match session.handle.call(request).await.0 {
         Ok(Outcome::JobStarted { id }) => JobId(id),
         Ok(other) => return unexpected(other),
-        Err(f) => return fail(session.json, &f),
+        Err(mut f) => {
+            // A rate above the server's limit comes back as a bare
+            // "Parameter error"; the limit itself is server configuration
+            // that no info command of the sandbox reports.
+            if let (4, Some(rps)) = (f.code, rps) {
+                f.message = format!(
+                    "--rps {rps} is refused ({}): a background job may ask for at most the \
+                     server's background-query-max-rps, 10000 unless configured otherwise \
+                     (`asudf serve --background-max-rps N` sets the sandbox's)",
+                    f.message
+                );
+            }
+            return fail(session.json, &f);
+        }
     };
     if no_wait {
         if session.json {

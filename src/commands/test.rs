@@ -3,11 +3,11 @@
 //! Exit codes: 0 every step passed, 4 a step failed, 3 the cluster did not
 //! answer, 2 a file could not be read (with its line and column).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{EXIT_CONNECTION, EXIT_OK, EXIT_SERVER, EXIT_USAGE};
+use super::{EXIT_CONNECTION, EXIT_OK, EXIT_SERVER, EXIT_USAGE, io_text};
 use crate::cli::TestArgs;
 use crate::client::{Failure, Target};
 use crate::testing::{self, FileReport, Mode, format, report, runner, update};
@@ -37,6 +37,12 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
         Ok(files) => files,
         Err(message) => return usage(json, &message),
     };
+    // Found out before the run, not after every test ran.
+    if let Some(path) = &args.junit
+        && let Err(message) = check_writable(path)
+    {
+        return usage(json, &message);
+    }
     let cluster = match target {
         Target::Sandbox { .. } if args.register => {
             return usage(
@@ -100,10 +106,23 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
         }
     }
 
+    // Written before the report is printed, so `--json` can say it failed.
+    let junit_failure = args.junit.as_ref().and_then(|path| {
+        let e = std::fs::write(path, report::junit(&reports)).err()?;
+        Some(Failure::usage(format!(
+            "cannot write the JUnit report {}: {}",
+            path.display(),
+            io_text(&e)
+        )))
+    });
     if json {
         let mut out = report::json(&reports);
         if let Some(id) = run_id {
             out["run_id"] = serde_json::json!(id);
+        }
+        if let Some(f) = &junit_failure {
+            out["ok"] = false.into();
+            out["error"] = super::failure_json(f)["error"].take();
         }
         outln!("{out}");
     } else {
@@ -111,11 +130,11 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
             out!("{}", report::file_text(r));
         }
         outln!("{}", report::summary(&reports));
+        if let Some(f) = &junit_failure {
+            eprintln!("{}", f.message);
+        }
     }
-    if let Some(path) = &args.junit
-        && let Err(e) = std::fs::write(path, report::junit(&reports))
-    {
-        eprintln!("cannot write {}: {e}", path.display());
+    if junit_failure.is_some() {
         return ExitCode::from(EXIT_USAGE);
     }
 
@@ -129,6 +148,39 @@ pub async fn run(target: Target, args: &TestArgs, json: bool) -> ExitCode {
         EXIT_OK
     };
     ExitCode::from(code)
+}
+
+/// Whether the JUnit report can be written at `path`: its folder exists and
+/// a file can be opened there for writing (an existing one is left as it is).
+fn check_writable(path: &Path) -> Result<(), String> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(format!(
+            "--junit {}: the folder {} does not exist",
+            path.display(),
+            folder.display()
+        ));
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| {
+            format!(
+                "--junit {}: cannot write it: {}",
+                path.display(),
+                io_text(&e)
+            )
+        })?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// Rewrites the file's failing expectations; whether it changed.

@@ -8,10 +8,14 @@ use serde_json::json;
 use super::{Headless, exit_for, fail, report_failure};
 use crate::client::{Failure, Outcome, Request};
 
-/// The module name a file registers as: its file name.
+/// The module name a file registers as: its file name. Standard input
+/// (`-`) has none, so it needs `--name`.
 fn name_for(file: &Path, name: Option<&str>) -> Result<String, Failure> {
     match name {
         Some(n) => Ok(n.to_string()),
+        None if file.as_os_str() == "-" => Err(Failure::usage(
+            "udf put -: the source comes from standard input, which has no file name: give the module's with --name NAME",
+        )),
         None => file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -20,14 +24,19 @@ fn name_for(file: &Path, name: Option<&str>) -> Result<String, Failure> {
 }
 
 fn read_source(file: &Path) -> Result<String, Failure> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
-    String::from_utf8(bytes)
-        .map_err(|_| Failure::usage(format!("{}: not UTF-8 text", file.display())))
+    super::read_input(file).map_err(|e| {
+        let what = if file.as_os_str() == "-" {
+            "standard input".to_string()
+        } else {
+            file.display().to_string()
+        };
+        Failure::usage(format!("cannot read {what}: {}", super::io_text(&e)))
+    })
 }
 
 pub async fn put(session: &mut Headless, file: &Path, name: Option<&str>) -> ExitCode {
-    let (source, name) = match read_source(file).and_then(|s| Ok((s, name_for(file, name)?))) {
+    // The name first: a missing --name is said before stdin is waited on.
+    let (source, name) = match name_for(file, name).and_then(|n| Ok((read_source(file)?, n))) {
         Ok(read) => read,
         Err(f) => return fail(session.json, &f),
     };

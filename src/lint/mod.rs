@@ -70,7 +70,7 @@ pub const RULES: &[Rule] = &[
         name: "local_udf",
         severity: Severity::Error,
         why: "the server only calls global functions: a `local function` gives \"function not found\"",
-        fix: "drop `local` from the function the apply calls",
+        fix: "drop `local` from the function the apply calls, or define it as a global",
     },
     Rule {
         name: "table_in_bin",

@@ -71,6 +71,31 @@ fn local_udf_the_form_calls_or_nothing_uses() {
     // A local helper a global function uses is fine; so is a global UDF.
     let fine = "local function helper(x)\n  return x + 1\nend\nfunction bump(rec)\n  return helper(1)\nend\n";
     assert!(!has_with(fine, "local_udf", &called));
+    assert!(!has_with(
+        "bump = function(rec) end\n",
+        "local_udf",
+        &called
+    ));
+}
+
+#[test]
+fn local_udf_a_function_the_module_does_not_define() {
+    let called = Options {
+        function: Some("bump".into()),
+        ..Options::default()
+    };
+    // A method or a field of that name is not a global the server calls.
+    let src = "function bumped(rec) end\nfunction t.bump(rec) end\nlocal x = 1\n";
+    let found = lint(src, &called);
+    let d = found
+        .iter()
+        .find(|d| d.rule == "local_udf")
+        .expect("flagged");
+    assert_eq!((d.severity, d.line, d.col), (Severity::Error, 1, 1));
+    assert_eq!(
+        d.message,
+        "the module has no function 'bump': the server answers \"function not found\""
+    );
 }
 
 #[test]

@@ -152,6 +152,25 @@ fn key(body: &FunctionBody) -> usize {
     body as *const FunctionBody as usize
 }
 
+/// Whether a top-level statement defines `name`: `function name(…)`,
+/// `name = …`, or a `local function name` (flagged as local apart).
+fn defines(stmt: &Stmt, name: &str) -> bool {
+    match stmt {
+        Stmt::LocalFunction(f) => name_of(f.name()) == name,
+        Stmt::FunctionDeclaration(d) => {
+            let n = d.name();
+            n.method_name().is_none()
+                && n.names().len() == 1
+                && n.names().iter().all(|t| name_of(t) == name)
+        }
+        Stmt::Assignment(a) => a
+            .variables()
+            .iter()
+            .any(|v| matches!(v, Var::Name(t) if name_of(t) == name)),
+        _ => false,
+    }
+}
+
 fn name_of(token: &TokenReference) -> String {
     token.token().to_string()
 }
@@ -502,9 +521,23 @@ impl Walk<'_> {
         }
     }
 
-    /// Module-level checks: top-level local functions nothing can call.
+    /// Module-level checks: top-level local functions nothing can call, and
+    /// a wanted function the module does not define.
     fn top_level(&mut self, block: &Block) {
         let wanted = self.options.function.as_deref();
+        if let Some(name) = wanted
+            && !block.stmts().any(|stmt| defines(stmt, name))
+        {
+            // Nowhere to point in the source: its first line.
+            self.out.push(Finding {
+                rule: "local_udf",
+                start: 0,
+                end: 0,
+                message: format!(
+                    "the module has no function '{name}': the server answers \"function not found\""
+                ),
+            });
+        }
         for stmt in block.stmts() {
             if let Stmt::LocalFunction(f) = stmt {
                 let name = name_of(f.name());
