@@ -489,6 +489,13 @@ impl Editor {
                 let cell = &mut buf[(x, y)];
                 if c == WIDE_REST {
                     cell.reset();
+                } else if unicode_width::UnicodeWidthChar::width(c) == Some(0) {
+                    // A combining mark has a column of its own here; alone
+                    // in its cell, the terminal would join it to the cell
+                    // before and draw the rest of the row a column short.
+                    // On a dotted circle, the usual way to show one apart.
+                    let symbol: String = ['\u{25CC}', c].into_iter().collect();
+                    cell.set_symbol(&symbol).set_style(row_style.patch(style));
                 } else {
                     cell.set_char(c).set_style(row_style.patch(style));
                 }
@@ -818,6 +825,25 @@ mod tests {
         // After `a漢`: the cursor sits past both columns of the wide one.
         let a = row.chars().position(|c| c == 'a').unwrap() as u16;
         assert_eq!(cursor.map(|p| p.x), Some(a + 3));
+    }
+
+    #[test]
+    fn a_combining_mark_shows_in_its_own_column_on_a_dotted_circle() {
+        use crate::tui::screen::Screen;
+        use crate::tui::theme::ThemeKind;
+        use ratatui::backend::TestBackend;
+        let mut editor = Editor::new("e\u{301}!x\n", None, "m.lua".into(), true);
+        editor.highlight_on = false;
+        let mut screen = Screen::new(TestBackend::new(20, 4)).unwrap();
+        screen
+            .draw(|c| editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true, None))
+            .unwrap();
+        let buffer = screen.backend().buffer();
+        let row: Vec<&str> = (0..20).map(|x| buffer[(x, 1)].symbol()).collect();
+        let e = row.iter().position(|s| *s == "e").unwrap();
+        // Every cell one column wide, so the border stays in the last one.
+        assert_eq!(row[e..e + 3], ["e", "\u{25CC}\u{301}", "!"], "{row:?}");
+        assert_eq!(row[19], "│", "{row:?}");
     }
 
     #[test]
