@@ -450,8 +450,15 @@ impl Editor {
                 };
             let mut overlays: Vec<(Style, Range<usize>)> = Vec::new();
             if let Some(re) = search {
+                // The current match is the one the cursor is on the start of.
+                let at = (row == cursor_row).then(|| byte_at(line, cursor_col));
                 for m in re.find_iter(line) {
-                    overlays.push((theme.selected(), m.range()));
+                    let style = if at == Some(m.start()) {
+                        theme.current_match()
+                    } else {
+                        theme.selected()
+                    };
+                    overlays.push((style, m.range()));
                 }
             }
             // Reversed, so the selection shows without colours too.
@@ -921,6 +928,46 @@ mod tests {
             .filter(|(_, reversed)| *reversed)
             .collect();
         assert_eq!(row, [("b".to_string(), true), ("c".to_string(), true)]);
+    }
+
+    #[test]
+    fn without_colours_the_current_match_is_bold_and_the_others_only_reversed() {
+        use crate::tui::screen::Screen;
+        use crate::tui::theme::ThemeKind;
+        use ratatui::backend::TestBackend;
+        let mut editor = Editor::new("ab ab\nab\n", None, "m.lua".into(), true);
+        editor.highlight_on = false;
+        // Each matched cell of the two rows: its symbol, and whether it is
+        // reversed and bold.
+        let matched = |editor: &Editor| {
+            let mut screen = Screen::new(TestBackend::new(20, 5)).unwrap();
+            screen
+                .draw(|c| editor.draw(c, c.area(), Theme::new(ThemeKind::Plain), true, None))
+                .unwrap();
+            let buffer = screen.backend().buffer();
+            let mut cells = vec![];
+            for y in 1..3 {
+                for x in 1..19 {
+                    let cell = &buffer[(x, y)];
+                    if cell.modifier.contains(Modifier::REVERSED) {
+                        let bold = cell.modifier.contains(Modifier::BOLD);
+                        cells.push((cell.symbol().to_string(), bold));
+                    }
+                }
+            }
+            cells
+        };
+        let cells = |bold: [bool; 3]| -> Vec<(String, bool)> {
+            bold.iter()
+                .flat_map(|&b| [("a".to_string(), b), ("b".to_string(), b)])
+                .collect()
+        };
+        assert_eq!(editor.search("ab"), Ok(true));
+        assert_eq!(matched(&editor), cells([true, false, false]));
+        editor.search_next();
+        assert_eq!(matched(&editor), cells([false, true, false]));
+        editor.search_next();
+        assert_eq!(matched(&editor), cells([false, false, true]));
     }
 
     #[test]
