@@ -270,12 +270,25 @@ impl Editor {
         } else if row >= self.scroll_row + rows {
             self.scroll_row = row + 1 - rows;
         }
-        let x = display_width(&self.lines()[row], col);
+        let line = &self.lines()[row];
+        let x = display_width(line, col);
+        // Columns the cursor's character shows in: a wide one's two (a tab
+        // shows a space where the cursor is; past the end, one column).
+        let w = match line.chars().nth(col) {
+            Some(c) if c != '\t' => char_width(c, x),
+            _ => 1,
+        };
+        let end = x + w;
         let cols = self.view_cols.max(1);
-        if x < self.scroll_col {
-            self.scroll_col = x;
-        } else if x >= self.scroll_col + cols {
-            self.scroll_col = x + 1 - cols;
+        // Where a line is cut, the edge column shows a mark instead of the
+        // text: keep the cursor's character off it, when there is room.
+        let room = cols >= w + 2;
+        let left = usize::from(room);
+        let right = usize::from(room && display_width(line, usize::MAX) > end);
+        if x < self.scroll_col + left {
+            self.scroll_col = x.saturating_sub(left);
+        } else if end + right > self.scroll_col + cols {
+            self.scroll_col = (end + right - cols).min(x);
         }
     }
 
@@ -871,6 +884,48 @@ mod tests {
         assert_eq!(shown("a漢字", 0, 5), format!("a漢{rest}字{rest}"), "fits");
         assert_eq!(shown("漢字x", 2, 4), "‹ x");
         assert_eq!(shown("a漢字x", 1, 4), "‹  ›", "cut on both sides");
+    }
+
+    #[test]
+    fn the_cursor_never_sits_on_a_cut_mark() {
+        use crate::tui::screen::Screen;
+        use crate::tui::theme::ThemeKind;
+        use ratatui::backend::TestBackend;
+        // Letters with a wide character now and then, on one long line.
+        let line: String = (0..300u32)
+            .map(|i| match i % 7 {
+                3 => '漢',
+                _ => char::from(b'a' + (i % 26) as u8),
+            })
+            .collect();
+        let mut editor = Editor::new(&line, None, "m.lua".into(), true);
+        editor.highlight_on = false;
+        // 20 columns less the borders and the gutter (`1 `, a space).
+        editor.view_cols = 15;
+        let mut screen = Screen::new(TestBackend::new(20, 4)).unwrap();
+        // The cell under the cursor shows the cursor's character.
+        let mut check = |editor: &Editor| {
+            let mut cursor = None;
+            screen
+                .draw(|c| {
+                    editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true, None);
+                    cursor = c.cursor();
+                })
+                .unwrap();
+            let at = cursor.expect("the cursor shows");
+            let col = editor.cursor().1;
+            let want = line.chars().nth(col).map_or(" ".into(), String::from);
+            let cell = screen.backend().buffer()[(at.x, at.y)].symbol().to_string();
+            assert_eq!(cell, want, "cursor at column {col}");
+        };
+        for _ in 0..300 {
+            editor.input(key(KeyCode::Right));
+            check(&editor);
+        }
+        for _ in 0..300 {
+            editor.input(key(KeyCode::Left));
+            check(&editor);
+        }
     }
 
     #[test]
