@@ -88,6 +88,16 @@ impl Theme {
             ThemeKind::Light => Style::default().bg(Color::Gray).fg(Color::Black),
         }
     }
+    /// The search match at the cursor: without colours, bold and underlined
+    /// too, or it would look like the others; the colours leave it to the cursor.
+    pub fn current_match(self) -> Style {
+        match self.kind {
+            ThemeKind::Plain => self
+                .selected()
+                .add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
+            ThemeKind::Dark | ThemeKind::Light => self.selected(),
+        }
+    }
     pub fn key(self) -> Style {
         self.fg(Color::Yellow, Color::Blue)
             .add_modifier(Modifier::BOLD)

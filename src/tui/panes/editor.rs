@@ -270,12 +270,25 @@ impl Editor {
         } else if row >= self.scroll_row + rows {
             self.scroll_row = row + 1 - rows;
         }
-        let x = display_width(&self.lines()[row], col);
+        let line = &self.lines()[row];
+        let x = display_width(line, col);
+        // Columns the cursor's character shows in: a wide one's two (a tab
+        // shows a space where the cursor is; past the end, one column).
+        let w = match line.chars().nth(col) {
+            Some(c) if c != '\t' => char_width(c, x),
+            _ => 1,
+        };
+        let end = x + w;
         let cols = self.view_cols.max(1);
-        if x < self.scroll_col {
-            self.scroll_col = x;
-        } else if x >= self.scroll_col + cols {
-            self.scroll_col = x + 1 - cols;
+        // Where a line is cut, the edge column shows a mark instead of the
+        // text: keep the cursor's character off it, when there is room.
+        let room = cols >= w + 2;
+        let left = usize::from(room);
+        let right = usize::from(room && display_width(line, usize::MAX) > end);
+        if x < self.scroll_col + left {
+            self.scroll_col = x.saturating_sub(left);
+        } else if end + right > self.scroll_col + cols {
+            self.scroll_col = (end + right - cols).min(x);
         }
     }
 
@@ -450,8 +463,15 @@ impl Editor {
                 };
             let mut overlays: Vec<(Style, Range<usize>)> = Vec::new();
             if let Some(re) = search {
+                // The current match is the one the cursor is on the start of.
+                let at = (row == cursor_row).then(|| byte_at(line, cursor_col));
                 for m in re.find_iter(line) {
-                    overlays.push((theme.selected(), m.range()));
+                    let style = if at == Some(m.start()) {
+                        theme.current_match()
+                    } else {
+                        theme.selected()
+                    };
+                    overlays.push((style, m.range()));
                 }
             }
             // Reversed, so the selection shows without colours too.
@@ -867,6 +887,48 @@ mod tests {
     }
 
     #[test]
+    fn the_cursor_never_sits_on_a_cut_mark() {
+        use crate::tui::screen::Screen;
+        use crate::tui::theme::ThemeKind;
+        use ratatui::backend::TestBackend;
+        // Letters with a wide character now and then, on one long line.
+        let line: String = (0..300u32)
+            .map(|i| match i % 7 {
+                3 => '漢',
+                _ => char::from(b'a' + (i % 26) as u8),
+            })
+            .collect();
+        let mut editor = Editor::new(&line, None, "m.lua".into(), true);
+        editor.highlight_on = false;
+        // 20 columns less the borders and the gutter (`1 `, a space).
+        editor.view_cols = 15;
+        let mut screen = Screen::new(TestBackend::new(20, 4)).unwrap();
+        // The cell under the cursor shows the cursor's character.
+        let mut check = |editor: &Editor| {
+            let mut cursor = None;
+            screen
+                .draw(|c| {
+                    editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true, None);
+                    cursor = c.cursor();
+                })
+                .unwrap();
+            let at = cursor.expect("the cursor shows");
+            let col = editor.cursor().1;
+            let want = line.chars().nth(col).map_or(" ".into(), String::from);
+            let cell = screen.backend().buffer()[(at.x, at.y)].symbol().to_string();
+            assert_eq!(cell, want, "cursor at column {col}");
+        };
+        for _ in 0..300 {
+            editor.input(key(KeyCode::Right));
+            check(&editor);
+        }
+        for _ in 0..300 {
+            editor.input(key(KeyCode::Left));
+            check(&editor);
+        }
+    }
+
+    #[test]
     fn page_keys_move_the_view_and_the_cursor_by_a_page() {
         let text: String = (1..=100).map(|i| format!("line {i}\n")).collect();
         let mut editor = Editor::new(&text, None, "m.lua".into(), true);
@@ -921,6 +983,46 @@ mod tests {
             .filter(|(_, reversed)| *reversed)
             .collect();
         assert_eq!(row, [("b".to_string(), true), ("c".to_string(), true)]);
+    }
+
+    #[test]
+    fn without_colours_the_current_match_is_bold_and_the_others_only_reversed() {
+        use crate::tui::screen::Screen;
+        use crate::tui::theme::ThemeKind;
+        use ratatui::backend::TestBackend;
+        let mut editor = Editor::new("ab ab\nab\n", None, "m.lua".into(), true);
+        editor.highlight_on = false;
+        // Each matched cell of the two rows: its symbol, and whether it is
+        // reversed and bold.
+        let matched = |editor: &Editor| {
+            let mut screen = Screen::new(TestBackend::new(20, 5)).unwrap();
+            screen
+                .draw(|c| editor.draw(c, c.area(), Theme::new(ThemeKind::Plain), true, None))
+                .unwrap();
+            let buffer = screen.backend().buffer();
+            let mut cells = vec![];
+            for y in 1..3 {
+                for x in 1..19 {
+                    let cell = &buffer[(x, y)];
+                    if cell.modifier.contains(Modifier::REVERSED) {
+                        let bold = cell.modifier.contains(Modifier::BOLD);
+                        cells.push((cell.symbol().to_string(), bold));
+                    }
+                }
+            }
+            cells
+        };
+        let cells = |bold: [bool; 3]| -> Vec<(String, bool)> {
+            bold.iter()
+                .flat_map(|&b| [("a".to_string(), b), ("b".to_string(), b)])
+                .collect()
+        };
+        assert_eq!(editor.search("ab"), Ok(true));
+        assert_eq!(matched(&editor), cells([true, false, false]));
+        editor.search_next();
+        assert_eq!(matched(&editor), cells([false, true, false]));
+        editor.search_next();
+        assert_eq!(matched(&editor), cells([false, false, true]));
     }
 
     #[test]

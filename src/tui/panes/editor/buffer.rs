@@ -106,7 +106,7 @@ pub const KEYS: &[(&[&str], Op, &str)] = &[
     (
         &["Alt-Y"],
         Op::Yank,
-        "paste what was cut, copied or deleted by word",
+        "paste what was cut, copied or deleted by word (words deleted one after another, together)",
     ),
     (&["Up", "Ctrl-P"], Op::Move(Move::Up, false), "line up"),
     (
@@ -316,6 +316,10 @@ pub struct Buffer {
     history: History,
     /// The last cut, copied or word-deleted text.
     yank: String,
+    /// The text's version and the cursor right after a word deletion: a
+    /// word deletion made from there (no other key between) joins it in
+    /// `yank`, as emacs kills do, so a yank brings all of them back.
+    kill_end: Option<(u64, Pos)>,
     search: Option<Regex>,
 }
 
@@ -334,6 +338,7 @@ impl Buffer {
             goal: None,
             history: History::default(),
             yank: String::new(),
+            kill_end: None,
             search: None,
         }
     }
@@ -363,6 +368,11 @@ impl Buffer {
     /// Does what a key asked; `page` is the rows PageUp/PageDown move.
     /// Returns what changed, if the text did.
     pub fn apply(&mut self, op: Op, page: usize) -> Option<Change> {
+        // Any other key between two word deletions keeps them apart (a
+        // move away and back leaves the version and the cursor as they were).
+        if !matches!(op, Op::DeleteWordBack | Op::DeleteWordForward) {
+            self.kill_end = None;
+        }
         match op {
             Op::Char(c) => self.type_char(c),
             Op::Newline => self.insert("\n", false),
@@ -447,8 +457,7 @@ impl Buffer {
             return self.backspace();
         }
         let start = word_start_before(&self.lines[row], col).unwrap_or(0);
-        self.yank = self.text_between(Pos::new(row, start), self.cursor);
-        self.replace(Pos::new(row, start), self.cursor, "", false)
+        self.kill(Pos::new(row, start), self.cursor, false)
     }
 
     /// The word after the cursor (into the yank buffer), else the rest of
@@ -463,8 +472,25 @@ impl Buffer {
             return self.delete();
         }
         let end = Pos::new(row, word_end_after(&self.lines[row], col).unwrap_or(len));
-        self.yank = self.text_between(self.cursor, end);
-        self.replace(self.cursor, end, "", false)
+        self.kill(self.cursor, end, true)
+    }
+
+    /// Deletes `start..end` into the yank buffer: after another word
+    /// deletion, joined to it (behind it going `forward`, else before it).
+    fn kill(&mut self, start: Pos, end: Pos, forward: bool) -> Option<Change> {
+        let text = self.text_between(start, end);
+        if self.kill_end == Some((self.version(), self.cursor)) {
+            if forward {
+                self.yank.push_str(&text);
+            } else {
+                self.yank.insert_str(0, &text);
+            }
+        } else {
+            self.yank = text;
+        }
+        let change = self.replace(start, end, "", false);
+        self.kill_end = Some((self.version(), self.cursor));
+        change
     }
 
     /// The selection into the yank buffer, and out of the text.
@@ -497,6 +523,8 @@ impl Buffer {
     }
 
     pub fn undo(&mut self) -> Option<Change> {
+        // Redo could bring back the version a word deletion left.
+        self.kill_end = None;
         let history = &mut self.history;
         history.typing = false;
         let step = history.steps.get(history.done.checked_sub(1)?)?;
@@ -528,6 +556,7 @@ impl Buffer {
         let row = row.min(self.lines.len() - 1);
         self.set_cursor(Pos::new(row, col.min(self.line_len(row))), false);
         self.goal = None;
+        self.kill_end = None;
     }
 
     pub fn move_cursor(&mut self, m: Move, select: bool, page: usize) {
@@ -1056,9 +1085,48 @@ mod tests {
         b.apply(Op::Yank, 1);
         assert_eq!(
             text(&b),
-            "z   ",
-            "the yank buffer holds the last word deleted"
+            "zaaa   ",
+            "the yank buffer holds the two words deleted one after the other"
         );
+    }
+
+    #[test]
+    fn word_deletions_one_after_another_yank_back_together() {
+        let mut b = Buffer::new("-- end of modulexxxx");
+        b.jump(0, 20);
+        b.apply(Op::DeleteWordBack, 1);
+        b.apply(Op::DeleteWordBack, 1);
+        assert_eq!(text(&b), "-- end ");
+        assert_eq!(
+            b.yank_text(),
+            "of modulexxxx",
+            "a backward kill goes in front"
+        );
+        b.apply(Op::Yank, 1);
+        assert_eq!(text(&b), "-- end of modulexxxx");
+
+        // Forward kills go behind; a backward one still in front.
+        let mut b = Buffer::new("a bb cc dd");
+        b.jump(0, 4);
+        b.apply(Op::DeleteWordForward, 1);
+        b.apply(Op::DeleteWordForward, 1);
+        b.apply(Op::DeleteWordBack, 1);
+        assert_eq!(text(&b), "a ");
+        assert_eq!(b.yank_text(), "bb cc dd");
+
+        // Any other key between starts a new kill, even a move away and back.
+        let mut b = Buffer::new("aa bb cc");
+        b.jump(0, 8);
+        b.apply(Op::DeleteWordBack, 1);
+        b.apply(Op::Move(Move::Left, false), 1);
+        b.apply(Op::Move(Move::Right, false), 1);
+        b.apply(Op::DeleteWordBack, 1);
+        assert_eq!(b.yank_text(), "bb ");
+        // So does an undo, though redo brings back the text and cursor.
+        b.undo();
+        b.redo();
+        b.apply(Op::DeleteWordBack, 1);
+        assert_eq!(b.yank_text(), "aa ");
     }
 
     #[test]
