@@ -722,10 +722,30 @@ fn pattern_error(pattern: &str, e: regex::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tui::screen::Screen;
+    use crate::tui::theme::ThemeKind;
     use crossterm::event::{KeyCode, KeyModifiers};
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    /// `editor` drawn whole, focused, on a screen of `size`: its cells and
+    /// where the cursor shows.
+    fn drawn(
+        editor: &Editor,
+        (width, height): (u16, u16),
+        theme: ThemeKind,
+    ) -> (ratatui::buffer::Buffer, Option<Position>) {
+        let mut screen = Screen::new(ratatui::backend::TestBackend::new(width, height)).unwrap();
+        let mut cursor = None;
+        screen
+            .draw(|c| {
+                editor.draw(c, c.area(), Theme::new(theme), true, None);
+                cursor = c.cursor();
+            })
+            .unwrap();
+        (screen.backend().buffer().clone(), cursor)
     }
 
     #[test]
@@ -825,21 +845,10 @@ mod tests {
 
     #[test]
     fn wide_characters_take_two_columns_and_control_characters_show_as_replacements() {
-        use crate::tui::screen::Screen;
-        use crate::tui::theme::ThemeKind;
-        use ratatui::backend::TestBackend;
         let mut editor = Editor::new("a漢b\x1bc\n", None, "m.lua".into(), true);
         editor.highlight_on = false;
         editor.goto(1, 3);
-        let mut screen = Screen::new(TestBackend::new(20, 4)).unwrap();
-        let mut cursor = None;
-        screen
-            .draw(|c| {
-                editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true, None);
-                cursor = c.cursor();
-            })
-            .unwrap();
-        let buffer = screen.backend().buffer();
+        let (buffer, cursor) = drawn(&editor, (20, 4), ThemeKind::Dark);
         let row: String = (0..20).map(|x| buffer[(x, 1)].symbol()).collect();
         assert!(row.contains("a漢 b\u{FFFD}c"), "{row:?}");
         // After `a漢`: the cursor sits past both columns of the wide one.
@@ -849,16 +858,9 @@ mod tests {
 
     #[test]
     fn a_combining_mark_shows_in_its_own_column_on_a_dotted_circle() {
-        use crate::tui::screen::Screen;
-        use crate::tui::theme::ThemeKind;
-        use ratatui::backend::TestBackend;
         let mut editor = Editor::new("e\u{301}!x\n", None, "m.lua".into(), true);
         editor.highlight_on = false;
-        let mut screen = Screen::new(TestBackend::new(20, 4)).unwrap();
-        screen
-            .draw(|c| editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true, None))
-            .unwrap();
-        let buffer = screen.backend().buffer();
+        let (buffer, _) = drawn(&editor, (20, 4), ThemeKind::Dark);
         let row: Vec<&str> = (0..20).map(|x| buffer[(x, 1)].symbol()).collect();
         let e = row.iter().position(|s| *s == "e").unwrap();
         // Every cell one column wide, so the border stays in the last one.
@@ -888,9 +890,6 @@ mod tests {
 
     #[test]
     fn the_cursor_never_sits_on_a_cut_mark() {
-        use crate::tui::screen::Screen;
-        use crate::tui::theme::ThemeKind;
-        use ratatui::backend::TestBackend;
         // Letters with a wide character now and then, on one long line.
         let line: String = (0..300u32)
             .map(|i| match i % 7 {
@@ -902,20 +901,13 @@ mod tests {
         editor.highlight_on = false;
         // 20 columns less the borders and the gutter (`1 `, a space).
         editor.view_cols = 15;
-        let mut screen = Screen::new(TestBackend::new(20, 4)).unwrap();
         // The cell under the cursor shows the cursor's character.
-        let mut check = |editor: &Editor| {
-            let mut cursor = None;
-            screen
-                .draw(|c| {
-                    editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true, None);
-                    cursor = c.cursor();
-                })
-                .unwrap();
+        let check = |editor: &Editor| {
+            let (buffer, cursor) = drawn(editor, (20, 4), ThemeKind::Dark);
             let at = cursor.expect("the cursor shows");
             let col = editor.cursor().1;
             let want = line.chars().nth(col).map_or(" ".into(), String::from);
-            let cell = screen.backend().buffer()[(at.x, at.y)].symbol().to_string();
+            let cell = buffer[(at.x, at.y)].symbol().to_string();
             assert_eq!(cell, want, "cursor at column {col}");
         };
         for _ in 0..300 {
@@ -959,21 +951,14 @@ mod tests {
 
     #[test]
     fn the_selection_is_drawn_reversed() {
-        use crate::tui::screen::Screen;
-        use crate::tui::theme::ThemeKind;
         use crossterm::event::KeyModifiers as M;
-        use ratatui::backend::TestBackend;
         let mut editor = Editor::new("abcdef\n", None, "m.lua".into(), true);
         editor.highlight_on = false;
         editor.goto(1, 2);
         editor.input(KeyEvent::new(KeyCode::Right, M::SHIFT));
         editor.input(KeyEvent::new(KeyCode::Right, M::SHIFT));
         assert_eq!(editor.selection(), Some(((0, 1), (0, 3))));
-        let mut terminal = Screen::new(TestBackend::new(30, 5)).unwrap();
-        terminal
-            .draw(|c| editor.draw(c, c.area(), Theme::new(ThemeKind::Dark), true, None))
-            .unwrap();
-        let buffer = terminal.backend().buffer();
+        let (buffer, _) = drawn(&editor, (30, 5), ThemeKind::Dark);
         let row: Vec<(String, bool)> = (1..29)
             .map(|x| {
                 let cell = &buffer[(x, 1)];
@@ -987,19 +972,12 @@ mod tests {
 
     #[test]
     fn without_colours_the_current_match_is_bold_and_the_others_only_reversed() {
-        use crate::tui::screen::Screen;
-        use crate::tui::theme::ThemeKind;
-        use ratatui::backend::TestBackend;
         let mut editor = Editor::new("ab ab\nab\n", None, "m.lua".into(), true);
         editor.highlight_on = false;
         // Each matched cell of the two rows: its symbol, and whether it is
         // reversed and bold.
         let matched = |editor: &Editor| {
-            let mut screen = Screen::new(TestBackend::new(20, 5)).unwrap();
-            screen
-                .draw(|c| editor.draw(c, c.area(), Theme::new(ThemeKind::Plain), true, None))
-                .unwrap();
-            let buffer = screen.backend().buffer();
+            let (buffer, _) = drawn(editor, (20, 5), ThemeKind::Plain);
             let mut cells = vec![];
             for y in 1..3 {
                 for x in 1..19 {
