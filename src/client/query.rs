@@ -482,22 +482,15 @@ async fn aggregations_listed(
     ns: &str,
     set: &str,
 ) -> Option<std::collections::HashSet<u64>> {
-    let reply = info(client, "query-show").await.ok()?;
-    if info_failure(&reply).is_some() {
+    let Ok(Outcome::Jobs(listed)) = jobs(client).await else {
         return None;
-    }
-    let ours = |job: &JobInfo| {
+    };
+    let ours = |job: &&JobInfo| {
         job.field("job-type") == Some("aggregation")
             && job.field("ns") == Some(ns)
             && job.field("set") == Some(set)
     };
-    Some(
-        parse_jobs(&reply)
-            .iter()
-            .filter(|j| ours(j))
-            .map(JobInfo::id)
-            .collect(),
-    )
+    Some(listed.iter().filter(ours).map(JobInfo::id).collect())
 }
 
 /// Server values queued for the client's half before the reader waits.
