@@ -268,14 +268,10 @@ pub struct App {
     pub quit: bool,
     next_tag: Tag,
     pending: HashMap<Tag, Purpose>,
-    /// The call a "run N times" series repeats, by entry number.
-    series_calls: HashMap<usize, Arc<crate::client::ApplyCall>>,
     recovery_due: Option<Instant>,
     last_refresh: Option<Instant>,
     /// Job progress and stage counts to read again.
     polls: Vec<Poll>,
-    /// The test file being saved, how many runs it left out, and what it
-    /// could not include (said with the outcome).
     /// The test file being written, and what its status line adds.
     saving_test: Option<(PathBuf, String)>,
     /// The buffer's text being written, if it is.
@@ -469,7 +465,6 @@ impl App {
             quit: false,
             next_tag: 1,
             pending: HashMap::new(),
-            series_calls: HashMap::new(),
             recovery_due: None,
             last_refresh: None,
             polls: Vec::new(),
@@ -1405,12 +1400,9 @@ impl App {
             effects,
         );
         let series = series.map(|b| RunSeries { sent: 1, ..b });
-        if series.is_some() {
-            self.series_calls.insert(number, shared.clone());
-        }
         self.results.push(tag, label, self.now, series);
         if let Some(entry) = self.results.entries.last_mut() {
-            entry.call = Some(Arc::unwrap_or_clone(shared));
+            entry.call = Some(shared);
         }
         self.note_registration(&module);
     }
@@ -2480,7 +2472,7 @@ impl App {
                 round_trip,
             };
         }
-        if again && let Some(call) = self.series_calls.get(&number).cloned() {
+        if again && let Some(call) = entry.call.clone() {
             let tag = self.send(
                 Purpose::Apply { entry: number },
                 Request::Apply(call),
@@ -2491,8 +2483,6 @@ impl App {
             if let Some(series) = &mut entry.series {
                 series.sent += 1;
             }
-        } else if !again {
-            self.series_calls.remove(&number);
         }
         if let Some((done, total)) = stopped {
             self.say(format!("#{number} cancelled: {done} of {total} runs done"));
@@ -2587,7 +2577,7 @@ fn saved_run(e: &CallEntry) -> Option<SavedRun> {
             _ => return None,
         };
         return Some(SavedRun::Apply(SavedCall {
-            call: call.clone(),
+            call: crate::client::ApplyCall::clone(call),
             outcome,
             before,
             after,

@@ -146,7 +146,7 @@ pub struct CallEntry {
     pub series: Option<RunSeries>,
     /// The call itself, to save it as a test step (a series's is not saved,
     /// but says which record it wrote).
-    pub call: Option<ApplyCall>,
+    pub call: Option<std::sync::Arc<ApplyCall>>,
     /// Marked to go into the next test file.
     pub marked: bool,
     /// What a query-path run received (`None` for a record apply).
