@@ -9,7 +9,7 @@
 //! for its lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io;
+use std::io::{self, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -341,7 +341,10 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
         None => "memory".to_string(),
     };
     let tls = if opts.tls_cert.is_some() { ", tls" } else { "" };
-    println!(
+    // The server goes on serving when no one reads this line any more
+    // (`asudf serve | head -1`): a failed write is no reason to stop.
+    let _ = writeln!(
+        io::stdout(),
         "asudf sandbox listening on {} (cluster-name {}, namespaces {}, lua-libs {}, {storage}{tls})",
         addr.map(|a| a.to_string()).unwrap_or_default(),
         opts.cluster_name,
