@@ -615,8 +615,6 @@ fn module_names_the_info_commands_cannot_carry_are_refused() {
     assert!(err.contains("the name 'a/b.lua': it contains '/'"), "{err}");
 }
 
-/// A server answers ok to removing a module it does not have: `udf rm`
-/// looks first, and an empty name is a usage error.
 /// `-` reads the module from standard input, as `--keys-from -` reads keys;
 /// `udf put -` has no file name to register it under, so it needs `--name`.
 #[test]
@@ -679,6 +677,8 @@ fn check_function_the_module_lacks_is_an_error() {
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
 }
 
+/// A server answers ok to removing a module it does not have: `udf rm`
+/// looks first, and an empty name is a usage error.
 #[test]
 fn udf_rm_of_a_module_not_registered_is_not_found() {
     let dir = sandbox_with_counter();

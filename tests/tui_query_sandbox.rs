@@ -314,8 +314,12 @@ async fn an_aborted_job_shows_as_aborted_with_the_progress_it_reached() {
         _ => None,
     };
     let job = |app: &asudf::tui::app::App| view(app)?.info;
-    live.wait("the job's progress read", |app| job(app).is_some())
-        .await;
+    // Some progress read while it runs, which the console must keep.
+    live.wait("some progress read", |app| {
+        job(app).is_some_and(|i| !i.is_done() && i.percent() > 0.0)
+    })
+    .await;
+    let read = view(&live.app).unwrap().percent();
     live.with(KeyModifiers::CONTROL, 'k').await;
     live.wait("the job ended", |app| job(app).is_some_and(|i| i.is_done()))
         .await;
@@ -324,8 +328,9 @@ async fn an_aborted_job_shows_as_aborted_with_the_progress_it_reached() {
     // The server reads 100 for a stopped job; the console shows how far it got.
     assert_eq!(info.percent(), 100.0, "{info:?}");
     let shown = view(&live.app).unwrap().percent();
-    assert!(shown < 100.0, "{shown}");
+    assert!(read <= shown && shown < 100.0, "{read} then {shown}");
     let screen = live.screen();
+    assert!(screen.contains(&format!("{shown:>6.2}%")), "{screen}");
     let header = screen
         .lines()
         .find(|l| l.contains("#1 "))

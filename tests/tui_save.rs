@@ -545,6 +545,12 @@ fn ctrl_s_through_a_symlink_writes_its_target() {
         .unwrap()
         .collect();
     assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+    let mut beside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    beside.sort();
+    assert_eq!(beside, ["link.lua", "real"], "none beside the link either");
 }
 
 /// A save keeps the file's permission bits; a file without write
