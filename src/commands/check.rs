@@ -3,7 +3,6 @@
 //! allowed), 4 when one has, 2 for a usage error (unreadable file, bad
 //! config, unknown rule).
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -34,7 +33,6 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
     let explicit = args.lint_config.as_deref().map(Config::read).transpose()?;
     let mut files = Vec::new();
     let (mut errors, mut warnings) = (0, 0);
-    let mut out = std::io::stdout().lock();
     for path in &args.files {
         let stdin = path.as_os_str() == "-";
         // As `--keys-from -` names it.
@@ -69,7 +67,7 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
                 Severity::Warning => warnings += 1,
             }
             if !json_out {
-                written(writeln!(out, "{}", lint::format_line(&shown, d)));
+                outln!("{}", lint::format_line(&shown, d));
             }
         }
         files.push(json!({"file": shown, "diagnostics": found}));
@@ -77,22 +75,11 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
     if json_out {
         let summary =
             json!({"ok": errors == 0, "errors": errors, "warnings": warnings, "files": files});
-        written(writeln!(out, "{summary}").and_then(|()| out.flush()));
+        outln!("{summary}");
     } else if errors + warnings > 0 {
-        written(out.flush());
         eprintln!("{errors} error(s), {warnings} warning(s)");
     }
     Ok(errors > 0)
-}
-
-/// A closed pipe (`| head`) ends the output, not the command; any other
-/// failed write (a full disk) ends the command.
-fn written(result: std::io::Result<()>) {
-    if let Err(e) = result
-        && e.kind() != std::io::ErrorKind::BrokenPipe
-    {
-        super::output_failed(&e);
-    }
 }
 
 fn nearest_config(file: &Path) -> Result<Config, String> {
