@@ -19,6 +19,14 @@
 #         program woken, then its write to the terminal); no capture runs.
 #         Needs root and tracefs, so it runs only when asked for
 #         (MODES=write).
+#   race: measure.sh's way for asudf and vim, under the kernel's trace of
+#         the tmux server and the program: per key, when the program wrote
+#         its frame and when the harness's first capture-pane reached the
+#         server (µs after the server wrote the key to the terminal). A key
+#         is on screen at the first capture only when that capture comes
+#         after the program's write; prints how many captures came early
+#         (before 250 µs) and late, and the keys shown at each. Root and
+#         tracefs too (MODES=race).
 # Prints each program's median keystroke latency per round, in ms, and how
 # many of its 30 keys were already shown at the first capture after the key
 # (the figure is about one capture and a pause shorter for those); for the
@@ -40,7 +48,8 @@ peers = {"asudf": (f"{sys.argv[1]} {F}", 2), "vim": (f"vim --clean -n {F}", 0),
          "dd": ("sh -c 'printf \"%s\\n\" \"$0\"; stty raw -echo; exec dd bs=1 status=none' 'Aerospike UDF module'", 2)}
 SPINS = [f"spin{us}" for us in (0, 40, 80, 120, 160)]
 MODES = {"full": ("asudf", "vim"), "row": ("asudf", "vim"), "busy": ("asudf", "vim", "echo", "dd"),
-         "work": tuple(SPINS) + ("asudf", "vim"), "write": ("asudf", "vim", "spin0")}
+         "work": tuple(SPINS) + ("asudf", "vim"), "write": ("asudf", "vim", "spin0"),
+         "race": ("asudf", "vim")}
 spin = f"{R}/spin"
 if subprocess.run(["cc", "-O2", "-o", spin, os.path.join(os.path.dirname(os.path.abspath(__file__)), "spin.c")]).returncode == 0:
     peers.update({name: (f"{spin} {name[4:]}", 2) for name in SPINS})
@@ -65,6 +74,8 @@ def run(name, mode):
     time.sleep(0.5)
     if mode == "write":
         return key_to_write(name, pid, c, cap, typed)
+    if mode == "race":
+        return race(name, pid, c, cap, typed)
     pause = 0 if mode == "busy" else 0.0005
     lats, first = [], 0
     for ch in KEYS:
@@ -103,8 +114,44 @@ def key_to_write(name, pid, c, cap, typed):
         elif event == "sys_write" and task_pid == pid and what.startswith("fd: 1,") and woken is not None:
             spans.append((t - woken) * 1000); woken = None
     return statistics.median(spans), len(spans)
-if "write" in os.environ.get("MODES", "") and not os.access(f"{TRACING}/trace", os.W_OK):
-    sys.exit("the write mode reads the scheduler's trace: it needs root and tracefs")
+EARLY_US = 250
+def race(name, pid, c, cap, typed):
+    """Who comes first after each key: the program's write or the harness's
+    capture. Gives the program's median write time (µs after the key) and
+    its keys shown at the first capture, split by the capture's arrival."""
+    server = int(bench.tmux("display-message", "-p", "-t", name, "#{pid}"))
+    ptys = {int(fd) for fd in os.listdir(f"/proc/{server}/fd")
+            if os.readlink(f"/proc/{server}/fd/{fd}") == "/dev/ptmx"}
+    trace("tracing_on", "0"); trace("trace", ""); trace("set_event_pid", f"{server} {pid}")
+    trace("set_event", "syscalls:sys_enter_write\nsyscalls:sys_enter_writev\nsyscalls:sys_enter_readv")
+    trace("tracing_on", "1")
+    shown = []
+    try:
+        for ch in KEYS:
+            typed += ch; c.cmd(f"send-keys -t {name} -l {ch}"); polls = 1
+            while typed not in c.cmd(cap): time.sleep(0.0005); polls += 1
+            shown.append(polls == 1); time.sleep(rng.uniform(0.05, 0.15))
+    finally:
+        trace("tracing_on", "0")
+        with open(f"{TRACING}/trace") as f: lines = f.read().splitlines()
+        trace("set_event", ""); trace("set_event_pid", "")
+    c.close(); bench.stop(name, pid)
+    keys = []   # [key written, program's write, capture read], seconds
+    for line in lines:
+        m = re.match(r"\s*(.+)-(\d+)\s+\[\d+\]\s+\S+\s+([\d.]+): (\w+)\(fd: (\w+)", line)
+        if not m: continue
+        task, t, call, fd = int(m[2]), float(m[3]), m[4], int(m[5], 16)
+        if task == server and call == "sys_writev" and fd in ptys: keys.append([t, None, None])
+        elif not keys: continue
+        elif task == pid and call == "sys_write" and fd == 1 and keys[-1][1] is None: keys[-1][1] = t
+        elif task == server and call == "sys_readv" and fd not in ptys and keys[-1][2] is None: keys[-1][2] = t
+    us = lambda k, i: (k[i] - k[0]) * 1e6 if k[i] else float("inf")
+    writes = [us(k, 1) for k in keys]
+    early = [s for k, s in zip(keys, shown) if us(k, 2) < EARLY_US]
+    late = [s for k, s in zip(keys, shown) if us(k, 2) >= EARLY_US]
+    return statistics.median(writes), f"{len(keys)} keys; captures early {len(early)} (shown {sum(early)}), late {len(late)} (shown {sum(late)})"
+if ("write" in os.environ.get("MODES", "") or "race" in os.environ.get("MODES", "")) and not os.access(f"{TRACING}/trace", os.W_OK):
+    sys.exit("the write and race modes read the kernel's trace: they need root and tracefs")
 res, firsts = {}, {}
 for r in range(int(sys.argv[2]) if len(sys.argv) > 2 else 3):
     for mode, names in MODES.items():
@@ -113,5 +160,6 @@ for r in range(int(sys.argv[2]) if len(sys.argv) > 2 else 3):
             res.setdefault((name, mode), []).append(round(median, 3))
             firsts.setdefault((name, mode), []).append(first)
 for k, v in sorted(res.items()):
-    print(k, v, "median", statistics.median(v), "keys traced" if k[1] == "write" else "first-capture keys", firsts[k])
+    what = {"write": "keys traced", "race": "(median µs of the write)"}.get(k[1], "first-capture keys")
+    print(k, v, "median", statistics.median(v), what, firsts[k])
 bench.tmux("kill-server")
