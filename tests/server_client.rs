@@ -1387,3 +1387,27 @@ async fn geojson_that_is_no_point_or_region_is_160() {
     assert_eq!(stored(&server, &k), Some(before));
     assert!(stored(&server, &absent).is_none());
 }
+
+/// A TTL above 10 years is refused with 4 even when the write would remove
+/// the record (its last bin set to nil, or every bin deleted): the record
+/// stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_over_the_limit_is_4_even_when_the_write_removes_the_record() {
+    use aerospike::operations::scalar;
+    let server = start().await;
+    let client = connect(&server).await;
+    let k = key("bad-ttl");
+    let a = [Bin::new("a", AsValue::from(1))];
+    client.put(&WritePolicy::default(), &k, &a).await.unwrap();
+    let before = stored(&server, &k).unwrap();
+    let too_long = policy_with(|p| p.expiration = Expiration::Seconds(10 * 365 * 24 * 3600 + 1));
+    let nil = [Bin::new("a", AsValue::Nil)];
+    let err = client.put(&too_long, &k, &nil).await.unwrap_err();
+    assert_eq!(err.result_code(), 4);
+    let err = client
+        .operate(&too_long, &k, &[scalar::delete()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.result_code(), 4);
+    assert_eq!(stored(&server, &k), Some(before));
+}

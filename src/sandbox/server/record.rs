@@ -343,6 +343,9 @@ fn plan_write(
         }
     }
 
+    // A TTL over the limit refuses the write, even one that ends up
+    // removing the record.
+    let void_time = void_time_after_write(h.record_ttl, current, now)?;
     if bins.is_empty() {
         // A write that leaves no bins removes the record: 2 when there was
         // none, and 25 on CE when the client asked for a durable delete.
@@ -354,7 +357,6 @@ fn plan_write(
         }
         return Ok((Change::Delete, Message::reply(OK, 0, 0, reply_ops)));
     }
-    let void_time = void_time_after_write(h.record_ttl, current, now)?;
     // The namespace's max-record-size (1 MiB by default).
     if record_too_big(&bins) {
         return Err(RECORD_TOO_BIG);
