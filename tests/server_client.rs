@@ -1411,3 +1411,34 @@ async fn a_ttl_over_the_limit_is_4_even_when_the_write_removes_the_record() {
     assert_eq!(err.result_code(), 4);
     assert_eq!(stored(&server, &k), Some(before));
 }
+
+/// A `lut` before 2010-01-01 (where the server's clock starts) is refused
+/// and nothing is truncated. The real server's text for it is not recorded;
+/// the sandbox says why it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_to_a_time_before_2010_is_refused() {
+    let server = start().await;
+    let client = connect(&server).await;
+    let a = [Bin::new("a", AsValue::from(1))];
+    client
+        .put(&WritePolicy::default(), &key("t"), &a)
+        .await
+        .unwrap();
+    let just_before_2010 = (1_262_304_000 - 1) * 1_000_000_000_i64;
+    for lut in [1, just_before_2010] {
+        for command in [
+            format!("truncate-namespace:namespace=test;lut={lut}"),
+            format!("truncate:namespace=test;set=demo;lut={lut}"),
+        ] {
+            let reply = raw_info(&server, &format!("{command}\n")).await;
+            let value = info_value(&reply, &command);
+            assert!(value.starts_with("ERROR:4:"), "{command}: {value}");
+            assert!(value.contains("2010"), "{command}: {value}");
+        }
+        let res = client
+            .truncate(&AdminPolicy::default(), "test", "demo", lut)
+            .await;
+        assert!(res.is_err(), "lut {lut}: {res:?}");
+    }
+    assert_eq!(server.sandbox().store().count("test"), 1);
+}
