@@ -1442,3 +1442,57 @@ async fn truncate_to_a_time_before_2010_is_refused() {
     }
     assert_eq!(server.sandbox().store().count("test"), 1);
 }
+
+/// Raw frames with an op type no 8.1 server knows (0, 6, the 8.2 string ops
+/// 17..19, 200) answer 4, in a read and in a write, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_op_type_is_4() {
+    use asudf::sandbox::server::message::*;
+    let server = start().await;
+    let client = connect(&server).await;
+    let k = key("unknown-op");
+    let a = [Bin::new("a", AsValue::from(1))];
+    client.put(&WritePolicy::default(), &k, &a).await.unwrap();
+    let before = stored(&server, &k).unwrap();
+    let absent = key("unknown-op-absent");
+    let request = |k: &Key, info1: u8, info2: u8, op: u8| Message {
+        header: MsgHeader {
+            info1,
+            info2,
+            ..MsgHeader::default()
+        },
+        fields: vec![
+            Field {
+                ty: FIELD_NAMESPACE,
+                data: b"test".to_vec(),
+            },
+            Field {
+                ty: FIELD_SET,
+                data: b"demo".to_vec(),
+            },
+            Field {
+                ty: FIELD_DIGEST,
+                data: k.digest().to_vec(),
+            },
+        ],
+        ops: vec![Op {
+            op,
+            particle: 1,
+            name: "a".to_string(),
+            value: 2i64.to_be_bytes().to_vec(),
+        }],
+    };
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    for op in [0, 6, 17, 18, 19, 200] {
+        for (info1, info2) in [(INFO1_READ, 0), (0, INFO2_WRITE)] {
+            for k in [&k, &absent] {
+                let msg = request(k, info1, info2, op);
+                let (_, body) = roundtrip(&mut s, 3, &msg.encode()).await.unwrap();
+                let code = Message::parse(&body).unwrap().header.result_code;
+                assert_eq!(code, 4, "op {op}, info1 {info1}, info2 {info2}");
+            }
+        }
+    }
+    assert_eq!(stored(&server, &k), Some(before));
+    assert!(stored(&server, &absent).is_none());
+}

@@ -87,6 +87,11 @@ pub fn handle(sandbox: &Sandbox, msg: &Message, received: std::time::Instant) ->
         filter: RecordFilter::from_field(msg.field(FIELD_FILTER_EXP)),
     };
 
+    // An op type the server does not know is a malformed request (4); one it
+    // knows but the sandbox does not serve (CDT, bit, HLL, expression) is 16.
+    if msg.ops.iter().any(|op| !known_op(op.op)) {
+        return error(PARAMETER);
+    }
     let udf_fields = [FIELD_UDF_PACKAGE, FIELD_UDF_FUNCTION, FIELD_UDF_ARGLIST];
     if udf_fields.iter().any(|f| msg.field(*f).is_some()) {
         return apply(sandbox, msg, target, received);
@@ -95,6 +100,12 @@ pub fn handle(sandbox: &Sandbox, msg: &Message, received: std::time::Instant) ->
         return write(sandbox, msg, target);
     }
     read(sandbox, msg, &target)
+}
+
+/// The op types of an 8.1 server: 1..=5 and 7..=16 (6 is retired; the
+/// string ops 17..=19 came with 8.2).
+fn known_op(op: u8) -> bool {
+    matches!(op, 1..=5 | 7..=16)
 }
 
 struct Target<'a> {
@@ -157,7 +168,7 @@ fn read(sandbox: &Sandbox, msg: &Message, target: &Target) -> Message {
         } else {
             for op in &msg.ops {
                 if op.op != OP_READ {
-                    // CDT, bit, HLL, expression and string reads.
+                    // CDT, bit, HLL and expression reads.
                     return error(UNSUPPORTED);
                 }
                 if op.name.is_empty() {
@@ -335,7 +346,7 @@ fn plan_write(
             // A touch only rewrites the record (it exists: checked above).
             OP_TOUCH => continue,
             OP_DELETE => bins.clear(),
-            // CDT, bit, HLL, expression and string ops are not supported.
+            // CDT, bit, HLL and expression ops are not supported.
             _ => return Err(UNSUPPORTED),
         }
         if respond_all {
