@@ -1387,3 +1387,112 @@ async fn geojson_that_is_no_point_or_region_is_160() {
     assert_eq!(stored(&server, &k), Some(before));
     assert!(stored(&server, &absent).is_none());
 }
+
+/// A TTL above 10 years is refused with 4 even when the write would remove
+/// the record (its last bin set to nil, or every bin deleted): the record
+/// stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_over_the_limit_is_4_even_when_the_write_removes_the_record() {
+    use aerospike::operations::scalar;
+    let server = start().await;
+    let client = connect(&server).await;
+    let k = key("bad-ttl");
+    let a = [Bin::new("a", AsValue::from(1))];
+    client.put(&WritePolicy::default(), &k, &a).await.unwrap();
+    let before = stored(&server, &k).unwrap();
+    let too_long = policy_with(|p| p.expiration = Expiration::Seconds(10 * 365 * 24 * 3600 + 1));
+    let nil = [Bin::new("a", AsValue::Nil)];
+    let err = client.put(&too_long, &k, &nil).await.unwrap_err();
+    assert_eq!(err.result_code(), 4);
+    let err = client
+        .operate(&too_long, &k, &[scalar::delete()])
+        .await
+        .unwrap_err();
+    assert_eq!(err.result_code(), 4);
+    assert_eq!(stored(&server, &k), Some(before));
+}
+
+/// A `lut` before 2010-01-01 (where the server's clock starts) is refused
+/// and nothing is truncated. The real server's text for it is not recorded;
+/// the sandbox says why it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_to_a_time_before_2010_is_refused() {
+    let server = start().await;
+    let client = connect(&server).await;
+    let a = [Bin::new("a", AsValue::from(1))];
+    client
+        .put(&WritePolicy::default(), &key("t"), &a)
+        .await
+        .unwrap();
+    let just_before_2010 = (1_262_304_000 - 1) * 1_000_000_000_i64;
+    for lut in [1, just_before_2010] {
+        for command in [
+            format!("truncate-namespace:namespace=test;lut={lut}"),
+            format!("truncate:namespace=test;set=demo;lut={lut}"),
+        ] {
+            let reply = raw_info(&server, &format!("{command}\n")).await;
+            let value = info_value(&reply, &command);
+            assert!(value.starts_with("ERROR:4:"), "{command}: {value}");
+            assert!(value.contains("2010"), "{command}: {value}");
+        }
+        let res = client
+            .truncate(&AdminPolicy::default(), "test", "demo", lut)
+            .await;
+        assert!(res.is_err(), "lut {lut}: {res:?}");
+    }
+    assert_eq!(server.sandbox().store().count("test"), 1);
+}
+
+/// Raw frames with an op type no 8.1 server knows (0, 6, the 8.2 string ops
+/// 17..19, 200) answer 4, in a read and in a write, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_op_type_is_4() {
+    use asudf::sandbox::server::message::*;
+    let server = start().await;
+    let client = connect(&server).await;
+    let k = key("unknown-op");
+    let a = [Bin::new("a", AsValue::from(1))];
+    client.put(&WritePolicy::default(), &k, &a).await.unwrap();
+    let before = stored(&server, &k).unwrap();
+    let absent = key("unknown-op-absent");
+    let request = |k: &Key, info1: u8, info2: u8, op: u8| Message {
+        header: MsgHeader {
+            info1,
+            info2,
+            ..MsgHeader::default()
+        },
+        fields: vec![
+            Field {
+                ty: FIELD_NAMESPACE,
+                data: b"test".to_vec(),
+            },
+            Field {
+                ty: FIELD_SET,
+                data: b"demo".to_vec(),
+            },
+            Field {
+                ty: FIELD_DIGEST,
+                data: k.digest().to_vec(),
+            },
+        ],
+        ops: vec![Op {
+            op,
+            particle: 1,
+            name: "a".to_string(),
+            value: 2i64.to_be_bytes().to_vec(),
+        }],
+    };
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    for op in [0, 6, 17, 18, 19, 200] {
+        for (info1, info2) in [(INFO1_READ, 0), (0, INFO2_WRITE)] {
+            for k in [&k, &absent] {
+                let msg = request(k, info1, info2, op);
+                let (_, body) = roundtrip(&mut s, 3, &msg.encode()).await.unwrap();
+                let code = Message::parse(&body).unwrap().header.result_code;
+                assert_eq!(code, 4, "op {op}, info1 {info1}, info2 {info2}");
+            }
+        }
+    }
+    assert_eq!(stored(&server, &k), Some(before));
+    assert!(stored(&server, &absent).is_none());
+}

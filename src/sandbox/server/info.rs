@@ -337,10 +337,17 @@ fn truncate(sandbox: &Sandbox, ns: Option<&str>, set: Option<&str>, params: &str
     if !sandbox.store().has_namespace(ns) {
         return "ERROR:20:namespace not found".to_string();
     }
-    // `lut` is in nanoseconds since the Unix epoch; the store counts ms since 2010.
+    // `lut` is in nanoseconds since the Unix epoch; the store counts ms since
+    // 2010, and no record can be older than that.
     let before_ms = match param(params, "lut").map(str::parse::<u64>) {
         None => None,
-        Some(Ok(nanos)) => Some((nanos / 1_000_000).saturating_sub(CITRUSLEAF_EPOCH_SECS * 1000)),
+        Some(Ok(nanos)) => match (nanos / 1_000_000).checked_sub(CITRUSLEAF_EPOCH_SECS * 1000) {
+            Some(ms) => Some(ms),
+            None => {
+                return "ERROR:4:lut is before 2010-01-01, where the server's clock starts"
+                    .to_string();
+            }
+        },
         Some(Err(_)) => return "ERROR:4:invalid lut".to_string(),
     };
     // The server will not truncate to a time after its clock.

@@ -87,6 +87,11 @@ pub fn handle(sandbox: &Sandbox, msg: &Message, received: std::time::Instant) ->
         filter: RecordFilter::from_field(msg.field(FIELD_FILTER_EXP)),
     };
 
+    // An op type the server does not know is a malformed request (4); one it
+    // knows but the sandbox does not serve (CDT, bit, HLL, expression) is 16.
+    if msg.ops.iter().any(|op| !known_op(op.op)) {
+        return error(PARAMETER);
+    }
     let udf_fields = [FIELD_UDF_PACKAGE, FIELD_UDF_FUNCTION, FIELD_UDF_ARGLIST];
     if udf_fields.iter().any(|f| msg.field(*f).is_some()) {
         return apply(sandbox, msg, target, received);
@@ -95,6 +100,12 @@ pub fn handle(sandbox: &Sandbox, msg: &Message, received: std::time::Instant) ->
         return write(sandbox, msg, target);
     }
     read(sandbox, msg, &target)
+}
+
+/// The op types of an 8.1 server: 1..=5 and 7..=16 (6 is retired; the
+/// string ops 17..=19 came with 8.2).
+fn known_op(op: u8) -> bool {
+    matches!(op, 1..=5 | 7..=16)
 }
 
 struct Target<'a> {
@@ -157,7 +168,7 @@ fn read(sandbox: &Sandbox, msg: &Message, target: &Target) -> Message {
         } else {
             for op in &msg.ops {
                 if op.op != OP_READ {
-                    // CDT, bit, HLL, expression and string reads.
+                    // CDT, bit, HLL and expression reads.
                     return error(UNSUPPORTED);
                 }
                 if op.name.is_empty() {
@@ -215,12 +226,8 @@ fn write(sandbox: &Sandbox, msg: &Message, target: Target) -> Message {
 /// What the server refuses from the request alone, whatever the record.
 fn check_request(h: &MsgHeader, ops: &[Op]) -> Result<(), u8> {
     if h.info2 & INFO2_DELETE != 0 {
-        // CE: a durable delete (a tombstone) is Enterprise only, refused
-        // before the record is looked at.
-        if h.info2 & INFO2_DURABLE_DELETE != 0 {
-            return Err(ENTERPRISE_ONLY);
-        }
-        return Ok(());
+        // Refused before the record is looked at.
+        return refuse_durable_delete(h);
     }
     // A write needs at least one op ("bin op(s) expected, none present").
     if ops.is_empty() {
@@ -335,7 +342,7 @@ fn plan_write(
             // A touch only rewrites the record (it exists: checked above).
             OP_TOUCH => continue,
             OP_DELETE => bins.clear(),
-            // CDT, bit, HLL, expression and string ops are not supported.
+            // CDT, bit, HLL and expression ops are not supported.
             _ => return Err(UNSUPPORTED),
         }
         if respond_all {
@@ -343,18 +350,18 @@ fn plan_write(
         }
     }
 
+    // A TTL over the limit refuses the write, even one that ends up
+    // removing the record.
+    let void_time = void_time_after_write(h.record_ttl, current, now)?;
     if bins.is_empty() {
-        // A write that leaves no bins removes the record: 2 when there was
-        // none, and 25 on CE when the client asked for a durable delete.
+        // A write that leaves no bins removes the record (2 when there was
+        // none).
         if current.is_none() {
             return Err(NOT_FOUND);
         }
-        if h.info2 & INFO2_DURABLE_DELETE != 0 {
-            return Err(ENTERPRISE_ONLY);
-        }
+        refuse_durable_delete(h)?;
         return Ok((Change::Delete, Message::reply(OK, 0, 0, reply_ops)));
     }
-    let void_time = void_time_after_write(h.record_ttl, current, now)?;
     // The namespace's max-record-size (1 MiB by default).
     if record_too_big(&bins) {
         return Err(RECORD_TOO_BIG);
@@ -382,6 +389,15 @@ fn set_bin(bins: &mut Vec<(String, Value)>, slot: Option<usize>, name: &str, val
         Some(i) => bins[i].1 = value,
         None => bins.push((name.to_string(), value)),
     }
+}
+
+/// CE has no durable delete (a tombstone is Enterprise only): a request
+/// with the flag is refused with 25 where it would remove a record.
+fn refuse_durable_delete(h: &MsgHeader) -> Result<(), u8> {
+    if h.info2 & INFO2_DURABLE_DELETE != 0 {
+        return Err(ENTERPRISE_ONLY);
+    }
+    Ok(())
 }
 
 /// A record that does not exist yet counts as generation 0 (the server
@@ -418,12 +434,10 @@ fn apply(
     if forbidden {
         return error(PARAMETER);
     }
-    // CE refuses a durable delete with 25. The server finds out at commit,
-    // when the UDF removes the record; the sandbox refuses every apply with
-    // the flag up front instead. Inferred, not seen live: whether a UDF that
-    // removes nothing succeeds with the flag on a real CE server.
-    if h.info2 & INFO2_DURABLE_DELETE != 0 {
-        return error(ENTERPRISE_ONLY);
+    // Refused up front, whatever the UDF would do: what a CE server answers
+    // a UDF that removes nothing when the flag is set is not recorded.
+    if let Err(code) = refuse_durable_delete(h) {
+        return error(code);
     }
     let Ok(args) = particle::unpack_arglist(arglist) else {
         return error(PARAMETER);
