@@ -93,13 +93,10 @@ pub enum Pending {
         source: String,
     },
     OpenFile(PathBuf),
-    /// Write the buffer over a file it does not know, or one changed since;
-    /// over the file as it was found only (the guard).
-    Overwrite(PathBuf, Guard),
-    /// Write the session's test file (F7) over a file that exists.
-    OverwriteTest(PathBuf, Guard),
-    /// Write the results as JSON over a file that exists.
-    OverwriteResults(PathBuf, Guard),
+    /// Save again over a file found in the way: one that exists, or the
+    /// buffer's own file changed since; over the file as it was found only
+    /// (the guard).
+    Overwrite(PathBuf, Saving, Guard),
     /// Load the `n`th sample, its module replacing the unsaved buffer.
     LoadSample(usize),
     Recover(Recovered),
@@ -747,10 +744,7 @@ impl App {
                     if let Pending::AbortJob(_) = then {
                         self.overlay = Some(Overlay::Jobs);
                     }
-                    if let Pending::Overwrite(path, _)
-                    | Pending::OverwriteTest(path, _)
-                    | Pending::OverwriteResults(path, _) = then
-                    {
+                    if let Pending::Overwrite(path, ..) = then {
                         self.say(format!("not saved to {}", path.display()));
                     }
                 }
@@ -809,9 +803,12 @@ impl App {
             Pending::OpenModule { name, source } => self.open_source(name, source, effects),
             Pending::OpenFile(path) => effects.push(Effect::LoadFile(path)),
             Pending::LoadSample(index) => self.start_sample_load(index, effects),
-            Pending::Overwrite(path, guard) => self.write_editor(path, guard, effects),
-            Pending::OverwriteTest(path, guard) => self.write_test_file(path, guard, effects),
-            Pending::OverwriteResults(path, guard) => self.write_results(path, guard, effects),
+            Pending::Overwrite(path, saving, guard) => match saving {
+                // The buffer as it is now, not the version refused.
+                Saving::Buffer(_) => self.write_editor(path, guard, effects),
+                Saving::TestFile => self.write_test_file(path, guard, effects),
+                Saving::Results => self.write_results(path, guard, effects),
+            },
             Pending::Recover(recovered) => {
                 let module = recovered.module_name();
                 let Recovered {
@@ -992,14 +989,10 @@ impl App {
                         path.display()
                     ),
                 };
-                let yes = conflict.yes();
-                match saving {
-                    Saving::Buffer(_) if buffer_write.is_none() => {
-                        self.complain(format!("not saved to {}", path.display()))
-                    }
-                    Saving::Buffer(_) => self.ask(question, Pending::Overwrite(path, yes)),
-                    Saving::TestFile => self.ask(question, Pending::OverwriteTest(path, yes)),
-                    Saving::Results => self.ask(question, Pending::OverwriteResults(path, yes)),
+                if matches!(saving, Saving::Buffer(_)) && buffer_write.is_none() {
+                    self.complain(format!("not saved to {}", path.display()))
+                } else {
+                    self.ask(question, Pending::Overwrite(path, saving, conflict.yes()))
                 }
             }
         }
