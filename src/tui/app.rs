@@ -2509,14 +2509,29 @@ impl Place {
         }
     }
 
-    /// Whether the run may write its places: a record apply, a batch or a
-    /// background job (whatever came back: a cancelled one may have too).
+    /// Whether the run may have written its places: a batch or a background
+    /// job (whatever came back: a cancelled one may have too), and a record
+    /// apply unless its record was read the same before and after it (ttl
+    /// aside: it ticks). A series still running or stopped may have written
+    /// after its last answer.
     fn writes(e: &CallEntry) -> bool {
-        e.call.is_some()
-            || matches!(
+        let Some(call) = &e.call else {
+            return matches!(
                 &e.request,
                 Some(Request::Execute(_) | Request::BatchApply(_))
-            )
+            );
+        };
+        match &e.state {
+            CallState::Done {
+                outcome: Ok(Outcome::Applied { before, after, .. }),
+                ..
+            } if call.with_record && !e.in_flight() => {
+                let [before, after] =
+                    [before, after].map(|r| r.as_ref().map(|r| (&r.bins, r.generation)));
+                e.series.as_ref().is_some_and(|s| s.cancelled) || before != after
+            }
+            _ => true,
+        }
     }
 
     fn overlaps(&self, other: &Place) -> bool {
