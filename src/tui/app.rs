@@ -1280,20 +1280,25 @@ impl App {
     /// buffer may have been fixed since, and waiting for a new lint would
     /// hold the key up; the server compiles what it registers anyway.
     fn register(&mut self, effects: &mut Vec<Effect>) {
-        let errors = diagnostics::errors(&self.editor.problems);
-        if errors > 0 && !self.diagnostics.stale {
-            let first = self
-                .editor
-                .problems
-                .iter()
-                .find(|d| d.severity == crate::lint::Severity::Error)
-                .map(|d| format!("line {}: {}", d.line, d.message))
-                .unwrap_or_default();
+        // The form's function missing from the module is the call's fault,
+        // not the module's: F5 meets it, registering does not.
+        let errors: Vec<_> = self
+            .editor
+            .problems
+            .iter()
+            .filter(|d| d.severity == crate::lint::Severity::Error && !d.is_missing_function())
+            .collect();
+        if let Some(first) = errors.first()
+            && !self.diagnostics.stale
+        {
             self.ask(
                 format!(
-                    "{} has {errors} lint error{} ({first}). Register anyway? (y/n)",
+                    "{} has {} lint error{} (line {}: {}). Register anyway? (y/n)",
                     self.editor.module,
-                    if errors == 1 { "" } else { "s" }
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" },
+                    first.line,
+                    first.message
                 ),
                 Pending::Register,
             );
