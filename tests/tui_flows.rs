@@ -9,7 +9,7 @@ use asudf::client::{
 };
 use asudf::tui::app::{App, Effect, Overlay, Pane, PromptKind, Recovered, StartOptions};
 use asudf::tui::keymap::Keymap;
-use asudf::tui::panes::apply::FormKind;
+use asudf::tui::panes::apply::{Field, FormKind};
 use asudf::tui::{Action, ui};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -1266,6 +1266,46 @@ fn f9_does_not_ask_about_lint_errors_of_an_older_text() {
     assert!(console.sent.iter().any(
         |(_, r)| matches!(r, Request::PutModule { source, .. } if source == asudf::tui::app::SAMPLE)
     ));
+}
+
+/// The form's function missing from the module is about the call, not the
+/// module: F9 registers without asking, the finding still shown; an error
+/// of the module's own still asks, and the question names it.
+#[test]
+fn f9_asks_about_the_modules_own_lint_errors_not_the_forms_missing_function() {
+    let registered = |console: &Console| {
+        console
+            .sent
+            .iter()
+            .any(|(_, r)| matches!(r, Request::PutModule { .. }))
+    };
+    let mut console = Console::connected();
+    console.set(Field::Function, "nosuch");
+    lint_at(&mut console, Duration::from_secs(1));
+    let problems = &console.app.editor.problems;
+    assert!(
+        problems.len() == 1 && problems[0].message.contains("has no function 'nosuch'"),
+        "{problems:?}"
+    );
+    console.key(KeyCode::F(9));
+    assert!(console.app.overlay.is_none(), "{:?}", console.app.status);
+    assert!(registered(&console));
+    assert_eq!(console.app.editor.problems.len(), 1, "still shown");
+
+    let mut console = Console::connected();
+    console.key(KeyCode::End);
+    console.type_text("(");
+    console.set(Field::Function, "nosuch");
+    lint_at(&mut console, Duration::from_secs(1));
+    console.key(KeyCode::F(9));
+    let Some(Overlay::Confirm { question, .. }) = &console.app.overlay else {
+        panic!("a syntax error asks: {:?}", console.app.status);
+    };
+    assert!(
+        question.contains("has 1 lint error (line ") && !question.contains("nosuch"),
+        "{question}"
+    );
+    assert!(!registered(&console));
 }
 
 #[test]

@@ -282,6 +282,67 @@ fn f7_counts_series_and_calls_on_an_earlier_registration_as_left_out() {
     assert!(c.status().contains("2 run(s) left out"), "{}", c.status());
 }
 
+/// An apply on 'k1' read before and after it: `count` and the generation.
+fn applied_to(count: (i64, u32), after: (i64, u32)) -> Result<Outcome, Failure> {
+    let view = |(n, generation): (i64, u32)| RecordView {
+        bins: vec![("count".into(), Value::Int(n))],
+        generation,
+        ttl: None,
+    };
+    Ok(Outcome::Applied {
+        result: Value::Int(after.0),
+        logs: vec![],
+        before: Some(view(count)),
+        after: Some(view(after)),
+        call: Duration::from_micros(70),
+        server_run: None,
+    })
+}
+
+/// A left-out run (a series) between two saved calls on the same record
+/// drops the later call only if it changed the record: after a read-only
+/// one the record is as the earlier step left it.
+#[test]
+fn f7_keeps_a_step_after_a_left_out_call_only_if_that_call_changed_nothing() {
+    for (series_wrote, steps) in [(false, 2), (true, 1)] {
+        let mut c = Console::connected();
+        let is_apply = |r: &Request| matches!(r, Request::Apply(_));
+        c.key(KeyCode::F(5));
+        c.answer_newest(is_apply, applied_to((1, 1), (2, 2)));
+        c.set(Field::Times, "2");
+        c.key(KeyCode::F(5));
+        let (first, last) = if series_wrote {
+            (((2, 2), (3, 3)), ((3, 3), (4, 4)))
+        } else {
+            (((2, 2), (2, 2)), ((2, 2), (2, 2)))
+        };
+        c.answer_newest(is_apply, applied_to(first.0, first.1));
+        c.answer_newest(is_apply, applied_to(last.0, last.1));
+        c.set(Field::Times, "1");
+        c.key(KeyCode::F(5));
+        let now = last.1;
+        c.answer_newest(is_apply, applied_to(now, (now.0 + 1, now.1 + 1)));
+
+        let (path, text) = save(&mut c);
+        assert_eq!(parse(&path, &text).steps.len(), steps, "{text}");
+        c.act(Action::FileSaved {
+            path,
+            saving: Saving::TestFile,
+            result: Ok(()),
+        });
+        let status = c.status();
+        assert!(
+            status.contains(&format!("{} run(s) left out", 3 - steps)),
+            "{status}"
+        );
+        assert_eq!(
+            status.contains("1 of them after a run not in the file changed their record"),
+            series_wrote,
+            "{status}"
+        );
+    }
+}
+
 /// A module opened from the server has a file name before its file exists:
 /// the test file carries its source, not a path to nothing.
 #[test]

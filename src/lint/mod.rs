@@ -50,6 +50,18 @@ pub struct Diagnostic {
     pub fix: Option<String>,
 }
 
+/// How the finding that the module lacks the function [`Options::function`]
+/// names begins.
+const MISSING_FUNCTION: &str = "the module has no function '";
+
+impl Diagnostic {
+    /// Whether this says the module lacks the function [`Options::function`]
+    /// names: a fault of that call (the console's form), not of the module.
+    pub fn is_missing_function(&self) -> bool {
+        self.rule == "local_udf" && self.message.starts_with(MISSING_FUNCTION)
+    }
+}
+
 /// A rule of our own: its name, what it costs on the server, and the fix.
 pub struct Rule {
     pub name: &'static str,

@@ -96,6 +96,9 @@ fn local_udf_a_function_the_module_does_not_define() {
         d.message,
         "the module has no function 'bump': the server answers \"function not found\""
     );
+    assert!(d.is_missing_function());
+    let local = lint("local function bump(rec) end\n", &called);
+    assert!(local.iter().all(|d| !d.is_missing_function()), "{local:?}");
 }
 
 #[test]

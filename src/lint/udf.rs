@@ -14,7 +14,7 @@ use full_moon::node::Node;
 use full_moon::tokenizer::{TokenReference, TokenType};
 use full_moon::visitors::Visitor;
 
-use super::{LuaLibs, Options};
+use super::{LuaLibs, MISSING_FUNCTION, Options};
 
 /// A finding with byte offsets; [`super::lint`] turns it into a diagnostic.
 pub struct Finding {
@@ -534,7 +534,7 @@ impl Walk<'_> {
                 start: 0,
                 end: 0,
                 message: format!(
-                    "the module has no function '{name}': the server answers \"function not found\""
+                    "{MISSING_FUNCTION}{name}': the server answers \"function not found\""
                 ),
             });
         }

@@ -93,13 +93,10 @@ pub enum Pending {
         source: String,
     },
     OpenFile(PathBuf),
-    /// Write the buffer over a file it does not know, or one changed since;
-    /// over the file as it was found only (the guard).
-    Overwrite(PathBuf, Guard),
-    /// Write the session's test file (F7) over a file that exists.
-    OverwriteTest(PathBuf, Guard),
-    /// Write the results as JSON over a file that exists.
-    OverwriteResults(PathBuf, Guard),
+    /// Save again over a file found in the way: one that exists, or the
+    /// buffer's own file changed since; over the file as it was found only
+    /// (the guard).
+    Overwrite(PathBuf, Saving, Guard),
     /// Load the `n`th sample, its module replacing the unsaved buffer.
     LoadSample(usize),
     Recover(Recovered),
@@ -747,10 +744,7 @@ impl App {
                     if let Pending::AbortJob(_) = then {
                         self.overlay = Some(Overlay::Jobs);
                     }
-                    if let Pending::Overwrite(path, _)
-                    | Pending::OverwriteTest(path, _)
-                    | Pending::OverwriteResults(path, _) = then
-                    {
+                    if let Pending::Overwrite(path, ..) = then {
                         self.say(format!("not saved to {}", path.display()));
                     }
                 }
@@ -809,9 +803,12 @@ impl App {
             Pending::OpenModule { name, source } => self.open_source(name, source, effects),
             Pending::OpenFile(path) => effects.push(Effect::LoadFile(path)),
             Pending::LoadSample(index) => self.start_sample_load(index, effects),
-            Pending::Overwrite(path, guard) => self.write_editor(path, guard, effects),
-            Pending::OverwriteTest(path, guard) => self.write_test_file(path, guard, effects),
-            Pending::OverwriteResults(path, guard) => self.write_results(path, guard, effects),
+            Pending::Overwrite(path, saving, guard) => match saving {
+                // The buffer as it is now, not the version refused.
+                Saving::Buffer(_) => self.write_editor(path, guard, effects),
+                Saving::TestFile => self.write_test_file(path, guard, effects),
+                Saving::Results => self.write_results(path, guard, effects),
+            },
             Pending::Recover(recovered) => {
                 let module = recovered.module_name();
                 let Recovered {
@@ -992,14 +989,10 @@ impl App {
                         path.display()
                     ),
                 };
-                let yes = conflict.yes();
-                match saving {
-                    Saving::Buffer(_) if buffer_write.is_none() => {
-                        self.complain(format!("not saved to {}", path.display()))
-                    }
-                    Saving::Buffer(_) => self.ask(question, Pending::Overwrite(path, yes)),
-                    Saving::TestFile => self.ask(question, Pending::OverwriteTest(path, yes)),
-                    Saving::Results => self.ask(question, Pending::OverwriteResults(path, yes)),
+                if matches!(saving, Saving::Buffer(_)) && buffer_write.is_none() {
+                    self.complain(format!("not saved to {}", path.display()))
+                } else {
+                    self.ask(question, Pending::Overwrite(path, saving, conflict.yes()))
                 }
             }
         }
@@ -1287,20 +1280,25 @@ impl App {
     /// buffer may have been fixed since, and waiting for a new lint would
     /// hold the key up; the server compiles what it registers anyway.
     fn register(&mut self, effects: &mut Vec<Effect>) {
-        let errors = diagnostics::errors(&self.editor.problems);
-        if errors > 0 && !self.diagnostics.stale {
-            let first = self
-                .editor
-                .problems
-                .iter()
-                .find(|d| d.severity == crate::lint::Severity::Error)
-                .map(|d| format!("line {}: {}", d.line, d.message))
-                .unwrap_or_default();
+        // The form's function missing from the module is the call's fault,
+        // not the module's: F5 meets it, registering does not.
+        let errors: Vec<_> = self
+            .editor
+            .problems
+            .iter()
+            .filter(|d| d.severity == crate::lint::Severity::Error && !d.is_missing_function())
+            .collect();
+        if let Some(first) = errors.first()
+            && !self.diagnostics.stale
+        {
             self.ask(
                 format!(
-                    "{} has {errors} lint error{} ({first}). Register anyway? (y/n)",
+                    "{} has {} lint error{} (line {}: {}). Register anyway? (y/n)",
                     self.editor.module,
-                    if errors == 1 { "" } else { "s" }
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" },
+                    first.line,
+                    first.message
                 ),
                 Pending::Register,
             );
@@ -2516,14 +2514,29 @@ impl Place {
         }
     }
 
-    /// Whether the run may write its places: a record apply, a batch or a
-    /// background job (whatever came back: a cancelled one may have too).
+    /// Whether the run may have written its places: a batch or a background
+    /// job (whatever came back: a cancelled one may have too), and a record
+    /// apply unless its record was read the same before and after it (ttl
+    /// aside: it ticks). A series still running or stopped may have written
+    /// after its last answer.
     fn writes(e: &CallEntry) -> bool {
-        e.call.is_some()
-            || matches!(
+        let Some(call) = &e.call else {
+            return matches!(
                 &e.request,
                 Some(Request::Execute(_) | Request::BatchApply(_))
-            )
+            );
+        };
+        match &e.state {
+            CallState::Done {
+                outcome: Ok(Outcome::Applied { before, after, .. }),
+                ..
+            } if call.with_record && !e.in_flight() => {
+                let [before, after] =
+                    [before, after].map(|r| r.as_ref().map(|r| (&r.bins, r.generation)));
+                e.series.as_ref().is_some_and(|s| s.cancelled) || before != after
+            }
+            _ => true,
+        }
     }
 
     fn overlaps(&self, other: &Place) -> bool {

@@ -176,10 +176,12 @@ pub const KEYS: &[(&[&str], Op, &str)] = &[
     ),
 ];
 
-/// A key as `KEYS` is looked up: Shift apart (with a move it selects), a
-/// letter with Ctrl or Alt in lower case, Shift-Tab as Tab.
+/// A key as `KEYS` is looked up: Shift apart (with a move it selects; on
+/// another key, Shift-Enter say, the plain key), a letter with a modifier
+/// in lower case, Shift-Tab as Tab. Every other modifier counts: a chord
+/// the table lacks (Alt-Home, Ctrl-PageDown, Super-C) is no editing key.
 pub fn table_chord(code: KeyCode, mods: KeyModifiers) -> Chord {
-    let mods = mods & (KeyModifiers::CONTROL | KeyModifiers::ALT);
+    let mods = mods - KeyModifiers::SHIFT;
     let code = match code {
         KeyCode::Char(c) if !mods.is_empty() => KeyCode::Char(c.to_ascii_lowercase()),
         KeyCode::BackTab => KeyCode::Tab,
@@ -200,26 +202,23 @@ static TABLE: LazyLock<Vec<(Chord, Op)>> = LazyLock::new(|| {
     table
 });
 
-/// The editing operation of a key, from `KEYS`; a character typed without
-/// Ctrl or Alt is itself.
+/// The editing operation of a key, from `KEYS`; a character typed with no
+/// modifier but Shift is itself.
 pub fn op_for(key: &KeyEvent) -> Option<Op> {
     if key.kind == KeyEventKind::Release {
         return None;
     }
-    let ctrl_alt = key
-        .modifiers
-        .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+    let chord = table_chord(key.code, key.modifiers);
     let shift = match key.code {
+        KeyCode::Char(c) if chord.mods.is_empty() => return Some(Op::Char(c)),
         // With Ctrl or Alt, a letter may come upper case when Shift is
         // held; Shift on a symbol ('<') is part of typing it.
-        KeyCode::Char(c) if ctrl_alt => {
+        KeyCode::Char(c) => {
             c.is_ascii_alphabetic()
                 && (key.modifiers.contains(KeyModifiers::SHIFT) || c.is_ascii_uppercase())
         }
-        KeyCode::Char(c) => return Some(Op::Char(c)),
         _ => key.modifiers.contains(KeyModifiers::SHIFT),
     };
-    let chord = table_chord(key.code, key.modifiers);
     let (_, op) = TABLE.iter().find(|(c, _)| *c == chord)?;
     Some(match *op {
         Op::Move(m, _) => Op::Move(m, shift),
@@ -1434,6 +1433,55 @@ mod tests {
         let mut release = KeyEvent::new(KeyCode::Char('a'), none);
         release.kind = KeyEventKind::Release;
         assert_eq!(op_for(&release), None);
+    }
+
+    /// Terminals reporting every modifier (kitty's keyboard protocol) send
+    /// chords the table lacks. One whose only extra modifier is Shift is
+    /// the plain key (a move selects); any other modifier makes it no
+    /// editing key, and never a typed character.
+    #[test]
+    fn a_chord_the_table_lacks_is_the_plain_key_only_with_shift() {
+        use KeyCode::*;
+        let (ctrl, alt, shift) = (
+            KeyModifiers::CONTROL,
+            KeyModifiers::ALT,
+            KeyModifiers::SHIFT,
+        );
+        for (code, op) in [
+            (Enter, Op::Newline),
+            (Backspace, Op::Backspace),
+            (Delete, Op::Delete),
+            (Home, Op::Move(Move::Home, true)),
+            (PageDown, Op::Move(Move::PageDown, true)),
+            (Up, Op::Move(Move::Up, true)),
+        ] {
+            assert_eq!(key(code, shift), Some(op), "Shift-{code:?}");
+        }
+        assert_eq!(key(BackTab, shift), Some(Op::Tab));
+        // Shift added to a bound chord: the same key, selecting.
+        assert_eq!(key(Home, ctrl | shift), Some(Op::Move(Move::Top, true)));
+        for (code, mods) in [
+            (Enter, ctrl),
+            (Enter, ctrl | shift),
+            (Home, alt),
+            (End, alt),
+            (PageDown, ctrl),
+            (PageUp, ctrl),
+            (PageUp, alt | shift),
+            (Backspace, ctrl),
+            (Delete, ctrl),
+            (Tab, ctrl),
+            (Char('q'), ctrl),
+            (Char('c'), ctrl | alt),
+            (Char('c'), KeyModifiers::SUPER),
+            (Char('C'), KeyModifiers::SUPER | shift),
+            (Char('x'), KeyModifiers::META),
+            (Char('x'), KeyModifiers::HYPER),
+            (Home, KeyModifiers::SUPER),
+            (Enter, KeyModifiers::SUPER | shift),
+        ] {
+            assert_eq!(key(code, mods), None, "{mods:?}-{code:?}");
+        }
     }
 
     /// An operation, or (None) an undo between them.
