@@ -481,6 +481,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         password_file: args.password_file.clone(),
         tls_cert: args.tls_cert.clone(),
         tls_key: args.tls_key.clone(),
+        json: cli.json,
     };
     match asudf::sandbox::local::serve(opts).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -843,6 +843,66 @@ fn serve_refuses_options_it_ignores_and_fails_in_json() {
     assert!(text.starts_with("asudf serve: "), "{text}");
 }
 
+/// `serve --json` says where it listens as one JSON object; without
+/// `--json` the line scripts read stays as it was.
+#[test]
+fn serve_says_where_it_listens_in_json() {
+    let plain = Served::start(&["--memory"]);
+    assert_eq!(
+        plain.banner,
+        format!(
+            "asudf sandbox listening on {} (cluster-name sandbox, namespaces test, lua-libs default, memory)\n",
+            plain.host
+        )
+    );
+    drop(plain);
+    let served = Served::start(&["--memory", "--json", "--namespace", "a", "--namespace", "b"]);
+    assert_eq!(
+        json_of(&served.banner),
+        serde_json::json!({
+            "ok": true,
+            "listening": served.host,
+            "cluster_name": "sandbox",
+            "namespaces": ["a", "b"],
+            "lua_libs": "default",
+            "storage": "memory",
+            "tls": false,
+        })
+    );
+    served.ok(&["udf", "ls"]);
+}
+
+/// `asudf serve --json | head -1` with the reader gone before the line is
+/// written: the failed write does not end the server.
+#[test]
+fn serve_goes_on_when_its_stdout_is_closed() {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::cargo_bin("asudf")
+        .unwrap()
+        .args(["--json", "serve", "--port", "0", "--sandbox-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    // It publishes its address just before writing the line.
+    let published = std::time::Instant::now();
+    while !dir.path().join("address").exists() {
+        assert!(published.elapsed().as_secs() < 30, "no address published");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (code, out, err) = asudf(dir.path(), &["udf", "ls"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ended = child.try_wait().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(ended, None, "serve ended");
+}
+
 #[test]
 fn usage_errors_with_json_print_the_error_object() {
     let dir = tempfile::tempdir().unwrap();
