@@ -444,7 +444,9 @@ impl ApplyArgs {
             })
         } else {
             let key = words.next().ok_or("expected KEY MODULE.FUNCTION")?;
-            ApplyKeys::One(parse_key(key).map_err(|e| format!("key '{key}': {e}"))?)
+            ApplyKeys::One(
+                parse_key(key).map_err(|e| format!("key '{}': {e}", excerpt(key, e.at)))?,
+            )
         };
         let call = words
             .next()
@@ -452,7 +454,10 @@ impl ApplyArgs {
         let call = Call::parse(call)?;
         let args = words
             .enumerate()
-            .map(|(i, w)| parse_value(w).map_err(|e| format!("argument {} ('{w}'): {e}", i + 1)))
+            .map(|(i, w)| {
+                parse_value(w)
+                    .map_err(|e| format!("argument {} ('{}'): {e}", i + 1, excerpt(w, e.at)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ApplyParts { keys, call, args })
     }
@@ -833,24 +838,34 @@ pub struct BinAssign {
 }
 
 impl BinAssign {
-    pub fn parse(text: &str) -> Result<BinAssign, String> {
+    pub fn parse(text: &str) -> Result<BinAssign, WordError> {
+        let at_start = |message: String| WordError { at: 0, message };
         let Some((bin, literal)) = text.split_once('=') else {
-            return Err(format!("'{text}': expected BIN=VALUE, e.g. count=5"));
+            return Err(at_start(format!(
+                "'{text}': expected BIN=VALUE, e.g. count=5"
+            )));
         };
         if bin.is_empty() {
-            return Err(format!("'{text}': the bin name before '=' is empty"));
+            return Err(at_start(format!(
+                "'{text}': the bin name before '=' is empty"
+            )));
         }
         if bin.len() > MAX_BIN_LEN {
-            return Err(format!(
+            return Err(at_start(format!(
                 "bin name '{bin}' is longer than {MAX_BIN_LEN} bytes"
-            ));
+            )));
         }
-        // The column is the whole word's, as for any other argument.
+        // The column is the whole word's, as for any other argument; clap
+        // quotes the word.
         let value = value::parse_arg(literal).map_err(|mut e| {
+            let at = bin.chars().count() + 1 + e.offset(literal);
             if e.line <= 1 {
                 e.column += bin.chars().count() + 1;
             }
-            format!("'{text}': {e}")
+            WordError {
+                at,
+                message: e.to_string(),
+            }
         })?;
         Ok(BinAssign {
             bin: bin.to_owned(),
@@ -860,15 +875,59 @@ impl BinAssign {
 }
 
 impl FromStr for BinAssign {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = WordError;
+    fn from_str(text: &str) -> Result<Self, WordError> {
         BinAssign::parse(text)
     }
 }
 
 /// A command-line word in the literal syntax (see [`value::parse_arg`]).
-pub fn parse_value(word: &str) -> Result<Value, String> {
-    value::parse_arg(word).map_err(|e| e.to_string())
+pub fn parse_value(word: &str) -> Result<Value, WordError> {
+    value::parse_arg(word).map_err(|e| WordError {
+        at: e.offset(word),
+        message: e.to_string(),
+    })
+}
+
+/// A word refused at a place in it. clap quotes the whole word in its
+/// error; main cuts that to an [`excerpt`] around `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WordError {
+    /// Characters from the word's start to the error.
+    pub at: usize,
+    pub message: String,
+}
+
+impl fmt::Display for WordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WordError {}
+
+/// The most of a word an error quotes.
+const EXCERPT_CHARS: usize = 60;
+
+/// `word` to quote in an error at character `at` (from 0): whole when
+/// short, else the [`EXCERPT_CHARS`] characters around `at`, "…" marking
+/// the text cut: quoted whole, a 40 KB word made a 40 KB message.
+pub fn excerpt(word: &str, at: usize) -> String {
+    let len = word.chars().count();
+    if len <= EXCERPT_CHARS {
+        return word.to_string();
+    }
+    let start = at
+        .saturating_sub(EXCERPT_CHARS / 2)
+        .min(len - EXCERPT_CHARS);
+    let cut: String = word.chars().skip(start).take(EXCERPT_CHARS).collect();
+    let before = if start > 0 { "…" } else { "" };
+    let after = if start + EXCERPT_CHARS < len {
+        "…"
+    } else {
+        ""
+    };
+    format!("{before}{cut}{after}")
 }
 
 /// `--bins`: the names to read; none for an empty value.
@@ -877,7 +936,7 @@ pub struct BinNames(pub Vec<String>);
 
 /// `--bins A,B`: an empty value reads no bins, but an empty name in a list
 /// (`a,,b`, `a,`) is a slip, refused with its column.
-pub fn parse_bins(text: &str) -> Result<BinNames, String> {
+pub fn parse_bins(text: &str) -> Result<BinNames, WordError> {
     if text.is_empty() {
         return Ok(BinNames(Vec::new()));
     }
@@ -885,7 +944,10 @@ pub fn parse_bins(text: &str) -> Result<BinNames, String> {
     let mut names = Vec::new();
     for name in text.split(',') {
         if name.is_empty() {
-            return Err(format!("column {column}: an empty bin name"));
+            return Err(WordError {
+                at: column - 1,
+                message: format!("column {column}: an empty bin name"),
+            });
         }
         column += name.chars().count() + 1;
         names.push(name.to_string());
@@ -894,13 +956,16 @@ pub fn parse_bins(text: &str) -> Result<BinNames, String> {
 }
 
 /// A `where` clause (see [`crate::where_clause`]).
-pub fn parse_where(text: &str) -> Result<Where, String> {
-    where_clause::parse(text).map_err(|e| e.to_string())
+pub fn parse_where(text: &str) -> Result<Where, WordError> {
+    where_clause::parse(text).map_err(|e| WordError {
+        at: e.column - 1,
+        message: e.to_string(),
+    })
 }
 
 /// A record key: an integer, a string or bytes.
-pub fn parse_key(word: &str) -> Result<Value, String> {
-    only_key_types(parse_value(word)?)
+pub fn parse_key(word: &str) -> Result<Value, WordError> {
+    only_key_types(parse_value(word)?).map_err(|message| WordError { at: 0, message })
 }
 
 fn only_key_types(key: Value) -> Result<Value, String> {
@@ -1326,16 +1391,31 @@ mod tests {
     }
 
     #[test]
+    fn an_excerpt_is_the_word_around_the_place_with_cuts_marked() {
+        assert_eq!(excerpt("[1,", 3), "[1,");
+        let word: String = ('a'..='z').cycle().take(100).collect();
+        let cut = excerpt(&word, 50);
+        assert_eq!(cut.chars().count(), EXCERPT_CHARS + 2, "{cut}");
+        assert_eq!(cut, format!("…{}…", &word[20..80]));
+        assert_eq!(excerpt(&word, 0), format!("{}…", &word[..60]));
+        // At the end of the input (one past the last character).
+        assert_eq!(excerpt(&word, 100), format!("…{}", &word[40..]));
+        let wide = "é".repeat(100);
+        assert_eq!(excerpt(&wide, 50), format!("…{}…", "é".repeat(60)));
+    }
+
+    #[test]
     fn an_empty_bin_name_in_a_list_is_refused_with_its_column() {
         let names = |v: &[&str]| BinNames(v.iter().map(|s| s.to_string()).collect());
         assert_eq!(parse_bins(""), Ok(names(&[])));
         assert_eq!(parse_bins("a,bé"), Ok(names(&["a", "bé"])));
-        assert_eq!(
-            parse_bins("a,,b").unwrap_err(),
-            "column 3: an empty bin name"
-        );
-        assert_eq!(parse_bins(",a").unwrap_err(), "column 1: an empty bin name");
-        assert_eq!(parse_bins("é,").unwrap_err(), "column 3: an empty bin name");
+        let refused = |text| {
+            let e = parse_bins(text).unwrap_err();
+            (e.at, e.to_string())
+        };
+        assert_eq!(refused("a,,b"), (2, "column 3: an empty bin name".into()));
+        assert_eq!(refused(",a"), (0, "column 1: an empty bin name".into()));
+        assert_eq!(refused("é,"), (2, "column 3: an empty bin name".into()));
         let e = parse_err(&["query", "test", "--bins", "a,,b"]).to_string();
         assert!(
             e.contains("'a,,b' for '--bins <A,B>'") && e.contains("column 3"),
@@ -1532,21 +1612,25 @@ mod tests {
             Value::String(String::new())
         );
         assert_eq!(
-            BinAssign::parse("count").unwrap_err(),
+            BinAssign::parse("count").unwrap_err().to_string(),
             "'count': expected BIN=VALUE, e.g. count=5"
         );
         assert_eq!(
-            BinAssign::parse("=5").unwrap_err(),
+            BinAssign::parse("=5").unwrap_err().to_string(),
             "'=5': the bin name before '=' is empty"
         );
         assert!(
             BinAssign::parse("a_very_long_bin_name=1")
                 .unwrap_err()
+                .message
                 .contains("longer than 15 bytes")
         );
         assert_eq!(
             BinAssign::parse("l=[1,").unwrap_err(),
-            "'l=[1,': column 6: expected a value, found the end of the input"
+            WordError {
+                at: 5,
+                message: "column 6: expected a value, found the end of the input".into()
+            }
         );
     }
 }

@@ -903,6 +903,37 @@ fn serve_goes_on_when_its_stdout_is_closed() {
     assert_eq!(ended, None, "serve ended");
 }
 
+/// An error in a long word quotes an excerpt of it around the column it
+/// names, "…" marking the cut text; the column still counts from the
+/// word's start. Read by asudf and by clap's value parsers alike.
+#[test]
+fn errors_in_long_words_quote_an_excerpt_around_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("[{}x{}]", "1,".repeat(20_000), ",1".repeat(20_000));
+    let bin = format!("a={long}");
+    let clause = format!("a = {long}");
+    let cases: [(&[&str], usize); 6] = [
+        (&["apply", "test", "k", "m.f", &long], 40_002),
+        (&["aggregate", "test", "m.f", &long], 40_002),
+        (&["apply", "test", &long, "m.f"], 40_002),
+        (&["record", "get", "test", &long], 40_002),
+        (&["record", "put", "test", "k", &bin], 40_004),
+        (&["query", "test", "--where", &clause], 40_006),
+    ];
+    for (args, column) in cases {
+        let (code, out, err) = asudf(dir.path(), args);
+        assert_eq!(code, 2, "{out}");
+        assert!(err.len() < 400, "{} bytes: {err}", err.len());
+        assert!(
+            err.contains(&format!("column {column}: unknown word 'x'")),
+            "{err}"
+        );
+        assert!(err.contains(",1,1,x,1,1,"), "{err}");
+        // Cut at both ends: once, in clap's quote or asudf's.
+        assert_eq!(err.matches('…').count(), 2, "{err}");
+    }
+}
+
 #[test]
 fn usage_errors_with_json_print_the_error_object() {
     let dir = tempfile::tempdir().unwrap();
@@ -915,7 +946,7 @@ fn usage_errors_with_json_print_the_error_object() {
         // Refused by clap's value parsers and its own rules.
         (
             &["record", "put", "test", "k", "a=[1,", "--json"],
-            "'a=[1,': column 6",
+            "invalid value 'a=[1,' for '<BIN=VALUE>...': column 6",
         ),
         (
             &["query", "test", "--where", "a >", "--json"],
