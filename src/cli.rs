@@ -417,10 +417,10 @@ pub struct ApplyParts {
 
 impl ApplyArgs {
     /// Reads the key(s), the call and the arguments; `read_keys` gives the
-    /// text of `--keys-from` (a file or standard input).
+    /// text of `--keys-from` (a file or standard input), or says why not.
     pub fn parts(
         &self,
-        read_keys: impl FnOnce(&Path) -> std::io::Result<String>,
+        read_keys: impl FnOnce(&Path) -> Result<String, String>,
     ) -> Result<ApplyParts, String> {
         let batch = self.keys.is_some() || self.keys_from.is_some();
         let mut words = self.words.iter();
@@ -428,8 +428,7 @@ impl ApplyArgs {
             let (text, file) = match (&self.keys, &self.keys_from) {
                 (Some(list), _) => (list.clone(), None),
                 (None, Some(file)) => {
-                    let text = read_keys(file)
-                        .map_err(|e| format!("--keys-from {}: {e}", file.display()))?;
+                    let text = read_keys(file).map_err(|e| format!("--keys-from: {e}"))?;
                     (text, Some(file))
                 }
                 (None, None) => unreachable!("batch means one of them"),
@@ -439,8 +438,7 @@ impl ApplyArgs {
             }
             ApplyKeys::Many(match file {
                 None => list_keys(&text)?,
-                Some(file) if file.as_os_str() == "-" => file_keys(&text, "<stdin>")?,
-                Some(file) => file_keys(&text, &file.display().to_string())?,
+                Some(file) => file_keys(&text, &input_name(file))?,
             })
         } else {
             let key = words.next().ok_or("expected KEY MODULE.FUNCTION")?;
@@ -460,6 +458,16 @@ impl ApplyArgs {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ApplyParts { keys, call, args })
+    }
+}
+
+/// What messages call a file argument: `-` (`--keys-from`, `udf put`,
+/// `check`) is standard input.
+pub fn input_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
     }
 }
 
@@ -1219,7 +1227,7 @@ mod tests {
         );
         assert_eq!(
             from_file("a\r\n  [1]\r\n", "-").unwrap_err(),
-            "<stdin>:2:3: a key must be an integer, a string or bytes, not a list"
+            "standard input:2:3: a key must be an integer, a string or bytes, not a list"
         );
         let e = parts_err(&["apply", "test", "--keys", "a,[1]", "m.f"]);
         assert!(e.starts_with("--keys: column 3: a key must be"), "{e}");

@@ -617,6 +617,7 @@ fn module_names_the_info_commands_cannot_carry_are_refused() {
 
 /// `-` reads the module from standard input, as `--keys-from -` reads keys;
 /// `udf put -` has no file name to register it under, so it needs `--name`.
+/// Messages call it "standard input", whichever command reads it.
 #[test]
 fn udf_put_and_check_read_standard_input_for_dash() {
     let dir = tempfile::tempdir().unwrap();
@@ -634,9 +635,19 @@ fn udf_put_and_check_read_standard_input_for_dash() {
     let (code, out, _) =
         asudf_with_stdin(d, &["check", "-"], "function f(rec)\n  rec.t = {}\nend\n");
     assert_eq!(code, 4, "{out}");
-    assert!(out.starts_with("<stdin>:2:3: error:"), "{out}");
+    assert!(out.starts_with("standard input:2:3: error:"), "{out}");
     let (code, out, err) = asudf_with_stdin(d, &["check", "-"], &source);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let (code, _, err) = asudf_with_stdin(
+        d,
+        &["apply", "test", "--keys-from", "-", "counter.increment"],
+        "a\n  [1]\n",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("standard input:2:3: a key must be an integer"),
+        "{err}"
+    );
 }
 
 /// `--bins ""` reads no bins (it read no records at all: a bin named ""),
