@@ -646,14 +646,16 @@ impl ServeArgs {
         connection.port.unwrap_or(3000)
     }
 
-    /// The first global option given that `serve` would ignore, said with
-    /// what serves its purpose: it listens rather than connects. The
-    /// password comes only from `--password-file`, kept off the command
-    /// line (which every user of the machine can read in `ps`).
-    pub fn ignored_option(cli: &Cli) -> Option<String> {
+    /// Refuses, with what to give instead, the first of: a global option
+    /// `serve` would ignore (it listens rather than connects), `--user`
+    /// without its password, and every Lua library (`io`, `os`) open to
+    /// UDFs on an address other machines can reach. The password comes
+    /// only from `--password-file`, kept off the command line (which every
+    /// user of the machine can read in `ps`).
+    pub fn check(&self, cli: &Cli) -> Result<(), String> {
         let c = &cli.connection;
         let tls = "serve's TLS files are --tls-cert and --tls-key";
-        let given = [
+        let ignored = [
             (
                 !c.hosts.is_empty(),
                 "-h/--host",
@@ -681,15 +683,14 @@ impl ServeArgs {
                 "give it after serve",
             ),
         ];
-        given
-            .into_iter()
-            .find(|(set, _, _)| *set)
-            .map(|(_, option, why)| format!("serve does not take {option}: {why}"))
-    }
-
-    /// Refuses combinations that would be unsafe: every Lua library (`io`,
-    /// `os`) open to UDFs on an address other machines can reach.
-    pub fn check(&self) -> Result<(), String> {
+        if let Some((_, option, why)) = ignored.into_iter().find(|(set, _, _)| *set) {
+            return Err(format!("serve does not take {option}: {why}"));
+        }
+        if c.user.is_some() && self.password_file.is_none() {
+            return Err(
+                "serve --user needs --password-file FILE (the password is its first line)".into(),
+            );
+        }
         if self.lua_libs == LuaLibsArg::All && !self.bind.is_loopback() {
             return Err(format!(
                 "--lua-libs all lets UDFs use io and os; it is refused with --bind {} (use a loopback address)",
@@ -1433,21 +1434,40 @@ mod tests {
 
     #[test]
     fn serve_names_a_global_option_it_would_ignore() {
-        let ignored = |args: &[&str]| ServeArgs::ignored_option(&parse(args));
-        assert_eq!(ignored(&["serve", "--user", "u", "--port", "1"]), None);
+        let refused = |args: &[&str]| {
+            let cli = parse(args);
+            let Some(Command::Serve(s)) = &cli.command else {
+                panic!("not serve: {args:?}")
+            };
+            s.check(&cli).err()
+        };
+        let with_password = ["serve", "--user", "u", "--password-file", "pw"];
+        assert_eq!(refused(&with_password), None);
         assert_eq!(
-            ignored(&["-h", "1.2.3.4", "serve"]).unwrap(),
+            refused(&["-h", "1.2.3.4", "serve"]).unwrap(),
             "serve does not take -h/--host: it listens on --bind and --port"
         );
-        let said = ignored(&["serve", "--user", "bob", "-P", "secret"]).unwrap();
+        let said = refused(&["serve", "--user", "bob", "-P", "secret"]).unwrap();
         assert!(
             said.contains("-P/--password") && said.contains("--password-file"),
             "{said}"
         );
-        let said = ignored(&["serve", "--tls-certfile", "c.pem"]).unwrap();
+        let said = refused(&["serve", "--tls-certfile", "c.pem"]).unwrap();
         assert!(said.contains("--tls-cert and --tls-key"), "{said}");
-        let said = ignored(&["--lua-libs", "all", "serve"]).unwrap();
+        let said = refused(&["--lua-libs", "all", "serve"]).unwrap();
         assert!(said.contains("--lua-libs before serve"), "{said}");
+        assert_eq!(
+            refused(&["serve", "--user", "u"]).unwrap(),
+            "serve --user needs --password-file FILE (the password is its first line)"
+        );
+        // An ignored option is named first.
+        let said = refused(&["serve", "--user", "u", "--timeout", "5"]).unwrap();
+        assert!(said.contains("--timeout"), "{said}");
+        assert_eq!(refused(&["serve", "--lua-libs", "all"]), None);
+        assert_eq!(
+            refused(&["serve", "--lua-libs", "all", "--bind", "0.0.0.0"]).unwrap(),
+            "--lua-libs all lets UDFs use io and os; it is refused with --bind 0.0.0.0 (use a loopback address)"
+        );
     }
 
     #[test]
@@ -1500,19 +1520,6 @@ mod tests {
         assert_eq!(
             parse_err(&["serve", "--tls-cert", "c.pem"]).kind(),
             ErrorKind::MissingRequiredArgument
-        );
-        let Some(Command::Serve(s)) = parse(&["serve", "--lua-libs", "all"]).command else {
-            panic!()
-        };
-        assert_eq!(s.check(), Ok(()));
-        let Some(Command::Serve(s)) =
-            parse(&["serve", "--lua-libs", "all", "--bind", "0.0.0.0"]).command
-        else {
-            panic!()
-        };
-        assert_eq!(
-            s.check().unwrap_err(),
-            "--lua-libs all lets UDFs use io and os; it is refused with --bind 0.0.0.0 (use a loopback address)"
         );
         assert_eq!(
             parse_err(&["serve", "--lua-libs", "some"]).kind(),

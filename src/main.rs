@@ -455,16 +455,7 @@ fn tls_policy(tls: &TlsSettings) -> Result<TlsPolicy, String> {
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
-    if let Some(message) = ServeArgs::ignored_option(cli) {
-        return usage(cli.json, message);
-    }
-    if cli.connection.user.is_some() && args.password_file.is_none() {
-        return usage(
-            cli.json,
-            "serve --user needs --password-file FILE (the password is its first line)",
-        );
-    }
-    if let Err(message) = args.check() {
+    if let Err(message) = args.check(cli) {
         return usage(cli.json, message);
     }
     let storage = if cli.connection.memory {
