@@ -417,10 +417,10 @@ pub struct ApplyParts {
 
 impl ApplyArgs {
     /// Reads the key(s), the call and the arguments; `read_keys` gives the
-    /// text of `--keys-from` (a file or standard input).
+    /// text of `--keys-from` (a file or standard input), or says why not.
     pub fn parts(
         &self,
-        read_keys: impl FnOnce(&Path) -> std::io::Result<String>,
+        read_keys: impl FnOnce(&Path) -> Result<String, String>,
     ) -> Result<ApplyParts, String> {
         let batch = self.keys.is_some() || self.keys_from.is_some();
         let mut words = self.words.iter();
@@ -428,8 +428,7 @@ impl ApplyArgs {
             let (text, file) = match (&self.keys, &self.keys_from) {
                 (Some(list), _) => (list.clone(), None),
                 (None, Some(file)) => {
-                    let text = read_keys(file)
-                        .map_err(|e| format!("--keys-from {}: {e}", file.display()))?;
+                    let text = read_keys(file).map_err(|e| format!("--keys-from: {e}"))?;
                     (text, Some(file))
                 }
                 (None, None) => unreachable!("batch means one of them"),
@@ -439,12 +438,13 @@ impl ApplyArgs {
             }
             ApplyKeys::Many(match file {
                 None => list_keys(&text)?,
-                Some(file) if file.as_os_str() == "-" => file_keys(&text, "<stdin>")?,
-                Some(file) => file_keys(&text, &file.display().to_string())?,
+                Some(file) => file_keys(&text, &input_name(file))?,
             })
         } else {
             let key = words.next().ok_or("expected KEY MODULE.FUNCTION")?;
-            ApplyKeys::One(parse_key(key).map_err(|e| format!("key '{key}': {e}"))?)
+            ApplyKeys::One(
+                parse_key(key).map_err(|e| format!("key '{}': {e}", excerpt(key, e.at)))?,
+            )
         };
         let call = words
             .next()
@@ -452,9 +452,22 @@ impl ApplyArgs {
         let call = Call::parse(call)?;
         let args = words
             .enumerate()
-            .map(|(i, w)| parse_value(w).map_err(|e| format!("argument {} ('{w}'): {e}", i + 1)))
+            .map(|(i, w)| {
+                parse_value(w)
+                    .map_err(|e| format!("argument {} ('{}'): {e}", i + 1, excerpt(w, e.at)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ApplyParts { keys, call, args })
+    }
+}
+
+/// What messages call a file argument: `-` (`--keys-from`, `udf put`,
+/// `check`) is standard input.
+pub fn input_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
     }
 }
 
@@ -633,14 +646,16 @@ impl ServeArgs {
         connection.port.unwrap_or(3000)
     }
 
-    /// The first global option given that `serve` would ignore, said with
-    /// what serves its purpose: it listens rather than connects. The
-    /// password comes only from `--password-file`, kept off the command
-    /// line (which every user of the machine can read in `ps`).
-    pub fn ignored_option(cli: &Cli) -> Option<String> {
+    /// Refuses, with what to give instead, the first of: a global option
+    /// `serve` would ignore (it listens rather than connects), `--user`
+    /// without its password, and every Lua library (`io`, `os`) open to
+    /// UDFs on an address other machines can reach. The password comes
+    /// only from `--password-file`, kept off the command line (which every
+    /// user of the machine can read in `ps`).
+    pub fn check(&self, cli: &Cli) -> Result<(), String> {
         let c = &cli.connection;
         let tls = "serve's TLS files are --tls-cert and --tls-key";
-        let given = [
+        let ignored = [
             (
                 !c.hosts.is_empty(),
                 "-h/--host",
@@ -668,15 +683,14 @@ impl ServeArgs {
                 "give it after serve",
             ),
         ];
-        given
-            .into_iter()
-            .find(|(set, _, _)| *set)
-            .map(|(_, option, why)| format!("serve does not take {option}: {why}"))
-    }
-
-    /// Refuses combinations that would be unsafe: every Lua library (`io`,
-    /// `os`) open to UDFs on an address other machines can reach.
-    pub fn check(&self) -> Result<(), String> {
+        if let Some((_, option, why)) = ignored.into_iter().find(|(set, _, _)| *set) {
+            return Err(format!("serve does not take {option}: {why}"));
+        }
+        if c.user.is_some() && self.password_file.is_none() {
+            return Err(
+                "serve --user needs --password-file FILE (the password is its first line)".into(),
+            );
+        }
         if self.lua_libs == LuaLibsArg::All && !self.bind.is_loopback() {
             return Err(format!(
                 "--lua-libs all lets UDFs use io and os; it is refused with --bind {} (use a loopback address)",
@@ -833,24 +847,34 @@ pub struct BinAssign {
 }
 
 impl BinAssign {
-    pub fn parse(text: &str) -> Result<BinAssign, String> {
+    pub fn parse(text: &str) -> Result<BinAssign, WordError> {
+        let at_start = |message: String| WordError { at: 0, message };
         let Some((bin, literal)) = text.split_once('=') else {
-            return Err(format!("'{text}': expected BIN=VALUE, e.g. count=5"));
+            return Err(at_start(format!(
+                "'{text}': expected BIN=VALUE, e.g. count=5"
+            )));
         };
         if bin.is_empty() {
-            return Err(format!("'{text}': the bin name before '=' is empty"));
+            return Err(at_start(format!(
+                "'{text}': the bin name before '=' is empty"
+            )));
         }
         if bin.len() > MAX_BIN_LEN {
-            return Err(format!(
+            return Err(at_start(format!(
                 "bin name '{bin}' is longer than {MAX_BIN_LEN} bytes"
-            ));
+            )));
         }
-        // The column is the whole word's, as for any other argument.
+        // The column is the whole word's, as for any other argument; clap
+        // quotes the word.
         let value = value::parse_arg(literal).map_err(|mut e| {
+            let at = bin.chars().count() + 1 + e.offset(literal);
             if e.line <= 1 {
                 e.column += bin.chars().count() + 1;
             }
-            format!("'{text}': {e}")
+            WordError {
+                at,
+                message: e.to_string(),
+            }
         })?;
         Ok(BinAssign {
             bin: bin.to_owned(),
@@ -860,15 +884,59 @@ impl BinAssign {
 }
 
 impl FromStr for BinAssign {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = WordError;
+    fn from_str(text: &str) -> Result<Self, WordError> {
         BinAssign::parse(text)
     }
 }
 
 /// A command-line word in the literal syntax (see [`value::parse_arg`]).
-pub fn parse_value(word: &str) -> Result<Value, String> {
-    value::parse_arg(word).map_err(|e| e.to_string())
+pub fn parse_value(word: &str) -> Result<Value, WordError> {
+    value::parse_arg(word).map_err(|e| WordError {
+        at: e.offset(word),
+        message: e.to_string(),
+    })
+}
+
+/// A word refused at a place in it. clap quotes the whole word in its
+/// error; main cuts that to an [`excerpt`] around `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WordError {
+    /// Characters from the word's start to the error.
+    pub at: usize,
+    pub message: String,
+}
+
+impl fmt::Display for WordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WordError {}
+
+/// The most of a word an error quotes.
+const EXCERPT_CHARS: usize = 60;
+
+/// `word` to quote in an error at character `at` (from 0): whole when
+/// short, else the [`EXCERPT_CHARS`] characters around `at`, "…" marking
+/// the text cut: quoted whole, a 40 KB word made a 40 KB message.
+pub fn excerpt(word: &str, at: usize) -> String {
+    let len = word.chars().count();
+    if len <= EXCERPT_CHARS {
+        return word.to_string();
+    }
+    let start = at
+        .saturating_sub(EXCERPT_CHARS / 2)
+        .min(len - EXCERPT_CHARS);
+    let cut: String = word.chars().skip(start).take(EXCERPT_CHARS).collect();
+    let before = if start > 0 { "…" } else { "" };
+    let after = if start + EXCERPT_CHARS < len {
+        "…"
+    } else {
+        ""
+    };
+    format!("{before}{cut}{after}")
 }
 
 /// `--bins`: the names to read; none for an empty value.
@@ -877,7 +945,7 @@ pub struct BinNames(pub Vec<String>);
 
 /// `--bins A,B`: an empty value reads no bins, but an empty name in a list
 /// (`a,,b`, `a,`) is a slip, refused with its column.
-pub fn parse_bins(text: &str) -> Result<BinNames, String> {
+pub fn parse_bins(text: &str) -> Result<BinNames, WordError> {
     if text.is_empty() {
         return Ok(BinNames(Vec::new()));
     }
@@ -885,7 +953,10 @@ pub fn parse_bins(text: &str) -> Result<BinNames, String> {
     let mut names = Vec::new();
     for name in text.split(',') {
         if name.is_empty() {
-            return Err(format!("column {column}: an empty bin name"));
+            return Err(WordError {
+                at: column - 1,
+                message: format!("column {column}: an empty bin name"),
+            });
         }
         column += name.chars().count() + 1;
         names.push(name.to_string());
@@ -894,13 +965,16 @@ pub fn parse_bins(text: &str) -> Result<BinNames, String> {
 }
 
 /// A `where` clause (see [`crate::where_clause`]).
-pub fn parse_where(text: &str) -> Result<Where, String> {
-    where_clause::parse(text).map_err(|e| e.to_string())
+pub fn parse_where(text: &str) -> Result<Where, WordError> {
+    where_clause::parse(text).map_err(|e| WordError {
+        at: e.column - 1,
+        message: e.to_string(),
+    })
 }
 
 /// A record key: an integer, a string or bytes.
-pub fn parse_key(word: &str) -> Result<Value, String> {
-    only_key_types(parse_value(word)?)
+pub fn parse_key(word: &str) -> Result<Value, WordError> {
+    only_key_types(parse_value(word)?).map_err(|message| WordError { at: 0, message })
 }
 
 fn only_key_types(key: Value) -> Result<Value, String> {
@@ -1154,7 +1228,7 @@ mod tests {
         );
         assert_eq!(
             from_file("a\r\n  [1]\r\n", "-").unwrap_err(),
-            "<stdin>:2:3: a key must be an integer, a string or bytes, not a list"
+            "standard input:2:3: a key must be an integer, a string or bytes, not a list"
         );
         let e = parts_err(&["apply", "test", "--keys", "a,[1]", "m.f"]);
         assert!(e.starts_with("--keys: column 3: a key must be"), "{e}");
@@ -1326,16 +1400,31 @@ mod tests {
     }
 
     #[test]
+    fn an_excerpt_is_the_word_around_the_place_with_cuts_marked() {
+        assert_eq!(excerpt("[1,", 3), "[1,");
+        let word: String = ('a'..='z').cycle().take(100).collect();
+        let cut = excerpt(&word, 50);
+        assert_eq!(cut.chars().count(), EXCERPT_CHARS + 2, "{cut}");
+        assert_eq!(cut, format!("…{}…", &word[20..80]));
+        assert_eq!(excerpt(&word, 0), format!("{}…", &word[..60]));
+        // At the end of the input (one past the last character).
+        assert_eq!(excerpt(&word, 100), format!("…{}", &word[40..]));
+        let wide = "é".repeat(100);
+        assert_eq!(excerpt(&wide, 50), format!("…{}…", "é".repeat(60)));
+    }
+
+    #[test]
     fn an_empty_bin_name_in_a_list_is_refused_with_its_column() {
         let names = |v: &[&str]| BinNames(v.iter().map(|s| s.to_string()).collect());
         assert_eq!(parse_bins(""), Ok(names(&[])));
         assert_eq!(parse_bins("a,bé"), Ok(names(&["a", "bé"])));
-        assert_eq!(
-            parse_bins("a,,b").unwrap_err(),
-            "column 3: an empty bin name"
-        );
-        assert_eq!(parse_bins(",a").unwrap_err(), "column 1: an empty bin name");
-        assert_eq!(parse_bins("é,").unwrap_err(), "column 3: an empty bin name");
+        let refused = |text| {
+            let e = parse_bins(text).unwrap_err();
+            (e.at, e.to_string())
+        };
+        assert_eq!(refused("a,,b"), (2, "column 3: an empty bin name".into()));
+        assert_eq!(refused(",a"), (0, "column 1: an empty bin name".into()));
+        assert_eq!(refused("é,"), (2, "column 3: an empty bin name".into()));
         let e = parse_err(&["query", "test", "--bins", "a,,b"]).to_string();
         assert!(
             e.contains("'a,,b' for '--bins <A,B>'") && e.contains("column 3"),
@@ -1345,21 +1434,40 @@ mod tests {
 
     #[test]
     fn serve_names_a_global_option_it_would_ignore() {
-        let ignored = |args: &[&str]| ServeArgs::ignored_option(&parse(args));
-        assert_eq!(ignored(&["serve", "--user", "u", "--port", "1"]), None);
+        let refused = |args: &[&str]| {
+            let cli = parse(args);
+            let Some(Command::Serve(s)) = &cli.command else {
+                panic!("not serve: {args:?}")
+            };
+            s.check(&cli).err()
+        };
+        let with_password = ["serve", "--user", "u", "--password-file", "pw"];
+        assert_eq!(refused(&with_password), None);
         assert_eq!(
-            ignored(&["-h", "1.2.3.4", "serve"]).unwrap(),
+            refused(&["-h", "1.2.3.4", "serve"]).unwrap(),
             "serve does not take -h/--host: it listens on --bind and --port"
         );
-        let said = ignored(&["serve", "--user", "bob", "-P", "secret"]).unwrap();
+        let said = refused(&["serve", "--user", "bob", "-P", "secret"]).unwrap();
         assert!(
             said.contains("-P/--password") && said.contains("--password-file"),
             "{said}"
         );
-        let said = ignored(&["serve", "--tls-certfile", "c.pem"]).unwrap();
+        let said = refused(&["serve", "--tls-certfile", "c.pem"]).unwrap();
         assert!(said.contains("--tls-cert and --tls-key"), "{said}");
-        let said = ignored(&["--lua-libs", "all", "serve"]).unwrap();
+        let said = refused(&["--lua-libs", "all", "serve"]).unwrap();
         assert!(said.contains("--lua-libs before serve"), "{said}");
+        assert_eq!(
+            refused(&["serve", "--user", "u"]).unwrap(),
+            "serve --user needs --password-file FILE (the password is its first line)"
+        );
+        // An ignored option is named first.
+        let said = refused(&["serve", "--user", "u", "--timeout", "5"]).unwrap();
+        assert!(said.contains("--timeout"), "{said}");
+        assert_eq!(refused(&["serve", "--lua-libs", "all"]), None);
+        assert_eq!(
+            refused(&["serve", "--lua-libs", "all", "--bind", "0.0.0.0"]).unwrap(),
+            "--lua-libs all lets UDFs use io and os; it is refused with --bind 0.0.0.0 (use a loopback address)"
+        );
     }
 
     #[test]
@@ -1412,19 +1520,6 @@ mod tests {
         assert_eq!(
             parse_err(&["serve", "--tls-cert", "c.pem"]).kind(),
             ErrorKind::MissingRequiredArgument
-        );
-        let Some(Command::Serve(s)) = parse(&["serve", "--lua-libs", "all"]).command else {
-            panic!()
-        };
-        assert_eq!(s.check(), Ok(()));
-        let Some(Command::Serve(s)) =
-            parse(&["serve", "--lua-libs", "all", "--bind", "0.0.0.0"]).command
-        else {
-            panic!()
-        };
-        assert_eq!(
-            s.check().unwrap_err(),
-            "--lua-libs all lets UDFs use io and os; it is refused with --bind 0.0.0.0 (use a loopback address)"
         );
         assert_eq!(
             parse_err(&["serve", "--lua-libs", "some"]).kind(),
@@ -1532,21 +1627,25 @@ mod tests {
             Value::String(String::new())
         );
         assert_eq!(
-            BinAssign::parse("count").unwrap_err(),
+            BinAssign::parse("count").unwrap_err().to_string(),
             "'count': expected BIN=VALUE, e.g. count=5"
         );
         assert_eq!(
-            BinAssign::parse("=5").unwrap_err(),
+            BinAssign::parse("=5").unwrap_err().to_string(),
             "'=5': the bin name before '=' is empty"
         );
         assert!(
             BinAssign::parse("a_very_long_bin_name=1")
                 .unwrap_err()
+                .message
                 .contains("longer than 15 bytes")
         );
         assert_eq!(
             BinAssign::parse("l=[1,").unwrap_err(),
-            "'l=[1,': column 6: expected a value, found the end of the input"
+            WordError {
+                at: 5,
+                message: "column 6: expected a value, found the end of the input".into()
+            }
         );
     }
 }

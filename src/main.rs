@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use aerospike::{AuthMode, ClientPolicy, TlsPolicy};
 use asudf::cli::{
-    ApplyArgs, ApplyKeys, ApplyParts, BenchCommand, Cli, Command, IndexCommand, JobsCommand, NsSet,
-    RecordCommand, SampleCommand, SandboxCommand, ScopeArgs, ServeArgs, UdfCommand,
+    self, ApplyArgs, ApplyKeys, ApplyParts, BenchCommand, Cli, Command, IndexCommand, JobsCommand,
+    NsSet, RecordCommand, SampleCommand, SandboxCommand, ScopeArgs, ServeArgs, UdfCommand,
 };
 use asudf::client::{self, ApplyCall, RecordKey};
 use asudf::commands::{self, Headless};
@@ -17,7 +17,7 @@ use clap::Parser;
 use tokio_rustls::rustls;
 
 fn main() -> ExitCode {
-    let mut cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse().map_err(quote_excerpt) {
         Ok(cli) => cli,
         // With --json a script reads stdout: the usage error goes there as
         // every other failure does, as clap says it up to its usage lines.
@@ -93,6 +93,20 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+}
+
+/// clap quotes a refused word whole in its error: a word refused at a
+/// place in it ([`cli::WordError`]) is quoted as an excerpt around it.
+fn quote_excerpt(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    let at = std::error::Error::source(&e)
+        .and_then(|source| source.downcast_ref::<cli::WordError>())
+        .map(|w| w.at);
+    if let (Some(at), Some(ContextValue::String(word))) = (at, e.get(ContextKind::InvalidValue)) {
+        let cut = cli::excerpt(word, at);
+        e.insert(ContextKind::InvalidValue, ContextValue::String(cut));
+    }
+    e
 }
 
 /// clap's error as one line: its first line and what it lists under it
@@ -441,16 +455,7 @@ fn tls_policy(tls: &TlsSettings) -> Result<TlsPolicy, String> {
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
-    if let Some(message) = ServeArgs::ignored_option(cli) {
-        return usage(cli.json, message);
-    }
-    if cli.connection.user.is_some() && args.password_file.is_none() {
-        return usage(
-            cli.json,
-            "serve --user needs --password-file FILE (the password is its first line)",
-        );
-    }
-    if let Err(message) = args.check() {
+    if let Err(message) = args.check(cli) {
         return usage(cli.json, message);
     }
     let storage = if cli.connection.memory {
@@ -481,6 +486,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         password_file: args.password_file.clone(),
         tls_cert: args.tls_cert.clone(),
         tls_key: args.tls_key.clone(),
+        json: cli.json,
     };
     match asudf::sandbox::local::serve(opts).await {
         Ok(()) => ExitCode::SUCCESS,

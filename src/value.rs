@@ -52,6 +52,18 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+impl ParseError {
+    /// Where the error is in `text` (the text parsed), in characters from 0.
+    pub fn offset(&self, text: &str) -> usize {
+        let lines_before: usize = text
+            .split('\n')
+            .take(self.line - 1)
+            .map(|line| line.chars().count() + 1)
+            .sum();
+        lines_before + self.column - 1
+    }
+}
+
 /// Parses one value in the literal syntax (surrounding whitespace allowed).
 pub fn parse(text: &str) -> Result<Value, ParseError> {
     let chars: Vec<char> = text.chars().collect();
@@ -1350,6 +1362,15 @@ mod tests {
         // Printed sorted like the server: integers, strings, bytes.
         let shuffled = parse("{x'01': 1, 'b': 2, 'a': 3, 10: 4, -1: 5}").unwrap();
         assert_eq!(print(&shuffled), "{-1: 5, 10: 4, 'a': 3, 'b': 2, x'01': 1}");
+    }
+
+    #[test]
+    fn a_parse_error_knows_its_place_in_the_text() {
+        for text in ["[1, x]", "[1,\n 'é',\n  x]"] {
+            let e = parse(text).unwrap_err();
+            let at = e.offset(text);
+            assert_eq!(text.chars().nth(at), Some('x'), "{text}: {e}");
+        }
     }
 
     #[test]

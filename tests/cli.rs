@@ -617,6 +617,7 @@ fn module_names_the_info_commands_cannot_carry_are_refused() {
 
 /// `-` reads the module from standard input, as `--keys-from -` reads keys;
 /// `udf put -` has no file name to register it under, so it needs `--name`.
+/// Messages call it "standard input", whichever command reads it.
 #[test]
 fn udf_put_and_check_read_standard_input_for_dash() {
     let dir = tempfile::tempdir().unwrap();
@@ -634,9 +635,19 @@ fn udf_put_and_check_read_standard_input_for_dash() {
     let (code, out, _) =
         asudf_with_stdin(d, &["check", "-"], "function f(rec)\n  rec.t = {}\nend\n");
     assert_eq!(code, 4, "{out}");
-    assert!(out.starts_with("<stdin>:2:3: error:"), "{out}");
+    assert!(out.starts_with("standard input:2:3: error:"), "{out}");
     let (code, out, err) = asudf_with_stdin(d, &["check", "-"], &source);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    let (code, _, err) = asudf_with_stdin(
+        d,
+        &["apply", "test", "--keys-from", "-", "counter.increment"],
+        "a\n  [1]\n",
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("standard input:2:3: a key must be an integer"),
+        "{err}"
+    );
 }
 
 /// `--bins ""` reads no bins (it read no records at all: a bin named ""),
@@ -843,6 +854,97 @@ fn serve_refuses_options_it_ignores_and_fails_in_json() {
     assert!(text.starts_with("asudf serve: "), "{text}");
 }
 
+/// `serve --json` says where it listens as one JSON object; without
+/// `--json` the line scripts read stays as it was.
+#[test]
+fn serve_says_where_it_listens_in_json() {
+    let plain = Served::start(&["--memory"]);
+    assert_eq!(
+        plain.banner,
+        format!(
+            "asudf sandbox listening on {} (cluster-name sandbox, namespaces test, lua-libs default, memory)\n",
+            plain.host
+        )
+    );
+    drop(plain);
+    let served = Served::start(&["--memory", "--json", "--namespace", "a", "--namespace", "b"]);
+    assert_eq!(
+        json_of(&served.banner),
+        serde_json::json!({
+            "ok": true,
+            "listening": served.host,
+            "cluster_name": "sandbox",
+            "namespaces": ["a", "b"],
+            "lua_libs": "default",
+            "storage": "memory",
+            "tls": false,
+        })
+    );
+    served.ok(&["udf", "ls"]);
+}
+
+/// `asudf serve --json | head -1` with the reader gone before the line is
+/// written: the failed write does not end the server.
+#[test]
+fn serve_goes_on_when_its_stdout_is_closed() {
+    use assert_cmd::cargo::CommandCargoExt;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::cargo_bin("asudf")
+        .unwrap()
+        .args(["--json", "serve", "--port", "0", "--sandbox-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    // It publishes its address just before writing the line.
+    let published = std::time::Instant::now();
+    while !dir.path().join("address").exists() {
+        assert!(published.elapsed().as_secs() < 30, "no address published");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (code, out, err) = asudf(dir.path(), &["udf", "ls"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ended = child.try_wait().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(ended, None, "serve ended");
+}
+
+/// An error in a long word quotes an excerpt of it around the column it
+/// names, "…" marking the cut text; the column still counts from the
+/// word's start. Read by asudf and by clap's value parsers alike.
+#[test]
+fn errors_in_long_words_quote_an_excerpt_around_the_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("[{}x{}]", "1,".repeat(20_000), ",1".repeat(20_000));
+    let bin = format!("a={long}");
+    let clause = format!("a = {long}");
+    let cases: [(&[&str], usize); 6] = [
+        (&["apply", "test", "k", "m.f", &long], 40_002),
+        (&["aggregate", "test", "m.f", &long], 40_002),
+        (&["apply", "test", &long, "m.f"], 40_002),
+        (&["record", "get", "test", &long], 40_002),
+        (&["record", "put", "test", "k", &bin], 40_004),
+        (&["query", "test", "--where", &clause], 40_006),
+    ];
+    for (args, column) in cases {
+        let (code, out, err) = asudf(dir.path(), args);
+        assert_eq!(code, 2, "{out}");
+        assert!(err.len() < 400, "{} bytes: {err}", err.len());
+        assert!(
+            err.contains(&format!("column {column}: unknown word 'x'")),
+            "{err}"
+        );
+        assert!(err.contains(",1,1,x,1,1,"), "{err}");
+        // Cut at both ends: once, in clap's quote or asudf's.
+        assert_eq!(err.matches('…').count(), 2, "{err}");
+    }
+}
+
 #[test]
 fn usage_errors_with_json_print_the_error_object() {
     let dir = tempfile::tempdir().unwrap();
@@ -855,7 +957,7 @@ fn usage_errors_with_json_print_the_error_object() {
         // Refused by clap's value parsers and its own rules.
         (
             &["record", "put", "test", "k", "a=[1,", "--json"],
-            "'a=[1,': column 6",
+            "invalid value 'a=[1,' for '<BIN=VALUE>...': column 6",
         ),
         (
             &["query", "test", "--where", "a >", "--json"],

@@ -361,7 +361,7 @@ fn execute_above_the_highest_rate_names_rps_and_the_limit() {
     let (code, _, err) = served.run(&["execute", "test.sales", "stamp.mark", "x", "--rps", "501"]);
     assert_eq!(code, 4, "{err}");
     assert!(
-        err.contains("--rps 501 is refused (Parameter error)"),
+        err.contains("--rps: a rate of 501 records per second is refused (Parameter error)"),
         "{err}"
     );
     assert!(err.contains("background-query-max-rps"), "{err}");

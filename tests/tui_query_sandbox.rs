@@ -346,3 +346,35 @@ async fn an_aborted_job_shows_as_aborted_with_the_progress_it_reached() {
     assert!(screen.contains("done(user-aborted)"), "{screen}");
     assert!(!screen.contains("100.0%"), "{screen}");
 }
+
+/// A rate above the server's background-query-max-rps: the console says
+/// what the limit is, as `asudf execute` does, not the bare "Parameter
+/// error" the client crate gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_job_above_the_highest_rate_names_the_limit() {
+    let mut live = OnServer::start(160, 45, async |_| {}).await;
+    // stamp (the 4th sample), asking for more than the default 10000.
+    live.load_sample(3).await;
+    live.set(Field::Rps, "10001").await;
+    let entry = live.run().await;
+    let CallState::Done {
+        outcome: Err(failure),
+        ..
+    } = &entry.state
+    else {
+        panic!("the job is refused: {:?}", entry.state)
+    };
+    assert_eq!(failure.code, 4, "{failure:?}");
+    assert!(
+        failure.message.starts_with(
+            "a rate of 10001 records per second is refused (Parameter error): a background job \
+             may ask for at most the server's background-query-max-rps"
+        ),
+        "{failure:?}"
+    );
+    let screen = live.screen();
+    assert!(
+        screen.contains("a rate of 10001 records per second"),
+        "{screen}"
+    );
+}

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sandbox::engine::{MAX_FILENAME, filename_problem};
 use crate::sandbox::server::info::decode_calls;
 
 use super::{
@@ -127,21 +128,20 @@ pub fn module_file(name: &str) -> String {
     }
 }
 
-/// Servers refuse a module file name of 128 bytes or more (udf-runtime §6.1).
-const MAX_MODULE_FILE: usize = 127;
-
 /// [`module_file`] for a name that goes into an info command: refuses one
-/// the command cannot carry or no server takes, before it is sent.
+/// the command cannot carry or no server takes (too long), before it is
+/// sent. The other rules differ between releases: the server says those.
 fn checked_module_file(name: &str) -> Result<String, Failure> {
     if name.is_empty() {
         return Err(Failure::usage("the module name is empty"));
     }
     info_name("module name", name)?;
     let file = module_file(name);
-    if file.len() > MAX_MODULE_FILE {
+    if file.len() >= MAX_FILENAME
+        && let Some(problem) = filename_problem(&file)
+    {
         return Err(Failure::usage(format!(
-            "the module name '{file}' is {} bytes; servers take at most {MAX_MODULE_FILE}",
-            file.len()
+            "the module name '{file}': {problem}"
         )));
     }
     Ok(file)
@@ -269,19 +269,12 @@ pub fn put_error(reply: &str, file: &str) -> Failure {
     }
 }
 
-/// Which of the server's rules (udf-runtime §6.1) a name that passed
-/// [`checked_module_file`] breaks, for its `invalid_filename` answer.
+/// Which of the server's rules (udf-runtime §6.1), as the sandbox keeps
+/// them, a name that passed [`checked_module_file`] breaks, for its
+/// `invalid_filename` answer.
 fn filename_rule(file: &str) -> String {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "._$-".contains(c);
-    match file.chars().find(|&c| !allowed(c)) {
-        Some(c) => format!(
-            "it contains {c:?}; newer servers take only letters, digits, '.', '_', '$' and '-'"
-        ),
-        None if file.starts_with('.') || file.ends_with('.') || file.contains("..") => {
-            "a name may not start or end with '.' or hold '..'".into()
-        }
-        None => "a server in hardened mode takes only names ending in .lua".into(),
-    }
+    filename_problem(file)
+        .unwrap_or_else(|| "a server in hardened mode takes only names ending in .lua".into())
 }
 
 async fn put_module(client: &Client, name: &str, source: &str) -> Result<Outcome, Failure> {

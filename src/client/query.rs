@@ -612,7 +612,22 @@ pub(super) async fn execute(client: &Client, call: ExecuteCall) -> Result<Outcom
     let task = client
         .query_execute_udf(&policy, statement, &module, &call.function, &call.args)
         .await
-        .map_err(failure)?;
+        .map_err(|e| {
+            let mut f = failure(e);
+            // A rate above the server's limit comes back as a bare
+            // "Parameter error"; the limit itself is server configuration
+            // that no info command of the sandbox reports.
+            if let (4, Some(rps)) = (f.code, call.records_per_second) {
+                f.message = format!(
+                    "a rate of {rps} records per second is refused ({}): a background job may \
+                     ask for at most the server's background-query-max-rps, 10000 unless \
+                     configured otherwise (`asudf serve --background-max-rps N` sets the \
+                     sandbox's)",
+                    f.message
+                );
+            }
+            f
+        })?;
     Ok(Outcome::JobStarted { id: task.task_id() })
 }
 

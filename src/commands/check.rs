@@ -35,14 +35,8 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
     let (mut errors, mut warnings) = (0, 0);
     for path in &args.files {
         let stdin = path.as_os_str() == "-";
-        // As `--keys-from -` names it.
-        let shown = if stdin {
-            "<stdin>".to_string()
-        } else {
-            path.display().to_string()
-        };
-        let source = super::read_input(path)
-            .map_err(|e| format!("cannot read {shown}: {}", super::io_text(&e)))?;
+        let shown = crate::cli::input_name(path);
+        let source = super::read_input(path)?;
         let mut config = match &explicit {
             Some(c) => c.clone(),
             None => nearest_config(path)?,

@@ -32,6 +32,7 @@ use std::process::ExitCode;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use crate::cli;
 use crate::client::{
     self, ClientHandle, ClusterInfo, Event, Failure, FailureKind, Outcome, Request, Target, Timing,
 };
@@ -66,13 +67,14 @@ pub fn output_failed(e: &std::io::Error) -> ! {
 }
 
 /// A file's text, or standard input's for `-` (`--keys-from`, `udf put`,
-/// `check`).
-pub fn read_input(path: &std::path::Path) -> std::io::Result<String> {
-    if path.as_os_str() == "-" {
+/// `check`); an error says which could not be read, and why.
+pub fn read_input(path: &std::path::Path) -> Result<String, String> {
+    let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
     } else {
         std::fs::read_to_string(path)
-    }
+    };
+    text.map_err(|e| format!("cannot read {}: {}", cli::input_name(path), io_text(&e)))
 }
 
 /// An I/O error's text without its "(os error 28)": the number tells a

@@ -196,16 +196,9 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
         Ok(Outcome::JobStarted { id }) => JobId(id),
         Ok(other) => return unexpected(other),
         Err(mut f) => {
-            // A rate above the server's limit comes back as a bare
-            // "Parameter error"; the limit itself is server configuration
-            // that no info command of the sandbox reports.
-            if let (4, Some(rps)) = (f.code, rps) {
-                f.message = format!(
-                    "--rps {rps} is refused ({}): a background job may ask for at most the \
-                     server's background-query-max-rps, 10000 unless configured otherwise \
-                     (`asudf serve --background-max-rps N` sets the sandbox's)",
-                    f.message
-                );
+            // The client says what the limit is; the option is the command's.
+            if let (4, Some(_)) = (f.code, rps) {
+                f.message = format!("--rps: {}", f.message);
             }
             return fail(session.json, &f);
         }

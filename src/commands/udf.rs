@@ -23,20 +23,11 @@ fn name_for(file: &Path, name: Option<&str>) -> Result<String, Failure> {
     }
 }
 
-fn read_source(file: &Path) -> Result<String, Failure> {
-    super::read_input(file).map_err(|e| {
-        let what = if file.as_os_str() == "-" {
-            "standard input".to_string()
-        } else {
-            file.display().to_string()
-        };
-        Failure::usage(format!("cannot read {what}: {}", super::io_text(&e)))
-    })
-}
-
 pub async fn put(session: &mut Headless, file: &Path, name: Option<&str>) -> ExitCode {
     // The name first: a missing --name is said before stdin is waited on.
-    let (source, name) = match name_for(file, name).and_then(|n| Ok((read_source(file)?, n))) {
+    let (source, name) = match name_for(file, name)
+        .and_then(|n| Ok((super::read_input(file).map_err(Failure::usage)?, n)))
+    {
         Ok(read) => read,
         Err(f) => return fail(session.json, &f),
     };

@@ -225,6 +225,8 @@ pub struct ServeOptions {
     pub password_file: Option<PathBuf>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Announce the address as one JSON object (`--json`) instead of a line.
+    pub json: bool,
 }
 
 impl Default for ServeOptions {
@@ -242,6 +244,7 @@ impl Default for ServeOptions {
             password_file: None,
             tls_cert: None,
             tls_key: None,
+            json: false,
         }
     }
 }
@@ -335,22 +338,36 @@ pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
     let addr = local
         .as_ref()
         .map(LocalServer::addr)
-        .or(memory.as_ref().map(ServerHandle::addr));
+        .or(memory.as_ref().map(ServerHandle::addr))
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let storage = match &config.data_dir {
         Some(dir) => dir.display().to_string(),
         None => "memory".to_string(),
     };
-    let tls = if opts.tls_cert.is_some() { ", tls" } else { "" };
+    let libs = server::info::lua_libs_name(config.lua_libs);
+    let banner = if opts.json {
+        serde_json::json!({
+            "ok": true,
+            "listening": addr,
+            "cluster_name": opts.cluster_name,
+            "namespaces": config.namespaces,
+            "lua_libs": libs,
+            "storage": storage,
+            "tls": opts.tls_cert.is_some(),
+        })
+        .to_string()
+    } else {
+        let tls = if opts.tls_cert.is_some() { ", tls" } else { "" };
+        format!(
+            "asudf sandbox listening on {addr} (cluster-name {}, namespaces {}, lua-libs {libs}, {storage}{tls})",
+            opts.cluster_name,
+            config.namespaces.join(","),
+        )
+    };
     // The server goes on serving when no one reads this line any more
     // (`asudf serve | head -1`): a failed write is no reason to stop.
-    let _ = writeln!(
-        io::stdout(),
-        "asudf sandbox listening on {} (cluster-name {}, namespaces {}, lua-libs {}, {storage}{tls})",
-        addr.map(|a| a.to_string()).unwrap_or_default(),
-        opts.cluster_name,
-        config.namespaces.join(","),
-        server::info::lua_libs_name(config.lua_libs),
-    );
+    let _ = writeln!(io::stdout(), "{banner}");
     wait_for_signal().await?;
     if let Some(server) = local {
         server.shutdown().await;

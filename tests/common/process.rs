@@ -29,6 +29,8 @@ pub struct Served {
     child: Child,
     /// `127.0.0.1:PORT`, from its banner.
     pub host: String,
+    /// Its first line: where it listens, as text or (`--json`) a JSON object.
+    pub banner: String,
 }
 
 impl Served {
@@ -45,13 +47,19 @@ impl Served {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut banner)
             .unwrap();
-        let host = banner
-            .split_whitespace()
-            .find(|w| w.starts_with("127.0.0.1:"))
-            .unwrap_or_else(|| panic!("banner: {banner}"))
-            .trim_end_matches(|c: char| !c.is_ascii_digit())
-            .to_string();
-        Served { child, host }
+        let at = banner
+            .find("127.0.0.1:")
+            .unwrap_or_else(|| panic!("banner: {banner}"));
+        let port: String = banner[at + "127.0.0.1:".len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let host = format!("127.0.0.1:{port}");
+        Served {
+            child,
+            host,
+            banner,
+        }
     }
 
     /// `asudf -h HOST ARGS…` → (exit code, stdout, stderr).

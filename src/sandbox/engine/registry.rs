@@ -28,22 +28,41 @@ pub(crate) struct Registry {
     generation: AtomicU64,
 }
 
-/// Whether `name` is acceptable as a module file name: the server's rules
-/// (a '.' that neither starts nor ends the name) plus the allowlist of
-/// current releases (`[A-Za-z0-9._$-]`, no `..`), which also keeps every
-/// name a plain file inside the modules folder.
+/// Whether `name` is acceptable as a module file name (see [`filename_problem`]).
 pub(crate) fn valid_filename(name: &str) -> bool {
-    if name.is_empty() || name.len() >= MAX_FILENAME || name.starts_with('.') {
-        return false;
+    filename_problem(name).is_none()
+}
+
+/// Why `name` is not acceptable as a module file name, or `None`: the
+/// server's rules (under [`MAX_FILENAME`] bytes, a '.' that neither starts
+/// nor ends the name) plus the allowlist of current releases
+/// (`[A-Za-z0-9._$-]`, no `..`), which also keeps every name a plain file
+/// inside the modules folder. The client says it to explain a server's
+/// `invalid_filename`.
+pub(crate) fn filename_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the name is empty".into());
     }
-    let Some(dot) = name.find('.') else {
-        return false;
-    };
-    if dot == name.len() - 1 || name.contains("..") {
-        return false;
+    if name.len() >= MAX_FILENAME {
+        return Some(format!(
+            "it is {} bytes; servers take at most {}",
+            name.len(),
+            MAX_FILENAME - 1
+        ));
     }
-    name.chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$' | '-'))
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '$' | '-');
+    if let Some(c) = name.chars().find(|&c| !allowed(c)) {
+        return Some(format!(
+            "it contains {c:?}; newer servers take only letters, digits, '.', '_', '$' and '-'"
+        ));
+    }
+    match name.find('.') {
+        None => Some("it has no extension (.lua)".into()),
+        Some(dot) if dot == 0 || dot == name.len() - 1 || name.contains("..") => {
+            Some("a name may not start or end with '.' or hold '..'".into())
+        }
+        Some(_) => None,
+    }
 }
 
 impl Registry {
@@ -162,6 +181,13 @@ mod tests {
         ] {
             assert!(!valid_filename(bad), "{bad}");
         }
+        // Each said with the rule it breaks.
+        let problem = |name: &str| filename_problem(name).unwrap();
+        assert_eq!(problem(&long), "it is 128 bytes; servers take at most 127");
+        assert!(problem("a/b.lua").starts_with("it contains '/'"));
+        assert!(problem("a..lua").contains("hold '..'"));
+        assert!(problem(".hidden").contains("start or end with '.'"));
+        assert!(problem("noext").contains("no extension"));
     }
 
     #[test]
