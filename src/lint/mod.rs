@@ -1,7 +1,9 @@
 //! The linter: what a UDF author gets wrong, found before registering.
 //!
-//! Parsing is `full_moon`'s (Lua 5.4), and Lua 5.4 itself compiles the
-//! module (without running it) for what the tree accepts; the usual Lua
+//! Lua 5.4 itself compiles the module (without running it): it alone
+//! decides what is a syntax error. Parsing for the rules is `full_moon`'s
+//! (Lua 5.4); what it cannot read of a module Lua compiles gets no rule
+//! (see [`tree`]). The usual Lua
 //! rules come from `selene-lib` (those that need no scope analysis, see `selene_lints!`)
 //! and from our walk in [`udf`], which knows the UDF environment ([`std`])
 //! and also holds the UDF rules of our own. Both the `check` command and the console call [`lint`];
@@ -307,34 +309,59 @@ fn syntax_error(line: u32, col: u32, end: (u32, u32), message: String) -> Diagno
     }
 }
 
+/// The tree of a module Lua compiles, if full_moon reads it. Lua takes an
+/// empty statement (`;`) wherever a statement may stand, full_moon only
+/// right after one: each `;` it stops on is blanked (a space keeps every
+/// offset, and what stands before it still ends there) and the module read
+/// again. Each costs a whole parse, so only a few are.
+fn tree(source: &str, mut parsed: full_moon::ast::AstResult) -> Option<full_moon::ast::Ast> {
+    const MAX_BLANKED: usize = 16;
+    let semicolon = full_moon::tokenizer::TokenType::Symbol {
+        symbol: full_moon::tokenizer::Symbol::Semicolon,
+    };
+    let mut text = source.to_string();
+    let mut blanked = 0;
+    loop {
+        let token = match parsed.errors().first() {
+            None => return Some(parsed.into_ast()),
+            Some(full_moon::Error::AstError(error)) => error.token(),
+            Some(_) => return None,
+        };
+        if token.token_type() != &semicolon || blanked == MAX_BLANKED {
+            return None;
+        }
+        let at = token.start_position().bytes();
+        text.replace_range(at..at + 1, " ");
+        blanked += 1;
+        parsed = full_moon::parse_fallible(&text, full_moon::LuaVersion::lua54());
+    }
+}
+
 fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
     let parsed = full_moon::parse_fallible(source, full_moon::LuaVersion::lua54());
     let lines = LineIndex::new(source);
     let mut out = Vec::new();
     // A module that does not compile gives rules nothing sound to say:
-    // report the syntax alone, once. Lua's compiler is the server's, so its
-    // line and message stand; the tree's parser adds its column when it
-    // stopped on that same line (it often stops a line earlier, at the end
-    // of what it could still read). The tree refusing what Lua compiles
-    // (it knows less of 5.4) is reported too, from the tree.
-    let tree_error = parsed.errors().first().map(|error| {
-        let (start, end) = error.range();
-        let (line, col) = lines.at(start.bytes());
-        let end = lines.at(end.bytes().max(start.bytes()));
-        (line, col, end, error.error_message().to_string())
-    });
+    // report the syntax alone, once. Lua's compiler is the server's, so it
+    // alone decides, and its line and message stand; the tree's parser adds
+    // its column when it stopped on that same line (it often stops a line
+    // earlier, at the end of what it could still read).
     if let Some((line, message)) = compile_error(source) {
-        let (col, end) = match &tree_error {
-            Some((tree_line, col, end, _)) if *tree_line == line => (*col, *end),
+        let tree_error = parsed.errors().first().map(|error| {
+            let (start, end) = error.range();
+            (
+                lines.at(start.bytes()),
+                lines.at(end.bytes().max(start.bytes())),
+            )
+        });
+        let (col, end) = match tree_error {
+            Some(((tree_line, col), end)) if tree_line == line => (col, end),
             _ => (1, lines.line_end(line)),
         };
         out.push(syntax_error(line, col, end, message));
-    } else if let Some((line, col, end, message)) = tree_error {
-        out.push(syntax_error(line, col, end, message));
-    } else {
-        let ast = parsed.ast();
-        let found = udf::check(ast, options);
-        for d in selene_pass(ast) {
+    } else if let Some(ast) = tree(source, parsed) {
+        let found = udf::check(&ast, options);
+        for d in selene_pass(&ast) {
             let (start, end) = d.primary_label.range;
             let (line, col) = lines.at(start as usize);
             let (end_line, end_col) = lines.at(end as usize);
@@ -370,6 +397,8 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
             });
         }
     }
+    // Else Lua compiles what the tree cannot read (a statement after
+    // `break`): no rule can follow it, so none speaks.
     if let Some(module) = &options.module
         && let Some(message) = udf::module_name_problem(module)
     {

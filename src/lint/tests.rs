@@ -481,3 +481,58 @@ fn a_syntax_error_is_at_the_line_lua_gives_not_where_the_tree_parser_stopped() {
     assert_eq!((found[0].line, found[0].col), (3, 1), "{found:?}");
     assert!(found[0].message.contains("near 'end'"), "{found:?}");
 }
+
+#[test]
+fn empty_statements_lua_compiles_are_no_syntax_error() {
+    // Lua takes `;` wherever a statement may stand; full_moon only after one.
+    for source in [
+        "function f(rec)\n  local a = 1;;\n  return a\nend\n",
+        ";",
+        "do ; end",
+        "function f(rec) ; return 1 end",
+        "local i = 1 ; ;\nreturn i",
+        "while true do ; end\nif x then ; elseif y then ; else ; end\nrepeat ; until true",
+    ] {
+        let found = lint(source, &Options::default());
+        assert!(
+            !found.iter().any(|d| d.rule == "syntax_error"),
+            "{source:?}: {found:?}"
+        );
+    }
+    // The rules still run, at the source's own positions.
+    let found = rules_in(
+        "function f(rec)\n  ;; local unread = 1\n  local a = 1;;\n  return a\nend\n",
+        &Options::default(),
+    );
+    assert_eq!(
+        found,
+        [("unused_variable".to_string(), Severity::Warning, 2)],
+        "{found:?}"
+    );
+    let found = lint("function f(rec) ; local u = 1 end", &Options::default());
+    assert_eq!(
+        found
+            .iter()
+            .map(|d| (d.col, d.rule.as_str()))
+            .collect::<Vec<_>>(),
+        [(25, "unused_variable")]
+    );
+}
+
+#[test]
+fn what_lua_compiles_and_the_tree_cannot_read_gets_no_finding() {
+    // Statements after `break` are valid since Lua 5.2; full_moon stops at
+    // `break`. No syntax error (Lua is the judge) and no rule's guess.
+    let source = "function f(rec)\n  while rec.a do\n    break\n    local x = 1\n  end\n  return undefined_thing\nend\n";
+    assert_eq!(lint(source, &Options::default()), []);
+    // What does not depend on the tree still does.
+    let options = Options {
+        module: Some("bad name.lua".into()),
+        ..Options::default()
+    };
+    let found = rules_in(source, &options);
+    assert_eq!(found, [("module_name".to_string(), Severity::Warning, 1)]);
+    // Past a few empty statements full_moon stops on, the same.
+    let source = format!("{}local unread = 1\n", ";".repeat(20));
+    assert_eq!(lint(&source, &Options::default()), []);
+}
