@@ -536,3 +536,26 @@ fn what_lua_compiles_and_the_tree_cannot_read_gets_no_finding() {
     let source = format!("{}local unread = 1\n", ";".repeat(20));
     assert_eq!(lint(&source, &Options::default()), []);
 }
+
+#[test]
+fn local_udf_knows_every_way_a_module_defines_a_global_function() {
+    let src = "f = function(rec) return 1 end\n_G.g = function(rec) return 2 end\n_G['k'] = function(rec) return 4 end\nfunction _G.m(rec) return 5 end\nif true then\n  function h(rec) return 3 end\nend\ndo\n  local function only_local(rec) return 6 end\n  n = only_local\nend\nlocal function l(rec) return 7 end\nreturn l\n";
+    let calling = |name: &str| Options {
+        function: Some(name.into()),
+        ..Options::default()
+    };
+    for name in ["f", "g", "k", "m", "h", "n"] {
+        let found = lint(src, &calling(name));
+        assert_eq!(found, [], "{name}");
+    }
+    // Local alone, at the top or in a block: still flagged.
+    for name in ["l", "only_local"] {
+        assert!(has_with(src, "local_udf", &calling(name)), "{name}");
+    }
+    // Set inside a function is not defined when the module loads.
+    let late = "function setup(rec)\n  late = function(r) return 1 end\nend\n";
+    assert!(has_with(late, "local_udf", &calling("late")));
+    // A global set through `_G` is defined for reads too.
+    let read = "_G.g = function(rec) return 1 end\nfunction f(rec)\n  return g(rec)\nend\n";
+    assert!(!has(read, "undefined_variable"));
+}

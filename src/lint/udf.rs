@@ -78,23 +78,21 @@ impl Visitor for IdentCounter {
     }
 }
 
-/// Names assigned anywhere as a plain name, and global function names:
-/// a read of one is not undefined (the module sets it).
+/// Names assigned anywhere as a global (`name`, `_G.name`), and global
+/// function names: a read of one is not undefined (the module sets it).
 #[derive(Default)]
 struct GlobalsSet(HashSet<String>);
 
 impl Visitor for GlobalsSet {
     fn visit_assignment(&mut self, node: &full_moon::ast::Assignment) {
-        for var in node.variables() {
-            if let Var::Name(t) = var {
-                self.0.insert(name_of(t));
-            }
-        }
+        self.0
+            .extend(node.variables().iter().filter_map(assigned_global));
     }
     fn visit_function_declaration(&mut self, node: &full_moon::ast::FunctionDeclaration) {
         if let Some(first) = node.name().names().iter().next() {
             self.0.insert(name_of(first));
         }
+        self.0.extend(declared_global(node.name()));
     }
 }
 
@@ -152,22 +150,77 @@ fn key(body: &FunctionBody) -> usize {
     body as *const FunctionBody as usize
 }
 
-/// Whether a top-level statement defines `name`: `function name(…)`,
-/// `name = …`, or a `local function name` (flagged as local apart).
-fn defines(stmt: &Stmt, name: &str) -> bool {
-    match stmt {
-        Stmt::LocalFunction(f) => name_of(f.name()) == name,
-        Stmt::FunctionDeclaration(d) => {
-            let n = d.name();
-            n.method_name().is_none()
-                && n.names().len() == 1
-                && n.names().iter().all(|t| name_of(t) == name)
-        }
+/// Whether the module defines global `name` when it loads: `function
+/// name(…)`, `name = …` or `_G.name = …` at its top level or in a block
+/// there (not in a function), or a top-level `local function name`
+/// (flagged as local apart).
+fn defines(block: &Block, name: &str, top: bool) -> bool {
+    let defines = |b: &Block| defines(b, name, false);
+    block.stmts().any(|stmt| match stmt {
+        Stmt::LocalFunction(f) => top && name_of(f.name()) == name,
+        Stmt::FunctionDeclaration(d) => declared_global(d.name()).as_deref() == Some(name),
         Stmt::Assignment(a) => a
             .variables()
             .iter()
-            .any(|v| matches!(v, Var::Name(t) if name_of(t) == name)),
+            .any(|v| assigned_global(v).as_deref() == Some(name)),
+        Stmt::Do(d) => defines(d.block()),
+        Stmt::While(w) => defines(w.block()),
+        Stmt::Repeat(r) => defines(r.block()),
+        Stmt::NumericFor(n) => defines(n.block()),
+        Stmt::GenericFor(g) => defines(g.block()),
+        Stmt::If(i) => {
+            defines(i.block())
+                || i.else_if()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| defines(e.block()))
+                || i.else_block().is_some_and(defines)
+        }
         _ => false,
+    })
+}
+
+/// The global a `function` statement defines: `name` or `_G.name`.
+fn declared_global(name: &full_moon::ast::FunctionName) -> Option<String> {
+    if name.method_name().is_some() {
+        return None;
+    }
+    match name
+        .names()
+        .iter()
+        .map(name_of)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [single] => Some(single.clone()),
+        [g, field] if g == "_G" => Some(field.clone()),
+        _ => None,
+    }
+}
+
+/// The global an assignment sets: `name`, `_G.name` or `_G["name"]`.
+fn assigned_global(var: &Var) -> Option<String> {
+    match var {
+        Var::Name(t) => Some(name_of(t)),
+        Var::Expression(v) => {
+            let Prefix::Name(base) = v.prefix() else {
+                return None;
+            };
+            let mut suffixes = v.suffixes();
+            let field = match (suffixes.next(), suffixes.next()) {
+                (Some(Suffix::Index(Index::Dot { name, .. })), None) => Some(name_of(name)),
+                (
+                    Some(Suffix::Index(Index::Brackets {
+                        expression: Expression::String(t),
+                        ..
+                    })),
+                    None,
+                ) => string_literal(t),
+                _ => None,
+            };
+            field.filter(|_| name_of(base) == "_G")
+        }
+        _ => None,
     }
 }
 
@@ -526,7 +579,7 @@ impl Walk<'_> {
     fn top_level(&mut self, block: &Block) {
         let wanted = self.options.function.as_deref();
         if let Some(name) = wanted
-            && !block.stmts().any(|stmt| defines(stmt, name))
+            && !defines(block, name, true)
         {
             // Nowhere to point in the source: its first line.
             self.out.push(Finding {
