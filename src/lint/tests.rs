@@ -559,3 +559,16 @@ fn local_udf_knows_every_way_a_module_defines_a_global_function() {
     let read = "_G.g = function(rec) return 1 end\nfunction f(rec)\n  return g(rec)\nend\n";
     assert!(!has(read, "undefined_variable"));
 }
+
+#[test]
+fn self_is_defined_in_a_method_and_its_closures() {
+    let src = "local Obj = {n = 1}\nfunction Obj:get()\n  return self.n\nend\nfunction Obj:later()\n  return function()\n    return self.n\n  end\nend\nfunction Obj.plain(x)\n  return x\nend\nfunction f(rec)\n  return Obj:get(), Obj:later()(), Obj.plain(rec)\nend\n";
+    let found = lint(src, &Options::default());
+    assert_eq!(found, [], "{found:?}");
+    // Outside a method it is an ordinary (here undefined) name.
+    let found = rules_in(
+        "function f(rec)\n  return self.n\nend\n",
+        &Options::default(),
+    );
+    assert_eq!(found, [("undefined_variable".into(), Severity::Warning, 2)]);
+}

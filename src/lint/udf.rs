@@ -686,7 +686,7 @@ impl Walk<'_> {
                 // An unused top-level one is `local_udf`'s.
                 let top = self.fns.is_empty();
                 self.declare(f.name(), !top);
-                self.function(f.body(), false);
+                self.function(f.body(), false, None);
             }
             Stmt::FunctionDeclaration(d) => {
                 let names: Vec<String> = d.name().names().iter().map(name_of).collect();
@@ -710,7 +710,7 @@ impl Walk<'_> {
                 // An entry point: a top-level global the module never calls
                 // itself (a helper's first parameter need not be a record).
                 let entry = top_global && self.idents.get(&names[0]).copied().unwrap_or(0) <= 1;
-                self.function(d.body(), entry);
+                self.function(d.body(), entry, d.name().method_name());
                 if top_global {
                     self.check_record_param(&names[0], d.body(), d.name());
                 }
@@ -907,7 +907,9 @@ impl Walk<'_> {
         }
     }
 
-    fn function(&mut self, body: &FunctionBody, entry: bool) {
+    /// A function's body; `method`: the name of a `:` method, which Lua
+    /// gives an implicit first parameter `self`.
+    fn function(&mut self, body: &FunctionBody, entry: bool, method: Option<&TokenReference>) {
         let role = self.roles.get(&key(body)).copied();
         let names = params(body);
         let first = names.first().cloned().flatten();
@@ -929,7 +931,19 @@ impl Walk<'_> {
             stream_names: stream.iter().cloned().collect(),
             scope: self.scopes.len(),
         });
-        self.scopes.push(Scope::default());
+        let mut scope = Scope::default();
+        if let Some(name) = method {
+            // Not `declare`d: no one can rename it, so it shadows nothing.
+            let (start, end) = span(name);
+            let local = Local {
+                start,
+                end,
+                read: false,
+                report: false,
+            };
+            scope.locals.insert("self".into(), local);
+        }
+        self.scopes.push(scope);
         for p in body.parameters() {
             if let Parameter::Name(t) = p {
                 self.declare(t, false);
@@ -1055,7 +1069,7 @@ impl Walk<'_> {
             }
             Expression::Parentheses { expression, .. }
             | Expression::UnaryOperator { expression, .. } => self.expr(expression),
-            Expression::Function(f) => self.function(f.body(), false),
+            Expression::Function(f) => self.function(f.body(), false, None),
             Expression::FunctionCall(c) => self.call(c),
             Expression::TableConstructor(t) => self.table(t),
             Expression::Var(Var::Name(t)) => self.read(t),
