@@ -572,3 +572,24 @@ fn self_is_defined_in_a_method_and_its_closures() {
     );
     assert_eq!(found, [("undefined_variable".into(), Severity::Warning, 2)]);
 }
+
+#[test]
+fn lua_5_4_constructs_are_not_warned_about() {
+    // Escapes Lua 5.4 has and 5.1 lacks; the `_ENV` upvalue; a `<close>`
+    // local, which exists for its closing at the end of its scope.
+    let src = "function f(rec)\n  local e = _ENV\n  local f <close> = nil\n  return \"\\u{48}\\x41\\z\n    b\", e\nend\n";
+    let found = lint(src, &Options::default());
+    assert_eq!(found, [], "{found:?}");
+    // A needless quote escape still warns; an unread `<const>` does too.
+    let found = rules_in(
+        "function f(rec)\n  local c <const> = 1\n  return '\\\"'\nend\n",
+        &Options::default(),
+    );
+    assert_eq!(
+        found,
+        [
+            ("unused_variable".into(), Severity::Warning, 2),
+            ("bad_string_escape".into(), Severity::Warning, 3)
+        ]
+    );
+}

@@ -668,9 +668,11 @@ impl Walk<'_> {
                     self.expr(e);
                 }
                 let exprs: Vec<&Expression> = a.expressions().iter().collect();
-                for (i, n) in a.names().iter().enumerate() {
+                for (i, (n, attribute)) in a.names().iter().zip(a.attributes()).enumerate() {
                     let name = name_of(n);
-                    self.declare(n, true);
+                    // A `<close>` local is there to be closed, not read.
+                    let closed = attribute.is_some_and(|at| name_of(at.name()) == "close");
+                    self.declare(n, !closed);
                     match exprs.get(i) {
                         Some(Expression::TableConstructor(_)) => {
                             if let Some(s) = self.scopes.last_mut() {
