@@ -222,7 +222,7 @@ fn check_reads_the_mode_and_the_config_file() {
     assert_eq!(
         err.trim(),
         format!(
-            "asudf check: {}: [rules]: unknown rule 'bogus'",
+            "asudf check: {}:2:1: unknown rule 'bogus'",
             config.display()
         )
     );
