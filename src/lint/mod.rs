@@ -47,9 +47,8 @@ pub struct Diagnostic {
     pub severity: Severity,
     pub rule: String,
     pub message: String,
-    /// How to fix it, when the rule knows.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
+    /// How to fix it.
+    pub fix: String,
 }
 
 /// A rule of our own: its name, what it costs on the server, and the fix.
@@ -158,10 +157,18 @@ pub fn rule(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
 }
 
+fn selene_fix(name: &str) -> &'static str {
+    SELENE_RULES
+        .iter()
+        .find(|(r, _)| *r == name)
+        .map(|(_, fix)| *fix)
+        .expect("the selene rules that run are in SELENE_RULES")
+}
+
 /// One of our rules or one of selene's that run: what `--allow` and a
 /// config file may name.
 pub fn is_rule(name: &str) -> bool {
-    rule(name).is_some() || SELENE_RULES.contains(&name)
+    rule(name).is_some() || SELENE_RULES.iter().any(|(r, _)| *r == name)
 }
 
 /// What to lint for.
@@ -209,23 +216,51 @@ macro_rules! selene_lints {
     };
 }
 
-/// The names of the selene rules that run (a config or `--allow` may name them).
-pub const SELENE_RULES: &[&str] = &[
-    "almost_swapped",
-    "bad_string_escape",
-    "compare_nan",
-    "constant_table_comparison",
-    "divide_by_zero",
-    "duplicate_keys",
-    "empty_if",
-    "empty_loop",
-    "if_same_then_else",
-    "ifs_same_cond",
-    "mixed_table",
-    "parenthese_conditions",
-    "suspicious_reverse_loop",
-    "type_check_inside_call",
-    "unbalanced_assignments",
+/// The selene rules that run (a config or `--allow` may name them), each
+/// with its fix: selene's notes are not all fixes ("note: same as this").
+pub const SELENE_RULES: &[(&str, &str)] = &[
+    ("almost_swapped", "swap in one assignment: `a, b = b, a`"),
+    (
+        "bad_string_escape",
+        "drop the backslash: this quote needs none",
+    ),
+    ("compare_nan", "test for NaN with `x ~= x`"),
+    (
+        "constant_table_comparison",
+        "test for an empty table with `next(t) == nil`",
+    ),
+    (
+        "divide_by_zero",
+        "divide by something else, or use math.huge",
+    ),
+    ("duplicate_keys", "remove one of the keys, or rename it"),
+    ("empty_if", "fill the block, or remove the if"),
+    ("empty_loop", "fill the loop, or remove it"),
+    (
+        "if_same_then_else",
+        "change one of the blocks, or merge them",
+    ),
+    (
+        "ifs_same_cond",
+        "change one of the conditions, or merge the blocks",
+    ),
+    ("mixed_table", "make the table a list or a map, not both"),
+    (
+        "parenthese_conditions",
+        "remove the parentheses around the condition",
+    ),
+    (
+        "suspicious_reverse_loop",
+        "count down with a step: `for i = #t, 1, -1`",
+    ),
+    (
+        "type_check_inside_call",
+        "compare the result: `type(x) == \"string\"`",
+    ),
+    (
+        "unbalanced_assignments",
+        "give each name on the left one value on the right",
+    ),
 ];
 
 selene_lints!(
@@ -305,7 +340,7 @@ fn syntax_error(line: u32, col: u32, end: (u32, u32), message: String) -> Diagno
         severity: Severity::Error,
         rule: "syntax_error".into(),
         message: format!("syntax error: {message}"),
-        fix: None,
+        fix: rule("syntax_error").expect("a rule").fix.into(),
     }
 }
 
@@ -393,7 +428,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
                 severity: Severity::Warning,
                 rule: d.code.to_string(),
                 message,
-                fix: d.notes.first().cloned(),
+                fix: selene_fix(d.code).into(),
             });
         }
         for f in found {
@@ -408,7 +443,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
                 severity: rule.severity,
                 rule: f.rule.into(),
                 message: f.message,
-                fix: Some(rule.fix.into()),
+                fix: rule.fix.into(),
             });
         }
     }
@@ -425,7 +460,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
             severity: Severity::Warning,
             rule: "module_name".into(),
             message,
-            fix: Some(rule("module_name").map(|r| r.fix).unwrap_or("").into()),
+            fix: rule("module_name").expect("a rule").fix.into(),
         });
     }
     let allowed = config::allowed_in_source(source);
@@ -438,7 +473,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
             severity: Severity::Warning,
             rule: "unknown_rule".into(),
             message: format!("'{name}' is not a rule: this allow comment silences nothing"),
-            fix: rule("unknown_rule").map(|r| r.fix.into()),
+            fix: rule("unknown_rule").expect("a rule").fix.into(),
         });
     }
     out.retain_mut(|d| {

@@ -593,3 +593,35 @@ fn lua_5_4_constructs_are_not_warned_about() {
         ]
     );
 }
+
+#[test]
+fn every_finding_has_a_fix() {
+    // Each selene rule that runs, once.
+    let src = r#"local t = {1, 2, a = 3, b = 1, b = 2}
+function f(rec)
+  local a, b = rec.a, rec.b
+  a = b
+  b = a
+  if a == 0 / 0 or b == {} then return '\"' end
+  if rec.x then end
+  while rec.y do end
+  if rec.z then a = 1 else a = 1 end
+  if rec.v then a = 2 elseif rec.v then a = 3 end
+  if (rec.w) then a = 4 end
+  for i = #t, 1 do a = i end
+  local p, q = 1, 2, 3
+  return type(a == "string"), p, q, t, rec.n / 0
+end
+"#;
+    let found = lint(src, &Options::default());
+    let mut rules: Vec<&str> = found.iter().map(|d| d.rule.as_str()).collect();
+    rules.sort();
+    rules.dedup();
+    let selene: Vec<&str> = SELENE_RULES.iter().map(|(r, _)| *r).collect();
+    assert_eq!(rules, selene, "{found:?}");
+    let syntax = lint("function f(rec)\n  return +\nend\n", &Options::default());
+    assert_eq!(syntax[0].rule, "syntax_error");
+    for d in found.iter().chain(&syntax) {
+        assert!(!d.fix.is_empty(), "{d:?}");
+    }
+}
