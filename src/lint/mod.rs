@@ -142,7 +142,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "module_name",
         severity: Severity::Warning,
-        why: "newer servers refuse names outside [A-Za-z0-9._$-]; a name without .lua is never callable",
+        why: "the server refuses a name with no '.' (or one it starts with or ends at), newer servers one outside [A-Za-z0-9._$-]; a name without .lua is never callable",
         fix: "name the module like `my_module.lua`",
     },
     Rule {
@@ -450,7 +450,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
     // Else Lua compiles what the tree cannot read (a statement after
     // `break`): no rule can follow it, so none speaks.
     if let Some(module) = &options.module
-        && let Some(message) = udf::module_name_problem(module)
+        && let Some(message) = udf::module_name_problem(module, options.libs)
     {
         out.push(Diagnostic {
             line: 1,

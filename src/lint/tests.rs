@@ -294,6 +294,63 @@ fn module_name() {
 }
 
 #[test]
+fn module_name_says_what_the_server_does_with_the_name() {
+    let message = |name: &str, libs: LuaLibs| {
+        let options = Options {
+            libs,
+            module: Some(name.into()),
+            ..Options::default()
+        };
+        let found = lint("function f(rec)\n  return 1\nend\n", &options);
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        assert_eq!(found[0].rule, "module_name");
+        found[0].message.clone()
+    };
+    let default = |name: &str| message(name, LuaLibs::Default);
+    // Every server refuses these (udf-runtime §6.1).
+    assert_eq!(
+        default("noext"),
+        "module name 'noext' has no '.': the server refuses it (invalid_filename)"
+    );
+    assert_eq!(
+        default(".hidden.lua"),
+        "module name '.hidden.lua' starts with '.': the server refuses it (invalid_filename)"
+    );
+    assert_eq!(
+        default("dot."),
+        "module name 'dot.' has nothing after its first '.': the server refuses it (invalid_filename)"
+    );
+    let long = format!("{}.lua", "m".repeat(124));
+    assert_eq!(
+        default(&long),
+        "module name is 128 bytes: the server refuses a name of 128 bytes or more (invalid_filename)"
+    );
+    let fits = Options {
+        module: Some(long[1..].into()),
+        ..Options::default()
+    };
+    assert!(!has_with("return 1\n", "module_name", &fits));
+    // Newer servers only.
+    for name in ["my module.lua", "a..b.lua"] {
+        assert_eq!(
+            default(name),
+            format!(
+                "module name '{name}': newer servers (8.1.2.2, 8.0.0.17, 7.2.0.19, 7.1.0.25 on) refuse a name outside [A-Za-z0-9._$-] or holding '..' (invalid_filename)"
+            )
+        );
+    }
+    // Without .lua: accepted but never callable, refused in hardened mode.
+    assert_eq!(
+        default("tools.txt"),
+        "module name 'tools.txt' does not end in .lua: the server accepts it but can never call it"
+    );
+    assert_eq!(
+        message("tools.txt", LuaLibs::Hardened),
+        "module name 'tools.txt' does not end in .lua: the server refuses it in hardened mode (invalid_filename)"
+    );
+}
+
+#[test]
 fn scope_rules() {
     // undefined_variable: a typo'd global; locals, UDF globals and globals
     // the module sets are defined.

@@ -49,19 +49,39 @@ pub fn check(ast: &Ast, options: &Options) -> Vec<Finding> {
     walk.out
 }
 
-/// Why a module name is a problem, if it is (udf-runtime §6.1).
-pub fn module_name_problem(name: &str) -> Option<String> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "._$-".contains(c);
-    if name.is_empty() || name.starts_with('.') || name.contains("..") || !name.chars().all(allowed)
-    {
+/// Why a module name is a problem, if it is, and what the server does
+/// with it (udf-runtime §6.1, its checks in the server's order).
+pub fn module_name_problem(name: &str, libs: LuaLibs) -> Option<String> {
+    const MAX_BYTES: usize = 128;
+    const REFUSED: &str = "the server refuses it (invalid_filename)";
+    if name.len() >= MAX_BYTES {
         return Some(format!(
-            "module name '{name}': newer servers refuse names outside [A-Za-z0-9._$-], starting with '.' or holding '..'"
+            "module name is {} bytes: the server refuses a name of {MAX_BYTES} bytes or more (invalid_filename)",
+            name.len()
+        ));
+    }
+    let problem = match name.find('.') {
+        None => Some("has no '.'"),
+        Some(0) => Some("starts with '.'"),
+        Some(i) if i + 1 == name.len() => Some("has nothing after its first '.'"),
+        Some(_) => None,
+    };
+    if let Some(problem) = problem {
+        return Some(format!("module name '{name}' {problem}: {REFUSED}"));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._$-".contains(c);
+    if name.contains("..") || !name.chars().all(allowed) {
+        return Some(format!(
+            "module name '{name}': newer servers (8.1.2.2, 8.0.0.17, 7.2.0.19, 7.1.0.25 on) refuse a name outside [A-Za-z0-9._$-] or holding '..' (invalid_filename)"
         ));
     }
     if !name.ends_with(".lua") {
-        return Some(format!(
-            "module name '{name}' does not end in .lua: the server accepts it but can never call it"
-        ));
+        // The runtime finds a module as `?.lua`.
+        let fate = match libs {
+            LuaLibs::Hardened => "the server refuses it in hardened mode (invalid_filename)",
+            _ => "the server accepts it but can never call it",
+        };
+        return Some(format!("module name '{name}' does not end in .lua: {fate}"));
     }
     None
 }
