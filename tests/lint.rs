@@ -222,8 +222,49 @@ fn check_reads_the_mode_and_the_config_file() {
     assert_eq!(
         err.trim(),
         format!(
-            "asudf check: {}: [rules]: unknown rule 'bogus'",
+            "asudf check: {}:2:1: unknown rule 'bogus'",
             config.display()
         )
     );
+}
+
+/// README lists `fix` among a diagnostic's JSON fields: every finding has one.
+#[test]
+fn check_json_gives_every_finding_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.lua");
+    std::fs::write(&broken, "function f(rec)\n  return +\nend\n").unwrap();
+    let selene = dir.path().join("selene.lua");
+    std::fs::write(
+        &selene,
+        "function f(rec)\n  if rec.a then end\n  while rec.b do end\n  return {x = 1, x = 2}, '\\\"'\nend\n",
+    )
+    .unwrap();
+    let out = asudf()
+        .args(["check", "--json"])
+        .arg(&broken)
+        .arg(&selene)
+        .assert()
+        .code(4);
+    let json: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let found: Vec<&Json> = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["diagnostics"].as_array().unwrap())
+        .collect();
+    let rules: Vec<&str> = found.iter().map(|d| d["rule"].as_str().unwrap()).collect();
+    assert_eq!(
+        rules,
+        [
+            "syntax_error",
+            "empty_if",
+            "empty_loop",
+            "duplicate_keys",
+            "bad_string_escape"
+        ]
+    );
+    for d in found {
+        assert!(d["fix"].as_str().is_some_and(|f| !f.is_empty()), "{d}");
+    }
 }

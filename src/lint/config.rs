@@ -23,31 +23,47 @@ pub enum Level {
     Error,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
-    #[serde(default)]
     rules: HashMap<String, Level>,
+}
+
+/// The file as written: each rule name with its place, for the error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    rules: HashMap<toml::Spanned<String>, Level>,
 }
 
 impl Config {
     /// A rule name that is not one is refused, as `--allow` refuses it: a
     /// misspelt rule would otherwise leave the rule as it was, unnoticed.
+    /// An error is `LINE:COL: message`, at the file's first mistake.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.message().to_string())?;
-        let mut unknown: Vec<&String> =
-            config.rules.keys().filter(|r| !super::is_rule(r)).collect();
-        unknown.sort();
-        match unknown.first() {
-            Some(rule) => Err(format!("[rules]: unknown rule '{rule}'")),
-            None => Ok(config),
+        let error = |offset: usize, message: &str| {
+            let at = crate::testing::format::Pos::at(text, offset);
+            format!("{}:{}: {message}", at.line, at.column)
+        };
+        let file: File = toml::from_str(text)
+            .map_err(|e| error(e.span().map_or(0, |s| s.start), e.message().trim_end()))?;
+        let unknown = file.rules.keys().filter(|r| !super::is_rule(r.as_ref()));
+        if let Some(rule) = unknown.min_by_key(|r| r.span().start) {
+            let message = format!("unknown rule '{}'", rule.as_ref());
+            return Err(error(rule.span().start, &message));
         }
+        let rules = file
+            .rules
+            .into_iter()
+            .map(|(rule, level)| (rule.into_inner(), level))
+            .collect();
+        Ok(Config { rules })
     }
 
     pub fn read(path: &Path) -> Result<Config, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        Config::parse(&text).map_err(|e| format!("{}:{e}", path.display()))
     }
 
     pub fn level(&self, rule: &str) -> Option<Level> {
@@ -116,10 +132,21 @@ mod tests {
         assert_eq!(config.level("shadowing"), Some(Level::Allow));
         assert!(Config::parse("[rules]\nshadowing = \"maybe\"\n").is_err());
         assert!(Config::parse("rulez = 1\n").is_err());
+        // Each mistake at its line and column: the first in the file.
+        let at = |text: &str| Config::parse(text).unwrap_err();
         assert_eq!(
-            Config::parse("[rules]\nshadowing = \"warn\"\nbogus = \"error\"\n").unwrap_err(),
-            "[rules]: unknown rule 'bogus'"
+            at("[rules]\nshadowing = \"warn\"\n  zz = \"allow\"\nbogus = \"error\"\n"),
+            "3:3: unknown rule 'zz'"
         );
+        let error = at("# levels\n[rules]\nshadowing = \"maybe\"\n");
+        assert!(
+            error.starts_with("3:13: unknown variant `maybe`"),
+            "{error}"
+        );
+        let error = at("[rules\nshadowing = \"warn\"\n");
+        assert!(error.starts_with("1:7: "), "{error}");
+        let error = at("[rules]\n[rulez]\n");
+        assert!(error.starts_with("2:2: unknown field `rulez`"), "{error}");
         // Selene's rules that run may be named too.
         assert!(Config::parse("[rules]\nempty_if = \"allow\"\n").is_ok());
     }

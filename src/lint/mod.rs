@@ -1,7 +1,9 @@
 //! The linter: what a UDF author gets wrong, found before registering.
 //!
-//! Parsing is `full_moon`'s (Lua 5.4), and Lua 5.4 itself compiles the
-//! module (without running it) for what the tree accepts; the usual Lua
+//! Lua 5.4 itself compiles the module (without running it): it alone
+//! decides what is a syntax error. Parsing for the rules is `full_moon`'s
+//! (Lua 5.4); what it cannot read of a module Lua compiles gets no rule
+//! (see [`tree`]). The usual Lua
 //! rules come from `selene-lib` (those that need no scope analysis, see `selene_lints!`)
 //! and from our walk in [`udf`], which knows the UDF environment ([`std`])
 //! and also holds the UDF rules of our own. Both the `check` command and the console call [`lint`];
@@ -45,9 +47,8 @@ pub struct Diagnostic {
     pub severity: Severity,
     pub rule: String,
     pub message: String,
-    /// How to fix it, when the rule knows.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
+    /// How to fix it.
+    pub fix: String,
 }
 
 /// How the finding that the module lacks the function [`Options::function`]
@@ -153,7 +154,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         name: "module_name",
         severity: Severity::Warning,
-        why: "newer servers refuse names outside [A-Za-z0-9._$-]; a name without .lua is never callable",
+        why: "the server refuses a name with no '.' (or one it starts with or ends at), newer servers one outside [A-Za-z0-9._$-]; a name without .lua is never callable",
         fix: "name the module like `my_module.lua`",
     },
     Rule {
@@ -168,10 +169,18 @@ pub fn rule(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
 }
 
+fn selene_fix(name: &str) -> &'static str {
+    SELENE_RULES
+        .iter()
+        .find(|(r, _)| *r == name)
+        .map(|(_, fix)| *fix)
+        .expect("the selene rules that run are in SELENE_RULES")
+}
+
 /// One of our rules or one of selene's that run: what `--allow` and a
 /// config file may name.
 pub fn is_rule(name: &str) -> bool {
-    rule(name).is_some() || SELENE_RULES.contains(&name)
+    rule(name).is_some() || SELENE_RULES.iter().any(|(r, _)| *r == name)
 }
 
 /// What to lint for.
@@ -219,23 +228,51 @@ macro_rules! selene_lints {
     };
 }
 
-/// The names of the selene rules that run (a config or `--allow` may name them).
-pub const SELENE_RULES: &[&str] = &[
-    "almost_swapped",
-    "bad_string_escape",
-    "compare_nan",
-    "constant_table_comparison",
-    "divide_by_zero",
-    "duplicate_keys",
-    "empty_if",
-    "empty_loop",
-    "if_same_then_else",
-    "ifs_same_cond",
-    "mixed_table",
-    "parenthese_conditions",
-    "suspicious_reverse_loop",
-    "type_check_inside_call",
-    "unbalanced_assignments",
+/// The selene rules that run (a config or `--allow` may name them), each
+/// with its fix: selene's notes are not all fixes ("note: same as this").
+pub const SELENE_RULES: &[(&str, &str)] = &[
+    ("almost_swapped", "swap in one assignment: `a, b = b, a`"),
+    (
+        "bad_string_escape",
+        "drop the backslash: this quote needs none",
+    ),
+    ("compare_nan", "test for NaN with `x ~= x`"),
+    (
+        "constant_table_comparison",
+        "test for an empty table with `next(t) == nil`",
+    ),
+    (
+        "divide_by_zero",
+        "divide by something else, or use math.huge",
+    ),
+    ("duplicate_keys", "remove one of the keys, or rename it"),
+    ("empty_if", "fill the block, or remove the if"),
+    ("empty_loop", "fill the loop, or remove it"),
+    (
+        "if_same_then_else",
+        "change one of the blocks, or merge them",
+    ),
+    (
+        "ifs_same_cond",
+        "change one of the conditions, or merge the blocks",
+    ),
+    ("mixed_table", "make the table a list or a map, not both"),
+    (
+        "parenthese_conditions",
+        "remove the parentheses around the condition",
+    ),
+    (
+        "suspicious_reverse_loop",
+        "count down with a step: `for i = #t, 1, -1`",
+    ),
+    (
+        "type_check_inside_call",
+        "compare the result: `type(x) == \"string\"`",
+    ),
+    (
+        "unbalanced_assignments",
+        "give each name on the left one value on the right",
+    ),
 ];
 
 selene_lints!(
@@ -315,8 +352,48 @@ fn syntax_error(line: u32, col: u32, end: (u32, u32), message: String) -> Diagno
         severity: Severity::Error,
         rule: "syntax_error".into(),
         message: format!("syntax error: {message}"),
-        fix: None,
+        fix: rule("syntax_error").expect("a rule").fix.into(),
     }
+}
+
+/// The tree of a module Lua compiles, if full_moon reads it. Lua takes an
+/// empty statement (`;`) wherever a statement may stand, full_moon only
+/// right after one: each `;` it stops on is blanked (a space keeps every
+/// offset, and what stands before it still ends there) and the module read
+/// again. Each costs a whole parse, so only a few are.
+fn tree(source: &str, mut parsed: full_moon::ast::AstResult) -> Option<full_moon::ast::Ast> {
+    const MAX_BLANKED: usize = 16;
+    let semicolon = full_moon::tokenizer::TokenType::Symbol {
+        symbol: full_moon::tokenizer::Symbol::Semicolon,
+    };
+    let mut text = source.to_string();
+    let mut blanked = 0;
+    loop {
+        let token = match parsed.errors().first() {
+            None => return Some(parsed.into_ast()),
+            Some(full_moon::Error::AstError(error)) => error.token(),
+            Some(_) => return None,
+        };
+        if token.token_type() != &semicolon || blanked == MAX_BLANKED {
+            return None;
+        }
+        let at = token.start_position().bytes();
+        text.replace_range(at..at + 1, " ");
+        blanked += 1;
+        parsed = full_moon::parse_fallible(&text, full_moon::LuaVersion::lua54());
+    }
+}
+
+/// Selene's escape rule knows Lua 5.1's escapes (Luau's are a parser
+/// feature away), so `\x41`, `\z` and `\u{48}` "do not exist" to it. A
+/// module the rules see has compiled: Lua 5.4 took every escape in it, and
+/// only the rule's needless quote escapes (`'\"'`) stand.
+fn lua51_escape(d: &selene_lib::lints::Diagnostic, source: &str) -> bool {
+    let at = d.primary_label.range.0 as usize;
+    d.code == "bad_string_escape"
+        && !source
+            .get(at..)
+            .is_some_and(|s| s.starts_with("\\'") || s.starts_with("\\\""))
 }
 
 fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
@@ -324,29 +401,29 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
     let lines = LineIndex::new(source);
     let mut out = Vec::new();
     // A module that does not compile gives rules nothing sound to say:
-    // report the syntax alone, once. Lua's compiler is the server's, so its
-    // line and message stand; the tree's parser adds its column when it
-    // stopped on that same line (it often stops a line earlier, at the end
-    // of what it could still read). The tree refusing what Lua compiles
-    // (it knows less of 5.4) is reported too, from the tree.
-    let tree_error = parsed.errors().first().map(|error| {
-        let (start, end) = error.range();
-        let (line, col) = lines.at(start.bytes());
-        let end = lines.at(end.bytes().max(start.bytes()));
-        (line, col, end, error.error_message().to_string())
-    });
+    // report the syntax alone, once. Lua's compiler is the server's, so it
+    // alone decides, and its line and message stand; the tree's parser adds
+    // its column when it stopped on that same line (it often stops a line
+    // earlier, at the end of what it could still read).
     if let Some((line, message)) = compile_error(source) {
-        let (col, end) = match &tree_error {
-            Some((tree_line, col, end, _)) if *tree_line == line => (*col, *end),
+        let tree_error = parsed.errors().first().map(|error| {
+            let (start, end) = error.range();
+            (
+                lines.at(start.bytes()),
+                lines.at(end.bytes().max(start.bytes())),
+            )
+        });
+        let (col, end) = match tree_error {
+            Some(((tree_line, col), end)) if tree_line == line => (col, end),
             _ => (1, lines.line_end(line)),
         };
         out.push(syntax_error(line, col, end, message));
-    } else if let Some((line, col, end, message)) = tree_error {
-        out.push(syntax_error(line, col, end, message));
-    } else {
-        let ast = parsed.ast();
-        let found = udf::check(ast, options);
-        for d in selene_pass(ast) {
+    } else if let Some(ast) = tree(source, parsed) {
+        let found = udf::check(&ast, options);
+        for d in selene_pass(&ast)
+            .into_iter()
+            .filter(|d| !lua51_escape(d, source))
+        {
             let (start, end) = d.primary_label.range;
             let (line, col) = lines.at(start as usize);
             let (end_line, end_col) = lines.at(end as usize);
@@ -363,7 +440,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
                 severity: Severity::Warning,
                 rule: d.code.to_string(),
                 message,
-                fix: d.notes.first().cloned(),
+                fix: selene_fix(d.code).into(),
             });
         }
         for f in found {
@@ -378,12 +455,14 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
                 severity: rule.severity,
                 rule: f.rule.into(),
                 message: f.message,
-                fix: Some(rule.fix.into()),
+                fix: rule.fix.into(),
             });
         }
     }
+    // Else Lua compiles what the tree cannot read (a statement after
+    // `break`): no rule can follow it, so none speaks.
     if let Some(module) = &options.module
-        && let Some(message) = udf::module_name_problem(module)
+        && let Some(message) = udf::module_name_problem(module, options.libs)
     {
         out.push(Diagnostic {
             line: 1,
@@ -393,7 +472,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
             severity: Severity::Warning,
             rule: "module_name".into(),
             message,
-            fix: Some(rule("module_name").map(|r| r.fix).unwrap_or("").into()),
+            fix: rule("module_name").expect("a rule").fix.into(),
         });
     }
     let allowed = config::allowed_in_source(source);
@@ -406,7 +485,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
             severity: Severity::Warning,
             rule: "unknown_rule".into(),
             message: format!("'{name}' is not a rule: this allow comment silences nothing"),
-            fix: rule("unknown_rule").map(|r| r.fix.into()),
+            fix: rule("unknown_rule").expect("a rule").fix.into(),
         });
     }
     out.retain_mut(|d| {

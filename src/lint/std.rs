@@ -67,6 +67,8 @@ const UDF_GLOBALS: &[&str] = &[
     "coroutine.isyieldable",
     "package.searchpath",
     "package.searchers",
+    // Every chunk's environment (Lua 5.2 on); selene's library lacks it.
+    "_ENV",
 ];
 
 /// The global names a UDF can read without defining them (`string` for

@@ -297,6 +297,63 @@ fn module_name() {
 }
 
 #[test]
+fn module_name_says_what_the_server_does_with_the_name() {
+    let message = |name: &str, libs: LuaLibs| {
+        let options = Options {
+            libs,
+            module: Some(name.into()),
+            ..Options::default()
+        };
+        let found = lint("function f(rec)\n  return 1\nend\n", &options);
+        assert_eq!(found.len(), 1, "{name}: {found:?}");
+        assert_eq!(found[0].rule, "module_name");
+        found[0].message.clone()
+    };
+    let default = |name: &str| message(name, LuaLibs::Default);
+    // Every server refuses these (udf-runtime §6.1).
+    assert_eq!(
+        default("noext"),
+        "module name 'noext' has no '.': the server refuses it (invalid_filename)"
+    );
+    assert_eq!(
+        default(".hidden.lua"),
+        "module name '.hidden.lua' starts with '.': the server refuses it (invalid_filename)"
+    );
+    assert_eq!(
+        default("dot."),
+        "module name 'dot.' has nothing after its first '.': the server refuses it (invalid_filename)"
+    );
+    let long = format!("{}.lua", "m".repeat(124));
+    assert_eq!(
+        default(&long),
+        "module name is 128 bytes: the server refuses a name of 128 bytes or more (invalid_filename)"
+    );
+    let fits = Options {
+        module: Some(long[1..].into()),
+        ..Options::default()
+    };
+    assert!(!has_with("return 1\n", "module_name", &fits));
+    // Newer servers only.
+    for name in ["my module.lua", "a..b.lua"] {
+        assert_eq!(
+            default(name),
+            format!(
+                "module name '{name}': newer servers (8.1.2.2, 8.0.0.17, 7.2.0.19, 7.1.0.25 on) refuse a name outside [A-Za-z0-9._$-] or holding '..' (invalid_filename)"
+            )
+        );
+    }
+    // Without .lua: accepted but never callable, refused in hardened mode.
+    assert_eq!(
+        default("tools.txt"),
+        "module name 'tools.txt' does not end in .lua: the server accepts it but can never call it"
+    );
+    assert_eq!(
+        message("tools.txt", LuaLibs::Hardened),
+        "module name 'tools.txt' does not end in .lua: the server refuses it in hardened mode (invalid_filename)"
+    );
+}
+
+#[test]
 fn scope_rules() {
     // undefined_variable: a typo'd global; locals, UDF globals and globals
     // the module sets are defined.
@@ -483,4 +540,148 @@ fn a_syntax_error_is_at_the_line_lua_gives_not_where_the_tree_parser_stopped() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!((found[0].line, found[0].col), (3, 1), "{found:?}");
     assert!(found[0].message.contains("near 'end'"), "{found:?}");
+}
+
+#[test]
+fn empty_statements_lua_compiles_are_no_syntax_error() {
+    // Lua takes `;` wherever a statement may stand; full_moon only after one.
+    for source in [
+        "function f(rec)\n  local a = 1;;\n  return a\nend\n",
+        ";",
+        "do ; end",
+        "function f(rec) ; return 1 end",
+        "local i = 1 ; ;\nreturn i",
+        "while true do ; end\nif x then ; elseif y then ; else ; end\nrepeat ; until true",
+    ] {
+        let found = lint(source, &Options::default());
+        assert!(
+            !found.iter().any(|d| d.rule == "syntax_error"),
+            "{source:?}: {found:?}"
+        );
+    }
+    // The rules still run, at the source's own positions.
+    let found = rules_in(
+        "function f(rec)\n  ;; local unread = 1\n  local a = 1;;\n  return a\nend\n",
+        &Options::default(),
+    );
+    assert_eq!(
+        found,
+        [("unused_variable".to_string(), Severity::Warning, 2)],
+        "{found:?}"
+    );
+    let found = lint("function f(rec) ; local u = 1 end", &Options::default());
+    assert_eq!(
+        found
+            .iter()
+            .map(|d| (d.col, d.rule.as_str()))
+            .collect::<Vec<_>>(),
+        [(25, "unused_variable")]
+    );
+}
+
+#[test]
+fn what_lua_compiles_and_the_tree_cannot_read_gets_no_finding() {
+    // Statements after `break` are valid since Lua 5.2; full_moon stops at
+    // `break`. No syntax error (Lua is the judge) and no rule's guess.
+    let source = "function f(rec)\n  while rec.a do\n    break\n    local x = 1\n  end\n  return undefined_thing\nend\n";
+    assert_eq!(lint(source, &Options::default()), []);
+    // What does not depend on the tree still does.
+    let options = Options {
+        module: Some("bad name.lua".into()),
+        ..Options::default()
+    };
+    let found = rules_in(source, &options);
+    assert_eq!(found, [("module_name".to_string(), Severity::Warning, 1)]);
+    // Past a few empty statements full_moon stops on, the same.
+    let source = format!("{}local unread = 1\n", ";".repeat(20));
+    assert_eq!(lint(&source, &Options::default()), []);
+}
+
+#[test]
+fn local_udf_knows_every_way_a_module_defines_a_global_function() {
+    let src = "f = function(rec) return 1 end\n_G.g = function(rec) return 2 end\n_G['k'] = function(rec) return 4 end\nfunction _G.m(rec) return 5 end\nif true then\n  function h(rec) return 3 end\nend\ndo\n  local function only_local(rec) return 6 end\n  n = only_local\nend\nlocal function l(rec) return 7 end\nreturn l\n";
+    let calling = |name: &str| Options {
+        function: Some(name.into()),
+        ..Options::default()
+    };
+    for name in ["f", "g", "k", "m", "h", "n"] {
+        let found = lint(src, &calling(name));
+        assert_eq!(found, [], "{name}");
+    }
+    // Local alone, at the top or in a block: still flagged.
+    for name in ["l", "only_local"] {
+        assert!(has_with(src, "local_udf", &calling(name)), "{name}");
+    }
+    // Set inside a function is not defined when the module loads.
+    let late = "function setup(rec)\n  late = function(r) return 1 end\nend\n";
+    assert!(has_with(late, "local_udf", &calling("late")));
+    // A global set through `_G` is defined for reads too.
+    let read = "_G.g = function(rec) return 1 end\nfunction f(rec)\n  return g(rec)\nend\n";
+    assert!(!has(read, "undefined_variable"));
+}
+
+#[test]
+fn self_is_defined_in_a_method_and_its_closures() {
+    let src = "local Obj = {n = 1}\nfunction Obj:get()\n  return self.n\nend\nfunction Obj:later()\n  return function()\n    return self.n\n  end\nend\nfunction Obj.plain(x)\n  return x\nend\nfunction f(rec)\n  return Obj:get(), Obj:later()(), Obj.plain(rec)\nend\n";
+    let found = lint(src, &Options::default());
+    assert_eq!(found, [], "{found:?}");
+    // Outside a method it is an ordinary (here undefined) name.
+    let found = rules_in(
+        "function f(rec)\n  return self.n\nend\n",
+        &Options::default(),
+    );
+    assert_eq!(found, [("undefined_variable".into(), Severity::Warning, 2)]);
+}
+
+#[test]
+fn lua_5_4_constructs_are_not_warned_about() {
+    // Escapes Lua 5.4 has and 5.1 lacks; the `_ENV` upvalue; a `<close>`
+    // local, which exists for its closing at the end of its scope.
+    let src = "function f(rec)\n  local e = _ENV\n  local f <close> = nil\n  return \"\\u{48}\\x41\\z\n    b\", e\nend\n";
+    let found = lint(src, &Options::default());
+    assert_eq!(found, [], "{found:?}");
+    // A needless quote escape still warns; an unread `<const>` does too.
+    let found = rules_in(
+        "function f(rec)\n  local c <const> = 1\n  return '\\\"'\nend\n",
+        &Options::default(),
+    );
+    assert_eq!(
+        found,
+        [
+            ("unused_variable".into(), Severity::Warning, 2),
+            ("bad_string_escape".into(), Severity::Warning, 3)
+        ]
+    );
+}
+
+#[test]
+fn every_finding_has_a_fix() {
+    // Each selene rule that runs, once.
+    let src = r#"local t = {1, 2, a = 3, b = 1, b = 2}
+function f(rec)
+  local a, b = rec.a, rec.b
+  a = b
+  b = a
+  if a == 0 / 0 or b == {} then return '\"' end
+  if rec.x then end
+  while rec.y do end
+  if rec.z then a = 1 else a = 1 end
+  if rec.v then a = 2 elseif rec.v then a = 3 end
+  if (rec.w) then a = 4 end
+  for i = #t, 1 do a = i end
+  local p, q = 1, 2, 3
+  return type(a == "string"), p, q, t, rec.n / 0
+end
+"#;
+    let found = lint(src, &Options::default());
+    let mut rules: Vec<&str> = found.iter().map(|d| d.rule.as_str()).collect();
+    rules.sort();
+    rules.dedup();
+    let selene: Vec<&str> = SELENE_RULES.iter().map(|(r, _)| *r).collect();
+    assert_eq!(rules, selene, "{found:?}");
+    let syntax = lint("function f(rec)\n  return +\nend\n", &Options::default());
+    assert_eq!(syntax[0].rule, "syntax_error");
+    for d in found.iter().chain(&syntax) {
+        assert!(!d.fix.is_empty(), "{d:?}");
+    }
 }

@@ -49,19 +49,39 @@ pub fn check(ast: &Ast, options: &Options) -> Vec<Finding> {
     walk.out
 }
 
-/// Why a module name is a problem, if it is (udf-runtime §6.1).
-pub fn module_name_problem(name: &str) -> Option<String> {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "._$-".contains(c);
-    if name.is_empty() || name.starts_with('.') || name.contains("..") || !name.chars().all(allowed)
-    {
+/// Why a module name is a problem, if it is, and what the server does
+/// with it (udf-runtime §6.1, its checks in the server's order).
+pub fn module_name_problem(name: &str, libs: LuaLibs) -> Option<String> {
+    const MAX_BYTES: usize = 128;
+    const REFUSED: &str = "the server refuses it (invalid_filename)";
+    if name.len() >= MAX_BYTES {
         return Some(format!(
-            "module name '{name}': newer servers refuse names outside [A-Za-z0-9._$-], starting with '.' or holding '..'"
+            "module name is {} bytes: the server refuses a name of {MAX_BYTES} bytes or more (invalid_filename)",
+            name.len()
+        ));
+    }
+    let problem = match name.find('.') {
+        None => Some("has no '.'"),
+        Some(0) => Some("starts with '.'"),
+        Some(i) if i + 1 == name.len() => Some("has nothing after its first '.'"),
+        Some(_) => None,
+    };
+    if let Some(problem) = problem {
+        return Some(format!("module name '{name}' {problem}: {REFUSED}"));
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._$-".contains(c);
+    if name.contains("..") || !name.chars().all(allowed) {
+        return Some(format!(
+            "module name '{name}': newer servers (8.1.2.2, 8.0.0.17, 7.2.0.19, 7.1.0.25 on) refuse a name outside [A-Za-z0-9._$-] or holding '..' (invalid_filename)"
         ));
     }
     if !name.ends_with(".lua") {
-        return Some(format!(
-            "module name '{name}' does not end in .lua: the server accepts it but can never call it"
-        ));
+        // The runtime finds a module as `?.lua`.
+        let fate = match libs {
+            LuaLibs::Hardened => "the server refuses it in hardened mode (invalid_filename)",
+            _ => "the server accepts it but can never call it",
+        };
+        return Some(format!("module name '{name}' does not end in .lua: {fate}"));
     }
     None
 }
@@ -78,23 +98,21 @@ impl Visitor for IdentCounter {
     }
 }
 
-/// Names assigned anywhere as a plain name, and global function names:
-/// a read of one is not undefined (the module sets it).
+/// Names assigned anywhere as a global (`name`, `_G.name`), and global
+/// function names: a read of one is not undefined (the module sets it).
 #[derive(Default)]
 struct GlobalsSet(HashSet<String>);
 
 impl Visitor for GlobalsSet {
     fn visit_assignment(&mut self, node: &full_moon::ast::Assignment) {
-        for var in node.variables() {
-            if let Var::Name(t) = var {
-                self.0.insert(name_of(t));
-            }
-        }
+        self.0
+            .extend(node.variables().iter().filter_map(assigned_global));
     }
     fn visit_function_declaration(&mut self, node: &full_moon::ast::FunctionDeclaration) {
         if let Some(first) = node.name().names().iter().next() {
             self.0.insert(name_of(first));
         }
+        self.0.extend(declared_global(node.name()));
     }
 }
 
@@ -152,22 +170,77 @@ fn key(body: &FunctionBody) -> usize {
     body as *const FunctionBody as usize
 }
 
-/// Whether a top-level statement defines `name`: `function name(…)`,
-/// `name = …`, or a `local function name` (flagged as local apart).
-fn defines(stmt: &Stmt, name: &str) -> bool {
-    match stmt {
-        Stmt::LocalFunction(f) => name_of(f.name()) == name,
-        Stmt::FunctionDeclaration(d) => {
-            let n = d.name();
-            n.method_name().is_none()
-                && n.names().len() == 1
-                && n.names().iter().all(|t| name_of(t) == name)
-        }
+/// Whether the module defines global `name` when it loads: `function
+/// name(…)`, `name = …` or `_G.name = …` at its top level or in a block
+/// there (not in a function), or a top-level `local function name`
+/// (flagged as local apart).
+fn defines(block: &Block, name: &str, top: bool) -> bool {
+    let defines = |b: &Block| defines(b, name, false);
+    block.stmts().any(|stmt| match stmt {
+        Stmt::LocalFunction(f) => top && name_of(f.name()) == name,
+        Stmt::FunctionDeclaration(d) => declared_global(d.name()).as_deref() == Some(name),
         Stmt::Assignment(a) => a
             .variables()
             .iter()
-            .any(|v| matches!(v, Var::Name(t) if name_of(t) == name)),
+            .any(|v| assigned_global(v).as_deref() == Some(name)),
+        Stmt::Do(d) => defines(d.block()),
+        Stmt::While(w) => defines(w.block()),
+        Stmt::Repeat(r) => defines(r.block()),
+        Stmt::NumericFor(n) => defines(n.block()),
+        Stmt::GenericFor(g) => defines(g.block()),
+        Stmt::If(i) => {
+            defines(i.block())
+                || i.else_if()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| defines(e.block()))
+                || i.else_block().is_some_and(defines)
+        }
         _ => false,
+    })
+}
+
+/// The global a `function` statement defines: `name` or `_G.name`.
+fn declared_global(name: &full_moon::ast::FunctionName) -> Option<String> {
+    if name.method_name().is_some() {
+        return None;
+    }
+    match name
+        .names()
+        .iter()
+        .map(name_of)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [single] => Some(single.clone()),
+        [g, field] if g == "_G" => Some(field.clone()),
+        _ => None,
+    }
+}
+
+/// The global an assignment sets: `name`, `_G.name` or `_G["name"]`.
+fn assigned_global(var: &Var) -> Option<String> {
+    match var {
+        Var::Name(t) => Some(name_of(t)),
+        Var::Expression(v) => {
+            let Prefix::Name(base) = v.prefix() else {
+                return None;
+            };
+            let mut suffixes = v.suffixes();
+            let field = match (suffixes.next(), suffixes.next()) {
+                (Some(Suffix::Index(Index::Dot { name, .. })), None) => Some(name_of(name)),
+                (
+                    Some(Suffix::Index(Index::Brackets {
+                        expression: Expression::String(t),
+                        ..
+                    })),
+                    None,
+                ) => string_literal(t),
+                _ => None,
+            };
+            field.filter(|_| name_of(base) == "_G")
+        }
+        _ => None,
     }
 }
 
@@ -526,7 +599,7 @@ impl Walk<'_> {
     fn top_level(&mut self, block: &Block) {
         let wanted = self.options.function.as_deref();
         if let Some(name) = wanted
-            && !block.stmts().any(|stmt| defines(stmt, name))
+            && !defines(block, name, true)
         {
             // Nowhere to point in the source: its first line.
             self.out.push(Finding {
@@ -615,9 +688,11 @@ impl Walk<'_> {
                     self.expr(e);
                 }
                 let exprs: Vec<&Expression> = a.expressions().iter().collect();
-                for (i, n) in a.names().iter().enumerate() {
+                for (i, (n, attribute)) in a.names().iter().zip(a.attributes()).enumerate() {
                     let name = name_of(n);
-                    self.declare(n, true);
+                    // A `<close>` local is there to be closed, not read.
+                    let closed = attribute.is_some_and(|at| name_of(at.name()) == "close");
+                    self.declare(n, !closed);
                     match exprs.get(i) {
                         Some(Expression::TableConstructor(_)) => {
                             if let Some(s) = self.scopes.last_mut() {
@@ -633,7 +708,7 @@ impl Walk<'_> {
                 // An unused top-level one is `local_udf`'s.
                 let top = self.fns.is_empty();
                 self.declare(f.name(), !top);
-                self.function(f.body(), false);
+                self.function(f.body(), false, None);
             }
             Stmt::FunctionDeclaration(d) => {
                 let names: Vec<String> = d.name().names().iter().map(name_of).collect();
@@ -657,7 +732,7 @@ impl Walk<'_> {
                 // An entry point: a top-level global the module never calls
                 // itself (a helper's first parameter need not be a record).
                 let entry = top_global && self.idents.get(&names[0]).copied().unwrap_or(0) <= 1;
-                self.function(d.body(), entry);
+                self.function(d.body(), entry, d.name().method_name());
                 if top_global {
                     self.check_record_param(&names[0], d.body(), d.name());
                 }
@@ -854,7 +929,9 @@ impl Walk<'_> {
         }
     }
 
-    fn function(&mut self, body: &FunctionBody, entry: bool) {
+    /// A function's body; `method`: the name of a `:` method, which Lua
+    /// gives an implicit first parameter `self`.
+    fn function(&mut self, body: &FunctionBody, entry: bool, method: Option<&TokenReference>) {
         let role = self.roles.get(&key(body)).copied();
         let names = params(body);
         let first = names.first().cloned().flatten();
@@ -876,7 +953,19 @@ impl Walk<'_> {
             stream_names: stream.iter().cloned().collect(),
             scope: self.scopes.len(),
         });
-        self.scopes.push(Scope::default());
+        let mut scope = Scope::default();
+        if let Some(name) = method {
+            // Not `declare`d: no one can rename it, so it shadows nothing.
+            let (start, end) = span(name);
+            let local = Local {
+                start,
+                end,
+                read: false,
+                report: false,
+            };
+            scope.locals.insert("self".into(), local);
+        }
+        self.scopes.push(scope);
         for p in body.parameters() {
             if let Parameter::Name(t) = p {
                 self.declare(t, false);
@@ -1002,7 +1091,7 @@ impl Walk<'_> {
             }
             Expression::Parentheses { expression, .. }
             | Expression::UnaryOperator { expression, .. } => self.expr(expression),
-            Expression::Function(f) => self.function(f.body(), false),
+            Expression::Function(f) => self.function(f.body(), false, None),
             Expression::FunctionCall(c) => self.call(c),
             Expression::TableConstructor(t) => self.table(t),
             Expression::Var(Var::Name(t)) => self.read(t),

@@ -1261,12 +1261,12 @@ impl App {
         self.focus = Pane::Editor;
         self.editor.goto(d.line, d.col);
         let text = format!(
-            "{}/{total} line {}: {} [{}]{}",
+            "{}/{total} line {}: {} [{}]. Fix: {}",
             index + 1,
             d.line,
             d.message,
             d.rule,
-            d.fix.map(|f| format!(". Fix: {f}")).unwrap_or_default()
+            d.fix
         );
         if d.severity == crate::lint::Severity::Error {
             self.complain(text);

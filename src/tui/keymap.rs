@@ -393,11 +393,10 @@ impl fmt::Display for FileError {
 impl FileError {
     /// The error at byte `offset` of `text`.
     fn at(text: &str, offset: usize, message: String) -> FileError {
-        let before = &text[..offset.min(text.len())];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let at = crate::testing::format::Pos::at(text, offset);
         FileError {
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
+            line: at.line,
+            column: at.column,
             message,
         }
     }
