@@ -251,6 +251,45 @@ fn udf_error_exits_4_and_shows_the_source_line() {
     assert!(err.contains("'nomodule' is not registered"), "{err}");
 }
 
+/// A UDF's error, log line and value with terminal control characters in
+/// them print escaped (as the literal syntax writes them); JSON keeps them.
+#[test]
+fn plain_output_shows_a_udfs_control_characters_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let module = d.join("ctl.lua");
+    std::fs::write(
+        &module,
+        "function bad(rec)\n  error('ctl\\27[0m\\8 here', 0)\nend\nfunction logs(rec)\n  info('bell\\7')\n  return 'v\\27'\nend\n",
+    )
+    .unwrap();
+    assert_eq!(asudf(d, &["udf", "put", module.to_str().unwrap()]).0, 0);
+    let raw = |text: &str| text.chars().any(|c| c.is_control() && c != '\n');
+
+    let (code, out, err) = asudf(d, &["apply", "test", "k", "ctl.bad"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(!raw(&out) && !raw(&err), "{err:?}");
+    assert!(
+        err.contains("error 100: ctl\\u{1b}[0m\\u{8} here\n"),
+        "{err}"
+    );
+    let (code, out, err) = asudf(d, &["apply", "test", "k", "ctl.logs"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!raw(&out) && !raw(&err), "{out:?} {err:?}");
+    assert_eq!(out.trim(), "'v\\u{1b}'");
+    assert!(err.contains("[info] bell\\u{7}\n"), "{err}");
+    let (code, out, err) = asudf(d, &["apply", "test", "--keys", "a", "ctl.bad"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(!raw(&out), "{out:?}");
+    assert!(
+        out.contains("'a'  ✗ error 100: ctl\\u{1b}[0m\\u{8} here\n"),
+        "{out}"
+    );
+
+    let (_, out, _) = asudf(d, &["--json", "apply", "test", "k", "ctl.bad"]);
+    assert_eq!(json_of(&out)["error"]["message"], "ctl\u{1b}[0m\u{8} here");
+}
+
 #[test]
 fn deeply_nested_bins_survive_the_next_process_and_a_damaged_log_is_not_skipped() {
     let dir = tempfile::tempdir().unwrap();

@@ -156,6 +156,54 @@ fn a_wrong_record_state_and_the_udf_log_lines() {
     assert!(out.contains("log [info] putting 7"), "{out}");
 }
 
+/// A step named with a bell, a UDF logging one and failing with an escape
+/// sequence and a backspace (`\27`, `\8` are Lua's escapes).
+const CONTROLS: &str = r#"ns = "test.demo"
+[modules]
+ctl = { source = '''
+function f(rec)
+  info("bell\7")
+  error("ctl\27[0m\8 here\7", 0)
+end
+''' }
+
+[[step]]
+name = "bell \u0007 step"
+apply = "ctl.f"
+key = 1
+expect = "1"
+"#;
+
+#[test]
+fn plain_output_shows_control_characters_escaped_and_json_keeps_them() {
+    let (_dir, file) = scenario(CONTROLS);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        !out.chars().any(|c| c.is_control() && c != '\n'),
+        "raw control characters: {out:?}"
+    );
+    assert!(
+        out.contains("step 1 (line 10): bell \\u{7} step\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the call failed: error 100: ctl\\u{1b}[0m\\u{8} here\\u{7}\n"),
+        "{out}"
+    );
+    assert!(out.contains("log [info] bell\\u{7}\n"), "{out}");
+
+    let (_, out, _) = test_file(&file, &["--json"]);
+    let j: Json = serde_json::from_str(out.trim()).unwrap();
+    let step = &j["files"][0]["steps"][0];
+    assert_eq!(step["title"], "bell \u{7} step");
+    assert_eq!(step["logs"][0]["text"], "bell\u{7}");
+    assert_eq!(
+        step["problems"][0]["what"],
+        "the call failed: error 100: ctl\u{1b}[0m\u{8} here\u{7}"
+    );
+}
+
 #[test]
 fn a_module_that_does_not_compile_fails_the_file_with_its_line() {
     let text = "[modules]\nbroken = { source = \"function f(rec)\\n  return (\\nend\\n\" }\n[[step]]\napply = \"broken.f\"\nkey = 1\n";

@@ -51,7 +51,7 @@ pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
             } else {
                 outln!("{}", value::print(&result));
                 for line in &logs {
-                    eprintln!("[{}] {}", line.level, line.text);
+                    eprintln!("[{}] {}", line.level, value::visible(&line.text));
                 }
                 match server_run {
                     Some(run) => eprintln!("({}, ran {} in the server)", millis(rtt), millis(run)),
@@ -123,7 +123,11 @@ pub async fn batch(session: &mut Headless, call: BatchApplyCall) -> ExitCode {
         for row in &rows {
             match &row.result {
                 Ok(v) => outln!("{}  ✓ {}", value::print(&row.key), value::print(v)),
-                Err(f) => outln!("{}  ✗ {f}", value::print(&row.key)),
+                Err(f) => outln!(
+                    "{}  ✗ {}",
+                    value::print(&row.key),
+                    value::visible(&f.to_string())
+                ),
             }
         }
         eprintln!("({} keys, {failed} failed, {})", rows.len(), millis(rtt));

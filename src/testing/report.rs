@@ -1,4 +1,6 @@
 //! A run's reports as text for people, JSON for scripts, JUnit XML for CI.
+//! Text and XML show control characters in names, messages and log lines
+//! as escapes ([`visible`]); JSON keeps them exact (it escapes them itself).
 
 use std::fmt::Write as _;
 
@@ -6,6 +8,8 @@ use quick_xml::escape::{escape, partial_escape};
 use serde_json::{Value as Json, json};
 
 use super::runner::{FileReport, Problem, StepReport};
+use crate::client::UdfLog;
+use crate::value::visible;
 
 /// Totals over every file: (passed, failed), a file that did not run to
 /// its end counting as a failure.
@@ -48,8 +52,10 @@ pub fn mark_difference(expected: &str, actual: &str) -> String {
 }
 
 fn problem_text(p: &Problem, out: &mut String) {
-    let _ = writeln!(out, "    {}", p.what);
-    match (&p.expected, &p.actual) {
+    let _ = writeln!(out, "    {}", visible(&p.what));
+    let expected = p.expected.as_deref().map(visible);
+    let actual = p.actual.as_deref().map(visible);
+    match (&expected, &actual) {
         (Some(e), Some(a)) => {
             let _ = writeln!(out, "      expected: {e}");
             let _ = writeln!(out, "      actual:   {a}");
@@ -63,11 +69,15 @@ fn problem_text(p: &Problem, out: &mut String) {
         _ => {}
     }
     if let Some((module, line, text)) = &p.at {
-        let _ = writeln!(out, "      at {module}:{line}");
+        let _ = writeln!(out, "      at {}:{line}", visible(module));
         if let Some(text) = text {
-            let _ = writeln!(out, "      {line:>5} | {text}");
+            let _ = writeln!(out, "      {line:>5} | {}", visible(text));
         }
     }
+}
+
+fn log_text(log: &UdfLog, out: &mut String) {
+    let _ = writeln!(out, "    log [{}] {}", log.level, visible(&log.text));
 }
 
 fn step_text(step: &StepReport, out: &mut String) {
@@ -76,26 +86,27 @@ fn step_text(step: &StepReport, out: &mut String) {
         "  step {} (line {}): {}",
         step.index + 1,
         step.line,
-        step.title
+        visible(&step.title)
     );
     for p in &step.problems {
         problem_text(p, out);
     }
     for log in &step.logs {
-        let _ = writeln!(out, "    log [{}] {}", log.level, log.text);
+        log_text(log, out);
     }
 }
 
 /// The report of one file: a line when it passed, the details when not.
 pub fn file_text(file: &FileReport) -> String {
     let mut out = String::new();
-    let name = file.path.display();
+    let path = file.path.display().to_string();
+    let name = visible(&path);
     if let Some(e) = &file.bad_file {
-        let _ = writeln!(out, "ERROR {e}");
+        let _ = writeln!(out, "ERROR {}", visible(&e.to_string()));
         return out;
     }
     if let Some(reason) = &file.connection {
-        let _ = writeln!(out, "ERROR {name}: connection: {reason}");
+        let _ = writeln!(out, "ERROR {name}: connection: {}", visible(reason));
     }
     if file.failed() == 0 {
         let _ = writeln!(
@@ -186,13 +197,13 @@ pub fn json(files: &[FileReport]) -> Json {
     json!({"ok": failed == 0, "passed": passed, "failed": failed, "files": files})
 }
 
-fn problems_body(problems: &[Problem], logs: &[crate::client::UdfLog]) -> String {
+fn problems_body(problems: &[Problem], logs: &[UdfLog]) -> String {
     let mut out = String::new();
     for p in problems {
         problem_text(p, &mut out);
     }
     for log in logs {
-        let _ = writeln!(out, "    log [{}] {}", log.level, log.text);
+        log_text(log, &mut out);
     }
     out
 }
