@@ -401,6 +401,34 @@ fn junit_output_parses_with_a_case_per_step() {
     assert_eq!(failures, ["value"]);
 }
 
+/// XML 1.0 cannot carry most C0 controls, even as character references: a
+/// step name, log line or UDF error holding one shows as its escape.
+#[test]
+fn junit_shows_control_characters_escaped_and_stays_well_formed() {
+    let (dir, file) = scenario(CONTROLS);
+    let xml_path = dir.path().join("junit.xml");
+    let (code, _, _) = test_file(&file, &["--junit", xml_path.to_str().unwrap()]);
+    assert_eq!(code, 4);
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    // XML 1.0's Char production.
+    let legal = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+            || c >= '\u{10000}'
+    };
+    assert!(xml.chars().all(legal), "{xml:?}");
+    assert!(
+        xml.contains("name=\"step 1 (line 10): bell \\u{7} step\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "<failure message=\"the call failed: error 100: ctl\\u{1b}[0m\\u{8} here\\u{7}\">"
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains("log [info] bell\\u{7}\n"), "{xml}");
+}
+
 #[test]
 fn against_a_served_cluster_modules_are_checked_sets_are_the_runs_and_records_removed() {
     let server = Served::start(&["--memory"]);

@@ -197,6 +197,7 @@ pub fn json(files: &[FileReport]) -> Json {
     json!({"ok": failed == 0, "passed": passed, "failed": failed, "files": files})
 }
 
+/// A failure's text as the plain report gives it (escaped there already).
 fn problems_body(problems: &[Problem], logs: &[UdfLog]) -> String {
     let mut out = String::new();
     for p in problems {
@@ -208,12 +209,18 @@ fn problems_body(problems: &[Problem], logs: &[UdfLog]) -> String {
     out
 }
 
+/// Text for an XML attribute: escaped as text is shown ([`visible`]), for
+/// XML 1.0 cannot carry most control characters even as `&#N;`.
+fn attr(text: &str) -> String {
+    escape(visible(text)).into_owned()
+}
+
 fn testcase(out: &mut String, class: &str, name: &str, secs: f64, failure: Option<(&str, String)>) {
     let _ = write!(
         out,
         "    <testcase classname=\"{}\" name=\"{}\" time=\"{secs:.6}\"",
-        escape(class),
-        escape(name)
+        attr(class),
+        attr(name)
     );
     match failure {
         None => out.push_str("/>\n"),
@@ -221,7 +228,7 @@ fn testcase(out: &mut String, class: &str, name: &str, secs: f64, failure: Optio
             let _ = write!(
                 out,
                 ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                escape(message),
+                attr(message),
                 partial_escape(&body)
             );
         }
@@ -247,7 +254,7 @@ pub fn junit(files: &[FileReport]) -> String {
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\" time=\"{:.6}\">",
-            escape(&class),
+            attr(&class),
             f.passed() + f.failed(),
             f.failed() - errors,
             f.elapsed.as_secs_f64()
@@ -258,8 +265,8 @@ pub fn junit(files: &[FileReport]) -> String {
             let _ = writeln!(
                 out,
                 "    <testcase classname=\"{}\" name=\"file\" time=\"0\">\n      <error message=\"{}\"/>\n    </testcase>",
-                escape(&class),
-                escape(message)
+                attr(&class),
+                attr(&message)
             );
         }
         if !f.setup.is_empty() {
