@@ -89,6 +89,48 @@ fn a_wrong_value_shows_expected_and_actual_marked() {
     assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
 }
 
+/// A huge value is cut to a window around where it first differs, with
+/// its full length; the carets stay under the difference.
+#[test]
+fn a_huge_value_is_cut_around_the_difference_with_its_length() {
+    let text = format!(
+        "[modules]\nbig = {{ source = '''\nfunction rep(rec, n, last)\n  return string.rep('x', n) .. last\nend\n''' }}\n\n[[step]]\napply = \"big.rep\"\nkey = 1\nargs = \"2000000, ''\"\nexpect = \"1\"\n\n[[step]]\napply = \"big.rep\"\nkey = 1\nargs = \"5000, 'b'\"\nexpect = \"'{}a'\"\n",
+        "x".repeat(5000)
+    );
+    let (_dir, file) = scenario(&text);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4);
+    assert!(out.len() < 4000, "{} bytes of output", out.len());
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |prefix: &str| {
+        let i = lines.iter().position(|l| l.starts_with(prefix)).unwrap();
+        &lines[i..]
+    };
+    // Differing from the first character: the start of each, and its length.
+    let first = at("  step 1");
+    assert_eq!(first[2], "      expected: 1");
+    assert_eq!(
+        first[3],
+        format!(
+            "      actual:   '{}…  (2000002 characters)",
+            "x".repeat(299)
+        )
+    );
+    assert_eq!(first[4], format!("                {}", "^".repeat(300)));
+    // Differing near the end: both cut the same way, the carets under it.
+    let second = at("  step 2");
+    let window = format!("…{}", "x".repeat(60));
+    assert_eq!(
+        second[2],
+        format!("      expected: {window}a'  (5003 characters)")
+    );
+    assert_eq!(
+        second[3],
+        format!("      actual:   {window}b'  (5003 characters)")
+    );
+    assert_eq!(second[4], format!("                {}^", " ".repeat(61)));
+}
+
 #[test]
 fn a_wrong_error_and_an_unexpected_error_point_at_the_module_line() {
     let text = format!(
