@@ -71,6 +71,33 @@ fn a_passing_file_and_the_folder_search() {
     assert!(out.trim_end().ends_with("2 passed, 0 failed"), "{out}");
 }
 
+/// A file named twice (another way, through its folder) runs once, in the
+/// place first given, and `--update` rewrites it once.
+#[test]
+fn a_file_given_twice_runs_once() {
+    let (dir, file) = scenario(&format!("{HEAD}{}", step("'count', 5", "expect = \"9\"")));
+    let passing = dir.path().join("a.udftest.toml");
+    std::fs::write(
+        &passing,
+        format!("{HEAD}{}", step("'count', 5", "expect = \"5\"")),
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let name = dir.path().file_name().unwrap().to_str().unwrap();
+    let roundabout = dir.path().join("..").join(name).join("t.udftest.toml");
+    let f = file.to_str().unwrap();
+    let (code, out, err) = asudf(&["test", f, d, roundabout.to_str().unwrap(), "--update"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert_eq!(out.matches("FAIL").count(), 1, "{out}");
+    assert!(out.find("FAIL") < out.find("ok    "), "{out}");
+    assert!(out.trim_end().ends_with("1 passed, 1 failed"), "{out}");
+    assert_eq!(err.matches("updated").count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("updated {f}\n")),
+        "named as first given: {err}"
+    );
+}
+
 #[test]
 fn a_wrong_value_shows_expected_and_actual_marked() {
     let text = format!("{HEAD}{}", step("'count', 5", "expect = \"[1, 6]\""));
