@@ -847,7 +847,7 @@ fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
     // The passing key is not named; the missing key's error row is, with its module line.
     assert!(!out.contains("key 'a'"), "{out}");
     assert!(
-        out.contains("    key 'missing': the call failed: ") && out.contains("no such item"),
+        out.contains("    key 'missing' (#2): the call failed: ") && out.contains("no such item"),
         "{out}"
     );
     assert!(
@@ -855,7 +855,7 @@ fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
         "{out}"
     );
     assert!(
-        out.contains("    key 'b': value\n      expected: 6\n      actual:   5\n"),
+        out.contains("    key 'b' (#3): value\n      expected: 6\n      actual:   5\n"),
         "{out}"
     );
 
@@ -869,10 +869,10 @@ fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
     let problems = &j["files"][0]["steps"][0]["problems"];
     assert_eq!(
         problems[0]["what"],
-        "key 'a': expected an error, the call succeeded"
+        "key 'a' (#1): expected an error, the call succeeded"
     );
     assert_eq!(problems[0]["actual"], "1");
-    assert_eq!(problems[1]["what"], "key 'missing': error code");
+    assert_eq!(problems[1]["what"], "key 'missing' (#2): error code");
     assert_eq!(
         (
             problems[1]["expected"].as_str(),
@@ -880,6 +880,21 @@ fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
         ),
         (Some("2"), Some("100"))
     );
+}
+
+/// A key given twice in one batch: its problems say which of the two.
+#[test]
+fn a_batch_problem_names_the_keys_place_in_the_list() {
+    let (_dir, file) = batch(
+        "\n[[step]]\napply = \"counter.increment\"\nkeys = \"'a', 'b', 'a'\"\nargs = \"'count', 1\"\nexpect = [\"2\", \"6\", \"2\"]\n",
+    );
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("    key 'a' (#3): value\n      expected: 2\n      actual:   3\n"),
+        "{out}"
+    );
+    assert!(!out.contains("(#1)"), "{out}");
 }
 
 #[test]

@@ -586,10 +586,11 @@ impl Run<'_> {
                 Some(RowExpect::Error(e)) => (None, Some(e)),
                 None => (None, None),
             };
-            // Each problem names its key, so a report says which rows failed.
+            // Each problem names its key and its place in the list, so a
+            // report says which rows failed (a key may be given twice).
             let key = value::print(&row.key);
             for mut p in self.check_answer(value, error, want_value, want_error) {
-                p.what = format!("key {key}: {}", p.what);
+                p.what = format!("key {key} (#{}): {}", i + 1, p.what);
                 problems.push(p);
             }
         }
