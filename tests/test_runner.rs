@@ -718,6 +718,22 @@ fn execute_steps_wait_for_the_job_and_compare_its_counts() {
     );
 }
 
+/// A job on a set that never held a record: said as the CLI's `execute`
+/// says it.
+#[test]
+fn an_execute_step_on_a_set_never_held_says_no_job_started() {
+    let (_dir, file) =
+        sales("\n[[step]]\nexecute = \"stamp.mark\"\nns = \"test.neverheld\"\nargs = \"'seen'\"\n");
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains(
+            "    the call failed: error 2: the server started no job: set 'neverheld' has never held a record (job not found)\n"
+        ),
+        "{out}"
+    );
+}
+
 #[test]
 fn query_steps_count_and_compare_records_as_bin_maps() {
     let (_dir, file) = sales(

@@ -10,7 +10,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{Headless, fail, millis, record::record_json, udf::unexpected};
-use crate::client::{Failure, IndexInfo, JobInfo, Outcome, Request, StreamItem, Timing};
+use crate::client::{
+    Failure, IndexInfo, JobInfo, Outcome, Request, StreamItem, Timing, no_job_started,
+};
 use crate::value;
 
 /// How often a waiting `execute` asks for the job's progress.
@@ -232,13 +234,8 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
         let job = match job_info(session, id.0).await {
             Ok(job) => job,
             Err(mut f) => {
-                // The server refuses a job on a set it has never seen with
-                // "not found", which the client takes for an empty start.
-                if let (true, 2, Some(set)) = (first, f.code, &set) {
-                    f.message = format!(
-                        "the server started no job: set '{set}' has never held a record ({})",
-                        f.message
-                    );
+                if first && let Some(message) = no_job_started(&f, set.as_deref()) {
+                    f.message = message;
                 }
                 bar.abandon();
                 return fail(session.json, &f);
