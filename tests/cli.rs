@@ -290,6 +290,34 @@ fn plain_output_shows_a_udfs_control_characters_escaped() {
     assert_eq!(json_of(&out)["error"]["message"], "ctl\u{1b}[0m\u{8} here");
 }
 
+/// A module named with its .lua is refused up front (a server answers
+/// "UDF: Execution Error 1" to it), in every command that takes a call.
+#[test]
+fn a_call_naming_the_module_with_its_lua_is_a_usage_error() {
+    let dir = sandbox_with_counter();
+    let d = dir.path();
+    for args in [
+        &["apply", "test.demo", "k", "counter.lua.increment", "n", "1"][..],
+        &[
+            "apply",
+            "test.demo",
+            "--keys",
+            "a,b",
+            "counter.lua.increment",
+        ],
+        &["aggregate", "test.demo", "counter.lua.increment"],
+    ] {
+        let (code, out, err) = asudf(d, args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("name the module without its .lua, as servers call it: counter.increment"),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, out, _) = asudf(d, &["record", "get", "test.demo", "k"]);
+    assert_eq!((code, out.trim()), (0, "no such record"), "nothing ran");
+}
+
 #[test]
 fn deeply_nested_bins_survive_the_next_process_and_a_damaged_log_is_not_skipped() {
     let dir = tempfile::tempdir().unwrap();

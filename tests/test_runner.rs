@@ -302,6 +302,22 @@ fn a_bad_file_exits_2_with_line_and_column() {
     assert!(out.contains(":4:10: expect must be a string"), "{out}");
 }
 
+/// A module named with its .lua is refused before anything runs: a server
+/// answers "UDF: Execution Error 1" to it.
+#[test]
+fn a_call_naming_the_module_with_its_lua_is_a_file_error() {
+    let text = format!("{HEAD}\n[[step]]\napply = \"counter.lua.increment\"\nkey = 1\n");
+    let (_dir, file) = scenario(&text);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(
+            "t.udftest.toml:6:9: 'counter.lua.increment': name the module without its .lua, as servers call it: counter.increment"
+        ),
+        "{out}"
+    );
+}
+
 #[test]
 fn files_that_cannot_run_are_failures_in_the_summary_json_and_junit() {
     let (dir, _) = scenario(&format!("{HEAD}{}", step("'count', 5", "expect = \"5\"")));
