@@ -208,7 +208,7 @@ fn execute_reports_a_job_on_an_unknown_set_and_failed_records() {
     assert_eq!(asudf(d, &["record", "put", "test.few", "b", "n=2"]).0, 0);
     let (code, out, err) = asudf(d, &["execute", "test.few", "counter.missing"]);
     assert_eq!(code, 0, "the job itself ended ok: {out}{err}");
-    assert!(err.contains("warning: 2 record call(s) failed"), "{err}");
+    assert!(err.contains("warning: 2 record calls failed"), "{err}");
     let (code, _, err) = asudf(d, &["execute", "test.few", "counter.increment", "n", "1"]);
     assert_eq!(code, 0, "{err}");
 }
@@ -316,6 +316,37 @@ fn a_call_naming_the_module_with_its_lua_is_a_usage_error() {
     }
     let (code, out, _) = asudf(d, &["record", "get", "test.demo", "k"]);
     assert_eq!((code, out.trim()), (0, "no such record"), "nothing ran");
+}
+
+/// A count of one takes the singular.
+#[test]
+fn counts_of_one_are_singular() {
+    let dir = sandbox_with_counter();
+    let d = dir.path();
+    let (code, _, err) = asudf(
+        d,
+        &[
+            "apply",
+            "test.demo",
+            "--keys",
+            "a",
+            "counter.increment",
+            "n",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.starts_with("(1 key, 0 failed, "), "{err}");
+    let (code, _, err) = asudf(d, &["query", "test.demo"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.starts_with("(1 record in "), "{err}");
+    assert_eq!(asudf(d, &["sample", "load", "sum"]).0, 0);
+    let (code, out, err) = asudf(d, &["aggregate", "test.sales", "sum.total"]);
+    assert_eq!((code, out.trim()), (0, "49500"), "{err}");
+    assert!(err.starts_with("(1 value in "), "{err}");
+    let (code, _, err) = asudf(d, &["execute", "test.demo", "counter.missing"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: 1 record call failed"), "{err}");
 }
 
 #[test]

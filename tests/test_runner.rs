@@ -318,6 +318,22 @@ fn a_call_naming_the_module_with_its_lua_is_a_file_error() {
     );
 }
 
+/// A count of one takes the singular.
+#[test]
+fn counts_of_one_are_singular() {
+    let (dir, file) = scenario(&format!("{HEAD}{}", step("'count', 5", "expect = \"5\"")));
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" (1 step, "), "{out}");
+    std::fs::write(dir.path().join("bad.udftest.toml"), "[[step]]\nget = \n").unwrap();
+    let (code, out, _) = asudf(&["test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.trim_end().ends_with("(1 file not run to the end)"),
+        "{out}"
+    );
+}
+
 #[test]
 fn files_that_cannot_run_are_failures_in_the_summary_json_and_junit() {
     let (dir, _) = scenario(&format!("{HEAD}{}", step("'count', 5", "expect = \"5\"")));
@@ -331,7 +347,7 @@ fn files_that_cannot_run_are_failures_in_the_summary_json_and_junit() {
     assert_eq!(code, 2, "{out}");
     assert!(
         out.trim_end()
-            .ends_with("1 passed, 2 failed (2 file(s) not run to the end)"),
+            .ends_with("1 passed, 2 failed (2 files not run to the end)"),
         "{out}"
     );
 
@@ -974,7 +990,7 @@ fn a_bad_batch_step_is_a_file_error_with_line_and_column() {
     let (code, out, _) = test_file(&file, &[]);
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("t.udftest.toml:22:10: expect has 1 entries for 2 keys"),
+        out.contains("t.udftest.toml:22:10: expect has 1 entry for 2 keys"),
         "{out}"
     );
 }

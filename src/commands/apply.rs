@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{Headless, exit_for, fail, failure_json, millis, report_failure, udf::unexpected};
 use crate::client::{ApplyCall, BatchApplyCall, Outcome, Request};
+use crate::text::plural;
 use crate::value;
 
 /// The server's terse texts for a missing module or function, explained.
@@ -130,7 +131,8 @@ pub async fn batch(session: &mut Headless, call: BatchApplyCall) -> ExitCode {
                 ),
             }
         }
-        eprintln!("({} keys, {failed} failed, {})", rows.len(), millis(rtt));
+        let keys = plural(rows.len(), "key", "keys");
+        eprintln!("({keys}, {failed} failed, {})", millis(rtt));
     }
     if failed > 0 {
         ExitCode::from(super::EXIT_SERVER)

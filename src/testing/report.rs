@@ -9,6 +9,7 @@ use serde_json::{Value as Json, json};
 
 use super::runner::{FileReport, Problem, StepReport};
 use crate::client::UdfLog;
+use crate::text::plural;
 use crate::value::visible;
 
 /// Totals over every file: (passed, failed), a file that did not run to
@@ -29,7 +30,8 @@ pub fn summary(files: &[FileReport]) -> String {
     let mut line = format!("{passed} passed, {failed} failed");
     let unfinished = unfinished(files);
     if unfinished > 0 {
-        let _ = write!(line, " ({unfinished} file(s) not run to the end)");
+        let files = plural(unfinished, "file", "files");
+        let _ = write!(line, " ({files} not run to the end)");
     }
     line
 }
@@ -155,8 +157,8 @@ pub fn file_text(file: &FileReport) -> String {
     if file.failed() == 0 {
         let _ = writeln!(
             out,
-            "ok    {name} ({} steps, {:.1} ms)",
-            file.steps.len(),
+            "ok    {name} ({}, {:.1} ms)",
+            plural(file.steps.len(), "step", "steps"),
             file.elapsed.as_secs_f64() * 1000.0
         );
         return out;
