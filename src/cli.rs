@@ -792,14 +792,22 @@ pub struct Call {
 }
 
 impl Call {
-    /// Splits at the last `.`; a module written `counter.lua` loses its `.lua`.
+    /// Splits at the last `.`. A module written `counter.lua` is refused:
+    /// a server answers "UDF: Execution Error 1" to it, so a call that
+    /// worked here would fail when copied into an application.
     pub fn parse(text: &str) -> Result<Call, String> {
         let Some((module, function)) = text.rsplit_once('.') else {
             return Err(format!(
                 "'{text}': expected MODULE.FUNCTION, e.g. counter.increment"
             ));
         };
-        let module = module.strip_suffix(".lua").unwrap_or(module);
+        if let Some(stem) = module.strip_suffix(".lua")
+            && !stem.is_empty()
+        {
+            return Err(format!(
+                "'{text}': name the module without its .lua, as servers call it: {stem}.{function}"
+            ));
+        }
         if module.is_empty() {
             return Err(format!("'{text}': the module name before '.' is empty"));
         }
@@ -1582,7 +1590,12 @@ mod tests {
                 function: "increment".into()
             }
         );
-        assert_eq!(Call::parse("counter.lua.get").unwrap().module, "counter");
+        // A server answers "UDF: Execution Error 1" to a module named with
+        // its .lua: refused here, not quietly made right.
+        assert_eq!(
+            Call::parse("counter.lua.get").unwrap_err(),
+            "'counter.lua.get': name the module without its .lua, as servers call it: counter.get"
+        );
         assert_eq!(
             Call::parse("my.mod.f").unwrap(),
             Call {

@@ -9,6 +9,7 @@ pub mod lint;
 pub mod samples;
 pub mod sandbox;
 pub mod testing;
+pub mod text;
 pub mod tui;
 pub mod value;
 pub mod where_clause;

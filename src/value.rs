@@ -669,21 +669,48 @@ fn write_quoted(out: &mut String, s: &str) {
         match c {
             '\\' => out.push_str("\\\\"),
             '\'' => out.push_str("\\'"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\0' => out.push_str("\\0"),
-            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
+            c => write_char(out, c),
         }
     }
     out.push('\'');
 }
 
-/// Characters that would be invisible or reorder the line on a terminal.
+/// `c` as a string literal writes it: itself, or an escape (`\n`, `\u{1b}`).
+fn write_char(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\0' => out.push_str("\\0"),
+        c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        c => out.push(c),
+    }
+}
+
+/// Characters that would be invisible or reorder the line on a terminal,
+/// or that XML 1.0 cannot carry (C0 controls but tab and line ends, U+FFFE/F).
 fn needs_escape(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// Free text (a UDF's message or log line, a step's name) as plain output
+/// and XML show it: what a string literal escapes is written as it writes
+/// it (`\n`, `\u{1b}`), so the text cannot move a terminal's cursor or
+/// recolour it, and XML 1.0 can carry it. Tabs stay; backslashes are not
+/// doubled (the text is not a literal).
+pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c != '\t' && needs_escape(c)) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push(c),
+            c => write_char(&mut out, c),
+        }
+    }
+    out.into()
 }
 
 fn write_hex(out: &mut String, prefix: &str, bytes: &[u8]) {
@@ -1321,6 +1348,15 @@ mod tests {
         assert_eq!(print(&s("it's\n")), r"'it\'s\n'");
         assert_eq!(print(&s("say \"hi\" é")), "'say \"hi\" é'");
         assert_eq!(print(&s("\u{1b}[31m\u{202e}")), r"'\u{1b}[31m\u{202e}'");
+    }
+
+    #[test]
+    fn visible_text_escapes_as_literals_do_but_tabs_and_backslashes() {
+        assert_eq!(visible("plain é \\ 'q'"), "plain é \\ 'q'");
+        assert_eq!(
+            visible("bell\u{7} ctl\u{1b}[0m\u{8}\ttab\nnl\u{fffe}"),
+            r"bell\u{7} ctl\u{1b}[0m\u{8}".to_string() + "\t" + r"tab\nnl\u{fffe}"
+        );
     }
 
     #[test]

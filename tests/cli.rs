@@ -208,7 +208,7 @@ fn execute_reports_a_job_on_an_unknown_set_and_failed_records() {
     assert_eq!(asudf(d, &["record", "put", "test.few", "b", "n=2"]).0, 0);
     let (code, out, err) = asudf(d, &["execute", "test.few", "counter.missing"]);
     assert_eq!(code, 0, "the job itself ended ok: {out}{err}");
-    assert!(err.contains("warning: 2 record call(s) failed"), "{err}");
+    assert!(err.contains("warning: 2 record calls failed"), "{err}");
     let (code, _, err) = asudf(d, &["execute", "test.few", "counter.increment", "n", "1"]);
     assert_eq!(code, 0, "{err}");
 }
@@ -249,6 +249,104 @@ fn udf_error_exits_4_and_shows_the_source_line() {
     assert_eq!(code, 4);
     assert!(err.contains("UDF: Execution Error 1"), "{err}");
     assert!(err.contains("'nomodule' is not registered"), "{err}");
+}
+
+/// A UDF's error, log line and value with terminal control characters in
+/// them print escaped (as the literal syntax writes them); JSON keeps them.
+#[test]
+fn plain_output_shows_a_udfs_control_characters_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let module = d.join("ctl.lua");
+    std::fs::write(
+        &module,
+        "function bad(rec)\n  error('ctl\\27[0m\\8 here', 0)\nend\nfunction logs(rec)\n  info('bell\\7')\n  return 'v\\27'\nend\n",
+    )
+    .unwrap();
+    assert_eq!(asudf(d, &["udf", "put", module.to_str().unwrap()]).0, 0);
+    let raw = |text: &str| text.chars().any(|c| c.is_control() && c != '\n');
+
+    let (code, out, err) = asudf(d, &["apply", "test", "k", "ctl.bad"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(!raw(&out) && !raw(&err), "{err:?}");
+    assert!(
+        err.contains("error 100: ctl\\u{1b}[0m\\u{8} here\n"),
+        "{err}"
+    );
+    let (code, out, err) = asudf(d, &["apply", "test", "k", "ctl.logs"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!raw(&out) && !raw(&err), "{out:?} {err:?}");
+    assert_eq!(out.trim(), "'v\\u{1b}'");
+    assert!(err.contains("[info] bell\\u{7}\n"), "{err}");
+    let (code, out, err) = asudf(d, &["apply", "test", "--keys", "a", "ctl.bad"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(!raw(&out), "{out:?}");
+    assert!(
+        out.contains("'a'  ✗ error 100: ctl\\u{1b}[0m\\u{8} here\n"),
+        "{out}"
+    );
+
+    let (_, out, _) = asudf(d, &["--json", "apply", "test", "k", "ctl.bad"]);
+    assert_eq!(json_of(&out)["error"]["message"], "ctl\u{1b}[0m\u{8} here");
+}
+
+/// A module named with its .lua is refused up front (a server answers
+/// "UDF: Execution Error 1" to it), in every command that takes a call.
+#[test]
+fn a_call_naming_the_module_with_its_lua_is_a_usage_error() {
+    let dir = sandbox_with_counter();
+    let d = dir.path();
+    for args in [
+        &["apply", "test.demo", "k", "counter.lua.increment", "n", "1"][..],
+        &[
+            "apply",
+            "test.demo",
+            "--keys",
+            "a,b",
+            "counter.lua.increment",
+        ],
+        &["aggregate", "test.demo", "counter.lua.increment"],
+    ] {
+        let (code, out, err) = asudf(d, args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(
+            err.contains("name the module without its .lua, as servers call it: counter.increment"),
+            "{args:?}: {err}"
+        );
+    }
+    let (code, out, _) = asudf(d, &["record", "get", "test.demo", "k"]);
+    assert_eq!((code, out.trim()), (0, "no such record"), "nothing ran");
+}
+
+/// A count of one takes the singular.
+#[test]
+fn counts_of_one_are_singular() {
+    let dir = sandbox_with_counter();
+    let d = dir.path();
+    let (code, _, err) = asudf(
+        d,
+        &[
+            "apply",
+            "test.demo",
+            "--keys",
+            "a",
+            "counter.increment",
+            "n",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.starts_with("(1 key, 0 failed, "), "{err}");
+    let (code, _, err) = asudf(d, &["query", "test.demo"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.starts_with("(1 record in "), "{err}");
+    assert_eq!(asudf(d, &["sample", "load", "sum"]).0, 0);
+    let (code, out, err) = asudf(d, &["aggregate", "test.sales", "sum.total"]);
+    assert_eq!((code, out.trim()), (0, "49500"), "{err}");
+    assert!(err.starts_with("(1 value in "), "{err}");
+    let (code, _, err) = asudf(d, &["execute", "test.demo", "counter.missing"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("warning: 1 record call failed"), "{err}");
 }
 
 #[test]

@@ -71,6 +71,33 @@ fn a_passing_file_and_the_folder_search() {
     assert!(out.trim_end().ends_with("2 passed, 0 failed"), "{out}");
 }
 
+/// A file named twice (another way, through its folder) runs once, in the
+/// place first given, and `--update` rewrites it once.
+#[test]
+fn a_file_given_twice_runs_once() {
+    let (dir, file) = scenario(&format!("{HEAD}{}", step("'count', 5", "expect = \"9\"")));
+    let passing = dir.path().join("a.udftest.toml");
+    std::fs::write(
+        &passing,
+        format!("{HEAD}{}", step("'count', 5", "expect = \"5\"")),
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    let name = dir.path().file_name().unwrap().to_str().unwrap();
+    let roundabout = dir.path().join("..").join(name).join("t.udftest.toml");
+    let f = file.to_str().unwrap();
+    let (code, out, err) = asudf(&["test", f, d, roundabout.to_str().unwrap(), "--update"]);
+    assert_eq!(code, 4, "{out}{err}");
+    assert_eq!(out.matches("FAIL").count(), 1, "{out}");
+    assert!(out.find("FAIL") < out.find("ok    "), "{out}");
+    assert!(out.trim_end().ends_with("1 passed, 1 failed"), "{out}");
+    assert_eq!(err.matches("updated").count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("updated {f}\n")),
+        "named as first given: {err}"
+    );
+}
+
 #[test]
 fn a_wrong_value_shows_expected_and_actual_marked() {
     let text = format!("{HEAD}{}", step("'count', 5", "expect = \"[1, 6]\""));
@@ -87,6 +114,48 @@ fn a_wrong_value_shows_expected_and_actual_marked() {
         "{out}"
     );
     assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
+}
+
+/// A huge value is cut to a window around where it first differs, with
+/// its full length; the carets stay under the difference.
+#[test]
+fn a_huge_value_is_cut_around_the_difference_with_its_length() {
+    let text = format!(
+        "[modules]\nbig = {{ source = '''\nfunction rep(rec, n, last)\n  return string.rep('x', n) .. last\nend\n''' }}\n\n[[step]]\napply = \"big.rep\"\nkey = 1\nargs = \"2000000, ''\"\nexpect = \"1\"\n\n[[step]]\napply = \"big.rep\"\nkey = 1\nargs = \"5000, 'b'\"\nexpect = \"'{}a'\"\n",
+        "x".repeat(5000)
+    );
+    let (_dir, file) = scenario(&text);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4);
+    assert!(out.len() < 4000, "{} bytes of output", out.len());
+    let lines: Vec<&str> = out.lines().collect();
+    let at = |prefix: &str| {
+        let i = lines.iter().position(|l| l.starts_with(prefix)).unwrap();
+        &lines[i..]
+    };
+    // Differing from the first character: the start of each, and its length.
+    let first = at("  step 1");
+    assert_eq!(first[2], "      expected: 1");
+    assert_eq!(
+        first[3],
+        format!(
+            "      actual:   '{}…  (2000002 characters)",
+            "x".repeat(299)
+        )
+    );
+    assert_eq!(first[4], format!("                {}", "^".repeat(300)));
+    // Differing near the end: both cut the same way, the carets under it.
+    let second = at("  step 2");
+    let window = format!("…{}", "x".repeat(60));
+    assert_eq!(
+        second[2],
+        format!("      expected: {window}a'  (5003 characters)")
+    );
+    assert_eq!(
+        second[3],
+        format!("      actual:   {window}b'  (5003 characters)")
+    );
+    assert_eq!(second[4], format!("                {}^", " ".repeat(61)));
 }
 
 #[test]
@@ -156,6 +225,54 @@ fn a_wrong_record_state_and_the_udf_log_lines() {
     assert!(out.contains("log [info] putting 7"), "{out}");
 }
 
+/// A step named with a bell, a UDF logging one and failing with an escape
+/// sequence and a backspace (`\27`, `\8` are Lua's escapes).
+const CONTROLS: &str = r#"ns = "test.demo"
+[modules]
+ctl = { source = '''
+function f(rec)
+  info("bell\7")
+  error("ctl\27[0m\8 here\7", 0)
+end
+''' }
+
+[[step]]
+name = "bell \u0007 step"
+apply = "ctl.f"
+key = 1
+expect = "1"
+"#;
+
+#[test]
+fn plain_output_shows_control_characters_escaped_and_json_keeps_them() {
+    let (_dir, file) = scenario(CONTROLS);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        !out.chars().any(|c| c.is_control() && c != '\n'),
+        "raw control characters: {out:?}"
+    );
+    assert!(
+        out.contains("step 1 (line 10): bell \\u{7} step\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the call failed: error 100: ctl\\u{1b}[0m\\u{8} here\\u{7}\n"),
+        "{out}"
+    );
+    assert!(out.contains("log [info] bell\\u{7}\n"), "{out}");
+
+    let (_, out, _) = test_file(&file, &["--json"]);
+    let j: Json = serde_json::from_str(out.trim()).unwrap();
+    let step = &j["files"][0]["steps"][0];
+    assert_eq!(step["title"], "bell \u{7} step");
+    assert_eq!(step["logs"][0]["text"], "bell\u{7}");
+    assert_eq!(
+        step["problems"][0]["what"],
+        "the call failed: error 100: ctl\u{1b}[0m\u{8} here\u{7}"
+    );
+}
+
 #[test]
 fn a_module_that_does_not_compile_fails_the_file_with_its_line() {
     let text = "[modules]\nbroken = { source = \"function f(rec)\\n  return (\\nend\\n\" }\n[[step]]\napply = \"broken.f\"\nkey = 1\n";
@@ -185,6 +302,38 @@ fn a_bad_file_exits_2_with_line_and_column() {
     assert!(out.contains(":4:10: expect must be a string"), "{out}");
 }
 
+/// A module named with its .lua is refused before anything runs: a server
+/// answers "UDF: Execution Error 1" to it.
+#[test]
+fn a_call_naming_the_module_with_its_lua_is_a_file_error() {
+    let text = format!("{HEAD}\n[[step]]\napply = \"counter.lua.increment\"\nkey = 1\n");
+    let (_dir, file) = scenario(&text);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(
+            "t.udftest.toml:6:9: 'counter.lua.increment': name the module without its .lua, as servers call it: counter.increment"
+        ),
+        "{out}"
+    );
+}
+
+/// A count of one takes the singular.
+#[test]
+fn counts_of_one_are_singular() {
+    let (dir, file) = scenario(&format!("{HEAD}{}", step("'count', 5", "expect = \"5\"")));
+    let (code, out, err) = test_file(&file, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" (1 step, "), "{out}");
+    std::fs::write(dir.path().join("bad.udftest.toml"), "[[step]]\nget = \n").unwrap();
+    let (code, out, _) = asudf(&["test", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.trim_end().ends_with("(1 file not run to the end)"),
+        "{out}"
+    );
+}
+
 #[test]
 fn files_that_cannot_run_are_failures_in_the_summary_json_and_junit() {
     let (dir, _) = scenario(&format!("{HEAD}{}", step("'count', 5", "expect = \"5\"")));
@@ -198,7 +347,7 @@ fn files_that_cannot_run_are_failures_in_the_summary_json_and_junit() {
     assert_eq!(code, 2, "{out}");
     assert!(
         out.trim_end()
-            .ends_with("1 passed, 2 failed (2 file(s) not run to the end)"),
+            .ends_with("1 passed, 2 failed (2 files not run to the end)"),
         "{out}"
     );
 
@@ -351,6 +500,34 @@ fn junit_output_parses_with_a_case_per_step() {
     assert_eq!(suites, [suite("1", "0", "1"), suite("2", "1", "0")]);
     assert_eq!((cases, errors), (3, 1));
     assert_eq!(failures, ["value"]);
+}
+
+/// XML 1.0 cannot carry most C0 controls, even as character references: a
+/// step name, log line or UDF error holding one shows as its escape.
+#[test]
+fn junit_shows_control_characters_escaped_and_stays_well_formed() {
+    let (dir, file) = scenario(CONTROLS);
+    let xml_path = dir.path().join("junit.xml");
+    let (code, _, _) = test_file(&file, &["--junit", xml_path.to_str().unwrap()]);
+    assert_eq!(code, 4);
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    // XML 1.0's Char production.
+    let legal = |c: char| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}')
+            || c >= '\u{10000}'
+    };
+    assert!(xml.chars().all(legal), "{xml:?}");
+    assert!(
+        xml.contains("name=\"step 1 (line 10): bell \\u{7} step\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(
+            "<failure message=\"the call failed: error 100: ctl\\u{1b}[0m\\u{8} here\\u{7}\">"
+        ),
+        "{xml}"
+    );
+    assert!(xml.contains("log [info] bell\\u{7}\n"), "{xml}");
 }
 
 #[test]
@@ -573,6 +750,22 @@ fn execute_steps_wait_for_the_job_and_compare_its_counts() {
     );
 }
 
+/// A job on a set that never held a record: said as the CLI's `execute`
+/// says it.
+#[test]
+fn an_execute_step_on_a_set_never_held_says_no_job_started() {
+    let (_dir, file) =
+        sales("\n[[step]]\nexecute = \"stamp.mark\"\nns = \"test.neverheld\"\nargs = \"'seen'\"\n");
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains(
+            "    the call failed: error 2: the server started no job: set 'neverheld' has never held a record (job not found)\n"
+        ),
+        "{out}"
+    );
+}
+
 #[test]
 fn query_steps_count_and_compare_records_as_bin_maps() {
     let (_dir, file) = sales(
@@ -702,7 +895,7 @@ fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
     // The passing key is not named; the missing key's error row is, with its module line.
     assert!(!out.contains("key 'a'"), "{out}");
     assert!(
-        out.contains("    key 'missing': the call failed: ") && out.contains("no such item"),
+        out.contains("    key 'missing' (#2): the call failed: ") && out.contains("no such item"),
         "{out}"
     );
     assert!(
@@ -710,7 +903,7 @@ fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
         "{out}"
     );
     assert!(
-        out.contains("    key 'b': value\n      expected: 6\n      actual:   5\n"),
+        out.contains("    key 'b' (#3): value\n      expected: 6\n      actual:   5\n"),
         "{out}"
     );
 
@@ -724,10 +917,10 @@ fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
     let problems = &j["files"][0]["steps"][0]["problems"];
     assert_eq!(
         problems[0]["what"],
-        "key 'a': expected an error, the call succeeded"
+        "key 'a' (#1): expected an error, the call succeeded"
     );
     assert_eq!(problems[0]["actual"], "1");
-    assert_eq!(problems[1]["what"], "key 'missing': error code");
+    assert_eq!(problems[1]["what"], "key 'missing' (#2): error code");
     assert_eq!(
         (
             problems[1]["expected"].as_str(),
@@ -735,6 +928,21 @@ fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
         ),
         (Some("2"), Some("100"))
     );
+}
+
+/// A key given twice in one batch: its problems say which of the two.
+#[test]
+fn a_batch_problem_names_the_keys_place_in_the_list() {
+    let (_dir, file) = batch(
+        "\n[[step]]\napply = \"counter.increment\"\nkeys = \"'a', 'b', 'a'\"\nargs = \"'count', 1\"\nexpect = [\"2\", \"6\", \"2\"]\n",
+    );
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("    key 'a' (#3): value\n      expected: 2\n      actual:   3\n"),
+        "{out}"
+    );
+    assert!(!out.contains("(#1)"), "{out}");
 }
 
 #[test]
@@ -782,7 +990,7 @@ fn a_bad_batch_step_is_a_file_error_with_line_and_column() {
     let (code, out, _) = test_file(&file, &[]);
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("t.udftest.toml:22:10: expect has 1 entries for 2 keys"),
+        out.contains("t.udftest.toml:22:10: expect has 1 entry for 2 keys"),
         "{out}"
     );
 }

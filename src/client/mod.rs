@@ -23,6 +23,7 @@ pub use connect::{ClusterInfo, Target};
 pub use ops::{apply_policy, failure, module_file, parse_udf_list};
 pub use query::{
     AggregateCall, ExecuteCall, IndexInfo, IndexSpec, JobInfo, QueryCall, Scope, StreamItem,
+    no_job_started,
 };
 
 pub type RequestId = u64;

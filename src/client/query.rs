@@ -471,6 +471,19 @@ pub(super) async fn aggregate(
     }
 }
 
+/// What a failed first read of a background job's progress means, when it
+/// means the job never started: the server refuses a job on a set it has
+/// never held with "not found" (2) there, which the client (as the C
+/// client) takes for a started job. One wording for the CLI's `execute`,
+/// the console and `asudf test`.
+pub fn no_job_started(failure: &Failure, set: Option<&str>) -> Option<String> {
+    let set = set.filter(|_| failure.code == 2)?;
+    Some(format!(
+        "the server started no job: set '{set}' has never held a record ({})",
+        failure.message
+    ))
+}
+
 /// The ids of the aggregations on `ns`.`set` that `query-show` lists, or
 /// `None` when it lists nothing readable. The server refuses an aggregation
 /// on a set it has never held with 2 at the start, which the crate (like

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{Headless, exit_for, fail, failure_json, millis, report_failure, udf::unexpected};
 use crate::client::{ApplyCall, BatchApplyCall, Outcome, Request};
+use crate::text::plural;
 use crate::value;
 
 /// The server's terse texts for a missing module or function, explained.
@@ -51,7 +52,7 @@ pub async fn run(session: &mut Headless, call: ApplyCall) -> ExitCode {
             } else {
                 outln!("{}", value::print(&result));
                 for line in &logs {
-                    eprintln!("[{}] {}", line.level, line.text);
+                    eprintln!("[{}] {}", line.level, value::visible(&line.text));
                 }
                 match server_run {
                     Some(run) => eprintln!("({}, ran {} in the server)", millis(rtt), millis(run)),
@@ -123,10 +124,15 @@ pub async fn batch(session: &mut Headless, call: BatchApplyCall) -> ExitCode {
         for row in &rows {
             match &row.result {
                 Ok(v) => outln!("{}  ✓ {}", value::print(&row.key), value::print(v)),
-                Err(f) => outln!("{}  ✗ {f}", value::print(&row.key)),
+                Err(f) => outln!(
+                    "{}  ✗ {}",
+                    value::print(&row.key),
+                    value::visible(&f.to_string())
+                ),
             }
         }
-        eprintln!("({} keys, {failed} failed, {})", rows.len(), millis(rtt));
+        let keys = plural(rows.len(), "key", "keys");
+        eprintln!("({keys}, {failed} failed, {})", millis(rtt));
     }
     if failed > 0 {
         ExitCode::from(super::EXIT_SERVER)

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::{Headless, failure_json, report_failure};
 use crate::client::{ApplyCall, ClientHandle, Failure, Request, apply_policy, failure};
+use crate::text::plural;
 
 /// What one series of calls gave. Throughput and percentiles count the
 /// calls that succeeded only; failed calls are counted apart.
@@ -326,7 +327,8 @@ fn print_measured(name: &str, m: &Measured, concurrency: u64) {
         m.cpu_us_per_call
     );
     if m.errors > 0 {
-        outln!("  {} calls failed (not counted above)", m.errors);
+        let calls = plural(m.errors, "call", "calls");
+        outln!("  {calls} failed (not counted above)");
     }
 }
 

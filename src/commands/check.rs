@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::cli::CheckArgs;
 use crate::commands::{EXIT_OK, EXIT_SERVER};
 use crate::lint::{self, Config, Level, Options, Severity};
+use crate::text::plural;
 
 pub fn run(args: &CheckArgs, json_out: bool) -> ExitCode {
     match check(args, json_out) {
@@ -71,7 +72,11 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
             json!({"ok": errors == 0, "errors": errors, "warnings": warnings, "files": files});
         outln!("{summary}");
     } else if errors + warnings > 0 {
-        eprintln!("{errors} error(s), {warnings} warning(s)");
+        eprintln!(
+            "{}, {}",
+            plural(errors, "error", "errors"),
+            plural(warnings, "warning", "warnings")
+        );
     }
     Ok(errors > 0)
 }

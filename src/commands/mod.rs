@@ -36,6 +36,7 @@ use crate::cli;
 use crate::client::{
     self, ClientHandle, ClusterInfo, Event, Failure, FailureKind, Outcome, Request, Target, Timing,
 };
+use crate::value::visible;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_USAGE: u8 = 2;
@@ -145,11 +146,13 @@ pub fn report_failure(json: bool, failure: &Failure, source: Option<&str>) {
         outln!("{}", failure_json(failure));
         return;
     }
+    // The message and the source line are the server's and the UDF's text:
+    // escaped, so they cannot drive the terminal.
     match (&failure.location, failure.kind) {
         (Some((module, line)), FailureKind::Compile) => {
-            eprintln!("{module}:{line}: {}", failure.message)
+            eprintln!("{module}:{line}: {}", visible(&failure.message))
         }
-        _ => eprintln!("{failure}"),
+        _ => eprintln!("{}", visible(&failure.to_string())),
     }
     if let (Some((module, line)), Some(source)) = (&failure.location, source)
         && let Some(text) = source.lines().nth(*line as usize - 1)
@@ -157,7 +160,7 @@ pub fn report_failure(json: bool, failure: &Failure, source: Option<&str>) {
         if failure.kind != FailureKind::Compile {
             eprintln!("  at {module}:{line}");
         }
-        eprintln!("{line:>5} | {text}");
+        eprintln!("{line:>5} | {}", visible(text));
     }
 }
 

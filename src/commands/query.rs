@@ -10,7 +10,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{Headless, fail, millis, record::record_json, udf::unexpected};
-use crate::client::{Failure, IndexInfo, JobInfo, Outcome, Request, StreamItem, Timing};
+use crate::client::{
+    Failure, IndexInfo, JobInfo, Outcome, Request, StreamItem, Timing, no_job_started,
+};
+use crate::text::plural;
 use crate::value;
 
 /// How often a waiting `execute` asks for the job's progress.
@@ -33,7 +36,12 @@ async fn stream(
     answer
 }
 
-fn summary(session: &Headless, outcome: Result<Outcome, Failure>, noun: &str) -> ExitCode {
+/// `noun`: what was streamed, as `(one, many)`.
+fn summary(
+    session: &Headless,
+    outcome: Result<Outcome, Failure>,
+    (one, many): (&str, &str),
+) -> ExitCode {
     match outcome {
         Ok(Outcome::Streamed { count, elapsed }) => {
             if session.json {
@@ -42,7 +50,7 @@ fn summary(session: &Headless, outcome: Result<Outcome, Failure>, noun: &str) ->
                     json!({"ok": true, "count": count, "elapsed_ms": elapsed.as_secs_f64() * 1000.0})
                 );
             } else {
-                eprintln!("({count} {noun} in {})", millis(elapsed));
+                eprintln!("({} in {})", plural(count, one, many), millis(elapsed));
             }
             ExitCode::SUCCESS
         }
@@ -88,7 +96,7 @@ pub async fn query(session: &mut Headless, request: Request) -> ExitCode {
         }
     })
     .await;
-    summary(session, outcome, "records")
+    summary(session, outcome, ("record", "records"))
 }
 
 /// `asudf aggregate`: the stream's values, one per line; with `--json` one
@@ -119,7 +127,7 @@ pub async fn aggregate(session: &mut Headless, request: Request) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        other => summary(session, other, "values"),
+        other => summary(session, other, ("value", "values")),
     }
 }
 
@@ -225,13 +233,8 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
         let job = match job_info(session, id.0).await {
             Ok(job) => job,
             Err(mut f) => {
-                // The server refuses a job on a set it has never seen with
-                // "not found", which the client takes for an empty start.
-                if let (true, 2, Some(set)) = (first, f.code, &set) {
-                    f.message = format!(
-                        "the server started no job: set '{set}' has never held a record ({})",
-                        f.message
-                    );
+                if first && let Some(message) = no_job_started(&f, set.as_deref()) {
+                    f.message = message;
                 }
                 bar.abandon();
                 return fail(session.json, &f);
@@ -248,7 +251,8 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
             String::new()
         };
         bar.set_position((percent * 100.0) as u64);
-        bar.set_message(format!("{done} records  {rate:.0}/s{eta}"));
+        let records = plural(done, "record", "records");
+        bar.set_message(format!("{records}  {rate:.0}/s{eta}"));
         if job.is_done() {
             break job;
         }
@@ -267,8 +271,8 @@ pub async fn execute(session: &mut Headless, request: Request, no_wait: bool) ->
     // failed on apart): say so where a reader of the text may miss it.
     if job.failed() > 0 && !session.json {
         eprintln!(
-            "warning: {} record call(s) failed (the UDF's errors are in the server's log)",
-            job.failed()
+            "warning: {} failed (the UDF's errors are in the server's log)",
+            plural(job.failed(), "record call", "record calls")
         );
     }
     ExitCode::SUCCESS

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{Headless, fail};
 use crate::client::{Failure, Request};
 use crate::samples::{self, SAMPLES, Sample};
+use crate::text::plural;
 
 pub fn ls(json: bool) -> ExitCode {
     if json {
@@ -72,7 +73,8 @@ pub async fn load(session: &mut Headless, name: &str) -> ExitCode {
             } else {
                 outln!("registered {}", sample.module);
                 if sample.records > 0 {
-                    outln!("wrote {} records to {}", sample.records, sample.target);
+                    let records = plural(sample.records, "record", "records");
+                    outln!("wrote {records} to {}", sample.target);
                 }
                 if let Some(index) = index {
                     outln!("created index {index}");

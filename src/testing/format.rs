@@ -13,6 +13,7 @@ use toml_edit::{Document, Item, Table, TableLike};
 
 use crate::cli::{Call, NsSet};
 use crate::client::{IndexSpec, RecordKey, Scope};
+use crate::text::plural;
 use crate::value;
 use crate::where_clause::{self, Collection};
 
@@ -737,7 +738,11 @@ impl Reader<'_> {
         if array.len() != keys {
             return Err(self.error(
                 item.span(),
-                format!("expect has {} entries for {keys} keys", array.len()),
+                format!(
+                    "expect has {} for {}",
+                    plural(array.len(), "entry", "entries"),
+                    plural(keys, "key", "keys")
+                ),
             ));
         }
         array
@@ -1271,7 +1276,7 @@ keys = ["a", 7, "'8'"]
         assert!(message.contains("keys is empty"), "{message}");
         let (line, column, message) = at(&format!("{head}keys = \"1, 2\"\nexpect = [\"1\"]\n"));
         assert_eq!((line, column), (4, 10));
-        assert!(message.contains("1 entries for 2 keys"), "{message}");
+        assert!(message.contains("1 entry for 2 keys"), "{message}");
         let (line, column, message) = at(&format!("{head}keys = \"1\"\nexpect = \"1\"\n"));
         assert_eq!((line, column), (4, 10));
         assert!(message.contains("an entry per key"), "{message}");

@@ -15,8 +15,10 @@ pub use format::{FileError, SUFFIX, Scenario};
 pub use runner::{FileReport, Mode};
 
 /// The scenario files under `paths` (files as given, folders searched
-/// recursively but for hidden ones and `target/`), in a stable order. A
-/// path that does not exist is an error.
+/// recursively but for hidden ones and `target/`), in a stable order, each
+/// once (a file named twice, or also through its folder, where first
+/// given: it would run twice, and `--update` rewrite it twice). A path that
+/// does not exist is an error.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for path in paths {
@@ -36,7 +38,8 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
             return Err(format!("{}: no such file or folder", path.display()));
         }
     }
-    files.dedup();
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.canonicalize().unwrap_or_else(|_| f.clone())));
     Ok(files)
 }
 
@@ -83,4 +86,24 @@ pub async fn run_files(
         }));
     }
     reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_given_twice_is_found_once_in_the_order_first_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (
+            dir.path().join("a.udftest.toml"),
+            dir.path().join("b.udftest.toml"),
+        );
+        for file in [&a, &b] {
+            std::fs::write(file, "").unwrap();
+        }
+        let dotted = dir.path().join(".").join("b.udftest.toml");
+        let found = discover(&[b.clone(), dir.path().to_path_buf(), dotted, a.clone()]).unwrap();
+        assert_eq!(found, [b, a]);
+    }
 }

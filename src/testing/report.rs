@@ -1,4 +1,6 @@
 //! A run's reports as text for people, JSON for scripts, JUnit XML for CI.
+//! Text and XML show control characters in names, messages and log lines
+//! as escapes ([`visible`]); JSON keeps them exact (it escapes them itself).
 
 use std::fmt::Write as _;
 
@@ -6,6 +8,9 @@ use quick_xml::escape::{escape, partial_escape};
 use serde_json::{Value as Json, json};
 
 use super::runner::{FileReport, Problem, StepReport};
+use crate::client::UdfLog;
+use crate::text::plural;
+use crate::value::visible;
 
 /// Totals over every file: (passed, failed), a file that did not run to
 /// its end counting as a failure.
@@ -25,13 +30,38 @@ pub fn summary(files: &[FileReport]) -> String {
     let mut line = format!("{passed} passed, {failed} failed");
     let unfinished = unfinished(files);
     if unfinished > 0 {
-        let _ = write!(line, " ({unfinished} file(s) not run to the end)");
+        let files = plural(unfinished, "file", "files");
+        let _ = write!(line, " ({files} not run to the end)");
     }
     line
 }
 
-/// Where `actual` stops matching `expected`: carets under the differing part.
-pub fn mark_difference(expected: &str, actual: &str) -> String {
+/// How many characters of a value, message or log line a failure shows: a
+/// 2 MB value would bury the report (`--json` keeps it whole).
+const SHOWN: usize = 300;
+/// Of those, how many come before where two values first differ.
+const BEFORE: usize = 60;
+
+/// `text` from character `start`, at most [`SHOWN`] characters: `…` marks
+/// each cut, and a cut text ends with its full length.
+fn excerpt(text: &str, start: usize) -> String {
+    let total = text.chars().count();
+    if start == 0 && total <= SHOWN {
+        return text.to_string();
+    }
+    let mut out = String::from(if start > 0 { "…" } else { "" });
+    out.extend(text.chars().skip(start).take(SHOWN));
+    if start + SHOWN < total {
+        out.push('…');
+    }
+    let _ = write!(out, "  ({total} characters)");
+    out
+}
+
+/// Where `actual` stops matching `expected`: the character both are shown
+/// from (past the text they share, when it is long) and the carets under
+/// the differing part of `excerpt(actual, start)`.
+fn difference(expected: &str, actual: &str) -> (usize, String) {
     let e: Vec<char> = expected.chars().collect();
     let a: Vec<char> = actual.chars().collect();
     let prefix = e.iter().zip(&a).take_while(|(x, y)| x == y).count();
@@ -43,31 +73,57 @@ pub fn mark_difference(expected: &str, actual: &str) -> String {
         .take(max_suffix)
         .take_while(|(x, y)| x == y)
         .count();
-    let width = (a.len() - prefix - suffix).max(1);
-    format!("{}{}", " ".repeat(prefix), "^".repeat(width))
+    let start = if e.len().max(a.len()) > SHOWN {
+        prefix.saturating_sub(BEFORE)
+    } else {
+        0
+    };
+    let lead = prefix - start + usize::from(start > 0);
+    let shown_end = a.len().min(start + SHOWN);
+    let width = (a.len() - prefix - suffix)
+        .min(shown_end.saturating_sub(prefix))
+        .max(1);
+    (start, format!("{}{}", " ".repeat(lead), "^".repeat(width)))
 }
 
 fn problem_text(p: &Problem, out: &mut String) {
-    let _ = writeln!(out, "    {}", p.what);
-    match (&p.expected, &p.actual) {
+    let _ = writeln!(out, "    {}", excerpt(&visible(&p.what), 0));
+    let expected = p.expected.as_deref().map(visible);
+    let actual = p.actual.as_deref().map(visible);
+    match (&expected, &actual) {
         (Some(e), Some(a)) => {
-            let _ = writeln!(out, "      expected: {e}");
-            let _ = writeln!(out, "      actual:   {a}");
+            // A pattern is not a value: nothing to line up.
+            let (start, marker) = if p.mark {
+                difference(e, a)
+            } else {
+                (0, String::new())
+            };
+            let _ = writeln!(out, "      expected: {}", excerpt(e, start));
+            let _ = writeln!(out, "      actual:   {}", excerpt(a, start));
             if p.mark {
-                let _ = writeln!(out, "                {}", mark_difference(e, a));
+                let _ = writeln!(out, "                {marker}");
             }
         }
         (Some(e), None) => {
-            let _ = writeln!(out, "      expected: {e}");
+            let _ = writeln!(out, "      expected: {}", excerpt(e, 0));
         }
         _ => {}
     }
     if let Some((module, line, text)) = &p.at {
-        let _ = writeln!(out, "      at {module}:{line}");
+        let _ = writeln!(out, "      at {}:{line}", visible(module));
         if let Some(text) = text {
-            let _ = writeln!(out, "      {line:>5} | {text}");
+            let _ = writeln!(out, "      {line:>5} | {}", excerpt(&visible(text), 0));
         }
     }
+}
+
+fn log_text(log: &UdfLog, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "    log [{}] {}",
+        log.level,
+        excerpt(&visible(&log.text), 0)
+    );
 }
 
 fn step_text(step: &StepReport, out: &mut String) {
@@ -76,32 +132,33 @@ fn step_text(step: &StepReport, out: &mut String) {
         "  step {} (line {}): {}",
         step.index + 1,
         step.line,
-        step.title
+        visible(&step.title)
     );
     for p in &step.problems {
         problem_text(p, out);
     }
     for log in &step.logs {
-        let _ = writeln!(out, "    log [{}] {}", log.level, log.text);
+        log_text(log, out);
     }
 }
 
 /// The report of one file: a line when it passed, the details when not.
 pub fn file_text(file: &FileReport) -> String {
     let mut out = String::new();
-    let name = file.path.display();
+    let path = file.path.display().to_string();
+    let name = visible(&path);
     if let Some(e) = &file.bad_file {
-        let _ = writeln!(out, "ERROR {e}");
+        let _ = writeln!(out, "ERROR {}", visible(&e.to_string()));
         return out;
     }
     if let Some(reason) = &file.connection {
-        let _ = writeln!(out, "ERROR {name}: connection: {reason}");
+        let _ = writeln!(out, "ERROR {name}: connection: {}", visible(reason));
     }
     if file.failed() == 0 {
         let _ = writeln!(
             out,
-            "ok    {name} ({} steps, {:.1} ms)",
-            file.steps.len(),
+            "ok    {name} ({}, {:.1} ms)",
+            plural(file.steps.len(), "step", "steps"),
             file.elapsed.as_secs_f64() * 1000.0
         );
         return out;
@@ -186,23 +243,30 @@ pub fn json(files: &[FileReport]) -> Json {
     json!({"ok": failed == 0, "passed": passed, "failed": failed, "files": files})
 }
 
-fn problems_body(problems: &[Problem], logs: &[crate::client::UdfLog]) -> String {
+/// A failure's text as the plain report gives it (escaped there already).
+fn problems_body(problems: &[Problem], logs: &[UdfLog]) -> String {
     let mut out = String::new();
     for p in problems {
         problem_text(p, &mut out);
     }
     for log in logs {
-        let _ = writeln!(out, "    log [{}] {}", log.level, log.text);
+        log_text(log, &mut out);
     }
     out
+}
+
+/// Text for an XML attribute: escaped as text is shown ([`visible`]), for
+/// XML 1.0 cannot carry most control characters even as `&#N;`.
+fn attr(text: &str) -> String {
+    escape(visible(text)).into_owned()
 }
 
 fn testcase(out: &mut String, class: &str, name: &str, secs: f64, failure: Option<(&str, String)>) {
     let _ = write!(
         out,
         "    <testcase classname=\"{}\" name=\"{}\" time=\"{secs:.6}\"",
-        escape(class),
-        escape(name)
+        attr(class),
+        attr(name)
     );
     match failure {
         None => out.push_str("/>\n"),
@@ -210,7 +274,7 @@ fn testcase(out: &mut String, class: &str, name: &str, secs: f64, failure: Optio
             let _ = write!(
                 out,
                 ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                escape(message),
+                attr(&excerpt(message, 0)),
                 partial_escape(&body)
             );
         }
@@ -236,7 +300,7 @@ pub fn junit(files: &[FileReport]) -> String {
         let _ = writeln!(
             out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{errors}\" time=\"{:.6}\">",
-            escape(&class),
+            attr(&class),
             f.passed() + f.failed(),
             f.failed() - errors,
             f.elapsed.as_secs_f64()
@@ -247,8 +311,8 @@ pub fn junit(files: &[FileReport]) -> String {
             let _ = writeln!(
                 out,
                 "    <testcase classname=\"{}\" name=\"file\" time=\"0\">\n      <error message=\"{}\"/>\n    </testcase>",
-                escape(&class),
-                escape(message)
+                attr(&class),
+                attr(&message)
             );
         }
         if !f.setup.is_empty() {
@@ -275,9 +339,35 @@ mod tests {
 
     #[test]
     fn marks_the_differing_part() {
-        assert_eq!(mark_difference("[1, 2, 3]", "[1, 5, 3]"), "    ^");
-        assert_eq!(mark_difference("8", "13"), "^^");
-        assert_eq!(mark_difference("'ab'", "'abc'"), "   ^");
-        assert_eq!(mark_difference("{'a': 1}", "nil"), "^^^");
+        let mark = |e: &str, a: &str| difference(e, a).1;
+        assert_eq!(mark("[1, 2, 3]", "[1, 5, 3]"), "    ^");
+        assert_eq!(mark("8", "13"), "^^");
+        assert_eq!(mark("'ab'", "'abc'"), "   ^");
+        assert_eq!(mark("{'a': 1}", "nil"), "^^^");
+    }
+
+    #[test]
+    fn long_values_show_a_window_at_the_difference() {
+        // Short values are whole; a long one is cut after SHOWN characters.
+        assert_eq!(excerpt("short", 0), "short");
+        let long = "y".repeat(1000);
+        assert_eq!(
+            excerpt(&long, 0),
+            format!("{}…  (1000 characters)", &long[..SHOWN])
+        );
+        // Differing past the shown part: the window starts BEFORE it.
+        let (e, a) = (format!("{long}a{long}"), format!("{long}bc{long}"));
+        let (start, marker) = difference(&e, &a);
+        assert_eq!(start, 1000 - BEFORE);
+        assert_eq!(marker, format!("{}^^", " ".repeat(BEFORE + 1)));
+        let shown = excerpt(&a, start);
+        assert!(
+            shown.starts_with(&format!("…{}bc", &long[..BEFORE])),
+            "{shown}"
+        );
+        assert!(shown.ends_with("…  (2002 characters)"), "{shown}");
+        // A difference wider than the window: carets only under what is shown.
+        let (start, marker) = difference("1", &long);
+        assert_eq!((start, marker), (0, "^".repeat(SHOWN)));
     }
 }

@@ -586,10 +586,11 @@ impl Run<'_> {
                 Some(RowExpect::Error(e)) => (None, Some(e)),
                 None => (None, None),
             };
-            // Each problem names its key, so a report says which rows failed.
+            // Each problem names its key and its place in the list, so a
+            // report says which rows failed (a key may be given twice).
             let key = value::print(&row.key);
             for mut p in self.check_answer(value, error, want_value, want_error) {
-                p.what = format!("key {key}: {}", p.what);
+                p.what = format!("key {key} (#{}): {}", i + 1, p.what);
                 problems.push(p);
             }
         }
@@ -630,7 +631,7 @@ impl Run<'_> {
                     records_per_second: None,
                 }));
                 match self.call(request).await {
-                    Ok(Outcome::JobStarted { id }) => self.wait_for_job(id).await,
+                    Ok(Outcome::JobStarted { id }) => self.wait_for_job(id, scope).await,
                     other => other,
                 }
             }
@@ -702,10 +703,23 @@ impl Run<'_> {
     }
 
     /// Polls a background job until it is done: its last `query-show` entry.
-    async fn wait_for_job(&mut self, id: u64) -> Result<Outcome, Failure> {
+    async fn wait_for_job(&mut self, id: u64, scope: &Scope) -> Result<Outcome, Failure> {
         let started = Instant::now();
+        // The file's set, not the run's: an expected message stays the same
+        // from run to run.
+        let set = scope.set.as_deref();
+        let mut first = true;
         loop {
-            match self.call(Request::Jobs { id: Some(id) }).await? {
+            let read = self.call(Request::Jobs { id: Some(id) }).await;
+            let read = read.map_err(|mut f| {
+                // The first read failing can mean the job never started.
+                if first && let Some(message) = client::no_job_started(&f, set) {
+                    f.message = message;
+                }
+                f
+            })?;
+            first = false;
+            match read {
                 Outcome::Jobs(jobs) if jobs.first().is_some_and(JobInfo::is_done) => {
                     return Ok(Outcome::Jobs(jobs));
                 }

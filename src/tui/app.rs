@@ -14,7 +14,7 @@ use ratatui::layout::{Position, Rect};
 
 use crate::client::{
     ConnectionState, Event, Failure, FailureKind, IndexSpec, JobInfo, Outcome, RecordKey, Request,
-    StreamItem, Timing,
+    StreamItem, Timing, no_job_started,
 };
 use crate::lint::LuaLibs;
 use crate::testing::save::{
@@ -1621,20 +1621,14 @@ impl App {
         match outcome {
             Ok(Outcome::Jobs(mut jobs)) if !jobs.is_empty() => job.read(jobs.remove(0)),
             Ok(_) => job.error = Some("the job is not listed".into()),
-            // The server refuses a job on a set it has never seen with "not
-            // found", which the client takes for an empty start (as the
-            // CLI's `execute` says).
-            Err(f) if job.info.is_none() && f.code == 2 && set.is_some() => {
-                job.error = Some(format!(
-                    "the server started no job: set '{}' has never held a record ({})",
-                    set.unwrap_or_default(),
-                    f.message
-                ));
-            }
-            Err(f) => {
-                job.read_again = f.kind == FailureKind::Connection;
-                job.error = Some(format!("cannot read the job's progress: {f}"));
-            }
+            // The first read failing can mean the job never started.
+            Err(f) => match no_job_started(&f, set.as_deref()).filter(|_| job.info.is_none()) {
+                Some(message) => job.error = Some(message),
+                None => {
+                    job.read_again = f.kind == FailureKind::Connection;
+                    job.error = Some(format!("cannot read the job's progress: {f}"));
+                }
+            },
         }
         if job.running()
             && let Some(id) = job.id

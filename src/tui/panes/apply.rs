@@ -15,6 +15,7 @@ use aerospike::Value;
 use crate::client::{
     AggregateCall, ApplyCall, BatchApplyCall, ExecuteCall, QueryCall, RecordKey, Request, Scope,
 };
+use crate::text::plural;
 use crate::tui::literal::{self, LiteralError};
 use crate::tui::theme::Theme;
 use crate::where_clause;
@@ -718,7 +719,7 @@ impl ApplyForm {
             FormKind::Query => format!("query {target}{filter}"),
             FormKind::Batch => {
                 let n = parse_keys(self.value(Field::Keys)).map_or(0, |k| k.len());
-                format!("batch {call} on {target}, {n} keys")
+                format!("batch {call} on {target}, {}", plural(n, "key", "keys"))
             }
         }
     }

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 
 use crate::client::{BatchRow, Failure, JobInfo, Outcome, RecordView};
 use crate::sandbox::server::info::{StreamReport, level_text};
+use crate::text::plural;
 use crate::tui::literal;
 use crate::tui::panes::cut;
 use crate::tui::panes::results::{self, CallEntry, CallState, TimeFormat};
@@ -459,7 +460,7 @@ fn batch_lines(
 ) {
     let failed = rows.iter().filter(|r| r.result.is_err()).count();
     out.push(Line::styled(
-        format!("  {} keys · {failed} failed", rows.len()),
+        format!("  {} · {failed} failed", plural(rows.len(), "key", "keys")),
         if failed > 0 {
             theme.warn()
         } else {
