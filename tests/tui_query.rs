@@ -731,3 +731,23 @@ fn an_expanded_batch_shows_each_rows_whole_error() {
     );
     assert!(words.contains("does not exist yet"), "{screen}");
 }
+
+#[test]
+fn a_copied_job_id_is_a_json_string() {
+    // Above 2^53: as a JSON number, jq and JavaScript would round it.
+    let id = 18_354_546_278_278_244_983;
+    let mut console = console(120, 40, true);
+    background_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.act(Action::Key(KeyEvent::new(
+        KeyCode::Char('4'),
+        KeyModifiers::ALT,
+    )));
+    console.answer(is_execute, Ok(Outcome::JobStarted { id }));
+    console.key(KeyCode::Char('c'));
+    let Some(Effect::Copy(json)) = console.effects.last() else {
+        panic!("c copies the result")
+    };
+    let json: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(json["job"], serde_json::json!("18354546278278244983"));
+}

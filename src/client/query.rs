@@ -138,6 +138,22 @@ pub struct IndexInfo {
     pub state: String,
 }
 
+/// A job id: a number in text, a string in JSON. Ids are random 64-bit
+/// numbers, most above 2^53, which JSON readers (jq, JavaScript) round.
+pub struct JobId(pub u64);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl serde::Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// One job of `query-show`: its `name=value` fields in the server's order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobInfo {

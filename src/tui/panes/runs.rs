@@ -6,7 +6,7 @@
 use aerospike::Value;
 use ratatui::text::{Line, Span};
 
-use crate::client::{BatchRow, Failure, JobInfo, Outcome, RecordView};
+use crate::client::{BatchRow, Failure, JobId, JobInfo, Outcome, RecordView};
 use crate::sandbox::server::info::{StreamReport, level_text};
 use crate::tui::literal;
 use crate::tui::panes::cut;
@@ -533,7 +533,7 @@ pub fn add_json(run: &RunView, outcome: Option<&Outcome>, item: &mut serde_json:
             }
         }
         Detail::Background(job) => {
-            item["job"] = json!(job.id);
+            item["job"] = json!(job.id.map(JobId));
             if let Some(info) = &job.info {
                 item["status"] = json!(info.status());
                 item["percent"] = json!(info.percent());
