@@ -523,6 +523,8 @@ fn a_job_the_server_never_started_says_why_instead_of_started() {
         "{screen}"
     );
     assert!(!screen.contains("job 7 started"), "{screen}");
+    // No job ran: a failure, as `asudf execute` exits 4 for it.
+    assert_eq!(status_mark(&screen), "✗", "{screen}");
     assert_eq!(
         job_error(&console).as_deref(),
         Some("the server started no job: set 'never' has never held a record (not found)")
@@ -674,6 +676,28 @@ fn a_batch_apply_shows_a_row_per_key() {
         let json: serde_json::Value = serde_json::from_str(json).unwrap();
         assert_eq!(json["results"][0]["value"], serde_json::json!({"int": 6}));
         assert_eq!(json["results"][2]["ok"], serde_json::json!(false));
+    }
+}
+
+/// The mark (✓, ! or ✗) before the first result's time (T in tests).
+fn status_mark(screen: &str) -> String {
+    let found: Vec<&str> = ["✓", "!", "✗"]
+        .into_iter()
+        .filter(|m| screen.contains(&format!("{m}\u{a0}T")) || screen.contains(&format!("{m} T")))
+        .collect();
+    assert_eq!(found.len(), 1, "{screen}");
+    found[0].to_string()
+}
+
+#[test]
+fn a_batch_is_a_failure_when_every_key_failed_and_a_warning_when_some_did() {
+    // The CLI exits 4 when any key failed: never a ✓ then.
+    for (ok, mark) in [(&[][..], "✗"), (&[("a", 6)][..], "!")] {
+        let mut console = console(160, 45, true);
+        console.kind(FormKind::Batch);
+        console.set(Field::Function, "bump_existing");
+        run_batch_failing_for_missing(&mut console, ok, "no such record");
+        assert_eq!(status_mark(&console.screen()), mark);
     }
 }
 

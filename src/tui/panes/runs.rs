@@ -48,9 +48,10 @@ impl RunView {
         matches!(&self.detail, Detail::Background(job) if job.running())
     }
 
-    /// True once a background job ended other than ok (aborted).
-    pub fn job_stopped(&self) -> bool {
-        matches!(&self.detail, Detail::Background(job) if job.stopped())
+    /// True once a background job ended other than ok (aborted), or its
+    /// progress could not be read (as for `asudf execute`, a failure).
+    pub fn job_failed(&self) -> bool {
+        matches!(&self.detail, Detail::Background(job) if job.stopped() || job.error.is_some())
     }
 
     /// Rows the entry lists (values, records or keys).
