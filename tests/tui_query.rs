@@ -775,3 +775,50 @@ fn a_copied_job_id_is_a_json_string() {
     let json: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(json["job"], serde_json::json!("18354546278278244983"));
 }
+
+/// Whether the first result's title ends with `mark` and `time` (a wrap
+/// may put them on the next row).
+fn shows_status(screen: &str, mark: &str, time: &str) -> bool {
+    [" ", "\u{a0}"]
+        .iter()
+        .any(|space| screen.contains(&format!("{mark}{space}{time} ")))
+}
+
+#[test]
+fn an_ended_job_shows_the_time_it_ran_not_its_start() {
+    use asudf::tui::panes::results::real_time;
+    // A background job aborted after 37.2 s: not its start's round trip.
+    let mut console = console(160, 45, true);
+    console.app.time_format = real_time;
+    background_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.answer(is_execute, Ok(Outcome::JobStarted { id: 7 }));
+    console.answer(is_job_poll, Ok(job_entry("active(ok)", "40.00", 400, 0)));
+    console.tick(Duration::from_millis(37_200));
+    console.ctrl('k');
+    console.answer(
+        |r| matches!(r, Request::AbortJob { .. }),
+        Ok(Outcome::Info("ok".into())),
+    );
+    console.answer(
+        is_job_poll,
+        Ok(job_entry("done(user-aborted)", "100.00", 410, 0)),
+    );
+    let screen = console.screen();
+    assert!(shows_status(&screen, "✗", "37.2s"), "{screen}");
+}
+
+#[test]
+fn a_cancelled_run_shows_the_time_it_ran() {
+    use asudf::tui::panes::results::real_time;
+    // An aggregation cancelled after 3 s: the cancel has no round trip.
+    let mut console = console(160, 45, true);
+    console.app.time_format = real_time;
+    sum_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.tick(Duration::from_secs(3));
+    console.ctrl('k');
+    console.answer(is_aggregate, Err(Failure::cancelled()));
+    let screen = console.screen();
+    assert!(shows_status(&screen, "✗", "3000.0ms"), "{screen}");
+}

@@ -1561,12 +1561,14 @@ impl App {
             Ok(_) => false,
         };
         let sandbox = self.on_sandbox();
+        let now = self.now;
         let Some(entry) = self.results.by_number(number) else {
             return;
         };
         entry.registered_differs = registered_differs;
         let round_trip = match &outcome {
             Ok(Outcome::Streamed { elapsed, .. }) => *elapsed,
+            Err(f) if f.kind == FailureKind::Cancelled => entry.ran_until(now),
             _ => timing.round_trip(),
         };
         let mut next = None;
@@ -1615,7 +1617,16 @@ impl App {
             Some(Some(Request::Execute(call))) => call.scope.set.clone(),
             _ => None,
         };
-        let Some(job) = self.job_view(number) else {
+        let now = self.now;
+        let Some(entry) = self.results.by_number(number) else {
+            return;
+        };
+        let took = entry.ran_until(now);
+        let Some(RunView {
+            detail: Detail::Background(job),
+            ..
+        }) = &mut entry.run
+        else {
             return;
         };
         match outcome {
@@ -1636,9 +1647,12 @@ impl App {
                 job.error = Some(format!("cannot read the job's progress: {f}"));
             }
         }
-        if job.running()
-            && let Some(id) = job.id
-        {
+        if !job.running() {
+            // The job's end, not its start's round trip, is the run's time.
+            if let CallState::Done { round_trip, .. } = &mut entry.state {
+                *round_trip = took;
+            }
+        } else if let Some(id) = job.id {
             let due = self.now + JOB_POLL;
             self.polls.push(Poll {
                 due,
@@ -2429,13 +2443,14 @@ impl App {
             return;
         };
         self.results.entries[index].registered_differs = registered_differs;
+        let entry = &mut self.results.entries[index];
         // An apply's own round trip, without the reads around it.
         let round_trip = match &outcome {
             Ok(Outcome::Applied { call, .. }) => *call,
+            _ if cancelled => entry.ran_until(self.now),
             _ => timing.round_trip(),
         };
         let mut outcome = outcome;
-        let entry = &mut self.results.entries[index];
         let mut again = false;
         let mut stopped = None;
         if let Some(series) = &mut entry.series

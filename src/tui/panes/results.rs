@@ -192,6 +192,12 @@ impl CallEntry {
         })
     }
 
+    /// The time from the call's start to `end`: what a run took when the
+    /// client's round trip is not it (a cancel, a background job's end).
+    pub fn ran_until(&self, end: Instant) -> Duration {
+        end.saturating_duration_since(self.started)
+    }
+
     pub fn in_flight(&self) -> bool {
         matches!(self.state, CallState::InFlight)
             || self.series.as_ref().is_some_and(RunSeries::in_flight)
@@ -536,7 +542,7 @@ impl Results {
                     format!(
                         "{} {}",
                         SPINNER[spin % SPINNER.len()],
-                        time(now.saturating_duration_since(entry.started))
+                        time(entry.ran_until(now))
                     ),
                     theme.warn(),
                 ),
