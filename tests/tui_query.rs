@@ -822,3 +822,49 @@ fn a_cancelled_run_shows_the_time_it_ran() {
     let screen = console.screen();
     assert!(shows_status(&screen, "✗", "3000.0ms"), "{screen}");
 }
+
+#[test]
+fn the_client_reduce_is_a_stage_on_screen_and_in_json_even_when_it_failed() {
+    let failed_in_client = Failure {
+        kind: FailureKind::Server,
+        code: -1,
+        message: "stream UDF aggregation failed in the client: (client)/sum.lua:12: boom".into(),
+        location: Some(("sum.lua".into(), 12)),
+        logs: vec![],
+    };
+    // (answer, the client reduce's row, its stage in the JSON)
+    for (outcome, row, stage) in [
+        (streamed(1), "client reduce         3        1", (3, 1)),
+        (
+            Err(failed_in_client),
+            "client reduce         3        0 ✗",
+            (3, 0),
+        ),
+    ] {
+        let mut console = console(160, 45, true);
+        sum_form(&mut console);
+        console.key(KeyCode::F(5));
+        console.act(Action::Key(KeyEvent::new(
+            KeyCode::Char('4'),
+            KeyModifiers::ALT,
+        )));
+        if outcome.is_ok() {
+            console.item(is_aggregate, StreamItem::Value(Value::Int(1230)));
+        }
+        console.answer(is_aggregate, outcome);
+        console.answer(is_job_list, jobs_listed());
+        console.answer(is_stage_read, stage_reply("sum.total"));
+        let screen = console.screen();
+        assert!(screen.contains(row), "{row}:\n{screen}");
+        console.key(KeyCode::Char('c'));
+        let Some(Effect::Copy(json)) = console.effects.last() else {
+            panic!("c copies the result")
+        };
+        let json: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            json["stages"][3],
+            serde_json::json!({"stage": "client reduce", "in": stage.0, "out": stage.1}),
+            "{json}"
+        );
+    }
+}

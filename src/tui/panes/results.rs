@@ -482,8 +482,8 @@ impl Results {
                 }
                 if let Some(run) = &e.run {
                     let outcome = match &e.state {
-                        CallState::Done { outcome: Ok(o), .. } => Some(o),
-                        _ => None,
+                        CallState::Done { outcome, .. } => Some(outcome),
+                        CallState::InFlight => None,
                     };
                     runs::add_json(run, outcome, &mut item);
                 }
