@@ -523,6 +523,8 @@ fn a_job_the_server_never_started_says_why_instead_of_started() {
         "{screen}"
     );
     assert!(!screen.contains("job 7 started"), "{screen}");
+    // No job ran: a failure, as `asudf execute` exits 4 for it.
+    assert_eq!(status_mark(&screen), "✗", "{screen}");
     assert_eq!(
         job_error(&console).as_deref(),
         Some("the server started no job: set 'never' has never held a record (not found)")
@@ -677,6 +679,28 @@ fn a_batch_apply_shows_a_row_per_key() {
     }
 }
 
+/// The mark (✓, ! or ✗) before the first result's time (T in tests).
+fn status_mark(screen: &str) -> String {
+    let found: Vec<&str> = ["✓", "!", "✗"]
+        .into_iter()
+        .filter(|m| screen.contains(&format!("{m}\u{a0}T")) || screen.contains(&format!("{m} T")))
+        .collect();
+    assert_eq!(found.len(), 1, "{screen}");
+    found[0].to_string()
+}
+
+#[test]
+fn a_batch_is_a_failure_when_every_key_failed_and_a_warning_when_some_did() {
+    // The CLI exits 4 when any key failed: never a ✓ then.
+    for (ok, mark) in [(&[][..], "✗"), (&[("a", 6)][..], "!")] {
+        let mut console = console(160, 45, true);
+        console.kind(FormKind::Batch);
+        console.set(Field::Function, "bump_existing");
+        run_batch_failing_for_missing(&mut console, ok, "no such record");
+        assert_eq!(status_mark(&console.screen()), mark);
+    }
+}
+
 /// F5 on the batch form, the results pane focused, and the batch answered:
 /// each of `ok` keys with its value, then key 'missing' failing at
 /// counter.lua line 9 with `message`.
@@ -730,4 +754,117 @@ fn an_expanded_batch_shows_each_rows_whole_error() {
         "{screen}"
     );
     assert!(words.contains("does not exist yet"), "{screen}");
+}
+
+#[test]
+fn a_copied_job_id_is_a_json_string() {
+    // Above 2^53: as a JSON number, jq and JavaScript would round it.
+    let id = 18_354_546_278_278_244_983;
+    let mut console = console(120, 40, true);
+    background_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.act(Action::Key(KeyEvent::new(
+        KeyCode::Char('4'),
+        KeyModifiers::ALT,
+    )));
+    console.answer(is_execute, Ok(Outcome::JobStarted { id }));
+    console.key(KeyCode::Char('c'));
+    let Some(Effect::Copy(json)) = console.effects.last() else {
+        panic!("c copies the result")
+    };
+    let json: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(json["job"], serde_json::json!("18354546278278244983"));
+}
+
+/// Whether the first result's title ends with `mark` and `time` (a wrap
+/// may put them on the next row).
+fn shows_status(screen: &str, mark: &str, time: &str) -> bool {
+    [" ", "\u{a0}"]
+        .iter()
+        .any(|space| screen.contains(&format!("{mark}{space}{time} ")))
+}
+
+#[test]
+fn an_ended_job_shows_the_time_it_ran_not_its_start() {
+    use asudf::tui::panes::results::real_time;
+    // A background job aborted after 37.2 s: not its start's round trip.
+    let mut console = console(160, 45, true);
+    console.app.time_format = real_time;
+    background_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.answer(is_execute, Ok(Outcome::JobStarted { id: 7 }));
+    console.answer(is_job_poll, Ok(job_entry("active(ok)", "40.00", 400, 0)));
+    console.tick(Duration::from_millis(37_200));
+    console.ctrl('k');
+    console.answer(
+        |r| matches!(r, Request::AbortJob { .. }),
+        Ok(Outcome::Info("ok".into())),
+    );
+    console.answer(
+        is_job_poll,
+        Ok(job_entry("done(user-aborted)", "100.00", 410, 0)),
+    );
+    let screen = console.screen();
+    assert!(shows_status(&screen, "✗", "37.2s"), "{screen}");
+}
+
+#[test]
+fn a_cancelled_run_shows_the_time_it_ran() {
+    use asudf::tui::panes::results::real_time;
+    // An aggregation cancelled after 3 s: the cancel has no round trip.
+    let mut console = console(160, 45, true);
+    console.app.time_format = real_time;
+    sum_form(&mut console);
+    console.key(KeyCode::F(5));
+    console.tick(Duration::from_secs(3));
+    console.ctrl('k');
+    console.answer(is_aggregate, Err(Failure::cancelled()));
+    let screen = console.screen();
+    assert!(shows_status(&screen, "✗", "3000.0ms"), "{screen}");
+}
+
+#[test]
+fn the_client_reduce_is_a_stage_on_screen_and_in_json_even_when_it_failed() {
+    let failed_in_client = Failure {
+        kind: FailureKind::Server,
+        code: -1,
+        message: "stream UDF aggregation failed in the client: (client)/sum.lua:12: boom".into(),
+        location: Some(("sum.lua".into(), 12)),
+        logs: vec![],
+    };
+    // (answer, the client reduce's row, its stage in the JSON)
+    for (outcome, row, stage) in [
+        (streamed(1), "client reduce         3        1", (3, 1)),
+        (
+            Err(failed_in_client),
+            "client reduce         3        0 ✗",
+            (3, 0),
+        ),
+    ] {
+        let mut console = console(160, 45, true);
+        sum_form(&mut console);
+        console.key(KeyCode::F(5));
+        console.act(Action::Key(KeyEvent::new(
+            KeyCode::Char('4'),
+            KeyModifiers::ALT,
+        )));
+        if outcome.is_ok() {
+            console.item(is_aggregate, StreamItem::Value(Value::Int(1230)));
+        }
+        console.answer(is_aggregate, outcome);
+        console.answer(is_job_list, jobs_listed());
+        console.answer(is_stage_read, stage_reply("sum.total"));
+        let screen = console.screen();
+        assert!(screen.contains(row), "{row}:\n{screen}");
+        console.key(KeyCode::Char('c'));
+        let Some(Effect::Copy(json)) = console.effects.last() else {
+            panic!("c copies the result")
+        };
+        let json: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            json["stages"][3],
+            serde_json::json!({"stage": "client reduce", "in": stage.0, "out": stage.1}),
+            "{json}"
+        );
+    }
 }

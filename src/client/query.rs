@@ -138,6 +138,22 @@ pub struct IndexInfo {
     pub state: String,
 }
 
+/// A job id: a number in text, a string in JSON. Ids are random 64-bit
+/// numbers, most above 2^53, which JSON readers (jq, JavaScript) round.
+pub struct JobId(pub u64);
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl serde::Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// One job of `query-show`: its `name=value` fields in the server's order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobInfo {
@@ -566,6 +582,15 @@ const QUERY_GENERIC: i32 = 213;
 
 /// The client's half failed (the engine's text names `(client)/MODULE.lua:LINE`);
 /// a timeout says which limit ran out (`timeout_ms`: the request's).
+/// How an error of the client's half of a stream starts.
+const FAILED_IN_CLIENT: &str = "stream UDF aggregation failed in the client";
+
+/// True for an aggregation's failure in the client's half (its reduce),
+/// after the server's half ended.
+pub fn failed_in_client(failure: &Failure) -> bool {
+    failure.message.starts_with(FAILED_IN_CLIENT)
+}
+
 fn client_half_failure(text: &str, timeout_ms: Option<u32>) -> Failure {
     let text = text
         .strip_prefix("UDF: Execution Error 2 : ")
@@ -573,7 +598,7 @@ fn client_half_failure(text: &str, timeout_ms: Option<u32>) -> Failure {
     let timed_out = text.ends_with(UDF_TIMEOUT);
     // A timeout's position is the stream machinery's, not the module's.
     let text = if timed_out { UDF_TIMEOUT } else { text };
-    let mut message = format!("stream UDF aggregation failed in the client: {text}");
+    let mut message = format!("{FAILED_IN_CLIENT}: {text}");
     if timed_out {
         message += &match timeout_ms {
             Some(ms) => format!(" (the aggregation ran past its time limit, {ms} ms)"),

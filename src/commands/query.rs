@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::{Headless, fail, millis, record::record_json, udf::unexpected};
 use crate::client::{
-    Failure, IndexInfo, JobInfo, Outcome, Request, StreamItem, Timing, no_job_started,
+    Failure, IndexInfo, JobId, JobInfo, Outcome, Request, StreamItem, Timing, no_job_started,
 };
 use crate::text::plural;
 use crate::value;
@@ -128,22 +128,6 @@ pub async fn aggregate(session: &mut Headless, request: Request) -> ExitCode {
             ExitCode::SUCCESS
         }
         other => summary(session, other, ("value", "values")),
-    }
-}
-
-/// A job id: a number in text, a string in JSON. Ids are random 64-bit
-/// numbers, most above 2^53, which JSON readers (jq, JavaScript) round.
-struct JobId(u64);
-
-impl std::fmt::Display for JobId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl serde::Serialize for JobId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
     }
 }
 

@@ -194,12 +194,14 @@ fn serves(index: &IndexSpec, scope: &Scope) -> bool {
 /// written relative to its folder). Of `indexes` (those the console knows),
 /// the ones a run's `where` clause needs are created by the file; of
 /// `seeds`, the records of the sets the runs use are written by it first.
+/// `notes` (comment lines) end its header.
 pub fn scenario_text(
     runs: &[SavedRun],
     modules: &[ModuleRef],
     indexes: &[IndexSpec],
     seeds: &[SeededRecords],
     file: &Path,
+    notes: &str,
 ) -> String {
     let mut doc = DocumentMut::new();
     let Some(first) = runs.first() else {
@@ -208,7 +210,7 @@ pub fn scenario_text(
     let default_ns = first.ns_set();
     doc.insert("ns", Item::Value(default_ns.as_str().into()));
     doc.as_table_mut().decor_mut().set_prefix(format!(
-        "# Saved from the asudf console: {} run(s), their results as expectations.\n# Run it with `asudf test {}`.\n",
+        "# Saved from the asudf console: {} run(s), their results as expectations.\n# Run it with `asudf test {}`.\n{notes}",
         runs.len(),
         file.file_name().map_or(file.display(), |n| Path::new(n).display())
     ));
@@ -556,7 +558,7 @@ mod tests {
             source: None,
         }];
         let file = dir.path().join("s.udftest.toml");
-        let text = scenario_text(&calls, &modules, &[], &[], &file);
+        let text = scenario_text(&calls, &modules, &[], &[], &file, "");
         std::fs::write(&file, &text).unwrap();
         let s = format::load(&file).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert!(text.contains("counter = \"counter.lua\""), "{text}");
@@ -700,7 +702,7 @@ mod tests {
             index("sales", "tags", "STRING", Collection::List),
             index("other", "amount", "NUMERIC", Collection::Scalar),
         ];
-        let text = scenario_text(&runs_of_each_kind(), &modules, &indexes, &[], file);
+        let text = scenario_text(&runs_of_each_kind(), &modules, &indexes, &[], file, "");
         let s = format::parse(file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         // Only the index the where clauses need.
         assert_eq!(s.indexes.len(), 1, "{text}");
@@ -826,7 +828,7 @@ mod tests {
         };
         let file = Path::new("/w/s.udftest.toml");
         let runs = [put, apply(&key), apply(&other)];
-        let text = scenario_text(&runs, &[], &[], &[], file);
+        let text = scenario_text(&runs, &[], &[], &[], file, "");
         let s = format::parse(file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let seeded: Vec<&Value> = s.records.iter().map(|r| &r.key.key).collect();
         assert_eq!(seeded, [&Value::from("b")], "{text}");
@@ -873,7 +875,7 @@ mod tests {
             // Under its limit: all of them.
             query(Some(50), all),
         ];
-        let text = scenario_text(&runs, &[], &[], &[], file);
+        let text = scenario_text(&runs, &[], &[], &[], file, "");
         let s = format::parse(file, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let error = |i: usize| s.steps[i].expect.error.clone().unwrap();
         assert_eq!(error(0).code, Some(100));

@@ -1164,10 +1164,12 @@ impl App {
             }
             Command::SaveResults => self.prompt(PromptKind::SaveResults, "results.json"),
             Command::SaveTest => {
-                let (runs, left_out, _) = self.saved_runs();
-                if runs.is_empty() && left_out > 0 {
+                let (runs, left_out) = self.saved_runs();
+                if runs.is_empty() && !left_out.is_empty() {
+                    let groups = LeftOut::groups(&left_out);
                     self.complain(format!(
-                        "no finished runs to save as a test ({left_out} in flight, cancelled or not answered)"
+                        "no finished runs to save as a test ({})",
+                        LeftOut::status(&groups)
                     ));
                 } else if runs.is_empty() {
                     self.complain("no finished runs to save as a test");
@@ -1561,12 +1563,14 @@ impl App {
             Ok(_) => false,
         };
         let sandbox = self.on_sandbox();
+        let now = self.now;
         let Some(entry) = self.results.by_number(number) else {
             return;
         };
         entry.registered_differs = registered_differs;
         let round_trip = match &outcome {
             Ok(Outcome::Streamed { elapsed, .. }) => *elapsed,
+            Err(f) if f.kind == FailureKind::Cancelled => entry.ran_until(now),
             _ => timing.round_trip(),
         };
         let mut next = None;
@@ -1615,7 +1619,16 @@ impl App {
             Some(Some(Request::Execute(call))) => call.scope.set.clone(),
             _ => None,
         };
-        let Some(job) = self.job_view(number) else {
+        let now = self.now;
+        let Some(entry) = self.results.by_number(number) else {
+            return;
+        };
+        let took = entry.ran_until(now);
+        let Some(RunView {
+            detail: Detail::Background(job),
+            ..
+        }) = &mut entry.run
+        else {
             return;
         };
         match outcome {
@@ -1630,9 +1643,12 @@ impl App {
                 }
             },
         }
-        if job.running()
-            && let Some(id) = job.id
-        {
+        if !job.running() {
+            // The job's end, not its start's round trip, is the run's time.
+            if let CallState::Done { round_trip, .. } = &mut entry.state {
+                *round_trip = took;
+            }
+        } else if let Some(id) = job.id {
             let due = self.now + JOB_POLL;
             self.polls.push(Poll {
                 due,
@@ -1894,17 +1910,12 @@ impl App {
         }
     }
 
-    /// The finished runs to save as a test (the marked ones, or all), how
-    /// many of those were left out: in flight, cancelled, failed before the
-    /// server answered, a run-N series (not saved), or made before this
-    /// console registered its module again (the file has the newer one);
-    /// and how many of them because a run not in the file may have written
-    /// their records after the file's state of them was set (by a seeded
-    /// sample or an earlier step): replayed, they would start elsewhere.
-    fn saved_runs(&self) -> (Vec<SavedRun>, usize, usize) {
+    /// The finished runs to save as a test (the marked ones, or all), and
+    /// the numbers of the chosen ones left out, with why.
+    fn saved_runs(&self) -> (Vec<SavedRun>, Vec<(usize, LeftOut)>) {
         let any_marked = self.results.entries.iter().any(|e| e.marked);
         let mut runs = Vec::new();
-        let (mut left_out, mut stale) = (0, 0);
+        let mut left_out = Vec::new();
         // The records the file has a state of, and those a run not in it
         // may have written since.
         let mut fixed: Vec<Place> = self
@@ -1921,17 +1932,20 @@ impl App {
                 self.registrations.get(module).copied().unwrap_or(0) != *count
             });
             let places = Place::of(e);
-            let run = saved_run(e).filter(|_| chosen && !earlier_version);
             let overlaps = |list: &[Place], p: &Place| list.iter().any(|q| q.overlaps(p));
+            let run = saved_run(e).and_then(|run| match () {
+                _ if earlier_version => Err(LeftOut::OlderModule),
+                _ if places.iter().any(|p| overlaps(&changed, p)) => Err(LeftOut::RecordChanged),
+                _ => Ok(run),
+            });
             match run {
-                Some(run) if !places.iter().any(|p| overlaps(&changed, p)) => {
+                Ok(run) if chosen => {
                     fixed.extend(places);
                     runs.push(run);
                 }
                 run => {
-                    if chosen {
-                        left_out += 1;
-                        stale += usize::from(run.is_some());
+                    if let (true, Err(why)) = (chosen, run) {
+                        left_out.push((e.number, why));
                     }
                     if Place::writes(e) {
                         changed.extend(places.into_iter().filter(|p| overlaps(&fixed, p)));
@@ -1939,7 +1953,7 @@ impl App {
                 }
             }
         }
-        (runs, left_out, stale)
+        (runs, left_out)
     }
 
     /// A test file of the saved calls, referencing each module by its file
@@ -1982,7 +1996,7 @@ impl App {
                     .or_else(|| Some(self.editor.contents())),
             });
         }
-        let (runs, left_out, stale) = self.saved_runs();
+        let (runs, left_out) = self.saved_runs();
         // The indexes as the server lists them, for the where clauses.
         let indexes: Vec<IndexSpec> = self
             .indexes
@@ -1998,15 +2012,22 @@ impl App {
             })
             .collect();
         let (seeds, missing) = self.sample_seeds();
-        let text = scenario_text(&runs, &modules, &indexes, &seeds, &absolute(path));
-        let because = match stale {
-            0 => String::new(),
-            n => format!("; {n} of them after a run not in the file changed their record"),
+        // The status line names the runs left out, the file's header says why.
+        let groups = LeftOut::groups(&left_out);
+        let header: String = match groups.as_slice() {
+            [] => String::new(),
+            groups => std::iter::once("# Runs of the console left out of this file:\n".to_string())
+                .chain(groups.iter().map(|(why, numbers)| {
+                    format!("#   {numbers} {}: {}\n", why.label(), why.reason())
+                }))
+                .collect(),
         };
-        let runs = (left_out > 0).then(|| format!(
-            " ({left_out} run(s) left out: in flight, cancelled, not answered, run ×N, or on a version of the module registered before{because})"
-        ));
-        (text, format!("{}{missing}", runs.unwrap_or_default()))
+        let text = scenario_text(&runs, &modules, &indexes, &seeds, &absolute(path), &header);
+        let status = match groups.as_slice() {
+            [] => String::new(),
+            groups => format!(" ({})", LeftOut::status(groups)),
+        };
+        (text, format!("{status}{missing}"))
     }
 
     /// The records the samples loaded this session wrote, for the test file
@@ -2423,13 +2444,14 @@ impl App {
             return;
         };
         self.results.entries[index].registered_differs = registered_differs;
+        let entry = &mut self.results.entries[index];
         // An apply's own round trip, without the reads around it.
         let round_trip = match &outcome {
             Ok(Outcome::Applied { call, .. }) => *call,
+            _ if cancelled => entry.ran_until(self.now),
             _ => timing.round_trip(),
         };
         let mut outcome = outcome;
-        let entry = &mut self.results.entries[index];
         let mut again = false;
         let mut stopped = None;
         if let Some(series) = &mut entry.series
@@ -2548,21 +2570,101 @@ impl Place {
     }
 }
 
+/// Why a run of the results pane is no step of a saved test file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LeftOut {
+    InFlight,
+    Cancelled,
+    NoAnswer,
+    Series,
+    OlderModule,
+    RecordChanged,
+}
+
+impl LeftOut {
+    const ALL: [LeftOut; 6] = [
+        LeftOut::InFlight,
+        LeftOut::Cancelled,
+        LeftOut::NoAnswer,
+        LeftOut::Series,
+        LeftOut::OlderModule,
+        LeftOut::RecordChanged,
+    ];
+
+    /// The runs left out by reason, in this order: `#3, #7` each.
+    fn groups(left_out: &[(usize, LeftOut)]) -> Vec<(LeftOut, String)> {
+        LeftOut::ALL
+            .into_iter()
+            .filter_map(|why| {
+                let numbers: Vec<String> = left_out
+                    .iter()
+                    .filter(|(_, w)| *w == why)
+                    .map(|(n, _)| format!("#{n}"))
+                    .collect();
+                (!numbers.is_empty()).then(|| (why, numbers.join(", ")))
+            })
+            .collect()
+    }
+
+    /// `left out: #3, #7 in flight; #5 run ×N`: short, for the status line.
+    fn status(groups: &[(LeftOut, String)]) -> String {
+        let groups: Vec<String> = groups
+            .iter()
+            .map(|(why, numbers)| format!("{numbers} {}", why.label()))
+            .collect();
+        format!("left out: {}", groups.join("; "))
+    }
+
+    /// A few words, for the status line.
+    fn label(self) -> &'static str {
+        match self {
+            LeftOut::InFlight => "in flight",
+            LeftOut::Cancelled => "cancelled",
+            LeftOut::NoAnswer => "no answer",
+            LeftOut::Series => "run ×N",
+            LeftOut::OlderModule => "older module",
+            LeftOut::RecordChanged => "record changed",
+        }
+    }
+
+    /// Why, for the file's header.
+    fn reason(self) -> &'static str {
+        match self {
+            LeftOut::InFlight => "still running when saved",
+            LeftOut::Cancelled => "cancelled or aborted: no answer to expect",
+            LeftOut::NoAnswer => {
+                "no answer a step can expect (not sent, timed out, the connection lost, a batch failed as a whole, or a job's end not read)"
+            }
+            LeftOut::Series => "a run times N series: a step does not repeat a call",
+            LeftOut::OlderModule => {
+                "made on a version of the module registered before: the file has the newer one"
+            }
+            LeftOut::RecordChanged => {
+                "a run not in the file may have written its record (or set) after the file set it: replayed, it would start elsewhere"
+            }
+        }
+    }
+}
+
 /// A result entry as a test step, when it finished with an answer the
-/// format can expect.
-fn saved_run(e: &CallEntry) -> Option<SavedRun> {
+/// format can expect; else why not.
+fn saved_run(e: &CallEntry) -> Result<SavedRun, LeftOut> {
+    if e.in_flight() {
+        return Err(LeftOut::InFlight);
+    }
     // A run-N series is no step: the file has no way to repeat a call.
-    if e.in_flight() || e.series.is_some() {
-        return None;
+    if e.series.is_some() {
+        return Err(LeftOut::Series);
     }
     let CallState::Done { outcome, .. } = &e.state else {
-        return None;
+        return Err(LeftOut::InFlight);
     };
     // Only the server's own errors are expected again; the rest (cancelled,
     // timed out, not connected) say nothing about the UDF.
     let failure = match outcome {
         Err(f) if matches!(f.kind, FailureKind::Server | FailureKind::Compile) => Some(f.clone()),
-        Err(_) => return None,
+        Err(f) if f.kind == FailureKind::Cancelled => return Err(LeftOut::Cancelled),
+        Err(_) => return Err(LeftOut::NoAnswer),
         Ok(_) => None,
     };
     if let Some(call) = &e.call {
@@ -2581,17 +2683,18 @@ fn saved_run(e: &CallEntry) -> Option<SavedRun> {
                 let (b, a) = (before.clone(), after.clone());
                 (Ok(result.clone()), read.then_some(b), read.then_some(a))
             }
-            _ => return None,
+            _ => return Err(LeftOut::NoAnswer),
         };
-        return Some(SavedRun::Apply(SavedCall {
+        return Ok(SavedRun::Apply(SavedCall {
             call: crate::client::ApplyCall::clone(call),
             outcome,
             before,
             after,
         }));
     }
-    let detail = &e.run.as_ref()?.detail;
-    Some(match (e.request.as_ref()?, detail) {
+    let no_answer = LeftOut::NoAnswer;
+    let detail = &e.run.as_ref().ok_or(no_answer)?.detail;
+    Ok(match (e.request.as_ref().ok_or(no_answer)?, detail) {
         (Request::Aggregate(call), Detail::Aggregate(view)) => SavedRun::Aggregate {
             call: (**call).clone(),
             outcome: match failure {
@@ -2605,11 +2708,15 @@ fn saved_run(e: &CallEntry) -> Option<SavedRun> {
                 Some(f) => Err(f),
                 // An aborted job was cancelled (here or from the jobs list);
                 // an unread one has no counts.
-                None if job.abort_sent => return None,
-                None => Ok(job
-                    .info
-                    .clone()
-                    .filter(|i| i.is_done() && !i.status().contains("abort"))?),
+                None if job.abort_sent
+                    || job
+                        .info
+                        .as_ref()
+                        .is_some_and(|i| i.status().contains("abort")) =>
+                {
+                    return Err(LeftOut::Cancelled);
+                }
+                None => Ok(job.info.clone().filter(JobInfo::is_done).ok_or(no_answer)?),
             },
         },
         (Request::Query(call), Detail::Query(rows)) => SavedRun::Query {
@@ -2621,7 +2728,7 @@ fn saved_run(e: &CallEntry) -> Option<SavedRun> {
                     records: (rows.len() as u64 == *count)
                         .then(|| rows.iter().map(|r| r.view.bins.clone()).collect()),
                 }),
-                _ => return None,
+                _ => return Err(no_answer),
             },
         },
         // A batch that failed as a whole has no expectation in the format.
@@ -2630,9 +2737,9 @@ fn saved_run(e: &CallEntry) -> Option<SavedRun> {
                 call: (**call).clone(),
                 rows: rows.clone(),
             },
-            _ => return None,
+            _ => return Err(no_answer),
         },
-        _ => return None,
+        _ => return Err(no_answer),
     })
 }
 

@@ -161,7 +161,43 @@ pub struct CallEntry {
     pub registration: Option<(String, u32)>,
 }
 
+/// How a finished call ended, for its mark: never a success where the
+/// CLI would exit non-zero for the same call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    Ok,
+    /// Some keys of a batch failed (the CLI exits 4), not all.
+    Partial,
+    Failed,
+}
+
 impl CallEntry {
+    /// How the call ended (`None` while in flight).
+    pub fn verdict(&self) -> Option<Verdict> {
+        let CallState::Done { outcome, .. } = &self.state else {
+            return None;
+        };
+        Some(match outcome {
+            Err(_) => Verdict::Failed,
+            // The job started, but did not end ok: its start is no success.
+            Ok(_) if self.run.as_ref().is_some_and(RunView::job_failed) => Verdict::Failed,
+            Ok(Outcome::BatchApplied(rows)) => {
+                match rows.iter().filter(|r| r.result.is_err()).count() {
+                    0 => Verdict::Ok,
+                    n if n == rows.len() => Verdict::Failed,
+                    _ => Verdict::Partial,
+                }
+            }
+            Ok(_) => Verdict::Ok,
+        })
+    }
+
+    /// The time from the call's start to `end`: what a run took when the
+    /// client's round trip is not it (a cancel, a background job's end).
+    pub fn ran_until(&self, end: Instant) -> Duration {
+        end.saturating_duration_since(self.started)
+    }
+
     pub fn in_flight(&self) -> bool {
         matches!(self.state, CallState::InFlight)
             || self.series.as_ref().is_some_and(RunSeries::in_flight)
@@ -446,8 +482,8 @@ impl Results {
                 }
                 if let Some(run) = &e.run {
                     let outcome = match &e.state {
-                        CallState::Done { outcome: Ok(o), .. } => Some(o),
-                        _ => None,
+                        CallState::Done { outcome, .. } => Some(outcome),
+                        CallState::InFlight => None,
                     };
                     runs::add_json(run, outcome, &mut item);
                 }
@@ -506,35 +542,29 @@ impl Results {
                     format!(
                         "{} {}",
                         SPINNER[spin % SPINNER.len()],
-                        time(now.saturating_duration_since(entry.started))
+                        time(entry.ran_until(now))
                     ),
                     theme.warn(),
                 ),
-                // The job started, but did not end ok: its start is no success.
                 CallState::Done {
-                    outcome: Ok(_),
-                    round_trip,
-                } if entry.run.as_ref().is_some_and(RunView::job_stopped) => {
-                    Span::styled(format!("✗\u{a0}{}", time(*round_trip)), theme.error())
-                }
-                CallState::Done {
-                    outcome: Ok(outcome),
+                    outcome,
                     round_trip,
                 } => {
                     // Non-breaking spaces: a wrap keeps each mark with its time.
                     let server = match outcome {
-                        Outcome::Applied {
+                        Ok(Outcome::Applied {
                             server_run: Some(run),
                             ..
-                        } => format!(" ·\u{a0}server\u{a0}{}", time(*run)),
+                        }) => format!(" ·\u{a0}server\u{a0}{}", time(*run)),
                         _ => String::new(),
                     };
-                    Span::styled(format!("✓\u{a0}{}{server}", time(*round_trip)), theme.ok())
+                    let (mark, style) = match entry.verdict() {
+                        Some(Verdict::Ok) => ("✓", theme.ok()),
+                        Some(Verdict::Partial) => ("!", theme.warn()),
+                        _ => ("✗", theme.error()),
+                    };
+                    Span::styled(format!("{mark}\u{a0}{}{server}", time(*round_trip)), style)
                 }
-                CallState::Done {
-                    outcome: Err(_),
-                    round_trip,
-                } => Span::styled(format!("✗\u{a0}{}", time(*round_trip)), theme.error()),
                 CallState::InFlight => Span::raw(""),
             };
             let label_style = if focused && i == self.selected {

@@ -6,7 +6,7 @@
 use aerospike::Value;
 use ratatui::text::{Line, Span};
 
-use crate::client::{BatchRow, Failure, JobInfo, Outcome, RecordView};
+use crate::client::{BatchRow, Failure, JobId, JobInfo, Outcome, RecordView};
 use crate::sandbox::server::info::{StreamReport, level_text};
 use crate::text::plural;
 use crate::tui::literal;
@@ -49,9 +49,10 @@ impl RunView {
         matches!(&self.detail, Detail::Background(job) if job.running())
     }
 
-    /// True once a background job ended other than ok (aborted).
-    pub fn job_stopped(&self) -> bool {
-        matches!(&self.detail, Detail::Background(job) if job.stopped())
+    /// True once a background job ended other than ok (aborted), or its
+    /// progress could not be read (as for `asudf execute`, a failure).
+    pub fn job_failed(&self) -> bool {
+        matches!(&self.detail, Detail::Background(job) if job.stopped() || job.error.is_some())
     }
 
     /// Rows the entry lists (values, records or keys).
@@ -259,18 +260,45 @@ fn aggregate_lines(
             out.push(Line::styled(format!("  stage view: {why}"), theme.dim()))
         }
         Stages::Ready(report) => {
-            let finished = outcome.is_some_and(|o| o.is_ok());
-            stage_lines(report, received, finished, page, width, theme, out)
+            let client = client_reduce(view, report, outcome);
+            stage_lines(report, client, page, width, theme, out)
         }
     }
+}
+
+/// The client's reduce as a stage: it reads what the last server stage
+/// yielded (one partial value per partition) and hands over the values
+/// received. Known once it ended, ok or failed (not when the server's half
+/// failed, nor while running or cancelled).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ClientReduce {
+    values_in: u64,
+    values_out: u64,
+    failed: bool,
+}
+
+fn client_reduce(
+    view: &AggregateView,
+    report: &StreamReport,
+    outcome: Option<&Result<Outcome, Failure>>,
+) -> Option<ClientReduce> {
+    let failed = match outcome? {
+        Ok(_) => false,
+        Err(f) if crate::client::query::failed_in_client(f) => true,
+        Err(_) => return None,
+    };
+    Some(ClientReduce {
+        values_in: report.stages.last().map_or(0, |s| s.values_out),
+        values_out: view.values.len() as u64 + view.dropped,
+        failed,
+    })
 }
 
 /// Per server-side stage: values in and out over the partitions that ran;
 /// then the client's part and the stream functions' log lines.
 fn stage_lines(
     report: &StreamReport,
-    received: u64,
-    finished: bool,
+    client: Option<ClientReduce>,
     page: usize,
     width: usize,
     theme: Theme,
@@ -305,16 +333,18 @@ fn stage_lines(
             stage.values_out
         )));
     }
-    // The client reads what the last server stage yielded (one partial
-    // value per partition) and reduces it to what it hands over.
-    let partials = report.stages.last().map_or(0, |s| s.values_out);
-    if finished {
+    if let Some(client) = client {
+        let (mark, style) = if client.failed {
+            (" ✗", theme.error())
+        } else {
+            ("", theme.ok())
+        };
         out.push(Line::styled(
             format!(
-                "    {:<name_width$} {:>8} {:>8}",
-                "client reduce", partials, received
+                "    {:<name_width$} {:>8} {:>8}{mark}",
+                "client reduce", client.values_in, client.values_out
             ),
-            theme.ok(),
+            style,
         ));
     }
     for log in report.logs.iter().take(page) {
@@ -514,9 +544,14 @@ fn batch_row(
 
 /// A run's rows as JSON, for copying and saving results: values typed,
 /// bins plain, as the commands print them.
-pub fn add_json(run: &RunView, outcome: Option<&Outcome>, item: &mut serde_json::Value) {
+pub fn add_json(
+    run: &RunView,
+    result: Option<&Result<Outcome, Failure>>,
+    item: &mut serde_json::Value,
+) {
     use crate::value::{to_plain_json, to_typed_json};
     use serde_json::json;
+    let outcome = result.and_then(|r| r.as_ref().ok());
     if let Some(Outcome::Streamed { count, elapsed }) = outcome {
         item["count"] = json!(count);
         item["elapsed_ms"] = json!(elapsed.as_secs_f64() * 1000.0);
@@ -526,15 +561,19 @@ pub fn add_json(run: &RunView, outcome: Option<&Outcome>, item: &mut serde_json:
             item["values"] = view.values.iter().map(to_typed_json).collect();
             if let Stages::Ready(report) = &view.stages {
                 item["partitions"] = json!(report.partitions);
+                let client = client_reduce(view, report, result).map(
+                    |c| json!({"stage": "client reduce", "in": c.values_in, "out": c.values_out}),
+                );
                 item["stages"] = report
                     .stages
                     .iter()
                     .map(|s| json!({"stage": s.stage, "in": s.values_in, "out": s.values_out}))
+                    .chain(client)
                     .collect();
             }
         }
         Detail::Background(job) => {
-            item["job"] = json!(job.id);
+            item["job"] = json!(job.id.map(JobId));
             if let Some(info) = &job.info {
                 item["status"] = json!(info.status());
                 item["percent"] = json!(info.percent());
@@ -602,7 +641,12 @@ mod tests {
         };
         let mut out = Vec::new();
         let theme = Theme::new(ThemeKind::Dark);
-        stage_lines(&report, 1, true, 10, 40, theme, &mut out);
+        let client = ClientReduce {
+            values_in: 2,
+            values_out: 1,
+            failed: false,
+        };
+        stage_lines(&report, Some(client), 10, 40, theme, &mut out);
         let lines = text(&out);
         assert!(lines[0].contains("2 partitions ran"), "{lines:?}");
         assert!(
