@@ -720,19 +720,25 @@ impl App {
         let ctrl_c =
             key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         match overlay {
-            Overlay::Help { scroll } => match key.code {
-                KeyCode::Down | KeyCode::Char('j') => {
-                    let scroll = (scroll + 1).min(ui::help_scroll_limit(self, self.size));
-                    self.overlay = Some(Overlay::Help { scroll })
-                }
-                KeyCode::Up | KeyCode::Char('k') => {
-                    self.overlay = Some(Overlay::Help {
-                        scroll: scroll.saturating_sub(1),
-                    })
-                }
-                _ if ctrl_c => self.command(Command::Quit, effects),
-                _ => {}
-            },
+            Overlay::Help { scroll } => {
+                let (limit, page) = ui::help_scroll(self, self.size);
+                let scroll = match key.code {
+                    // The keys the help's first lines name close it; Ctrl-C quits.
+                    KeyCode::Esc | KeyCode::F(1) | KeyCode::Char('q') => return,
+                    _ if ctrl_c => return self.command(Command::Quit, effects),
+                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                    KeyCode::PageDown => scroll + page,
+                    KeyCode::PageUp => scroll.saturating_sub(page),
+                    KeyCode::Home => 0,
+                    KeyCode::End => limit,
+                    // Anything else is ignored: the help stays until closed.
+                    _ => scroll,
+                };
+                self.overlay = Some(Overlay::Help {
+                    scroll: scroll.min(limit),
+                })
+            }
             Overlay::Confirm { question, then } => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     self.confirmed(then, effects)

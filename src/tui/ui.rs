@@ -383,7 +383,10 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         Line::raw(
             "Change keys in keymap.toml in the asudf config directory (command = \"Ctrl-X\").",
         ),
-        Line::styled("Esc closes this help; Up/Down scroll.", theme.dim()),
+        Line::styled(
+            "Esc, F1 or q closes this help; Up/Down, PageUp/PageDown, Home/End scroll.",
+            theme.dim(),
+        ),
         Line::raw(""),
     ];
     let mut last: Option<Scope> = None;
@@ -415,18 +418,19 @@ fn help_box(app: &App, area: Rect) -> (Rect, Paragraph<'static>) {
     (rect, text)
 }
 
-/// How far the help scrolls on a screen of `area`: until its last line
-/// shows at the bottom of the box.
-pub fn help_scroll_limit(app: &App, area: Rect) -> u16 {
+/// How far the help scrolls on a screen of `area` (until its last line
+/// shows at the bottom of the box), and the rows of a page.
+pub fn help_scroll(app: &App, area: Rect) -> (u16, u16) {
     let (rect, text) = help_box(app, area);
     let rows = text.line_count(rect.width.saturating_sub(2));
-    rows.saturating_sub(rect.height.saturating_sub(2) as usize) as u16
+    let page = rect.height.saturating_sub(2);
+    (rows.saturating_sub(page as usize) as u16, page.max(1))
 }
 
 fn draw_help(app: &App, frame: &mut Canvas, scroll: u16) {
     let area = frame.area();
     let (rect, text) = help_box(app, area);
-    let scroll = scroll.min(help_scroll_limit(app, area));
+    let scroll = scroll.min(help_scroll(app, area).0);
     frame.render_widget(Clear, rect);
     frame.render_widget(
         text.scroll((scroll, 0))
