@@ -287,7 +287,9 @@ fn draw_overlay(app: &App, frame: &mut Canvas) {
         Some(Overlay::Samples { selected }) => {
             crate::tui::panes::samples::draw(frame, *selected, &app.keymap, theme)
         }
-        Some(Overlay::Jobs) => crate::tui::panes::jobs::draw(frame, &app.jobs, &app.keymap, theme),
+        Some(Overlay::Jobs) => {
+            crate::tui::panes::jobs::draw(frame, &app.jobs, app.status.as_ref(), &app.keymap, theme)
+        }
         None => {}
     }
 }
