@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use unicode_width::UnicodeWidthStr;
 
 use crate::client::ConnectionState;
-use crate::tui::app::{App, Damage, Overlay, PANES, Pane};
+use crate::tui::app::{App, Damage, Overlay, PANES, Pane, StatusMessage};
 use crate::tui::keymap::Scope;
 
 /// Where each part of the screen goes.
@@ -209,14 +209,21 @@ pub fn draw(app: &App, frame: &mut Canvas) {
     let area = frame.area();
     frame.fill(area, theme.base());
     let areas = layout_for(area, app.focus);
-    draw_status(app, frame, areas.status);
     draw_modules(app, frame, areas.modules);
     draw_editor(app, frame, areas.editor, None);
-    app.apply.draw(
+    let hidden = app.apply.draw(
         frame,
         areas.apply,
         theme,
         app.focus == Pane::Apply && app.overlay.is_none(),
+    );
+    // A form too short for its message: the status line says it instead.
+    let form_error = hidden.map(|text| StatusMessage { text, error: true });
+    draw_status(
+        app,
+        frame,
+        areas.status,
+        form_error.as_ref().or(app.status.as_ref()),
     );
     app.results.draw(
         frame,
@@ -294,7 +301,7 @@ fn draw_overlay(app: &App, frame: &mut Canvas) {
     }
 }
 
-fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
+fn draw_status(app: &App, frame: &mut Canvas, area: Rect, status: Option<&StatusMessage>) {
     let theme = app.theme;
     // The connection's forms, longest first: where a message does not fit
     // beside it, its details give way, then its name (the dot stays), as
@@ -324,10 +331,7 @@ fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
         ConnectionState::Connecting { .. } => theme.warn(),
     };
     let room = (area.width as usize).saturating_sub(" asudf ● ".width());
-    let message_width = app
-        .status
-        .as_ref()
-        .map_or(0, |m| "  │ ".width() + m.text.width());
+    let message_width = status.map_or(0, |m| "  │ ".width() + m.text.width());
     let fits = |form: &&String| form.width() + message_width <= room;
     let state = forms
         .iter()
@@ -340,7 +344,7 @@ fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
         Span::styled(dot, dot_style),
         Span::raw(format!(" {state}")),
     ];
-    if let Some(message) = &app.status {
+    if let Some(message) = status {
         spans.push(Span::raw("  │ "));
         spans.push(Span::styled(
             message.text.clone(),
