@@ -790,3 +790,41 @@ fn the_focused_fields_error_shows_at_80x24() {
     let screen = console.screen();
     assert!(!screen.contains("column"), "{screen}");
 }
+
+#[test]
+fn a_result_too_big_for_the_terminal_clipboard_is_not_copied() {
+    let mut console = console(120, 40, true);
+    console.kind(FormKind::Query);
+    console.set(Field::Set, "sales");
+    console.key(KeyCode::F(5));
+    console.alt('4');
+    for i in 1..=2000 {
+        console.item(is_query, record(i));
+    }
+    console.answer(is_query, streamed(2000));
+    console.key(KeyCode::Char('c'));
+    assert!(
+        !console.effects.iter().any(|e| matches!(e, Effect::Copy(_))),
+        "not sent"
+    );
+    let status = console.app.status.clone().unwrap();
+    assert!(status.error, "{status:?}");
+    let json = serde_json::to_string_pretty(&console.app.results.to_json(true)).unwrap();
+    assert!(json.len() > 100_000);
+    assert_eq!(
+        status.text,
+        format!(
+            "the result is {} KB, too big for the terminal's clipboard; s saves it to a file",
+            json.len().div_ceil(1024)
+        )
+    );
+    // A small one still goes.
+    console.kind(FormKind::Query);
+    console.key(KeyCode::F(5));
+    console.alt('4');
+    console.item(is_query, record(1));
+    console.answer(is_query, streamed(1));
+    console.key(KeyCode::Char('c'));
+    assert!(matches!(console.effects.last(), Some(Effect::Copy(_))));
+    assert_eq!(console.status(), "copied the result as JSON");
+}

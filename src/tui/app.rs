@@ -220,6 +220,12 @@ pub enum Effect {
     Quit,
 }
 
+/// The most text copied through the terminal (OSC 52): its base64 then
+/// fills 99,992 bytes, the escape sequence 100,000, the bound hterm and the
+/// common osc52 scripts keep to; terminals and tmux drop (or cut) longer
+/// sequences without a word, so longer text is not sent.
+pub const CLIPBOARD_MAX: usize = 74_994;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusMessage {
     pub text: String,
@@ -1164,8 +1170,16 @@ impl App {
                 } else {
                     let json = serde_json::to_string_pretty(&self.results.to_json(true))
                         .unwrap_or_default();
-                    effects.push(Effect::Copy(json));
-                    self.say("copied the result as JSON");
+                    if json.len() > CLIPBOARD_MAX {
+                        self.complain(format!(
+                            "the result is {} KB, too big for the terminal's clipboard; \
+                             s saves it to a file",
+                            json.len().div_ceil(1024)
+                        ));
+                    } else {
+                        effects.push(Effect::Copy(json));
+                        self.say("copied the result as JSON");
+                    }
                 }
             }
             Command::SaveResults => self.prompt(PromptKind::SaveResults, "results.json"),
