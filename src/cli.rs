@@ -225,8 +225,10 @@ pub struct QueryArgs {
     /// Read only these bins (comma-separated; an empty value reads none).
     #[arg(long, value_name = "A,B", value_parser = parse_bins)]
     pub bins: Option<BinNames>,
-    /// Stop after N records.
-    #[arg(long, value_name = "N")]
+    /// Stop after N records (from 1; leave it out for all).
+    #[arg(long, value_name = "N", value_parser = |text: &str| {
+        parse_max_records(text).map_err(|e| format!("{e} (leave --max-records out for all)"))
+    })]
     pub max_records: Option<u64>,
 }
 
@@ -965,6 +967,16 @@ pub fn parse_bins(text: &str) -> Result<BinNames, WordError> {
 }
 
 /// A `where` clause (see [`crate::where_clause`]).
+/// A query's record limit, as `--max-records` and the console's form take
+/// it: a count from 1. Zero is refused rather than read as "no limit"
+/// (which the server would make of it): leaving the limit out says that.
+pub fn parse_max_records(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{text}' is not a count of records")),
+    }
+}
+
 pub fn parse_where(text: &str) -> Result<Where, WordError> {
     where_clause::parse(text).map_err(|e| WordError {
         at: e.column - 1,
@@ -1024,6 +1036,20 @@ mod tests {
             Some(Command::Apply(a)) => a,
             other => panic!("not apply: {other:?}"),
         }
+    }
+
+    #[test]
+    fn max_records_is_a_count_from_one_as_in_the_form() {
+        match &parse(&["query", "test.s", "--max-records", "5"]).command {
+            Some(Command::Query(q)) => assert_eq!(q.max_records, Some(5)),
+            other => panic!("not query: {other:?}"),
+        }
+        // 0 is refused, not taken as no limit: leaving the option out is that.
+        let error = parse_err(&["query", "test.s", "--max-records", "0"]).to_string();
+        assert!(
+            error.contains("'0' is not a count of records (leave --max-records out for all)"),
+            "{error}"
+        );
     }
 
     #[test]

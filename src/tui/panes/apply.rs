@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragra
 use std::cell::{Cell, RefCell};
 use unicode_width::UnicodeWidthChar;
 
+use crate::cli;
 use crate::tui::panes::cut;
 
 use aerospike::Value;
@@ -579,14 +580,9 @@ impl ApplyForm {
             Field::Bins => bin_names(self.value(field))
                 .err()
                 .and_then(|(column, message)| bad(Some(column), message)),
-            Field::MaxRecords
-                if !text.is_empty() && !matches!(text.parse::<u64>(), Ok(n) if n > 0) =>
-            {
-                bad(
-                    None,
-                    format!("'{text}' is not a count of records (or leave it empty for all)"),
-                )
-            }
+            Field::MaxRecords if !text.is_empty() => cli::parse_max_records(text)
+                .err()
+                .and_then(|e| bad(None, format!("{e} (or leave it empty for all)"))),
             _ => None,
         }
     }
@@ -709,7 +705,7 @@ impl ApplyForm {
             FormKind::Query => Request::Query(Box::new(QueryCall {
                 scope: self.scope(),
                 bins: bin_names(self.value(Field::Bins)).ok().flatten(),
-                max_records: self.value(Field::MaxRecords).trim().parse().ok(),
+                max_records: cli::parse_max_records(self.value(Field::MaxRecords).trim()).ok(),
             })),
             FormKind::Batch => {
                 let ns = self.value(Field::Namespace).trim().to_string();
@@ -1101,7 +1097,12 @@ mod tests {
         form.set_kind(FormKind::Query);
         assert_eq!(form.check(), None, "the record key is not a query's field");
         form.set(Field::MaxRecords, "0");
-        assert_eq!(form.check().unwrap().field, Field::MaxRecords);
+        let error = form.check().unwrap();
+        assert_eq!(error.field, Field::MaxRecords);
+        assert_eq!(
+            error.message,
+            "'0' is not a count of records (or leave it empty for all)"
+        );
         form.set(Field::MaxRecords, "");
         form.set(Field::Where, "n BETWEEN 1");
         let error = form.request().unwrap_err();
