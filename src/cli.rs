@@ -736,6 +736,39 @@ const MAX_NAMESPACE_LEN: usize = 31;
 const MAX_SET_LEN: usize = 63;
 const MAX_BIN_LEN: usize = 15;
 
+/// What is wrong with a namespace name that is not empty, if anything; the
+/// console's form checks its namespace field with it. A `.` would end it in
+/// `NS.SET`.
+pub fn namespace_problem(name: &str) -> Option<String> {
+    name_problem("namespace", name, MAX_NAMESPACE_LEN, &['.'])
+}
+
+/// What is wrong with a set name that is not empty, if anything (the
+/// form's set field too).
+pub fn set_problem(name: &str) -> Option<String> {
+    name_problem("set", name, MAX_SET_LEN, &[])
+}
+
+/// Names are words the server's info commands can carry (see
+/// [`crate::client::info_cannot_carry`]); a name with spaces is most often
+/// a clause or a list typed in the wrong place.
+fn name_problem(what: &str, name: &str, max: usize, also: &[char]) -> Option<String> {
+    if name.len() > max {
+        return Some(format!("{what} '{name}' is longer than {max} bytes"));
+    }
+    let bad = |c: &char| c.is_whitespace() || crate::client::info_cannot_carry(*c);
+    let c = name.chars().find(|c| bad(c) || also.contains(c))?;
+    let rule = if also.contains(&c) {
+        format!("a {what} name takes no '{c}'")
+    } else {
+        "a name takes no spaces, control characters, ';', ':', '=' or ','".to_string()
+    };
+    Some(format!(
+        "{what} '{name}' holds '{}': {rule}",
+        c.escape_default()
+    ))
+}
+
 impl NsSet {
     pub fn parse(text: &str) -> Result<NsSet, String> {
         let (namespace, set) = match text.split_once('.') {
@@ -747,10 +780,8 @@ impl NsSet {
                 "'{text}': the namespace is empty (write NS or NS.SET, e.g. test.demo)"
             ));
         }
-        if namespace.len() > MAX_NAMESPACE_LEN {
-            return Err(format!(
-                "namespace '{namespace}' is longer than {MAX_NAMESPACE_LEN} bytes"
-            ));
+        if let Some(problem) = namespace_problem(namespace) {
+            return Err(problem);
         }
         if let Some(set) = set {
             if set.is_empty() {
@@ -758,8 +789,8 @@ impl NsSet {
                     "'{text}': the set after '.' is empty (write {namespace} for no set)"
                 ));
             }
-            if set.len() > MAX_SET_LEN {
-                return Err(format!("set '{set}' is longer than {MAX_SET_LEN} bytes"));
+            if let Some(problem) = set_problem(set) {
+                return Err(problem);
             }
         }
         Ok(NsSet {
@@ -1596,6 +1627,19 @@ mod tests {
             NsSet::parse(&format!("test.{}", "s".repeat(64)))
                 .unwrap_err()
                 .contains("longer than 63 bytes")
+        );
+        // Names are words: what looks like a clause or a list is refused.
+        assert_eq!(
+            NsSet::parse("test.n BETWEEN 1 ANDD 5").unwrap_err(),
+            "set 'n BETWEEN 1 ANDD 5' holds ' ': a name takes no spaces, control characters, ';', ':', '=' or ','"
+        );
+        assert_eq!(
+            NsSet::parse("t;x").unwrap_err(),
+            "namespace 't;x' holds ';': a name takes no spaces, control characters, ';', ':', '=' or ','"
+        );
+        assert_eq!(
+            NsSet::parse("test.a.b").unwrap().set.as_deref(),
+            Some("a.b")
         );
     }
 

@@ -547,6 +547,8 @@ impl ApplyForm {
         let text = self.value(field).trim();
         match field {
             Field::Namespace if text.is_empty() => bad(None, "a namespace is needed".into()),
+            Field::Namespace => cli::namespace_problem(text).and_then(|e| bad(None, e)),
+            Field::Set if !text.is_empty() => cli::set_problem(text).and_then(|e| bad(None, e)),
             Field::Key => literal::parse_value(self.value(field))
                 .err()
                 .and_then(from_literal),
@@ -1088,6 +1090,33 @@ mod tests {
         );
         assert_eq!(bin_names("").unwrap(), None);
         assert_eq!(bin_names("a,,b").unwrap_err().0, 3);
+    }
+
+    #[test]
+    fn namespace_and_set_are_checked_as_the_command_line_checks_them() {
+        let mut form = ApplyForm::default();
+        form.set(Field::Namespace, "'ключ', '日本'");
+        let error = form.check().unwrap();
+        assert_eq!(error.field, Field::Namespace);
+        assert!(error.message.contains("holds ','"), "{error:?}");
+        form.set(Field::Namespace, "test.x");
+        let error = form.check().unwrap();
+        assert_eq!(error.field, Field::Namespace);
+        assert!(error.message.contains("holds '.'"), "{error:?}");
+        form.set(Field::Namespace, "test");
+        form.set(Field::Set, "n BETWEEN 1 ANDD 5");
+        let error = form.check().unwrap();
+        assert_eq!(error.field, Field::Set);
+        assert!(error.message.contains("holds ' '"), "{error:?}");
+        form.set(Field::Set, &"s".repeat(64));
+        assert!(
+            form.check()
+                .unwrap()
+                .message
+                .contains("longer than 63 bytes")
+        );
+        form.set(Field::Set, "");
+        assert_eq!(form.check(), None, "no set: the whole namespace");
     }
 
     #[test]
