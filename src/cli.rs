@@ -740,32 +740,31 @@ const MAX_BIN_LEN: usize = 15;
 /// console's form checks its namespace field with it. A `.` would end it in
 /// `NS.SET`.
 pub fn namespace_problem(name: &str) -> Option<String> {
-    name_problem("namespace", name, MAX_NAMESPACE_LEN, &['.'])
+    name_problem("namespace", name, MAX_NAMESPACE_LEN, true)
 }
 
 /// What is wrong with a set name that is not empty, if anything (the
 /// form's set field too).
 pub fn set_problem(name: &str) -> Option<String> {
-    name_problem("set", name, MAX_SET_LEN, &[])
+    name_problem("set", name, MAX_SET_LEN, false)
 }
 
-/// Names are words the server's info commands can carry (see
-/// [`crate::client::info_cannot_carry`]); a name with spaces is most often
-/// a clause or a list typed in the wrong place.
-fn name_problem(what: &str, name: &str, max: usize, also: &[char]) -> Option<String> {
+/// Names are words the server's info commands can carry
+/// ([`crate::client::info_name_problem`]); a name with spaces is most often
+/// a clause or a list typed in the wrong place. `no_dot` also refuses `.`.
+fn name_problem(what: &str, name: &str, max: usize, no_dot: bool) -> Option<String> {
     if name.len() > max {
         return Some(format!("{what} '{name}' is longer than {max} bytes"));
     }
-    let bad = |c: &char| c.is_whitespace() || crate::client::info_cannot_carry(*c);
-    let c = name.chars().find(|c| bad(c) || also.contains(c))?;
-    let rule = if also.contains(&c) {
-        format!("a {what} name takes no '{c}'")
-    } else {
-        "a name takes no spaces, control characters, ';', ':', '=' or ','".to_string()
-    };
+    if let Some(problem) = crate::client::info_name_problem(what, name) {
+        return Some(problem);
+    }
+    let c = name
+        .chars()
+        .find(|&c| c.is_whitespace() || (no_dot && c == '.'))?;
+    let or_dot = if no_dot { " or '.'" } else { "" };
     Some(format!(
-        "{what} '{name}' holds '{}': {rule}",
-        c.escape_default()
+        "{what} '{name}' contains {c:?}: a {what} name takes no spaces{or_dot}"
     ))
 }
 
@@ -1631,11 +1630,11 @@ mod tests {
         // Names are words: what looks like a clause or a list is refused.
         assert_eq!(
             NsSet::parse("test.n BETWEEN 1 ANDD 5").unwrap_err(),
-            "set 'n BETWEEN 1 ANDD 5' holds ' ': a name takes no spaces, control characters, ';', ':', '=' or ','"
+            "set 'n BETWEEN 1 ANDD 5' contains ' ': a set name takes no spaces"
         );
         assert_eq!(
             NsSet::parse("t;x").unwrap_err(),
-            "namespace 't;x' holds ';': a name takes no spaces, control characters, ';', ':', '=' or ','"
+            "namespace 't;x' contains ';', which the server's info commands cannot carry"
         );
         assert_eq!(
             NsSet::parse("test.a.b").unwrap().set.as_deref(),

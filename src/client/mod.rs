@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 pub use connect::{ClusterInfo, Target};
-pub use ops::{apply_policy, failure, info_cannot_carry, module_file, parse_udf_list};
+pub use ops::{apply_policy, failure, info_name_problem, module_file, parse_udf_list};
 pub use query::{
     AggregateCall, ExecuteCall, IndexInfo, IndexSpec, JobInfo, QueryCall, Scope, StreamItem,
 };
