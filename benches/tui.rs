@@ -310,7 +310,9 @@ fn frame_parts(_: &mut Criterion) {
         a.modules
             .draw(f, areas.modules, theme, false, &a.editor.module, None)
     });
-    time("apply", &|a, f| a.apply.draw(f, areas.apply, theme, false));
+    time("apply", &|a, f| {
+        a.apply.draw(f, areas.apply, theme, false);
+    });
     time("results", &|a, f| {
         a.results
             .draw(f, areas.results, theme, false, a.now, a.time_format, a.spin)

@@ -225,8 +225,10 @@ pub struct QueryArgs {
     /// Read only these bins (comma-separated; an empty value reads none).
     #[arg(long, value_name = "A,B", value_parser = parse_bins)]
     pub bins: Option<BinNames>,
-    /// Stop after N records.
-    #[arg(long, value_name = "N")]
+    /// Stop after N records (from 1; leave it out for all).
+    #[arg(long, value_name = "N", value_parser = |text: &str| {
+        parse_max_records(text).map_err(|e| format!("{e} (leave --max-records out for all)"))
+    })]
     pub max_records: Option<u64>,
 }
 
@@ -734,6 +736,39 @@ const MAX_NAMESPACE_LEN: usize = 31;
 const MAX_SET_LEN: usize = 63;
 const MAX_BIN_LEN: usize = 15;
 
+/// What is wrong with a namespace name that is not empty, if anything; the
+/// console's form checks its namespace field with it. A `.` would end it in
+/// `NS.SET`.
+pub fn namespace_problem(name: &str) -> Option<String> {
+    name_problem("namespace", name, MAX_NAMESPACE_LEN, true)
+}
+
+/// What is wrong with a set name that is not empty, if anything (the
+/// form's set field too).
+pub fn set_problem(name: &str) -> Option<String> {
+    name_problem("set", name, MAX_SET_LEN, false)
+}
+
+/// Names are words the server's info commands can carry
+/// ([`crate::client::info_name_problem`]). A namespace is also one word of
+/// the server's configuration file, so it takes no spaces (most often a
+/// clause or a list typed in the wrong place) and no `.`; a set is named by
+/// the clients that write it, so only the info rule holds for it.
+fn name_problem(what: &str, name: &str, max: usize, namespace: bool) -> Option<String> {
+    if name.len() > max {
+        return Some(format!("{what} '{name}' is longer than {max} bytes"));
+    }
+    if let Some(problem) = crate::client::info_name_problem(what, name) {
+        return Some(problem);
+    }
+    let c = name
+        .chars()
+        .find(|&c| namespace && (c.is_whitespace() || c == '.'))?;
+    Some(format!(
+        "{what} '{name}' contains {c:?}: a {what} name takes no spaces or '.'"
+    ))
+}
+
 impl NsSet {
     pub fn parse(text: &str) -> Result<NsSet, String> {
         let (namespace, set) = match text.split_once('.') {
@@ -745,10 +780,8 @@ impl NsSet {
                 "'{text}': the namespace is empty (write NS or NS.SET, e.g. test.demo)"
             ));
         }
-        if namespace.len() > MAX_NAMESPACE_LEN {
-            return Err(format!(
-                "namespace '{namespace}' is longer than {MAX_NAMESPACE_LEN} bytes"
-            ));
+        if let Some(problem) = namespace_problem(namespace) {
+            return Err(problem);
         }
         if let Some(set) = set {
             if set.is_empty() {
@@ -756,8 +789,8 @@ impl NsSet {
                     "'{text}': the set after '.' is empty (write {namespace} for no set)"
                 ));
             }
-            if set.len() > MAX_SET_LEN {
-                return Err(format!("set '{set}' is longer than {MAX_SET_LEN} bytes"));
+            if let Some(problem) = set_problem(set) {
+                return Err(problem);
             }
         }
         Ok(NsSet {
@@ -973,6 +1006,16 @@ pub fn parse_bins(text: &str) -> Result<BinNames, WordError> {
 }
 
 /// A `where` clause (see [`crate::where_clause`]).
+/// A query's record limit, as `--max-records` and the console's form take
+/// it: a count from 1. Zero is refused rather than read as "no limit"
+/// (which the server would make of it): leaving the limit out says that.
+pub fn parse_max_records(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{text}' is not a count of records")),
+    }
+}
+
 pub fn parse_where(text: &str) -> Result<Where, WordError> {
     where_clause::parse(text).map_err(|e| WordError {
         at: e.column - 1,
@@ -1032,6 +1075,20 @@ mod tests {
             Some(Command::Apply(a)) => a,
             other => panic!("not apply: {other:?}"),
         }
+    }
+
+    #[test]
+    fn max_records_is_a_count_from_one_as_in_the_form() {
+        match &parse(&["query", "test.s", "--max-records", "5"]).command {
+            Some(Command::Query(q)) => assert_eq!(q.max_records, Some(5)),
+            other => panic!("not query: {other:?}"),
+        }
+        // 0 is refused, not taken as no limit: leaving the option out is that.
+        let error = parse_err(&["query", "test.s", "--max-records", "0"]).to_string();
+        assert!(
+            error.contains("'0' is not a count of records (leave --max-records out for all)"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1578,6 +1635,19 @@ mod tests {
             NsSet::parse(&format!("test.{}", "s".repeat(64)))
                 .unwrap_err()
                 .contains("longer than 63 bytes")
+        );
+        // Names are words: what looks like a clause or a list is refused.
+        assert_eq!(
+            NsSet::parse("a b.demo").unwrap_err(),
+            "namespace 'a b' contains ' ': a namespace name takes no spaces or '.'"
+        );
+        assert_eq!(
+            NsSet::parse("t;x").unwrap_err(),
+            "namespace 't;x' contains ';', which the server's info commands cannot carry"
+        );
+        assert_eq!(
+            NsSet::parse("test.a.b").unwrap().set.as_deref(),
+            Some("a.b")
         );
     }
 

@@ -120,6 +120,41 @@ fn help_scrolls_to_its_last_line_and_no_further() {
 }
 
 #[test]
+fn help_pages_with_page_keys_and_closes_only_on_its_keys() {
+    let mut console = Console::new(80, 24);
+    let scroll = |console: &Console| match console.app.overlay {
+        Some(Overlay::Help { scroll }) => scroll,
+        _ => panic!("help is closed"),
+    };
+    console.key(KeyCode::F(1));
+    console.key(KeyCode::End);
+    let last = scroll(&console);
+    assert!(last > 22, "scrolled {last}");
+    console.key(KeyCode::Home);
+    assert_eq!(scroll(&console), 0);
+    // A page is the box's rows inside its border: 24 - 2 for the border.
+    console.key(KeyCode::PageDown);
+    assert_eq!(scroll(&console), 22);
+    console.key(KeyCode::PageDown);
+    console.key(KeyCode::PageUp);
+    assert_eq!(scroll(&console), 22.min(last));
+    console.key(KeyCode::PageUp);
+    assert_eq!(scroll(&console), 0);
+    // Other keys leave it open; each key the help names closes it.
+    console.key(KeyCode::Char('x'));
+    console.key(KeyCode::Enter);
+    assert_eq!(scroll(&console), 0);
+    assert!(console.screen().contains("Esc, F1 or q closes this help"));
+    for close in [KeyCode::Esc, KeyCode::F(1), KeyCode::Char('q')] {
+        scroll(&console);
+        console.key(close);
+        assert!(console.app.overlay.is_none(), "{close:?}");
+        console.key(KeyCode::F(1));
+    }
+    assert!(!console.quit_requested());
+}
+
+#[test]
 fn printable_keys_type_in_text_and_command_outside() {
     let mut console = Console::connected();
     console.type_text("q?");

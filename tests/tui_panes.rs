@@ -441,6 +441,49 @@ fn jobs_list_polls_while_a_job_runs_and_aborts_it() {
 }
 
 #[test]
+fn jobs_list_shows_the_newest_first_marks_hidden_ones_and_its_messages() {
+    let mut console = console(80, 24, Vec::new());
+    console.key(KeyCode::F(12));
+    // As a server lists them: the oldest finished first.
+    let list: Vec<String> = (1..=36)
+        .map(|i| {
+            format!(
+                "trid={i}:ns=test:status=done(ok):job-progress=100.00:time-since-done={}:job-type=basic",
+                1000 - i * 10
+            )
+        })
+        .collect();
+    console.answer(
+        |r| matches!(r, Request::Jobs { .. }),
+        Ok(Outcome::Jobs(parse_jobs(&list.join(";")))),
+    );
+    let screen = console.screen();
+    let rows: Vec<&str> = screen.lines().collect();
+    let first = rows.iter().position(|r| r.contains("Jobs (36)")).unwrap();
+    assert!(rows[first + 1].starts_with("│36  basic"), "{screen}");
+    assert!(rows[first + 3].starts_with("│35  basic"), "{screen}");
+    let shown = rows.iter().filter(|r| r.contains("  basic  ")).count();
+    let more = format!("↓ {} more", 36 - shown);
+    assert!(screen.contains(&more), "{screen}");
+    assert!(!screen.contains('↑'), "{screen}");
+    for _ in 0..shown {
+        console.key(KeyCode::Down);
+    }
+    let screen = console.screen();
+    assert!(screen.contains("↑ 1 more"), "{screen}");
+
+    // A refused abort is said inside the list, where the user looks.
+    console.key(KeyCode::Char('a'));
+    let screen = console.screen();
+    let message = screen
+        .lines()
+        .find(|r| r.contains("is not running"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    let refused = format!("│job {} is not running (done(ok))", 36 - shown);
+    assert!(message.starts_with(&refused), "{screen}");
+}
+
+#[test]
 fn a_closed_jobs_list_does_not_wake_the_loop() {
     let mut console = console(120, 40, Vec::new());
     console.key(KeyCode::F(12));

@@ -35,7 +35,7 @@ fn console_runs_in_a_terminal_and_restores_it() {
     tmux.wait_for("the form's kind");
     tmux.keys(&["Escape"]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tmux.screen().contains("Esc closes this help") {
+    while tmux.screen().contains("q closes this help") {
         assert!(Instant::now() < deadline, "help closes");
         std::thread::sleep(Duration::from_millis(100));
     }

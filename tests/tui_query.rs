@@ -868,3 +868,100 @@ fn the_client_reduce_is_a_stage_on_screen_and_in_json_even_when_it_failed() {
         );
     }
 }
+
+/// The screen's row holding `needle`, from `needle` on (the form is the
+/// rightmost pane), or a panic showing the screen.
+fn row_with(screen: &str, needle: &str) -> String {
+    let row = screen
+        .lines()
+        .find(|r| r.contains(needle))
+        .unwrap_or_else(|| panic!("no row with {needle:?}:\n{screen}"));
+    row[row.find(needle).unwrap()..].to_string()
+}
+
+#[test]
+fn form_text_cut_at_the_pane_edge_is_marked() {
+    let mut console = console(120, 40, true);
+    console.kind(FormKind::Query);
+    // A message longer than the pane ends in `…` at its border.
+    console.set(
+        Field::Where,
+        "amount BETWEEN 10 AND 50 AND stamp = 'checked' AND x",
+    );
+    let screen = console.screen();
+    let message = row_with(&screen, "where: column");
+    assert!(message.ends_with("…│"), "{screen}");
+    // The field scrolled to its end shows `‹` where its start is cut off;
+    // at its start, `›` where its end is, and the cursor is on neither.
+    let field = row_with(&screen, "where ");
+    assert!(field.starts_with("where ‹"), "{screen}");
+    assert!(!field.contains('›'), "{screen}");
+    console.key(KeyCode::Home);
+    let screen = console.screen();
+    let field = row_with(&screen, "where ");
+    assert!(field.starts_with("where amount BETWEEN"), "{screen}");
+    assert!(field.contains("› ✗"), "{screen}");
+    console.key(KeyCode::End);
+    let screen = console.screen();
+    let cursor = console.cursor().unwrap();
+    let at = screen.lines().nth(cursor.y as usize).unwrap();
+    assert!(at.contains("where ‹"), "{screen}");
+    let under: String = at.chars().skip(cursor.x as usize).take(1).collect();
+    assert_eq!(under, " ", "{screen}");
+    assert_eq!(
+        console.app.apply.value(Field::Where),
+        "amount BETWEEN 10 AND 50 AND stamp = 'checked' AND x",
+        "the typed text is kept whole"
+    );
+}
+
+#[test]
+fn the_focused_fields_error_shows_at_80x24() {
+    let mut console = console(80, 24, true);
+    console.kind(FormKind::Query);
+    console.set(Field::Where, "amount BETWEEN 10 50");
+    let screen = console.screen();
+    assert!(screen.contains("column 19"), "{screen}");
+    // Once the field is right, the message goes.
+    console.set(Field::Where, "amount BETWEEN 10 AND 50");
+    let screen = console.screen();
+    assert!(!screen.contains("column"), "{screen}");
+}
+
+#[test]
+fn a_result_too_big_for_the_terminal_clipboard_is_not_copied() {
+    let mut console = console(120, 40, true);
+    console.kind(FormKind::Query);
+    console.set(Field::Set, "sales");
+    console.key(KeyCode::F(5));
+    console.alt('4');
+    for i in 1..=2000 {
+        console.item(is_query, record(i));
+    }
+    console.answer(is_query, streamed(2000));
+    console.key(KeyCode::Char('c'));
+    assert!(
+        !console.effects.iter().any(|e| matches!(e, Effect::Copy(_))),
+        "not sent"
+    );
+    let status = console.app.status.clone().unwrap();
+    assert!(status.error, "{status:?}");
+    let json = serde_json::to_string_pretty(&console.app.results.to_json(true)).unwrap();
+    assert!(json.len() > 100_000);
+    assert_eq!(
+        status.text,
+        format!(
+            "the result is {} KB, too big for the terminal's clipboard; s saves it to a file",
+            json.len().div_ceil(1024)
+        )
+    );
+    // A small one still goes.
+    console.kind(FormKind::Query);
+    console.key(KeyCode::F(5));
+    console.alt('4');
+    console.item(is_query, record(1));
+    console.answer(is_query, streamed(1));
+    console.key(KeyCode::Char('c'));
+    assert!(matches!(console.effects.last(), Some(Effect::Copy(_))));
+    assert_eq!(console.status(), "copied the result as JSON");
+}

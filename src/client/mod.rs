@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 pub use connect::{ClusterInfo, Target};
-pub use ops::{apply_policy, failure, module_file, parse_udf_list};
+pub use ops::{apply_policy, failure, info_name_problem, module_file, parse_udf_list};
 pub use query::{
     AggregateCall, ExecuteCall, IndexInfo, IndexSpec, JobId, JobInfo, QueryCall, Scope, StreamItem,
     no_job_started,

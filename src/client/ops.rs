@@ -147,20 +147,25 @@ fn checked_module_file(name: &str) -> Result<String, Failure> {
     Ok(file)
 }
 
-/// Refuses a name an info command cannot carry: `;` ends a parameter, `=`
-/// and `:` split names from values (and `sindex-list`'s fields), `,` splits
-/// older servers' `indexdata=BIN,TYPE` and `udf-list`'s fields, and a tab or
-/// a line end ends the request line. Sent as is, the server would read
-/// another name.
-pub(super) fn info_name(what: &str, name: &str) -> Result<(), Failure> {
-    match name
+/// What is wrong with a name an info command cannot carry, if anything:
+/// `;` ends a parameter, `=` and `:` split names from values (and
+/// `sindex-list`'s fields), `,` splits older servers' `indexdata=BIN,TYPE`
+/// and `udf-list`'s fields, and a tab or a line end ends the request line.
+/// Sent as is, the server would read another name.
+pub fn info_name_problem(what: &str, name: &str) -> Option<String> {
+    let c = name
         .chars()
-        .find(|c| matches!(c, ';' | ':' | '=' | ',') || c.is_control())
-    {
-        Some(c) => Err(Failure::usage(format!(
-            "{what} '{}' contains {c:?}, which the server's info commands cannot carry",
-            name.escape_debug()
-        ))),
+        .find(|c| matches!(c, ';' | ':' | '=' | ',') || c.is_control())?;
+    Some(format!(
+        "{what} '{}' contains {c:?}, which the server's info commands cannot carry",
+        name.escape_debug()
+    ))
+}
+
+/// Refuses a name an info command cannot carry ([`info_name_problem`]).
+pub(super) fn info_name(what: &str, name: &str) -> Result<(), Failure> {
+    match info_name_problem(what, name) {
+        Some(problem) => Err(Failure::usage(problem)),
         None => Ok(()),
     }
 }

@@ -220,6 +220,12 @@ pub enum Effect {
     Quit,
 }
 
+/// The most text copied through the terminal (OSC 52): its base64 then
+/// fills 99,992 bytes, the escape sequence 100,000, the bound hterm and the
+/// common osc52 scripts keep to; terminals and tmux drop (or cut) longer
+/// sequences without a word, so longer text is not sent.
+pub const CLIPBOARD_MAX: usize = 74_994;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusMessage {
     pub text: String,
@@ -720,19 +726,25 @@ impl App {
         let ctrl_c =
             key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         match overlay {
-            Overlay::Help { scroll } => match key.code {
-                KeyCode::Down | KeyCode::Char('j') => {
-                    let scroll = (scroll + 1).min(ui::help_scroll_limit(self, self.size));
-                    self.overlay = Some(Overlay::Help { scroll })
-                }
-                KeyCode::Up | KeyCode::Char('k') => {
-                    self.overlay = Some(Overlay::Help {
-                        scroll: scroll.saturating_sub(1),
-                    })
-                }
-                _ if ctrl_c => self.command(Command::Quit, effects),
-                _ => {}
-            },
+            Overlay::Help { scroll } => {
+                let (limit, page) = ui::help_scroll(self, self.size);
+                let scroll = match key.code {
+                    // The keys the help's first lines name close it; Ctrl-C quits.
+                    KeyCode::Esc | KeyCode::F(1) | KeyCode::Char('q') => return,
+                    _ if ctrl_c => return self.command(Command::Quit, effects),
+                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                    KeyCode::PageDown => scroll + page,
+                    KeyCode::PageUp => scroll.saturating_sub(page),
+                    KeyCode::Home => 0,
+                    KeyCode::End => limit,
+                    // Anything else is ignored: the help stays until closed.
+                    _ => scroll,
+                };
+                self.overlay = Some(Overlay::Help {
+                    scroll: scroll.min(limit),
+                })
+            }
             Overlay::Confirm { question, then } => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     self.confirmed(then, effects)
@@ -1158,8 +1170,16 @@ impl App {
                 } else {
                     let json = serde_json::to_string_pretty(&self.results.to_json(true))
                         .unwrap_or_default();
-                    effects.push(Effect::Copy(json));
-                    self.say("copied the result as JSON");
+                    if json.len() > CLIPBOARD_MAX {
+                        self.complain(format!(
+                            "the result is {} KB, too big for the terminal's clipboard; \
+                             s saves it to a file",
+                            json.len().div_ceil(1024)
+                        ));
+                    } else {
+                        effects.push(Effect::Copy(json));
+                        self.say("copied the result as JSON");
+                    }
                 }
             }
             Command::SaveResults => self.prompt(PromptKind::SaveResults, "results.json"),

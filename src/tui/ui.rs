@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use unicode_width::UnicodeWidthStr;
 
 use crate::client::ConnectionState;
-use crate::tui::app::{App, Damage, Overlay, PANES, Pane};
+use crate::tui::app::{App, Damage, Overlay, PANES, Pane, StatusMessage};
 use crate::tui::keymap::Scope;
 
 /// Where each part of the screen goes.
@@ -209,14 +209,21 @@ pub fn draw(app: &App, frame: &mut Canvas) {
     let area = frame.area();
     frame.fill(area, theme.base());
     let areas = layout_for(area, app.focus);
-    draw_status(app, frame, areas.status);
     draw_modules(app, frame, areas.modules);
     draw_editor(app, frame, areas.editor, None);
-    app.apply.draw(
+    let hidden = app.apply.draw(
         frame,
         areas.apply,
         theme,
         app.focus == Pane::Apply && app.overlay.is_none(),
+    );
+    // A form too short for its message: the status line says it instead.
+    let form_error = hidden.map(|text| StatusMessage { text, error: true });
+    draw_status(
+        app,
+        frame,
+        areas.status,
+        form_error.as_ref().or(app.status.as_ref()),
     );
     app.results.draw(
         frame,
@@ -287,12 +294,14 @@ fn draw_overlay(app: &App, frame: &mut Canvas) {
         Some(Overlay::Samples { selected }) => {
             crate::tui::panes::samples::draw(frame, *selected, &app.keymap, theme)
         }
-        Some(Overlay::Jobs) => crate::tui::panes::jobs::draw(frame, &app.jobs, &app.keymap, theme),
+        Some(Overlay::Jobs) => {
+            crate::tui::panes::jobs::draw(frame, &app.jobs, app.status.as_ref(), &app.keymap, theme)
+        }
         None => {}
     }
 }
 
-fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
+fn draw_status(app: &App, frame: &mut Canvas, area: Rect, status: Option<&StatusMessage>) {
     let theme = app.theme;
     // The connection's forms, longest first: where a message does not fit
     // beside it, its details give way, then its name (the dot stays), as
@@ -322,10 +331,7 @@ fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
         ConnectionState::Connecting { .. } => theme.warn(),
     };
     let room = (area.width as usize).saturating_sub(" asudf ● ".width());
-    let message_width = app
-        .status
-        .as_ref()
-        .map_or(0, |m| "  │ ".width() + m.text.width());
+    let message_width = status.map_or(0, |m| "  │ ".width() + m.text.width());
     let fits = |form: &&String| form.width() + message_width <= room;
     let state = forms
         .iter()
@@ -338,7 +344,7 @@ fn draw_status(app: &App, frame: &mut Canvas, area: Rect) {
         Span::styled(dot, dot_style),
         Span::raw(format!(" {state}")),
     ];
-    if let Some(message) = &app.status {
+    if let Some(message) = status {
         spans.push(Span::raw("  │ "));
         spans.push(Span::styled(
             message.text.clone(),
@@ -383,7 +389,10 @@ fn help_lines(app: &App) -> Vec<Line<'static>> {
         Line::raw(
             "Change keys in keymap.toml in the asudf config directory (command = \"Ctrl-X\").",
         ),
-        Line::styled("Esc closes this help; Up/Down scroll.", theme.dim()),
+        Line::styled(
+            "Esc, F1 or q closes this help; Up/Down, PageUp/PageDown, Home/End scroll.",
+            theme.dim(),
+        ),
         Line::raw(""),
     ];
     let mut last: Option<Scope> = None;
@@ -415,18 +424,19 @@ fn help_box(app: &App, area: Rect) -> (Rect, Paragraph<'static>) {
     (rect, text)
 }
 
-/// How far the help scrolls on a screen of `area`: until its last line
-/// shows at the bottom of the box.
-pub fn help_scroll_limit(app: &App, area: Rect) -> u16 {
+/// How far the help scrolls on a screen of `area` (until its last line
+/// shows at the bottom of the box), and the rows of a page.
+pub fn help_scroll(app: &App, area: Rect) -> (u16, u16) {
     let (rect, text) = help_box(app, area);
     let rows = text.line_count(rect.width.saturating_sub(2));
-    rows.saturating_sub(rect.height.saturating_sub(2) as usize) as u16
+    let page = rect.height.saturating_sub(2);
+    (rows.saturating_sub(page as usize) as u16, page.max(1))
 }
 
 fn draw_help(app: &App, frame: &mut Canvas, scroll: u16) {
     let area = frame.area();
     let (rect, text) = help_box(app, area);
-    let scroll = scroll.min(help_scroll_limit(app, area));
+    let scroll = scroll.min(help_scroll(app, area).0);
     frame.render_widget(Clear, rect);
     frame.render_widget(
         text.scroll((scroll, 0))

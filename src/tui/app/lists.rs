@@ -59,6 +59,8 @@ impl App {
             Command::Samples => self.overlay = Some(Overlay::Samples { selected: 0 }),
             Command::Jobs => {
                 self.overlay = Some(Overlay::Jobs);
+                // The list shows the status message: not one from before it opened.
+                self.status = None;
                 if !self.connected() {
                     self.complain("not connected: no jobs to list");
                 }

@@ -10,6 +10,9 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragra
 use std::cell::{Cell, RefCell};
 use unicode_width::UnicodeWidthChar;
 
+use crate::cli;
+use crate::tui::panes::cut;
+
 use aerospike::Value;
 
 use crate::client::{
@@ -375,37 +378,75 @@ fn caret_cell(text: &str, column: usize) -> usize {
     cells(text.chars().take(before)) + before.saturating_sub(len)
 }
 
-/// The display column a field shows from, `width` cells wide: from its
-/// start while the cursor fits, else far enough on that the cursor shows at
-/// the right edge; an error's caret shows too when the two fit together.
-fn field_scroll(cursor: usize, caret: Option<usize>, width: usize) -> usize {
+/// The display column a field of `end` cells shows from, `width` cells
+/// wide: from its start while the cursor fits, else far enough on that the
+/// cursor shows at the right edge; an error's caret shows too when the two
+/// fit together. The edge cells are left for the `‹` `›` marks of
+/// [`visible_cells`], so neither the cursor nor the caret sits on one: the
+/// last cell only at the text's end, where no `›` goes.
+fn field_scroll(cursor: usize, caret: Option<usize>, end: usize, width: usize) -> usize {
     let last = match caret {
-        Some(caret) if caret.abs_diff(cursor) < width => caret.max(cursor),
+        Some(caret) if caret.abs_diff(cursor) + 2 < width => caret.max(cursor),
         _ => cursor,
     };
-    (last + 1).saturating_sub(width.max(1))
+    let right = if last >= end { 1 } else { 2 };
+    (last + right).saturating_sub(width.max(2))
 }
 
-/// What a field shows of `text`: `width` cells from display column `from`.
-/// A wide character cut by the left edge shows as blanks; one cut by the
-/// right edge is left out.
+/// What a field shows of `text`: `width` cells from display column `from`,
+/// with `‹` in the first cell when text is cut off on the left and `›` in
+/// the last when it goes on past the right, as the editor marks its lines.
+/// A wide character cut by an edge shows as blanks.
 fn visible_cells(text: &str, from: usize, width: usize) -> String {
-    let mut shown = String::new();
+    // One entry a cell: a character, or "" for a wide one's second cell.
+    let mut shown: Vec<String> = Vec::new();
     let mut column = 0;
+    let mut more = false;
     for c in text.chars() {
         let w = c.width().unwrap_or(0);
         let end = column + w;
         if end > from + width {
+            more = true;
             break;
         }
-        if column >= from {
-            shown.push(c);
+        if column >= from && w == 0 {
+            // A combining mark joins the character before it.
+            if let Some(last) = shown.last_mut() {
+                last.push(c);
+            }
+        } else if column >= from {
+            shown.push(c.to_string());
+            shown.extend(std::iter::repeat_n(String::new(), w - 1));
         } else if end > from {
-            shown.extend(std::iter::repeat_n(' ', end - from));
+            shown.extend(std::iter::repeat_n(" ".to_string(), end - from));
         }
         column = end;
     }
-    shown
+    if more {
+        shown.resize(width, " ".to_string());
+        mark(&mut shown, width.saturating_sub(1), "›");
+    }
+    if from > 0 {
+        if shown.is_empty() {
+            shown.push(String::new());
+        }
+        mark(&mut shown, 0, "‹");
+    }
+    shown.concat()
+}
+
+/// Puts `mark` in cell `at`, blanking the other cell of a wide character
+/// it lands on.
+fn mark(cells: &mut [String], at: usize, mark: &str) {
+    if cells.get(at).is_some_and(|c| c.is_empty()) && at > 0 {
+        cells[at - 1] = " ".to_string();
+    }
+    if cells.get(at + 1).is_some_and(|c| c.is_empty()) {
+        cells[at + 1] = " ".to_string();
+    }
+    if let Some(cell) = cells.get_mut(at) {
+        *cell = mark.to_string();
+    }
 }
 
 /// The query's bin names (`a, b`): `None` = every bin.
@@ -507,6 +548,8 @@ impl ApplyForm {
         let text = self.value(field).trim();
         match field {
             Field::Namespace if text.is_empty() => bad(None, "a namespace is needed".into()),
+            Field::Namespace => cli::namespace_problem(text).and_then(|e| bad(None, e)),
+            Field::Set if !text.is_empty() => cli::set_problem(text).and_then(|e| bad(None, e)),
             Field::Key => literal::parse_value(self.value(field))
                 .err()
                 .and_then(from_literal),
@@ -540,14 +583,9 @@ impl ApplyForm {
             Field::Bins => bin_names(self.value(field))
                 .err()
                 .and_then(|(column, message)| bad(Some(column), message)),
-            Field::MaxRecords
-                if !text.is_empty() && !matches!(text.parse::<u64>(), Ok(n) if n > 0) =>
-            {
-                bad(
-                    None,
-                    format!("'{text}' is not a count of records (or leave it empty for all)"),
-                )
-            }
+            Field::MaxRecords if !text.is_empty() => cli::parse_max_records(text)
+                .err()
+                .and_then(|e| bad(None, format!("{e} (or leave it empty for all)"))),
             _ => None,
         }
     }
@@ -670,7 +708,7 @@ impl ApplyForm {
             FormKind::Query => Request::Query(Box::new(QueryCall {
                 scope: self.scope(),
                 bins: bin_names(self.value(Field::Bins)).ok().flatten(),
-                max_records: self.value(Field::MaxRecords).trim().parse().ok(),
+                max_records: cli::parse_max_records(self.value(Field::MaxRecords).trim()).ok(),
             })),
             FormKind::Batch => {
                 let ns = self.value(Field::Namespace).trim().to_string();
@@ -786,7 +824,15 @@ impl ApplyForm {
         self.set_kind(snapshot.kind);
     }
 
-    pub fn draw(&self, frame: &mut Canvas, area: Rect, theme: Theme, focused: bool) {
+    /// Draws the form; returns the focused field's error message when the
+    /// pane is too short to show it, for the caller to show elsewhere.
+    pub fn draw(
+        &self,
+        frame: &mut Canvas,
+        area: Rect,
+        theme: Theme,
+        focused: bool,
+    ) -> Option<String> {
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused))
@@ -815,7 +861,12 @@ impl ApplyForm {
             let marked = error.as_ref().is_some_and(|e| e.field == field);
             (inner.width as usize).saturating_sub(label_width + if marked { 2 } else { 0 })
         };
-        let shown_from = field_scroll(cursor_cell, caret_cell, text_width(self.focused_field()));
+        let shown_from = field_scroll(
+            cursor_cell,
+            caret_cell,
+            cells(focused_input.text.chars()),
+            text_width(self.focused_field()),
+        );
         for (i, field) in fields.iter().enumerate() {
             let label_style = if focused && i == self.focus {
                 theme.key()
@@ -851,6 +902,7 @@ impl ApplyForm {
                 }),
             ]));
         }
+        let mut message = None;
         if let Some(e) = &error {
             let text = match e.column {
                 Some(column) => format!("{}: column {column}: {}", e.field.label(), e.message),
@@ -870,7 +922,11 @@ impl ApplyForm {
                     ),
                 );
             }
-            lines.push(Line::styled(text, theme.error()));
+            lines.push(Line::styled(
+                cut(&text, inner.width as usize),
+                theme.error(),
+            ));
+            message = Some((text, e.field == self.focused_field()));
         }
         // In a pane shorter than the form, the field being edited stays in
         // view; unfocused, the form shows from its top.
@@ -881,6 +937,9 @@ impl ApplyForm {
         } else {
             0
         };
+        // The message is the last line; it may be below the pane's rows.
+        let message_row = lines.len().saturating_sub(1);
+        let hidden = message_row >= scroll as usize + inner.height as usize;
         frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
         if focused && self.picker.is_none() {
             let x = inner.x + (label_width + cursor_cell - shown_from) as u16;
@@ -916,12 +975,32 @@ impl ApplyForm {
             let mut state = ListState::default().with_selected(Some(picker.selected));
             frame.render_stateful_widget(list, popup, &mut state);
         }
+        message
+            .filter(|(_, on_focus)| focused && *on_focus && hidden)
+            .map(|(text, _)| text)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_cut_at_an_edge_is_marked_there() {
+        assert_eq!(visible_cells("abcdef", 0, 6), "abcdef", "fits: no mark");
+        assert_eq!(visible_cells("abcdefgh", 0, 6), "abcde›");
+        assert_eq!(visible_cells("abcdefgh", 2, 6), "‹defgh");
+        assert_eq!(visible_cells("abcdefghijk", 2, 6), "‹defg›");
+        assert_eq!(visible_cells("a漢字x", 0, 5), "a漢 ›");
+        assert_eq!(visible_cells("漢字x", 2, 4), "‹ x");
+        assert_eq!(visible_cells("a漢字x", 1, 4), "‹  ›");
+        // The cursor (at the text's end, or inside it) stays off the marks.
+        assert_eq!(field_scroll(4, None, 9, 6), 0);
+        assert_eq!(field_scroll(5, None, 9, 6), 1);
+        assert_eq!(field_scroll(8, Some(5), 9, 6), 4);
+        // At the text's end no `›` shows: the cursor may take the last cell.
+        assert_eq!(field_scroll(9, None, 9, 6), 4);
+    }
 
     #[test]
     fn a_paste_keeps_its_control_characters_as_escapes_in_strings_and_spaces_outside() {
@@ -1015,13 +1094,54 @@ mod tests {
     }
 
     #[test]
+    fn namespace_and_set_are_checked_as_the_command_line_checks_them() {
+        let mut form = ApplyForm::default();
+        form.set(Field::Namespace, "'ключ', '日本'");
+        let error = form.check().unwrap();
+        assert_eq!(error.field, Field::Namespace);
+        assert!(error.message.contains("contains ','"), "{error:?}");
+        form.set(Field::Namespace, "test.x");
+        let error = form.check().unwrap();
+        assert_eq!(error.field, Field::Namespace);
+        assert!(
+            error
+                .message
+                .contains("a namespace name takes no spaces or '.'"),
+            "{error:?}"
+        );
+        form.set(Field::Namespace, "test");
+        // Clients name sets: one with a space may exist, so only what the
+        // info commands cannot carry is refused.
+        form.set(Field::Set, "my set");
+        assert_eq!(form.check(), None);
+        form.set(Field::Set, "a:b");
+        let error = form.check().unwrap();
+        assert_eq!(error.field, Field::Set);
+        assert!(error.message.contains("contains ':'"), "{error:?}");
+        form.set(Field::Set, &"s".repeat(64));
+        assert!(
+            form.check()
+                .unwrap()
+                .message
+                .contains("longer than 63 bytes")
+        );
+        form.set(Field::Set, "");
+        assert_eq!(form.check(), None, "no set: the whole namespace");
+    }
+
+    #[test]
     fn each_kind_checks_only_its_own_fields() {
         let mut form = ApplyForm::default();
         form.set(Field::Key, "[1");
         form.set_kind(FormKind::Query);
         assert_eq!(form.check(), None, "the record key is not a query's field");
         form.set(Field::MaxRecords, "0");
-        assert_eq!(form.check().unwrap().field, Field::MaxRecords);
+        let error = form.check().unwrap();
+        assert_eq!(error.field, Field::MaxRecords);
+        assert_eq!(
+            error.message,
+            "'0' is not a count of records (or leave it empty for all)"
+        );
         form.set(Field::MaxRecords, "");
         form.set(Field::Where, "n BETWEEN 1");
         let error = form.request().unwrap_err();

@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::client::JobInfo;
+use crate::tui::app::StatusMessage;
 use crate::tui::keymap::{Keymap, Scope};
 use crate::tui::panes::cut;
 use crate::tui::panes::samples::{key_line, overlay_box};
@@ -29,9 +30,18 @@ pub struct Jobs {
 }
 
 impl Jobs {
-    /// A fresh answer; running jobs first, then the most recent.
+    /// A fresh answer; running jobs first, then the most recently finished
+    /// (servers list the oldest first). Within each, the newest started
+    /// (least run time) first; jobs without the fields keep the server's order.
     pub fn set_list(&mut self, mut list: Vec<JobInfo>, answered: Instant) {
-        list.sort_by_key(|j| j.is_done());
+        let number = |j: &JobInfo, name| j.field(name).and_then(|v| v.parse().ok());
+        list.sort_by_key(|j| {
+            (
+                j.is_done(),
+                number(j, "time-since-done").unwrap_or(u64::MAX),
+                number(j, "run-time").unwrap_or(u64::MAX),
+            )
+        });
         self.list = list;
         self.selected = self.selected.min(self.list.len().saturating_sub(1));
         self.loading = false;
@@ -79,11 +89,20 @@ pub fn gauge(percent: f64, width: usize) -> String {
     format!("[{}{}]", "█".repeat(filled), "░".repeat(width - filled))
 }
 
-pub fn draw(frame: &mut Canvas, jobs: &Jobs, keymap: &Keymap, theme: Theme) {
+/// The list; `status` is the status line's message, shown inside the list
+/// too since the list covers the status line or draws the eye from it.
+pub fn draw(
+    frame: &mut Canvas,
+    jobs: &Jobs,
+    status: Option<&StatusMessage>,
+    keymap: &Keymap,
+    theme: Theme,
+) {
     let area = frame.area();
     let width = area.width.min(120);
     let rows = (jobs.list.len().max(1) * 2) as u16;
-    let height = (rows + 4).min(area.height);
+    // Border, the row marking hidden jobs, the message row, the keys.
+    let height = (rows + 5).min(area.height);
     let title = if jobs.loading && !jobs.loaded_once {
         " Jobs … ".to_string()
     } else {
@@ -98,8 +117,8 @@ pub fn draw(frame: &mut Canvas, jobs: &Jobs, keymap: &Keymap, theme: Theme) {
             theme.dim(),
         ));
     }
-    let visible = inner.height.saturating_sub(2) as usize / 2;
-    let first = (jobs.selected + 1).saturating_sub(visible.max(1));
+    let visible = (inner.height.saturating_sub(3) as usize / 2).max(1);
+    let first = (jobs.selected + 1).saturating_sub(visible);
     for (i, job) in jobs.list.iter().enumerate().skip(first).take(visible) {
         let style = if i == jobs.selected {
             theme.selected()
@@ -148,7 +167,18 @@ pub fn draw(frame: &mut Canvas, jobs: &Jobs, keymap: &Keymap, theme: Theme) {
             [vec![Span::raw("  ")], progress, vec![Span::raw(counts)]].concat(),
         ));
     }
-    lines.push(Line::raw(""));
+    let below = jobs.list.len().saturating_sub(first + visible);
+    let more: Vec<String> = [(first, "↑"), (below, "↓")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, arrow)| format!("{arrow} {n} more"))
+        .collect();
+    lines.push(Line::styled(more.join("  "), theme.dim()));
+    lines.push(match status {
+        Some(m) if m.error => Line::styled(cut(&m.text, text_width), theme.error()),
+        Some(m) => Line::raw(cut(&m.text, text_width)),
+        None => Line::raw(""),
+    });
     lines.push(key_line(keymap, Scope::Jobs, theme));
     frame.render_widget(Paragraph::new(lines), inner);
 }

@@ -10,9 +10,10 @@ use crate::client::{BatchRow, Failure, JobId, JobInfo, Outcome, RecordView};
 use crate::sandbox::server::info::{StreamReport, level_text};
 use crate::text::plural;
 use crate::tui::literal;
-use crate::tui::panes::cut;
 use crate::tui::panes::results::{self, CallEntry, CallState, TimeFormat};
+use crate::tui::panes::{cut, pad};
 use crate::tui::theme::Theme;
+use unicode_width::UnicodeWidthStr;
 
 /// Rows of a list shown at once (folded; expanded shows [`ROWS_EXPANDED`]).
 pub const ROWS_FOLDED: usize = 10;
@@ -316,7 +317,7 @@ fn stage_lines(
     let name_width = report
         .stages
         .iter()
-        .map(|s| s.stage.chars().count())
+        .map(|s| s.stage.width())
         .chain(["client reduce".len()])
         .max()
         .unwrap_or(0)
@@ -327,8 +328,8 @@ fn stage_lines(
     ));
     for stage in &report.stages {
         out.push(Line::raw(format!(
-            "    {:<name_width$} {:>8} {:>8}",
-            cut(&stage.stage, name_width),
+            "    {} {:>8} {:>8}",
+            pad(&stage.stage, name_width),
             stage.values_in,
             stage.values_out
         )));
@@ -467,7 +468,7 @@ fn query_lines(
         let ttl = row.view.ttl.map_or("never".into(), |t| format!("{t}s"));
         let meta = format!("  gen {} ttl {ttl}", row.view.generation);
         let key = key_text(&row.key, &row.digest);
-        let room = width.saturating_sub(key.chars().count() + meta.chars().count() + 4);
+        let room = width.saturating_sub(key.width() + meta.width() + 4);
         out.push(Line::from(vec![
             Span::styled(format!("  {key} "), theme.key()),
             Span::raw(cut(&format!("{{{}}}", bins.join(", ")), room.max(8))),
@@ -499,13 +500,13 @@ fn batch_lines(
     ));
     let key_width = rows
         .iter()
-        .map(|r| literal::print(&r.key).chars().count())
+        .map(|r| literal::print(&r.key).width())
         .max()
         .unwrap_or(0)
         .min(width / 3);
     let shown: Vec<&BatchRow> = rows.iter().skip(scroll).take(page).collect();
     for row in &shown {
-        let key = cut(&literal::print(&row.key), key_width);
+        let key = pad(&literal::print(&row.key), key_width);
         let room = width.saturating_sub(key_width + 6).max(8);
         let (mark, text, style) = match &row.result {
             Ok(value) => ("✓", literal::fold(value, room).0, theme.ok()),
@@ -517,26 +518,21 @@ fn batch_lines(
                 let rest: Vec<Line<'static>> = lines
                     .map(|line| Line::styled(format!("    {line}"), theme.error()))
                     .collect();
-                out.push(batch_row(&key, key_width, "✗", first, theme.error()));
+                out.push(batch_row(&key, "✗", first, theme.error()));
                 out.extend(rest);
                 continue;
             }
             Err(failure) => ("✗", cut(&failure.to_string(), room), theme.error()),
         };
-        out.push(batch_row(&key, key_width, mark, text, style));
+        out.push(batch_row(&key, mark, text, style));
     }
     out.extend(window_line(scroll, shown.len(), rows.len(), theme));
 }
 
-fn batch_row(
-    key: &str,
-    key_width: usize,
-    mark: &str,
-    text: String,
-    style: ratatui::style::Style,
-) -> Line<'static> {
+/// `key` comes padded to the key column's width.
+fn batch_row(key: &str, mark: &str, text: String, style: ratatui::style::Style) -> Line<'static> {
     Line::from(vec![
-        Span::raw(format!("  {key:<key_width$} ")),
+        Span::raw(format!("  {key} ")),
         Span::styled(format!("{mark} "), style),
         Span::raw(text),
     ])
@@ -619,6 +615,40 @@ mod tests {
 
     fn text(lines: &[Line]) -> Vec<String> {
         lines.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[test]
+    fn batch_rows_pad_keys_by_display_width_and_cut_long_ones() {
+        let failed = || Err(Failure::usage("error 100: boom"));
+        let rows = vec![
+            BatchRow {
+                key: Value::from("日本"),
+                result: failed(),
+            },
+            BatchRow {
+                key: Value::from("abcdef"),
+                result: Ok(Value::from(1)),
+            },
+            BatchRow {
+                key: Value::from("ключ-日本-a-very-long-key"),
+                result: failed(),
+            },
+        ];
+        let mut out = Vec::new();
+        let theme = Theme::new(ThemeKind::Dark);
+        batch_lines(&rows, 0, 10, false, 40, theme, &mut out);
+        let lines = text(&out);
+        // Every mark sits in the same terminal column; no row is wider than the pane.
+        let marks: Vec<usize> = lines[1..]
+            .iter()
+            .map(|l| {
+                let at = l.find(['✓', '✗']).unwrap();
+                l[..at].width()
+            })
+            .collect();
+        assert_eq!(marks, vec![marks[0]; 3], "{lines:?}");
+        assert!(lines.iter().all(|l| l.width() <= 40), "{lines:?}");
+        assert!(lines[3].contains('…'), "{lines:?}");
     }
 
     #[test]
