@@ -67,6 +67,19 @@ fn key(k: &str) -> Key {
     Key::new("test", "demo", AsValue::from(k)).unwrap()
 }
 
+/// The fields naming `k` in test.demo, for frames built by hand.
+fn demo_fields(k: &Key) -> Vec<asudf::sandbox::server::message::Field> {
+    use asudf::sandbox::server::message::*;
+    [
+        (FIELD_NAMESPACE, b"test".to_vec()),
+        (FIELD_SET, b"demo".to_vec()),
+        (FIELD_DIGEST, k.digest().to_vec()),
+    ]
+    .into_iter()
+    .map(|(ty, data)| Field { ty, data })
+    .collect()
+}
+
 async fn register(client: &Client, name: &str, source: &str) {
     let task = client
         .register_udf(
@@ -1237,20 +1250,7 @@ async fn a_write_with_no_ops_is_4() {
             record_ttl: 1000,
             ..MsgHeader::default()
         },
-        fields: vec![
-            Field {
-                ty: FIELD_NAMESPACE,
-                data: b"test".to_vec(),
-            },
-            Field {
-                ty: FIELD_SET,
-                data: b"demo".to_vec(),
-            },
-            Field {
-                ty: FIELD_DIGEST,
-                data: k.digest().to_vec(),
-            },
-        ],
+        fields: demo_fields(k),
         ops: vec![],
     };
     let mut s = TcpStream::connect(server.addr()).await.unwrap();
@@ -1461,20 +1461,7 @@ async fn an_unknown_op_type_is_4() {
             info2,
             ..MsgHeader::default()
         },
-        fields: vec![
-            Field {
-                ty: FIELD_NAMESPACE,
-                data: b"test".to_vec(),
-            },
-            Field {
-                ty: FIELD_SET,
-                data: b"demo".to_vec(),
-            },
-            Field {
-                ty: FIELD_DIGEST,
-                data: k.digest().to_vec(),
-            },
-        ],
+        fields: demo_fields(k),
         ops: vec![Op {
             op,
             particle: 1,
