@@ -1,11 +1,12 @@
 //! The one client task: requests in, events out, against real sandbox servers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aerospike::Value;
 use asudf::client::{
     self, ApplyCall, ClientHandle, ConnectionState, Event, FailureKind, Outcome, RecordKey,
-    Request, Target,
+    Request, StreamItem, Target,
 };
 use asudf::sandbox::SandboxConfig;
 use asudf::sandbox::local::Sharing;
@@ -568,4 +569,120 @@ async fn when_both_halves_fail_the_first_failure_in_the_stream_is_reported() {
             );
         }
     }
+}
+
+/// The runs of a series reported as items until its answer.
+async fn series_runs(
+    events: &mut UnboundedReceiver<Event>,
+    id: client::RequestId,
+    mut on_runs: impl FnMut(u32),
+) -> (u32, Result<Outcome, client::Failure>) {
+    let mut done = 0;
+    loop {
+        match events.recv().await {
+            Some(Event::Item {
+                id: of,
+                item:
+                    StreamItem::Runs {
+                        round_trips,
+                        failed,
+                    },
+            }) if of == id => {
+                done += round_trips.len() as u32 + failed;
+                on_runs(done);
+            }
+            Some(Event::Done {
+                id: of, outcome, ..
+            }) if of == id => return (done, outcome),
+            Some(_) => {}
+            None => panic!("the client task ended"),
+        }
+    }
+}
+
+/// A series runs its call back to back, reports every run, and answers as
+/// its last run with the record before the first and after the last, and
+/// the last run's logs.
+#[tokio::test]
+async fn a_series_reports_its_runs_and_the_record_around_them() {
+    let (handle, mut events) = client::spawn(memory_sandbox());
+    connected(&mut events).await;
+    let source = format!("{COUNTER}function noisy(rec)\n  info('hello %d', 7)\n  return 1\nend\n");
+    let put = Request::PutModule {
+        name: "counter".into(),
+        source,
+    };
+    run(&handle, &mut events, put).await.unwrap();
+    let counting = Arc::new(call("counter", "increment", vec!["count".into(), 2.into()]));
+    let id = handle.send(Request::ApplySeries {
+        call: counting,
+        times: 5,
+    });
+    let (done, outcome) = series_runs(&mut events, id, |_| {}).await;
+    assert_eq!(done, 5);
+    let Ok(Outcome::Applied {
+        result,
+        before,
+        after,
+        ..
+    }) = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(result, Value::Int(10));
+    assert_eq!(before, None, "read before the first run");
+    let after = after.unwrap();
+    assert_eq!(after.generation, 5, "read after the last run");
+
+    let mut noisy = call("counter", "noisy", vec![]);
+    noisy.with_record = false;
+    let id = handle.send(Request::ApplySeries {
+        call: Arc::new(noisy),
+        times: 3,
+    });
+    let (done, outcome) = series_runs(&mut events, id, |_| {}).await;
+    assert_eq!(done, 3);
+    let Ok(Outcome::Applied {
+        logs,
+        before: None,
+        after: None,
+        ..
+    }) = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    let texts: Vec<_> = logs.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["hello 7"], "the last run's logs");
+}
+
+/// A cancelled series stops between runs and answers with the runs it did:
+/// every one of them reported, the record read after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_series_answers_with_the_runs_it_did() {
+    let (handle, mut events) = client::spawn(memory_sandbox());
+    connected(&mut events).await;
+    let put = Request::PutModule {
+        name: "counter".into(),
+        source: COUNTER.into(),
+    };
+    run(&handle, &mut events, put).await.unwrap();
+    let call = Arc::new(call("counter", "increment", vec!["count".into(), 1.into()]));
+    let id = handle.send(Request::ApplySeries {
+        call,
+        times: u32::MAX,
+    });
+    let (done, outcome) = series_runs(&mut events, id, |_| handle.cancel(id)).await;
+    assert!(done > 0);
+    let Ok(Outcome::Applied { after, .. }) = outcome else {
+        panic!("{outcome:?}")
+    };
+    // The run dropped in flight may have reached the server first.
+    let count = match &after.unwrap().bins[..] {
+        [(_, Value::Int(count))] => *count as u32,
+        bins => panic!("{bins:?}"),
+    };
+    assert!(
+        count == done || count == done + 1,
+        "{count} after {done} runs"
+    );
 }

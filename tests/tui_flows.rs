@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aerospike::Value;
 use asudf::client::{
-    ConnectionState, Event, Failure, FailureKind, Outcome, RecordView, Request, UdfLog,
+    ConnectionState, Event, Failure, FailureKind, Outcome, RecordView, Request, StreamItem, UdfLog,
 };
 use asudf::tui::app::{App, Effect, Overlay, Pane, PromptKind, Recovered, StartOptions};
 use asudf::tui::keymap::Keymap;
@@ -573,17 +573,38 @@ fn lost_connection_shows_and_calls_fail_fast() {
     insta::assert_snapshot!("disconnected", screen);
 }
 
+fn is_series(r: &Request) -> bool {
+    matches!(r, Request::ApplySeries { .. })
+}
+
+/// `n` runs of a series done, as the client task reports them.
+fn runs(n: usize) -> StreamItem {
+    StreamItem::Runs {
+        round_trips: vec![Duration::from_micros(75); n],
+        failed: 0,
+    }
+}
+
 #[test]
-fn run_many_times_sends_one_after_another_and_shows_percentiles() {
+fn run_many_times_is_one_series_request_that_reports_its_runs() {
     let mut console = Console::connected();
     console.set_field(7, "3");
     console.key(KeyCode::F(5));
-    for i in 0..3 {
-        let applies = console.sent.iter().filter(|(_, r)| is_apply(r)).count();
-        assert_eq!(applies, 1, "one call at a time (run {i})");
-        console.answer(is_apply, Ok(applied(Value::Int(i), None, (i, 1))));
-    }
+    // The runs go back to back from the client task: one request, no
+    // round through the console per run.
+    let sent: Vec<_> = console.sent.iter().filter(|(_, r)| is_series(r)).collect();
+    assert_eq!(sent.len(), 1, "{:?}", console.sent);
+    assert!(
+        matches!(&sent[0].1, Request::ApplySeries { times: 3, call } if call.with_record),
+        "{sent:?}"
+    );
     assert!(!console.sent.iter().any(|(_, r)| is_apply(r)));
+    console.item(is_series, runs(2));
+    assert!(console.screen().contains("2/3 runs, 0 failed"));
+    assert!(console.app.results.entries[0].in_flight());
+    console.item(is_series, runs(1));
+    console.answer(is_series, Ok(applied(Value::Int(2), None, (2, 1))));
+    assert!(!console.app.results.entries[0].in_flight());
     let screen = console.screen();
     assert!(screen.contains("3/3 runs, 0 failed"), "{screen}");
     assert!(screen.contains("min T p50 T p90 T p99 T max T"), "{screen}");
@@ -596,23 +617,15 @@ fn a_cancelled_run_many_says_how_many_of_the_asked_runs_were_done() {
     let mut console = Console::connected_at(200, 40);
     console.set_field(7, "20000");
     console.key(KeyCode::F(5));
-    for i in 0..4 {
-        let before = (i, i as u32 + 1);
-        let after = (i + 1, i as u32 + 2);
-        console.answer(
-            is_apply,
-            Ok(applied(Value::Int(i + 1), Some(before), after)),
-        );
-    }
+    console.item(is_series, runs(3));
     console.ctrl('k');
-    let tag = console.tag_of(is_apply);
+    let tag = console.tag_of(is_series);
     assert!(console.effects.contains(&Effect::Cancel(tag)));
-    // The run in flight is cancelled: it counts neither as done nor failed.
-    console.answer(is_apply, Err(Failure::cancelled()));
-    assert!(
-        !console.sent.iter().any(|(_, r)| is_apply(r)),
-        "no more runs"
-    );
+    // The series stops between runs: it reports the runs done since its
+    // last report and answers as its last run, the record read before its
+    // first run → after that one.
+    console.item(is_series, runs(1));
+    console.answer(is_series, Ok(applied(Value::Int(4), Some((0, 1)), (4, 5))));
     let screen = console.screen();
     assert!(screen.contains("×4 of 20000, cancelled"), "{screen}");
     assert!(
@@ -621,25 +634,18 @@ fn a_cancelled_run_many_says_how_many_of_the_asked_runs_were_done() {
     );
     assert_eq!(console.status(), "#1 cancelled: 4 of 20000 runs done");
     assert!(!console.app.results.entries[0].in_flight());
-    // The runs that were answered: their figures, and the record before the
-    // first → after the last; no error of the cancelled call.
     assert!(screen.contains("min T p50 T p90 T p99 T max T"), "{screen}");
     assert!(screen.contains("= 4"), "{screen}");
     assert!(screen.contains("record gen 1 → 5"), "{screen}");
     assert!(screen.contains("~ count: 0 → 4"), "{screen}");
     assert!(!screen.contains('✗'), "{screen}");
 
-    // A run that ends before the cancel reaches it still counts.
+    // Cancelled before any run was done: the cancel is its end.
     console.key(KeyCode::F(5));
-    console.answer(is_apply, Ok(applied(Value::Int(1), None, (1, 1))));
     console.ctrl('k');
-    console.answer(is_apply, Ok(applied(Value::Int(2), None, (2, 1))));
-    assert!(
-        !console.sent.iter().any(|(_, r)| is_apply(r)),
-        "no more runs"
-    );
-    assert!(console.screen().contains("×2 of 20000, cancelled"));
-    assert_eq!(console.status(), "#2 cancelled: 2 of 20000 runs done");
+    console.answer(is_series, Err(Failure::cancelled()));
+    assert!(console.screen().contains("×0 of 20000, cancelled"));
+    assert_eq!(console.status(), "#2 cancelled: 0 of 20000 runs done");
 }
 
 #[test]

@@ -756,6 +756,43 @@ fn an_expanded_batch_shows_each_rows_whole_error() {
     assert!(words.contains("does not exist yet"), "{screen}");
 }
 
+/// An aggregation's long value shows folded; Enter opens it whole over as
+/// many rows as it takes, as a record call's value, and folds it again.
+#[test]
+fn enter_expands_and_folds_an_aggregations_value() {
+    let mut console = console(80, 30, false);
+    sum_form(&mut console);
+    console.key(KeyCode::F(5));
+    let region = |total| {
+        Value::from(std::collections::HashMap::from([
+            (Value::from("count"), Value::Int(250)),
+            (Value::from("total"), Value::Int(total)),
+        ]))
+    };
+    let regions = ["east", "west", "north", "south"]
+        .into_iter()
+        .zip([12500, 13500, 14500, 15500])
+        .map(|(name, total)| (Value::from(name), region(total)));
+    let value = Value::from(regions.collect::<std::collections::HashMap<_, _>>());
+    console.item(is_aggregate, StreamItem::Value(value));
+    console.answer(is_aggregate, streamed(1));
+    let screen = console.screen();
+    assert!(screen.contains("more} ⏎"), "folded, marked: {screen}");
+    assert!(!screen.contains("15500"), "{screen}");
+
+    console.alt('4');
+    console.key(KeyCode::Enter);
+    let screen = console.screen();
+    for total in ["12500", "13500", "14500", "15500"] {
+        assert!(screen.contains(total), "{total} shows: {screen}");
+    }
+    assert!(!screen.contains("more}"), "{screen}");
+
+    console.key(KeyCode::Enter);
+    let screen = console.screen();
+    assert!(screen.contains("more} ⏎"), "folded again: {screen}");
+}
+
 #[test]
 fn a_copied_job_id_is_a_json_string() {
     // Above 2^53: as a JSON number, jq and JavaScript would round it.

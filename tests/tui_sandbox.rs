@@ -415,3 +415,83 @@ async fn a_save_waiting_on_the_disk_holds_up_no_key() {
         "{shown}"
     );
 }
+
+/// Not a check, a measure (`--ignored --nocapture`, `SERIES_N` runs, 2000
+/// by default): the wall time of a run-N series through the real run loop
+/// (drawing as it does), beside the same number of bare applies one after
+/// another through the client task (what `asudf bench -c 1` does), on the
+/// same sandbox server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measure, not a check"]
+async fn series_wall_time_against_bench() {
+    use asudf::client::{ApplyCall, RecordKey, Request};
+    use asudf::tui::RunLoop;
+    use common::live::OnServer;
+    use crossterm::event::Event as TermEvent;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let n: u32 = std::env::var("SERIES_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let mut server = OnServer::start(120, 40, async |_| {}).await;
+    server.register().await;
+    server.run_apply().await;
+    server.set(Field::Times, &n.to_string()).await;
+    let OnServer { live, setup, .. } = &mut server;
+    let Live {
+        app,
+        driver,
+        events,
+        terminal,
+    } = std::mem::replace(live, placeholder().await);
+    let (keys, input) = futures::channel::mpsc::unbounded::<std::io::Result<TermEvent>>();
+    let mut console = RunLoop::new(app, terminal, input, events, driver);
+    console.draw().unwrap();
+    let (draws, wakes) = (console.draws, console.wakes);
+    let started = Instant::now();
+    keys.unbounded_send(Ok(TermEvent::Key(KeyEvent::new(
+        KeyCode::F(5),
+        KeyModifiers::NONE,
+    ))))
+    .unwrap();
+    assert!(console.step().await.unwrap());
+    while console.app.results.entries.last().unwrap().in_flight() {
+        assert!(console.step().await.unwrap());
+    }
+    let series = started.elapsed();
+    let entry = console.app.results.entries.last().unwrap();
+    assert_eq!(entry.series.as_ref().unwrap().done(), n);
+    let (draws, wakes) = (console.draws - draws, console.wakes - wakes);
+
+    let call = Arc::new(ApplyCall {
+        key: RecordKey {
+            ns: "test".into(),
+            set: Some("demo".into()),
+            key: Value::from("k1"),
+        },
+        module: "counter".into(),
+        function: "increment".into(),
+        args: vec![Value::from("count"), Value::Int(1)],
+        timeout_ms: None,
+        send_key: false,
+        with_record: false,
+        with_logs: false,
+    });
+    let started = Instant::now();
+    for _ in 0..n {
+        let (outcome, _) = setup.handle.call(Request::Apply(call.clone())).await;
+        outcome.unwrap();
+    }
+    let bench = started.elapsed();
+    println!(
+        "series of {n}: {series:?} ({draws} draws, {wakes} wakes); bench: {bench:?}; ratio {:.2}",
+        series.as_secs_f64() / bench.as_secs_f64()
+    );
+}
+
+/// A console to leave in place of one moved out.
+async fn placeholder() -> Live {
+    Live::sandbox(SandboxConfig::default()).await
+}

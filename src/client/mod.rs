@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use aerospike::Client;
 use aerospike::Value;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::AbortHandle;
 
 pub use connect::{ClusterInfo, Target};
@@ -79,6 +79,16 @@ pub enum Request {
     },
     /// Shared: a run of calls (`bench`, run-N) sends the same call again.
     Apply(Arc<ApplyCall>),
+    /// The same call `times` times back to back: the console's run-N. Its
+    /// runs are reported as [`StreamItem::Runs`] at most every 50 ms, then
+    /// it is answered as its last run, with the record (when asked) read
+    /// once before the first run and once after the last, and the logs
+    /// read after the last. A cancel stops it between runs (the run in
+    /// flight is dropped); it is then answered as its last run done.
+    ApplySeries {
+        call: Arc<ApplyCall>,
+        times: u32,
+    },
     GetRecord {
         key: RecordKey,
     },
@@ -326,8 +336,14 @@ pub enum Event {
 }
 
 /// A request's abort handle, queue time and "answered" flag: whoever sets
-/// the flag first (the request or a cancel) sends the one answer.
-type InFlight = (AbortHandle, Instant, Arc<AtomicBool>);
+/// the flag first (the request or a cancel) sends the one answer. A series
+/// has a stop instead: it answers itself, with the runs it did.
+struct InFlight {
+    abort: AbortHandle,
+    queued: Instant,
+    answered: Arc<AtomicBool>,
+    stop: Option<Arc<Notify>>,
+}
 
 /// What the handle and the connection task share: the client while
 /// connected, and the requests in flight.
@@ -368,6 +384,7 @@ impl ClientHandle {
         let queued = Instant::now();
         let connection = shared.connection.read().clone();
         let answered = Arc::new(AtomicBool::new(false));
+        let stop = matches!(request, Request::ApplySeries { .. }).then(Default::default);
         let task = shared.runtime.spawn(run_request(
             shared.clone(),
             id,
@@ -375,10 +392,20 @@ impl ClientHandle {
             queued,
             connection,
             answered.clone(),
+            stop.clone(),
         ));
         let mut in_flight = shared.in_flight.lock();
-        in_flight.retain(|_, (_, _, done)| !done.load(Ordering::Acquire));
-        in_flight.insert(id, (task.abort_handle(), queued, answered));
+        in_flight.retain(|_, r| !r.answered.load(Ordering::Acquire));
+        let abort = task.abort_handle();
+        in_flight.insert(
+            id,
+            InFlight {
+                abort,
+                queued,
+                answered,
+                stop,
+            },
+        );
         id
     }
 
@@ -389,7 +416,7 @@ impl ClientHandle {
         // Not queued anywhere: queued = sent, one clock read less per call.
         let connection = self.shared.connection.read().clone();
         let discard = &self.shared.discard;
-        execute(&self.shared, connection, request, None, discard).await
+        execute(&self.shared, connection, request, None, discard, None).await
     }
 
     /// [`call`](Self::call) for a query-path request: its records or values
@@ -400,7 +427,7 @@ impl ClientHandle {
         items: query::ItemSink,
     ) -> (Result<Outcome, Failure>, Timing) {
         let connection = self.shared.connection.read().clone();
-        execute(&self.shared, connection, request, None, &items).await
+        execute(&self.shared, connection, request, None, &items, None).await
     }
 
     /// The bare client while connected: for measuring the client task
@@ -413,10 +440,23 @@ impl ClientHandle {
             .map(|(client, _)| client.clone())
     }
 
-    /// Cancels a request in flight; it ends with a `Cancelled` failure.
+    /// Cancels a request in flight; it ends with a `Cancelled` failure (a
+    /// series: with its last run done, see [`Request::ApplySeries`]).
     pub fn cancel(&self, id: RequestId) {
         let entry = self.shared.in_flight.lock().remove(&id);
-        if let Some((abort, queued, answered)) = entry
+        if let Some(InFlight {
+            stop: Some(stop), ..
+        }) = &entry
+        {
+            stop.notify_one();
+            return;
+        }
+        if let Some(InFlight {
+            abort,
+            queued,
+            answered,
+            ..
+        }) = entry
             && !answered.swap(true, Ordering::AcqRel)
         {
             abort.abort();
@@ -441,6 +481,7 @@ async fn run_request(
     queued: Instant,
     connection: Option<(Arc<Client>, bool)>,
     answered: Arc<AtomicBool>,
+    stop: Option<Arc<Notify>>,
 ) {
     // Items become events as they arrive, in order, before the `Done`.
     let (items, mut item_rx) = mpsc::unbounded_channel();
@@ -453,7 +494,8 @@ async fn run_request(
         }
     };
     let perform = async {
-        let answer = execute(&shared, connection, request, Some(queued), &items).await;
+        let stop = stop.as_deref();
+        let answer = execute(&shared, connection, request, Some(queued), &items, stop).await;
         drop(items);
         answer
     };
@@ -474,12 +516,14 @@ async fn execute(
     request: Request,
     queued: Option<Instant>,
     items: &query::ItemSink,
+    stop: Option<&Notify>,
 ) -> (Result<Outcome, Failure>, Timing) {
     let sent = Instant::now();
     let outcome = match &connection {
         Some((client, sandbox)) => {
             let log_mark = sandbox.then_some(&shared.log_mark);
-            ops::perform(client, log_mark, &shared.last_key, request, sent, items).await
+            let last_key = &shared.last_key;
+            ops::perform(client, log_mark, last_key, request, sent, items, stop).await
         }
         None => Err(Failure::connection(
             "not connected: the cluster is not answering",

@@ -12,6 +12,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio::sync::Notify;
+
 use crate::sandbox::engine::{MAX_FILENAME, filename_problem};
 use crate::sandbox::server::info::decode_calls;
 
@@ -57,12 +59,22 @@ pub(super) async fn perform(
     request: Request,
     sent: Instant,
     items: &query::ItemSink,
+    stop: Option<&Notify>,
 ) -> Result<Outcome, Failure> {
     match request {
         // Both boxed: a future is moved (copied whole) into its caller's at
         // each level of `.await`, and the crate's apply future alone is a
         // few KiB; boxed here, the levels above carry a pointer.
         Request::Apply(call) => Box::pin(apply(client, sandbox, last_key, &call, sent)).await,
+        Request::ApplySeries { call, times } => {
+            let series = Series {
+                log_mark: sandbox,
+                last_key,
+                items,
+                stop,
+            };
+            Box::pin(series.run(client, &call, times)).await
+        }
         request => Box::pin(perform_other(client, request, items)).await,
     }
 }
@@ -73,7 +85,9 @@ async fn perform_other(
     items: &query::ItemSink,
 ) -> Result<Outcome, Failure> {
     match request {
-        Request::Apply(_) => unreachable!("performed inline by `perform`"),
+        Request::Apply(_) | Request::ApplySeries { .. } => {
+            unreachable!("performed inline by `perform`")
+        }
         Request::ListModules => list_modules(client).await.map(Outcome::Modules),
         Request::GetModule { name } => get_module(client, &name).await,
         Request::PutModule { name, source } => put_module(client, &name, &source).await,
@@ -449,6 +463,103 @@ async fn apply(
         call: call_time,
         server_run,
     })
+}
+
+/// How often a series reports its runs: the console draws a report, and a
+/// frame per run would cost more than the run.
+const SERIES_REPORT: Duration = Duration::from_millis(50);
+
+/// What a run-N series runs with (see [`Request::ApplySeries`]).
+struct Series<'a> {
+    log_mark: Option<&'a AtomicU64>,
+    last_key: &'a LastKey,
+    items: &'a query::ItemSink,
+    stop: Option<&'a Notify>,
+}
+
+impl Series<'_> {
+    async fn run(&self, client: &Client, call: &ApplyCall, times: u32) -> Result<Outcome, Failure> {
+        let before = if call.with_record {
+            get_record(client, &call.key).await?
+        } else {
+            None
+        };
+        // The runs are bare: the record and the logs are read around the
+        // series, not around each run.
+        let bare = ApplyCall {
+            with_record: false,
+            with_logs: false,
+            ..call.clone()
+        };
+        let (mut round_trips, mut failed) = (Vec::new(), 0);
+        let mut reported = Instant::now();
+        let mut last = None;
+        for _ in 0..times {
+            let stopped = async {
+                match self.stop {
+                    Some(stop) => stop.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let run = apply(client, None, self.last_key, &bare, Instant::now());
+            // Stopped: the run in flight is dropped, and counts for nothing.
+            let outcome = tokio::select! {
+                biased;
+                () = stopped => break,
+                outcome = Box::pin(run) => outcome,
+            };
+            match &outcome {
+                Ok(Outcome::Applied { call, .. }) => round_trips.push(*call),
+                _ => failed += 1,
+            }
+            last = Some(outcome);
+            if reported.elapsed() >= SERIES_REPORT {
+                self.report(&mut round_trips, &mut failed);
+                reported = Instant::now();
+            }
+        }
+        self.report(&mut round_trips, &mut failed);
+        let last = last.ok_or_else(Failure::cancelled)?;
+        let (logs, server_run) = match self.log_mark {
+            Some(mark) if call.with_logs => {
+                let key = &self.last_key.key(&call.key)?.1;
+                match read_call(client, mark, call, key).await {
+                    Some(kept) => (kept.logs, Some(kept.run)),
+                    None => (Vec::new(), None),
+                }
+            }
+            _ => (Vec::new(), None),
+        };
+        let (result, call_time) = match last {
+            Ok(Outcome::Applied { result, call, .. }) => (result, call),
+            Ok(other) => return Ok(other),
+            Err(failure) => return Err(Failure { logs, ..failure }),
+        };
+        let after = if call.with_record {
+            get_record(client, &call.key).await?
+        } else {
+            None
+        };
+        Ok(Outcome::Applied {
+            result,
+            logs,
+            before,
+            after,
+            call: call_time,
+            server_run,
+        })
+    }
+
+    /// Hands over the runs done since the last report.
+    fn report(&self, round_trips: &mut Vec<Duration>, failed: &mut u32) {
+        if round_trips.is_empty() && *failed == 0 {
+            return;
+        }
+        let _ = self.items.send(query::StreamItem::Runs {
+            round_trips: std::mem::take(round_trips),
+            failed: std::mem::take(failed),
+        });
+    }
 }
 
 async fn batch_apply(client: &Client, call: BatchApplyCall) -> Result<Outcome, Failure> {

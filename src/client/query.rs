@@ -252,6 +252,12 @@ pub enum StreamItem {
         view: RecordView,
     },
     Value(Value),
+    /// Runs of a [`Request::ApplySeries`](super::Request::ApplySeries) done
+    /// since its last report: the round trips of those that succeeded.
+    Runs {
+        round_trips: Vec<Duration>,
+        failed: u32,
+    },
 }
 
 /// Where a request's items go.

@@ -641,9 +641,11 @@ impl Run<'_> {
             Ok(Outcome::Streamed { .. }) => {
                 let values = items
                     .into_iter()
-                    .map(|item| match item {
-                        StreamItem::Value(v) => v,
-                        StreamItem::Record { view, .. } => bins_map(&view.bins),
+                    .filter_map(|item| match item {
+                        StreamItem::Value(v) => Some(v),
+                        StreamItem::Record { view, .. } => Some(bins_map(&view.bins)),
+                        // A series' runs: no step sends one.
+                        StreamItem::Runs { .. } => None,
                     })
                     .collect();
                 observed.values = Some(values);

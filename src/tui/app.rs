@@ -1414,12 +1414,16 @@ impl App {
         }
         let module = call.module.clone();
         let shared = Arc::new(call);
-        let tag = self.send(
-            Purpose::Apply { entry: number },
-            Request::Apply(shared.clone()),
-            effects,
-        );
-        let series = series.map(|b| RunSeries { sent: 1, ..b });
+        // A series is one request: its runs go back to back from the
+        // client task, not one round through this loop (and a frame) each.
+        let request = match times {
+            1 => Request::Apply(shared.clone()),
+            times => Request::ApplySeries {
+                call: shared.clone(),
+                times,
+            },
+        };
+        let tag = self.send(Purpose::Apply { entry: number }, request, effects);
         self.results.push(tag, label, self.now, series);
         if let Some(entry) = self.results.entries.last_mut() {
             entry.call = Some(shared);
@@ -1526,6 +1530,26 @@ impl App {
 
     /// A record or value of a run in flight, shown as it arrives.
     fn on_item(&mut self, tag: Tag, item: StreamItem) {
+        if let Some(Purpose::Apply { entry }) = self.pending.get(&tag) {
+            let series = self
+                .results
+                .by_number(*entry)
+                .and_then(|e| e.series.as_mut());
+            if let (
+                Some(series),
+                StreamItem::Runs {
+                    round_trips,
+                    failed,
+                },
+            ) = (series, item)
+            {
+                for round_trip in round_trips {
+                    series.latencies.record(round_trip);
+                }
+                series.failed += failed;
+            }
+            return;
+        }
         let Some(Purpose::Run { entry }) = self.pending.get(&tag) else {
             return;
         };
@@ -2432,7 +2456,7 @@ impl App {
             },
             Purpose::Apply { entry } => {
                 self.know_bins(&outcome);
-                self.on_applied(entry, outcome, timing, effects)
+                self.on_applied(entry, outcome, timing)
             }
             Purpose::ListIndexes
             | Purpose::CreateIndex(_)
@@ -2448,13 +2472,7 @@ impl App {
         }
     }
 
-    fn on_applied(
-        &mut self,
-        number: usize,
-        outcome: Result<Outcome, Failure>,
-        timing: Timing,
-        effects: &mut Vec<Effect>,
-    ) {
+    fn on_applied(&mut self, number: usize, outcome: Result<Outcome, Failure>, timing: Timing) {
         let registered_differs = match &outcome {
             Err(failure) => self.mark_runtime_failure(failure),
             Ok(_) => false,
@@ -2471,53 +2489,19 @@ impl App {
             _ if cancelled => entry.ran_until(self.now),
             _ => timing.round_trip(),
         };
-        let mut outcome = outcome;
-        let mut again = false;
+        // A series' runs came as items; a cancelled one ends with its last
+        // run done (the record before its first run → after that one), or
+        // with the cancel when none was.
         let mut stopped = None;
-        if let Some(series) = &mut entry.series
-            && let Ok(Outcome::Applied { before, .. }) = &mut outcome
-        {
-            match &series.first_before {
-                Some(first) => *before = first.clone(),
-                None => series.first_before = Some(before.clone()),
-            }
-        }
         if let Some(series) = &mut entry.series {
-            match &outcome {
-                // The cancelled run counts neither as done nor as failed.
-                _ if cancelled => {
-                    series.sent -= 1;
-                    series.cancelled = true;
-                }
-                Ok(_) => series.latencies.record(round_trip),
-                Err(_) => series.failed += 1,
-            }
-            again = !series.cancelled && series.sent < series.total;
-            if series.cancelled && !series.in_flight() {
-                stopped = Some((series.done(), series.total));
-            }
+            // A cancel that came after the last run stopped nothing.
+            series.cancelled &= series.done() < series.total;
+            stopped = series.cancelled.then_some((series.done(), series.total));
         }
-        // A cancelled series keeps its last answered run: the record before
-        // its first run → after that one, and no cancelled call's error.
-        let keep = cancelled && entry.series.as_ref().is_some_and(|s| s.done() > 0);
-        if !keep {
-            entry.state = CallState::Done {
-                outcome,
-                round_trip,
-            };
-        }
-        if again && let Some(call) = entry.call.clone() {
-            let tag = self.send(
-                Purpose::Apply { entry: number },
-                Request::Apply(call),
-                effects,
-            );
-            let entry = &mut self.results.entries[index];
-            entry.tag = tag;
-            if let Some(series) = &mut entry.series {
-                series.sent += 1;
-            }
-        }
+        entry.state = CallState::Done {
+            outcome,
+            round_trip,
+        };
         if let Some((done, total)) = stopped {
             self.say(format!("#{number} cancelled: {done} of {total} runs done"));
         }

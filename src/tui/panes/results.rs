@@ -43,30 +43,22 @@ pub enum CallState {
     },
 }
 
-/// A "run N times" series of the same call.
+/// A "run N times" series of the same call: one request, whose runs the
+/// client task reports as they are done.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunSeries {
     /// Runs asked for.
     pub total: u32,
-    /// Runs sent and not cancelled: one more than [`done`](Self::done)
-    /// while one is in flight.
-    pub sent: u32,
     pub failed: u32,
     /// The answered runs' round trips.
     pub latencies: Latencies,
     /// Stopped (Ctrl-K) before all the runs asked for were done.
     pub cancelled: bool,
-    /// The record before the first run that was answered: the series shows
-    /// what all its runs changed, not only the last.
-    pub first_before: Option<Option<RecordView>>,
 }
 
 impl RunSeries {
     pub fn done(&self) -> u32 {
         self.latencies.count() as u32 + self.failed
-    }
-    pub fn in_flight(&self) -> bool {
-        self.done() < self.sent
     }
     /// What the entry's title says of the series: `×20000`, or once
     /// cancelled how many of them ran.
@@ -81,7 +73,7 @@ impl RunSeries {
 
 /// Round trips of a series, kept in a histogram (3 significant digits, as
 /// `asudf bench`), so its percentiles cost the same after 100,000 runs as
-/// after 10: a series redraws after every run.
+/// after 10: a series redraws at each report of its runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Latencies {
     /// In nanoseconds.
@@ -200,7 +192,6 @@ impl CallEntry {
 
     pub fn in_flight(&self) -> bool {
         matches!(self.state, CallState::InFlight)
-            || self.series.as_ref().is_some_and(RunSeries::in_flight)
             || self.run.as_ref().is_some_and(|r| r.job_running())
     }
 

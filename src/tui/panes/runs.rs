@@ -175,7 +175,12 @@ pub fn lines(
     let ok = outcome.and_then(|o| o.as_ref().ok());
     match &run.detail {
         Detail::Aggregate(view) => {
-            aggregate_lines(view, outcome, run.scroll, page, width, theme, time, out)
+            let values = Values {
+                scroll: run.scroll,
+                page,
+                expanded: entry.expanded,
+            };
+            aggregate_lines(view, outcome, values, width, theme, time, out)
         }
         Detail::Background(job) => job_lines(job, width, theme, out),
         Detail::Query(records) => {
@@ -226,12 +231,22 @@ fn count_line(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Which of an aggregation's values show, and how: expanded (Enter), each
+/// one whole over as many rows as it takes, as a record call's value.
+struct Values {
+    scroll: usize,
+    page: usize,
+    expanded: bool,
+}
+
 fn aggregate_lines(
     view: &AggregateView,
     outcome: Option<&Result<Outcome, Failure>>,
-    scroll: usize,
-    page: usize,
+    Values {
+        scroll,
+        page,
+        expanded,
+    }: Values,
     width: usize,
     theme: Theme,
     time: TimeFormat,
@@ -247,8 +262,22 @@ fn aggregate_lines(
     ));
     let shown: Vec<&Value> = view.values.iter().skip(scroll).take(page).collect();
     for value in &shown {
-        let (text, _) = literal::fold(value, width.saturating_sub(6).max(8));
-        out.push(Line::raw(format!("  = {text}")));
+        if expanded {
+            for (i, line) in literal::pretty(value, width.saturating_sub(4))
+                .into_iter()
+                .enumerate()
+            {
+                let lead = if i == 0 { "  = " } else { "    " };
+                out.push(Line::raw(format!("{lead}{line}")));
+            }
+            continue;
+        }
+        let (text, folded) = literal::fold(value, width.saturating_sub(6).max(8));
+        let mut spans = vec![Span::raw(format!("  = {text}"))];
+        if folded {
+            spans.push(Span::styled(" ⏎", theme.dim()));
+        }
+        out.push(Line::from(spans));
     }
     out.extend(window_line(scroll, shown.len(), view.values.len(), theme));
     match &view.stages {
