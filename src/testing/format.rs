@@ -65,7 +65,8 @@ impl std::fmt::Display for FileError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Origin {
     File(PathBuf),
-    Inline,
+    /// The scenario file's line of each line of the source.
+    Inline(Vec<usize>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -657,6 +658,30 @@ impl Reader<'_> {
         Pos::at(self.text, offsets[index.min(offsets.len() - 1)])
     }
 
+    /// The file's line of each line of a string item's value: an error in
+    /// an inline module is shown at its line in the scenario file.
+    fn file_lines(&self, item: &Item) -> Vec<usize> {
+        let (Some(span), Some(value)) = (item.span(), item.as_str()) else {
+            return Vec::new();
+        };
+        let offsets = string_offsets(self.text, span);
+        let starts = std::iter::once(0).chain(
+            value
+                .chars()
+                .enumerate()
+                .filter_map(|(i, c)| (c == '\n').then_some(i + 1)),
+        );
+        let (mut line, mut last) = (1, 0);
+        starts
+            .map(|start| {
+                let at = offsets[start.min(offsets.len() - 1)];
+                line += self.text[last..at].matches('\n').count();
+                last = at;
+                line
+            })
+            .collect()
+    }
+
     fn key(&self, table: &dyn TableLike, name: &str, ns: &NsSet) -> Result<RecordKey, FileError> {
         let item = table.get(name).ok_or_else(|| {
             self.error(
@@ -812,13 +837,13 @@ impl Reader<'_> {
                 })?;
                 (source, Origin::File(full))
             } else if let Some(inline) = entry.as_table_like() {
-                let source = inline
+                let (item, source) = inline
                     .get("source")
-                    .and_then(|s| s.as_str())
+                    .and_then(|item| Some((item, item.as_str()?)))
                     .ok_or_else(|| {
                         self.error(entry.span(), "an inline module is { source = '''…''' }")
                     })?;
-                (source.to_string(), Origin::Inline)
+                (source.to_string(), Origin::Inline(self.file_lines(item)))
             } else {
                 return Err(self.error(
                     entry.span(),
