@@ -199,9 +199,13 @@ fn a_wrong_error_and_an_unexpected_error_point_at_the_module_line() {
     );
     assert_eq!(unexpected["expected"], "2");
 
-    // As text: the source line of the error.
+    // As text: the module's file and the source line of the error.
     let (_, out, _) = test_file(&file, &[]);
-    assert!(out.contains("at counter.lua:3\n"), "{out}");
+    let counter = file.with_file_name("counter.lua");
+    assert!(
+        out.contains(&format!("at {}:3\n", counter.display())),
+        "{out}"
+    );
     assert!(
         out.contains("    3 |         rec[bin_name] = rec[bin_name] + amount"),
         "{out}"
@@ -284,8 +288,65 @@ fn a_module_that_does_not_compile_fails_the_file_with_its_line() {
         out.contains("module broken.lua from its inline source (line 2) was not registered"),
         "{out}"
     );
-    assert!(out.contains("at broken.lua:3"), "{out}");
+    // The source is on the file's line 2, its `\n`s escapes.
+    assert!(
+        out.contains(&format!(
+            "at {}:2 (line 3 of inline module broken.lua)\n",
+            file.display()
+        )),
+        "{out}"
+    );
     assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
+}
+
+/// A UDF error names the file the user edits: the module's own file, with
+/// the name it was registered as when that differs, or the scenario file's
+/// line for an inline module.
+#[test]
+fn a_udf_error_names_the_module_file_or_the_scenario_line() {
+    let text = format!(
+        "[modules]\nx = \"counter.lua\"\ninl = {{ source = '''\nfunction f(rec)\n  return 1 + nil\nend\n''' }}\n[[record]]\nkey = \"c1\"\nbins = {{ count = \"1\" }}\n{}\n[[step]]\napply = \"inl.f\"\nkey = 1\nexpect = \"1\"\n",
+        step("'count', 'x'", "expect = \"1\"").replace("counter.increment", "x.increment")
+    );
+    let (_dir, file) = scenario(&text);
+    let (code, out, _) = test_file(&file, &[]);
+    assert_eq!(code, 4, "{out}");
+    let counter = file.with_file_name("counter.lua");
+    assert!(
+        out.contains(&format!(
+            "at {}:3 (registered as x.lua)\n          3 |         rec[bin_name]",
+            counter.display()
+        )),
+        "{out}"
+    );
+    // The source starts on line 4, after the newline the quotes trim.
+    assert!(
+        out.contains(&format!(
+            "at {}:5 (line 2 of inline module inl.lua)\n          5 |   return 1 + nil\n",
+            file.display()
+        )),
+        "{out}"
+    );
+    let (_, out, _) = test_file(&file, &["--json"]);
+    let j: Json = serde_json::from_str(out.trim()).unwrap();
+    let at = |step: usize| {
+        let p = &j["files"][0]["steps"][step]["problems"][0];
+        (
+            p["module"].as_str().map(str::to_string),
+            p["line"].as_u64(),
+            p["file"].as_str().map(str::to_string),
+            p["file_line"].as_u64(),
+        )
+    };
+    let name = |path: &Path| Some(path.display().to_string());
+    assert_eq!(
+        at(0),
+        (Some("x.lua".into()), Some(3), name(&counter), Some(3))
+    );
+    assert_eq!(
+        at(1),
+        (Some("inl.lua".into()), Some(2), name(&file), Some(5))
+    );
 }
 
 #[test]
@@ -899,7 +960,10 @@ fn a_failing_batch_step_names_its_keys_with_expected_and_actual() {
         "{out}"
     );
     assert!(
-        out.contains("      expected: 0\n      at stock.lua:2\n"),
+        out.contains(&format!(
+            "      expected: 0\n      at {}:6 (line 2 of inline module stock.lua)\n",
+            file.display()
+        )),
         "{out}"
     );
     assert!(

@@ -65,7 +65,8 @@ impl std::fmt::Display for FileError {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Origin {
     File(PathBuf),
-    Inline,
+    /// The scenario file's line of each line of the source.
+    Inline(Vec<usize>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -499,15 +500,10 @@ impl Reader<'_> {
             None => None,
             Some(item) => {
                 let text = self.string(item, "where")?;
-                Some(where_clause::parse(text).map_err(|e| {
-                    let mut pos = Pos::at(self.text, item.span().map_or(0, |s| s.start));
-                    // Past the opening quote; exact for clauses without escapes.
-                    pos.column += e.column;
-                    FileError {
-                        path: self.path.to_path_buf(),
-                        pos,
-                        message: format!("where: {}", e.message),
-                    }
+                Some(where_clause::parse(text).map_err(|e| FileError {
+                    path: self.path.to_path_buf(),
+                    pos: self.string_pos(item, e.column - 1),
+                    message: format!("where: {}", e.message),
                 })?)
             }
         };
@@ -523,11 +519,7 @@ impl Reader<'_> {
             None => Ok(Vec::new()),
             Some(item) => {
                 let text = self.string(item, "args")?;
-                match value::parse(&format!("[{text}]")) {
-                    Ok(Value::List(list)) => Ok(list),
-                    Ok(_) => unreachable!("brackets make a list"),
-                    Err(e) => Err(self.literal_error(item, "args", &e, 1)),
-                }
+                self.literal_list(item, "args", text)
             }
         }
     }
@@ -624,30 +616,70 @@ impl Reader<'_> {
         }
     }
 
-    /// A literal in a TOML string; an error points at its column.
+    /// A literal in a TOML string; an error points at its place in the file.
     fn literal(&self, item: &Item, what: &str) -> Result<Value, FileError> {
         let text = self.string(item, what)?;
-        value::parse(text).map_err(|e| self.literal_error(item, what, &e, 0))
+        value::parse(text).map_err(|e| self.literal_error(item, what, &e, e.offset(text)))
     }
 
+    /// Comma-separated literals (`args`, `keys`), `text` being `item`'s string.
+    fn literal_list(&self, item: &Item, what: &str, text: &str) -> Result<Vec<Value>, FileError> {
+        let list = format!("[{text}]");
+        match value::parse(&list) {
+            Ok(Value::List(values)) => Ok(values),
+            Ok(_) => unreachable!("brackets make a list"),
+            // Less the `[` put in front; past the end is the closing quote.
+            Err(e) => Err(self.literal_error(item, what, &e, e.offset(&list).saturating_sub(1))),
+        }
+    }
+
+    /// A literal error at character `index` of `item`'s string.
     fn literal_error(
         &self,
         item: &Item,
         what: &str,
         e: &value::ParseError,
-        shift: usize,
+        index: usize,
     ) -> FileError {
-        let start = item.span().map_or(0, |s| s.start);
-        let mut pos = Pos::at(self.text, start);
-        if e.line == 1 {
-            // Past the opening quote; exact for strings without escapes.
-            pos.column += e.column.saturating_sub(shift);
-        }
         FileError {
             path: self.path.to_path_buf(),
-            pos,
+            pos: self.string_pos(item, index),
             message: format!("{what}: {}", e.message),
         }
+    }
+
+    /// Where character `index` of a string item's value is in the file (an
+    /// index past its end: the closing quote).
+    fn string_pos(&self, item: &Item, index: usize) -> Pos {
+        let Some(span) = item.span() else {
+            return self.pos(None);
+        };
+        let offsets = string_offsets(self.text, span);
+        Pos::at(self.text, offsets[index.min(offsets.len() - 1)])
+    }
+
+    /// The file's line of each line of a string item's value: an error in
+    /// an inline module is shown at its line in the scenario file.
+    fn file_lines(&self, item: &Item) -> Vec<usize> {
+        let (Some(span), Some(value)) = (item.span(), item.as_str()) else {
+            return Vec::new();
+        };
+        let offsets = string_offsets(self.text, span);
+        let starts = std::iter::once(0).chain(
+            value
+                .chars()
+                .enumerate()
+                .filter_map(|(i, c)| (c == '\n').then_some(i + 1)),
+        );
+        let (mut line, mut last) = (1, 0);
+        starts
+            .map(|start| {
+                let at = offsets[start.min(offsets.len() - 1)];
+                line += self.text[last..at].matches('\n').count();
+                last = at;
+                line
+            })
+            .collect()
     }
 
     fn key(&self, table: &dyn TableLike, name: &str, ns: &NsSet) -> Result<RecordKey, FileError> {
@@ -661,7 +693,8 @@ impl Reader<'_> {
             Item::Value(toml_edit::Value::Integer(i)) => Value::Int(*i.value()),
             _ => {
                 let text = self.string(item, "a key")?;
-                value::parse_arg(text).map_err(|e| self.literal_error(item, "key", &e, 0))?
+                value::parse_arg(text)
+                    .map_err(|e| self.literal_error(item, "key", &e, e.offset(text)))?
             }
         };
         self.record_key(item, key, ns)
@@ -696,8 +729,9 @@ impl Reader<'_> {
                 let key = match &entry {
                     Item::Value(toml_edit::Value::Integer(i)) => Value::Int(*i.value()),
                     Item::Value(toml_edit::Value::String(text)) => {
-                        value::parse_arg(text.value())
-                            .map_err(|e| self.literal_error(&entry, "key", &e, 0))?
+                        let text = text.value();
+                        value::parse_arg(text)
+                            .map_err(|e| self.literal_error(&entry, "key", &e, e.offset(text)))?
                     }
                     _ => {
                         return Err(self.error(
@@ -711,12 +745,8 @@ impl Reader<'_> {
             keys
         } else {
             let text = self.string(item, "keys (\"'a', 'b'\" or [\"a\", \"b\"])")?;
-            let list = match value::parse(&format!("[{text}]")) {
-                Ok(Value::List(list)) => list,
-                Ok(_) => unreachable!("brackets make a list"),
-                Err(e) => return Err(self.literal_error(item, "keys", &e, 1)),
-            };
-            list.into_iter()
+            self.literal_list(item, "keys", text)?
+                .into_iter()
                 .map(|key| self.record_key(item, key, ns))
                 .collect::<Result<_, _>>()?
         };
@@ -807,13 +837,13 @@ impl Reader<'_> {
                 })?;
                 (source, Origin::File(full))
             } else if let Some(inline) = entry.as_table_like() {
-                let source = inline
+                let (item, source) = inline
                     .get("source")
-                    .and_then(|s| s.as_str())
+                    .and_then(|item| Some((item, item.as_str()?)))
                     .ok_or_else(|| {
                         self.error(entry.span(), "an inline module is { source = '''…''' }")
                     })?;
-                (source.to_string(), Origin::Inline)
+                (source.to_string(), Origin::Inline(self.file_lines(item)))
             } else {
                 return Err(self.error(
                     entry.span(),
@@ -1089,6 +1119,53 @@ fn action_keys(action: &Action) -> usize {
         Action::BatchApply { keys, .. } => keys.len(),
         _ => 0,
     }
+}
+
+/// Where each character of the TOML string at `span` of `file` (its quotes
+/// included) was read from, as byte offsets in `file`, and last where its
+/// closing quote is: errors inside a string name a place in the file, which
+/// escapes and a multi-line string's lines make differ from the value's.
+fn string_offsets(file: &str, span: Range<usize>) -> Vec<usize> {
+    let quote = ["\"\"\"", "'''", "\"", "'"]
+        .into_iter()
+        .find(|q| file[span.clone()].starts_with(q))
+        .unwrap_or("");
+    let escapes = quote.starts_with('"');
+    let end = span.end - quote.len();
+    let mut at = span.start + quote.len();
+    // A newline right after a multi-line string's opening quotes is not in it.
+    if quote.len() == 3 {
+        let rest = &file[at..end];
+        at += if rest.starts_with("\r\n") {
+            2
+        } else {
+            usize::from(rest.starts_with('\n'))
+        };
+    }
+    let mut offsets = Vec::new();
+    while at < end {
+        let c = file[at..end].chars().next().expect("before the end");
+        offsets.push(at);
+        if !(escapes && c == '\\') {
+            at += c.len_utf8();
+            continue;
+        }
+        let after = &file[at + 1..end];
+        let next = after.chars().next().unwrap_or(' ');
+        at += 1 + match next {
+            'x' => 3,
+            'u' => 5,
+            'U' => 9,
+            // A line-ending backslash: it and the white space after it are dropped.
+            _ if next.is_whitespace() => {
+                offsets.pop();
+                after.len() - after.trim_start().len()
+            }
+            _ => next.len_utf8(),
+        };
+    }
+    offsets.push(end);
+    offsets
 }
 
 /// A table's span, whether it is a `[table]` or an inline `{ … }`.
@@ -1386,5 +1463,72 @@ records = 3
         assert!(message.contains("needs bin"), "{message}");
         let (line, column, _) = at("[[step]]\nquery = true\nwhere = \"LIST x = \"\n");
         assert_eq!((line, column), (3, 19));
+    }
+
+    /// The line and column of the last `needle` in `text`.
+    fn place(text: &str, needle: &str) -> (usize, usize) {
+        let pos = Pos::at(text, text.rfind(needle).expect("in the text"));
+        (pos.line, pos.column)
+    }
+
+    #[test]
+    fn errors_inside_strings_point_at_the_file_not_the_decoded_value() {
+        let at = |text: &str| {
+            let e = parse_text(text).unwrap_err();
+            (e.pos.line, e.pos.column)
+        };
+        let head = "[[step]]\napply = \"m.f\"\nkey = 1\n";
+        // Escapes are longer in the file than in the value.
+        let text = format!("{head}args = \"\\\"é\\\", \\u00e9, 'x', @\"\n");
+        assert_eq!(at(&text), place(&text, "\\u00e9,"), "{text}");
+        let text = format!("{head}expect = \"['\\\\n', '\\t\\U0001F600', @]\"\n");
+        assert_eq!(at(&text), place(&text, "@"), "{text}");
+        // A literal string has no escapes.
+        let text = format!("{head}expect = '[\"\\t\", @]'\n");
+        assert_eq!(at(&text), place(&text, "@"), "{text}");
+        // Multi-line strings: the line of the mistake, past a trimmed first
+        // newline, a line-ending backslash and Windows line ends.
+        for args in [
+            "\"\"\"\n  1,\n  2, @\"\"\"",
+            "'''\n  1,\n  \"\\n\", @'''",
+            "\"\"\"1, \\\n     2, @\"\"\"",
+            "\"\"\"\r\n  1,\r\n  @\"\"\"",
+        ] {
+            let text = format!("{head}args = {args}\n");
+            assert_eq!(at(&text), place(&text, "@"), "{text:?}");
+        }
+        // A key, a key in a list of keys, a where clause.
+        let text = "[[step]]\napply = \"m.f\"\nkey = \"[\\t@\"\n";
+        assert_eq!(at(text), place(text, "@"), "{text}");
+        let text = "[[step]]\napply = \"m.f\"\nkeys = [\"a\", \"[\\t@\"]\n";
+        assert_eq!(at(text), place(text, "@"), "{text}");
+        let text = "[[step]]\nquery = true\nwhere = \"\\u0061 = @\"\n";
+        assert_eq!(at(text), place(text, "@"), "{text}");
+        // The end of the text is the closing quote, for args as for expect.
+        let text = format!("{head}args = \"[1, 2\"\n");
+        assert_eq!(at(&text), place(&text, "\"\n"), "{text}");
+        let text = format!("{head}expect = \"[1, 2\"\n");
+        assert_eq!(at(&text), place(&text, "\"\n"), "{text}");
+        let text = format!("{head}args = '''\n[1,\n2'''\n");
+        assert_eq!(at(&text), place(&text, "'''\n"), "{text}");
+    }
+
+    #[test]
+    fn each_character_of_a_string_is_found_where_it_was_written() {
+        let file = "a = \"x\\\\\\\"\\n\\u00e9\\U0001F600\\x41é\"\nb = 'x\\n'\nc = '''\nx\n'y'''\n\
+                    d = \"\"\"\r\nx\\\n   \n  y\"\"\"\"\n";
+        let doc = Document::parse(file).unwrap();
+        for (name, item) in doc.as_table().iter() {
+            let value: Vec<char> = item.as_str().unwrap().chars().collect();
+            let offsets = string_offsets(file, item.span().unwrap());
+            assert_eq!(offsets.len(), value.len() + 1, "{name}: {value:?}");
+            for (c, &at) in value.iter().zip(&offsets) {
+                // The character itself, or the backslash of its escape.
+                let written = file[at..].chars().next().unwrap();
+                assert!(written == *c || written == '\\', "{name}: {c:?} at {at}");
+            }
+            // The closing quote comes last.
+            assert!(file[*offsets.last().unwrap()..].starts_with(['"', '\'']));
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use quick_xml::escape::{escape, partial_escape};
 use serde_json::{Value as Json, json};
 
-use super::runner::{FileReport, Problem, StepReport};
+use super::runner::{At, FileReport, Problem, StepReport};
 use crate::client::UdfLog;
 use crate::text::plural;
 use crate::value::visible;
@@ -109,12 +109,28 @@ fn problem_text(p: &Problem, out: &mut String) {
         }
         _ => {}
     }
-    if let Some((module, line, text)) = &p.at {
-        let _ = writeln!(out, "      at {}:{line}", visible(module));
-        if let Some(text) = text {
+    if let Some(at) = &p.at {
+        let (place, line) = at_text(at);
+        let _ = writeln!(out, "      at {}", visible(&place));
+        if let Some(text) = &at.text {
             let _ = writeln!(out, "      {line:>5} | {}", excerpt(&visible(text), 0));
         }
     }
+}
+
+/// Where a UDF error is, in the file the user edits (the name the server
+/// gave said too when it differs), and the line number shown with its text.
+fn at_text(at: &At) -> (String, usize) {
+    let Some((file, line)) = &at.file else {
+        return (format!("{}:{}", at.module, at.line), at.line as usize);
+    };
+    let mut place = format!("{}:{line}", file.display());
+    if at.inline {
+        let _ = write!(place, " (line {} of inline module {})", at.line, at.module);
+    } else if file.file_name().and_then(|n| n.to_str()) != Some(at.module.as_str()) {
+        let _ = write!(place, " (registered as {})", at.module);
+    }
+    (place, *line)
 }
 
 fn log_text(log: &UdfLog, out: &mut String) {
@@ -186,9 +202,13 @@ fn problem_json(p: &Problem) -> Json {
     if let Some(a) = &p.actual {
         j["actual"] = json!(a);
     }
-    if let Some((module, line, _)) = &p.at {
-        j["module"] = json!(module);
-        j["line"] = json!(line);
+    if let Some(at) = &p.at {
+        j["module"] = json!(at.module);
+        j["line"] = json!(at.line);
+        if let Some((file, line)) = &at.file {
+            j["file"] = json!(file.display().to_string());
+            j["file_line"] = json!(line);
+        }
     }
     j
 }

@@ -57,10 +57,24 @@ pub struct Problem {
     /// Both in the value syntax when they are values (the report marks the difference).
     pub expected: Option<String>,
     pub actual: Option<String>,
-    /// The module line an error points at: `counter.lua`, line, its text.
-    pub at: Option<(String, u32, Option<String>)>,
+    /// The module line an error points at.
+    pub at: Option<At>,
     /// Mark where `actual` departs from `expected` (not for a pattern).
     pub mark: bool,
+}
+
+/// A UDF error's place: as the server names it, and in the files the user edits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct At {
+    /// The registered module (`counter.lua`) and the line in it.
+    pub module: String,
+    pub line: u32,
+    /// That line in the module's file, or in the scenario file for an
+    /// inline module (`None`: the module is not the scenario's).
+    pub file: Option<(std::path::PathBuf, usize)>,
+    pub inline: bool,
+    /// The line's text.
+    pub text: Option<String>,
 }
 
 impl Problem {
@@ -337,16 +351,25 @@ impl Run<'_> {
     }
 
     /// The source line an error points at, from the file's own modules.
-    fn locate(&self, failure: &Failure) -> Option<(String, u32, Option<String>)> {
+    fn locate(&self, failure: &Failure) -> Option<At> {
         let (module, line) = failure.location.clone()?;
-        let text = self
-            .scenario
-            .modules
-            .iter()
-            .find(|m| m.name == module)
-            .and_then(|m| m.source.lines().nth((line as usize).checked_sub(1)?))
+        let found = self.scenario.modules.iter().find(|m| m.name == module);
+        let index = (line as usize).checked_sub(1);
+        let text = found
+            .zip(index)
+            .and_then(|(m, i)| m.source.lines().nth(i))
             .map(str::to_string);
-        Some((module, line, text))
+        let file = found.and_then(|m| match &m.origin {
+            Origin::File(path) => Some((path.clone(), line as usize)),
+            Origin::Inline(lines) => Some((self.scenario.path.clone(), *lines.get(index?)?)),
+        });
+        Some(At {
+            module,
+            line,
+            file,
+            inline: found.is_some_and(|m| matches!(m.origin, Origin::Inline(_))),
+            text,
+        })
     }
 
     async fn setup(&mut self) -> Vec<Problem> {
@@ -358,7 +381,7 @@ impl Run<'_> {
         for module in &self.scenario.modules {
             let from = match &module.origin {
                 Origin::File(path) => path.display().to_string(),
-                Origin::Inline => format!("its inline source (line {})", module.pos.line),
+                Origin::Inline(_) => format!("its inline source (line {})", module.pos.line),
             };
             if register {
                 let request = Request::PutModule {
