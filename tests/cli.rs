@@ -1148,3 +1148,69 @@ fn lint_worker_answers_a_request_with_the_findings() {
     let (code, _, _) = process::asudf(&["lint-worker"]);
     assert_ne!(code, 0);
 }
+
+/// A self-signed certificate for `localhost` in `dir`: (cert, key) paths;
+/// the certificate is its own CA.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+/// `asudf ARGS…` on a thread: its result, or `None` when it has not ended
+/// within `limit` (the process is left to the test's end).
+fn ends_within(limit: std::time::Duration, args: Vec<String>) -> Option<(i32, String, String)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = tx.send(process::asudf(&args));
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+/// A host that accepts TCP and never answers, over TLS: the handshake has
+/// no deadline in the crate, so the command must bound it itself, alone
+/// and beside a live TLS seed, in either order.
+#[test]
+fn a_tls_host_that_never_answers_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    // Accepted connections are kept open and never written to.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let live = Served::start(&[
+        "--memory",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let (silent_seed, live_seed) = (
+        silent_addr.replace(':', ":localhost:"),
+        live.host.replace(':', ":localhost:"),
+    );
+    for hosts in [
+        silent_seed.clone(),
+        format!("{silent_seed},{live_seed}"),
+        format!("{live_seed},{silent_seed}"),
+    ] {
+        let args = ["-h", &hosts, "--tls-cafile", cert.to_str().unwrap()];
+        let args = [&args[..], &["--timeout", "500", "udf", "ls"]].concat();
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let (code, _, err) = ends_within(std::time::Duration::from_secs(30), args)
+            .unwrap_or_else(|| panic!("-h {hosts}: still connecting after 30 s"));
+        assert_eq!(code, 3, "-h {hosts}: {err}");
+        assert!(
+            err.contains(": no answer, timed out after ") && err.ends_with(" ms\n"),
+            "-h {hosts}: {err}"
+        );
+    }
+}

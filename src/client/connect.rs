@@ -238,8 +238,16 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
         }
     };
     let started = Instant::now();
-    let client = Client::new(&policy, &hosts)
+    let deadline = connect_deadline(&policy, hosts.len());
+    let client = tokio::time::timeout(deadline, Client::new(&policy, &hosts))
         .await
+        .map_err(|_| {
+            let label = target.label();
+            format!(
+                "cannot connect to {label}: {}",
+                timed_out(started.elapsed())
+            )
+        })?
         .map_err(|e| connect_error(&target, &e.base_message(), started.elapsed()))?;
     let info = describe(&client, &target, served.is_some() || serving.is_some())
         .await
@@ -249,6 +257,30 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
         info,
         served,
     })
+}
+
+/// How long connecting may take before it is given up as hung. The crate
+/// bounds each TCP connect and each read but not the TLS handshake
+/// (aerospike-core 3.0 awaits it bare), so a host that accepts and never
+/// answers would hold `Client::new` forever. Seeds are tried one after
+/// another, each for at most the connect and login timeouts, over two
+/// passes before the crate gives up: past that it is hung.
+fn connect_deadline(policy: &ClientPolicy, seeds: usize) -> Duration {
+    // The crate's own fallbacks: connect_timeout, else timeout; login_timeout, else connect.
+    let connect = match policy.connect_timeout {
+        0 => policy.timeout,
+        ms => ms,
+    };
+    let login = match policy.login_timeout {
+        0 => connect,
+        ms => ms,
+    };
+    let per_seed = u64::from(connect) + u64::from(login);
+    Duration::from_millis(2 * per_seed * seeds.max(1) as u64)
+}
+
+fn timed_out(waited: Duration) -> String {
+    format!("no answer, timed out after {} ms", waited.as_millis())
 }
 
 /// One sentence saying why the connection failed. `waited` is how long
@@ -297,7 +329,7 @@ fn seed_failure(error: &str, waited: Duration) -> String {
     {
         format!("the TLS handshake failed ({cause})")
     } else if lower.contains("timeout") {
-        format!("no answer, timed out after {} ms", waited.as_millis())
+        timed_out(waited)
     } else if lower.contains("connection refused") {
         "connection refused (nothing listens on that port)".to_string()
     } else if lower.contains("invalid size for info command buffer")
