@@ -727,8 +727,7 @@ mod tests {
             "3400",
             "-U",
             "fu",
-            "-P",
-            "fp",
+            "-P=fp",
             "--tls-name",
             "fname",
         ];
@@ -841,7 +840,7 @@ mod tests {
         assert_eq!(cluster(target.unwrap()).2, Some(Secret::new("")));
         assert!(prompts.is_empty());
         // Never shown by Debug.
-        let (target, _) = run(&["-h", "db", "-U", "u", "-P", "hunter2"], &[], &[]);
+        let (target, _) = run(&["-h", "db", "-U", "u", "-P=hunter2"], &[], &[]);
         let debug = format!("{:?}", target.unwrap());
         assert!(
             !debug.contains("hunter2") && debug.contains("<redacted>"),

@@ -905,7 +905,7 @@ fn a_server_wanting_a_login_says_so() {
         err.contains("the server needs a user and password (-U/--user, -P/--password)"),
         "{err}"
     );
-    served.ok(&["-U", "bob", "-P", "secret", "udf", "ls"]);
+    served.ok(&["-U", "bob", "-P=secret", "udf", "ls"]);
 }
 
 /// `serve` refuses the global options it has no use for, naming each, and
@@ -914,7 +914,7 @@ fn a_server_wanting_a_login_says_so() {
 fn serve_refuses_options_it_ignores_and_fails_in_json() {
     let cases: [(&[&str], &str); 3] = [
         (
-            &["serve", "--memory", "--user", "bob", "-P", "secret"],
+            &["serve", "--memory", "--user", "bob", "-P=secret"],
             "serve does not take -P/--password: it reads the password of --user from --password-file FILE",
         ),
         (
