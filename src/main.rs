@@ -424,7 +424,11 @@ fn read_pem_certs(
 fn tls_policy(tls: &TlsSettings) -> Result<TlsPolicy, String> {
     let mut roots = rustls::RootCertStore::empty();
     let Some(cafile) = &tls.cafile else {
-        return Err("TLS needs --tls-cafile: the CA certificate that signed the cluster's".into());
+        return Err(
+            "TLS needs --tls-cafile FILE (or tls-cafile in astools.conf): the CA \
+                    certificate that signed the cluster's node certificates"
+                .into(),
+        );
     };
     for cert in read_pem_certs(cafile)? {
         roots

@@ -884,6 +884,18 @@ fn exit_codes_for_usage_and_connection_errors() {
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
 }
 
+/// TLS without a CA file says what file is wanted, in a whole sentence.
+#[test]
+fn tls_without_a_ca_file_names_what_is_missing() {
+    let (code, _, err) = process::asudf(&["-h", "127.0.0.1:1", "--tls-enable", "udf", "ls"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        err.trim(),
+        "TLS needs --tls-cafile FILE (or tls-cafile in astools.conf): the CA certificate \
+         that signed the cluster's node certificates"
+    );
+}
+
 /// A server with users answers a client that sent none: it is not "no node
 /// answered", and the flags to give are named.
 #[test]
