@@ -1226,3 +1226,36 @@ fn a_tls_host_that_never_answers_times_out() {
         );
     }
 }
+
+/// A TLS server reached without a TLS name, or without TLS: each failure
+/// says what to give.
+#[test]
+fn tls_mistakes_say_what_to_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let served = Served::start(&["--memory", "--tls-cert", cert, "--tls-key", key]);
+    let named = served.host.replace(':', ":localhost:");
+    process_ok(&["-h", &named, "--tls-cafile", cert, "udf", "ls"]);
+
+    let (code, _, err) = served.run(&["--tls-cafile", cert, "udf", "ls"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "TLS needs the server's certificate name: give the host as HOST:TLSNAME:PORT \
+             or add --tls-name NAME"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = served.run(&["--timeout", "2000", "udf", "ls"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("if the server wants TLS, give --tls-cafile FILE"),
+        "{err}"
+    );
+}
+
+fn process_ok(args: &[&str]) {
+    let (code, out, err) = process::asudf(args);
+    assert_eq!(code, 0, "asudf {args:?}: {err}{out}");
+}

@@ -287,6 +287,7 @@ fn timed_out(waited: Duration) -> String {
 /// the attempt took, said when it timed out.
 fn connect_error(target: &Target, message: &str, waited: Duration) -> String {
     let label = target.label();
+    let tls = matches!(target, Target::Cluster { policy, .. } if policy.tls_policy.is_some());
     if message.contains("partition table never formed") {
         // Its text names the user among possible causes: not an auth failure.
         return format!(
@@ -302,25 +303,39 @@ fn connect_error(target: &Target, message: &str, waited: Duration) -> String {
     match seeds.as_slice() {
         [] => format!(
             "cannot connect to {label}: {}",
-            seed_failure(message, waited)
+            seed_failure(message, waited, tls)
         ),
-        [(_, error)] => format!("cannot connect to {label}: {}", seed_failure(error, waited)),
+        [(_, error)] => format!(
+            "cannot connect to {label}: {}",
+            seed_failure(error, waited, tls)
+        ),
         many => {
             let each: Vec<String> = many
                 .iter()
-                .map(|(host, error)| format!("{host} {}", seed_failure(error, waited)))
+                .map(|(host, error)| format!("{host} {}", seed_failure(error, waited, tls)))
                 .collect();
             format!("cannot connect to {label}: {}", each.join("; "))
         }
     }
 }
 
-/// Why one seed failed, from the crate's error text for it.
-fn seed_failure(error: &str, waited: Duration) -> String {
+/// Why one seed failed, from the crate's error text for it; `tls`: the
+/// client spoke TLS.
+fn seed_failure(error: &str, waited: Duration, tls: bool) -> String {
     let lower = error.to_lowercase();
     // The error's last clause is its cause; the rest is the crate's framing.
     let cause = error.trim().rsplit(": ").next().unwrap_or(error).trim();
-    if lower.contains("not authenticated") {
+    if lower.contains("invalid dns name") {
+        // With no TLS name for the host, the crate checks the certificate
+        // against an empty name.
+        "TLS needs the server's certificate name: give the host as HOST:TLSNAME:PORT \
+         or add --tls-name NAME"
+            .to_string()
+    } else if !tls && lower.contains("failed to fill whole buffer") {
+        // The server closed the connection on the first bytes: a TLS
+        // server does that to a plain hello.
+        format!("no node answered ({cause}); if the server wants TLS, give --tls-cafile FILE")
+    } else if lower.contains("not authenticated") {
         // The node answered: it wants a login this client did not send.
         "the server needs a user and password (-U/--user, -P/--password)".to_string()
     } else if lower.contains("password") || lower.contains("credential") || lower.contains("user") {
