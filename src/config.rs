@@ -16,8 +16,9 @@
 //! means 127.0.0.1), and nothing chooses the user's local sandbox in
 //! `<data dir>/asudf/sandbox`.
 //!
-//! A password comes from `-P VALUE`, else `ASUDF_PASSWORD`, else the file;
-//! `-P` alone, or a user with no password anywhere, asks for it on the
+//! A password comes from `-P=VALUE`, else `ASUDF_PASSWORD`, else the file,
+//! in any of the tools' forms (`env:VAR`, `env-b64:VAR`, `b64:TEXT`,
+//! `file:PATH`, else the password itself); `-P` alone, or a user with no password anywhere, asks for it on the
 //! terminal. TLS is on with `--tls-enable` / `tls-enable = true`, or when any
 //! other TLS setting is given (unless the file says `tls-enable = false`).
 
@@ -331,7 +332,7 @@ pub fn resolve_with(
 
     let password = match (&connection.password, settings.password, &settings.user) {
         (Some(None), _, user) => Some(ask_password(env, user.as_deref())?),
-        (_, Some(password), _) => Some(Secret::new(password)),
+        (_, Some(password), _) => Some(password_from(&password, env.var)?),
         (_, None, Some(user)) => Some(ask_password(env, Some(user))?),
         (_, None, None) => None,
     };
@@ -345,6 +346,38 @@ pub fn resolve_with(
             .timeout
             .map(|ms| Duration::from_millis(ms.into())),
     })
+}
+
+/// A password as Aerospike's tools take it (flag, environment or file):
+/// `env:VAR` and `env-b64:VAR` read a variable, `b64:TEXT` decodes TEXT,
+/// `file:PATH` reads the file's first line; anything else is the password.
+fn password_from(given: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<Secret, ConfigError> {
+    use base64::Engine;
+    let invalid = |why: String| ConfigError::Invalid(format!("the password {why}"));
+    let read_var =
+        |name: &str| var(name).ok_or_else(|| invalid(format!("names ${name}, which is not set")));
+    // The decoded text is never shown: it is the password.
+    let decode = |text: &str, from: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| invalid(format!("{from} is not base64 of UTF-8 text")))
+    };
+    let text = if let Some(name) = given.strip_prefix("env-b64:") {
+        decode(&read_var(name)?, &format!("in ${name}"))?
+    } else if let Some(text) = given.strip_prefix("b64:") {
+        decode(text, "after 'b64:'")?
+    } else if let Some(name) = given.strip_prefix("env:") {
+        read_var(name)?
+    } else if let Some(path) = given.strip_prefix("file:") {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("file {path} cannot be read: {e}")))?;
+        text.lines().next().unwrap_or_default().to_owned()
+    } else {
+        given.to_owned()
+    };
+    Ok(Secret::new(text))
 }
 
 fn ask_password(env: &mut Environment<'_>, user: Option<&str>) -> Result<Secret, ConfigError> {
@@ -819,6 +852,53 @@ mod tests {
         );
         let (seeds, ..) = cluster(run(&[], &[&file], &[]).0.unwrap());
         assert_eq!(seeds, [seed("db1", 3000, None)]);
+    }
+
+    #[test]
+    fn password_forms_of_aerospikes_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "pw", "from-file\nsecond line\n");
+        let vars = [("PW", "from-env"), ("PW64", "ZnJvbS1lbnYtYjY0")];
+        let file_form = format!("-P=file:{}", file.display());
+        let cases = [
+            ("-P=env:PW", "from-env"),
+            ("-P=env-b64:PW64", "from-env-b64"),
+            ("-P=b64:ZnJvbS1iNjQ=", "from-b64"),
+            (file_form.as_str(), "from-file"),
+            ("-P=plain:text", "plain:text"),
+        ];
+        for (flag, password) in cases {
+            let (target, _) = run(&["-h", "db", "-U", "u", flag], &[], &vars);
+            assert_eq!(
+                cluster(target.unwrap()).2,
+                Some(Secret::new(password)),
+                "{flag}"
+            );
+        }
+        // The config file's password too.
+        let conf = write(
+            &dir,
+            "astools.conf",
+            "[cluster]\nhost = \"db\"\nuser = \"u\"\npassword = \"env:PW\"\n",
+        );
+        let (target, _) = run(&[], &[conf.as_path()], &vars);
+        assert_eq!(cluster(target.unwrap()).2, Some(Secret::new("from-env")));
+        // What is wrong is said, never the password.
+        let refused = |flag: &str| {
+            let (target, _) = run(&["-h", "db", "-U", "u", flag], &[], &vars);
+            target.unwrap_err().to_string()
+        };
+        assert_eq!(
+            refused("-P=env:NOPE"),
+            "the password names $NOPE, which is not set"
+        );
+        assert_eq!(
+            refused("-P=b64:%%"),
+            "the password after 'b64:' is not base64 of UTF-8 text"
+        );
+        assert!(
+            refused("-P=file:/no/such").starts_with("the password file /no/such cannot be read: ")
+        );
     }
 
     #[test]
