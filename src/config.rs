@@ -131,6 +131,11 @@ pub enum ConfigError {
     Invalid(String),
     #[error("cannot read the password: {0}")]
     Prompt(io::Error),
+    #[error(
+        "a password is needed and there is no terminal to ask for it on: give it with \
+         -P=PASSWORD, ASUDF_PASSWORD or password in astools.conf's [cluster]"
+    )]
+    NoTerminal,
     #[error("no data directory is known for the sandbox; give --sandbox-dir DIR or --memory")]
     NoDataDir,
 }
@@ -330,6 +335,14 @@ pub fn resolve_with(
         };
     }
 
+    // A password the flag gives (or asks for) with no user would go unused.
+    if connection.password.is_some() && settings.user.is_none() {
+        return Err(ConfigError::Invalid(
+            "-P/--password was given without a user: add -U/--user NAME (or ASUDF_USER, \
+             or user in astools.conf's [cluster])"
+                .into(),
+        ));
+    }
     let password = match (&connection.password, settings.password, &settings.user) {
         (Some(None), _, user) => Some(ask_password(env, user.as_deref())?),
         (_, Some(password), _) => Some(password_from(&password, env.var)?),
@@ -385,9 +398,14 @@ fn ask_password(env: &mut Environment<'_>, user: Option<&str>) -> Result<Secret,
         Some(user) => format!("Password for {user}: "),
         None => "Password: ".to_owned(),
     };
-    (env.prompt)(&text)
-        .map(Secret::new)
-        .map_err(ConfigError::Prompt)
+    (env.prompt)(&text).map(Secret::new).map_err(|e| {
+        // ENXIO: the prompt could not open /dev/tty, the process has none.
+        if e.raw_os_error() == Some(6) {
+            ConfigError::NoTerminal
+        } else {
+            ConfigError::Prompt(e)
+        }
+    })
 }
 
 fn read_files(explicit: Option<&Path>, defaults: &[PathBuf]) -> Result<ClusterTable, ConfigError> {
@@ -898,6 +916,29 @@ mod tests {
         );
         assert!(
             refused("-P=file:/no/such").starts_with("the password file /no/such cannot be read: ")
+        );
+    }
+
+    #[test]
+    fn a_password_with_no_user_or_no_terminal_says_what_to_give() {
+        let said = run(&["-h", "db", "-P=secret"], &[], &[]).0.unwrap_err();
+        assert!(
+            said.to_string()
+                .starts_with("-P/--password was given without a user: add -U/--user NAME"),
+            "{said}"
+        );
+        let var = |_: &str| None;
+        let mut no_tty = |_: &str| Err(io::Error::from_raw_os_error(6));
+        let mut env = Environment {
+            default_files: Vec::new(),
+            var: &var,
+            data_dir: None,
+            prompt: &mut no_tty,
+        };
+        let said = resolve_with(&flags(&["-h", "db", "-U", "u"]), &mut env).unwrap_err();
+        assert!(
+            said.to_string().starts_with("a password is needed and there is no terminal to ask for it on: give it with -P=PASSWORD, ASUDF_PASSWORD"),
+            "{said}"
         );
     }
 

@@ -1259,3 +1259,24 @@ fn process_ok(args: &[&str]) {
     let (code, out, err) = process::asudf(args);
     assert_eq!(code, 0, "asudf {args:?}: {err}{out}");
 }
+
+/// Mistakes of the command line exit 2: serve's empty or missing password
+/// file, and the console with no terminal to draw on.
+#[test]
+fn serve_password_file_and_console_without_a_terminal_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let missing = dir.path().join("missing");
+    for file in [&empty, &missing] {
+        let file = file.to_str().unwrap();
+        let args = ["serve", "--memory", "--port", "0", "--user", "u"];
+        let (code, _, err) = process::asudf(&[&args[..], &["--password-file", file]].concat());
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&format!("the password file {file}")), "{err}");
+    }
+    // No terminal: stdin and stdout are not one.
+    let (code, _, err) = process::asudf(&["--memory"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the console needs a terminal"), "{err}");
+}
