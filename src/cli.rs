@@ -72,13 +72,17 @@ pub struct ConnectionArgs {
     #[arg(short = 'U', long, global = true, value_name = "NAME")]
     pub user: Option<String>,
 
-    /// Password; with no value, asks for it without echo (also read from
-    /// ASUDF_PASSWORD). Not for `serve`: it reads --password-file.
+    /// Password, given as -P=PASSWORD or --password=PASSWORD; with no
+    /// value, asks for it without echo (also read from ASUDF_PASSWORD).
+    /// Not for `serve`: it reads --password-file.
+    // The value needs '=': a word after a bare -P is never taken for it
+    // (`-P udf ls` would send 'udf' and run 'ls').
     #[arg(
         short = 'P',
         long,
         global = true,
         num_args = 0..=1,
+        require_equals = true,
         value_name = "PASSWORD"
     )]
     pub password: Option<Option<Secret>>,
@@ -1353,13 +1357,17 @@ mod tests {
         assert!(matches!(prompt, Some(None)));
         let prompt = parse(&["-P", "--json", "udf", "ls"]);
         assert!(matches!(prompt.connection.password, Some(None)) && prompt.json);
-        let given = parse(&["-Psecret", "udf", "ls"]).connection.password;
+        let given = parse(&["-P=secret", "udf", "ls"]).connection.password;
         assert_eq!(given.flatten().unwrap().expose(), "secret");
-        let given = parse(&["--password", "s3cret", "udf", "ls"])
+        let given = parse(&["--password=s3cret", "udf", "ls"])
             .connection
             .password;
         assert_eq!(given.flatten().unwrap().expose(), "s3cret");
-        let debug = format!("{:?}", parse(&["-P", "hunter2", "udf", "ls"]));
+        // A word after a bare -P is the next argument, never the password.
+        let cli = parse(&["-U", "admin", "-P", "udf", "ls"]);
+        assert!(matches!(cli.connection.password, Some(None)));
+        assert!(matches!(cli.command, Some(Command::Udf(UdfCommand::Ls))));
+        let debug = format!("{:?}", parse(&["-P=hunter2", "udf", "ls"]));
         assert!(
             !debug.contains("hunter2") && debug.contains("<redacted>"),
             "{debug}"
@@ -1512,7 +1520,7 @@ mod tests {
             refused(&["-h", "1.2.3.4", "serve"]).unwrap(),
             "serve does not take -h/--host: it listens on --bind and --port"
         );
-        let said = refused(&["serve", "--user", "bob", "-P", "secret"]).unwrap();
+        let said = refused(&["serve", "--user", "bob", "-P=secret"]).unwrap();
         assert!(
             said.contains("-P/--password") && said.contains("--password-file"),
             "{said}"

@@ -16,8 +16,9 @@
 //! means 127.0.0.1), and nothing chooses the user's local sandbox in
 //! `<data dir>/asudf/sandbox`.
 //!
-//! A password comes from `-P VALUE`, else `ASUDF_PASSWORD`, else the file;
-//! `-P` alone, or a user with no password anywhere, asks for it on the
+//! A password comes from `-P=VALUE`, else `ASUDF_PASSWORD`, else the file,
+//! in any of the tools' forms (`env:VAR`, `env-b64:VAR`, `b64:TEXT`,
+//! `file:PATH`, else the password itself); `-P` alone, or a user with no password anywhere, asks for it on the
 //! terminal. TLS is on with `--tls-enable` / `tls-enable = true`, or when any
 //! other TLS setting is given (unless the file says `tls-enable = false`).
 
@@ -130,6 +131,11 @@ pub enum ConfigError {
     Invalid(String),
     #[error("cannot read the password: {0}")]
     Prompt(io::Error),
+    #[error(
+        "a password is needed and there is no terminal to ask for it on: give it with \
+         -P=PASSWORD, ASUDF_PASSWORD or password in astools.conf's [cluster]"
+    )]
+    NoTerminal,
     #[error("no data directory is known for the sandbox; give --sandbox-dir DIR or --memory")]
     NoDataDir,
 }
@@ -329,9 +335,17 @@ pub fn resolve_with(
         };
     }
 
+    // A password the flag gives (or asks for) with no user would go unused.
+    if connection.password.is_some() && settings.user.is_none() {
+        return Err(ConfigError::Invalid(
+            "-P/--password was given without a user: add -U/--user NAME (or ASUDF_USER, \
+             or user in astools.conf's [cluster])"
+                .into(),
+        ));
+    }
     let password = match (&connection.password, settings.password, &settings.user) {
         (Some(None), _, user) => Some(ask_password(env, user.as_deref())?),
-        (_, Some(password), _) => Some(Secret::new(password)),
+        (_, Some(password), _) => Some(password_from(&password, env.var)?),
         (_, None, Some(user)) => Some(ask_password(env, Some(user))?),
         (_, None, None) => None,
     };
@@ -347,14 +361,51 @@ pub fn resolve_with(
     })
 }
 
+/// A password as Aerospike's tools take it (flag, environment or file):
+/// `env:VAR` and `env-b64:VAR` read a variable, `b64:TEXT` decodes TEXT,
+/// `file:PATH` reads the file's first line; anything else is the password.
+fn password_from(given: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<Secret, ConfigError> {
+    use base64::Engine;
+    let invalid = |why: String| ConfigError::Invalid(format!("the password {why}"));
+    let read_var =
+        |name: &str| var(name).ok_or_else(|| invalid(format!("names ${name}, which is not set")));
+    // The decoded text is never shown: it is the password.
+    let decode = |text: &str, from: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| invalid(format!("{from} is not base64 of UTF-8 text")))
+    };
+    let text = if let Some(name) = given.strip_prefix("env-b64:") {
+        decode(&read_var(name)?, &format!("in ${name}"))?
+    } else if let Some(text) = given.strip_prefix("b64:") {
+        decode(text, "after 'b64:'")?
+    } else if let Some(name) = given.strip_prefix("env:") {
+        read_var(name)?
+    } else if let Some(path) = given.strip_prefix("file:") {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("file {path} cannot be read: {e}")))?;
+        text.lines().next().unwrap_or_default().to_owned()
+    } else {
+        given.to_owned()
+    };
+    Ok(Secret::new(text))
+}
+
 fn ask_password(env: &mut Environment<'_>, user: Option<&str>) -> Result<Secret, ConfigError> {
     let text = match user {
         Some(user) => format!("Password for {user}: "),
         None => "Password: ".to_owned(),
     };
-    (env.prompt)(&text)
-        .map(Secret::new)
-        .map_err(ConfigError::Prompt)
+    (env.prompt)(&text).map(Secret::new).map_err(|e| {
+        // ENXIO: the prompt could not open /dev/tty, the process has none.
+        if e.raw_os_error() == Some(6) {
+            ConfigError::NoTerminal
+        } else {
+            ConfigError::Prompt(e)
+        }
+    })
 }
 
 fn read_files(explicit: Option<&Path>, defaults: &[PathBuf]) -> Result<ClusterTable, ConfigError> {
@@ -727,8 +778,7 @@ mod tests {
             "3400",
             "-U",
             "fu",
-            "-P",
-            "fp",
+            "-P=fp",
             "--tls-name",
             "fname",
         ];
@@ -823,6 +873,76 @@ mod tests {
     }
 
     #[test]
+    fn password_forms_of_aerospikes_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(&dir, "pw", "from-file\nsecond line\n");
+        let vars = [("PW", "from-env"), ("PW64", "ZnJvbS1lbnYtYjY0")];
+        let file_form = format!("-P=file:{}", file.display());
+        let cases = [
+            ("-P=env:PW", "from-env"),
+            ("-P=env-b64:PW64", "from-env-b64"),
+            ("-P=b64:ZnJvbS1iNjQ=", "from-b64"),
+            (file_form.as_str(), "from-file"),
+            ("-P=plain:text", "plain:text"),
+        ];
+        for (flag, password) in cases {
+            let (target, _) = run(&["-h", "db", "-U", "u", flag], &[], &vars);
+            assert_eq!(
+                cluster(target.unwrap()).2,
+                Some(Secret::new(password)),
+                "{flag}"
+            );
+        }
+        // The config file's password too.
+        let conf = write(
+            &dir,
+            "astools.conf",
+            "[cluster]\nhost = \"db\"\nuser = \"u\"\npassword = \"env:PW\"\n",
+        );
+        let (target, _) = run(&[], &[conf.as_path()], &vars);
+        assert_eq!(cluster(target.unwrap()).2, Some(Secret::new("from-env")));
+        // What is wrong is said, never the password.
+        let refused = |flag: &str| {
+            let (target, _) = run(&["-h", "db", "-U", "u", flag], &[], &vars);
+            target.unwrap_err().to_string()
+        };
+        assert_eq!(
+            refused("-P=env:NOPE"),
+            "the password names $NOPE, which is not set"
+        );
+        assert_eq!(
+            refused("-P=b64:%%"),
+            "the password after 'b64:' is not base64 of UTF-8 text"
+        );
+        assert!(
+            refused("-P=file:/no/such").starts_with("the password file /no/such cannot be read: ")
+        );
+    }
+
+    #[test]
+    fn a_password_with_no_user_or_no_terminal_says_what_to_give() {
+        let said = run(&["-h", "db", "-P=secret"], &[], &[]).0.unwrap_err();
+        assert!(
+            said.to_string()
+                .starts_with("-P/--password was given without a user: add -U/--user NAME"),
+            "{said}"
+        );
+        let var = |_: &str| None;
+        let mut no_tty = |_: &str| Err(io::Error::from_raw_os_error(6));
+        let mut env = Environment {
+            default_files: Vec::new(),
+            var: &var,
+            data_dir: None,
+            prompt: &mut no_tty,
+        };
+        let said = resolve_with(&flags(&["-h", "db", "-U", "u"]), &mut env).unwrap_err();
+        assert!(
+            said.to_string().starts_with("a password is needed and there is no terminal to ask for it on: give it with -P=PASSWORD, ASUDF_PASSWORD"),
+            "{said}"
+        );
+    }
+
+    #[test]
     fn passwords() {
         // -P alone asks, naming the user.
         let (target, prompts) = run(
@@ -841,7 +961,7 @@ mod tests {
         assert_eq!(cluster(target.unwrap()).2, Some(Secret::new("")));
         assert!(prompts.is_empty());
         // Never shown by Debug.
-        let (target, _) = run(&["-h", "db", "-U", "u", "-P", "hunter2"], &[], &[]);
+        let (target, _) = run(&["-h", "db", "-U", "u", "-P=hunter2"], &[], &[]);
         let debug = format!("{:?}", target.unwrap());
         assert!(
             !debug.contains("hunter2") && debug.contains("<redacted>"),

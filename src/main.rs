@@ -142,6 +142,14 @@ fn usage(json: bool, message: impl std::fmt::Display) -> ExitCode {
 /// The console: on this thread, never moved (its state is not `Send`).
 async fn run_console(cli: Cli, client_runtime: tokio::runtime::Handle) -> ExitCode {
     let _log_guard = init_logging(LogTo::File);
+    use std::io::IsTerminal;
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        return usage(
+            cli.json,
+            "the console needs a terminal: run asudf in one, or give a command \
+             (asudf --help lists them)",
+        );
+    }
     // The console serves the sandbox to other asudf commands while it runs.
     let target = match resolve_target(&cli, Sharing::Shared) {
         Ok(t) => t,
@@ -424,7 +432,11 @@ fn read_pem_certs(
 fn tls_policy(tls: &TlsSettings) -> Result<TlsPolicy, String> {
     let mut roots = rustls::RootCertStore::empty();
     let Some(cafile) = &tls.cafile else {
-        return Err("TLS needs --tls-cafile: the CA certificate that signed the cluster's".into());
+        return Err(
+            "TLS needs --tls-cafile FILE (or tls-cafile in astools.conf): the CA \
+                    certificate that signed the cluster's node certificates"
+                .into(),
+        );
     };
     for cert in read_pem_certs(cafile)? {
         roots
@@ -488,7 +500,13 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> ExitCode {
         tls_key: args.tls_key.clone(),
         json: cli.json,
     };
-    match asudf::sandbox::local::serve(opts).await {
+    // Options that do not fit together, or a password file that is empty
+    // or missing, are the command line's fault: a usage error.
+    let resolved = match opts.resolve() {
+        Ok(resolved) => resolved,
+        Err(e) => return usage(cli.json, format!("asudf serve: {e:#}")),
+    };
+    match asudf::sandbox::local::serve(opts, resolved).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => commands::fail(
             cli.json,

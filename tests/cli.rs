@@ -884,6 +884,18 @@ fn exit_codes_for_usage_and_connection_errors() {
     assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
 }
 
+/// TLS without a CA file says what file is wanted, in a whole sentence.
+#[test]
+fn tls_without_a_ca_file_names_what_is_missing() {
+    let (code, _, err) = process::asudf(&["-h", "127.0.0.1:1", "--tls-enable", "udf", "ls"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(
+        err.trim(),
+        "TLS needs --tls-cafile FILE (or tls-cafile in astools.conf): the CA certificate \
+         that signed the cluster's node certificates"
+    );
+}
+
 /// A server with users answers a client that sent none: it is not "no node
 /// answered", and the flags to give are named.
 #[test]
@@ -905,7 +917,7 @@ fn a_server_wanting_a_login_says_so() {
         err.contains("the server needs a user and password (-U/--user, -P/--password)"),
         "{err}"
     );
-    served.ok(&["-U", "bob", "-P", "secret", "udf", "ls"]);
+    served.ok(&["-U", "bob", "-P=secret", "udf", "ls"]);
 }
 
 /// `serve` refuses the global options it has no use for, naming each, and
@@ -914,7 +926,7 @@ fn a_server_wanting_a_login_says_so() {
 fn serve_refuses_options_it_ignores_and_fails_in_json() {
     let cases: [(&[&str], &str); 3] = [
         (
-            &["serve", "--memory", "--user", "bob", "-P", "secret"],
+            &["serve", "--memory", "--user", "bob", "-P=secret"],
             "serve does not take -P/--password: it reads the password of --user from --password-file FILE",
         ),
         (
@@ -1147,4 +1159,124 @@ fn lint_worker_answers_a_request_with_the_findings() {
     // A request it cannot read fails, and the console lints in-process.
     let (code, _, _) = process::asudf(&["lint-worker"]);
     assert_ne!(code, 0);
+}
+
+/// A self-signed certificate for `localhost` in `dir`: (cert, key) paths;
+/// the certificate is its own CA.
+fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+/// `asudf ARGS…` on a thread: its result, or `None` when it has not ended
+/// within `limit` (the process is left to the test's end).
+fn ends_within(limit: std::time::Duration, args: Vec<String>) -> Option<(i32, String, String)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = tx.send(process::asudf(&args));
+    });
+    rx.recv_timeout(limit).ok()
+}
+
+/// A host that accepts TCP and never answers, over TLS: the handshake has
+/// no deadline in the crate, so the command must bound it itself, alone
+/// and beside a live TLS seed, in either order.
+#[test]
+fn a_tls_host_that_never_answers_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    // Accepted connections are kept open and never written to.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let live = Served::start(&[
+        "--memory",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let (silent_seed, live_seed) = (
+        silent_addr.replace(':', ":localhost:"),
+        live.host.replace(':', ":localhost:"),
+    );
+    for hosts in [
+        silent_seed.clone(),
+        format!("{silent_seed},{live_seed}"),
+        format!("{live_seed},{silent_seed}"),
+    ] {
+        let args = ["-h", &hosts, "--tls-cafile", cert.to_str().unwrap()];
+        let args = [&args[..], &["--timeout", "500", "udf", "ls"]].concat();
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let (code, _, err) = ends_within(std::time::Duration::from_secs(30), args)
+            .unwrap_or_else(|| panic!("-h {hosts}: still connecting after 30 s"));
+        assert_eq!(code, 3, "-h {hosts}: {err}");
+        assert!(
+            err.contains(": no answer, timed out after ") && err.ends_with(" ms\n"),
+            "-h {hosts}: {err}"
+        );
+    }
+}
+
+/// A TLS server reached without a TLS name, or without TLS: each failure
+/// says what to give.
+#[test]
+fn tls_mistakes_say_what_to_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let served = Served::start(&["--memory", "--tls-cert", cert, "--tls-key", key]);
+    let named = served.host.replace(':', ":localhost:");
+    process_ok(&["-h", &named, "--tls-cafile", cert, "udf", "ls"]);
+
+    let (code, _, err) = served.run(&["--tls-cafile", cert, "udf", "ls"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains(
+            "TLS needs the server's certificate name: give the host as HOST:TLSNAME:PORT \
+             or add --tls-name NAME"
+        ),
+        "{err}"
+    );
+    let (code, _, err) = served.run(&["--timeout", "2000", "udf", "ls"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("if the server wants TLS, give --tls-cafile FILE"),
+        "{err}"
+    );
+}
+
+fn process_ok(args: &[&str]) {
+    let (code, out, err) = process::asudf(args);
+    assert_eq!(code, 0, "asudf {args:?}: {err}{out}");
+}
+
+/// Mistakes of the command line exit 2: serve's empty or missing password
+/// file, and the console with no terminal to draw on.
+#[test]
+fn serve_password_file_and_console_without_a_terminal_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let missing = dir.path().join("missing");
+    for file in [&empty, &missing] {
+        let file = file.to_str().unwrap();
+        let args = ["serve", "--memory", "--port", "0", "--user", "u"];
+        let (code, _, err) = process::asudf(&[&args[..], &["--password-file", file]].concat());
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(&format!("the password file {file}")), "{err}");
+    }
+    // No terminal: stdin and stdout are not one.
+    let (code, _, err) = process::asudf(&["--memory"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the console needs a terminal"), "{err}");
 }

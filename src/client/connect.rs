@@ -238,8 +238,16 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
         }
     };
     let started = Instant::now();
-    let client = Client::new(&policy, &hosts)
+    let deadline = connect_deadline(&policy, hosts.len());
+    let client = tokio::time::timeout(deadline, Client::new(&policy, &hosts))
         .await
+        .map_err(|_| {
+            let label = target.label();
+            format!(
+                "cannot connect to {label}: {}",
+                timed_out(started.elapsed())
+            )
+        })?
         .map_err(|e| connect_error(&target, &e.base_message(), started.elapsed()))?;
     let info = describe(&client, &target, served.is_some() || serving.is_some())
         .await
@@ -251,10 +259,35 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
     })
 }
 
+/// How long connecting may take before it is given up as hung. The crate
+/// bounds each TCP connect and each read but not the TLS handshake
+/// (aerospike-core 3.0 awaits it bare), so a host that accepts and never
+/// answers would hold `Client::new` forever. Seeds are tried one after
+/// another, each for at most the connect and login timeouts, over two
+/// passes before the crate gives up: past that it is hung.
+fn connect_deadline(policy: &ClientPolicy, seeds: usize) -> Duration {
+    // The crate's own fallbacks: connect_timeout, else timeout; login_timeout, else connect.
+    let connect = match policy.connect_timeout {
+        0 => policy.timeout,
+        ms => ms,
+    };
+    let login = match policy.login_timeout {
+        0 => connect,
+        ms => ms,
+    };
+    let per_seed = u64::from(connect) + u64::from(login);
+    Duration::from_millis(2 * per_seed * seeds.max(1) as u64)
+}
+
+fn timed_out(waited: Duration) -> String {
+    format!("no answer, timed out after {} ms", waited.as_millis())
+}
+
 /// One sentence saying why the connection failed. `waited` is how long
 /// the attempt took, said when it timed out.
 fn connect_error(target: &Target, message: &str, waited: Duration) -> String {
     let label = target.label();
+    let tls = matches!(target, Target::Cluster { policy, .. } if policy.tls_policy.is_some());
     if message.contains("partition table never formed") {
         // Its text names the user among possible causes: not an auth failure.
         return format!(
@@ -270,25 +303,39 @@ fn connect_error(target: &Target, message: &str, waited: Duration) -> String {
     match seeds.as_slice() {
         [] => format!(
             "cannot connect to {label}: {}",
-            seed_failure(message, waited)
+            seed_failure(message, waited, tls)
         ),
-        [(_, error)] => format!("cannot connect to {label}: {}", seed_failure(error, waited)),
+        [(_, error)] => format!(
+            "cannot connect to {label}: {}",
+            seed_failure(error, waited, tls)
+        ),
         many => {
             let each: Vec<String> = many
                 .iter()
-                .map(|(host, error)| format!("{host} {}", seed_failure(error, waited)))
+                .map(|(host, error)| format!("{host} {}", seed_failure(error, waited, tls)))
                 .collect();
             format!("cannot connect to {label}: {}", each.join("; "))
         }
     }
 }
 
-/// Why one seed failed, from the crate's error text for it.
-fn seed_failure(error: &str, waited: Duration) -> String {
+/// Why one seed failed, from the crate's error text for it; `tls`: the
+/// client spoke TLS.
+fn seed_failure(error: &str, waited: Duration, tls: bool) -> String {
     let lower = error.to_lowercase();
     // The error's last clause is its cause; the rest is the crate's framing.
     let cause = error.trim().rsplit(": ").next().unwrap_or(error).trim();
-    if lower.contains("not authenticated") {
+    if lower.contains("invalid dns name") {
+        // With no TLS name for the host, the crate checks the certificate
+        // against an empty name.
+        "TLS needs the server's certificate name: give the host as HOST:TLSNAME:PORT \
+         or add --tls-name NAME"
+            .to_string()
+    } else if !tls && lower.contains("failed to fill whole buffer") {
+        // The server closed the connection on the first bytes: a TLS
+        // server does that to a plain hello.
+        format!("no node answered ({cause}); if the server wants TLS, give --tls-cafile FILE")
+    } else if lower.contains("not authenticated") {
         // The node answered: it wants a login this client did not send.
         "the server needs a user and password (-U/--user, -P/--password)".to_string()
     } else if lower.contains("password") || lower.contains("credential") || lower.contains("user") {
@@ -297,7 +344,7 @@ fn seed_failure(error: &str, waited: Duration) -> String {
     {
         format!("the TLS handshake failed ({cause})")
     } else if lower.contains("timeout") {
-        format!("no answer, timed out after {} ms", waited.as_millis())
+        timed_out(waited)
     } else if lower.contains("connection refused") {
         "connection refused (nothing listens on that port)".to_string()
     } else if lower.contains("invalid size for info command buffer")

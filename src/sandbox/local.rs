@@ -307,10 +307,13 @@ impl ServeOptions {
     }
 }
 
-/// Runs the sandbox server until SIGINT or SIGTERM.
-pub async fn serve(opts: ServeOptions) -> anyhow::Result<()> {
+/// Runs the sandbox server until SIGINT or SIGTERM, with what
+/// [`ServeOptions::resolve`] made of `opts`.
+pub async fn serve(
+    opts: ServeOptions,
+    (config, server_opts): (SandboxConfig, ServerOptions),
+) -> anyhow::Result<()> {
     use anyhow::{Context, bail};
-    let (config, server_opts) = opts.resolve()?;
     if !opts.bind.is_loopback() {
         eprintln!(
             "warning: listening on {} makes the sandbox reachable from other machines",

@@ -14,8 +14,9 @@
 //! or a save removes it. A copy left by a version that kept a single
 //! `recovery.json` next to the folder is offered the same way, once.
 
-use std::fs::{File, TryLockError};
+use std::fs::{File, Permissions, TryLockError};
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,11 +47,12 @@ impl SessionCopy {
     pub fn lock(&mut self) -> io::Result<()> {
         if self.lock.is_none() {
             if let Some(dir) = self.copy.parent() {
-                std::fs::create_dir_all(dir)?;
+                private_dir(dir)?;
             }
             self.lock = Some(take_lock(&self.copy)?.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::WouldBlock, "another console holds it")
             })?);
+            private_copy(&self.copy)?;
         }
         Ok(())
     }
@@ -61,6 +63,29 @@ impl SessionCopy {
             let _ = std::fs::remove_file(lock_path(&self.copy));
         }
     }
+}
+
+// Copies hold unsaved code, maybe secrets: the folder and its files are
+// the user's alone, also when an earlier version made them readable.
+
+fn private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, Permissions::from_mode(0o700))
+}
+
+/// Makes `copy` (empty when new) mode 0600 before its text goes in; the
+/// writes that follow keep a file's mode.
+fn private_copy(copy: &Path) -> io::Result<()> {
+    File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(copy)?;
+    std::fs::set_permissions(copy, Permissions::from_mode(0o600))
 }
 
 /// The lock file beside `copy`.
@@ -74,6 +99,7 @@ fn take_lock(copy: &Path) -> io::Result<Option<File>> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(lock_path(copy))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
@@ -139,7 +165,13 @@ pub fn take_offer(dir: &Path, file: Option<&Path>) -> (Option<Recovered>, Sessio
         }
     }
     match best {
-        Some((_, _, recovered, session)) => (Some(recovered), session),
+        Some((_, _, recovered, session)) => {
+            if let Some(dir) = session.copy.parent() {
+                let _ = private_dir(dir);
+            }
+            let _ = private_copy(&session.copy);
+            (Some(recovered), session)
+        }
         None => (None, SessionCopy::new(dir)),
     }
 }
@@ -161,6 +193,37 @@ mod tests {
     fn write(session: &mut SessionCopy, recovered: &Recovered) {
         session.lock().unwrap();
         std::fs::write(&session.copy, copy_json(recovered)).unwrap();
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn copies_and_their_folder_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let copies = dir.path().join("recovery");
+        let (_, mut session) = take_offer(&copies, None);
+        // Written as the console writes it.
+        session.lock().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let text = copy_json(&copy_of("local password = 'x'", None));
+        rt.block_on(crate::tui::save::write_file(&session.copy, &text))
+            .unwrap();
+        assert_eq!(mode(&copies), 0o700);
+        assert_eq!(mode(&session.copy), 0o600);
+        assert_eq!(mode(&lock_path(&session.copy)), 0o600);
+        // A copy and folder an earlier version left readable are narrowed
+        // when a start takes the copy over.
+        std::fs::remove_file(&session.copy).unwrap();
+        drop(session);
+        std::fs::set_permissions(&copies, Permissions::from_mode(0o755)).unwrap();
+        let old = copies.join("1-0.json");
+        std::fs::write(&old, &text).unwrap();
+        std::fs::set_permissions(&old, Permissions::from_mode(0o644)).unwrap();
+        let (offered, taken) = take_offer(&copies, None);
+        assert!(offered.is_some());
+        assert_eq!((mode(&copies), mode(&taken.copy)), (0o700, 0o600));
     }
 
     #[test]
