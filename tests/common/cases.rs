@@ -305,7 +305,7 @@ pub fn value_from_json(value: &Json) -> Value {
         "bool" => Value::Bool(x.as_bool().unwrap()),
         "int" => Value::Int(int_of(x) as i64),
         "float" => Value::Float(float_of(x)),
-        "str" => Value::Str(x.as_str().unwrap().to_string()),
+        "str" => Value::Str(x.as_str().unwrap().into()),
         "bytes" => Value::Bytes {
             ty: asudf::sandbox::value::BLOB,
             data: hex::decode(x.as_str().unwrap()).unwrap(),
