@@ -47,7 +47,7 @@ fn open_sandbox(config: SandboxConfig) -> Sandbox {
 }
 
 fn request(function: &str, key: &str) -> ApplyRequest {
-    let key = Value::Str(key.to_string());
+    let key = Value::Str(key.into());
     ApplyRequest {
         ns: "test".into(),
         set: Some("demo".into()),

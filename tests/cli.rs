@@ -47,6 +47,23 @@ fn json_of(stdout: &str) -> Json {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
+/// The client cannot read a string that is not UTF-8 (a Lua string is
+/// bytes, and a server sends them as they are): the error says so.
+#[test]
+fn a_result_that_is_not_utf8_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let module = d.join("latin1.lua");
+    std::fs::write(&module, "function give(rec)\n  return 'caf\\xe9'\nend\n").unwrap();
+    assert_eq!(asudf(d, &["udf", "put", module.to_str().unwrap()]).0, 0);
+    let (code, _, err) = asudf(d, &["apply", "test", "k", "latin1.give"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("the server sent a string that is not UTF-8, which the client cannot read"),
+        "{err}"
+    );
+}
+
 #[test]
 fn guide_walkthrough_as_separate_processes_with_no_server_running() {
     let dir = tempfile::tempdir().unwrap();

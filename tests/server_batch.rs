@@ -408,7 +408,7 @@ fn raw_batch(server: &ServerHandle, rows: &[(u32, &str, &str)]) -> Vec<Message> 
     index.push(0x0d);
     for (i, ns, k) in rows {
         index.extend(i.to_be_bytes());
-        index.extend(digest(Some("r"), &Value::Str(k.to_string())).unwrap());
+        index.extend(digest(Some("r"), &Value::Str((*k).into())).unwrap());
         // Flags 0x0a: info2/info3 and record_ttl follow; a read of all bins.
         index.extend([0x0a, INFO1_READ | INFO1_GET_ALL, 0, 0, 0, 0, 0, 0]);
         let fields = [(FIELD_NAMESPACE, ns.as_bytes()), (FIELD_SET, &b"r"[..])];

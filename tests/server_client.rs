@@ -108,6 +108,22 @@ async fn apply(
         .await
 }
 
+/// Strings that are not UTF-8 ("caf" then Latin-1 é): Lua strings are bytes.
+const LATIN1: &str = r#"
+function store(rec)
+    rec.s = "caf\xe9"
+    if aerospike:exists(rec) then aerospike:update(rec) else aerospike:create(rec) end
+end
+
+function bytes_of(rec)
+    return table.concat({string.byte(rec.s, 1, -1)}, ",")
+end
+
+function give(rec)
+    return "caf\xe9"
+end
+"#;
+
 // ---------------------------------------------------------------- raw wire helpers
 
 async fn roundtrip(stream: &mut TcpStream, ty: u8, body: &[u8]) -> Option<(u8, Vec<u8>)> {
@@ -895,6 +911,55 @@ async fn udf_requests_with_forbidden_policies_or_missing_fields_get_4() {
     assert_eq!((ops[0].name.as_str(), ops[0].particle), ("SUCCESS", 1));
 }
 
+/// A string bin holding bytes that are not UTF-8 reads back byte for byte
+/// in a later call (a server neither checks nor replaces them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_string_bin_that_is_not_utf8_reads_back_byte_for_byte() {
+    let server = start().await;
+    let client = connect(&server).await;
+    register(&client, "latin1.lua", LATIN1).await;
+    let k = key("latin1");
+    apply(&client, &k, "latin1", "store", &[]).await.unwrap();
+    let read = apply(&client, &k, "latin1", "bytes_of", &[]).await;
+    assert_eq!(read.unwrap(), Some(AsValue::from("99,97,102,233")));
+}
+
+/// A UDF's result that is not UTF-8 goes on the wire as its bytes. The
+/// crate refuses to decode such a string, so the raw reply is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_that_is_not_utf8_is_sent_as_its_bytes() {
+    use asudf::sandbox::server::message::*;
+    let server = start().await;
+    let client = connect(&server).await;
+    register(&client, "latin1.lua", LATIN1).await;
+    let k = key("latin1");
+    let field = |ty, data: &[u8]| Field {
+        ty,
+        data: data.to_vec(),
+    };
+    let msg = Message {
+        header: MsgHeader {
+            info2: INFO2_WRITE,
+            ..MsgHeader::default()
+        },
+        fields: vec![
+            field(FIELD_NAMESPACE, b"test"),
+            field(FIELD_DIGEST, &k.digest()),
+            field(FIELD_UDF_PACKAGE, b"latin1"),
+            field(FIELD_UDF_FUNCTION, b"give"),
+            field(FIELD_UDF_ARGLIST, &[0x90]),
+        ],
+        ops: vec![],
+    };
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    let (_, body) = roundtrip(&mut s, 3, &msg.encode()).await.unwrap();
+    let reply = Message::parse(&body).unwrap();
+    assert_eq!(reply.header.result_code, 0);
+    let op = &reply.ops[0];
+    assert_eq!((op.name.as_str(), op.particle), ("SUCCESS", 3));
+    assert_eq!(op.value, b"caf\xe9");
+}
+
 /// A server told to stop answers the request it is running and keeps its
 /// write before it counts as stopped (and so before the directory's lock
 /// goes to another process). On one thread the call runs on the blocking
@@ -1034,6 +1099,36 @@ async fn a_local_directory_is_served_once_and_keeps_its_data() {
     )
     .await;
     assert_eq!(r.unwrap(), Some(AsValue::from(2)));
+    client.close().await.unwrap();
+    second.shutdown().await;
+}
+
+/// The directory's log keeps a string's bytes when they are not UTF-8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_string_that_is_not_utf8_survives_a_reopen() {
+    use asudf::sandbox::local::{Local, Sharing, open_or_connect};
+    let dir = tempfile::tempdir().unwrap();
+    let serve = async || match open_or_connect(dir.path(), Sharing::Shared).await.unwrap() {
+        Local::Serving(server) => {
+            let port = server.addr().port();
+            let client = Client::new(&ClientPolicy::default(), &format!("127.0.0.1:{port}"))
+                .await
+                .unwrap();
+            (server, client)
+        }
+        Local::AlreadyServed(addr) => panic!("{addr} still serves the directory"),
+    };
+    let (first, client) = serve().await;
+    register(&client, "latin1.lua", LATIN1).await;
+    apply(&client, &key("latin1"), "latin1", "store", &[])
+        .await
+        .unwrap();
+    client.close().await.unwrap();
+    first.shutdown().await;
+
+    let (second, client) = serve().await;
+    let read = apply(&client, &key("latin1"), "latin1", "bytes_of", &[]).await;
+    assert_eq!(read.unwrap(), Some(AsValue::from("99,97,102,233")));
     client.close().await.unwrap();
     second.shutdown().await;
 }

@@ -718,7 +718,15 @@ pub fn error_location(message: &str) -> Option<(String, u32)> {
 
 /// Maps a client error to a failure the user can read.
 pub fn failure(e: aerospike::Error) -> Failure {
-    let message = e.base_message();
+    let message = match e.kind() {
+        // The crate decodes strings as UTF-8 and says only that it failed;
+        // a server sends a Lua string's bytes as they are.
+        ErrorKind::InvalidUtf8(reason) => format!(
+            "the server sent a string that is not UTF-8, which the client cannot read \
+             ({reason}): Lua strings are bytes; return or store binary data as bytes"
+        ),
+        _ => e.base_message(),
+    };
     let kind = match e.kind() {
         ErrorKind::Timeout => FailureKind::Timeout,
         ErrorKind::Connection

@@ -165,7 +165,7 @@ impl Index {
         let key = |v: &Value| -> Option<Key> {
             match (def.key_type, v) {
                 (KeyType::Numeric, Value::Int(i)) => Some(Key::Int(*i)),
-                (KeyType::String, Value::Str(s)) => Some(Key::Bytes(s.as_bytes().to_vec())),
+                (KeyType::String, Value::Str(s)) => Some(Key::Bytes(s.clone())),
                 (KeyType::Blob, Value::Bytes { ty: 4, data }) => Some(Key::Bytes(data.clone())),
                 (KeyType::Geo2dsphere, Value::GeoJson(g)) => {
                     Some(Key::Bytes(g.as_bytes().to_vec()))

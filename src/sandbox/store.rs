@@ -35,7 +35,7 @@ use serde::Deserialize as _;
 use serde_json::{Value as Json, json};
 
 use crate::sandbox::sindex::{CreateError, IndexDef, Indexes};
-use crate::sandbox::value::{MAX_DEPTH, Value};
+use crate::sandbox::value::{MAX_DEPTH, STRING, Value};
 
 /// RIPEMD-160(set ‖ key particle type ‖ key bytes), as the client computes it.
 pub type Digest = [u8; 20];
@@ -56,8 +56,8 @@ pub fn digest(set: Option<&str>, key: &Value) -> Option<Digest> {
             hasher.update(i.to_be_bytes());
         }
         Value::Str(s) => {
-            hasher.update([3u8]);
-            hasher.update(s.as_bytes());
+            hasher.update([STRING]);
+            hasher.update(s);
         }
         Value::Bytes { ty, data } => {
             hasher.update([*ty]);
@@ -755,7 +755,11 @@ fn value_to_json(value: &Value) -> Json {
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(i) => tagged("i", Json::from(*i)),
         Value::Float(f) => tagged("f", Json::from(f.to_bits())),
-        Value::Str(s) => Json::String(s.clone()),
+        // JSON strings are text: other bytes go as a blob of the string type.
+        Value::Str(s) => match std::str::from_utf8(s) {
+            Ok(text) => Json::String(text.to_string()),
+            Err(_) => bytes_json(STRING, s),
+        },
         Value::Bytes { ty, data } => bytes_json(*ty, data),
         Value::List(items) => Json::Array(items.iter().map(value_to_json).collect()),
         Value::Map(pairs) => {
@@ -783,7 +787,7 @@ fn value_from_json(json: &Json) -> Option<Value> {
     Some(match json {
         Json::Null => Value::Nil,
         Json::Bool(b) => Value::Bool(*b),
-        Json::String(s) => Value::Str(s.clone()),
+        Json::String(s) => Value::Str(s.clone().into_bytes()),
         Json::Array(items) => Value::List(
             items
                 .iter()
@@ -813,9 +817,10 @@ fn scalar_from_json(obj: &serde_json::Map<String, Json>) -> Option<Value> {
     } else if let Some(f) = obj.get("f") {
         Value::Float(f64::from_bits(f.as_u64()?))
     } else if let Some(b) = obj.get("b") {
-        Value::Bytes {
-            ty: u8::try_from(obj.get("t")?.as_u64()?).ok()?,
-            data: hex::decode(b.as_str()?).ok()?,
+        let data = hex::decode(b.as_str()?).ok()?;
+        match u8::try_from(obj.get("t")?.as_u64()?).ok()? {
+            STRING => Value::Str(data),
+            ty => Value::Bytes { ty, data },
         }
     } else if let Some(g) = obj.get("g") {
         Value::GeoJson(g.as_str()?.to_string())
@@ -839,7 +844,7 @@ mod tests {
             void_time: 0,
             last_update_ms: now_cf_ms(),
             set: Some("demo".to_string()),
-            key: Some(Value::Str("k".to_string())),
+            key: Some(Value::Str("k".into())),
         }
     }
 
@@ -967,6 +972,8 @@ mod tests {
             ("f", Value::Float(-0.0)),
             ("nan", Value::Float(f64::NAN)),
             ("s", Value::Str("héllo\n".into())),
+            // Not UTF-8: kept as the bytes of a string.
+            ("s8", Value::Str(b"caf\xe9".to_vec())),
             (
                 "y",
                 Value::Bytes {
@@ -977,7 +984,10 @@ mod tests {
             ("l", Value::List(vec![Value::Int(1), Value::List(vec![])])),
             (
                 "m",
-                Value::Map(vec![(Value::Str("k".into()), Value::Float(f64::INFINITY))]),
+                Value::Map(vec![
+                    (Value::Str("k".into()), Value::Float(f64::INFINITY)),
+                    (Value::Str(vec![0xff]), Value::Nil),
+                ]),
             ),
             ("g", Value::GeoJson("{\"type\":\"Point\"}".into())),
         ];

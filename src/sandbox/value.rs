@@ -9,7 +9,9 @@ pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    /// A string particle's bytes, as the server keeps them: Lua strings are
+    /// byte strings, and the server neither checks nor fixes their UTF-8.
+    Str(Vec<u8>),
     /// A blob with its particle type: 4 for a plain blob, 7–12 language blobs, 18 HLL.
     Bytes {
         ty: u8,
@@ -27,6 +29,9 @@ pub enum Value {
 /// back, and the walks that recurse once per level (encoding, decoding,
 /// comparing, dropping) stay well within a thread's stack.
 pub const MAX_DEPTH: usize = 256;
+
+/// Particle type of a string.
+pub const STRING: u8 = 3;
 
 /// Particle type of a plain blob.
 pub const BLOB: u8 = 4;
@@ -67,7 +72,7 @@ impl Value {
             C::Bool(b) => Value::Bool(*b),
             C::Int(i) => Value::Int(*i),
             C::Float(f) => Value::Float(f64::from(f)),
-            C::String(s) => Value::Str(s.clone()),
+            C::String(s) => Value::Str(s.clone().into_bytes()),
             C::Blob(b) => Value::Bytes {
                 ty: BLOB,
                 data: b.clone(),
@@ -97,7 +102,9 @@ impl Value {
             Value::Bool(b) => C::Bool(*b),
             Value::Int(i) => C::Int(*i),
             Value::Float(f) => C::from(*f),
-            Value::Str(s) => C::String(s.clone()),
+            // The client's strings are text: bytes that are not UTF-8 are
+            // shown replaced (the crate would not decode them from a server).
+            Value::Str(s) => C::String(String::from_utf8_lossy(s).into_owned()),
             Value::Bytes { ty, data } if *ty == HLL => C::Hll(data.clone()),
             Value::Bytes { data, .. } => C::Blob(data.clone()),
             Value::List(items) => C::List(items.iter().map(Value::to_client).collect()),

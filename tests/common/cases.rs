@@ -305,7 +305,7 @@ pub fn value_from_json(value: &Json) -> Value {
         "bool" => Value::Bool(x.as_bool().unwrap()),
         "int" => Value::Int(int_of(x) as i64),
         "float" => Value::Float(float_of(x)),
-        "str" => Value::Str(x.as_str().unwrap().to_string()),
+        "str" => Value::Str(x.as_str().unwrap().into()),
         "bytes" => Value::Bytes {
             ty: asudf::sandbox::value::BLOB,
             data: hex::decode(x.as_str().unwrap()).unwrap(),
@@ -335,7 +335,8 @@ pub fn value_to_json(value: &Value) -> Json {
             json!({"float": if *f > 0.0 { "inf" } else { "-inf" }})
         }
         Value::Float(f) => json!({ "float": f }),
-        Value::Str(s) => json!({ "str": s }),
+        // Recorded strings are text.
+        Value::Str(s) => json!({ "str": String::from_utf8_lossy(s) }),
         Value::Bytes { data, .. } => json!({ "bytes": hex::encode(data) }),
         Value::GeoJson(g) => json!({ "geojson": g }),
         Value::List(items) => json!({"list": items.iter().map(value_to_json).collect::<Vec<_>>()}),

@@ -58,7 +58,7 @@ pub fn to_client(v: &Value) -> AsValue {
         Value::Bool(b) => AsValue::Bool(*b),
         Value::Int(i) => AsValue::Int(*i),
         Value::Float(f) => AsValue::from(*f),
-        Value::Str(s) => AsValue::String(s.clone()),
+        Value::Str(s) => AsValue::String(String::from_utf8(s.clone()).expect("UTF-8")),
         Value::Bytes { ty, data } if *ty == HLL => AsValue::Hll(data.clone()),
         Value::Bytes { data, .. } => AsValue::Blob(data.clone()),
         Value::List(items) => AsValue::List(items.iter().map(to_client).collect()),

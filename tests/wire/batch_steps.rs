@@ -193,7 +193,7 @@ fn row(op: &BatchOperation, kind: Kind) -> Json {
     };
     if code != 0 {
         let message = match (code, bin("FAILURE")) {
-            (100, Value::Str(text)) => text,
+            (100, Value::Str(text)) => String::from_utf8_lossy(&text).into_owned(),
             _ => String::new(),
         };
         return error(StepError {

@@ -938,7 +938,9 @@ pub(crate) fn register_geojson(lua: &Lua) -> Result<Table> {
             // Exactly one string, or no value at all.
             match args.get(1) {
                 Some(Lv::String(s)) if args.len() == 2 => {
-                    let text: Arc<str> = Arc::from(c_string(&s.as_bytes()).as_str());
+                    // GeoJSON is text: bytes that are not UTF-8 fail its parse anyway.
+                    let text: Arc<str> =
+                        Arc::from(String::from_utf8_lossy(&c_string(&s.as_bytes())));
                     Ok(MultiValue::from_iter([Lv::UserData(
                         lua.create_userdata(LGeo(text))?,
                     )]))

@@ -30,7 +30,7 @@ pub(crate) enum Elem {
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(String),
+    Str(Vec<u8>),
     Bytes(BytesRef),
     List(ListRef),
     Map(MapRef),
@@ -48,7 +48,7 @@ pub(crate) struct BytesData {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum MapKey {
     Int(i64),
-    Str(String),
+    Str(Vec<u8>),
     Bytes(Vec<u8>),
 }
 
@@ -176,7 +176,7 @@ impl Elem {
             Elem::Bool(b) => b.to_string(),
             Elem::Int(i) => i.to_string(),
             Elem::Float(f) => format_g16(*f),
-            Elem::Str(s) => format!("\"{s}\""),
+            Elem::Str(s) => format!("\"{}\"", String::from_utf8_lossy(s)),
             Elem::Bytes(b) => {
                 let b = b.lock();
                 if b.data.is_empty() {
@@ -286,7 +286,7 @@ impl MapKey {
     fn render(&self) -> String {
         match self {
             MapKey::Int(i) => i.to_string(),
-            MapKey::Str(s) => format!("\"{s}\""),
+            MapKey::Str(s) => format!("\"{}\"", String::from_utf8_lossy(s)),
             MapKey::Bytes(b) => hex::encode_upper(b),
         }
     }
@@ -325,10 +325,10 @@ fn strip_zeros(text: &str) -> &str {
     }
 }
 
-/// A Lua string as the server keeps it: cut at the first NUL.
-pub(crate) fn c_string(bytes: &[u8]) -> String {
+/// A Lua string as the server keeps it: cut at the first NUL, bytes kept.
+pub(crate) fn c_string(bytes: &[u8]) -> Vec<u8> {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    bytes[..end].to_vec()
 }
 
 #[cfg(test)]

@@ -703,7 +703,7 @@ fn expose_metatable(lua: &Lua, sample: AnyUserData) -> mlua::Result<()> {
 /// An argument as the UDF sees it (strings cut at NUL).
 fn arg_value(lua: &Lua, value: &Value) -> mlua::Result<Lv> {
     match value {
-        Value::Str(s) => Ok(Lv::String(lua.create_string(c_string(s.as_bytes()))?)),
+        Value::Str(s) => Ok(Lv::String(lua.create_string(c_string(s))?)),
         other => push_elem(lua, &Elem::from_value(other)),
     }
 }

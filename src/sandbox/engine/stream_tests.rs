@@ -34,7 +34,7 @@ fn int(i: i64) -> Value {
 }
 
 fn s(text: &str) -> Value {
-    Value::Str(text.to_string())
+    Value::Str(text.into())
 }
 
 /// A record of set `demo` keyed `k<i>` with the given bins.
@@ -887,7 +887,7 @@ mod cases {
                 Json::String(t) => t.parse().unwrap(),
                 _ => x.as_f64().unwrap(),
             }),
-            "str" => Value::Str(x.as_str().unwrap().to_string()),
+            "str" => Value::Str(x.as_str().unwrap().into()),
             "bytes" => Value::Bytes {
                 ty: 4,
                 data: hex::decode(x.as_str().unwrap()).unwrap(),

@@ -31,7 +31,7 @@ fn register(sb: &Sandbox, module: &str, source: &str) {
 }
 
 fn request(module: &str, function: &str, key: &str, args: Vec<Value>) -> ApplyRequest {
-    let key = Value::Str(key.to_string());
+    let key = Value::Str(key.into());
     ApplyRequest {
         ns: "test".into(),
         set: Some("demo".into()),
@@ -52,7 +52,7 @@ fn call(sb: &Sandbox, module: &str, function: &str, args: Vec<Value>) -> Result<
 }
 
 fn stored(sb: &Sandbox, key: &str) -> Option<Record> {
-    let key = Value::Str(key.to_string());
+    let key = Value::Str(key.into());
     sb.store().get("test", &digest(Some("demo"), &key).unwrap())
 }
 
@@ -68,7 +68,7 @@ fn list(items: Vec<Value>) -> Value {
 }
 
 fn s(text: &str) -> Value {
-    Value::Str(text.to_string())
+    Value::Str(text.into())
 }
 
 // ---------------------------------------------------------------------------

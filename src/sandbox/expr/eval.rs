@@ -214,7 +214,7 @@ fn meta(m: Meta, subject: &Subject) -> Value {
         Meta::VoidTime => int((i64::from(r.void_time) * 1000 + EPOCH_MS) * NANOS_PER_MS),
         Meta::Ttl if r.void_time == 0 => int(-1),
         Meta::Ttl => int(i64::from(r.void_time.saturating_sub(store::now_cf_secs()))),
-        Meta::SetName => Value::Str(r.set.clone().unwrap_or_default()),
+        Meta::SetName => Value::Str(r.set.clone().unwrap_or_default().into_bytes()),
         Meta::KeyExists => Value::Bool(r.key.is_some()),
         Meta::IsTombstone => Value::Bool(false),
         Meta::MemorySize | Meta::RecordSize => int(record_size(r)),
@@ -231,7 +231,8 @@ fn record_size(r: &Record) -> i64 {
             Value::Nil => 0,
             Value::Bool(_) => 1,
             Value::Int(_) | Value::Float(_) => 8,
-            Value::Str(s) | Value::GeoJson(s) => with_len(s.len()),
+            Value::Str(s) => with_len(s.len()),
+            Value::GeoJson(s) => with_len(s.len()),
             Value::Bytes { data, .. } => with_len(data.len()),
             Value::List(_) | Value::Map(_) => with_len(particle::pack(v).len()),
         }
@@ -284,7 +285,7 @@ pub fn order(a: &Value, b: &Value, depth: usize) -> Option<Ordering> {
         (Value::Bool(x), Value::Bool(y)) => Some(x.cmp(y)),
         (Value::Int(x), Value::Int(y)) => Some(x.cmp(y)),
         (Value::Float(x), Value::Float(y)) => x.partial_cmp(y),
-        (Value::Str(x), Value::Str(y)) => Some(x.as_bytes().cmp(y.as_bytes())),
+        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
         (Value::Bytes { ty: t, data: x }, Value::Bytes { ty: u, data: y }) => {
             Some(t.cmp(u).then_with(|| x.cmp(y)))
         }

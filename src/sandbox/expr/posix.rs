@@ -33,7 +33,7 @@ impl Regex {
     /// `regcomp(pattern, flags)`; `Err` is the C library's reason for a
     /// pattern it refuses (the server answers 4).
     pub fn new(pattern: &str, flags: i64) -> Result<Regex, String> {
-        let c_pattern = c_string(pattern);
+        let c_pattern = c_string(pattern.as_bytes());
         // SAFETY: an all-zero regex_t is a valid argument to fill.
         let mut re: Box<libc::regex_t> = Box::new(unsafe { std::mem::zeroed() });
         // SAFETY: `re` is writable and `c_pattern` NUL-terminated.
@@ -47,7 +47,7 @@ impl Regex {
         })))
     }
 
-    pub fn is_match(&self, text: &str) -> bool {
+    pub fn is_match(&self, text: &[u8]) -> bool {
         let text = c_string(text);
         // SAFETY: the pattern was compiled; no match positions are asked for.
         unsafe { libc::regexec(&*self.0.re, text.as_ptr(), 0, std::ptr::null_mut(), 0) == 0 }
@@ -61,9 +61,9 @@ impl Drop for Compiled {
     }
 }
 
-/// The text as C sees it: up to its first NUL.
-fn c_string(text: &str) -> CString {
-    let end = text.find('\0').unwrap_or(text.len());
+/// The bytes as C sees them: up to their first NUL.
+fn c_string(text: &[u8]) -> CString {
+    let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
     CString::new(&text[..end]).expect("no NUL before the end")
 }
 
@@ -85,7 +85,9 @@ mod tests {
     const NEWLINE: i64 = 4;
 
     fn matches(pattern: &str, flags: i64, text: &str) -> bool {
-        Regex::new(pattern, flags).unwrap().is_match(text)
+        Regex::new(pattern, flags)
+            .unwrap()
+            .is_match(text.as_bytes())
     }
 
     #[test]

@@ -196,12 +196,13 @@ fn ext_refused() -> FilterError {
 /// A str payload: its first byte is the particle type.
 fn typed_bytes(b: &[u8]) -> Result<Value, FilterError> {
     let Some((&ty, data)) = b.split_first() else {
-        return Ok(Value::Str(String::new()));
+        return Ok(Value::Str(Vec::new()));
     };
-    let text = || String::from_utf8(data.to_vec()).map_err(|_| malformed("string not UTF-8"));
     Ok(match ty {
-        STRING => Value::Str(text()?),
-        GEOJSON => Value::GeoJson(text()?),
+        STRING => Value::Str(data.to_vec()),
+        GEOJSON => Value::GeoJson(
+            String::from_utf8(data.to_vec()).map_err(|_| malformed("GeoJSON not UTF-8"))?,
+        ),
         _ => Value::Bytes {
             ty,
             data: data.to_vec(),

@@ -99,7 +99,7 @@ fn quote(items: Vec<E>) -> E {
 }
 
 fn fixture() -> Record {
-    let s = |t: &str| Value::Str(t.to_string());
+    let s = |t: &str| Value::Str(t.into());
     Record {
         bins: vec![
             ("i".into(), Value::Int(10)),

@@ -192,7 +192,7 @@ pub fn write_record(
             }
             Value::Str(text) => {
                 head(out, 3, text.len());
-                out.extend_from_slice(text.as_bytes());
+                out.extend_from_slice(text);
             }
             other => {
                 let (particle, bytes) = to_particle(other);
@@ -211,13 +211,7 @@ pub fn value_message(value: &Value) -> Vec<u8> {
 
 /// A stream UDF's failure: bin `FAILURE` with the text.
 pub fn failure_message(text: &str) -> Vec<u8> {
-    Message::reply(
-        0,
-        0,
-        0,
-        vec![bin_op("FAILURE", &Value::Str(text.to_string()))],
-    )
-    .encode()
+    Message::reply(0, 0, 0, vec![bin_op("FAILURE", &Value::Str(text.into()))]).encode()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::sandbox::value::Value;
 pub const NULL: u8 = 0;
 pub const INTEGER: u8 = 1;
 pub const FLOAT: u8 = 2;
-pub const STRING: u8 = 3;
+pub use crate::sandbox::value::STRING;
 pub const BLOB: u8 = 4;
 pub const BOOL: u8 = 17;
 pub const HLL: u8 = 18;
@@ -27,7 +27,7 @@ pub enum ValueError {
     Truncated,
     #[error("msgpack byte {0:#04x} is not supported")]
     Unsupported(u8),
-    #[error("string is not UTF-8")]
+    #[error("GeoJSON is not UTF-8")]
     Utf8,
     #[error("nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
@@ -49,7 +49,7 @@ pub fn to_particle(value: &Value) -> (u8, Vec<u8>) {
         Value::Bool(b) => (BOOL, vec![u8::from(*b)]),
         Value::Int(i) => (INTEGER, i.to_be_bytes().to_vec()),
         Value::Float(f) => (FLOAT, f.to_bits().to_be_bytes().to_vec()),
-        Value::Str(s) => (STRING, s.as_bytes().to_vec()),
+        Value::Str(s) => (STRING, s.clone()),
         Value::Bytes { ty, data } => (*ty, data.clone()),
         Value::List(_) => (LIST, pack(value)),
         Value::Map(_) => (MAP, pack(value)),
@@ -76,7 +76,7 @@ pub fn from_particle(ty: u8, data: &[u8]) -> Result<Value, ValueError> {
             let bytes: [u8; 8] = data.try_into().map_err(|_| ValueError::Particle("float"))?;
             Ok(Value::Float(f64::from_bits(u64::from_be_bytes(bytes))))
         }
-        STRING => Ok(Value::Str(utf8(data)?)),
+        STRING => Ok(Value::Str(data.to_vec())),
         BOOL => match data {
             [b] => Ok(Value::Bool(*b != 0)),
             _ => Err(ValueError::Particle("bool")),
@@ -133,7 +133,7 @@ fn pack_into(value: &Value, out: &mut Vec<u8>) {
             out.push(0xcb);
             out.extend_from_slice(&f.to_bits().to_be_bytes());
         }
-        Value::Str(s) => pack_typed_bytes(STRING, s.as_bytes(), out),
+        Value::Str(s) => pack_typed_bytes(STRING, s, out),
         Value::Bytes { ty, data } => pack_typed_bytes(*ty, data, out),
         Value::GeoJson(s) => pack_typed_bytes(GEOJSON, s.as_bytes(), out),
         Value::List(items) => {
@@ -327,10 +327,10 @@ impl Decoder<'_> {
     fn typed_bytes(&mut self, n: usize) -> Result<Value, ValueError> {
         let payload = self.take(n)?;
         let Some((&ty, data)) = payload.split_first() else {
-            return Ok(Value::Str(String::new()));
+            return Ok(Value::Str(Vec::new()));
         };
         Ok(match ty {
-            STRING => Value::Str(utf8(data)?),
+            STRING => Value::Str(data.to_vec()),
             GEOJSON => Value::GeoJson(utf8(data)?),
             _ => Value::Bytes {
                 ty,
@@ -432,7 +432,7 @@ mod tests {
     fn strings_carry_their_type_byte() {
         assert_eq!(pack(&Value::Str("x".into())), vec![0xa2, 0x03, b'x']);
         let long = "y".repeat(40);
-        assert_eq!(&pack(&Value::Str(long))[..3], &[0xd9, 41, 0x03]);
+        assert_eq!(&pack(&Value::Str(long.into()))[..3], &[0xd9, 41, 0x03]);
         // bin-family headers decode the same way
         assert_eq!(
             unpack(&[0xc4, 2, 4, 9]).unwrap(),
@@ -475,7 +475,8 @@ mod tests {
             any::<f64>()
                 .prop_filter("nan != nan", |f| !f.is_nan())
                 .prop_map(Value::Float),
-            ".{0,40}".prop_map(Value::Str),
+            // Any bytes: string particles need not be UTF-8.
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Str),
             proptest::collection::vec(any::<u8>(), 0..40)
                 .prop_map(|data| Value::Bytes { ty: BLOB, data }),
             ".{0,20}".prop_map(Value::GeoJson),
@@ -483,7 +484,7 @@ mod tests {
         leaf.prop_recursive(4, 64, 20, |inner| {
             let key = prop_oneof![
                 any::<i64>().prop_map(Value::Int),
-                ".{0,10}".prop_map(Value::Str),
+                proptest::collection::vec(any::<u8>(), 0..10).prop_map(Value::Str),
             ];
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..20).prop_map(Value::List),

@@ -323,9 +323,9 @@ fn plan_write(
                 let joined = match (slot.map(|i| &bins[i].1), &value) {
                     (None, Value::Str(_) | Value::Bytes { .. }) => value.clone(),
                     (Some(Value::Str(a)), Value::Str(b)) => Value::Str(if prepend {
-                        format!("{b}{a}")
+                        [b.as_slice(), a].concat()
                     } else {
-                        format!("{a}{b}")
+                        [a.as_slice(), b].concat()
                     }),
                     (Some(Value::Bytes { ty, data: a }), Value::Bytes { data: b, .. }) => {
                         let (first, second) = if prepend { (b, a) } else { (a, b) };
@@ -467,7 +467,7 @@ fn apply(
             UDF_EXECUTION,
             generation,
             void_time,
-            vec![bin_op(OP_READ, "FAILURE", &Value::Str(text))],
+            vec![bin_op(OP_READ, "FAILURE", &Value::Str(text.into()))],
         ),
         Err(UdfFailure::Code(code)) => Message::reply(code, generation, void_time, Vec::new()),
     }
