@@ -697,6 +697,17 @@ impl ServeArgs {
                 "serve --user needs --password-file FILE (the password is its first line)".into(),
             );
         }
+        // Clients must be able to name every namespace it serves.
+        for name in &self.namespaces {
+            let problem = if name.is_empty() {
+                Some("a namespace name is empty".to_string())
+            } else {
+                namespace_problem(name)
+            };
+            if let Some(problem) = problem {
+                return Err(format!("--namespace: {problem}"));
+            }
+        }
         if self.lua_libs == LuaLibsArg::All && !self.bind.is_loopback() {
             return Err(format!(
                 "--lua-libs all lets UDFs use io and os; it is refused with --bind {} (use a loopback address)",

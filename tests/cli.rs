@@ -941,7 +941,22 @@ fn a_server_wanting_a_login_says_so() {
 /// with `--json` says its failures as every command does.
 #[test]
 fn serve_refuses_options_it_ignores_and_fails_in_json() {
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["serve", "--memory", "--namespace", "a b"],
+            "--namespace: namespace 'a b' contains ' ': a namespace name takes no spaces or '.'",
+        ),
+        (
+            &[
+                "serve",
+                "--memory",
+                "--namespace",
+                "test",
+                "--namespace",
+                "",
+            ],
+            "--namespace: a namespace name is empty",
+        ),
         (
             &["serve", "--memory", "--user", "bob", "-P=secret"],
             "serve does not take -P/--password: it reads the password of --user from --password-file FILE",
