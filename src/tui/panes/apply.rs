@@ -187,11 +187,9 @@ impl LineInput {
     pub fn input(&mut self, key: &KeyEvent) -> bool {
         let len = self.text.chars().count();
         match key.code {
-            KeyCode::Char(c)
-                if !key
-                    .modifiers
-                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
-            {
+            // Typed only with no modifier but Shift, as in the editor: a
+            // Super or Meta chord is no character.
+            KeyCode::Char(c) if key.modifiers.difference(KeyModifiers::SHIFT).is_empty() => {
                 let at = self.byte_at(self.cursor);
                 self.text.insert(at, c);
                 self.cursor += 1;
@@ -984,6 +982,26 @@ impl ApplyForm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_types_a_character_only_with_no_modifier_but_shift() {
+        let mut field = LineInput::new("");
+        let typed = |field: &mut LineInput, c, modifiers| {
+            field.input(&KeyEvent::new(KeyCode::Char(c), modifiers));
+        };
+        typed(&mut field, 'a', KeyModifiers::NONE);
+        typed(&mut field, 'B', KeyModifiers::SHIFT);
+        for modifiers in [
+            KeyModifiers::SUPER,
+            KeyModifiers::META,
+            KeyModifiers::HYPER,
+            KeyModifiers::ALT,
+            KeyModifiers::SUPER | KeyModifiers::SHIFT,
+        ] {
+            typed(&mut field, 'c', modifiers);
+        }
+        assert_eq!(field.text, "aB");
+    }
 
     #[test]
     fn a_field_cut_at_an_edge_is_marked_there() {
