@@ -399,8 +399,8 @@ fn ask_password(env: &mut Environment<'_>, user: Option<&str>) -> Result<Secret,
         None => "Password: ".to_owned(),
     };
     (env.prompt)(&text).map(Secret::new).map_err(|e| {
-        // ENXIO: the prompt could not open /dev/tty, the process has none.
-        if e.raw_os_error() == Some(6) {
+        // The prompt could not open /dev/tty: the process has none.
+        if e.raw_os_error() == Some(libc::ENXIO) {
             ConfigError::NoTerminal
         } else {
             ConfigError::Prompt(e)

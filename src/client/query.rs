@@ -586,8 +586,6 @@ const UDF_TIMEOUT: &str = "UDF Execution Timeout";
 /// The server's result code for a failed query (`AS_ERR_QUERY`).
 const QUERY_GENERIC: i32 = 213;
 
-/// The client's half failed (the engine's text names `(client)/MODULE.lua:LINE`);
-/// a timeout says which limit ran out (`timeout_ms`: the request's).
 /// How an error of the client's half of a stream starts.
 const FAILED_IN_CLIENT: &str = "stream UDF aggregation failed in the client";
 
@@ -597,6 +595,8 @@ pub fn failed_in_client(failure: &Failure) -> bool {
     failure.message.starts_with(FAILED_IN_CLIENT)
 }
 
+/// The client's half failed (the engine's text names `(client)/MODULE.lua:LINE`);
+/// a timeout says which limit ran out (`timeout_ms`: the request's).
 fn client_half_failure(text: &str, timeout_ms: Option<u32>) -> Failure {
     let text = text
         .strip_prefix("UDF: Execution Error 2 : ")

@@ -317,8 +317,8 @@ fn draw_status(app: &App, frame: &mut Canvas, area: Rect, status: Option<&Status
             };
             let nodes = info.nodes.len();
             let whole = format!(
-                "{name} · {nodes} node{} · build {}",
-                if nodes == 1 { "" } else { "s" },
+                "{name} · {} · build {}",
+                crate::text::plural(nodes, "node", "nodes"),
                 info.build
             );
             ("●", vec![whole, name, String::new()])

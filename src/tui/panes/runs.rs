@@ -220,14 +220,13 @@ fn count_line(
     theme: Theme,
     time: TimeFormat,
 ) -> Line<'static> {
-    let word = |n: u64| if n == 1 { noun.0 } else { noun.1 };
     match outcome {
         Some(Ok(Outcome::Streamed { count, elapsed })) => Line::styled(
-            format!("  {count} {} · {}", word(*count), time(*elapsed)),
+            format!("  {} · {}", plural(*count, noun.0, noun.1), time(*elapsed)),
             theme.accent(),
         ),
-        None => Line::styled(format!("  {count} {} so far…", word(count)), theme.warn()),
-        Some(_) => Line::styled(format!("  {count} {} received", word(count)), theme.dim()),
+        None => Line::styled(format!("  {} so far…", plural(count, noun.0, noun.1)), theme.warn()),
+        Some(_) => Line::styled(format!("  {} received", plural(count, noun.0, noun.1)), theme.dim()),
     }
 }
 
