@@ -467,10 +467,15 @@ impl ApplyArgs {
     }
 }
 
-/// What messages call a file argument: `-` (`--keys-from`, `udf put`,
-/// `check`) is standard input.
+/// Whether a file argument is `-`, standard input (`--keys-from`, `udf
+/// put`, `check`).
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// What messages call a file argument ([`is_stdin`]: "standard input").
 pub fn input_name(path: &Path) -> String {
-    if path.as_os_str() == "-" {
+    if is_stdin(path) {
         "standard input".to_string()
     } else {
         path.display().to_string()

@@ -206,13 +206,23 @@ async fn run(cli: Cli, command: Command) -> ExitCode {
         Ok(parts) => parts,
         Err(message) => return usage(cli.json, format!("asudf apply: {message}")),
     };
+    let module = match &command {
+        Command::Udf(UdfCommand::Put { file, name }) => {
+            match commands::udf::module_to_put(file, name.as_deref()) {
+                Ok(module) => Some(module),
+                Err(failure) => return commands::fail(cli.json, &failure),
+            }
+        }
+        _ => None,
+    };
     let mut session = match Headless::connect(target, cli.json).await {
         Ok(s) => s,
         Err(code) => return code,
     };
     match command {
-        Command::Udf(UdfCommand::Put { file, name }) => {
-            commands::udf::put(&mut session, &file, name.as_deref()).await
+        Command::Udf(UdfCommand::Put { .. }) => {
+            let (name, source) = module.expect("read above");
+            commands::udf::put(&mut session, name, source).await
         }
         Command::Udf(UdfCommand::Ls) => commands::udf::ls(&mut session).await,
         Command::Udf(UdfCommand::Cat { name }) => commands::udf::cat(&mut session, &name).await,

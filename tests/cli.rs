@@ -733,6 +733,20 @@ fn module_names_the_info_commands_cannot_carry_are_refused() {
 /// `-` reads the module from standard input, as `--keys-from -` reads keys;
 /// `udf put -` has no file name to register it under, so it needs `--name`.
 /// Messages call it "standard input", whichever command reads it.
+/// The module is read before connecting: a file that cannot be read is a
+/// usage error even when no server answers.
+#[test]
+fn udf_put_reads_its_file_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.lua");
+    let (code, _, err) = asudf(
+        dir.path(),
+        &["-h", "127.0.0.1:1", "udf", "put", missing.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read"), "{err}");
+}
+
 #[test]
 fn udf_put_and_check_read_standard_input_for_dash() {
     let dir = tempfile::tempdir().unwrap();

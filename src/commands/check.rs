@@ -35,7 +35,7 @@ fn check(args: &CheckArgs, json_out: bool) -> Result<bool, String> {
     let mut files = Vec::new();
     let (mut errors, mut warnings) = (0, 0);
     for path in &args.files {
-        let stdin = path.as_os_str() == "-";
+        let stdin = crate::cli::is_stdin(path);
         let shown = crate::cli::input_name(path);
         let source = super::read_input(path)?;
         let mut config = match &explicit {

@@ -70,7 +70,7 @@ pub fn output_failed(e: &std::io::Error) -> ! {
 /// A file's text, or standard input's for `-` (`--keys-from`, `udf put`,
 /// `check`); an error says which could not be read, and why.
 pub fn read_input(path: &std::path::Path) -> Result<String, String> {
-    let text = if path.as_os_str() == "-" {
+    let text = if cli::is_stdin(path) {
         std::io::read_to_string(std::io::stdin())
     } else {
         std::fs::read_to_string(path)

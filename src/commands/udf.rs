@@ -13,7 +13,7 @@ use crate::client::{Failure, Outcome, Request};
 fn name_for(file: &Path, name: Option<&str>) -> Result<String, Failure> {
     match name {
         Some(n) => Ok(n.to_string()),
-        None if file.as_os_str() == "-" => Err(Failure::usage(
+        None if crate::cli::is_stdin(file) => Err(Failure::usage(
             "udf put -: the source comes from standard input, which has no file name: give the module's with --name NAME",
         )),
         None => file
@@ -23,14 +23,17 @@ fn name_for(file: &Path, name: Option<&str>) -> Result<String, Failure> {
     }
 }
 
-pub async fn put(session: &mut Headless, file: &Path, name: Option<&str>) -> ExitCode {
-    // The name first: a missing --name is said before stdin is waited on.
-    let (source, name) = match name_for(file, name)
-        .and_then(|n| Ok((super::read_input(file).map_err(Failure::usage)?, n)))
-    {
-        Ok(read) => read,
-        Err(f) => return fail(session.json, &f),
-    };
+/// The module `udf put` registers: its name and source, read before
+/// connecting (a bad file or a missing `--name` is a usage error, and
+/// standard input is read off the runtime's threads); the name first, so a
+/// missing `--name` is said before standard input is waited on.
+pub fn module_to_put(file: &Path, name: Option<&str>) -> Result<(String, String), Failure> {
+    let name = name_for(file, name)?;
+    let source = super::read_input(file).map_err(Failure::usage)?;
+    Ok((name, source))
+}
+
+pub async fn put(session: &mut Headless, name: String, source: String) -> ExitCode {
     let (outcome, _) = session
         .call(Request::PutModule {
             name,

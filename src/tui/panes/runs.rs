@@ -225,8 +225,14 @@ fn count_line(
             format!("  {} · {}", plural(*count, noun.0, noun.1), time(*elapsed)),
             theme.accent(),
         ),
-        None => Line::styled(format!("  {} so far…", plural(count, noun.0, noun.1)), theme.warn()),
-        Some(_) => Line::styled(format!("  {} received", plural(count, noun.0, noun.1)), theme.dim()),
+        None => Line::styled(
+            format!("  {} so far…", plural(count, noun.0, noun.1)),
+            theme.warn(),
+        ),
+        Some(_) => Line::styled(
+            format!("  {} received", plural(count, noun.0, noun.1)),
+            theme.dim(),
+        ),
     }
 }
 
