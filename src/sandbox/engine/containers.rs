@@ -10,7 +10,8 @@ use mlua::{
 
 use super::budget::{SLOT, charge, charge_elem, cost};
 use super::elem::{
-    BytesData, BytesRef, Elem, ListRef, MapKey, MapRef, c_string, render_list, render_map, too_deep,
+    BytesData, BytesRef, Elem, ListRef, MapKey, MapRef, c_bytes, c_string, render_list, render_map,
+    too_deep,
 };
 use super::errors::{bad_arg, bad_userdata_arg, int_arg, raise};
 use crate::sandbox::value::BLOB;
@@ -939,8 +940,7 @@ pub(crate) fn register_geojson(lua: &Lua) -> Result<Table> {
             match args.get(1) {
                 Some(Lv::String(s)) if args.len() == 2 => {
                     // GeoJSON is text: bytes that are not UTF-8 fail its parse anyway.
-                    let text: Arc<str> =
-                        Arc::from(String::from_utf8_lossy(&c_string(&s.as_bytes())));
+                    let text: Arc<str> = Arc::from(String::from_utf8_lossy(c_bytes(&s.as_bytes())));
                     Ok(MultiValue::from_iter([Lv::UserData(
                         lua.create_userdata(LGeo(text))?,
                     )]))

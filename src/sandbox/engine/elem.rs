@@ -327,8 +327,13 @@ fn strip_zeros(text: &str) -> &str {
 
 /// A Lua string as the server keeps it: cut at the first NUL, bytes kept.
 pub(crate) fn c_string(bytes: &[u8]) -> Vec<u8> {
+    c_bytes(bytes).to_vec()
+}
+
+/// [`c_string`] without the copy, for callers that copy anyway.
+pub(crate) fn c_bytes(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    bytes[..end].to_vec()
+    &bytes[..end]
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::budget::BudgetGuard;
 use super::containers::{
     LBytes, LList, LMap, push_elem, register_bytes, register_geojson, register_list, register_map,
 };
-use super::elem::{Elem, c_string, shared};
+use super::elem::{Elem, c_bytes, shared};
 use super::errors::{error_text, failure_text};
 use super::prelude;
 use super::record::{LAerospike, LRecord, RecState, push_log, register_record, result_value};
@@ -703,7 +703,7 @@ fn expose_metatable(lua: &Lua, sample: AnyUserData) -> mlua::Result<()> {
 /// An argument as the UDF sees it (strings cut at NUL).
 fn arg_value(lua: &Lua, value: &Value) -> mlua::Result<Lv> {
     match value {
-        Value::Str(s) => Ok(Lv::String(lua.create_string(c_string(s))?)),
+        Value::Str(s) => Ok(Lv::String(lua.create_string(c_bytes(s))?)),
         other => push_elem(lua, &Elem::from_value(other)),
     }
 }
