@@ -1302,28 +1302,20 @@ impl App {
     /// buffer may have been fixed since, and waiting for a new lint would
     /// hold the key up; the server compiles what it registers anyway.
     fn register(&mut self, effects: &mut Vec<Effect>) {
-        // The form's function missing from the module is the call's fault,
-        // not the module's: F5 meets it, registering does not.
-        let errors: Vec<_> = self
-            .editor
-            .problems
-            .iter()
-            .filter(|d| d.severity == crate::lint::Severity::Error && !d.is_missing_function())
-            .collect();
-        if let Some(first) = errors.first()
+        let problems = &self.editor.problems;
+        let question = diagnostics::module_errors(problems).next().map(|first| {
+            format!(
+                "{} has {} (line {}: {}). Register anyway? (y/n)",
+                self.editor.module,
+                crate::text::plural(diagnostics::errors(problems), "lint error", "lint errors"),
+                first.line,
+                first.message
+            )
+        });
+        if let Some(question) = question
             && !self.diagnostics.stale
         {
-            self.ask(
-                format!(
-                    "{} has {} lint error{} (line {}: {}). Register anyway? (y/n)",
-                    self.editor.module,
-                    errors.len(),
-                    if errors.len() == 1 { "" } else { "s" },
-                    first.line,
-                    first.message
-                ),
-                Pending::Register,
-            );
+            self.ask(question, Pending::Register);
             return;
         }
         self.send_register(effects);
