@@ -1328,6 +1328,8 @@ fn f9_asks_about_the_modules_own_lint_errors_not_the_forms_missing_function() {
         problems.len() == 1 && problems[0].message.contains("has no function 'nosuch'"),
         "{problems:?}"
     );
+    // The status line counts as F9 does: no error of the module's own.
+    assert_eq!(asudf::tui::diagnostics::errors(problems), 0);
     console.key(KeyCode::F(9));
     assert!(console.app.overlay.is_none(), "{:?}", console.app.status);
     assert!(registered(&console));
@@ -1338,6 +1340,10 @@ fn f9_asks_about_the_modules_own_lint_errors_not_the_forms_missing_function() {
     console.type_text("(");
     console.set(Field::Function, "nosuch");
     lint_at(&mut console, Duration::from_secs(1));
+    assert_eq!(
+        asudf::tui::diagnostics::errors(&console.app.editor.problems),
+        1
+    );
     console.key(KeyCode::F(9));
     let Some(Overlay::Confirm { question, .. }) = &console.app.overlay else {
         panic!("a syntax error asks: {:?}", console.app.status);

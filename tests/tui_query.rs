@@ -959,10 +959,31 @@ fn the_focused_fields_error_shows_at_80x24() {
     console.set(Field::Where, "amount BETWEEN 10 50");
     let screen = console.screen();
     assert!(screen.contains("column 19"), "{screen}");
+    // On the status row (the top one), and not in the form's rows.
+    let rows: Vec<&str> = screen.lines().collect();
+    assert_eq!(rows.len(), 24, "{screen}");
+    let (status, below) = rows.split_first().unwrap();
+    assert!(status.contains("where: column 19"), "{screen}");
+    assert!(!below.iter().any(|r| r.contains("column 19")), "{screen}");
     // Once the field is right, the message goes.
     console.set(Field::Where, "amount BETWEEN 10 AND 50");
     let screen = console.screen();
     assert!(!screen.contains("column"), "{screen}");
+}
+
+/// On a tall screen the form shows the focused field's error under it: the
+/// status line does not say it again.
+#[test]
+fn the_focused_fields_error_shows_once_on_a_tall_screen() {
+    let mut console = console(160, 45, true);
+    console.kind(FormKind::Query);
+    console.set(Field::Where, "amount BETWEEN 10 50");
+    let screen = console.screen();
+    let rows: Vec<&str> = screen.lines().collect();
+    assert_eq!(rows.len(), 45, "{screen}");
+    let shown = rows.iter().filter(|r| r.contains("column 19")).count();
+    assert_eq!(shown, 1, "{screen}");
+    assert!(!rows[0].contains("column 19"), "the status row: {screen}");
 }
 
 #[test]
@@ -1001,4 +1022,52 @@ fn a_result_too_big_for_the_terminal_clipboard_is_not_copied() {
     console.key(KeyCode::Char('c'));
     assert!(matches!(console.effects.last(), Some(Effect::Copy(_))));
     assert_eq!(console.status(), "copied the result as JSON");
+}
+
+/// The limit is `CLIPBOARD_MAX` bytes of JSON: a result just under it is
+/// copied, one between 75,000 and 100,000 bytes is not.
+#[test]
+fn the_clipboard_limit_is_clipboard_max_bytes_of_json() {
+    use asudf::tui::app::CLIPBOARD_MAX;
+    // The JSON length of a result of `n` records, and whether `c` copied it.
+    let copy_of = |n: i64| {
+        let mut console = console(120, 40, true);
+        console.kind(FormKind::Query);
+        console.set(Field::Set, "sales");
+        console.key(KeyCode::F(5));
+        console.alt('4');
+        for i in 1..=n {
+            console.item(is_query, record(i));
+        }
+        console.answer(is_query, streamed(n as u64));
+        console.key(KeyCode::Char('c'));
+        let json = serde_json::to_string_pretty(&console.app.results.to_json(true)).unwrap();
+        let copied = console
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Copy(c) if *c == json));
+        (json.len(), copied)
+    };
+    // The fewest records whose JSON passes `bytes` (it grows with each).
+    let first_over = |bytes: usize| {
+        let (mut low, mut high) = (1, 2000);
+        assert!(copy_of(high).0 > bytes);
+        while low < high {
+            let mid = (low + high) / 2;
+            if copy_of(mid).0 > bytes {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        low
+    };
+    let under = first_over(CLIPBOARD_MAX) - 1;
+    let (len, copied) = copy_of(under);
+    assert!(len <= CLIPBOARD_MAX && len > CLIPBOARD_MAX - 200, "{len}");
+    assert!(copied, "{len} bytes, just under the limit, are copied");
+    let over = first_over(74_999);
+    let (len, copied) = copy_of(over);
+    assert!((75_000..100_000).contains(&len), "{len}");
+    assert!(!copied, "{len} bytes are not copied");
 }

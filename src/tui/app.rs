@@ -727,23 +727,26 @@ impl App {
             key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         match overlay {
             Overlay::Help { scroll } => {
-                let (limit, page) = ui::help_scroll(self, self.size);
+                // The help's lines are built and wrapped only for a key that
+                // needs its length or page (not on every key while it is open).
+                let fit = |app: &Self| ui::help_scroll(app, app.size);
                 let scroll = match key.code {
                     // The keys the help's first lines name close it; Ctrl-C quits.
                     KeyCode::Esc | KeyCode::F(1) | KeyCode::Char('q') => return,
                     _ if ctrl_c => return self.command(Command::Quit, effects),
-                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                    KeyCode::Down | KeyCode::Char('j') => (scroll + 1).min(fit(self).0),
                     KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
-                    KeyCode::PageDown => scroll + page,
-                    KeyCode::PageUp => scroll.saturating_sub(page),
+                    KeyCode::PageDown => {
+                        let (limit, page) = fit(self);
+                        (scroll + page).min(limit)
+                    }
+                    KeyCode::PageUp => scroll.saturating_sub(fit(self).1),
                     KeyCode::Home => 0,
-                    KeyCode::End => limit,
+                    KeyCode::End => fit(self).0,
                     // Anything else is ignored: the help stays until closed.
                     _ => scroll,
                 };
-                self.overlay = Some(Overlay::Help {
-                    scroll: scroll.min(limit),
-                })
+                self.overlay = Some(Overlay::Help { scroll })
             }
             Overlay::Confirm { question, then } => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
@@ -1302,28 +1305,20 @@ impl App {
     /// buffer may have been fixed since, and waiting for a new lint would
     /// hold the key up; the server compiles what it registers anyway.
     fn register(&mut self, effects: &mut Vec<Effect>) {
-        // The form's function missing from the module is the call's fault,
-        // not the module's: F5 meets it, registering does not.
-        let errors: Vec<_> = self
-            .editor
-            .problems
-            .iter()
-            .filter(|d| d.severity == crate::lint::Severity::Error && !d.is_missing_function())
-            .collect();
-        if let Some(first) = errors.first()
+        let problems = &self.editor.problems;
+        let question = diagnostics::module_errors(problems).next().map(|first| {
+            format!(
+                "{} has {} (line {}: {}). Register anyway? (y/n)",
+                self.editor.module,
+                crate::text::plural(diagnostics::errors(problems), "lint error", "lint errors"),
+                first.line,
+                first.message
+            )
+        });
+        if let Some(question) = question
             && !self.diagnostics.stale
         {
-            self.ask(
-                format!(
-                    "{} has {} lint error{} (line {}: {}). Register anyway? (y/n)",
-                    self.editor.module,
-                    errors.len(),
-                    if errors.len() == 1 { "" } else { "s" },
-                    first.line,
-                    first.message
-                ),
-                Pending::Register,
-            );
+            self.ask(question, Pending::Register);
             return;
         }
         self.send_register(effects);

@@ -218,11 +218,19 @@ pub fn step(found: &[Diagnostic], line: u32, col: u32, forward: bool) -> Option<
     Some(index)
 }
 
-pub fn errors(found: &[Diagnostic]) -> usize {
+/// The module's own errors among `found`, in order: the finding that the
+/// module lacks the form's function is the call's fault, not the
+/// module's (F5 meets it, registering does not), so it is left out. The
+/// editor's counts and F9's question both count these.
+pub fn module_errors(found: &[Diagnostic]) -> impl Iterator<Item = &Diagnostic> {
     found
         .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count()
+        .filter(|d| d.severity == Severity::Error && !d.is_missing_function())
+}
+
+/// How many of [`module_errors`] there are.
+pub fn errors(found: &[Diagnostic]) -> usize {
+    module_errors(found).count()
 }
 
 #[cfg(test)]

@@ -102,8 +102,9 @@ type Contents = Box<dyn FnOnce() -> String + Send>;
 
 /// File work, done in order.
 enum Chore {
-    /// A write no action waits for.
-    Write(PathBuf, Contents),
+    /// A write no action waits for, with the mode of a file it creates
+    /// (`None`: the default).
+    Write(PathBuf, Contents, Option<u32>),
     Remove(PathBuf),
     /// Work whose answer goes back to the UI loop.
     Answer(
@@ -115,7 +116,7 @@ enum Chore {
 async fn do_chores(mut chores: tokio::sync::mpsc::UnboundedReceiver<Chore>) {
     while let Some(chore) = chores.recv().await {
         match chore {
-            Chore::Write(path, contents) => {
+            Chore::Write(path, contents, mode) => {
                 // Made on the blocking pool: the recovery copy of a
                 // 10,000-line module is milliseconds of JSON escaping, which
                 // on the console's thread would hold up the next key.
@@ -126,7 +127,7 @@ async fn do_chores(mut chores: tokio::sync::mpsc::UnboundedReceiver<Chore>) {
                         continue;
                     }
                 };
-                if let Err(e) = save::write_file(&path, &text).await {
+                if let Err(e) = save::write_file(&path, &text, mode).await {
                     tracing::warn!("{} not written: {e}", path.display());
                 }
             }
@@ -265,9 +266,11 @@ impl Driver {
                             continue;
                         }
                         let contents = move || recovery::copy_json(&recovered);
-                        let _ = self
-                            .chores
-                            .send(Chore::Write(session.copy.clone(), Box::new(contents)));
+                        let _ = self.chores.send(Chore::Write(
+                            session.copy.clone(),
+                            Box::new(contents),
+                            Some(recovery::COPY_MODE),
+                        ));
                     }
                 }
                 Effect::ClearRecovery => {
@@ -277,9 +280,11 @@ impl Driver {
                 }
                 Effect::SaveForms(json) => {
                     if let Some(file) = &self.forms {
-                        let _ = self
-                            .chores
-                            .send(Chore::Write(file.clone(), Box::new(move || json)));
+                        let _ = self.chores.send(Chore::Write(
+                            file.clone(),
+                            Box::new(move || json),
+                            None,
+                        ));
                     }
                 }
                 Effect::Lint(request) => match &self.answers {

@@ -26,6 +26,9 @@ use crate::tui::app::Recovered;
 #[derive(Debug)]
 pub struct SessionCopy {
     pub copy: PathBuf,
+    /// The recovery folder (a copy left by an earlier version may lie
+    /// outside it).
+    dir: PathBuf,
     lock: Option<File>,
 }
 
@@ -38,6 +41,7 @@ impl SessionCopy {
             .map_or(0, |d| d.as_nanos());
         SessionCopy {
             copy: dir.join(format!("{}-{started:x}.json", std::process::id())),
+            dir: dir.to_path_buf(),
             lock: None,
         }
     }
@@ -46,13 +50,10 @@ impl SessionCopy {
     /// from then on no other console offers the copy.
     pub fn lock(&mut self) -> io::Result<()> {
         if self.lock.is_none() {
-            if let Some(dir) = self.copy.parent() {
-                private_dir(dir)?;
-            }
+            private_dir(&self.dir)?;
             self.lock = Some(take_lock(&self.copy)?.ok_or_else(|| {
                 io::Error::new(io::ErrorKind::WouldBlock, "another console holds it")
             })?);
-            private_copy(&self.copy)?;
         }
         Ok(())
     }
@@ -68,24 +69,16 @@ impl SessionCopy {
 // Copies hold unsaved code, maybe secrets: the folder and its files are
 // the user's alone, also when an earlier version made them readable.
 
+/// The mode a copy is written with when its file is new (each write after
+/// a save's removal too).
+pub const COPY_MODE: u32 = 0o600;
+
 fn private_dir(dir: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
     std::fs::set_permissions(dir, Permissions::from_mode(0o700))
-}
-
-/// Makes `copy` (empty when new) mode 0600 before its text goes in; the
-/// writes that follow keep a file's mode.
-fn private_copy(copy: &Path) -> io::Result<()> {
-    File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(copy)?;
-    std::fs::set_permissions(copy, Permissions::from_mode(0o600))
 }
 
 /// The lock file beside `copy`.
@@ -159,6 +152,7 @@ pub fn take_offer(dir: &Path, file: Option<&Path>) -> (Option<Recovered>, Sessio
         {
             let session = SessionCopy {
                 copy,
+                dir: dir.to_path_buf(),
                 lock: Some(lock),
             };
             best = Some((for_file, written, recovered, session));
@@ -166,10 +160,12 @@ pub fn take_offer(dir: &Path, file: Option<&Path>) -> (Option<Recovered>, Sessio
     }
     match best {
         Some((_, _, recovered, session)) => {
-            if let Some(dir) = session.copy.parent() {
-                let _ = private_dir(dir);
-            }
-            let _ = private_copy(&session.copy);
+            // Only the recovery folder: an earlier version's copy lies in
+            // the config folder, which stays as the user made it.
+            let _ = private_dir(dir);
+            // A copy an earlier version left readable; writes keep the
+            // mode of a file that is there.
+            let _ = std::fs::set_permissions(&session.copy, Permissions::from_mode(COPY_MODE));
             (Some(recovered), session)
         }
         None => (None, SessionCopy::new(dir)),
@@ -208,11 +204,24 @@ mod tests {
         session.lock().unwrap();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let text = copy_json(&copy_of("local password = 'x'", None));
-        rt.block_on(crate::tui::save::write_file(&session.copy, &text))
-            .unwrap();
+        let write_copy = |session: &SessionCopy| {
+            rt.block_on(crate::tui::save::write_file(
+                &session.copy,
+                &text,
+                Some(COPY_MODE),
+            ))
+            .unwrap()
+        };
+        write_copy(&session);
         assert_eq!(mode(&copies), 0o700);
         assert_eq!(mode(&session.copy), 0o600);
         assert_eq!(mode(&lock_path(&session.copy)), 0o600);
+        // A save removes the copy (`Effect::ClearRecovery`) while the lock
+        // stays held; the next edit's copy is a new file, private too.
+        std::fs::remove_file(&session.copy).unwrap();
+        session.lock().unwrap();
+        write_copy(&session);
+        assert_eq!(mode(&session.copy), 0o600);
         // A copy and folder an earlier version left readable are narrowed
         // when a start takes the copy over.
         std::fs::remove_file(&session.copy).unwrap();
@@ -288,7 +297,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let legacy = dir.path().join("recovery.json");
         std::fs::write(&legacy, r#"{"path":"/w/work.lua","text":"local a\n"}"#).unwrap();
+        std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).unwrap();
         let (offered, session) = take_offer(&dir.path().join("recovery"), None);
+        // The copy is narrowed, and the recovery folder, not the config
+        // folder the old copy lies in.
+        assert_eq!(mode(&legacy), 0o600);
+        assert_eq!(mode(dir.path()), 0o755);
+        assert_eq!(mode(&dir.path().join("recovery")), 0o700);
         let offered = offered.expect("the old copy is offered");
         assert_eq!(
             (offered.text.as_str(), offered.base, offered.module),

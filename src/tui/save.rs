@@ -86,7 +86,9 @@ pub async fn save_file(path: &Path, text: &str, guard: &Guard) -> Result<(), Sav
     check_guard(path, guard)
         .await
         .map_err(SaveError::Conflict)?;
-    write_file(path, text).await.map_err(SaveError::Failed)
+    write_file(path, text, None)
+        .await
+        .map_err(SaveError::Failed)
 }
 
 /// Whether `guard` lets a save write over what is at `path` now. A file
@@ -119,8 +121,12 @@ pub async fn file_exists(path: &Path) -> bool {
 
 /// Writes `text` to the file at `path` (through a symlink, the file it
 /// points to: the link stays), keeping the permission bits of a file that
-/// is there; a new one gets the default mode.
-pub(crate) async fn write_file(path: &Path, text: &str) -> Result<(), String> {
+/// is there; a new one gets `new_mode` (`None`: the default mode).
+pub(crate) async fn write_file(
+    path: &Path,
+    text: &str,
+    new_mode: Option<u32>,
+) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && let Err(e) = tokio::fs::create_dir_all(dir).await
     {
@@ -137,7 +143,8 @@ pub(crate) async fn write_file(path: &Path, text: &str) -> Result<(), String> {
     let mode = tokio::fs::metadata(&target)
         .await
         .ok()
-        .map(|m| m.permissions().mode() & 0o777);
+        .map(|m| m.permissions().mode() & 0o777)
+        .or(new_mode);
     // Write then rename, so a crash never leaves half a file.
     let tmp = target.with_extension("asudf-tmp");
     if let Err(e) = write_new(&tmp, text, mode).await {

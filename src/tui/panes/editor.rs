@@ -588,22 +588,29 @@ impl Editor {
                 style,
             ));
         }
+        // The module's own errors, as F9 counts them; the form's function
+        // missing from the module is named apart: F5 meets it, F9 does not.
         let errors = crate::tui::diagnostics::errors(&self.problems);
-        let warnings = self.problems.len() - errors;
-        let plural = |n: usize| if n == 1 { "" } else { "s" };
-        let style = if errors > 0 {
+        let warnings = self
+            .problems
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count();
+        let form = self.problems.iter().any(|d| d.is_missing_function());
+        let style = if errors > 0 || form {
             theme.error()
         } else {
             theme.warn()
         };
-        Line::from(Span::styled(
-            format!(
-                "lint: {errors} error{}, {warnings} warning{}",
-                plural(errors),
-                plural(warnings)
-            ),
-            style,
-        ))
+        let mut text = format!(
+            "lint: {}, {}",
+            crate::text::plural(errors, "error", "errors"),
+            crate::text::plural(warnings, "warning", "warnings")
+        );
+        if form {
+            text.push_str("; the form's function is not in the module");
+        }
+        Line::from(Span::styled(text, style))
     }
 }
 
