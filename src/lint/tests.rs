@@ -580,6 +580,28 @@ fn empty_statements_lua_compiles_are_no_syntax_error() {
 }
 
 #[test]
+fn one_pass_finds_the_empty_statements_full_moon_refuses() {
+    let source = ";;a = b; (f)()\ndo ; end\nfunction t.g:h(x) ; end\nif a then ; elseif b then ; else ; end\nrepeat ; until a;\nreturn;";
+    let at = super::empty_statements(source);
+    let marked: String = source
+        .char_indices()
+        .map(|(i, c)| if at.contains(&i) { '_' } else { c })
+        .collect();
+    // Only the `;`s after the statement that ends (`b;`, `until a;`) and
+    // `return;` stay: removing `b;` would make `b (f)()` a call.
+    assert_eq!(
+        marked,
+        "__a = b; (f)()\ndo _ end\nfunction t.g:h(x) _ end\nif a then _ elseif b then _ else _ end\nrepeat _ until a;\nreturn;"
+    );
+    // Blanked, they leave nothing full_moon refuses.
+    let mut text = source.to_string();
+    for i in &at {
+        text.replace_range(*i..*i + 1, " ");
+    }
+    assert!(full_moon::parse(&text).is_ok(), "{text}");
+}
+
+#[test]
 fn what_lua_compiles_and_the_tree_cannot_read_gets_no_finding() {
     // Statements after `break` are valid since Lua 5.2; full_moon stops at
     // `break`. No syntax error (Lua is the judge) and no rule's guess.
@@ -592,9 +614,14 @@ fn what_lua_compiles_and_the_tree_cannot_read_gets_no_finding() {
     };
     let found = rules_in(source, &options);
     assert_eq!(found, [("module_name".to_string(), Severity::Warning, 1)]);
-    // Past a few empty statements full_moon stops on, the same.
+    // Any number of empty statements is read in one pass: the rules run.
     let source = format!("{}local unread = 1\n", ";".repeat(20));
-    assert_eq!(lint(&source, &Options::default()), []);
+    let found = rules_in(&source, &Options::default());
+    assert_eq!(
+        found,
+        [("unused_variable".to_string(), Severity::Warning, 1)],
+        "{found:?}"
+    );
 }
 
 #[test]
