@@ -545,17 +545,24 @@ fn a_syntax_error_is_at_the_line_lua_gives_not_where_the_tree_parser_stopped() {
 #[test]
 fn empty_statements_lua_compiles_are_no_syntax_error() {
     // Lua takes `;` wherever a statement may stand; full_moon only after one.
+    // Each also holds an unread local: the rules ran, so the tree was read.
     for source in [
-        "function f(rec)\n  local a = 1;;\n  return a\nend\n",
-        ";",
-        "do ; end",
-        "function f(rec) ; return 1 end",
-        "local i = 1 ; ;\nreturn i",
-        "while true do ; end\nif x then ; elseif y then ; else ; end\nrepeat ; until true",
+        "function f(rec)\n  local a = 1;;\n  local unread = 2\n  return a\nend\n",
+        ";\nfunction g(rec) local unread = 1 end",
+        "do ; end\nfunction g(rec) local unread = 1 end",
+        "function f(rec) ; local unread = 1; return 1 end",
+        "local i = 1 ; ;\nfunction g(rec) local unread = 1 end\nreturn i",
+        "while true do ; end\nif x then ; elseif y then ; else ; end\nrepeat ; until true\nfunction g(rec) local unread = 1 end",
     ] {
         let found = lint(source, &Options::default());
         assert!(
             !found.iter().any(|d| d.rule == "syntax_error"),
+            "{source:?}: {found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|d| d.rule == "unused_variable" && d.message.contains("unread")),
             "{source:?}: {found:?}"
         );
     }
