@@ -99,6 +99,11 @@ fn local_udf_a_function_the_module_does_not_define() {
     assert!(d.is_missing_function());
     let local = lint("local function bump(rec) end\n", &called);
     assert!(local.iter().all(|d| !d.is_missing_function()), "{local:?}");
+    let d = local
+        .iter()
+        .find(|d| d.rule == "local_udf")
+        .expect("flagged as local");
+    assert!(d.message.contains("'bump' is local"), "{d:?}");
 }
 
 #[test]
@@ -646,6 +651,21 @@ fn local_udf_knows_every_way_a_module_defines_a_global_function() {
     for name in ["l", "only_local"] {
         assert!(has_with(src, "local_udf", &calling(name)), "{name}");
     }
+    // At the top it is the local one; in a block the module defines no
+    // such function when it loads.
+    let found = lint(src, &calling("l"));
+    let d = found
+        .iter()
+        .find(|d| d.rule == "local_udf")
+        .expect("flagged");
+    assert!(d.message.contains("'l' is local"), "{d:?}");
+    assert!(!d.is_missing_function(), "{d:?}");
+    let found = lint(src, &calling("only_local"));
+    assert!(found.iter().any(|d| d.is_missing_function()), "{found:?}");
+    assert!(
+        !found.iter().any(|d| d.message.contains("is local")),
+        "{found:?}"
+    );
     // Set inside a function is not defined when the module loads.
     let late = "function setup(rec)\n  late = function(r) return 1 end\nend\n";
     assert!(has_with(late, "local_udf", &calling("late")));
@@ -717,5 +737,12 @@ end
     assert_eq!(syntax[0].rule, "syntax_error");
     for d in found.iter().chain(&syntax) {
         assert!(!d.fix.is_empty(), "{d:?}");
+        let entry = rule(&d.rule).map(|r| r.fix).or_else(|| {
+            SELENE_RULES
+                .iter()
+                .find(|(name, _)| *name == d.rule)
+                .map(|(_, fix)| *fix)
+        });
+        assert_eq!(Some(d.fix.as_str()), entry, "{d:?}");
     }
 }
