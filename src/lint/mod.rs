@@ -169,12 +169,19 @@ pub fn rule(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
 }
 
-fn selene_fix(name: &str) -> &'static str {
-    SELENE_RULES
-        .iter()
-        .find(|(r, _)| *r == name)
-        .map(|(_, fix)| *fix)
-        .expect("the selene rules that run are in SELENE_RULES")
+/// The fix for a finding of rule `name`: ours in [`RULES`], else selene's
+/// in [`SELENE_RULES`].
+fn fix(name: &str) -> String {
+    rule(name)
+        .map(|r| r.fix)
+        .or_else(|| {
+            SELENE_RULES
+                .iter()
+                .find(|(r, _)| *r == name)
+                .map(|(_, fix)| *fix)
+        })
+        .expect("the rules that run are in RULES or SELENE_RULES")
+        .into()
 }
 
 /// One of our rules or one of selene's that run: what `--allow` and a
@@ -352,7 +359,7 @@ fn syntax_error(line: u32, col: u32, end: (u32, u32), message: String) -> Diagno
         severity: Severity::Error,
         rule: "syntax_error".into(),
         message: format!("syntax error: {message}"),
-        fix: rule("syntax_error").expect("a rule").fix.into(),
+        fix: fix("syntax_error"),
     }
 }
 
@@ -518,7 +525,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
                 severity: Severity::Warning,
                 rule: d.code.to_string(),
                 message,
-                fix: selene_fix(d.code).into(),
+                fix: fix(d.code),
             });
         }
         for f in found {
@@ -550,7 +557,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
             severity: Severity::Warning,
             rule: "module_name".into(),
             message,
-            fix: rule("module_name").expect("a rule").fix.into(),
+            fix: fix("module_name"),
         });
     }
     let allowed = config::allowed_in_source(source);
@@ -563,7 +570,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
             severity: Severity::Warning,
             rule: "unknown_rule".into(),
             message: format!("'{name}' is not a rule: this allow comment silences nothing"),
-            fix: rule("unknown_rule").expect("a rule").fix.into(),
+            fix: fix("unknown_rule"),
         });
     }
     out.retain_mut(|d| {
