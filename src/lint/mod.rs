@@ -51,15 +51,11 @@ pub struct Diagnostic {
     pub fix: String,
 }
 
-/// How the finding that the module lacks the function [`Options::function`]
-/// names begins.
-const MISSING_FUNCTION: &str = "the module has no function '";
-
 impl Diagnostic {
     /// Whether this says the module lacks the function [`Options::function`]
     /// names: a fault of that call (the console's form), not of the module.
     pub fn is_missing_function(&self) -> bool {
-        self.rule == "local_udf" && self.message.starts_with(MISSING_FUNCTION)
+        self.rule == "missing_function"
     }
 }
 
@@ -84,6 +80,12 @@ pub const RULES: &[Rule] = &[
         severity: Severity::Error,
         why: "the server only calls global functions: a `local function` gives \"function not found\"",
         fix: "drop `local` from the function the apply calls, or define it as a global",
+    },
+    Rule {
+        name: "missing_function",
+        severity: Severity::Error,
+        why: "the module defines no global of the name the apply calls when it loads: the server answers \"function not found\"",
+        fix: "define the function as a global at the module's top level, or call one it defines",
     },
     Rule {
         name: "table_in_bin",
@@ -196,7 +198,7 @@ pub struct Options {
     pub libs: LuaLibs,
     /// The module's registered name (`counter.lua`), for `module_name`.
     pub module: Option<String>,
-    /// The function an apply will call, for `local_udf`.
+    /// The function an apply will call, for `local_udf` and `missing_function`.
     pub function: Option<String>,
     /// Rules switched off or re-levelled by a config file.
     pub config: Config,

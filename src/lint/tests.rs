@@ -79,7 +79,7 @@ fn local_udf_the_form_calls_or_nothing_uses() {
 }
 
 #[test]
-fn local_udf_a_function_the_module_does_not_define() {
+fn missing_function_a_function_the_module_does_not_define() {
     let called = Options {
         function: Some("bump".into()),
         ..Options::default()
@@ -89,7 +89,7 @@ fn local_udf_a_function_the_module_does_not_define() {
     let found = lint(src, &called);
     let d = found
         .iter()
-        .find(|d| d.rule == "local_udf")
+        .find(|d| d.rule == "missing_function")
         .expect("flagged");
     assert_eq!((d.severity, d.line, d.col), (Severity::Error, 1, 1));
     assert_eq!(
@@ -104,6 +104,14 @@ fn local_udf_a_function_the_module_does_not_define() {
         .find(|d| d.rule == "local_udf")
         .expect("flagged as local");
     assert!(d.message.contains("'bump' is local"), "{d:?}");
+    // A rule of its own: `--allow`, a config file and a comment name it.
+    assert!(is_rule("missing_function"));
+    let allowed = format!("-- asudf: allow(missing_function)\n{src}");
+    assert!(
+        !lint(&allowed, &called)
+            .iter()
+            .any(|d| d.is_missing_function())
+    );
 }
 
 #[test]
@@ -648,9 +656,8 @@ fn local_udf_knows_every_way_a_module_defines_a_global_function() {
         assert_eq!(found, [], "{name}");
     }
     // Local alone, at the top or in a block: still flagged.
-    for name in ["l", "only_local"] {
-        assert!(has_with(src, "local_udf", &calling(name)), "{name}");
-    }
+    assert!(has_with(src, "local_udf", &calling("l")));
+    assert!(has_with(src, "missing_function", &calling("only_local")));
     // At the top it is the local one; in a block the module defines no
     // such function when it loads.
     let found = lint(src, &calling("l"));
@@ -668,7 +675,7 @@ fn local_udf_knows_every_way_a_module_defines_a_global_function() {
     );
     // Set inside a function is not defined when the module loads.
     let late = "function setup(rec)\n  late = function(r) return 1 end\nend\n";
-    assert!(has_with(late, "local_udf", &calling("late")));
+    assert!(has_with(late, "missing_function", &calling("late")));
     // A global set through `_G` is defined for reads too.
     let read = "_G.g = function(rec) return 1 end\nfunction f(rec)\n  return g(rec)\nend\n";
     assert!(!has(read, "undefined_variable"));
