@@ -810,7 +810,7 @@ fn check_function_the_module_lacks_is_an_error() {
     assert_eq!(
         out,
         format!(
-            "{file}:1:1: error: the module has no function 'nosuch': the server answers \"function not found\" [local_udf]\n"
+            "{file}:1:1: error: the module has no function 'nosuch': the server answers \"function not found\" [missing_function]\n"
         )
     );
     let (code, out, err) = asudf(dir.path(), &["check", "--function", "increment", file]);

@@ -51,15 +51,11 @@ pub struct Diagnostic {
     pub fix: String,
 }
 
-/// How the finding that the module lacks the function [`Options::function`]
-/// names begins.
-const MISSING_FUNCTION: &str = "the module has no function '";
-
 impl Diagnostic {
     /// Whether this says the module lacks the function [`Options::function`]
     /// names: a fault of that call (the console's form), not of the module.
     pub fn is_missing_function(&self) -> bool {
-        self.rule == "local_udf" && self.message.starts_with(MISSING_FUNCTION)
+        self.rule == "missing_function"
     }
 }
 
@@ -84,6 +80,12 @@ pub const RULES: &[Rule] = &[
         severity: Severity::Error,
         why: "the server only calls global functions: a `local function` gives \"function not found\"",
         fix: "drop `local` from the function the apply calls, or define it as a global",
+    },
+    Rule {
+        name: "missing_function",
+        severity: Severity::Error,
+        why: "the module defines no global of the name the apply calls when it loads: the server answers \"function not found\"",
+        fix: "define the function as a global at the module's top level, or call one it defines",
     },
     Rule {
         name: "table_in_bin",
@@ -169,12 +171,19 @@ pub fn rule(name: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.name == name)
 }
 
-fn selene_fix(name: &str) -> &'static str {
-    SELENE_RULES
-        .iter()
-        .find(|(r, _)| *r == name)
-        .map(|(_, fix)| *fix)
-        .expect("the selene rules that run are in SELENE_RULES")
+/// The fix for a finding of rule `name`: ours in [`RULES`], else selene's
+/// in [`SELENE_RULES`].
+fn fix(name: &str) -> String {
+    rule(name)
+        .map(|r| r.fix)
+        .or_else(|| {
+            SELENE_RULES
+                .iter()
+                .find(|(r, _)| *r == name)
+                .map(|(_, fix)| *fix)
+        })
+        .expect("the rules that run are in RULES or SELENE_RULES")
+        .into()
 }
 
 /// One of our rules or one of selene's that run: what `--allow` and a
@@ -189,7 +198,7 @@ pub struct Options {
     pub libs: LuaLibs,
     /// The module's registered name (`counter.lua`), for `module_name`.
     pub module: Option<String>,
-    /// The function an apply will call, for `local_udf`.
+    /// The function an apply will call, for `local_udf` and `missing_function`.
     pub function: Option<String>,
     /// Rules switched off or re-levelled by a config file.
     pub config: Config,
@@ -352,21 +361,24 @@ fn syntax_error(line: u32, col: u32, end: (u32, u32), message: String) -> Diagno
         severity: Severity::Error,
         rule: "syntax_error".into(),
         message: format!("syntax error: {message}"),
-        fix: rule("syntax_error").expect("a rule").fix.into(),
+        fix: fix("syntax_error"),
     }
 }
 
 /// The tree of a module Lua compiles, if full_moon reads it. Lua takes an
 /// empty statement (`;`) wherever a statement may stand, full_moon only
-/// right after one: each `;` it stops on is blanked (a space keeps every
-/// offset, and what stands before it still ends there) and the module read
-/// again. Each costs a whole parse, so only a few are.
+/// right after one. When the first read stops on a `;`, one pass over the
+/// tokens blanks each `;` that stands where no statement has ended: at the
+/// start of the chunk, after another `;`, or after what opens a block
+/// (`do`, `then`, `else`, `repeat`, the `)` closing a function's
+/// parameters). None of these follows an expression, so a `(` after it
+/// starts a statement either way (`a = b; (f)()` keeps its `;`). A space
+/// keeps every offset, and the module is read once more. Should full_moon
+/// still stop on a `;`, that one is blanked and the module read again, a
+/// few times at most.
 fn tree(source: &str, mut parsed: full_moon::ast::AstResult) -> Option<full_moon::ast::Ast> {
     const MAX_BLANKED: usize = 16;
-    let semicolon = full_moon::tokenizer::TokenType::Symbol {
-        symbol: full_moon::tokenizer::Symbol::Semicolon,
-    };
-    let mut text = source.to_string();
+    let mut text: Option<String> = None;
     let mut blanked = 0;
     loop {
         let token = match parsed.errors().first() {
@@ -374,14 +386,89 @@ fn tree(source: &str, mut parsed: full_moon::ast::AstResult) -> Option<full_moon
             Some(full_moon::Error::AstError(error)) => error.token(),
             Some(_) => return None,
         };
-        if token.token_type() != &semicolon || blanked == MAX_BLANKED {
+        if !is_semicolon(token.token_type()) || blanked == MAX_BLANKED {
             return None;
         }
         let at = token.start_position().bytes();
-        text.replace_range(at..at + 1, " ");
-        blanked += 1;
-        parsed = full_moon::parse_fallible(&text, full_moon::LuaVersion::lua54());
+        let text = match &mut text {
+            Some(text) => {
+                text.replace_range(at..at + 1, " ");
+                blanked += 1;
+                text
+            }
+            None => {
+                let mut spaced = source.to_string();
+                for at in empty_statements(source) {
+                    spaced.replace_range(at..at + 1, " ");
+                }
+                if spaced.as_bytes()[at] == b';' {
+                    // Not one the pass knows: blank it alone.
+                    spaced.replace_range(at..at + 1, " ");
+                    blanked += 1;
+                }
+                text.insert(spaced)
+            }
+        };
+        parsed = full_moon::parse_fallible(text, full_moon::LuaVersion::lua54());
     }
+}
+
+fn is_semicolon(token: &full_moon::tokenizer::TokenType) -> bool {
+    use full_moon::tokenizer::{Symbol, TokenType};
+    matches!(
+        token,
+        TokenType::Symbol {
+            symbol: Symbol::Semicolon
+        }
+    )
+}
+
+/// Byte offsets of the `;`s that stand where no statement has ended (see
+/// [`tree`]): Lua reads each as an empty statement, full_moon refuses it.
+fn empty_statements(source: &str) -> Vec<usize> {
+    use full_moon::tokenizer::{Symbol, TokenType};
+    let tokens =
+        match full_moon::tokenizer::Lexer::new(source, full_moon::LuaVersion::lua54()).collect() {
+            full_moon::tokenizer::LexerResult::Ok(tokens) => tokens,
+            _ => return Vec::new(),
+        };
+    let mut out = Vec::new();
+    // Whether a statement may begin here with nothing before it ended.
+    let mut opened = true;
+    // After `function`, up to its parameters' `(`: only a name stands
+    // between, and the module compiled.
+    let mut to_params = false;
+    // Inside a function's parameters (which hold no parentheses).
+    let mut params = false;
+    for token in tokens.iter().filter(|t| !t.token_type().is_trivia()) {
+        let TokenType::Symbol { symbol } = token.token_type() else {
+            opened = false;
+            continue;
+        };
+        opened = match symbol {
+            Symbol::Semicolon => {
+                if opened {
+                    out.push(token.start_position().bytes());
+                }
+                true
+            }
+            Symbol::Do | Symbol::Then | Symbol::Else | Symbol::Repeat => true,
+            Symbol::Function => {
+                to_params = true;
+                false
+            }
+            Symbol::LeftParen => {
+                params = ::std::mem::take(&mut to_params);
+                false
+            }
+            Symbol::RightParen if params => {
+                params = false;
+                true
+            }
+            _ => false,
+        };
+    }
+    out
 }
 
 /// Selene's escape rule knows Lua 5.1's escapes (Luau's are a parser
@@ -440,7 +527,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
                 severity: Severity::Warning,
                 rule: d.code.to_string(),
                 message,
-                fix: selene_fix(d.code).into(),
+                fix: fix(d.code),
             });
         }
         for f in found {
@@ -472,7 +559,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
             severity: Severity::Warning,
             rule: "module_name".into(),
             message,
-            fix: rule("module_name").expect("a rule").fix.into(),
+            fix: fix("module_name"),
         });
     }
     let allowed = config::allowed_in_source(source);
@@ -485,7 +572,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
             severity: Severity::Warning,
             rule: "unknown_rule".into(),
             message: format!("'{name}' is not a rule: this allow comment silences nothing"),
-            fix: rule("unknown_rule").expect("a rule").fix.into(),
+            fix: fix("unknown_rule"),
         });
     }
     out.retain_mut(|d| {

@@ -79,7 +79,7 @@ fn local_udf_the_form_calls_or_nothing_uses() {
 }
 
 #[test]
-fn local_udf_a_function_the_module_does_not_define() {
+fn missing_function_a_function_the_module_does_not_define() {
     let called = Options {
         function: Some("bump".into()),
         ..Options::default()
@@ -89,7 +89,7 @@ fn local_udf_a_function_the_module_does_not_define() {
     let found = lint(src, &called);
     let d = found
         .iter()
-        .find(|d| d.rule == "local_udf")
+        .find(|d| d.rule == "missing_function")
         .expect("flagged");
     assert_eq!((d.severity, d.line, d.col), (Severity::Error, 1, 1));
     assert_eq!(
@@ -99,6 +99,19 @@ fn local_udf_a_function_the_module_does_not_define() {
     assert!(d.is_missing_function());
     let local = lint("local function bump(rec) end\n", &called);
     assert!(local.iter().all(|d| !d.is_missing_function()), "{local:?}");
+    let d = local
+        .iter()
+        .find(|d| d.rule == "local_udf")
+        .expect("flagged as local");
+    assert!(d.message.contains("'bump' is local"), "{d:?}");
+    // A rule of its own: `--allow`, a config file and a comment name it.
+    assert!(is_rule("missing_function"));
+    let allowed = format!("-- asudf: allow(missing_function)\n{src}");
+    assert!(
+        !lint(&allowed, &called)
+            .iter()
+            .any(|d| d.is_missing_function())
+    );
 }
 
 #[test]
@@ -545,17 +558,24 @@ fn a_syntax_error_is_at_the_line_lua_gives_not_where_the_tree_parser_stopped() {
 #[test]
 fn empty_statements_lua_compiles_are_no_syntax_error() {
     // Lua takes `;` wherever a statement may stand; full_moon only after one.
+    // Each also holds an unread local: the rules ran, so the tree was read.
     for source in [
-        "function f(rec)\n  local a = 1;;\n  return a\nend\n",
-        ";",
-        "do ; end",
-        "function f(rec) ; return 1 end",
-        "local i = 1 ; ;\nreturn i",
-        "while true do ; end\nif x then ; elseif y then ; else ; end\nrepeat ; until true",
+        "function f(rec)\n  local a = 1;;\n  local unread = 2\n  return a\nend\n",
+        ";\nfunction g(rec) local unread = 1 end",
+        "do ; end\nfunction g(rec) local unread = 1 end",
+        "function f(rec) ; local unread = 1; return 1 end",
+        "local i = 1 ; ;\nfunction g(rec) local unread = 1 end\nreturn i",
+        "while true do ; end\nif x then ; elseif y then ; else ; end\nrepeat ; until true\nfunction g(rec) local unread = 1 end",
     ] {
         let found = lint(source, &Options::default());
         assert!(
             !found.iter().any(|d| d.rule == "syntax_error"),
+            "{source:?}: {found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|d| d.rule == "unused_variable" && d.message.contains("unread")),
             "{source:?}: {found:?}"
         );
     }
@@ -580,6 +600,28 @@ fn empty_statements_lua_compiles_are_no_syntax_error() {
 }
 
 #[test]
+fn one_pass_finds_the_empty_statements_full_moon_refuses() {
+    let source = ";;a = b; (f)()\ndo ; end\nfunction t.g:h(x) ; end\nif a then ; elseif b then ; else ; end\nrepeat ; until a;\nreturn;";
+    let at = super::empty_statements(source);
+    let marked: String = source
+        .char_indices()
+        .map(|(i, c)| if at.contains(&i) { '_' } else { c })
+        .collect();
+    // Only the `;`s after the statement that ends (`b;`, `until a;`) and
+    // `return;` stay: removing `b;` would make `b (f)()` a call.
+    assert_eq!(
+        marked,
+        "__a = b; (f)()\ndo _ end\nfunction t.g:h(x) _ end\nif a then _ elseif b then _ else _ end\nrepeat _ until a;\nreturn;"
+    );
+    // Blanked, they leave nothing full_moon refuses.
+    let mut text = source.to_string();
+    for i in &at {
+        text.replace_range(*i..*i + 1, " ");
+    }
+    assert!(full_moon::parse(&text).is_ok(), "{text}");
+}
+
+#[test]
 fn what_lua_compiles_and_the_tree_cannot_read_gets_no_finding() {
     // Statements after `break` are valid since Lua 5.2; full_moon stops at
     // `break`. No syntax error (Lua is the judge) and no rule's guess.
@@ -592,9 +634,14 @@ fn what_lua_compiles_and_the_tree_cannot_read_gets_no_finding() {
     };
     let found = rules_in(source, &options);
     assert_eq!(found, [("module_name".to_string(), Severity::Warning, 1)]);
-    // Past a few empty statements full_moon stops on, the same.
+    // Any number of empty statements is read in one pass: the rules run.
     let source = format!("{}local unread = 1\n", ";".repeat(20));
-    assert_eq!(lint(&source, &Options::default()), []);
+    let found = rules_in(&source, &Options::default());
+    assert_eq!(
+        found,
+        [("unused_variable".to_string(), Severity::Warning, 1)],
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -609,12 +656,26 @@ fn local_udf_knows_every_way_a_module_defines_a_global_function() {
         assert_eq!(found, [], "{name}");
     }
     // Local alone, at the top or in a block: still flagged.
-    for name in ["l", "only_local"] {
-        assert!(has_with(src, "local_udf", &calling(name)), "{name}");
-    }
+    assert!(has_with(src, "local_udf", &calling("l")));
+    assert!(has_with(src, "missing_function", &calling("only_local")));
+    // At the top it is the local one; in a block the module defines no
+    // such function when it loads.
+    let found = lint(src, &calling("l"));
+    let d = found
+        .iter()
+        .find(|d| d.rule == "local_udf")
+        .expect("flagged");
+    assert!(d.message.contains("'l' is local"), "{d:?}");
+    assert!(!d.is_missing_function(), "{d:?}");
+    let found = lint(src, &calling("only_local"));
+    assert!(found.iter().any(|d| d.is_missing_function()), "{found:?}");
+    assert!(
+        !found.iter().any(|d| d.message.contains("is local")),
+        "{found:?}"
+    );
     // Set inside a function is not defined when the module loads.
     let late = "function setup(rec)\n  late = function(r) return 1 end\nend\n";
-    assert!(has_with(late, "local_udf", &calling("late")));
+    assert!(has_with(late, "missing_function", &calling("late")));
     // A global set through `_G` is defined for reads too.
     let read = "_G.g = function(rec) return 1 end\nfunction f(rec)\n  return g(rec)\nend\n";
     assert!(!has(read, "undefined_variable"));
@@ -683,5 +744,12 @@ end
     assert_eq!(syntax[0].rule, "syntax_error");
     for d in found.iter().chain(&syntax) {
         assert!(!d.fix.is_empty(), "{d:?}");
+        let entry = rule(&d.rule).map(|r| r.fix).or_else(|| {
+            SELENE_RULES
+                .iter()
+                .find(|(name, _)| *name == d.rule)
+                .map(|(_, fix)| *fix)
+        });
+        assert_eq!(Some(d.fix.as_str()), entry, "{d:?}");
     }
 }

@@ -14,7 +14,7 @@ use full_moon::node::Node;
 use full_moon::tokenizer::{TokenReference, TokenType};
 use full_moon::visitors::Visitor;
 
-use super::{LuaLibs, MISSING_FUNCTION, Options};
+use super::{LuaLibs, Options};
 
 /// A finding with byte offsets; [`super::lint`] turns it into a diagnostic.
 pub struct Finding {
@@ -173,7 +173,7 @@ fn key(body: &FunctionBody) -> usize {
 /// Whether the module defines global `name` when it loads: `function
 /// name(…)`, `name = …` or `_G.name = …` at its top level or in a block
 /// there (not in a function), or a top-level `local function name`
-/// (flagged as local apart).
+/// (`local_udf` flags that one, so `missing_function` does not too).
 fn defines(block: &Block, name: &str, top: bool) -> bool {
     let defines = |b: &Block| defines(b, name, false);
     block.stmts().any(|stmt| match stmt {
@@ -603,11 +603,11 @@ impl Walk<'_> {
         {
             // Nowhere to point in the source: its first line.
             self.out.push(Finding {
-                rule: "local_udf",
+                rule: "missing_function",
                 start: 0,
                 end: 0,
                 message: format!(
-                    "{MISSING_FUNCTION}{name}': the server answers \"function not found\""
+                    "the module has no function '{name}': the server answers \"function not found\""
                 ),
             });
         }

@@ -42,6 +42,12 @@ const SHOWN: usize = 300;
 /// Of those, how many come before where two values first differ.
 const BEFORE: usize = 60;
 
+/// `text` as a report shows it whole: its escapes made visible, then cut
+/// to [`SHOWN`] characters, so text and XML cut the same place.
+fn shown(text: &str) -> String {
+    excerpt(&visible(text), 0)
+}
+
 /// `text` from character `start`, at most [`SHOWN`] characters: `…` marks
 /// each cut, and a cut text ends with its full length.
 fn excerpt(text: &str, start: usize) -> String {
@@ -87,7 +93,7 @@ fn difference(expected: &str, actual: &str) -> (usize, String) {
 }
 
 fn problem_text(p: &Problem, out: &mut String) {
-    let _ = writeln!(out, "    {}", excerpt(&visible(&p.what), 0));
+    let _ = writeln!(out, "    {}", shown(&p.what));
     let expected = p.expected.as_deref().map(visible);
     let actual = p.actual.as_deref().map(visible);
     match (&expected, &actual) {
@@ -113,7 +119,7 @@ fn problem_text(p: &Problem, out: &mut String) {
         let (place, line) = at_text(at);
         let _ = writeln!(out, "      at {}", visible(&place));
         if let Some(text) = &at.text {
-            let _ = writeln!(out, "      {line:>5} | {}", excerpt(&visible(text), 0));
+            let _ = writeln!(out, "      {line:>5} | {}", shown(text));
         }
     }
 }
@@ -134,12 +140,7 @@ fn at_text(at: &At) -> (String, usize) {
 }
 
 fn log_text(log: &UdfLog, out: &mut String) {
-    let _ = writeln!(
-        out,
-        "    log [{}] {}",
-        log.level,
-        excerpt(&visible(&log.text), 0)
-    );
+    let _ = writeln!(out, "    log [{}] {}", log.level, shown(&log.text));
 }
 
 fn step_text(step: &StepReport, out: &mut String) {
@@ -294,7 +295,7 @@ fn testcase(out: &mut String, class: &str, name: &str, secs: f64, failure: Optio
             let _ = write!(
                 out,
                 ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                attr(&excerpt(message, 0)),
+                escape(shown(message).as_str()),
                 partial_escape(&body)
             );
         }

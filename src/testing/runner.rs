@@ -72,6 +72,8 @@ pub struct At {
     /// That line in the module's file, or in the scenario file for an
     /// inline module (`None`: the module is not the scenario's).
     pub file: Option<(std::path::PathBuf, usize)>,
+    /// Whether the module is inline in the scenario file (set with `file`,
+    /// from the same match on the module's origin).
     pub inline: bool,
     /// The line's text.
     pub text: Option<String>,
@@ -359,15 +361,21 @@ impl Run<'_> {
             .zip(index)
             .and_then(|(m, i)| m.source.lines().nth(i))
             .map(str::to_string);
-        let file = found.and_then(|m| match &m.origin {
-            Origin::File(path) => Some((path.clone(), line as usize)),
-            Origin::Inline(lines) => Some((self.scenario.path.clone(), *lines.get(index?)?)),
-        });
+        let (file, inline) = match found.map(|m| &m.origin) {
+            Some(Origin::File(path)) => (Some((path.clone(), line as usize)), false),
+            Some(Origin::Inline(lines)) => (
+                index
+                    .and_then(|i| lines.get(i))
+                    .map(|l| (self.scenario.path.clone(), *l)),
+                true,
+            ),
+            None => (None, false),
+        };
         Some(At {
             module,
             line,
             file,
-            inline: found.is_some_and(|m| matches!(m.origin, Origin::Inline(_))),
+            inline,
             text,
         })
     }
