@@ -351,3 +351,65 @@ fn sigterm_keeps_the_last_edits_and_restores_the_terminal() {
         "{copies:?}"
     );
 }
+
+/// Characters typed one at a time in the editor are shown by the terminal's
+/// reader ahead of their frames (the session's log counts them), and the
+/// screen they leave, colours and all, is the one a whole redraw gives.
+#[test]
+fn typed_characters_show_ahead_of_their_frames_and_leave_the_screen_whole() {
+    let program = console_program();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typed.lua");
+    std::fs::write(&file, "local total = rec['amount'] or 0\nreturn total\n").unwrap();
+    let tmux = Tmux::start(120, 40, dir.path());
+    tmux.wait_for("READY$");
+    tmux.literal(&format!(
+        "ASUDF_LOG=info {} --memory {}; echo EXIT=$?",
+        program.display(),
+        file.display()
+    ));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("2 Editor");
+    let styled = || tmux.run(&["capture-pane", "-p", "-e", "-t", "t"]);
+    // The screen as it stays (highlighted, connected, modules listed).
+    let settled = || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = styled();
+        loop {
+            std::thread::sleep(Duration::from_millis(400));
+            let now = styled();
+            if now == last && now.contains("38;") {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "settles: {now}");
+            last = now;
+        }
+    };
+    settled();
+    for _ in 0.."local ".len() {
+        tmux.keys(&["Right"]);
+    }
+    for c in ["a", "b", "c", "_", "1"] {
+        tmux.literal(c);
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    tmux.wait_for("local abc_1total = rec['amount'] or 0");
+    let typed = settled();
+    // A new size draws the screen whole.
+    tmux.run(&["resize-window", "-t", "t", "-x", "100", "-y", "40"]);
+    std::thread::sleep(Duration::from_millis(300));
+    tmux.run(&["resize-window", "-t", "t", "-x", "120", "-y", "40"]);
+    assert_eq!(typed, settled());
+    tmux.keys(&["C-c"]);
+    tmux.wait_for("Quit anyway?");
+    tmux.keys(&["y"]);
+    tmux.wait_for("EXIT=0");
+    let log = std::fs::read_to_string(dir.path().join(".local/state/asudf/asudf.log")).unwrap();
+    let echoed: u32 = regex::Regex::new(r"console closed.* echoed=(\d+)")
+        .unwrap()
+        .captures(&log)
+        .unwrap_or_else(|| panic!("the closing line: {log}"))[1]
+        .parse()
+        .unwrap();
+    assert!(echoed >= 3, "of 5 typed keys, {echoed} shown ahead: {log}");
+}

@@ -282,6 +282,64 @@ async fn a_waiting_key_goes_before_a_waiting_client_event() {
     }
 }
 
+/// After each frame the loop offers the terminal's reader where a typed
+/// character shows; what the reader writes by it is taken into the screen
+/// the loop diffs against (debug builds check each frame against a whole
+/// one), and the key's frame leaves the row as the edit does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typed_character_shows_by_the_offered_plan_before_its_frame() {
+    use asudf::tui::RunLoop;
+    use asudf::tui::echo::Echoes;
+    use crossterm::event::Event as TermEvent;
+
+    let target = Target::in_memory(SandboxConfig::default());
+    let mut app = App::new(StartOptions::sample(&target.label()));
+    app.update(Action::Resize(120, 40));
+    let (handle, events) = client::spawn(target);
+    let (keys, input) = futures::channel::mpsc::unbounded::<std::io::Result<TermEvent>>();
+    let terminal = Screen::new(TestBackend::new(120, 40)).unwrap();
+    let echoes = std::sync::Arc::new(Echoes::default());
+    let mut console = RunLoop::new(app, terminal, input, events, Driver::new(handle, None))
+        .with_echoes(echoes.clone());
+    console.draw().unwrap();
+    for typed in ['Q', 'z'] {
+        let at = console
+            .terminal
+            .cursor()
+            .expect("the editor's cursor shows");
+        let (row, col) = console.app.editor.cursor();
+        let mut written = Vec::new();
+        assert!(
+            echoes.write(typed as u8, &mut written),
+            "a plan is on offer"
+        );
+        assert!(written.contains(&(typed as u8)));
+        keys.unbounded_send(Ok(TermEvent::Key(KeyEvent::new(
+            KeyCode::Char(typed),
+            KeyModifiers::NONE,
+        ))))
+        .unwrap();
+        assert!(console.step().await.unwrap());
+        assert_eq!(
+            console.terminal.shown()[(at.x, at.y)].symbol(),
+            typed.to_string()
+        );
+        assert_eq!(
+            console.app.editor.lines()[row].chars().nth(col),
+            Some(typed)
+        );
+    }
+    assert_eq!(console.echoed, 2);
+    // Not offered where typing does not go to the editor.
+    keys.unbounded_send(Ok(TermEvent::Key(KeyEvent::new(
+        KeyCode::F(1),
+        KeyModifiers::NONE,
+    ))))
+    .unwrap();
+    assert!(console.step().await.unwrap());
+    assert!(!echoes.write(b'x', &mut Vec::new()), "help is open");
+}
+
 /// The real run loop, idle: after start-up settles (connected, modules
 /// listed, the buffer highlighted) two seconds pass with no wake-up and no
 /// draw; a key then wakes it once and draws once.

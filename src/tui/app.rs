@@ -23,6 +23,7 @@ use crate::testing::save::{
 use crate::tui::action::{Action, Tag};
 use crate::tui::completion::Known;
 use crate::tui::diagnostics::{self, Diagnostics, LintRequest};
+use crate::tui::echo::Echo;
 use crate::tui::keymap::{Command, Keymap, Scope};
 use crate::tui::panes::apply::{ApplyForm, Field, FieldError, FormKind, LineInput, Picker};
 use crate::tui::panes::editor::{Editor, Mark, fingerprint, module_name_for};
@@ -665,6 +666,7 @@ impl App {
     /// terminal's results), it keeps the size it had.
     fn fit_editor(&mut self) {
         let areas = ui::layout_for(self.size, self.focus);
+        self.editor.pane = areas.editor;
         if areas.editor.is_empty() {
             return;
         }
@@ -674,6 +676,20 @@ impl App {
             .saturating_sub(self.editor.gutter_width())
             .max(1);
         self.editor.follow_cursor();
+    }
+
+    /// Where a character typed now shows ahead of its frame ([`Echo`]):
+    /// in the editor, with nothing over it. (A printable key in a text pane
+    /// is never a command.)
+    pub fn echo(&self) -> Option<Echo> {
+        let typing = self.focus == Pane::Editor && self.overlay.is_none();
+        typing.then(|| self.editor.echo()).flatten()
+    }
+
+    /// The screen shows a character typed at `echo` ahead of its frame:
+    /// its row is drawn again whatever the key did.
+    pub fn echoed(&mut self, echo: Echo) {
+        self.damage = self.damage.and(Damage::Line(echo.row));
     }
 
     fn on_key(&mut self, key: KeyEvent, effects: &mut Vec<Effect>) {

@@ -9,6 +9,7 @@ pub mod action;
 pub mod app;
 pub mod completion;
 pub mod diagnostics;
+pub mod echo;
 pub mod highlight;
 pub mod keymap;
 pub mod literal;
@@ -23,6 +24,7 @@ pub mod ui;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -417,8 +419,9 @@ fn initial_buffer(file: Option<PathBuf>) -> anyhow::Result<(String, Option<PathB
 }
 
 /// Runs the console until the user quits; the terminal is restored on
-/// every way out. The runtime should be a current-thread one, where input
-/// and drawing share one thread (see [`tty`]); the client task, its
+/// every way out. The runtime should be a current-thread one, where keys
+/// are handled and drawn on one thread (the terminal is read on its own,
+/// see [`tty`]); the client task, its
 /// requests and an embedded sandbox run on `client_runtime`, so a busy
 /// query never holds up a keystroke. `Some(signal)`: a signal ended it
 /// (see [`Signals`]).
@@ -488,9 +491,12 @@ async fn run_console(
     driver.forms = paths.forms.clone();
     let (answers_tx, answers_rx) = tokio::sync::mpsc::unbounded_channel();
     driver.answers = Some(answers_tx);
-    let mut console = RunLoop::new(app, terminal, tty::TtyInput::new()?, events, driver)
+    let echoes = Arc::new(echo::Echoes::default());
+    let input = tty::TtyInput::new(echoes.clone())?;
+    let mut console = RunLoop::new(app, terminal, input, events, driver)
         .with_answers(answers_rx)
-        .with_signals(signals);
+        .with_signals(signals)
+        .with_echoes(echoes);
     console.draw()?;
     tracing::info!(target = %console.app.target, "console started");
     while console.step().await? {}
@@ -498,13 +504,14 @@ async fn run_console(
         driver,
         wakes,
         draws,
+        echoed,
         signals,
         ..
     } = console;
     driver.finish().await;
     drop(guard);
     let signal = signals.and_then(|s| s.caught);
-    tracing::info!(wakes, draws, ?signal, "console closed");
+    tracing::info!(wakes, draws, echoed, ?signal, "console closed");
     Ok(signal)
 }
 
@@ -558,9 +565,14 @@ pub struct RunLoop<B: Backend, I> {
     answered: Option<UnboundedReceiver<Action>>,
     /// The signals that end it (`None`: not watched, in tests).
     pub signals: Option<Signals>,
-    /// How often the loop woke up, and drew (for the idle test).
+    /// Where the terminal's reader shows typed characters (`None`: it
+    /// does not).
+    echoes: Option<Arc<echo::Echoes>>,
+    /// How often the loop woke up, and drew (for the idle test), and how
+    /// many typed characters the reader showed ahead of their frames.
     pub wakes: u64,
     pub draws: u64,
+    pub echoed: u64,
 }
 
 impl<B, I> RunLoop<B, I>
@@ -584,8 +596,10 @@ where
             driver,
             answered: None,
             signals: None,
+            echoes: None,
             wakes: 0,
             draws: 0,
+            echoed: 0,
         }
     }
 
@@ -601,10 +615,20 @@ where
         self
     }
 
-    /// Draws what changed since the last frame, if anything did.
+    /// Shows typed characters by the plans `echoes` is offered.
+    pub fn with_echoes(mut self, echoes: Arc<echo::Echoes>) -> Self {
+        self.echoes = Some(echoes);
+        self
+    }
+
+    /// Draws what changed since the last frame, if anything did, then
+    /// offers where a character typed next shows.
     pub fn draw(&mut self) -> anyhow::Result<()> {
         if ui::draw_on(&mut self.app, &mut self.terminal)? {
             self.draws += 1;
+        }
+        if let Some(echoes) = &self.echoes {
+            echoes.offer(self.app.echo().and_then(|at| self.terminal.echo_plan(at)));
         }
         Ok(())
     }
@@ -648,7 +672,17 @@ where
             _ = timer => Some(Action::Tick(Instant::now())),
         };
         self.wakes += 1;
-        let Some(first) = next else { return Ok(true) };
+        // From here the loop may write: the reader shows nothing more, and
+        // what it showed is taken into the screen (its row drawn again).
+        if let Some((echo, typed)) = self.echoes.as_ref().and_then(|e| e.withdraw()) {
+            self.terminal.echoed(echo, typed);
+            self.app.echoed(echo);
+            self.echoed += 1;
+        }
+        let Some(first) = next else {
+            self.draw()?;
+            return Ok(true);
+        };
         // Timers count from now, not from the last tick.
         self.app.now = Instant::now();
         let mut queue = VecDeque::from([first]);

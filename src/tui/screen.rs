@@ -9,7 +9,9 @@
 //!
 //! It also keeps to the colours the terminal shows ([`Colors`]).
 
-use ratatui::backend::Backend;
+use ratatui::backend::{Backend, CrosstermBackend};
+
+use crate::tui::echo::{Echo, EchoPlan};
 use ratatui::buffer::{Buffer, Cell};
 use ratatui::layout::{Position, Rect};
 use ratatui::style::{Color, Style};
@@ -206,6 +208,69 @@ impl<B: Backend> Screen<B> {
         self.backend.clear()
     }
 
+    /// The cells from `echo.at` to its end once `symbol` is typed there:
+    /// those shown moved a column right, the typed one in the style of the
+    /// cell it pushes. `None` unless the cursor shows there and each of the
+    /// cells is one column.
+    fn echo_cells(&self, echo: Echo, symbol: &str) -> Option<Vec<Cell>> {
+        let Echo { at, end, .. } = echo;
+        let area = self.area();
+        if self.cursor != Some(at) || at.y >= area.bottom() || end > area.right() || at.x + 1 >= end
+        {
+            return None;
+        }
+        let start = self.shown.index_of(at.x, at.y);
+        let shown = &self.shown.content[start..start + (end - at.x) as usize];
+        if shown
+            .iter()
+            .any(|cell| cell.skip || cell.symbol().len() != 1)
+        {
+            return None;
+        }
+        let mut typed = shown[0].clone();
+        typed.set_symbol(symbol);
+        Some(
+            std::iter::once(typed)
+                .chain(shown[..shown.len() - 1].iter().cloned())
+                .collect(),
+        )
+    }
+
+    /// What to write for a character typed at `echo` (see [`echo`](crate::tui::echo)),
+    /// as the terminal's bytes: the moved cells, then the cursor after the
+    /// typed one.
+    pub fn echo_plan(&self, echo: Echo) -> Option<EchoPlan> {
+        const TYPED: &str = "\0";
+        let cells = self.echo_cells(echo, TYPED)?;
+        let mut bytes = Vec::new();
+        let mut out = CrosstermBackend::new(&mut bytes);
+        let Echo { at, .. } = echo;
+        out.draw(
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| (at.x + i as u16, at.y, cell)),
+        )
+        .ok()?;
+        out.set_cursor_position(Position::new(at.x + 1, at.y))
+            .ok()?;
+        EchoPlan::new(echo, &bytes, TYPED.as_bytes()[0])
+    }
+
+    /// The terminal shows `typed` written at `echo` by its plan: what is
+    /// shown and where the cursor is follow.
+    pub fn echoed(&mut self, echo: Echo, typed: char) {
+        let Some(cells) = self.echo_cells(echo, typed.encode_utf8(&mut [0; 4])) else {
+            return;
+        };
+        let Echo { at, end, .. } = echo;
+        let start = self.shown.index_of(at.x, at.y);
+        self.shown.content[start..start + cells.len()].clone_from_slice(&cells);
+        self.cursor = Some(Position::new(at.x + 1, at.y));
+        // `next` no longer matches `shown` there.
+        self.stale.push(Rect::new(at.x, at.y, end - at.x, 1));
+    }
+
     /// Draws a whole frame and writes the cells that changed.
     pub fn draw(&mut self, render: impl FnOnce(&mut Canvas)) -> Result<(), B::Error> {
         let area = self.area();
@@ -350,7 +415,10 @@ mod tests {
     }
 
     fn text(s: &Screen<TestBackend>) -> Vec<String> {
-        let b = s.backend().buffer();
+        buffer_text(s.backend().buffer())
+    }
+
+    fn buffer_text(b: &Buffer) -> Vec<String> {
         (0..b.area.height)
             .map(|y| (0..b.area.width).map(|x| b[(x, y)].symbol()).collect())
             .collect()
@@ -474,6 +542,94 @@ mod tests {
         );
         // A colour of the theme: a dark red background.
         assert_eq!(nearest_in_palette(80, 20, 20), 52);
+    }
+
+    /// A screen showing `row` on its first line, the cursor at `x`.
+    fn typed_row(row: &str, x: u16) -> Screen<TestBackend> {
+        let mut s = screen(row.len() as u16, 2);
+        s.draw(|c| {
+            c.buffer_mut()
+                .set_string(0, 0, row, Style::new().fg(Color::Red));
+            c.set_cursor_position(Position::new(x, 0));
+        })
+        .unwrap();
+        s
+    }
+
+    fn at(x: u16, end: u16) -> Echo {
+        Echo {
+            at: Position::new(x, 0),
+            end,
+            row: 0,
+        }
+    }
+
+    /// The plan's bytes: the cells from the cursor moved a column right
+    /// with the typed one first, in their styles, then the cursor after it.
+    #[test]
+    fn an_echo_plan_writes_the_moved_cells_then_places_the_cursor() {
+        let s = typed_row("|abcd|", 2);
+        let plan = s.echo_plan(at(2, 5)).unwrap();
+        let mut expected = Vec::new();
+        let mut out = CrosstermBackend::new(&mut expected);
+        let style = Style::new().fg(Color::Red);
+        let mut cells = [Cell::EMPTY, Cell::EMPTY, Cell::EMPTY];
+        for (cell, symbol) in cells.iter_mut().zip(["X", "b", "c"]) {
+            cell.set_symbol(symbol).set_style(style);
+        }
+        out.draw(cells.iter().enumerate().map(|(i, c)| (2 + i as u16, 0, c)))
+            .unwrap();
+        out.set_cursor_position(Position::new(3, 0)).unwrap();
+        assert_eq!(plan.bytes(b'X'), expected);
+    }
+
+    #[test]
+    fn no_echo_plan_away_from_the_cursor_or_over_wide_cells() {
+        let s = typed_row("|abcd|", 2);
+        assert_eq!(s.echo_plan(at(1, 5)), None, "not where the cursor is");
+        assert_eq!(s.echo_plan(at(2, 7)), None, "past the screen's edge");
+        assert_eq!(s.echo_plan(at(2, 3)), None, "no cell to move");
+        let wide = typed_row("ab字cd", 1);
+        assert_eq!(wide.echo_plan(at(1, 5)), None);
+    }
+
+    /// What an echo wrote is what the screen diffs against: a frame of
+    /// other rows keeps it, and a frame without the key puts the row back.
+    #[test]
+    fn frames_after_an_echo_start_from_what_it_wrote() {
+        let mut s = typed_row("|abcd|", 2);
+        s.echoed(at(2, 5), 'X');
+        // The cell at the end is left: "d" goes, "|" stays.
+        assert_eq!(buffer_text(s.shown())[0], "|aXbc|");
+        assert_eq!(
+            s.shown()[(2, 0)].fg,
+            Color::Red,
+            "the style of the cell pushed"
+        );
+        assert_eq!(s.cursor(), Some(Position::new(3, 0)));
+        // The terminal as the reader left it.
+        s.backend
+            .draw(
+                s.shown.content[2..5]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (2 + i as u16, 0, c)),
+            )
+            .unwrap();
+        s.draw_regions(&[Rect::new(0, 1, 6, 1)], |c| {
+            c.buffer_mut().set_string(0, 1, "second", Style::default());
+            c.set_cursor_position(Position::new(3, 0));
+        })
+        .unwrap();
+        assert_eq!(text(&s), ["|aXbc|", "second"]);
+        assert_eq!(s.shown(), s.backend().buffer());
+        s.draw_regions(&[Rect::new(0, 0, 6, 1)], |c| {
+            c.buffer_mut()
+                .set_string(0, 0, "|abcd|", Style::new().fg(Color::Red));
+        })
+        .unwrap();
+        assert_eq!(text(&s)[0], "|abcd|");
+        assert_eq!(s.shown(), s.backend().buffer());
     }
 
     #[test]

@@ -1,53 +1,71 @@
-//! Terminal input, read and parsed on the console's own thread.
+//! Terminal input, read and parsed on a thread of its own.
 //!
-//! The runtime's I/O driver, on the console's thread, watches the terminal
-//! (and SIGWINCH) for readiness; a key is then read, handled and drawn on
-//! one thread, as in vim. Each readiness reads everything the terminal has:
-//! the runtime's readiness is edge-triggered, so bytes left unread (a paste
-//! of more than one read without bracketed paste) would otherwise wait for
-//! the next key. crossterm's own reader reads one 1 KiB chunk per readiness,
-//! which is why the console reads and parses here ([`Decoder`]).
+//! The reader blocks in `poll` on the terminal, so a key wakes it directly
+//! (not through the runtime's I/O driver and a task's wake-up), and it can
+//! show a typed character at once by the plan the console offers
+//! ([`echo`](crate::tui::echo)). It passes the events on to the console's
+//! loop, which takes the window's new sizes (SIGWINCH) here too. Each
+//! wake-up reads everything the terminal has: crossterm's own reader reads
+//! one 1 KiB chunk at a time, which is why the console reads and parses
+//! here ([`Decoder`]).
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IsTerminal};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::thread::JoinHandle;
 
-use crossterm::event::Event;
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use futures::Stream;
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use crate::tui::echo::Echoes;
 
 /// The terminal's events as a stream; must be made inside a runtime.
 pub struct TtyInput {
-    tty: AsyncFd<OwnedFd>,
+    events: UnboundedReceiver<io::Result<Event>>,
     resized: Signal,
-    decoder: Decoder,
-    events: VecDeque<Event>,
+    /// Closed to stop the reader.
+    stop: Option<OwnedFd>,
+    reader: Option<JoinHandle<()>>,
 }
 
 impl TtyInput {
-    pub fn new() -> io::Result<TtyInput> {
+    /// Starts the reader, which writes typed characters by `echoes`.
+    pub fn new(echoes: Arc<Echoes>) -> io::Result<TtyInput> {
         // Standard input when it is the terminal, else /dev/tty (as the
-        // raw mode crossterm sets). A copy of the descriptor is watched.
+        // raw mode crossterm sets). The reader reads a copy of it.
         let tty: OwnedFd = if io::stdin().is_terminal() {
             io::stdin().as_fd().try_clone_to_owned()?
         } else {
             File::open("/dev/tty")?.into()
         };
-        // SAFETY: the AsyncFd owns the descriptor, which stays open and the
-        // same until the AsyncFd is dropped.
-        let tty = unsafe { AsyncFd::register_with_interest(tty, Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)?;
+        let (stopped, stop) = pipe()?;
+        let (sender, events) = unbounded_channel();
+        let reader = std::thread::Builder::new()
+            .name("terminal".into())
+            .spawn(move || read_terminal(&tty, &stopped, &echoes, &sender))?;
         Ok(TtyInput {
-            tty,
+            events,
             resized: signal(SignalKind::window_change())?,
-            decoder: Decoder::default(),
-            events: VecDeque::new(),
+            stop: Some(stop),
+            reader: Some(reader),
         })
+    }
+}
+
+impl Drop for TtyInput {
+    /// Stops the reader before the console gives the terminal back, so it
+    /// reads no key meant for what runs after.
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
     }
 }
 
@@ -56,34 +74,86 @@ impl Stream for TtyInput {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        loop {
-            if let Some(event) = this.events.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            if let Poll::Ready(signal) = this.resized.poll_recv(cx) {
-                if signal.is_none() {
-                    return Poll::Ready(None);
-                }
-                match crossterm::terminal::size() {
-                    Ok((width, height)) => this.events.push_back(Event::Resize(width, height)),
-                    Err(e) => return Poll::Ready(Some(Err(e))),
-                }
+        if let Poll::Ready(signal) = this.resized.poll_recv(cx) {
+            return Poll::Ready(signal.map(|()| {
+                crossterm::terminal::size().map(|(width, height)| Event::Resize(width, height))
+            }));
+        }
+        // `None` when the reader ended: the terminal is gone.
+        this.events.poll_recv(cx)
+    }
+}
+
+/// A pipe's read and write ends.
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors to the array given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and owned here alone.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The reader's loop: waits for the terminal (or `stopped` to close),
+/// reads and parses what it has, shows a lone typed character by the plan
+/// on offer, and sends the events on. Ends with the terminal, the console
+/// or `stopped`.
+fn read_terminal(
+    tty: &OwnedFd,
+    stopped: &OwnedFd,
+    echoes: &Echoes,
+    events: &UnboundedSender<io::Result<Event>>,
+) {
+    let mut decoder = Decoder::default();
+    let mut parsed = VecDeque::new();
+    loop {
+        let mut fds = [tty, stopped].map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: poll reads and writes the two entries of the array.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            let mut guard = match this.tty.poll_read_ready(cx) {
-                Poll::Ready(Ok(guard)) => guard,
-                Poll::Ready(Err(e)) => return Poll::Ready(Some(Err(e))),
-                Poll::Pending => return Poll::Pending,
-            };
-            match read_available(guard.get_inner().as_raw_fd()) {
-                // Nothing there: readiness seen before this point is spent
-                // (tokio keeps any newer).
-                Ok(Some(bytes)) if bytes.is_empty() => guard.clear_ready(),
-                Ok(Some(bytes)) => this.decoder.feed(&bytes, &mut this.events),
-                // The terminal is gone.
-                Ok(None) => return Poll::Ready(None),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Some(Err(e))),
+            let _ = events.send(Err(error));
+            return;
+        }
+        if fds[1].revents != 0 {
+            return;
+        }
+        let bytes = match read_available(tty.as_raw_fd()) {
+            Ok(Some(bytes)) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = events.send(Err(e));
+                return;
+            }
+            Ok(None) => return,
+        };
+        if bytes.is_empty() {
+            // Readable with nothing to read: hung up.
+            if fds[0].revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                return;
+            }
+            continue;
+        }
+        let whole = decoder.partial.is_empty();
+        decoder.feed(&bytes, &mut parsed);
+        // One key alone, not the end of a sequence begun earlier.
+        if let (&[typed], true) = (&bytes[..], whole)
+            && parsed.len() == 1
+            && matches!(parsed[0], Event::Key(KeyEvent { code: KeyCode::Char(c), modifiers, .. })
+                if c == typed as char && (modifiers - KeyModifiers::SHIFT).is_empty())
+        {
+            echoes.write(typed, &mut io::stdout().lock());
+        }
+        for event in parsed.drain(..) {
+            if events.send(Ok(event)).is_err() {
+                return;
             }
         }
     }

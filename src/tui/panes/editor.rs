@@ -8,6 +8,7 @@ pub mod buffer;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::tui::echo::Echo;
 use crate::tui::screen::Canvas;
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Position, Rect};
@@ -55,6 +56,8 @@ pub struct Editor {
     /// Rows and columns of text the last layout gave the editor.
     pub view_rows: usize,
     pub view_cols: usize,
+    /// The pane's area in the last layout (empty while it is hidden).
+    pub pane: Rect,
     pub highlighter: LineHighlighter,
     pub highlight_on: bool,
     pub marks: Vec<Mark>,
@@ -98,6 +101,7 @@ impl Editor {
             scroll_col: 0,
             view_rows: 20,
             view_cols: 60,
+            pane: Rect::default(),
             highlighter: LineHighlighter::new(dark),
             highlight_on: true,
             marks: Vec::new(),
@@ -369,6 +373,36 @@ impl Editor {
         let screen_row = row.checked_sub(self.scroll_row)?;
         (screen_row < self.text_rows(inner.height))
             .then(|| Rect::new(inner.x, inner.y + screen_row as u16, inner.width, 1))
+    }
+
+    /// Where a character typed now shows ahead of its frame ([`Echo`]):
+    /// inserted at the cursor, on a row of single-column text that keeps
+    /// the cursor in view (no scroll, no selection replaced).
+    pub fn echo(&self) -> Option<Echo> {
+        if self.text.selection().is_some() {
+            return None;
+        }
+        let (row, col) = self.cursor();
+        let at = self.row_area(self.pane, row)?;
+        let line = &self.lines()[row];
+        // Then a column per byte.
+        if !line.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+            return None;
+        }
+        let gutter = self.gutter_width();
+        let text_cols = (at.width as usize).checked_sub(gutter)?;
+        let x = col.checked_sub(self.scroll_col)?;
+        // Not over a mark where the line is cut on the left or right.
+        let cut = line.len() > self.scroll_col + text_cols;
+        let room = text_cols - usize::from(cut);
+        if (self.scroll_col > 0 && x == 0) || x + 2 >= room {
+            return None;
+        }
+        Some(Echo {
+            at: Position::new(at.x + (gutter + x) as u16, at.y),
+            end: at.x + (gutter + room) as u16,
+            row,
+        })
     }
 
     /// Draws the pane; with `only_row`, just that buffer row's text (the
@@ -925,6 +959,61 @@ mod tests {
             editor.input(key(KeyCode::Left));
             check(&editor);
         }
+    }
+
+    /// Where the editor says a typed character shows is where the frame
+    /// after the key shows it: at the cursor, the text after it moved a
+    /// column right, the cursor after it. Tried at every column of short
+    /// and cut lines, scrolled or not.
+    #[test]
+    fn a_typed_character_shows_where_its_echo_says() {
+        let (width, height) = (24, 5);
+        let long = "local total_amount = rec['amount'] or 0";
+        let mut echoed = 0;
+        for text in ["", "x = 1", long] {
+            for col in 0..=text.len() {
+                let mut editor = Editor::new(text, None, "m.lua".into(), true);
+                editor.pane = Rect::new(0, 0, width, height);
+                editor.view_rows = 3;
+                editor.view_cols = width as usize - 2 - editor.gutter_width();
+                editor.goto(1, col as u32 + 1);
+                let (before, cursor) = drawn(&editor, (width, height), ThemeKind::Dark);
+                let Some(echo) = editor.echo() else { continue };
+                echoed += 1;
+                assert_eq!(cursor, Some(echo.at), "{text:?} at {col}");
+                editor.input(key(KeyCode::Char('Z')));
+                let (after, cursor) = drawn(&editor, (width, height), ThemeKind::Dark);
+                let cells = |b: &ratatui::buffer::Buffer, from: u16, to: u16| -> String {
+                    (from..to).map(|x| b[(x, echo.at.y)].symbol()).collect()
+                };
+                let moved = cells(&before, echo.at.x, echo.end - 1);
+                assert_eq!(
+                    cells(&after, echo.at.x, echo.end),
+                    format!("Z{moved}"),
+                    "{text:?} at {col}"
+                );
+                assert_eq!(cursor, Some(Position::new(echo.at.x + 1, echo.at.y)));
+            }
+        }
+        assert!(echoed > 20, "most places echo: {echoed}");
+    }
+
+    #[test]
+    fn no_echo_over_a_selection_or_on_a_line_of_wide_text_or_tabs() {
+        let echo = |text: &str, select: bool| {
+            let mut editor = Editor::new(text, None, "m.lua".into(), true);
+            editor.pane = Rect::new(0, 0, 30, 5);
+            editor.view_cols = 24;
+            if select {
+                editor.input(KeyEvent::new(KeyCode::Right, KeyModifiers::SHIFT));
+            }
+            editor.echo()
+        };
+        assert!(echo("abc", false).is_some());
+        assert_eq!(echo("abc", true), None);
+        assert_eq!(echo("a漢", false), None);
+        assert_eq!(echo("a\tb", false), None);
+        assert_eq!(echo("a\u{1}b", false), None);
     }
 
     #[test]
