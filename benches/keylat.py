@@ -89,11 +89,15 @@ def run(name, mode):
 TRACING = "/sys/kernel/tracing"
 def trace(setting, value):
     with open(f"{TRACING}/{setting}", "w") as f: f.write(value)
+def threads(pid):
+    """The program's threads (asudf reads the terminal on one of its own)."""
+    return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
 def key_to_write(name, pid, c, cap, typed):
     """The program's own time from each key to its write, from the kernel's
     trace: the program woken (by the pty's kworker), then its write to the
     terminal. Median in ms, and how many keys the trace paired."""
-    trace("tracing_on", "0"); trace("trace", ""); trace("set_event_pid", str(pid))
+    tids = threads(pid)
+    trace("tracing_on", "0"); trace("trace", ""); trace("set_event_pid", " ".join(map(str, tids)))
     trace("set_event", "sched:sched_wakeup\nsyscalls:sys_enter_write"); trace("tracing_on", "1")
     try:
         for ch in KEYS:
@@ -110,8 +114,8 @@ def key_to_write(name, pid, c, cap, typed):
         if not m: continue
         task_pid, t, event, what = int(m[2]), float(m[3]), m[4], m[5]
         # The waker shows as <idle> when the wake-up came by an interrupt from the other core.
-        if event == "sched_wakeup" and f" pid={pid} " in what and task_pid != pid: woken = t
-        elif event == "sys_write" and task_pid == pid and what.startswith("fd: 1,") and woken is not None:
+        if event == "sched_wakeup" and any(f" pid={tid} " in what for tid in tids) and task_pid not in tids: woken = t
+        elif event == "sys_write" and task_pid in tids and what.startswith("fd: 1,") and woken is not None:
             spans.append((t - woken) * 1000); woken = None
     return statistics.median(spans), len(spans)
 EARLY_US = 250
@@ -122,7 +126,8 @@ def race(name, pid, c, cap, typed):
     server = int(bench.tmux("display-message", "-p", "-t", name, "#{pid}"))
     ptys = {int(fd) for fd in os.listdir(f"/proc/{server}/fd")
             if os.readlink(f"/proc/{server}/fd/{fd}") == "/dev/ptmx"}
-    trace("tracing_on", "0"); trace("trace", ""); trace("set_event_pid", f"{server} {pid}")
+    tids = threads(pid)
+    trace("tracing_on", "0"); trace("trace", ""); trace("set_event_pid", " ".join(map(str, [server] + tids)))
     trace("set_event", "syscalls:sys_enter_write\nsyscalls:sys_enter_writev\nsyscalls:sys_enter_readv")
     trace("tracing_on", "1")
     shown = []
@@ -143,7 +148,7 @@ def race(name, pid, c, cap, typed):
         task, t, call, fd = int(m[2]), float(m[3]), m[4], int(m[5], 16)
         if task == server and call == "sys_writev" and fd in ptys: keys.append([t, None, None])
         elif not keys: continue
-        elif task == pid and call == "sys_write" and fd == 1 and keys[-1][1] is None: keys[-1][1] = t
+        elif task in tids and call == "sys_write" and fd == 1 and keys[-1][1] is None: keys[-1][1] = t
         elif task == server and call == "sys_readv" and fd not in ptys and keys[-1][2] is None: keys[-1][2] = t
     us = lambda k, i: (k[i] - k[0]) * 1e6 if k[i] else float("inf")
     writes = [us(k, 1) for k in keys]
