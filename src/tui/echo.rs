@@ -28,20 +28,22 @@ pub struct Echo {
 }
 
 /// The terminal's bytes for a character typed at `echo`: `before`, the
-/// character, `after`.
+/// character, `after`; for a terminal of `size` (columns, rows) only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EchoPlan {
     pub echo: Echo,
+    size: (u16, u16),
     before: Vec<u8>,
     after: Vec<u8>,
 }
 
 impl EchoPlan {
     /// From the bytes drawn with `placeholder` where the character goes.
-    pub fn new(echo: Echo, bytes: &[u8], placeholder: u8) -> Option<EchoPlan> {
+    pub fn new(echo: Echo, size: (u16, u16), bytes: &[u8], placeholder: u8) -> Option<EchoPlan> {
         let split = bytes.iter().position(|&b| b == placeholder)?;
         Some(EchoPlan {
             echo,
+            size,
             before: bytes[..split].to_vec(),
             after: bytes[split + 1..].to_vec(),
         })
@@ -84,14 +86,16 @@ impl Echoes {
     }
 
     /// On the reader's thread: writes `typed` by the plan on offer, if
-    /// there is one and `typed` is a printable ASCII character. True when
-    /// written. The plan is used up: one character a wait.
-    pub fn write(&self, typed: u8, out: &mut impl Write) -> bool {
+    /// there is one, made for a terminal of `size` (a resize the console
+    /// has not yet drawn moves everything), and `typed` is a printable
+    /// ASCII character. True when written. The plan is used up: one
+    /// character a wait.
+    pub fn write(&self, typed: u8, size: (u16, u16), out: &mut impl Write) -> bool {
         if !(typed.is_ascii_graphic() || typed == b' ') {
             return false;
         }
         let mut state = self.state();
-        let Some(plan) = state.plan.take() else {
+        let Some(plan) = state.plan.take_if(|plan| plan.size == size) else {
             return false;
         };
         // Counted as written even when the write fails part way: the frame
@@ -106,36 +110,39 @@ impl Echoes {
 mod tests {
     use super::*;
 
+    const SIZE: (u16, u16) = (80, 24);
+
     fn plan() -> EchoPlan {
         let echo = Echo {
             at: Position::new(3, 1),
             end: 9,
             row: 0,
         };
-        EchoPlan::new(echo, b"<move>\0bc<cursor>", 0).unwrap()
+        EchoPlan::new(echo, SIZE, b"<move>\0bc<cursor>", 0).unwrap()
     }
 
     #[test]
     fn a_plan_writes_the_typed_character_where_its_placeholder_was() {
         assert_eq!(plan().bytes(b'x'), b"<move>xbc<cursor>");
-        assert_eq!(EchoPlan::new(plan().echo, b"no placeholder", 0), None);
+        assert_eq!(EchoPlan::new(plan().echo, SIZE, b"no placeholder", 0), None);
     }
 
     #[test]
     fn a_plan_is_written_once_and_only_while_offered() {
         let echoes = Echoes::default();
         let mut out = Vec::new();
-        assert!(!echoes.write(b'x', &mut out), "nothing offered");
+        assert!(!echoes.write(b'x', SIZE, &mut out), "nothing offered");
         echoes.offer(Some(plan()));
-        assert!(!echoes.write(b'\t', &mut out), "not printable");
-        assert!(!echoes.write(0x1b, &mut out), "not printable");
-        assert!(echoes.write(b'x', &mut out));
-        assert!(!echoes.write(b'y', &mut out), "used up");
+        assert!(!echoes.write(b'\t', SIZE, &mut out), "not printable");
+        assert!(!echoes.write(0x1b, SIZE, &mut out), "not printable");
+        assert!(!echoes.write(b'x', (80, 25), &mut out), "another size");
+        assert!(echoes.write(b'x', SIZE, &mut out));
+        assert!(!echoes.write(b'y', SIZE, &mut out), "used up");
         assert_eq!(out, b"<move>xbc<cursor>");
         assert_eq!(echoes.withdraw(), Some((plan().echo, 'x')));
         assert_eq!(echoes.withdraw(), None, "taken");
         echoes.offer(Some(plan()));
         assert_eq!(echoes.withdraw(), None, "offered, not written");
-        assert!(!echoes.write(b'x', &mut out), "withdrawn");
+        assert!(!echoes.write(b'x', SIZE, &mut out), "withdrawn");
     }
 }

@@ -254,7 +254,8 @@ impl<B: Backend> Screen<B> {
         .ok()?;
         out.set_cursor_position(Position::new(at.x + 1, at.y))
             .ok()?;
-        EchoPlan::new(echo, &bytes, TYPED.as_bytes()[0])
+        let size = (self.area().width, self.area().height);
+        EchoPlan::new(echo, size, &bytes, TYPED.as_bytes()[0])
     }
 
     /// The terminal shows `typed` written at `echo` by its plan: what is

@@ -84,6 +84,19 @@ impl Stream for TtyInput {
     }
 }
 
+/// The terminal's columns and rows.
+fn window_size(tty: &OwnedFd) -> Option<(u16, u16)> {
+    let mut size = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize to the pointer given.
+    (unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCGWINSZ, &mut size) } == 0)
+        .then_some((size.ws_col, size.ws_row))
+}
+
 /// A pipe's read and write ends.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -149,7 +162,9 @@ fn read_terminal(
             && matches!(parsed[0], Event::Key(KeyEvent { code: KeyCode::Char(c), modifiers, .. })
                 if c == typed as char && (modifiers - KeyModifiers::SHIFT).is_empty())
         {
-            echoes.write(typed, &mut io::stdout().lock());
+            if let Some(size) = window_size(tty) {
+                echoes.write(typed, size, &mut io::stdout().lock());
+            }
         }
         for event in parsed.drain(..) {
             if events.send(Ok(event)).is_err() {
