@@ -161,10 +161,9 @@ fn read_terminal(
             && parsed.len() == 1
             && matches!(parsed[0], Event::Key(KeyEvent { code: KeyCode::Char(c), modifiers, .. })
                 if c == typed as char && (modifiers - KeyModifiers::SHIFT).is_empty())
+            && let Some(size) = window_size(tty)
         {
-            if let Some(size) = window_size(tty) {
-                echoes.write(typed, size, &mut io::stdout().lock());
-            }
+            echoes.write(typed, size, &mut io::stdout().lock());
         }
         for event in parsed.drain(..) {
             if events.send(Ok(event)).is_err() {
