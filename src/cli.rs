@@ -702,6 +702,10 @@ impl ServeArgs {
                 "serve --user needs --password-file FILE (the password is its first line)".into(),
             );
         }
+        // An empty name is a mistake (a variable left unset), not a user.
+        if c.user.as_deref().is_some_and(|user| user.trim().is_empty()) {
+            return Err("serve --user: the user name is empty".into());
+        }
         // Clients must be able to name every namespace it serves.
         for name in &self.namespaces {
             let problem = if name.is_empty() {

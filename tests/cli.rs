@@ -955,7 +955,7 @@ fn a_server_wanting_a_login_says_so() {
 /// with `--json` says its failures as every command does.
 #[test]
 fn serve_refuses_options_it_ignores_and_fails_in_json() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["serve", "--memory", "--namespace", "a b"],
             "--namespace: namespace 'a b' contains ' ': a namespace name takes no spaces or '.'",
@@ -982,6 +982,17 @@ fn serve_refuses_options_it_ignores_and_fails_in_json() {
         (
             &["serve", "--memory", "--user", "bob"],
             "serve --user needs --password-file FILE",
+        ),
+        (
+            &[
+                "serve",
+                "--memory",
+                "--user",
+                " ",
+                "--password-file",
+                "Cargo.toml",
+            ],
+            "serve --user: the user name is empty",
         ),
     ];
     for (args, message) in cases {
