@@ -228,6 +228,36 @@ fn check_reads_the_mode_and_the_config_file() {
     );
 }
 
+#[test]
+fn check_json_reports_an_unknown_library_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.lua");
+    std::fs::write(&file, "function f(rec)\n  return math.flor(rec.n)\nend\n").unwrap();
+    let out = asudf()
+        .args(["check", "--json"])
+        .arg(&file)
+        .assert()
+        .code(0);
+    let json: Json = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(json["warnings"], 1);
+    let d = &json["files"][0]["diagnostics"][0];
+    assert_eq!(d["rule"], "unknown_field");
+    assert_eq!(d["severity"], "warning");
+    assert_eq!((d["line"].as_u64(), d["col"].as_u64()), (Some(2), Some(15)));
+    assert_eq!(
+        d["message"],
+        "'math' has no field 'flor': it is nil at run time"
+    );
+    assert_eq!(d["fix"], "did you mean `math.floor`?");
+    // A config file switches it off like any rule.
+    std::fs::write(
+        dir.path().join(lint::CONFIG_FILE),
+        "[rules]\nunknown_field = \"allow\"\n",
+    )
+    .unwrap();
+    asudf().arg("check").arg(&file).assert().code(0).stdout("");
+}
+
 /// README lists `fix` among a diagnostic's JSON fields: every finding has one.
 #[test]
 fn check_json_gives_every_finding_a_fix() {

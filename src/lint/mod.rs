@@ -136,6 +136,12 @@ pub const RULES: &[Rule] = &[
         fix: "check the spelling, or define it (`local`)",
     },
     Rule {
+        name: "unknown_field",
+        severity: Severity::Warning,
+        why: "a member a library table does not have is nil at run time: calling it fails (\"attempt to call a nil value (field 'x')\")",
+        fix: "check the spelling against the library",
+    },
+    Rule {
         name: "unused_variable",
         severity: Severity::Warning,
         why: "a local nothing reads is dead code, or a typo elsewhere",
@@ -542,7 +548,7 @@ fn lint_source(source: &str, options: &Options) -> Vec<Diagnostic> {
                 severity: rule.severity,
                 rule: f.rule.into(),
                 message: f.message,
-                fix: rule.fix.into(),
+                fix: f.fix.unwrap_or_else(|| rule.fix.into()),
             });
         }
     }

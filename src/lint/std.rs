@@ -3,6 +3,9 @@
 //! away is reported by our own `unavailable_library` rule, with an error
 //! that names the mode, rather than as an undefined variable.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
 use selene_lib::standard_library::{Field, FieldKind, StandardLibrary};
 
 /// Lua 5.1 names gone from 5.4 (nil at run time), and the debug library
@@ -21,6 +24,8 @@ fn gone(name: &str) -> bool {
         "table.maxn",
         "package.loaders",
         "package.seeall",
+        // selene's lua53 misspells utf8.offset (added below).
+        "utf8.offest",
     ];
     GONE.contains(&name) || name.starts_with("bit32.") || name.starts_with("debug.")
 }
@@ -71,18 +76,138 @@ const UDF_GLOBALS: &[&str] = &[
     "_ENV",
 ];
 
+/// Members of the UDF tables (udf-runtime.md §2, §3.2, §4.3–4.5, §9).
+/// Left out, so unchecked: `geojson` and `iterator` (the sheet names only
+/// their `__call`, not their members) and the class tables (`Aerospike`,
+/// `List`, …), which are metatables.
+const UDF_MEMBERS: &[(&str, &[&str])] = &[
+    (
+        "aerospike",
+        &[
+            "exists",
+            "create",
+            "update",
+            "remove",
+            "log",
+            "get_current_time",
+            "set_context",
+            "get_config",
+        ],
+    ),
+    (
+        "record",
+        &[
+            "ttl",
+            "set_ttl",
+            "gen",
+            "last_update_time",
+            "key",
+            "drop_key",
+            "digest",
+            "setname",
+            "numbins",
+            "bin_names",
+            "size",
+            "memory_size",
+            "device_size",
+        ],
+    ),
+    (
+        "list",
+        &[
+            "create", "new", "size", "append", "prepend", "insert", "remove", "trim", "take",
+            "drop", "concat", "clone", "merge", "iterator", "nbytes", "tostring",
+        ],
+    ),
+    (
+        "map",
+        &[
+            "create", "new", "size", "remove", "pairs", "iterator", "keys", "values", "merge",
+            "diff", "clone", "nbytes", "tostring",
+        ],
+    ),
+    (
+        "bytes",
+        &[
+            "size",
+            "set_size",
+            "get_type",
+            "set_type",
+            "get_byte",
+            "set_byte",
+            "append_byte",
+            "get_var_int",
+            "set_var_int",
+            "append_var_int",
+            "get_string",
+            "set_string",
+            "append_string",
+            "get_bytes",
+            "set_bytes",
+            "append_bytes",
+            // The sheet names only the `tostring(b)` metamethod; the
+            // sandbox has `bytes.tostring` too: let it pass.
+            "tostring",
+        ],
+    ),
+    (
+        "stream",
+        &["read", "write", "readable", "writable", "tostring"],
+    ),
+];
+
+/// What a UDF can read without defining it, from one build of the library.
+struct Known {
+    /// Global names (`string` for `string.format`, `aerospike`, …).
+    roots: HashSet<String>,
+    /// Members by table, for the tables whose members are checked.
+    members: HashMap<String, HashSet<String>>,
+}
+
+fn known() -> &'static Known {
+    static KNOWN: OnceLock<Known> = OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let mut known = Known {
+            roots: HashSet::new(),
+            members: HashMap::new(),
+        };
+        for (name, field) in udf_standard_library().globals {
+            let (root, member) = name.split_once('.').unwrap_or((&name, ""));
+            known.roots.insert(root.into());
+            if !member.is_empty() && field.field_kind != FieldKind::Removed {
+                let set = known.members.entry(root.into()).or_default();
+                set.insert(member.into());
+            }
+        }
+        for (table, names) in UDF_MEMBERS {
+            let set = known.members.entry(table.to_string()).or_default();
+            set.extend(names.iter().map(|n| n.to_string()));
+            if *table == "bytes" {
+                // get/set/append_int16/32/64, unsuffixed (big-endian), _be, _le.
+                for op in ["get", "set", "append"] {
+                    for bits in [16, 32, 64] {
+                        for end in ["", "_be", "_le"] {
+                            set.insert(format!("{op}_int{bits}{end}"));
+                        }
+                    }
+                }
+            }
+        }
+        known
+    })
+}
+
 /// The global names a UDF can read without defining them (`string` for
 /// `string.format`, `aerospike`, …).
-pub fn global_roots() -> &'static std::collections::HashSet<String> {
-    static ROOTS: std::sync::OnceLock<std::collections::HashSet<String>> =
-        std::sync::OnceLock::new();
-    ROOTS.get_or_init(|| {
-        udf_standard_library()
-            .globals
-            .keys()
-            .map(|k| k.split('.').next().unwrap_or(k).to_string())
-            .collect()
-    })
+pub fn global_roots() -> &'static HashSet<String> {
+    &known().roots
+}
+
+/// The members of global table `table` a UDF can read, or None when its
+/// members are not checked. The standard tables' come from the library
+/// below, so what `gone` removes is not a member.
+pub fn members(table: &str) -> Option<&'static HashSet<String>> {
+    known().members.get(table)
 }
 
 /// Lua 5.4 with the UDF globals.

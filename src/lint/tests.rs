@@ -403,6 +403,226 @@ fn scope_rules() {
     ));
 }
 
+/// The findings of `unknown_field` in `source`: (line, col, message, fix).
+fn unknown_fields(source: &str, options: &Options) -> Vec<(u32, u32, String, String)> {
+    lint(source, options)
+        .into_iter()
+        .filter(|d| d.rule == "unknown_field")
+        .map(|d| (d.line, d.col, d.message, d.fix))
+        .collect()
+}
+
+#[test]
+fn unknown_field_a_library_table_lacks() {
+    let src = "function f(rec)\n  local s = string.fmt('a')\n  if record.exists(rec) then return s end\n  return aerospike:exists(rec)\nend\n";
+    let found = lint(src, &Options::default());
+    let flagged: Vec<_> = found
+        .iter()
+        .filter(|d| d.rule == "unknown_field")
+        .map(|d| (d.line, d.col, d.end_col, d.severity, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            (
+                2,
+                20,
+                23,
+                Severity::Warning,
+                "'string' has no field 'fmt': it is nil at run time"
+            ),
+            (
+                3,
+                13,
+                19,
+                Severity::Warning,
+                "'record' has no field 'exists': it is nil at run time"
+            ),
+        ],
+        "{found:?}"
+    );
+    // `record.exists` is a known mistake: the fix names the real one.
+    let d = found.iter().find(|d| d.line == 3).unwrap();
+    assert_eq!(d.fix, "use `aerospike:exists(rec)`");
+    // A method the `aerospike` object lacks, and a string index.
+    let src = "function f(rec)\n  aerospike:updat(rec)\n  return string['fmt']\nend\n";
+    let found: Vec<_> = unknown_fields(src, &Options::default())
+        .into_iter()
+        .map(|(line, col, message, _)| (line, col, message))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                2,
+                13,
+                "'aerospike' has no method 'updat': it is nil at run time".into()
+            ),
+            (
+                3,
+                17,
+                "'string' has no field 'fmt': it is nil at run time".into()
+            ),
+        ]
+    );
+    // A computed index may be anything.
+    let computed =
+        "function f(rec, k)\n  local name = 'fmt'\n  return string[name], math[k]\nend\n";
+    assert!(!has(computed, "unknown_field"));
+    // Lua 5.1 names gone from 5.4, and what only the UDF sheet says is not there.
+    for gone in [
+        "table.getn(t)",
+        "list.get(t, 1)",
+        "map.set(t, 1, 2)",
+        "utf8.offest('a', 1)",
+    ] {
+        let src = format!("function f(rec)\n  local t = rec.t\n  return {gone}\nend\n");
+        assert!(has(&src, "unknown_field"), "{gone}");
+    }
+}
+
+#[test]
+fn unknown_field_passes_what_the_libraries_have() {
+    let src = "function f(rec)
+  local l, m, b = list{1}, map{a = 1}, bytes(4)
+  list.append(l, 2)
+  table.insert({}, 1)
+  bytes.set_int32_le(b, 1, 7)
+  aerospike:update(rec)
+  record.set_ttl(rec, 100)
+  for k in map.keys(m) do info(k) end
+  local t = table.move({1}, 1, 1, 1, {})
+  return string.format('%d', math.floor(1.5)), record.ttl(rec), list.clone(l),
+    map.diff(m, m), bytes.size(b), bytes.get_int64_be(b, 1), string.pack('i4', 1),
+    math.tointeger(2.0), math.sum(1, 2), utf8.char(65), coroutine.isyieldable(),
+    os.time(), package.searchpath, stream.tostring, aerospike:get_current_time(), t,
+    geojson.anything, iterator.anything
+end
+";
+    let found = lint(src, &Options::default());
+    assert!(!has(src, "unknown_field"), "{found:?}");
+    // The standard tables have Lua 5.4's members (as `lua5.4` lists them,
+    // with LUA_COMPAT_5_3 as upstream builds it), plus math.sum/product.
+    let lua54 = [
+        (
+            "string",
+            "byte char dump find format gmatch gsub len lower match pack packsize rep reverse sub unpack upper",
+        ),
+        ("table", "concat insert move pack remove sort unpack"),
+        (
+            "math",
+            "abs acos asin atan atan2 ceil cos cosh deg exp floor fmod frexp huge ldexp log log10 max maxinteger min mininteger modf pi pow rad random randomseed sin sinh sqrt tan tanh tointeger type ult sum product",
+        ),
+        (
+            "os",
+            "clock date difftime execute exit getenv remove rename setlocale time tmpname",
+        ),
+        (
+            "io",
+            "close flush input lines open output popen read stderr stdin stdout tmpfile type write",
+        ),
+        (
+            "coroutine",
+            "close create isyieldable resume running status wrap yield",
+        ),
+        ("utf8", "char charpattern codepoint codes len offset"),
+        (
+            "package",
+            "config cpath loaded loadlib path preload searchers searchpath",
+        ),
+    ];
+    for (table, names) in lua54 {
+        let mut want: Vec<&str> = names.split(' ').collect();
+        let mut have: Vec<&str> = super::std::members(table)
+            .unwrap()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        want.sort();
+        have.sort();
+        assert_eq!(have, want, "{table}");
+    }
+}
+
+#[test]
+fn unknown_field_only_for_the_global_library() {
+    // A local, a parameter, or a global the module sets whole is not the library.
+    let shadowed =
+        "function f(rec, math)\n  local string = {}\n  return string.fmt, math.flor\nend\n";
+    assert!(!has(shadowed, "unknown_field"));
+    let replaced = "record = {}\nfunction f(rec)\n  return record.exists(rec)\nend\n";
+    assert!(!has(replaced, "unknown_field"));
+    // Members the module adds itself, anywhere in it.
+    let own = "function string.trim(s)\n  return s\nend\nfunction f(rec)\n  table.first = function(t) return t[1] end\n  function list:last() return self end\n  return string.trim(' a '), table.first({1}), list.last(rec.l), table['first']\nend\n";
+    assert!(
+        !has(own, "unknown_field"),
+        "{:?}",
+        lint(own, &Options::default())
+    );
+    assert!(has(
+        "function string.trim(s)\n  return s\nend\nfunction f(rec)\n  return string.trimm(rec.s)\nend\n",
+        "unknown_field"
+    ));
+}
+
+#[test]
+fn unknown_field_names_a_near_member() {
+    let src =
+        "function f(rec)\n  return math.flor(1.5), aerospike:exist(rec), string.fmt('a')\nend\n";
+    let fixes: Vec<String> = unknown_fields(src, &Options::default())
+        .into_iter()
+        .map(|(_, _, _, fix)| fix)
+        .collect();
+    assert_eq!(
+        fixes,
+        [
+            "did you mean `math.floor`?",
+            "did you mean `aerospike:exists`?",
+            // Three edits from `format`: no guess.
+            "check the spelling against the library",
+        ]
+    );
+}
+
+#[test]
+fn unknown_field_leaves_a_removed_library_to_its_rule() {
+    // Under default, io is unavailable_library's alone, typo or not.
+    for src in [
+        "function f(rec)\n  io.opn('x')\nend\n",
+        "function f(rec)\n  io.open('x')\nend\n",
+    ] {
+        let found = rules_in(src, &libs(LuaLibs::Default));
+        assert_eq!(
+            found,
+            [("unavailable_library".into(), Severity::Error, 2)],
+            "{src}"
+        );
+    }
+    // With every library open, only the typo is flagged.
+    let found = rules_in("function f(rec)\n  io.opn('x')\nend\n", &libs(LuaLibs::All));
+    assert_eq!(found, [("unknown_field".into(), Severity::Warning, 2)]);
+    assert!(!has_with(
+        "function f(rec)\n  io.open('x')\nend\n",
+        "unknown_field",
+        &libs(LuaLibs::All)
+    ));
+}
+
+#[test]
+fn unknown_field_is_switched_off_like_any_rule() {
+    let src = "function f(rec)\n  return string.fmt('a')\nend\n";
+    assert!(has(src, "unknown_field"));
+    let silenced = format!("-- asudf: allow(unknown_field)\n{src}");
+    assert_eq!(lint(&silenced, &Options::default()), []);
+    let mut config = Config::default();
+    config.set("unknown_field", Level::Allow);
+    let options = Options {
+        config,
+        ..Options::default()
+    };
+    assert!(!has_with(src, "unknown_field", &options));
+}
+
 #[test]
 fn selene_rules_are_warnings_in_the_udf_environment() {
     // Undefined globals warn; UDF globals and Lua 5.4 names are known.

@@ -22,6 +22,8 @@ pub struct Finding {
     pub start: usize,
     pub end: usize,
     pub message: String,
+    /// A fix for this finding alone, else the rule's.
+    pub fix: Option<String>,
 }
 
 /// Longest bin name the server keeps (`AS_BIN_NAME_MAX_SZ` less the NUL).
@@ -37,7 +39,9 @@ pub fn check(ast: &Ast, options: &Options) -> Vec<Finding> {
     let mut walk = Walk {
         options,
         idents: idents.0,
-        globals: globals.0,
+        globals: globals.names,
+        fields: globals.fields,
+        replaced: globals.replaced,
         roles: HashMap::new(),
         scopes: vec![Scope::default()],
         fns: Vec::new(),
@@ -100,19 +104,57 @@ impl Visitor for IdentCounter {
 
 /// Names assigned anywhere as a global (`name`, `_G.name`), and global
 /// function names: a read of one is not undefined (the module sets it).
+/// Also the fields the module sets on a table (`T.name = …`, `function
+/// T.name`, `function T:name`), which `unknown_field` takes as members.
 #[derive(Default)]
-struct GlobalsSet(HashSet<String>);
+struct GlobalsSet {
+    names: HashSet<String>,
+    /// `T.name` for each field set.
+    fields: HashSet<String>,
+    /// Globals set whole (`T = …`): their members are the module's.
+    replaced: HashSet<String>,
+}
 
 impl Visitor for GlobalsSet {
     fn visit_assignment(&mut self, node: &full_moon::ast::Assignment) {
-        self.0
-            .extend(node.variables().iter().filter_map(assigned_global));
+        for var in node.variables() {
+            if let Some(name) = assigned_global(var) {
+                self.names.insert(name.clone());
+                self.replaced.insert(name);
+            }
+            if let Var::Expression(v) = var
+                && let Prefix::Name(base) = v.prefix()
+                && let mut suffixes = v.suffixes()
+                && let (Some(Suffix::Index(index)), None) = (suffixes.next(), suffixes.next())
+            {
+                self.field(&name_of(base), index_member(index).map(|(f, _)| f));
+            }
+        }
     }
     fn visit_function_declaration(&mut self, node: &full_moon::ast::FunctionDeclaration) {
-        if let Some(first) = node.name().names().iter().next() {
-            self.0.insert(name_of(first));
+        let names: Vec<String> = node.name().names().iter().map(name_of).collect();
+        if let Some(first) = names.first() {
+            self.names.insert(first.clone());
         }
-        self.0.extend(declared_global(node.name()));
+        if let Some(name) = declared_global(node.name()) {
+            self.names.insert(name.clone());
+            self.replaced.insert(name);
+        }
+        match (&names[..], node.name().method_name()) {
+            ([table, field], None) => self.field(table, Some(field.clone())),
+            ([table], Some(method)) => self.field(table, Some(name_of(method))),
+            _ => {}
+        }
+    }
+}
+
+impl GlobalsSet {
+    /// A field set on `table`, kept if `unknown_field` checks that table.
+    fn field(&mut self, table: &str, field: Option<String>) {
+        let checked = table == "Aerospike" || super::std::members(table).is_some();
+        if let Some(field) = field.filter(|_| checked) {
+            self.fields.insert(format!("{table}.{field}"));
+        }
     }
 }
 
@@ -159,6 +201,10 @@ struct Walk<'a> {
     idents: HashMap<String, usize>,
     /// Names the module assigns as globals somewhere (defined for reads).
     globals: HashSet<String>,
+    /// `T.name` for each field the module sets on a table.
+    fields: HashSet<String>,
+    /// Globals the module sets whole.
+    replaced: HashSet<String>,
     /// Roles by function body address.
     roles: HashMap<usize, Role>,
     scopes: Vec<Scope>,
@@ -262,6 +308,20 @@ fn params(body: &FunctionBody) -> Vec<Option<String>> {
             _ => None,
         })
         .collect()
+}
+
+/// The member an index names: `.name`, or `["name"]` with no escape.
+fn index_member(index: &Index) -> Option<(String, &TokenReference)> {
+    match index {
+        Index::Dot { name, .. } => Some((name_of(name), name)),
+        Index::Brackets {
+            expression: Expression::String(t),
+            ..
+        } => string_literal(t)
+            .filter(|s| !s.contains('\\'))
+            .map(|s| (s, t)),
+        _ => None,
+    }
 }
 
 fn string_literal(token: &TokenReference) -> Option<String> {
@@ -477,6 +537,7 @@ impl Walk<'_> {
             start,
             end,
             message,
+            fix: None,
         });
     }
 
@@ -494,6 +555,7 @@ impl Walk<'_> {
                 start,
                 end,
                 message: format!("'{name}' shadows a local of the same name declared before"),
+                fix: None,
             });
         }
         let scope = self.scopes.last_mut().expect("a scope is open");
@@ -519,6 +581,7 @@ impl Walk<'_> {
                 start: local.start,
                 end: local.end,
                 message: format!("'{name}' is defined, but never used"),
+                fix: None,
             });
         }
     }
@@ -551,6 +614,7 @@ impl Walk<'_> {
                 start,
                 end,
                 message: format!("'{name}' is not defined (nil at run time)"),
+                fix: None,
             });
         }
     }
@@ -609,6 +673,7 @@ impl Walk<'_> {
                 message: format!(
                     "the module has no function '{name}': the server answers \"function not found\""
                 ),
+                fix: None,
             });
         }
         for stmt in block.stmts() {
@@ -1188,9 +1253,96 @@ impl Walk<'_> {
                 start,
                 end,
                 message,
+                fix: None,
             });
+        } else if let Some(first) = suffixes.first() {
+            self.unknown_field(&name, first);
         }
     }
+
+    /// `T.name`, `T["name"]` or `T:name(…)` on a library table `T` (a global
+    /// the module neither shadows nor sets) that has no such member.
+    fn unknown_field(&mut self, table: &str, suffix: &Suffix) {
+        let Some(members) = super::std::members(table) else {
+            return;
+        };
+        let (name, token, sep) = match suffix {
+            Suffix::Index(index) => match index_member(index) {
+                Some((name, token)) => (name, token, "."),
+                None => return,
+            },
+            Suffix::Call(Call::MethodCall(m)) => (name_of(m.name()), m.name(), ":"),
+            _ => return,
+        };
+        // The module's own: `function string.trim`, `Aerospike.f = …`.
+        let own = |t: &str| self.fields.contains(&format!("{t}.{name}"));
+        if members.contains(&name)
+            || self.replaced.contains(table)
+            || own(table)
+            || (table == "aerospike" && own("Aerospike"))
+        {
+            return;
+        }
+        let what = if sep == ":" { "method" } else { "field" };
+        let fix = FIELD_HINTS
+            .iter()
+            .find(|(t, n, _)| *t == table && *n == name)
+            .map(|(_, _, hint)| hint.to_string())
+            .or_else(|| {
+                nearest(&name, members).map(|m| format!("did you mean `{table}{sep}{m}`?"))
+            });
+        let (start, end) = span(token);
+        self.out.push(Finding {
+            rule: "unknown_field",
+            start,
+            end,
+            message: format!("'{table}' has no {what} '{name}': it is nil at run time"),
+            fix,
+        });
+    }
+}
+
+/// Members often looked for where they are not, and where they are.
+const FIELD_HINTS: &[(&str, &str, &str)] = &[
+    ("record", "exists", "use `aerospike:exists(rec)`"),
+    ("record", "remove", "use `aerospike:remove(rec)`"),
+    ("list", "get", "index the list: `l[i]`"),
+    ("list", "set", "assign to the list's index: `l[i] = v`"),
+    ("map", "get", "index the map: `m[k]`"),
+    ("map", "set", "assign to the map's key: `m[k] = v`"),
+    ("table", "getn", "use the length operator: `#t`"),
+    (
+        "string",
+        "gfind",
+        "use `string.gmatch` (Lua 5.1's `gfind` is gone)",
+    ),
+];
+
+/// The member nearest `name` within two edits, if any (the first by name
+/// of those as near).
+fn nearest<'m>(name: &str, members: &'m HashSet<String>) -> Option<&'m str> {
+    members
+        .iter()
+        .map(|m| (edit_distance(name, m), m.as_str()))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, m)| m)
+}
+
+/// Levenshtein distance over bytes.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The string `require` is called with: `require "x"` or `require("x")`.
