@@ -1323,26 +1323,10 @@ const FIELD_HINTS: &[(&str, &str, &str)] = &[
 fn nearest<'m>(name: &str, members: &'m HashSet<String>) -> Option<&'m str> {
     members
         .iter()
-        .map(|m| (edit_distance(name, m), m.as_str()))
+        .map(|m| (strsim::levenshtein(name, m), m.as_str()))
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, m)| m)
-}
-
-/// Levenshtein distance over bytes.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b = b.as_bytes();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.bytes().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
 }
 
 /// The string `require` is called with: `require "x"` or `require("x")`.
