@@ -94,6 +94,12 @@ pub const RULES: &[Rule] = &[
         fix: "use list{...} or map{...} instead of a table",
     },
     Rule {
+        name: "record_method",
+        severity: Severity::Error,
+        why: "a record has no methods: `rec:ttl()` calls the value of bin 'ttl', which is never a function (\"attempt to call a nil value (method 'ttl')\")",
+        fix: "call the library function: `record.ttl(rec)`",
+    },
+    Rule {
         name: "stream_not_returned",
         severity: Severity::Error,
         why: "a stream UDF must return the stream it was given, or the query fails",

@@ -973,3 +973,66 @@ end
         assert_eq!(Some(d.fix.as_str()), entry, "{d:?}");
     }
 }
+
+#[test]
+fn record_method_a_record_function_called_on_the_record() {
+    let src = "function f(rec, s)\n  local t = rec:ttl()\n  local g = rec.gen()\n  local n = rec.count\n  return record.ttl(rec) + t + g + n + s:len() + #rec:bin_names()\nend\n";
+    let found = lint(src, &Options::default());
+    let flagged: Vec<_> = found
+        .iter()
+        .filter(|d| d.rule == "record_method")
+        .map(|d| {
+            (
+                d.line,
+                d.col,
+                d.severity,
+                d.message.as_str(),
+                d.fix.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        flagged,
+        [
+            (
+                2,
+                16,
+                Severity::Error,
+                "'rec:ttl(…)' calls the value of bin 'ttl': a record has no methods",
+                "call the library function: `record.ttl(rec, …)`"
+            ),
+            (
+                3,
+                16,
+                Severity::Error,
+                "'rec.gen(…)' calls the value of bin 'gen': a record has no methods",
+                "call the library function: `record.gen(rec, …)`"
+            ),
+            (
+                5,
+                54,
+                Severity::Error,
+                "'rec:bin_names(…)' calls the value of bin 'bin_names': a record has no methods",
+                "call the library function: `record.bin_names(rec, …)`"
+            ),
+        ],
+        "{found:?}"
+    );
+    // A name the record library lacks is left alone, and so is a local
+    // that hides the record.
+    let quiet = |src: &str| {
+        assert!(
+            lint(src, &Options::default())
+                .iter()
+                .all(|d| d.rule != "record_method"),
+            "{src}"
+        );
+    };
+    quiet("function f(rec)\n  return rec:whatever()\nend\n");
+    quiet(
+        "function f(rec)\n  local rec = {ttl = function() return 1 end}\n  return rec:ttl()\nend\n",
+    );
+    quiet(
+        "function f(rec)\n  do\n    local rec = {gen = function() return 1 end}\n    return rec:gen()\n  end\nend\n",
+    );
+}

@@ -1110,7 +1110,41 @@ impl Walk<'_> {
             && let Some(first) = suffixes.first()
         {
             self.bin_name(first);
+            self.record_method(base, suffixes);
         }
+    }
+
+    /// `rec:ttl()` or `rec.ttl()` for a `record` function: it calls the
+    /// value of bin `ttl` (a record has no methods, and a bin never holds
+    /// a function), so it always fails.
+    fn record_method(&mut self, base: &str, suffixes: &[&Suffix]) {
+        let (name, sep) = match suffixes {
+            [Suffix::Call(Call::MethodCall(m)), ..] => (name_of(m.name()), ":"),
+            [
+                Suffix::Index(index),
+                Suffix::Call(Call::AnonymousCall(_)),
+                ..,
+            ] => match index_member(index) {
+                Some((name, _)) => (name, "."),
+                None => return,
+            },
+            _ => return,
+        };
+        if !super::std::members("record").is_some_and(|m| m.contains(&name)) {
+            return;
+        }
+        let (start, end) = span(suffixes[0]);
+        self.out.push(Finding {
+            rule: "record_method",
+            start,
+            end,
+            message: format!(
+                "'{base}{sep}{name}(…)' calls the value of bin '{name}': a record has no methods"
+            ),
+            fix: Some(format!(
+                "call the library function: `record.{name}({base}, …)`"
+            )),
+        });
     }
 
     fn suffix(&mut self, suffix: &Suffix) {
