@@ -666,7 +666,6 @@ impl App {
     /// terminal's results), it keeps the size it had.
     fn fit_editor(&mut self) {
         let areas = ui::layout_for(self.size, self.focus);
-        self.editor.pane = areas.editor;
         if areas.editor.is_empty() {
             return;
         }
@@ -683,7 +682,12 @@ impl App {
     /// is never a command.)
     pub fn echo(&self) -> Option<Echo> {
         let typing = self.focus == Pane::Editor && self.overlay.is_none();
-        typing.then(|| self.editor.echo()).flatten()
+        typing
+            .then(|| {
+                self.editor
+                    .echo(ui::layout_for(self.size, self.focus).editor)
+            })
+            .flatten()
     }
 
     /// The screen shows a character typed at `echo` ahead of its frame:

@@ -56,8 +56,6 @@ pub struct Editor {
     /// Rows and columns of text the last layout gave the editor.
     pub view_rows: usize,
     pub view_cols: usize,
-    /// The pane's area in the last layout (empty while it is hidden).
-    pub pane: Rect,
     pub highlighter: LineHighlighter,
     pub highlight_on: bool,
     pub marks: Vec<Mark>,
@@ -101,7 +99,6 @@ impl Editor {
             scroll_col: 0,
             view_rows: 20,
             view_cols: 60,
-            pane: Rect::default(),
             highlighter: LineHighlighter::new(dark),
             highlight_on: true,
             marks: Vec::new(),
@@ -378,12 +375,12 @@ impl Editor {
     /// Where a character typed now shows ahead of its frame ([`Echo`]):
     /// inserted at the cursor, on a row of single-column text that keeps
     /// the cursor in view (no scroll, no selection replaced).
-    pub fn echo(&self) -> Option<Echo> {
+    pub fn echo(&self, area: Rect) -> Option<Echo> {
         if self.text.selection().is_some() {
             return None;
         }
         let (row, col) = self.cursor();
-        let at = self.row_area(self.pane, row)?;
+        let at = self.row_area(area, row)?;
         let line = &self.lines()[row];
         // Then a column per byte.
         if !line.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
@@ -973,12 +970,13 @@ mod tests {
         for text in ["", "x = 1", long] {
             for col in 0..=text.len() {
                 let mut editor = Editor::new(text, None, "m.lua".into(), true);
-                editor.pane = Rect::new(0, 0, width, height);
                 editor.view_rows = 3;
                 editor.view_cols = width as usize - 2 - editor.gutter_width();
                 editor.goto(1, col as u32 + 1);
                 let (before, cursor) = drawn(&editor, (width, height), ThemeKind::Dark);
-                let Some(echo) = editor.echo() else { continue };
+                let Some(echo) = editor.echo(Rect::new(0, 0, width, height)) else {
+                    continue;
+                };
                 echoed += 1;
                 assert_eq!(cursor, Some(echo.at), "{text:?} at {col}");
                 editor.input(key(KeyCode::Char('Z')));
@@ -1002,12 +1000,11 @@ mod tests {
     fn no_echo_over_a_selection_or_on_a_line_of_wide_text_or_tabs() {
         let echo = |text: &str, select: bool| {
             let mut editor = Editor::new(text, None, "m.lua".into(), true);
-            editor.pane = Rect::new(0, 0, 30, 5);
             editor.view_cols = 24;
             if select {
                 editor.input(KeyEvent::new(KeyCode::Right, KeyModifiers::SHIFT));
             }
-            editor.echo()
+            editor.echo(Rect::new(0, 0, 30, 5))
         };
         assert!(echo("abc", false).is_some());
         assert_eq!(echo("abc", true), None);
