@@ -241,13 +241,7 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
     let deadline = connect_deadline(&policy, hosts.len());
     let client = tokio::time::timeout(deadline, Client::new(&policy, &hosts))
         .await
-        .map_err(|_| {
-            let label = target.label();
-            format!(
-                "cannot connect to {label}: {}",
-                timed_out(started.elapsed())
-            )
-        })?
+        .map_err(|_| connect_error(&target, "timeout", started.elapsed()))?
         .map_err(|e| connect_error(&target, &e.base_message(), started.elapsed()))?;
     let info = describe(&client, &target, served.is_some() || serving.is_some())
         .await
@@ -264,20 +258,22 @@ async fn connect(target: Target, serving: Option<SocketAddr>) -> Result<Connecte
 /// (aerospike-core 3.0 awaits it bare), so a host that accepts and never
 /// answers would hold `Client::new` forever. Seeds are tried one after
 /// another, each for at most the connect and login timeouts, over two
-/// passes before the crate gives up: past that it is hung.
+/// passes before the crate gives up: past that it is hung. It is never
+/// under [`CONNECT_FLOOR`]: `Client::new` also waits for the partition
+/// map, which those timeouts do not bound (a short `--timeout` is meant
+/// per request).
 fn connect_deadline(policy: &ClientPolicy, seeds: usize) -> Duration {
-    // The crate's own fallbacks: connect_timeout, else timeout; login_timeout, else connect.
-    let connect = match policy.connect_timeout {
-        0 => policy.timeout,
-        ms => ms,
-    };
-    let login = match policy.login_timeout {
-        0 => connect,
-        ms => ms,
-    };
-    let per_seed = u64::from(connect) + u64::from(login);
-    Duration::from_millis(2 * per_seed * seeds.max(1) as u64)
+    // The crate's own fallbacks: timeout 0 is 30 s; connect_timeout, else
+    // timeout; login_timeout, else connect.
+    let or = |ms: u32, fallback: u64| if ms == 0 { fallback } else { u64::from(ms) };
+    let connect = or(policy.connect_timeout, or(policy.timeout, 30_000));
+    let login = or(policy.login_timeout, connect);
+    let hung = Duration::from_millis(2 * (connect + login) * seeds.max(1) as u64);
+    hung.max(CONNECT_FLOOR)
 }
+
+/// The least time connecting is given (see [`connect_deadline`]).
+const CONNECT_FLOOR: Duration = Duration::from_secs(5);
 
 fn timed_out(waited: Duration) -> String {
     format!("no answer, timed out after {} ms", waited.as_millis())
@@ -288,39 +284,29 @@ fn timed_out(waited: Duration) -> String {
 fn connect_error(target: &Target, message: &str, waited: Duration) -> String {
     let label = target.label();
     let tls = matches!(target, Target::Cluster { policy, .. } if policy.tls_policy.is_some());
-    if message.contains("partition table never formed") {
+    let detail = if message.contains("partition table never formed") {
         // Its text names the user among possible causes: not an auth failure.
-        return format!(
-            "cannot connect to {label}: the nodes answered but never gave a partition map"
-        );
-    }
-    // After its first line the crate lists one seed a line: "  HOST Error N: …".
-    let seeds: Vec<(&str, &str)> = message
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.trim().split_once(' '))
-        .collect();
-    match seeds.as_slice() {
-        [] => format!(
-            "cannot connect to {label}: {}",
-            seed_failure(message, waited, tls)
-        ),
-        [(_, error)] => format!(
-            "cannot connect to {label}: {}",
-            seed_failure(error, waited, tls)
-        ),
-        many => {
-            let each: Vec<String> = many
+        "the nodes answered but never gave a partition map".to_string()
+    } else {
+        // After its first line the crate lists one seed a line: "  HOST Error N: …".
+        let seeds: Vec<(&str, &str)> = message
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.trim().split_once(' '))
+            .collect();
+        match seeds.as_slice() {
+            [] => seed_failure(message, waited, tls),
+            [(_, error)] => seed_failure(error, waited, tls),
+            many => many
                 .iter()
                 .map(|(host, error)| format!("{host} {}", seed_failure(error, waited, tls)))
-                .collect();
-            format!("cannot connect to {label}: {}", each.join("; "))
+                .collect::<Vec<_>>()
+                .join("; "),
         }
-    }
+    };
+    format!("cannot connect to {label}: {detail}")
 }
 
-/// Why one seed failed, from the crate's error text for it; `tls`: the
-/// client spoke TLS.
 fn seed_failure(error: &str, waited: Duration, tls: bool) -> String {
     let lower = error.to_lowercase();
     // The error's last clause is its cause; the rest is the crate's framing.
@@ -415,6 +401,29 @@ async fn start_sandbox(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hang guard follows the crate's timeouts (0 is its 30 s), and a
+    /// short per-request `--timeout` does not cut connecting short.
+    #[test]
+    fn connecting_is_given_the_crates_timeouts_and_never_less_than_the_floor() {
+        let policy = |timeout, connect_timeout, login_timeout| ClientPolicy {
+            timeout,
+            connect_timeout,
+            login_timeout,
+            ..ClientPolicy::default()
+        };
+        let secs = |p: ClientPolicy, seeds| connect_deadline(&p, seeds).as_secs();
+        assert_eq!(
+            secs(policy(0, 0, 0), 1),
+            120,
+            "--timeout 0: the crate's 30 s"
+        );
+        assert_eq!(secs(policy(0, 0, 0), 2), 240);
+        assert_eq!(secs(policy(10_000, 0, 0), 1), 40);
+        assert_eq!(secs(policy(10_000, 2_000, 0), 1), 8);
+        assert_eq!(secs(policy(10_000, 2_000, 500), 1), 5, "the floor");
+        assert_eq!(secs(policy(50, 0, 0), 3), 5, "the floor");
+    }
 
     #[test]
     fn a_partition_map_that_never_formed_is_not_blamed_on_the_password() {
