@@ -310,7 +310,7 @@ async fn a_typed_character_shows_by_the_offered_plan_before_its_frame() {
         let (row, col) = console.app.editor.cursor();
         let mut written = Vec::new();
         assert!(
-            echoes.write(typed as u8, (120, 40), &mut written),
+            echoes.write(typed as u8, || Some((120, 40)), &mut written),
             "a plan is on offer"
         );
         assert!(written.contains(&(typed as u8)));
@@ -338,7 +338,7 @@ async fn a_typed_character_shows_by_the_offered_plan_before_its_frame() {
     .unwrap();
     assert!(console.step().await.unwrap());
     assert!(
-        !echoes.write(b'x', (120, 40), &mut Vec::new()),
+        !echoes.write(b'x', || Some((120, 40)), &mut Vec::new()),
         "help is open"
     );
 }

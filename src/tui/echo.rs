@@ -86,18 +86,27 @@ impl Echoes {
     }
 
     /// On the reader's thread: writes `typed` by the plan on offer, if
-    /// there is one, made for a terminal of `size` (a resize the console
-    /// has not yet drawn moves everything), and `typed` is a printable
-    /// ASCII character. True when written. The plan is used up: one
-    /// character a wait.
-    pub fn write(&self, typed: u8, size: (u16, u16), out: &mut impl Write) -> bool {
+    /// there is one, made for a terminal of the `size` it has now (a resize
+    /// the console has not yet drawn moves everything), and `typed` is a
+    /// printable ASCII character. True when written. The plan is used up:
+    /// one character a wait.
+    /// `size` is asked only when a plan is on offer.
+    pub fn write(
+        &self,
+        typed: u8,
+        size: impl FnOnce() -> Option<(u16, u16)>,
+        out: &mut impl Write,
+    ) -> bool {
         if !(typed.is_ascii_graphic() || typed == b' ') {
             return false;
         }
         let mut state = self.state();
-        let Some(plan) = state.plan.take_if(|plan| plan.size == size) else {
+        let Some(plan) = state.plan.take() else {
             return false;
         };
+        if size() != Some(plan.size) {
+            return false;
+        }
         // Counted as written even when the write fails part way: the frame
         // after draws the row whole either way.
         let _ = out.write_all(&plan.bytes(typed)).and_then(|_| out.flush());
@@ -131,18 +140,33 @@ mod tests {
     fn a_plan_is_written_once_and_only_while_offered() {
         let echoes = Echoes::default();
         let mut out = Vec::new();
-        assert!(!echoes.write(b'x', SIZE, &mut out), "nothing offered");
+        assert!(
+            !echoes.write(b'x', || Some(SIZE), &mut out),
+            "nothing offered"
+        );
         echoes.offer(Some(plan()));
-        assert!(!echoes.write(b'\t', SIZE, &mut out), "not printable");
-        assert!(!echoes.write(0x1b, SIZE, &mut out), "not printable");
-        assert!(!echoes.write(b'x', (80, 25), &mut out), "another size");
-        assert!(echoes.write(b'x', SIZE, &mut out));
-        assert!(!echoes.write(b'y', SIZE, &mut out), "used up");
+        assert!(
+            !echoes.write(b'\t', || Some(SIZE), &mut out),
+            "not printable"
+        );
+        assert!(
+            !echoes.write(0x1b, || Some(SIZE), &mut out),
+            "not printable"
+        );
+        assert!(
+            !echoes.write(b'x', || Some((80, 25)), &mut out),
+            "another size"
+        );
+        // A plan for another size is stale: gone until the next offer.
+        assert!(!echoes.write(b'x', || Some(SIZE), &mut out), "used up");
+        echoes.offer(Some(plan()));
+        assert!(echoes.write(b'x', || Some(SIZE), &mut out));
+        assert!(!echoes.write(b'y', || Some(SIZE), &mut out), "used up");
         assert_eq!(out, b"<move>xbc<cursor>");
         assert_eq!(echoes.withdraw(), Some((plan().echo, 'x')));
         assert_eq!(echoes.withdraw(), None, "taken");
         echoes.offer(Some(plan()));
         assert_eq!(echoes.withdraw(), None, "offered, not written");
-        assert!(!echoes.write(b'x', SIZE, &mut out), "withdrawn");
+        assert!(!echoes.write(b'x', || Some(SIZE), &mut out), "withdrawn");
     }
 }

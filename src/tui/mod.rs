@@ -502,12 +502,16 @@ async fn run_console(
     while console.step().await? {}
     let RunLoop {
         driver,
+        input,
         wakes,
         draws,
         echoed,
         signals,
         ..
     } = console;
+    // The terminal's reader stops before anything else: a key typed from
+    // here on is the shell's.
+    drop(input);
     driver.finish().await;
     drop(guard);
     let signal = signals.and_then(|s| s.caught);
@@ -568,6 +572,8 @@ pub struct RunLoop<B: Backend, I> {
     /// Where the terminal's reader shows typed characters (`None`: it
     /// does not).
     echoes: Option<Arc<echo::Echoes>>,
+    /// The plan made after the last frame.
+    plan: Option<echo::EchoPlan>,
     /// How often the loop woke up, and drew (for the idle test), and how
     /// many typed characters the reader showed ahead of their frames.
     pub wakes: u64,
@@ -597,6 +603,7 @@ where
             answered: None,
             signals: None,
             echoes: None,
+            plan: None,
             wakes: 0,
             draws: 0,
             echoed: 0,
@@ -624,11 +631,17 @@ where
     /// Draws what changed since the last frame, if anything did, then
     /// offers where a character typed next shows.
     pub fn draw(&mut self) -> anyhow::Result<()> {
-        if ui::draw_on(&mut self.app, &mut self.terminal)? {
+        let drawn = ui::draw_on(&mut self.app, &mut self.terminal)?;
+        if drawn {
             self.draws += 1;
         }
         if let Some(echoes) = &self.echoes {
-            echoes.offer(self.app.echo().and_then(|at| self.terminal.echo_plan(at)));
+            // The plan follows the screen: made anew only when a frame
+            // changed it (an echo taken in always draws its row again).
+            if drawn || self.plan.is_none() {
+                self.plan = self.app.echo().and_then(|at| self.terminal.echo_plan(at));
+            }
+            echoes.offer(self.plan.clone());
         }
         Ok(())
     }

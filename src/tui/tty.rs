@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IsTerminal};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -30,7 +30,7 @@ pub struct TtyInput {
     events: UnboundedReceiver<io::Result<Event>>,
     resized: Signal,
     /// Closed to stop the reader.
-    stop: Option<OwnedFd>,
+    stop: Option<std::io::PipeWriter>,
     reader: Option<JoinHandle<()>>,
 }
 
@@ -44,7 +44,7 @@ impl TtyInput {
         } else {
             File::open("/dev/tty")?.into()
         };
-        let (stopped, stop) = pipe()?;
+        let (stopped, stop) = std::io::pipe()?;
         let (sender, events) = unbounded_channel();
         let reader = std::thread::Builder::new()
             .name("terminal".into())
@@ -97,32 +97,21 @@ fn window_size(tty: &OwnedFd) -> Option<(u16, u16)> {
         .then_some((size.ws_col, size.ws_row))
 }
 
-/// A pipe's read and write ends.
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two descriptors to the array given.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are new and owned here alone.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// The reader's loop: waits for the terminal (or `stopped` to close),
 /// reads and parses what it has, shows a lone typed character by the plan
 /// on offer, and sends the events on. Ends with the terminal, the console
 /// or `stopped`.
 fn read_terminal(
     tty: &OwnedFd,
-    stopped: &OwnedFd,
+    stopped: &std::io::PipeReader,
     echoes: &Echoes,
     events: &UnboundedSender<io::Result<Event>>,
 ) {
     let mut decoder = Decoder::default();
     let mut parsed = VecDeque::new();
     loop {
-        let mut fds = [tty, stopped].map(|fd| libc::pollfd {
-            fd: fd.as_raw_fd(),
+        let mut fds = [tty.as_raw_fd(), stopped.as_raw_fd()].map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
         });
@@ -161,9 +150,8 @@ fn read_terminal(
             && parsed.len() == 1
             && matches!(parsed[0], Event::Key(KeyEvent { code: KeyCode::Char(c), modifiers, .. })
                 if c == typed as char && (modifiers - KeyModifiers::SHIFT).is_empty())
-            && let Some(size) = window_size(tty)
         {
-            echoes.write(typed, size, &mut io::stdout().lock());
+            echoes.write(typed, || window_size(tty), &mut io::stdout().lock());
         }
         for event in parsed.drain(..) {
             if events.send(Ok(event)).is_err() {
