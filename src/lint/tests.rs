@@ -1036,3 +1036,19 @@ fn record_method_a_record_function_called_on_the_record() {
         "function f(rec)\n  do\n    local rec = {gen = function() return 1 end}\n    return rec:gen()\n  end\nend\n",
     );
 }
+
+/// A method a module adds to the `Aerospike` class is one the `aerospike`
+/// object has; one it does not add is still flagged.
+#[test]
+fn unknown_field_knows_the_methods_a_module_adds_to_aerospike() {
+    let src = "function Aerospike:stamp(rec)\n  return 1\nend\nfunction f(rec)\n  return aerospike:stamp(rec) + aerospike:stampx(rec)\nend\n";
+    let flagged: Vec<String> = lint(src, &Options::default())
+        .into_iter()
+        .filter(|d| d.rule == "unknown_field")
+        .map(|d| d.message)
+        .collect();
+    assert_eq!(
+        flagged,
+        ["'aerospike' has no method 'stampx': it is nil at run time"]
+    );
+}

@@ -150,8 +150,15 @@ impl Visitor for GlobalsSet {
 
 impl GlobalsSet {
     /// A field set on `table`, kept if `unknown_field` checks that table.
+    /// `Aerospike` is the class of the `aerospike` object: what it gets,
+    /// the object has.
     fn field(&mut self, table: &str, field: Option<String>) {
-        let checked = table == "Aerospike" || super::std::members(table).is_some();
+        let table = if table == "Aerospike" {
+            "aerospike"
+        } else {
+            table
+        };
+        let checked = super::std::members(table).is_some();
         if let Some(field) = field.filter(|_| checked) {
             self.fields.insert(format!("{table}.{field}"));
         }
@@ -531,13 +538,23 @@ fn expr_calls<'b>(expr: &'b Expression, f: &mut dyn FnMut(&'b FunctionCall)) {
 
 impl Walk<'_> {
     fn find(&mut self, rule: &'static str, node: &impl Node, message: String) {
-        let (start, end) = span(node);
+        self.found(rule, span(node), message, None);
+    }
+
+    /// A finding over bytes `start..end`; `fix`: its own, else the rule's.
+    fn found(
+        &mut self,
+        rule: &'static str,
+        (start, end): (usize, usize),
+        message: String,
+        fix: Option<String>,
+    ) {
         self.out.push(Finding {
             rule,
             start,
             end,
             message,
-            fix: None,
+            fix,
         });
     }
 
@@ -550,13 +567,12 @@ impl Walk<'_> {
         let name = name_of(token);
         let (start, end) = span(token);
         if !name.starts_with('_') && self.is_local(&name) {
-            self.out.push(Finding {
-                rule: "shadowing",
-                start,
-                end,
-                message: format!("'{name}' shadows a local of the same name declared before"),
-                fix: None,
-            });
+            self.found(
+                "shadowing",
+                (start, end),
+                format!("'{name}' shadows a local of the same name declared before"),
+                None,
+            );
         }
         let scope = self.scopes.last_mut().expect("a scope is open");
         scope.tables.remove(&name);
@@ -576,13 +592,12 @@ impl Walk<'_> {
 
     fn unused(&mut self, name: &str, local: &Local) {
         if local.report && !local.read && !name.starts_with('_') {
-            self.out.push(Finding {
-                rule: "unused_variable",
-                start: local.start,
-                end: local.end,
-                message: format!("'{name}' is defined, but never used"),
-                fix: None,
-            });
+            self.found(
+                "unused_variable",
+                (local.start, local.end),
+                format!("'{name}' is defined, but never used"),
+                None,
+            );
         }
     }
 
@@ -609,13 +624,12 @@ impl Walk<'_> {
         }
         if !self.globals.contains(&name) && !super::std::global_roots().contains(&name) {
             let (start, end) = span(token);
-            self.out.push(Finding {
-                rule: "undefined_variable",
-                start,
-                end,
-                message: format!("'{name}' is not defined (nil at run time)"),
-                fix: None,
-            });
+            self.found(
+                "undefined_variable",
+                (start, end),
+                format!("'{name}' is not defined (nil at run time)"),
+                None,
+            );
         }
     }
 
@@ -666,15 +680,14 @@ impl Walk<'_> {
             && !defines(block, name, true)
         {
             // Nowhere to point in the source: its first line.
-            self.out.push(Finding {
-                rule: "missing_function",
-                start: 0,
-                end: 0,
-                message: format!(
+            self.found(
+                "missing_function",
+                (0, 0),
+                format!(
                     "the module has no function '{name}': the server answers \"function not found\""
                 ),
-                fix: None,
-            });
+                None,
+            );
         }
         for stmt in block.stmts() {
             if let Stmt::LocalFunction(f) = stmt {
@@ -1134,17 +1147,16 @@ impl Walk<'_> {
             return;
         }
         let (start, end) = span(suffixes[0]);
-        self.out.push(Finding {
-            rule: "record_method",
-            start,
-            end,
-            message: format!(
+        self.found(
+            "record_method",
+            (start, end),
+            format!(
                 "'{base}{sep}{name}(…)' calls the value of bin '{name}': a record has no methods"
             ),
-            fix: Some(format!(
+            Some(format!(
                 "call the library function: `record.{name}({base}, …)`"
             )),
-        });
+        );
     }
 
     fn suffix(&mut self, suffix: &Suffix) {
@@ -1282,13 +1294,7 @@ impl Walk<'_> {
                 .first()
                 .map(|s| span(*s).1)
                 .unwrap_or_else(|| span(base).1);
-            self.out.push(Finding {
-                rule: "unavailable_library",
-                start,
-                end,
-                message,
-                fix: None,
-            });
+            self.found("unavailable_library", (start, end), message, None);
         } else if let Some(first) = suffixes.first() {
             self.unknown_field(&name, first);
         }
@@ -1309,11 +1315,9 @@ impl Walk<'_> {
             _ => return,
         };
         // The module's own: `function string.trim`, `Aerospike.f = …`.
-        let own = |t: &str| self.fields.contains(&format!("{t}.{name}"));
         if members.contains(&name)
             || self.replaced.contains(table)
-            || own(table)
-            || (table == "aerospike" && own("Aerospike"))
+            || self.fields.contains(&format!("{table}.{name}"))
         {
             return;
         }
@@ -1326,13 +1330,12 @@ impl Walk<'_> {
                 nearest(&name, members).map(|m| format!("did you mean `{table}{sep}{m}`?"))
             });
         let (start, end) = span(token);
-        self.out.push(Finding {
-            rule: "unknown_field",
-            start,
-            end,
-            message: format!("'{table}' has no {what} '{name}': it is nil at run time"),
+        self.found(
+            "unknown_field",
+            (start, end),
+            format!("'{table}' has no {what} '{name}': it is nil at run time"),
             fix,
-        });
+        );
     }
 }
 
