@@ -988,20 +988,10 @@ const EXCERPT_CHARS: usize = 60;
 /// the text cut: quoted whole, a 40 KB word made a 40 KB message.
 pub fn excerpt(word: &str, at: usize) -> String {
     let len = word.chars().count();
-    if len <= EXCERPT_CHARS {
-        return word.to_string();
-    }
     let start = at
         .saturating_sub(EXCERPT_CHARS / 2)
-        .min(len - EXCERPT_CHARS);
-    let cut: String = word.chars().skip(start).take(EXCERPT_CHARS).collect();
-    let before = if start > 0 { "…" } else { "" };
-    let after = if start + EXCERPT_CHARS < len {
-        "…"
-    } else {
-        ""
-    };
-    format!("{before}{cut}{after}")
+        .min(len.saturating_sub(EXCERPT_CHARS));
+    crate::text::window(word, start, EXCERPT_CHARS)
 }
 
 /// `--bins`: the names to read; none for an empty value.

@@ -9,6 +9,18 @@ pub fn plural<N: Display + PartialEq + From<u8>>(n: N, one: &str, many: &str) ->
     format!("{n} {noun}")
 }
 
+/// At most `max` characters of `text` from character `start`, `…` marking
+/// each side cut.
+pub fn window(text: &str, start: usize, max: usize) -> String {
+    let mut out = String::from(if start > 0 { "…" } else { "" });
+    let mut chars = text.chars().skip(start);
+    out.extend(chars.by_ref().take(max));
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -18,5 +30,14 @@ mod tests {
         assert_eq!(plural(1usize, "step", "steps"), "1 step");
         assert_eq!(plural(0u64, "value", "values"), "0 values");
         assert_eq!(plural(2u32, "entry", "entries"), "2 entries");
+    }
+
+    #[test]
+    fn a_window_marks_each_side_it_cuts() {
+        assert_eq!(window("abcdef", 0, 6), "abcdef");
+        assert_eq!(window("abcdef", 0, 4), "abcd…");
+        assert_eq!(window("abcdef", 2, 4), "…cdef");
+        assert_eq!(window("abcdef", 1, 3), "…bcd…");
+        assert_eq!(window("éèêë", 1, 2), "…èê…");
     }
 }

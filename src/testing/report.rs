@@ -52,15 +52,10 @@ fn shown(text: &str) -> String {
 /// each cut, and a cut text ends with its full length.
 fn excerpt(text: &str, start: usize) -> String {
     let total = text.chars().count();
-    if start == 0 && total <= SHOWN {
-        return text.to_string();
+    let mut out = crate::text::window(text, start, SHOWN);
+    if start > 0 || total > SHOWN {
+        let _ = write!(out, "  ({total} characters)");
     }
-    let mut out = String::from(if start > 0 { "…" } else { "" });
-    out.extend(text.chars().skip(start).take(SHOWN));
-    if start + SHOWN < total {
-        out.push('…');
-    }
-    let _ = write!(out, "  ({total} characters)");
     out
 }
 
