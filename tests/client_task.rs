@@ -607,7 +607,11 @@ async fn series_runs(
 async fn a_series_reports_its_runs_and_the_record_around_them() {
     let (handle, mut events) = client::spawn(memory_sandbox());
     connected(&mut events).await;
-    let source = format!("{COUNTER}function noisy(rec)\n  info('hello %d', 7)\n  return 1\nend\n");
+    // Each run logs its own number, so the last run's logs are told apart.
+    let noisy = "function noisy(rec)\n  local n = (rec['n'] or 0) + 1\n  rec['n'] = n\n  \
+                 if aerospike:exists(rec) then aerospike:update(rec) else aerospike:create(rec) end\n  \
+                 info('run %d', n)\n  return n\nend\n";
+    let source = format!("{COUNTER}{noisy}");
     let put = Request::PutModule {
         name: "counter".into(),
         source,
@@ -652,7 +656,7 @@ async fn a_series_reports_its_runs_and_the_record_around_them() {
         panic!("{outcome:?}")
     };
     let texts: Vec<_> = logs.iter().map(|l| l.text.as_str()).collect();
-    assert_eq!(texts, ["hello 7"], "the last run's logs");
+    assert_eq!(texts, ["run 3"], "the last run's logs");
 }
 
 /// A cancelled series stops between runs and answers with the runs it did:
